@@ -1,0 +1,22 @@
+// Entry point of the Gaussian-mixture E-step pass: picks the component family for the covariance
+// type and runs the generic mixture pass. Instantiated for float and double in
+// src/gaussian_mixture_pass.cpp.
+#pragma once
+
+#include "fastelbo/gaussian_components.hpp"
+#include "fastelbo/mixture_pass.hpp"
+
+namespace fastelbo {
+
+// Throws std::invalid_argument on inconsistent arguments (before any work). Returns false if the
+// pass was interrupted through request.interrupt.
+template <class T>
+bool gaussian_mixture_pass(const GaussianMixtureParams<T>& params, const MixturePassRequest<T>& request,
+                           MixtureStatistics& statistics);
+
+extern template bool gaussian_mixture_pass<float>(const GaussianMixtureParams<float>&,
+                                                  const MixturePassRequest<float>&, MixtureStatistics&);
+extern template bool gaussian_mixture_pass<double>(const GaussianMixtureParams<double>&,
+                                                   const MixturePassRequest<double>&, MixtureStatistics&);
+
+}  // namespace fastelbo

@@ -1,0 +1,42 @@
+// k-means initialisation kernels: greedy k-means++ seeding and Lloyd iterations, both blocked over
+// rows with squared distances as matrix products (||x||^2 - 2 x.c + ||c||^2 about a common shift)
+// and deterministic, thread-count independent reductions.
+#pragma once
+
+#include "fastelbo/types.hpp"
+
+#include <cstdint>
+#include <vector>
+
+namespace fastelbo {
+
+template <class T>
+struct KMeansData {
+    const T* X = nullptr;              // [N, D] row-major
+    Index n_rows = 0;
+    Index n_features = 0;
+    const T* sample_weight = nullptr;  // [N] or null
+};
+
+struct KMeansResult {
+    std::vector<std::int64_t> labels;  // [N]
+    RowMatrix<double> centers;         // [K, D]
+    double inertia = 0;                // sum_n w_n ||x_n - c_{label_n}||^2
+    int n_iter = 0;
+    bool interrupted = false;
+};
+
+// Greedy k-means++ (each new centre is the best of `n_local_trials` candidates drawn with
+// probability proportional to w_n * D(x_n)^2). Returns the row indices of the chosen centres, or an
+// empty vector if interrupted.
+template <class T>
+std::vector<Index> kmeans_plusplus(const KMeansData<T>& data, Index n_clusters, Index n_local_trials,
+                                   std::uint64_t seed, int n_threads, const InterruptPoll& interrupt);
+
+// Lloyd iterations from `initial_centers` [K, D] until the labels stop changing or the total squared
+// centre shift is <= tol. Empty clusters are moved onto the points farthest from their centres.
+template <class T>
+KMeansResult lloyd_kmeans(const KMeansData<T>& data, const double* initial_centers, Index n_clusters, int max_iter,
+                          double tol, int n_threads, const InterruptPoll& interrupt);
+
+}  // namespace fastelbo

@@ -1,0 +1,77 @@
+// The additive sufficient statistics of one E-step pass over a mixture model.
+//
+// Everything the M-step and the ELBO / entropy decomposition need is a sum over rows, so partial
+// statistics of row blocks (or of chunks processed elsewhere) merge by addition. Totals are float64
+// whatever the working precision.
+//
+// First and second moments are taken about a per-component reference point r_c (the caller's choice:
+// the previous means for full covariances, one global shift for the other types) so that the M-step
+// forms scatter matrices from small, centred numbers instead of E[x^2] - E[x]^2:
+//   nk[c]  = sum_n w_n q_nc
+//   sx[c]  = sum_n w_n q_nc (x_n - r_c)
+//   sxx    full: [K, D, D] sum_n w_n q_nc (x_n - r_c)(x_n - r_c)^T
+//          tied: [D, D]    sum_c sum_n w_n q_nc (x_n - r_c)(x_n - r_c)^T  (all r_c equal)
+//          diag: [K, D]    sum_n w_n q_nc (x_n - r_c)^2
+//          spherical: [K]  sum_n w_n q_nc ||x_n - r_c||^2
+// plus the ELBO terms sum_n w_n, sum_n w_n log p(x_n) (the log-normaliser) and sum_n w_n H[q_n].
+#pragma once
+
+#include "fastelbo/types.hpp"
+
+#include <vector>
+
+namespace fastelbo {
+
+inline Index second_moment_size(CovarianceType type, Index K, Index D) {
+    switch (type) {
+        case CovarianceType::Full: return K * D * D;
+        case CovarianceType::Tied: return D * D;
+        case CovarianceType::Diag: return K * D;
+        case CovarianceType::Spherical: return K;
+    }
+    return 0;
+}
+
+// Per-block partial sums in the working precision T (scalar ELBO terms always in double).
+template <class T>
+struct BlockStatistics {
+    double sum_weight = 0, sum_log_norm = 0, sum_entropy = 0;
+    Vector<T> nk;
+    RowMatrix<T> sx;
+    Vector<T> sxx;
+
+    BlockStatistics(CovarianceType type, Index K, Index D)
+        : nk(Vector<T>::Zero(K)), sx(RowMatrix<T>::Zero(K, D)), sxx(Vector<T>::Zero(second_moment_size(type, K, D))) {}
+};
+
+struct MixtureStatistics {
+    double sum_weight = 0, sum_log_norm = 0, sum_entropy = 0;
+    Vector<double> nk;
+    RowMatrix<double> sx;
+    Vector<double> sxx;
+
+    MixtureStatistics(CovarianceType type, Index K, Index D)
+        : nk(Vector<double>::Zero(K)), sx(RowMatrix<double>::Zero(K, D)),
+          sxx(Vector<double>::Zero(second_moment_size(type, K, D))) {}
+
+    template <class T>
+    void merge(const BlockStatistics<T>& block) {
+        sum_weight += block.sum_weight;
+        sum_log_norm += block.sum_log_norm;
+        sum_entropy += block.sum_entropy;
+        nk += block.nk.template cast<double>();
+        sx += block.sx.template cast<double>();
+        sxx += block.sxx.template cast<double>();
+    }
+
+    // Rank updates fill only the lower triangle of full / tied second moments; mirror it.
+    void symmetrise_second_moments(CovarianceType type, Index K, Index D) {
+        const Index matrices = type == CovarianceType::Full ? K : (type == CovarianceType::Tied ? 1 : 0);
+        for (Index c = 0; c < matrices; ++c) {
+            Eigen::Map<RowMatrix<double>> m(sxx.data() + c * D * D, D, D);
+            m.template triangularView<Eigen::StrictlyUpper>() = m.transpose();
+        }
+    }
+};
+
+}  // namespace fastelbo

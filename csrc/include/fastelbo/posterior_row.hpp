@@ -1,0 +1,46 @@
+// One row of log-joints -> responsibilities, log-normaliser and entropy, in one sweep.
+//
+// With t_c = l_c - max_c l_c, e_c = exp(t_c) and s = sum_c e_c:
+//   log p(x) = max + log s,   q_c = e_c / s,   H[q] = -sum_c q_c log q_c = log s - (sum_c e_c t_c) / s.
+// The entropy needs no second exp or log; a component with e_c = 0 contributes exactly 0 as long as
+// l_c is finite, which the callers guarantee by flooring log-weights of empty components.
+#pragma once
+
+#include "fastelbo/types.hpp"
+
+#include <cmath>
+#include <limits>
+
+namespace fastelbo {
+
+struct RowPosterior {
+    double log_norm;
+    double entropy;
+    Index argmax;
+};
+
+// Overwrites `row` (length K) with the responsibilities. `scratch` holds at least K values.
+template <class T>
+inline RowPosterior posterior_from_log_joint_row(T* row, Index K, T* scratch) {
+    Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> l(row, K);
+    Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> e(scratch, K);
+    Index argmax = 0;
+    const T max = l.maxCoeff(&argmax);
+    l -= max;
+    e = l.exp();
+    const T s = e.sum();
+    const T et = (e * l).sum();
+    const T inv_s = T(1) / s;
+    l = e * inv_s;
+    const T log_s = std::log(s);
+    return RowPosterior{static_cast<double>(max) + static_cast<double>(log_s),
+                        static_cast<double>(log_s) - static_cast<double>(et * inv_s), argmax};
+}
+
+// A finite stand-in for log(0): keeps 0 * log-joint at 0 instead of NaN.
+template <class T>
+inline T log_zero_floor() {
+    return std::numeric_limits<T>::lowest() / T(16);
+}
+
+}  // namespace fastelbo

@@ -1,0 +1,45 @@
+// Shared type vocabulary of the fastelbo kernels: row-major Eigen matrices over caller-owned
+// memory, the covariance types, and the interrupt hook the drivers poll between row blocks.
+#pragma once
+
+#include <Eigen/Core>
+
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+
+namespace fastelbo {
+
+using Index = Eigen::Index;
+
+template <class T>
+using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T>
+using Vector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+template <class T>
+using RowVector = Eigen::Matrix<T, 1, Eigen::Dynamic>;
+template <class T>
+using ConstRowMatrixMap = Eigen::Map<const RowMatrix<T>>;
+template <class T>
+using RowMatrixMap = Eigen::Map<RowMatrix<T>>;
+template <class T>
+using ConstVectorMap = Eigen::Map<const Vector<T>>;
+
+enum class CovarianceType { Full, Tied, Diag, Spherical };
+
+inline CovarianceType parse_covariance_type(const std::string& name) {
+    if (name == "full") return CovarianceType::Full;
+    if (name == "tied") return CovarianceType::Tied;
+    if (name == "diag") return CovarianceType::Diag;
+    if (name == "spherical") return CovarianceType::Spherical;
+    throw std::invalid_argument("covariance_type must be one of 'full', 'tied', 'diag', 'spherical'; got '" +
+                                name + "'");
+}
+
+// Called by the drivers from the calling thread between rounds of row blocks (never inside a
+// parallel region). Returning true asks the driver to stop early; the driver then reports that
+// it was interrupted and its outputs are incomplete.
+using InterruptPoll = std::function<bool()>;
+
+}  // namespace fastelbo

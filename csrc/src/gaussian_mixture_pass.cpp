@@ -1,0 +1,32 @@
+#include "fastelbo/gaussian_mixture_pass.hpp"
+
+namespace fastelbo {
+
+template <class T>
+bool gaussian_mixture_pass(const GaussianMixtureParams<T>& params, const MixturePassRequest<T>& request,
+                           MixtureStatistics& statistics) {
+    const Index K = params.n_components, D = params.n_features;
+    if (K < 1 || D < 1) throw std::invalid_argument("gaussian_mixture_pass: need K >= 1 and D >= 1");
+    if (request.n_rows > 0 && request.X == nullptr) throw std::invalid_argument("gaussian_mixture_pass: X is null");
+    if (!params.log_weights || !params.means || !params.precisions_cholesky)
+        throw std::invalid_argument("gaussian_mixture_pass: missing parameter arrays");
+    if (params.type != CovarianceType::Full && !params.shift)
+        throw std::invalid_argument("gaussian_mixture_pass: shift is required for this covariance type");
+    switch (params.type) {
+        case CovarianceType::Full:
+            return run_mixture_pass(FullGaussians<T>(params), params.type, K, D, request, statistics);
+        case CovarianceType::Tied:
+            return run_mixture_pass(TiedGaussians<T>(params), params.type, K, D, request, statistics);
+        case CovarianceType::Diag:
+        case CovarianceType::Spherical:
+            return run_mixture_pass(DiagonalGaussians<T>(params), params.type, K, D, request, statistics);
+    }
+    throw std::invalid_argument("gaussian_mixture_pass: unknown covariance type");
+}
+
+template bool gaussian_mixture_pass<float>(const GaussianMixtureParams<float>&, const MixturePassRequest<float>&,
+                                           MixtureStatistics&);
+template bool gaussian_mixture_pass<double>(const GaussianMixtureParams<double>&, const MixturePassRequest<double>&,
+                                            MixtureStatistics&);
+
+}  // namespace fastelbo

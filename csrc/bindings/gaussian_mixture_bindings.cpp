@@ -10,7 +10,7 @@ template <class T>
 py::dict gaussian_mixture_pass_typed(const py::array& X_obj, const py::object& sample_weight_obj,
                                      const py::object& log_weights_obj, const py::object& means_obj,
                                      const py::object& precisions_cholesky_obj, const py::object& shift_obj,
-                                     const std::string& covariance_type, bool compute_statistics,
+                                     const std::string& covariance_type, bool compute_moments,
                                      bool return_log_norm, bool return_responsibilities, bool return_labels,
                                      int n_threads) {
     const CovarianceType type = parse_covariance_type(covariance_type);
@@ -45,14 +45,14 @@ py::dict gaussian_mixture_pass_typed(const py::array& X_obj, const py::object& s
     request.X = X.data();
     request.n_rows = N;
     request.sample_weight = sample_weight;
-    request.compute_statistics = compute_statistics;
+    request.compute_moments = compute_moments;
     if (return_log_norm) request.log_norm = (log_norm = py::array_t<T>({N})).mutable_data();
     if (return_responsibilities) request.responsibilities = (resp = py::array_t<T>({N, K})).mutable_data();
     if (return_labels) request.labels = (labels = py::array_t<std::int64_t>({N})).mutable_data();
     request.n_threads = n_threads;
     request.interrupt = python_interrupt_poll();
 
-    MixtureStatistics stats(type, 0, 0);
+    MixtureStatistics stats(type, 0, 0, false);
     bool finished;
     {
         py::gil_scoped_release release;
@@ -64,8 +64,8 @@ py::dict gaussian_mixture_pass_typed(const py::array& X_obj, const py::object& s
     out["sum_weight"] = stats.sum_weight;
     out["sum_log_norm"] = stats.sum_log_norm;
     out["sum_entropy"] = stats.sum_entropy;
-    if (compute_statistics) {
-        out["nk"] = to_numpy(stats.nk.data(), {K});
+    out["nk"] = to_numpy(stats.nk.data(), {K});
+    if (compute_moments) {
         out["sx"] = to_numpy(stats.sx.data(), {K, D});
         std::vector<py::ssize_t> sxx_shape;
         switch (type) {
@@ -89,22 +89,22 @@ void bind_gaussian_mixture(py::module_& m) {
         "gaussian_mixture_pass",
         [](const py::array& X, const py::object& sample_weight, const py::object& log_weights,
            const py::object& means, const py::object& precisions_cholesky, const py::object& shift,
-           const std::string& covariance_type, bool compute_statistics, bool return_log_norm,
+           const std::string& covariance_type, bool compute_moments, bool return_log_norm,
            bool return_responsibilities, bool return_labels, int n_threads) {
             return dispatch_float_dtype(X, "X", [&](auto tag) {
                 using T = decltype(tag);
                 return gaussian_mixture_pass_typed<T>(X, sample_weight, log_weights, means, precisions_cholesky,
-                                                      shift, covariance_type, compute_statistics,
+                                                      shift, covariance_type, compute_moments,
                                                       return_log_norm, return_responsibilities, return_labels,
                                                       n_threads);
             });
         },
         py::arg("X"), py::arg("sample_weight"), py::arg("log_weights"), py::arg("means"),
         py::arg("precisions_cholesky"), py::arg("shift"), py::arg("covariance_type"),
-        py::arg("compute_statistics") = true, py::arg("return_log_norm") = false,
+        py::arg("compute_moments") = true, py::arg("return_log_norm") = false,
         py::arg("return_responsibilities") = false, py::arg("return_labels") = false, py::arg("n_threads") = 0,
-        "One E-step pass of a Gaussian mixture over the rows of X: ELBO sums, optional sufficient statistics "
-        "and optional per-row outputs. All arrays share X's dtype (float32 or float64).");
+        "One E-step pass of a Gaussian mixture over the rows of X: ELBO sums and nk, optional moments "
+        "(sx, sxx) and optional per-row outputs. All arrays share X's dtype (float32 or float64).");
 }
 
 }  // namespace fastelbo::bindings

@@ -1,1 +1,52 @@
-"""fastelbo: fast EM for mixture models, with the ELBO and its entropy decomposition."""
+"""fastelbo: fast EM for mixture models, with the ELBO and its entropy decomposition.
+
+>>> from fastelbo import FastGMM
+>>> gmm = FastGMM(n_components=10).fit(X)           # doctest: +SKIP
+>>> gmm.entropy_decomposition()                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from fastelbo import _core
+from fastelbo.entropy import EntropyDecomposition
+from fastelbo.mixture import FastGMM
+
+try:
+    __version__ = version("fastelbo")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = _core.BUILD_INFO["version"]
+
+__all__ = ["EntropyDecomposition", "FastGMM", "build_info", "cuda_available", "__version__"]
+
+
+def cuda_available() -> bool:
+    """True if the CUDA kernels were compiled in and a GPU is usable (never, in this version)."""
+    return bool(_core.cuda_compiled())
+
+
+def build_info() -> dict:
+    """Versions and build options of the installed package.
+
+    Returns
+    -------
+    dict
+        ``version``, ``eigen_version``, ``compiler``, ``native_isa`` (compiled for the build host's
+        instruction set), ``simd`` (instruction sets Eigen vectorises with), ``openmp`` (enabled),
+        ``openmp_version``, ``openmp_max_threads`` (current default pool), ``cuda`` (compiled in),
+        ``cuda_available``, plus ``numpy`` and ``scikit-learn`` versions.
+    """
+    import numpy
+    import sklearn
+
+    info = dict(_core.BUILD_INFO)
+    info.update(
+        openmp=bool(_core.openmp_enabled()),
+        openmp_max_threads=int(_core.omp_max_threads()),
+        cuda=bool(_core.cuda_compiled()),
+        cuda_available=cuda_available(),
+        numpy=numpy.__version__,
+        scikit_learn=sklearn.__version__,
+    )
+    return info

@@ -1,6 +1,6 @@
 // Gaussian component families for the mixture E-step: each turns a block of rows into log-joints
-// log pi_c + log N(x_n; mu_c, Sigma_c) with matrix products, and accumulates the block's sufficient
-// statistics (see mixture_statistics.hpp) from the weighted responsibilities.
+// log pi_c + log N(x_n; mu_c, Sigma_c) with matrix products, and accumulates the block's first and
+// second moments (see mixture_statistics.hpp) from the weighted responsibilities.
 //
 // Coordinates are shifted by the caller's `shift` (typically the data mean) before any product, so
 // that float32 blocks and the second moments stay well conditioned.
@@ -110,7 +110,6 @@ class DiagonalGaussians {
     void accumulate(const RowBlock<T>&, const WorkBlock<T>& q, Workspace& ws, BlockStatistics<T>& out,
                     const T*) const {
         const Index n = q.rows();
-        out.nk = q.colwise().sum().transpose();
         ws.moments.noalias() = q.transpose() * ws.features.topRows(n);
         out.sx = ws.moments.leftCols(D_);
         if (spherical_) {
@@ -174,7 +173,6 @@ class TiedGaussians {
                     const T* sample_weight) const {
         const Index n = x.rows();
         auto xc = ws.centred.topRows(n);
-        out.nk = q.colwise().sum().transpose();
         out.sx.noalias() = q.transpose() * xc;
         Eigen::Map<RowMatrix<T>> sxx(out.sxx.data(), D_, D_);
         sxx.setZero();
@@ -237,7 +235,6 @@ class FullGaussians {
         const Index n = x.rows();
         auto xc = ws.centred.topRows(n);
         auto scaled = ws.whitened.topRows(n);
-        out.nk = q.colwise().sum().transpose();
         for (Index c = 0; c < K_; ++c) {
             xc = x.rowwise() - means_.row(c);
             out.sx.row(c).noalias() = q.col(c).transpose() * xc;

@@ -19,7 +19,7 @@ struct MixturePassRequest {
     const T* X = nullptr;              // [N, D] row-major
     Index n_rows = 0;
     const T* sample_weight = nullptr;  // [N] or null for unit weights
-    bool compute_statistics = true;
+    bool compute_moments = true;       // sx, sxx (nk and the ELBO sums are always computed)
     T* log_norm = nullptr;             // [N] out: log p(x_n), optional
     T* responsibilities = nullptr;     // [N, K] out: q_n, optional
     std::int64_t* labels = nullptr;    // [N] out: argmax_c log-joint, optional
@@ -28,7 +28,7 @@ struct MixturePassRequest {
 };
 
 // Runs the pass for one component family (DiagonalGaussians, TiedGaussians, FullGaussians, ...).
-// The scalar ELBO terms are always summed; the moments only if request.compute_statistics.
+// nk and the scalar ELBO terms are always summed; the moments only if request.compute_moments.
 // Returns false if interrupted; `statistics` then holds a partial sum only.
 template <class T, class Components>
 bool run_mixture_pass(const Components& components, CovarianceType type, Index K, Index D,
@@ -36,7 +36,7 @@ bool run_mixture_pass(const Components& components, CovarianceType type, Index K
     const Index bytes_per_row = components.bytes_per_row();
     RowBlocks blocks{request.n_rows, rows_per_block(bytes_per_row)};
     ConstRowMatrixMap<T> X(request.X, request.n_rows, D);
-    const bool with_stats = request.compute_statistics;
+    const bool with_moments = request.compute_moments;
 
     struct Workspace {
         typename Components::Workspace model;
@@ -47,7 +47,7 @@ bool run_mixture_pass(const Components& components, CovarianceType type, Index K
         return Workspace{components.make_workspace(blocks.block_rows), RowMatrix<T>(blocks.block_rows, K),
                          Vector<T>(K)};
     };
-    auto make_partial = [&] { return BlockStatistics<T>(type, with_stats ? K : 0, with_stats ? D : 0); };
+    auto make_partial = [&] { return BlockStatistics<T>(type, K, D, with_moments); };
 
     auto compute = [&](Index, Index begin, Index rows, BlockStatistics<T>& partial, Workspace& ws) {
         const auto x = X.middleRows(begin, rows);
@@ -70,17 +70,18 @@ bool run_mixture_pass(const Components& components, CovarianceType type, Index K
         partial.sum_weight = sum_weight;
         partial.sum_log_norm = sum_log_norm;
         partial.sum_entropy = sum_entropy;
-        if (with_stats) {
+        partial.nk = lj.colwise().sum().transpose();
+        if (with_moments) {
             components.accumulate(x, lj, ws.model, partial,
                                   request.sample_weight ? request.sample_weight + begin : nullptr);
         }
     };
 
-    statistics = MixtureStatistics(type, with_stats ? K : 0, with_stats ? D : 0);
+    statistics = MixtureStatistics(type, K, D, with_moments);
     auto merge = [&](const BlockStatistics<T>& partial) { statistics.merge(partial); };
     const bool finished =
         for_each_block_ordered(blocks, request.n_threads, make_partial, make_workspace, compute, merge, request.interrupt);
-    if (with_stats) statistics.symmetrise_second_moments(type, K, D);
+    statistics.symmetrise_second_moments(type, K, D);
     return finished;
 }
 

@@ -40,8 +40,10 @@ struct BlockStatistics {
     RowMatrix<T> sx;
     Vector<T> sxx;
 
-    BlockStatistics(CovarianceType type, Index K, Index D)
-        : nk(Vector<T>::Zero(K)), sx(RowMatrix<T>::Zero(K, D)), sxx(Vector<T>::Zero(second_moment_size(type, K, D))) {}
+    // Moments (sx, sxx) are sized only if `with_moments`; nk always is.
+    BlockStatistics(CovarianceType type, Index K, Index D, bool with_moments)
+        : nk(Vector<T>::Zero(K)), sx(RowMatrix<T>::Zero(with_moments ? K : 0, D)),
+          sxx(Vector<T>::Zero(with_moments ? second_moment_size(type, K, D) : 0)) {}
 };
 
 struct MixtureStatistics {
@@ -50,9 +52,9 @@ struct MixtureStatistics {
     RowMatrix<double> sx;
     Vector<double> sxx;
 
-    MixtureStatistics(CovarianceType type, Index K, Index D)
-        : nk(Vector<double>::Zero(K)), sx(RowMatrix<double>::Zero(K, D)),
-          sxx(Vector<double>::Zero(second_moment_size(type, K, D))) {}
+    MixtureStatistics(CovarianceType type, Index K, Index D, bool with_moments)
+        : nk(Vector<double>::Zero(K)), sx(RowMatrix<double>::Zero(with_moments ? K : 0, D)),
+          sxx(Vector<double>::Zero(with_moments ? second_moment_size(type, K, D) : 0)) {}
 
     template <class T>
     void merge(const BlockStatistics<T>& block) {
@@ -66,6 +68,7 @@ struct MixtureStatistics {
 
     // Rank updates fill only the lower triangle of full / tied second moments; mirror it.
     void symmetrise_second_moments(CovarianceType type, Index K, Index D) {
+        if (sxx.size() == 0) return;
         const Index matrices = type == CovarianceType::Full ? K : (type == CovarianceType::Tied ? 1 : 0);
         for (Index c = 0; c < matrices; ++c) {
             Eigen::Map<RowMatrix<double>> m(sxx.data() + c * D * D, D, D);

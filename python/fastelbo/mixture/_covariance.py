@@ -1,0 +1,128 @@
+"""What depends on the covariance type of a Gaussian mixture: shapes, precision Cholesky factors,
+log-determinants and parameter counts (scikit-learn's conventions throughout).
+
+``precisions_cholesky`` holds a triangular ``U`` per component with precision ``P = U U^T``
+(full/tied), or ``1/sqrt(variance)`` (diag/spherical).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import linalg
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+_ILL_DEFINED = (
+    "Fitting the mixture model failed because some components have ill-defined empirical "
+    "covariance (for instance caused by singleton or collapsed samples). Try to decrease the "
+    "number of components, increase reg_covar, or scale the input data."
+)
+
+
+def parameter_shape(covariance_type, n_components, n_features):
+    """Shape of ``covariances_`` / ``precisions_`` / ``precisions_cholesky_``."""
+    return {
+        "full": (n_components, n_features, n_features),
+        "tied": (n_features, n_features),
+        "diag": (n_components, n_features),
+        "spherical": (n_components,),
+    }[covariance_type]
+
+
+def precisions_cholesky_from_covariances(covariances, covariance_type):
+    """Upper-triangular factors ``U`` with ``U U^T = Sigma^{-1}``; ValueError if not positive definite."""
+    covariances = np.asarray(covariances, dtype=np.float64)
+    if covariance_type in ("full", "tied"):
+        matrices = covariances if covariance_type == "full" else covariances[None]
+        result = np.empty_like(matrices)
+        identity = np.eye(matrices.shape[-1])
+        for c, covariance in enumerate(matrices):
+            try:
+                cov_chol = linalg.cholesky(covariance, lower=True)
+            except linalg.LinAlgError:
+                raise ValueError(_ILL_DEFINED) from None
+            result[c] = linalg.solve_triangular(cov_chol, identity, lower=True).T
+        return result if covariance_type == "full" else result[0]
+    if np.any(~np.isfinite(covariances)) or np.any(covariances <= 0.0):
+        raise ValueError(_ILL_DEFINED)
+    return 1.0 / np.sqrt(covariances)
+
+
+def precisions_cholesky_from_precisions(precisions, covariance_type):
+    """Lower Cholesky factors of given precision matrices (diag/spherical: square roots)."""
+    precisions = np.asarray(precisions, dtype=np.float64)
+    if covariance_type == "full":
+        return np.array([linalg.cholesky(p, lower=True) for p in precisions])
+    if covariance_type == "tied":
+        return linalg.cholesky(precisions, lower=True)
+    return np.sqrt(precisions)
+
+
+def precisions_from_cholesky(precisions_cholesky, covariance_type):
+    """``P = U U^T`` (diag/spherical: ``U**2``)."""
+    u = np.asarray(precisions_cholesky)
+    if covariance_type == "full":
+        return np.einsum("kij,klj->kil", u, u)
+    if covariance_type == "tied":
+        return u @ u.T
+    return u**2
+
+
+def covariances_from_precisions_cholesky(precisions_cholesky, covariance_type):
+    """``Sigma = (U U^T)^{-1}``."""
+    precisions = precisions_from_cholesky(np.asarray(precisions_cholesky, np.float64), covariance_type)
+    if covariance_type == "full":
+        return np.linalg.inv(precisions)
+    if covariance_type == "tied":
+        return np.linalg.inv(precisions)
+    return 1.0 / precisions
+
+
+def half_log_det_covariances(precisions_cholesky, covariance_type, n_components, n_features):
+    """``1/2 log|Sigma_c|`` for every component, shape (K,) (tied: the shared value repeated)."""
+    u = np.asarray(precisions_cholesky, dtype=np.float64)
+    if covariance_type == "full":
+        values = -np.log(np.diagonal(u, axis1=1, axis2=2)).sum(axis=1)
+    elif covariance_type == "tied":
+        values = np.full(n_components, -np.log(np.diag(u)).sum())
+    elif covariance_type == "diag":
+        values = -np.log(u).sum(axis=1)
+    else:
+        values = -n_features * np.log(u)
+    return values
+
+
+def n_parameters(covariance_type, n_components, n_features):
+    """Number of free parameters (for BIC/AIC)."""
+    covariance_params = {
+        "full": n_components * n_features * (n_features + 1) / 2.0,
+        "tied": n_features * (n_features + 1) / 2.0,
+        "diag": n_components * n_features,
+        "spherical": n_components,
+    }[covariance_type]
+    return int(covariance_params + n_components * n_features + n_components - 1)
+
+
+def check_precisions_init(precisions, covariance_type, n_components, n_features):
+    """Validate ``precisions_init``: shape, finiteness, symmetry and positive definiteness."""
+    precisions = np.asarray(precisions, dtype=np.float64)
+    expected = parameter_shape(covariance_type, n_components, n_features)
+    if precisions.shape != expected:
+        raise ValueError(
+            f"precisions_init has shape {precisions.shape}, expected {expected} for "
+            f"covariance_type={covariance_type!r}"
+        )
+    if not np.all(np.isfinite(precisions)):
+        raise ValueError("precisions_init contains NaN or infinity")
+    if covariance_type in ("diag", "spherical"):
+        if np.any(precisions <= 0.0):
+            raise ValueError(f"precisions_init for covariance_type={covariance_type!r} must be positive")
+        return precisions
+    matrices = precisions if covariance_type == "full" else precisions[None]
+    for matrix in matrices:
+        if not np.allclose(matrix, matrix.T) or np.any(np.linalg.eigvalsh(matrix) <= 0.0):
+            raise ValueError(
+                f"precisions_init for covariance_type={covariance_type!r} must be symmetric and "
+                "positive-definite"
+            )
+    return precisions

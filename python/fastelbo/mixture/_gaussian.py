@@ -1,0 +1,417 @@
+"""FastGMM: a drop-in replacement for :class:`sklearn.mixture.GaussianMixture` whose E-step runs in
+the blocked C++ kernel, and which reports the ELBO's entropy decomposition."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from fastelbo import _core
+from fastelbo._base import EMEstimatorMixin
+from fastelbo._threads import resolve_n_threads
+from fastelbo.entropy import EntropyDecomposition, categorical_entropy, gaussian_entropy
+from fastelbo.mixture._covariance import (
+    COVARIANCE_TYPES,
+    check_precisions_init,
+    covariances_from_precisions_cholesky,
+    half_log_det_covariances,
+    n_parameters,
+    precisions_cholesky_from_covariances,
+    precisions_cholesky_from_precisions,
+    precisions_from_cholesky,
+)
+from fastelbo.mixture._gaussian_mstep import gaussian_m_step
+from fastelbo.mixture._initialization import (
+    INIT_PARAMS,
+    column_mean_and_variance,
+    initial_responsibilities,
+)
+from fastelbo.mixture._statistics import MixtureStatistics, statistics_from_responsibilities
+
+
+class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
+    """Gaussian mixture fitted by EM in C++, with the ELBO's entropy decomposition.
+
+    Same parameters, attributes and methods as :class:`sklearn.mixture.GaussianMixture`, plus
+    ``n_jobs``, :meth:`entropy_decomposition` and the histories ``elbo_history_`` and
+    ``entropy_sum_history_``. float32 input is computed in float32 (parameters are stored in the
+    input's dtype); any other input in float64.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of mixture components.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        Form of the component covariances.
+    tol : float, default=1e-3
+        Convergence threshold on the change of the mean log-likelihood (the ELBO).
+    reg_covar : float, default=1e-6
+        Added to the diagonal of every covariance. It keeps covariances positive definite; it also
+        makes the entropy identity inexact by about ``reg_covar/2 * sum_c qbar_c tr(Sigma_c^-1)``.
+    max_iter : int, default=100
+        Number of EM iterations per initialisation.
+    n_init : int, default=1
+        Number of initialisations; the best by final lower bound is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+        How the initial responsibilities are chosen (k-means runs in C++).
+    weights_init : array-like of shape (n_components,), default=None
+        Initial mixing weights.
+    means_init : array-like of shape (n_components, n_features), default=None
+        Initial means.
+    precisions_init : array-like, default=None
+        Initial precisions (inverse covariances), shaped as ``covariances_``.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the initialisation.
+    warm_start : bool, default=False
+        Start the next ``fit`` from the current parameters (``n_init`` is then ignored).
+    verbose : int, default=0
+        1 prints each initialisation and iteration; 2 adds times, the ELBO and the entropy sum.
+    verbose_interval : int, default=10
+        Iterations between progress lines.
+    n_jobs : int, default=None
+        Threads of the C++ kernels. ``None``: the OpenMP default (all cores unless limited by
+        ``OMP_NUM_THREADS`` or ``threadpoolctl``); ``-1``: all CPUs. Results are bitwise identical
+        for any value.
+
+    Attributes
+    ----------
+    weights_, means_, covariances_, precisions_, precisions_cholesky_ : ndarray
+        Fitted parameters, in scikit-learn's shapes.
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Mean log-likelihood of the training data at the last E-step of the best run.
+    lower_bounds_ : list of float
+        ``lower_bound`` at every iteration of the best run.
+    elbo_history_ : ndarray
+        ``F(q^t, Theta^t)`` per iteration (equal to ``lower_bounds_``).
+    entropy_sum_history_ : ndarray
+        ``S(q^t, Theta^{t+1})`` per iteration: equals ``F(q^t, Theta^{t+1})`` after every M-step, so
+        ``elbo_history_[t] <= entropy_sum_history_[t] <= elbo_history_[t + 1]``.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when X has string feature names.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastelbo import FastGMM
+    >>> X = np.r_[np.random.RandomState(0).randn(200, 2), np.random.RandomState(1).randn(200, 2) + 6]
+    >>> gmm = FastGMM(n_components=2, random_state=0).fit(X)
+    >>> d = gmm.entropy_decomposition()
+    >>> abs(d.elbo - d.entropy_sum) < 1e-4  # F = S at convergence (up to reg_covar)
+    True
+    """
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+        n_jobs=None,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.n_jobs = n_jobs
+
+    # -- fitting -----------------------------------------------------------------------------
+
+    def fit(self, X, y=None):
+        """Estimate the parameters by EM (``n_init`` runs, the best kept).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+
+        Returns
+        -------
+        self : FastGMM
+        """
+        self.fit_predict(X, y)
+        return self
+
+    def fit_predict(self, X, y=None):
+        """Fit, then return the most probable component of every training point.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        self._check_hyperparameters()
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C")
+        if X.shape[0] < self.n_components:
+            raise ValueError(
+                "Expected n_samples >= n_components but got "
+                f"n_components = {self.n_components}, n_samples = {X.shape[0]}"
+            )
+        self._check_initial_parameters(X.shape[1])
+        self._fit_em(X)
+        # Final E-step with the fitted parameters: labels consistent with predict(X), and the
+        # training decomposition, from the same pass.
+        stats, out = self._pass(X, moments=False, labels=True)
+        self._training_decomposition = self._decompose(stats)
+        return out["labels"]
+
+    # -- inference ---------------------------------------------------------------------------
+
+    def score_samples(self, X):
+        """Log-likelihood ``log p(x_n)`` of every sample, shape (n_samples,)."""
+        _, out = self._pass(self._validate_for_inference(X), moments=False, log_norm=True)
+        return out["log_norm"]
+
+    def score(self, X, y=None):
+        """Mean log-likelihood of X."""
+        stats, _ = self._pass(self._validate_for_inference(X), moments=False)
+        return stats.elbo
+
+    def predict(self, X):
+        """Most probable component of every sample, shape (n_samples,)."""
+        _, out = self._pass(self._validate_for_inference(X), moments=False, labels=True)
+        return out["labels"]
+
+    def predict_proba(self, X):
+        """Posterior probability of every component for every sample, shape (n_samples, K)."""
+        _, out = self._pass(self._validate_for_inference(X), moments=False, responsibilities=True)
+        return out["responsibilities"]
+
+    def sample(self, n_samples=1):
+        """Draw samples from the fitted model; returns ``(X, y)`` (scikit-learn's generator use)."""
+        check_is_fitted(self)
+        if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+            raise ValueError(
+                f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least one sample."
+            )
+        _, n_features = self.means_.shape
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n_samples, self.weights_.astype(np.float64))
+        if self.covariance_type == "full":
+            X = np.vstack(
+                [
+                    rng.multivariate_normal(mean, covariance, int(count))
+                    for (mean, covariance, count) in zip(self.means_, self.covariances_, counts)
+                ]
+            )
+        elif self.covariance_type == "tied":
+            X = np.vstack(
+                [
+                    rng.multivariate_normal(mean, self.covariances_, int(count))
+                    for (mean, count) in zip(self.means_, counts)
+                ]
+            )
+        else:
+            X = np.vstack(
+                [
+                    mean + rng.standard_normal(size=(count, n_features)) * np.sqrt(covariance)
+                    for (mean, covariance, count) in zip(self.means_, self.covariances_, counts)
+                ]
+            )
+        y = np.concatenate([np.full(count, j, dtype=int) for j, count in enumerate(counts)])
+        return X, y
+
+    def bic(self, X):
+        """Bayesian information criterion of X (lower is better)."""
+        X = self._validate_for_inference(X)
+        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
+
+    def aic(self, X):
+        """Akaike information criterion of X (lower is better)."""
+        X = self._validate_for_inference(X)
+        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+
+    def _n_parameters(self):
+        return n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
+
+    # -- EM hooks (see fastelbo._base) -------------------------------------------------------
+
+    def _pass(self, X, moments, log_norm=False, responsibilities=False, labels=False):
+        """One kernel pass with the current parameters; returns (statistics, per-row outputs)."""
+        dtype = np.result_type(X.dtype, self.means_.dtype)
+        X = np.ascontiguousarray(X, dtype=dtype)
+        weights = self.weights_.astype(np.float64)
+        with np.errstate(divide="ignore"):
+            log_weights = np.log(weights).astype(dtype)
+        means = np.ascontiguousarray(self.means_, dtype=dtype)
+        # Statistics are taken about a point near the data: the model's mean (full covariances
+        # use each component's own mean instead).
+        shift = (weights @ self.means_.astype(np.float64)).astype(dtype)
+        out = _core.gaussian_mixture_pass(
+            X,
+            None,
+            log_weights,
+            means,
+            np.ascontiguousarray(self.precisions_cholesky_, dtype=dtype),
+            shift,
+            self.covariance_type,
+            compute_moments=moments,
+            return_log_norm=log_norm,
+            return_responsibilities=responsibilities,
+            return_labels=labels,
+            n_threads=resolve_n_threads(self.n_jobs),
+        )
+        if self.covariance_type == "full":
+            reference = means.astype(np.float64)
+        else:
+            reference = np.broadcast_to(shift.astype(np.float64), means.shape).copy()
+        return MixtureStatistics.from_kernel(out, X.shape[0], reference), out
+
+    def _e_step(self, X, moments=True):
+        return self._pass(X, moments=moments)[0]
+
+    def _m_step(self, stats):
+        weights, means, covariances = gaussian_m_step(stats, self.covariance_type, self.reg_covar)
+        precisions_cholesky = precisions_cholesky_from_covariances(covariances, self.covariance_type)
+        self._assign(weights, means, covariances, precisions_cholesky)
+
+    def _decompose(self, stats):
+        n_features = self.means_.shape[1]
+        half_log_det = half_log_det_covariances(
+            self.precisions_cholesky_, self.covariance_type, self.n_components, n_features
+        )
+        observable = float(stats.mean_responsibilities @ gaussian_entropy(half_log_det, n_features))
+        return EntropyDecomposition(
+            elbo=stats.elbo,
+            variational_entropy=stats.variational_entropy,
+            prior_entropy=categorical_entropy(self.weights_),
+            observable_entropy=observable,
+            data_term=0.0,
+            n_samples=stats.n_samples,
+            model=f"FastGMM(n_components={self.n_components}, "
+            f"covariance_type={self.covariance_type!r})",
+        )
+
+    def _initialize_parameters(self, X, random_state):
+        weights = means = covariances = None
+        if self.weights_init is None or self.means_init is None or self.precisions_init is None:
+            column_mean, column_variance = column_mean_and_variance(X)
+            resp = initial_responsibilities(
+                X,
+                self.n_components,
+                self.init_params,
+                random_state,
+                resolve_n_threads(self.n_jobs),
+                column_variance,
+            )
+            stats = statistics_from_responsibilities(X, resp, column_mean, self.covariance_type)
+            weights, means, covariances = gaussian_m_step(stats, self.covariance_type, self.reg_covar)
+        if self.weights_init is not None:
+            weights = np.asarray(self.weights_init, dtype=np.float64)
+        if self.means_init is not None:
+            means = np.asarray(self.means_init, dtype=np.float64)
+        if self.precisions_init is None:
+            precisions_cholesky = precisions_cholesky_from_covariances(covariances, self.covariance_type)
+        else:
+            precisions_cholesky = precisions_cholesky_from_precisions(
+                self.precisions_init, self.covariance_type
+            )
+            covariances = covariances_from_precisions_cholesky(precisions_cholesky, self.covariance_type)
+        self._assign(weights, means, covariances, precisions_cholesky, dtype=X.dtype)
+
+    def _assign(self, weights, means, covariances, precisions_cholesky, dtype=None):
+        dtype = self.means_.dtype if dtype is None else dtype
+        self.weights_ = np.asarray(weights, dtype=dtype)
+        self.means_ = np.asarray(means, dtype=dtype)
+        self.covariances_ = np.asarray(covariances, dtype=dtype)
+        self.precisions_cholesky_ = np.asarray(precisions_cholesky, dtype=dtype)
+
+    def _get_parameters(self):
+        return (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)
+
+    def _set_parameters(self, params):
+        self.weights_, self.means_, self.covariances_, self.precisions_cholesky_ = params
+        self.precisions_ = precisions_from_cholesky(
+            self.precisions_cholesky_.astype(np.float64), self.covariance_type
+        ).astype(self.means_.dtype)
+
+    # -- validation --------------------------------------------------------------------------
+
+    def _validate_for_inference(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+
+    def _check_hyperparameters(self):
+        def integer(name, minimum):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+        def real(name):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+        integer("n_components", 1)
+        integer("max_iter", 0)
+        integer("n_init", 1)
+        integer("verbose", 0)
+        integer("verbose_interval", 1)
+        real("tol")
+        real("reg_covar")
+        if self.covariance_type not in COVARIANCE_TYPES:
+            raise ValueError(
+                f"covariance_type must be one of {COVARIANCE_TYPES}, got {self.covariance_type!r}"
+            )
+        if self.init_params not in INIT_PARAMS:
+            raise ValueError(f"init_params must be one of {INIT_PARAMS}, got {self.init_params!r}")
+        resolve_n_threads(self.n_jobs)
+
+    def _check_initial_parameters(self, n_features):
+        K = self.n_components
+        if self.weights_init is not None:
+            weights = _as_float_array(self.weights_init, "weights_init")
+            if weights.shape != (K,):
+                raise ValueError(f"weights_init has shape {weights.shape}, expected ({K},)")
+            if np.any(weights < 0.0) or np.any(weights > 1.0):
+                raise ValueError("weights_init must lie in [0, 1]")
+            if not np.isclose(weights.sum(), 1.0):
+                raise ValueError(f"weights_init must sum to 1, got sum {weights.sum():.6f}")
+        if self.means_init is not None:
+            means = _as_float_array(self.means_init, "means_init")
+            if means.shape != (K, n_features):
+                raise ValueError(f"means_init has shape {means.shape}, expected ({K}, {n_features})")
+        if self.precisions_init is not None:
+            _as_float_array(self.precisions_init, "precisions_init")
+            check_precisions_init(self.precisions_init, self.covariance_type, K, n_features)
+
+
+def _as_float_array(value, name):
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be an array of real numbers: {error}") from None
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return array

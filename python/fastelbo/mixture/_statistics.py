@@ -1,0 +1,140 @@
+"""Additive sufficient statistics of a mixture E-step, and their computation from given
+responsibilities (used by the initialisations).
+
+The moments are taken about a per-component reference point ``r_c`` (``reference``)::
+
+    nk[c] = sum_n w_n q_nc
+    sx[c] = sum_n w_n q_nc (x_n - r_c)
+    sxx   = sum_n w_n q_nc (x_n - r_c)(x_n - r_c)^T    shaped per covariance type:
+            full (K, D, D); tied (D, D) summed over c; diag (K, D) squares; spherical (K,) squared norms
+
+Sums over disjoint sets of rows merge by addition (:meth:`MixtureStatistics.merge`), so statistics of
+row chunks computed anywhere combine into the statistics of their union.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+#: Rows per chunk when statistics are computed in NumPy (bounds the float64 working copy).
+_CHUNK_ROWS = 65536
+
+
+@dataclass
+class MixtureStatistics:
+    """Sufficient statistics and ELBO sums of one pass (all float64)."""
+
+    n_samples: int
+    sum_weight: float
+    sum_log_norm: float
+    sum_entropy: float
+    nk: np.ndarray
+    sx: np.ndarray | None = None
+    sxx: np.ndarray | None = None
+    reference: np.ndarray | None = None
+
+    @classmethod
+    def from_kernel(cls, out: dict, n_samples: int, reference=None) -> MixtureStatistics:
+        """Wrap the dictionary returned by ``_core.gaussian_mixture_pass``."""
+        return cls(
+            n_samples=int(n_samples),
+            sum_weight=float(out["sum_weight"]),
+            sum_log_norm=float(out["sum_log_norm"]),
+            sum_entropy=float(out["sum_entropy"]),
+            nk=out["nk"],
+            sx=out.get("sx"),
+            sxx=out.get("sxx"),
+            reference=reference,
+        )
+
+    @property
+    def elbo(self) -> float:
+        """Mean ELBO ``F(q, Theta)`` of the pass (the mean log-likelihood for exact posteriors)."""
+        return self.sum_log_norm / self.sum_weight
+
+    @property
+    def variational_entropy(self) -> float:
+        """Mean posterior entropy ``<H[q_n]>``."""
+        return self.sum_entropy / self.sum_weight
+
+    @property
+    def mean_responsibilities(self) -> np.ndarray:
+        """The aggregate posterior ``qbar_c = <q_n(c)>``."""
+        return self.nk / self.sum_weight
+
+    def merge(self, other: MixtureStatistics) -> MixtureStatistics:
+        """Statistics of the union of two disjoint row sets (same parameters and reference)."""
+        if (self.reference is None) != (other.reference is None) or (
+            self.reference is not None and not np.array_equal(self.reference, other.reference)
+        ):
+            raise ValueError("cannot merge statistics taken about different reference points")
+
+        def add(a, b):
+            return None if a is None or b is None else a + b
+
+        return MixtureStatistics(
+            self.n_samples + other.n_samples,
+            self.sum_weight + other.sum_weight,
+            self.sum_log_norm + other.sum_log_norm,
+            self.sum_entropy + other.sum_entropy,
+            self.nk + other.nk,
+            add(self.sx, other.sx),
+            add(self.sxx, other.sxx),
+            self.reference,
+        )
+
+
+def statistics_from_responsibilities(X, resp, shift, covariance_type, sample_weight=None):
+    """Moments of X under given responsibilities, about the common reference point ``shift``.
+
+    ``resp`` is an (N, K) ndarray, a scipy sparse matrix (hard assignments), or any object with
+    ``shape`` whose row slices, read in order, are ndarrays. The ELBO sums are not
+    defined for arbitrary responsibilities and are left at zero (``sum_weight`` is set).
+    """
+    n_samples, n_features = X.shape
+    n_components = resp.shape[1]
+    sparse = sp.issparse(resp)
+    if sparse:
+        resp = sp.csr_matrix(resp, dtype=np.float64)
+    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    nk = np.zeros(n_components)
+    sx = np.zeros((n_components, n_features))
+    sxx = np.zeros(_second_moment_shape(covariance_type, n_components, n_features))
+    for start in range(0, n_samples, _CHUNK_ROWS):
+        stop = min(start + _CHUNK_ROWS, n_samples)
+        xc = np.asarray(X[start:stop], dtype=np.float64) - shift
+        r = resp[start:stop]
+        if not sparse:
+            r = np.asarray(r, dtype=np.float64)
+        if weights is not None:
+            w = weights[start:stop]
+            r = sp.diags(w) @ r if sparse else r * w[:, None]
+        rt = r.T
+        nk += np.asarray(r.sum(axis=0)).ravel()
+        sx += rt @ xc
+        if covariance_type == "diag":
+            sxx += rt @ (xc * xc)
+        elif covariance_type == "spherical":
+            sxx += rt @ np.einsum("ij,ij->i", xc, xc)
+        elif covariance_type == "tied":
+            row_weight = np.asarray(r.sum(axis=1)).ravel()
+            sxx += (xc * row_weight[:, None]).T @ xc
+        else:
+            dense_columns = r.toarray() if sparse else r
+            for c in range(n_components):
+                sxx[c] += (xc * dense_columns[:, c : c + 1]).T @ xc
+    sum_weight = float(n_samples if weights is None else weights.sum())
+    reference = np.broadcast_to(np.asarray(shift, dtype=np.float64), (n_components, n_features))
+    return MixtureStatistics(n_samples, sum_weight, 0.0, 0.0, nk, sx, sxx, np.array(reference))
+
+
+def _second_moment_shape(covariance_type, n_components, n_features):
+    return {
+        "full": (n_components, n_features, n_features),
+        "tied": (n_features, n_features),
+        "diag": (n_components, n_features),
+        "spherical": (n_components,),
+    }[covariance_type]

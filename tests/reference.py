@@ -447,3 +447,22 @@ def make_blobs_data(
     y = np.concatenate(labels)
     perm = rng.permutation(N)
     return X[perm].astype(dtype), y[perm]
+
+
+def em_start(X, n_components, covariance_type, random_state, temperature=20.0, reg_covar=1e-3):
+    """Return a broad starting Theta^0 = (weights, means, covariances) for EM from soft assignments
+    of every point to ``n_components`` random data points."""
+    rng = np.random.default_rng(random_state)
+    X = _as_f64(X)
+    centers = X[rng.choice(X.shape[0], n_components, replace=False)]
+    logits = -squared_distances(X, centers) / (2.0 * temperature)
+    resp = np.exp(logits - logsumexp(logits, axis=1, keepdims=True))
+    return m_step(X, resp, reg_covar, covariance_type)
+
+
+def precisions_from_covariances(covariances, covariance_type):
+    """Return the precisions (inverse covariances) in scikit-learn's ``precisions_`` shape."""
+    covariances = _as_f64(covariances)
+    if covariance_type in ("full", "tied"):
+        return np.linalg.inv(covariances)
+    return 1.0 / covariances

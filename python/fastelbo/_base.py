@@ -23,6 +23,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from fastelbo._threads import single_threaded_blas
+
 
 class EMEstimatorMixin:
     """EM loop over the model hooks (see module docstring)."""
@@ -101,6 +103,7 @@ class EMEstimatorMixin:
 
     # -- results -----------------------------------------------------------------------------
 
+    @single_threaded_blas
     def entropy_decomposition(self, X=None):
         """ELBO and its entropy decomposition (``shared/THEORY.md``).
 

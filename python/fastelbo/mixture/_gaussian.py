@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from fastelbo import _core
 from fastelbo._base import EMEstimatorMixin
-from fastelbo._threads import resolve_n_threads
+from fastelbo._threads import resolve_n_threads, single_threaded_blas
 from fastelbo.entropy import EntropyDecomposition, categorical_entropy, gaussian_entropy
 from fastelbo.mixture._covariance import (
     COVARIANCE_TYPES,
@@ -159,6 +159,7 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
         self.fit_predict(X, y)
         return self
 
+    @single_threaded_blas
     def fit_predict(self, X, y=None):
         """Fit, then return the most probable component of every training point.
 
@@ -188,21 +189,25 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
 
     # -- inference ---------------------------------------------------------------------------
 
+    @single_threaded_blas
     def score_samples(self, X):
         """Log-likelihood ``log p(x_n)`` of every sample, shape (n_samples,)."""
         _, out = self._pass(self._validate_for_inference(X), moments=False, log_norm=True)
         return out["log_norm"]
 
+    @single_threaded_blas
     def score(self, X, y=None):
         """Mean log-likelihood of X."""
         stats, _ = self._pass(self._validate_for_inference(X), moments=False)
         return stats.elbo
 
+    @single_threaded_blas
     def predict(self, X):
         """Most probable component of every sample, shape (n_samples,)."""
         _, out = self._pass(self._validate_for_inference(X), moments=False, labels=True)
         return out["labels"]
 
+    @single_threaded_blas
     def predict_proba(self, X):
         """Posterior probability of every component for every sample, shape (n_samples, K)."""
         _, out = self._pass(self._validate_for_inference(X), moments=False, responsibilities=True)
@@ -242,11 +247,13 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
         y = np.concatenate([np.full(count, j, dtype=int) for j, count in enumerate(counts)])
         return X, y
 
+    @single_threaded_blas
     def bic(self, X):
         """Bayesian information criterion of X (lower is better)."""
         X = self._validate_for_inference(X)
         return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
 
+    @single_threaded_blas
     def aic(self, X):
         """Akaike information criterion of X (lower is better)."""
         X = self._validate_for_inference(X)
@@ -257,10 +264,14 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
 
     # -- EM hooks (see fastelbo._base) -------------------------------------------------------
 
-    def _pass(self, X, moments, log_norm=False, responsibilities=False, labels=False):
+    def _pass(
+        self, X, moments, log_norm=False, responsibilities=False, labels=False, sample_weight=None
+    ):
         """One kernel pass with the current parameters; returns (statistics, per-row outputs)."""
         dtype = np.result_type(X.dtype, self.means_.dtype)
         X = np.ascontiguousarray(X, dtype=dtype)
+        if sample_weight is not None:
+            sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
         weights = self.weights_.astype(np.float64)
         with np.errstate(divide="ignore"):
             log_weights = np.log(weights).astype(dtype)
@@ -270,7 +281,7 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
         shift = (weights @ self.means_.astype(np.float64)).astype(dtype)
         out = _core.gaussian_mixture_pass(
             X,
-            None,
+            sample_weight,
             log_weights,
             means,
             np.ascontiguousarray(self.precisions_cholesky_, dtype=dtype),
@@ -288,8 +299,8 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
             reference = np.broadcast_to(shift.astype(np.float64), means.shape).copy()
         return MixtureStatistics.from_kernel(out, X.shape[0], reference), out
 
-    def _e_step(self, X, moments=True):
-        return self._pass(X, moments=moments)[0]
+    def _e_step(self, X, moments=True, sample_weight=None):
+        return self._pass(X, moments=moments, sample_weight=sample_weight)[0]
 
     def _m_step(self, stats):
         weights, means, covariances = gaussian_m_step(stats, self.covariance_type, self.reg_covar)

@@ -42,9 +42,7 @@ def _as_f64(a):
 def _check_covariance_type(covariance_type):
     """Raise ValueError for an unknown covariance type."""
     if covariance_type not in COVARIANCE_TYPES:
-        raise ValueError(
-            f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}"
-        )
+        raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}")
 
 
 def _sample_weight(sample_weight, n_samples):
@@ -342,19 +340,13 @@ def em(
         es = e_step(X, *theta, covariance_type, sample_weight=sample_weight)
         resp = es["resp"]
         out["elbo"].append(es["sum_log_norm"] / es["sum_weight"])
-        out["elbo_bruteforce"].append(
-            elbo(X, resp, *theta, covariance_type, sample_weight=sample_weight)
-        )
+        out["elbo_bruteforce"].append(elbo(X, resp, *theta, covariance_type, sample_weight=sample_weight))
         out["resp"].append(resp)
         # M-step: Theta^{t+1} from q^t.
         theta = m_step(X, resp, reg_covar, covariance_type, sample_weight=sample_weight)
         out["params"].append(theta)
-        out["post_mstep_elbo"].append(
-            elbo(X, resp, *theta, covariance_type, sample_weight=sample_weight)
-        )
-        terms = entropy_terms(
-            resp, theta[0], theta[2], covariance_type, D, sample_weight=sample_weight
-        )
+        out["post_mstep_elbo"].append(elbo(X, resp, *theta, covariance_type, sample_weight=sample_weight))
+        terms = entropy_terms(resp, theta[0], theta[2], covariance_type, D, sample_weight=sample_weight)
         out["entropy_terms"].append(terms)
         out["entropy_sum"].append(terms["entropy_sum"])
     out["final"] = theta

@@ -8,9 +8,8 @@ import warnings
 import numpy as np
 import pytest
 import reference as ref
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
-
 from fastelbo import EntropyDecomposition, FastGMM
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 COV_TYPES = list(ref.COVARIANCE_TYPES)
 K = 4

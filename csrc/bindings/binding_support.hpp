@@ -5,10 +5,10 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-#include "fastelbo/types.hpp"
-
 #include <string>
 #include <vector>
+
+#include "fastelbo/types.hpp"
 
 namespace fastelbo::bindings {
 
@@ -59,7 +59,9 @@ inline InterruptPoll python_interrupt_poll() {
 }
 
 // After a kernel reported an interrupt: re-raise the pending KeyboardInterrupt (GIL held).
-[[noreturn]] inline void raise_pending_interrupt() { throw py::error_already_set(); }
+[[noreturn]] inline void raise_pending_interrupt() {
+    throw py::error_already_set();
+}
 
 template <class Scalar>
 py::array_t<Scalar> to_numpy(const Scalar* data, const std::vector<py::ssize_t>& shape) {

@@ -10,9 +10,8 @@ template <class T>
 py::dict gaussian_mixture_pass_typed(const py::array& X_obj, const py::object& sample_weight_obj,
                                      const py::object& log_weights_obj, const py::object& means_obj,
                                      const py::object& precisions_cholesky_obj, const py::object& shift_obj,
-                                     const std::string& covariance_type, bool compute_moments,
-                                     bool return_log_norm, bool return_responsibilities, bool return_labels,
-                                     int n_threads) {
+                                     const std::string& covariance_type, bool compute_moments, bool return_log_norm,
+                                     bool return_responsibilities, bool return_labels, int n_threads) {
     const CovarianceType type = parse_covariance_type(covariance_type);
     auto X = require_array<T>(X_obj, "X", {-1, -1});
     const py::ssize_t N = X.shape(0), D = X.shape(1);
@@ -87,22 +86,21 @@ py::dict gaussian_mixture_pass_typed(const py::array& X_obj, const py::object& s
 void bind_gaussian_mixture(py::module_& m) {
     m.def(
         "gaussian_mixture_pass",
-        [](const py::array& X, const py::object& sample_weight, const py::object& log_weights,
-           const py::object& means, const py::object& precisions_cholesky, const py::object& shift,
-           const std::string& covariance_type, bool compute_moments, bool return_log_norm,
-           bool return_responsibilities, bool return_labels, int n_threads) {
+        [](const py::array& X, const py::object& sample_weight, const py::object& log_weights, const py::object& means,
+           const py::object& precisions_cholesky, const py::object& shift, const std::string& covariance_type,
+           bool compute_moments, bool return_log_norm, bool return_responsibilities, bool return_labels,
+           int n_threads) {
             return dispatch_float_dtype(X, "X", [&](auto tag) {
                 using T = decltype(tag);
-                return gaussian_mixture_pass_typed<T>(X, sample_weight, log_weights, means, precisions_cholesky,
-                                                      shift, covariance_type, compute_moments,
-                                                      return_log_norm, return_responsibilities, return_labels,
-                                                      n_threads);
+                return gaussian_mixture_pass_typed<T>(X, sample_weight, log_weights, means, precisions_cholesky, shift,
+                                                      covariance_type, compute_moments, return_log_norm,
+                                                      return_responsibilities, return_labels, n_threads);
             });
         },
         py::arg("X"), py::arg("sample_weight"), py::arg("log_weights"), py::arg("means"),
-        py::arg("precisions_cholesky"), py::arg("shift"), py::arg("covariance_type"),
-        py::arg("compute_moments") = true, py::arg("return_log_norm") = false,
-        py::arg("return_responsibilities") = false, py::arg("return_labels") = false, py::arg("n_threads") = 0,
+        py::arg("precisions_cholesky"), py::arg("shift"), py::arg("covariance_type"), py::arg("compute_moments") = true,
+        py::arg("return_log_norm") = false, py::arg("return_responsibilities") = false,
+        py::arg("return_labels") = false, py::arg("n_threads") = 0,
         "One E-step pass of a Gaussian mixture over the rows of X: ELBO sums and nk, optional moments "
         "(sx, sxx) and optional per-row outputs. All arrays share X's dtype (float32 or float64).");
 }

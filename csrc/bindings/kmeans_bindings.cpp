@@ -17,8 +17,8 @@ void bind_kmeans(py::module_& m) {
                 std::vector<Index> chosen;
                 {
                     py::gil_scoped_release release;
-                    chosen = kmeans_plusplus(data, n_clusters, n_local_trials, seed, n_threads,
-                                             python_interrupt_poll());
+                    chosen =
+                        kmeans_plusplus(data, n_clusters, n_local_trials, seed, n_threads, python_interrupt_poll());
                 }
                 if (chosen.empty()) raise_pending_interrupt();
                 py::array_t<std::int64_t> out(static_cast<py::ssize_t>(chosen.size()));
@@ -46,15 +46,13 @@ void bind_kmeans(py::module_& m) {
                                           python_interrupt_poll());
                 }
                 if (result.interrupted) raise_pending_interrupt();
-                return py::make_tuple(
-                    to_numpy(result.labels.data(), {static_cast<py::ssize_t>(result.labels.size())}),
-                    to_numpy(result.centers.data(), {result.centers.rows(), result.centers.cols()}),
-                    result.inertia, result.n_iter);
+                return py::make_tuple(to_numpy(result.labels.data(), {static_cast<py::ssize_t>(result.labels.size())}),
+                                      to_numpy(result.centers.data(), {result.centers.rows(), result.centers.cols()}),
+                                      result.inertia, result.n_iter);
             });
         },
         py::arg("X"), py::arg("sample_weight"), py::arg("centers"), py::arg("max_iter"), py::arg("tol"),
-        py::arg("n_threads") = 0,
-        "Lloyd k-means from the given centres; returns (labels, centers, inertia, n_iter).");
+        py::arg("n_threads") = 0, "Lloyd k-means from the given centres; returns (labels, centers, inertia, n_iter).");
 }
 
 }  // namespace fastelbo::bindings

@@ -21,13 +21,16 @@ PYBIND11_MODULE(_core, m) {
         return false;
 #endif
     });
-    m.def("omp_max_threads", [] {
+    m.def(
+        "omp_max_threads",
+        [] {
 #ifdef FASTELBO_OPENMP
-        return omp_get_max_threads();
+            return omp_get_max_threads();
 #else
-        return 1;
+            return 1;
 #endif
-    }, "The OpenMP pool size a kernel gets when n_threads <= 0 (threadpoolctl limits it).");
+        },
+        "The OpenMP pool size a kernel gets when n_threads <= 0 (threadpoolctl limits it).");
     m.def("cuda_compiled", [] {
 #ifdef FASTELBO_CUDA
         return true;

@@ -1,10 +1,10 @@
 #include "fastelbo/kmeans.hpp"
 
-#include "fastelbo/random.hpp"
-#include "fastelbo/row_block_schedule.hpp"
-
 #include <algorithm>
 #include <numeric>
+
+#include "fastelbo/random.hpp"
+#include "fastelbo/row_block_schedule.hpp"
 
 namespace fastelbo {
 namespace {
@@ -57,7 +57,6 @@ RowMatrix<double> gather_rows(const KMeansData<T>& data, const std::vector<Index
     return out;
 }
 
-
 // One blocked pass: distances of every row to `candidates`, written to `distances` [N, M] after
 // taking the minimum with `closest` [N]; returns sum_n w_n min(closest_n, d(x_n, candidate_m)) per m.
 template <class T>
@@ -108,7 +107,8 @@ template <class T>
 std::vector<Index> kmeans_plusplus(const KMeansData<T>& data, Index n_clusters, Index n_local_trials,
                                    std::uint64_t seed, int n_threads, const InterruptPoll& interrupt) {
     const Index N = data.n_rows;
-    if (n_clusters < 1 || n_clusters > N) throw std::invalid_argument("kmeans_plusplus: need 1 <= n_clusters <= n_samples");
+    if (n_clusters < 1 || n_clusters > N)
+        throw std::invalid_argument("kmeans_plusplus: need 1 <= n_clusters <= n_samples");
     n_local_trials = std::max<Index>(n_local_trials, 1);
     Xoshiro256 rng(seed);
     const RowVector<double> shift = column_mean(data);
@@ -171,8 +171,7 @@ KMeansResult lloyd_kmeans(const KMeansData<T>& data, const double* initial_cente
         RowMatrix<T> centred, dist;
     };
     // Assign every row to its nearest centre; returns false if interrupted.
-    auto assign = [&](bool update, RowMatrix<double>& sums, Vector<double>& counts, double& inertia,
-                      Index& changed) {
+    auto assign = [&](bool update, RowMatrix<double>& sums, Vector<double>& counts, double& inertia, Index& changed) {
         const PreparedCentres<T> prepared(result.centers, shift);
         sums = RowMatrix<double>::Zero(K, D);
         counts = Vector<double>::Zero(K);

@@ -47,7 +47,9 @@ def demo(args) -> int:
     print()
     print(f"{'':24}{'fit time [s]':>14}{'iterations':>12}{'lower bound':>16}")
     print(f"{'fastelbo.FastGMM':24}{ours_time:>14.4f}{ours.n_iter_:>12d}{ours.lower_bound_:>16.6f}")
-    print(f"{'sklearn GaussianMixture':24}{theirs_time:>14.4f}{theirs.n_iter_:>12d}{theirs.lower_bound_:>16.6f}")
+    print(
+        f"{'sklearn GaussianMixture':24}{theirs_time:>14.4f}{theirs.n_iter_:>12d}{theirs.lower_bound_:>16.6f}"
+    )
     print(f"speed-up: {theirs_time / ours_time:.1f}x  (best of {args.repeats} fits each)")
     print()
     decomposition = ours.entropy_decomposition()
@@ -91,7 +93,9 @@ def main(argv=None) -> int:
     demo_parser.add_argument("--tol", type=float, default=1e-3)
     demo_parser.add_argument("--reg-covar", type=float, default=1e-2)
     demo_parser.add_argument("--random-state", type=int, default=0)
-    demo_parser.add_argument("--repeats", type=int, default=3, help="fits per library; the best time is shown")
+    demo_parser.add_argument(
+        "--repeats", type=int, default=3, help="fits per library; the best time is shown"
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(args)

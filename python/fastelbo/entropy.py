@@ -70,12 +70,16 @@ class EntropyDecomposition:
     gap: float = field(init=False)
 
     def __post_init__(self):
-        for name in ("elbo", "variational_entropy", "prior_entropy", "observable_entropy", "data_term"):
+        for name in (
+            "elbo",
+            "variational_entropy",
+            "prior_entropy",
+            "observable_entropy",
+            "data_term",
+        ):
             object.__setattr__(self, name, float(getattr(self, name)))
         object.__setattr__(self, "n_samples", int(self.n_samples))
-        entropy_sum = (
-            self.variational_entropy - self.prior_entropy - self.observable_entropy + self.data_term
-        )
+        entropy_sum = self.variational_entropy - self.prior_entropy - self.observable_entropy + self.data_term
         object.__setattr__(self, "entropy_sum", entropy_sum)
         object.__setattr__(self, "gap", self.elbo - entropy_sum)
 

@@ -12,11 +12,11 @@
 //   full:             per component y = (x - mu_c) U_c; second moments by a weighted rank update.
 #pragma once
 
+#include <cmath>
+
 #include "fastelbo/mixture_statistics.hpp"
 #include "fastelbo/posterior_row.hpp"
 #include "fastelbo/types.hpp"
-
-#include <cmath>
 
 namespace fastelbo {
 
@@ -62,9 +62,13 @@ class DiagonalGaussians {
     };
 
     explicit DiagonalGaussians(const GaussianMixtureParams<T>& p)
-        : spherical_(p.type == CovarianceType::Spherical), K_(p.n_components), D_(p.n_features),
-          F_(spherical_ ? D_ + 1 : 2 * D_), shift_(ConstVectorMap<T>(p.shift, D_).transpose()),
-          projection_(F_, K_), constant_(K_) {
+        : spherical_(p.type == CovarianceType::Spherical),
+          K_(p.n_components),
+          D_(p.n_features),
+          F_(spherical_ ? D_ + 1 : 2 * D_),
+          shift_(ConstVectorMap<T>(p.shift, D_).transpose()),
+          projection_(F_, K_),
+          constant_(K_) {
         ConstRowMatrixMap<T> means(p.means, K_, D_);
         for (Index c = 0; c < K_; ++c) {
             double log_det = 0, mahalanobis_mean = 0;
@@ -82,8 +86,8 @@ class DiagonalGaussians {
                 projection_(D_, c) = static_cast<T>(-0.5 * u * u);
             }
             constant_(c) = detail::component_constant<T>(static_cast<double>(p.log_weights[c]) -
-                                          D_ * detail::half_log_two_pi<double>() + log_det -
-                                          0.5 * mahalanobis_mean);
+                                                         D_ * detail::half_log_two_pi<double>() + log_det -
+                                                         0.5 * mahalanobis_mean);
         }
     }
 
@@ -107,8 +111,7 @@ class DiagonalGaussians {
     }
 
     // The shifted features are still in the workspace from log_joint.
-    void accumulate(const RowBlock<T>&, const WorkBlock<T>& q, Workspace& ws, BlockStatistics<T>& out,
-                    const T*) const {
+    void accumulate(const RowBlock<T>&, const WorkBlock<T>& q, Workspace& ws, BlockStatistics<T>& out, const T*) const {
         const Index n = q.rows();
         ws.moments.noalias() = q.transpose() * ws.features.topRows(n);
         out.sx = ws.moments.leftCols(D_);
@@ -124,7 +127,7 @@ class DiagonalGaussians {
     Index K_, D_, F_;
     RowVector<T> shift_;
     Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> projection_;  // [F, K]
-    Vector<T> constant_;                                             // [K]
+    Vector<T> constant_;                                           // [K]
 };
 
 // One covariance shared by all components.
@@ -137,8 +140,12 @@ class TiedGaussians {
     };
 
     explicit TiedGaussians(const GaussianMixtureParams<T>& p)
-        : K_(p.n_components), D_(p.n_features), shift_(ConstVectorMap<T>(p.shift, D_).transpose()),
-          chol_(ConstRowMatrixMap<T>(p.precisions_cholesky, D_, D_)), whitened_means_(K_, D_), constant_(K_) {
+        : K_(p.n_components),
+          D_(p.n_features),
+          shift_(ConstVectorMap<T>(p.shift, D_).transpose()),
+          chol_(ConstRowMatrixMap<T>(p.precisions_cholesky, D_, D_)),
+          whitened_means_(K_, D_),
+          constant_(K_) {
         ConstRowMatrixMap<T> means(p.means, K_, D_);
         RowMatrix<double> centred_means = means.template cast<double>().rowwise() - shift_.template cast<double>();
         RowMatrix<double> wm = centred_means * chol_.template cast<double>();
@@ -146,8 +153,8 @@ class TiedGaussians {
         const double log_det = chol_.diagonal().template cast<double>().array().log().sum();
         for (Index c = 0; c < K_; ++c) {
             constant_(c) = detail::component_constant<T>(static_cast<double>(p.log_weights[c]) -
-                                          D_ * detail::half_log_two_pi<double>() + log_det -
-                                          0.5 * wm.row(c).squaredNorm());
+                                                         D_ * detail::half_log_two_pi<double>() + log_det -
+                                                         0.5 * wm.row(c).squaredNorm());
         }
     }
 
@@ -203,13 +210,16 @@ class FullGaussians {
     };
 
     explicit FullGaussians(const GaussianMixtureParams<T>& p)
-        : K_(p.n_components), D_(p.n_features), means_(ConstRowMatrixMap<T>(p.means, K_, D_)), chols_(K_),
+        : K_(p.n_components),
+          D_(p.n_features),
+          means_(ConstRowMatrixMap<T>(p.means, K_, D_)),
+          chols_(K_),
           constant_(K_) {
         for (Index c = 0; c < K_; ++c) {
             chols_[c] = ConstRowMatrixMap<T>(p.precisions_cholesky + c * D_ * D_, D_, D_);
             const double log_det = chols_[c].diagonal().template cast<double>().array().log().sum();
             constant_(c) = detail::component_constant<T>(static_cast<double>(p.log_weights[c]) -
-                                          D_ * detail::half_log_two_pi<double>() + log_det);
+                                                         D_ * detail::half_log_two_pi<double>() + log_det);
         }
     }
 

@@ -14,8 +14,8 @@ template <class T>
 bool gaussian_mixture_pass(const GaussianMixtureParams<T>& params, const MixturePassRequest<T>& request,
                            MixtureStatistics& statistics);
 
-extern template bool gaussian_mixture_pass<float>(const GaussianMixtureParams<float>&,
-                                                  const MixturePassRequest<float>&, MixtureStatistics&);
+extern template bool gaussian_mixture_pass<float>(const GaussianMixtureParams<float>&, const MixturePassRequest<float>&,
+                                                  MixtureStatistics&);
 extern template bool gaussian_mixture_pass<double>(const GaussianMixtureParams<double>&,
                                                    const MixturePassRequest<double>&, MixtureStatistics&);
 

@@ -3,16 +3,16 @@
 // and deterministic, thread-count independent reductions.
 #pragma once
 
-#include "fastelbo/types.hpp"
-
 #include <cstdint>
 #include <vector>
+
+#include "fastelbo/types.hpp"
 
 namespace fastelbo {
 
 template <class T>
 struct KMeansData {
-    const T* X = nullptr;              // [N, D] row-major
+    const T* X = nullptr;  // [N, D] row-major
     Index n_rows = 0;
     Index n_features = 0;
     const T* sample_weight = nullptr;  // [N] or null

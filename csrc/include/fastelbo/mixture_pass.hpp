@@ -5,18 +5,18 @@
 // (`responsibilities` non-null); memory is O(block_rows * K) per thread plus the statistics.
 #pragma once
 
+#include <cstdint>
+
 #include "fastelbo/mixture_statistics.hpp"
 #include "fastelbo/posterior_row.hpp"
 #include "fastelbo/row_block_schedule.hpp"
 #include "fastelbo/types.hpp"
 
-#include <cstdint>
-
 namespace fastelbo {
 
 template <class T>
 struct MixturePassRequest {
-    const T* X = nullptr;              // [N, D] row-major
+    const T* X = nullptr;  // [N, D] row-major
     Index n_rows = 0;
     const T* sample_weight = nullptr;  // [N] or null for unit weights
     bool compute_moments = true;       // sx, sxx (nk and the ELBO sums are always computed)
@@ -79,8 +79,8 @@ bool run_mixture_pass(const Components& components, CovarianceType type, Index K
 
     statistics = MixtureStatistics(type, K, D, with_moments);
     auto merge = [&](const BlockStatistics<T>& partial) { statistics.merge(partial); };
-    const bool finished =
-        for_each_block_ordered(blocks, request.n_threads, make_partial, make_workspace, compute, merge, request.interrupt);
+    const bool finished = for_each_block_ordered(blocks, request.n_threads, make_partial, make_workspace, compute,
+                                                 merge, request.interrupt);
     statistics.symmetrise_second_moments(type, K, D);
     return finished;
 }

@@ -16,9 +16,9 @@
 // plus the ELBO terms sum_n w_n, sum_n w_n log p(x_n) (the log-normaliser) and sum_n w_n H[q_n].
 #pragma once
 
-#include "fastelbo/types.hpp"
-
 #include <vector>
+
+#include "fastelbo/types.hpp"
 
 namespace fastelbo {
 
@@ -42,7 +42,8 @@ struct BlockStatistics {
 
     // Moments (sx, sxx) are sized only if `with_moments`; nk always is.
     BlockStatistics(CovarianceType type, Index K, Index D, bool with_moments)
-        : nk(Vector<T>::Zero(K)), sx(RowMatrix<T>::Zero(with_moments ? K : 0, D)),
+        : nk(Vector<T>::Zero(K)),
+          sx(RowMatrix<T>::Zero(with_moments ? K : 0, D)),
           sxx(Vector<T>::Zero(with_moments ? second_moment_size(type, K, D) : 0)) {}
 };
 
@@ -53,7 +54,8 @@ struct MixtureStatistics {
     Vector<double> sxx;
 
     MixtureStatistics(CovarianceType type, Index K, Index D, bool with_moments)
-        : nk(Vector<double>::Zero(K)), sx(RowMatrix<double>::Zero(with_moments ? K : 0, D)),
+        : nk(Vector<double>::Zero(K)),
+          sx(RowMatrix<double>::Zero(with_moments ? K : 0, D)),
           sxx(Vector<double>::Zero(with_moments ? second_moment_size(type, K, D) : 0)) {}
 
     template <class T>

@@ -6,10 +6,10 @@
 // l_c is finite, which the callers guarantee by flooring log-weights of empty components.
 #pragma once
 
-#include "fastelbo/types.hpp"
-
 #include <cmath>
 #include <limits>
+
+#include "fastelbo/types.hpp"
 
 namespace fastelbo {
 

@@ -6,10 +6,10 @@
 // of threads, and results are bitwise identical whatever n_threads is.
 #pragma once
 
-#include "fastelbo/types.hpp"
-
 #include <algorithm>
 #include <vector>
+
+#include "fastelbo/types.hpp"
 
 #ifdef FASTELBO_OPENMP
 #include <omp.h>
@@ -78,8 +78,7 @@ bool for_each_block_ordered(const RowBlocks& blocks, int n_threads, MakePartial 
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
 #endif
         for (Index b = round_begin; b < round_end; ++b) {
-            compute(b, blocks.begin(b), blocks.size(b), partials[b - round_begin],
-                    workspaces[current_thread_index()]);
+            compute(b, blocks.begin(b), blocks.size(b), partials[b - round_begin], workspaces[current_thread_index()]);
         }
         for (Index b = round_begin; b < round_end; ++b) merge(partials[b - round_begin]);
         if (interrupt && round_end < n_blocks && interrupt()) return false;

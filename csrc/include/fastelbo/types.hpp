@@ -3,7 +3,6 @@
 #pragma once
 
 #include <Eigen/Core>
-
 #include <cstdint>
 #include <functional>
 #include <stdexcept>
@@ -33,8 +32,8 @@ inline CovarianceType parse_covariance_type(const std::string& name) {
     if (name == "tied") return CovarianceType::Tied;
     if (name == "diag") return CovarianceType::Diag;
     if (name == "spherical") return CovarianceType::Spherical;
-    throw std::invalid_argument("covariance_type must be one of 'full', 'tied', 'diag', 'spherical'; got '" +
-                                name + "'");
+    throw std::invalid_argument("covariance_type must be one of 'full', 'tied', 'diag', 'spherical'; got '" + name +
+                                "'");
 }
 
 // Called by the drivers from the calling thread between rounds of row blocks (never inside a

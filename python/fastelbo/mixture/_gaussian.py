@@ -227,21 +227,21 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
             X = np.vstack(
                 [
                     rng.multivariate_normal(mean, covariance, int(count))
-                    for (mean, covariance, count) in zip(self.means_, self.covariances_, counts)
+                    for (mean, covariance, count) in zip(self.means_, self.covariances_, counts, strict=True)
                 ]
             )
         elif self.covariance_type == "tied":
             X = np.vstack(
                 [
                     rng.multivariate_normal(mean, self.covariances_, int(count))
-                    for (mean, count) in zip(self.means_, counts)
+                    for (mean, count) in zip(self.means_, counts, strict=True)
                 ]
             )
         else:
             X = np.vstack(
                 [
                     mean + rng.standard_normal(size=(count, n_features)) * np.sqrt(covariance)
-                    for (mean, covariance, count) in zip(self.means_, self.covariances_, counts)
+                    for (mean, covariance, count) in zip(self.means_, self.covariances_, counts, strict=True)
                 ]
             )
         y = np.concatenate([np.full(count, j, dtype=int) for j, count in enumerate(counts)])
@@ -264,9 +264,7 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
 
     # -- EM hooks (see fastelbo._base) -------------------------------------------------------
 
-    def _pass(
-        self, X, moments, log_norm=False, responsibilities=False, labels=False, sample_weight=None
-    ):
+    def _pass(self, X, moments, log_norm=False, responsibilities=False, labels=False, sample_weight=None):
         """One kernel pass with the current parameters; returns (statistics, per-row outputs)."""
         dtype = np.result_type(X.dtype, self.means_.dtype)
         X = np.ascontiguousarray(X, dtype=dtype)
@@ -320,8 +318,7 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
             observable_entropy=observable,
             data_term=0.0,
             n_samples=stats.n_samples,
-            model=f"FastGMM(n_components={self.n_components}, "
-            f"covariance_type={self.covariance_type!r})",
+            model=f"FastGMM(n_components={self.n_components}, covariance_type={self.covariance_type!r})",
         )
 
     def _initialize_parameters(self, X, random_state):

@@ -1,0 +1,42 @@
+"""Stub of the compiled module fastelbo._core (private; use the estimators)."""
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+BUILD_INFO: dict[str, Any]
+
+def openmp_enabled() -> bool: ...
+def omp_max_threads() -> int: ...
+def cuda_compiled() -> bool: ...
+def gaussian_mixture_pass(
+    X: NDArray[np.floating],
+    sample_weight: NDArray[np.floating] | None,
+    log_weights: NDArray[np.floating],
+    means: NDArray[np.floating],
+    precisions_cholesky: NDArray[np.floating],
+    shift: NDArray[np.floating] | None,
+    covariance_type: str,
+    compute_moments: bool = True,
+    return_log_norm: bool = False,
+    return_responsibilities: bool = False,
+    return_labels: bool = False,
+    n_threads: int = 0,
+) -> dict[str, Any]: ...
+def kmeans_plusplus(
+    X: NDArray[np.floating],
+    sample_weight: NDArray[np.floating] | None,
+    n_clusters: int,
+    n_local_trials: int,
+    seed: int,
+    n_threads: int = 0,
+) -> NDArray[np.int64]: ...
+def lloyd_kmeans(
+    X: NDArray[np.floating],
+    sample_weight: NDArray[np.floating] | None,
+    centers: NDArray[np.float64],
+    max_iter: int,
+    tol: float,
+    n_threads: int = 0,
+) -> tuple[NDArray[np.int64], NDArray[np.float64], float, int]: ...

@@ -18,14 +18,9 @@ py::dict gaussian_mixture_pass_typed(const py::array& X_obj, const py::object& s
     auto log_weights = require_array<T>(log_weights_obj, "log_weights", {-1});
     const py::ssize_t K = log_weights.shape(0);
     auto means = require_array<T>(means_obj, "means", {K, D});
-    std::vector<py::ssize_t> chol_shape;
-    switch (type) {
-        case CovarianceType::Full: chol_shape = {K, D, D}; break;
-        case CovarianceType::Tied: chol_shape = {D, D}; break;
-        case CovarianceType::Diag: chol_shape = {K, D}; break;
-        case CovarianceType::Spherical: chol_shape = {K}; break;
-    }
-    auto chol = require_array<T>(precisions_cholesky_obj, "precisions_cholesky", chol_shape);
+    const auto covariance_extents = covariance_shape(type, K, D);
+    const std::vector<py::ssize_t> parameter_shape(covariance_extents.begin(), covariance_extents.end());
+    auto chol = require_array<T>(precisions_cholesky_obj, "precisions_cholesky", parameter_shape);
     const T* shift = optional_data<T>(shift_obj, "shift", D);
     const T* sample_weight = optional_data<T>(sample_weight_obj, "sample_weight", N);
 
@@ -66,14 +61,7 @@ py::dict gaussian_mixture_pass_typed(const py::array& X_obj, const py::object& s
     out["nk"] = to_numpy(stats.nk.data(), {K});
     if (compute_moments) {
         out["sx"] = to_numpy(stats.sx.data(), {K, D});
-        std::vector<py::ssize_t> sxx_shape;
-        switch (type) {
-            case CovarianceType::Full: sxx_shape = {K, D, D}; break;
-            case CovarianceType::Tied: sxx_shape = {D, D}; break;
-            case CovarianceType::Diag: sxx_shape = {K, D}; break;
-            case CovarianceType::Spherical: sxx_shape = {K}; break;
-        }
-        out["sxx"] = to_numpy(stats.sxx.data(), sxx_shape);
+        out["sxx"] = to_numpy(stats.sxx.data(), parameter_shape);
     }
     if (return_log_norm) out["log_norm"] = log_norm;
     if (return_responsibilities) out["responsibilities"] = resp;

@@ -22,50 +22,47 @@
 
 namespace fastelbo {
 
-inline Index second_moment_size(CovarianceType type, Index K, Index D) {
+// Shape of the second moments, which is also scikit-learn's shape of the covariance parameters:
+// full [K, D, D]; tied [D, D]; diag [K, D]; spherical [K].
+inline std::vector<Index> covariance_shape(CovarianceType type, Index K, Index D) {
     switch (type) {
-        case CovarianceType::Full: return K * D * D;
-        case CovarianceType::Tied: return D * D;
-        case CovarianceType::Diag: return K * D;
-        case CovarianceType::Spherical: return K;
+        case CovarianceType::Full: return {K, D, D};
+        case CovarianceType::Tied: return {D, D};
+        case CovarianceType::Diag: return {K, D};
+        case CovarianceType::Spherical: return {K};
     }
-    return 0;
+    return {};
 }
 
-// Per-block partial sums in the working precision T (scalar ELBO terms always in double).
+inline Index second_moment_size(CovarianceType type, Index K, Index D) {
+    Index size = 1;
+    for (Index extent : covariance_shape(type, K, D)) size *= extent;
+    return size;
+}
+
+// Sums whose arrays are in precision T (the scalar ELBO terms are always double): per-block
+// partials use the working precision, totals (MixtureStatistics) float64.
 template <class T>
-struct BlockStatistics {
+struct MixtureSums {
     double sum_weight = 0, sum_log_norm = 0, sum_entropy = 0;
     Vector<T> nk;
     RowMatrix<T> sx;
     Vector<T> sxx;
 
     // Moments (sx, sxx) are sized only if `with_moments`; nk always is.
-    BlockStatistics(CovarianceType type, Index K, Index D, bool with_moments)
+    MixtureSums(CovarianceType type, Index K, Index D, bool with_moments)
         : nk(Vector<T>::Zero(K)),
           sx(RowMatrix<T>::Zero(with_moments ? K : 0, D)),
           sxx(Vector<T>::Zero(with_moments ? second_moment_size(type, K, D) : 0)) {}
-};
 
-struct MixtureStatistics {
-    double sum_weight = 0, sum_log_norm = 0, sum_entropy = 0;
-    Vector<double> nk;
-    RowMatrix<double> sx;
-    Vector<double> sxx;
-
-    MixtureStatistics(CovarianceType type, Index K, Index D, bool with_moments)
-        : nk(Vector<double>::Zero(K)),
-          sx(RowMatrix<double>::Zero(with_moments ? K : 0, D)),
-          sxx(Vector<double>::Zero(with_moments ? second_moment_size(type, K, D) : 0)) {}
-
-    template <class T>
-    void merge(const BlockStatistics<T>& block) {
+    template <class U>
+    void merge(const MixtureSums<U>& block) {
         sum_weight += block.sum_weight;
         sum_log_norm += block.sum_log_norm;
         sum_entropy += block.sum_entropy;
-        nk += block.nk.template cast<double>();
-        sx += block.sx.template cast<double>();
-        sxx += block.sxx.template cast<double>();
+        nk += block.nk.template cast<T>();
+        sx += block.sx.template cast<T>();
+        sxx += block.sxx.template cast<T>();
     }
 
     // Rank updates fill only the lower triangle of full / tied second moments; mirror it.
@@ -73,10 +70,14 @@ struct MixtureStatistics {
         if (sxx.size() == 0) return;
         const Index matrices = type == CovarianceType::Full ? K : (type == CovarianceType::Tied ? 1 : 0);
         for (Index c = 0; c < matrices; ++c) {
-            Eigen::Map<RowMatrix<double>> m(sxx.data() + c * D * D, D, D);
+            Eigen::Map<RowMatrix<T>> m(sxx.data() + c * D * D, D, D);
             m.template triangularView<Eigen::StrictlyUpper>() = m.transpose();
         }
     }
 };
+
+template <class T>
+using BlockStatistics = MixtureSums<T>;
+using MixtureStatistics = MixtureSums<double>;
 
 }  // namespace fastelbo

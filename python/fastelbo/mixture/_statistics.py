@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from fastelbo.mixture._covariance import parameter_shape
+
 #: Rows per chunk when statistics are computed in NumPy (bounds the float64 working copy).
 _CHUNK_ROWS = 65536
 
@@ -102,7 +104,7 @@ def statistics_from_responsibilities(X, resp, shift, covariance_type, sample_wei
     weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     nk = np.zeros(n_components)
     sx = np.zeros((n_components, n_features))
-    sxx = np.zeros(_second_moment_shape(covariance_type, n_components, n_features))
+    sxx = np.zeros(parameter_shape(covariance_type, n_components, n_features))
     for start in range(0, n_samples, _CHUNK_ROWS):
         stop = min(start + _CHUNK_ROWS, n_samples)
         xc = np.asarray(X[start:stop], dtype=np.float64) - shift
@@ -129,12 +131,3 @@ def statistics_from_responsibilities(X, resp, shift, covariance_type, sample_wei
     sum_weight = float(n_samples if weights is None else weights.sum())
     reference = np.broadcast_to(np.asarray(shift, dtype=np.float64), (n_components, n_features))
     return MixtureStatistics(n_samples, sum_weight, 0.0, 0.0, nk, sx, sxx, np.array(reference))
-
-
-def _second_moment_shape(covariance_type, n_components, n_features):
-    return {
-        "full": (n_components, n_features, n_features),
-        "tied": (n_features, n_features),
-        "diag": (n_components, n_features),
-        "spherical": (n_components,),
-    }[covariance_type]

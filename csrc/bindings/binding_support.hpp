@@ -73,9 +73,10 @@ py::array_t<Scalar> to_numpy(const Scalar* data, const std::vector<py::ssize_t>&
 // Calls f.template operator()<T>() with T = float or double after the dtype of X.
 template <class F>
 auto dispatch_float_dtype(const py::array& X, const char* name, F&& f) {
-    if (X.dtype().is(py::dtype::of<float>())) return f(float{});
-    if (X.dtype().is(py::dtype::of<double>())) return f(double{});
-    throw py::type_error(std::string(name) + " must have dtype float32 or float64, got " +
+    // array_t<T>::check_ compares dtypes by equivalence (not object identity), native byte order.
+    if (py::array_t<float>::check_(X)) return f(float{});
+    if (py::array_t<double>::check_(X)) return f(double{});
+    throw py::type_error(std::string(name) + " must have dtype float32 or float64 in native byte order, got " +
                          py::str(X.dtype()).cast<std::string>());
 }
 

@@ -10,7 +10,11 @@ when a fit is interrupted with Ctrl-C. A model plugs in through five hooks:
 ``_m_step(stats)``                           set the parameters maximising F for those statistics
 ``_decompose(stats)``                        :class:`~fastelbo.EntropyDecomposition` of the current
                                              parameters under the pass's posteriors
+``_final_pass(X)``                           (statistics, labels) of the fitted parameters
 ``_get_parameters() / _set_parameters(p)``   snapshot and restore the fitted parameters
+
+A fit interrupted before any EM iteration has completed leaves the estimator as it was before
+``fit``; interrupted later, it keeps the parameters of the last completed iteration.
 """
 
 from __future__ import annotations
@@ -29,8 +33,26 @@ from fastelbo._threads import single_threaded_blas
 class EMEstimatorMixin:
     """EM loop over the model hooks (see module docstring)."""
 
-    def _fit_em(self, X):
-        """Run EM with restarts; leave the best run's parameters fitted and return its final pass."""
+    def _fitted_state(self):
+        """The fitted attributes (public ``*_`` and the stored training decomposition)."""
+        return {
+            name: value
+            for name, value in vars(self).items()
+            if (name.endswith("_") and not name.startswith("__")) or name == "_training_decomposition"
+        }
+
+    def _restore_fitted_state(self, state):
+        for name in self._fitted_state():
+            delattr(self, name)
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    def _fit_em(self, X, previous_state):
+        """Run EM with restarts, keep the best run, and return the labels of its final E-step.
+
+        ``previous_state`` (from :meth:`_fitted_state` before validation) is restored if the fit
+        is interrupted before any iteration completes.
+        """
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
@@ -45,6 +67,8 @@ class EMEstimatorMixin:
             except KeyboardInterrupt:
                 if best is not None or run.n_iter > 0:
                     self._keep_interrupted_run(best, run)
+                else:
+                    self._restore_fitted_state(previous_state)
                 raise
             self._verbose_init_end(run)
             if best is None or run.lower_bound > best.lower_bound:
@@ -55,10 +79,16 @@ class EMEstimatorMixin:
                 "Best performing initialization did not converge. Try different init parameters, "
                 "or increase max_iter, tol, or check for degenerate data.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=5,  # user -> BLAS-limit wrapper -> fit/fit_predict -> _fit -> _fit_em
             )
         self._set_parameters(best.parameters)
         self._store_run(best)
+        # Final E-step with the fitted parameters: labels consistent with predict(X), and the
+        # decomposition on the training data, from the same pass.
+        self._training_decomposition = None
+        stats, labels = self._final_pass(X)
+        self._training_decomposition = self._decompose(stats)
+        return labels
 
     def _iterate(self, X, run):
         for n_iter in range(1, self.max_iter + 1):
@@ -98,7 +128,7 @@ class EMEstimatorMixin:
             f"{type(self).__name__}.fit was interrupted; the estimator keeps the parameters after "
             f"iteration {run.n_iter} (converged_=False).",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=6,
         )
 
     # -- results -----------------------------------------------------------------------------

@@ -49,12 +49,16 @@ def precisions_cholesky_from_covariances(covariances, covariance_type):
 
 
 def precisions_cholesky_from_precisions(precisions, covariance_type):
-    """Lower Cholesky factors of given precision matrices (diag/spherical: square roots)."""
+    """Upper-triangular ``U`` with ``U U^T = P`` for given precisions (diag/spherical: ``sqrt(P)``).
+
+    ``U = J chol(J P J) J`` with ``J`` the exchange matrix: the lower Cholesky factor of the
+    flipped matrix, flipped back, is upper triangular (scikit-learn's convention).
+    """
     precisions = np.asarray(precisions, dtype=np.float64)
-    if covariance_type == "full":
-        return np.array([linalg.cholesky(p, lower=True) for p in precisions])
-    if covariance_type == "tied":
-        return linalg.cholesky(precisions, lower=True)
+    if covariance_type in ("full", "tied"):
+        matrices = precisions if covariance_type == "full" else precisions[None]
+        factors = np.array([linalg.cholesky(p[::-1, ::-1], lower=True)[::-1, ::-1] for p in matrices])
+        return factors if covariance_type == "full" else factors[0]
     return np.sqrt(precisions)
 
 

@@ -144,6 +144,7 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
 
     # -- fitting -----------------------------------------------------------------------------
 
+    @single_threaded_blas
     def fit(self, X, y=None):
         """Estimate the parameters by EM (``n_init`` runs, the best kept).
 
@@ -156,7 +157,7 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
         -------
         self : FastGMM
         """
-        self.fit_predict(X, y)
+        self._fit(X)
         return self
 
     @single_threaded_blas
@@ -172,6 +173,10 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
         -------
         labels : ndarray of shape (n_samples,)
         """
+        return self._fit(X)
+
+    def _fit(self, X):
+        previous_state = self._fitted_state()
         self._check_hyperparameters()
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C")
         if X.shape[0] < self.n_components:
@@ -180,12 +185,10 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
                 f"n_components = {self.n_components}, n_samples = {X.shape[0]}"
             )
         self._check_initial_parameters(X.shape[1])
-        self._fit_em(X)
-        # Final E-step with the fitted parameters: labels consistent with predict(X), and the
-        # training decomposition, from the same pass.
-        stats, out = self._pass(X, moments=False, labels=True)
-        self._training_decomposition = self._decompose(stats)
-        return out["labels"]
+        if self.warm_start and hasattr(self, "converged_"):
+            # Continue in the new data's precision (parameters live in the input dtype).
+            self._set_parameters(tuple(p.astype(X.dtype) for p in self._get_parameters()))
+        return self._fit_em(X, previous_state)
 
     # -- inference ---------------------------------------------------------------------------
 
@@ -299,6 +302,10 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
 
     def _e_step(self, X, moments=True, sample_weight=None):
         return self._pass(X, moments=moments, sample_weight=sample_weight)[0]
+
+    def _final_pass(self, X):
+        stats, out = self._pass(X, moments=False, labels=True)
+        return stats, out["labels"]
 
     def _m_step(self, stats):
         weights, means, covariances = gaussian_m_step(stats, self.covariance_type, self.reg_covar)
@@ -416,6 +423,8 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
 
 
 def _as_float_array(value, name):
+    if np.iscomplexobj(value):
+        raise TypeError(f"{name} must be real; complex values are not supported")
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as error:

@@ -83,9 +83,7 @@ def test_reference_precisions_cholesky_matches_sklearn_and_round_trips(covarianc
     X, _ = _blobs(seed=1)
     _, _, cov = _init_params(X, 3, covariance_type, seed=2)
     pc = ref.precisions_cholesky_from_covariances(cov, covariance_type)
-    np.testing.assert_allclose(
-        pc, _compute_precision_cholesky(cov, covariance_type), rtol=RTOL, atol=1e-13
-    )
+    np.testing.assert_allclose(pc, _compute_precision_cholesky(cov, covariance_type), rtol=RTOL, atol=1e-13)
     back = ref.covariances_from_precisions_cholesky(pc, covariance_type)
     np.testing.assert_allclose(back, cov, rtol=RTOL, atol=1e-13)
 
@@ -125,9 +123,7 @@ def test_reference_log_gaussian_density_matches_scipy_logpdf(covariance_type):
     ours = ref.log_gaussian_density(X, means, cov, covariance_type)
     full = ref.full_covariance_matrices(cov, covariance_type, 2, 3)
     for c in range(2):
-        np.testing.assert_allclose(
-            ours[:, c], multivariate_normal(means[c], full[c]).logpdf(X), rtol=RTOL
-        )
+        np.testing.assert_allclose(ours[:, c], multivariate_normal(means[c], full[c]).logpdf(X), rtol=RTOL)
 
 
 def test_reference_log_joint_uses_minus_inf_for_zero_weights():
@@ -157,9 +153,7 @@ def test_reference_e_step_matches_sklearn_score_samples_and_predict_proba(covari
     np.testing.assert_allclose(es["log_norm"], gm.score_samples(X), rtol=RTOL)
     np.testing.assert_allclose(es["resp"], gm.predict_proba(X), rtol=1e-9, atol=1e-14)
     np.testing.assert_allclose(es["resp"].sum(axis=1), 1.0, rtol=1e-12)
-    np.testing.assert_allclose(
-        es["entropy"], scipy_entropy(es["resp"], axis=1), rtol=1e-9, atol=1e-14
-    )
+    np.testing.assert_allclose(es["entropy"], scipy_entropy(es["resp"], axis=1), rtol=1e-9, atol=1e-14)
     assert es["sum_weight"] == X.shape[0]
     np.testing.assert_allclose(es["sum_log_norm"], es["log_norm"].sum(), rtol=1e-13)
     np.testing.assert_allclose(es["nk"], es["resp"].sum(axis=0), rtol=1e-13)
@@ -226,9 +220,7 @@ def test_reference_m_step_shapes_and_weights_sum_to_one(covariance_type):
 @pytest.mark.parametrize("reference_kind", ["zero", "random", "true_means"])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_reference_sufficient_statistics_reproduce_m_step(
-    covariance_type, weighted, reference_kind
-):
+def test_reference_sufficient_statistics_reproduce_m_step(covariance_type, weighted, reference_kind):
     X, _ = _blobs(seed=22, d=3, k=3)
     rng = np.random.default_rng(23)
     resp = _random_resp(rng, X.shape[0], 3)
@@ -245,9 +237,7 @@ def test_reference_sufficient_statistics_reproduce_m_step(
     np.testing.assert_allclose(stats["nk"], sww @ resp, rtol=1e-12)
     nk_mstep = stats["nk"] + 10 * np.finfo(np.float64).eps
     np.testing.assert_allclose(w, nk_mstep / nk_mstep.sum(), rtol=1e-12)
-    np.testing.assert_allclose(
-        r + stats["sx"] / stats["nk"][:, None], means, rtol=1e-10, atol=1e-12
-    )
+    np.testing.assert_allclose(r + stats["sx"] / stats["nk"][:, None], means, rtol=1e-10, atol=1e-12)
     rebuilt = _scatter_cov(stats, nk_mstep, reg, covariance_type, X.shape[1])
     np.testing.assert_allclose(rebuilt, cov, rtol=1e-9, atol=1e-12)
 

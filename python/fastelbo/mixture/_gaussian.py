@@ -385,7 +385,12 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
 
         def real(name):
             value = getattr(self, name)
-            if not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:
+            if (
+                not isinstance(value, numbers.Real)
+                or isinstance(value, bool)
+                or not np.isfinite(value)
+                or value < 0
+            ):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
         integer("n_components", 1)
@@ -401,6 +406,8 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
             )
         if self.init_params not in INIT_PARAMS:
             raise ValueError(f"init_params must be one of {INIT_PARAMS}, got {self.init_params!r}")
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise ValueError(f"warm_start must be a bool, got {self.warm_start!r}")
         resolve_n_threads(self.n_jobs)
 
     def _check_initial_parameters(self, n_features):

@@ -1,0 +1,23 @@
+"""FastGMM passes scikit-learn's estimator checks, with no expected failures.
+
+Each check of :func:`sklearn.utils.estimator_checks.check_estimator` is its own test, for the default
+estimator and for a few non-default configurations (every covariance type, the other
+initialisations, explicit thread counts).
+"""
+
+from fastelbo import FastGMM
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+ESTIMATORS = [
+    FastGMM(),
+    FastGMM(n_components=2, covariance_type="diag"),
+    FastGMM(n_components=2, covariance_type="spherical"),
+    FastGMM(n_components=2, covariance_type="tied"),
+    FastGMM(n_components=2, init_params="random", n_jobs=2),
+    FastGMM(n_components=2, init_params="k-means++", n_init=2, n_jobs=1),
+]
+
+
+@parametrize_with_checks(ESTIMATORS)
+def test_sklearn_estimator_check(estimator, check):
+    check(estimator)

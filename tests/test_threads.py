@@ -1,0 +1,203 @@
+"""Results do not depend on the thread count, threadpoolctl controls the kernels' OpenMP pool, and
+fits are reproducible.
+
+"Identical" means bitwise identical (``np.array_equal`` / ``==``), not ``allclose``: the kernels
+reduce fixed-size row blocks in a fixed order, so the floating-point sums are the same whatever
+``n_jobs`` is. The data span many row blocks (blocks hold at most 1024 rows).
+"""
+
+import copy
+import functools
+import warnings
+
+import fastelbo
+import numpy as np
+import pytest
+from fastelbo import FastGMM, _core
+from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_info, threadpool_limits
+
+COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
+DTYPES = [np.float64, np.float32]
+N_SAMPLES, N_FEATURES, N_COMPONENTS = 20000, 8, 6
+# None: the OpenMP default; -1: all CPUs; 3 and 5: counts that need not divide the round size.
+OTHER_N_JOBS = [2, 3, 5, None, -1]
+
+FITTED_ATTRIBUTES = [
+    "weights_",
+    "means_",
+    "covariances_",
+    "precisions_",
+    "precisions_cholesky_",
+    "lower_bound_",
+    "lower_bounds_",
+    "elbo_history_",
+    "entropy_sum_history_",
+    "n_iter_",
+    "converged_",
+]
+
+requires_openmp = pytest.mark.skipif(not _core.openmp_enabled(), reason="fastelbo was built without OpenMP")
+
+
+@functools.cache
+def _data(dtype):
+    """Overlapping clusters, so EM takes several iterations to converge."""
+    rng = np.random.RandomState(0)
+    centers = rng.standard_normal((N_COMPONENTS, N_FEATURES))
+    scales = rng.uniform(0.5, 1.5, size=(N_COMPONENTS, N_FEATURES))
+    labels = rng.randint(N_COMPONENTS, size=N_SAMPLES)
+    X = centers[labels] + scales[labels] * rng.standard_normal((N_SAMPLES, N_FEATURES))
+    X = X.astype(dtype)
+    X.setflags(write=False)
+    return X
+
+
+def _fit(covariance_type, dtype, n_jobs, init_params="kmeans", random_state=0, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return FastGMM(
+            n_components=N_COMPONENTS,
+            covariance_type=covariance_type,
+            init_params=init_params,
+            tol=1e-5,
+            max_iter=40,
+            random_state=random_state,
+            n_jobs=n_jobs,
+            **params,
+        ).fit(_data(dtype))
+
+
+@functools.cache
+def _single_threaded_fit(covariance_type, dtype):
+    return _fit(covariance_type, dtype, n_jobs=1)
+
+
+def assert_identical_fits(gmm, expected):
+    for name in FITTED_ATTRIBUTES:
+        value, expected_value = getattr(gmm, name), getattr(expected, name)
+        if isinstance(expected_value, np.ndarray):
+            assert value.dtype == expected_value.dtype, name
+            assert value.shape == expected_value.shape, name
+            assert np.array_equal(value, expected_value), name
+        else:
+            assert value == expected_value, name
+
+
+def _dtype_id(dtype):
+    return np.dtype(dtype).name
+
+
+# ----------------------------------------------------------------------------- n_jobs invariance
+
+
+@pytest.mark.parametrize("n_jobs", OTHER_N_JOBS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=_dtype_id)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_fitted_attributes_are_bitwise_identical_for_any_n_jobs(covariance_type, dtype, n_jobs):
+    expected = _single_threaded_fit(covariance_type, dtype)
+    assert expected.n_iter_ > 2  # the comparison covers several EM iterations
+    assert_identical_fits(_fit(covariance_type, dtype, n_jobs), expected)
+
+
+@pytest.mark.parametrize("init_params", ["k-means++", "random", "random_from_data"])
+def test_other_initialisations_are_bitwise_identical_for_any_n_jobs(init_params):
+    expected = _fit("full", np.float64, n_jobs=1, init_params=init_params)
+    for n_jobs in (2, 3, None):
+        assert_identical_fits(_fit("full", np.float64, n_jobs, init_params=init_params), expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=_dtype_id)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_inference_is_bitwise_identical_for_any_n_jobs(covariance_type, dtype):
+    X = _data(dtype)
+    gmm = copy.deepcopy(_single_threaded_fit(covariance_type, dtype))
+    outputs = {}
+    for n_jobs in [1, *OTHER_N_JOBS]:
+        gmm.set_params(n_jobs=n_jobs)
+        outputs[n_jobs] = (
+            gmm.predict_proba(X),
+            gmm.score_samples(X),
+            gmm.predict(X),
+            gmm.score(X),
+            gmm.entropy_decomposition(X),
+        )
+    proba, log_density, labels, score, decomposition = outputs[1]
+    for n_jobs in OTHER_N_JOBS:
+        other = outputs[n_jobs]
+        assert np.array_equal(other[0], proba), f"predict_proba, n_jobs={n_jobs}"
+        assert np.array_equal(other[1], log_density), f"score_samples, n_jobs={n_jobs}"
+        assert np.array_equal(other[2], labels), f"predict, n_jobs={n_jobs}"
+        assert other[3] == score, f"score, n_jobs={n_jobs}"
+        assert other[4] == decomposition, f"entropy_decomposition, n_jobs={n_jobs}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=_dtype_id)
+def test_kmeans_kernels_are_bitwise_identical_for_any_thread_count(dtype):
+    X = _data(dtype)
+    indices = {t: _core.kmeans_plusplus(X, None, 12, 4, 123, t) for t in (1, 2, 3, 0)}
+    for t in (2, 3, 0):
+        assert np.array_equal(indices[t], indices[1]), t
+    centers = np.asarray(X[indices[1]], dtype=np.float64)
+    results = {t: _core.lloyd_kmeans(X, None, centers, 50, 0.0, t) for t in (1, 2, 3, 0)}
+    labels, centres, inertia, n_iter = results[1]
+    assert n_iter > 1
+    for t in (2, 3, 0):
+        assert np.array_equal(results[t][0], labels), t
+        assert np.array_equal(results[t][1], centres), t
+        assert results[t][2] == inertia, t
+        assert results[t][3] == n_iter, t
+
+
+# ----------------------------------------------------------------------------- threadpoolctl
+
+
+@requires_openmp
+def test_threadpool_info_lists_an_openmp_runtime():
+    openmp = [lib for lib in threadpool_info() if lib["user_api"] == "openmp"]
+    assert openmp, threadpool_info()
+    assert _core.omp_max_threads() in {lib["num_threads"] for lib in openmp}
+
+
+@requires_openmp
+def test_threadpool_limits_controls_the_kernels_openmp_pool():
+    before = _core.omp_max_threads()
+    with threadpool_limits(limits=1, user_api="openmp"):
+        assert _core.omp_max_threads() == 1
+        assert fastelbo.build_info()["openmp_max_threads"] == 1
+    assert _core.omp_max_threads() == before
+
+
+@requires_openmp
+def test_fit_under_threadpool_limits_matches_single_threaded_fit():
+    expected = _single_threaded_fit("full", np.float64)
+    with threadpool_limits(limits=1, user_api="openmp"):
+        assert_identical_fits(_fit("full", np.float64, n_jobs=None), expected)
+
+
+# ----------------------------------------------------------------------------- determinism
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_same_random_state_gives_identical_fits(covariance_type, init_params):
+    first = _fit(covariance_type, np.float64, None, init_params=init_params, n_init=2)
+    second = _fit(covariance_type, np.float64, None, init_params=init_params, n_init=2)
+    assert_identical_fits(second, first)
+    X = _data(np.float64)
+    assert np.array_equal(first.predict_proba(X), second.predict_proba(X))
+
+
+def test_equally_seeded_random_state_instances_give_identical_fits():
+    first = _fit("diag", np.float32, None, random_state=np.random.RandomState(7))
+    second = _fit("diag", np.float32, None, random_state=np.random.RandomState(7))
+    assert_identical_fits(second, first)
+
+
+def test_refitting_the_same_estimator_is_reproducible():
+    gmm = FastGMM(n_components=N_COMPONENTS, random_state=3, max_iter=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        first = gmm.fit(_data(np.float64)).means_.copy()
+        second = gmm.fit(_data(np.float64)).means_
+    assert np.array_equal(first, second)

@@ -52,6 +52,21 @@ T half_log_two_pi() {
 }
 }  // namespace detail
 
+// Per-thread rows for the tied and full families: x - centre, and its whitened form (x - centre) U.
+template <class T>
+struct CentredRows {
+    RowMatrix<T> centred;   // [B, D]
+    RowMatrix<T> whitened;  // [B, D]
+
+    CentredRows(Index block_rows, Index D) : centred(block_rows, D), whitened(block_rows, D) {}
+};
+
+// Bytes per row of a tied / full block: the two [B, D] buffers plus the log-joint row.
+template <class T>
+Index centred_rows_bytes_per_row(Index K, Index D) {
+    return static_cast<Index>(sizeof(T)) * (2 * D + 2 * K);
+}
+
 // diag and spherical covariances.
 template <class T>
 class DiagonalGaussians {
@@ -134,10 +149,7 @@ class DiagonalGaussians {
 template <class T>
 class TiedGaussians {
   public:
-    struct Workspace {
-        RowMatrix<T> centred;   // [B, D]  x - shift
-        RowMatrix<T> whitened;  // [B, D]  (x - shift) U
-    };
+    using Workspace = CentredRows<T>;  // x - shift and (x - shift) U
 
     explicit TiedGaussians(const GaussianMixtureParams<T>& p)
         : K_(p.n_components),
@@ -158,11 +170,8 @@ class TiedGaussians {
         }
     }
 
-    Index bytes_per_row() const { return static_cast<Index>(sizeof(T)) * (2 * D_ + 2 * K_); }
-
-    Workspace make_workspace(Index block_rows) const {
-        return Workspace{RowMatrix<T>(block_rows, D_), RowMatrix<T>(block_rows, D_)};
-    }
+    Index bytes_per_row() const { return centred_rows_bytes_per_row<T>(K_, D_); }
+    Workspace make_workspace(Index block_rows) const { return Workspace(block_rows, D_); }
 
     void log_joint(const RowBlock<T>& x, Workspace& ws, WorkBlock<T> lj) const {
         const Index n = x.rows();
@@ -204,10 +213,7 @@ class TiedGaussians {
 template <class T>
 class FullGaussians {
   public:
-    struct Workspace {
-        RowMatrix<T> centred;   // [B, D]  x - mu_c
-        RowMatrix<T> whitened;  // [B, D]  (x - mu_c) U_c, then sqrt(q) (x - mu_c)
-    };
+    using Workspace = CentredRows<T>;  // x - mu_c and (x - mu_c) U_c, then sqrt(q) (x - mu_c)
 
     explicit FullGaussians(const GaussianMixtureParams<T>& p)
         : K_(p.n_components),
@@ -223,11 +229,8 @@ class FullGaussians {
         }
     }
 
-    Index bytes_per_row() const { return static_cast<Index>(sizeof(T)) * (2 * D_ + 2 * K_); }
-
-    Workspace make_workspace(Index block_rows) const {
-        return Workspace{RowMatrix<T>(block_rows, D_), RowMatrix<T>(block_rows, D_)};
-    }
+    Index bytes_per_row() const { return centred_rows_bytes_per_row<T>(K_, D_); }
+    Workspace make_workspace(Index block_rows) const { return Workspace(block_rows, D_); }
 
     void log_joint(const RowBlock<T>& x, Workspace& ws, WorkBlock<T> lj) const {
         const Index n = x.rows();

@@ -74,8 +74,12 @@ bool for_each_block_ordered(const RowBlocks& blocks, int n_threads, MakePartial 
 
     for (Index round_begin = 0; round_begin < n_blocks; round_begin += round_size) {
         const Index round_end = std::min(n_blocks, round_begin + round_size);
+        // No more threads than blocks: small inputs do not wake (or wait for) idle threads.
+        const int round_threads = static_cast<int>(std::min<Index>(threads, round_end - round_begin));
 #ifdef FASTELBO_OPENMP
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+#pragma omp parallel for num_threads(round_threads) schedule(dynamic, 1)
+#else
+        (void)round_threads;
 #endif
         for (Index b = round_begin; b < round_end; ++b) {
             compute(b, blocks.begin(b), blocks.size(b), partials[b - round_begin], workspaces[current_thread_index()]);

@@ -294,39 +294,32 @@ def test_every_init_params_is_deterministic_and_reaches_a_sane_lower_bound(covar
     np.testing.assert_allclose(first.weights_.sum(), 1.0, rtol=1e-12)
 
 
-@pytest.mark.parametrize("covariance_type", COV_TYPES)
-def test_random_init_draws_the_same_start_as_sklearn_for_the_same_random_state(covariance_type):
-    # 'random' draws its responsibilities from the shared RandomState exactly as sklearn does, so
-    # the fits, restarts included, are the same.
+def _fit_both_from_random_init(covariance_type, init_params):
+    """FastGMM and GaussianMixture fitted with the same random initialisation and restarts."""
     X, _ = _blobs()
     settings = dict(
         n_components=5,
         covariance_type=covariance_type,
-        init_params="random",
+        init_params=init_params,
         random_state=11,
         n_init=2,
         tol=0.0,
         max_iter=10,
     )
-    fast = _fit_quietly(FastGMM(**settings), X)
-    sk = _fit_quietly(GaussianMixture(**settings), X)
+    return _fit_quietly(FastGMM(**settings), X), _fit_quietly(GaussianMixture(**settings), X)
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_random_init_draws_the_same_start_as_sklearn_for_the_same_random_state(covariance_type):
+    # 'random' draws its responsibilities from the shared RandomState exactly as sklearn does, so
+    # the fits, restarts included, are the same.
+    fast, sk = _fit_both_from_random_init(covariance_type, "random")
     _assert_same_fit(fast, sk)
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
 def test_random_from_data_init_picks_the_same_rows_as_sklearn(covariance_type):
-    X, _ = _blobs()
-    settings = dict(
-        n_components=5,
-        covariance_type=covariance_type,
-        init_params="random_from_data",
-        random_state=11,
-        n_init=2,
-        tol=0.0,
-        max_iter=10,
-    )
-    fast = _fit_quietly(FastGMM(**settings), X)
-    sk = _fit_quietly(GaussianMixture(**settings), X)
+    fast, sk = _fit_both_from_random_init(covariance_type, "random_from_data")
     # The first lower bound is that of the initial parameters: one data point per component
     # with covariance reg_covar * I, so ~1e6 in size and sensitive to round-off in the
     # covariances; sklearn also leaves its initial weights summing to K/N instead of 1 here

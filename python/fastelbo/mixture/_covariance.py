@@ -75,10 +75,8 @@ def precisions_from_cholesky(precisions_cholesky, covariance_type):
 def covariances_from_precisions_cholesky(precisions_cholesky, covariance_type):
     """``Sigma = (U U^T)^{-1}``."""
     precisions = precisions_from_cholesky(np.asarray(precisions_cholesky, np.float64), covariance_type)
-    if covariance_type == "full":
-        return np.linalg.inv(precisions)
-    if covariance_type == "tied":
-        return np.linalg.inv(precisions)
+    if covariance_type in ("full", "tied"):
+        return np.linalg.inv(precisions)  # batched over components for full
     return 1.0 / precisions
 
 

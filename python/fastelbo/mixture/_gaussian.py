@@ -254,13 +254,13 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
     def bic(self, X):
         """Bayesian information criterion of X (lower is better)."""
         X = self._validate_for_inference(X)
-        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
+        return -2 * self._pass(X, moments=False)[0].sum_log_norm + self._n_parameters() * np.log(X.shape[0])
 
     @single_threaded_blas
     def aic(self, X):
         """Akaike information criterion of X (lower is better)."""
         X = self._validate_for_inference(X)
-        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+        return -2 * self._pass(X, moments=False)[0].sum_log_norm + 2 * self._n_parameters()
 
     def _n_parameters(self):
         return n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])

@@ -85,7 +85,11 @@ def fit(X, weights, means, covariances, covariance_type, n_iter, reg_covar=1e-6)
     """Run ``n_iter`` EM iterations; returns ((weights, means, covariances), lower_bounds)."""
     lower_bounds = []
     for _ in range(n_iter):
-        log_prob = log_joint(X, weights, means, precisions_cholesky(covariances, covariance_type), covariance_type)
+        # Parameters in the data's precision, so float32 data keeps its products in float32.
+        weights, means, covariances = (np.asarray(a, dtype=X.dtype) for a in (weights, means, covariances))
+        log_prob = log_joint(
+            X, weights, means, precisions_cholesky(covariances, covariance_type), covariance_type
+        )
         log_norm = logsumexp(log_prob, axis=1)
         lower_bounds.append(float(log_norm.mean()))
         resp = np.exp(log_prob - log_norm[:, None])

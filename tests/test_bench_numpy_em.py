@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+
 import reference as ref
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))

@@ -7,9 +7,10 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+
 import reference as ref
 from fastelbo import EntropyDecomposition, FastGMM
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 COV_TYPES = list(ref.COVARIANCE_TYPES)
 K = 4

@@ -5,8 +5,9 @@ estimator and for a few non-default configurations (every covariance type, the o
 initialisations, explicit thread counts).
 """
 
-from fastelbo import FastGMM
 from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from fastelbo import FastGMM
 
 ESTIMATORS = [
     FastGMM(),

@@ -10,8 +10,9 @@ import warnings
 
 import numpy as np
 import pytest
-from fastelbo import FastGMM, _core
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
+
+from fastelbo import FastGMM, _core
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 KERNELS = ["gaussian_mixture_pass", "kmeans_plusplus", "lloyd_kmeans"]

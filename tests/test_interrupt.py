@@ -18,8 +18,9 @@ import warnings
 
 import numpy as np
 import pytest
-from fastelbo import FastGMM, _core
 from sklearn.exceptions import ConvergenceWarning
+
+from fastelbo import FastGMM, _core
 
 N_SAMPLES, N_FEATURES, N_COMPONENTS = 400_000, 32, 64
 # Generous bound on the time from Ctrl-C to KeyboardInterrupt (the kernels poll for it between

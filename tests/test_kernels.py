@@ -23,10 +23,11 @@ magnitude of the array, or the weighted sum of magnitudes for the scalar sums). 
 
 import numpy as np
 import pytest
+from scipy.special import softmax
+
 import reference as ref
 from fastelbo import _core
 from fastelbo.mixture._statistics import MixtureStatistics
-from scipy.special import softmax
 
 COV_TYPES = list(ref.COVARIANCE_TYPES)
 RTOL64 = 1e-10

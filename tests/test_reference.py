@@ -8,7 +8,6 @@ import warnings
 
 import numpy as np
 import pytest
-import reference as ref
 from scipy.special import logsumexp, softmax
 from scipy.stats import entropy as scipy_entropy
 from scipy.stats import multivariate_normal
@@ -20,6 +19,8 @@ from sklearn.mixture._gaussian_mixture import (
     _estimate_gaussian_parameters,
     _estimate_log_gaussian_prob,
 )
+
+import reference as ref
 
 COV_TYPES = list(ref.COVARIANCE_TYPES)
 RTOL = 1e-10

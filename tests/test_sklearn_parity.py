@@ -13,14 +13,15 @@ import warnings
 
 import numpy as np
 import pytest
-import reference as ref
-from fastelbo import FastGMM
 from scipy.special import softmax
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky_from_precisions
 from sklearn.utils._array_api import get_namespace
+
+import reference as ref
+from fastelbo import FastGMM
 
 COV_TYPES = list(ref.COVARIANCE_TYPES)
 INIT_PARAMS = ["kmeans", "k-means++", "random", "random_from_data"]

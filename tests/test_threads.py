@@ -10,12 +10,13 @@ import copy
 import functools
 import warnings
 
-import fastelbo
 import numpy as np
 import pytest
-from fastelbo import FastGMM, _core
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_info, threadpool_limits
+
+import fastelbo
+from fastelbo import FastGMM, _core
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 DTYPES = [np.float64, np.float32]

@@ -124,10 +124,16 @@ def statistics_from_responsibilities(X, resp, shift, covariance_type, sample_wei
         elif covariance_type == "tied":
             row_weight = np.asarray(r.sum(axis=1)).ravel()
             sxx += (xc * row_weight[:, None]).T @ xc
-        else:
-            dense_columns = r.toarray() if sparse else r
+        elif sparse:
+            # Hard assignments: each component's scatter over its own rows only (N D^2, not N K D^2).
+            columns = r.tocsc()
             for c in range(n_components):
-                sxx[c] += (xc * dense_columns[:, c : c + 1]).T @ xc
+                lo, hi = columns.indptr[c], columns.indptr[c + 1]
+                rows = xc[columns.indices[lo:hi]]
+                sxx[c] += (rows * columns.data[lo:hi, None]).T @ rows
+        else:
+            for c in range(n_components):
+                sxx[c] += (xc * r[:, c : c + 1]).T @ xc
     sum_weight = float(n_samples if weights is None else weights.sum())
     reference = np.broadcast_to(np.asarray(shift, dtype=np.float64), (n_components, n_features))
     return MixtureStatistics(n_samples, sum_weight, 0.0, 0.0, nk, sx, sxx, np.array(reference))

@@ -1,0 +1,55 @@
+"""Peak memory that ``fit`` adds on top of X, measured in a process of its own.
+
+Usage: ``python bench/memory_probe.py SYSTEM COVARIANCE_TYPE N D K DTYPE MAX_ITER``; prints one JSON
+object. The data are generated first, the kernel's peak-RSS mark is then reset (Linux
+``/proc/self/clear_refs``), and the added memory is peak RSS during ``fit`` minus RSS just before it.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from cases import Case, make_data  # noqa: E402
+from systems import fit_default  # noqa: E402
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def main(argv):
+    system, covariance_type, n, d, k, dtype, max_iter = argv
+    case = Case(covariance_type, int(n), int(d), int(k), dtype)
+    X = make_data(case)
+    fit_default(system, case, X[:2000], max_iter=1)  # import and warm everything up first
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")  # reset the peak-RSS mark to the current RSS
+    before = _status_kib("VmRSS")
+    result = fit_default(system, case, X, max_iter=int(max_iter))
+    peak = _status_kib("VmHWM")
+    mib = 1024.0
+    print(
+        json.dumps(
+            {
+                "data_mib": X.nbytes / 2**20,
+                "rss_before_mib": before / mib,
+                "peak_mib": peak / mib,
+                "added_mib": (peak - before) / mib,
+                "n_iter": result["n_iter"],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

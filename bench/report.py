@@ -1,0 +1,361 @@
+"""One run that measures FastGMM against the NumPy EM, scikit-learn and the machine's GEMM bound.
+
+Usage: ``python bench/report.py [--quick] [--repeats R]``
+
+Measures, in one process and one run (so the ratios compare like with like):
+
+- seconds per EM iteration from the same start, for every system (see ``seconds_per_iteration``);
+- the GEMM bound of each case (``gemm_bound.py`` states the FLOP model);
+- full ``fit()`` time with default settings (k-means initialisation, tol=1e-3, max_iter=100);
+- peak memory that ``fit`` adds on top of X, each system in a fresh process (``memory_probe.py``);
+- FastGMM's speed-up from 1 to 2 threads.
+
+Writes ``report.md``, ``report.json`` and ``time_per_iteration.png`` under ``bench/results/`` (under
+``bench/results/quick/`` with ``--quick``) and prints the Markdown report. Exits with status 1 if any
+two systems disagree on a log-likelihood by more than rtol 1e-6, so a fast wrong answer cannot win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+BENCH_DIR = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+
+import cases  # noqa: E402
+import gemm_bound  # noqa: E402
+import systems  # noqa: E402
+
+AGREEMENT_RTOL = 1e-6
+MEASURED_ITERATIONS = 3
+SYSTEM_LABELS = {"fastelbo": "FastGMM", "numpy": "NumPy EM", "sklearn": "scikit-learn"}
+
+
+def environment() -> dict:
+    """Thread counts, BLAS, versions and build flags recorded with every result."""
+    from threadpoolctl import threadpool_info
+
+    import fastelbo
+
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor(),
+    )
+    return {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "fastelbo_build": fastelbo.build_info(),
+        "threadpools": [
+            {k: pool.get(k) for k in ("user_api", "internal_api", "version", "num_threads", "architecture")}
+            for pool in threadpool_info()
+        ],
+        "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS") if k in os.environ},
+    }
+
+
+def best_time(run, repeats):
+    best, value = np.inf, None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        value = run()
+        best = min(best, time.perf_counter() - start)
+    return best, value
+
+
+def seconds_per_iteration(system, case, X, start, repeats, **params):
+    """(T(1 + m) - T(1)) / m for m = MEASURED_ITERATIONS, each T the best of ``repeats`` after a
+    warm-up: the difference cancels initialisation, the final E-step and any fixed overhead."""
+    systems.run_iterations(system, case, X, start, 1, **params)  # warm-up
+    one, _ = best_time(lambda: systems.run_iterations(system, case, X, start, 1, **params), repeats)
+    many, bound = best_time(
+        lambda: systems.run_iterations(system, case, X, start, 1 + MEASURED_ITERATIONS, **params), repeats
+    )
+    return max(many - one, 0.0) / MEASURED_ITERATIONS, bound
+
+
+def measure_iterations(case_list, repeats, log):
+    rows = []
+    for case in case_list:
+        X = cases.make_data(case)
+        start = cases.initial_parameters(case, X)
+        row = {
+            "case": case.id,
+            **case.__dict__,
+            "seconds_per_iteration": {},
+            "log_likelihood": {},
+            "errors": {},
+        }
+        for system in systems.SYSTEMS:
+            try:
+                seconds, bound = seconds_per_iteration(system, case, X, start, repeats)
+            except ValueError as error:  # scikit-learn's float32 covariance can break down
+                row["errors"][system] = str(error)
+                log(f"  {case.id:<32} {system:<9} failed: {error}")
+                continue
+            row["seconds_per_iteration"][system] = seconds
+            row["log_likelihood"][system] = bound
+            log(f"  {case.id:<32} {system:<9} {seconds:9.4f} s/iter  loglik {bound:.10g}")
+        row["gemm_bound"] = gemm_bound.measure(case, repeats=max(repeats, 3))
+        values = list(row["log_likelihood"].values())
+        row["max_relative_disagreement"] = (
+            float(np.max(np.abs(np.array(values) - values[0])) / abs(values[0])) if values else None
+        )
+        rows.append(row)
+    return rows
+
+
+def measure_fits(case_list, repeats, log):
+    rows = []
+    for case in case_list:
+        X = cases.make_data(case)
+        row = {"case": case.id, "seconds": {}, "fit": {}}
+        for system in systems.FIT_SYSTEMS:
+            seconds, result = best_time(
+                lambda system=system, case=case, X=X: systems.fit_default(system, case, X), repeats
+            )
+            row["seconds"][system], row["fit"][system] = seconds, result
+            log(f"  {case.id:<32} {system:<9} fit {seconds:8.3f} s  n_iter {result['n_iter']}")
+        rows.append(row)
+    return rows
+
+
+def measure_memory(case_list, max_iter, log):
+    rows = []
+    for case in case_list:
+        row = {"case": case.id, "data_mib": case.data_bytes / 2**20, "max_iter": max_iter, "added_mib": {}}
+        for system in systems.FIT_SYSTEMS:
+            args = [
+                system,
+                case.covariance_type,
+                case.n_samples,
+                case.n_features,
+                case.n_components,
+                case.dtype,
+            ]
+            out = subprocess.run(
+                [sys.executable, str(BENCH_DIR / "memory_probe.py"), *map(str, args), str(max_iter)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            probe = json.loads(out.stdout.strip().splitlines()[-1])
+            row["added_mib"][system] = probe["added_mib"]
+            log(f"  {case.id:<32} {system:<9} fit adds {probe['added_mib']:8.1f} MiB")
+        row["budget_mib"] = 0.3 * row["data_mib"] + 150 * 1e6 / 2**20
+        rows.append(row)
+    return rows
+
+
+def measure_thread_scaling(case, repeats, log):
+    X = cases.make_data(case)
+    start = cases.initial_parameters(case, X)
+    seconds = {}
+    for n_jobs in (1, 2):
+        seconds[n_jobs], _ = seconds_per_iteration("fastelbo", case, X, start, repeats, n_jobs=n_jobs)
+        log(f"  {case.id:<32} n_jobs={n_jobs} {seconds[n_jobs]:9.4f} s/iter")
+    return {"case": case.id, "seconds_per_iteration": seconds, "speedup": seconds[1] / seconds[2]}
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def _ratio(numerator, denominator):
+    return f"{numerator / denominator:.2f}x" if numerator and denominator else "n/a"
+
+
+def _seconds(value):
+    return "failed" if value is None else f"{value:.4f}"
+
+
+def markdown(results) -> str:
+    env = results["environment"]
+    build = env["fastelbo_build"]
+    blas = [p for p in env["threadpools"] if p["user_api"] == "blas"]
+    lines = [
+        f"# FastGMM benchmark ({'quick' if results['quick'] else 'full'} run, {env['date']})",
+        "",
+        f"Machine: {env['cpu']}, {env['cpu_count']} CPUs. Python {env['python']}, NumPy {build['numpy']}, "
+        f"scikit-learn {build['scikit_learn']}, fastelbo {build['version']} ({build['compiler']}, "
+        f"native ISA: {build['native_isa']}, SIMD: {build['simd']}, OpenMP threads: "
+        f"{build['openmp_max_threads']}). BLAS: "
+        + ", ".join(f"{p['internal_api']} {p['version']} ({p['num_threads']} threads)" for p in blas)
+        + ".",
+        "",
+        "## Seconds per EM iteration (same data, same start)",
+        "",
+        f"Each time is (T(1+{MEASURED_ITERATIONS}) - T(1)) / {MEASURED_ITERATIONS} over whole `fit` calls "
+        f"with `tol=0`, best of {results['repeats']} after a warm-up. Speed-ups are other / FastGMM; "
+        "'vs bound' is FastGMM / GEMM bound (1.00x = as fast as NumPy's BLAS does the minimum products; "
+        "FLOP model in `bench/gemm_bound.py`). 'agree' is the largest relative difference of the "
+        "systems' log-likelihoods.",
+        "",
+        "| case | FastGMM | NumPy EM | scikit-learn | vs NumPy | vs sklearn | GEMM bound | vs bound "
+        "| FastGMM GFLOP/s | agree |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in results["iterations"]:
+        t = row["seconds_per_iteration"]
+        ours, bound = t.get("fastelbo"), row["gemm_bound"]["seconds"]
+        gflops = row["gemm_bound"]["flops"] / ours / 1e9 if ours else None
+        agree = row["max_relative_disagreement"]
+        lines.append(
+            f"| {row['case']} | {_seconds(ours)} | {_seconds(t.get('numpy'))} | {_seconds(t.get('sklearn'))} "
+            f"| {_ratio(t.get('numpy'), ours)} | {_ratio(t.get('sklearn'), ours)} | {bound:.4f} "
+            f"| {_ratio(ours, bound)} | {gflops:.0f} | {agree:.1e} |"
+        )
+    lines += [
+        "",
+        "### float32 against float64 (FastGMM)",
+        "",
+        "| case | float64 | float32 | speed-up |",
+        "|---|---|---|---|",
+    ]
+    by_id = {row["case"]: row for row in results["iterations"]}
+    for row in results["iterations"]:
+        if row["dtype"] == "float32":
+            twin = by_id.get(row["case"].replace("float32", "float64"))
+            if twin:
+                f64, f32 = twin["seconds_per_iteration"]["fastelbo"], row["seconds_per_iteration"]["fastelbo"]
+                lines.append(f"| {twin['case'][:-8]} | {f64:.4f} | {f32:.4f} | {_ratio(f64, f32)} |")
+    lines += [
+        "",
+        "## Whole fit() with default settings",
+        "",
+        "`init_params='kmeans'`, `tol=1e-3`, `max_iter=100`, `random_state=0`; each library uses its own "
+        f"k-means, so iteration counts may differ. Best of {results['fit_repeats']}.",
+        "",
+        "| case | FastGMM s (n_iter) | scikit-learn s (n_iter) | speed-up |",
+        "|---|---|---|---|",
+    ]
+    for row in results["fits"]:
+        s, f = row["seconds"], row["fit"]
+        lines.append(
+            f"| {row['case']} | {s['fastelbo']:.3f} ({f['fastelbo']['n_iter']}) "
+            f"| {s['sklearn']:.3f} ({f['sklearn']['n_iter']}) | {_ratio(s['sklearn'], s['fastelbo'])} |"
+        )
+    lines += [
+        "",
+        "## Memory that fit() adds on top of X",
+        "",
+        "Peak RSS during `fit` minus RSS just before it, each system in a fresh process "
+        "(`bench/memory_probe.py`), default settings with `max_iter` as shown.",
+        "",
+        "| case | X MiB | max_iter | FastGMM MiB | budget 0.3 X + 150 MB | scikit-learn MiB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in results["memory"]:
+        a = row["added_mib"]
+        lines.append(
+            f"| {row['case']} | {row['data_mib']:.0f} | {row['max_iter']} | {a['fastelbo']:.0f} "
+            f"| {row['budget_mib']:.0f} | {a['sklearn']:.0f} |"
+        )
+    scaling = results["thread_scaling"]
+    t = scaling["seconds_per_iteration"]
+    lines += [
+        "",
+        "## Threads",
+        "",
+        f"{scaling['case']}: {t['1']:.4f} s/iter with `n_jobs=1`, {t['2']:.4f} with `n_jobs=2`: "
+        f"{scaling['speedup']:.2f}x.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    families = {}
+    for row in results["iterations"]:
+        key = (row["covariance_type"], row["n_samples"], row["n_features"], row["dtype"])
+        families.setdefault(key, []).append(row)
+    families = {k: v for k, v in families.items() if len(v) > 1}
+    fig, axes = plt.subplots(1, len(families), figsize=(5.5 * len(families), 4.2), squeeze=False)
+    for ax, ((cov, n, d, dtype), rows) in zip(axes[0], families.items(), strict=True):
+        rows.sort(key=lambda r: r["n_components"])
+        ks = [r["n_components"] for r in rows]
+        for system in systems.SYSTEMS:
+            ks_ok = [r["n_components"] for r in rows if system in r["seconds_per_iteration"]]
+            ts = [r["seconds_per_iteration"][system] for r in rows if system in r["seconds_per_iteration"]]
+            ax.plot(ks_ok, ts, "o-", label=SYSTEM_LABELS[system])
+        ax.plot(ks, [r["gemm_bound"]["seconds"] for r in rows], "k--", label="GEMM bound")
+        ax.set(xscale="log", yscale="log", xlabel="K (components)", ylabel="seconds per EM iteration")
+        ax.set_title(f"{cov}, N={n:,}, D={d}, {dtype}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes; finishes in under 3 minutes")
+    parser.add_argument("--repeats", type=int, default=None, help="best-of repetitions (default 3, quick 2)")
+    parser.add_argument("--output", type=pathlib.Path, default=None, help="results folder")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    repeats = args.repeats or (2 if quick else 3)
+    out_dir = args.output or BENCH_DIR / "results" / ("quick" if quick else "")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def log(message):
+        print(message, file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    results = {"quick": quick, "repeats": repeats, "environment": environment()}
+    log("seconds per iteration:")
+    results["iterations"] = measure_iterations(
+        cases.QUICK_ITERATION_CASES if quick else cases.FULL_ITERATION_CASES, repeats, log
+    )
+    log("whole fit():")
+    results["fit_repeats"] = repeats if quick else 2
+    results["fits"] = measure_fits(
+        cases.QUICK_FIT_CASES if quick else cases.FULL_FIT_CASES, results["fit_repeats"], log
+    )
+    log("memory:")
+    results["memory"] = measure_memory(cases.QUICK_MEMORY_CASES if quick else cases.FULL_MEMORY_CASES, 3, log)
+    log("threads:")
+    results["thread_scaling"] = measure_thread_scaling(
+        cases.QUICK_SCALING_CASE if quick else cases.FULL_SCALING_CASE, repeats, log
+    )
+    results["thread_scaling"]["seconds_per_iteration"] = {
+        str(k): v for k, v in results["thread_scaling"]["seconds_per_iteration"].items()
+    }
+    results["wall_seconds"] = time.perf_counter() - started
+
+    report = markdown(results)
+    (out_dir / "report.md").write_text(report + "\n")
+    (out_dir / "report.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, out_dir / "time_per_iteration.png")
+    print(report)
+    log(f"wrote {out_dir}/report.md, report.json, time_per_iteration.png in {results['wall_seconds']:.0f} s")
+
+    disagreements = [
+        row["case"]
+        for row in results["iterations"]
+        if row["max_relative_disagreement"] is not None and row["max_relative_disagreement"] > AGREEMENT_RTOL
+    ]
+    if disagreements:
+        log(f"FAILED: systems disagree beyond rtol {AGREEMENT_RTOL} on {', '.join(disagreements)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+// Greedy k-means++ seeding with triangle-inequality pruning.
+//
+// Each step draws `n_local_trials` candidates with probability proportional to w_n * D(x_n)^2 and
+// keeps the one that lowers the potential sum_n w_n D(x_n)^2 most. A row can only move closer to a
+// candidate y if d(c, y) < 2 D(x_n), where c is the row's nearest chosen centre (triangle
+// inequality); rows failing that test are skipped without touching X. Late steps, where every row is
+// close to some centre, then read little more than the per-row distances and nearest indices, instead
+// of streaming the whole of X once per step.
+#include <algorithm>
+#include <cstdint>
+#include <stdexcept>
+
+#include "fastelbo/kmeans.hpp"
+#include "fastelbo/kmeans_geometry.hpp"
+#include "fastelbo/random.hpp"
+#include "fastelbo/row_block_schedule.hpp"
+
+namespace fastelbo {
+namespace {
+
+constexpr Index kRowsPerBlock = 1024;
+
+// Index of the first cumulative weight >= target (numpy.searchsorted, side='left'), clipped to N-1.
+Index search_cumulative(const std::vector<double>& cumulative, double target) {
+    const auto it = std::lower_bound(cumulative.begin(), cumulative.end(), target);
+    return std::min<Index>(static_cast<Index>(it - cumulative.begin()), static_cast<Index>(cumulative.size()) - 1);
+}
+
+// The seeding reads every row not yet settled once per centre, so it is bound by memory traffic. It
+// works on a float32 copy of X about its column mean: half the bytes of float64, and centring keeps
+// float32's relative error (~1e-7) on the squared distances that set the sampling probabilities.
+template <class T>
+RowMatrix<float> centred_float_copy(const KMeansData<T>& data, int n_threads) {
+    ConstRowMatrixMap<T> X(data.X, data.n_rows, data.n_features);
+    const RowVector<double> mean = column_mean(data);
+    RowMatrix<float> out(data.n_rows, data.n_features);
+    const int threads = resolve_thread_count(n_threads);
+#ifdef FASTELBO_OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static)
+#else
+    (void)threads;
+#endif
+    for (Index n = 0; n < data.n_rows; ++n)
+        out.row(n) = (X.row(n).template cast<double>() - mean).template cast<float>();
+    return out;
+}
+
+template <class T>
+class GreedySeeding {
+  public:
+    GreedySeeding(const KMeansData<T>& data, Index n_clusters, int n_threads, const InterruptPoll& interrupt)
+        : data_(data),
+          n_threads_(n_threads),
+          interrupt_(interrupt),
+          blocks_{data.n_rows, kRowsPerBlock},
+          points_(centred_float_copy(data, n_threads)),
+          sq_norms_(points_.rowwise().squaredNorm()),
+          centres_(n_clusters, data.n_features),
+          closest_(data.n_rows),
+          nearest_(data.n_rows, 0),
+          cumulative_(data.n_rows) {}
+
+    // Sum of w_n * D(x_n)^2 written as running sums into cumulative_ (all ones before any centre).
+    double fill_cumulative(bool uniform) {
+        double running = 0;
+        for (Index n = 0; n < data_.n_rows; ++n) {
+            running += weight_of(data_, n) * (uniform ? 1.0 : closest_[n]);
+            cumulative_[n] = running;
+        }
+        return running;
+    }
+
+    Index draw(double total, Xoshiro256& rng) const { return search_cumulative(cumulative_, rng.uniform() * total); }
+
+    bool add_first_centre(Index row) {
+        set_centre(0, row);
+        return update_closest(0, [](Index) { return true; });
+    }
+
+    // The potential reduction sum_n w_n max(0, D(x_n)^2 - d(x_n, y_m)^2) of each candidate row y_m.
+    bool candidate_gains(Index n_chosen, const std::vector<Index>& candidate_rows, Vector<double>& gains) {
+        const Index M = static_cast<Index>(candidate_rows.size());
+        RowMatrix<double> candidates(M, data_.n_features);
+        for (Index m = 0; m < M; ++m) candidates.row(m) = row_about_shift(candidate_rows[m]);
+        const RowMatrix<double> separation = centre_separations(n_chosen, candidates);
+        const PreparedCentres<float> prepared(candidates, RowVector<double>::Zero(data_.n_features));
+        gains = Vector<double>::Zero(M);
+        return for_each_block_ordered(
+            blocks_, n_threads_, [&] { return Vector<double>(M); }, [&] { return Workspace(M); },
+            [&](Index, Index begin, Index rows, Vector<double>& partial, Workspace& ws) {
+                partial.setZero();
+                ws.gather(begin, rows, [&](Index n) {
+                    for (Index m = 0; m < M; ++m)
+                        if (separation(nearest_[n], m) < 4.0 * closest_[n]) return true;
+                    return false;
+                });
+                const auto dist = ws.distances(points_, sq_norms_, prepared);
+                for (Index i = 0; i < dist.rows(); ++i) {
+                    const Index n = ws.gathered[i];
+                    for (Index m = 0; m < M; ++m) {
+                        const double d = static_cast<double>(dist(i, m));
+                        if (d < closest_[n]) partial(m) += weight_of(data_, n) * (closest_[n] - d);
+                    }
+                }
+            },
+            [&](const Vector<double>& partial) { gains += partial; }, interrupt_);
+    }
+
+    // Make row `row` centre number `index` and move the rows it is now closest to.
+    bool add_centre(Index index, Index row) {
+        set_centre(index, row);
+        const RowMatrix<double> separation = centre_separations(index, centres_.row(index));
+        return update_closest(index, [&](Index n) { return separation(nearest_[n], 0) < 4.0 * closest_[n]; });
+    }
+
+  private:
+    RowVector<double> row_about_shift(Index row) const { return points_.row(row).template cast<double>(); }
+
+    void set_centre(Index index, Index row) { centres_.row(index) = row_about_shift(row); }
+
+    // Squared distances [n_chosen, M] between the chosen centres and `points`.
+    RowMatrix<double> centre_separations(Index n_chosen, const Eigen::Ref<const RowMatrix<double>>& points) const {
+        RowMatrix<double> out(n_chosen, points.rows());
+        for (Index c = 0; c < n_chosen; ++c)
+            for (Index m = 0; m < points.rows(); ++m) out(c, m) = (centres_.row(c) - points.row(m)).squaredNorm();
+        return out;
+    }
+
+    // Rows of a block that might move closer to a point, gathered for one distance GEMM.
+    struct Workspace {
+        std::vector<Index> gathered;
+        RowMatrix<float> rows, dist;
+
+        explicit Workspace(Index n_points) : dist(kRowsPerBlock, n_points) {}
+
+        template <class MightImprove>
+        void gather(Index begin, Index n_rows, MightImprove might_improve) {
+            gathered.clear();
+            for (Index n = begin; n < begin + n_rows; ++n)
+                if (might_improve(n)) gathered.push_back(n);
+        }
+
+        // Squared distances [gathered, M] as ||x||^2 - 2 x.c + ||c||^2, clamped at 0 against round-off.
+        Eigen::Ref<RowMatrix<float>> distances(const RowMatrix<float>& points, const Vector<float>& sq_norms,
+                                               const PreparedCentres<float>& centres) {
+            const Index m = static_cast<Index>(gathered.size());
+            auto out = dist.topRows(m);
+            if (m == 0) return out;
+            const bool contiguous = gathered.back() - gathered.front() + 1 == m;
+            if (contiguous) {
+                out.noalias() = -2.0f * (points.middleRows(gathered.front(), m) * centres.centred.transpose());
+            } else {
+                rows.resize(kRowsPerBlock, points.cols());
+                for (Index i = 0; i < m; ++i) rows.row(i) = points.row(gathered[i]);
+                out.noalias() = -2.0f * (rows.topRows(m) * centres.centred.transpose());
+            }
+            out.rowwise() += centres.sq_norm.transpose();
+            for (Index i = 0; i < m; ++i) out.row(i).array() += sq_norms(gathered[i]);
+            out = out.cwiseMax(0.0f);
+            return out;
+        }
+    };
+
+    // closest_/nearest_ updated with centre `index` for the rows where `might_improve(n)`.
+    template <class MightImprove>
+    bool update_closest(Index index, MightImprove might_improve) {
+        const PreparedCentres<float> prepared(centres_.row(index), RowVector<double>::Zero(data_.n_features));
+        return for_each_block_ordered(
+            blocks_, n_threads_, [] { return 0; }, [&] { return Workspace(1); },
+            [&](Index, Index begin, Index rows, int&, Workspace& ws) {
+                ws.gather(begin, rows, might_improve);
+                const auto dist = ws.distances(points_, sq_norms_, prepared);
+                for (Index i = 0; i < dist.rows(); ++i) {
+                    const Index n = ws.gathered[i];
+                    const double d = static_cast<double>(dist(i, 0));
+                    if (index == 0 || d < closest_[n]) {
+                        closest_[n] = d;
+                        nearest_[n] = static_cast<std::int32_t>(index);
+                    }
+                }
+            },
+            [](int) {}, interrupt_);
+    }
+
+    const KMeansData<T>& data_;
+    int n_threads_;
+    const InterruptPoll& interrupt_;
+    RowBlocks blocks_;
+    RowMatrix<float> points_;            // X about its column mean, in float32 (see centred_float_copy)
+    Vector<float> sq_norms_;             // ||row||^2 of points_
+    RowMatrix<double> centres_;          // chosen centres about the column mean, [K, D]
+    std::vector<double> closest_;        // squared distance of each row to its nearest chosen centre
+    std::vector<std::int32_t> nearest_;  // index of that centre
+    std::vector<double> cumulative_;
+};
+
+}  // namespace
+
+template <class T>
+std::vector<Index> kmeans_plusplus(const KMeansData<T>& data, Index n_clusters, Index n_local_trials,
+                                   std::uint64_t seed, int n_threads, const InterruptPoll& interrupt) {
+    if (n_clusters < 1 || n_clusters > data.n_rows)
+        throw std::invalid_argument("kmeans_plusplus: need 1 <= n_clusters <= n_samples");
+    n_local_trials = std::max<Index>(n_local_trials, 1);
+    Xoshiro256 rng(seed);
+    GreedySeeding<T> seeding(data, n_clusters, n_threads, interrupt);
+
+    std::vector<Index> chosen{seeding.draw(seeding.fill_cumulative(true), rng)};
+    if (!seeding.add_first_centre(chosen[0])) return {};
+    std::vector<Index> candidates(n_local_trials);
+    Vector<double> gains;
+    for (Index c = 1; c < n_clusters; ++c) {
+        const double total = seeding.fill_cumulative(false);
+        for (auto& candidate : candidates) candidate = seeding.draw(total, rng);
+        if (!seeding.candidate_gains(c, candidates, gains)) return {};
+        Index best = 0;
+        gains.maxCoeff(&best);  // the first of equal gains, as argmin of the potentials
+        chosen.push_back(candidates[best]);
+        if (!seeding.add_centre(c, candidates[best])) return {};
+        if (interrupt && interrupt()) return {};
+    }
+    return chosen;
+}
+
+template std::vector<Index> kmeans_plusplus<float>(const KMeansData<float>&, Index, Index, std::uint64_t, int,
+                                                   const InterruptPoll&);
+template std::vector<Index> kmeans_plusplus<double>(const KMeansData<double>&, Index, Index, std::uint64_t, int,
+                                                    const InterruptPoll&);
+
+}  // namespace fastelbo

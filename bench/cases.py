@@ -112,10 +112,11 @@ FULL_MEMORY_CASES = (Case("diag", 200_000, 64, 256),)
 FULL_SCALING_CASE = Case("diag", 200_000, 64, 256)
 
 QUICK_ITERATION_CASES = (
-    *(Case("diag", 20_000, 64, k) for k in (16, 64)),
-    Case("diag", 20_000, 64, 256),
-    Case("diag", 20_000, 64, 256, "float32"),
+    *(Case("diag", 20_000, 64, k) for k in (16, 64, 256)),
+    Case("diag", 100_000, 16, 16),
+    Case("diag", 100_000, 16, 16, "float32"),
     *(Case("full", 10_000, 32, k) for k in (4, 16, 64)),
+    Case("full", 10_000, 32, 16, "float32"),
     Case("spherical", 100_000, 16, 16),
     Case("tied", 100_000, 16, 16),
 )

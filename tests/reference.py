@@ -383,6 +383,64 @@ def lloyd_kmeans(X, centers, n_iter):
     return labels, centers, inertia
 
 
+class Xoshiro256:
+    """xoshiro256** seeded through splitmix64, as the kernels' generator (csrc .../random.hpp)."""
+
+    _MASK = (1 << 64) - 1
+
+    def __init__(self, seed):
+        self._state = []
+        x = seed & self._MASK
+        for _ in range(4):
+            x = (x + 0x9E3779B97F4A7C15) & self._MASK
+            z = x
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & self._MASK
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self._MASK
+            self._state.append(z ^ (z >> 31))
+
+    @classmethod
+    def _rotl(cls, x, k):
+        return ((x << k) | (x >> (64 - k))) & cls._MASK
+
+    def next(self):
+        s = self._state
+        result = (self._rotl((s[1] * 5) & self._MASK, 7) * 9) & self._MASK
+        t = (s[1] << 17) & self._MASK
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = self._rotl(s[3], 45)
+        return result
+
+    def uniform(self):
+        """Uniform on [0, 1) with 53 random bits."""
+        return (self.next() >> 11) * 2.0**-53
+
+
+def greedy_kmeans_plusplus(X, n_clusters, n_local_trials, seed):
+    """Greedy k-means++ without any pruning: each step draws n_local_trials rows with probability
+    proportional to D(x)^2 and keeps the one that lowers the potential most (first on ties)."""
+    X = _as_f64(X)
+    rng = Xoshiro256(seed)
+    n = X.shape[0]
+
+    def draw(weights):
+        cumulative = np.cumsum(weights)
+        return min(int(np.searchsorted(cumulative, rng.uniform() * cumulative[-1], side="left")), n - 1)
+
+    chosen = [draw(np.ones(n))]
+    closest = squared_distances(X, X[chosen])[:, 0]
+    for _ in range(1, n_clusters):
+        candidates = [draw(closest) for _ in range(n_local_trials)]
+        potentials = np.minimum(closest[:, None], squared_distances(X, X[candidates])).sum(axis=0)
+        best = candidates[int(np.argmin(potentials))]
+        chosen.append(best)
+        closest = np.minimum(closest, squared_distances(X, X[[best]])[:, 0])
+    return np.array(chosen)
+
+
 # -------------------------------------------------------------------------- data
 
 

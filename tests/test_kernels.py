@@ -404,6 +404,36 @@ def test_kmeans_plusplus_returns_distinct_in_range_indices_deterministic_per_see
     assert len(set(draws.values())) > 1, "different seeds should give different seedings"
 
 
+@pytest.mark.parametrize(
+    ("n_features", "n_clusters", "separation"),
+    [(2, 8, 5.0), (8, 30, 4.0), (16, 12, 20.0)],
+    ids=["2d", "8d-many", "16d-separated"],
+)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_kmeans_plusplus_matches_unpruned_reference_seeding(n_features, n_clusters, separation, dtype):
+    # The kernel skips rows by the triangle inequality and works in float32; the reference computes
+    # every distance in float64 with the same random stream, so any wrongly skipped row shows.
+    X, _ = _kmeans_data(11, n=2500, d=n_features, k=6, separation=separation)
+    X = X.astype(dtype)
+    n_local_trials = 2 + int(np.log(n_clusters))
+    for seed in (0, 5):
+        indices = _core.kmeans_plusplus(X, None, n_clusters, n_local_trials, seed, 0)
+        expected = ref.greedy_kmeans_plusplus(X, n_clusters, n_local_trials, seed)
+        np.testing.assert_array_equal(indices, expected)
+
+
+def test_lloyd_kmeans_matches_reference_with_many_clusters_in_more_dimensions():
+    # Many clusters and iterations exercise the distance bounds (rows skipped, then re-resolved).
+    X, _ = _kmeans_data(12, n=4000, d=8, k=10, separation=3.0)
+    centers = X[np.random.default_rng(12).choice(X.shape[0], 25, replace=False)]
+    labels, fitted, inertia, n_iter = _core.lloyd_kmeans(X, None, centers.copy(), 300, 0.0, 0)
+    assert 5 < n_iter < 300
+    ref_labels, ref_centers, ref_inertia = ref.lloyd_kmeans(X, centers, n_iter + 5)
+    np.testing.assert_array_equal(labels, ref_labels)
+    np.testing.assert_allclose(fitted, ref_centers, rtol=RTOL64, atol=1e-12)
+    np.testing.assert_allclose(inertia, ref_inertia, rtol=RTOL64)
+
+
 def test_kmeans_plusplus_is_bitwise_identical_for_any_thread_count():
     X, _ = _kmeans_data(7, n=6000)
     one = _core.kmeans_plusplus(X, None, 10, 4, 42, 1)

@@ -73,7 +73,6 @@ class DiagonalGaussians {
   public:
     struct Workspace {
         RowMatrix<T> features;  // [B, F]
-        RowMatrix<T> moments;   // [K, F]
     };
 
     explicit DiagonalGaussians(const GaussianMixtureParams<T>& p)
@@ -108,9 +107,7 @@ class DiagonalGaussians {
 
     Index bytes_per_row() const { return static_cast<Index>(sizeof(T)) * (F_ + 2 * K_); }
 
-    Workspace make_workspace(Index block_rows) const {
-        return Workspace{RowMatrix<T>(block_rows, F_), RowMatrix<T>(K_, F_)};
-    }
+    Workspace make_workspace(Index block_rows) const { return Workspace{RowMatrix<T>(block_rows, F_)}; }
 
     void log_joint(const RowBlock<T>& x, Workspace& ws, WorkBlock<T> lj) const {
         const Index n = x.rows();
@@ -125,15 +122,15 @@ class DiagonalGaussians {
         lj.rowwise() += constant_.transpose();
     }
 
-    // The shifted features are still in the workspace from log_joint.
+    // Adds the block's moments to `out`. The shifted features are still in the workspace from
+    // log_joint; the products accumulate straight into `out` (no extra pass over [K, F]).
     void accumulate(const RowBlock<T>&, const WorkBlock<T>& q, Workspace& ws, BlockStatistics<T>& out, const T*) const {
-        const Index n = q.rows();
-        ws.moments.noalias() = q.transpose() * ws.features.topRows(n);
-        out.sx = ws.moments.leftCols(D_);
+        const auto z = ws.features.topRows(q.rows());
+        out.sx.noalias() += q.transpose() * z.leftCols(D_);
         if (spherical_) {
-            out.sxx = ws.moments.col(D_);
+            out.sxx.noalias() += q.transpose() * z.col(D_);
         } else {
-            Eigen::Map<RowMatrix<T>>(out.sxx.data(), K_, D_) = ws.moments.rightCols(D_);
+            Eigen::Map<RowMatrix<T>>(out.sxx.data(), K_, D_).noalias() += q.transpose() * z.rightCols(D_);
         }
     }
 
@@ -184,14 +181,14 @@ class TiedGaussians {
         lj.rowwise() += constant_.transpose();
     }
 
-    // Second moments of a tied model are data-only: sum_n w_n (x_n - shift)(x_n - shift)^T (lower triangle).
+    // Adds the block's moments to `out`. Second moments of a tied model are data-only: sum_n w_n (x_n - shift)(x_n -
+    // shift)^T (lower triangle).
     void accumulate(const RowBlock<T>& x, const WorkBlock<T>& q, Workspace& ws, BlockStatistics<T>& out,
                     const T* sample_weight) const {
         const Index n = x.rows();
         auto xc = ws.centred.topRows(n);
-        out.sx.noalias() = q.transpose() * xc;
+        out.sx.noalias() += q.transpose() * xc;
         Eigen::Map<RowMatrix<T>> sxx(out.sxx.data(), D_, D_);
-        sxx.setZero();
         if (sample_weight != nullptr) {
             auto scaled = ws.whitened.topRows(n);  // the whitened rows are no longer needed
             scaled = xc.array().colwise() * ConstVectorMap<T>(sample_weight, n).array().sqrt();
@@ -250,10 +247,9 @@ class FullGaussians {
         auto scaled = ws.whitened.topRows(n);
         for (Index c = 0; c < K_; ++c) {
             xc = x.rowwise() - means_.row(c);
-            out.sx.row(c).noalias() = q.col(c).transpose() * xc;
+            out.sx.row(c).noalias() += q.col(c).transpose() * xc;
             scaled = xc.array().colwise() * q.col(c).array().sqrt();
             Eigen::Map<RowMatrix<T>> sxx(out.sxx.data() + c * D_ * D_, D_, D_);
-            sxx.setZero();
             sxx.template selfadjointView<Eigen::Lower>().rankUpdate(scaled.transpose());
         }
     }

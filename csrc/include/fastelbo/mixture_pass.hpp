@@ -5,7 +5,9 @@
 // (`responsibilities` non-null); memory is O(block_rows * K) per thread plus the statistics.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "fastelbo/mixture_statistics.hpp"
 #include "fastelbo/posterior_row.hpp"
@@ -30,56 +32,76 @@ struct MixturePassRequest {
 // Runs the pass for one component family (DiagonalGaussians, TiedGaussians, FullGaussians, ...).
 // nk and the scalar ELBO terms are always summed; the moments only if request.compute_moments.
 // Returns false if interrupted; `statistics` then holds a partial sum only.
+// Rows a scheduled chunk aims for: several cache-sized sub-blocks, so that the per-chunk statistics
+// (up to K x D x D doubles) are merged serially only every few thousand rows. Depends only on the
+// problem's shape, so results stay bitwise identical for any thread count.
+constexpr Index kChunkTargetRows = 4096;
+
 template <class T, class Components>
 bool run_mixture_pass(const Components& components, CovarianceType type, Index K, Index D,
                       const MixturePassRequest<T>& request, MixtureStatistics& statistics) {
-    const Index bytes_per_row = components.bytes_per_row();
-    RowBlocks blocks{request.n_rows, rows_per_block(bytes_per_row)};
+    const Index sub_block_rows = rows_per_block(components.bytes_per_row());
+    const Index sub_blocks_per_chunk = std::max<Index>(1, kChunkTargetRows / sub_block_rows);
+    RowBlocks chunks{request.n_rows, sub_block_rows * sub_blocks_per_chunk};
     ConstRowMatrixMap<T> X(request.X, request.n_rows, D);
     const bool with_moments = request.compute_moments;
+    // float64 sums accumulate in place; float32 sums are moved to float64 after every sub-block.
+    constexpr bool accumulate_in_place = std::is_same_v<T, double>;
 
     struct Workspace {
         typename Components::Workspace model;
-        RowMatrix<T> log_joint;  // [B, K], overwritten by the (weighted) responsibilities
-        Vector<T> scratch;       // [K]
+        RowMatrix<T> log_joint;        // [B, K], overwritten by the (weighted) responsibilities
+        Vector<T> scratch;             // [K]
+        BlockStatistics<T> sub_block;  // a sub-block's sums, when not accumulating in place
     };
     auto make_workspace = [&] {
-        return Workspace{components.make_workspace(blocks.block_rows), RowMatrix<T>(blocks.block_rows, K),
-                         Vector<T>(K)};
+        return Workspace{components.make_workspace(sub_block_rows), RowMatrix<T>(sub_block_rows, K), Vector<T>(K),
+                         BlockStatistics<T>(type, K, D, with_moments && !accumulate_in_place)};
     };
-    auto make_partial = [&] { return BlockStatistics<T>(type, K, D, with_moments); };
+    auto make_partial = [&] { return MixtureStatistics(type, K, D, with_moments); };
 
-    auto compute = [&](Index, Index begin, Index rows, BlockStatistics<T>& partial, Workspace& ws) {
+    // Adds the sums of rows [begin, begin + rows) to `out`.
+    auto sub_block = [&](Index begin, Index rows, BlockStatistics<T>& out, Workspace& ws) {
         const auto x = X.middleRows(begin, rows);
         auto lj = ws.log_joint.topRows(rows);
         components.log_joint(x, ws.model, lj);
-        double sum_weight = 0, sum_log_norm = 0, sum_entropy = 0;
         for (Index i = 0; i < rows; ++i) {
             const Index n = begin + i;
             T* row = lj.row(i).data();
             const RowPosterior post = posterior_from_log_joint_row(row, K, ws.scratch.data());
             const double w = request.sample_weight ? static_cast<double>(request.sample_weight[n]) : 1.0;
-            sum_weight += w;
-            sum_log_norm += w * post.log_norm;
-            sum_entropy += w * post.entropy;
+            out.sum_weight += w;
+            out.sum_log_norm += w * post.log_norm;
+            out.sum_entropy += w * post.entropy;
             if (request.log_norm) request.log_norm[n] = static_cast<T>(post.log_norm);
             if (request.labels) request.labels[n] = static_cast<std::int64_t>(post.argmax);
             if (request.responsibilities) std::copy(row, row + K, request.responsibilities + n * K);
             if (request.sample_weight) lj.row(i) *= request.sample_weight[n];
         }
-        partial.sum_weight = sum_weight;
-        partial.sum_log_norm = sum_log_norm;
-        partial.sum_entropy = sum_entropy;
-        partial.nk = lj.colwise().sum().transpose();
+        out.nk += lj.colwise().sum().transpose();
         if (with_moments) {
-            components.accumulate(x, lj, ws.model, partial,
+            components.accumulate(x, lj, ws.model, out,
                                   request.sample_weight ? request.sample_weight + begin : nullptr);
         }
     };
 
+    auto compute = [&](Index, Index begin, Index rows, MixtureStatistics& partial, Workspace& ws) {
+        partial.set_zero();
+        for (Index offset = 0; offset < rows; offset += sub_block_rows) {
+            const Index n = std::min(sub_block_rows, rows - offset);
+            if constexpr (accumulate_in_place) {
+                sub_block(begin + offset, n, partial, ws);
+            } else {
+                ws.sub_block.set_zero();
+                sub_block(begin + offset, n, ws.sub_block, ws);
+                partial.merge(ws.sub_block);
+            }
+        }
+    };
+
     statistics = MixtureStatistics(type, K, D, with_moments);
-    auto merge = [&](const BlockStatistics<T>& partial) { statistics.merge(partial); };
-    const bool finished = for_each_block_ordered(blocks, request.n_threads, make_partial, make_workspace, compute,
+    auto merge = [&](const MixtureStatistics& partial) { statistics.merge(partial); };
+    const bool finished = for_each_block_ordered(chunks, request.n_threads, make_partial, make_workspace, compute,
                                                  merge, request.interrupt);
     statistics.symmetrise_second_moments(type, K, D);
     return finished;

@@ -55,6 +55,13 @@ struct MixtureSums {
           sx(RowMatrix<T>::Zero(with_moments ? K : 0, D)),
           sxx(Vector<T>::Zero(with_moments ? second_moment_size(type, K, D) : 0)) {}
 
+    void set_zero() {
+        sum_weight = sum_log_norm = sum_entropy = 0;
+        nk.setZero();
+        sx.setZero();
+        sxx.setZero();
+    }
+
     template <class U>
     void merge(const MixtureSums<U>& block) {
         sum_weight += block.sum_weight;

@@ -5,7 +5,8 @@
 // candidate y if d(c, y) < 2 D(x_n), where c is the row's nearest chosen centre (triangle
 // inequality); rows failing that test are skipped without touching X. Late steps, where every row is
 // close to some centre, then read little more than the per-row distances and nearest indices, instead
-// of streaming the whole of X once per step.
+// of streaming the whole of X once per step. The distances to the candidates are kept, so adding the
+// chosen one needs no second pass over X.
 #include <algorithm>
 #include <cstdint>
 #include <stdexcept>
@@ -48,7 +49,8 @@ RowMatrix<float> centred_float_copy(const KMeansData<T>& data, int n_threads) {
 template <class T>
 class GreedySeeding {
   public:
-    GreedySeeding(const KMeansData<T>& data, Index n_clusters, int n_threads, const InterruptPoll& interrupt)
+    GreedySeeding(const KMeansData<T>& data, Index n_clusters, Index n_local_trials, int n_threads,
+                  const InterruptPoll& interrupt)
         : data_(data),
           n_threads_(n_threads),
           interrupt_(interrupt),
@@ -58,7 +60,9 @@ class GreedySeeding {
           centres_(n_clusters, data.n_features),
           closest_(data.n_rows),
           nearest_(data.n_rows, 0),
-          cumulative_(data.n_rows) {}
+          cumulative_(data.n_rows),
+          evaluated_in_step_(data.n_rows, -1),
+          candidate_distances_(static_cast<size_t>(data.n_rows) * n_local_trials) {}
 
     // Sum of w_n * D(x_n)^2 written as running sums into cumulative_ (all ones before any centre).
     double fill_cumulative(bool uniform) {
@@ -97,8 +101,10 @@ class GreedySeeding {
                 const auto dist = ws.distances(points_, sq_norms_, prepared);
                 for (Index i = 0; i < dist.rows(); ++i) {
                     const Index n = ws.gathered[i];
+                    evaluated_in_step_[n] = static_cast<std::int32_t>(n_chosen);
                     for (Index m = 0; m < M; ++m) {
                         const double d = static_cast<double>(dist(i, m));
+                        candidate_distances_[n * M + m] = static_cast<float>(d);
                         if (d < closest_[n]) partial(m) += weight_of(data_, n) * (closest_[n] - d);
                     }
                 }
@@ -106,11 +112,23 @@ class GreedySeeding {
             [&](const Vector<double>& partial) { gains += partial; }, interrupt_);
     }
 
-    // Make row `row` centre number `index` and move the rows it is now closest to.
-    bool add_centre(Index index, Index row) {
+    // Make candidate `chosen` of the last candidate_gains call (row `row`) centre number `index`,
+    // and move the rows it is now closest to. Rows whose distances that call skipped cannot improve.
+    bool add_centre(Index index, Index row, Index chosen, Index n_candidates) {
         set_centre(index, row);
-        const RowMatrix<double> separation = centre_separations(index, centres_.row(index));
-        return update_closest(index, [&](Index n) { return separation(nearest_[n], 0) < 4.0 * closest_[n]; });
+        return for_each_block_ordered(
+            blocks_, n_threads_, [] { return 0; }, [] { return 0; },
+            [&](Index, Index begin, Index rows, int&, int&) {
+                for (Index n = begin; n < begin + rows; ++n) {
+                    if (evaluated_in_step_[n] != index) continue;
+                    const double d = candidate_distances_[n * n_candidates + chosen];
+                    if (d < closest_[n]) {
+                        closest_[n] = d;
+                        nearest_[n] = static_cast<std::int32_t>(index);
+                    }
+                }
+            },
+            [](int) {}, interrupt_);
     }
 
   private:
@@ -192,6 +210,10 @@ class GreedySeeding {
     std::vector<double> closest_;        // squared distance of each row to its nearest chosen centre
     std::vector<std::int32_t> nearest_;  // index of that centre
     std::vector<double> cumulative_;
+    // The last candidate_gains call: per row, the step it computed distances in (-1: never) and
+    // those distances [N, M], so add_centre need not read X again.
+    std::vector<std::int32_t> evaluated_in_step_;
+    std::vector<float> candidate_distances_;
 };
 
 }  // namespace
@@ -203,7 +225,7 @@ std::vector<Index> kmeans_plusplus(const KMeansData<T>& data, Index n_clusters, 
         throw std::invalid_argument("kmeans_plusplus: need 1 <= n_clusters <= n_samples");
     n_local_trials = std::max<Index>(n_local_trials, 1);
     Xoshiro256 rng(seed);
-    GreedySeeding<T> seeding(data, n_clusters, n_threads, interrupt);
+    GreedySeeding<T> seeding(data, n_clusters, n_local_trials, n_threads, interrupt);
 
     std::vector<Index> chosen{seeding.draw(seeding.fill_cumulative(true), rng)};
     if (!seeding.add_first_centre(chosen[0])) return {};
@@ -216,7 +238,7 @@ std::vector<Index> kmeans_plusplus(const KMeansData<T>& data, Index n_clusters, 
         Index best = 0;
         gains.maxCoeff(&best);  // the first of equal gains, as argmin of the potentials
         chosen.push_back(candidates[best]);
-        if (!seeding.add_centre(c, candidates[best])) return {};
+        if (!seeding.add_centre(c, candidates[best], best, n_local_trials)) return {};
         if (interrupt && interrupt()) return {};
     }
     return chosen;

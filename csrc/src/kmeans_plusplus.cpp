@@ -20,6 +20,8 @@ namespace fastelbo {
 namespace {
 
 constexpr Index kRowsPerBlock = 1024;
+// A seeding pass takes milliseconds and its partials are a few numbers: one parallel region per pass.
+constexpr Index kWholePass = Index(1) << 40;
 
 // Index of the first cumulative weight >= target (numpy.searchsorted, side='left'), clipped to N-1.
 Index search_cumulative(const std::vector<double>& cumulative, double target) {
@@ -109,7 +111,7 @@ class GreedySeeding {
                     }
                 }
             },
-            [&](const Vector<double>& partial) { gains += partial; }, interrupt_);
+            [&](const Vector<double>& partial) { gains += partial; }, interrupt_, kWholePass);
     }
 
     // Make candidate `chosen` of the last candidate_gains call (row `row`) centre number `index`,
@@ -128,7 +130,7 @@ class GreedySeeding {
                     }
                 }
             },
-            [](int) {}, interrupt_);
+            [](int) {}, interrupt_, kWholePass);
     }
 
   private:
@@ -197,7 +199,7 @@ class GreedySeeding {
                     }
                 }
             },
-            [](int) {}, interrupt_);
+            [](int) {}, interrupt_, kWholePass);
     }
 
     const KMeansData<T>& data_;

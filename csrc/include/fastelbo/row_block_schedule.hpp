@@ -53,14 +53,17 @@ inline int current_thread_index() {
 
 // For every block b: compute(b, begin, size, partial, workspace) in parallel, then merge(partial)
 // serially in order b = 0, 1, 2, ... . `make_partial()` and `make_workspace()` build the per-slot
-// buffers once. Returns false if `interrupt` asked to stop (polled between rounds).
+// buffers once. Blocks run in rounds of `blocks_per_thread` per thread (bounding the partials held at
+// once); each round is one parallel region. Kernels with tiny partials and many short passes pass a
+// large value, as every region is a barrier that a busy machine can stall. Returns false if
+// `interrupt` asked to stop (polled between rounds).
 template <class MakePartial, class MakeWorkspace, class Compute, class Merge>
 bool for_each_block_ordered(const RowBlocks& blocks, int n_threads, MakePartial make_partial,
-                            MakeWorkspace make_workspace, Compute compute, Merge merge,
-                            const InterruptPoll& interrupt) {
+                            MakeWorkspace make_workspace, Compute compute, Merge merge, const InterruptPoll& interrupt,
+                            Index blocks_per_thread = 4) {
     const int threads = resolve_thread_count(n_threads);
     const Index n_blocks = blocks.count();
-    const Index round_size = std::min<Index>(n_blocks, 4 * static_cast<Index>(threads));
+    const Index round_size = std::min<Index>(n_blocks, blocks_per_thread * static_cast<Index>(threads));
     if (n_blocks == 0) return true;
 
     using Partial = decltype(make_partial());

@@ -52,7 +52,8 @@ class BoundedLloyd {
           X_(data.X, data.n_rows, data.n_features),
           shift_(column_mean(data)),
           shift_t_(shift_.template cast<T>()),
-          blocks_{data.n_rows, rows_per_block(static_cast<Index>(sizeof(T)) * (data.n_features + n_clusters))},
+          sub_block_rows_(rows_per_block(static_cast<Index>(sizeof(T)) * (data.n_features + n_clusters))),
+          blocks_{data.n_rows, rows_per_chunk(sub_block_rows_)},
           labels_(labels),
           upper_(data.n_rows, kInfinity),
           lower_(data.n_rows, 0.0) {
@@ -75,26 +76,29 @@ class BoundedLloyd {
             std::vector<Index> unresolved;
             RowVector<double> x;
         };
-        const Index B = blocks_.block_rows;
+        const Index B = sub_block_rows_;
         return for_each_block_ordered(
             blocks_, n_threads_, [&] { return Sums{RowMatrix<double>(K_, D), Vector<double>(K_), 0}; },
             [&] { return Workspace{RowMatrix<T>(B, D), RowMatrix<T>(B, D), RowMatrix<T>(B, K_), {}, {}}; },
             [&](Index, Index begin, Index rows, Sums& partial, Workspace& ws) {
-                ws.unresolved.clear();
-                for (Index n = begin; n < begin + rows; ++n) {
-                    const auto a = labels_[n];
-                    if (a >= 0) {
-                        upper_[n] += moves(a);
-                        lower_[n] -= largest_move;
-                        const double bound = std::max(gaps(a), lower_[n]);
-                        if (upper_[n] <= bound) continue;
-                        shifted_row(data_, n, shift_, ws.x);
-                        upper_[n] = (ws.x - centred.row(a)).norm();
-                        if (upper_[n] <= bound) continue;
+                partial.changed = 0;
+                for (Index offset = 0; offset < rows; offset += B) {
+                    ws.unresolved.clear();
+                    for (Index n = begin + offset; n < begin + std::min(rows, offset + B); ++n) {
+                        const auto a = labels_[n];
+                        if (a >= 0) {
+                            upper_[n] += moves(a);
+                            lower_[n] -= largest_move;
+                            const double bound = std::max(gaps(a), lower_[n]);
+                            if (upper_[n] <= bound) continue;
+                            shifted_row(data_, n, shift_, ws.x);
+                            upper_[n] = (ws.x - centred.row(a)).norm();
+                            if (upper_[n] <= bound) continue;
+                        }
+                        ws.unresolved.push_back(n);
                     }
-                    ws.unresolved.push_back(n);
+                    partial.changed += resolve(ws.unresolved, prepared, ws.rows, ws.centred, ws.dist);
                 }
-                partial.changed = resolve(ws.unresolved, prepared, ws.rows, ws.centred, ws.dist);
                 partial.sums.setZero();
                 partial.counts.setZero();
                 for (Index n = begin; n < begin + rows; ++n) {
@@ -167,7 +171,8 @@ class BoundedLloyd {
     ConstRowMatrixMap<T> X_;
     RowVector<double> shift_;
     RowVector<T> shift_t_;
-    RowBlocks blocks_;
+    Index sub_block_rows_;  // rows whose distances fit a cache-sized GEMM
+    RowBlocks blocks_;      // scheduled chunks of sub-blocks: one [K, D] partial per ~4096 rows
     std::vector<std::int64_t>& labels_;
     std::vector<double> upper_;  // >= distance to the assigned centre
     std::vector<double> lower_;  // <= distance to every other centre

@@ -1,5 +1,7 @@
-// The mixture E-step pass: for every fixed-size row block, log-joints -> responsibilities ->
-// per-row outputs and additive statistics, blocks in parallel, partials merged in block order.
+// The mixture E-step pass: for every fixed-size, cache-sized row block, log-joints ->
+// responsibilities -> per-row outputs and additive statistics. Blocks are grouped into chunks
+// (rows_per_chunk) that run in parallel, each summing its blocks in turn; chunk partials are merged
+// in order.
 //
 // The N x K responsibility matrix is never materialised unless the caller asks for it
 // (`responsibilities` non-null); memory is O(block_rows * K) per thread plus the statistics.
@@ -32,17 +34,11 @@ struct MixturePassRequest {
 // Runs the pass for one component family (DiagonalGaussians, TiedGaussians, FullGaussians, ...).
 // nk and the scalar ELBO terms are always summed; the moments only if request.compute_moments.
 // Returns false if interrupted; `statistics` then holds a partial sum only.
-// Rows a scheduled chunk aims for: several cache-sized sub-blocks, so that the per-chunk statistics
-// (up to K x D x D doubles) are merged serially only every few thousand rows. Depends only on the
-// problem's shape, so results stay bitwise identical for any thread count.
-constexpr Index kChunkTargetRows = 4096;
-
 template <class T, class Components>
 bool run_mixture_pass(const Components& components, CovarianceType type, Index K, Index D,
                       const MixturePassRequest<T>& request, MixtureStatistics& statistics) {
     const Index sub_block_rows = rows_per_block(components.bytes_per_row());
-    const Index sub_blocks_per_chunk = std::max<Index>(1, kChunkTargetRows / sub_block_rows);
-    RowBlocks chunks{request.n_rows, sub_block_rows * sub_blocks_per_chunk};
+    RowBlocks chunks{request.n_rows, rows_per_chunk(sub_block_rows)};
     ConstRowMatrixMap<T> X(request.X, request.n_rows, D);
     const bool with_moments = request.compute_moments;
     // float64 sums accumulate in place; float32 sums are moved to float64 after every sub-block.

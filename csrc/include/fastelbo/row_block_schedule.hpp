@@ -34,6 +34,13 @@ inline Index rows_per_block(Index bytes_per_row, Index budget_bytes = 768 * 1024
     return rows - rows % 16;
 }
 
+// Rows of a scheduled chunk made of whole sub-blocks of `sub_block_rows`: a kernel processes its
+// cache-sized sub-blocks in turn and merges one partial per ~4096 rows, so the serial merge of large
+// partials (up to K x D x D doubles) stays rare. Depends only on the shape, never on the thread count.
+inline Index rows_per_chunk(Index sub_block_rows, Index target_rows = 4096) {
+    return sub_block_rows * std::max<Index>(1, target_rows / sub_block_rows);
+}
+
 inline int resolve_thread_count(int n_threads) {
 #ifdef FASTELBO_OPENMP
     return n_threads > 0 ? n_threads : omp_get_max_threads();

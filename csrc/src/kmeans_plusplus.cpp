@@ -54,6 +54,7 @@ class GreedySeeding {
     GreedySeeding(const KMeansData<T>& data, Index n_clusters, Index n_local_trials, int n_threads,
                   const InterruptPoll& interrupt)
         : data_(data),
+          n_candidates_(n_local_trials),
           n_threads_(n_threads),
           interrupt_(interrupt),
           blocks_{data.n_rows, kRowsPerBlock},
@@ -78,14 +79,24 @@ class GreedySeeding {
 
     Index draw(double total, Xoshiro256& rng) const { return search_cumulative(cumulative_, rng.uniform() * total); }
 
+    // Make row `row` the first centre: every row's distance to it.
     bool add_first_centre(Index row) {
         set_centre(0, row);
-        return update_closest(0, [](Index) { return true; });
+        const PreparedCentres<float> prepared(centres_.topRows(1), RowVector<double>::Zero(data_.n_features));
+        return for_each_block_ordered(
+            blocks_, n_threads_, [] { return 0; }, [&] { return Workspace(1); },
+            [&](Index, Index begin, Index rows, int&, Workspace& ws) {
+                ws.gather(begin, rows, [](Index) { return true; });
+                const auto dist = ws.distances(points_, sq_norms_, prepared);
+                for (Index i = 0; i < rows; ++i) closest_[begin + i] = static_cast<double>(dist(i, 0));
+            },
+            [](int) {}, interrupt_, kWholePass);
     }
 
     // The potential reduction sum_n w_n max(0, D(x_n)^2 - d(x_n, y_m)^2) of each candidate row y_m.
+    // `candidate_rows` holds the n_local_trials rows drawn this step.
     bool candidate_gains(Index n_chosen, const std::vector<Index>& candidate_rows, Vector<double>& gains) {
-        const Index M = static_cast<Index>(candidate_rows.size());
+        const Index M = n_candidates_;
         RowMatrix<double> candidates(M, data_.n_features);
         for (Index m = 0; m < M; ++m) candidates.row(m) = row_about_shift(candidate_rows[m]);
         const RowMatrix<double> separation = centre_separations(n_chosen, candidates);
@@ -106,7 +117,7 @@ class GreedySeeding {
                     evaluated_in_step_[n] = static_cast<std::int32_t>(n_chosen);
                     for (Index m = 0; m < M; ++m) {
                         const double d = static_cast<double>(dist(i, m));
-                        candidate_distances_[n * M + m] = static_cast<float>(d);
+                        candidate_distances_[n * n_candidates_ + m] = static_cast<float>(d);
                         if (d < closest_[n]) partial(m) += weight_of(data_, n) * (closest_[n] - d);
                     }
                 }
@@ -116,14 +127,14 @@ class GreedySeeding {
 
     // Make candidate `chosen` of the last candidate_gains call (row `row`) centre number `index`,
     // and move the rows it is now closest to. Rows whose distances that call skipped cannot improve.
-    bool add_centre(Index index, Index row, Index chosen, Index n_candidates) {
+    bool add_centre(Index index, Index row, Index chosen) {
         set_centre(index, row);
         return for_each_block_ordered(
             blocks_, n_threads_, [] { return 0; }, [] { return 0; },
             [&](Index, Index begin, Index rows, int&, int&) {
                 for (Index n = begin; n < begin + rows; ++n) {
                     if (evaluated_in_step_[n] != index) continue;
-                    const double d = candidate_distances_[n * n_candidates + chosen];
+                    const double d = candidate_distances_[n * n_candidates_ + chosen];
                     if (d < closest_[n]) {
                         closest_[n] = d;
                         nearest_[n] = static_cast<std::int32_t>(index);
@@ -181,28 +192,8 @@ class GreedySeeding {
         }
     };
 
-    // closest_/nearest_ updated with centre `index` for the rows where `might_improve(n)`.
-    template <class MightImprove>
-    bool update_closest(Index index, MightImprove might_improve) {
-        const PreparedCentres<float> prepared(centres_.row(index), RowVector<double>::Zero(data_.n_features));
-        return for_each_block_ordered(
-            blocks_, n_threads_, [] { return 0; }, [&] { return Workspace(1); },
-            [&](Index, Index begin, Index rows, int&, Workspace& ws) {
-                ws.gather(begin, rows, might_improve);
-                const auto dist = ws.distances(points_, sq_norms_, prepared);
-                for (Index i = 0; i < dist.rows(); ++i) {
-                    const Index n = ws.gathered[i];
-                    const double d = static_cast<double>(dist(i, 0));
-                    if (index == 0 || d < closest_[n]) {
-                        closest_[n] = d;
-                        nearest_[n] = static_cast<std::int32_t>(index);
-                    }
-                }
-            },
-            [](int) {}, interrupt_, kWholePass);
-    }
-
     const KMeansData<T>& data_;
+    Index n_candidates_;  // n_local_trials
     int n_threads_;
     const InterruptPoll& interrupt_;
     RowBlocks blocks_;
@@ -240,7 +231,7 @@ std::vector<Index> kmeans_plusplus(const KMeansData<T>& data, Index n_clusters, 
         Index best = 0;
         gains.maxCoeff(&best);  // the first of equal gains, as argmin of the potentials
         chosen.push_back(candidates[best]);
-        if (!seeding.add_centre(c, candidates[best], best, n_local_trials)) return {};
+        if (!seeding.add_centre(c, candidates[best], best)) return {};
         if (interrupt && interrupt()) return {};
     }
     return chosen;

@@ -181,8 +181,8 @@ class TiedGaussians {
         lj.rowwise() += constant_.transpose();
     }
 
-    // Adds the block's moments to `out`. Second moments of a tied model are data-only: sum_n w_n (x_n - shift)(x_n -
-    // shift)^T (lower triangle).
+    // Adds the block's moments to `out`. Second moments of a tied model are data-only:
+    // sum_n w_n (x_n - shift)(x_n - shift)^T (lower triangle).
     void accumulate(const RowBlock<T>& x, const WorkBlock<T>& q, Workspace& ws, BlockStatistics<T>& out,
                     const T* sample_weight) const {
         const Index n = x.rows();

@@ -57,7 +57,7 @@ bool run_mixture_pass(const Components& components, CovarianceType type, Index K
     auto make_partial = [&] { return MixtureStatistics(type, K, D, with_moments); };
 
     // Adds the sums of rows [begin, begin + rows) to `out`.
-    auto sub_block = [&](Index begin, Index rows, BlockStatistics<T>& out, Workspace& ws) {
+    auto add_sub_block = [&](Index begin, Index rows, BlockStatistics<T>& out, Workspace& ws) {
         const auto x = X.middleRows(begin, rows);
         auto lj = ws.log_joint.topRows(rows);
         components.log_joint(x, ws.model, lj);
@@ -86,10 +86,10 @@ bool run_mixture_pass(const Components& components, CovarianceType type, Index K
         for (Index offset = 0; offset < rows; offset += sub_block_rows) {
             const Index n = std::min(sub_block_rows, rows - offset);
             if constexpr (accumulate_in_place) {
-                sub_block(begin + offset, n, partial, ws);
+                add_sub_block(begin + offset, n, partial, ws);
             } else {
                 ws.sub_block.set_zero();
-                sub_block(begin + offset, n, ws.sub_block, ws);
+                add_sub_block(begin + offset, n, ws.sub_block, ws);
                 partial.merge(ws.sub_block);
             }
         }

@@ -159,6 +159,18 @@ def fitted_state(gmm):
     return state
 
 
+def fixed_full_start(X):
+    """A full-covariance model's settings with all three initial parameters given (no init pass)."""
+    K, D = N_COMPONENTS, N_FEATURES
+    return dict(
+        n_components=K,
+        covariance_type="full",
+        weights_init=np.full(K, 1.0 / K),
+        means_init=X[:K],
+        precisions_init=np.tile(np.eye(D), (K, 1, 1)),
+    )
+
+
 def states_equal(a, b):
     return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
@@ -169,17 +181,7 @@ def states_equal(a, b):
 def test_ctrl_c_during_em_interrupts_promptly_and_keeps_the_completed_iterations(big_X):
     # All three initial parameters given: no initialisation pass, EM starts at once. tol=0 and
     # max_iter=40 make the fit take about a minute if it is not interrupted (the test then fails).
-    K, D = N_COMPONENTS, N_FEATURES
-    gmm = observed_gmm(
-        n_components=K,
-        covariance_type="full",
-        max_iter=40,
-        tol=0.0,
-        init_params="random",
-        weights_init=np.full(K, 1.0 / K),
-        means_init=big_X[:K],
-        precisions_init=np.tile(np.eye(D), (K, 1, 1)),
-    )
+    gmm = observed_gmm(max_iter=40, tol=0.0, init_params="random", **fixed_full_start(big_X))
     interrupter = Interrupter(trigger=gmm.m_step_done)  # 0.3 s into the second iteration
     with pytest.warns(RuntimeWarning, match="interrupted"):
         latency = seconds_until_interrupted(lambda: gmm.fit(big_X), interrupter)
@@ -198,7 +200,7 @@ def test_ctrl_c_during_em_interrupts_promptly_and_keeps_the_completed_iterations
     X = big_X[:5000]
     labels = gmm.predict(X)
     assert labels.shape == (5000,)
-    assert labels.min() >= 0 and labels.max() < K
+    assert labels.min() >= 0 and labels.max() < N_COMPONENTS
     np.testing.assert_allclose(gmm.predict_proba(X).sum(axis=1), 1.0)
     assert np.isfinite(gmm.entropy_decomposition(X).elbo)
     with pytest.raises(ValueError, match="pass X"):
@@ -252,15 +254,7 @@ def test_ctrl_c_inside_the_lloyd_kernel_is_prompt(big_X):
 
 
 def test_ctrl_c_during_inference_interrupts_promptly(big_X):
-    K, D = N_COMPONENTS, N_FEATURES
-    gmm = FastGMM(
-        n_components=K,
-        covariance_type="full",
-        max_iter=0,
-        weights_init=np.full(K, 1.0 / K),
-        means_init=big_X[:K],
-        precisions_init=np.tile(np.eye(D), (K, 1, 1)),
-    ).fit(big_X[: 2 * K])
+    gmm = FastGMM(max_iter=0, **fixed_full_start(big_X)).fit(big_X[: 2 * N_COMPONENTS])
 
     def many_passes():
         for _ in range(40):

@@ -1,5 +1,11 @@
 // The compiled module fastelbo._core: build facts and the kernel bindings.
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <vector>
+
 #include "binding_support.hpp"
+#include "fastelbo/floating_point_mode.hpp"
 
 #ifdef FASTELBO_OPENMP
 #include <omp.h>
@@ -31,6 +37,24 @@ PYBIND11_MODULE(_core, m) {
 #endif
         },
         "The OpenMP pool size a kernel gets when n_threads <= 0 (threadpoolctl limits it).");
+    // Test hooks for the floating-point environment the kernels must leave as they found it.
+    m.def("_flushes_subnormals", &fastelbo::flushes_subnormals,
+          "Whether the calling thread flushes subnormal floats to zero (FTZ/DAZ).");
+    m.def("_set_flushing_subnormals", &fastelbo::set_flushing_subnormals, py::arg("on"),
+          "Set or clear the calling thread's flush-to-zero mode.");
+    m.def(
+        "_pool_flushes_subnormals",
+        [](int n_threads) {
+            std::vector<int> flags(std::max(n_threads, 1), -1);
+#ifdef FASTELBO_OPENMP
+#pragma omp parallel num_threads(std::max(n_threads, 1))
+            flags[omp_get_thread_num()] = fastelbo::flushes_subnormals() ? 1 : 0;
+#else
+            flags[0] = fastelbo::flushes_subnormals() ? 1 : 0;
+#endif
+            return flags;
+        },
+        py::arg("n_threads"), "The flush mode of each thread of an OpenMP team of n_threads (-1: thread not started).");
     m.def("cuda_compiled", [] {
 #ifdef FASTELBO_CUDA
         return true;

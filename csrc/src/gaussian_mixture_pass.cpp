@@ -10,8 +10,6 @@ bool gaussian_mixture_pass(const GaussianMixtureParams<T>& params, const Mixture
     if (request.n_rows > 0 && request.X == nullptr) throw std::invalid_argument("gaussian_mixture_pass: X is null");
     if (!params.log_weights || !params.means || !params.precisions_cholesky)
         throw std::invalid_argument("gaussian_mixture_pass: missing parameter arrays");
-    if (params.type != CovarianceType::Full && !params.shift)
-        throw std::invalid_argument("gaussian_mixture_pass: shift is required for this covariance type");
     switch (params.type) {
         case CovarianceType::Full:
             return run_mixture_pass(FullGaussians<T>(params), params.type, K, D, request, statistics);

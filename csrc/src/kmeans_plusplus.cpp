@@ -37,14 +37,8 @@ RowMatrix<float> centred_float_copy(const KMeansData<T>& data, int n_threads) {
     ConstRowMatrixMap<T> X(data.X, data.n_rows, data.n_features);
     const RowVector<double> mean = column_mean(data);
     RowMatrix<float> out(data.n_rows, data.n_features);
-    const int threads = resolve_thread_count(n_threads);
-#ifdef FASTELBO_OPENMP
-#pragma omp parallel for num_threads(threads) schedule(static)
-#else
-    (void)threads;
-#endif
-    for (Index n = 0; n < data.n_rows; ++n)
-        out.row(n) = (X.row(n).template cast<double>() - mean).template cast<float>();
+    parallel_for_each(data.n_rows, n_threads,
+                      [&](Index n) { out.row(n) = (X.row(n).template cast<double>() - mean).template cast<float>(); });
     return out;
 }
 

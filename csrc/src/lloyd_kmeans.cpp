@@ -53,7 +53,8 @@ class BoundedLloyd {
           shift_(column_mean(data)),
           shift_t_(shift_.template cast<T>()),
           sub_block_rows_(rows_per_block(static_cast<Index>(sizeof(T)) * (data.n_features + n_clusters))),
-          blocks_{data.n_rows, rows_per_chunk(sub_block_rows_)},
+          blocks_{data.n_rows, rows_per_chunk(sub_block_rows_, 2.0 * n_clusters * data.n_features,
+                                              static_cast<double>(n_clusters) * (data.n_features + 1))},
           labels_(labels),
           upper_(data.n_rows, kInfinity),
           lower_(data.n_rows, 0.0) {

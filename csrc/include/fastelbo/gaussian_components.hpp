@@ -2,17 +2,24 @@
 // log pi_c + log N(x_n; mu_c, Sigma_c) with matrix products, and accumulates the block's first and
 // second moments (see mixture_statistics.hpp) from the weighted responsibilities.
 //
-// Coordinates are shifted by the caller's `shift` (typically the data mean) before any product, so
-// that float32 blocks and the second moments stay well conditioned.
-//
 //   diag / spherical: ||x - mu||^2-expansion. Features z = [x~, x~^2] (diag) or [x~, ||x~||^2]
 //                     (spherical) times a (F x K) parameter matrix: one GEMM for the log-joints and one
 //                     GEMM (Q^T Z) for all first and second moments.
 //   tied:             y = x~ U (U the precision Cholesky factor), then ||y - m_c||^2 by expansion.
 //   full:             per component y = (x - mu_c) U_c; second moments by a weighted rank update.
+//
+// Accuracy. An expansion ||x - mu||^2 = ||x~||^2 - 2 x~.mu~ + ||mu~||^2 about a point p (x~ = x - p)
+// loses the digits of ||x~||^2 / ||x - mu||^2, and so do moments about p: fatal in float32 when rows
+// sit far from p. The expansion families ("grouped") therefore expand each run of rows about the
+// run's own centroid (`expand_about`); the mixture pass makes runs of rows that share a home
+// component when the caller names one, so that rows far apart never share a point. Moments are
+// summed about that point in the working precision and converted, in float64, to the caller's
+// reference points r_c when the run ends (`flush`). Full covariances need no expansion; their moments
+// are taken per sub-block about each component's local weighted mean and converted to r_c.
 #pragma once
 
 #include <cmath>
+#include <vector>
 
 #include "fastelbo/mixture_statistics.hpp"
 #include "fastelbo/posterior_row.hpp"
@@ -30,7 +37,6 @@ struct GaussianMixtureParams {
     const T* log_weights = nullptr;          // [K]
     const T* means = nullptr;                // [K, D]
     const T* precisions_cholesky = nullptr;  // full [K, D, D]; tied [D, D]; diag [K, D]; spherical [K]
-    const T* shift = nullptr;                // [D] reference point of the statistics (not for full)
 };
 
 // A block of rows of X (read-only) and a block of a per-thread work matrix.
@@ -38,6 +44,9 @@ template <class T>
 using RowBlock = Eigen::Ref<const RowMatrix<T>>;
 template <class T>
 using WorkBlock = Eigen::Ref<RowMatrix<T>>;
+
+// Moments of a run of rows about its expansion point, in float64 (the group accumulator).
+using GroupSums = MixtureSums<double>;
 
 namespace detail {
 // A component's log-joint constant in the working precision; log pi_c = -inf (an empty component)
@@ -50,167 +59,280 @@ template <class T>
 T half_log_two_pi() {
     return T(0.5) * std::log(T(2) * T(M_PI));
 }
+
 }  // namespace detail
-
-// Per-thread rows for the tied and full families: x - centre, and its whitened form (x - centre) U.
-template <class T>
-struct CentredRows {
-    RowMatrix<T> centred;   // [B, D]
-    RowMatrix<T> whitened;  // [B, D]
-
-    CentredRows(Index block_rows, Index D) : centred(block_rows, D), whitened(block_rows, D) {}
-};
-
-// Bytes per row of a tied / full block: the two [B, D] buffers plus the log-joint row.
-template <class T>
-Index centred_rows_bytes_per_row(Index K, Index D) {
-    return static_cast<Index>(sizeof(T)) * (2 * D + 2 * K);
-}
 
 // diag and spherical covariances.
 template <class T>
 class DiagonalGaussians {
   public:
+    static constexpr bool kGrouped = true;
+
     struct Workspace {
-        RowMatrix<T> features;  // [B, F]
+        RowMatrix<T> features;                                        // [B, F]: x~ and x~^2 (or ||x~||^2)
+        Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> projection;  // [F, K] about the current point
+        Vector<T> constant;                                           // [K]
+        RowMatrix<T> first, second;                                   // float32 moment products [K, D], [K, D|1]
     };
 
     explicit DiagonalGaussians(const GaussianMixtureParams<T>& p)
-        : spherical_(p.type == CovarianceType::Spherical),
+        : means_(p.means),
+          spherical_(p.type == CovarianceType::Spherical),
           K_(p.n_components),
           D_(p.n_features),
           F_(spherical_ ? D_ + 1 : 2 * D_),
-          shift_(ConstVectorMap<T>(p.shift, D_).transpose()),
-          projection_(F_, K_),
-          constant_(K_) {
-        ConstRowMatrixMap<T> means(p.means, K_, D_);
+          precision_(K_, D_),
+          base_constant_(K_) {
         for (Index c = 0; c < K_; ++c) {
-            double log_det = 0, mahalanobis_mean = 0;
+            double log_det = 0;
             for (Index d = 0; d < D_; ++d) {
-                const T u = spherical_ ? p.precisions_cholesky[c] : p.precisions_cholesky[c * D_ + d];
-                const double precision = static_cast<double>(u) * u;
-                const double centred_mean = static_cast<double>(means(c, d)) - shift_(d);
-                projection_(d, c) = static_cast<T>(centred_mean * precision);
-                if (!spherical_) projection_(D_ + d, c) = static_cast<T>(-0.5 * precision);
-                log_det += std::log(static_cast<double>(u));
-                mahalanobis_mean += centred_mean * centred_mean * precision;
+                const double u = spherical_ ? p.precisions_cholesky[c] : p.precisions_cholesky[c * D_ + d];
+                precision_(c, d) = u * u;
+                log_det += std::log(u);
             }
-            if (spherical_) {
-                const double u = p.precisions_cholesky[c];
-                projection_(D_, c) = static_cast<T>(-0.5 * u * u);
-            }
-            constant_(c) = detail::component_constant<T>(static_cast<double>(p.log_weights[c]) -
-                                                         D_ * detail::half_log_two_pi<double>() + log_det -
-                                                         0.5 * mahalanobis_mean);
+            base_constant_(c) =
+                static_cast<double>(p.log_weights[c]) - D_ * detail::half_log_two_pi<double>() + log_det;
         }
     }
 
-    Index bytes_per_row() const { return static_cast<Index>(sizeof(T)) * (F_ + 2 * K_); }
+    Index bytes_per_row() const { return static_cast<Index>(sizeof(T)) * (F_ + 2 * K_ + D_); }
+    double flops_per_row() const { return 4.0 * F_ * K_ + 20.0 * K_; }
 
-    Workspace make_workspace(Index block_rows) const { return Workspace{RowMatrix<T>(block_rows, F_)}; }
+    Workspace make_workspace(Index block_rows) const {
+        Workspace ws{RowMatrix<T>(block_rows, F_), decltype(Workspace::projection)(F_, K_), Vector<T>(K_),
+                     RowMatrix<T>(), RowMatrix<T>()};
+        // The squared-feature rows of the projection do not depend on the expansion point.
+        for (Index c = 0; c < K_; ++c) {
+            if (spherical_) {
+                ws.projection(D_, c) = static_cast<T>(-0.5 * precision_(c, 0));
+            } else {
+                for (Index d = 0; d < D_; ++d) ws.projection(D_ + d, c) = static_cast<T>(-0.5 * precision_(c, d));
+            }
+        }
+        if constexpr (!std::is_same_v<T, double>) {
+            ws.first.resize(K_, D_);
+            ws.second.resize(K_, spherical_ ? 1 : D_);
+        }
+        return ws;
+    }
 
-    void log_joint(const RowBlock<T>& x, Workspace& ws, WorkBlock<T> lj) const {
+    // Prepares the workspace to expand rows about `point`.
+    void expand_about(const RowVector<T>& point, Workspace& ws) const {
+        for (Index c = 0; c < K_; ++c) {
+            double mahalanobis_mean = 0;
+            for (Index d = 0; d < D_; ++d) {
+                const double centred_mean = static_cast<double>(means_[c * D_ + d]) - point(d);
+                ws.projection(d, c) = static_cast<T>(centred_mean * precision_(c, d));
+                mahalanobis_mean += centred_mean * centred_mean * precision_(c, d);
+            }
+            ws.constant(c) = detail::component_constant<T>(base_constant_(c) - 0.5 * mahalanobis_mean);
+        }
+    }
+
+    void log_joint(const RowBlock<T>& x, const RowVector<T>& point, Workspace& ws, WorkBlock<T> lj) const {
         const Index n = x.rows();
         auto z = ws.features.topRows(n);
-        z.leftCols(D_) = x.rowwise() - shift_;
+        z.leftCols(D_) = x.rowwise() - point;
         if (spherical_) {
             z.col(D_) = z.leftCols(D_).rowwise().squaredNorm();
         } else {
             z.rightCols(D_) = z.leftCols(D_).array().square();
         }
-        lj.noalias() = z * projection_;
-        lj.rowwise() += constant_.transpose();
+        lj.noalias() = z * ws.projection;
+        lj.rowwise() += ws.constant.transpose();
     }
 
-    // Adds the block's moments to `out`. The shifted features are still in the workspace from
-    // log_joint; the products accumulate straight into `out` (no extra pass over [K, F]).
-    void accumulate(const RowBlock<T>&, const WorkBlock<T>& q, Workspace& ws, BlockStatistics<T>& out, const T*) const {
+    // Adds the block's moments about the expansion point to `acc`. The features are still in the
+    // workspace from log_joint.
+    void accumulate(const RowBlock<T>&, const WorkBlock<T>& q, const T*, Workspace& ws, GroupSums& acc) const {
         const auto z = ws.features.topRows(q.rows());
-        out.sx.noalias() += q.transpose() * z.leftCols(D_);
-        if (spherical_) {
-            out.sxx.noalias() += q.transpose() * z.col(D_);
+        if constexpr (std::is_same_v<T, double>) {
+            acc.sx.noalias() += q.transpose() * z.leftCols(D_);
+            if (spherical_) {
+                acc.sxx.noalias() += q.transpose() * z.col(D_);
+            } else {
+                Eigen::Map<RowMatrix<double>>(acc.sxx.data(), K_, D_).noalias() += q.transpose() * z.rightCols(D_);
+            }
         } else {
-            Eigen::Map<RowMatrix<T>>(out.sxx.data(), K_, D_).noalias() += q.transpose() * z.rightCols(D_);
+            ws.first.noalias() = q.transpose() * z.leftCols(D_);
+            ws.second.noalias() = q.transpose() * z.rightCols(F_ - D_);
+            acc.sx += ws.first.template cast<double>();
+            Eigen::Map<RowMatrix<double>>(acc.sxx.data(), K_, F_ - D_) += ws.second.template cast<double>();
         }
     }
 
+    // Moves `acc` (about `point_t`) into `out` about the reference points r_c:
+    //   s1' = s1 + n delta,  s2' = s2 + 2 delta s1 + n delta^2  (delta = point - r_c), then clears acc.
+    void flush(GroupSums& acc, const RowVector<T>& point_t, const double* reference, MixtureStatistics& out) const {
+        const RowVector<double> point = point_t.template cast<double>();
+        for (Index c = 0; c < K_; ++c) {
+            const double n = acc.nk(c);
+            if (n == 0) continue;  // no responsibility: every moment is exactly zero
+            double spherical_second = 0;
+            for (Index d = 0; d < D_; ++d) {
+                const double delta = point(d) - reference[c * D_ + d];
+                const double s1 = acc.sx(c, d);
+                out.sx(c, d) += s1 + n * delta;
+                if (spherical_) {
+                    spherical_second += delta * (2 * s1 + n * delta);
+                } else {
+                    out.sxx(c * D_ + d) += acc.sxx(c * D_ + d) + delta * (2 * s1 + n * delta);
+                }
+            }
+            if (spherical_) out.sxx(c) += acc.sxx(c) + spherical_second;
+        }
+        acc.set_zero();
+    }
+
   private:
+    const T* means_;  // [K, D]
     bool spherical_;
     Index K_, D_, F_;
-    RowVector<T> shift_;
-    Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> projection_;  // [F, K]
-    Vector<T> constant_;                                           // [K]
+    RowMatrix<double> precision_;   // [K, D]
+    Vector<double> base_constant_;  // [K] log pi_c - D/2 log(2 pi) + log|U_c|
 };
 
 // One covariance shared by all components.
 template <class T>
 class TiedGaussians {
   public:
-    using Workspace = CentredRows<T>;  // x - shift and (x - shift) U
+    static constexpr bool kGrouped = true;
+
+    struct Workspace {
+        RowMatrix<T> centred;         // [B, D] x~ = x - point
+        RowMatrix<T> whitened;        // [B, D] x~ U
+        RowMatrix<T> whitened_means;  // [K, D] (mu_c - point) U
+        Vector<T> constant;           // [K]
+        RowMatrix<T> first, scatter;  // float32 moment products [K, D], [D, D]
+    };
 
     explicit TiedGaussians(const GaussianMixtureParams<T>& p)
         : K_(p.n_components),
           D_(p.n_features),
-          shift_(ConstVectorMap<T>(p.shift, D_).transpose()),
           chol_(ConstRowMatrixMap<T>(p.precisions_cholesky, D_, D_)),
-          whitened_means_(K_, D_),
-          constant_(K_) {
-        ConstRowMatrixMap<T> means(p.means, K_, D_);
-        RowMatrix<double> centred_means = means.template cast<double>().rowwise() - shift_.template cast<double>();
-        RowMatrix<double> wm = centred_means * chol_.template cast<double>();
-        whitened_means_ = wm.template cast<T>();
-        const double log_det = chol_.diagonal().template cast<double>().array().log().sum();
+          chol64_(chol_.template cast<double>()),
+          whitened_means64_(ConstRowMatrixMap<T>(p.means, K_, D_).template cast<double>() * chol64_),
+          base_constant_(K_) {
+        const double log_det = chol64_.diagonal().array().log().sum();
         for (Index c = 0; c < K_; ++c) {
-            constant_(c) = detail::component_constant<T>(static_cast<double>(p.log_weights[c]) -
-                                                         D_ * detail::half_log_two_pi<double>() + log_det -
-                                                         0.5 * wm.row(c).squaredNorm());
+            base_constant_(c) =
+                static_cast<double>(p.log_weights[c]) - D_ * detail::half_log_two_pi<double>() + log_det;
         }
     }
 
-    Index bytes_per_row() const { return centred_rows_bytes_per_row<T>(K_, D_); }
-    Workspace make_workspace(Index block_rows) const { return Workspace(block_rows, D_); }
+    Index bytes_per_row() const { return static_cast<Index>(sizeof(T)) * (3 * D_ + 2 * K_); }
+    double flops_per_row() const { return 3.0 * D_ * D_ + 4.0 * K_ * D_ + 20.0 * K_; }
 
-    void log_joint(const RowBlock<T>& x, Workspace& ws, WorkBlock<T> lj) const {
+    Workspace make_workspace(Index block_rows) const {
+        Workspace ws{RowMatrix<T>(block_rows, D_),
+                     RowMatrix<T>(block_rows, D_),
+                     RowMatrix<T>(K_, D_),
+                     Vector<T>(K_),
+                     RowMatrix<T>(),
+                     RowMatrix<T>()};
+        if constexpr (!std::is_same_v<T, double>) {
+            ws.first.resize(K_, D_);
+            ws.scatter.resize(D_, D_);
+        }
+        return ws;
+    }
+
+    void expand_about(const RowVector<T>& point, Workspace& ws) const {
+        const RowVector<double> whitened_point = point.template cast<double>() * chol64_;
+        const RowMatrix<double> relative = whitened_means64_.rowwise() - whitened_point;
+        ws.whitened_means = relative.template cast<T>();
+        for (Index c = 0; c < K_; ++c) {
+            ws.constant(c) = detail::component_constant<T>(base_constant_(c) - 0.5 * relative.row(c).squaredNorm());
+        }
+    }
+
+    void log_joint(const RowBlock<T>& x, const RowVector<T>& point, Workspace& ws, WorkBlock<T> lj) const {
         const Index n = x.rows();
         auto xc = ws.centred.topRows(n);
         auto y = ws.whitened.topRows(n);
-        xc = x.rowwise() - shift_;
+        xc = x.rowwise() - point;
         y.noalias() = xc * chol_;
-        lj.noalias() = y * whitened_means_.transpose();
+        lj.noalias() = y * ws.whitened_means.transpose();
         lj.colwise() -= T(0.5) * y.rowwise().squaredNorm();
-        lj.rowwise() += constant_.transpose();
+        lj.rowwise() += ws.constant.transpose();
     }
 
-    // Adds the block's moments to `out`. Second moments of a tied model are data-only:
-    // sum_n w_n (x_n - shift)(x_n - shift)^T (lower triangle).
-    void accumulate(const RowBlock<T>& x, const WorkBlock<T>& q, Workspace& ws, BlockStatistics<T>& out,
-                    const T* sample_weight) const {
+    // Adds the block's first moments about the point to acc.sx, and its data scatter
+    // sum_n w_n x~_n x~_n^T (lower triangle) to acc.sxx.
+    void accumulate(const RowBlock<T>& x, const WorkBlock<T>& q, const T* sample_weight, Workspace& ws,
+                    GroupSums& acc) const {
         const Index n = x.rows();
-        auto xc = ws.centred.topRows(n);
-        out.sx.noalias() += q.transpose() * xc;
-        Eigen::Map<RowMatrix<T>> sxx(out.sxx.data(), D_, D_);
-        if (sample_weight != nullptr) {
-            auto scaled = ws.whitened.topRows(n);  // the whitened rows are no longer needed
-            scaled = xc.array().colwise() * ConstVectorMap<T>(sample_weight, n).array().sqrt();
-            sxx.template selfadjointView<Eigen::Lower>().rankUpdate(scaled.transpose());
+        const auto xc = ws.centred.topRows(n);
+        if constexpr (std::is_same_v<T, double>) {
+            acc.sx.noalias() += q.transpose() * xc;
         } else {
-            sxx.template selfadjointView<Eigen::Lower>().rankUpdate(xc.transpose());
+            ws.first.noalias() = q.transpose() * xc;
+            acc.sx += ws.first.template cast<double>();
         }
+        auto rows = ws.whitened.topRows(n);  // the whitened rows are no longer needed
+        if (sample_weight != nullptr) {
+            rows = xc.array().colwise() * ConstVectorMap<T>(sample_weight, n).array().sqrt();
+        } else {
+            rows = xc;
+        }
+        Eigen::Map<RowMatrix<double>> scatter(acc.sxx.data(), D_, D_);
+        if constexpr (std::is_same_v<T, double>) {
+            scatter.template selfadjointView<Eigen::Lower>().rankUpdate(rows.transpose());
+        } else {
+            ws.scatter.setZero();
+            ws.scatter.template selfadjointView<Eigen::Lower>().rankUpdate(rows.transpose());
+            scatter.template triangularView<Eigen::Lower>() += ws.scatter.template cast<double>();
+        }
+    }
+
+    // Moves `acc` into `out` about the r_c: with delta_c = point - r_c,
+    //   sum_c sum_n q_nc (x - r_c)(x - r_c)^T = data scatter + sum_c (s1_c delta_c^T + delta_c s1_c^T + n_c delta_c
+    //   delta_c^T).
+    void flush(GroupSums& acc, const RowVector<T>& point_t, const double* reference, MixtureStatistics& out) const {
+        const RowVector<double> point = point_t.template cast<double>();
+        Index active = 0;
+        RowMatrix<double> deltas(K_, D_), firsts(K_, D_);
+        Vector<double> counts(K_);
+        for (Index c = 0; c < K_; ++c) {
+            const double n = acc.nk(c);
+            if (n == 0) continue;
+            const RowVector<double> delta = point - ConstVectorMap<double>(reference + c * D_, D_).transpose();
+            out.sx.row(c) += acc.sx.row(c) + n * delta;
+            deltas.row(active) = delta;
+            firsts.row(active) = acc.sx.row(c);
+            counts(active++) = n;
+        }
+        Eigen::Map<RowMatrix<double>> sxx(out.sxx.data(), D_, D_);
+        sxx.template triangularView<Eigen::Lower>() += Eigen::Map<const RowMatrix<double>>(acc.sxx.data(), D_, D_);
+        if (active > 0) {
+            const auto d = deltas.topRows(active);
+            const RowMatrix<double> cross = firsts.topRows(active).transpose() * d;
+            sxx += cross + cross.transpose();
+            sxx.noalias() += d.transpose() * (d.array().colwise() * counts.head(active).array()).matrix();
+        }
+        acc.set_zero();
     }
 
   private:
     Index K_, D_;
-    RowVector<T> shift_;
     RowMatrix<T> chol_;
-    RowMatrix<T> whitened_means_;
-    Vector<T> constant_;
+    RowMatrix<double> chol64_;
+    RowMatrix<double> whitened_means64_;  // [K, D] mu_c U
+    Vector<double> base_constant_;
 };
 
-// One full covariance per component; statistics about each component's own (previous) mean.
+// One full covariance per component: no expansion, so rows need no home.
 template <class T>
 class FullGaussians {
   public:
-    using Workspace = CentredRows<T>;  // x - mu_c and (x - mu_c) U_c, then sqrt(q) (x - mu_c)
+    static constexpr bool kGrouped = false;
+
+    struct Workspace {
+        RowMatrix<T> centred;      // [B, D]
+        RowMatrix<T> whitened;     // [B, D], then sqrt(q) (x - local mean)
+        RowMatrix<T> scatter;      // [D, D]
+        RowMatrix<T> local_means;  // [K, D]
+    };
 
     explicit FullGaussians(const GaussianMixtureParams<T>& p)
         : K_(p.n_components),
@@ -226,8 +348,13 @@ class FullGaussians {
         }
     }
 
-    Index bytes_per_row() const { return centred_rows_bytes_per_row<T>(K_, D_); }
-    Workspace make_workspace(Index block_rows) const { return Workspace(block_rows, D_); }
+    Index bytes_per_row() const { return static_cast<Index>(sizeof(T)) * (2 * D_ + 2 * K_); }
+    double flops_per_row() const { return 3.0 * K_ * D_ * D_ + 6.0 * K_ * D_ + 20.0 * K_; }
+
+    Workspace make_workspace(Index block_rows) const {
+        return Workspace{RowMatrix<T>(block_rows, D_), RowMatrix<T>(block_rows, D_), RowMatrix<T>(D_, D_),
+                         RowMatrix<T>(K_, D_)};
+    }
 
     void log_joint(const RowBlock<T>& x, Workspace& ws, WorkBlock<T> lj) const {
         const Index n = x.rows();
@@ -240,17 +367,35 @@ class FullGaussians {
         }
     }
 
-    void accumulate(const RowBlock<T>& x, const WorkBlock<T>& q, Workspace& ws, BlockStatistics<T>& out,
-                    const T*) const {
+    // Adds the block's moments to `acc` about the reference points directly. Each component's rows
+    // are centred on their local weighted mean l_c (rounded to T) before the rank update, so the
+    // working-precision sums are small numbers even when mu_c is far from its rows (a far start);
+    // then, in float64, with delta = l_c - r_c: s1 += s1_l + n delta, S += S_l + s1_l delta^T +
+    // delta s1_l^T + n delta delta^T. Components without responsibility in the block are skipped.
+    void accumulate(const RowBlock<T>& x, const WorkBlock<T>& q, const T*, Workspace& ws, GroupSums& acc,
+                    const double* reference) const {
         const Index n = x.rows();
-        auto xc = ws.centred.topRows(n);
         auto scaled = ws.whitened.topRows(n);
+        const Vector<T> weights = q.colwise().sum().transpose();
+        ws.local_means.noalias() = q.transpose() * x;  // [K, D] weighted sums, then local means
         for (Index c = 0; c < K_; ++c) {
-            xc = x.rowwise() - means_.row(c);
-            out.sx.row(c).noalias() += q.col(c).transpose() * xc;
-            scaled = xc.array().colwise() * q.col(c).array().sqrt();
-            Eigen::Map<RowMatrix<T>> sxx(out.sxx.data() + c * D_ * D_, D_, D_);
-            sxx.template selfadjointView<Eigen::Lower>().rankUpdate(scaled.transpose());
+            if (weights(c) == T(0)) continue;
+            const auto qc = q.col(c);
+            const RowVector<T> local_mean = ws.local_means.row(c) / weights(c);
+            const auto root = qc.array().sqrt();
+            scaled = (x.rowwise() - local_mean).array().colwise() * root;
+            const RowVector<double> first = (root.matrix().transpose() * scaled).template cast<double>();
+            ws.scatter.setZero();
+            ws.scatter.template selfadjointView<Eigen::Lower>().rankUpdate(scaled.transpose());
+
+            const double n_c = static_cast<double>(weights(c));
+            const RowVector<double> delta =
+                local_mean.template cast<double>() - ConstVectorMap<double>(reference + c * D_, D_).transpose();
+            acc.sx.row(c) += first + n_c * delta;
+            Eigen::Map<RowMatrix<double>> sxx(acc.sxx.data() + c * D_ * D_, D_, D_);
+            const RowMatrix<double> cross = first.transpose() * delta;
+            sxx.template triangularView<Eigen::Lower>() +=
+                ws.scatter.template cast<double>() + cross + cross.transpose() + n_c * (delta.transpose() * delta);
         }
     }
 

@@ -1,7 +1,13 @@
-// The mixture E-step pass: for every fixed-size, cache-sized row block, log-joints ->
+// The mixture E-step pass: for every fixed-size, cache-sized block of rows, log-joints ->
 // responsibilities -> per-row outputs and additive statistics. Blocks are grouped into chunks
 // (rows_per_chunk) that run in parallel, each summing its blocks in turn; chunk partials are merged
 // in order.
+//
+// The expansion families expand every run of rows about the run's centroid (gaussian_components.hpp,
+// "Accuracy"). A run is the part of a chunk whose rows share a home component (request.home): rows
+// are then visited grouped by home (a stable counting sort, fixed by the labels alone, so results
+// stay bitwise identical for any thread count). Without homes rows are visited in order and a run is
+// a whole chunk.
 //
 // The N x K responsibility matrix is never materialised unless the caller asks for it
 // (`responsibilities` non-null); memory is O(block_rows * K) per thread plus the statistics.
@@ -9,7 +15,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <type_traits>
+#include <vector>
 
 #include "fastelbo/mixture_statistics.hpp"
 #include "fastelbo/posterior_row.hpp"
@@ -22,13 +30,54 @@ template <class T>
 struct MixturePassRequest {
     const T* X = nullptr;  // [N, D] row-major
     Index n_rows = 0;
-    const T* sample_weight = nullptr;  // [N] or null for unit weights
-    bool compute_moments = true;       // sx, sxx (nk and the ELBO sums are always computed)
-    T* log_norm = nullptr;             // [N] out: log p(x_n), optional
-    T* responsibilities = nullptr;     // [N, K] out: q_n, optional
-    std::int64_t* labels = nullptr;    // [N] out: argmax_c log-joint, optional
-    int n_threads = 0;                 // <= 0: the OpenMP default
+    const T* sample_weight = nullptr;    // [N] or null for unit weights
+    const std::int64_t* home = nullptr;  // [N] each row's home component (expansion point), optional
+    const double* reference = nullptr;   // [K, D] the points moments are taken about (with moments)
+    bool compute_moments = true;         // sx, sxx (nk and the ELBO sums are always computed)
+    T* log_norm = nullptr;               // [N] out: log p(x_n), optional
+    T* responsibilities = nullptr;       // [N, K] out: q_n, optional
+    std::int64_t* labels = nullptr;      // [N] out: argmax_c log-joint, optional
+    int n_threads = 0;                   // <= 0: the OpenMP default
     InterruptPoll interrupt;
+};
+
+// The order a pass visits rows in: grouped by home component (stable counting sort) or as given.
+class RowVisitOrder {
+  public:
+    // Rows in order, one group.
+    explicit RowVisitOrder(Index n_rows) : n_rows_(n_rows) {}
+
+    // Rows grouped by `home` (values in [0, K), else std::invalid_argument).
+    RowVisitOrder(const std::int64_t* home, Index n_rows, Index K) : n_rows_(n_rows), group_end_(K + 1, 0) {
+        for (Index n = 0; n < n_rows; ++n) {
+            if (home[n] < 0 || home[n] >= K) {
+                throw std::invalid_argument("home labels must lie in [0, " + std::to_string(K) + "), got " +
+                                            std::to_string(home[n]) + " at row " + std::to_string(n));
+            }
+            ++group_end_[home[n] + 1];
+        }
+        for (Index g = 0; g < K; ++g) group_end_[g + 1] += group_end_[g];
+        std::vector<Index> next(group_end_.begin(), group_end_.end() - 1);
+        rows_.resize(n_rows);
+        groups_.resize(n_rows);
+        for (Index n = 0; n < n_rows; ++n) {
+            const Index g = home[n];
+            rows_[next[g]] = n;
+            groups_[next[g]++] = static_cast<std::int32_t>(g);
+        }
+        group_end_.erase(group_end_.begin());
+    }
+
+    bool identity() const { return rows_.empty(); }
+    Index row(Index position) const { return identity() ? position : rows_[position]; }
+    // First position after `position` that belongs to another group (or n_rows).
+    Index run_end(Index position) const { return identity() ? n_rows_ : group_end_[groups_[position]]; }
+
+  private:
+    Index n_rows_;
+    std::vector<Index> rows_;           // position -> row
+    std::vector<std::int32_t> groups_;  // position -> group
+    std::vector<Index> group_end_;      // group -> end position
 };
 
 // Runs the pass for one component family (DiagonalGaussians, TiedGaussians, FullGaussians, ...).
@@ -37,68 +86,117 @@ struct MixturePassRequest {
 template <class T, class Components>
 bool run_mixture_pass(const Components& components, CovarianceType type, Index K, Index D,
                       const MixturePassRequest<T>& request, MixtureStatistics& statistics) {
-    const Index sub_block_rows = rows_per_block(components.bytes_per_row());
-    RowBlocks chunks{request.n_rows, rows_per_chunk(sub_block_rows)};
-    ConstRowMatrixMap<T> X(request.X, request.n_rows, D);
+    constexpr bool grouped = Components::kGrouped;
     const bool with_moments = request.compute_moments;
-    // float64 sums accumulate in place; float32 sums are moved to float64 after every sub-block.
-    constexpr bool accumulate_in_place = std::is_same_v<T, double>;
+    if (with_moments && request.reference == nullptr)
+        throw std::invalid_argument("the mixture pass needs reference points to compute moments");
+    const RowVisitOrder order =
+        grouped && request.home ? RowVisitOrder(request.home, request.n_rows, K) : RowVisitOrder(request.n_rows);
+
+    const Index sub_block_rows = rows_per_block(components.bytes_per_row());
+    const double partial_size = static_cast<double>(K) * (D + 1) + static_cast<double>(second_moment_size(type, K, D));
+    const RowBlocks chunks{request.n_rows, rows_per_chunk(sub_block_rows, components.flops_per_row(), partial_size)};
+    const int threads = resolve_thread_count(request.n_threads);
+    ConstRowMatrixMap<T> X(request.X, request.n_rows, D);
 
     struct Workspace {
         typename Components::Workspace model;
-        RowMatrix<T> log_joint;        // [B, K], overwritten by the (weighted) responsibilities
-        Vector<T> scratch;             // [K]
-        BlockStatistics<T> sub_block;  // a sub-block's sums, when not accumulating in place
+        RowMatrix<T> rows;       // [B, D] gathered rows (grouped order)
+        Vector<T> weights;       // [B] gathered sample weights
+        RowMatrix<T> log_joint;  // [B, K], overwritten by the (weighted) responsibilities
+        Vector<T> scratch;       // [K]
+        GroupSums group_sums;    // moments of the current run about its expansion point
     };
     auto make_workspace = [&] {
-        return Workspace{components.make_workspace(sub_block_rows), RowMatrix<T>(sub_block_rows, K), Vector<T>(K),
-                         BlockStatistics<T>(type, K, D, with_moments && !accumulate_in_place)};
+        return Workspace{components.make_workspace(sub_block_rows),
+                         RowMatrix<T>(order.identity() ? 0 : sub_block_rows, D),
+                         Vector<T>(order.identity() ? 0 : sub_block_rows),
+                         RowMatrix<T>(sub_block_rows, K),
+                         Vector<T>(K),
+                         GroupSums(type, grouped && with_moments ? K : 0, D, grouped && with_moments)};
     };
     auto make_partial = [&] { return MixtureStatistics(type, K, D, with_moments); };
 
-    // Adds the sums of rows [begin, begin + rows) to `out`.
-    auto add_sub_block = [&](Index begin, Index rows, BlockStatistics<T>& out, Workspace& ws) {
-        const auto x = X.middleRows(begin, rows);
-        auto lj = ws.log_joint.topRows(rows);
-        components.log_joint(x, ws.model, lj);
-        for (Index i = 0; i < rows; ++i) {
-            const Index n = begin + i;
+    // The centroid of the rows at positions [begin, end), in float64 rounded to T.
+    auto centroid = [&](Index begin, Index end) {
+        RowVector<double> sum = RowVector<double>::Zero(D);
+        for (Index p = begin; p < end; ++p) sum += X.row(order.row(p)).template cast<double>();
+        return RowVector<T>((sum / static_cast<double>(end - begin)).template cast<T>());
+    };
+
+    // Adds the sums of the rows at positions [begin, begin + count) of one run to `partial`.
+    auto add_sub_block = [&](Index begin, Index count, const RowVector<T>& point, MixtureStatistics& partial,
+                             Workspace& ws) {
+        const T* weights = nullptr;
+        auto x = [&]() -> RowBlock<T> {
+            if (order.identity()) {
+                if (request.sample_weight) weights = request.sample_weight + begin;
+                return X.middleRows(begin, count);
+            }
+            for (Index i = 0; i < count; ++i) {
+                const Index n = order.row(begin + i);
+                ws.rows.row(i) = X.row(n);
+                if (request.sample_weight) ws.weights(i) = request.sample_weight[n];
+            }
+            if (request.sample_weight) weights = ws.weights.data();
+            return ws.rows.topRows(count);
+        }();
+        auto lj = ws.log_joint.topRows(count);
+        if constexpr (grouped) {
+            components.log_joint(x, point, ws.model, lj);
+        } else {
+            components.log_joint(x, ws.model, lj);
+        }
+        for (Index i = 0; i < count; ++i) {
+            const Index n = order.row(begin + i);
             T* row = lj.row(i).data();
             const RowPosterior post = posterior_from_log_joint_row(row, K, ws.scratch.data());
-            const double w = request.sample_weight ? static_cast<double>(request.sample_weight[n]) : 1.0;
-            out.sum_weight += w;
-            out.sum_log_norm += w * post.log_norm;
-            out.sum_entropy += w * post.entropy;
+            const double w = weights ? static_cast<double>(weights[i]) : 1.0;
+            partial.sum_weight += w;
+            partial.sum_log_norm += w * post.log_norm;
+            partial.sum_entropy += w * post.entropy;
             if (request.log_norm) request.log_norm[n] = static_cast<T>(post.log_norm);
             if (request.labels) request.labels[n] = static_cast<std::int64_t>(post.argmax);
             if (request.responsibilities) std::copy(row, row + K, request.responsibilities + n * K);
-            if (request.sample_weight) lj.row(i) *= request.sample_weight[n];
+            if (weights) lj.row(i) *= weights[i];
         }
-        out.nk += lj.colwise().sum().transpose();
-        if (with_moments) {
-            components.accumulate(x, lj, ws.model, out,
-                                  request.sample_weight ? request.sample_weight + begin : nullptr);
+        const Vector<double> nk = lj.colwise().sum().transpose().template cast<double>();
+        partial.nk += nk;
+        if (!with_moments) return;
+        if constexpr (grouped) {
+            ws.group_sums.nk += nk;
+            components.accumulate(x, lj, weights, ws.model, ws.group_sums);
+        } else {
+            components.accumulate(x, lj, weights, ws.model, partial, request.reference);
         }
     };
 
+    // A chunk: runs of one group each, cut into sub-blocks; a run's moments are flushed at its end.
     auto compute = [&](Index, Index begin, Index rows, MixtureStatistics& partial, Workspace& ws) {
         partial.set_zero();
-        for (Index offset = 0; offset < rows; offset += sub_block_rows) {
-            const Index n = std::min(sub_block_rows, rows - offset);
-            if constexpr (accumulate_in_place) {
-                add_sub_block(begin + offset, n, partial, ws);
-            } else {
-                ws.sub_block.set_zero();
-                add_sub_block(begin + offset, n, ws.sub_block, ws);
-                partial.merge(ws.sub_block);
+        const Index end = begin + rows;
+        for (Index run_begin = begin; run_begin < end;) {
+            const Index run_end = std::min(end, order.run_end(run_begin));
+            RowVector<T> point;
+            if constexpr (grouped) {
+                point = centroid(run_begin, run_end);
+                components.expand_about(point, ws.model);
             }
+            for (Index p = run_begin; p < run_end; p += sub_block_rows) {
+                add_sub_block(p, std::min(sub_block_rows, run_end - p), point, partial, ws);
+            }
+            if constexpr (grouped) {
+                if (with_moments) components.flush(ws.group_sums, point, request.reference, partial);
+            }
+            run_begin = run_end;
         }
     };
 
     statistics = MixtureStatistics(type, K, D, with_moments);
     auto merge = [&](const MixtureStatistics& partial) { statistics.merge(partial); };
-    const bool finished = for_each_block_ordered(chunks, request.n_threads, make_partial, make_workspace, compute,
-                                                 merge, request.interrupt);
+    const bool finished =
+        for_each_block_ordered(chunks, request.n_threads, make_partial, make_workspace, compute, merge,
+                               request.interrupt, chunks_per_thread(8.0 * partial_size, threads));
     statistics.symmetrise_second_moments(type, K, D);
     return finished;
 }

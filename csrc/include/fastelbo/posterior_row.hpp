@@ -4,6 +4,11 @@
 //   log p(x) = max + log s,   q_c = e_c / s,   H[q] = -sum_c q_c log q_c = log s - (sum_c e_c t_c) / s.
 // The entropy needs no second exp or log; a component with e_c = 0 contributes exactly 0 as long as
 // l_c is finite, which the callers guarantee by flooring log-weights of empty components.
+//
+// Terms with t_c below log(smallest normal number) (about -708 in float64, -87 in float32), i.e.
+// smaller than ~1e-308 / ~1e-38 times the row's largest term, are set to exactly 0: a vectorised exp
+// clamps its argument and would otherwise return a tiny non-zero value, giving a component of weight
+// 0 a responsibility of ~2^-1024 and inflating the entropy by e_c * t_c.
 #pragma once
 
 #include <cmath>
@@ -28,6 +33,8 @@ inline RowPosterior posterior_from_log_joint_row(T* row, Index K, T* scratch) {
     const T max = l.maxCoeff(&argmax);
     l -= max;
     e = l.exp();
+    const T cutoff = std::log(std::numeric_limits<T>::min());
+    for (Index c = 0; c < K; ++c) e[c] = l[c] < cutoff ? T(0) : e[c];  // compiles to a vector blend
     const T s = e.sum();
     const T et = (e * l).sum();
     const T inv_s = T(1) / s;

@@ -1,5 +1,5 @@
 // Shared type vocabulary of the fastelbo kernels: row-major Eigen matrices over caller-owned
-// memory, the covariance types, and the interrupt hook the drivers poll between row blocks.
+// memory, the covariance types, and the interrupt hook the drivers poll between work items.
 #pragma once
 
 #include <Eigen/Core>
@@ -36,9 +36,9 @@ inline CovarianceType parse_covariance_type(const std::string& name) {
                                 "'");
 }
 
-// Called by the drivers from the calling thread between rounds of row blocks (never inside a
-// parallel region). Returning true asks the driver to stop early; the driver then reports that
-// it was interrupted and its outputs are incomplete.
+// Called by the drivers from the thread that called the kernel, between work items (possibly inside
+// a parallel region, as OpenMP thread 0), at most every few milliseconds. Returning true asks the
+// driver to stop early; the driver then reports that it was interrupted and its outputs are incomplete.
 using InterruptPoll = std::function<bool()>;
 
 }  // namespace fastelbo

@@ -32,6 +32,9 @@ from fastelbo.mixture._initialization import (
 )
 from fastelbo.mixture._statistics import MixtureStatistics, statistics_from_responsibilities
 
+#: Largest expansion condition number (see ``FastGMM._needs_homes``) used without home labels.
+_MAX_EXPANSION_CONDITION = {np.float32: 1e2, np.float64: 1e5}
+
 
 class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by EM in C++, with the ELBO's entropy decomposition.
@@ -195,25 +198,25 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
     @single_threaded_blas
     def score_samples(self, X):
         """Log-likelihood ``log p(x_n)`` of every sample, shape (n_samples,)."""
-        _, out = self._pass(self._validate_for_inference(X), moments=False, log_norm=True)
+        _, out = self._inference_pass(self._validate_for_inference(X), log_norm=True)
         return out["log_norm"]
 
     @single_threaded_blas
     def score(self, X, y=None):
         """Mean log-likelihood of X."""
-        stats, _ = self._pass(self._validate_for_inference(X), moments=False)
+        stats, _ = self._inference_pass(self._validate_for_inference(X))
         return stats.elbo
 
     @single_threaded_blas
     def predict(self, X):
         """Most probable component of every sample, shape (n_samples,)."""
-        _, out = self._pass(self._validate_for_inference(X), moments=False, labels=True)
+        _, out = self._inference_pass(self._validate_for_inference(X), labels=True)
         return out["labels"]
 
     @single_threaded_blas
     def predict_proba(self, X):
         """Posterior probability of every component for every sample, shape (n_samples, K)."""
-        _, out = self._pass(self._validate_for_inference(X), moments=False, responsibilities=True)
+        _, out = self._inference_pass(self._validate_for_inference(X), responsibilities=True)
         return out["responsibilities"]
 
     def sample(self, n_samples=1):
@@ -254,21 +257,36 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
     def bic(self, X):
         """Bayesian information criterion of X (lower is better)."""
         X = self._validate_for_inference(X)
-        return -2 * self._pass(X, moments=False)[0].sum_log_norm + self._n_parameters() * np.log(X.shape[0])
+        return -2 * self._inference_pass(X)[0].sum_log_norm + self._n_parameters() * np.log(X.shape[0])
 
     @single_threaded_blas
     def aic(self, X):
         """Akaike information criterion of X (lower is better)."""
         X = self._validate_for_inference(X)
-        return -2 * self._pass(X, moments=False)[0].sum_log_norm + 2 * self._n_parameters()
+        return -2 * self._inference_pass(X)[0].sum_log_norm + 2 * self._n_parameters()
 
     def _n_parameters(self):
         return n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
 
     # -- EM hooks (see fastelbo._base) -------------------------------------------------------
 
-    def _pass(self, X, moments, log_norm=False, responsibilities=False, labels=False, sample_weight=None):
-        """One kernel pass with the current parameters; returns (statistics, per-row outputs)."""
+    def _pass(
+        self,
+        X,
+        moments,
+        log_norm=False,
+        responsibilities=False,
+        labels=False,
+        sample_weight=None,
+        home=None,
+    ):
+        """One kernel pass with the current parameters; returns (statistics, per-row outputs).
+
+        Moments are taken about the current means (the statistics' reference points). ``home``
+        (int64 labels, one per row, or None) names a component near each row: the diag, spherical and
+        tied kernels expand log-joints and moments about the centroid of a run of rows that share a
+        home, which keeps them accurate when clusters sit far apart (see :meth:`_needs_homes`).
+        """
         dtype = np.result_type(X.dtype, self.means_.dtype)
         X = np.ascontiguousarray(X, dtype=dtype)
         if sample_weight is not None:
@@ -277,16 +295,15 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
         with np.errstate(divide="ignore"):
             log_weights = np.log(weights).astype(dtype)
         means = np.ascontiguousarray(self.means_, dtype=dtype)
-        # Statistics are taken about a point near the data: the model's mean (full covariances
-        # use each component's own mean instead).
-        shift = (weights @ self.means_.astype(np.float64)).astype(dtype)
+        reference = means.astype(np.float64)
         out = _core.gaussian_mixture_pass(
             X,
             sample_weight,
             log_weights,
             means,
             np.ascontiguousarray(self.precisions_cholesky_, dtype=dtype),
-            shift,
+            reference if moments else None,
+            home,
             self.covariance_type,
             compute_moments=moments,
             return_log_norm=log_norm,
@@ -294,17 +311,57 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
             return_labels=labels,
             n_threads=resolve_n_threads(self.n_jobs),
         )
-        if self.covariance_type == "full":
-            reference = means.astype(np.float64)
-        else:
-            reference = np.broadcast_to(shift.astype(np.float64), means.shape).copy()
         return MixtureStatistics.from_kernel(out, X.shape[0], reference), out
 
+    def _inference_pass(self, X, **outputs):
+        """A pass without moments on new data."""
+        home = self._pass(X, moments=False, labels=True)[1]["labels"] if self._needs_homes(X.dtype) else None
+        return self._pass(X, moments=False, home=home, **outputs)
+
     def _e_step(self, X, moments=True, sample_weight=None):
-        return self._pass(X, moments=moments, sample_weight=sample_weight)[0]
+        if not moments:
+            return self._inference_pass(X, sample_weight=sample_weight)[0]
+        home = None
+        if self._needs_homes(X.dtype):
+            # During fit, rows keep the components the previous E-step assigned them to.
+            home = getattr(self, "_em_home", None)
+            if home is None or home.shape[0] != X.shape[0]:
+                home = self._pass(X, moments=False, labels=True)[1]["labels"]
+        stats, out = self._pass(X, moments=True, labels=True, sample_weight=sample_weight, home=home)
+        self._em_home = out["labels"]
+        return stats
+
+    def _needs_homes(self, dtype):
+        """Whether passes need home labels (see :meth:`_pass`).
+
+        The diag, spherical and tied kernels expand ``||x - mu_c||^2`` about a point shared by a run
+        of rows, losing about log10(kappa) digits, kappa the largest squared Mahalanobis distance of
+        a component mean from the mixture's mean. Where that exceeds what the dtype can spare (2 of
+        float32's 7 digits, 5 of float64's 16), every row's most probable component is found first,
+        and rows are expanded in runs that share one. Otherwise (and for full covariances, which
+        expand nothing) one pass suffices, and its result does not depend on earlier passes.
+        """
+        if self.covariance_type == "full":
+            return False
+        return self._expansion_condition() > _MAX_EXPANSION_CONDITION[np.dtype(dtype).type]
+
+    def _expansion_condition(self):
+        """max_c ||mu_c - sum_k pi_k mu_k||^2 in component c's precision metric."""
+        means = self.means_.astype(np.float64)
+        offsets = means - self.weights_.astype(np.float64) @ means
+        factor = self.precisions_cholesky_.astype(np.float64)
+        if self.covariance_type == "tied":
+            distances = np.sum((offsets @ factor) ** 2, axis=1)
+        elif self.covariance_type == "diag":
+            distances = np.sum((offsets * factor) ** 2, axis=1)
+        else:
+            distances = np.sum(offsets**2, axis=1) * factor**2
+        return float(np.max(distances))
 
     def _final_pass(self, X):
-        stats, out = self._pass(X, moments=False, labels=True)
+        home = getattr(self, "_em_home", None) if self._needs_homes(X.dtype) else None
+        stats, out = self._pass(X, moments=False, labels=True, home=home)
+        self._em_home = None
         return stats, out["labels"]
 
     def _m_step(self, stats):
@@ -329,6 +386,7 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
         )
 
     def _initialize_parameters(self, X, random_state):
+        self._em_home = None  # a new run: its first E-step finds the homes it needs itself
         weights = means = covariances = None
         if self.weights_init is None or self.means_init is None or self.precisions_init is None:
             column_mean, column_variance = column_mean_and_variance(X)

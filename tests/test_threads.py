@@ -1,5 +1,5 @@
-"""Results do not depend on the thread count, threadpoolctl controls the kernels' OpenMP pool, and
-fits are reproducible.
+"""Results do not depend on the thread count, threadpoolctl controls the kernels' OpenMP pool, fits
+are reproducible, and NumPy's BLAS limits survive fits overlapping in several threads.
 
 "Identical" means bitwise identical (``np.array_equal`` / ``==``), not ``allclose``: the kernels
 reduce fixed-size row blocks in a fixed order, so the floating-point sums are the same whatever
@@ -8,6 +8,7 @@ reduce fixed-size row blocks in a fixed order, so the floating-point sums are th
 
 import copy
 import functools
+import threading
 import warnings
 
 import numpy as np
@@ -202,3 +203,131 @@ def test_refitting_the_same_estimator_is_reproducible():
         first = gmm.fit(_data(np.float64)).means_.copy()
         second = gmm.fit(_data(np.float64)).means_
     assert np.array_equal(first, second)
+
+
+# ----------------------------------------------------------------------------- BLAS limits
+
+WAIT_S = 60  # bound on every wait, so that a broken test fails instead of hanging
+
+
+def blas_threads():
+    """Thread count of every loaded BLAS, read from the libraries themselves."""
+    counts = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    if not counts:
+        pytest.skip("no BLAS library is loaded")
+    return counts
+
+
+class PausingGMM(FastGMM):
+    """FastGMM whose first E-step signals ``entered`` and then waits for ``release``: the fit is
+    then inside the single-threaded-BLAS scope until the test lets it go on."""
+
+    def _e_step(self, X, *args, **kwargs):
+        if self.pause is not None:
+            pause, self.pause = self.pause, None
+            pause["blas_threads"] = blas_threads()
+            pause["entered"].set()
+            assert pause["release"].wait(WAIT_S), "the test did not release the fit"
+        return super()._e_step(X, *args, **kwargs)
+
+
+def paused_fit_in_thread():
+    """Start a fit in a thread, wait until it is paused inside fastelbo; return (thread, pause)."""
+    pause = {"entered": threading.Event(), "release": threading.Event(), "errors": []}
+    gmm = PausingGMM(n_components=3, random_state=0, max_iter=5)
+    gmm.pause = pause
+
+    def work():
+        try:
+            gmm.fit(_data(np.float64)[:2000])
+        except BaseException as error:  # reported by the test thread
+            pause["errors"].append(error)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    assert pause["entered"].wait(WAIT_S), pause["errors"]
+    return thread, pause
+
+
+def finish(thread, pause):
+    pause["release"].set()
+    thread.join(WAIT_S)
+    assert not thread.is_alive()
+    assert not pause["errors"], pause["errors"]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_fits_overlapping_in_two_threads_restore_the_blas_limits():
+    # A enters, then B; A leaves while B is still inside; then B leaves. A save-and-restore per call
+    # would leave B's saved limit (A's 1) in place at the end.
+    original = blas_threads()
+    a = paused_fit_in_thread()
+    b = paused_fit_in_thread()
+    assert a[1]["blas_threads"] == b[1]["blas_threads"] == [1] * len(original)
+    finish(*a)
+    assert blas_threads() == [1] * len(original)  # B is still working
+    finish(*b)
+    assert blas_threads() == original
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("user_limit", [1, 3])
+def test_fits_overlapping_in_two_threads_keep_the_users_blas_limit(user_limit):
+    original = blas_threads()
+    with threadpool_limits(limits=user_limit, user_api="blas"):
+        limited = blas_threads()
+        assert limited == [user_limit] * len(original)
+        a = paused_fit_in_thread()
+        b = paused_fit_in_thread()
+        finish(*a)
+        finish(*b)
+        assert blas_threads() == limited
+    assert blas_threads() == original
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("user_limit", [1, 3])
+def test_a_fit_inside_the_users_blas_limit_runs_single_threaded_and_restores_the_limit(user_limit):
+    original = blas_threads()
+    X = _data(np.float64)[:2000]
+    inside = []
+
+    class RecordingGMM(FastGMM):
+        def _m_step(self, stats):
+            inside.append(blas_threads())
+            super()._m_step(stats)
+
+    with threadpool_limits(limits=user_limit, user_api="blas"):
+        limited = blas_threads()
+        RecordingGMM(n_components=3, random_state=0, max_iter=2, tol=0.0).fit(X)
+        assert inside == [[1] * len(original)] * 2
+        assert blas_threads() == limited
+    assert blas_threads() == original
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_fit_nested_in_another_threads_fit_restores_the_blas_limits():
+    original = blas_threads()
+    thread, pause = paused_fit_in_thread()
+    _fit("diag", np.float64, n_jobs=1)  # enters and leaves while the other fit is inside
+    assert blas_threads() == [1] * len(original)
+    finish(thread, pause)
+    assert blas_threads() == original
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_fastelbo_calls_nested_in_one_thread_keep_blas_single_threaded_until_the_outermost_ends():
+    X = _data(np.float64)[:2000]
+    fitted = _fit("diag", np.float64, n_jobs=1)
+    original = blas_threads()
+    inside = []
+
+    class NestingGMM(FastGMM):
+        def _m_step(self, stats):
+            fitted.score(X)  # a public method, wrapped itself, called from inside fit
+            inside.append(blas_threads())
+            super()._m_step(stats)
+
+    NestingGMM(n_components=3, random_state=0, max_iter=2, tol=0.0).fit(X)
+    assert inside == [[1] * len(original)] * 2
+    assert blas_threads() == original

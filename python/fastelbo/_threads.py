@@ -1,10 +1,18 @@
-"""Resolution of the ``n_jobs`` parameter into the thread count handed to the C++ kernels."""
+"""Threads: ``n_jobs`` resolved into the thread count handed to the C++ kernels, and NumPy's BLAS
+kept single-threaded while fastelbo works.
+
+Process-wide state is changed only in scope and restored exactly (``shared/DESIGN.md``): the BLAS
+limit is set by the first fastelbo call that starts in any thread and restored by the last one that
+ends, so calls overlapping in several threads cannot leave BLAS limited.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import numbers
 import os
+import threading
 
 
 def available_cpus() -> int:
@@ -33,16 +41,89 @@ def resolve_n_threads(n_jobs) -> int:
     return int(n_jobs)
 
 
-_BLAS_CONTROLLER = None
+class _SingleThreadedBlasScope:
+    """Reference-counted, process-wide "BLAS limited to one thread" scope.
+
+    The first entrant (in any thread) records the BLAS limits it finds and sets them to 1; later
+    and nested entrants only count themselves in; the last one out restores the recorded limits.
+    A save-and-restore per call would not do: with two overlapping calls the second records the
+    first's limit of 1, and whichever ends last leaves BLAS at 1 for the rest of the process.
+
+    threadpoolctl >= 3.8 lets one thread at a time change the limit of a pthreads OpenBLAS (whose
+    pool is process-wide): the first that sets a limit, until it gives control back; changes from
+    other threads are ignored. The scope sets the limit in one thread and may restore it in
+    another, so it gives back the control its own changes take; while another thread holds control
+    (a ``threadpool_limits`` block running there) it leaves the limits alone, but it always undoes
+    a change it made.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._depths = {}  # thread id -> how many scopes that thread is inside
+        self._limiter = None  # threadpoolctl limiter holding the limits found by the first entrant
+        self._controller = None
+
+    def enter(self):
+        ident = threading.get_ident()
+        with self._lock:
+            if not self._depths and not _blas_controlled_by_another_thread():
+                if self._controller is None:
+                    from threadpoolctl import ThreadpoolController
+
+                    self._controller = ThreadpoolController()
+                with _blas_control():
+                    self._limiter = self._controller.limit(limits=1, user_api="blas")
+            self._depths[ident] = self._depths.get(ident, 0) + 1
+
+    def exit(self):
+        ident = threading.get_ident()
+        with self._lock:
+            depth = self._depths.pop(ident) - 1
+            if depth:
+                self._depths[ident] = depth
+            elif not self._depths:
+                self._restore()
+
+    def _restore(self):
+        limiter, self._limiter = self._limiter, None
+        if limiter is not None:
+            # Undoing the scope's own change: taken from another thread's control if need be.
+            with _blas_control(take=True):
+                limiter.restore_original_limits()
 
 
-def _blas_controller():
-    global _BLAS_CONTROLLER
-    if _BLAS_CONTROLLER is None:
-        from threadpoolctl import ThreadpoolController
+def _openblas_control():
+    """threadpoolctl's record of the thread allowed to change OpenBLAS's limit (>= 3.8), or None."""
+    try:
+        from threadpoolctl import OpenBLASController
 
-        _BLAS_CONTROLLER = ThreadpoolController()
-    return _BLAS_CONTROLLER
+        return OpenBLASController, OpenBLASController._SHARED_STATE
+    except (ImportError, AttributeError):
+        return None
+
+
+def _blas_controlled_by_another_thread():
+    control = _openblas_control()
+    thread = control and control[1].controlling_thread
+    return bool(thread) and thread is not threading.current_thread() and thread.is_alive()
+
+
+@contextlib.contextmanager
+def _blas_control(take=False):
+    """Give back, after the block, the OpenBLAS control that the block's limit change took
+    (``take``: take it first from whichever thread holds it)."""
+    control = _openblas_control()
+    had_control = control is not None and control[1].controlling_thread is threading.current_thread()
+    if control is not None and take and not had_control:
+        control[0].clear_controlling_thread(force=True)
+    try:
+        yield
+    finally:
+        if control is not None and not had_control:
+            control[0].clear_controlling_thread()  # clears only if this thread holds control
+
+
+_BLAS_SCOPE = _SingleThreadedBlasScope()
 
 
 def single_threaded_blas(method):
@@ -51,12 +132,17 @@ def single_threaded_blas(method):
     The parallel work is done by the kernels' OpenMP threads; the BLAS calls around them (the
     M-step's small factorisations) are tiny. A multi-threaded BLAS pool left spinning next to the
     OpenMP pool makes both wait for cores (measured: a 64-feature, 10-component M-step went from
-    1 ms to 40 ms on 2 cores), so fastelbo keeps BLAS single-threaded while it works.
+    1 ms to 40 ms on 2 cores), so fastelbo keeps BLAS single-threaded while it works. The limit
+    is shared by all fastelbo calls running at once, in any thread (see
+    :class:`_SingleThreadedBlasScope`).
     """
 
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
-        with _blas_controller().limit(limits=1, user_api="blas"):
+        _BLAS_SCOPE.enter()
+        try:
             return method(*args, **kwargs)
+        finally:
+            _BLAS_SCOPE.exit()
 
     return wrapper

@@ -8,6 +8,7 @@ reduce fixed-size row blocks in a fixed order, so the floating-point sums are th
 
 import copy
 import functools
+import os
 import threading
 import warnings
 
@@ -17,7 +18,8 @@ from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastelbo
-from fastelbo import FastGMM, _core
+from fastelbo import FastGMM, _core, _threads
+from fastelbo._threads import available_cpus, resolve_n_threads
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 DTYPES = [np.float64, np.float32]
@@ -90,20 +92,30 @@ def _dtype_id(dtype):
     return np.dtype(dtype).name
 
 
+@pytest.fixture
+def uncapped_n_jobs(monkeypatch):
+    """Let n_jobs reach the kernels as given even above the CPU count (which caps it), so that thread
+    counts that need not divide the round size (3, 5) are exercised on a small machine too."""
+    cpus = available_cpus()
+    monkeypatch.setattr(_threads, "available_cpus", lambda: max(cpus, 5))
+
+
 # ----------------------------------------------------------------------------- n_jobs invariance
 
 
 @pytest.mark.parametrize("n_jobs", OTHER_N_JOBS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=_dtype_id)
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_fitted_attributes_are_bitwise_identical_for_any_n_jobs(covariance_type, dtype, n_jobs):
+def test_fitted_attributes_are_bitwise_identical_for_any_n_jobs(
+    covariance_type, dtype, n_jobs, uncapped_n_jobs
+):
     expected = _single_threaded_fit(covariance_type, dtype)
     assert expected.n_iter_ > 2  # the comparison covers several EM iterations
     assert_identical_fits(_fit(covariance_type, dtype, n_jobs), expected)
 
 
 @pytest.mark.parametrize("init_params", ["k-means++", "random", "random_from_data"])
-def test_other_initialisations_are_bitwise_identical_for_any_n_jobs(init_params):
+def test_other_initialisations_are_bitwise_identical_for_any_n_jobs(init_params, uncapped_n_jobs):
     expected = _fit("full", np.float64, n_jobs=1, init_params=init_params)
     for n_jobs in (2, 3, None):
         assert_identical_fits(_fit("full", np.float64, n_jobs, init_params=init_params), expected)
@@ -111,7 +123,7 @@ def test_other_initialisations_are_bitwise_identical_for_any_n_jobs(init_params)
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=_dtype_id)
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_inference_is_bitwise_identical_for_any_n_jobs(covariance_type, dtype):
+def test_inference_is_bitwise_identical_for_any_n_jobs(covariance_type, dtype, uncapped_n_jobs):
     X = _data(dtype)
     gmm = copy.deepcopy(_single_threaded_fit(covariance_type, dtype))
     outputs = {}
@@ -203,6 +215,32 @@ def test_refitting_the_same_estimator_is_reproducible():
         first = gmm.fit(_data(np.float64)).means_.copy()
         second = gmm.fit(_data(np.float64)).means_
     assert np.array_equal(first, second)
+
+
+# ----------------------------------------------------------------------------- n_jobs above the CPUs
+
+
+def test_n_jobs_above_the_cpu_count_is_capped_at_it():
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert available_cpus() == cpus
+    assert resolve_n_threads(1000) == cpus
+    assert resolve_n_threads(cpus) == cpus
+    assert resolve_n_threads(-1) == cpus
+    assert resolve_n_threads(None) == 0  # the OpenMP default, left to the kernels
+
+
+def test_fit_with_n_jobs_1000_matches_single_threaded_fit(monkeypatch):
+    kernel_threads = []
+    kernel = _core.gaussian_mixture_pass
+
+    def recorded(*args, **kwargs):
+        kernel_threads.append(kwargs["n_threads"])
+        return kernel(*args, **kwargs)
+
+    monkeypatch.setattr(_core, "gaussian_mixture_pass", recorded)
+    gmm = _fit("full", np.float64, n_jobs=1000)
+    assert set(kernel_threads) == {available_cpus()}
+    assert_identical_fits(gmm, _single_threaded_fit("full", np.float64))
 
 
 # ----------------------------------------------------------------------------- BLAS limits

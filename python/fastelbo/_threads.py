@@ -27,18 +27,21 @@ def resolve_n_threads(n_jobs) -> int:
 
     ``None`` returns 0, which the kernels read as "the OpenMP default": all cores unless
     ``OMP_NUM_THREADS`` or ``threadpoolctl.threadpool_limits`` says otherwise (the behaviour of
-    scikit-learn's OpenMP estimators). A positive value is used as is; ``-1`` means all CPUs and
-    ``-k`` all but ``k - 1``, as in joblib.
+    scikit-learn's OpenMP estimators). A positive value is capped at :func:`available_cpus` (more
+    threads than CPUs only wait for each other); ``-1`` means all CPUs and ``-k`` all but
+    ``k - 1``, as in joblib.
     """
-    if n_jobs is None:
-        return 0
-    if not isinstance(n_jobs, numbers.Integral) or isinstance(n_jobs, bool):
+    if n_jobs is not None and (not isinstance(n_jobs, numbers.Integral) or isinstance(n_jobs, bool)):
         raise TypeError(f"n_jobs must be None or an int, got {n_jobs!r}")
     if n_jobs == 0:
         raise ValueError("n_jobs == 0 has no meaning; use None, a positive int or a negative int")
-    if n_jobs < 0:
-        return max(available_cpus() + 1 + int(n_jobs), 1)
-    return int(n_jobs)
+    if n_jobs is None:
+        n_threads = 0
+    elif n_jobs < 0:
+        n_threads = max(available_cpus() + 1 + int(n_jobs), 1)
+    else:
+        n_threads = min(int(n_jobs), available_cpus())
+    return n_threads
 
 
 class _SingleThreadedBlasScope:

@@ -1,5 +1,6 @@
 """Results do not depend on the thread count, threadpoolctl controls the kernels' OpenMP pool, fits
-are reproducible, and NumPy's BLAS limits survive fits overlapping in several threads.
+are reproducible, NumPy's BLAS limits survive fits overlapping in several threads, and a forked
+child can fit.
 
 "Identical" means bitwise identical (``np.array_equal`` / ``==``), not ``allclose``: the kernels
 reduce fixed-size row blocks in a fixed order, so the floating-point sums are the same whatever
@@ -8,7 +9,11 @@ reduce fixed-size row blocks in a fixed order, so the floating-point sums are th
 
 import copy
 import functools
+import json
 import os
+import subprocess
+import sys
+import textwrap
 import threading
 import warnings
 
@@ -369,3 +374,104 @@ def test_fastelbo_calls_nested_in_one_thread_keep_blas_single_threaded_until_the
     NestingGMM(n_components=3, random_state=0, max_iter=2, tol=0.0).fit(X)
     assert inside == [[1] * len(original)] * 2
     assert blas_threads() == original
+
+
+# ----------------------------------------------------------------------------- fork
+
+FORK_TIMEOUT_S = 60
+
+# Fits FastGMM in a parent and in a child of a fork-context Pool; prints both results as JSON, or
+# exits with 3 when the child does not answer in time (the libgomp-after-fork hang).
+FORK_SCRIPT = textwrap.dedent(
+    """
+    import json, multiprocessing, sys, threading, warnings
+    import numpy as np
+    from threadpoolctl import threadpool_info
+    from fastelbo import FastGMM
+    from fastelbo._threads import resolve_n_threads
+
+    PARENT_N_JOBS, CHILD_N_JOBS, TIMEOUT = {parent_n_jobs!r}, {child_n_jobs!r}, {timeout!r}
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    def fit(n_jobs, gmm_class=FastGMM):
+        rng = np.random.RandomState(0)
+        centers = 3.0 * rng.standard_normal((3, 4))
+        X = centers[rng.randint(3, size=20000)] + rng.standard_normal((20000, 4))
+        gmm = gmm_class(n_components=3, random_state=0, n_jobs=n_jobs).fit(X)
+        return gmm.lower_bound_
+
+    def child():
+        blas_at_start = blas_threads()
+        return dict(
+            lower_bound=fit(CHILD_N_JOBS),
+            n_threads={{str(n): resolve_n_threads(n) for n in (None, -1, 2, 1000)}},
+            blas_at_start=blas_at_start,
+            blas_after=blas_threads(),
+        )
+
+    class PausingGMM(FastGMM):
+        def _e_step(self, X, *args, **kwargs):
+            if not entered.is_set():
+                entered.set()
+                release.wait(TIMEOUT)
+            return super()._e_step(X, *args, **kwargs)
+
+    if __name__ == "__main__":
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork of a multi-threaded process
+        original_blas = blas_threads()
+        entered, release = threading.Event(), threading.Event()
+        parent = {{"lower_bound": fit(PARENT_N_JOBS)}}
+        # A fit of another thread is inside fastelbo (BLAS limited to 1) when the child is forked.
+        busy = threading.Thread(target=fit, args=(1, PausingGMM))
+        busy.start()
+        entered.wait(TIMEOUT)
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            try:
+                result = pool.apply_async(child).get(timeout=TIMEOUT)
+            except multiprocessing.TimeoutError:
+                pool.terminate()
+                print("the forked child did not answer in time", flush=True)
+                release.set()
+                sys.exit(3)
+        release.set()
+        busy.join()
+        parent.update(original_blas=original_blas, blas_after=blas_threads())
+        print(json.dumps(dict(parent=parent, child=result)))
+    """
+)
+
+
+def run_fork_script(parent_n_jobs, child_n_jobs):
+    script = FORK_SCRIPT.format(
+        parent_n_jobs=parent_n_jobs, child_n_jobs=child_n_jobs, timeout=FORK_TIMEOUT_S
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=2 * FORK_TIMEOUT_S
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return json.loads(completed.stdout.splitlines()[-1])
+
+
+@pytest.mark.skipif(not hasattr(os, "register_at_fork"), reason="no fork on this platform")
+def test_a_child_forked_after_a_parallel_fit_fits_single_threaded_with_the_same_result():
+    # The parent's fit starts libgomp's threads; libgomp would then hang in the child's first
+    # parallel region, so the child must not open one, whatever n_jobs says.
+    result = run_fork_script(parent_n_jobs=None, child_n_jobs=-1)
+    parent, child = result["parent"], result["child"]
+    assert child["lower_bound"] == parent["lower_bound"]
+    assert child["n_threads"] == {"None": 1, "-1": 1, "2": 1, "1000": 1}
+    # The other thread's BLAS limit does not follow the child, nor stay in the parent.
+    assert child["blas_at_start"] == child["blas_after"] == parent["original_blas"]
+    assert parent["blas_after"] == parent["original_blas"]
+
+
+@pytest.mark.skipif(not hasattr(os, "register_at_fork"), reason="no fork on this platform")
+def test_a_child_forked_before_any_parallel_fit_keeps_its_threads():
+    # n_jobs=1 starts no OpenMP threads in the parent, so the child may use all its CPUs.
+    result = run_fork_script(parent_n_jobs=1, child_n_jobs=None)
+    parent, child = result["parent"], result["child"]
+    assert child["lower_bound"] == parent["lower_bound"]
+    cpus = available_cpus()
+    assert child["n_threads"] == {"None": 0, "-1": cpus, "2": min(2, cpus), "1000": cpus}

@@ -1,9 +1,13 @@
-"""Threads: ``n_jobs`` resolved into the thread count handed to the C++ kernels, and NumPy's BLAS
-kept single-threaded while fastelbo works.
+"""Threads: ``n_jobs`` resolved into the thread count handed to the C++ kernels, NumPy's BLAS kept
+single-threaded while fastelbo works, and fork safety.
 
-Process-wide state is changed only in scope and restored exactly (``shared/DESIGN.md``): the BLAS
-limit is set by the first fastelbo call that starts in any thread and restored by the last one that
-ends, so calls overlapping in several threads cannot leave BLAS limited.
+Process-wide state is changed only in scope and restored exactly (``shared/DESIGN.md``):
+
+* the BLAS limit is set by the first fastelbo call that starts in any thread and restored by the
+  last one that ends, so calls overlapping in several threads cannot leave BLAS limited;
+* libgomp (GCC's OpenMP runtime) is not fork-safe: a child forked after the parent has started
+  OpenMP threads waits forever in its first parallel region, for threads that were not copied. Such
+  a child runs the kernels single-threaded (``n_threads == 1`` starts no OpenMP threads).
 """
 
 from __future__ import annotations
@@ -22,6 +26,13 @@ def available_cpus() -> int:
     return os.cpu_count() or 1
 
 
+# True once this process, or the process it was forked from, may have started the kernels' OpenMP
+# threads (a kernel was handed a thread count other than 1).
+_openmp_started = False
+# True in a process forked after its parent may have started them: OpenMP must not be used here.
+_forked_after_openmp = False
+
+
 def resolve_n_threads(n_jobs) -> int:
     """Translate ``n_jobs`` into a kernel thread count.
 
@@ -29,18 +40,24 @@ def resolve_n_threads(n_jobs) -> int:
     ``OMP_NUM_THREADS`` or ``threadpoolctl.threadpool_limits`` says otherwise (the behaviour of
     scikit-learn's OpenMP estimators). A positive value is capped at :func:`available_cpus` (more
     threads than CPUs only wait for each other); ``-1`` means all CPUs and ``-k`` all but
-    ``k - 1``, as in joblib.
+    ``k - 1``, as in joblib. In a process forked after fastelbo had started its OpenMP threads the
+    answer is always 1: libgomp cannot be used after such a fork.
     """
+    global _openmp_started
     if n_jobs is not None and (not isinstance(n_jobs, numbers.Integral) or isinstance(n_jobs, bool)):
         raise TypeError(f"n_jobs must be None or an int, got {n_jobs!r}")
     if n_jobs == 0:
         raise ValueError("n_jobs == 0 has no meaning; use None, a positive int or a negative int")
+    if _forked_after_openmp:
+        return 1
     if n_jobs is None:
         n_threads = 0
     elif n_jobs < 0:
         n_threads = max(available_cpus() + 1 + int(n_jobs), 1)
     else:
         n_threads = min(int(n_jobs), available_cpus())
+    if n_threads != 1:
+        _openmp_started = True  # set before the kernel starts the threads, so a fork never misses it
     return n_threads
 
 
@@ -93,6 +110,15 @@ class _SingleThreadedBlasScope:
             # Undoing the scope's own change: taken from another thread's control if need be.
             with _blas_control(take=True):
                 limiter.restore_original_limits()
+
+    def after_fork_in_child(self):
+        # Only the forking thread exists in the child: the others' scopes will never be left, and
+        # one of them may have held the lock at the fork.
+        self._lock = threading.Lock()
+        ident = threading.get_ident()
+        self._depths = {i: d for i, d in self._depths.items() if i == ident}
+        if not self._depths:
+            self._restore()
 
 
 def _openblas_control():
@@ -149,3 +175,13 @@ def single_threaded_blas(method):
             _BLAS_SCOPE.exit()
 
     return wrapper
+
+
+def _after_fork_in_child():
+    global _forked_after_openmp
+    _forked_after_openmp = _openmp_started
+    _BLAS_SCOPE.after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

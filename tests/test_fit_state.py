@@ -6,6 +6,8 @@
 * Ctrl-C after some EM iterations keeps the parameters of the last completed iteration, and every
   fitted attribute describes them: the interrupted estimator equals, bitwise, a fresh fit stopped
   after that many iterations (``max_iter=n, tol=0``), wherever in the iteration Ctrl-C arrived.
+* A warm start after a change of ``n_components``, ``covariance_type`` or of the number of features
+  is refused before any work is done.
 """
 
 import copy
@@ -16,7 +18,7 @@ import pytest
 import sklearn.utils.validation
 from sklearn.exceptions import ConvergenceWarning
 
-from fastelbo import FastGMM
+from fastelbo import FastGMM, _core
 
 PARAMETERS = ["weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"]
 RESULTS = ["converged_", "n_iter_", "lower_bound_", "lower_bounds_", "elbo_history_", "entropy_sum_history_"]
@@ -359,3 +361,72 @@ def test_the_convergence_warning_points_at_the_caller(X):
         with pytest.warns(ConvergenceWarning) as caught:
             getattr(FastGMM(n_components=3, random_state=0, max_iter=1), method)(X)
         assert caught[0].filename == __file__, method
+
+
+# ----------------------------------------------------------------------------- warm starts
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    calls = []
+    for name in ("gaussian_mixture_pass", "kmeans_plusplus", "lloyd_kmeans"):
+        kernel = getattr(_core, name)
+
+        def recorded(*args, _name=name, _kernel=kernel, **kwargs):
+            calls.append(_name)
+            return _kernel(*args, **kwargs)
+
+        monkeypatch.setattr(_core, name, recorded)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(n_components=4), "n_components changed from 3 to 4"),
+        (dict(covariance_type="diag"), "covariance_type changed from 'full' to 'diag'"),
+        (dict(covariance_type="tied"), "covariance_type changed from 'full' to 'tied'"),
+    ],
+)
+def test_a_warm_start_after_a_change_of_shape_parameters_is_refused(X, kernel_calls, change, message):
+    gmm = FastGMM(n_components=3, covariance_type="full", random_state=0, warm_start=True).fit(X)
+    gmm.set_params(**change)
+    before = snapshot(gmm)
+    kernel_calls.clear()
+    with pytest.raises(ValueError, match=f"warm_start=True but {message} since the last fit; refit with"):
+        gmm.fit(X)
+    assert not kernel_calls
+    assert_unchanged(gmm, before)
+
+    # Going back to the fitted values continues the warm start; a cold start takes the new ones.
+    gmm.set_params(n_components=3, covariance_type="full")
+    gmm.fit(X)
+    gmm.set_params(warm_start=False, **change)
+    gmm.fit(X)
+    assert gmm.weights_.shape == (gmm.n_components,)
+    K, D = gmm.n_components, X.shape[1]
+    shapes = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}
+    assert gmm.covariances_.shape == shapes[gmm.covariance_type]
+
+
+def test_a_warm_start_on_data_with_other_features_is_refused(X, kernel_calls):
+    gmm = FastGMM(n_components=3, random_state=0, warm_start=True).fit(X)
+    before = snapshot(gmm)
+    kernel_calls.clear()
+    wider = np.hstack([X, X[:, :1]])
+    with pytest.raises(ValueError, match="number of features changed from 4 to 5"):
+        gmm.fit(wider)
+    assert not kernel_calls
+    assert_unchanged(gmm, before)
+    assert gmm.n_features_in_ == 4
+    gmm.set_params(warm_start=False)
+    assert gmm.fit(wider).means_.shape == (3, 5)
+
+
+def test_a_warm_start_with_unchanged_shape_parameters_continues(X):
+    gmm = fit_quietly(FastGMM(n_components=3, random_state=0, warm_start=True, max_iter=2, tol=0.0), X)
+    gmm.set_params(reg_covar=1e-6, n_components=3)  # same values: not a change
+    fit_quietly(gmm, X)
+    expected = fit_quietly(FastGMM(n_components=3, random_state=0, max_iter=4, tol=0.0), X)
+    for name in PARAMETERS:
+        assert same_value(getattr(gmm, name), getattr(expected, name)), name

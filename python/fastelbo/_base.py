@@ -12,6 +12,8 @@ consistent when a fit fails or is interrupted with Ctrl-C. A model plugs in thro
                                              parameters under the pass's posteriors
 ``_final_pass(X)``                           (statistics, labels) of the fitted parameters
 ``_get_parameters() / _set_parameters(p)``   snapshot and restore the fitted parameters
+``_warm_start_parameters``                   names of the hyperparameters a warm start must not
+                                             change (they fix the parameters' shapes)
 
 The model's ``_fit`` is decorated with :func:`restores_state_on_error`: a fit that raises leaves the
 estimator exactly as it was before ``fit``, except when Ctrl-C arrives after an EM iteration has
@@ -49,6 +51,7 @@ def restores_state_on_error(fit):
     @functools.wraps(fit)
     def wrapper(self, *args, **kwargs):
         previous_state = self._fitted_state()
+        self._check_warm_start_parameters()
         try:
             return fit(self, *args, **kwargs)
         except BaseException as error:
@@ -61,6 +64,8 @@ def restores_state_on_error(fit):
 
 class EMEstimatorMixin:
     """EM loop over the model hooks (see module docstring)."""
+
+    _warm_start_parameters = ()
 
     def _fitted_state(self):
         """The fitted attributes (public ``*_`` and the stored training decomposition)."""
@@ -76,9 +81,34 @@ class EMEstimatorMixin:
         for name, value in state.items():
             setattr(self, name, value)
 
+    def _check_warm_start_parameters(self):
+        """Refuse a warm start from parameters whose shape the changed hyperparameters contradict."""
+        if not (isinstance(self.warm_start, bool | np.bool_) and self.warm_start):
+            return
+        fitted_with = getattr(self, "_fitted_with_", None)
+        if fitted_with is None:
+            return
+        for name, value in fitted_with.items():
+            if name in self._warm_start_parameters and getattr(self, name) != value:
+                raise ValueError(
+                    f"warm_start=True but {name} changed from {value!r} to {getattr(self, name)!r} "
+                    "since the last fit; refit with warm_start=False"
+                )
+
+    def _check_warm_start_features(self, n_features):
+        """Refuse a warm start on data with another number of features (call after validation)."""
+        fitted_with = getattr(self, "_fitted_with_", None)
+        if fitted_with is not None and fitted_with["n_features"] != n_features:
+            raise ValueError(
+                f"warm_start=True but the number of features changed from {fitted_with['n_features']} "
+                f"to {n_features} since the last fit; refit with warm_start=False"
+            )
+
     def _fit_em(self, X):
         """Run EM with restarts, keep the best run, and return the labels of its final E-step."""
         do_init = not (self.warm_start and hasattr(self, "converged_"))
+        if not do_init:
+            self._check_warm_start_features(X.shape[1])
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
         best = run = None
@@ -143,6 +173,8 @@ class EMEstimatorMixin:
         self.lower_bounds_ = list(done.elbo_history)
         self.elbo_history_ = np.asarray(done.elbo_history, dtype=np.float64)
         self.entropy_sum_history_ = np.asarray(done.entropy_sum_history, dtype=np.float64)
+        self._fitted_with_ = {name: getattr(self, name) for name in self._warm_start_parameters}
+        self._fitted_with_["n_features"] = self.n_features_in_
 
     def _keep_interrupted_run(self, best, run):
         """On Ctrl-C keep the better of the best finished run and the interrupted one, each with

@@ -107,6 +107,8 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
     True
     """
 
+    _warm_start_parameters = ("n_components", "covariance_type")
+
     def __init__(
         self,
         n_components=1,

@@ -1,5 +1,6 @@
-"""Results do not depend on the thread count, threadpoolctl controls the kernels' OpenMP pool, and
-fits are reproducible.
+"""Results do not depend on the thread count, threadpoolctl controls the kernels' OpenMP pool, fits
+are reproducible, NumPy's BLAS limits survive fits overlapping in several threads, and a forked
+child can fit.
 
 "Identical" means bitwise identical (``np.array_equal`` / ``==``), not ``allclose``: the kernels
 reduce fixed-size row blocks in a fixed order, so the floating-point sums are the same whatever
@@ -8,6 +9,12 @@ reduce fixed-size row blocks in a fixed order, so the floating-point sums are th
 
 import copy
 import functools
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
 import warnings
 
 import numpy as np
@@ -16,7 +23,8 @@ from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastelbo
-from fastelbo import FastGMM, _core
+from fastelbo import FastGMM, _core, _threads
+from fastelbo._threads import available_cpus, resolve_n_threads
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 DTYPES = [np.float64, np.float32]
@@ -89,20 +97,30 @@ def _dtype_id(dtype):
     return np.dtype(dtype).name
 
 
+@pytest.fixture
+def uncapped_n_jobs(monkeypatch):
+    """Let n_jobs reach the kernels as given even above the CPU count (which caps it), so that thread
+    counts that need not divide the round size (3, 5) are exercised on a small machine too."""
+    cpus = available_cpus()
+    monkeypatch.setattr(_threads, "available_cpus", lambda: max(cpus, 5))
+
+
 # ----------------------------------------------------------------------------- n_jobs invariance
 
 
 @pytest.mark.parametrize("n_jobs", OTHER_N_JOBS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=_dtype_id)
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_fitted_attributes_are_bitwise_identical_for_any_n_jobs(covariance_type, dtype, n_jobs):
+def test_fitted_attributes_are_bitwise_identical_for_any_n_jobs(
+    covariance_type, dtype, n_jobs, uncapped_n_jobs
+):
     expected = _single_threaded_fit(covariance_type, dtype)
     assert expected.n_iter_ > 2  # the comparison covers several EM iterations
     assert_identical_fits(_fit(covariance_type, dtype, n_jobs), expected)
 
 
 @pytest.mark.parametrize("init_params", ["k-means++", "random", "random_from_data"])
-def test_other_initialisations_are_bitwise_identical_for_any_n_jobs(init_params):
+def test_other_initialisations_are_bitwise_identical_for_any_n_jobs(init_params, uncapped_n_jobs):
     expected = _fit("full", np.float64, n_jobs=1, init_params=init_params)
     for n_jobs in (2, 3, None):
         assert_identical_fits(_fit("full", np.float64, n_jobs, init_params=init_params), expected)
@@ -110,7 +128,7 @@ def test_other_initialisations_are_bitwise_identical_for_any_n_jobs(init_params)
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=_dtype_id)
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_inference_is_bitwise_identical_for_any_n_jobs(covariance_type, dtype):
+def test_inference_is_bitwise_identical_for_any_n_jobs(covariance_type, dtype, uncapped_n_jobs):
     X = _data(dtype)
     gmm = copy.deepcopy(_single_threaded_fit(covariance_type, dtype))
     outputs = {}
@@ -202,3 +220,258 @@ def test_refitting_the_same_estimator_is_reproducible():
         first = gmm.fit(_data(np.float64)).means_.copy()
         second = gmm.fit(_data(np.float64)).means_
     assert np.array_equal(first, second)
+
+
+# ----------------------------------------------------------------------------- n_jobs above the CPUs
+
+
+def test_n_jobs_above_the_cpu_count_is_capped_at_it():
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert available_cpus() == cpus
+    assert resolve_n_threads(1000) == cpus
+    assert resolve_n_threads(cpus) == cpus
+    assert resolve_n_threads(-1) == cpus
+    assert resolve_n_threads(None) == 0  # the OpenMP default, left to the kernels
+
+
+def test_fit_with_n_jobs_1000_matches_single_threaded_fit(monkeypatch):
+    kernel_threads = []
+    kernel = _core.gaussian_mixture_pass
+
+    def recorded(*args, **kwargs):
+        kernel_threads.append(kwargs["n_threads"])
+        return kernel(*args, **kwargs)
+
+    monkeypatch.setattr(_core, "gaussian_mixture_pass", recorded)
+    gmm = _fit("full", np.float64, n_jobs=1000)
+    assert set(kernel_threads) == {available_cpus()}
+    assert_identical_fits(gmm, _single_threaded_fit("full", np.float64))
+
+
+# ----------------------------------------------------------------------------- BLAS limits
+
+WAIT_S = 60  # bound on every wait, so that a broken test fails instead of hanging
+
+
+def blas_threads():
+    """Thread count of every loaded BLAS, read from the libraries themselves."""
+    counts = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    if not counts:
+        pytest.skip("no BLAS library is loaded")
+    return counts
+
+
+class PausingGMM(FastGMM):
+    """FastGMM whose first E-step signals ``entered`` and then waits for ``release``: the fit is
+    then inside the single-threaded-BLAS scope until the test lets it go on."""
+
+    def _e_step(self, X, *args, **kwargs):
+        if self.pause is not None:
+            pause, self.pause = self.pause, None
+            pause["blas_threads"] = blas_threads()
+            pause["entered"].set()
+            assert pause["release"].wait(WAIT_S), "the test did not release the fit"
+        return super()._e_step(X, *args, **kwargs)
+
+
+def paused_fit_in_thread():
+    """Start a fit in a thread, wait until it is paused inside fastelbo; return (thread, pause)."""
+    pause = {"entered": threading.Event(), "release": threading.Event(), "errors": []}
+    gmm = PausingGMM(n_components=3, random_state=0, max_iter=5)
+    gmm.pause = pause
+
+    def work():
+        try:
+            gmm.fit(_data(np.float64)[:2000])
+        except BaseException as error:  # reported by the test thread
+            pause["errors"].append(error)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    assert pause["entered"].wait(WAIT_S), pause["errors"]
+    return thread, pause
+
+
+def finish(thread, pause):
+    pause["release"].set()
+    thread.join(WAIT_S)
+    assert not thread.is_alive()
+    assert not pause["errors"], pause["errors"]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_fits_overlapping_in_two_threads_restore_the_blas_limits():
+    # A enters, then B; A leaves while B is still inside; then B leaves. A save-and-restore per call
+    # would leave B's saved limit (A's 1) in place at the end.
+    original = blas_threads()
+    a = paused_fit_in_thread()
+    b = paused_fit_in_thread()
+    assert a[1]["blas_threads"] == b[1]["blas_threads"] == [1] * len(original)
+    finish(*a)
+    assert blas_threads() == [1] * len(original)  # B is still working
+    finish(*b)
+    assert blas_threads() == original
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("user_limit", [1, 3])
+def test_fits_overlapping_in_two_threads_keep_the_users_blas_limit(user_limit):
+    original = blas_threads()
+    with threadpool_limits(limits=user_limit, user_api="blas"):
+        limited = blas_threads()
+        assert limited == [user_limit] * len(original)
+        a = paused_fit_in_thread()
+        b = paused_fit_in_thread()
+        finish(*a)
+        finish(*b)
+        assert blas_threads() == limited
+    assert blas_threads() == original
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("user_limit", [1, 3])
+def test_a_fit_inside_the_users_blas_limit_runs_single_threaded_and_restores_the_limit(user_limit):
+    original = blas_threads()
+    X = _data(np.float64)[:2000]
+    inside = []
+
+    class RecordingGMM(FastGMM):
+        def _m_step(self, stats):
+            inside.append(blas_threads())
+            super()._m_step(stats)
+
+    with threadpool_limits(limits=user_limit, user_api="blas"):
+        limited = blas_threads()
+        RecordingGMM(n_components=3, random_state=0, max_iter=2, tol=0.0).fit(X)
+        assert inside == [[1] * len(original)] * 2
+        assert blas_threads() == limited
+    assert blas_threads() == original
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_fit_nested_in_another_threads_fit_restores_the_blas_limits():
+    original = blas_threads()
+    thread, pause = paused_fit_in_thread()
+    _fit("diag", np.float64, n_jobs=1)  # enters and leaves while the other fit is inside
+    assert blas_threads() == [1] * len(original)
+    finish(thread, pause)
+    assert blas_threads() == original
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_fastelbo_calls_nested_in_one_thread_keep_blas_single_threaded_until_the_outermost_ends():
+    X = _data(np.float64)[:2000]
+    fitted = _fit("diag", np.float64, n_jobs=1)
+    original = blas_threads()
+    inside = []
+
+    class NestingGMM(FastGMM):
+        def _m_step(self, stats):
+            fitted.score(X)  # a public method, wrapped itself, called from inside fit
+            inside.append(blas_threads())
+            super()._m_step(stats)
+
+    NestingGMM(n_components=3, random_state=0, max_iter=2, tol=0.0).fit(X)
+    assert inside == [[1] * len(original)] * 2
+    assert blas_threads() == original
+
+
+# ----------------------------------------------------------------------------- fork
+
+FORK_TIMEOUT_S = 60
+
+# Fits FastGMM in a parent and in a child of a fork-context Pool; prints both results as JSON, or
+# exits with 3 when the child does not answer in time (the libgomp-after-fork hang).
+FORK_SCRIPT = textwrap.dedent(
+    """
+    import json, multiprocessing, sys, threading, warnings
+    import numpy as np
+    from threadpoolctl import threadpool_info
+    from fastelbo import FastGMM
+    from fastelbo._threads import resolve_n_threads
+
+    PARENT_N_JOBS, CHILD_N_JOBS, TIMEOUT = {parent_n_jobs!r}, {child_n_jobs!r}, {timeout!r}
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    def fit(n_jobs, gmm_class=FastGMM):
+        rng = np.random.RandomState(0)
+        centers = 3.0 * rng.standard_normal((3, 4))
+        X = centers[rng.randint(3, size=20000)] + rng.standard_normal((20000, 4))
+        gmm = gmm_class(n_components=3, random_state=0, n_jobs=n_jobs).fit(X)
+        return gmm.lower_bound_
+
+    def child():
+        blas_at_start = blas_threads()
+        return dict(
+            lower_bound=fit(CHILD_N_JOBS),
+            n_threads={{str(n): resolve_n_threads(n) for n in (None, -1, 2, 1000)}},
+            blas_at_start=blas_at_start,
+            blas_after=blas_threads(),
+        )
+
+    class PausingGMM(FastGMM):
+        def _e_step(self, X, *args, **kwargs):
+            if not entered.is_set():
+                entered.set()
+                release.wait(TIMEOUT)
+            return super()._e_step(X, *args, **kwargs)
+
+    if __name__ == "__main__":
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork of a multi-threaded process
+        original_blas = blas_threads()
+        entered, release = threading.Event(), threading.Event()
+        parent = {{"lower_bound": fit(PARENT_N_JOBS)}}
+        # A fit of another thread is inside fastelbo (BLAS limited to 1) when the child is forked.
+        busy = threading.Thread(target=fit, args=(1, PausingGMM))
+        busy.start()
+        entered.wait(TIMEOUT)
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            try:
+                result = pool.apply_async(child).get(timeout=TIMEOUT)
+            except multiprocessing.TimeoutError:
+                pool.terminate()
+                print("the forked child did not answer in time", flush=True)
+                release.set()
+                sys.exit(3)
+        release.set()
+        busy.join()
+        parent.update(original_blas=original_blas, blas_after=blas_threads())
+        print(json.dumps(dict(parent=parent, child=result)))
+    """
+)
+
+
+def run_fork_script(parent_n_jobs, child_n_jobs):
+    script = FORK_SCRIPT.format(
+        parent_n_jobs=parent_n_jobs, child_n_jobs=child_n_jobs, timeout=FORK_TIMEOUT_S
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=2 * FORK_TIMEOUT_S
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return json.loads(completed.stdout.splitlines()[-1])
+
+
+@pytest.mark.skipif(not hasattr(os, "register_at_fork"), reason="no fork on this platform")
+def test_a_child_forked_after_a_parallel_fit_fits_single_threaded_with_the_same_result():
+    # The parent's fit starts libgomp's threads; libgomp would then hang in the child's first
+    # parallel region, so the child must not open one, whatever n_jobs says.
+    result = run_fork_script(parent_n_jobs=None, child_n_jobs=-1)
+    parent, child = result["parent"], result["child"]
+    assert child["lower_bound"] == parent["lower_bound"]
+    assert child["n_threads"] == {"None": 1, "-1": 1, "2": 1, "1000": 1}
+    # The other thread's BLAS limit does not follow the child, nor stay in the parent.
+    assert child["blas_at_start"] == child["blas_after"] == parent["original_blas"]
+    assert parent["blas_after"] == parent["original_blas"]
+
+
+@pytest.mark.skipif(not hasattr(os, "register_at_fork"), reason="no fork on this platform")
+def test_a_child_forked_before_any_parallel_fit_keeps_its_threads():
+    # n_jobs=1 starts no OpenMP threads in the parent, so the child may use all its CPUs.
+    result = run_fork_script(parent_n_jobs=1, child_n_jobs=None)
+    parent, child = result["parent"], result["child"]
+    assert child["lower_bound"] == parent["lower_bound"]
+    cpus = available_cpus()
+    assert child["n_threads"] == {"None": 0, "-1": cpus, "2": min(2, cpus), "1000": cpus}

@@ -1,8 +1,8 @@
 """The EM driver shared by every fastelbo estimator.
 
 It owns what does not depend on the model: ``n_init`` restarts, ``warm_start``, convergence on the
-change of the ELBO, the ELBO and entropy-sum histories, verbose progress, and keeping the work done
-when a fit is interrupted with Ctrl-C. A model plugs in through five hooks:
+change of the ELBO, the ELBO and entropy-sum histories, verbose progress, and keeping the estimator
+consistent when a fit fails or is interrupted with Ctrl-C. A model plugs in through these hooks:
 
 ``_initialize_parameters(X, random_state)``  set the initial parameters
 ``_e_step(X)``                               one statistics pass with the current parameters;
@@ -12,15 +12,21 @@ when a fit is interrupted with Ctrl-C. A model plugs in through five hooks:
                                              parameters under the pass's posteriors
 ``_final_pass(X)``                           (statistics, labels) of the fitted parameters
 ``_get_parameters() / _set_parameters(p)``   snapshot and restore the fitted parameters
+``_warm_start_parameters``                   names of the hyperparameters a warm start must not
+                                             change (they fix the parameters' shapes)
 
-A fit interrupted before any EM iteration has completed leaves the estimator as it was before
-``fit``; interrupted later, it keeps the parameters of the last completed iteration.
+The model's ``_fit`` is decorated with :func:`restores_state_on_error`: a fit that raises leaves the
+estimator exactly as it was before ``fit``, except when Ctrl-C arrives after an EM iteration has
+completed; the estimator then keeps the parameters of the last completed iteration, with every
+fitted attribute describing those parameters.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 from time import perf_counter
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -29,9 +35,37 @@ from sklearn.utils.validation import check_is_fitted
 
 from fastelbo._threads import single_threaded_blas
 
+# Set on a KeyboardInterrupt after which the estimator kept an interrupted fit's completed work.
+_KEPT_INTERRUPTED_FIT = "_fastelbo_kept_interrupted_fit"
+
+
+def restores_state_on_error(fit):
+    """Decorate a model's ``_fit`` so that a fit that raises changes nothing.
+
+    The fitted attributes (:meth:`EMEstimatorMixin._fitted_state`, which include the
+    ``n_features_in_`` and ``feature_names_in_`` that validation sets before later checks can fail)
+    are snapshotted before ``fit`` and restored, as the same objects, when it raises anything, with
+    one exception: a Ctrl-C after which the fit kept its completed EM iterations.
+    """
+
+    @functools.wraps(fit)
+    def wrapper(self, *args, **kwargs):
+        previous_state = self._fitted_state()
+        self._check_warm_start_parameters()
+        try:
+            return fit(self, *args, **kwargs)
+        except BaseException as error:
+            if not getattr(error, _KEPT_INTERRUPTED_FIT, False):
+                self._restore_fitted_state(previous_state)
+            raise
+
+    return wrapper
+
 
 class EMEstimatorMixin:
     """EM loop over the model hooks (see module docstring)."""
+
+    _warm_start_parameters = ()
 
     def _fitted_state(self):
         """The fitted attributes (public ``*_`` and the stored training decomposition)."""
@@ -47,89 +81,120 @@ class EMEstimatorMixin:
         for name, value in state.items():
             setattr(self, name, value)
 
-    def _fit_em(self, X, previous_state):
-        """Run EM with restarts, keep the best run, and return the labels of its final E-step.
+    def _check_warm_start_parameters(self):
+        """Refuse a warm start from parameters whose shape the changed hyperparameters contradict."""
+        if not (isinstance(self.warm_start, bool | np.bool_) and self.warm_start):
+            return
+        fitted_with = getattr(self, "_fitted_with_", None)
+        if fitted_with is None:
+            return
+        for name, value in fitted_with.items():
+            if name in self._warm_start_parameters and getattr(self, name) != value:
+                raise ValueError(
+                    f"warm_start=True but {name} changed from {value!r} to {getattr(self, name)!r} "
+                    "since the last fit; refit with warm_start=False"
+                )
 
-        ``previous_state`` (from :meth:`_fitted_state` before validation) is restored if the fit
-        is interrupted before any iteration completes.
-        """
+    def _check_warm_start_features(self, n_features):
+        """Refuse a warm start on data with another number of features (call after validation)."""
+        fitted_with = getattr(self, "_fitted_with_", None)
+        if fitted_with is not None and fitted_with["n_features"] != n_features:
+            raise ValueError(
+                f"warm_start=True but the number of features changed from {fitted_with['n_features']} "
+                f"to {n_features} since the last fit; refit with warm_start=False"
+            )
+
+    def _fit_em(self, X):
+        """Run EM with restarts, keep the best run, and return the labels of its final E-step."""
         do_init = not (self.warm_start and hasattr(self, "converged_"))
+        if not do_init:
+            self._check_warm_start_features(X.shape[1])
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
-        best = None
-        for init in range(n_init):
-            run = _EMRun(-np.inf if do_init else self.lower_bound_)
-            self._verbose_init_begin(init)
-            try:
+        best = run = None
+        try:
+            for init in range(n_init):
+                run = None  # a run exists once its initial parameters are complete
+                self._verbose_init_begin(init)
                 if do_init:
                     self._initialize_parameters(X, random_state)
+                run = _EMRun(-np.inf if do_init else self.lower_bound_, self._get_parameters())
                 self._iterate(X, run)
-            except KeyboardInterrupt:
-                if best is not None or run.n_iter > 0:
-                    self._keep_interrupted_run(best, run)
-                else:
-                    self._restore_fitted_state(previous_state)
-                raise
-            self._verbose_init_end(run)
-            if best is None or run.lower_bound > best.lower_bound:
-                run.parameters = self._get_parameters()
-                best = run
-        if not best.converged and self.max_iter > 0:
-            warnings.warn(
-                "Best performing initialization did not converge. Try different init parameters, "
-                "or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
-                stacklevel=5,  # user -> BLAS-limit wrapper -> fit/fit_predict -> _fit -> _fit_em
-            )
-        self._set_parameters(best.parameters)
-        self._store_run(best)
-        # Final E-step with the fitted parameters: labels consistent with predict(X), and the
-        # decomposition on the training data, from the same pass.
-        self._training_decomposition = None
-        stats, labels = self._final_pass(X)
-        self._training_decomposition = self._decompose(stats)
+                self._verbose_init_end(run)
+                if best is None or run.done.lower_bound > best.done.lower_bound:
+                    best = run
+            if not best.converged and self.max_iter > 0:
+                warnings.warn(
+                    "Best performing initialization did not converge. Try different init parameters, "
+                    "or increase max_iter, tol, or check for degenerate data.",
+                    ConvergenceWarning,
+                    # user -> BLAS-limit wrapper -> fit/fit_predict -> state-restoring wrapper
+                    # -> _fit -> _fit_em
+                    stacklevel=6,
+                )
+            self._set_parameters(best.done.parameters)
+            self._store_run(best.done, best.converged)
+            # Final E-step with the fitted parameters: labels consistent with predict(X), and the
+            # decomposition on the training data, from the same pass.
+            self._training_decomposition = None
+            stats, labels = self._final_pass(X)
+            self._training_decomposition = self._decompose(stats)
+        except KeyboardInterrupt as interrupt:
+            if self._keep_interrupted_run(best, run):
+                setattr(interrupt, _KEPT_INTERRUPTED_FIT, True)
+            raise
         return labels
 
     def _iterate(self, X, run):
         for n_iter in range(1, self.max_iter + 1):
-            previous = run.lower_bound
+            done = run.done
             stats = self._e_step(X)  # q^t from Theta^t: F(q^t, Theta^t)
             self._m_step(stats)  # Theta^{t+1}
-            run.n_iter = n_iter
-            run.lower_bound = stats.elbo
-            run.elbo_history.append(stats.elbo)
-            run.entropy_sum_history.append(self._decompose(stats).entropy_sum)  # S(q^t, Theta^{t+1})
-            change = run.lower_bound - previous
+            entropy_sum = self._decompose(stats).entropy_sum  # S(q^t, Theta^{t+1})
+            # One assignment records the iteration: a Ctrl-C anywhere above leaves run.done (the
+            # parameters and the histories that describe them) as it was.
+            run.done = _Progress(
+                n_iter,
+                stats.elbo,
+                (*done.elbo_history, stats.elbo),
+                (*done.entropy_sum_history, entropy_sum),
+                self._get_parameters(),
+            )
+            change = stats.elbo - done.lower_bound
             self._verbose_iteration(n_iter, change, run)
             if abs(change) < self.tol:
                 run.converged = True
                 break
 
-    def _store_run(self, run):
-        self.converged_ = run.converged
-        self.n_iter_ = run.n_iter
-        self.lower_bound_ = run.lower_bound
-        self.lower_bounds_ = list(run.elbo_history)
-        self.elbo_history_ = np.asarray(run.elbo_history, dtype=np.float64)
-        self.entropy_sum_history_ = np.asarray(run.entropy_sum_history, dtype=np.float64)
+    def _store_run(self, done, converged):
+        self.converged_ = converged
+        self.n_iter_ = done.n_iter
+        self.lower_bound_ = done.lower_bound
+        self.lower_bounds_ = list(done.elbo_history)
+        self.elbo_history_ = np.asarray(done.elbo_history, dtype=np.float64)
+        self.entropy_sum_history_ = np.asarray(done.entropy_sum_history, dtype=np.float64)
+        self._fitted_with_ = {name: getattr(self, name) for name in self._warm_start_parameters}
+        self._fitted_with_["n_features"] = self.n_features_in_
 
     def _keep_interrupted_run(self, best, run):
-        """On Ctrl-C keep the better of the best finished run and the interrupted one (whose
-        parameters are those of its last completed M-step), so no finished work is lost."""
-        if best is not None and best.lower_bound >= run.lower_bound:
-            run = best
-        else:
-            run.parameters = self._get_parameters()
-        self._set_parameters(run.parameters)
-        run.converged = False
-        self._store_run(run)
+        """On Ctrl-C keep the better of the best finished run and the interrupted one, each with
+        the parameters of its last completed iteration, so no finished work is lost; return False
+        when there is nothing to keep (no iteration completed)."""
+        if run is not None and run is not best and run.done.n_iter > 0:
+            if best is None or run.done.lower_bound > best.done.lower_bound:
+                best = run
+        if best is None:
+            return False
+        self._set_parameters(best.done.parameters)
+        self._store_run(best.done, converged=False)
         self._training_decomposition = None
         warnings.warn(
             f"{type(self).__name__}.fit was interrupted; the estimator keeps the parameters after "
-            f"iteration {run.n_iter} (converged_=False).",
+            f"iteration {best.done.n_iter} (converged_=False).",
             RuntimeWarning,
-            stacklevel=6,
+            stacklevel=7,  # as the ConvergenceWarning, plus _keep_interrupted_run
         )
+        return True
 
     # -- results -----------------------------------------------------------------------------
 
@@ -174,8 +239,8 @@ class EMEstimatorMixin:
             now = perf_counter()
             print(
                 f"  Iteration {n_iter}\t time lapse {now - run.lap_start:.5f}s\t "
-                f"ll change {change:.5f}\t elbo {run.lower_bound:.6f}\t "
-                f"entropy sum {run.entropy_sum_history[-1]:.6f}"
+                f"ll change {change:.5f}\t elbo {run.done.lower_bound:.6f}\t "
+                f"entropy sum {run.done.entropy_sum_history[-1]:.6f}"
             )
             run.lap_start = now
 
@@ -185,18 +250,25 @@ class EMEstimatorMixin:
         elif self.verbose >= 2:
             print(
                 f"Initialization converged: {run.converged}\t time lapse "
-                f"{perf_counter() - run.start:.5f}s\t lower bound {run.lower_bound:.5f}"
+                f"{perf_counter() - run.start:.5f}s\t lower bound {run.done.lower_bound:.5f}"
             )
+
+
+class _Progress(NamedTuple):
+    """What a run has completed: ``n_iter`` iterations, their histories, and the parameters after
+    them (the last M-step's)."""
+
+    n_iter: int
+    lower_bound: float
+    elbo_history: tuple
+    entropy_sum_history: tuple
+    parameters: tuple
 
 
 class _EMRun:
     """State of one EM run (one initialisation)."""
 
-    def __init__(self, lower_bound):
-        self.lower_bound = lower_bound
-        self.n_iter = 0
+    def __init__(self, lower_bound, parameters):
+        self.done = _Progress(0, lower_bound, (), (), parameters)
         self.converged = False
-        self.elbo_history = []
-        self.entropy_sum_history = []
-        self.parameters = None
         self.start = self.lap_start = perf_counter()

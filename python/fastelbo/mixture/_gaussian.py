@@ -11,7 +11,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from fastelbo import _core
-from fastelbo._base import EMEstimatorMixin
+from fastelbo._base import EMEstimatorMixin, restores_state_on_error
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
 from fastelbo.entropy import EntropyDecomposition, categorical_entropy, gaussian_entropy
 from fastelbo.mixture._covariance import (
@@ -110,6 +110,8 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
     True
     """
 
+    _warm_start_parameters = ("n_components", "covariance_type")
+
     def __init__(
         self,
         n_components=1,
@@ -178,8 +180,8 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
         """
         return self._fit(X)
 
+    @restores_state_on_error
     def _fit(self, X):
-        previous_state = self._fitted_state()
         self._check_hyperparameters()
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C")
         if X.shape[0] < self.n_components:
@@ -191,7 +193,7 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
         if self.warm_start and hasattr(self, "converged_"):
             # Continue in the new data's precision (parameters live in the input dtype).
             self._set_parameters(tuple(p.astype(X.dtype) for p in self._get_parameters()))
-        return self._fit_em(X, previous_state)
+        return self._fit_em(X)
 
     # -- inference ---------------------------------------------------------------------------
 

@@ -13,6 +13,9 @@ when a fit is interrupted with Ctrl-C. A model plugs in through five hooks:
 ``_final_pass(X)``                           (statistics, labels) of the fitted parameters
 ``_get_parameters() / _set_parameters(p)``   snapshot and restore the fitted parameters
 
+The hooks that read X (``_initialize_parameters``, ``_e_step``, ``_final_pass``) also take the
+fit's ``sample_weight`` (None: every row weighs 1).
+
 A fit interrupted before any EM iteration has completed leaves the estimator as it was before
 ``fit``; interrupted later, it keeps the parameters of the last completed iteration.
 """
@@ -47,11 +50,12 @@ class EMEstimatorMixin:
         for name, value in state.items():
             setattr(self, name, value)
 
-    def _fit_em(self, X, previous_state):
+    def _fit_em(self, X, previous_state, sample_weight=None):
         """Run EM with restarts, keep the best run, and return the labels of its final E-step.
 
         ``previous_state`` (from :meth:`_fitted_state` before validation) is restored if the fit
-        is interrupted before any iteration completes.
+        is interrupted before any iteration completes. ``sample_weight`` (validated, or None for
+        all ones) is handed to every hook that reads X.
         """
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
@@ -62,8 +66,8 @@ class EMEstimatorMixin:
             self._verbose_init_begin(init)
             try:
                 if do_init:
-                    self._initialize_parameters(X, random_state)
-                self._iterate(X, run)
+                    self._initialize_parameters(X, random_state, sample_weight)
+                self._iterate(X, run, sample_weight)
             except KeyboardInterrupt:
                 if best is not None or run.n_iter > 0:
                     self._keep_interrupted_run(best, run)
@@ -86,14 +90,14 @@ class EMEstimatorMixin:
         # Final E-step with the fitted parameters: labels consistent with predict(X), and the
         # decomposition on the training data, from the same pass.
         self._training_decomposition = None
-        stats, labels = self._final_pass(X)
+        stats, labels = self._final_pass(X, sample_weight)
         self._training_decomposition = self._decompose(stats)
         return labels
 
-    def _iterate(self, X, run):
+    def _iterate(self, X, run, sample_weight=None):
         for n_iter in range(1, self.max_iter + 1):
             previous = run.lower_bound
-            stats = self._e_step(X)  # q^t from Theta^t: F(q^t, Theta^t)
+            stats = self._e_step(X, sample_weight=sample_weight)  # q^t from Theta^t: F(q^t, Theta^t)
             self._m_step(stats)  # Theta^{t+1}
             run.n_iter = n_iter
             run.lower_bound = stats.elbo

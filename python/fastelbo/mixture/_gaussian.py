@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from fastelbo import _core
 from fastelbo._base import EMEstimatorMixin
@@ -41,6 +41,10 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
     ``entropy_sum_history_``. float32 input is computed in float32 (parameters are stored in the
     input's dtype); any other input in float64.
 
+    ``fit(X, sample_weight=w)`` fits the weighted model: the ELBO, ``lower_bound_`` and the entropy
+    decomposition are weighted averages ``(1/W) sum_n w_n f_n`` (``shared/THEORY.md`` §1), and an
+    integer weight acts like repeating the row that many times (zero: the row is absent).
+
     Parameters
     ----------
     n_components : int, default=1
@@ -57,7 +61,9 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
     n_init : int, default=1
         Number of initialisations; the best by final lower bound is kept.
     init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
-        How the initial responsibilities are chosen (k-means runs in C++).
+        How the initial responsibilities are chosen (k-means runs in C++). With ``sample_weight``
+        the seeding and k-means are weighted; 'random_from_data' then draws its rows with
+        probability proportional to the weights, like ``KMeans(init='random')``.
     weights_init : array-like of shape (n_components,), default=None
         Initial mixing weights.
     means_init : array-like of shape (n_components, n_features), default=None
@@ -84,7 +90,8 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
     converged_ : bool
     n_iter_ : int
     lower_bound_ : float
-        Mean log-likelihood of the training data at the last E-step of the best run.
+        Mean log-likelihood of the training data at the last E-step of the best run (weighted by
+        ``sample_weight`` when one was given).
     lower_bounds_ : list of float
         ``lower_bound`` at every iteration of the best run.
     elbo_history_ : ndarray
@@ -145,50 +152,66 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
     # -- fitting -----------------------------------------------------------------------------
 
     @single_threaded_blas
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Estimate the parameters by EM (``n_init`` runs, the best kept).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training data.
         y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,) or float, default=None
+            Non-negative, finite weight of every row (a scalar: the same for all); None: all 1.
+            The fit maximises the weighted mean log-likelihood ``(1/W) sum_n w_n log p(x_n)``;
+            integer weights act like repeated rows, zero weights like absent rows. At least
+            ``n_components`` rows must have a positive weight.
 
         Returns
         -------
         self : FastGMM
+            The fitted estimator.
         """
-        self._fit(X)
+        self._fit(X, sample_weight)
         return self
 
     @single_threaded_blas
-    def fit_predict(self, X, y=None):
+    def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then return the most probable component of every training point.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training data.
         y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,) or float, default=None
+            Weight of every row, as in :meth:`fit`.
 
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+            Component labels of the training rows (zero-weight rows included).
         """
-        return self._fit(X)
+        return self._fit(X, sample_weight)
 
-    def _fit(self, X):
+    def _fit(self, X, sample_weight=None):
         previous_state = self._fitted_state()
         self._check_hyperparameters()
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C")
-        if X.shape[0] < self.n_components:
+        sample_weight = _check_sample_weight(sample_weight, X)
+        n_rows = X.shape[0] if sample_weight is None else int(np.count_nonzero(sample_weight))
+        if n_rows < self.n_components:
             raise ValueError(
                 "Expected n_samples >= n_components but got "
-                f"n_components = {self.n_components}, n_samples = {X.shape[0]}"
+                f"n_components = {self.n_components}, n_samples = {n_rows}"
+                + ("" if sample_weight is None else " (rows with a non-zero sample_weight)")
             )
         self._check_initial_parameters(X.shape[1])
         if self.warm_start and hasattr(self, "converged_"):
             # Continue in the new data's precision (parameters live in the input dtype).
             self._set_parameters(tuple(p.astype(X.dtype) for p in self._get_parameters()))
-        return self._fit_em(X, previous_state)
+        return self._fit_em(X, previous_state, sample_weight=sample_weight)
 
     # -- inference ---------------------------------------------------------------------------
 
@@ -303,8 +326,8 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
     def _e_step(self, X, moments=True, sample_weight=None):
         return self._pass(X, moments=moments, sample_weight=sample_weight)[0]
 
-    def _final_pass(self, X):
-        stats, out = self._pass(X, moments=False, labels=True)
+    def _final_pass(self, X, sample_weight=None):
+        stats, out = self._pass(X, moments=False, labels=True, sample_weight=sample_weight)
         return stats, out["labels"]
 
     def _m_step(self, stats):
@@ -328,19 +351,22 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
             model=f"FastGMM(n_components={self.n_components}, covariance_type={self.covariance_type!r})",
         )
 
-    def _initialize_parameters(self, X, random_state):
+    def _initialize_parameters(self, X, random_state, sample_weight=None):
         weights = means = covariances = None
         if self.weights_init is None or self.means_init is None or self.precisions_init is None:
-            column_mean, column_variance = column_mean_and_variance(X)
-            resp = initial_responsibilities(
+            column_mean, column_variance = column_mean_and_variance(X, sample_weight)
+            resp, row_weights = initial_responsibilities(
                 X,
                 self.n_components,
                 self.init_params,
                 random_state,
                 resolve_n_threads(self.n_jobs),
                 column_variance,
+                sample_weight,
             )
-            stats = statistics_from_responsibilities(X, resp, column_mean, self.covariance_type)
+            stats = statistics_from_responsibilities(
+                X, resp, column_mean, self.covariance_type, sample_weight=row_weights
+            )
             weights, means, covariances = gaussian_m_step(stats, self.covariance_type, self.reg_covar)
         if self.weights_init is not None:
             weights = np.asarray(self.weights_init, dtype=np.float64)
@@ -427,6 +453,51 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
         if self.precisions_init is not None:
             _as_float_array(self.precisions_init, "precisions_init")
             check_precisions_init(self.precisions_init, self.covariance_type, K, n_features)
+
+
+def _check_sample_weight(sample_weight, X):
+    """Validated sample weights, with scikit-learn's ``_check_sample_weight`` semantics.
+
+    None stays None (the unweighted path); a number is the weight of every row; an array must have
+    shape (n_samples,) and be finite, non-negative and not all zero. The dtype is X's (the kernels
+    read weights in the working precision).
+    """
+    if sample_weight is None:
+        return None
+    n_samples = X.shape[0]
+    if isinstance(sample_weight, (np.ndarray, np.generic)) and sample_weight.ndim == 0:
+        sample_weight = sample_weight.item()  # a NumPy scalar or 0-d array is a scalar weight
+    if isinstance(sample_weight, numbers.Number):
+        if not isinstance(sample_weight, numbers.Real) or not np.isfinite(sample_weight):
+            raise ValueError(f"sample_weight must be a finite real number, got {sample_weight!r}")
+        sample_weight = np.full(n_samples, sample_weight, dtype=X.dtype)
+    else:
+        try:
+            sample_weight = check_array(
+                sample_weight,
+                accept_sparse=False,
+                ensure_2d=False,
+                dtype=X.dtype,
+                order="C",
+                input_name="sample_weight",
+            )
+        except (TypeError, ValueError) as error:
+            if "sample_weight" in str(error):
+                raise
+            # check_array does not always say which input it rejects ("could not convert ...").
+            raise type(error)(f"sample_weight: {error}") from None
+        if sample_weight.ndim != 1:
+            raise ValueError(
+                f"sample_weight must be a 1D array or a scalar, got a {sample_weight.ndim}D array; "
+                f"expected a scalar or a 1D array of length {n_samples}."
+            )
+        if sample_weight.shape != (n_samples,):
+            raise ValueError(f"sample_weight.shape == {sample_weight.shape}, expected {(n_samples,)}!")
+    if np.any(sample_weight < 0):
+        raise ValueError("Negative values in data passed to `sample_weight`")
+    if not np.any(sample_weight):
+        raise ValueError("sample_weight must contain at least one non-zero number (all weights are zero).")
+    return sample_weight
 
 
 def _as_float_array(value, name):

@@ -45,6 +45,9 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
     decomposition are weighted averages ``(1/W) sum_n w_n f_n`` (``shared/THEORY.md`` §1), and an
     integer weight acts like repeating the row that many times (zero: the row is absent).
 
+    Input from another array library (scikit-learn's ``array_api_dispatch``) is converted to NumPy
+    when it can be (CPU arrays); fitted attributes and results are NumPy arrays.
+
     Parameters
     ----------
     n_components : int, default=1
@@ -61,9 +64,13 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
     n_init : int, default=1
         Number of initialisations; the best by final lower bound is kept.
     init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
-        How the initial responsibilities are chosen (k-means runs in C++). With ``sample_weight``
-        the seeding and k-means are weighted; 'random_from_data' then draws its rows with
-        probability proportional to the weights, like ``KMeans(init='random')``.
+        How the initial responsibilities are chosen, as in scikit-learn. The k-means seeding and
+        Lloyd iterations run in C++ with fastelbo's own random generator (seeded from
+        ``random_state``), so for the same seed the initial clusters of 'kmeans' and 'k-means++'
+        differ from scikit-learn's ('random' and 'random_from_data' draw what scikit-learn draws
+        when no ``sample_weight`` is given). With ``sample_weight`` the seeding and k-means are
+        weighted; 'random_from_data' then draws its rows with probability proportional to the
+        weights, like ``KMeans(init='random')``.
     weights_init : array-like of shape (n_components,), default=None
         Initial mixing weights.
     means_init : array-like of shape (n_components, n_features), default=None
@@ -71,11 +78,12 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
     precisions_init : array-like, default=None
         Initial precisions (inverse covariances), shaped as ``covariances_``.
     random_state : int, RandomState instance or None, default=None
-        Seed of the initialisation.
+        Seed of the initialisation (and of :meth:`sample`). The k-means initialisations draw one
+        seed from it for fastelbo's own generator (see ``init_params``).
     warm_start : bool, default=False
         Start the next ``fit`` from the current parameters (``n_init`` is then ignored).
-    verbose : int, default=0
-        1 prints each initialisation and iteration; 2 adds times, the ELBO and the entropy sum.
+    verbose : int or bool, default=0
+        1 (or True) prints each initialisation and iteration; 2 adds times, the ELBO and the entropy sum.
     verbose_interval : int, default=10
         Iterations between progress lines.
     n_jobs : int, default=None
@@ -198,7 +206,9 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
     def _fit(self, X, sample_weight=None):
         previous_state = self._fitted_state()
         self._check_hyperparameters()
-        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C")
+        X = validate_data(
+            self, _as_numpy(X, "X"), dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
+        )
         sample_weight = _check_sample_weight(sample_weight, X)
         n_rows = X.shape[0] if sample_weight is None else int(np.count_nonzero(sample_weight))
         if n_rows < self.n_components:
@@ -223,9 +233,9 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
 
     @single_threaded_blas
     def score(self, X, y=None):
-        """Mean log-likelihood of X."""
-        stats, _ = self._pass(self._validate_for_inference(X), moments=False)
-        return stats.elbo
+        """Mean log-likelihood of X: ``score_samples(X).mean()``, as scikit-learn defines it (so in
+        float32 for float32 input)."""
+        return float(np.mean(self.score_samples(X)))
 
     @single_threaded_blas
     def predict(self, X):
@@ -240,12 +250,32 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
         return out["responsibilities"]
 
     def sample(self, n_samples=1):
-        """Draw samples from the fitted model; returns ``(X, y)`` (scikit-learn's generator use)."""
+        """Draw samples from the fitted model, with scikit-learn's generator use.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples. Like scikit-learn, a float is accepted and truncated (``2.0`` and
+            ``2.5`` draw 2 samples); a value below 1 raises ValueError.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            The samples, grouped by component.
+        y : ndarray of shape (n_samples,)
+            Their component labels.
+        """
         check_is_fitted(self)
-        if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+        if isinstance(n_samples, np.ndarray) and n_samples.ndim == 0:
+            n_samples = n_samples.item()
+        if not isinstance(n_samples, numbers.Real):
+            raise TypeError(f"n_samples must be a number, got {n_samples!r}")
+        if not np.isfinite(n_samples) or n_samples < 1:
             raise ValueError(
                 f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least one sample."
             )
+        # scikit-learn passes n_samples to a multinomial draw, which truncates it to an integer.
+        n_samples = int(n_samples)
         _, n_features = self.means_.shape
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_.astype(np.float64))
@@ -369,14 +399,14 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
             )
             weights, means, covariances = gaussian_m_step(stats, self.covariance_type, self.reg_covar)
         if self.weights_init is not None:
-            weights = np.asarray(self.weights_init, dtype=np.float64)
+            weights = _as_float_array(self.weights_init, "weights_init")
         if self.means_init is not None:
-            means = np.asarray(self.means_init, dtype=np.float64)
+            means = _as_float_array(self.means_init, "means_init")
         if self.precisions_init is None:
             precisions_cholesky = precisions_cholesky_from_covariances(covariances, self.covariance_type)
         else:
             precisions_cholesky = precisions_cholesky_from_precisions(
-                self.precisions_init, self.covariance_type
+                _as_float_array(self.precisions_init, "precisions_init"), self.covariance_type
             )
             covariances = covariances_from_precisions_cholesky(precisions_cholesky, self.covariance_type)
         self._assign(weights, means, covariances, precisions_cholesky, dtype=X.dtype)
@@ -401,12 +431,15 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
 
     def _validate_for_inference(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+        return validate_data(self, _as_numpy(X, "X"), reset=False, dtype=[np.float64, np.float32], order="C")
 
     def _check_hyperparameters(self):
-        def integer(name, minimum):
+        def integer(name, minimum, allow_bool=False):
             value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+            is_bool = isinstance(value, (bool, np.bool_))
+            if is_bool and allow_bool:
+                return
+            if not isinstance(value, numbers.Integral) or is_bool or value < minimum:
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
         def real(name):
@@ -422,7 +455,7 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
         integer("n_components", 1)
         integer("max_iter", 0)
         integer("n_init", 1)
-        integer("verbose", 0)
+        integer("verbose", 0, allow_bool=True)  # scikit-learn accepts verbose=True
         integer("verbose_interval", 1)
         real("tol")
         real("reg_covar")
@@ -437,22 +470,60 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
         resolve_n_threads(self.n_jobs)
 
     def _check_initial_parameters(self, n_features):
-        K = self.n_components
+        # The messages are scikit-learn's (sklearn.mixture._gaussian_mixture._check_weights, ...),
+        # word for word: its tests, and its users, match on them.
+        K = int(self.n_components)
         if self.weights_init is not None:
             weights = _as_float_array(self.weights_init, "weights_init")
-            if weights.shape != (K,):
-                raise ValueError(f"weights_init has shape {weights.shape}, expected ({K},)")
+            _check_shape(weights, (K,), "weights")
             if np.any(weights < 0.0) or np.any(weights > 1.0):
-                raise ValueError("weights_init must lie in [0, 1]")
-            if not np.isclose(weights.sum(), 1.0):
-                raise ValueError(f"weights_init must sum to 1, got sum {weights.sum():.6f}")
+                # (sic) scikit-learn prints the minimum as "max value" and the maximum as "min value".
+                raise ValueError(
+                    "The parameter 'weights' should be in the range [0, 1], but got "
+                    f"max value {weights.min():.5f}, min value {weights.max():.5f}"
+                )
+            atol = (
+                1e-6 if np.asarray(_as_numpy(self.weights_init, "weights_init")).dtype == np.float32 else 1e-8
+            )
+            if not np.allclose(abs(1.0 - weights.sum()), 0.0, atol=atol):
+                raise ValueError(
+                    "The parameter 'weights' should be normalized, "
+                    f"but got sum(weights) = {weights.sum():.5f}"
+                )
         if self.means_init is not None:
             means = _as_float_array(self.means_init, "means_init")
-            if means.shape != (K, n_features):
-                raise ValueError(f"means_init has shape {means.shape}, expected ({K}, {n_features})")
+            _check_shape(means, (K, n_features), "means")
         if self.precisions_init is not None:
-            _as_float_array(self.precisions_init, "precisions_init")
-            check_precisions_init(self.precisions_init, self.covariance_type, K, n_features)
+            precisions = _as_float_array(self.precisions_init, "precisions_init")
+            check_precisions_init(precisions, self.covariance_type, K, n_features)
+
+
+def _check_shape(array, expected, name):
+    """scikit-learn's shape check of an initial parameter (sklearn.mixture._base._check_shape)."""
+    if array.shape != expected:
+        raise ValueError(f"The parameter '{name}' should have the shape of {expected}, but got {array.shape}")
+
+
+def _as_numpy(value, name):
+    """``value`` as a NumPy array when it comes from another array library; anything else as is.
+
+    Under scikit-learn's ``array_api_dispatch`` its validation keeps such arrays in their own
+    namespace, where NumPy dtypes (and the C++ kernels) do not apply; FastGMM computes on the CPU
+    with NumPy, so it converts them first (without a copy where the library allows).
+    """
+    if isinstance(value, np.ndarray) or not hasattr(value, "__array_namespace__"):
+        return value
+    errors = []
+    for convert in (np.asarray, np.from_dlpack):
+        try:
+            return convert(value)
+        except Exception as error:  # each library fails in its own way (TypeError, BufferError, ...)
+            errors.append(f"{convert.__name__}: {error}")
+    raise TypeError(
+        f"{name} of type {type(value).__module__}.{type(value).__name__} cannot be converted to a NumPy "
+        f"array ({'; '.join(errors)}). FastGMM computes with NumPy on the CPU: convert {name} to a "
+        "NumPy array (e.g. move it to the CPU) first."
+    )
 
 
 def _check_sample_weight(sample_weight, X):
@@ -465,6 +536,7 @@ def _check_sample_weight(sample_weight, X):
     if sample_weight is None:
         return None
     n_samples = X.shape[0]
+    sample_weight = _as_numpy(sample_weight, "sample_weight")
     if isinstance(sample_weight, (np.ndarray, np.generic)) and sample_weight.ndim == 0:
         sample_weight = sample_weight.item()  # a NumPy scalar or 0-d array is a scalar weight
     if isinstance(sample_weight, numbers.Number):
@@ -501,6 +573,8 @@ def _check_sample_weight(sample_weight, X):
 
 
 def _as_float_array(value, name):
+    """``value`` (an initial parameter) as a finite float64 NumPy array; TypeError/ValueError naming it."""
+    value = _as_numpy(value, name)
     if np.iscomplexobj(value):
         raise TypeError(f"{name} must be real; complex values are not supported")
     try:

@@ -23,9 +23,11 @@ the data (with integer weights this is what the same seeding on the repeated row
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
 
 from fastelbo import _core
 
@@ -85,7 +87,28 @@ def kmeans_labels(X, n_clusters, random_state, n_threads, column_variance, sampl
     centers = np.asarray(X[indices], dtype=np.float64)
     tol = _KMEANS_TOL * float(np.mean(column_variance))
     labels, _, _, _ = _core.lloyd_kmeans(X, sample_weight, centers, _KMEANS_MAX_ITER, tol, n_threads)
+    _warn_if_fewer_distinct_clusters(labels, n_clusters, sample_weight)
     return labels
+
+
+def _warn_if_fewer_distinct_clusters(labels, n_clusters, sample_weight):
+    """scikit-learn's KMeans warning when its final labels use fewer than n_clusters clusters.
+
+    Lloyd relocates empty clusters, so its labels miss a cluster only when the data has fewer
+    distinct (positive-weight) rows than clusters: counting the labels used, O(N), detects that
+    without comparing rows.
+    """
+    used = labels if sample_weight is None else labels[np.asarray(sample_weight) > 0]
+    distinct_clusters = int(np.count_nonzero(np.bincount(used, minlength=n_clusters)))
+    if distinct_clusters < n_clusters:
+        warnings.warn(
+            f"Number of distinct clusters ({distinct_clusters}) found smaller than "
+            f"n_clusters ({n_clusters}). Possibly due to duplicate points in X.",
+            ConvergenceWarning,
+            # user -> BLAS-limit wrapper -> fit -> _fit -> _fit_em -> _initialize_parameters
+            # -> initial_responsibilities -> kmeans_labels -> here
+            stacklevel=9,
+        )
 
 
 class RandomResponsibilities:

@@ -42,17 +42,17 @@ def _theta(gmm):
     )
 
 
-def _stepwise_trajectory(X, covariance_type, n_iter, reg_covar=0.0):
+def _stepwise_trajectory(X, covariance_type, n_iter, reg_covar=0.0, sample_weight=None):
     """Parameters Theta^0..Theta^T and the library's F(q^t,Theta^t), S(q^t,Theta^{t+1}) per step,
-    one EM iteration per warm-started fit."""
+    one EM iteration per warm-started fit (weighted by ``sample_weight`` when given)."""
     gmm = _gmm_from(X, covariance_type, reg_covar=reg_covar, max_iter=0, warm_start=True)
-    gmm.fit(X)
+    gmm.fit(X, sample_weight=sample_weight)
     thetas, elbos, entropy_sums = [_theta(gmm)], [], []
     gmm.set_params(max_iter=1, tol=0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for _ in range(n_iter):
-            gmm.fit(X)
+            gmm.fit(X, sample_weight=sample_weight)
             elbos.append(gmm.elbo_history_[0])
             entropy_sums.append(gmm.entropy_sum_history_[0])
             thetas.append(_theta(gmm))

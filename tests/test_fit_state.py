@@ -87,10 +87,10 @@ class HookedGMM(FastGMM):
         self._call_hook("check_initial_parameters")
         super()._check_initial_parameters(n_features)
 
-    def _initialize_parameters(self, X, random_state):
+    def _initialize_parameters(self, X, random_state, sample_weight=None):
         self.iteration = 0
         self._call_hook("initialize_parameters")
-        super()._initialize_parameters(X, random_state)
+        super()._initialize_parameters(X, random_state, sample_weight)
 
     def _e_step(self, X, moments=True, sample_weight=None):
         if moments:  # fit's E-steps compute the moments
@@ -117,10 +117,10 @@ class HookedGMM(FastGMM):
         self._call_hook("decompose")
         return super()._decompose(stats)
 
-    def _final_pass(self, X):
+    def _final_pass(self, X, sample_weight=None):
         self.iteration = 0
         self._call_hook("final_pass")
-        return super()._final_pass(X)
+        return super()._final_pass(X, sample_weight)
 
 
 def raise_at(point, iteration, error):

@@ -204,24 +204,24 @@ def test_object_X_of_numbers_is_fitted_as_float64(X):
 
 @pytest.mark.parametrize("shape", [(3, 3), (2, 2), (2, 3, 1), (3,)])
 def test_fit_rejects_means_init_of_wrong_shape(X, shape, no_kernels):
-    with pytest.raises(ValueError, match=r"means_init has shape .*expected \(2, 3\)"):
+    with pytest.raises(ValueError, match=r"The parameter 'means' should have the shape of \(2, 3\)"):
         FastGMM(n_components=2, means_init=np.zeros(shape)).fit(X)
 
 
 @pytest.mark.parametrize("weights", [[0.3, 0.3], [0.7, 0.7], [0.0, 0.0]])
 def test_fit_rejects_weights_init_not_summing_to_one(X, weights, no_kernels):
-    with pytest.raises(ValueError, match="weights_init must sum to 1"):
+    with pytest.raises(ValueError, match=r"The parameter 'weights' should be normalized, but got sum"):
         FastGMM(n_components=2, weights_init=weights).fit(X)
 
 
 @pytest.mark.parametrize("weights", [[0.2, 0.3, 0.5], [1.0], [[0.5, 0.5]]])
 def test_fit_rejects_weights_init_of_wrong_shape(X, weights, no_kernels):
-    with pytest.raises(ValueError, match=r"weights_init has shape .*expected \(2,\)"):
+    with pytest.raises(ValueError, match=r"The parameter 'weights' should have the shape of \(2,\)"):
         FastGMM(n_components=2, weights_init=weights).fit(X)
 
 
 def test_fit_rejects_negative_weights_init(X, no_kernels):
-    with pytest.raises(ValueError, match=r"weights_init must lie in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"The parameter 'weights' should be in the range \[0, 1\]"):
         FastGMM(n_components=2, weights_init=[1.5, -0.5]).fit(X)
 
 
@@ -280,7 +280,8 @@ def _not_positive_definite(covariance_type):
 @pytest.mark.parametrize("kind", ["indefinite", "singular", "nonsymmetric"])
 def test_fit_rejects_precisions_init_that_is_not_positive_definite(X, covariance_type, kind, no_kernels):
     precisions = _not_positive_definite(covariance_type)[kind]
-    with pytest.raises(ValueError, match="symmetric and positive-definite"):
+    message = f"'{covariance_type} precision' should be symmetric, positive-definite"
+    with pytest.raises(ValueError, match=message):
         FastGMM(n_components=2, covariance_type=covariance_type, precisions_init=precisions).fit(X)
 
 
@@ -294,7 +295,7 @@ def test_fit_rejects_precisions_init_that_is_not_positive_definite(X, covariance
     ],
 )
 def test_fit_rejects_non_positive_diagonal_precisions_init(X, covariance_type, precisions, no_kernels):
-    with pytest.raises(ValueError, match=f"covariance_type='{covariance_type}' must be positive"):
+    with pytest.raises(ValueError, match=f"'{covariance_type} precision' should be positive"):
         FastGMM(n_components=2, covariance_type=covariance_type, precisions_init=np.array(precisions)).fit(X)
 
 
@@ -303,7 +304,8 @@ def test_fit_rejects_non_positive_diagonal_precisions_init(X, covariance_type, p
     [("full", (1, 3, 3)), ("full", (2, 3)), ("tied", (2, 2)), ("diag", (3,)), ("spherical", (3,))],
 )
 def test_fit_rejects_precisions_init_of_wrong_shape(X, covariance_type, shape, no_kernels):
-    with pytest.raises(ValueError, match="precisions_init has shape"):
+    message = f"The parameter '{covariance_type} precision' should have the shape of"
+    with pytest.raises(ValueError, match=message):
         FastGMM(n_components=2, covariance_type=covariance_type, precisions_init=np.ones(shape)).fit(X)
 
 

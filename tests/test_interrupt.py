@@ -127,10 +127,10 @@ class InterruptedGMM(FastGMM):
     """FastGMM on which Ctrl-C arrives at the start of E-step number ``e_step`` of initialisation
     number ``run`` (both counted from 1), as a KeyboardInterrupt from the kernel call."""
 
-    def _initialize_parameters(self, X, random_state):
+    def _initialize_parameters(self, X, *args, **kwargs):
         self.runs_started += 1
         self.e_steps_in_run = 0
-        super()._initialize_parameters(X, random_state)
+        super()._initialize_parameters(X, *args, **kwargs)
 
     def _e_step(self, X, *args, **kwargs):
         moments = kwargs.get("moments", args[0] if args else True)

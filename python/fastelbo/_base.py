@@ -19,6 +19,9 @@ The model's ``_fit`` is decorated with :func:`restores_state_on_error`: a fit th
 estimator exactly as it was before ``fit``, except when Ctrl-C arrives after an EM iteration has
 completed; the estimator then keeps the parameters of the last completed iteration, with every
 fitted attribute describing those parameters.
+
+The hooks that read X (``_initialize_parameters``, ``_e_step``, ``_final_pass``) also take the
+fit's ``sample_weight`` (None: every row weighs 1).
 """
 
 from __future__ import annotations
@@ -104,8 +107,11 @@ class EMEstimatorMixin:
                 f"to {n_features} since the last fit; refit with warm_start=False"
             )
 
-    def _fit_em(self, X):
-        """Run EM with restarts, keep the best run, and return the labels of its final E-step."""
+    def _fit_em(self, X, sample_weight=None):
+        """Run EM with restarts, keep the best run, and return the labels of its final E-step.
+
+        ``sample_weight`` (validated, or None for all ones) is handed to every hook that reads X.
+        """
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         if not do_init:
             self._check_warm_start_features(X.shape[1])
@@ -117,9 +123,9 @@ class EMEstimatorMixin:
                 run = None  # a run exists once its initial parameters are complete
                 self._verbose_init_begin(init)
                 if do_init:
-                    self._initialize_parameters(X, random_state)
+                    self._initialize_parameters(X, random_state, sample_weight)
                 run = _EMRun(-np.inf if do_init else self.lower_bound_, self._get_parameters())
-                self._iterate(X, run)
+                self._iterate(X, run, sample_weight)
                 self._verbose_init_end(run)
                 if best is None or run.done.lower_bound > best.done.lower_bound:
                     best = run
@@ -137,7 +143,7 @@ class EMEstimatorMixin:
             # Final E-step with the fitted parameters: labels consistent with predict(X), and the
             # decomposition on the training data, from the same pass.
             self._training_decomposition = None
-            stats, labels = self._final_pass(X)
+            stats, labels = self._final_pass(X, sample_weight)
             self._training_decomposition = self._decompose(stats)
         except KeyboardInterrupt as interrupt:
             if self._keep_interrupted_run(best, run):
@@ -145,10 +151,10 @@ class EMEstimatorMixin:
             raise
         return labels
 
-    def _iterate(self, X, run):
+    def _iterate(self, X, run, sample_weight=None):
         for n_iter in range(1, self.max_iter + 1):
             done = run.done
-            stats = self._e_step(X)  # q^t from Theta^t: F(q^t, Theta^t)
+            stats = self._e_step(X, sample_weight=sample_weight)  # q^t from Theta^t: F(q^t, Theta^t)
             self._m_step(stats)  # Theta^{t+1}
             entropy_sum = self._decompose(stats).entropy_sum  # S(q^t, Theta^{t+1})
             # One assignment records the iteration: a Ctrl-C anywhere above leaves run.done (the

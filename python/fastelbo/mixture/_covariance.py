@@ -106,25 +106,26 @@ def n_parameters(covariance_type, n_components, n_features):
 
 
 def check_precisions_init(precisions, covariance_type, n_components, n_features):
-    """Validate ``precisions_init``: shape, finiteness, symmetry and positive definiteness."""
+    """Validate ``precisions_init``: shape, finiteness, symmetry and positive definiteness.
+
+    The messages are scikit-learn's (``sklearn.mixture._gaussian_mixture._check_precisions``), word
+    for word, where it checks the same thing.
+    """
     precisions = np.asarray(precisions, dtype=np.float64)
     expected = parameter_shape(covariance_type, n_components, n_features)
     if precisions.shape != expected:
         raise ValueError(
-            f"precisions_init has shape {precisions.shape}, expected {expected} for "
-            f"covariance_type={covariance_type!r}"
+            f"The parameter '{covariance_type} precision' should have the shape of {expected}, "
+            f"but got {precisions.shape}"
         )
     if not np.all(np.isfinite(precisions)):
         raise ValueError("precisions_init contains NaN or infinity")
     if covariance_type in ("diag", "spherical"):
         if np.any(precisions <= 0.0):
-            raise ValueError(f"precisions_init for covariance_type={covariance_type!r} must be positive")
+            raise ValueError(f"'{covariance_type} precision' should be positive")
         return precisions
     matrices = precisions if covariance_type == "full" else precisions[None]
     for matrix in matrices:
         if not np.allclose(matrix, matrix.T) or np.any(np.linalg.eigvalsh(matrix) <= 0.0):
-            raise ValueError(
-                f"precisions_init for covariance_type={covariance_type!r} must be symmetric and "
-                "positive-definite"
-            )
+            raise ValueError(f"'{covariance_type} precision' should be symmetric, positive-definite")
     return precisions

@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from fastelbo import _core
 from fastelbo._base import EMEstimatorMixin, restores_state_on_error
@@ -44,6 +44,13 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
     ``entropy_sum_history_``. float32 input is computed in float32 (parameters are stored in the
     input's dtype); any other input in float64.
 
+    ``fit(X, sample_weight=w)`` fits the weighted model: the ELBO, ``lower_bound_`` and the entropy
+    decomposition are weighted averages ``(1/W) sum_n w_n f_n`` (``shared/THEORY.md`` §1), and an
+    integer weight acts like repeating the row that many times (zero: the row is absent).
+
+    Input from another array library (scikit-learn's ``array_api_dispatch``) is converted to NumPy
+    when it can be (CPU arrays); fitted attributes and results are NumPy arrays.
+
     Parameters
     ----------
     n_components : int, default=1
@@ -60,7 +67,13 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
     n_init : int, default=1
         Number of initialisations; the best by final lower bound is kept.
     init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
-        How the initial responsibilities are chosen (k-means runs in C++).
+        How the initial responsibilities are chosen, as in scikit-learn. The k-means seeding and
+        Lloyd iterations run in C++ with fastelbo's own random generator (seeded from
+        ``random_state``), so for the same seed the initial clusters of 'kmeans' and 'k-means++'
+        differ from scikit-learn's ('random' and 'random_from_data' draw what scikit-learn draws
+        when no ``sample_weight`` is given). With ``sample_weight`` the seeding and k-means are
+        weighted; 'random_from_data' then draws its rows with probability proportional to the
+        weights, like ``KMeans(init='random')``.
     weights_init : array-like of shape (n_components,), default=None
         Initial mixing weights.
     means_init : array-like of shape (n_components, n_features), default=None
@@ -68,11 +81,12 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
     precisions_init : array-like, default=None
         Initial precisions (inverse covariances), shaped as ``covariances_``.
     random_state : int, RandomState instance or None, default=None
-        Seed of the initialisation.
+        Seed of the initialisation (and of :meth:`sample`). The k-means initialisations draw one
+        seed from it for fastelbo's own generator (see ``init_params``).
     warm_start : bool, default=False
         Start the next ``fit`` from the current parameters (``n_init`` is then ignored).
-    verbose : int, default=0
-        1 prints each initialisation and iteration; 2 adds times, the ELBO and the entropy sum.
+    verbose : int or bool, default=0
+        1 (or True) prints each initialisation and iteration; 2 adds times, the ELBO and the entropy sum.
     verbose_interval : int, default=10
         Iterations between progress lines.
     n_jobs : int, default=None
@@ -87,7 +101,8 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
     converged_ : bool
     n_iter_ : int
     lower_bound_ : float
-        Mean log-likelihood of the training data at the last E-step of the best run.
+        Mean log-likelihood of the training data at the last E-step of the best run (weighted by
+        ``sample_weight`` when one was given).
     lower_bounds_ : list of float
         ``lower_bound`` at every iteration of the best run.
     elbo_history_ : ndarray
@@ -150,50 +165,72 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
     # -- fitting -----------------------------------------------------------------------------
 
     @single_threaded_blas
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Estimate the parameters by EM (``n_init`` runs, the best kept).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training data.
         y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,) or float, default=None
+            Non-negative, finite weight of every row (a scalar: the same for all); None: all 1.
+            The fit maximises the weighted mean log-likelihood ``(1/W) sum_n w_n log p(x_n)``;
+            integer weights act like repeated rows, zero weights like absent rows. At least
+            ``n_components`` rows must have a positive weight.
 
         Returns
         -------
         self : FastGMM
+            The fitted estimator.
         """
-        self._fit(X)
+        self._fit(X, sample_weight)
         return self
 
     @single_threaded_blas
-    def fit_predict(self, X, y=None):
+    def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then return the most probable component of every training point.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training data.
         y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,) or float, default=None
+            Weight of every row, as in :meth:`fit`.
 
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+            Component labels of the training rows (zero-weight rows included).
         """
-        return self._fit(X)
+        return self._fit(X, sample_weight)
 
     @restores_state_on_error
-    def _fit(self, X):
+    def _fit(self, X, sample_weight=None):
         self._check_hyperparameters()
-        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, order="C")
-        if X.shape[0] < self.n_components:
+        X = validate_data(
+            self, _as_numpy(X, "X"), dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
+        )
+        sample_weight = _check_sample_weight(sample_weight, X)
+        n_rows = X.shape[0] if sample_weight is None else int(np.count_nonzero(sample_weight))
+        if n_rows < self.n_components:
             raise ValueError(
                 "Expected n_samples >= n_components but got "
-                f"n_components = {self.n_components}, n_samples = {X.shape[0]}"
+                f"n_components = {self.n_components}, n_samples = {n_rows}"
+                + ("" if sample_weight is None else " (rows with a non-zero sample_weight)")
             )
         self._check_initial_parameters(X.shape[1])
         if self.warm_start and hasattr(self, "converged_"):
             # Continue in the new data's precision (parameters live in the input dtype).
             self._set_parameters(tuple(p.astype(X.dtype) for p in self._get_parameters()))
-        return self._fit_em(X)
+        try:
+            return self._fit_em(X, sample_weight=sample_weight)
+        finally:
+            # The homes (see _e_step) belong to one EM run over this X; the estimator keeps none.
+            vars(self).pop("_em_home", None)
 
     # -- inference ---------------------------------------------------------------------------
 
@@ -205,9 +242,9 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
 
     @single_threaded_blas
     def score(self, X, y=None):
-        """Mean log-likelihood of X."""
-        stats, _ = self._inference_pass(self._validate_for_inference(X))
-        return stats.elbo
+        """Mean log-likelihood of X: ``score_samples(X).mean()``, as scikit-learn defines it (so in
+        float32 for float32 input)."""
+        return float(np.mean(self.score_samples(X)))
 
     @single_threaded_blas
     def predict(self, X):
@@ -222,12 +259,32 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
         return out["responsibilities"]
 
     def sample(self, n_samples=1):
-        """Draw samples from the fitted model; returns ``(X, y)`` (scikit-learn's generator use)."""
+        """Draw samples from the fitted model, with scikit-learn's generator use.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples. Like scikit-learn, a float is accepted and truncated (``2.0`` and
+            ``2.5`` draw 2 samples); a value below 1 raises ValueError.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            The samples, grouped by component.
+        y : ndarray of shape (n_samples,)
+            Their component labels.
+        """
         check_is_fitted(self)
-        if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+        if isinstance(n_samples, np.ndarray) and n_samples.ndim == 0:
+            n_samples = n_samples.item()
+        if not isinstance(n_samples, numbers.Real):
+            raise TypeError(f"n_samples must be a number, got {n_samples!r}")
+        if not np.isfinite(n_samples) or n_samples < 1:
             raise ValueError(
                 f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least one sample."
             )
+        # scikit-learn passes n_samples to a multinomial draw, which truncates it to an integer.
+        n_samples = int(n_samples)
         _, n_features = self.means_.shape
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_.astype(np.float64))
@@ -360,10 +417,9 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
             distances = np.sum(offsets**2, axis=1) * factor**2
         return float(np.max(distances))
 
-    def _final_pass(self, X):
+    def _final_pass(self, X, sample_weight=None):
         home = getattr(self, "_em_home", None) if self._needs_homes(X.dtype) else None
-        stats, out = self._pass(X, moments=False, labels=True, home=home)
-        self._em_home = None
+        stats, out = self._pass(X, moments=False, labels=True, sample_weight=sample_weight, home=home)
         return stats, out["labels"]
 
     def _m_step(self, stats):
@@ -387,30 +443,33 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
             model=f"FastGMM(n_components={self.n_components}, covariance_type={self.covariance_type!r})",
         )
 
-    def _initialize_parameters(self, X, random_state):
+    def _initialize_parameters(self, X, random_state, sample_weight=None):
         self._em_home = None  # a new run: its first E-step finds the homes it needs itself
         weights = means = covariances = None
         if self.weights_init is None or self.means_init is None or self.precisions_init is None:
-            column_mean, column_variance = column_mean_and_variance(X)
-            resp = initial_responsibilities(
+            column_mean, column_variance = column_mean_and_variance(X, sample_weight)
+            resp, row_weights = initial_responsibilities(
                 X,
                 self.n_components,
                 self.init_params,
                 random_state,
                 resolve_n_threads(self.n_jobs),
                 column_variance,
+                sample_weight,
             )
-            stats = statistics_from_responsibilities(X, resp, column_mean, self.covariance_type)
+            stats = statistics_from_responsibilities(
+                X, resp, column_mean, self.covariance_type, sample_weight=row_weights
+            )
             weights, means, covariances = gaussian_m_step(stats, self.covariance_type, self.reg_covar)
         if self.weights_init is not None:
-            weights = np.asarray(self.weights_init, dtype=np.float64)
+            weights = _as_float_array(self.weights_init, "weights_init")
         if self.means_init is not None:
-            means = np.asarray(self.means_init, dtype=np.float64)
+            means = _as_float_array(self.means_init, "means_init")
         if self.precisions_init is None:
             precisions_cholesky = precisions_cholesky_from_covariances(covariances, self.covariance_type)
         else:
             precisions_cholesky = precisions_cholesky_from_precisions(
-                self.precisions_init, self.covariance_type
+                _as_float_array(self.precisions_init, "precisions_init"), self.covariance_type
             )
             covariances = covariances_from_precisions_cholesky(precisions_cholesky, self.covariance_type)
         self._assign(weights, means, covariances, precisions_cholesky, dtype=X.dtype)
@@ -435,12 +494,15 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
 
     def _validate_for_inference(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C")
+        return validate_data(self, _as_numpy(X, "X"), reset=False, dtype=[np.float64, np.float32], order="C")
 
     def _check_hyperparameters(self):
-        def integer(name, minimum):
+        def integer(name, minimum, allow_bool=False):
             value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+            is_bool = isinstance(value, (bool, np.bool_))
+            if is_bool and allow_bool:
+                return
+            if not isinstance(value, numbers.Integral) or is_bool or value < minimum:
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
         def real(name):
@@ -456,7 +518,7 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
         integer("n_components", 1)
         integer("max_iter", 0)
         integer("n_init", 1)
-        integer("verbose", 0)
+        integer("verbose", 0, allow_bool=True)  # scikit-learn accepts verbose=True
         integer("verbose_interval", 1)
         real("tol")
         real("reg_covar")
@@ -471,25 +533,111 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
         resolve_n_threads(self.n_jobs)
 
     def _check_initial_parameters(self, n_features):
-        K = self.n_components
+        # The messages are scikit-learn's (sklearn.mixture._gaussian_mixture._check_weights, ...),
+        # word for word: its tests, and its users, match on them.
+        K = int(self.n_components)
         if self.weights_init is not None:
             weights = _as_float_array(self.weights_init, "weights_init")
-            if weights.shape != (K,):
-                raise ValueError(f"weights_init has shape {weights.shape}, expected ({K},)")
+            _check_shape(weights, (K,), "weights")
             if np.any(weights < 0.0) or np.any(weights > 1.0):
-                raise ValueError("weights_init must lie in [0, 1]")
-            if not np.isclose(weights.sum(), 1.0):
-                raise ValueError(f"weights_init must sum to 1, got sum {weights.sum():.6f}")
+                # (sic) scikit-learn prints the minimum as "max value" and the maximum as "min value".
+                raise ValueError(
+                    "The parameter 'weights' should be in the range [0, 1], but got "
+                    f"max value {weights.min():.5f}, min value {weights.max():.5f}"
+                )
+            atol = (
+                1e-6 if np.asarray(_as_numpy(self.weights_init, "weights_init")).dtype == np.float32 else 1e-8
+            )
+            if not np.allclose(abs(1.0 - weights.sum()), 0.0, atol=atol):
+                raise ValueError(
+                    "The parameter 'weights' should be normalized, "
+                    f"but got sum(weights) = {weights.sum():.5f}"
+                )
         if self.means_init is not None:
             means = _as_float_array(self.means_init, "means_init")
-            if means.shape != (K, n_features):
-                raise ValueError(f"means_init has shape {means.shape}, expected ({K}, {n_features})")
+            _check_shape(means, (K, n_features), "means")
         if self.precisions_init is not None:
-            _as_float_array(self.precisions_init, "precisions_init")
-            check_precisions_init(self.precisions_init, self.covariance_type, K, n_features)
+            precisions = _as_float_array(self.precisions_init, "precisions_init")
+            check_precisions_init(precisions, self.covariance_type, K, n_features)
+
+
+def _check_shape(array, expected, name):
+    """scikit-learn's shape check of an initial parameter (sklearn.mixture._base._check_shape)."""
+    if array.shape != expected:
+        raise ValueError(f"The parameter '{name}' should have the shape of {expected}, but got {array.shape}")
+
+
+def _as_numpy(value, name):
+    """``value`` as a NumPy array when it comes from another array library; anything else as is.
+
+    Under scikit-learn's ``array_api_dispatch`` its validation keeps such arrays in their own
+    namespace, where NumPy dtypes (and the C++ kernels) do not apply; FastGMM computes on the CPU
+    with NumPy, so it converts them first (without a copy where the library allows).
+    """
+    if isinstance(value, np.ndarray) or not hasattr(value, "__array_namespace__"):
+        return value
+    errors = []
+    for convert in (np.asarray, np.from_dlpack):
+        try:
+            return convert(value)
+        except Exception as error:  # each library fails in its own way (TypeError, BufferError, ...)
+            errors.append(f"{convert.__name__}: {error}")
+    raise TypeError(
+        f"{name} of type {type(value).__module__}.{type(value).__name__} cannot be converted to a NumPy "
+        f"array ({'; '.join(errors)}). FastGMM computes with NumPy on the CPU: convert {name} to a "
+        "NumPy array (e.g. move it to the CPU) first."
+    )
+
+
+def _check_sample_weight(sample_weight, X):
+    """Validated sample weights, with scikit-learn's ``_check_sample_weight`` semantics.
+
+    None stays None (the unweighted path); a number is the weight of every row; an array must have
+    shape (n_samples,) and be finite, non-negative and not all zero. The dtype is X's (the kernels
+    read weights in the working precision).
+    """
+    if sample_weight is None:
+        return None
+    n_samples = X.shape[0]
+    sample_weight = _as_numpy(sample_weight, "sample_weight")
+    if isinstance(sample_weight, (np.ndarray, np.generic)) and sample_weight.ndim == 0:
+        sample_weight = sample_weight.item()  # a NumPy scalar or 0-d array is a scalar weight
+    if isinstance(sample_weight, numbers.Number):
+        if not isinstance(sample_weight, numbers.Real) or not np.isfinite(sample_weight):
+            raise ValueError(f"sample_weight must be a finite real number, got {sample_weight!r}")
+        sample_weight = np.full(n_samples, sample_weight, dtype=X.dtype)
+    else:
+        try:
+            sample_weight = check_array(
+                sample_weight,
+                accept_sparse=False,
+                ensure_2d=False,
+                dtype=X.dtype,
+                order="C",
+                input_name="sample_weight",
+            )
+        except (TypeError, ValueError) as error:
+            if "sample_weight" in str(error):
+                raise
+            # check_array does not always say which input it rejects ("could not convert ...").
+            raise type(error)(f"sample_weight: {error}") from None
+        if sample_weight.ndim != 1:
+            raise ValueError(
+                f"sample_weight must be a 1D array or a scalar, got a {sample_weight.ndim}D array; "
+                f"expected a scalar or a 1D array of length {n_samples}."
+            )
+        if sample_weight.shape != (n_samples,):
+            raise ValueError(f"sample_weight.shape == {sample_weight.shape}, expected {(n_samples,)}!")
+    if np.any(sample_weight < 0):
+        raise ValueError("Negative values in data passed to `sample_weight`")
+    if not np.any(sample_weight):
+        raise ValueError("sample_weight must contain at least one non-zero number (all weights are zero).")
+    return sample_weight
 
 
 def _as_float_array(value, name):
+    """``value`` (an initial parameter) as a finite float64 NumPy array; TypeError/ValueError naming it."""
+    value = _as_numpy(value, name)
     if np.iscomplexobj(value):
         raise TypeError(f"{name} must be real; complex values are not supported")
     try:

@@ -1,13 +1,33 @@
 """Initial responsibilities for a mixture fit: scikit-learn's four ``init_params`` choices, with the
 k-means work done by the C++ kernels. Hard assignments are returned as sparse one-hot matrices and
-random soft assignments are generated chunk by chunk, so no dense N x K matrix is built."""
+random soft assignments are generated chunk by chunk, so no dense N x K matrix is built.
+
+With sample weights ``w_n`` a row of weight ``w`` stands for ``w`` copies of itself (zero: the row is
+absent), as scikit-learn's ``KMeans(sample_weight=...)`` reads them:
+
+- ``'kmeans'``: k-means++ seeding draws rows with probability ``∝ w_n D(x_n)^2``, Lloyd's centres are
+  weighted means, and the initial M-step weighs every row's one-hot label by ``w_n``.
+- ``'k-means++'``: the same weighted seeding.
+- ``'random'``: uniform random responsibilities for every row (zero-weight rows included, so the
+  random stream does not depend on the weights), weighted initial M-step.
+- ``'random_from_data'``: the K rows are drawn without replacement with probability ``∝ w_n`` (as
+  ``KMeans(init='random')`` draws them), so zero-weight rows are never chosen; equal weights draw the
+  same rows as no weights.
+
+The two seeding initialisations (``'k-means++'``, ``'random_from_data'``) put one-hot
+responsibilities on their K seed rows only, and every seed counts once in the initial M-step
+(uniform initial mixing weights), whatever its weight: a seed is a chosen point, not a summary of
+the data (with integer weights this is what the same seeding on the repeated rows does).
+"""
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
 
 from fastelbo import _core
 
@@ -19,18 +39,26 @@ _KMEANS_TOL = 1e-4
 _CHUNK_ROWS = 65536
 
 
-def column_mean_and_variance(X):
-    """Column means and variances of X in float64, in row chunks (no full float64 copy)."""
+def column_mean_and_variance(X, sample_weight=None):
+    """(Weighted) column means and variances of X in float64, in row chunks (no full float64 copy)."""
     n_samples = X.shape[0]
+    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    total = float(n_samples if weights is None else weights.sum())
+
+    def chunks():
+        for start in range(0, n_samples, _CHUNK_ROWS):
+            rows = np.asarray(X[start : start + _CHUNK_ROWS], dtype=np.float64)
+            yield rows, None if weights is None else weights[start : start + _CHUNK_ROWS]
+
     mean = np.zeros(X.shape[1])
-    for start in range(0, n_samples, _CHUNK_ROWS):
-        mean += np.asarray(X[start : start + _CHUNK_ROWS], dtype=np.float64).sum(axis=0)
-    mean /= n_samples
+    for rows, w in chunks():
+        mean += rows.sum(axis=0) if w is None else w @ rows
+    mean /= total
     variance = np.zeros(X.shape[1])
-    for start in range(0, n_samples, _CHUNK_ROWS):
-        diff = np.asarray(X[start : start + _CHUNK_ROWS], dtype=np.float64) - mean
-        variance += np.einsum("ij,ij->j", diff, diff)
-    return mean, variance / n_samples
+    for rows, w in chunks():
+        diff = rows - mean
+        variance += np.einsum("ij,ij->j", diff, diff) if w is None else w @ (diff * diff)
+    return mean, variance / total
 
 
 def _seed(random_state) -> int:
@@ -42,19 +70,45 @@ def _one_hot(rows, columns, shape):
     return sp.csr_matrix((data, (np.asarray(rows), np.asarray(columns))), shape=shape)
 
 
-def kmeans_plusplus_indices(X, n_clusters, random_state, n_threads):
-    """Rows chosen by greedy k-means++ (2 + log K local trials, as scikit-learn)."""
+def kmeans_plusplus_indices(X, n_clusters, random_state, n_threads, sample_weight=None):
+    """Rows chosen by greedy k-means++ (2 + log K local trials, as scikit-learn), drawn with
+    probability proportional to ``sample_weight * D(x)^2``."""
     n_local_trials = 2 + int(math.log(n_clusters))
-    return _core.kmeans_plusplus(X, None, n_clusters, n_local_trials, _seed(random_state), n_threads)
+    return _core.kmeans_plusplus(X, sample_weight, n_clusters, n_local_trials, _seed(random_state), n_threads)
 
 
-def kmeans_labels(X, n_clusters, random_state, n_threads, column_variance):
-    """Labels of Lloyd k-means started from k-means++ (scikit-learn's KMeans(n_init=1))."""
-    indices = kmeans_plusplus_indices(X, n_clusters, random_state, n_threads)
+def kmeans_labels(X, n_clusters, random_state, n_threads, column_variance, sample_weight=None):
+    """Labels of (weighted) Lloyd k-means started from k-means++ (scikit-learn's KMeans(n_init=1)).
+
+    ``column_variance`` is the weighted column variance: the tolerance scales with it, so that
+    integer weights and repeated rows stop at the same point.
+    """
+    indices = kmeans_plusplus_indices(X, n_clusters, random_state, n_threads, sample_weight)
     centers = np.asarray(X[indices], dtype=np.float64)
     tol = _KMEANS_TOL * float(np.mean(column_variance))
-    labels, _, _, _ = _core.lloyd_kmeans(X, None, centers, _KMEANS_MAX_ITER, tol, n_threads)
+    labels, _, _, _ = _core.lloyd_kmeans(X, sample_weight, centers, _KMEANS_MAX_ITER, tol, n_threads)
+    _warn_if_fewer_distinct_clusters(labels, n_clusters, sample_weight)
     return labels
+
+
+def _warn_if_fewer_distinct_clusters(labels, n_clusters, sample_weight):
+    """scikit-learn's KMeans warning when its final labels use fewer than n_clusters clusters.
+
+    Lloyd relocates empty clusters, so its labels miss a cluster only when the data has fewer
+    distinct (positive-weight) rows than clusters: counting the labels used, O(N), detects that
+    without comparing rows.
+    """
+    used = labels if sample_weight is None else labels[np.asarray(sample_weight) > 0]
+    distinct_clusters = int(np.count_nonzero(np.bincount(used, minlength=n_clusters)))
+    if distinct_clusters < n_clusters:
+        warnings.warn(
+            f"Number of distinct clusters ({distinct_clusters}) found smaller than "
+            f"n_clusters ({n_clusters}). Possibly due to duplicate points in X.",
+            ConvergenceWarning,
+            # user -> BLAS-limit wrapper -> fit -> _fit -> _fit_em -> _initialize_parameters
+            # -> initial_responsibilities -> kmeans_labels -> here
+            stacklevel=9,
+        )
 
 
 class RandomResponsibilities:
@@ -78,19 +132,31 @@ class RandomResponsibilities:
         return resp / resp.sum(axis=1, keepdims=True)
 
 
-def initial_responsibilities(X, n_components, init_params, random_state, n_threads, column_variance):
-    """(N, K) responsibilities for the initial M-step (sparse, or a RandomResponsibilities)."""
+def initial_responsibilities(
+    X, n_components, init_params, random_state, n_threads, column_variance, sample_weight=None
+):
+    """Responsibilities for the initial M-step and the row weights that M-step applies to them.
+
+    Returns ``(resp, row_weights)``: ``resp`` is (N, K), sparse or a RandomResponsibilities;
+    ``row_weights`` is ``sample_weight`` for the initialisations that label every row ('kmeans',
+    'random') and None for the seeding ones, whose seeds count once each (module docstring).
+    """
     n_samples = X.shape[0]
     shape = (n_samples, n_components)
     if init_params == "kmeans":
-        labels = kmeans_labels(X, n_components, random_state, n_threads, column_variance)
-        return _one_hot(np.arange(n_samples), labels, shape)
+        labels = kmeans_labels(X, n_components, random_state, n_threads, column_variance, sample_weight)
+        return _one_hot(np.arange(n_samples), labels, shape), sample_weight
     if init_params == "k-means++":
-        indices = kmeans_plusplus_indices(X, n_components, random_state, n_threads)
-        return _one_hot(indices, np.arange(n_components), shape)
+        indices = kmeans_plusplus_indices(X, n_components, random_state, n_threads, sample_weight)
+        return _one_hot(indices, np.arange(n_components), shape), None
     if init_params == "random":
-        return RandomResponsibilities(random_state, n_samples, n_components)
+        return RandomResponsibilities(random_state, n_samples, n_components), sample_weight
     if init_params == "random_from_data":
-        indices = random_state.choice(n_samples, size=n_components, replace=False)
-        return _one_hot(indices, np.arange(n_components), shape)
+        if sample_weight is None or np.ptp(sample_weight) == 0:
+            indices = random_state.choice(n_samples, size=n_components, replace=False)
+        else:
+            probabilities = np.asarray(sample_weight, dtype=np.float64)
+            probabilities = probabilities / probabilities.sum()
+            indices = random_state.choice(n_samples, size=n_components, replace=False, p=probabilities)
+        return _one_hot(indices, np.arange(n_components), shape), None
     raise ValueError(f"init_params must be one of {INIT_PARAMS}, got {init_params!r}")

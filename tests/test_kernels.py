@@ -248,6 +248,37 @@ def test_empty_component_gets_zero_responsibility_and_no_nan(n_components, covar
     _check_against_oracle(out, es, stats, lj, sw, dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("homes", ["argmax", "random"])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_pass_with_home_labels_matches_reference_and_is_thread_invariant(covariance_type, homes, dtype):
+    # Home labels only choose which rows share an expansion point: any labels, good (each row's most
+    # probable component) or arbitrary, give the oracle's results, bitwise the same for any thread
+    # count.
+    X, weights, means, _, pc, reference, sw = _problem(N_MULTI_BLOCK, 4, 5, covariance_type, seed=12)
+    es, stats, lj = _oracle(X, sw, weights, means, pc, reference, covariance_type, dtype)
+    if homes == "argmax":
+        home = np.argmax(lj, axis=1).astype(np.int64)
+    else:
+        home = np.random.default_rng(13).integers(0, 5, size=X.shape[0]).astype(np.int64)
+    one = _kernel(X, sw, weights, means, pc, reference, covariance_type, dtype, n_threads=1, home=home)
+    _check_against_oracle(one, es, stats, lj, sw, dtype)
+    for n_threads in (2, 3):
+        other = _kernel(
+            X, sw, weights, means, pc, reference, covariance_type, dtype, n_threads=n_threads, home=home
+        )
+        for key in one:
+            np.testing.assert_array_equal(one[key], other[key], err_msg=f"{key}, {n_threads}")
+
+
+def test_home_labels_out_of_range_are_refused():
+    X, weights, means, _, pc, reference, _ = _problem(N_SINGLE_BLOCK, 2, 3, "diag", seed=14)
+    home = np.zeros(X.shape[0], dtype=np.int64)
+    home[7] = 3
+    with pytest.raises(ValueError, match="home labels must lie in"):
+        _kernel(X, None, weights, means, pc, reference, "diag", np.float64, home=home)
+
+
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_pass_is_bitwise_identical_for_any_thread_count(covariance_type):
     X, weights, means, _, pc, reference, sw = _problem(N_MULTI_BLOCK, 3, 3, covariance_type, seed=6)

@@ -4,13 +4,13 @@
 // statistics of row blocks (or of chunks processed elsewhere) merge by addition. Totals are float64
 // whatever the working precision.
 //
-// First and second moments are taken about a per-component reference point r_c (the caller's choice:
-// the previous means for full covariances, one global shift for the other types) so that the M-step
-// forms scatter matrices from small, centred numbers instead of E[x^2] - E[x]^2:
+// First and second moments are taken about per-component reference points r_c (an explicit argument
+// of the pass; fastelbo passes the current means) so that the M-step forms scatter matrices from
+// small, centred numbers instead of E[x^2] - E[x]^2:
 //   nk[c]  = sum_n w_n q_nc
 //   sx[c]  = sum_n w_n q_nc (x_n - r_c)
 //   sxx    full: [K, D, D] sum_n w_n q_nc (x_n - r_c)(x_n - r_c)^T
-//          tied: [D, D]    sum_c sum_n w_n q_nc (x_n - r_c)(x_n - r_c)^T  (all r_c equal)
+//          tied: [D, D]    sum_c sum_n w_n q_nc (x_n - r_c)(x_n - r_c)^T
 //          diag: [K, D]    sum_n w_n q_nc (x_n - r_c)^2
 //          spherical: [K]  sum_n w_n q_nc ||x_n - r_c||^2
 // plus the ELBO terms sum_n w_n, sum_n w_n log p(x_n) (the log-normaliser) and sum_n w_n H[q_n].
@@ -40,8 +40,7 @@ inline Index second_moment_size(CovarianceType type, Index K, Index D) {
     return size;
 }
 
-// Sums whose arrays are in precision T (the scalar ELBO terms are always double): per-block
-// partials use the working precision, totals (MixtureStatistics) float64.
+// Sums whose arrays are in precision T (the scalar ELBO terms are always double).
 template <class T>
 struct MixtureSums {
     double sum_weight = 0, sum_log_norm = 0, sum_entropy = 0;
@@ -83,8 +82,6 @@ struct MixtureSums {
     }
 };
 
-template <class T>
-using BlockStatistics = MixtureSums<T>;
 using MixtureStatistics = MixtureSums<double>;
 
 }  // namespace fastelbo

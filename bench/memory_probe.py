@@ -1,8 +1,9 @@
 """Peak memory that ``fit`` adds on top of X, measured in a process of its own.
 
-Usage: ``python bench/memory_probe.py SYSTEM COVARIANCE_TYPE N D K DTYPE MAX_ITER``; prints one JSON
-object. The data are generated first, the kernel's peak-RSS mark is then reset (Linux
-``/proc/self/clear_refs``), and the added memory is peak RSS during ``fit`` minus RSS just before it.
+Usage: ``python bench/memory_probe.py SYSTEM CASE_JSON MAX_ITER`` (CASE_JSON: the ``Case`` fields as a
+JSON object); prints one JSON object. The data are generated first, the kernel's peak-RSS mark is
+then reset (Linux ``/proc/self/clear_refs``), and the added memory is peak RSS during ``fit`` minus
+RSS just before it.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ def _status_kib(field: str) -> int:
 
 
 def main(argv):
-    system, covariance_type, n, d, k, dtype, max_iter = argv
-    case = Case(covariance_type, int(n), int(d), int(k), dtype)
+    system, case_json, max_iter = argv
+    case = Case(**json.loads(case_json))
     X = make_data(case)
     fit_default(system, case, X[:2000], max_iter=1)  # import and warm everything up first
     gc.collect()

@@ -10,7 +10,7 @@ import report  # noqa: E402
 import systems  # noqa: E402
 from cases import Case  # noqa: E402
 
-TINY = (Case("full", 400, 3, 2), Case("diag", 400, 3, 2, "float32"))
+TINY = (Case("full", 400, 3, 2), Case("diag", 400, 3, 2, "float32"), Case("diag", 400, 3, 2, separation=0.3))
 
 
 def _quiet(message):
@@ -53,3 +53,47 @@ def test_a_fastelbo_failure_fails_the_report(monkeypatch, failure):
     monkeypatch.setattr(systems, "run_iterations", broken)
     rows = report.measure_iterations(TINY[:1], repeats=1, log=_quiet)
     assert report.failed_checks(rows) == [TINY[0].id]
+
+
+def test_report_measures_real_patches():
+    pytest.importorskip("PIL")  # scikit-learn reads its sample photos with Pillow
+    rows = report.measure_iterations([Case("full", 400, 64, 2, data="patches")], repeats=1, log=_quiet)
+    assert report.failed_checks(rows) == []
+    assert set(rows[0]["log_likelihood"]) >= set(systems.SYSTEMS)
+
+
+def test_report_names_the_cpu_and_marks_failed_systems(monkeypatch):
+    honest = systems.run_iterations
+
+    def sklearn_breaks(system, *args, **kwargs):
+        if system == "sklearn":
+            raise ValueError("ill-defined empirical covariance")
+        return honest(system, *args, **kwargs)
+
+    monkeypatch.setattr(systems, "run_iterations", sklearn_breaks)
+    results = {
+        "quick": True,
+        "repeats": 1,
+        "environment": report.environment(),
+        "iterations": report.measure_iterations(TINY[:1], repeats=1, log=_quiet),
+        "fit_repeats": 1,
+        "fits": report.measure_fits(TINY[:1], repeats=1, log=_quiet),
+        "memory": [],
+        "thread_scaling": report.measure_thread_scaling(TINY[0], repeats=1, log=_quiet),
+    }
+    cpu = report.cpu_identity()
+    assert cpu["cpu"] and cpu["cpu_vendor"]
+    text = report.markdown(results)
+    assert f"Machine: {cpu['cpu']} ({cpu['cpu_vendor']})" in text
+    assert f"| {TINY[0].id} |" in text and "| failed |" in text
+    # FastGMM against the NumPy EM is still an independent check.
+    assert report.failed_checks(results["iterations"]) == []
+
+
+def test_cpu_identity_falls_back_without_proc_cpuinfo(monkeypatch):
+    def no_cpuinfo(*args, **kwargs):
+        raise FileNotFoundError("/proc/cpuinfo")
+
+    monkeypatch.setattr("builtins.open", no_cpuinfo)
+    cpu = report.cpu_identity()
+    assert cpu["cpu"] and cpu["cpu_vendor"] == "unknown"

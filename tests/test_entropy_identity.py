@@ -88,6 +88,11 @@ def test_elbo_and_entropy_sum_histories_interleave(blobs, covariance_type):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         gmm.fit(blobs)
+    assert_histories_interleave(gmm)
+
+
+def assert_histories_interleave(gmm):
+    """F(q^t, Theta^t) <= S(q^t, Theta^{t+1}) <= F(q^{t+1}, Theta^{t+1}) over a run that moved."""
     F, S = gmm.elbo_history_, gmm.entropy_sum_history_
     slack = 1e-12 * np.abs(F).max()
     assert np.all(F <= S + slack)

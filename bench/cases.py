@@ -180,16 +180,17 @@ FULL_FIT_CASES = (
 FULL_MEMORY_CASES = (Case("diag", 200_000, 64, 256),)
 FULL_SCALING_CASE = Case("diag", 200_000, 64, 256)
 
+# Two K per sweep keep --quick, CI's check that every kind of case runs and agrees, near 90 s on 2 cores.
 QUICK_ITERATION_CASES = (
-    *(Case("diag", 20_000, 64, k) for k in (16, 64, 256)),
+    *(Case("diag", 20_000, 64, k) for k in (64, 256)),
     Case("diag", 20_000, 64, 256, separation=OVERLAPPING),
     Case("diag", 100_000, 16, 16),
     Case("diag", 100_000, 16, 16, "float32"),
-    *(Case("full", 10_000, 32, k) for k in (4, 16, 64)),
+    *(Case("full", 10_000, 32, k) for k in (16, 64)),
     Case("full", 10_000, 32, 16, "float32"),
     Case("spherical", 100_000, 16, 16),
     Case("tied", 100_000, 16, 16),
-    Case("full", 10_000, 64, 32, data="patches"),
+    Case("full", 10_000, 64, 16, data="patches"),
     Case("full", 1797, 64, 10, data="digits"),
 )
 QUICK_FIT_CASES = (

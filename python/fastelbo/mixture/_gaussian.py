@@ -374,8 +374,14 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
 
     def _inference_pass(self, X, **outputs):
         """A pass without moments on new data."""
-        home = self._pass(X, moments=False, labels=True)[1]["labels"] if self._needs_homes(X.dtype) else None
-        return self._pass(X, moments=False, home=home, **outputs)
+        return self._pass(X, moments=False, home=self._homes_for(X), **outputs)
+
+    def _homes_for(self, X):
+        """Home labels for rows that have none yet: every row's most probable component, from a
+        pass of its own; None where :meth:`_needs_homes` says passes need none."""
+        if not self._needs_homes(X.dtype):
+            return None
+        return self._pass(X, moments=False, labels=True)[1]["labels"]
 
     def _e_step(self, X, moments=True, sample_weight=None):
         if not moments:
@@ -385,7 +391,7 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
             # During fit, rows keep the components the previous E-step assigned them to.
             home = getattr(self, "_em_home", None)
             if home is None or home.shape[0] != X.shape[0]:
-                home = self._pass(X, moments=False, labels=True)[1]["labels"]
+                home = self._homes_for(X)
         stats, out = self._pass(X, moments=True, labels=True, sample_weight=sample_weight, home=home)
         self._em_home = out["labels"]
         return stats

@@ -1,4 +1,5 @@
-// The compiled module fastelbo._core: build facts and the kernel bindings.
+// A compiled kernel module fastelbo._core_<target> (one per CPU target, FASTELBO_MODULE_NAME; the
+// loader fastelbo._core picks one at import): build facts and the kernel bindings.
 #include <pybind11/stl.h>
 
 #include <algorithm>
@@ -18,7 +19,7 @@ void bind_kmeans(py::module_& m);
 
 namespace py = pybind11;
 
-PYBIND11_MODULE(_core, m) {
+PYBIND11_MODULE(FASTELBO_MODULE_NAME, m) {
     m.doc() = "fastelbo's compiled kernels (private; use the estimators in fastelbo).";
     m.def("openmp_enabled", [] {
 #ifdef FASTELBO_OPENMP
@@ -73,11 +74,8 @@ PYBIND11_MODULE(_core, m) {
 #else
         std::string("unknown");
 #endif
-#ifdef FASTELBO_BUILD_NATIVE
-    info["native_isa"] = true;
-#else
-    info["native_isa"] = false;
-#endif
+    info["cpu_target"] = FASTELBO_CPU_TARGET;
+    info["native_isa"] = std::string(FASTELBO_CPU_TARGET) == "native";
 #ifdef FASTELBO_OPENMP
     info["openmp_version"] = _OPENMP;
 #endif

@@ -32,13 +32,18 @@ def build_info() -> dict:
     Returns
     -------
     dict
-        ``version``, ``eigen_version``, ``compiler``, ``native_isa`` (compiled for the build host's
-        instruction set), ``simd`` (instruction sets Eigen vectorises with), ``openmp`` (enabled),
-        ``openmp_version``, ``openmp_max_threads`` (current default pool), ``cuda`` (compiled in),
+        ``version``, ``eigen_version``, ``compiler``, ``cpu_target`` (the kernel build loaded:
+        ``"v2"``, ``"v3"`` or ``"v4"`` for the x86-64 levels, ``"portable"`` elsewhere, ``"native"``
+        for a ``FASTELBO_NATIVE=ON`` source build), ``cpu_targets_built`` and
+        ``cpu_targets_supported`` (best first), ``native_isa`` (``cpu_target == "native"``),
+        ``simd`` (instruction sets Eigen vectorises with), ``openmp`` (enabled), ``openmp_version``,
+        ``openmp_max_threads`` (current default pool), ``cuda`` (compiled in),
         ``cuda_available``, plus ``numpy`` and ``scikit-learn`` versions.
     """
     import numpy
     import sklearn
+
+    from fastelbo import _cpu_dispatch
 
     info = dict(_core.BUILD_INFO)
     info.update(
@@ -46,6 +51,8 @@ def build_info() -> dict:
         openmp_max_threads=int(_core.omp_max_threads()),
         cuda=bool(_core.cuda_compiled()),
         cuda_available=cuda_available(),
+        cpu_targets_built=_cpu_dispatch.built_targets(),
+        cpu_targets_supported=_cpu_dispatch.supported_targets(),
         numpy=numpy.__version__,
         scikit_learn=sklearn.__version__,
     )

@@ -1,4 +1,4 @@
-"""Stub of the compiled module fastelbo._core (private; use the estimators)."""
+"""Stub of fastelbo._core: the kernel build chosen for this CPU (private; use the estimators)."""
 
 from typing import Any
 

@@ -1,0 +1,3 @@
+"""Stub of the compiled module fastelbo._cpu_features (private)."""
+
+def supported_x86_64_levels() -> list[str]: ...

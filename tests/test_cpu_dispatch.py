@@ -159,7 +159,17 @@ def _kernel_outputs(module, covariance_type, n_threads):
         return_labels=True,
         n_threads=n_threads,
     )
-    return {name: np.asarray(value) for name, value in out.items()}
+    outputs = {name: np.asarray(value) for name, value in out.items()}
+    # The k-means kernels of the initialisation, on the same rows.
+    seeds = module.kmeans_plusplus(X, None, k, 3, 11, n_threads=n_threads)
+    labels, centers, inertia, n_iter = module.lloyd_kmeans(X, None, X[seeds], 5, 0.0, n_threads=n_threads)
+    outputs.update(
+        kmeans_seeds=np.asarray(seeds),
+        kmeans_labels=np.asarray(labels),
+        kmeans_centers=np.asarray(centers),
+        kmeans_inertia=np.asarray(inertia),
+    )
+    return outputs
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
@@ -189,7 +199,7 @@ def test_builds_agree_to_1e_12(covariance_type):
     first, *others = RUNNABLE
     for target in others:
         for name, value in results[first].items():
-            if name == "labels":
+            if name in ("labels", "kmeans_seeds", "kmeans_labels"):
                 np.testing.assert_array_equal(results[target][name], value, err_msg=f"{target} vs {first}")
             else:
                 scale = np.max(np.abs(value)) if np.size(value) else 0.0
@@ -208,7 +218,8 @@ def _fitted_in_subprocess(target):
         "from sklearn.datasets import load_digits\n"
         "from fastelbo import FastGMM\n"
         "X = load_digits().data\n"
-        "g = FastGMM(n_components=4, covariance_type='diag', init_params='random_from_data', max_iter=2, tol=0, random_state=0).fit(X)\n"
+        "g = FastGMM(n_components=4, covariance_type='diag', init_params='random_from_data',\n"
+        "            max_iter=2, tol=0, random_state=0).fit(X)\n"
         "print(json.dumps({'means': g.means_.tolist(), 'lower_bound': g.lower_bound_}))\n"
     )
     env = {**os.environ, "FASTELBO_CPU": target}

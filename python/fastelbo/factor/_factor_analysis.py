@@ -86,10 +86,11 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
 
     Examples
     --------
-    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.preprocessing import StandardScaler
     >>> from fastelbo import FastFactorAnalysis
-    >>> X = load_diabetes().data
-    >>> fa = FastFactorAnalysis(n_components=3, tol=1e-8).fit(X)
+    >>> X = StandardScaler().fit_transform(load_breast_cancer().data)
+    >>> fa = FastFactorAnalysis(n_components=3, tol=1e-9).fit(X)
     >>> d = fa.entropy_decomposition()
     >>> abs(d.gap) < 1e-6 * abs(d.elbo)  # F = S at convergence
     True

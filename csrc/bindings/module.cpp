@@ -15,6 +15,7 @@
 namespace fastelbo::bindings {
 void bind_gaussian_mixture(py::module_& m);
 void bind_kmeans(py::module_& m);
+void bind_scatter(py::module_& m);
 }  // namespace fastelbo::bindings
 
 namespace py = pybind11;
@@ -83,4 +84,5 @@ PYBIND11_MODULE(FASTELBO_MODULE_NAME, m) {
     m.attr("BUILD_INFO") = info;
     fastelbo::bindings::bind_gaussian_mixture(m);
     fastelbo::bindings::bind_kmeans(m);
+    fastelbo::bindings::bind_scatter(m);
 }

@@ -1,19 +1,12 @@
 """The EM driver shared by every fastelbo estimator.
 
 It owns what does not depend on the model: ``n_init`` restarts, ``warm_start``, convergence on the
-change of the ELBO, the ELBO and entropy-sum histories, verbose progress, and keeping the estimator
-consistent when a fit fails or is interrupted with Ctrl-C. A model plugs in through these hooks:
-
-``_initialize_parameters(X, random_state)``  set the initial parameters
-``_e_step(X)``                               one statistics pass with the current parameters;
-                                             returns statistics with ``.elbo = F(q, Theta)``
-``_m_step(stats)``                           set the parameters maximising F for those statistics
-``_decompose(stats)``                        :class:`~fastelbo.EntropyDecomposition` of the current
-                                             parameters under the pass's posteriors
-``_final_pass(X)``                           (statistics, labels) of the fitted parameters
-``_get_parameters() / _set_parameters(p)``   snapshot and restore the fitted parameters
-``_warm_start_parameters``                   names of the hyperparameters a warm start must not
-                                             change (they fix the parameters' shapes)
+change of the ELBO, the ELBO and entropy-sum histories, verbose progress, keeping the estimator
+consistent when a fit fails or is interrupted with Ctrl-C, and the validation of the driver's own
+hyperparameters (``max_iter, tol, n_init, warm_start, random_state, verbose, verbose_interval,
+n_jobs``). A model plugs in by subclassing :class:`EMEstimator` and implementing its abstract
+hooks (each documented there); ``_warm_start_parameters`` names the hyperparameters a warm start
+must not change (they fix the parameters' shapes).
 
 The model's ``_fit`` is decorated with :func:`restores_state_on_error`: a fit that raises leaves the
 estimator exactly as it was before ``fit``, except when Ctrl-C arrives after an EM iteration has
@@ -27,7 +20,9 @@ fit's ``sample_weight`` (None: every row weighs 1).
 from __future__ import annotations
 
 import functools
+import numbers
 import warnings
+from abc import ABC, abstractmethod
 from time import perf_counter
 from typing import NamedTuple
 
@@ -36,7 +31,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from fastelbo._threads import single_threaded_blas
+from fastelbo._threads import resolve_n_threads, single_threaded_blas
 
 # Set on a KeyboardInterrupt after which the estimator kept an interrupted fit's completed work.
 _KEPT_INTERRUPTED_FIT = "_fastelbo_kept_interrupted_fit"
@@ -45,7 +40,7 @@ _KEPT_INTERRUPTED_FIT = "_fastelbo_kept_interrupted_fit"
 def restores_state_on_error(fit):
     """Decorate a model's ``_fit`` so that a fit that raises changes nothing.
 
-    The fitted attributes (:meth:`EMEstimatorMixin._fitted_state`, which include the
+    The fitted attributes (:meth:`EMEstimator._fitted_state`, which include the
     ``n_features_in_`` and ``feature_names_in_`` that validation sets before later checks can fail)
     are snapshotted before ``fit`` and restored, as the same objects, when it raises anything, with
     one exception: a Ctrl-C after which the fit kept its completed EM iterations.
@@ -65,10 +60,121 @@ def restores_state_on_error(fit):
     return wrapper
 
 
-class EMEstimatorMixin:
-    """EM loop over the model hooks (see module docstring)."""
+class EMEstimator(ABC):
+    """EM loop over a model's hooks: the seam every fastelbo estimator plugs into.
 
+    A subclass implements the abstract hooks below and stores the driver's hyperparameters
+    ``max_iter, tol, n_init, warm_start, random_state, verbose, verbose_interval, n_jobs`` as
+    attributes (its ``__init__`` takes them as keyword parameters); :meth:`_check_em_hyperparameters`
+    validates them, once, for every model. The driver calls the hooks in this order::
+
+        _initialize_parameters -> (_e_step -> _m_step -> _decompose) * n_iter -> _final_pass -> _decompose
+
+    snapshotting the parameters with :meth:`_get_parameters` after every iteration and restoring
+    the best run's with :meth:`_set_parameters`. Statistics are whatever object the model's
+    :meth:`_e_step` returns; the driver reads only their ``elbo``.
+    """
+
+    #: Names of the hyperparameters a warm start must not change (they fix the parameters' shapes).
     _warm_start_parameters = ()
+
+    # -- hooks -------------------------------------------------------------------------------
+
+    @abstractmethod
+    def _initialize_parameters(self, X, random_state, sample_weight=None):
+        """Set the initial parameters of one EM run (one of ``n_init``).
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            The validated training data (float32 or float64, C-contiguous).
+        random_state : numpy.random.RandomState
+            The fit's generator, shared by the successive runs (each run draws after the previous).
+        sample_weight : ndarray of shape (n_samples,) or None
+            Validated non-negative row weights; None: every row weighs 1.
+        """
+
+    @abstractmethod
+    def _e_step(self, X, moments=True, sample_weight=None):
+        """One statistics pass over X with the current parameters ``Theta^t``.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            Validated data: the training data during ``fit`` (the same object at every iteration,
+            so a model may compute data-only statistics once per fit), new data for
+            :meth:`entropy_decomposition`.
+        moments : bool, default=True
+            Whether the statistics must carry what :meth:`_m_step` needs; False asks only for the
+            terms of :meth:`_decompose` (decomposing new data).
+        sample_weight : ndarray of shape (n_samples,) or None
+            Row weights, as in :meth:`_initialize_parameters`.
+
+        Returns
+        -------
+        statistics
+            Any object with ``.elbo``, the ELBO ``F(q^t, Theta^t)`` per data point (weighted mean),
+            and whatever :meth:`_m_step` and :meth:`_decompose` read.
+        """
+
+    @abstractmethod
+    def _m_step(self, statistics):
+        """Set the parameters ``Theta^{t+1}`` that maximise ``F(q^t, Theta)`` for the statistics
+        of an E-step (closed form, in place)."""
+
+    @abstractmethod
+    def _decompose(self, statistics):
+        """The :class:`~fastelbo.EntropyDecomposition` of the current parameters under the
+        posteriors ``q`` of the pass that produced ``statistics``.
+
+        Called after :meth:`_m_step` (its ``entropy_sum`` is the history's ``S(q^t, Theta^{t+1})``)
+        and on the statistics of :meth:`_final_pass` (the training decomposition).
+        """
+
+    @abstractmethod
+    def _final_pass(self, X, sample_weight=None):
+        """The pass with the fitted parameters that ends ``fit``.
+
+        Returns
+        -------
+        statistics
+            As :meth:`_e_step` returns them; :meth:`_decompose` makes the training decomposition.
+        labels : ndarray of shape (n_samples,) or None
+            Per-row outputs ``fit_predict`` returns (None for models without labels).
+        """
+
+    @abstractmethod
+    def _get_parameters(self):
+        """A snapshot of the fitted parameters (a tuple of arrays that later M-steps do not modify
+        in place)."""
+
+    @abstractmethod
+    def _set_parameters(self, parameters):
+        """Restore a snapshot from :meth:`_get_parameters`, with every attribute derived from it."""
+
+    def _convergence_tolerance(self):
+        """The change of the per-point ELBO below which a run has converged: ``tol``, unless a
+        model defines ``tol`` on another scale (override)."""
+        return self.tol
+
+    # -- validation --------------------------------------------------------------------------
+
+    def _check_em_hyperparameters(self):
+        """Validate the driver's hyperparameters; ValueError or TypeError naming the bad one."""
+        check_integer(self, "max_iter", 0)
+        check_integer(self, "n_init", 1)
+        check_integer(self, "verbose", 0, allow_bool=True)  # scikit-learn accepts verbose=True
+        check_integer(self, "verbose_interval", 1)
+        check_nonnegative_real(self, "tol")
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise ValueError(f"warm_start must be a bool, got {self.warm_start!r}")
+        try:
+            check_random_state(self.random_state)
+        except ValueError:
+            raise ValueError(
+                f"random_state must be None, an int or a numpy.random.RandomState, got {self.random_state!r}"
+            ) from None
+        resolve_n_threads(self.n_jobs)
 
     def _fitted_state(self):
         """The fitted attributes (public ``*_`` and the stored training decomposition)."""
@@ -151,6 +257,21 @@ class EMEstimatorMixin:
             raise
         return labels
 
+    def _fit_closed_form(self, X, sample_weight=None):
+        """Store a fit whose parameters the model has set in closed form (one exact step, no
+        iterations), and return the labels of its final pass.
+
+        The histories then hold that step: ``elbo_history_`` the ELBO of the fitted parameters
+        under their exact posteriors, ``entropy_sum_history_`` its entropy sum; ``n_iter_ == 1``.
+        """
+        self._training_decomposition = None
+        stats, labels = self._final_pass(X, sample_weight)
+        decomposition = self._decompose(stats)
+        done = _Progress(1, stats.elbo, (stats.elbo,), (decomposition.entropy_sum,), self._get_parameters())
+        self._store_run(done, converged=True)
+        self._training_decomposition = decomposition
+        return labels
+
     def _iterate(self, X, run, sample_weight=None):
         for n_iter in range(1, self.max_iter + 1):
             done = run.done
@@ -168,7 +289,7 @@ class EMEstimatorMixin:
             )
             change = stats.elbo - done.lower_bound
             self._verbose_iteration(n_iter, change, run)
-            if abs(change) < self.tol:
+            if abs(change) < self._convergence_tolerance():
                 run.converged = True
                 break
 
@@ -258,6 +379,28 @@ class EMEstimatorMixin:
                 f"Initialization converged: {run.converged}\t time lapse "
                 f"{perf_counter() - run.start:.5f}s\t lower bound {run.done.lower_bound:.5f}"
             )
+
+
+#: The former name of :class:`EMEstimator`.
+EMEstimatorMixin = EMEstimator
+
+
+def check_integer(estimator, name, minimum, allow_bool=False):
+    """Refuse ``estimator.<name>`` unless it is an integer (not a bool, unless ``allow_bool``)
+    of at least ``minimum``; the ValueError names it."""
+    value = getattr(estimator, name)
+    is_bool = isinstance(value, (bool, np.bool_))
+    if is_bool and allow_bool:
+        return
+    if not isinstance(value, numbers.Integral) or is_bool or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def check_nonnegative_real(estimator, name):
+    """Refuse ``estimator.<name>`` unless it is a finite real number >= 0 (not a bool)."""
+    value = getattr(estimator, name)
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
 class _Progress(NamedTuple):

@@ -40,3 +40,9 @@ def lloyd_kmeans(
     tol: float,
     n_threads: int = 0,
 ) -> tuple[NDArray[np.int64], NDArray[np.float64], float, int]: ...
+def scatter_pass(
+    X: NDArray[np.floating],
+    sample_weight: NDArray[np.floating] | None,
+    center: NDArray[np.float64],
+    n_threads: int = 0,
+) -> dict[str, Any]: ...

@@ -11,7 +11,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from fastelbo import _core
-from fastelbo._base import EMEstimatorMixin, restores_state_on_error
+from fastelbo._base import EMEstimator, check_integer, check_nonnegative_real, restores_state_on_error
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
 from fastelbo.entropy import EntropyDecomposition, categorical_entropy, gaussian_entropy
 from fastelbo.mixture._covariance import (
@@ -36,7 +36,7 @@ from fastelbo.mixture._statistics import MixtureStatistics, statistics_from_resp
 _MAX_EXPANSION_CONDITION = {np.float32: 1e2, np.float64: 1e5}
 
 
-class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
+class FastGMM(EMEstimator, DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by EM in C++, with the ELBO's entropy decomposition.
 
     Same parameters, attributes and methods as :class:`sklearn.mixture.GaussianMixture`, plus
@@ -503,40 +503,15 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
         return validate_data(self, _as_numpy(X, "X"), reset=False, dtype=[np.float64, np.float32], order="C")
 
     def _check_hyperparameters(self):
-        def integer(name, minimum, allow_bool=False):
-            value = getattr(self, name)
-            is_bool = isinstance(value, (bool, np.bool_))
-            if is_bool and allow_bool:
-                return
-            if not isinstance(value, numbers.Integral) or is_bool or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-        def real(name):
-            value = getattr(self, name)
-            if (
-                not isinstance(value, numbers.Real)
-                or isinstance(value, bool)
-                or not np.isfinite(value)
-                or value < 0
-            ):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-
-        integer("n_components", 1)
-        integer("max_iter", 0)
-        integer("n_init", 1)
-        integer("verbose", 0, allow_bool=True)  # scikit-learn accepts verbose=True
-        integer("verbose_interval", 1)
-        real("tol")
-        real("reg_covar")
+        check_integer(self, "n_components", 1)
+        self._check_em_hyperparameters()
+        check_nonnegative_real(self, "reg_covar")
         if self.covariance_type not in COVARIANCE_TYPES:
             raise ValueError(
                 f"covariance_type must be one of {COVARIANCE_TYPES}, got {self.covariance_type!r}"
             )
         if self.init_params not in INIT_PARAMS:
             raise ValueError(f"init_params must be one of {INIT_PARAMS}, got {self.init_params!r}")
-        if not isinstance(self.warm_start, (bool, np.bool_)):
-            raise ValueError(f"warm_start must be a bool, got {self.warm_start!r}")
-        resolve_n_threads(self.n_jobs)
 
     def _check_initial_parameters(self, n_features):
         # The messages are scikit-learn's (sklearn.mixture._gaussian_mixture._check_weights, ...),

@@ -1,0 +1,267 @@
+"""The estimator shared by FastPPCA and FastFactorAnalysis: a linear-Gaussian factor model fitted
+by EM on the data's mean and covariance.
+
+One C++ scatter pass per ``fit`` computes the mean and covariance of X (:mod:`._scatter`); the
+model's mean is their maximum-likelihood value from then on, and every EM iteration works on the
+D x D covariance only (:mod:`._linear_gaussian`), at O(D^2 H) whatever the number of rows. The
+histories follow ``shared/THEORY.md`` §2.2: ``elbo_history_[t] = F(q^t, Theta^t)``, the mean
+log-likelihood of the parameters entering iteration t (the posteriors are exact), and
+``entropy_sum_history_[t] = S(q^t, Theta^{t+1})``. For factor models ``F = S`` holds only at
+convergence, so the gap ``F - S`` measures how far a fit is from a stationary point.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from fastelbo._base import EMEstimator, restores_state_on_error
+from fastelbo._threads import single_threaded_blas
+from fastelbo.entropy import LOG_2PI_E, EntropyDecomposition
+from fastelbo.factor._linear_gaussian import (
+    LOG_2PI,
+    FactorPosterior,
+    em_update,
+    factor_posterior,
+    mean_log_likelihood,
+    observable_entropy,
+    variational_entropy,
+)
+from fastelbo.factor._scatter import DataScatter, data_scatter
+from fastelbo.mixture._gaussian import _as_numpy, _check_sample_weight
+
+
+@dataclass(frozen=True)
+class FactorStatistics:
+    """What an E-step of a factor model produces: the data's scatter and the exact posterior of
+    the current parameters, with the ELBO (the mean log-likelihood) and the posterior entropy."""
+
+    scatter: DataScatter
+    posterior: FactorPosterior
+    elbo: float
+    variational_entropy: float
+
+    @property
+    def n_samples(self):
+        return self.scatter.n_samples
+
+
+class LinearGaussianFactorModel(
+    EMEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
+    """Base of the linear-Gaussian factor models (not public).
+
+    Subclasses set ``_noise_type`` ('diag' or 'spherical'), implement
+    ``_initialize_parameters``, ``_check_hyperparameters`` and ``_resolve_n_components``, and store
+    the noise as they expose it (:meth:`_noise_from_vector`).
+    """
+
+    _warm_start_parameters = ("n_components",)
+    _noise_type = "diag"
+
+    # -- fitting -----------------------------------------------------------------------------
+
+    @single_threaded_blas
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit the model to X by EM on its mean and covariance.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,) or float, default=None
+            Non-negative, finite weight of every row (a scalar: the same for all); None: all 1.
+            The fit maximises the weighted mean log-likelihood; integer weights act like repeated
+            rows.
+
+        Returns
+        -------
+        self
+            The fitted estimator.
+        """
+        self._fit(X, sample_weight)
+        return self
+
+    @restores_state_on_error
+    def _fit(self, X, sample_weight=None):
+        self._check_hyperparameters()
+        X = validate_data(
+            self, _as_numpy(X, "X"), dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
+        )
+        sample_weight = _check_sample_weight(sample_weight, X)
+        self._n_components = self._resolve_n_components(*X.shape)
+        self._check_data_dependent_parameters(X.shape[1])
+        warm = self.warm_start and hasattr(self, "converged_")
+        if warm:
+            self._check_warm_start_features(X.shape[1])
+        self._em_scatter = data_scatter(X, sample_weight, self.n_jobs)
+        try:
+            if warm:
+                # The mean is fitted in closed form: EM continues from the new data's.
+                self.mean_ = self._em_scatter.mean
+            if self._set_closed_form_parameters():
+                self._fit_closed_form(X, sample_weight)
+            else:
+                self._fit_em(X, sample_weight=sample_weight)
+            self._finish_fit()
+        finally:
+            # The scatter belongs to this fit's data; the estimator keeps none.
+            vars(self).pop("_em_scatter", None)
+
+    def _set_closed_form_parameters(self):
+        """Set the maximum-likelihood parameters in closed form and return True, or return False
+        to fit by EM (the default)."""
+        return False
+
+    def _finish_fit(self):
+        """Attributes derived after the fit (none by default)."""
+
+    def _check_data_dependent_parameters(self, n_features):
+        if self._n_components > n_features:
+            raise ValueError(
+                f"n_components must be <= n_features, got n_components = {self._n_components}, "
+                f"n_features = {n_features}"
+            )
+
+    # -- inference ---------------------------------------------------------------------------
+
+    @single_threaded_blas
+    def transform(self, X):
+        """Posterior mean of the latent factors of every sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+            ``E[z | x] = G components diag(noise)^-1 (x - mean_)``.
+        """
+        X = self._validate_for_inference(X)
+        return (X - self.mean_) @ self._posterior().projection.T
+
+    @single_threaded_blas
+    def score_samples(self, X):
+        """Log-likelihood ``log p(x_n)`` of every sample under the fitted model, shape (n_samples,)."""
+        X = self._validate_for_inference(X)
+        posterior = self._posterior()
+        noise = self._noise_vector()
+        deviations = X - self.mean_
+        projected = deviations @ posterior.scaled_components.T
+        # x^T C^-1 x through the Woodbury identity: O(D H) per sample, no D x D inverse.
+        mahalanobis = (deviations**2) @ (1.0 / noise) - np.sum(
+            (projected @ posterior.covariance) * projected, axis=1
+        )
+        n_features = X.shape[1]
+        return -0.5 * (mahalanobis + posterior.log_det_model_covariance + n_features * LOG_2PI)
+
+    @single_threaded_blas
+    def score(self, X, y=None):
+        """Mean log-likelihood of the samples: ``score_samples(X).mean()``."""
+        return float(np.mean(self.score_samples(X)))
+
+    def get_covariance(self):
+        """Model covariance ``components_^T components_ + diag(noise)``, shape (n_features, n_features)."""
+        check_is_fitted(self)
+        return self.components_.T @ self.components_ + np.diag(self._noise_vector())
+
+    def get_precision(self):
+        """Model precision (inverse covariance), through the Woodbury identity."""
+        check_is_fitted(self)
+        posterior = self._posterior()
+        scaled = posterior.scaled_components
+        return np.diag(1.0 / self._noise_vector()) - scaled.T @ posterior.covariance @ scaled
+
+    def sample(self, n_samples=1):
+        """Draw samples from the fitted model (generator seeded from ``random_state``).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        """
+        check_is_fitted(self)
+        if isinstance(n_samples, np.ndarray) and n_samples.ndim == 0:
+            n_samples = n_samples.item()
+        if not isinstance(n_samples, numbers.Integral) or isinstance(n_samples, bool) or n_samples < 1:
+            raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}")
+        rng = check_random_state(self.random_state)
+        n_components, n_features = self.components_.shape
+        latents = rng.standard_normal((int(n_samples), n_components))
+        noise = rng.standard_normal((int(n_samples), n_features)) * np.sqrt(self._noise_vector())
+        return self.mean_ + latents @ self.components_ + noise
+
+    @property
+    def _n_features_out(self):
+        return self.components_.shape[0]
+
+    # -- EM hooks (see fastelbo._base) -------------------------------------------------------
+
+    def _posterior(self):
+        return factor_posterior(self.components_, self._noise_vector())
+
+    def _statistics(self, scatter):
+        posterior = self._posterior()
+        elbo = mean_log_likelihood(
+            scatter.mean, scatter.covariance, self.mean_, posterior, self._noise_vector()
+        )
+        return FactorStatistics(scatter, posterior, elbo, variational_entropy(posterior))
+
+    def _e_step(self, X, moments=True, sample_weight=None):
+        scatter = getattr(self, "_em_scatter", None) if moments else None
+        if scatter is None:
+            scatter = data_scatter(X, sample_weight, self.n_jobs)
+        return self._statistics(scatter)
+
+    def _m_step(self, statistics):
+        components, noise = em_update(statistics.scatter.covariance, statistics.posterior, self._noise_type)
+        self.components_ = components
+        self.noise_variance_ = self._noise_from_vector(noise)
+
+    def _decompose(self, statistics):
+        n_components = self.components_.shape[0]
+        return EntropyDecomposition(
+            elbo=statistics.elbo,
+            variational_entropy=statistics.variational_entropy,
+            prior_entropy=0.5 * n_components * LOG_2PI_E,
+            observable_entropy=observable_entropy(self._noise_vector()),
+            data_term=0.0,
+            n_samples=statistics.n_samples,
+            model=f"{type(self).__name__}(n_components={n_components})",
+        )
+
+    def _final_pass(self, X, sample_weight=None):
+        return self._e_step(X, sample_weight=sample_weight), None
+
+    def _get_parameters(self):
+        return (self.mean_, self.components_, self.noise_variance_)
+
+    def _set_parameters(self, parameters):
+        self.mean_, self.components_, self.noise_variance_ = parameters
+
+    def _noise_vector(self):
+        """The noise variance of every feature, shape (n_features,)."""
+        return np.broadcast_to(np.asarray(self.noise_variance_, dtype=np.float64), self.mean_.shape)
+
+    def _noise_from_vector(self, noise):
+        """The fitted ``noise_variance_`` from a per-feature vector."""
+        return noise
+
+    # -- validation --------------------------------------------------------------------------
+
+    def _validate_for_inference(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, _as_numpy(X, "X"), reset=False, dtype=[np.float64, np.float32], order="C")
+        return X.astype(np.float64, copy=False)

@@ -12,6 +12,7 @@
 #endif
 
 namespace fastelbo::bindings {
+void bind_afkmc2(py::module_& m);
 void bind_gaussian_mixture(py::module_& m);
 void bind_kmeans(py::module_& m);
 }  // namespace fastelbo::bindings
@@ -85,4 +86,5 @@ PYBIND11_MODULE(_core, m) {
     m.attr("BUILD_INFO") = info;
     fastelbo::bindings::bind_gaussian_mixture(m);
     fastelbo::bindings::bind_kmeans(m);
+    fastelbo::bindings::bind_afkmc2(m);
 }

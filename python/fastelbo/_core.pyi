@@ -40,3 +40,16 @@ def lloyd_kmeans(
     tol: float,
     n_threads: int = 0,
 ) -> tuple[NDArray[np.int64], NDArray[np.float64], float, int]: ...
+def afkmc2(
+    X: NDArray[np.floating],
+    sample_weight: NDArray[np.floating] | None,
+    n_clusters: int,
+    chain_length: int,
+    seed: int,
+    n_threads: int = 0,
+) -> NDArray[np.int64]: ...
+def _afkmc2_proposal(
+    X: NDArray[np.floating],
+    sample_weight: NDArray[np.floating] | None,
+    first_row: int,
+) -> NDArray[np.float64]: ...

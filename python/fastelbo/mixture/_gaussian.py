@@ -66,10 +66,13 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
         Number of EM iterations per initialisation.
     n_init : int, default=1
         Number of initialisations; the best by final lower bound is kept.
-    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
-        How the initial responsibilities are chosen, as in scikit-learn. The k-means seeding and
-        Lloyd iterations run in C++ with fastelbo's own random generator (seeded from
-        ``random_state``), so for the same seed the initial clusters of 'kmeans' and 'k-means++'
+    init_params : {'kmeans', 'k-means++', 'afkmc2', 'random', 'random_from_data'}, default='kmeans'
+        How the initial responsibilities are chosen, as in scikit-learn, plus 'afkmc2': AFK-MC²
+        seeding (Bachem et al., NeurIPS 2016), k-means++ approximated by Markov chains of
+        ``afkmc2_chain_length`` rows, at cost ``O(N·D + m·K²·D)`` instead of k-means++'s
+        ``O(N·K·D)``; like 'k-means++' it puts one-hot responsibilities on its K seed rows. The
+        k-means seeding and Lloyd iterations run in C++ with fastelbo's own random generator
+        (seeded from ``random_state``), so for the same seed the initial clusters of 'kmeans' and 'k-means++'
         differ from scikit-learn's ('random' and 'random_from_data' draw what scikit-learn draws
         when no ``sample_weight`` is given). With ``sample_weight`` the seeding and k-means are
         weighted; 'random_from_data' then draws its rows with probability proportional to the
@@ -89,6 +92,8 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
         1 (or True) prints each initialisation and iteration; 2 adds times, the ELBO and the entropy sum.
     verbose_interval : int, default=10
         Iterations between progress lines.
+    afkmc2_chain_length : int, default=200
+        Length m of the Markov chains of ``init_params='afkmc2'`` (longer: closer to k-means++).
     n_jobs : int, default=None
         Threads of the C++ kernels. ``None``: the OpenMP default (all cores unless limited by
         ``OMP_NUM_THREADS`` or ``threadpoolctl``); ``-1``: all CPUs. Results are bitwise identical
@@ -144,6 +149,7 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
         warm_start=False,
         verbose=0,
         verbose_interval=10,
+        afkmc2_chain_length=200,
         n_jobs=None,
     ):
         self.n_components = n_components
@@ -160,6 +166,7 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.afkmc2_chain_length = afkmc2_chain_length
         self.n_jobs = n_jobs
 
     # -- fitting -----------------------------------------------------------------------------
@@ -462,6 +469,7 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
                 resolve_n_threads(self.n_jobs),
                 column_variance,
                 sample_weight,
+                afkmc2_chain_length=self.afkmc2_chain_length,
             )
             stats = statistics_from_responsibilities(
                 X, resp, column_mean, self.covariance_type, sample_weight=row_weights
@@ -526,6 +534,7 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
         integer("n_init", 1)
         integer("verbose", 0, allow_bool=True)  # scikit-learn accepts verbose=True
         integer("verbose_interval", 1)
+        integer("afkmc2_chain_length", 1)
         real("tol")
         real("reg_covar")
         if self.covariance_type not in COVARIANCE_TYPES:

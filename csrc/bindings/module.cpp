@@ -15,6 +15,7 @@ namespace fastelbo::bindings {
 void bind_afkmc2(py::module_& m);
 void bind_gaussian_mixture(py::module_& m);
 void bind_kmeans(py::module_& m);
+void bind_truncated_mixture(py::module_& m);
 }  // namespace fastelbo::bindings
 
 namespace py = pybind11;
@@ -87,4 +88,5 @@ PYBIND11_MODULE(_core, m) {
     fastelbo::bindings::bind_gaussian_mixture(m);
     fastelbo::bindings::bind_kmeans(m);
     fastelbo::bindings::bind_afkmc2(m);
+    fastelbo::bindings::bind_truncated_mixture(m);
 }

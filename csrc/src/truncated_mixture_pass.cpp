@@ -14,7 +14,7 @@ namespace fastelbo {
 namespace {
 
 // Rows per work item: enough for the GEMM to pay, few enough that big groups spread over threads.
-constexpr Index kRowsPerItem = 256;
+constexpr Index kRowsPerItem = 64;
 // Components per work item of the statistics pass.
 constexpr Index kComponentsPerItem = 16;
 // Work items are small and independent: one parallel region per pass.
@@ -69,6 +69,15 @@ struct RowGroups {
         for (Index c = 0; c < K; ++c) group_begin[c + 1] += group_begin[c];
         std::vector<Index> next(group_begin.begin(), group_begin.end() - 1);
         for (Index n = 0; n < N; ++n) rows[next[active[n * C]]++] = n;
+        // Within a group, rows sharing their second component share most candidates: adjacent rows
+        // then make items with small candidate unions.
+        if (C > 1) {
+            for (Index c = 0; c < K; ++c) {
+                std::sort(rows.begin() + group_begin[c], rows.begin() + group_begin[c + 1], [&](Index a, Index b) {
+                    return active[a * C + 1] < active[b * C + 1] || (active[a * C + 1] == active[b * C + 1] && a < b);
+                });
+            }
+        }
         group_first_item.assign(K + 1, 0);
         for (Index c = 0; c < K; ++c) {
             group_first_item[c] = static_cast<Index>(item_group.size());
@@ -103,6 +112,7 @@ class TruncatedEStep {
           spherical_(p.type == CovarianceType::Spherical),
           F_(spherical_ ? D_ + 1 : 2 * D_),
           constants_(component_constants(p)),
+          precision_t_(constants_.precision.template cast<T>()),
           groups_(r.active, r.n_rows, C_, K_),
           row_entropy_(r.n_rows),
           row_log_norm_(r.n_rows),
@@ -120,7 +130,6 @@ class TruncatedEStep {
         std::vector<CandidateScore> extra_scores;    // random candidates outside the union
         RowMatrix<T> features, projection, log_joint;
         RowVector<T> constant;
-        RowVector<T> random_projection;
         std::vector<Candidate> candidates;
         std::int64_t rows_seen = 0;
     };
@@ -131,7 +140,7 @@ class TruncatedEStep {
         ws.item_stamp.assign(K_, -1);
         ws.column.assign(K_, 0);
         ws.features.resize(kRowsPerItem, F_);
-        ws.random_projection.resize(F_);
+        ws.candidates.resize(C_);
         return ws;
     }
 
@@ -155,24 +164,31 @@ class TruncatedEStep {
             ws.column[c] = static_cast<std::int32_t>(ws.union_components.size());
             ws.union_components.push_back(c);
         };
+        // Pass 1: the union U of the rows' neighbour-list candidates (K_n itself included, whatever
+        // the lists say, so that F never decreases).
+        for (Index pos = begin; pos < end; ++pos) {
+            const Index n = groups_.rows[pos];
+            for (Index j = 0; j < C_; ++j) {
+                const std::int32_t c = r_.active[n * C_ + j];
+                add_to_union(c);
+                const std::int32_t* list = r_.neighbours + static_cast<Index>(c) * G_;
+                for (Index g = 0; g < G_; ++g) add_to_union(list[g]);
+            }
+        }
+        // Pass 2: every row's S_n as columns of U; a random candidate outside U as -1 - c.
         for (Index pos = begin; pos < end; ++pos) {
             const Index n = groups_.rows[pos];
             const std::int64_t stamp = ws.rows_seen++;
             auto add = [&](std::int32_t c) {
                 if (ws.row_stamp[c] == stamp) return;
                 ws.row_stamp[c] = stamp;
-                ws.row_candidates.push_back(c);
+                ws.row_candidates.push_back(ws.item_stamp[c] == item ? ws.column[c] : -1 - c);
             };
-            for (Index j = 0; j < C_; ++j) {  // K_n itself, whatever the lists say: F never decreases
-                add(r_.active[n * C_ + j]);
-                add_to_union(r_.active[n * C_ + j]);
-            }
             for (Index j = 0; j < C_; ++j) {
-                const std::int32_t* list = r_.neighbours + static_cast<Index>(r_.active[n * C_ + j]) * G_;
-                for (Index g = 0; g < G_; ++g) {
-                    add(list[g]);
-                    add_to_union(list[g]);
-                }
+                const std::int32_t c = r_.active[n * C_ + j];
+                add(c);
+                const std::int32_t* list = r_.neighbours + static_cast<Index>(c) * G_;
+                for (Index g = 0; g < G_; ++g) add(list[g]);
             }
             if (r_.random_candidates) add(r_.random_candidates[n]);
             ws.row_candidates_end.push_back(static_cast<Index>(ws.row_candidates.size()));
@@ -203,27 +219,31 @@ class TruncatedEStep {
         for (Index i = 0; i < n_rows; ++i) {
             const Index n = groups_.rows[begin + i];
             const Index last = ws.row_candidates_end[i];
-            ws.candidates.clear();
+            Index kept = 0;  // ws.candidates[0, kept): the best so far, best first
             for (Index k = first; k < last; ++k) {
-                const std::int32_t c = ws.row_candidates[k];
+                const std::int32_t code = ws.row_candidates[k];
+                std::int32_t c;
                 double lj;
-                if (ws.item_stamp[c] == item) {
-                    const Index col = ws.column[c];
-                    lj = static_cast<double>(ws.log_joint(i, col));
+                if (code >= 0) {
+                    c = ws.union_components[code];
+                    lj = static_cast<double>(ws.log_joint(i, code));
                     if (c != b) {
-                        ws.score_sum[col] += lj;
-                        ws.score_count[col] += 1;
+                        ws.score_sum[code] += lj;
+                        ws.score_count[code] += 1;
                     }
                 } else {  // a random candidate outside U
-                    T constant;
-                    fill_projection(c, point64, ws.random_projection.transpose(), constant);
-                    lj = static_cast<double>(z.row(i).dot(ws.random_projection) + constant);
+                    c = -1 - code;
+                    lj = direct_log_joint(n, c);
                     if (c != b) ws.extra_scores.push_back({c, lj, 1.0});
                 }
-                ws.candidates.push_back({lj, c});
+                const Candidate candidate{lj, c};
+                if (kept == C_ && !better(candidate, ws.candidates[C_ - 1])) continue;
+                Index slot = kept < C_ ? kept++ : C_ - 1;
+                for (; slot > 0 && better(candidate, ws.candidates[slot - 1]); --slot)
+                    ws.candidates[slot] = ws.candidates[slot - 1];
+                ws.candidates[slot] = candidate;
             }
             first = last;
-            std::partial_sort(ws.candidates.begin(), ws.candidates.begin() + C_, ws.candidates.end(), better);
             write_row(n, ws.candidates.data());
         }
         auto& scores = item_scores_[item];
@@ -304,7 +324,6 @@ class TruncatedEStep {
                 [&](Index item, Index, Index, int&, Workspace& ws) { run_item(item, ws); }, [](int) {}, r_.interrupt,
                 kWholePass))
             return false;
-
         if (r_.new_neighbours) {
             struct Scratch {
                 std::vector<double> sum, count;
@@ -353,6 +372,14 @@ class TruncatedEStep {
     }
 
   private:
+    // log π_c + log N(x_n; μ_c, Σ_c) summed directly (a single random candidate: no expansion).
+    double direct_log_joint(Index n, std::int32_t c) const {
+        const auto x = ConstRowMatrixMap<T>(r_.X, r_.n_rows, D_).row(n).array();
+        const auto mu = ConstRowMatrixMap<T>(p_.means, K_, D_).row(c).array();
+        const T mahalanobis = ((x - mu).square() * precision_t_.row(c).array()).sum();
+        return constants_.base(c) - 0.5 * static_cast<double>(mahalanobis);
+    }
+
     // Column of component c about `point`: [p_c (μ_c − point), −p_c / 2] and its constant.
     template <class Column>
     void fill_projection(std::int32_t c, const RowVector<double>& point, Column&& column, T& constant) const {
@@ -394,6 +421,7 @@ class TruncatedEStep {
     bool spherical_;
     Index F_;
     ComponentConstants constants_;
+    RowMatrix<T> precision_t_;  // [K, D] p_cd in the working precision
     RowGroups groups_;
     std::vector<double> row_entropy_, row_log_norm_, row_q_;
     std::vector<std::vector<CandidateScore>> item_scores_;

@@ -7,12 +7,13 @@
 // is the C' candidates with the largest log-joints (ties: smaller index), best first; since
 // K_n ⊆ S_n, the truncated free energy log Σ_{c∈K_n} π_c N(x_n; μ_c, Σ_c) never decreases.
 //
-// Evaluation as matrix products. Rows are grouped by their best component b (K_n[0]) and cut into
-// items of at most kRowsPerItem rows. An item evaluates all its rows against the union U of their
+// Evaluation as matrix products. Rows are grouped by their best component b (K_n[0]), sorted within
+// the group by their second component (rows that share it share most candidates) and cut into items
+// of at most kRowsPerItem rows. An item evaluates all its rows against the union U of their
 // neighbour-list candidates with one GEMM of features [x~, x~²] (x~ = x − μ_b: rows of a group sit
 // near μ_b, which keeps float32 accurate) times a [2D, |U|] parameter block; a random candidate
-// outside U is evaluated on its own. A row uses only its own S_n: the other columns are redundant
-// flops at GEMM speed.
+// outside U is summed directly. A row uses only its own S_n: the other columns are redundant flops
+// at GEMM speed.
 //
 // Neighbour lists. G_b is refreshed from the rows whose best component is b: b first, then the G − 1
 // other candidates those rows evaluated with the largest average log-joint (no extra evaluations).

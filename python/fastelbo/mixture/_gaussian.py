@@ -105,7 +105,9 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
         ``<log sum_{c in K_n} pi_c N(x_n; mu_c, Sigma_c)>`` (at most the mean log-likelihood), for
         which the entropy identities hold exactly; ``fit_predict`` returns every row's best component
         in its set. ``init_params='kmeans'`` (the default, ``O(N·K·D)`` per Lloyd iteration) is
-        replaced by 'afkmc2' in this mode. ``score``, ``score_samples``, ``predict``,
+        replaced by 'afkmc2' in this mode. Each run starts its sets with one exact labelling pass
+        where ``N·K·D <= 2e10`` (otherwise from random components) and up to 30 E-steps at the
+        initial parameters (``fastelbo.mixture._truncated``). ``score``, ``score_samples``, ``predict``,
         ``predict_proba``, ``bic``, ``aic`` and ``entropy_decomposition(X)`` stay exact: one full
         pass over all K components, ``O(N·K·D)``.
     n_neighbors : int, default=None
@@ -469,7 +471,13 @@ class FastGMM(EMEstimatorMixin, DensityMixin, BaseEstimator):
             if seed is None:  # a warm start: no initialisation drew one
                 seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
             search = TruncatedSearch(X.shape[0], C, G, seed)
-            search.start(X, sample_weight, self._truncated_parameters(), resolve_n_threads(self.n_jobs))
+            search.start(
+                X,
+                sample_weight,
+                self._truncated_parameters(),
+                resolve_n_threads(self.n_jobs),
+                exact_labels=lambda: self._pass(X, moments=False, labels=True)[1]["labels"],
+            )
             self._em_truncated = search
         return search
 

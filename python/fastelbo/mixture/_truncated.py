@@ -11,10 +11,13 @@ The ELBO of the fit is the truncated free energy ``<log Σ_{c∈K_n} π_c N(x_n;
 never exceeds the mean log-likelihood; since the M-step is exact for the truncated q, the
 post-M-step identity and the interleaving of the histories hold as for exact EM.
 
-A run starts from the initial parameters with ``G_c`` the nearest component means (``O(K²·D)``) and
-``K_n`` = C' consecutive components from a random one; up to ``_WARMUP_STEPS`` E-steps at the
-initial parameters then let every row walk the neighbour graph to the components near it, before
-the first M-step.
+A run starts from the initial parameters with ``G_c`` the nearest component means (``O(K²·D)``).
+Where one exact labelling pass is affordable (``N·K·D <= _EXACT_START_BUDGET``, a single pass of
+exact EM's cost, not k-means' many) every ``K_n`` starts as the most probable component and its
+neighbours; otherwise as C' consecutive components from a random one. Up to ``_WARMUP_STEPS``
+E-steps at the initial parameters then let every row walk the neighbour graph to the components
+near it, before the first M-step (the walk alone is slow where cluster means are nearly
+equidistant, as in high dimension, hence the exact start where it is cheap).
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ TRUNCATED_COVARIANCE_TYPES = ("diag", "spherical")
 #: Default n_neighbors (capped at n_components).
 DEFAULT_N_NEIGHBORS = 5
 #: E-steps at the initial parameters before the first M-step, at most.
-_WARMUP_STEPS = 10
+_WARMUP_STEPS = 30
+#: Largest N·K·D for which the sets start from one exact labelling pass.
+_EXACT_START_BUDGET = 2e10
 #: The warm-up stops once fewer than this fraction of rows change their best component.
 _WARMUP_SETTLED = 1e-3
 #: Rows of component means per block when the initial neighbour lists are computed.
@@ -98,13 +103,21 @@ class TruncatedSearch:
         self.active = None
         self.neighbours = None
 
-    def start(self, X, sample_weight, parameters, n_threads):
-        """Neighbour lists from the means, random K_n, and the warm-up E-steps (module docstring)."""
+    def start(self, X, sample_weight, parameters, n_threads, exact_labels=None):
+        """Neighbour lists from the means, the first K_n, and the warm-up E-steps (module
+        docstring). ``exact_labels()`` returns every row's most probable component (one exact pass);
+        it is called only where that is affordable."""
         weights, means, precisions_cholesky, covariance_type = parameters
-        K = means.shape[0]
+        K, D = means.shape
         self.neighbours = initial_neighbours(means, self.n_neighbors)
-        first = self._rng.integers(0, K, size=self.n_samples)
-        self.active = ((first[:, None] + np.arange(self.n_active)[None, :]) % K).astype(np.int32)
+        if exact_labels is not None and float(self.n_samples) * K * D <= _EXACT_START_BUDGET:
+            first = np.asarray(exact_labels(), dtype=np.int64)
+        else:
+            first = self._rng.integers(0, K, size=self.n_samples)
+        if self.n_neighbors >= self.n_active:  # the first component and its nearest neighbours
+            self.active = np.ascontiguousarray(self.neighbours[first][:, : self.n_active])
+        else:
+            self.active = ((first[:, None] + np.arange(self.n_active)[None, :]) % K).astype(np.int32)
         for _ in range(_WARMUP_STEPS):
             previous_best = self.active[:, 0].copy()
             self.e_step(X, sample_weight, parameters, n_threads, moments=False)

@@ -248,7 +248,7 @@ def markdown(results) -> str:
         f"Machine: {env['cpu']} ({env['cpu_vendor']}), {env['cpu_count']} CPUs. Python {env['python']}, "
         f"NumPy {build['numpy']}, "
         f"scikit-learn {build['scikit_learn']}, fastelbo {build['version']} ({build['compiler']}, "
-        f"CPU target: {build.get('cpu_target', 'native' if build['native_isa'] else 'portable')}, SIMD: {build['simd']}, OpenMP threads: "
+        f"CPU target: {build.get('cpu_target', 'not recorded')}, SIMD: {build['simd']}, OpenMP threads: "
         f"{build['openmp_max_threads']}). BLAS: "
         + ", ".join(f"{p['internal_api']} {p['version']} ({p['num_threads']} threads)" for p in blas)
         + ".",

@@ -13,9 +13,11 @@
 #endif
 
 namespace fastelbo::bindings {
+void bind_afkmc2(py::module_& m);
 void bind_gaussian_mixture(py::module_& m);
 void bind_kmeans(py::module_& m);
 void bind_scatter(py::module_& m);
+void bind_truncated_mixture(py::module_& m);
 }  // namespace fastelbo::bindings
 
 namespace py = pybind11;
@@ -85,4 +87,6 @@ PYBIND11_MODULE(FASTELBO_MODULE_NAME, m) {
     fastelbo::bindings::bind_gaussian_mixture(m);
     fastelbo::bindings::bind_kmeans(m);
     fastelbo::bindings::bind_scatter(m);
+    fastelbo::bindings::bind_afkmc2(m);
+    fastelbo::bindings::bind_truncated_mixture(m);
 }

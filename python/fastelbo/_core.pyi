@@ -46,3 +46,31 @@ def scatter_pass(
     center: NDArray[np.float64],
     n_threads: int = 0,
 ) -> dict[str, Any]: ...
+def afkmc2(
+    X: NDArray[np.floating],
+    sample_weight: NDArray[np.floating] | None,
+    n_clusters: int,
+    chain_length: int,
+    seed: int,
+    n_threads: int = 0,
+) -> NDArray[np.int64]: ...
+def _afkmc2_proposal(
+    X: NDArray[np.floating],
+    sample_weight: NDArray[np.floating] | None,
+    first_row: int,
+) -> NDArray[np.float64]: ...
+def truncated_mixture_pass(
+    X: NDArray[np.floating],
+    sample_weight: NDArray[np.floating] | None,
+    log_weights: NDArray[np.floating],
+    means: NDArray[np.floating],
+    precisions_cholesky: NDArray[np.floating],
+    reference: NDArray[np.float64] | None,
+    covariance_type: str,
+    active: NDArray[np.int32],
+    neighbours: NDArray[np.int32],
+    random_candidates: NDArray[np.int32] | None,
+    return_log_norm: bool = False,
+    return_responsibilities: bool = False,
+    n_threads: int = 0,
+) -> dict[str, Any]: ...

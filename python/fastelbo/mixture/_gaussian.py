@@ -31,6 +31,7 @@ from fastelbo.mixture._initialization import (
     initial_responsibilities,
 )
 from fastelbo.mixture._statistics import MixtureStatistics, statistics_from_responsibilities
+from fastelbo.mixture._truncated import TruncatedSearch, check_truncation
 
 #: Largest expansion condition number (see ``FastGMM._needs_homes``) used without home labels.
 _MAX_EXPANSION_CONDITION = {np.float32: 1e2, np.float64: 1e5}
@@ -66,10 +67,13 @@ class FastGMM(EMEstimator, DensityMixin, BaseEstimator):
         Number of EM iterations per initialisation.
     n_init : int, default=1
         Number of initialisations; the best by final lower bound is kept.
-    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
-        How the initial responsibilities are chosen, as in scikit-learn. The k-means seeding and
-        Lloyd iterations run in C++ with fastelbo's own random generator (seeded from
-        ``random_state``), so for the same seed the initial clusters of 'kmeans' and 'k-means++'
+    init_params : {'kmeans', 'k-means++', 'afkmc2', 'random', 'random_from_data'}, default='kmeans'
+        How the initial responsibilities are chosen, as in scikit-learn, plus 'afkmc2': AFK-MC²
+        seeding (Bachem et al., NeurIPS 2016), k-means++ approximated by Markov chains of
+        ``afkmc2_chain_length`` rows, at cost ``O(N·D + m·K²·D)`` instead of k-means++'s
+        ``O(N·K·D)``; like 'k-means++' it puts one-hot responsibilities on its K seed rows. The
+        k-means seeding and Lloyd iterations run in C++ with fastelbo's own random generator
+        (seeded from ``random_state``), so for the same seed the initial clusters of 'kmeans' and 'k-means++'
         differ from scikit-learn's ('random' and 'random_from_data' draw what scikit-learn draws
         when no ``sample_weight`` is given). With ``sample_weight`` the seeding and k-means are
         weighted; 'random_from_data' then draws its rows with probability proportional to the
@@ -89,6 +93,26 @@ class FastGMM(EMEstimator, DensityMixin, BaseEstimator):
         1 (or True) prints each initialisation and iteration; 2 adds times, the ELBO and the entropy sum.
     verbose_interval : int, default=10
         Iterations between progress lines.
+    afkmc2_chain_length : int, default=200
+        Length m of the Markov chains of ``init_params='afkmc2'`` (longer: closer to k-means++).
+    n_active : int, default=None
+        None: exact EM. An integer C' turns on truncated variational EM for many components
+        (``shared/THEORY.md`` §2.1 truncated q, §4; ``covariance_type`` 'diag' or 'spherical' so
+        far): every training row keeps C' components and each E-step searches the neighbour lists
+        of those plus one random component, at cost ``O(N·C'·G·D)`` per iteration instead of
+        ``O(N·K·D)``, with ``N·C'`` int32 of per-row state. ``elbo_history_``, ``lower_bound_`` and
+        the training decomposition then report the truncated free energy
+        ``<log sum_{c in K_n} pi_c N(x_n; mu_c, Sigma_c)>`` (at most the mean log-likelihood), for
+        which the entropy identities hold exactly; ``fit_predict`` returns every row's best component
+        in its set. ``init_params='kmeans'`` (the default, ``O(N·K·D)`` per Lloyd iteration) is
+        replaced by 'afkmc2' in this mode. Each run starts its sets with one exact labelling pass
+        where ``N·K·D <= 2e10`` (otherwise from random components) and up to 30 E-steps at the
+        initial parameters (``fastelbo.mixture._truncated``). ``score``, ``score_samples``, ``predict``,
+        ``predict_proba``, ``bic``, ``aic`` and ``entropy_decomposition(X)`` stay exact: one full
+        pass over all K components, ``O(N·K·D)``.
+    n_neighbors : int, default=None
+        G, the length of every component's neighbour list in truncated EM (None: min(5, K)).
+        Needs ``n_active``.
     n_jobs : int, default=None
         Threads of the C++ kernels. ``None``: the OpenMP default (all cores unless limited by
         ``OMP_NUM_THREADS`` or ``threadpoolctl``); ``-1``: all CPUs. Results are bitwise identical
@@ -144,6 +168,9 @@ class FastGMM(EMEstimator, DensityMixin, BaseEstimator):
         warm_start=False,
         verbose=0,
         verbose_interval=10,
+        afkmc2_chain_length=200,
+        n_active=None,
+        n_neighbors=None,
         n_jobs=None,
     ):
         self.n_components = n_components
@@ -160,6 +187,9 @@ class FastGMM(EMEstimator, DensityMixin, BaseEstimator):
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.afkmc2_chain_length = afkmc2_chain_length
+        self.n_active = n_active
+        self.n_neighbors = n_neighbors
         self.n_jobs = n_jobs
 
     # -- fitting -----------------------------------------------------------------------------
@@ -231,6 +261,8 @@ class FastGMM(EMEstimator, DensityMixin, BaseEstimator):
         finally:
             # The homes (see _e_step) belong to one EM run over this X; the estimator keeps none.
             vars(self).pop("_em_home", None)
+            vars(self).pop("_em_truncated", None)
+            vars(self).pop("_em_truncated_seed", None)
 
     # -- inference ---------------------------------------------------------------------------
 
@@ -384,6 +416,10 @@ class FastGMM(EMEstimator, DensityMixin, BaseEstimator):
         return self._pass(X, moments=False, labels=True)[1]["labels"]
 
     def _e_step(self, X, moments=True, sample_weight=None):
+        if moments and self.n_active is not None:
+            return self._truncated_search(X, sample_weight).e_step(
+                X, sample_weight, self._truncated_parameters(), resolve_n_threads(self.n_jobs)
+            )
         if not moments:
             return self._inference_pass(X, sample_weight=sample_weight)[0]
         home = None
@@ -423,7 +459,35 @@ class FastGMM(EMEstimator, DensityMixin, BaseEstimator):
             distances = np.sum(offsets**2, axis=1) * factor**2
         return float(np.max(distances))
 
+    def _truncated_parameters(self):
+        return (self.weights_, self.means_, self.precisions_cholesky_, self.covariance_type)
+
+    def _truncated_search(self, X, sample_weight):
+        """The run's truncated state (rows' sets K_n, neighbour lists), started on first use."""
+        search = getattr(self, "_em_truncated", None)
+        if search is None or search.n_samples != X.shape[0]:
+            C, G = check_truncation(self.n_active, self.n_neighbors, self.n_components, self.covariance_type)
+            seed = getattr(self, "_em_truncated_seed", None)
+            if seed is None:  # a warm start: no initialisation drew one
+                seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+            search = TruncatedSearch(X.shape[0], C, G, seed)
+            search.start(
+                X,
+                sample_weight,
+                self._truncated_parameters(),
+                resolve_n_threads(self.n_jobs),
+                exact_labels=lambda: self._pass(X, moments=False, labels=True)[1]["labels"],
+            )
+            self._em_truncated = search
+        return search
+
     def _final_pass(self, X, sample_weight=None):
+        if self.n_active is not None:
+            search = self._truncated_search(X, sample_weight)
+            stats = search.e_step(
+                X, sample_weight, self._truncated_parameters(), resolve_n_threads(self.n_jobs), moments=False
+            )
+            return stats, search.labels()
         home = getattr(self, "_em_home", None) if self._needs_homes(X.dtype) else None
         stats, out = self._pass(X, moments=False, labels=True, sample_weight=sample_weight, home=home)
         return stats, out["labels"]
@@ -451,17 +515,23 @@ class FastGMM(EMEstimator, DensityMixin, BaseEstimator):
 
     def _initialize_parameters(self, X, random_state, sample_weight=None):
         self._em_home = None  # a new run: its first E-step finds the homes it needs itself
+        self._em_truncated = None  # likewise its truncated state (rows' sets K_n)
+        init_params = self.init_params
+        if self.n_active is not None:
+            if init_params == "kmeans":
+                init_params = "afkmc2"  # not O(N·K·D) Lloyd iterations (see n_active)
         weights = means = covariances = None
         if self.weights_init is None or self.means_init is None or self.precisions_init is None:
             column_mean, column_variance = column_mean_and_variance(X, sample_weight)
             resp, row_weights = initial_responsibilities(
                 X,
                 self.n_components,
-                self.init_params,
+                init_params,
                 random_state,
                 resolve_n_threads(self.n_jobs),
                 column_variance,
                 sample_weight,
+                afkmc2_chain_length=self.afkmc2_chain_length,
             )
             stats = statistics_from_responsibilities(
                 X, resp, column_mean, self.covariance_type, sample_weight=row_weights
@@ -479,6 +549,9 @@ class FastGMM(EMEstimator, DensityMixin, BaseEstimator):
             )
             covariances = covariances_from_precisions_cholesky(precisions_cholesky, self.covariance_type)
         self._assign(weights, means, covariances, precisions_cholesky, dtype=X.dtype)
+        if self.n_active is not None:
+            # Drawn after the initialisation, which then draws what it draws in exact EM.
+            self._em_truncated_seed = random_state.randint(np.iinfo(np.int32).max)
 
     def _assign(self, weights, means, covariances, precisions_cholesky, dtype=None):
         dtype = self.means_.dtype if dtype is None else dtype
@@ -505,6 +578,7 @@ class FastGMM(EMEstimator, DensityMixin, BaseEstimator):
     def _check_hyperparameters(self):
         check_integer(self, "n_components", 1)
         self._check_em_hyperparameters()
+        check_integer(self, "afkmc2_chain_length", 1)
         check_nonnegative_real(self, "reg_covar")
         if self.covariance_type not in COVARIANCE_TYPES:
             raise ValueError(
@@ -512,6 +586,7 @@ class FastGMM(EMEstimator, DensityMixin, BaseEstimator):
             )
         if self.init_params not in INIT_PARAMS:
             raise ValueError(f"init_params must be one of {INIT_PARAMS}, got {self.init_params!r}")
+        check_truncation(self.n_active, self.n_neighbors, self.n_components, self.covariance_type)
 
     def _check_initial_parameters(self, n_features):
         # The messages are scikit-learn's (sklearn.mixture._gaussian_mixture._check_weights, ...),

@@ -10,11 +10,15 @@ absent), as scikit-learn's ``KMeans(sample_weight=...)`` reads them:
 - ``'k-means++'``: the same weighted seeding.
 - ``'random'``: uniform random responsibilities for every row (zero-weight rows included, so the
   random stream does not depend on the weights), weighted initial M-step.
+- ``'afkmc2'``: AFK-MC² (Bachem et al., NeurIPS 2016), k-means++ approximated by Markov chains of
+  ``afkmc2_chain_length`` rows: the first row is drawn ``∝ w_n``, the chains' proposal mixes
+  ``w_n d(x_n, c_1)^2`` with ``w_n`` and their target is k-means++'s ``∝ w_n D(x_n)^2``. Cost
+  ``O(N·D + m·K²·D)`` instead of ``O(N·K·D)``.
 - ``'random_from_data'``: the K rows are drawn without replacement with probability ``∝ w_n`` (as
   ``KMeans(init='random')`` draws them), so zero-weight rows are never chosen; equal weights draw the
   same rows as no weights.
 
-The two seeding initialisations (``'k-means++'``, ``'random_from_data'``) put one-hot
+The three seeding initialisations (``'k-means++'``, ``'afkmc2'``, ``'random_from_data'``) put one-hot
 responsibilities on their K seed rows only, and every seed counts once in the initial M-step
 (uniform initial mixing weights), whatever its weight: a seed is a chosen point, not a summary of
 the data (with integer weights this is what the same seeding on the repeated rows does).
@@ -31,7 +35,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from fastelbo import _core
 
-INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+INIT_PARAMS = ("kmeans", "k-means++", "afkmc2", "random", "random_from_data")
 
 # scikit-learn's KMeans defaults, used by init_params="kmeans".
 _KMEANS_MAX_ITER = 300
@@ -75,6 +79,11 @@ def kmeans_plusplus_indices(X, n_clusters, random_state, n_threads, sample_weigh
     probability proportional to ``sample_weight * D(x)^2``."""
     n_local_trials = 2 + int(math.log(n_clusters))
     return _core.kmeans_plusplus(X, sample_weight, n_clusters, n_local_trials, _seed(random_state), n_threads)
+
+
+def afkmc2_indices(X, n_clusters, random_state, n_threads, sample_weight=None, chain_length=200):
+    """Rows chosen by AFK-MC² with Markov chains of ``chain_length`` proposals (module docstring)."""
+    return _core.afkmc2(X, sample_weight, n_clusters, chain_length, _seed(random_state), n_threads)
 
 
 def kmeans_labels(X, n_clusters, random_state, n_threads, column_variance, sample_weight=None):
@@ -133,7 +142,14 @@ class RandomResponsibilities:
 
 
 def initial_responsibilities(
-    X, n_components, init_params, random_state, n_threads, column_variance, sample_weight=None
+    X,
+    n_components,
+    init_params,
+    random_state,
+    n_threads,
+    column_variance,
+    sample_weight=None,
+    afkmc2_chain_length=200,
 ):
     """Responsibilities for the initial M-step and the row weights that M-step applies to them.
 
@@ -148,6 +164,9 @@ def initial_responsibilities(
         return _one_hot(np.arange(n_samples), labels, shape), sample_weight
     if init_params == "k-means++":
         indices = kmeans_plusplus_indices(X, n_components, random_state, n_threads, sample_weight)
+        return _one_hot(indices, np.arange(n_components), shape), None
+    if init_params == "afkmc2":
+        indices = afkmc2_indices(X, n_components, random_state, n_threads, sample_weight, afkmc2_chain_length)
         return _one_hot(indices, np.arange(n_components), shape), None
     if init_params == "random":
         return RandomResponsibilities(random_state, n_samples, n_components), sample_weight

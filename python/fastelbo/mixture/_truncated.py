@@ -1,0 +1,156 @@
+"""Truncated variational EM for :class:`~fastelbo.FastGMM` with many components (``n_active``).
+
+Every row n keeps a set ``K_n`` of C' components (``n_active``) and its posterior ``q_n`` is the exact
+posterior restricted to ``K_n`` and renormalised (``shared/THEORY.md`` §2.1, truncated q; §4). Each
+E-step searches ``∪_{c∈K_n} G_c`` plus one random component, where ``G_c`` lists the ``n_neighbors``
+components most similar to c (c first), keeps the C' best log-joints, and refreshes the ``G_c`` from
+the log-joints it computed (see ``csrc/include/fastelbo/truncated_mixture_pass.hpp``). The cost per
+iteration is ``O(N·C'·G·D)``, independent of K; the per-row state is C' int32 (no N×K array).
+
+The ELBO of the fit is the truncated free energy ``<log Σ_{c∈K_n} π_c N(x_n; μ_c, Σ_c)>``, which
+never exceeds the mean log-likelihood; since the M-step is exact for the truncated q, the
+post-M-step identity and the interleaving of the histories hold as for exact EM.
+
+A run starts from the initial parameters with ``G_c`` the nearest component means (``O(K²·D)``).
+Where one exact labelling pass is affordable (``N·K·D <= _EXACT_START_BUDGET``, a single pass of
+exact EM's cost, not k-means' many) every ``K_n`` starts as the most probable component and its
+neighbours; otherwise as C' consecutive components from a random one. Up to ``_WARMUP_STEPS``
+E-steps at the initial parameters then let every row walk the neighbour graph to the components
+near it, before the first M-step (the walk alone is slow where cluster means are nearly
+equidistant, as in high dimension, hence the exact start where it is cheap).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from fastelbo import _core
+from fastelbo.mixture._statistics import MixtureStatistics
+
+#: Covariance types the truncated E-step supports so far.
+TRUNCATED_COVARIANCE_TYPES = ("diag", "spherical")
+#: Default n_neighbors (capped at n_components).
+DEFAULT_N_NEIGHBORS = 5
+#: E-steps at the initial parameters before the first M-step, at most.
+_WARMUP_STEPS = 30
+#: Largest N·K·D for which the sets start from one exact labelling pass.
+_EXACT_START_BUDGET = 2e10
+#: The warm-up stops once fewer than this fraction of rows change their best component.
+_WARMUP_SETTLED = 1e-3
+#: Rows of component means per block when the initial neighbour lists are computed.
+_NEIGHBOUR_BLOCK = 1024
+
+
+def check_truncation(n_active, n_neighbors, n_components, covariance_type):
+    """Validated ``(C', G)``, or None for exact EM; ValueError naming the bad argument."""
+    if n_active is None:
+        if n_neighbors is not None:
+            raise ValueError(f"n_neighbors={n_neighbors!r} needs n_active (truncated EM); got n_active=None")
+        return None
+
+    def integer(name, value):
+        if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if value > n_components:
+            raise ValueError(f"{name} must be <= n_components = {n_components}, got {value!r}")
+        return int(value)
+
+    active = integer("n_active", n_active)
+    neighbours = integer(
+        "n_neighbors", min(DEFAULT_N_NEIGHBORS, n_components) if n_neighbors is None else n_neighbors
+    )
+    if covariance_type not in TRUNCATED_COVARIANCE_TYPES:
+        raise ValueError(
+            f"n_active (truncated EM) supports covariance_type in {TRUNCATED_COVARIANCE_TYPES} so far, "
+            f"got {covariance_type!r}; use n_active=None for exact EM"
+        )
+    return active, neighbours
+
+
+def initial_neighbours(means, n_neighbors):
+    """(K, G) int32: for every component its G nearest means (itself first, ties by index)."""
+    means = np.asarray(means, dtype=np.float64)
+    K = means.shape[0]
+    centred = means - means.mean(axis=0)
+    sq_norms = np.einsum("kd,kd->k", centred, centred)
+    out = np.empty((K, n_neighbors), dtype=np.int32)
+    for start in range(0, K, _NEIGHBOUR_BLOCK):
+        stop = min(start + _NEIGHBOUR_BLOCK, K)
+        d2 = sq_norms[start:stop, None] - 2.0 * centred[start:stop] @ centred.T + sq_norms[None, :]
+        rows = np.arange(stop - start)
+        d2[rows, np.arange(start, stop)] = -np.inf  # itself first
+        if n_neighbors < K:
+            nearest = np.argpartition(d2, n_neighbors - 1, axis=1)[:, :n_neighbors]
+        else:
+            nearest = np.tile(np.arange(K), (stop - start, 1))
+        chosen = np.take_along_axis(d2, nearest, axis=1)
+        order = np.lexsort((nearest, chosen), axis=1)
+        out[start:stop] = np.take_along_axis(nearest, order, axis=1)
+    return out
+
+
+class TruncatedSearch:
+    """One EM run's truncated state: ``active`` (N, C') int32, best first; ``neighbours`` (K, G)
+    int32; and the generator of the random candidates (seeded once per run)."""
+
+    def __init__(self, n_samples, n_active, n_neighbors, seed):
+        self.n_samples = n_samples
+        self.n_active = n_active
+        self.n_neighbors = n_neighbors
+        self._rng = np.random.default_rng(seed)
+        self.active = None
+        self.neighbours = None
+
+    def start(self, X, sample_weight, parameters, n_threads, exact_labels=None):
+        """Neighbour lists from the means, the first K_n, and the warm-up E-steps (module
+        docstring). ``exact_labels()`` returns every row's most probable component (one exact pass);
+        it is called only where that is affordable."""
+        weights, means, precisions_cholesky, covariance_type = parameters
+        K, D = means.shape
+        self.neighbours = initial_neighbours(means, self.n_neighbors)
+        if exact_labels is not None and float(self.n_samples) * K * D <= _EXACT_START_BUDGET:
+            first = np.asarray(exact_labels(), dtype=np.int64)
+        else:
+            first = self._rng.integers(0, K, size=self.n_samples)
+        if self.n_neighbors >= self.n_active:  # the first component and its nearest neighbours
+            self.active = np.ascontiguousarray(self.neighbours[first][:, : self.n_active])
+        else:
+            self.active = ((first[:, None] + np.arange(self.n_active)[None, :]) % K).astype(np.int32)
+        for _ in range(_WARMUP_STEPS):
+            previous_best = self.active[:, 0].copy()
+            self.e_step(X, sample_weight, parameters, n_threads, moments=False)
+            if np.count_nonzero(previous_best != self.active[:, 0]) < _WARMUP_SETTLED * self.n_samples:
+                break
+
+    def e_step(self, X, sample_weight, parameters, n_threads, moments=True):
+        """One truncated E-step: updates ``active`` and ``neighbours``; returns the statistics
+        (moments about the current means when ``moments``)."""
+        weights, means, precisions_cholesky, covariance_type = parameters
+        dtype = X.dtype
+        with np.errstate(divide="ignore"):
+            log_weights = np.log(np.asarray(weights, dtype=np.float64)).astype(dtype)
+        means = np.ascontiguousarray(means, dtype=dtype)
+        reference = means.astype(np.float64) if moments else None
+        random_candidates = self._rng.integers(0, means.shape[0], size=self.n_samples, dtype=np.int32)
+        out = _core.truncated_mixture_pass(
+            X,
+            None if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=dtype),
+            log_weights,
+            means,
+            np.ascontiguousarray(precisions_cholesky, dtype=dtype),
+            reference,
+            covariance_type,
+            self.active,
+            self.neighbours,
+            random_candidates,
+            n_threads=n_threads,
+        )
+        self.active = out["active"]
+        self.neighbours = out["neighbours"]
+        return MixtureStatistics.from_kernel(out, X.shape[0], reference)
+
+    def labels(self):
+        """Every row's best component in its K_n (int64)."""
+        return self.active[:, 0].astype(np.int64)

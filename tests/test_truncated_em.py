@@ -1,0 +1,169 @@
+"""FastGMM(n_active=C') — truncated variational EM — against THEORY.md §2.1/§3 (truncated q):
+the post-M-step identity and the interleaving of the histories at every iteration, the truncated
+free energy below the exact log-likelihood, C' = K as exact EM, determinism and thread-count
+independence, and argument checks."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from fastelbo import FastGMM
+from fastelbo.mixture._truncated import TruncatedSearch
+from reference import make_blobs_data
+from reference_truncated import diagonal_log_joint
+
+K = 12
+_E_STEP = TruncatedSearch.e_step
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, _ = make_blobs_data(900, 3, K, random_state=0, separation=4.0)
+    return X
+
+
+def _variances(gmm):
+    cov = gmm.covariances_.astype(np.float64)
+    return cov if gmm.covariance_type == "diag" else np.repeat(cov[:, None], gmm.means_.shape[1], axis=1)
+
+
+def _recorded_fit(monkeypatch, X, sample_weight=None, **params):
+    """Fit, recording for every EM E-step the parameters it used and the sets K_n it produced."""
+    calls = []
+    original = _E_STEP
+
+    def recording(self, X_, w_, parameters, n_threads, moments=True):
+        weights, means, _, _ = parameters
+        theta = (np.array(weights, dtype=np.float64), np.array(means, dtype=np.float64))
+        stats = original(self, X_, w_, parameters, n_threads, moments)
+        if moments:
+            calls.append((theta, self.active.copy()))
+        return stats
+
+    gmm = FastGMM(K, reg_covar=0.0, **params)
+    monkeypatch.setattr(TruncatedSearch, "e_step", recording)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gmm.fit(X, sample_weight=sample_weight)
+    return gmm, calls
+
+
+def _theta_sequence(monkeypatch, X, sample_weight, n_iter, **params):
+    """Theta^0..Theta^T (weights, means, variances) and K_n^t of a fit of n_iter iterations: the
+    parameters after iteration t are those a fit with max_iter=t ends with (deterministic runs)."""
+    gmm, calls = _recorded_fit(monkeypatch, X, sample_weight, max_iter=n_iter, tol=0.0, **params)
+    thetas = []
+    for t in range(1, n_iter + 1):
+        short, _ = _recorded_fit(monkeypatch, X, sample_weight, max_iter=t, tol=0.0, **params)
+        thetas.append((short.weights_.astype(np.float64), short.means_.astype(np.float64), _variances(short)))
+    return gmm, calls, thetas
+
+
+def _restricted(lj, active):
+    values = np.take_along_axis(lj, active, axis=1)
+    log_norm = np.logaddexp.reduce(values, axis=1)
+    return values, log_norm, np.exp(values - log_norm[:, None])
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_post_mstep_identity_and_interleaving_hold_every_iteration(
+    monkeypatch, blobs, covariance_type, weighted
+):
+    w = np.random.default_rng(4).uniform(0.2, 2.0, len(blobs)) if weighted else np.ones(len(blobs))
+    params = dict(
+        covariance_type=covariance_type, n_active=3, n_neighbors=4, init_params="afkmc2", random_state=2
+    )
+    gmm, calls, thetas = _theta_sequence(monkeypatch, blobs, w if weighted else None, 8, **params)
+    F, S = gmm.elbo_history_, gmm.entropy_sum_history_
+    assert len(F) == len(calls) == 8
+    # Theta^0 (before the first M-step) is not recorded, so t starts at 1.
+    for t in range(1, len(calls)):
+        (weights_t, means_t), active = calls[t]
+        np.testing.assert_array_equal(means_t, thetas[t - 1][1])  # the runs are deterministic
+        weights_next, means_next, variances_next = thetas[t]
+        lj_next = diagonal_log_joint(blobs, weights_next, means_next, variances_next)
+        _, _, variances_t = thetas[t - 1]
+        lj_t = diagonal_log_joint(blobs, weights_t, means_t, variances_t)
+        _, log_norm, q = _restricted(lj_t, active)
+        assert F[t] == pytest.approx(w @ log_norm / w.sum(), rel=1e-10), t
+        entropy = -np.sum(q * np.log(np.where(q > 0, q, 1.0)), axis=1)
+        post_mstep = (
+            w @ (np.sum(q * np.take_along_axis(lj_next, active, axis=1), axis=1) + entropy)
+        ) / w.sum()
+        assert abs(S[t] - post_mstep) <= 1e-9 * abs(post_mstep), t
+    assert np.all(F[:-1] <= S[:-1] + 1e-12 * np.abs(S[:-1]))
+    assert np.all(S[:-1] <= F[1:] + 1e-12 * np.abs(F[1:]))
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_truncated_free_energy_never_exceeds_the_log_likelihood(monkeypatch, blobs, covariance_type):
+    params = dict(
+        covariance_type=covariance_type, n_active=2, n_neighbors=3, init_params="afkmc2", random_state=0
+    )
+    gmm, calls, thetas = _theta_sequence(monkeypatch, blobs, None, 6, **params)
+    for t in range(1, len(calls)):
+        weights, means, variances = thetas[t - 1]
+        log_likelihood = np.mean(
+            np.logaddexp.reduce(diagonal_log_joint(blobs, weights, means, variances), axis=1)
+        )
+        assert gmm.elbo_history_[t] <= log_likelihood + 1e-12 * abs(log_likelihood), t
+    final = gmm.entropy_decomposition()
+    assert final.elbo <= gmm.score(blobs) + 1e-12
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_all_components_active_reproduce_exact_em(blobs, covariance_type):
+    common = dict(covariance_type=covariance_type, init_params="afkmc2", random_state=1, max_iter=15, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        exact = FastGMM(K, **common).fit(blobs)
+        truncated = FastGMM(K, n_active=K, n_neighbors=K, **common).fit(blobs)
+    np.testing.assert_allclose(truncated.elbo_history_, exact.elbo_history_, rtol=1e-10)
+    np.testing.assert_allclose(truncated.entropy_sum_history_, exact.entropy_sum_history_, rtol=1e-10)
+    np.testing.assert_allclose(truncated.means_, exact.means_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(truncated.covariances_, exact.covariances_, rtol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_deterministic_and_bitwise_identical_for_any_thread_count(blobs, dtype):
+    X = np.repeat(blobs, 4, axis=0).astype(dtype) + np.random.default_rng(0).normal(
+        0, 0.1, (4 * len(blobs), 3)
+    )
+    X = X.astype(dtype)
+    fits = []
+    for n_jobs in (1, 2, 2):
+        gmm = FastGMM(K, covariance_type="diag", n_active=3, random_state=5, max_iter=10, n_jobs=n_jobs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            labels = gmm.fit_predict(X)
+        fits.append((gmm, labels))
+    for gmm, labels in fits[1:]:
+        np.testing.assert_array_equal(gmm.means_, fits[0][0].means_)
+        np.testing.assert_array_equal(gmm.covariances_, fits[0][0].covariances_)
+        np.testing.assert_array_equal(gmm.elbo_history_, fits[0][0].elbo_history_)
+        np.testing.assert_array_equal(labels, fits[0][1])
+
+
+def test_exact_inference_after_truncated_fit(blobs):
+    gmm = FastGMM(K, covariance_type="diag", n_active=3, random_state=0).fit(blobs)
+    weights, means, variances = gmm.weights_, gmm.means_, _variances(gmm)
+    lj = diagonal_log_joint(blobs, weights, means, variances)
+    np.testing.assert_allclose(gmm.score_samples(blobs), np.logaddexp.reduce(lj, axis=1), rtol=1e-10)
+    np.testing.assert_array_equal(gmm.predict(blobs), np.argmax(lj, axis=1))
+    assert gmm.lower_bound_ <= gmm.score(blobs)
+
+
+def test_bad_truncation_arguments_raise_value_error(blobs):
+    with pytest.raises(ValueError, match="n_active"):
+        FastGMM(3, covariance_type="diag", n_active=4).fit(blobs)
+    with pytest.raises(ValueError, match="n_active"):
+        FastGMM(3, covariance_type="diag", n_active=0).fit(blobs)
+    with pytest.raises(ValueError, match="n_neighbors"):
+        FastGMM(3, covariance_type="diag", n_neighbors=2).fit(blobs)
+    with pytest.raises(ValueError, match="n_neighbors"):
+        FastGMM(3, covariance_type="diag", n_active=2, n_neighbors=5).fit(blobs)
+    with pytest.raises(ValueError, match="covariance_type"):
+        FastGMM(3, covariance_type="full", n_active=2).fit(blobs)

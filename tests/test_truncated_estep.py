@@ -1,0 +1,117 @@
+"""The truncated variational E-step kernel against the NumPy reference (reference_truncated.py)."""
+
+import numpy as np
+import pytest
+
+from fastelbo import _core
+from reference import make_blobs_data
+from reference_truncated import truncated_e_step
+
+K, C, G = 15, 3, 4
+
+
+def _problem(covariance_type, dtype, seed=0, weighted=False):
+    rng = np.random.default_rng(seed)
+    X, _ = make_blobs_data(400, 3, K, random_state=seed, separation=3.0)
+    X = X.astype(dtype)
+    weights = rng.uniform(0.5, 1.5, K)
+    weights /= weights.sum()
+    means = X[rng.choice(len(X), K, replace=False)].astype(np.float64) + rng.normal(0, 0.3, (K, 3))
+    if covariance_type == "diag":
+        variances = rng.uniform(0.5, 2.0, (K, 3))
+        chol = 1 / np.sqrt(variances)
+    else:
+        spherical = rng.uniform(0.5, 2.0, K)
+        variances = np.repeat(spherical[:, None], 3, axis=1)
+        chol = 1 / np.sqrt(spherical)
+    active = np.array([rng.choice(K, C, replace=False) for _ in range(len(X))], dtype=np.int32)
+    neighbours = np.array(
+        [np.r_[c, rng.choice(np.delete(np.arange(K), c), G - 1, replace=False)] for c in range(K)],
+        dtype=np.int32,
+    )
+    random_candidates = rng.integers(0, K, len(X), dtype=np.int32)
+    w = rng.uniform(0, 2, len(X)).astype(dtype) if weighted else None
+    return X, w, weights, means, variances, chol, active, neighbours, random_candidates
+
+
+def _run(covariance_type, X, w, weights, means, chol, active, neighbours, random_candidates, n_threads=0):
+    dtype = X.dtype
+    return _core.truncated_mixture_pass(
+        X,
+        w,
+        np.log(weights).astype(dtype),
+        means.astype(dtype),
+        np.asarray(chol, dtype=dtype),
+        means.astype(dtype).astype(np.float64),
+        covariance_type,
+        active,
+        neighbours,
+        random_candidates,
+        return_log_norm=True,
+        return_responsibilities=True,
+        n_threads=n_threads,
+    )
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_truncated_e_step_matches_numpy_reference(covariance_type, weighted):
+    X, w, weights, means, variances, chol, active, neighbours, rand = _problem(
+        covariance_type, np.float64, weighted=weighted
+    )
+    out = _run(covariance_type, X, w, weights, means, chol, active, neighbours, rand)
+    ref = truncated_e_step(
+        X, weights, means, variances, active, neighbours, rand, reference=means, sample_weight=w
+    )
+    np.testing.assert_array_equal(out["active"], ref["active"])
+    np.testing.assert_array_equal(out["neighbours"], ref["neighbours"])
+    for key in ("responsibilities", "log_norm", "nk", "sx"):
+        np.testing.assert_allclose(out[key], ref[key], rtol=1e-9, atol=1e-9, err_msg=key)
+    sxx = ref["sxx"] if covariance_type == "diag" else ref["sxx"].sum(axis=1)
+    np.testing.assert_allclose(out["sxx"], sxx, rtol=1e-9, atol=1e-9)
+    for key in ("sum_weight", "sum_log_norm", "sum_entropy"):
+        assert out[key] == pytest.approx(ref[key], rel=1e-10), key
+
+
+def test_float32_matches_float64_reference_to_float32_accuracy():
+    X, w, weights, means, variances, chol, active, neighbours, rand = _problem("diag", np.float32)
+    out = _run("diag", X, w, weights, means, chol, active, neighbours, rand)
+    ref = truncated_e_step(X, weights, means, variances, active, neighbours, rand, reference=means)
+    assert np.mean(out["active"] == ref["active"]) > 0.99
+    assert out["sum_log_norm"] == pytest.approx(ref["sum_log_norm"], rel=1e-5)
+
+
+def test_kept_sets_never_lose_free_energy_and_q_is_normalised():
+    X, w, weights, means, variances, chol, active, neighbours, rand = _problem("diag", np.float64, seed=3)
+    first = _run("diag", X, w, weights, means, chol, active, neighbours, rand)
+    second = _run("diag", X, w, weights, means, chol, first["active"], first["neighbours"], None)
+    assert second["sum_log_norm"] >= first["sum_log_norm"]
+    np.testing.assert_allclose(first["responsibilities"].sum(axis=1), 1.0, rtol=1e-12)
+    assert np.all(first["neighbours"][:, 0] == np.arange(K))
+
+
+def test_bitwise_identical_for_any_thread_count():
+    X, w, weights, means, variances, chol, active, neighbours, rand = _problem(
+        "diag", np.float32, weighted=True
+    )
+    X = np.repeat(X, 20, axis=0)  # many items, so that threads share the work
+    active, rand = np.repeat(active, 20, axis=0), np.repeat(rand, 20)
+    w = np.repeat(w, 20)
+    a = _run("diag", X, w, weights, means, chol, active, neighbours, rand, n_threads=1)
+    b = _run("diag", X, w, weights, means, chol, active, neighbours, rand, n_threads=2)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_bad_sets_raise_value_error():
+    X, w, weights, means, variances, chol, active, neighbours, rand = _problem("diag", np.float64)
+    duplicate = active.copy()
+    duplicate[0, 1] = duplicate[0, 0]
+    with pytest.raises(ValueError, match="active"):
+        _run("diag", X, w, weights, means, chol, duplicate, neighbours, rand)
+    outside = neighbours.copy()
+    outside[2, 1] = K
+    with pytest.raises(ValueError, match="neighbours"):
+        _run("diag", X, w, weights, means, chol, active, outside, rand)
+    with pytest.raises(ValueError, match="diag"):
+        _run("full", X, w, weights, means, np.stack([np.eye(3)] * K), active, neighbours, rand)

@@ -13,6 +13,7 @@
 
 namespace fastelbo::bindings {
 void bind_gaussian_mixture(py::module_& m);
+void bind_factor_analyser_mixture(py::module_& m);
 void bind_kmeans(py::module_& m);
 }  // namespace fastelbo::bindings
 
@@ -84,5 +85,6 @@ PYBIND11_MODULE(_core, m) {
     info["simd"] = std::string(Eigen::SimdInstructionSetsInUse());
     m.attr("BUILD_INFO") = info;
     fastelbo::bindings::bind_gaussian_mixture(m);
+    fastelbo::bindings::bind_factor_analyser_mixture(m);
     fastelbo::bindings::bind_kmeans(m);
 }

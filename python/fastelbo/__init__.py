@@ -1,4 +1,4 @@
-"""fastelbo: fast EM for mixture models, with the ELBO and its entropy decomposition.
+"""fastelbo: fast EM for mixture and factor models, with the ELBO and its entropy decomposition.
 
 >>> from fastelbo import FastGMM
 >>> gmm = FastGMM(n_components=10).fit(X)           # doctest: +SKIP
@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastelbo import _core
 from fastelbo.entropy import EntropyDecomposition
+from fastelbo.factor import FastMFA
 from fastelbo.mixture import FastGMM
 
 try:
@@ -18,7 +19,7 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = _core.BUILD_INFO["version"]
 
-__all__ = ["EntropyDecomposition", "FastGMM", "build_info", "cuda_available", "__version__"]
+__all__ = ["EntropyDecomposition", "FastGMM", "FastMFA", "build_info", "cuda_available", "__version__"]
 
 
 def cuda_available() -> bool:

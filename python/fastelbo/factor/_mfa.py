@@ -115,10 +115,11 @@ class FastMFA(EMEstimatorMixin, DensityMixin, BaseEstimator):
     >>> import numpy as np
     >>> from fastelbo import FastMFA
     >>> rng = np.random.RandomState(0)
-    >>> X = np.r_[rng.randn(300, 5) @ rng.randn(5, 5), rng.randn(300, 5) + 8]
-    >>> mfa = FastMFA(n_components=2, n_factors=2, tol=1e-8, max_iter=500, random_state=0).fit(X)
+    >>> planes = [rng.randn(500, 2) @ rng.randn(2, 6), rng.randn(500, 2) @ rng.randn(2, 6) + 8]
+    >>> X = np.vstack(planes) + 0.1 * rng.randn(1000, 6)
+    >>> mfa = FastMFA(n_components=2, n_factors=2, tol=1e-8, random_state=0).fit(X)
     >>> d = mfa.entropy_decomposition()
-    >>> abs(d.gap) < 1e-4  # F = S at convergence
+    >>> abs(d.gap) < 1e-3  # F = S at convergence; the gap shrinks as EM approaches it
     True
     """
 

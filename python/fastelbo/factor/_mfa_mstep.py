@@ -41,13 +41,19 @@ def mfa_m_step(stats: FactorAnalyserStatistics, noise: str, reg_covar: float, pr
     cross = np.empty((gram.shape[0], H + 1, D))  # sum q E[z~] x~^T / nk
     cross[:, :H] = stats.szx[active] / n[:, :, None]
     cross[:, H] = stats.sx[active] / n
-    augmented = np.linalg.solve(gram, cross)  # [W, mu - r]^T, shape (H + 1, D)
-    components[active] = augmented[:, :H]
-    means[active] = stats.reference[active] + augmented[:, H]
+    try:
+        augmented = np.linalg.solve(gram, cross)  # [W, mu - r]^T, shape (H + 1, D)
+    except np.linalg.LinAlgError:  # an exactly singular system (a collapsed component)
+        augmented = np.linalg.pinv(gram) @ cross
     psi = stats.sxx[active] / n - np.sum(augmented * cross, axis=1)
     if noise == "spherical":
         psi = np.repeat(psi.mean(axis=1, keepdims=True), D, axis=1)
-    noise_variance[active] = np.maximum(psi, reg_covar)
+    # A component whose system overflowed keeps its parameters, like an empty one.
+    finite = np.all(np.isfinite(augmented), axis=(1, 2)) & np.all(np.isfinite(psi), axis=1)
+    updated = np.flatnonzero(active)[finite]
+    components[updated] = augmented[finite, :H]
+    means[updated] = stats.reference[updated] + augmented[finite, H]
+    noise_variance[updated] = np.maximum(psi[finite], reg_covar)
     weights = (nk + _NK_FLOOR) / np.sum(nk + _NK_FLOOR)
     return weights, means, components, noise_variance
 

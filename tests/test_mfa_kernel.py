@@ -146,3 +146,26 @@ def test_kernel_rejects_inconsistent_arguments(change, error, match):
             args["noise"],
             args["reference"],
         )
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_kernel_flushes_subnormal_responsibilities_and_restores_the_callers_mode(n_threads):
+    # H = 1 with zero loadings is a spherical unit Gaussian; as in the Gaussian kernel's test, the
+    # third component's responsibility exp(-708.3) / 2 = 1.2e-308 would be subnormal: flushed to 0.
+    means = np.array([[0.0], [0.0], [np.sqrt(2 * 708.3)]])
+    out = _core.factor_analyser_mixture_pass(
+        np.zeros((64, 1)),
+        None,
+        np.log(np.full(3, 1 / 3)),
+        means,
+        np.zeros((3, 1, 1)),
+        np.ones((3, 1)),
+        None,
+        compute_moments=False,
+        return_responsibilities=True,
+        n_threads=n_threads,
+    )
+    np.testing.assert_array_equal(out["responsibilities"][:, :2], 0.5)
+    assert np.all(out["responsibilities"][:, 2] == 0.0)
+    assert not _core._flushes_subnormals()
+    assert _core._pool_flushes_subnormals(2) == [0, 0]

@@ -124,3 +124,14 @@ def test_degenerate_component_is_floored_named_and_its_gap_stays_finite():
     decomposition = model.entropy_decomposition()
     assert np.isfinite(decomposition.gap) and np.isfinite(decomposition.elbo)
     assert all(np.all(np.isfinite(p)) for p in _parameters(model))
+
+
+def test_decomposition_of_given_data_equals_the_stored_training_decomposition():
+    X = _data(K=2, D=5, H=1, N=500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = FastMFA(2, n_factors=1, max_iter=5, random_state=0).fit(X)
+    for form in ("latent", "collapsed"):
+        stored, recomputed = model.entropy_decomposition(form=form), model.entropy_decomposition(X, form=form)
+        assert recomputed.to_dict() == pytest.approx(stored.to_dict())
+        assert stored.model.endswith(f"{form} form")

@@ -15,6 +15,7 @@
 namespace fastelbo::bindings {
 void bind_afkmc2(py::module_& m);
 void bind_gaussian_mixture(py::module_& m);
+void bind_factor_analyser_mixture(py::module_& m);
 void bind_kmeans(py::module_& m);
 void bind_scatter(py::module_& m);
 void bind_truncated_mixture(py::module_& m);
@@ -85,6 +86,7 @@ PYBIND11_MODULE(FASTELBO_MODULE_NAME, m) {
     info["simd"] = std::string(Eigen::SimdInstructionSetsInUse());
     m.attr("BUILD_INFO") = info;
     fastelbo::bindings::bind_gaussian_mixture(m);
+    fastelbo::bindings::bind_factor_analyser_mixture(m);
     fastelbo::bindings::bind_kmeans(m);
     fastelbo::bindings::bind_scatter(m);
     fastelbo::bindings::bind_afkmc2(m);

@@ -10,14 +10,13 @@ bool gaussian_mixture_pass(const GaussianMixtureParams<T>& params, const Mixture
     if (request.n_rows > 0 && request.X == nullptr) throw std::invalid_argument("gaussian_mixture_pass: X is null");
     if (!params.log_weights || !params.means || !params.precisions_cholesky)
         throw std::invalid_argument("gaussian_mixture_pass: missing parameter arrays");
+    const MixtureSumsLayout layout{params.type, K, D};
     switch (params.type) {
-        case CovarianceType::Full:
-            return run_mixture_pass(FullGaussians<T>(params), params.type, K, D, request, statistics);
-        case CovarianceType::Tied:
-            return run_mixture_pass(TiedGaussians<T>(params), params.type, K, D, request, statistics);
+        case CovarianceType::Full: return run_mixture_pass(FullGaussians<T>(params), layout, K, D, request, statistics);
+        case CovarianceType::Tied: return run_mixture_pass(TiedGaussians<T>(params), layout, K, D, request, statistics);
         case CovarianceType::Diag:
         case CovarianceType::Spherical:
-            return run_mixture_pass(DiagonalGaussians<T>(params), params.type, K, D, request, statistics);
+            return run_mixture_pass(DiagonalGaussians<T>(params), layout, K, D, request, statistics);
     }
     throw std::invalid_argument("gaussian_mixture_pass: unknown covariance type");
 }

@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastelbo import _core
 from fastelbo.entropy import EntropyDecomposition
-from fastelbo.factor import FastFactorAnalysis, FastPPCA
+from fastelbo.factor import FastFactorAnalysis, FastMFA, FastPPCA
 from fastelbo.mixture import FastGMM
 
 try:
@@ -23,6 +23,7 @@ __all__ = [
     "EntropyDecomposition",
     "FastFactorAnalysis",
     "FastGMM",
+    "FastMFA",
     "FastPPCA",
     "build_info",
     "cuda_available",

@@ -24,6 +24,20 @@ def gaussian_mixture_pass(
     return_labels: bool = False,
     n_threads: int = 0,
 ) -> dict[str, Any]: ...
+def factor_analyser_mixture_pass(
+    X: NDArray[np.floating],
+    sample_weight: NDArray[np.floating] | None,
+    log_weights: NDArray[np.floating],
+    means: NDArray[np.floating],
+    components: NDArray[np.floating],
+    noise_variance: NDArray[np.floating],
+    reference: NDArray[np.float64] | None,
+    compute_moments: bool = True,
+    return_log_norm: bool = False,
+    return_responsibilities: bool = False,
+    return_labels: bool = False,
+    n_threads: int = 0,
+) -> dict[str, Any]: ...
 def kmeans_plusplus(
     X: NDArray[np.floating],
     sample_weight: NDArray[np.floating] | None,

@@ -39,12 +39,6 @@ struct GaussianMixtureParams {
     const T* precisions_cholesky = nullptr;  // full [K, D, D]; tied [D, D]; diag [K, D]; spherical [K]
 };
 
-// A block of rows of X (read-only) and a block of a per-thread work matrix.
-template <class T>
-using RowBlock = Eigen::Ref<const RowMatrix<T>>;
-template <class T>
-using WorkBlock = Eigen::Ref<RowMatrix<T>>;
-
 // Moments of a run of rows about its expansion point, in float64 (the group accumulator).
 using GroupSums = MixtureSums<double>;
 
@@ -66,6 +60,7 @@ T half_log_two_pi() {
 template <class T>
 class DiagonalGaussians {
   public:
+    using Statistics = MixtureStatistics;
     static constexpr bool kGrouped = true;
 
     struct Workspace {
@@ -196,6 +191,7 @@ class DiagonalGaussians {
 template <class T>
 class TiedGaussians {
   public:
+    using Statistics = MixtureStatistics;
     static constexpr bool kGrouped = true;
 
     struct Workspace {
@@ -325,6 +321,7 @@ class TiedGaussians {
 template <class T>
 class FullGaussians {
   public:
+    using Statistics = MixtureStatistics;
     static constexpr bool kGrouped = false;
 
     struct Workspace {

@@ -11,6 +11,20 @@
 //
 // The N x K responsibility matrix is never materialised unless the caller asks for it
 // (`responsibilities` non-null); memory is O(block_rows * K) per thread plus the statistics.
+//
+// A model family is a row kernel plus a statistics layout; the pass knows neither Gaussians nor
+// factor analysers. The family (a "Components" class) provides
+//   using Statistics                  its additive sums (sum_weight, sum_log_norm, sum_entropy and
+//                                     nk [K] are read by the pass; merge(), set_zero())
+//   kGrouped                          whether it expands runs of rows about a shared point
+//   bytes_per_row(), flops_per_row()  sizes the blocks and chunks
+//   make_workspace(block_rows)        per-thread buffers
+//   log_joint(x, [point,] ws, lj)     [B, K] log pi_c + log p(x_n | c)
+//   accumulate(x, q, w, ws, sums[, reference])   moments of the block from the weighted q
+//   (grouped only) expand_about(point, ws), flush(group sums, point, reference, sums)
+// and the layout (e.g. MixtureSumsLayout) makes the sums: make(with_moments), make_empty(),
+// partial_size() (numbers in one partial) and finish(sums) after the ordered merge. The points the
+// moments are taken about (request.reference) are always the caller's explicit choice.
 #pragma once
 
 #include <algorithm>
@@ -19,7 +33,6 @@
 #include <type_traits>
 #include <vector>
 
-#include "fastelbo/mixture_statistics.hpp"
 #include "fastelbo/posterior_row.hpp"
 #include "fastelbo/row_block_schedule.hpp"
 #include "fastelbo/types.hpp"
@@ -80,12 +93,16 @@ class RowVisitOrder {
     std::vector<Index> group_end_;      // group -> end position
 };
 
-// Runs the pass for one component family (DiagonalGaussians, TiedGaussians, FullGaussians, ...).
-// nk and the scalar ELBO terms are always summed; the moments only if request.compute_moments.
-// Returns false if interrupted; `statistics` then holds a partial sum only.
-template <class T, class Components>
-bool run_mixture_pass(const Components& components, CovarianceType type, Index K, Index D,
-                      const MixturePassRequest<T>& request, MixtureStatistics& statistics) {
+// Runs the pass for one component family (DiagonalGaussians, TiedGaussians, FullGaussians,
+// FactorAnalysers, ...) whose statistics `layout` describes. nk and the scalar ELBO terms are always
+// summed; the moments only if request.compute_moments. Returns false if interrupted; `statistics`
+// then holds a partial sum only.
+template <class T, class Components, class Layout>
+bool run_mixture_pass(const Components& components, const Layout& layout, Index K, Index D,
+                      const MixturePassRequest<T>& request, typename Layout::Statistics& statistics) {
+    using Statistics = typename Layout::Statistics;
+    static_assert(std::is_same_v<typename Components::Statistics, Statistics>,
+                  "the family and the layout must agree on the statistics type");
     constexpr bool grouped = Components::kGrouped;
     const bool with_moments = request.compute_moments;
     if (with_moments && request.reference == nullptr)
@@ -94,7 +111,7 @@ bool run_mixture_pass(const Components& components, CovarianceType type, Index K
         grouped && request.home ? RowVisitOrder(request.home, request.n_rows, K) : RowVisitOrder(request.n_rows);
 
     const Index sub_block_rows = rows_per_block(components.bytes_per_row());
-    const double partial_size = static_cast<double>(K) * (D + 1) + static_cast<double>(second_moment_size(type, K, D));
+    const double partial_size = layout.partial_size();
     const RowBlocks chunks{request.n_rows, rows_per_chunk(sub_block_rows, components.flops_per_row(), partial_size)};
     const int threads = resolve_thread_count(request.n_threads);
     ConstRowMatrixMap<T> X(request.X, request.n_rows, D);
@@ -105,7 +122,7 @@ bool run_mixture_pass(const Components& components, CovarianceType type, Index K
         Vector<T> weights;       // [B] gathered sample weights
         RowMatrix<T> log_joint;  // [B, K], overwritten by the (weighted) responsibilities
         Vector<T> scratch;       // [K]
-        GroupSums group_sums;    // moments of the current run about its expansion point
+        Statistics group_sums;   // moments of the current run about its expansion point (grouped)
     };
     auto make_workspace = [&] {
         return Workspace{components.make_workspace(sub_block_rows),
@@ -113,9 +130,9 @@ bool run_mixture_pass(const Components& components, CovarianceType type, Index K
                          Vector<T>(order.identity() ? 0 : sub_block_rows),
                          RowMatrix<T>(sub_block_rows, K),
                          Vector<T>(K),
-                         GroupSums(type, grouped && with_moments ? K : 0, D, grouped && with_moments)};
+                         grouped && with_moments ? layout.make(true) : layout.make_empty()};
     };
-    auto make_partial = [&] { return MixtureStatistics(type, K, D, with_moments); };
+    auto make_partial = [&] { return layout.make(with_moments); };
 
     // The centroid of the rows at positions [begin, end), in float64 rounded to T.
     auto centroid = [&](Index begin, Index end) {
@@ -125,8 +142,7 @@ bool run_mixture_pass(const Components& components, CovarianceType type, Index K
     };
 
     // Adds the sums of the rows at positions [begin, begin + count) of one run to `partial`.
-    auto add_sub_block = [&](Index begin, Index count, const RowVector<T>& point, MixtureStatistics& partial,
-                             Workspace& ws) {
+    auto add_sub_block = [&](Index begin, Index count, const RowVector<T>& point, Statistics& partial, Workspace& ws) {
         const T* weights = nullptr;
         auto x = [&]() -> RowBlock<T> {
             if (order.identity()) {
@@ -172,7 +188,7 @@ bool run_mixture_pass(const Components& components, CovarianceType type, Index K
     };
 
     // A chunk: runs of one group each, cut into sub-blocks; a run's moments are flushed at its end.
-    auto compute = [&](Index, Index begin, Index rows, MixtureStatistics& partial, Workspace& ws) {
+    auto compute = [&](Index, Index begin, Index rows, Statistics& partial, Workspace& ws) {
         partial.set_zero();
         const Index end = begin + rows;
         for (Index run_begin = begin; run_begin < end;) {
@@ -192,12 +208,12 @@ bool run_mixture_pass(const Components& components, CovarianceType type, Index K
         }
     };
 
-    statistics = MixtureStatistics(type, K, D, with_moments);
-    auto merge = [&](const MixtureStatistics& partial) { statistics.merge(partial); };
+    statistics = layout.make(with_moments);
+    auto merge = [&](const Statistics& partial) { statistics.merge(partial); };
     const bool finished =
         for_each_block_ordered(chunks, request.n_threads, make_partial, make_workspace, compute, merge,
                                request.interrupt, chunks_per_thread(8.0 * partial_size, threads));
-    statistics.symmetrise_second_moments(type, K, D);
+    layout.finish(statistics);
     return finished;
 }
 

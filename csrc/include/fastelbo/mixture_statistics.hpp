@@ -84,4 +84,23 @@ struct MixtureSums {
 
 using MixtureStatistics = MixtureSums<double>;
 
+// The statistics layout of the Gaussian families (see "Statistics layout" in mixture_pass.hpp): the
+// covariance type fixes the shape of the second moments.
+struct MixtureSumsLayout {
+    using Statistics = MixtureStatistics;
+
+    CovarianceType type;
+    Index K, D;
+
+    Statistics make(bool with_moments) const { return Statistics(type, K, D, with_moments); }
+    // Holds nothing (a stand-in where a workspace needs no sums).
+    Statistics make_empty() const { return Statistics(type, 0, D, false); }
+    // Numbers in one partial with moments: the unit of the merge cost and of a partial's memory.
+    double partial_size() const {
+        return static_cast<double>(K) * (D + 1) + static_cast<double>(second_moment_size(type, K, D));
+    }
+    // After the ordered merge.
+    void finish(Statistics& statistics) const { statistics.symmetrise_second_moments(type, K, D); }
+};
+
 }  // namespace fastelbo

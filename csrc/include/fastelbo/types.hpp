@@ -25,6 +25,13 @@ using RowMatrixMap = Eigen::Map<RowMatrix<T>>;
 template <class T>
 using ConstVectorMap = Eigen::Map<const Vector<T>>;
 
+// A block of rows of X (read-only) and a block of a per-thread work matrix, as the row kernels
+// of the component families see them.
+template <class T>
+using RowBlock = Eigen::Ref<const RowMatrix<T>>;
+template <class T>
+using WorkBlock = Eigen::Ref<RowMatrix<T>>;
+
 enum class CovarianceType { Full, Tied, Diag, Spherical };
 
 inline CovarianceType parse_covariance_type(const std::string& name) {

@@ -1,6 +1,8 @@
-"""Linear-Gaussian factor models fitted by EM on the data's mean and covariance."""
+"""Factor models fitted by EM: probabilistic PCA and factor analysis (on the data's mean and
+covariance), and mixtures of factor analysers."""
 
 from fastelbo.factor._factor_analysis import FastFactorAnalysis
+from fastelbo.factor._mfa import DegenerateComponentWarning, FastMFA
 from fastelbo.factor._ppca import FastPPCA
 
-__all__ = ["FastFactorAnalysis", "FastPPCA"]
+__all__ = ["DegenerateComponentWarning", "FastFactorAnalysis", "FastMFA", "FastPPCA"]

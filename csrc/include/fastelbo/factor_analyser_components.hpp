@@ -1,0 +1,200 @@
+// Mixture-of-factor-analysers component family for the mixture E-step (Ghahramani & Hinton):
+// p(c) = pi_c, p(z | c) = N(0, I_H), p(x | z, c) = N(W_c z + mu_c, Psi_c), Psi_c diagonal.
+//
+// Log-joints log pi_c + log N(x; mu_c, C_c), C_c = W_c W_c^T + Psi_c, never form C_c or its inverse.
+// With M_c = I + W_c^T Psi_c^-1 W_c = L L^T (H x H), the Woodbury identity and the determinant lemma
+// give, for e = x - mu_c and the posterior mean m = M^-1 W^T Psi^-1 e of z,
+//   e^T C^-1 e = e^T Psi^-1 e - ||u||^2,               u = L^-1 W^T Psi^-1 e,  m = L^-T u   (float64)
+//              = ||e - W m||^2_{Psi^-1} + ||m||^2                                          (float32)
+//   log|C|     = log|M| + sum_d log psi_d
+// The difference form costs one B x D x H product per block of B rows and component; it loses about
+// log10(1 + ||W^T Psi^-1 W||) digits to cancellation, which float64 can spare (a component whose
+// noise sits at a 1e-6 floor under unit loadings in 64 dimensions keeps ~8) and float32 cannot.
+// float32 therefore uses the second form, a sum of non-negative terms, at two products. Either way
+// O(D H) per point-component pair.
+//
+// Accuracy. Rows are centred on mu_c itself, so nothing is expanded about a distant point and rows
+// need no home (kGrouped = false). The block's moments are summed about mu_c in the working
+// precision and moved, in float64, to the caller's reference points r_c (usually mu_c, where the
+// move is exact).
+#pragma once
+
+#include <Eigen/Cholesky>
+#include <cmath>
+#include <type_traits>
+#include <vector>
+
+#include "fastelbo/factor_analyser_statistics.hpp"
+#include "fastelbo/posterior_row.hpp"
+#include "fastelbo/types.hpp"
+
+namespace fastelbo {
+
+// Parameters as caller-owned arrays in the working precision.
+template <class T>
+struct FactorAnalyserMixtureParams {
+    Index n_components = 0;
+    Index n_features = 0;
+    Index n_factors = 0;
+    const T* log_weights = nullptr;     // [K]
+    const T* means = nullptr;           // [K, D]
+    const T* components = nullptr;      // [K, H, D] loadings: component c's rows are the columns of W_c
+    const T* noise_variance = nullptr;  // [K, D] diagonal of Psi_c (all > 0)
+};
+
+template <class T>
+class FactorAnalysers {
+  public:
+    using Statistics = FactorAnalyserSums;
+    static constexpr bool kGrouped = false;
+    // The cancelling (one-product) form of the quadratic, in float64 only (see above).
+    static constexpr bool kDifferenceForm = std::is_same_v<T, double>;
+
+    struct Workspace {
+        RowMatrix<T> centred;    // [B, D] e = x - mu_c
+        RowMatrix<T> residual;   // [B, D] e - W_c m
+        RowMatrix<T> latent;     // [B, K H] u (float64) or m (float32) of every component, for accumulate
+        RowMatrix<T> means;      // [B, H] posterior means m of one component (float64: from u)
+        RowMatrix<T> augmented;  // [B, H + 1] q [m, 1]
+        RowMatrix<T> first;      // [H + 1, D] sum q [m, 1] e^T
+        RowMatrix<T> second;     // [H + 1, H] sum q [m, 1] m^T
+        Vector<T> squares;       // [D]      sum q e^2
+    };
+
+    explicit FactorAnalysers(const FactorAnalyserMixtureParams<T>& p)
+        : K_(p.n_components),
+          D_(p.n_features),
+          H_(p.n_factors),
+          means_(ConstRowMatrixMap<T>(p.means, K_, D_)),
+          inverse_noise_(K_, D_),
+          projections_(K_),
+          unwhitening_(kDifferenceForm ? K_ : 0),
+          loadings_(K_),
+          constant_(K_) {
+        for (Index c = 0; c < K_; ++c) {
+            const RowMatrix<double> loadings =
+                ConstRowMatrixMap<T>(p.components + c * H_ * D_, H_, D_).template cast<double>();  // W^T
+            const RowVector<double> noise =
+                Eigen::Map<const RowVector<T>>(p.noise_variance + c * D_, D_).template cast<double>();
+            const RowVector<double> inverse_noise = noise.cwiseInverse();
+            const RowMatrix<double> scaled = loadings.array().rowwise() * inverse_noise.array();  // W^T Psi^-1
+            RowMatrix<double> M = RowMatrix<double>::Identity(H_, H_);
+            M.noalias() += scaled * loadings.transpose();
+            const Eigen::LLT<RowMatrix<double>> llt(M);  // M >= I: always positive definite
+            const double log_det_M = 2.0 * llt.matrixL().toDenseMatrix().diagonal().array().log().sum();
+            if constexpr (kDifferenceForm) {
+                // u = L^-1 W^T Psi^-1 e; m = L^-T u, i.e. m^T = u^T L^-1 as rows.
+                const RowMatrix<double> whitened = llt.matrixL().solve(scaled);  // [H, D]
+                projections_[c] = whitened.transpose().template cast<T>();
+                unwhitening_[c] = llt.matrixL().solve(RowMatrix<double>::Identity(H_, H_)).template cast<T>();
+            } else {
+                const RowMatrix<double> beta = llt.solve(scaled);  // M^-1 W^T Psi^-1, [H, D]
+                projections_[c] = beta.transpose().template cast<T>();
+            }
+            loadings_[c] = loadings.template cast<T>();
+            inverse_noise_.row(c) = inverse_noise.template cast<T>();
+            const double log_det_noise = noise.array().log().sum();
+            constant_(c) = component_constant(static_cast<double>(p.log_weights[c]) - 0.5 * D_ * std::log(2.0 * M_PI) -
+                                              0.5 * (log_det_noise + log_det_M));
+        }
+    }
+
+    Index bytes_per_row() const { return static_cast<Index>(sizeof(T)) * (2 * D_ + K_ * H_ + 2 * K_ + H_ + 1); }
+    double flops_per_row() const {
+        return static_cast<double>(K_) * ((kDifferenceForm ? 4.0 : 6.0) * D_ * H_ + 4.0 * H_ * H_ + 12.0 * D_ + 20.0);
+    }
+
+    Workspace make_workspace(Index block_rows) const {
+        return Workspace{RowMatrix<T>(block_rows, D_),      RowMatrix<T>(kDifferenceForm ? 0 : block_rows, D_),
+                         RowMatrix<T>(block_rows, K_ * H_), RowMatrix<T>(kDifferenceForm ? block_rows : 0, H_),
+                         RowMatrix<T>(block_rows, H_ + 1),  RowMatrix<T>(H_ + 1, D_),
+                         RowMatrix<T>(H_ + 1, H_),          Vector<T>(D_)};
+    }
+
+    void log_joint(const RowBlock<T>& x, Workspace& ws, WorkBlock<T> lj) const {
+        const Index n = x.rows();
+        auto e = ws.centred.topRows(n);
+        for (Index c = 0; c < K_; ++c) {
+            auto latent = ws.latent.block(0, c * H_, n, H_);
+            e = x.rowwise() - means_.row(c);
+            latent.noalias() = e * projections_[c];
+            if constexpr (kDifferenceForm) {
+                lj.col(c).noalias() = e.array().square().matrix() * inverse_noise_.row(c).transpose();
+                lj.col(c) -= latent.rowwise().squaredNorm();  // e^T Psi^-1 e - ||u||^2
+            } else {
+                auto r = ws.residual.topRows(n);
+                r = e;
+                r.noalias() -= latent * loadings_[c];
+                lj.col(c).noalias() = r.array().square().matrix() * inverse_noise_.row(c).transpose();
+                lj.col(c) += latent.rowwise().squaredNorm();  // ||e - W m||^2_{Psi^-1} + ||m||^2
+            }
+            lj.col(c) = (T(-0.5) * lj.col(c).array() + constant_(c)).matrix();
+        }
+    }
+
+    // Adds the block's moments (see factor_analyser_statistics.hpp) about the reference points to
+    // `acc`. `q` holds the weighted responsibilities; the posterior means are still in the workspace
+    // from log_joint. Components without responsibility in the block are skipped (their sums are 0).
+    void accumulate(const RowBlock<T>& x, const WorkBlock<T>& q, const T*, Workspace& ws, Statistics& acc,
+                    const double* reference) const {
+        const Index n = x.rows();
+        for (Index c = 0; c < K_; ++c) {
+            const auto qc = q.col(c);
+            const double n_c = static_cast<double>(qc.sum());
+            if (n_c == 0) continue;
+            const auto latent = ws.latent.block(0, c * H_, n, H_);
+            if constexpr (kDifferenceForm) {
+                auto m = ws.means.topRows(n);
+                m.noalias() = latent * unwhitening_[c];
+                add_component(c, n_c, x, qc, m, ws, acc, reference);
+            } else {
+                add_component(c, n_c, x, qc, latent, ws, acc, reference);
+            }
+        }
+    }
+
+  private:
+    // Adds component c's moments of the block: q_c the weighted responsibilities (sum n_c > 0), m
+    // the rows' posterior means of z.
+    template <class Responsibilities, class Means>
+    void add_component(Index c, double n_c, const RowBlock<T>& x, const Responsibilities& qc, const Means& m,
+                       Workspace& ws, Statistics& acc, const double* reference) const {
+        const Index n = x.rows();
+        auto e = ws.centred.topRows(n);
+        auto augmented = ws.augmented.topRows(n);
+        e = x.rowwise() - means_.row(c);
+        augmented.leftCols(H_) = m.array().colwise() * qc.array();
+        augmented.col(H_) = qc;
+        ws.first.noalias() = augmented.transpose() * e;
+        ws.second.noalias() = augmented.transpose() * m;
+        ws.squares.noalias() = e.array().square().matrix().transpose() * qc;
+
+        // Moments about mu_c -> about r_c, in float64: x~ = e + delta, delta = mu_c - r_c.
+        const RowMatrix<double> first = ws.first.template cast<double>();
+        const RowMatrix<double> second = ws.second.template cast<double>();
+        const RowVector<double> delta =
+            means_.row(c).template cast<double>() - Eigen::Map<const RowVector<double>>(reference + c * D_, D_);
+        const auto s1 = first.row(H_);
+        acc.sx.row(c) += s1 + n_c * delta;
+        acc.sxx.row(c) += ws.squares.transpose().template cast<double>() +
+                          (delta.array() * (2.0 * s1.array() + n_c * delta.array())).matrix();
+        acc.szx.middleRows(c * H_, H_) += first.topRows(H_) + second.row(H_).transpose() * delta;
+        acc.sz.row(c) += second.row(H_);
+        acc.szz.middleRows(c * H_, H_) += second.topRows(H_);
+    }
+
+    // log pi_c = -inf (an empty component) becomes a finite floor so that q_c = 0.
+    static T component_constant(double value) {
+        return std::isfinite(value) ? static_cast<T>(value) : log_zero_floor<T>();
+    }
+
+    Index K_, D_, H_;
+    RowMatrix<T> means_;                     // [K, D]
+    RowMatrix<T> inverse_noise_;             // [K, D]
+    std::vector<RowMatrix<T>> projections_;  // [D, H] per component: (L^-1 W^T Psi^-1)^T, float32 (M^-1 ...)^T
+    std::vector<RowMatrix<T>> unwhitening_;  // [H, H] per component: L^-1 (float64 only)
+    std::vector<RowMatrix<T>> loadings_;     // [H, D] per component: W^T
+    Vector<T> constant_;                     // [K] log pi_c - D/2 log 2 pi - 1/2 log|C_c|
+};
+
+}  // namespace fastelbo

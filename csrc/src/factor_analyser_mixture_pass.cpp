@@ -1,0 +1,33 @@
+#include "fastelbo/factor_analyser_mixture_pass.hpp"
+
+#include <cmath>
+
+namespace fastelbo {
+
+template <class T>
+bool factor_analyser_mixture_pass(const FactorAnalyserMixtureParams<T>& params, const MixturePassRequest<T>& request,
+                                  FactorAnalyserSums& statistics) {
+    const Index K = params.n_components, D = params.n_features, H = params.n_factors;
+    if (K < 1 || D < 1 || H < 1)
+        throw std::invalid_argument("factor_analyser_mixture_pass: need K >= 1, D >= 1 and H >= 1");
+    if (request.n_rows > 0 && request.X == nullptr)
+        throw std::invalid_argument("factor_analyser_mixture_pass: X is null");
+    if (!params.log_weights || !params.means || !params.components || !params.noise_variance)
+        throw std::invalid_argument("factor_analyser_mixture_pass: missing parameter arrays");
+    for (Index i = 0; i < K * D; ++i) {
+        const T psi = params.noise_variance[i];
+        if (!(psi > T(0)) || !std::isfinite(psi))
+            throw std::invalid_argument("noise_variance must be positive and finite");
+    }
+    MixturePassRequest<T> rows_in_order = request;
+    rows_in_order.home = nullptr;  // the family centres rows on each mean: no expansion point
+    return run_mixture_pass(FactorAnalysers<T>(params), FactorAnalyserSumsLayout{K, D, H}, K, D, rows_in_order,
+                            statistics);
+}
+
+template bool factor_analyser_mixture_pass<float>(const FactorAnalyserMixtureParams<float>&,
+                                                  const MixturePassRequest<float>&, FactorAnalyserSums&);
+template bool factor_analyser_mixture_pass<double>(const FactorAnalyserMixtureParams<double>&,
+                                                   const MixturePassRequest<double>&, FactorAnalyserSums&);
+
+}  // namespace fastelbo

@@ -1,0 +1,521 @@
+"""FastMFA: mixtures of factor analysers (and of probabilistic PCA) fitted by EM, with the E-step in
+the blocked C++ kernel and the entropy decomposition of the ELBO (``shared/THEORY.md`` §2.3)."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from fastelbo import _core
+from fastelbo._base import EMEstimator, check_integer, restores_state_on_error
+from fastelbo._threads import resolve_n_threads, single_threaded_blas
+from fastelbo.entropy import LOG_2PI_E, EntropyDecomposition, categorical_entropy
+from fastelbo.factor._mfa_mstep import initial_parameters, mfa_m_step
+from fastelbo.factor._mfa_parameters import (
+    half_log_det_noise,
+    half_log_det_posterior_covariances,
+    marginal_covariances,
+    n_parameters,
+    posterior_covariances,
+)
+from fastelbo.factor._mfa_statistics import FactorAnalyserStatistics
+from fastelbo.mixture._gaussian import _as_numpy, _check_sample_weight
+from fastelbo.mixture._initialization import (
+    INIT_PARAMS,
+    column_mean_and_variance,
+    initial_responsibilities,
+)
+from fastelbo.mixture._statistics import statistics_from_responsibilities
+
+NOISE_TYPES = ("diag", "spherical")
+DECOMPOSITION_FORMS = ("latent", "collapsed")
+_CHUNK_ROWS = 65536
+
+
+class DegenerateComponentWarning(UserWarning):
+    """A fitted component sits on too few points or has noise variances at the ``reg_covar`` floor."""
+
+
+class FastMFA(EMEstimator, DensityMixin, BaseEstimator):
+    """Mixture of factor analysers fitted by EM in C++, with the ELBO's entropy decomposition.
+
+    Component ``c`` (weight ``pi_c``) generates ``x = W_c z + mu_c + eps`` with factors
+    ``z ~ N(0, I_H)`` and noise ``eps ~ N(0, Psi_c)``: a Gaussian with covariance
+    ``W_c W_c^T + Psi_c``, ``O(D H)`` parameters instead of ``O(D^2)``. ``noise='diag'`` is the
+    mixture of factor analysers (Ghahramani & Hinton), ``noise='spherical'`` (``Psi_c = sigma_c^2 I``)
+    the mixture of probabilistic PCA (Tipping & Bishop). The E-step evaluates the log-joints through
+    the Woodbury identity at ``O(D H)`` per point and component; the M-step solves the joint
+    (H+1)-dimensional system for loadings and means in closed form.
+
+    Unlike Gaussian mixtures, the ELBO equals its entropy sum only at convergence: the gap
+    ``entropy_decomposition().gap`` is a convergence diagnostic. float32 input is computed in
+    float32 (parameters are stored in the input's dtype); any other input in float64.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of mixture components.
+    n_factors : int, default=1
+        Number of latent factors ``H`` of every component.
+    noise : {'diag', 'spherical'}, default='diag'
+        Noise covariance of a component: diagonal (factor analysers) or spherical (PPCA).
+    tol : float, default=1e-3
+        Convergence threshold on the change of the mean log-likelihood (the ELBO).
+    reg_covar : float, default=1e-6
+        Floor of every noise variance (> 0). A component whose noise variance would fall below it
+        is degenerate (it collapses onto a few points or a subspace); the fit reports it with a
+        :class:`DegenerateComponentWarning`, and its entropy gap need not vanish.
+    max_iter : int, default=100
+        Number of EM iterations per initialisation.
+    n_init : int, default=1
+        Number of initialisations; the best by final lower bound is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+        Initial responsibilities, as :class:`~fastelbo.FastGMM` chooses them; every component then
+        starts as the maximum-likelihood PPCA of its initial cluster.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the initialisation (and of :meth:`sample`).
+    warm_start : bool, default=False
+        Start the next ``fit`` from the current parameters (``n_init`` is then ignored).
+    verbose : int or bool, default=0
+        1 (or True) prints each initialisation and iteration; 2 adds times, the ELBO and the entropy sum.
+    verbose_interval : int, default=10
+        Iterations between progress lines.
+    n_jobs : int, default=None
+        Threads of the C++ kernels (``None``: the OpenMP default; ``-1``: all CPUs). Results are
+        bitwise identical for any value.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    components_ : ndarray of shape (n_components, n_factors, n_features)
+        Each component's loadings ``W_c^T``, rows as in :class:`sklearn.decomposition.FactorAnalysis`.
+    noise_variance_ : ndarray of shape (n_components, n_features) or (n_components,)
+        Noise variances: per feature (``'diag'``) or one per component (``'spherical'``).
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Mean log-likelihood of the training data at the last E-step of the best run.
+    lower_bounds_ : list of float
+    elbo_history_ : ndarray
+        ``F(q^t, Theta^t)`` per iteration (the mean log-likelihood; it never decreases).
+    entropy_sum_history_ : ndarray
+        ``S(q^t, Theta^{t+1})`` per iteration; equal to the ELBO only at convergence.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when X has string feature names.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastelbo import FastMFA
+    >>> rng = np.random.RandomState(0)
+    >>> planes = [rng.randn(500, 2) @ rng.randn(2, 6), rng.randn(500, 2) @ rng.randn(2, 6) + 8]
+    >>> X = np.vstack(planes) + 0.1 * rng.randn(1000, 6)
+    >>> mfa = FastMFA(n_components=2, n_factors=2, tol=1e-8, random_state=0).fit(X)
+    >>> d = mfa.entropy_decomposition()
+    >>> abs(d.gap) < 1e-3  # F = S at convergence; the gap shrinks as EM approaches it
+    True
+    """
+
+    _warm_start_parameters = ("n_components", "n_factors", "noise")
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        n_factors=1,
+        noise="diag",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+        n_jobs=None,
+    ):
+        self.n_components = n_components
+        self.n_factors = n_factors
+        self.noise = noise
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.n_jobs = n_jobs
+
+    # -- fitting -----------------------------------------------------------------------------
+
+    @single_threaded_blas
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the parameters by EM (``n_init`` runs, the best kept).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,) or float, default=None
+            Non-negative, finite weight of every row (None: all 1); integer weights act like
+            repeated rows. At least ``n_components`` rows must have a positive weight.
+
+        Returns
+        -------
+        self : FastMFA
+            The fitted estimator.
+        """
+        self._fit(X, sample_weight)
+        return self
+
+    @single_threaded_blas
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then return the most probable component of every training point.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,) or float, default=None
+            Weight of every row, as in :meth:`fit`.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            Component labels of the training rows.
+        """
+        return self._fit(X, sample_weight)
+
+    @restores_state_on_error
+    def _fit(self, X, sample_weight=None):
+        self._check_hyperparameters()
+        X = validate_data(
+            self, _as_numpy(X, "X"), dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
+        )
+        sample_weight = _check_sample_weight(sample_weight, X)
+        n_rows = X.shape[0] if sample_weight is None else int(np.count_nonzero(sample_weight))
+        if n_rows < self.n_components:
+            raise ValueError(
+                "Expected n_samples >= n_components but got "
+                f"n_components = {self.n_components}, n_samples = {n_rows}"
+                + ("" if sample_weight is None else " (rows with a non-zero sample_weight)")
+            )
+        if self.warm_start and hasattr(self, "converged_"):
+            self._set_parameters(tuple(p.astype(X.dtype) for p in self._get_parameters()))
+        labels = self._fit_em(X, sample_weight=sample_weight)
+        self._warn_degenerate_components()
+        return labels
+
+    def _warn_degenerate_components(self):
+        """Name the components that sit on fewer than ``n_factors + 2`` points (by the final
+        E-step) or whose noise variance reached the ``reg_covar`` floor."""
+        counts = self._training_statistics_.nk
+        floor = np.asarray(self.reg_covar, dtype=self.noise_variance_.dtype)
+        floored = (self._noise_variance_per_feature() <= floor).sum(axis=1)
+        messages = []
+        for c in range(self.n_components):
+            reasons = []
+            # Relative slack: responsibilities of 1 - 1e-12 on H + 2 rows still count as H + 2 points.
+            if counts[c] < (self.n_factors + 2) * (1 - 1e-9):
+                reasons.append(f"{counts[c]:.4g} points (fewer than n_factors + 2 = {self.n_factors + 2})")
+            if floored[c]:
+                reasons.append(
+                    f"noise variance at the reg_covar={self.reg_covar:g} floor in {floored[c]} features"
+                )
+            if reasons:
+                messages.append(f"component {c}: " + " and ".join(reasons))
+        if messages:
+            warnings.warn(
+                "FastMFA found degenerate components, whose noise variances were floored at reg_covar: "
+                + "; ".join(messages)
+                + ". The entropy gap of such a fit need not vanish; consider fewer components or "
+                "factors, or a larger reg_covar.",
+                DegenerateComponentWarning,
+                # user -> BLAS-limit wrapper -> fit -> state-restoring wrapper -> _fit -> here
+                stacklevel=6,
+            )
+
+    # -- inference ---------------------------------------------------------------------------
+
+    @single_threaded_blas
+    def score_samples(self, X):
+        """Log-likelihood ``log p(x_n)`` of every sample, shape (n_samples,)."""
+        _, out = self._pass(self._validate_for_inference(X), moments=False, log_norm=True)
+        return out["log_norm"]
+
+    @single_threaded_blas
+    def score(self, X, y=None):
+        """Mean log-likelihood of X: ``score_samples(X).mean()``."""
+        return float(np.mean(self.score_samples(X)))
+
+    @single_threaded_blas
+    def predict(self, X):
+        """Most probable component of every sample, shape (n_samples,)."""
+        _, out = self._pass(self._validate_for_inference(X), moments=False, labels=True)
+        return out["labels"]
+
+    @single_threaded_blas
+    def predict_proba(self, X):
+        """Posterior probability of every component for every sample, shape (n_samples, K)."""
+        _, out = self._pass(self._validate_for_inference(X), moments=False, responsibilities=True)
+        return out["responsibilities"]
+
+    def sample(self, n_samples=1):
+        """Draw samples from the fitted model.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples (a float is truncated, as scikit-learn's mixtures do; below 1 raises
+            ValueError).
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            The samples, grouped by component.
+        y : ndarray of shape (n_samples,)
+            Their component labels.
+        """
+        check_is_fitted(self)
+        if isinstance(n_samples, np.ndarray) and n_samples.ndim == 0:
+            n_samples = n_samples.item()
+        if not isinstance(n_samples, numbers.Real) or isinstance(n_samples, bool):
+            raise TypeError(f"n_samples must be a number, got {n_samples!r}")
+        if not np.isfinite(n_samples) or n_samples < 1:
+            raise ValueError(
+                f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least one sample."
+            )
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(int(n_samples), self.weights_.astype(np.float64))
+        noise = self._noise_variance_per_feature().astype(np.float64)
+        blocks = []
+        for c, count in enumerate(counts):
+            factors = rng.standard_normal(size=(count, self.n_factors))
+            residual = rng.standard_normal(size=(count, self.means_.shape[1])) * np.sqrt(noise[c])
+            blocks.append(self.means_[c] + factors @ self.components_[c].astype(np.float64) + residual)
+        y = np.concatenate([np.full(count, c, dtype=int) for c, count in enumerate(counts)])
+        return np.vstack(blocks), y
+
+    @single_threaded_blas
+    def bic(self, X):
+        """Bayesian information criterion of X (lower is better)."""
+        X = self._validate_for_inference(X)
+        return -2 * self._pass(X, moments=False)[0].sum_log_norm + self._n_parameters() * np.log(X.shape[0])
+
+    @single_threaded_blas
+    def aic(self, X):
+        """Akaike information criterion of X (lower is better)."""
+        X = self._validate_for_inference(X)
+        return -2 * self._pass(X, moments=False)[0].sum_log_norm + 2 * self._n_parameters()
+
+    def _n_parameters(self):
+        return n_parameters(self.n_components, self.n_factors, self.means_.shape[1], self.noise)
+
+    def get_covariances(self):
+        """Covariance ``W_c W_c^T + Psi_c`` of every component, shape (n_components, D, D)."""
+        check_is_fitted(self)
+        return marginal_covariances(self.components_, self._noise_variance_per_feature())
+
+    @single_threaded_blas
+    def entropy_decomposition(self, X=None, form="latent"):
+        """ELBO and its entropy decomposition (``shared/THEORY.md`` §2.3).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), default=None
+            Data to decompose on; ``None``: the training data (from the final E-step of ``fit``).
+        form : {'latent', 'collapsed'}, default='latent'
+            ``'latent'``: posteriors ``q_n(c, z)`` over components and factors, with the posterior
+            entropy ``<H[q_n(c)]> + sum_c qbar_c H[N(m_nc, Sigma_c)]``, the prior entropy
+            ``H[pi] + H/2 log(2 pi e)`` and the observable entropy of ``N(W_c z + mu_c, Psi_c)``.
+            ``'collapsed'``: the factors integrated out, a mixture of Gaussians with covariances
+            ``W_c W_c^T + Psi_c``. The two entropy sums are equal.
+
+        Returns
+        -------
+        EntropyDecomposition
+            ``elbo`` (F), ``entropy_sum`` (S), ``gap`` (F - S, zero only at convergence) and the
+            named entropy terms.
+        """
+        if form not in DECOMPOSITION_FORMS:
+            raise ValueError(f"form must be one of {DECOMPOSITION_FORMS}, got {form!r}")
+        if form == "latent":
+            return super().entropy_decomposition(X)
+        check_is_fitted(self)
+        if X is None:
+            stats = getattr(self, "_training_statistics_", None)
+            if stats is None or getattr(self, "_training_decomposition", None) is None:
+                raise ValueError("no training decomposition is stored (the fit was interrupted); pass X")
+        else:
+            stats = self._e_step(self._validate_for_inference(X), moments=False)
+        return self._decompose(stats, form="collapsed")
+
+    # -- EM hooks (see fastelbo._base) -------------------------------------------------------
+
+    def _pass(self, X, moments, log_norm=False, responsibilities=False, labels=False, sample_weight=None):
+        """One kernel pass with the current parameters; returns (statistics, per-row outputs).
+
+        Moments are taken about the current means (the statistics' reference points).
+        """
+        dtype = np.result_type(X.dtype, self.means_.dtype)
+        X = np.ascontiguousarray(X, dtype=dtype)
+        if sample_weight is not None:
+            sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
+        with np.errstate(divide="ignore"):
+            log_weights = np.log(self.weights_.astype(np.float64)).astype(dtype)
+        means = np.ascontiguousarray(self.means_, dtype=dtype)
+        noise = np.ascontiguousarray(self._noise_variance_per_feature(), dtype=dtype)
+        components = np.ascontiguousarray(self.components_, dtype=dtype)
+        reference = means.astype(np.float64)
+        out = _core.factor_analyser_mixture_pass(
+            X,
+            sample_weight,
+            log_weights,
+            means,
+            components,
+            noise,
+            reference if moments else None,
+            compute_moments=moments,
+            return_log_norm=log_norm,
+            return_responsibilities=responsibilities,
+            return_labels=labels,
+            n_threads=resolve_n_threads(self.n_jobs),
+        )
+        covariances = posterior_covariances(components, noise) if moments else None
+        return FactorAnalyserStatistics.from_kernel(out, X.shape[0], reference, covariances), out
+
+    def _e_step(self, X, moments=True, sample_weight=None):
+        return self._pass(X, moments=moments, sample_weight=sample_weight)[0]
+
+    def _final_pass(self, X, sample_weight=None):
+        stats, out = self._pass(X, moments=False, labels=True, sample_weight=sample_weight)
+        self._training_statistics_ = stats  # for the collapsed decomposition on the training data
+        return stats, out["labels"]
+
+    def _m_step(self, stats):
+        previous = (self.means_, self.components_, self._noise_variance_per_feature())
+        weights, means, components, noise_variance = mfa_m_step(stats, self.noise, self.reg_covar, previous)
+        self._assign(weights, means, components, noise_variance)
+
+    def _decompose(self, stats, form="latent"):
+        n_features = self.means_.shape[1]
+        noise = self._noise_variance_per_feature()
+        qbar = stats.mean_responsibilities
+        gaussian = 0.5 * LOG_2PI_E
+        if form == "latent":
+            posterior = gaussian * self.n_factors + half_log_det_posterior_covariances(
+                self.components_, noise
+            )
+            variational = stats.component_entropy + float(qbar @ posterior)
+            prior = categorical_entropy(self.weights_) + gaussian * self.n_factors
+            observable = float(qbar @ (gaussian * n_features + half_log_det_noise(noise)))
+        else:
+            _, log_det = np.linalg.slogdet(marginal_covariances(self.components_, noise))
+            variational = stats.component_entropy
+            prior = categorical_entropy(self.weights_)
+            observable = float(qbar @ (gaussian * n_features + 0.5 * log_det))
+        return EntropyDecomposition(
+            elbo=stats.elbo,
+            variational_entropy=variational,
+            prior_entropy=prior,
+            observable_entropy=observable,
+            data_term=0.0,
+            n_samples=stats.n_samples,
+            model=(
+                f"FastMFA(n_components={self.n_components}, n_factors={self.n_factors}, "
+                f"noise={self.noise!r}), {form} form"
+            ),
+        )
+
+    def _initialize_parameters(self, X, random_state, sample_weight=None):
+        column_mean, column_variance = column_mean_and_variance(X, sample_weight)
+        resp, row_weights = initial_responsibilities(
+            X,
+            self.n_components,
+            self.init_params,
+            random_state,
+            resolve_n_threads(self.n_jobs),
+            column_variance,
+            sample_weight,
+        )
+        stats = statistics_from_responsibilities(X, resp, column_mean, "full", sample_weight=row_weights)
+        parameters = initial_parameters(
+            stats,
+            self.n_factors,
+            self.noise,
+            self.reg_covar,
+            lambda: _data_covariance(X, column_mean, sample_weight),
+        )
+        self._assign(*parameters, dtype=X.dtype)
+
+    def _assign(self, weights, means, components, noise_variance, dtype=None):
+        dtype = self.means_.dtype if dtype is None else dtype
+        noise_variance = np.asarray(noise_variance)
+        if self.noise == "spherical":
+            noise_variance = noise_variance[:, 0]
+        self.weights_ = np.asarray(weights, dtype=dtype)
+        self.means_ = np.asarray(means, dtype=dtype)
+        self.components_ = np.asarray(components, dtype=dtype)
+        self.noise_variance_ = np.asarray(noise_variance, dtype=dtype)
+
+    def _noise_variance_per_feature(self):
+        """``noise_variance_`` as (K, D) (spherical variances repeated over the features)."""
+        if self.noise_variance_.ndim == 2:
+            return self.noise_variance_
+        return np.repeat(self.noise_variance_[:, None], self.means_.shape[1], axis=1)
+
+    def _get_parameters(self):
+        return (self.weights_, self.means_, self.components_, self.noise_variance_)
+
+    def _set_parameters(self, params):
+        self.weights_, self.means_, self.components_, self.noise_variance_ = params
+
+    # -- validation --------------------------------------------------------------------------
+
+    def _validate_for_inference(self, X):
+        check_is_fitted(self)
+        return validate_data(self, _as_numpy(X, "X"), reset=False, dtype=[np.float64, np.float32], order="C")
+
+    def _check_hyperparameters(self):
+        check_integer(self, "n_components", 1)
+        check_integer(self, "n_factors", 1)
+        self._check_em_hyperparameters()
+        value = self.reg_covar
+        # A floor on the noise variances, so it must be positive (FastGMM's adds, and may be 0).
+        if (
+            not isinstance(value, numbers.Real)
+            or isinstance(value, bool | np.bool_)
+            or not np.isfinite(value)
+            or value <= 0
+        ):
+            raise ValueError(f"reg_covar must be a finite number > 0, got {value!r}")
+        if self.noise not in NOISE_TYPES:
+            raise ValueError(f"noise must be one of {NOISE_TYPES}, got {self.noise!r}")
+        if self.init_params not in INIT_PARAMS:
+            raise ValueError(f"init_params must be one of {INIT_PARAMS}, got {self.init_params!r}")
+
+
+def _data_covariance(X, mean, sample_weight=None):
+    """(Weighted) covariance of the rows of X about ``mean``, in float64 row chunks."""
+    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    total = float(X.shape[0] if weights is None else weights.sum())
+    scatter = np.zeros((X.shape[1], X.shape[1]))
+    for start in range(0, X.shape[0], _CHUNK_ROWS):
+        rows = np.asarray(X[start : start + _CHUNK_ROWS], dtype=np.float64) - mean
+        scaled = rows if weights is None else rows * weights[start : start + _CHUNK_ROWS, None]
+        scatter += scaled.T @ rows
+    return scatter / total

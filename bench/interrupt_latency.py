@@ -59,7 +59,9 @@ def measure(covariance_type, X, n_components, init_params, after):
         sent["at"] = time.perf_counter()
         os.kill(os.getpid(), signal.SIGINT)
 
-    gmm = FastGMM(n_components, covariance_type=covariance_type, init_params=init_params, max_iter=1000, tol=0)
+    gmm = FastGMM(
+        n_components, covariance_type=covariance_type, init_params=init_params, max_iter=1000, tol=0
+    )
     killer = threading.Thread(target=interrupt)
     killer.start()
     try:
@@ -95,7 +97,9 @@ def main():
     print(f"\nCtrl-C latency on {cpu} ({os.cpu_count()} CPUs), float32, well-separated data\n")
     print("| case | latencies (s) | worst (s) |\n|---|---|---|")
     for row in rows:
-        print(f"| {row['case']} | {', '.join(f'{t:.3f}' for t in row['latencies_s'])} | {row['worst_s']:.3f} |")
+        print(
+            f"| {row['case']} | {', '.join(f'{t:.3f}' for t in row['latencies_s'])} | {row['worst_s']:.3f} |"
+        )
     os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
     with open(args.output, "w") as f:
         json.dump({"cpu": cpu, "build_info": build_info(), "cases": rows}, f, indent=2)

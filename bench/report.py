@@ -1,7 +1,7 @@
 """One run that measures FastGMM against the NumPy EM, scikit-learn and the machine's GEMM bound, and
 the factor models (FastPPCA, FastFactorAnalysis) against scikit-learn and NumPy.
 
-Usage: ``python bench/report.py [--quick] [--repeats R]``
+Usage: ``python bench/report.py [--quick] [--repeats R] [--groups gmm factor]``
 
 Measures, in one process and one run (so the ratios compare like with like):
 
@@ -14,9 +14,10 @@ Measures, in one process and one run (so the ratios compare like with like):
   (``factor_report.py``).
 
 Writes ``report.md``, ``report.json`` and ``time_per_iteration.png`` under ``bench/results/`` (under
-``bench/results/quick/`` with ``--quick``) and prints the Markdown report. Exits with status 1 if any
-two systems disagree on a log-likelihood by more than rtol 1e-6, or a factor model misses its rule
-(``agreement.meets_rule``), so a fast wrong answer cannot win.
+``bench/results/quick/`` with ``--quick``; a run of one group writes to a subfolder named after it,
+``factor/`` say, with no plot unless it measured the mixtures) and prints the Markdown report. Exits
+with status 1 if any two systems disagree on a log-likelihood by more than rtol 1e-6, or a factor
+model misses its rule (``agreement.meets_rule``), so a fast wrong answer cannot win.
 """
 
 from __future__ import annotations

@@ -72,12 +72,7 @@ def make_data(case: Case, seed: int = 0) -> np.ndarray:
         X = make_mixture(case, seed)
     else:
         X = real_data.image_patches() if case.data == "patches" else real_data.digits()
-        if case.n_samples > len(X):
-            raise ValueError(f"{case.data} data have {len(X)} rows, {case.n_samples} asked for")
-        if case.n_samples < len(X):
-            # A random subset spreads the rows over both photos rather than taking the first one's top.
-            rows = np.random.default_rng(seed).choice(len(X), size=case.n_samples, replace=False)
-            X = X[np.sort(rows)]
+        X = real_data.subsample(X, case.n_samples, case.data, seed)
     return np.ascontiguousarray(X, dtype=case.dtype)
 
 

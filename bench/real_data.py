@@ -3,6 +3,9 @@
 - ``image_patches``: grey 8 x 8 patches of scikit-learn's two sample photos (china.jpg, flower.jpg),
   each patch's mean removed, the data of a Gaussian-mixture patch prior (Zoran & Weiss's EPLL).
 - ``digits``: scikit-learn's 8 x 8 handwritten digits, what ``python -m fastelbo demo`` fits.
+- ``breast_cancer``: scikit-learn's breast-cancer measurements, standardised (the factor models').
+
+``subsample`` takes the random subset of rows a case asks for.
 """
 
 from __future__ import annotations
@@ -53,3 +56,23 @@ def digits(dtype="float64") -> np.ndarray:
     from sklearn.datasets import load_digits
 
     return load_digits().data.astype(dtype)
+
+
+def breast_cancer(dtype="float64") -> np.ndarray:
+    """scikit-learn's breast-cancer data (569 x 30), each feature standardised to mean 0, variance 1:
+    its raw features differ in scale by five orders of magnitude."""
+    from sklearn.datasets import load_breast_cancer
+
+    X = load_breast_cancer().data
+    return ((X - X.mean(axis=0)) / X.std(axis=0)).astype(dtype)
+
+
+def subsample(X: np.ndarray, n_samples: int, name: str, seed: int = 0) -> np.ndarray:
+    """``n_samples`` rows of X (all of them, in order, when it has exactly that many): a random
+    subset in the original order, which spreads the rows over all of the data (both photos, say)."""
+    if n_samples > len(X):
+        raise ValueError(f"{name} data have {len(X)} rows, {n_samples} asked for")
+    if n_samples == len(X):
+        return X
+    rows = np.random.default_rng(seed).choice(len(X), size=n_samples, replace=False)
+    return X[np.sort(rows)]

@@ -1,6 +1,7 @@
-"""One run that measures FastGMM against the NumPy EM, scikit-learn and the machine's GEMM bound.
+"""One run that measures FastGMM against the NumPy EM, scikit-learn and the machine's GEMM bound, and
+the factor models (FastPPCA, FastFactorAnalysis) against scikit-learn and NumPy.
 
-Usage: ``python bench/report.py [--quick] [--repeats R]``
+Usage: ``python bench/report.py [--quick] [--repeats R] [--groups gmm factor]``
 
 Measures, in one process and one run (so the ratios compare like with like):
 
@@ -8,11 +9,15 @@ Measures, in one process and one run (so the ratios compare like with like):
 - the GEMM bound of each case (``gemm_bound.py`` states the FLOP model);
 - full ``fit()`` time with default settings (k-means initialisation, tol=1e-3, max_iter=100);
 - peak memory that ``fit`` adds on top of X, each system in a fresh process (``memory_probe.py``);
-- FastGMM's speed-up from 1 to 2 threads.
+- FastGMM's speed-up from 1 to 2 threads;
+- whole fits of the factor models, their log-likelihoods and the gap of their entropy decomposition
+  (``factor_report.py``).
 
 Writes ``report.md``, ``report.json`` and ``time_per_iteration.png`` under ``bench/results/`` (under
-``bench/results/quick/`` with ``--quick``) and prints the Markdown report. Exits with status 1 if any
-two systems disagree on a log-likelihood by more than rtol 1e-6, so a fast wrong answer cannot win.
+``bench/results/quick/`` with ``--quick``; a run of one group writes to a subfolder named after it,
+``factor/`` say, with no plot unless it measured the mixtures) and prints the Markdown report. Exits
+with status 1 if any two systems disagree on a log-likelihood by more than rtol 1e-6, or a factor
+model misses its rule (``agreement.meets_rule``), so a fast wrong answer cannot win.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ BENCH_DIR = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
 import cases  # noqa: E402
+import factor_cases  # noqa: E402
+import factor_report  # noqa: E402
 import gemm_bound  # noqa: E402
 import systems  # noqa: E402
 from agreement import (  # noqa: E402
@@ -41,10 +48,11 @@ from agreement import (  # noqa: E402
     float64_reference,
     max_relative_disagreement,
 )
+from timing import LONG_RUN_SECONDS, best_time  # noqa: E402
 
 MEASURED_ITERATIONS = 3
 MIN_MEASURED_SECONDS = 0.25
-LONG_RUN_SECONDS = 20.0
+GROUPS = ("gmm", "factor")
 SYSTEM_LABELS = {"fastelbo": "FastGMM", "numpy": "NumPy EM", "sklearn": "scikit-learn"}
 
 
@@ -86,19 +94,6 @@ def cpu_identity() -> dict:
         "cpu": fields.get("model name") or platform.processor() or platform.machine() or "unknown",
         "cpu_vendor": fields.get("vendor_id", "unknown"),
     }
-
-
-def best_time(run, repeats):
-    """Best of ``repeats`` timed calls of ``run``, but one call when it takes over LONG_RUN_SECONDS:
-    the real-data cases would take many minutes more, for noise that is small against such a time."""
-    best, value = np.inf, None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        value = run()
-        best = min(best, time.perf_counter() - start)
-        if best > LONG_RUN_SECONDS:
-            break
-    return best, value
 
 
 def seconds_per_iteration(system, case, X, start, repeats, **params):
@@ -243,16 +238,26 @@ def markdown(results) -> str:
     build = env["fastelbo_build"]
     blas = [p for p in env["threadpools"] if p["user_api"] == "blas"]
     lines = [
-        f"# FastGMM benchmark ({'quick' if results['quick'] else 'full'} run, {env['date']})",
+        f"# fastelbo benchmark ({'quick' if results['quick'] else 'full'} run, {env['date']})",
         "",
         f"Machine: {env['cpu']} ({env['cpu_vendor']}), {env['cpu_count']} CPUs. Python {env['python']}, "
         f"NumPy {build['numpy']}, "
         f"scikit-learn {build['scikit_learn']}, fastelbo {build['version']} ({build['compiler']}, "
-        f"CPU target: {build.get('cpu_target', 'not recorded')}, SIMD: {build['simd']}, OpenMP threads: "
+        f"CPU target: {build.get('cpu_target', 'not recorded')}, "
+        f"SIMD: {build['simd']}, OpenMP threads: "
         f"{build['openmp_max_threads']}). BLAS: "
         + ", ".join(f"{p['internal_api']} {p['version']} ({p['num_threads']} threads)" for p in blas)
         + ".",
         "",
+    ]
+    if "iterations" in results:
+        lines += _gmm_sections(results)
+    lines += factor_report.markdown(results.get("factor_fits", []), results["fit_repeats"])
+    return "\n".join(lines)
+
+
+def _gmm_sections(results) -> list[str]:
+    lines = [
         "Data (the prefix of each case): `sepS` is a synthetic Gaussian mixture whose mean coordinates "
         "are spread S within-component standard deviations (3: well separated, the usual case, where "
         "most responsibilities are tiny and many underflow; 0.3: heavily overlapping); `patches` are "
@@ -346,7 +351,7 @@ def markdown(results) -> str:
         f"{scaling['speedup']:.2f}x.",
         "",
     ]
-    return "\n".join(lines)
+    return lines
 
 
 def plot(results, path):
@@ -387,47 +392,78 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small sizes; about a minute and a half")
     parser.add_argument("--repeats", type=int, default=None, help="best-of repetitions (default 3, quick 1)")
     parser.add_argument("--output", type=pathlib.Path, default=None, help="results folder")
+    parser.add_argument(
+        "--groups",
+        nargs="+",
+        choices=GROUPS,
+        default=list(GROUPS),
+        help="what to measure: the Gaussian mixtures, the factor models, or both (the default)",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     # --quick is CI's check that every case runs and agrees: one timing each keeps it short.
     repeats = args.repeats or (1 if quick else 3)
-    out_dir = args.output or BENCH_DIR / "results" / ("quick" if quick else "")
+    groups = [group for group in GROUPS if group in args.groups]
+    # A run of some groups only does not overwrite the whole report's results.
+    partial = "" if len(groups) == len(GROUPS) else "-".join(groups)
+    out_dir = args.output or BENCH_DIR / "results" / ("quick" if quick else "") / partial
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def log(message):
         print(message, file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    results = {"quick": quick, "repeats": repeats, "environment": environment()}
-    log("seconds per iteration:")
-    results["iterations"] = measure_iterations(
-        cases.QUICK_ITERATION_CASES if quick else cases.FULL_ITERATION_CASES, repeats, log
-    )
-    log("whole fit():")
-    results["fit_repeats"] = repeats if quick else 2
-    results["fits"] = measure_fits(
-        cases.QUICK_FIT_CASES if quick else cases.FULL_FIT_CASES, results["fit_repeats"], log
-    )
-    log("memory:")
-    results["memory"] = measure_memory(cases.QUICK_MEMORY_CASES if quick else cases.FULL_MEMORY_CASES, 3, log)
-    log("threads:")
-    results["thread_scaling"] = measure_thread_scaling(
-        cases.QUICK_SCALING_CASE if quick else cases.FULL_SCALING_CASE, repeats, log
-    )
+    results = {"quick": quick, "repeats": repeats, "fit_repeats": repeats if quick else 2}
+    results["environment"] = environment()
+    if "gmm" in groups:
+        log("seconds per iteration:")
+        results["iterations"] = measure_iterations(
+            cases.QUICK_ITERATION_CASES if quick else cases.FULL_ITERATION_CASES, repeats, log
+        )
+        log("whole fit():")
+        results["fits"] = measure_fits(
+            cases.QUICK_FIT_CASES if quick else cases.FULL_FIT_CASES, results["fit_repeats"], log
+        )
+        log("memory:")
+        results["memory"] = measure_memory(
+            cases.QUICK_MEMORY_CASES if quick else cases.FULL_MEMORY_CASES, 3, log
+        )
+        log("threads:")
+        results["thread_scaling"] = measure_thread_scaling(
+            cases.QUICK_SCALING_CASE if quick else cases.FULL_SCALING_CASE, repeats, log
+        )
+    if "factor" in groups:
+        log("factor models, whole fit():")
+        factor_started = time.perf_counter()
+        results["factor_fits"] = factor_report.measure(
+            factor_cases.QUICK_CASES if quick else factor_cases.FULL_CASES, results["fit_repeats"], log
+        )
+        results["factor_wall_seconds"] = time.perf_counter() - factor_started
     results["wall_seconds"] = time.perf_counter() - started
 
     report = markdown(results)
     (out_dir / "report.md").write_text(report + "\n")
     (out_dir / "report.json").write_text(json.dumps(results, indent=2) + "\n")
-    plot(results, out_dir / "time_per_iteration.png")
+    written = "report.md, report.json"
+    if "iterations" in results:
+        plot(results, out_dir / "time_per_iteration.png")
+        written += ", time_per_iteration.png"
     print(report)
-    log(f"wrote {out_dir}/report.md, report.json, time_per_iteration.png in {results['wall_seconds']:.0f} s")
+    log(f"wrote {written} to {out_dir} in {results['wall_seconds']:.0f} s")
 
-    failed = failed_checks(results["iterations"])
+    failed = all_failed_checks(results)
     if failed:
-        log(f"FAILED: FastGMM failed, or systems disagree beyond rtol {AGREEMENT_RTOL}: {', '.join(failed)}")
+        log(f"FAILED (a fastelbo failure, or disagreement beyond rtol {AGREEMENT_RTOL}): {', '.join(failed)}")
         return 1
     return 0
+
+
+def all_failed_checks(results) -> list[str]:
+    """The cases of every measured group that fail their agreement check (``failed_checks``,
+    ``factor_report.failed_checks``)."""
+    return failed_checks(results.get("iterations", [])) + factor_report.failed_checks(
+        results.get("factor_fits", [])
+    )
 
 
 if __name__ == "__main__":

@@ -1,14 +1,21 @@
-"""The benchmark report's agreement check: a fast wrong answer, or a FastGMM failure, fails the run."""
+"""The benchmark report's agreement checks: a fast wrong answer, or a FastGMM or factor-model failure,
+fails the run."""
 
+import json
 import pathlib
 import sys
 
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
+import factor_cases  # noqa: E402
+import factor_report  # noqa: E402
+import factor_systems  # noqa: E402
 import report  # noqa: E402
 import systems  # noqa: E402
 from cases import Case  # noqa: E402
+from factor_cases import FactorCase  # noqa: E402
+from fastelbo import FastFactorAnalysis, FastPPCA  # noqa: E402
 
 TINY = (Case("full", 400, 3, 2), Case("diag", 400, 3, 2, "float32"), Case("diag", 400, 3, 2, separation=0.3))
 
@@ -80,14 +87,16 @@ def test_report_names_the_cpu_and_marks_failed_systems(monkeypatch):
         "fits": report.measure_fits(TINY[:1], repeats=1, log=_quiet),
         "memory": [],
         "thread_scaling": report.measure_thread_scaling(TINY[0], repeats=1, log=_quiet),
+        "factor_fits": factor_report.measure(TINY_FACTOR[:1], repeats=1, log=_quiet),
     }
     cpu = report.cpu_identity()
     assert cpu["cpu"] and cpu["cpu_vendor"]
     text = report.markdown(results)
     assert f"Machine: {cpu['cpu']} ({cpu['cpu_vendor']})" in text
     assert f"| {TINY[0].id} |" in text and "| failed |" in text
+    assert f"| {TINY_FACTOR[0].id} | FastPPCA (eigh) |" in text
     # FastGMM against the NumPy EM is still an independent check.
-    assert report.failed_checks(results["iterations"]) == []
+    assert report.all_failed_checks(results) == []
 
 
 def test_cpu_identity_falls_back_without_proc_cpuinfo(monkeypatch):
@@ -97,3 +106,92 @@ def test_cpu_identity_falls_back_without_proc_cpuinfo(monkeypatch):
     monkeypatch.setattr("builtins.open", no_cpuinfo)
     cpu = report.cpu_identity()
     assert cpu["cpu"] and cpu["cpu_vendor"] == "unknown"
+
+
+# --- the factor-model group ---------------------------------------------------------------------
+
+TINY_FACTOR = (
+    FactorCase("ppca", 300, 6, 2),
+    FactorCase("ppca", 569, 30, 3, data="breast_cancer"),
+    FactorCase("fa", 300, 6, 2),
+)
+
+
+@pytest.fixture
+def one_timing_per_fit(monkeypatch):
+    """Short fits are timed once more, not SHORT_FIT_REPEATS times: the tests check results, not speed."""
+    monkeypatch.setattr(factor_report, "SHORT_FIT_REPEATS", 1)
+
+
+def _shift_fastelbo(monkeypatch, relative):
+    """Moves fastelbo's mean log-likelihood by ``relative`` times its magnitude, as a wrong answer would."""
+    honest = factor_systems.describe
+
+    def shifted(estimator, X):
+        result = honest(estimator, X)
+        if isinstance(estimator, (FastPPCA, FastFactorAnalysis)):
+            result["log_likelihood"] += relative * abs(result["log_likelihood"])
+        return result
+
+    monkeypatch.setattr(factor_systems, "describe", shifted)
+
+
+def test_factor_group_fits_every_system_and_the_checks_pass(one_timing_per_fit):
+    rows = factor_report.measure(TINY_FACTOR, repeats=1, log=_quiet)
+    assert factor_report.failed_checks(rows) == []
+    for row in rows:
+        model = factor_systems.MODELS[row["model"]]
+        assert set(row["systems"]) == {system.name for system in model.systems}
+        assert set(row["relative_difference"]) == {s.name for s in model.systems[1:] if s.checked}
+        assert all(result["seconds"] > 0 for result in row["systems"].values())
+        decomposition = row["systems"]["fastelbo"]["decomposition"]
+        assert decomposition["gap"] == pytest.approx(decomposition["elbo"] - decomposition["entropy_sum"])
+    ppca = rows[0]
+    assert max(abs(d) for d in ppca["relative_difference"].values()) <= report.AGREEMENT_RTOL
+    # The closed form is a stationary point: F = S (THEORY.md §2.2).
+    assert abs(ppca["systems"]["fastelbo"]["decomposition"]["relative_gap"]) <= 1e-9
+    fa = rows[2]["systems"]
+    assert fa["fastelbo"]["n_iter"] >= 1 and fa["sklearn"]["n_iter"] >= 1 and fa["numpy"]["n_iter"] >= 1
+
+
+@pytest.mark.parametrize("relative", [-1e-3, 1e-3])
+def test_a_wrong_factor_log_likelihood_fails_the_report(monkeypatch, one_timing_per_fit, relative):
+    # 1e-3: beyond the honest differences of these tiny fits (EM stopping at tol=1e-2 differs by 1e-5).
+    _shift_fastelbo(monkeypatch, relative)
+    rows = factor_report.measure(TINY_FACTOR[::2], repeats=1, log=_quiet)
+    # A closed form must equal the others both ways; EM may beat them but not fall short.
+    expected = [TINY_FACTOR[0].id, TINY_FACTOR[2].id] if relative < 0 else [TINY_FACTOR[0].id]
+    assert factor_report.failed_checks(rows) == expected
+
+
+def test_a_fastelbo_factor_failure_fails_the_report(monkeypatch, one_timing_per_fit):
+    honest = factor_systems.fit
+
+    def broken(system, case, X):
+        if system.name == "fastelbo":
+            raise ValueError("broken")
+        return honest(system, case, X)
+
+    monkeypatch.setattr(factor_systems, "fit", broken)
+    rows = factor_report.measure(TINY_FACTOR[:1], repeats=1, log=_quiet)
+    assert factor_report.failed_checks(rows) == [TINY_FACTOR[0].id]
+    assert rows[0]["errors"] == {"fastelbo": "broken"} and {"sklearn", "numpy"} <= set(rows[0]["systems"])
+    assert f"| {TINY_FACTOR[0].id} | FastPPCA (eigh) | failed |" in "\n".join(factor_report.markdown(rows, 1))
+
+
+def test_factor_only_report_writes_its_tables_and_exit_status(
+    monkeypatch, tmp_path, one_timing_per_fit, capsys
+):
+    monkeypatch.setattr(factor_cases, "QUICK_CASES", TINY_FACTOR)
+    assert report.main(["--quick", "--groups", "factor", "--output", str(tmp_path)]) == 0
+    text = (tmp_path / "report.md").read_text()
+    assert "## Factor models" in text and "## Seconds per EM iteration" not in text
+    for case in TINY_FACTOR:
+        assert f"| {case.id} | {factor_systems.MODELS[case.model].label} |" in text
+    results = json.loads((tmp_path / "report.json").read_text())
+    assert [row["case"] for row in results["factor_fits"]] == [case.id for case in TINY_FACTOR]
+    assert "iterations" not in results and not (tmp_path / "time_per_iteration.png").exists()
+
+    _shift_fastelbo(monkeypatch, -1e-3)
+    assert report.main(["--quick", "--groups", "factor", "--output", str(tmp_path)]) == 1
+    capsys.readouterr()

@@ -13,8 +13,9 @@ def as_numpy(value, name):
     """``value`` as a NumPy array when it comes from another array library; anything else as is.
 
     Under scikit-learn's ``array_api_dispatch`` its validation keeps such arrays in their own
-    namespace, where NumPy dtypes (and the C++ kernels) do not apply; FastGMM computes on the CPU
-    with NumPy, so it converts them first (without a copy where the library allows).
+    namespace, where NumPy dtypes (and the C++ kernels) do not apply; every fastelbo estimator
+    computes on the CPU with NumPy, so it converts them first (without a copy where the library
+    allows). (The error message still names FastGMM, where it was first written.)
     """
     if isinstance(value, np.ndarray) or not hasattr(value, "__array_namespace__"):
         return value

@@ -9,6 +9,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import reference_mfa as R
 from fastelbo import FastMFA
+from mixture_checks import mixture_expected_failed_checks
 
 ESTIMATORS = [
     FastMFA(),
@@ -19,19 +20,7 @@ ESTIMATORS = [
 ]
 
 
-def _expected_failed_checks(estimator):
-    # As for FastGMM (tests/test_estimator_checks.py): a seeded initialisation draws other rows
-    # once the weighted rows are shuffled, so fits with several components end elsewhere.
-    if estimator.n_components == 1:
-        return {}
-    return {
-        "check_sample_weight_equivalence_on_dense_data": (
-            "the random initialisation draws other rows once the weighted rows are shuffled"
-        )
-    }
-
-
-@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=mixture_expected_failed_checks)
 def test_sklearn_estimator_check(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

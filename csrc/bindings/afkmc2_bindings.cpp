@@ -12,8 +12,7 @@ void bind_afkmc2(py::module_& m) {
             return dispatch_float_dtype(X_obj, "X", [&](auto tag) {
                 using T = decltype(tag);
                 auto X = require_array<T>(X_obj, "X", {-1, -1});
-                KMeansData<T> data{X.data(), X.shape(0), X.shape(1),
-                                   optional_data<T>(sample_weight_obj, "sample_weight", X.shape(0))};
+                const auto data = weighted_rows<KMeansData>(X, sample_weight_obj);
                 if (n_clusters < 1 || n_clusters > data.n_rows)
                     throw py::value_error("n_clusters must lie in [1, n_samples]");
                 if (chain_length < 1) throw py::value_error("chain_length must be >= 1");
@@ -23,9 +22,7 @@ void bind_afkmc2(py::module_& m) {
                     chosen = afkmc2(data, n_clusters, chain_length, seed, n_threads, python_interrupt_poll());
                 }
                 if (chosen.empty()) raise_pending_interrupt();
-                py::array_t<std::int64_t> out(static_cast<py::ssize_t>(chosen.size()));
-                std::copy(chosen.begin(), chosen.end(), out.mutable_data());
-                return out;
+                return indices_to_numpy(chosen);
             });
         },
         py::arg("X"), py::arg("sample_weight"), py::arg("n_clusters"), py::arg("chain_length"), py::arg("seed"),
@@ -37,8 +34,7 @@ void bind_afkmc2(py::module_& m) {
             return dispatch_float_dtype(X_obj, "X", [&](auto tag) {
                 using T = decltype(tag);
                 auto X = require_array<T>(X_obj, "X", {-1, -1});
-                KMeansData<T> data{X.data(), X.shape(0), X.shape(1),
-                                   optional_data<T>(sample_weight_obj, "sample_weight", X.shape(0))};
+                const auto data = weighted_rows<KMeansData>(X, sample_weight_obj);
                 if (first_row < 0 || first_row >= data.n_rows) throw py::value_error("first_row out of range");
                 const Vector<double> q = afkmc2_proposal(data, first_row, 1);
                 return to_numpy(q.data(), {q.size()});

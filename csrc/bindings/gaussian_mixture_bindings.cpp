@@ -14,63 +14,35 @@ py::dict gaussian_mixture_pass_typed(const py::array& X_obj, const py::object& s
                                      bool compute_moments, bool return_log_norm, bool return_responsibilities,
                                      bool return_labels, int n_threads) {
     const CovarianceType type = parse_covariance_type(covariance_type);
-    auto X = require_array<T>(X_obj, "X", {-1, -1});
-    const py::ssize_t N = X.shape(0), D = X.shape(1);
-    auto log_weights = require_array<T>(log_weights_obj, "log_weights", {-1});
-    const py::ssize_t K = log_weights.shape(0);
-    auto means = require_array<T>(means_obj, "means", {K, D});
+    const auto args = require_mixture_arguments<T>(X_obj, log_weights_obj, means_obj);
+    const py::ssize_t N = args.n_rows(), D = args.n_features(), K = args.n_components();
     const auto covariance_extents = covariance_shape(type, K, D);
     const std::vector<py::ssize_t> parameter_shape(covariance_extents.begin(), covariance_extents.end());
     auto chol = require_array<T>(precisions_cholesky_obj, "precisions_cholesky", parameter_shape);
     const T* sample_weight = optional_data<T>(sample_weight_obj, "sample_weight", N);
     const std::int64_t* home = optional_data<std::int64_t>(home_obj, "home", N);
-    const double* reference =
-        reference_obj.is_none() ? nullptr : require_array<double>(reference_obj, "reference", {K, D}).data();
-    if (compute_moments && reference == nullptr) throw py::value_error("reference is required with compute_moments");
+    const double* reference = optional_reference(reference_obj, K, D, compute_moments);
 
     GaussianMixtureParams<T> params;
     params.type = type;
-    params.n_components = K;
-    params.n_features = D;
-    params.log_weights = log_weights.data();
-    params.means = means.data();
+    args.fill(params);
     params.precisions_cholesky = chol.data();
 
-    py::array_t<T> log_norm, resp;
-    py::array_t<std::int64_t> labels;
     MixturePassRequest<T> request;
-    request.X = X.data();
-    request.n_rows = N;
-    request.sample_weight = sample_weight;
+    args.fill(request, sample_weight, reference, n_threads);
     request.home = home;
-    request.reference = reference;
     request.compute_moments = compute_moments;
-    if (return_log_norm) request.log_norm = (log_norm = py::array_t<T>({N})).mutable_data();
-    if (return_responsibilities) request.responsibilities = (resp = py::array_t<T>({N, K})).mutable_data();
-    if (return_labels) request.labels = (labels = py::array_t<std::int64_t>({N})).mutable_data();
-    request.n_threads = n_threads;
-    request.interrupt = python_interrupt_poll();
+    const MixtureRowOutputs<T> outputs(request, N, K, return_log_norm, return_responsibilities, return_labels);
 
     MixtureStatistics stats(type, 0, 0, false);
-    bool finished;
-    {
-        py::gil_scoped_release release;
-        finished = gaussian_mixture_pass(params, request, stats);
-    }
-    if (!finished) raise_pending_interrupt();
+    run_without_gil([&] { return gaussian_mixture_pass(params, request, stats); });
 
-    py::dict out;
-    out["sum_weight"] = stats.sum_weight;
-    out["sum_log_norm"] = stats.sum_log_norm;
-    out["sum_entropy"] = stats.sum_entropy;
-    out["nk"] = to_numpy(stats.nk.data(), {K});
+    py::dict out = mixture_sums_dict(stats, K);
     if (compute_moments) {
         out["sx"] = to_numpy(stats.sx.data(), {K, D});
         out["sxx"] = to_numpy(stats.sxx.data(), parameter_shape);
     }
-    if (return_log_norm) out["log_norm"] = log_norm;
-    if (return_responsibilities) out["responsibilities"] = resp;
-    if (return_labels) out["labels"] = labels;
+    outputs.add_to(out);
     return out;
 }
 

@@ -12,8 +12,7 @@ void bind_kmeans(py::module_& m) {
             return dispatch_float_dtype(X_obj, "X", [&](auto tag) {
                 using T = decltype(tag);
                 auto X = require_array<T>(X_obj, "X", {-1, -1});
-                KMeansData<T> data{X.data(), X.shape(0), X.shape(1),
-                                   optional_data<T>(sample_weight_obj, "sample_weight", X.shape(0))};
+                const auto data = weighted_rows<KMeansData>(X, sample_weight_obj);
                 std::vector<Index> chosen;
                 {
                     py::gil_scoped_release release;
@@ -21,9 +20,7 @@ void bind_kmeans(py::module_& m) {
                         kmeans_plusplus(data, n_clusters, n_local_trials, seed, n_threads, python_interrupt_poll());
                 }
                 if (chosen.empty()) raise_pending_interrupt();
-                py::array_t<std::int64_t> out(static_cast<py::ssize_t>(chosen.size()));
-                std::copy(chosen.begin(), chosen.end(), out.mutable_data());
-                return out;
+                return indices_to_numpy(chosen);
             });
         },
         py::arg("X"), py::arg("sample_weight"), py::arg("n_clusters"), py::arg("n_local_trials"), py::arg("seed"),
@@ -37,8 +34,7 @@ void bind_kmeans(py::module_& m) {
                 using T = decltype(tag);
                 auto X = require_array<T>(X_obj, "X", {-1, -1});
                 auto centers = require_array<double>(centers_obj, "centers", {-1, X.shape(1)});
-                KMeansData<T> data{X.data(), X.shape(0), X.shape(1),
-                                   optional_data<T>(sample_weight_obj, "sample_weight", X.shape(0))};
+                const auto data = weighted_rows<KMeansData>(X, sample_weight_obj);
                 KMeansResult result;
                 {
                     py::gil_scoped_release release;

@@ -25,12 +25,7 @@ py::dict scatter_pass_typed(const py::array& X_obj, const py::object& sample_wei
     request.interrupt = python_interrupt_poll();
 
     ScatterStatistics statistics;
-    bool finished;
-    {
-        py::gil_scoped_release release;
-        finished = scatter_pass(request, statistics);
-    }
-    if (!finished) raise_pending_interrupt();
+    run_without_gil([&] { return scatter_pass(request, statistics); });
 
     py::dict out;
     out["sum_weight"] = statistics.sum_weight;

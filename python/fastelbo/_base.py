@@ -14,7 +14,8 @@ completed; the estimator then keeps the parameters of the last completed iterati
 fitted attribute describing those parameters.
 
 The hooks that read X (``_initialize_parameters``, ``_e_step``, ``_final_pass``) also take the
-fit's ``sample_weight`` (None: every row weighs 1).
+fit's ``sample_weight`` (None: every row weighs 1). :meth:`EMEstimator.fit` calls the model's
+``_fit``, which validates its input with :meth:`EMEstimator._validate_fit_input`.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from typing import NamedTuple
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
+from fastelbo._validation import as_numpy, check_sample_weight
 
 # Set on a KeyboardInterrupt after which the estimator kept an interrupted fit's completed work.
 _KEPT_INTERRUPTED_FIT = "_fastelbo_kept_interrupted_fit"
@@ -157,7 +159,48 @@ class EMEstimator(ABC):
         model defines ``tol`` on another scale (override)."""
         return self.tol
 
+    # -- fitting -----------------------------------------------------------------------------
+
+    @single_threaded_blas
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit the model's parameters to X (by EM, ``n_init`` runs and the best kept, unless the
+        estimator solves in closed form).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,) or float, default=None
+            Non-negative, finite weight of every row (a scalar: the same for all); None: all 1.
+            The fit maximises the weighted mean log-likelihood ``(1/W) sum_n w_n log p(x_n)``;
+            integer weights act like repeated rows, zero weights like absent rows. A mixture needs
+            at least ``n_components`` rows with a positive weight.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        self._fit(X, sample_weight)
+        return self
+
     # -- validation --------------------------------------------------------------------------
+
+    def _validate_fit_input(self, X, sample_weight):
+        """Check the hyperparameters (the model's ``_check_hyperparameters``), then validate the
+        training data and the sample weights; return both."""
+        self._check_hyperparameters()
+        X = validate_data(
+            self, as_numpy(X, "X"), dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
+        )
+        return X, check_sample_weight(sample_weight, X)
+
+    def _validate_for_inference(self, X):
+        """New data for a fitted estimator, as ``fit`` validates it (same features, float32/64)."""
+        check_is_fitted(self)
+        return validate_data(self, as_numpy(X, "X"), reset=False, dtype=[np.float64, np.float32], order="C")
 
     def _check_em_hyperparameters(self):
         """Validate the driver's hyperparameters; ValueError or TypeError naming the bad one."""

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from fastelbo._base import check_integer
+from fastelbo._validation import as_float_array
 from fastelbo.factor._factor_model import LinearGaussianFactorModel
 from fastelbo.factor._linear_gaussian import NOISE_FLOOR, components_given_noise
 from fastelbo.factor._rotation import ROTATIONS, orthomax
-from fastelbo.mixture._gaussian import _as_float_array
 
 SVD_METHODS = ("lapack", "randomized")
 
@@ -131,9 +131,7 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         self.verbose_interval = verbose_interval
         self.n_jobs = n_jobs
 
-    def _check_hyperparameters(self):
-        if self.n_components is not None:
-            check_integer(self, "n_components", 1)
+    def _check_model_hyperparameters(self):
         if not isinstance(self.copy, (bool, np.bool_)):
             raise ValueError(f"copy must be a bool, got {self.copy!r}")
         if self.svd_method not in SVD_METHODS:
@@ -141,12 +139,11 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         check_integer(self, "iterated_power", 0)
         if self.rotation is not None and self.rotation not in ROTATIONS:
             raise ValueError(f"rotation must be None or one of {ROTATIONS}, got {self.rotation!r}")
-        self._check_em_hyperparameters()
 
     def _check_data_dependent_parameters(self, n_features):
         super()._check_data_dependent_parameters(n_features)
         if self.noise_variance_init is not None:
-            noise = _as_float_array(self.noise_variance_init, "noise_variance_init")
+            noise = as_float_array(self.noise_variance_init, "noise_variance_init")
             if noise.shape != (n_features,):
                 raise ValueError(
                     f"noise_variance_init must have shape ({n_features},) (one variance per feature), "
@@ -167,7 +164,7 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         if self.noise_variance_init is None:
             noise = np.maximum(np.diag(scatter.covariance), NOISE_FLOOR)
         else:
-            noise = _as_float_array(self.noise_variance_init, "noise_variance_init").copy()
+            noise = as_float_array(self.noise_variance_init, "noise_variance_init").copy()
         self.mean_ = scatter.mean
         self.components_ = components_given_noise(scatter.covariance, noise, self._n_components)
         self.noise_variance_ = noise

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
-from fastelbo._base import EMEstimator, restores_state_on_error
+from fastelbo._base import EMEstimator, check_integer, restores_state_on_error
 from fastelbo._threads import single_threaded_blas
 from fastelbo.entropy import LOG_2PI_E, EntropyDecomposition
 from fastelbo.factor._linear_gaussian import (
@@ -33,7 +33,6 @@ from fastelbo.factor._linear_gaussian import (
     variational_entropy,
 )
 from fastelbo.factor._scatter import DataScatter, data_scatter
-from fastelbo.mixture._gaussian import _as_numpy, _check_sample_weight
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ class LinearGaussianFactorModel(
     """Base of the linear-Gaussian factor models (not public).
 
     Subclasses set ``_noise_type`` ('diag' or 'spherical'), implement
-    ``_initialize_parameters``, ``_check_hyperparameters`` and ``_resolve_n_components``, and store
+    ``_initialize_parameters``, ``_check_model_hyperparameters`` and ``_resolve_n_components``, and store
     the noise as they expose it (:meth:`_noise_from_vector`).
     """
 
@@ -66,36 +65,9 @@ class LinearGaussianFactorModel(
 
     # -- fitting -----------------------------------------------------------------------------
 
-    @single_threaded_blas
-    def fit(self, X, y=None, sample_weight=None):
-        """Fit the model to X by EM on its mean and covariance.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
-        y : Ignored
-            Not used, present for API consistency.
-        sample_weight : array-like of shape (n_samples,) or float, default=None
-            Non-negative, finite weight of every row (a scalar: the same for all); None: all 1.
-            The fit maximises the weighted mean log-likelihood; integer weights act like repeated
-            rows.
-
-        Returns
-        -------
-        self
-            The fitted estimator.
-        """
-        self._fit(X, sample_weight)
-        return self
-
     @restores_state_on_error
     def _fit(self, X, sample_weight=None):
-        self._check_hyperparameters()
-        X = validate_data(
-            self, _as_numpy(X, "X"), dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
-        )
-        sample_weight = _check_sample_weight(sample_weight, X)
+        X, sample_weight = self._validate_fit_input(X, sample_weight)
         self._n_components = self._resolve_n_components(*X.shape)
         self._check_data_dependent_parameters(X.shape[1])
         warm = self.warm_start and hasattr(self, "converged_")
@@ -122,6 +94,15 @@ class LinearGaussianFactorModel(
 
     def _finish_fit(self):
         """Attributes derived after the fit (none by default)."""
+
+    def _check_hyperparameters(self):
+        if self.n_components is not None:
+            check_integer(self, "n_components", 1)
+        self._check_model_hyperparameters()
+        self._check_em_hyperparameters()
+
+    def _check_model_hyperparameters(self):
+        """Validate the hyperparameters of the subclass's own (ValueError naming the bad one)."""
 
     def _check_data_dependent_parameters(self, n_features):
         if self._n_components > n_features:
@@ -262,6 +243,4 @@ class LinearGaussianFactorModel(
     # -- validation --------------------------------------------------------------------------
 
     def _validate_for_inference(self, X):
-        check_is_fitted(self)
-        X = validate_data(self, _as_numpy(X, "X"), reset=False, dtype=[np.float64, np.float32], order="C")
-        return X.astype(np.float64, copy=False)
+        return super()._validate_for_inference(X).astype(np.float64, copy=False)

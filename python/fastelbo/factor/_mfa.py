@@ -8,11 +8,11 @@ import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
-from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from fastelbo import _core
-from fastelbo._base import EMEstimator, check_integer, restores_state_on_error
+from fastelbo._base import check_integer
+from fastelbo._mixture_estimator import MixtureEstimator
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
 from fastelbo.entropy import LOG_2PI_E, EntropyDecomposition, categorical_entropy
 from fastelbo.factor._mfa_mstep import initial_parameters, mfa_m_step
@@ -24,7 +24,6 @@ from fastelbo.factor._mfa_parameters import (
     posterior_covariances,
 )
 from fastelbo.factor._mfa_statistics import FactorAnalyserStatistics
-from fastelbo.mixture._gaussian import _as_numpy, _check_sample_weight
 from fastelbo.mixture._initialization import (
     INIT_PARAMS,
     column_mean_and_variance,
@@ -41,7 +40,7 @@ class DegenerateComponentWarning(UserWarning):
     """A fitted component sits on too few points or has noise variances at the ``reg_covar`` floor."""
 
 
-class FastMFA(EMEstimator, DensityMixin, BaseEstimator):
+class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
     """Mixture of factor analysers fitted by EM in C++, with the ELBO's entropy decomposition.
 
     Component ``c`` (weight ``pi_c``) generates ``x = W_c z + mu_c + eps`` with factors
@@ -124,6 +123,7 @@ class FastMFA(EMEstimator, DensityMixin, BaseEstimator):
     """
 
     _warm_start_parameters = ("n_components", "n_factors", "noise")
+    _sample_rejects_bool = True
 
     def __init__(
         self,
@@ -158,68 +158,6 @@ class FastMFA(EMEstimator, DensityMixin, BaseEstimator):
 
     # -- fitting -----------------------------------------------------------------------------
 
-    @single_threaded_blas
-    def fit(self, X, y=None, sample_weight=None):
-        """Estimate the parameters by EM (``n_init`` runs, the best kept).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
-        y : Ignored
-            Not used, present for API consistency.
-        sample_weight : array-like of shape (n_samples,) or float, default=None
-            Non-negative, finite weight of every row (None: all 1); integer weights act like
-            repeated rows. At least ``n_components`` rows must have a positive weight.
-
-        Returns
-        -------
-        self : FastMFA
-            The fitted estimator.
-        """
-        self._fit(X, sample_weight)
-        return self
-
-    @single_threaded_blas
-    def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit, then return the most probable component of every training point.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
-        y : Ignored
-            Not used, present for API consistency.
-        sample_weight : array-like of shape (n_samples,) or float, default=None
-            Weight of every row, as in :meth:`fit`.
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-            Component labels of the training rows.
-        """
-        return self._fit(X, sample_weight)
-
-    @restores_state_on_error
-    def _fit(self, X, sample_weight=None):
-        self._check_hyperparameters()
-        X = validate_data(
-            self, _as_numpy(X, "X"), dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
-        )
-        sample_weight = _check_sample_weight(sample_weight, X)
-        n_rows = X.shape[0] if sample_weight is None else int(np.count_nonzero(sample_weight))
-        if n_rows < self.n_components:
-            raise ValueError(
-                "Expected n_samples >= n_components but got "
-                f"n_components = {self.n_components}, n_samples = {n_rows}"
-                + ("" if sample_weight is None else " (rows with a non-zero sample_weight)")
-            )
-        if self.warm_start and hasattr(self, "converged_"):
-            self._set_parameters(tuple(p.astype(X.dtype) for p in self._get_parameters()))
-        labels = self._fit_em(X, sample_weight=sample_weight)
-        self._warn_degenerate_components()
-        return labels
-
     def _warn_degenerate_components(self):
         """Name the components that sit on fewer than ``n_factors + 2`` points (by the final
         E-step) or whose noise variance reached the ``reg_covar`` floor."""
@@ -251,76 +189,14 @@ class FastMFA(EMEstimator, DensityMixin, BaseEstimator):
 
     # -- inference ---------------------------------------------------------------------------
 
-    @single_threaded_blas
-    def score_samples(self, X):
-        """Log-likelihood ``log p(x_n)`` of every sample, shape (n_samples,)."""
-        _, out = self._pass(self._validate_for_inference(X), moments=False, log_norm=True)
-        return out["log_norm"]
-
-    @single_threaded_blas
-    def score(self, X, y=None):
-        """Mean log-likelihood of X: ``score_samples(X).mean()``."""
-        return float(np.mean(self.score_samples(X)))
-
-    @single_threaded_blas
-    def predict(self, X):
-        """Most probable component of every sample, shape (n_samples,)."""
-        _, out = self._pass(self._validate_for_inference(X), moments=False, labels=True)
-        return out["labels"]
-
-    @single_threaded_blas
-    def predict_proba(self, X):
-        """Posterior probability of every component for every sample, shape (n_samples, K)."""
-        _, out = self._pass(self._validate_for_inference(X), moments=False, responsibilities=True)
-        return out["responsibilities"]
-
-    def sample(self, n_samples=1):
-        """Draw samples from the fitted model.
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-            Number of samples (a float is truncated, as scikit-learn's mixtures do; below 1 raises
-            ValueError).
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-            The samples, grouped by component.
-        y : ndarray of shape (n_samples,)
-            Their component labels.
-        """
-        check_is_fitted(self)
-        if isinstance(n_samples, np.ndarray) and n_samples.ndim == 0:
-            n_samples = n_samples.item()
-        if not isinstance(n_samples, numbers.Real) or isinstance(n_samples, bool):
-            raise TypeError(f"n_samples must be a number, got {n_samples!r}")
-        if not np.isfinite(n_samples) or n_samples < 1:
-            raise ValueError(
-                f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least one sample."
-            )
-        rng = check_random_state(self.random_state)
-        counts = rng.multinomial(int(n_samples), self.weights_.astype(np.float64))
+    def _sample_components(self, rng, counts):
         noise = self._noise_variance_per_feature().astype(np.float64)
         blocks = []
         for c, count in enumerate(counts):
             factors = rng.standard_normal(size=(count, self.n_factors))
             residual = rng.standard_normal(size=(count, self.means_.shape[1])) * np.sqrt(noise[c])
             blocks.append(self.means_[c] + factors @ self.components_[c].astype(np.float64) + residual)
-        y = np.concatenate([np.full(count, c, dtype=int) for c, count in enumerate(counts)])
-        return np.vstack(blocks), y
-
-    @single_threaded_blas
-    def bic(self, X):
-        """Bayesian information criterion of X (lower is better)."""
-        X = self._validate_for_inference(X)
-        return -2 * self._pass(X, moments=False)[0].sum_log_norm + self._n_parameters() * np.log(X.shape[0])
-
-    @single_threaded_blas
-    def aic(self, X):
-        """Akaike information criterion of X (lower is better)."""
-        X = self._validate_for_inference(X)
-        return -2 * self._pass(X, moments=False)[0].sum_log_norm + 2 * self._n_parameters()
+        return np.vstack(blocks)
 
     def _n_parameters(self):
         return n_parameters(self.n_components, self.n_factors, self.means_.shape[1], self.noise)
@@ -485,10 +361,6 @@ class FastMFA(EMEstimator, DensityMixin, BaseEstimator):
         self.weights_, self.means_, self.components_, self.noise_variance_ = params
 
     # -- validation --------------------------------------------------------------------------
-
-    def _validate_for_inference(self, X):
-        check_is_fitted(self)
-        return validate_data(self, _as_numpy(X, "X"), reset=False, dtype=[np.float64, np.float32], order="C")
 
     def _check_hyperparameters(self):
         check_integer(self, "n_components", 1)

@@ -20,16 +20,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastelbo.mixture._statistics import MixturePassSums
+
 
 @dataclass
-class FactorAnalyserStatistics:
-    """Statistics and ELBO sums of one pass (all float64)."""
+class FactorAnalyserStatistics(MixturePassSums):
+    """Statistics and ELBO sums of one pass (all float64). ``elbo`` is the mean log-likelihood (the
+    posteriors are exact); ``component_entropy`` the mean entropy of the component posteriors."""
 
-    n_samples: int
-    sum_weight: float
-    sum_log_norm: float
-    sum_entropy: float
-    nk: np.ndarray
     sx: np.ndarray | None = None
     sxx: np.ndarray | None = None
     szx: np.ndarray | None = None
@@ -41,32 +39,10 @@ class FactorAnalyserStatistics:
     @classmethod
     def from_kernel(cls, out, n_samples, reference=None, posterior_covariances=None):
         """Wrap the dictionary returned by ``_core.factor_analyser_mixture_pass``."""
+        moments = {name: out.get(name) for name in ("sx", "sxx", "szx", "sz", "szz")}
         return cls(
-            n_samples=int(n_samples),
-            sum_weight=float(out["sum_weight"]),
-            sum_log_norm=float(out["sum_log_norm"]),
-            sum_entropy=float(out["sum_entropy"]),
-            nk=out["nk"],
-            sx=out.get("sx"),
-            sxx=out.get("sxx"),
-            szx=out.get("szx"),
-            sz=out.get("sz"),
-            szz=out.get("szz"),
+            **cls.kernel_sums(out, n_samples),
+            **moments,
             reference=reference,
             posterior_covariances=posterior_covariances,
         )
-
-    @property
-    def elbo(self) -> float:
-        """Mean ELBO ``F(q, Theta)`` of the pass (the mean log-likelihood: the posteriors are exact)."""
-        return self.sum_log_norm / self.sum_weight
-
-    @property
-    def component_entropy(self) -> float:
-        """Mean entropy of the component posteriors ``<H[q_n(c)]>``."""
-        return self.sum_entropy / self.sum_weight
-
-    @property
-    def mean_responsibilities(self) -> np.ndarray:
-        """The aggregate posterior ``qbar_c = <q_n(c)>``."""
-        return self.nk / self.sum_weight

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastelbo._base import check_integer
 from fastelbo.factor._factor_model import LinearGaussianFactorModel
 from fastelbo.factor._linear_gaussian import ppca_maximum_likelihood
 
@@ -111,12 +110,9 @@ class FastPPCA(LinearGaussianFactorModel):
         self.verbose_interval = verbose_interval
         self.n_jobs = n_jobs
 
-    def _check_hyperparameters(self):
-        if self.n_components is not None:
-            check_integer(self, "n_components", 1)
+    def _check_model_hyperparameters(self):
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
-        self._check_em_hyperparameters()
 
     def _resolve_n_components(self, n_samples, n_features):
         if self.n_components is None:

@@ -3,16 +3,15 @@ the blocked C++ kernel, and which reports the ELBO's entropy decomposition."""
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from fastelbo import _core
-from fastelbo._base import EMEstimator, check_integer, check_nonnegative_real, restores_state_on_error
-from fastelbo._threads import resolve_n_threads, single_threaded_blas
+from fastelbo._base import check_integer, check_nonnegative_real
+from fastelbo._mixture_estimator import MixtureEstimator
+from fastelbo._threads import resolve_n_threads
+from fastelbo._validation import as_float_array, as_numpy
 from fastelbo.entropy import EntropyDecomposition, categorical_entropy, gaussian_entropy
 from fastelbo.mixture._covariance import (
     COVARIANCE_TYPES,
@@ -37,7 +36,7 @@ from fastelbo.mixture._truncated import TruncatedSearch, check_truncation
 _MAX_EXPANSION_CONDITION = {np.float32: 1e2, np.float64: 1e5}
 
 
-class FastGMM(EMEstimator, DensityMixin, BaseEstimator):
+class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by EM in C++, with the ELBO's entropy decomposition.
 
     Same parameters, attributes and methods as :class:`sklearn.mixture.GaussianMixture`, plus
@@ -194,167 +193,36 @@ class FastGMM(EMEstimator, DensityMixin, BaseEstimator):
 
     # -- fitting -----------------------------------------------------------------------------
 
-    @single_threaded_blas
-    def fit(self, X, y=None, sample_weight=None):
-        """Estimate the parameters by EM (``n_init`` runs, the best kept).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
-        y : Ignored
-            Not used, present for API consistency.
-        sample_weight : array-like of shape (n_samples,) or float, default=None
-            Non-negative, finite weight of every row (a scalar: the same for all); None: all 1.
-            The fit maximises the weighted mean log-likelihood ``(1/W) sum_n w_n log p(x_n)``;
-            integer weights act like repeated rows, zero weights like absent rows. At least
-            ``n_components`` rows must have a positive weight.
-
-        Returns
-        -------
-        self : FastGMM
-            The fitted estimator.
-        """
-        self._fit(X, sample_weight)
-        return self
-
-    @single_threaded_blas
-    def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit, then return the most probable component of every training point.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
-        y : Ignored
-            Not used, present for API consistency.
-        sample_weight : array-like of shape (n_samples,) or float, default=None
-            Weight of every row, as in :meth:`fit`.
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-            Component labels of the training rows (zero-weight rows included).
-        """
-        return self._fit(X, sample_weight)
-
-    @restores_state_on_error
-    def _fit(self, X, sample_weight=None):
-        self._check_hyperparameters()
-        X = validate_data(
-            self, _as_numpy(X, "X"), dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
-        )
-        sample_weight = _check_sample_weight(sample_weight, X)
-        n_rows = X.shape[0] if sample_weight is None else int(np.count_nonzero(sample_weight))
-        if n_rows < self.n_components:
-            raise ValueError(
-                "Expected n_samples >= n_components but got "
-                f"n_components = {self.n_components}, n_samples = {n_rows}"
-                + ("" if sample_weight is None else " (rows with a non-zero sample_weight)")
-            )
-        self._check_initial_parameters(X.shape[1])
-        if self.warm_start and hasattr(self, "converged_"):
-            # Continue in the new data's precision (parameters live in the input dtype).
-            self._set_parameters(tuple(p.astype(X.dtype) for p in self._get_parameters()))
-        try:
-            return self._fit_em(X, sample_weight=sample_weight)
-        finally:
-            # The homes (see _e_step) belong to one EM run over this X; the estimator keeps none.
-            vars(self).pop("_em_home", None)
-            vars(self).pop("_em_truncated", None)
-            vars(self).pop("_em_truncated_seed", None)
+    def _discard_run_state(self):
+        # The homes (see _e_step) belong to one EM run over this X; the estimator keeps none.
+        vars(self).pop("_em_home", None)
+        vars(self).pop("_em_truncated", None)
+        vars(self).pop("_em_truncated_seed", None)
 
     # -- inference ---------------------------------------------------------------------------
 
-    @single_threaded_blas
-    def score_samples(self, X):
-        """Log-likelihood ``log p(x_n)`` of every sample, shape (n_samples,)."""
-        _, out = self._inference_pass(self._validate_for_inference(X), log_norm=True)
-        return out["log_norm"]
-
-    @single_threaded_blas
-    def score(self, X, y=None):
-        """Mean log-likelihood of X: ``score_samples(X).mean()``, as scikit-learn defines it (so in
-        float32 for float32 input)."""
-        return float(np.mean(self.score_samples(X)))
-
-    @single_threaded_blas
-    def predict(self, X):
-        """Most probable component of every sample, shape (n_samples,)."""
-        _, out = self._inference_pass(self._validate_for_inference(X), labels=True)
-        return out["labels"]
-
-    @single_threaded_blas
-    def predict_proba(self, X):
-        """Posterior probability of every component for every sample, shape (n_samples, K)."""
-        _, out = self._inference_pass(self._validate_for_inference(X), responsibilities=True)
-        return out["responsibilities"]
-
-    def sample(self, n_samples=1):
-        """Draw samples from the fitted model, with scikit-learn's generator use.
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-            Number of samples. Like scikit-learn, a float is accepted and truncated (``2.0`` and
-            ``2.5`` draw 2 samples); a value below 1 raises ValueError.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-            The samples, grouped by component.
-        y : ndarray of shape (n_samples,)
-            Their component labels.
-        """
-        check_is_fitted(self)
-        if isinstance(n_samples, np.ndarray) and n_samples.ndim == 0:
-            n_samples = n_samples.item()
-        if not isinstance(n_samples, numbers.Real):
-            raise TypeError(f"n_samples must be a number, got {n_samples!r}")
-        if not np.isfinite(n_samples) or n_samples < 1:
-            raise ValueError(
-                f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least one sample."
-            )
-        # scikit-learn passes n_samples to a multinomial draw, which truncates it to an integer.
-        n_samples = int(n_samples)
+    def _sample_components(self, rng, counts):
         _, n_features = self.means_.shape
-        rng = check_random_state(self.random_state)
-        counts = rng.multinomial(n_samples, self.weights_.astype(np.float64))
         if self.covariance_type == "full":
-            X = np.vstack(
+            return np.vstack(
                 [
                     rng.multivariate_normal(mean, covariance, int(count))
                     for (mean, covariance, count) in zip(self.means_, self.covariances_, counts, strict=True)
                 ]
             )
-        elif self.covariance_type == "tied":
-            X = np.vstack(
+        if self.covariance_type == "tied":
+            return np.vstack(
                 [
                     rng.multivariate_normal(mean, self.covariances_, int(count))
                     for (mean, count) in zip(self.means_, counts, strict=True)
                 ]
             )
-        else:
-            X = np.vstack(
-                [
-                    mean + rng.standard_normal(size=(count, n_features)) * np.sqrt(covariance)
-                    for (mean, covariance, count) in zip(self.means_, self.covariances_, counts, strict=True)
-                ]
-            )
-        y = np.concatenate([np.full(count, j, dtype=int) for j, count in enumerate(counts)])
-        return X, y
-
-    @single_threaded_blas
-    def bic(self, X):
-        """Bayesian information criterion of X (lower is better)."""
-        X = self._validate_for_inference(X)
-        return -2 * self._inference_pass(X)[0].sum_log_norm + self._n_parameters() * np.log(X.shape[0])
-
-    @single_threaded_blas
-    def aic(self, X):
-        """Akaike information criterion of X (lower is better)."""
-        X = self._validate_for_inference(X)
-        return -2 * self._inference_pass(X)[0].sum_log_norm + 2 * self._n_parameters()
+        return np.vstack(
+            [
+                mean + rng.standard_normal(size=(count, n_features)) * np.sqrt(covariance)
+                for (mean, covariance, count) in zip(self.means_, self.covariances_, counts, strict=True)
+            ]
+        )
 
     def _n_parameters(self):
         return n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
@@ -538,14 +406,14 @@ class FastGMM(EMEstimator, DensityMixin, BaseEstimator):
             )
             weights, means, covariances = gaussian_m_step(stats, self.covariance_type, self.reg_covar)
         if self.weights_init is not None:
-            weights = _as_float_array(self.weights_init, "weights_init")
+            weights = as_float_array(self.weights_init, "weights_init")
         if self.means_init is not None:
-            means = _as_float_array(self.means_init, "means_init")
+            means = as_float_array(self.means_init, "means_init")
         if self.precisions_init is None:
             precisions_cholesky = precisions_cholesky_from_covariances(covariances, self.covariance_type)
         else:
             precisions_cholesky = precisions_cholesky_from_precisions(
-                _as_float_array(self.precisions_init, "precisions_init"), self.covariance_type
+                as_float_array(self.precisions_init, "precisions_init"), self.covariance_type
             )
             covariances = covariances_from_precisions_cholesky(precisions_cholesky, self.covariance_type)
         self._assign(weights, means, covariances, precisions_cholesky, dtype=X.dtype)
@@ -571,10 +439,6 @@ class FastGMM(EMEstimator, DensityMixin, BaseEstimator):
 
     # -- validation --------------------------------------------------------------------------
 
-    def _validate_for_inference(self, X):
-        check_is_fitted(self)
-        return validate_data(self, _as_numpy(X, "X"), reset=False, dtype=[np.float64, np.float32], order="C")
-
     def _check_hyperparameters(self):
         check_integer(self, "n_components", 1)
         self._check_em_hyperparameters()
@@ -593,7 +457,7 @@ class FastGMM(EMEstimator, DensityMixin, BaseEstimator):
         # word for word: its tests, and its users, match on them.
         K = int(self.n_components)
         if self.weights_init is not None:
-            weights = _as_float_array(self.weights_init, "weights_init")
+            weights = as_float_array(self.weights_init, "weights_init")
             _check_shape(weights, (K,), "weights")
             if np.any(weights < 0.0) or np.any(weights > 1.0):
                 # (sic) scikit-learn prints the minimum as "max value" and the maximum as "min value".
@@ -602,7 +466,7 @@ class FastGMM(EMEstimator, DensityMixin, BaseEstimator):
                     f"max value {weights.min():.5f}, min value {weights.max():.5f}"
                 )
             atol = (
-                1e-6 if np.asarray(_as_numpy(self.weights_init, "weights_init")).dtype == np.float32 else 1e-8
+                1e-6 if np.asarray(as_numpy(self.weights_init, "weights_init")).dtype == np.float32 else 1e-8
             )
             if not np.allclose(abs(1.0 - weights.sum()), 0.0, atol=atol):
                 raise ValueError(
@@ -610,10 +474,10 @@ class FastGMM(EMEstimator, DensityMixin, BaseEstimator):
                     f"but got sum(weights) = {weights.sum():.5f}"
                 )
         if self.means_init is not None:
-            means = _as_float_array(self.means_init, "means_init")
+            means = as_float_array(self.means_init, "means_init")
             _check_shape(means, (K, n_features), "means")
         if self.precisions_init is not None:
-            precisions = _as_float_array(self.precisions_init, "precisions_init")
+            precisions = as_float_array(self.precisions_init, "precisions_init")
             check_precisions_init(precisions, self.covariance_type, K, n_features)
 
 
@@ -621,85 +485,3 @@ def _check_shape(array, expected, name):
     """scikit-learn's shape check of an initial parameter (sklearn.mixture._base._check_shape)."""
     if array.shape != expected:
         raise ValueError(f"The parameter '{name}' should have the shape of {expected}, but got {array.shape}")
-
-
-def _as_numpy(value, name):
-    """``value`` as a NumPy array when it comes from another array library; anything else as is.
-
-    Under scikit-learn's ``array_api_dispatch`` its validation keeps such arrays in their own
-    namespace, where NumPy dtypes (and the C++ kernels) do not apply; FastGMM computes on the CPU
-    with NumPy, so it converts them first (without a copy where the library allows).
-    """
-    if isinstance(value, np.ndarray) or not hasattr(value, "__array_namespace__"):
-        return value
-    errors = []
-    for convert in (np.asarray, np.from_dlpack):
-        try:
-            return convert(value)
-        except Exception as error:  # each library fails in its own way (TypeError, BufferError, ...)
-            errors.append(f"{convert.__name__}: {error}")
-    raise TypeError(
-        f"{name} of type {type(value).__module__}.{type(value).__name__} cannot be converted to a NumPy "
-        f"array ({'; '.join(errors)}). FastGMM computes with NumPy on the CPU: convert {name} to a "
-        "NumPy array (e.g. move it to the CPU) first."
-    )
-
-
-def _check_sample_weight(sample_weight, X):
-    """Validated sample weights, with scikit-learn's ``_check_sample_weight`` semantics.
-
-    None stays None (the unweighted path); a number is the weight of every row; an array must have
-    shape (n_samples,) and be finite, non-negative and not all zero. The dtype is X's (the kernels
-    read weights in the working precision).
-    """
-    if sample_weight is None:
-        return None
-    n_samples = X.shape[0]
-    sample_weight = _as_numpy(sample_weight, "sample_weight")
-    if isinstance(sample_weight, (np.ndarray, np.generic)) and sample_weight.ndim == 0:
-        sample_weight = sample_weight.item()  # a NumPy scalar or 0-d array is a scalar weight
-    if isinstance(sample_weight, numbers.Number):
-        if not isinstance(sample_weight, numbers.Real) or not np.isfinite(sample_weight):
-            raise ValueError(f"sample_weight must be a finite real number, got {sample_weight!r}")
-        sample_weight = np.full(n_samples, sample_weight, dtype=X.dtype)
-    else:
-        try:
-            sample_weight = check_array(
-                sample_weight,
-                accept_sparse=False,
-                ensure_2d=False,
-                dtype=X.dtype,
-                order="C",
-                input_name="sample_weight",
-            )
-        except (TypeError, ValueError) as error:
-            if "sample_weight" in str(error):
-                raise
-            # check_array does not always say which input it rejects ("could not convert ...").
-            raise type(error)(f"sample_weight: {error}") from None
-        if sample_weight.ndim != 1:
-            raise ValueError(
-                f"sample_weight must be a 1D array or a scalar, got a {sample_weight.ndim}D array; "
-                f"expected a scalar or a 1D array of length {n_samples}."
-            )
-        if sample_weight.shape != (n_samples,):
-            raise ValueError(f"sample_weight.shape == {sample_weight.shape}, expected {(n_samples,)}!")
-    if np.any(sample_weight < 0):
-        raise ValueError("Negative values in data passed to `sample_weight`")
-    if not np.any(sample_weight):
-        raise ValueError("sample_weight must contain at least one non-zero number (all weights are zero).")
-    return sample_weight
-
-
-def _as_float_array(value, name):
-    """``value`` (an initial parameter) as a finite float64 NumPy array; TypeError/ValueError naming it."""
-    value = _as_numpy(value, name)
-    if np.iscomplexobj(value):
-        raise TypeError(f"{name} must be real; complex values are not supported")
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"{name} must be an array of real numbers: {error}") from None
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains NaN or infinity")
-    return array

@@ -26,14 +26,47 @@ _CHUNK_ROWS = 65536
 
 
 @dataclass
-class MixtureStatistics:
-    """Sufficient statistics and ELBO sums of one pass (all float64)."""
+class MixturePassSums:
+    """The ELBO sums and component totals every mixture pass produces (all float64); the statistics
+    of each mixture family add their moments to them."""
 
     n_samples: int
     sum_weight: float
     sum_log_norm: float
     sum_entropy: float
     nk: np.ndarray
+
+    @staticmethod
+    def kernel_sums(out: dict, n_samples: int) -> dict:
+        """The fields above from the dictionary a mixture kernel pass returns."""
+        return {
+            "n_samples": int(n_samples),
+            "sum_weight": float(out["sum_weight"]),
+            "sum_log_norm": float(out["sum_log_norm"]),
+            "sum_entropy": float(out["sum_entropy"]),
+            "nk": out["nk"],
+        }
+
+    @property
+    def elbo(self) -> float:
+        """Mean ELBO ``F(q, Theta)`` of the pass (the mean log-likelihood for exact posteriors)."""
+        return self.sum_log_norm / self.sum_weight
+
+    @property
+    def component_entropy(self) -> float:
+        """Mean entropy of the component posteriors ``<H[q_n(c)]>``."""
+        return self.sum_entropy / self.sum_weight
+
+    @property
+    def mean_responsibilities(self) -> np.ndarray:
+        """The aggregate posterior ``qbar_c = <q_n(c)>``."""
+        return self.nk / self.sum_weight
+
+
+@dataclass
+class MixtureStatistics(MixturePassSums):
+    """Sufficient statistics and ELBO sums of one Gaussian-mixture pass (all float64)."""
+
     sx: np.ndarray | None = None
     sxx: np.ndarray | None = None
     reference: np.ndarray | None = None
@@ -42,30 +75,13 @@ class MixtureStatistics:
     def from_kernel(cls, out: dict, n_samples: int, reference=None) -> MixtureStatistics:
         """Wrap the dictionary returned by ``_core.gaussian_mixture_pass``."""
         return cls(
-            n_samples=int(n_samples),
-            sum_weight=float(out["sum_weight"]),
-            sum_log_norm=float(out["sum_log_norm"]),
-            sum_entropy=float(out["sum_entropy"]),
-            nk=out["nk"],
-            sx=out.get("sx"),
-            sxx=out.get("sxx"),
-            reference=reference,
+            **cls.kernel_sums(out, n_samples), sx=out.get("sx"), sxx=out.get("sxx"), reference=reference
         )
 
     @property
-    def elbo(self) -> float:
-        """Mean ELBO ``F(q, Theta)`` of the pass (the mean log-likelihood for exact posteriors)."""
-        return self.sum_log_norm / self.sum_weight
-
-    @property
     def variational_entropy(self) -> float:
-        """Mean posterior entropy ``<H[q_n]>``."""
-        return self.sum_entropy / self.sum_weight
-
-    @property
-    def mean_responsibilities(self) -> np.ndarray:
-        """The aggregate posterior ``qbar_c = <q_n(c)>``."""
-        return self.nk / self.sum_weight
+        """Mean posterior entropy ``<H[q_n]>`` (the posteriors are over components only)."""
+        return self.component_entropy
 
     def merge(self, other: MixtureStatistics) -> MixtureStatistics:
         """Statistics of the union of two disjoint row sets (same parameters and reference)."""

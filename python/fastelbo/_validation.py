@@ -1,0 +1,110 @@
+"""Validation of the inputs every fastelbo estimator reads: data from other array libraries,
+sample weights, initial parameters, and the number of samples to draw."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.utils.validation import check_array
+
+
+def as_numpy(value, name):
+    """``value`` as a NumPy array when it comes from another array library; anything else as is.
+
+    Under scikit-learn's ``array_api_dispatch`` its validation keeps such arrays in their own
+    namespace, where NumPy dtypes (and the C++ kernels) do not apply; every fastelbo estimator
+    computes on the CPU with NumPy, so it converts them first (without a copy where the library
+    allows). (The error message still names FastGMM, where it was first written.)
+    """
+    if isinstance(value, np.ndarray) or not hasattr(value, "__array_namespace__"):
+        return value
+    errors = []
+    for convert in (np.asarray, np.from_dlpack):
+        try:
+            return convert(value)
+        except Exception as error:  # each library fails in its own way (TypeError, BufferError, ...)
+            errors.append(f"{convert.__name__}: {error}")
+    raise TypeError(
+        f"{name} of type {type(value).__module__}.{type(value).__name__} cannot be converted to a NumPy "
+        f"array ({'; '.join(errors)}). FastGMM computes with NumPy on the CPU: convert {name} to a "
+        "NumPy array (e.g. move it to the CPU) first."
+    )
+
+
+def check_sample_weight(sample_weight, X):
+    """Validated sample weights, with scikit-learn's ``_check_sample_weight`` semantics.
+
+    None stays None (the unweighted path); a number is the weight of every row; an array must have
+    shape (n_samples,) and be finite, non-negative and not all zero. The dtype is X's (the kernels
+    read weights in the working precision).
+    """
+    if sample_weight is None:
+        return None
+    n_samples = X.shape[0]
+    sample_weight = as_numpy(sample_weight, "sample_weight")
+    if isinstance(sample_weight, (np.ndarray, np.generic)) and sample_weight.ndim == 0:
+        sample_weight = sample_weight.item()  # a NumPy scalar or 0-d array is a scalar weight
+    if isinstance(sample_weight, numbers.Number):
+        if not isinstance(sample_weight, numbers.Real) or not np.isfinite(sample_weight):
+            raise ValueError(f"sample_weight must be a finite real number, got {sample_weight!r}")
+        sample_weight = np.full(n_samples, sample_weight, dtype=X.dtype)
+    else:
+        try:
+            sample_weight = check_array(
+                sample_weight,
+                accept_sparse=False,
+                ensure_2d=False,
+                dtype=X.dtype,
+                order="C",
+                input_name="sample_weight",
+            )
+        except (TypeError, ValueError) as error:
+            if "sample_weight" in str(error):
+                raise
+            # check_array does not always say which input it rejects ("could not convert ...").
+            raise type(error)(f"sample_weight: {error}") from None
+        if sample_weight.ndim != 1:
+            raise ValueError(
+                f"sample_weight must be a 1D array or a scalar, got a {sample_weight.ndim}D array; "
+                f"expected a scalar or a 1D array of length {n_samples}."
+            )
+        if sample_weight.shape != (n_samples,):
+            raise ValueError(f"sample_weight.shape == {sample_weight.shape}, expected {(n_samples,)}!")
+    if np.any(sample_weight < 0):
+        raise ValueError("Negative values in data passed to `sample_weight`")
+    if not np.any(sample_weight):
+        raise ValueError("sample_weight must contain at least one non-zero number (all weights are zero).")
+    return sample_weight
+
+
+def as_float_array(value, name):
+    """``value`` (an initial parameter) as a finite float64 NumPy array; TypeError/ValueError naming it."""
+    value = as_numpy(value, name)
+    if np.iscomplexobj(value):
+        raise TypeError(f"{name} must be real; complex values are not supported")
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be an array of real numbers: {error}") from None
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return array
+
+
+def check_sample_count(n_samples, allow_bool=True):
+    """``n_samples`` of ``sample`` as an int, truncating a float as scikit-learn's mixtures do.
+
+    A 0-d array is read as its scalar; a non-number (and a bool, unless ``allow_bool``) raises
+    TypeError, a value below 1 or not finite ValueError.
+    """
+    if isinstance(n_samples, np.ndarray) and n_samples.ndim == 0:
+        n_samples = n_samples.item()
+    if not isinstance(n_samples, numbers.Real) or (not allow_bool and isinstance(n_samples, bool)):
+        raise TypeError(f"n_samples must be a number, got {n_samples!r}")
+    if not np.isfinite(n_samples) or n_samples < 1:
+        raise ValueError(
+            f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least one sample."
+        )
+    # scikit-learn passes n_samples to a multinomial draw, which truncates it to an integer.
+    return int(n_samples)

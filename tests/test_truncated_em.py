@@ -3,6 +3,7 @@ the post-M-step identity and the interleaving of the histories at every iteratio
 free energy below the exact log-likelihood, C' = K as exact EM, determinism and thread-count
 independence, and argument checks."""
 
+import copy
 import warnings
 
 import numpy as np
@@ -167,3 +168,35 @@ def test_bad_truncation_arguments_raise_value_error(blobs):
         FastGMM(3, covariance_type="diag", n_active=2, n_neighbors=5).fit(blobs)
     with pytest.raises(ValueError, match="covariance_type"):
         FastGMM(3, covariance_type="full", n_active=2).fit(blobs)
+
+
+class _RunRecordingGMM(FastGMM):
+    """FastGMM that keeps, for every one of its n_init runs, the lower bound it ended with and a
+    copy of its truncated state (the rows' sets K_n, the neighbour lists, the random generator)."""
+
+    def _iterate(self, X, run, sample_weight=None):
+        super()._iterate(X, run, sample_weight)
+        self.runs.append((run.done.lower_bound, copy.deepcopy(self._em_truncated)))
+
+
+def test_final_pass_of_several_restarts_continues_from_the_best_run(blobs):
+    gmm = _RunRecordingGMM(
+        K, covariance_type="diag", n_active=2, n_neighbors=3, n_init=4, max_iter=3, tol=0.0, random_state=3
+    )
+    gmm.runs = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        labels = gmm.fit_predict(blobs)
+    bounds = [bound for bound, _ in gmm.runs]
+    best = int(np.argmax(bounds))
+    # The test needs a best run that is not the last (else the last run's state would pass too).
+    assert best != len(bounds) - 1, bounds
+    assert gmm.lower_bound_ == bounds[best]
+    # The final pass: one more truncated E-step from the best run's sets at the fitted parameters.
+    search = gmm.runs[best][1]
+    stats = search.e_step(blobs, None, gmm._truncated_parameters(), 1, moments=False)
+    np.testing.assert_array_equal(labels, search.labels())
+    assert gmm.entropy_decomposition().elbo == stats.elbo
+    # The last run's state gives another training ELBO (so the check above can fail).
+    last = gmm.runs[-1][1]
+    assert last.e_step(blobs, None, gmm._truncated_parameters(), 1, moments=False).elbo != stats.elbo

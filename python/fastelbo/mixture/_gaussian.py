@@ -481,6 +481,14 @@ class FastGMM(EMEstimator, DensityMixin, BaseEstimator):
             self._em_truncated = search
         return search
 
+    def _run_state(self):
+        # The rows' sets K_n and neighbour lists of a truncated run, and the home labels of an exact
+        # one: the final pass of the best run continues from them.
+        return getattr(self, "_em_home", None), getattr(self, "_em_truncated", None)
+
+    def _restore_run_state(self, state):
+        self._em_home, self._em_truncated = state
+
     def _final_pass(self, X, sample_weight=None):
         if self.n_active is not None:
             search = self._truncated_search(X, sample_weight)

@@ -13,7 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 from fastelbo import FastGMM
 from fastelbo.mixture._truncated import TruncatedSearch
 from reference import make_blobs_data
-from reference_truncated import diagonal_log_joint
+from reference_truncated import gaussian_log_joint
 
 K = 12
 _E_STEP = TruncatedSearch.e_step
@@ -26,7 +26,10 @@ def blobs():
 
 
 def _variances(gmm):
+    """The covariances as the reference takes them: (K, D) variances, or (K, D, D) for tied."""
     cov = gmm.covariances_.astype(np.float64)
+    if gmm.covariance_type == "tied":
+        return np.repeat(cov[None], gmm.n_components, axis=0)
     return cov if gmm.covariance_type == "diag" else np.repeat(cov[:, None], gmm.means_.shape[1], axis=1)
 
 
@@ -68,7 +71,7 @@ def _restricted(lj, active):
     return values, log_norm, np.exp(values - log_norm[:, None])
 
 
-@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+@pytest.mark.parametrize("covariance_type", ["tied", "diag", "spherical"])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_post_mstep_identity_and_interleaving_hold_every_iteration(
     monkeypatch, blobs, covariance_type, weighted
@@ -85,9 +88,9 @@ def test_post_mstep_identity_and_interleaving_hold_every_iteration(
         (weights_t, means_t), active = calls[t]
         np.testing.assert_array_equal(means_t, thetas[t - 1][1])  # the runs are deterministic
         weights_next, means_next, variances_next = thetas[t]
-        lj_next = diagonal_log_joint(blobs, weights_next, means_next, variances_next)
+        lj_next = gaussian_log_joint(blobs, weights_next, means_next, variances_next)
         _, _, variances_t = thetas[t - 1]
-        lj_t = diagonal_log_joint(blobs, weights_t, means_t, variances_t)
+        lj_t = gaussian_log_joint(blobs, weights_t, means_t, variances_t)
         _, log_norm, q = _restricted(lj_t, active)
         assert F[t] == pytest.approx(w @ log_norm / w.sum(), rel=1e-10), t
         entropy = -np.sum(q * np.log(np.where(q > 0, q, 1.0)), axis=1)
@@ -99,7 +102,7 @@ def test_post_mstep_identity_and_interleaving_hold_every_iteration(
     assert np.all(S[:-1] <= F[1:] + 1e-12 * np.abs(F[1:]))
 
 
-@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+@pytest.mark.parametrize("covariance_type", ["tied", "diag", "spherical"])
 def test_truncated_free_energy_never_exceeds_the_log_likelihood(monkeypatch, blobs, covariance_type):
     params = dict(
         covariance_type=covariance_type, n_active=2, n_neighbors=3, init_params="afkmc2", random_state=0
@@ -108,14 +111,14 @@ def test_truncated_free_energy_never_exceeds_the_log_likelihood(monkeypatch, blo
     for t in range(1, len(calls)):
         weights, means, variances = thetas[t - 1]
         log_likelihood = np.mean(
-            np.logaddexp.reduce(diagonal_log_joint(blobs, weights, means, variances), axis=1)
+            np.logaddexp.reduce(gaussian_log_joint(blobs, weights, means, variances), axis=1)
         )
         assert gmm.elbo_history_[t] <= log_likelihood + 1e-12 * abs(log_likelihood), t
     final = gmm.entropy_decomposition()
     assert final.elbo <= gmm.score(blobs) + 1e-12
 
 
-@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+@pytest.mark.parametrize("covariance_type", ["tied", "diag", "spherical"])
 def test_all_components_active_reproduce_exact_em(blobs, covariance_type):
     common = dict(covariance_type=covariance_type, init_params="afkmc2", random_state=1, max_iter=15, tol=0.0)
     with warnings.catch_warnings():
@@ -128,15 +131,18 @@ def test_all_components_active_reproduce_exact_em(blobs, covariance_type):
     np.testing.assert_allclose(truncated.covariances_, exact.covariances_, rtol=1e-8)
 
 
+@pytest.mark.parametrize("covariance_type", ["tied", "diag"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_deterministic_and_bitwise_identical_for_any_thread_count(blobs, dtype):
+def test_deterministic_and_bitwise_identical_for_any_thread_count(blobs, dtype, covariance_type):
     X = np.repeat(blobs, 4, axis=0).astype(dtype) + np.random.default_rng(0).normal(
         0, 0.1, (4 * len(blobs), 3)
     )
     X = X.astype(dtype)
     fits = []
     for n_jobs in (1, 2, 2):
-        gmm = FastGMM(K, covariance_type="diag", n_active=3, random_state=5, max_iter=10, n_jobs=n_jobs)
+        gmm = FastGMM(
+            K, covariance_type=covariance_type, n_active=3, random_state=5, max_iter=10, n_jobs=n_jobs
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             labels = gmm.fit_predict(X)
@@ -148,10 +154,11 @@ def test_deterministic_and_bitwise_identical_for_any_thread_count(blobs, dtype):
         np.testing.assert_array_equal(labels, fits[0][1])
 
 
-def test_exact_inference_after_truncated_fit(blobs):
-    gmm = FastGMM(K, covariance_type="diag", n_active=3, random_state=0).fit(blobs)
+@pytest.mark.parametrize("covariance_type", ["tied", "diag"])
+def test_exact_inference_after_truncated_fit(blobs, covariance_type):
+    gmm = FastGMM(K, covariance_type=covariance_type, n_active=3, random_state=0).fit(blobs)
     weights, means, variances = gmm.weights_, gmm.means_, _variances(gmm)
-    lj = diagonal_log_joint(blobs, weights, means, variances)
+    lj = gaussian_log_joint(blobs, weights, means, variances)
     np.testing.assert_allclose(gmm.score_samples(blobs), np.logaddexp.reduce(lj, axis=1), rtol=1e-10)
     np.testing.assert_array_equal(gmm.predict(blobs), np.argmax(lj, axis=1))
     assert gmm.lower_bound_ <= gmm.score(blobs)

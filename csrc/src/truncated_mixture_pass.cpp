@@ -43,10 +43,18 @@ ComponentConstants component_constants(const GaussianMixtureParams<T>& p) {
     const Index K = p.n_components, D = p.n_features;
     const bool spherical = p.type == CovarianceType::Spherical;
     ComponentConstants out{RowMatrix<double>(K, D), Vector<double>(K)};
+    if (p.type == CovarianceType::Tied) {  // one factor U: no per-component precisions
+        out.precision.resize(0, D);
+        const double log_det =
+            ConstRowMatrixMap<T>(p.precisions_cholesky, D, D).diagonal().template cast<double>().array().log().sum();
+        out.base.setConstant(log_det);
+    }
     const double half_log_two_pi = 0.5 * std::log(2 * M_PI);
     // Logarithms vectorised over all components (K·D of them at large K).
     Vector<double> log_det;
-    if (spherical) {
+    if (p.type == CovarianceType::Tied) {
+        log_det = out.base;
+    } else if (spherical) {
         const Vector<double> u = ConstVectorMap<T>(p.precisions_cholesky, K).template cast<double>();
         out.precision = u.array().square().matrix().replicate(1, D);
         log_det = static_cast<double>(D) * u.array().log().matrix();
@@ -157,10 +165,16 @@ class TruncatedEStep {
           C_(r.n_active),
           G_(r.n_neighbors),
           spherical_(p.type == CovarianceType::Spherical),
+          tied_(p.type == CovarianceType::Tied),
           moments_(r.reference != nullptr),
-          F_(spherical_ ? D_ + 1 : 2 * D_),
-          stride_(moments_ ? 1 + D_ + (spherical_ ? 1 : D_) : 1),
+          F_(spherical_ || tied_ ? D_ + 1 : 2 * D_),
+          stride_(moments_ ? 1 + D_ + (spherical_ ? 1 : (tied_ ? 0 : D_)) : 1),
           constants_(component_constants(p)),
+          chol_(tied_ ? ConstRowMatrixMap<T>(p.precisions_cholesky, D_, D_) : ConstRowMatrixMap<T>(nullptr, 0, 0)),
+          whitened_means_(tied_ ? RowMatrix<double>(ConstRowMatrixMap<T>(p.means, K_, D_).template cast<double>() *
+                                                    chol_.template cast<double>())
+                                : RowMatrix<double>()),
+          column_parameters_(tied_ ? whitened_means_.data() : constants_.precision.data()),
           precision_copy_(std::is_same_v<T, double> ? RowMatrix<T>() : constants_.precision.template cast<T>()),
           precision_t_(std::is_same_v<T, double> ? reinterpret_cast<const T*>(constants_.precision.data())
                                                  : precision_copy_.data()),
@@ -168,7 +182,8 @@ class TruncatedEStep {
           item_scores_(groups_.n_items()),
           item_stat_components_(groups_.n_items()),
           item_stat_sums_(groups_.n_items()),
-          item_sums_(3 * groups_.n_items(), 0.0) {}
+          item_sums_(3 * groups_.n_items(), 0.0),
+          item_tied_scatter_(tied_ && moments_ ? groups_.n_items() : 0) {}
 
     struct Workspace {
         std::vector<std::int64_t> item_stamp;        // [K] last item that gave a component a column
@@ -192,6 +207,8 @@ class TruncatedEStep {
         std::vector<Candidate> candidates, best;  // best: [rows, C'], best first
         Eigen::ArrayXd shifted, exponential, row_sum, row_log_sum;
         RowVector<double> diff;
+        RowMatrix<T> whitened;                // [rows, D] tied: x~ U
+        RowMatrix<double> centred, weighted;  // [entries, D] tied: x − r_c and w q (x − r_c)
     };
 
     Workspace make_workspace() const {
@@ -237,8 +254,12 @@ class TruncatedEStep {
             if (r_.random_candidates) {
                 const std::int32_t c = r_.random_candidates[n];
                 ws.random_code[i] = -1 - c;
-                prefetch_row(p_.means + c * D_, D_);
-                prefetch_row(precision_t_ + c * D_, D_);
+                if (tied_) {
+                    prefetch_row(whitened_means_.data() + c * D_, D_);
+                } else {
+                    prefetch_row(p_.means + c * D_, D_);
+                    prefetch_row(precision_t_ + c * D_, D_);
+                }
             }
         }
 
@@ -252,7 +273,7 @@ class TruncatedEStep {
                 ws.column[c] = static_cast<std::int32_t>(ws.union_components.size());
                 ws.union_components.push_back(c);
                 prefetch_row(p_.means + c * D_, D_);
-                prefetch_row(constants_.precision.data() + c * D_, D_);
+                prefetch_row(column_parameters_ + c * D_, D_);
             }
             return ws.column[c];
         };
@@ -294,9 +315,14 @@ class TruncatedEStep {
         // Log-joints of all rows against U: features [x~, x~²] times the projection, plus constants.
         ws.projection.resize(F_, U);
         ws.constant.resize(U);
+        const RowVector<double> centre = tied_ ? RowVector<double>(whitened_means_.row(b)) : point64;
         for (Index j = 0; j < U; ++j)
-            fill_projection(ws.union_components[j], point64, ws.projection.col(j), ws.constant(j));
-        if (spherical_) {
+            fill_projection(ws.union_components[j], centre, ws.projection.col(j), ws.constant(j));
+        if (tied_) {  // y~ = x~ U, then ||y~ − m~_c||² as in the spherical case with unit precision
+            ws.whitened.noalias() = z.leftCols(D_) * chol_;
+            z.leftCols(D_) = ws.whitened;
+            z.col(D_) = z.leftCols(D_).rowwise().squaredNorm();
+        } else if (spherical_) {
             z.col(D_) = z.leftCols(D_).rowwise().squaredNorm();
         } else {
             z.rightCols(D_) = z.leftCols(D_).array().square();
@@ -340,7 +366,8 @@ class TruncatedEStep {
                 consider(lj, ws.union_components[code]);
             } else if (code != kNoCandidate) {  // a random candidate outside U
                 const std::int32_t c = -1 - code;
-                const double lj = direct_log_joint(rows[i], c);
+                const double lj =
+                    tied_ ? direct_whitened_log_joint(z.row(i).head(D_), centre, c) : direct_log_joint(rows[i], c);
                 if (c != b) ws.extra_scores.push_back({c, lj, 1.0});
                 consider(lj, c);
             }
@@ -397,6 +424,7 @@ class TruncatedEStep {
         stats.nk(c) = sum(0);
         if (!moments_) return;
         stats.sx.row(c) = sum.segment(1, D_);
+        if (tied_) return;  // the shared scatter: summed over items in run()
         if (spherical_) {
             stats.sxx(c) = sum(1 + D_);
         } else {
@@ -452,6 +480,11 @@ class TruncatedEStep {
                 },
                 [](int) {}, r_.interrupt, kWholePass))
             return false;
+        if (tied_ && moments_) {
+            RowMatrixMap<double> scatter(stats.sxx.data(), D_, D_);
+            for (Index item = 0; item < n_items; ++item)  // item order: deterministic
+                if (item_tied_scatter_[item].size() > 0) scatter += item_tied_scatter_[item];
+        }
         for (Index item = 0; item < n_items; ++item) {  // item order: deterministic
             stats.sum_weight += item_sums_[3 * item];
             stats.sum_log_norm += item_sums_[3 * item + 1];
@@ -470,9 +503,28 @@ class TruncatedEStep {
         return constants_.base(c) - 0.5 * static_cast<double>(mahalanobis);
     }
 
+    // Tied: log π_c + log N(x; μ_c, Σ) from the whitened row y~ = (x − μ_b) U and the whitened μ_b.
+    template <class Row>
+    double direct_whitened_log_joint(const Row& whitened_row, const RowVector<double>& centre, std::int32_t c) const {
+        const double distance =
+            (whitened_row.template cast<double>() - (whitened_means_.row(c) - centre)).squaredNorm();
+        return constants_.base(c) - 0.5 * distance;
+    }
+
     // Column of component c about `point`: [p_c (μ_c − point), −p_c / 2] and its constant.
     template <class Column>
     void fill_projection(std::int32_t c, const RowVector<double>& point, Column&& column, T& constant) const {
+        if (tied_) {  // `point` is the whitened μ_b: [m~_c, −1/2] with m~_c = (μ_c − μ_b) U
+            double norm = 0;
+            for (Index d = 0; d < D_; ++d) {
+                const double centred = whitened_means_(c, d) - point(d);
+                column(d) = static_cast<T>(centred);
+                norm += centred * centred;
+            }
+            column(D_) = static_cast<T>(-0.5);
+            constant = static_cast<T>(constants_.base(c) - 0.5 * norm);
+            return;
+        }
         double mahalanobis = 0;
         for (Index d = 0; d < D_; ++d) {
             const double centred = static_cast<double>(p_.means[c * D_ + d]) - point(d);
@@ -549,6 +601,11 @@ class TruncatedEStep {
         }
         auto& sums = item_stat_sums_[item];
         sums.assign(components.size() * stride_, 0.0);
+        Index entries = 0;  // tied: rows of ws.centred / ws.weighted
+        if (tied_ && moments_) {
+            ws.centred.resize(n_rows * C_, D_);
+            ws.weighted.resize(n_rows * C_, D_);
+        }
         for (Index i = 0; i < n_rows; ++i) {
             for (Index j = 0; j < C_; ++j) {
                 const Index k = i * C_ + j;
@@ -561,29 +618,39 @@ class TruncatedEStep {
                 ws.diff = X.row(rows[i]).template cast<double>() -
                           Eigen::Map<const RowVector<double>>(r_.reference + c * D_, D_);
                 Eigen::Map<RowVector<double>>(acc + 1, D_) += wq * ws.diff;
-                if (spherical_) {
+                if (tied_) {  // the shared scatter, as one matrix product below
+                    ws.centred.row(entries) = ws.diff;
+                    ws.weighted.row(entries++) = wq * ws.diff;
+                } else if (spherical_) {
                     acc[1 + D_] += wq * ws.diff.squaredNorm();
                 } else {
                     Eigen::Map<RowVector<double>>(acc + 1 + D_, D_) += wq * ws.diff.array().square().matrix();
                 }
             }
         }
+        if (tied_ && moments_)
+            item_tied_scatter_[item].noalias() = ws.centred.topRows(entries).transpose() * ws.weighted.topRows(entries);
     }
 
     const GaussianMixtureParams<T>& p_;
     const TruncatedPassRequest<T>& r_;
     Index K_, D_, C_, G_;
-    bool spherical_, moments_;
+    bool spherical_, tied_, moments_;
     Index F_, stride_;
     ComponentConstants constants_;
-    RowMatrix<T> precision_copy_;  // [K, D] p_cd in float, where T is float
-    const T* precision_t_;         // [K, D] p_cd in the working precision
+    RowMatrix<T> chol_;                 // tied: [D, D] the shared precision Cholesky factor U
+    RowMatrix<double> whitened_means_;  // tied: [K, D] μ_c U
+    const double* column_parameters_;   // [K, D] what a projection column reads: p_c or μ_c U
+    RowMatrix<T> precision_copy_;       // [K, D] p_cd in float, where T is float
+    const T* precision_t_;              // [K, D] p_cd in the working precision
     RowGroups groups_;
     std::vector<std::vector<CandidateScore>> item_scores_;
     // Per item: the components of its statistics slots and the slots ([slots, stride_]).
     mutable std::vector<std::vector<std::int32_t>> item_stat_components_;
     mutable std::vector<std::vector<double>> item_stat_sums_;
-    mutable std::vector<double> item_sums_;  // [items, 3]: Σ w, Σ w log-norm, Σ w H[q_n]
+    mutable std::vector<double> item_sums_;
+    // Tied: every item's Σ w q (x − r_c)(x − r_c)ᵀ over its rows and kept components, [D, D].
+    mutable std::vector<RowMatrix<double>> item_tied_scatter_;  // [items, 3]: Σ w, Σ w log-norm, Σ w H[q_n]
 };
 
 void check_lists(const std::int32_t* lists, Index rows, Index width, Index K, const char* name) {
@@ -605,8 +672,9 @@ void check_lists(const std::int32_t* lists, Index rows, Index width, Index K, co
 template <class T>
 bool truncated_mixture_pass(const GaussianMixtureParams<T>& params, const TruncatedPassRequest<T>& request,
                             MixtureStatistics& statistics) {
-    if (params.type != CovarianceType::Diag && params.type != CovarianceType::Spherical)
-        throw std::invalid_argument("the truncated E-step supports covariance_type 'diag' and 'spherical' so far");
+    if (params.type == CovarianceType::Full)
+        throw std::invalid_argument(
+            "the truncated E-step supports covariance_type 'tied', 'diag' and 'spherical' so far");
     const Index K = params.n_components;
     if (request.n_active < 1 || request.n_active > K)
         throw std::invalid_argument("n_active must lie in [1, n_components]");

@@ -19,6 +19,11 @@
 // columns are redundant flops at GEMM speed. At large K the limit is parameter traffic, not
 // arithmetic: an item reads each of its |U| components once.
 //
+// Tied covariances are the same expansion after whitening: y~ = x~ U (U the shared precision
+// Cholesky factor, one [rows, D] × [D, D] product per item) and m~_c = (μ_c − μ_b) U from μ_c U
+// computed once per pass, then features [y~, ||y~||²] against columns [m~_c, −1/2]; the shared
+// scatter Σ w q (x − r_c)(x − r_c)ᵀ is one product per item over its (row, kept component) pairs.
+//
 // Neighbour lists. G_b is refreshed from the rows whose best component is b: b first, then the G − 1
 // other candidates those rows evaluated with the largest average log-joint (no extra evaluations).
 // Groups without rows keep their list.
@@ -57,7 +62,7 @@ struct TruncatedPassRequest {
     InterruptPoll interrupt;
 };
 
-// Runs the pass (diag and spherical covariances; others throw std::invalid_argument). `statistics`
+// Runs the pass (tied, diag and spherical covariances; full throws std::invalid_argument). `statistics`
 // receives nk, the ELBO sums (sum_log_norm: the truncated free energy) and, with a reference, the
 // moments. Returns false if interrupted.
 template <class T>

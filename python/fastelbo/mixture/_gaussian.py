@@ -97,7 +97,7 @@ class FastGMM(EMEstimator, DensityMixin, BaseEstimator):
         Length m of the Markov chains of ``init_params='afkmc2'`` (longer: closer to k-means++).
     n_active : int, default=None
         None: exact EM. An integer C' turns on truncated variational EM for many components
-        (``shared/THEORY.md`` §2.1 truncated q, §4; ``covariance_type`` 'diag' or 'spherical' so
+        (``shared/THEORY.md`` §2.1 truncated q, §4; ``covariance_type`` 'tied', 'diag' or 'spherical' so
         far): every training row keeps C' components and each E-step searches the neighbour lists
         of those plus one random component, at cost ``O(N·C'·G·D)`` per iteration instead of
         ``O(N·K·D)``, with ``N·C'`` int32 of per-row state. ``elbo_history_``, ``lower_bound_`` and

@@ -31,7 +31,7 @@ from fastelbo.mixture._initialization import (
     initial_responsibilities,
 )
 from fastelbo.mixture._statistics import MixtureStatistics, statistics_from_responsibilities
-from fastelbo.mixture._truncated import TruncatedSearch, check_truncation
+from fastelbo.mixture._truncated import TruncatedSearch, check_truncation, initial_neighbours
 
 #: Largest expansion condition number (see ``FastGMM._needs_homes``) used without home labels.
 _MAX_EXPANSION_CONDITION = {np.float32: 1e2, np.float64: 1e5}
@@ -283,6 +283,41 @@ class FastGMM(EMEstimator, DensityMixin, BaseEstimator):
         """Most probable component of every sample, shape (n_samples,)."""
         _, out = self._inference_pass(self._validate_for_inference(X), labels=True)
         return out["labels"]
+
+    @single_threaded_blas
+    def predict_truncated(self, X):
+        """Approximate most probable component of every sample by the truncated search of
+        ``n_active``: ``O(N·C'·G·D)`` per step instead of the ``O(N·K·D)`` of :meth:`predict`.
+
+        Every row starts from the best ``n_active`` of ``4·sqrt(K)`` random hub components and their
+        neighbour lists (one exact evaluation of the hubs, ``O(N·sqrt(K)·D)``), then walks the
+        neighbour lists (first the ``n_neighbors`` nearest component means, then refreshed as in
+        fit) by truncated E-steps at the fitted parameters until no row changes its best component
+        (at most 30 steps). Approximate: a greedy walk can stop at a component whose lists hold
+        nothing better, and such a row gets the best component it met (on well-separated clusters
+        with a model that fits them, 96-99.7% of rows agree with :meth:`predict` in the tests);
+        where component means are nearly equidistant (high dimension) or broad components overlap
+        others, the walk finds less. Deterministic for a given ``random_state``. Needs a model with
+        ``n_active`` set.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), int64
+        """
+        X = self._validate_for_inference(X)
+        if self.n_active is None:
+            raise ValueError(
+                "predict_truncated needs n_active (the size of every row's set); got n_active=None"
+            )
+        C, G = check_truncation(self.n_active, self.n_neighbors, self.n_components, self.covariance_type)
+        lists = initial_neighbours(self.means_, G)
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        search = TruncatedSearch(X.shape[0], C, lists.shape[1], seed)
+        return search.walk(X, self._truncated_parameters(), lists, resolve_n_threads(self.n_jobs))
 
     @single_threaded_blas
     def predict_proba(self, X):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
+import reference as ref
 from fastelbo import FastGMM
 from fastelbo.mixture._truncated import TruncatedSearch
 from reference import make_blobs_data
@@ -28,6 +29,8 @@ def blobs():
 def _variances(gmm):
     """The covariances as the reference takes them: (K, D) variances, or (K, D, D) for tied."""
     cov = gmm.covariances_.astype(np.float64)
+    if gmm.covariance_type == "full":
+        return cov
     if gmm.covariance_type == "tied":
         return np.repeat(cov[None], gmm.n_components, axis=0)
     return cov if gmm.covariance_type == "diag" else np.repeat(cov[:, None], gmm.means_.shape[1], axis=1)
@@ -65,21 +68,30 @@ def _theta_sequence(monkeypatch, X, sample_weight, n_iter, **params):
     return gmm, calls, thetas
 
 
+def _start(X, covariance_type, seed):
+    """How a run starts: AFK-MC2 seeding, or for full covariances (whose reg_covar=0 fits need a
+    start without near-empty components) a broad soft start given as initial parameters."""
+    if covariance_type != "full":
+        return dict(init_params="afkmc2")
+    weights, means, covariances = ref.em_start(X, K, "full", seed)
+    precisions = ref.precisions_from_covariances(covariances, "full")
+    return dict(weights_init=weights, means_init=means, precisions_init=precisions)
+
+
 def _restricted(lj, active):
     values = np.take_along_axis(lj, active, axis=1)
     log_norm = np.logaddexp.reduce(values, axis=1)
     return values, log_norm, np.exp(values - log_norm[:, None])
 
 
-@pytest.mark.parametrize("covariance_type", ["tied", "diag", "spherical"])
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_post_mstep_identity_and_interleaving_hold_every_iteration(
     monkeypatch, blobs, covariance_type, weighted
 ):
     w = np.random.default_rng(4).uniform(0.2, 2.0, len(blobs)) if weighted else np.ones(len(blobs))
-    params = dict(
-        covariance_type=covariance_type, n_active=3, n_neighbors=4, init_params="afkmc2", random_state=2
-    )
+    params = dict(covariance_type=covariance_type, n_active=3, n_neighbors=4, random_state=2)
+    params.update(_start(blobs, covariance_type, 2))
     gmm, calls, thetas = _theta_sequence(monkeypatch, blobs, w if weighted else None, 8, **params)
     F, S = gmm.elbo_history_, gmm.entropy_sum_history_
     assert len(F) == len(calls) == 8
@@ -102,11 +114,10 @@ def test_post_mstep_identity_and_interleaving_hold_every_iteration(
     assert np.all(S[:-1] <= F[1:] + 1e-12 * np.abs(F[1:]))
 
 
-@pytest.mark.parametrize("covariance_type", ["tied", "diag", "spherical"])
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 def test_truncated_free_energy_never_exceeds_the_log_likelihood(monkeypatch, blobs, covariance_type):
-    params = dict(
-        covariance_type=covariance_type, n_active=2, n_neighbors=3, init_params="afkmc2", random_state=0
-    )
+    params = dict(covariance_type=covariance_type, n_active=2, n_neighbors=3, random_state=0)
+    params.update(_start(blobs, covariance_type, 0))
     gmm, calls, thetas = _theta_sequence(monkeypatch, blobs, None, 6, **params)
     for t in range(1, len(calls)):
         weights, means, variances = thetas[t - 1]
@@ -118,7 +129,7 @@ def test_truncated_free_energy_never_exceeds_the_log_likelihood(monkeypatch, blo
     assert final.elbo <= gmm.score(blobs) + 1e-12
 
 
-@pytest.mark.parametrize("covariance_type", ["tied", "diag", "spherical"])
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 def test_all_components_active_reproduce_exact_em(blobs, covariance_type):
     common = dict(covariance_type=covariance_type, init_params="afkmc2", random_state=1, max_iter=15, tol=0.0)
     with warnings.catch_warnings():
@@ -131,7 +142,7 @@ def test_all_components_active_reproduce_exact_em(blobs, covariance_type):
     np.testing.assert_allclose(truncated.covariances_, exact.covariances_, rtol=1e-8)
 
 
-@pytest.mark.parametrize("covariance_type", ["tied", "diag"])
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_deterministic_and_bitwise_identical_for_any_thread_count(blobs, dtype, covariance_type):
     X = np.repeat(blobs, 4, axis=0).astype(dtype) + np.random.default_rng(0).normal(
@@ -154,7 +165,7 @@ def test_deterministic_and_bitwise_identical_for_any_thread_count(blobs, dtype, 
         np.testing.assert_array_equal(labels, fits[0][1])
 
 
-@pytest.mark.parametrize("covariance_type", ["tied", "diag"])
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag"])
 def test_exact_inference_after_truncated_fit(blobs, covariance_type):
     gmm = FastGMM(K, covariance_type=covariance_type, n_active=3, random_state=0).fit(blobs)
     weights, means, variances = gmm.weights_, gmm.means_, _variances(gmm)
@@ -173,8 +184,6 @@ def test_bad_truncation_arguments_raise_value_error(blobs):
         FastGMM(3, covariance_type="diag", n_neighbors=2).fit(blobs)
     with pytest.raises(ValueError, match="n_neighbors"):
         FastGMM(3, covariance_type="diag", n_active=2, n_neighbors=5).fit(blobs)
-    with pytest.raises(ValueError, match="covariance_type"):
-        FastGMM(3, covariance_type="full", n_active=2).fit(blobs)
 
 
 class _RunRecordingGMM(FastGMM):

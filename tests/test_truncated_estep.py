@@ -17,7 +17,14 @@ def _problem(covariance_type, dtype, seed=0, weighted=False):
     weights = rng.uniform(0.5, 1.5, K)
     weights /= weights.sum()
     means = X[rng.choice(len(X), K, replace=False)].astype(np.float64) + rng.normal(0, 0.3, (K, 3))
-    if covariance_type == "tied":
+    if covariance_type == "full":
+        covariances = []
+        for _ in range(K):
+            A = rng.normal(0, 0.4, (3, 3))
+            covariances.append(A @ A.T + np.diag(rng.uniform(0.5, 1.5, 3)))
+        variances = np.array(covariances)
+        chol = np.ascontiguousarray([np.linalg.inv(np.linalg.cholesky(c)).T for c in covariances])
+    elif covariance_type == "tied":
         A = rng.normal(0, 0.4, (3, 3))
         covariance = A @ A.T + np.diag(rng.uniform(0.5, 1.5, 3))
         variances = np.repeat(covariance[None], K, axis=0)  # the reference takes (K, D, D)
@@ -59,7 +66,7 @@ def _run(covariance_type, X, w, weights, means, chol, active, neighbours, random
     )
 
 
-@pytest.mark.parametrize("covariance_type", ["tied", "diag", "spherical"])
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_truncated_e_step_matches_numpy_reference(covariance_type, weighted):
     X, w, weights, means, variances, chol, active, neighbours, rand = _problem(
@@ -74,6 +81,7 @@ def test_truncated_e_step_matches_numpy_reference(covariance_type, weighted):
     for key in ("responsibilities", "log_norm", "nk", "sx"):
         np.testing.assert_allclose(out[key], ref[key], rtol=1e-9, atol=1e-9, err_msg=key)
     sxx = {
+        "full": ref["sxx_full"],
         "tied": ref["sxx_full"].sum(axis=0),
         "diag": ref["sxx"],
         "spherical": ref["sxx"].sum(axis=1),
@@ -83,7 +91,7 @@ def test_truncated_e_step_matches_numpy_reference(covariance_type, weighted):
         assert out[key] == pytest.approx(ref[key], rel=1e-10), key
 
 
-@pytest.mark.parametrize("covariance_type", ["tied", "diag"])
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag"])
 def test_float32_matches_float64_reference_to_float32_accuracy(covariance_type):
     X, w, weights, means, variances, chol, active, neighbours, rand = _problem(covariance_type, np.float32)
     out = _run(covariance_type, X, w, weights, means, chol, active, neighbours, rand)
@@ -101,7 +109,7 @@ def test_kept_sets_never_lose_free_energy_and_q_is_normalised():
     assert np.all(first["neighbours"][:, 0] == np.arange(K))
 
 
-@pytest.mark.parametrize("covariance_type", ["tied", "diag"])
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag"])
 def test_bitwise_identical_for_any_thread_count(covariance_type):
     X, w, weights, means, variances, chol, active, neighbours, rand = _problem(
         covariance_type, np.float32, weighted=True
@@ -125,5 +133,5 @@ def test_bad_sets_raise_value_error():
     outside[2, 1] = K
     with pytest.raises(ValueError, match="neighbours"):
         _run("diag", X, w, weights, means, chol, active, outside, rand)
-    with pytest.raises(ValueError, match="tied"):
-        _run("full", X, w, weights, means, np.stack([np.eye(3)] * K), active, neighbours, rand)
+    with pytest.raises(ValueError, match="precisions_cholesky"):  # (K, D) where full needs (K, D, D)
+        _run("full", X, w, weights, means, chol, active, neighbours, rand)

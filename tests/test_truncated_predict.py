@@ -18,7 +18,7 @@ def _clusters(n, seed):
     return CENTRES[rng.integers(0, K, n)] + rng.normal(0.0, 1.0, (n, D))
 
 
-@pytest.fixture(scope="module", params=["tied", "diag", "spherical"])
+@pytest.fixture(scope="module", params=["full", "tied", "diag", "spherical"])
 def fitted(request):
     # Started near the clusters, so that the model fits them (the test is about the search).
     gmm = FastGMM(

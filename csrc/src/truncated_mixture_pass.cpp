@@ -43,7 +43,16 @@ ComponentConstants component_constants(const GaussianMixtureParams<T>& p) {
     const Index K = p.n_components, D = p.n_features;
     const bool spherical = p.type == CovarianceType::Spherical;
     ComponentConstants out{RowMatrix<double>(K, D), Vector<double>(K)};
-    if (p.type == CovarianceType::Tied) {  // one factor U: no per-component precisions
+    if (p.type == CovarianceType::Full) {  // a factor U_c per component: log|U_c| from its diagonal
+        out.precision.resize(0, D);
+        for (Index c = 0; c < K; ++c)
+            out.base(c) = ConstRowMatrixMap<T>(p.precisions_cholesky + c * D * D, D, D)
+                              .diagonal()
+                              .template cast<double>()
+                              .array()
+                              .log()
+                              .sum();
+    } else if (p.type == CovarianceType::Tied) {  // one factor U: no per-component precisions
         out.precision.resize(0, D);
         const double log_det =
             ConstRowMatrixMap<T>(p.precisions_cholesky, D, D).diagonal().template cast<double>().array().log().sum();
@@ -52,7 +61,7 @@ ComponentConstants component_constants(const GaussianMixtureParams<T>& p) {
     const double half_log_two_pi = 0.5 * std::log(2 * M_PI);
     // Logarithms vectorised over all components (K·D of them at large K).
     Vector<double> log_det;
-    if (p.type == CovarianceType::Tied) {
+    if (p.type == CovarianceType::Tied || p.type == CovarianceType::Full) {
         log_det = out.base;
     } else if (spherical) {
         const Vector<double> u = ConstVectorMap<T>(p.precisions_cholesky, K).template cast<double>();
@@ -166,9 +175,10 @@ class TruncatedEStep {
           G_(r.n_neighbors),
           spherical_(p.type == CovarianceType::Spherical),
           tied_(p.type == CovarianceType::Tied),
+          full_(p.type == CovarianceType::Full),
           moments_(r.reference != nullptr),
-          F_(spherical_ || tied_ ? D_ + 1 : 2 * D_),
-          stride_(moments_ ? 1 + D_ + (spherical_ ? 1 : (tied_ ? 0 : D_)) : 1),
+          F_(full_ ? D_ : (spherical_ || tied_ ? D_ + 1 : 2 * D_)),
+          stride_(moments_ && !full_ ? 1 + D_ + (spherical_ ? 1 : (tied_ ? 0 : D_)) : 1),
           constants_(component_constants(p)),
           chol_(tied_ ? ConstRowMatrixMap<T>(p.precisions_cholesky, D_, D_) : ConstRowMatrixMap<T>(nullptr, 0, 0)),
           whitened_means_(tied_ ? RowMatrix<double>(ConstRowMatrixMap<T>(p.means, K_, D_).template cast<double>() *
@@ -183,7 +193,8 @@ class TruncatedEStep {
           item_stat_components_(groups_.n_items()),
           item_stat_sums_(groups_.n_items()),
           item_sums_(3 * groups_.n_items(), 0.0),
-          item_tied_scatter_(tied_ && moments_ ? groups_.n_items() : 0) {}
+          item_tied_scatter_(tied_ && moments_ ? groups_.n_items() : 0),
+          row_q_(full_ ? r.n_rows * C_ : 0) {}
 
     struct Workspace {
         std::vector<std::int64_t> item_stamp;        // [K] last item that gave a component a column
@@ -256,6 +267,8 @@ class TruncatedEStep {
                 ws.random_code[i] = -1 - c;
                 if (tied_) {
                     prefetch_row(whitened_means_.data() + c * D_, D_);
+                } else if (full_) {
+                    prefetch_row(p_.means + c * D_, D_);
                 } else {
                     prefetch_row(p_.means + c * D_, D_);
                     prefetch_row(precision_t_ + c * D_, D_);
@@ -273,7 +286,11 @@ class TruncatedEStep {
                 ws.column[c] = static_cast<std::int32_t>(ws.union_components.size());
                 ws.union_components.push_back(c);
                 prefetch_row(p_.means + c * D_, D_);
-                prefetch_row(column_parameters_ + c * D_, D_);
+                if (full_) {
+                    prefetch_row(p_.precisions_cholesky + c * D_ * D_, D_ * D_);
+                } else {
+                    prefetch_row(column_parameters_ + c * D_, D_);
+                }
             }
             return ws.column[c];
         };
@@ -312,24 +329,20 @@ class TruncatedEStep {
             ws.random_code[i] = listed ? kNoCandidate : column;
         }
 
-        // Log-joints of all rows against U: features [x~, x~²] times the projection, plus constants.
-        ws.projection.resize(F_, U);
-        ws.constant.resize(U);
-        const RowVector<double> centre = tied_ ? RowVector<double>(whitened_means_.row(b)) : point64;
-        for (Index j = 0; j < U; ++j)
-            fill_projection(ws.union_components[j], centre, ws.projection.col(j), ws.constant(j));
-        if (tied_) {  // y~ = x~ U, then ||y~ − m~_c||² as in the spherical case with unit precision
-            ws.whitened.noalias() = z.leftCols(D_) * chol_;
-            z.leftCols(D_) = ws.whitened;
-            z.col(D_) = z.leftCols(D_).rowwise().squaredNorm();
-        } else if (spherical_) {
-            z.col(D_) = z.leftCols(D_).rowwise().squaredNorm();
-        } else {
-            z.rightCols(D_) = z.leftCols(D_).array().square();
-        }
         ws.log_joint.resize(n_rows, U);
-        ws.log_joint.noalias() = z * ws.projection;
-        ws.log_joint.rowwise() += ws.constant;
+        if (full_) {  // per column: ((x − μ_b) − (μ_c − μ_b)) U_c, one [rows, D] × [D, D] product
+            for (Index j = 0; j < U; ++j) {
+                const std::int32_t c = ws.union_components[j];
+                const RowVector<T> offset = (means.row(c).template cast<double>() - point64).template cast<T>();
+                ws.whitened.noalias() = (z.leftCols(D_).rowwise() - offset) *
+                                        ConstRowMatrixMap<T>(p_.precisions_cholesky + c * D_ * D_, D_, D_);
+                ws.log_joint.col(j) = (static_cast<T>(constants_.base(c)) -
+                                       static_cast<T>(0.5) * ws.whitened.rowwise().squaredNorm().array())
+                                          .matrix();
+            }
+        } else {
+            expanded_log_joints(b, point64, n_rows, U, ws);
+        }
 
         // Per row: the C' best of S_n and the neighbour-list scores (every column's, b's left out
         // below).
@@ -366,15 +379,16 @@ class TruncatedEStep {
                 consider(lj, ws.union_components[code]);
             } else if (code != kNoCandidate) {  // a random candidate outside U
                 const std::int32_t c = -1 - code;
-                const double lj =
-                    tied_ ? direct_whitened_log_joint(z.row(i).head(D_), centre, c) : direct_log_joint(rows[i], c);
+                const double lj = tied_   ? direct_whitened_log_joint(z.row(i).head(D_), whitened_means_.row(b), c)
+                                  : full_ ? direct_full_log_joint(z.row(i).head(D_), point64, c)
+                                          : direct_log_joint(rows[i], c);
                 if (c != b) ws.extra_scores.push_back({c, lj, 1.0});
                 consider(lj, c);
             }
             std::copy_n(ws.candidates.data(), C_, ws.best.data() + i * C_);
         }
         write_rows(item, rows, n_rows, ws);
-        item_statistics(item, rows, n_rows, ws);
+        if (!full_) item_statistics(item, rows, n_rows, ws);
 
         auto& scores = item_scores_[item];
         scores.clear();
@@ -382,6 +396,28 @@ class TruncatedEStep {
             if (ws.score_count[j] > 0 && ws.union_components[j] != b)
                 scores.push_back({ws.union_components[j], ws.score_sum[j], ws.score_count[j]});
         scores.insert(scores.end(), ws.extra_scores.begin(), ws.extra_scores.end());
+    }
+
+    // Diag, spherical, tied: the log-joints of the item's rows against U as one GEMM of features
+    // [x~, x~²] (tied: [y~, ||y~||²]) times a [F, U] parameter block, plus constants.
+    void expanded_log_joints(Index b, const RowVector<double>& point64, Index n_rows, Index U, Workspace& ws) const {
+        auto z = ws.features.topRows(n_rows);
+        ws.projection.resize(F_, U);
+        ws.constant.resize(U);
+        const RowVector<double> centre = tied_ ? RowVector<double>(whitened_means_.row(b)) : point64;
+        for (Index j = 0; j < U; ++j)
+            fill_projection(ws.union_components[j], centre, ws.projection.col(j), ws.constant(j));
+        if (tied_) {  // y~ = x~ U, then ||y~ − m~_c||² as in the spherical case with unit precision
+            ws.whitened.noalias() = z.leftCols(D_) * chol_;
+            z.leftCols(D_) = ws.whitened;
+            z.col(D_) = z.leftCols(D_).rowwise().squaredNorm();
+        } else if (spherical_) {
+            z.col(D_) = z.leftCols(D_).rowwise().squaredNorm();
+        } else {
+            z.rightCols(D_) = z.leftCols(D_).array().square();
+        }
+        ws.log_joint.noalias() = z * ws.projection;
+        ws.log_joint.rowwise() += ws.constant;
     }
 
     // G_b from the scores of group b's items: b, then the G − 1 best average log-joints.
@@ -456,7 +492,70 @@ class TruncatedEStep {
                 return false;
         }
 
-        // The items' statistics slots in component order, items ascending.
+        const Index n_items = groups_.n_items();
+        stats = MixtureStatistics(p_.type, K_, D_, moments_);
+        if (full_) {
+            if (!full_statistics(stats)) return false;
+        } else if (!merge_slots(stats)) {
+            return false;
+        }
+        for (Index item = 0; item < n_items; ++item) {  // item order: deterministic
+            stats.sum_weight += item_sums_[3 * item];
+            stats.sum_log_norm += item_sums_[3 * item + 1];
+            stats.sum_entropy += item_sums_[3 * item + 2];
+        }
+        return true;
+    }
+
+    // Full: every component sums its own (row, q) pairs, rows ascending; the second moments as one
+    // product over them.
+    bool full_statistics(MixtureStatistics& stats) const {
+        const Index N = r_.n_rows;
+        std::vector<Index> begin(K_ + 1, 0), entries(N * C_);
+        for (Index e = 0; e < N * C_; ++e) ++begin[r_.new_active[e] + 1];
+        for (Index c = 0; c < K_; ++c) begin[c + 1] += begin[c];
+        {
+            std::vector<Index> next(begin.begin(), begin.end() - 1);
+            for (Index e = 0; e < N * C_; ++e) entries[next[r_.new_active[e]]++] = e;
+        }
+        struct Scratch {
+            RowMatrix<double> centred, weighted;
+        };
+        ConstRowMatrixMap<T> X(r_.X, N, D_);
+        const RowBlocks component_blocks{K_, kComponentsPerItem};
+        return for_each_block_ordered(
+            component_blocks, r_.n_threads, [] { return 0; }, [] { return Scratch{}; },
+            [&](Index, Index first, Index count, int&, Scratch& s) {
+                for (Index c = first; c < first + count; ++c) {
+                    double nk = 0;
+                    Index m = 0;
+                    if (moments_) {
+                        s.centred.resize(begin[c + 1] - begin[c], D_);
+                        s.weighted.resize(begin[c + 1] - begin[c], D_);
+                    }
+                    for (Index k = begin[c]; k < begin[c + 1]; ++k) {
+                        const Index n = entries[k] / C_;
+                        const double w = r_.sample_weight ? static_cast<double>(r_.sample_weight[n]) : 1.0;
+                        const double wq = w * row_q_[entries[k]];
+                        nk += wq;
+                        if (!moments_ || wq == 0) continue;
+                        s.centred.row(m) = X.row(n).template cast<double>() -
+                                           Eigen::Map<const RowVector<double>>(r_.reference + c * D_, D_);
+                        s.weighted.row(m) = wq * s.centred.row(m);
+                        ++m;
+                    }
+                    stats.nk(c) = nk;
+                    if (!moments_) continue;
+                    stats.sx.row(c) = s.weighted.topRows(m).colwise().sum();
+                    RowMatrixMap<double>(stats.sxx.data() + c * D_ * D_, D_, D_).noalias() =
+                        s.centred.topRows(m).transpose() * s.weighted.topRows(m);
+                }
+            },
+            [](int) {}, r_.interrupt, kWholePass);
+    }
+
+    // Diag, spherical, tied: the items' statistics slots, summed per component in item order.
+    bool merge_slots(MixtureStatistics& stats) const {
         const Index n_items = groups_.n_items();
         std::vector<Index> begin(K_ + 1, 0);
         for (Index item = 0; item < n_items; ++item)
@@ -471,7 +570,6 @@ class TruncatedEStep {
                     slots[next[components[slot]]++] = {item, slot};
             }
         }
-        stats = MixtureStatistics(p_.type, K_, D_, moments_);
         const RowBlocks component_blocks{K_, kComponentsPerItem};
         if (!for_each_block_ordered(
                 component_blocks, r_.n_threads, [] { return 0; }, [] { return 0; },
@@ -484,11 +582,6 @@ class TruncatedEStep {
             RowMatrixMap<double> scatter(stats.sxx.data(), D_, D_);
             for (Index item = 0; item < n_items; ++item)  // item order: deterministic
                 if (item_tied_scatter_[item].size() > 0) scatter += item_tied_scatter_[item];
-        }
-        for (Index item = 0; item < n_items; ++item) {  // item order: deterministic
-            stats.sum_weight += item_sums_[3 * item];
-            stats.sum_log_norm += item_sums_[3 * item + 1];
-            stats.sum_entropy += item_sums_[3 * item + 2];
         }
         return true;
     }
@@ -503,9 +596,19 @@ class TruncatedEStep {
         return constants_.base(c) - 0.5 * static_cast<double>(mahalanobis);
     }
 
-    // Tied: log π_c + log N(x; μ_c, Σ) from the whitened row y~ = (x − μ_b) U and the whitened μ_b.
+    // Full: log π_c + log N(x; μ_c, Σ_c) from the row x~ = x − μ_b.
     template <class Row>
-    double direct_whitened_log_joint(const Row& whitened_row, const RowVector<double>& centre, std::int32_t c) const {
+    double direct_full_log_joint(const Row& centred_row, const RowVector<double>& point, std::int32_t c) const {
+        const RowVector<T> offset =
+            (ConstRowMatrixMap<T>(p_.means, K_, D_).row(c).template cast<double>() - point).template cast<T>();
+        const RowVector<T> whitened =
+            (centred_row - offset) * ConstRowMatrixMap<T>(p_.precisions_cholesky + c * D_ * D_, D_, D_);
+        return constants_.base(c) - 0.5 * static_cast<double>(whitened.squaredNorm());
+    }
+
+    // Tied: log π_c + log N(x; μ_c, Σ) from the whitened row y~ = (x − μ_b) U and the whitened μ_b.
+    template <class Row, class Centre>
+    double direct_whitened_log_joint(const Row& whitened_row, const Centre& centre, std::int32_t c) const {
         const double distance =
             (whitened_row.template cast<double>() - (whitened_means_.row(c) - centre)).squaredNorm();
         return constants_.base(c) - 0.5 * distance;
@@ -577,6 +680,7 @@ class TruncatedEStep {
             sum_entropy += w * entropy;
             if (r_.log_norm) r_.log_norm[n] = log_norm;
             if (r_.responsibilities) std::copy_n(&ws.exponential[i * C_], C_, r_.responsibilities + n * C_);
+            if (full_) std::copy_n(&ws.exponential[i * C_], C_, row_q_.data() + n * C_);
         }
         item_sums_[3 * item] = sum_weight;
         item_sums_[3 * item + 1] = sum_log_norm;
@@ -635,7 +739,7 @@ class TruncatedEStep {
     const GaussianMixtureParams<T>& p_;
     const TruncatedPassRequest<T>& r_;
     Index K_, D_, C_, G_;
-    bool spherical_, tied_, moments_;
+    bool spherical_, tied_, full_, moments_;
     Index F_, stride_;
     ComponentConstants constants_;
     RowMatrix<T> chol_;                 // tied: [D, D] the shared precision Cholesky factor U
@@ -650,7 +754,9 @@ class TruncatedEStep {
     mutable std::vector<std::vector<double>> item_stat_sums_;
     mutable std::vector<double> item_sums_;
     // Tied: every item's Σ w q (x − r_c)(x − r_c)ᵀ over its rows and kept components, [D, D].
-    mutable std::vector<RowMatrix<double>> item_tied_scatter_;  // [items, 3]: Σ w, Σ w log-norm, Σ w H[q_n]
+    mutable std::vector<RowMatrix<double>> item_tied_scatter_;
+    // Full: every row's q over its new K_n, [N, C'] (the statistics are summed per component).
+    mutable std::vector<double> row_q_;  // [items, 3]: Σ w, Σ w log-norm, Σ w H[q_n]
 };
 
 void check_lists(const std::int32_t* lists, Index rows, Index width, Index K, const char* name) {
@@ -672,9 +778,6 @@ void check_lists(const std::int32_t* lists, Index rows, Index width, Index K, co
 template <class T>
 bool truncated_mixture_pass(const GaussianMixtureParams<T>& params, const TruncatedPassRequest<T>& request,
                             MixtureStatistics& statistics) {
-    if (params.type == CovarianceType::Full)
-        throw std::invalid_argument(
-            "the truncated E-step supports covariance_type 'tied', 'diag' and 'spherical' so far");
     const Index K = params.n_components;
     if (request.n_active < 1 || request.n_active > K)
         throw std::invalid_argument("n_active must lie in [1, n_components]");

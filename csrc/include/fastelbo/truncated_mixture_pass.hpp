@@ -24,6 +24,11 @@
 // computed once per pass, then features [y~, ||y~||²] against columns [m~_c, −1/2]; the shared
 // scatter Σ w q (x − r_c)(x − r_c)ᵀ is one product per item over its (row, kept component) pairs.
 //
+// Full covariances whiten per component: an item computes ((x − μ_b) − (μ_c − μ_b)) U_c for every
+// column c of U as one [rows, D] × [D, D] product (O(rows·|U|·D²), no expansion). Their statistics
+// (a D × D matrix per component) are not kept per item: every component sums its own (row, q)
+// pairs, rows ascending, with the second moments as one product over them.
+//
 // Neighbour lists. G_b is refreshed from the rows whose best component is b: b first, then the G − 1
 // other candidates those rows evaluated with the largest average log-joint (no extra evaluations).
 // Groups without rows keep their list.
@@ -62,7 +67,7 @@ struct TruncatedPassRequest {
     InterruptPoll interrupt;
 };
 
-// Runs the pass (tied, diag and spherical covariances; full throws std::invalid_argument). `statistics`
+// Runs the pass (every covariance type). `statistics`
 // receives nk, the ELBO sums (sum_log_norm: the truncated free energy) and, with a reference, the
 // moments. Returns false if interrupted.
 template <class T>

@@ -97,9 +97,9 @@ class FastGMM(EMEstimator, DensityMixin, BaseEstimator):
         Length m of the Markov chains of ``init_params='afkmc2'`` (longer: closer to k-means++).
     n_active : int, default=None
         None: exact EM. An integer C' turns on truncated variational EM for many components
-        (``shared/THEORY.md`` §2.1 truncated q, §4; ``covariance_type`` 'tied', 'diag' or 'spherical' so
-        far): every training row keeps C' components and each E-step searches the neighbour lists
-        of those plus one random component, at cost ``O(N·C'·G·D)`` per iteration instead of
+        (``shared/THEORY.md`` §2.1 truncated q, §4; every ``covariance_type``): every training row
+        keeps C' components and each E-step searches the neighbour lists of those plus one random
+        component, at cost ``O(N·C'·G·D)`` per iteration (full: ``O(N·C'·G·D²)``) instead of
         ``O(N·K·D)``, with ``N·C'`` int32 of per-row state. ``elbo_history_``, ``lower_bound_`` and
         the training decomposition then report the truncated free energy
         ``<log sum_{c in K_n} pi_c N(x_n; mu_c, Sigma_c)>`` (at most the mean log-likelihood), for

@@ -29,8 +29,8 @@ import numpy as np
 from fastelbo import _core
 from fastelbo.mixture._statistics import MixtureStatistics
 
-#: Covariance types the truncated E-step supports so far.
-TRUNCATED_COVARIANCE_TYPES = ("tied", "diag", "spherical")
+#: Covariance types the truncated E-step supports.
+TRUNCATED_COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 #: Default n_neighbors (capped at n_components).
 DEFAULT_N_NEIGHBORS = 5
 #: E-steps at the initial parameters before the first M-step, at most.

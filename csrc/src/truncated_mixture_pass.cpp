@@ -19,6 +19,9 @@ namespace {
 constexpr Index kRowsPerItem = 64;
 // Components per work item of the statistics pass.
 constexpr Index kComponentsPerItem = 16;
+// Tied: items per work unit, run in order by one thread, so that the shared scatter is kept per work
+// unit (a D × D matrix each), not per item. Other types: one item per unit.
+constexpr Index kTiedItemsPerBlock = 16;
 // Work items are small and independent: one parallel region per pass.
 constexpr Index kWholePass = Index(1) << 40;
 
@@ -193,7 +196,7 @@ class TruncatedEStep {
           item_stat_components_(groups_.n_items()),
           item_stat_sums_(groups_.n_items()),
           item_sums_(3 * groups_.n_items(), 0.0),
-          item_tied_scatter_(tied_ && moments_ ? groups_.n_items() : 0),
+          block_tied_scatter_(tied_ && moments_ ? RowBlocks{groups_.n_items(), kTiedItemsPerBlock}.count() : 0),
           row_q_(full_ ? r.n_rows * C_ : 0) {}
 
     struct Workspace {
@@ -469,11 +472,13 @@ class TruncatedEStep {
     }
 
     bool run(MixtureStatistics& stats) {
-        const RowBlocks items{groups_.n_items(), 1};
+        const RowBlocks items{groups_.n_items(), tied_ ? kTiedItemsPerBlock : 1};
         if (!for_each_block_ordered(
                 items, r_.n_threads, [] { return 0; }, [&] { return make_workspace(); },
-                [&](Index item, Index, Index, int&, Workspace& ws) { run_item(item, ws); }, [](int) {}, r_.interrupt,
-                kWholePass))
+                [&](Index, Index first, Index count, int&, Workspace& ws) {
+                    for (Index item = first; item < first + count; ++item) run_item(item, ws);
+                },
+                [](int) {}, r_.interrupt, kWholePass))
             return false;
         if (r_.new_neighbours) {
             struct Scratch {
@@ -580,8 +585,8 @@ class TruncatedEStep {
             return false;
         if (tied_ && moments_) {
             RowMatrixMap<double> scatter(stats.sxx.data(), D_, D_);
-            for (Index item = 0; item < n_items; ++item)  // item order: deterministic
-                if (item_tied_scatter_[item].size() > 0) scatter += item_tied_scatter_[item];
+            for (const RowMatrix<double>& block : block_tied_scatter_)  // block order: deterministic
+                if (block.size() > 0) scatter += block;
         }
         return true;
     }
@@ -732,8 +737,11 @@ class TruncatedEStep {
                 }
             }
         }
-        if (tied_ && moments_)
-            item_tied_scatter_[item].noalias() = ws.centred.topRows(entries).transpose() * ws.weighted.topRows(entries);
+        if (tied_ && moments_) {  // items of a block run in order on one thread
+            RowMatrix<double>& scatter = block_tied_scatter_[item / kTiedItemsPerBlock];
+            if (scatter.size() == 0) scatter.setZero(D_, D_);
+            scatter.noalias() += ws.centred.topRows(entries).transpose() * ws.weighted.topRows(entries);
+        }
     }
 
     const GaussianMixtureParams<T>& p_;
@@ -753,8 +761,8 @@ class TruncatedEStep {
     mutable std::vector<std::vector<std::int32_t>> item_stat_components_;
     mutable std::vector<std::vector<double>> item_stat_sums_;
     mutable std::vector<double> item_sums_;
-    // Tied: every item's Σ w q (x − r_c)(x − r_c)ᵀ over its rows and kept components, [D, D].
-    mutable std::vector<RowMatrix<double>> item_tied_scatter_;
+    // Tied: every block of items' Σ w q (x − r_c)(x − r_c)ᵀ over its rows and kept components, [D, D].
+    mutable std::vector<RowMatrix<double>> block_tied_scatter_;
     // Full: every row's q over its new K_n, [N, C'] (the statistics are summed per component).
     mutable std::vector<double> row_q_;  // [items, 3]: Σ w, Σ w log-norm, Σ w H[q_n]
 };

@@ -22,7 +22,8 @@
 // Tied covariances are the same expansion after whitening: y~ = x~ U (U the shared precision
 // Cholesky factor, one [rows, D] × [D, D] product per item) and m~_c = (μ_c − μ_b) U from μ_c U
 // computed once per pass, then features [y~, ||y~||²] against columns [m~_c, −1/2]; the shared
-// scatter Σ w q (x − r_c)(x − r_c)ᵀ is one product per item over its (row, kept component) pairs.
+// scatter Σ w q (x − r_c)(x − r_c)ᵀ is one product per item over its (row, kept component) pairs,
+// summed per work unit of 16 items (run in order by one thread), then in unit order.
 //
 // Full covariances whiten per component: an item computes ((x − μ_b) − (μ_c − μ_b)) U_c for every
 // column c of U as one [rows, D] × [D, D] product (O(rows·|U|·D²), no expansion). Their statistics

@@ -93,6 +93,28 @@ def diagonal_log_joint(X, weights, means, variances):
     return out
 
 
+def full_log_joint(X, weights, means, covariances):
+    """(N, K) log pi_c + log N(x_n; mu_c, Sigma_c), covariances (K, D, D)."""
+    X = np.asarray(X, dtype=np.float64)
+    out = np.empty((X.shape[0], means.shape[0]))
+    for c in range(means.shape[0]):
+        diff = X - means[c]
+        _, log_det = np.linalg.slogdet(covariances[c])
+        mahalanobis = np.sum(diff * np.linalg.solve(covariances[c], diff.T).T, axis=1)
+        with np.errstate(divide="ignore"):
+            log_weight = np.log(weights[c])
+        out[:, c] = log_weight - 0.5 * X.shape[1] * _LOG_2PI - 0.5 * log_det - 0.5 * mahalanobis
+    return out
+
+
+def gaussian_log_joint(X, weights, means, covariances):
+    """(N, K) log-joints: covariances (K, D) diagonal variances or (K, D, D) full matrices."""
+    covariances = np.asarray(covariances, dtype=np.float64)
+    if covariances.ndim == 3:
+        return full_log_joint(X, weights, means, covariances)
+    return diagonal_log_joint(X, weights, means, covariances)
+
+
 def truncated_e_step(
     X, weights, means, variances, active, neighbours, random_candidates, reference=None, sample_weight=None
 ):
@@ -102,13 +124,15 @@ def truncated_e_step(
     (ties: smaller index), best first; q_n the posterior restricted to K_n. The neighbour list of b
     is refreshed from the rows whose old best component is b: b, then the G - 1 other candidates they
     evaluated with the largest average log-joint, filled up with the old list. Returns a dict like
-    the kernel's (moments about ``reference`` when given).
+    the kernel's (moments about ``reference`` when given: ``sxx`` the diagonal second moments (K, D),
+    ``sxx_full`` the full ones (K, D, D)). ``variances``: (K, D) diagonal variances, or (K, D, D)
+    covariance matrices (a tied model repeats its one matrix).
     """
     X = np.asarray(X, dtype=np.float64)
     N, C = active.shape
     K, G = neighbours.shape
     w = _weights(sample_weight, N)
-    lj = diagonal_log_joint(X, weights, means, variances)
+    lj = gaussian_log_joint(X, weights, means, variances)
     new_active = np.empty_like(active)
     q = np.empty((N, C))
     log_norm = np.empty(N)
@@ -152,6 +176,7 @@ def truncated_e_step(
     nk = np.zeros(K)
     sx = np.zeros((K, X.shape[1]))
     sxx = np.zeros((K, X.shape[1]))
+    sxx_full = np.zeros((K, X.shape[1], X.shape[1]))
     for n in range(N):
         for j, c in enumerate(new_active[n]):
             nk[c] += w[n] * q[n, j]
@@ -159,14 +184,16 @@ def truncated_e_step(
                 diff = X[n] - reference[c]
                 sx[c] += w[n] * q[n, j] * diff
                 sxx[c] += w[n] * q[n, j] * diff**2
+                sxx_full[c] += w[n] * q[n, j] * np.outer(diff, diff)
     out["nk"] = nk
     if reference is not None:
         out["sx"] = sx
         out["sxx"] = sxx
+        out["sxx_full"] = sxx_full
     return out
 
 
 def truncated_log_likelihood_bound(X, weights, means, variances, active):
     """<log sum_{c in K_n} pi_c N(x_n | c)> for given sets (unweighted)."""
-    lj = diagonal_log_joint(X, weights, means, variances)
+    lj = gaussian_log_joint(X, weights, means, variances)
     return float(np.mean(np.logaddexp.reduce(np.take_along_axis(lj, active, axis=1), axis=1)))

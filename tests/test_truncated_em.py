@@ -3,16 +3,18 @@ the post-M-step identity and the interleaving of the histories at every iteratio
 free energy below the exact log-likelihood, C' = K as exact EM, determinism and thread-count
 independence, and argument checks."""
 
+import copy
 import warnings
 
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
+import reference as ref
 from fastelbo import FastGMM
 from fastelbo.mixture._truncated import TruncatedSearch
 from reference import make_blobs_data
-from reference_truncated import diagonal_log_joint
+from reference_truncated import gaussian_log_joint
 
 K = 12
 _E_STEP = TruncatedSearch.e_step
@@ -25,7 +27,12 @@ def blobs():
 
 
 def _variances(gmm):
+    """The covariances as the reference takes them: (K, D) variances, or (K, D, D) for tied."""
     cov = gmm.covariances_.astype(np.float64)
+    if gmm.covariance_type == "full":
+        return cov
+    if gmm.covariance_type == "tied":
+        return np.repeat(cov[None], gmm.n_components, axis=0)
     return cov if gmm.covariance_type == "diag" else np.repeat(cov[:, None], gmm.means_.shape[1], axis=1)
 
 
@@ -61,21 +68,30 @@ def _theta_sequence(monkeypatch, X, sample_weight, n_iter, **params):
     return gmm, calls, thetas
 
 
+def _start(X, covariance_type, seed):
+    """How a run starts: AFK-MC2 seeding, or for full covariances (whose reg_covar=0 fits need a
+    start without near-empty components) a broad soft start given as initial parameters."""
+    if covariance_type != "full":
+        return dict(init_params="afkmc2")
+    weights, means, covariances = ref.em_start(X, K, "full", seed)
+    precisions = ref.precisions_from_covariances(covariances, "full")
+    return dict(weights_init=weights, means_init=means, precisions_init=precisions)
+
+
 def _restricted(lj, active):
     values = np.take_along_axis(lj, active, axis=1)
     log_norm = np.logaddexp.reduce(values, axis=1)
     return values, log_norm, np.exp(values - log_norm[:, None])
 
 
-@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_post_mstep_identity_and_interleaving_hold_every_iteration(
     monkeypatch, blobs, covariance_type, weighted
 ):
     w = np.random.default_rng(4).uniform(0.2, 2.0, len(blobs)) if weighted else np.ones(len(blobs))
-    params = dict(
-        covariance_type=covariance_type, n_active=3, n_neighbors=4, init_params="afkmc2", random_state=2
-    )
+    params = dict(covariance_type=covariance_type, n_active=3, n_neighbors=4, random_state=2)
+    params.update(_start(blobs, covariance_type, 2))
     gmm, calls, thetas = _theta_sequence(monkeypatch, blobs, w if weighted else None, 8, **params)
     F, S = gmm.elbo_history_, gmm.entropy_sum_history_
     assert len(F) == len(calls) == 8
@@ -84,9 +100,9 @@ def test_post_mstep_identity_and_interleaving_hold_every_iteration(
         (weights_t, means_t), active = calls[t]
         np.testing.assert_array_equal(means_t, thetas[t - 1][1])  # the runs are deterministic
         weights_next, means_next, variances_next = thetas[t]
-        lj_next = diagonal_log_joint(blobs, weights_next, means_next, variances_next)
+        lj_next = gaussian_log_joint(blobs, weights_next, means_next, variances_next)
         _, _, variances_t = thetas[t - 1]
-        lj_t = diagonal_log_joint(blobs, weights_t, means_t, variances_t)
+        lj_t = gaussian_log_joint(blobs, weights_t, means_t, variances_t)
         _, log_norm, q = _restricted(lj_t, active)
         assert F[t] == pytest.approx(w @ log_norm / w.sum(), rel=1e-10), t
         entropy = -np.sum(q * np.log(np.where(q > 0, q, 1.0)), axis=1)
@@ -98,23 +114,22 @@ def test_post_mstep_identity_and_interleaving_hold_every_iteration(
     assert np.all(S[:-1] <= F[1:] + 1e-12 * np.abs(F[1:]))
 
 
-@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 def test_truncated_free_energy_never_exceeds_the_log_likelihood(monkeypatch, blobs, covariance_type):
-    params = dict(
-        covariance_type=covariance_type, n_active=2, n_neighbors=3, init_params="afkmc2", random_state=0
-    )
+    params = dict(covariance_type=covariance_type, n_active=2, n_neighbors=3, random_state=0)
+    params.update(_start(blobs, covariance_type, 0))
     gmm, calls, thetas = _theta_sequence(monkeypatch, blobs, None, 6, **params)
     for t in range(1, len(calls)):
         weights, means, variances = thetas[t - 1]
         log_likelihood = np.mean(
-            np.logaddexp.reduce(diagonal_log_joint(blobs, weights, means, variances), axis=1)
+            np.logaddexp.reduce(gaussian_log_joint(blobs, weights, means, variances), axis=1)
         )
         assert gmm.elbo_history_[t] <= log_likelihood + 1e-12 * abs(log_likelihood), t
     final = gmm.entropy_decomposition()
     assert final.elbo <= gmm.score(blobs) + 1e-12
 
 
-@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 def test_all_components_active_reproduce_exact_em(blobs, covariance_type):
     common = dict(covariance_type=covariance_type, init_params="afkmc2", random_state=1, max_iter=15, tol=0.0)
     with warnings.catch_warnings():
@@ -127,15 +142,18 @@ def test_all_components_active_reproduce_exact_em(blobs, covariance_type):
     np.testing.assert_allclose(truncated.covariances_, exact.covariances_, rtol=1e-8)
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_deterministic_and_bitwise_identical_for_any_thread_count(blobs, dtype):
+def test_deterministic_and_bitwise_identical_for_any_thread_count(blobs, dtype, covariance_type):
     X = np.repeat(blobs, 4, axis=0).astype(dtype) + np.random.default_rng(0).normal(
         0, 0.1, (4 * len(blobs), 3)
     )
     X = X.astype(dtype)
     fits = []
     for n_jobs in (1, 2, 2):
-        gmm = FastGMM(K, covariance_type="diag", n_active=3, random_state=5, max_iter=10, n_jobs=n_jobs)
+        gmm = FastGMM(
+            K, covariance_type=covariance_type, n_active=3, random_state=5, max_iter=10, n_jobs=n_jobs
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             labels = gmm.fit_predict(X)
@@ -147,10 +165,11 @@ def test_deterministic_and_bitwise_identical_for_any_thread_count(blobs, dtype):
         np.testing.assert_array_equal(labels, fits[0][1])
 
 
-def test_exact_inference_after_truncated_fit(blobs):
-    gmm = FastGMM(K, covariance_type="diag", n_active=3, random_state=0).fit(blobs)
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag"])
+def test_exact_inference_after_truncated_fit(blobs, covariance_type):
+    gmm = FastGMM(K, covariance_type=covariance_type, n_active=3, random_state=0).fit(blobs)
     weights, means, variances = gmm.weights_, gmm.means_, _variances(gmm)
-    lj = diagonal_log_joint(blobs, weights, means, variances)
+    lj = gaussian_log_joint(blobs, weights, means, variances)
     np.testing.assert_allclose(gmm.score_samples(blobs), np.logaddexp.reduce(lj, axis=1), rtol=1e-10)
     np.testing.assert_array_equal(gmm.predict(blobs), np.argmax(lj, axis=1))
     assert gmm.lower_bound_ <= gmm.score(blobs)
@@ -165,5 +184,35 @@ def test_bad_truncation_arguments_raise_value_error(blobs):
         FastGMM(3, covariance_type="diag", n_neighbors=2).fit(blobs)
     with pytest.raises(ValueError, match="n_neighbors"):
         FastGMM(3, covariance_type="diag", n_active=2, n_neighbors=5).fit(blobs)
-    with pytest.raises(ValueError, match="covariance_type"):
-        FastGMM(3, covariance_type="full", n_active=2).fit(blobs)
+
+
+class _RunRecordingGMM(FastGMM):
+    """FastGMM that keeps, for every one of its n_init runs, the lower bound it ended with and a
+    copy of its truncated state (the rows' sets K_n, the neighbour lists, the random generator)."""
+
+    def _iterate(self, X, run, sample_weight=None):
+        super()._iterate(X, run, sample_weight)
+        self.runs.append((run.done.lower_bound, copy.deepcopy(self._em_truncated)))
+
+
+def test_final_pass_of_several_restarts_continues_from_the_best_run(blobs):
+    gmm = _RunRecordingGMM(
+        K, covariance_type="diag", n_active=2, n_neighbors=3, n_init=4, max_iter=3, tol=0.0, random_state=3
+    )
+    gmm.runs = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        labels = gmm.fit_predict(blobs)
+    bounds = [bound for bound, _ in gmm.runs]
+    best = int(np.argmax(bounds))
+    # The test needs a best run that is not the last (else the last run's state would pass too).
+    assert best != len(bounds) - 1, bounds
+    assert gmm.lower_bound_ == bounds[best]
+    # The final pass: one more truncated E-step from the best run's sets at the fitted parameters.
+    search = gmm.runs[best][1]
+    stats = search.e_step(blobs, None, gmm._truncated_parameters(), 1, moments=False)
+    np.testing.assert_array_equal(labels, search.labels())
+    assert gmm.entropy_decomposition().elbo == stats.elbo
+    # The last run's state gives another training ELBO (so the check above can fail).
+    last = gmm.runs[-1][1]
+    assert last.e_step(blobs, None, gmm._truncated_parameters(), 1, moments=False).elbo != stats.elbo

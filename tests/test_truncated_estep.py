@@ -17,7 +17,20 @@ def _problem(covariance_type, dtype, seed=0, weighted=False):
     weights = rng.uniform(0.5, 1.5, K)
     weights /= weights.sum()
     means = X[rng.choice(len(X), K, replace=False)].astype(np.float64) + rng.normal(0, 0.3, (K, 3))
-    if covariance_type == "diag":
+    if covariance_type == "full":
+        covariances = []
+        for _ in range(K):
+            A = rng.normal(0, 0.4, (3, 3))
+            covariances.append(A @ A.T + np.diag(rng.uniform(0.5, 1.5, 3)))
+        variances = np.array(covariances)
+        chol = np.ascontiguousarray([np.linalg.inv(np.linalg.cholesky(c)).T for c in covariances])
+    elif covariance_type == "tied":
+        A = rng.normal(0, 0.4, (3, 3))
+        covariance = A @ A.T + np.diag(rng.uniform(0.5, 1.5, 3))
+        variances = np.repeat(covariance[None], K, axis=0)  # the reference takes (K, D, D)
+        # y = x U with U U^T the precision (U upper triangular), as the library stores it.
+        chol = np.ascontiguousarray(np.linalg.inv(np.linalg.cholesky(covariance)).T)
+    elif covariance_type == "diag":
         variances = rng.uniform(0.5, 2.0, (K, 3))
         chol = 1 / np.sqrt(variances)
     else:
@@ -53,7 +66,7 @@ def _run(covariance_type, X, w, weights, means, chol, active, neighbours, random
     )
 
 
-@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_truncated_e_step_matches_numpy_reference(covariance_type, weighted):
     X, w, weights, means, variances, chol, active, neighbours, rand = _problem(
@@ -67,15 +80,21 @@ def test_truncated_e_step_matches_numpy_reference(covariance_type, weighted):
     np.testing.assert_array_equal(out["neighbours"], ref["neighbours"])
     for key in ("responsibilities", "log_norm", "nk", "sx"):
         np.testing.assert_allclose(out[key], ref[key], rtol=1e-9, atol=1e-9, err_msg=key)
-    sxx = ref["sxx"] if covariance_type == "diag" else ref["sxx"].sum(axis=1)
+    sxx = {
+        "full": ref["sxx_full"],
+        "tied": ref["sxx_full"].sum(axis=0),
+        "diag": ref["sxx"],
+        "spherical": ref["sxx"].sum(axis=1),
+    }[covariance_type]
     np.testing.assert_allclose(out["sxx"], sxx, rtol=1e-9, atol=1e-9)
     for key in ("sum_weight", "sum_log_norm", "sum_entropy"):
         assert out[key] == pytest.approx(ref[key], rel=1e-10), key
 
 
-def test_float32_matches_float64_reference_to_float32_accuracy():
-    X, w, weights, means, variances, chol, active, neighbours, rand = _problem("diag", np.float32)
-    out = _run("diag", X, w, weights, means, chol, active, neighbours, rand)
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag"])
+def test_float32_matches_float64_reference_to_float32_accuracy(covariance_type):
+    X, w, weights, means, variances, chol, active, neighbours, rand = _problem(covariance_type, np.float32)
+    out = _run(covariance_type, X, w, weights, means, chol, active, neighbours, rand)
     ref = truncated_e_step(X, weights, means, variances, active, neighbours, rand, reference=means)
     assert np.mean(out["active"] == ref["active"]) > 0.99
     assert out["sum_log_norm"] == pytest.approx(ref["sum_log_norm"], rel=1e-5)
@@ -90,15 +109,16 @@ def test_kept_sets_never_lose_free_energy_and_q_is_normalised():
     assert np.all(first["neighbours"][:, 0] == np.arange(K))
 
 
-def test_bitwise_identical_for_any_thread_count():
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag"])
+def test_bitwise_identical_for_any_thread_count(covariance_type):
     X, w, weights, means, variances, chol, active, neighbours, rand = _problem(
-        "diag", np.float32, weighted=True
+        covariance_type, np.float32, weighted=True
     )
     X = np.repeat(X, 20, axis=0)  # many items, so that threads share the work
     active, rand = np.repeat(active, 20, axis=0), np.repeat(rand, 20)
     w = np.repeat(w, 20)
-    a = _run("diag", X, w, weights, means, chol, active, neighbours, rand, n_threads=1)
-    b = _run("diag", X, w, weights, means, chol, active, neighbours, rand, n_threads=2)
+    a = _run(covariance_type, X, w, weights, means, chol, active, neighbours, rand, n_threads=1)
+    b = _run(covariance_type, X, w, weights, means, chol, active, neighbours, rand, n_threads=2)
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
@@ -113,5 +133,5 @@ def test_bad_sets_raise_value_error():
     outside[2, 1] = K
     with pytest.raises(ValueError, match="neighbours"):
         _run("diag", X, w, weights, means, chol, active, outside, rand)
-    with pytest.raises(ValueError, match="diag"):
-        _run("full", X, w, weights, means, np.stack([np.eye(3)] * K), active, neighbours, rand)
+    with pytest.raises(ValueError, match="precisions_cholesky"):  # (K, D) where full needs (K, D, D)
+        _run("full", X, w, weights, means, chol, active, neighbours, rand)

@@ -102,7 +102,7 @@ void bind_truncated_mixture(py::module_& m) {
         py::arg("precisions_cholesky"), py::arg("reference"), py::arg("covariance_type"), py::arg("active"),
         py::arg("neighbours"), py::arg("random_candidates"), py::arg("return_log_norm") = false,
         py::arg("return_responsibilities") = false, py::arg("n_threads") = 0,
-        "One truncated variational E-step (diag, spherical): active (int32 (N, C'), best first) and "
+        "One truncated variational E-step (any covariance type): active (int32 (N, C'), best first) and "
         "neighbours (int32 (K, G)) in; the new active sets and neighbour lists, the ELBO sums (truncated "
         "free energy), nk and, with a float64 reference (K, D), the moments out.");
 }

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "fastelbo/posterior_row.hpp"
@@ -17,6 +19,9 @@ namespace {
 constexpr Index kRowsPerItem = 64;
 // Components per work item of the statistics pass.
 constexpr Index kComponentsPerItem = 16;
+// Tied: items per work unit, run in order by one thread, so that the shared scatter is kept per work
+// unit (a D × D matrix each), not per item. Other types: one item per unit.
+constexpr Index kTiedItemsPerBlock = 16;
 // Work items are small and independent: one parallel region per pass.
 constexpr Index kWholePass = Index(1) << 40;
 
@@ -41,43 +46,74 @@ ComponentConstants component_constants(const GaussianMixtureParams<T>& p) {
     const Index K = p.n_components, D = p.n_features;
     const bool spherical = p.type == CovarianceType::Spherical;
     ComponentConstants out{RowMatrix<double>(K, D), Vector<double>(K)};
+    if (p.type == CovarianceType::Full) {  // a factor U_c per component: log|U_c| from its diagonal
+        out.precision.resize(0, D);
+        for (Index c = 0; c < K; ++c)
+            out.base(c) = ConstRowMatrixMap<T>(p.precisions_cholesky + c * D * D, D, D)
+                              .diagonal()
+                              .template cast<double>()
+                              .array()
+                              .log()
+                              .sum();
+    } else if (p.type == CovarianceType::Tied) {  // one factor U: no per-component precisions
+        out.precision.resize(0, D);
+        const double log_det =
+            ConstRowMatrixMap<T>(p.precisions_cholesky, D, D).diagonal().template cast<double>().array().log().sum();
+        out.base.setConstant(log_det);
+    }
     const double half_log_two_pi = 0.5 * std::log(2 * M_PI);
+    // Logarithms vectorised over all components (K·D of them at large K).
+    Vector<double> log_det;
+    if (p.type == CovarianceType::Tied || p.type == CovarianceType::Full) {
+        log_det = out.base;
+    } else if (spherical) {
+        const Vector<double> u = ConstVectorMap<T>(p.precisions_cholesky, K).template cast<double>();
+        out.precision = u.array().square().matrix().replicate(1, D);
+        log_det = static_cast<double>(D) * u.array().log().matrix();
+    } else {
+        const RowMatrix<double> u = ConstRowMatrixMap<T>(p.precisions_cholesky, K, D).template cast<double>();
+        out.precision = u.array().square().matrix();
+        log_det = u.array().log().rowwise().sum().matrix();
+    }
     for (Index c = 0; c < K; ++c) {
-        double log_det = 0;
-        for (Index d = 0; d < D; ++d) {
-            const double u = spherical ? p.precisions_cholesky[c] : p.precisions_cholesky[c * D + d];
-            out.precision(c, d) = u * u;
-            log_det += std::log(u);
-        }
         const double log_weight = static_cast<double>(p.log_weights[c]);
         out.base(c) = (std::isfinite(log_weight) ? log_weight : static_cast<double>(log_zero_floor<T>())) -
-                      D * half_log_two_pi + log_det;
+                      D * half_log_two_pi + log_det(c);
     }
     return out;
 }
 
-// Rows grouped by best component (stable counting sort), cut into items of <= kRowsPerItem rows.
+// A stable counting sort of `order` by key[element] in [0, K): `out` receives the sorted elements
+// and `begin` ([K + 1]) where every key starts.
+void counting_sort(const std::vector<Index>& order, const std::int32_t* key, Index K, std::vector<Index>& out,
+                   std::vector<Index>& begin) {
+    begin.assign(K + 1, 0);
+    for (Index element : order) ++begin[key[element] + 1];
+    for (Index c = 0; c < K; ++c) begin[c + 1] += begin[c];
+    std::vector<Index> next(begin.begin(), begin.end() - 1);
+    out.resize(order.size());
+    for (Index element : order) out[next[key[element]]++] = element;
+}
+
+// Rows grouped by best component (K_n[0]) and, within a group, by second component (rows that share
+// it share most candidates, so adjacent rows make items with small candidate unions), ties by row:
+// two stable counting sorts. Groups are cut into items of at most kRowsPerItem rows.
 struct RowGroups {
-    std::vector<Index> rows;         // position -> row
-    std::vector<Index> group_begin;  // [K + 1] positions
-    std::vector<Index> item_begin;   // [items + 1] positions
+    std::vector<Index> rows;        // position -> row
+    std::vector<Index> item_begin;  // [items + 1] positions
     std::vector<std::int32_t> item_group;
     std::vector<Index> group_first_item;  // [K + 1]
 
-    RowGroups(const std::int32_t* active, Index N, Index C, Index K) : rows(N), group_begin(K + 1, 0) {
-        for (Index n = 0; n < N; ++n) ++group_begin[active[n * C] + 1];
-        for (Index c = 0; c < K; ++c) group_begin[c + 1] += group_begin[c];
-        std::vector<Index> next(group_begin.begin(), group_begin.end() - 1);
-        for (Index n = 0; n < N; ++n) rows[next[active[n * C]]++] = n;
-        // Within a group, rows sharing their second component share most candidates: adjacent rows
-        // then make items with small candidate unions.
-        if (C > 1) {
-            for (Index c = 0; c < K; ++c) {
-                std::sort(rows.begin() + group_begin[c], rows.begin() + group_begin[c + 1], [&](Index a, Index b) {
-                    return active[a * C + 1] < active[b * C + 1] || (active[a * C + 1] == active[b * C + 1] && a < b);
-                });
-            }
+    RowGroups(const std::int32_t* active, Index N, Index C, Index K) {
+        std::vector<std::int32_t> best(N), second(N);
+        for (Index n = 0; n < N; ++n) {
+            best[n] = active[n * C];
+            second[n] = C > 1 ? active[n * C + 1] : 0;
         }
+        std::vector<Index> identity(N), by_second, group_begin;
+        for (Index n = 0; n < N; ++n) identity[n] = n;
+        counting_sort(identity, second.data(), K, by_second, group_begin);
+        counting_sort(by_second, best.data(), K, rows, group_begin);
         group_first_item.assign(K + 1, 0);
         for (Index c = 0; c < K; ++c) {
             group_first_item[c] = static_cast<Index>(item_group.size());
@@ -99,6 +135,37 @@ struct CandidateScore {
     double count;
 };
 
+// Asks for the cache lines of one row of X (rows of an item lie anywhere in X).
+template <class T>
+inline void prefetch_row(const T* row, Index D) {
+#if defined(__GNUC__) || defined(__clang__)
+    const char* bytes = reinterpret_cast<const char*>(row);
+    for (Index offset = 0; offset < D * static_cast<Index>(sizeof(T)); offset += 64) __builtin_prefetch(bytes + offset);
+#else
+    (void)row;
+    (void)D;
+#endif
+}
+
+// Rows ahead whose X rows are prefetched while an item gathers its rows.
+constexpr Index kPrefetchAhead = 8;
+// Index of the lowest set bit of a non-zero word.
+inline Index lowest_set_bit(std::uint64_t bits) {
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_ctzll(bits);
+#else
+    Index index = 0;
+    while (!(bits & 1)) {
+        bits >>= 1;
+        ++index;
+    }
+    return index;
+#endif
+}
+
+// Marks a row whose random candidate is already in its S_n.
+constexpr std::int32_t kNoCandidate = std::numeric_limits<std::int32_t>::min();
+
 template <class T>
 class TruncatedEStep {
   public:
@@ -110,37 +177,65 @@ class TruncatedEStep {
           C_(r.n_active),
           G_(r.n_neighbors),
           spherical_(p.type == CovarianceType::Spherical),
-          F_(spherical_ ? D_ + 1 : 2 * D_),
+          tied_(p.type == CovarianceType::Tied),
+          full_(p.type == CovarianceType::Full),
+          moments_(r.reference != nullptr),
+          F_(full_ ? D_ : (spherical_ || tied_ ? D_ + 1 : 2 * D_)),
+          stride_(moments_ && !full_ ? 1 + D_ + (spherical_ ? 1 : (tied_ ? 0 : D_)) : 1),
           constants_(component_constants(p)),
-          precision_t_(constants_.precision.template cast<T>()),
+          chol_(tied_ ? ConstRowMatrixMap<T>(p.precisions_cholesky, D_, D_) : ConstRowMatrixMap<T>(nullptr, 0, 0)),
+          whitened_means_(tied_ ? RowMatrix<double>(ConstRowMatrixMap<T>(p.means, K_, D_).template cast<double>() *
+                                                    chol_.template cast<double>())
+                                : RowMatrix<double>()),
+          column_parameters_(tied_ ? whitened_means_.data() : constants_.precision.data()),
+          precision_copy_(std::is_same_v<T, double> ? RowMatrix<T>() : constants_.precision.template cast<T>()),
+          precision_t_(std::is_same_v<T, double> ? reinterpret_cast<const T*>(constants_.precision.data())
+                                                 : precision_copy_.data()),
           groups_(r.active, r.n_rows, C_, K_),
-          row_entropy_(r.n_rows),
-          row_log_norm_(r.n_rows),
-          row_q_(r.n_rows * C_),
-          item_scores_(groups_.n_items()) {}
+          item_scores_(groups_.n_items()),
+          item_stat_components_(groups_.n_items()),
+          item_stat_sums_(groups_.n_items()),
+          item_sums_(3 * groups_.n_items(), 0.0),
+          block_tied_scatter_(tied_ && moments_ ? RowBlocks{groups_.n_items(), kTiedItemsPerBlock}.count() : 0),
+          row_q_(full_ ? r.n_rows * C_ : 0) {}
 
     struct Workspace {
-        std::vector<std::int64_t> row_stamp;   // [K] last row that listed a component
-        std::vector<std::int64_t> item_stamp;  // [K] last item that gave a component a column
-        std::vector<std::int32_t> column;      // [K] the component's column in this item
-        std::vector<std::int32_t> union_components;
-        std::vector<std::int32_t> row_candidates;  // concatenated S_n of the item's rows
-        std::vector<Index> row_candidates_end;
+        std::vector<std::int64_t> item_stamp;        // [K] last item that gave a component a column
+        std::vector<std::int32_t> column;            // [K] the component's column in this item
+        std::vector<std::int64_t> member_stamp;      // [K] last item in which a component was in some K_n
+        std::vector<std::int32_t> member_index;      // [K] its index among the item's members
+        std::vector<std::int64_t> stat_stamp;        // [K] last item that gave a component a statistics slot
+        std::vector<std::int32_t> stat_slot;         // [K] the component's slot in this item
+        std::vector<std::int32_t> union_components;  // column -> component
+        std::vector<std::int32_t> member_columns;    // [members, G + 1] columns of c and G_c
+        std::vector<std::uint64_t> member_masks;     // [members, words] the same as bit sets
+        std::vector<std::uint64_t> row_masks;        // [rows, words] S_n as a bit set over U
+        std::vector<std::int32_t> active_rows;       // [rows, C'] the item's K_n
+        std::vector<double> weights;                 // [rows]
+        std::vector<std::int32_t> random_code;       // [rows] column, -1 - c outside U, or kNoCandidate
         std::vector<double> score_sum, score_count;  // per column
         std::vector<CandidateScore> extra_scores;    // random candidates outside the union
-        RowMatrix<T> features, projection, log_joint;
+        RowMatrix<T> features, log_joint;
+        Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> projection;  // [F, U], a column per component
         RowVector<T> constant;
-        std::vector<Candidate> candidates;
-        std::int64_t rows_seen = 0;
+        std::vector<Candidate> candidates, best;  // best: [rows, C'], best first
+        Eigen::ArrayXd shifted, exponential, row_sum, row_log_sum;
+        RowVector<double> diff;
+        RowMatrix<T> whitened;                // [rows, D] tied: x~ U
+        RowMatrix<double> centred, weighted;  // [entries, D] tied: x − r_c and w q (x − r_c)
     };
 
     Workspace make_workspace() const {
         Workspace ws;
-        ws.row_stamp.assign(K_, -1);
         ws.item_stamp.assign(K_, -1);
         ws.column.assign(K_, 0);
+        ws.member_stamp.assign(K_, -1);
+        ws.member_index.assign(K_, 0);
+        ws.stat_stamp.assign(K_, -1);
+        ws.stat_slot.assign(K_, 0);
         ws.features.resize(kRowsPerItem, F_);
         ws.candidates.resize(C_);
+        ws.diff.resize(D_);
         return ws;
     }
 
@@ -149,108 +244,183 @@ class TruncatedEStep {
         const Index begin = groups_.item_begin[item], end = groups_.item_begin[item + 1];
         const Index b = groups_.item_group[item];
         const Index n_rows = end - begin;
+        const Index* rows = groups_.rows.data() + begin;
         ConstRowMatrixMap<T> X(r_.X, r_.n_rows, D_);
         ConstRowMatrixMap<T> means(p_.means, K_, D_);
         const RowVector<T> point = means.row(b);
         const RowVector<double> point64 = point.template cast<double>();
 
-        // S_n of every row and the union U of their neighbour-list candidates.
-        ws.union_components.clear();
-        ws.row_candidates.clear();
-        ws.row_candidates_end.clear();
-        auto add_to_union = [&](std::int32_t c) {
-            if (ws.item_stamp[c] == item) return;
-            ws.item_stamp[c] = item;
-            ws.column[c] = static_cast<std::int32_t>(ws.union_components.size());
-            ws.union_components.push_back(c);
-        };
-        // Pass 1: the union U of the rows' neighbour-list candidates (K_n itself included, whatever
-        // the lists say, so that F never decreases).
-        for (Index pos = begin; pos < end; ++pos) {
-            const Index n = groups_.rows[pos];
-            for (Index j = 0; j < C_; ++j) {
-                const std::int32_t c = r_.active[n * C_ + j];
-                add_to_union(c);
-                const std::int32_t* list = r_.neighbours + static_cast<Index>(c) * G_;
-                for (Index g = 0; g < G_; ++g) add_to_union(list[g]);
-            }
-        }
-        // Pass 2: every row's S_n as columns of U; a random candidate outside U as -1 - c.
-        for (Index pos = begin; pos < end; ++pos) {
-            const Index n = groups_.rows[pos];
-            const std::int64_t stamp = ws.rows_seen++;
-            auto add = [&](std::int32_t c) {
-                if (ws.row_stamp[c] == stamp) return;
-                ws.row_stamp[c] = stamp;
-                ws.row_candidates.push_back(ws.item_stamp[c] == item ? ws.column[c] : -1 - c);
-            };
-            for (Index j = 0; j < C_; ++j) {
-                const std::int32_t c = r_.active[n * C_ + j];
-                add(c);
-                const std::int32_t* list = r_.neighbours + static_cast<Index>(c) * G_;
-                for (Index g = 0; g < G_; ++g) add(list[g]);
-            }
-            if (r_.random_candidates) add(r_.random_candidates[n]);
-            ws.row_candidates_end.push_back(static_cast<Index>(ws.row_candidates.size()));
-        }
-
-        // Log-joints of all rows against U: features [x~, x~²] times the projection, plus constants.
-        const Index U = static_cast<Index>(ws.union_components.size());
-        ws.projection.resize(F_, U);
-        ws.constant.resize(U);
-        for (Index j = 0; j < U; ++j)
-            fill_projection(ws.union_components[j], point64, ws.projection.col(j), ws.constant(j));
+        // Gather the item's rows: features x~ = x − μ_b, K_n, weights and random candidates in
+        // position order. Rows lie anywhere in X and random candidates anywhere in the parameters:
+        // their cache lines are asked for ahead of use.
         auto z = ws.features.topRows(n_rows);
-        for (Index i = 0; i < n_rows; ++i) z.row(i).head(D_) = X.row(groups_.rows[begin + i]) - point;
-        if (spherical_) {
-            z.col(D_) = z.leftCols(D_).rowwise().squaredNorm();
-        } else {
-            z.rightCols(D_) = z.leftCols(D_).array().square();
+        ws.active_rows.resize(n_rows * C_);
+        ws.weights.resize(n_rows);
+        ws.random_code.resize(n_rows);
+        for (Index i = 0; i < std::min(n_rows, kPrefetchAhead); ++i) prefetch_row(r_.X + rows[i] * D_, D_);
+        for (Index i = 0; i < n_rows; ++i) {
+            if (i + kPrefetchAhead < n_rows) prefetch_row(r_.X + rows[i + kPrefetchAhead] * D_, D_);
+            const Index n = rows[i];
+            z.row(i).head(D_) = X.row(n) - point;
+            std::copy_n(r_.active + n * C_, C_, ws.active_rows.data() + i * C_);
+            ws.weights[i] = r_.sample_weight ? static_cast<double>(r_.sample_weight[n]) : 1.0;
+            ws.random_code[i] = kNoCandidate;
+            if (r_.random_candidates) {
+                const std::int32_t c = r_.random_candidates[n];
+                ws.random_code[i] = -1 - c;
+                if (tied_) {
+                    prefetch_row(whitened_means_.data() + c * D_, D_);
+                } else if (full_) {
+                    prefetch_row(p_.means + c * D_, D_);
+                } else {
+                    prefetch_row(p_.means + c * D_, D_);
+                    prefetch_row(precision_t_ + c * D_, D_);
+                }
+            }
         }
-        ws.log_joint.resize(n_rows, U);
-        ws.log_joint.noalias() = z * ws.projection;
-        ws.log_joint.rowwise() += ws.constant;
 
-        // Per row: the C' best of S_n, its posterior, and the neighbour-list scores.
+        // The union U of the rows' S_n: every member of some K_n (whatever the lists say, so that F
+        // never decreases) and its neighbour list G_c, a column each.
+        ws.union_components.clear();
+        ws.member_columns.clear();
+        auto union_column = [&](std::int32_t c) {
+            if (ws.item_stamp[c] != item) {
+                ws.item_stamp[c] = item;
+                ws.column[c] = static_cast<std::int32_t>(ws.union_components.size());
+                ws.union_components.push_back(c);
+                prefetch_row(p_.means + c * D_, D_);
+                if (full_) {
+                    prefetch_row(p_.precisions_cholesky + c * D_ * D_, D_ * D_);
+                } else {
+                    prefetch_row(column_parameters_ + c * D_, D_);
+                }
+            }
+            return ws.column[c];
+        };
+        Index members = 0;
+        for (Index k = 0; k < n_rows * C_; ++k) {
+            const std::int32_t c = ws.active_rows[k];
+            if (ws.member_stamp[c] == item) continue;
+            ws.member_stamp[c] = item;
+            ws.member_index[c] = static_cast<std::int32_t>(members++);
+            ws.member_columns.push_back(union_column(c));
+            const std::int32_t* list = r_.neighbours + static_cast<Index>(c) * G_;
+            for (Index g = 0; g < G_; ++g) ws.member_columns.push_back(union_column(list[g]));
+        }
+        const Index U = static_cast<Index>(ws.union_components.size());
+        const Index words = (U + 63) / 64;
+        ws.member_masks.assign(members * words, 0);
+        for (Index m = 0; m < members; ++m)
+            for (Index g = 0; g <= G_; ++g) {
+                const std::int32_t column = ws.member_columns[m * (G_ + 1) + g];
+                ws.member_masks[m * words + column / 64] |= std::uint64_t(1) << (column % 64);
+            }
+        // S_n = the union of its members' sets; a random candidate in S_n is dropped, one elsewhere
+        // in U takes its column.
+        ws.row_masks.assign(n_rows * words, 0);
+        for (Index i = 0; i < n_rows; ++i) {
+            std::uint64_t* mask = ws.row_masks.data() + i * words;
+            for (Index j = 0; j < C_; ++j) {
+                const std::uint64_t* member =
+                    ws.member_masks.data() + ws.member_index[ws.active_rows[i * C_ + j]] * words;
+                for (Index w = 0; w < words; ++w) mask[w] |= member[w];
+            }
+            const std::int32_t code = ws.random_code[i];
+            if (code == kNoCandidate || ws.item_stamp[-1 - code] != item) continue;
+            const std::int32_t column = ws.column[-1 - code];
+            const bool listed = (mask[column / 64] >> (column % 64)) & 1;
+            ws.random_code[i] = listed ? kNoCandidate : column;
+        }
+
+        ws.log_joint.resize(n_rows, U);
+        if (full_) {  // per column: ((x − μ_b) − (μ_c − μ_b)) U_c, one [rows, D] × [D, D] product
+            for (Index j = 0; j < U; ++j) {
+                const std::int32_t c = ws.union_components[j];
+                const RowVector<T> offset = (means.row(c).template cast<double>() - point64).template cast<T>();
+                ws.whitened.noalias() = (z.leftCols(D_).rowwise() - offset) *
+                                        ConstRowMatrixMap<T>(p_.precisions_cholesky + c * D_ * D_, D_, D_);
+                ws.log_joint.col(j) = (static_cast<T>(constants_.base(c)) -
+                                       static_cast<T>(0.5) * ws.whitened.rowwise().squaredNorm().array())
+                                          .matrix();
+            }
+        } else {
+            expanded_log_joints(b, point64, n_rows, U, ws);
+        }
+
+        // Per row: the C' best of S_n and the neighbour-list scores (every column's, b's left out
+        // below).
         ws.score_sum.assign(U, 0.0);
         ws.score_count.assign(U, 0.0);
         ws.extra_scores.clear();
-        Index first = 0;
+        ws.best.resize(n_rows * C_);
         for (Index i = 0; i < n_rows; ++i) {
-            const Index n = groups_.rows[begin + i];
-            const Index last = ws.row_candidates_end[i];
             Index kept = 0;  // ws.candidates[0, kept): the best so far, best first
-            for (Index k = first; k < last; ++k) {
-                const std::int32_t code = ws.row_candidates[k];
-                std::int32_t c;
-                double lj;
-                if (code >= 0) {
-                    c = ws.union_components[code];
-                    lj = static_cast<double>(ws.log_joint(i, code));
-                    if (c != b) {
-                        ws.score_sum[code] += lj;
-                        ws.score_count[code] += 1;
-                    }
-                } else {  // a random candidate outside U
-                    c = -1 - code;
-                    lj = direct_log_joint(n, c);
-                    if (c != b) ws.extra_scores.push_back({c, lj, 1.0});
-                }
+            auto consider = [&](double lj, std::int32_t c) {
                 const Candidate candidate{lj, c};
-                if (kept == C_ && !better(candidate, ws.candidates[C_ - 1])) continue;
+                if (kept == C_ && !better(candidate, ws.candidates[C_ - 1])) return;
                 Index slot = kept < C_ ? kept++ : C_ - 1;
                 for (; slot > 0 && better(candidate, ws.candidates[slot - 1]); --slot)
                     ws.candidates[slot] = ws.candidates[slot - 1];
                 ws.candidates[slot] = candidate;
+            };
+            const std::uint64_t* mask = ws.row_masks.data() + i * words;
+            const T* log_joint = ws.log_joint.data() + i * U;
+            for (Index w = 0; w < words; ++w) {
+                for (std::uint64_t bits = mask[w]; bits != 0; bits &= bits - 1) {
+                    const Index column = w * 64 + lowest_set_bit(bits);
+                    const double lj = static_cast<double>(log_joint[column]);
+                    ws.score_sum[column] += lj;
+                    ws.score_count[column] += 1;
+                    consider(lj, ws.union_components[column]);
+                }
             }
-            first = last;
-            write_row(n, ws.candidates.data());
+            const std::int32_t code = ws.random_code[i];
+            if (code >= 0) {
+                const double lj = static_cast<double>(log_joint[code]);
+                ws.score_sum[code] += lj;
+                ws.score_count[code] += 1;
+                consider(lj, ws.union_components[code]);
+            } else if (code != kNoCandidate) {  // a random candidate outside U
+                const std::int32_t c = -1 - code;
+                const double lj = tied_   ? direct_whitened_log_joint(z.row(i).head(D_), whitened_means_.row(b), c)
+                                  : full_ ? direct_full_log_joint(z.row(i).head(D_), point64, c)
+                                          : direct_log_joint(rows[i], c);
+                if (c != b) ws.extra_scores.push_back({c, lj, 1.0});
+                consider(lj, c);
+            }
+            std::copy_n(ws.candidates.data(), C_, ws.best.data() + i * C_);
         }
+        write_rows(item, rows, n_rows, ws);
+        if (!full_) item_statistics(item, rows, n_rows, ws);
+
         auto& scores = item_scores_[item];
         scores.clear();
         for (Index j = 0; j < U; ++j)
-            if (ws.score_count[j] > 0) scores.push_back({ws.union_components[j], ws.score_sum[j], ws.score_count[j]});
+            if (ws.score_count[j] > 0 && ws.union_components[j] != b)
+                scores.push_back({ws.union_components[j], ws.score_sum[j], ws.score_count[j]});
         scores.insert(scores.end(), ws.extra_scores.begin(), ws.extra_scores.end());
+    }
+
+    // Diag, spherical, tied: the log-joints of the item's rows against U as one GEMM of features
+    // [x~, x~²] (tied: [y~, ||y~||²]) times a [F, U] parameter block, plus constants.
+    void expanded_log_joints(Index b, const RowVector<double>& point64, Index n_rows, Index U, Workspace& ws) const {
+        auto z = ws.features.topRows(n_rows);
+        ws.projection.resize(F_, U);
+        ws.constant.resize(U);
+        const RowVector<double> centre = tied_ ? RowVector<double>(whitened_means_.row(b)) : point64;
+        for (Index j = 0; j < U; ++j)
+            fill_projection(ws.union_components[j], centre, ws.projection.col(j), ws.constant(j));
+        if (tied_) {  // y~ = x~ U, then ||y~ − m~_c||² as in the spherical case with unit precision
+            ws.whitened.noalias() = z.leftCols(D_) * chol_;
+            z.leftCols(D_) = ws.whitened;
+            z.col(D_) = z.leftCols(D_).rowwise().squaredNorm();
+        } else if (spherical_) {
+            z.col(D_) = z.leftCols(D_).rowwise().squaredNorm();
+        } else {
+            z.rightCols(D_) = z.leftCols(D_).array().square();
+        }
+        ws.log_joint.noalias() = z * ws.projection;
+        ws.log_joint.rowwise() += ws.constant;
     }
 
     // G_b from the scores of group b's items: b, then the G − 1 best average log-joints.
@@ -282,47 +452,33 @@ class TruncatedEStep {
         }
     }
 
-    // Moments of component c over its own rows, in row order.
-    void component_statistics(Index c, const std::vector<Index>& begin, const std::vector<Index>& entries,
-                              MixtureStatistics& stats) const {
-        ConstRowMatrixMap<T> X(r_.X, r_.n_rows, D_);
-        const bool moments = r_.reference != nullptr;
-        double nk = 0;
-        RowVector<double> sx = RowVector<double>::Zero(moments ? D_ : 0);
-        RowVector<double> sxx = RowVector<double>::Zero(moments ? (spherical_ ? 1 : D_) : 0);
-        RowVector<double> diff(D_);
-        const Eigen::Map<const RowVector<double>> reference(moments ? r_.reference + c * D_ : nullptr, D_);
+    // Component c's statistics: the sum of its slots over the items, in item order.
+    void merge_component(Index c, const std::vector<Index>& begin, const std::vector<std::pair<Index, Index>>& slots,
+                         MixtureStatistics& stats) const {
+        RowVector<double> sum = RowVector<double>::Zero(stride_);
         for (Index k = begin[c]; k < begin[c + 1]; ++k) {
-            const Index entry = entries[k], n = entry / C_;
-            const double w = r_.sample_weight ? static_cast<double>(r_.sample_weight[n]) : 1.0;
-            const double wq = w * row_q_[entry];
-            nk += wq;
-            if (!moments || wq == 0) continue;
-            diff = X.row(n).template cast<double>() - reference;
-            sx += wq * diff;
-            if (spherical_) {
-                sxx(0) += wq * diff.squaredNorm();
-            } else {
-                sxx += wq * diff.array().square().matrix();
-            }
+            const auto [item, slot] = slots[k];
+            sum += Eigen::Map<const RowVector<double>>(item_stat_sums_[item].data() + slot * stride_, stride_);
         }
-        stats.nk(c) = nk;
-        if (!moments) return;
-        stats.sx.row(c) = sx;
+        stats.nk(c) = sum(0);
+        if (!moments_) return;
+        stats.sx.row(c) = sum.segment(1, D_);
+        if (tied_) return;  // the shared scatter: summed over items in run()
         if (spherical_) {
-            stats.sxx(c) = sxx(0);
+            stats.sxx(c) = sum(1 + D_);
         } else {
-            stats.sxx.segment(c * D_, D_) = sxx.transpose();
+            stats.sxx.segment(c * D_, D_) = sum.segment(1 + D_, D_).transpose();
         }
     }
 
     bool run(MixtureStatistics& stats) {
-        const int threads = resolve_thread_count(r_.n_threads);
-        const RowBlocks items{groups_.n_items(), 1};
+        const RowBlocks items{groups_.n_items(), tied_ ? kTiedItemsPerBlock : 1};
         if (!for_each_block_ordered(
                 items, r_.n_threads, [] { return 0; }, [&] { return make_workspace(); },
-                [&](Index item, Index, Index, int&, Workspace& ws) { run_item(item, ws); }, [](int) {}, r_.interrupt,
-                kWholePass))
+                [&](Index, Index first, Index count, int&, Workspace& ws) {
+                    for (Index item = first; item < first + count; ++item) run_item(item, ws);
+                },
+                [](int) {}, r_.interrupt, kWholePass))
             return false;
         if (r_.new_neighbours) {
             struct Scratch {
@@ -341,7 +497,24 @@ class TruncatedEStep {
                 return false;
         }
 
-        // Transpose the (row, slot) entries to component order, rows ascending.
+        const Index n_items = groups_.n_items();
+        stats = MixtureStatistics(p_.type, K_, D_, moments_);
+        if (full_) {
+            if (!full_statistics(stats)) return false;
+        } else if (!merge_slots(stats)) {
+            return false;
+        }
+        for (Index item = 0; item < n_items; ++item) {  // item order: deterministic
+            stats.sum_weight += item_sums_[3 * item];
+            stats.sum_log_norm += item_sums_[3 * item + 1];
+            stats.sum_entropy += item_sums_[3 * item + 2];
+        }
+        return true;
+    }
+
+    // Full: every component sums its own (row, q) pairs, rows ascending; the second moments as one
+    // product over them.
+    bool full_statistics(MixtureStatistics& stats) const {
         const Index N = r_.n_rows;
         std::vector<Index> begin(K_ + 1, 0), entries(N * C_);
         for (Index e = 0; e < N * C_; ++e) ++begin[r_.new_active[e] + 1];
@@ -350,24 +523,71 @@ class TruncatedEStep {
             std::vector<Index> next(begin.begin(), begin.end() - 1);
             for (Index e = 0; e < N * C_; ++e) entries[next[r_.new_active[e]]++] = e;
         }
-        stats = MixtureStatistics(p_.type, K_, D_, r_.reference != nullptr);
+        struct Scratch {
+            RowMatrix<double> centred, weighted;
+        };
+        ConstRowMatrixMap<T> X(r_.X, N, D_);
+        const RowBlocks component_blocks{K_, kComponentsPerItem};
+        return for_each_block_ordered(
+            component_blocks, r_.n_threads, [] { return 0; }, [] { return Scratch{}; },
+            [&](Index, Index first, Index count, int&, Scratch& s) {
+                for (Index c = first; c < first + count; ++c) {
+                    double nk = 0;
+                    Index m = 0;
+                    if (moments_) {
+                        s.centred.resize(begin[c + 1] - begin[c], D_);
+                        s.weighted.resize(begin[c + 1] - begin[c], D_);
+                    }
+                    for (Index k = begin[c]; k < begin[c + 1]; ++k) {
+                        const Index n = entries[k] / C_;
+                        const double w = r_.sample_weight ? static_cast<double>(r_.sample_weight[n]) : 1.0;
+                        const double wq = w * row_q_[entries[k]];
+                        nk += wq;
+                        if (!moments_ || wq == 0) continue;
+                        s.centred.row(m) = X.row(n).template cast<double>() -
+                                           Eigen::Map<const RowVector<double>>(r_.reference + c * D_, D_);
+                        s.weighted.row(m) = wq * s.centred.row(m);
+                        ++m;
+                    }
+                    stats.nk(c) = nk;
+                    if (!moments_) continue;
+                    stats.sx.row(c) = s.weighted.topRows(m).colwise().sum();
+                    RowMatrixMap<double>(stats.sxx.data() + c * D_ * D_, D_, D_).noalias() =
+                        s.centred.topRows(m).transpose() * s.weighted.topRows(m);
+                }
+            },
+            [](int) {}, r_.interrupt, kWholePass);
+    }
+
+    // Diag, spherical, tied: the items' statistics slots, summed per component in item order.
+    bool merge_slots(MixtureStatistics& stats) const {
+        const Index n_items = groups_.n_items();
+        std::vector<Index> begin(K_ + 1, 0);
+        for (Index item = 0; item < n_items; ++item)
+            for (std::int32_t c : item_stat_components_[item]) ++begin[c + 1];
+        for (Index c = 0; c < K_; ++c) begin[c + 1] += begin[c];
+        std::vector<std::pair<Index, Index>> slots(begin[K_]);
+        {
+            std::vector<Index> next(begin.begin(), begin.end() - 1);
+            for (Index item = 0; item < n_items; ++item) {
+                const auto& components = item_stat_components_[item];
+                for (Index slot = 0; slot < static_cast<Index>(components.size()); ++slot)
+                    slots[next[components[slot]]++] = {item, slot};
+            }
+        }
         const RowBlocks component_blocks{K_, kComponentsPerItem};
         if (!for_each_block_ordered(
                 component_blocks, r_.n_threads, [] { return 0; }, [] { return 0; },
                 [&](Index, Index first, Index count, int&, int&) {
-                    for (Index c = first; c < first + count; ++c) component_statistics(c, begin, entries, stats);
+                    for (Index c = first; c < first + count; ++c) merge_component(c, begin, slots, stats);
                 },
                 [](int) {}, r_.interrupt, kWholePass))
             return false;
-        (void)threads;
-        for (Index n = 0; n < N; ++n) {  // row order: deterministic
-            const double w = r_.sample_weight ? static_cast<double>(r_.sample_weight[n]) : 1.0;
-            stats.sum_weight += w;
-            stats.sum_log_norm += w * row_log_norm_[n];
-            stats.sum_entropy += w * row_entropy_[n];
+        if (tied_ && moments_) {
+            RowMatrixMap<double> scatter(stats.sxx.data(), D_, D_);
+            for (const RowMatrix<double>& block : block_tied_scatter_)  // block order: deterministic
+                if (block.size() > 0) scatter += block;
         }
-        if (r_.log_norm) std::copy(row_log_norm_.begin(), row_log_norm_.end(), r_.log_norm);
-        if (r_.responsibilities) std::copy(row_q_.begin(), row_q_.end(), r_.responsibilities);
         return true;
     }
 
@@ -376,13 +596,43 @@ class TruncatedEStep {
     double direct_log_joint(Index n, std::int32_t c) const {
         const auto x = ConstRowMatrixMap<T>(r_.X, r_.n_rows, D_).row(n).array();
         const auto mu = ConstRowMatrixMap<T>(p_.means, K_, D_).row(c).array();
-        const T mahalanobis = ((x - mu).square() * precision_t_.row(c).array()).sum();
+        const auto precision = Eigen::Map<const RowVector<T>>(precision_t_ + c * D_, D_).array();
+        const T mahalanobis = ((x - mu).square() * precision).sum();
         return constants_.base(c) - 0.5 * static_cast<double>(mahalanobis);
+    }
+
+    // Full: log π_c + log N(x; μ_c, Σ_c) from the row x~ = x − μ_b.
+    template <class Row>
+    double direct_full_log_joint(const Row& centred_row, const RowVector<double>& point, std::int32_t c) const {
+        const RowVector<T> offset =
+            (ConstRowMatrixMap<T>(p_.means, K_, D_).row(c).template cast<double>() - point).template cast<T>();
+        const RowVector<T> whitened =
+            (centred_row - offset) * ConstRowMatrixMap<T>(p_.precisions_cholesky + c * D_ * D_, D_, D_);
+        return constants_.base(c) - 0.5 * static_cast<double>(whitened.squaredNorm());
+    }
+
+    // Tied: log π_c + log N(x; μ_c, Σ) from the whitened row y~ = (x − μ_b) U and the whitened μ_b.
+    template <class Row, class Centre>
+    double direct_whitened_log_joint(const Row& whitened_row, const Centre& centre, std::int32_t c) const {
+        const double distance =
+            (whitened_row.template cast<double>() - (whitened_means_.row(c) - centre)).squaredNorm();
+        return constants_.base(c) - 0.5 * distance;
     }
 
     // Column of component c about `point`: [p_c (μ_c − point), −p_c / 2] and its constant.
     template <class Column>
     void fill_projection(std::int32_t c, const RowVector<double>& point, Column&& column, T& constant) const {
+        if (tied_) {  // `point` is the whitened μ_b: [m~_c, −1/2] with m~_c = (μ_c − μ_b) U
+            double norm = 0;
+            for (Index d = 0; d < D_; ++d) {
+                const double centred = whitened_means_(c, d) - point(d);
+                column(d) = static_cast<T>(centred);
+                norm += centred * centred;
+            }
+            column(D_) = static_cast<T>(-0.5);
+            constant = static_cast<T>(constants_.base(c) - 0.5 * norm);
+            return;
+        }
         double mahalanobis = 0;
         for (Index d = 0; d < D_; ++d) {
             const double centred = static_cast<double>(p_.means[c * D_ + d]) - point(d);
@@ -395,36 +645,126 @@ class TruncatedEStep {
         constant = static_cast<T>(constants_.base(c) - 0.5 * mahalanobis);
     }
 
-    // The posterior over the C' best candidates (sorted, best first) of row n.
-    void write_row(Index n, const Candidate* best) {
-        const double max = best[0].log_joint;
+    // The posterior over every row's C' best candidates (ws.best), exponentials vectorised over the
+    // item; the new K_n and the optional per-row outputs in row order; the item's ELBO sums.
+    void write_rows(Index item, const Index* rows, Index n_rows, Workspace& ws) const {
+        const Index m = n_rows * C_;
         const double cutoff = std::log(std::numeric_limits<double>::min());
-        double s = 0, et = 0;
-        double* q = row_q_.data() + n * C_;
-        for (Index j = 0; j < C_; ++j) {
-            const double t = best[j].log_joint - max;
-            const double e = t < cutoff ? 0.0 : std::exp(t);
-            q[j] = e;
-            s += e;
-            et += e * t;
-            r_.new_active[n * C_ + j] = best[j].component;
+        ws.shifted.resize(m);
+        for (Index i = 0; i < n_rows; ++i)
+            for (Index j = 0; j < C_; ++j)
+                ws.shifted[i * C_ + j] = ws.best[i * C_ + j].log_joint - ws.best[i * C_].log_joint;
+        ws.exponential = ws.shifted.exp();
+        ws.row_sum.resize(n_rows);
+        for (Index i = 0; i < n_rows; ++i) {
+            double s = 0;
+            for (Index j = 0; j < C_; ++j) {
+                double& e = ws.exponential[i * C_ + j];
+                if (ws.shifted[i * C_ + j] < cutoff) e = 0;
+                s += e;
+            }
+            ws.row_sum[i] = s;
         }
-        for (Index j = 0; j < C_; ++j) q[j] /= s;
-        const double log_s = std::log(s);
-        row_log_norm_[n] = max + log_s;
-        row_entropy_[n] = log_s - et / s;
+        ws.row_log_sum = ws.row_sum.log();
+        double sum_weight = 0, sum_log_norm = 0, sum_entropy = 0;
+        for (Index i = 0; i < n_rows; ++i) {
+            const Index n = rows[i];
+            const double s = ws.row_sum[i];
+            double et = 0;
+            for (Index j = 0; j < C_; ++j) {
+                const Index k = i * C_ + j;
+                et += ws.exponential[k] * ws.shifted[k];
+                ws.exponential[k] /= s;  // q
+                r_.new_active[n * C_ + j] = ws.best[k].component;
+            }
+            const double log_norm = ws.best[i * C_].log_joint + ws.row_log_sum[i];
+            const double entropy = ws.row_log_sum[i] - et / s;
+            const double w = ws.weights[i];
+            sum_weight += w;
+            sum_log_norm += w * log_norm;
+            sum_entropy += w * entropy;
+            if (r_.log_norm) r_.log_norm[n] = log_norm;
+            if (r_.responsibilities) std::copy_n(&ws.exponential[i * C_], C_, r_.responsibilities + n * C_);
+            if (full_) std::copy_n(&ws.exponential[i * C_], C_, row_q_.data() + n * C_);
+        }
+        item_sums_[3 * item] = sum_weight;
+        item_sums_[3 * item + 1] = sum_log_norm;
+        item_sums_[3 * item + 2] = sum_entropy;
+    }
+
+    // The item's statistics, one slot per component its rows keep with q > 0: Σ w q and, with a
+    // reference, Σ w q (x − r_c) and Σ w q (x − r_c)² (rows still in cache; rows in order).
+    void item_statistics(Index item, const Index* rows, Index n_rows, Workspace& ws) const {
+        ConstRowMatrixMap<T> X(r_.X, r_.n_rows, D_);
+        // The slots first (in order of first appearance), so that the item's sums are allocated once
+        // and accumulated in place.
+        auto& components = item_stat_components_[item];
+        components.clear();
+        for (Index k = 0; k < n_rows * C_; ++k) {
+            if (ws.weights[k / C_] * ws.exponential[k] == 0) continue;
+            const std::int32_t c = ws.best[k].component;
+            if (ws.stat_stamp[c] == item) continue;
+            ws.stat_stamp[c] = item;
+            ws.stat_slot[c] = static_cast<std::int32_t>(components.size());
+            components.push_back(c);
+        }
+        auto& sums = item_stat_sums_[item];
+        sums.assign(components.size() * stride_, 0.0);
+        Index entries = 0;  // tied: rows of ws.centred / ws.weighted
+        if (tied_ && moments_) {
+            ws.centred.resize(n_rows * C_, D_);
+            ws.weighted.resize(n_rows * C_, D_);
+        }
+        for (Index i = 0; i < n_rows; ++i) {
+            for (Index j = 0; j < C_; ++j) {
+                const Index k = i * C_ + j;
+                const double wq = ws.weights[i] * ws.exponential[k];
+                if (wq == 0) continue;
+                const std::int32_t c = ws.best[k].component;
+                double* acc = sums.data() + ws.stat_slot[c] * stride_;
+                acc[0] += wq;
+                if (!moments_) continue;
+                ws.diff = X.row(rows[i]).template cast<double>() -
+                          Eigen::Map<const RowVector<double>>(r_.reference + c * D_, D_);
+                Eigen::Map<RowVector<double>>(acc + 1, D_) += wq * ws.diff;
+                if (tied_) {  // the shared scatter, as one matrix product below
+                    ws.centred.row(entries) = ws.diff;
+                    ws.weighted.row(entries++) = wq * ws.diff;
+                } else if (spherical_) {
+                    acc[1 + D_] += wq * ws.diff.squaredNorm();
+                } else {
+                    Eigen::Map<RowVector<double>>(acc + 1 + D_, D_) += wq * ws.diff.array().square().matrix();
+                }
+            }
+        }
+        if (tied_ && moments_) {  // items of a block run in order on one thread
+            RowMatrix<double>& scatter = block_tied_scatter_[item / kTiedItemsPerBlock];
+            if (scatter.size() == 0) scatter.setZero(D_, D_);
+            scatter.noalias() += ws.centred.topRows(entries).transpose() * ws.weighted.topRows(entries);
+        }
     }
 
     const GaussianMixtureParams<T>& p_;
     const TruncatedPassRequest<T>& r_;
     Index K_, D_, C_, G_;
-    bool spherical_;
-    Index F_;
+    bool spherical_, tied_, full_, moments_;
+    Index F_, stride_;
     ComponentConstants constants_;
-    RowMatrix<T> precision_t_;  // [K, D] p_cd in the working precision
+    RowMatrix<T> chol_;                 // tied: [D, D] the shared precision Cholesky factor U
+    RowMatrix<double> whitened_means_;  // tied: [K, D] μ_c U
+    const double* column_parameters_;   // [K, D] what a projection column reads: p_c or μ_c U
+    RowMatrix<T> precision_copy_;       // [K, D] p_cd in float, where T is float
+    const T* precision_t_;              // [K, D] p_cd in the working precision
     RowGroups groups_;
-    std::vector<double> row_entropy_, row_log_norm_, row_q_;
     std::vector<std::vector<CandidateScore>> item_scores_;
+    // Per item: the components of its statistics slots and the slots ([slots, stride_]).
+    mutable std::vector<std::vector<std::int32_t>> item_stat_components_;
+    mutable std::vector<std::vector<double>> item_stat_sums_;
+    mutable std::vector<double> item_sums_;
+    // Tied: every block of items' Σ w q (x − r_c)(x − r_c)ᵀ over its rows and kept components, [D, D].
+    mutable std::vector<RowMatrix<double>> block_tied_scatter_;
+    // Full: every row's q over its new K_n, [N, C'] (the statistics are summed per component).
+    mutable std::vector<double> row_q_;  // [items, 3]: Σ w, Σ w log-norm, Σ w H[q_n]
 };
 
 void check_lists(const std::int32_t* lists, Index rows, Index width, Index K, const char* name) {
@@ -446,8 +786,6 @@ void check_lists(const std::int32_t* lists, Index rows, Index width, Index K, co
 template <class T>
 bool truncated_mixture_pass(const GaussianMixtureParams<T>& params, const TruncatedPassRequest<T>& request,
                             MixtureStatistics& statistics) {
-    if (params.type != CovarianceType::Diag && params.type != CovarianceType::Spherical)
-        throw std::invalid_argument("the truncated E-step supports covariance_type 'diag' and 'spherical' so far");
     const Index K = params.n_components;
     if (request.n_active < 1 || request.n_active > K)
         throw std::invalid_argument("n_active must lie in [1, n_components]");

@@ -154,6 +154,17 @@ class EMEstimator(ABC):
     def _set_parameters(self, parameters):
         """Restore a snapshot from :meth:`_get_parameters`, with every attribute derived from it."""
 
+    def _run_state(self):
+        """What one EM run left besides its parameters that the final E-step continues from (a
+        model's per-run search state, say), or None; kept with the run so that the final pass of
+        the best of ``n_init`` runs uses the best run's, not the last run's."""
+        return None
+
+    def _restore_run_state(self, state):
+        """Make ``state`` from :meth:`_run_state` the current run's again (before the final pass);
+        models without run state have nothing to restore."""
+        del state
+
     def _convergence_tolerance(self):
         """The change of the per-point ELBO below which a run has converged: ``tol``, unless a
         model defines ``tol`` on another scale (override)."""
@@ -275,6 +286,7 @@ class EMEstimator(ABC):
                     self._initialize_parameters(X, random_state, sample_weight)
                 run = _EMRun(-np.inf if do_init else self.lower_bound_, self._get_parameters())
                 self._iterate(X, run, sample_weight)
+                run.state = self._run_state()
                 self._verbose_init_end(run)
                 if best is None or run.done.lower_bound > best.done.lower_bound:
                     best = run
@@ -289,6 +301,7 @@ class EMEstimator(ABC):
                 )
             self._set_parameters(best.done.parameters)
             self._store_run(best.done, best.converged)
+            self._restore_run_state(best.state)
             # Final E-step with the fitted parameters: labels consistent with predict(X), and the
             # decomposition on the training data, from the same pass.
             self._training_decomposition = None
@@ -463,4 +476,5 @@ class _EMRun:
     def __init__(self, lower_bound, parameters):
         self.done = _Progress(0, lower_bound, (), (), parameters)
         self.converged = False
+        self.state = None  # the model's _run_state() once the run has finished
         self.start = self.lap_start = perf_counter()

@@ -7,22 +7,38 @@
 // is the C' candidates with the largest log-joints (ties: smaller index), best first; since
 // K_n ⊆ S_n, the truncated free energy log Σ_{c∈K_n} π_c N(x_n; μ_c, Σ_c) never decreases.
 //
-// Evaluation as matrix products. Rows are grouped by their best component b (K_n[0]), sorted within
-// the group by their second component (rows that share it share most candidates) and cut into items
-// of at most kRowsPerItem rows. An item evaluates all its rows against the union U of their
-// neighbour-list candidates with one GEMM of features [x~, x~²] (x~ = x − μ_b: rows of a group sit
-// near μ_b, which keeps float32 accurate) times a [2D, |U|] parameter block; a random candidate
-// outside U is summed directly. A row uses only its own S_n: the other columns are redundant flops
-// at GEMM speed.
+// Evaluation as matrix products. Rows are grouped by their best component b (K_n[0]) and, within a
+// group, by their second component (two stable counting sorts; rows that share it share most
+// candidates), and cut into items of at most kRowsPerItem rows. An item gathers its rows (random rows
+// of X: prefetched), builds the union U of its rows' neighbour-list candidates (every member c of
+// some K_n contributes {c} ∪ G_c, once per item) and every row's S_n as a bit set over U (the union
+// of its members' sets: C' word ORs a row, no per-candidate de-duplication), and evaluates all its
+// rows against U with one GEMM of features [x~, x~²] (x~ = x − μ_b: rows of a group sit near μ_b,
+// which keeps float32 accurate) times a [2D, |U|] parameter block; a random candidate outside U is
+// summed directly (its parameters prefetched at the gather). A row uses only its own S_n: the other
+// columns are redundant flops at GEMM speed. At large K the limit is parameter traffic, not
+// arithmetic: an item reads each of its |U| components once.
+//
+// Tied covariances are the same expansion after whitening: y~ = x~ U (U the shared precision
+// Cholesky factor, one [rows, D] × [D, D] product per item) and m~_c = (μ_c − μ_b) U from μ_c U
+// computed once per pass, then features [y~, ||y~||²] against columns [m~_c, −1/2]; the shared
+// scatter Σ w q (x − r_c)(x − r_c)ᵀ is one product per item over its (row, kept component) pairs,
+// summed per work unit of 16 items (run in order by one thread), then in unit order.
+//
+// Full covariances whiten per component: an item computes ((x − μ_b) − (μ_c − μ_b)) U_c for every
+// column c of U as one [rows, D] × [D, D] product (O(rows·|U|·D²), no expansion). Their statistics
+// (a D × D matrix per component) are not kept per item: every component sums its own (row, q)
+// pairs, rows ascending, with the second moments as one product over them.
 //
 // Neighbour lists. G_b is refreshed from the rows whose best component is b: b first, then the G − 1
 // other candidates those rows evaluated with the largest average log-joint (no extra evaluations).
 // Groups without rows keep their list.
 //
-// Statistics without N×K or per-block K×D partials. The (row, component, q) triples are transposed
-// to component order (a counting sort, rows ascending) and each component sums its own rows, in
-// parallel over components. Every output is computed by one work item in a fixed order, so results
-// are bitwise identical for any thread count.
+// Statistics without N×K or per-block K×D partials. While an item's rows are still in cache, it sums
+// w q, w q (x − r_c) and w q (x − r_c)² into one slot per component its rows keep with q > 0 (r the
+// reference); afterwards every component adds its slots in item order, in parallel over components.
+// The ELBO sums are likewise per item, added in item order. Every output is computed by one work item
+// in a fixed order, so results are bitwise identical for any thread count.
 #pragma once
 
 #include <cstdint>
@@ -52,7 +68,7 @@ struct TruncatedPassRequest {
     InterruptPoll interrupt;
 };
 
-// Runs the pass (diag and spherical covariances; others throw std::invalid_argument). `statistics`
+// Runs the pass (every covariance type). `statistics`
 // receives nk, the ELBO sums (sum_log_norm: the truncated free energy) and, with a reference, the
 // moments. Returns false if interrupted.
 template <class T>

@@ -29,8 +29,8 @@ import numpy as np
 from fastelbo import _core
 from fastelbo.mixture._statistics import MixtureStatistics
 
-#: Covariance types the truncated E-step supports so far.
-TRUNCATED_COVARIANCE_TYPES = ("diag", "spherical")
+#: Covariance types the truncated E-step supports.
+TRUNCATED_COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 #: Default n_neighbors (capped at n_components).
 DEFAULT_N_NEIGHBORS = 5
 #: E-steps at the initial parameters before the first M-step, at most.
@@ -41,6 +41,8 @@ _EXACT_START_BUDGET = 2e10
 _WARMUP_SETTLED = 1e-3
 #: Rows of component means per block when the initial neighbour lists are computed.
 _NEIGHBOUR_BLOCK = 1024
+#: predict_truncated starts every row from the best of this many times sqrt(K) hub components.
+_HUBS_PER_SQRT_K = 4
 
 
 def check_truncation(n_active, n_neighbors, n_components, covariance_type):
@@ -150,6 +152,28 @@ class TruncatedSearch:
         self.active = out["active"]
         self.neighbours = out["neighbours"]
         return MixtureStatistics.from_kernel(out, X.shape[0], reference)
+
+    def walk(self, X, parameters, neighbours, n_threads, max_steps=_WARMUP_STEPS):
+        """Best components of new rows at fixed parameters; ``neighbours`` is not modified. Every
+        row starts from the best C' of ``max(C', ceil(sqrt(K)))`` random hub components and their
+        lists (one E-step with all hubs as everyone's set), then walks the lists by E-steps without
+        moments until no row changes its best component (at most ``max_steps``). Returns int64
+        labels."""
+        K = parameters[1].shape[0]
+        lists = np.array(neighbours, dtype=np.int32)
+        n_hubs = min(K, max(self.n_active, int(np.ceil(_HUBS_PER_SQRT_K * np.sqrt(K)))))
+        hubs = np.sort(self._rng.choice(K, size=n_hubs, replace=False)).astype(np.int32)
+        self.neighbours = lists.copy()
+        self.active = np.ascontiguousarray(np.broadcast_to(hubs, (self.n_samples, n_hubs)))
+        self.e_step(X, None, parameters, n_threads, moments=False)
+        self.active = np.ascontiguousarray(self.active[:, : self.n_active])
+        self.neighbours = lists  # the hub pass refreshed a hub's list from every row: undone
+        for _ in range(max_steps):
+            previous_best = self.active[:, 0].copy()
+            self.e_step(X, None, parameters, n_threads, moments=False)
+            if np.array_equal(previous_best, self.active[:, 0]):
+                break
+        return self.labels()
 
     def labels(self):
         """Every row's best component in its K_n (int64)."""

@@ -102,7 +102,8 @@ def gaussian_start(start: FastMFA) -> Start:
 def run_iterations(system, case, X, start, n_iter, n_jobs=THREADS) -> float:
     """``n_iter`` EM iterations of ``system`` from the FastMFA ``start`` (``tol=0``); returns the
     mean log-likelihood of the last E-step."""
-    with warnings.catch_warnings(), threadpool_limits(THREADS):
+    # BLAS only: FastMFA and FastGMM take their threads from n_jobs (None: the OpenMP default).
+    with warnings.catch_warnings(), threadpool_limits(THREADS, user_api="blas"):
         warnings.simplefilter("ignore")  # non-convergence after n_iter, degenerate components
         if system == "fastelbo":
             model = copy.deepcopy(start).set_params(warm_start=True, max_iter=n_iter, tol=0.0, n_jobs=n_jobs)

@@ -290,3 +290,28 @@ def test_mfa_only_report_writes_its_tables_and_exit_status(monkeypatch, tmp_path
     _shift_fastmfa(monkeypatch, -1e-5)
     assert report.main(["--quick", "--groups", "mfa", "--output", str(tmp_path)]) == 1
     capsys.readouterr()
+
+
+def test_mfa_group_limits_blas_not_fastelbo_threads(monkeypatch, patches):
+    """One BLAS thread for every system, but FastMFA's threads come from n_jobs: an OpenMP limit
+    would make the 'all threads' timing a second one-thread timing."""
+    from threadpoolctl import threadpool_info
+
+    def pools(api):
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == api}
+
+    outside = pools("openmp")
+    seen = []
+    honest_fit = FastMFA.fit
+
+    def recording_fit(self, *args, **kwargs):
+        seen.append((pools("blas"), pools("openmp")))
+        return honest_fit(self, *args, **kwargs)
+
+    X = mfa_report.make_data(TINY_MFA)
+    start = mfa_report.initial_estimator(TINY_MFA, X)
+    monkeypatch.setattr(FastMFA, "fit", recording_fit)
+    mfa_report.run_iterations("fastelbo", TINY_MFA, X, start, 1, n_jobs=None)
+    assert outside, "no OpenMP runtime found: nothing to check"
+    [(blas, openmp)] = seen
+    assert blas <= {1} and openmp == outside

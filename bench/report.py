@@ -1,7 +1,8 @@
-"""One run that measures FastGMM against the NumPy EM, scikit-learn and the machine's GEMM bound, and
-the factor models (FastPPCA, FastFactorAnalysis) against scikit-learn and NumPy.
+"""One run that measures FastGMM against the NumPy EM, scikit-learn and the machine's GEMM bound, the
+factor models (FastPPCA, FastFactorAnalysis) against scikit-learn and NumPy, and FastMFA against a
+NumPy MFA EM and FastGMM on image patches.
 
-Usage: ``python bench/report.py [--quick] [--repeats R] [--groups gmm factor]``
+Usage: ``python bench/report.py [--quick] [--repeats R] [--groups gmm factor mfa]``
 
 Measures, in one process and one run (so the ratios compare like with like):
 
@@ -11,19 +12,24 @@ Measures, in one process and one run (so the ratios compare like with like):
 - peak memory that ``fit`` adds on top of X, each system in a fresh process (``memory_probe.py``);
 - FastGMM's speed-up from 1 to 2 threads;
 - whole fits of the factor models, their log-likelihoods and the gap of their entropy decomposition
-  (``factor_report.py``).
+  (``factor_report.py``);
+- FastMFA's seconds per EM iteration on 8x8 image patches from the same start as a NumPy MFA EM
+  (checked) and FastGMM with full covariances (not checked: another model), and the final
+  log-likelihood of a whole FastMFA fit (``mfa_report.py``).
 
 Writes ``report.md``, ``report.json`` and ``time_per_iteration.png`` under ``bench/results/`` (under
 ``bench/results/quick/`` with ``--quick``; a run of one group writes to a subfolder named after it,
-``factor/`` say, with no plot unless it measured the mixtures) and prints the Markdown report. Exits
-with status 1 if any two systems disagree on a log-likelihood by more than rtol 1e-6, or a factor
-model misses its rule (``agreement.meets_rule``), so a fast wrong answer cannot win.
+``factor/`` or ``mfa/`` say, with no plot unless it measured the mixtures) and prints the Markdown
+report. Exits with status 1 if any two systems disagree on a log-likelihood by more than rtol 1e-6,
+a factor model misses its rule (``agreement.meets_rule``), or FastMFA and the NumPy MFA EM disagree
+after the same iterations, so a fast wrong answer cannot win.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import pathlib
@@ -32,8 +38,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 BENCH_DIR = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
@@ -41,18 +45,18 @@ import cases  # noqa: E402
 import factor_cases  # noqa: E402
 import factor_report  # noqa: E402
 import gemm_bound  # noqa: E402
+import mfa_report  # noqa: E402
 import systems  # noqa: E402
+import timing  # noqa: E402
 from agreement import (  # noqa: E402
     AGREEMENT_RTOL,
     FLOAT64_REFERENCE,
     float64_reference,
     max_relative_disagreement,
 )
-from timing import LONG_RUN_SECONDS, best_time  # noqa: E402
+from timing import LONG_RUN_SECONDS, MEASURED_ITERATIONS, MIN_MEASURED_SECONDS, best_time  # noqa: E402
 
-MEASURED_ITERATIONS = 3
-MIN_MEASURED_SECONDS = 0.25
-GROUPS = ("gmm", "factor")
+GROUPS = ("gmm", "factor", "mfa")
 SYSTEM_LABELS = {"fastelbo": "FastGMM", "numpy": "NumPy EM", "sklearn": "scikit-learn"}
 
 
@@ -97,23 +101,11 @@ def cpu_identity() -> dict:
 
 
 def seconds_per_iteration(system, case, X, start, repeats, **params):
-    """(T(1 + m) - T(1)) / m, each T the best of ``repeats`` after a warm-up: the difference cancels
-    initialisation, the final E-step and any fixed overhead. m is chosen so that the m iterations take
-    about MIN_MEASURED_SECONDS (at least MEASURED_ITERATIONS), so small cases are not lost in noise.
-    Returns (seconds, m, log-likelihood after 1 + MEASURED_ITERATIONS iterations)."""
-
-    def run(n_iter):
-        return systems.run_iterations(system, case, X, start, n_iter, **params)
-
-    warm_up = time.perf_counter()
-    run(1)
-    warm_up = time.perf_counter() - warm_up
-    n_iter = int(np.clip(np.ceil(MIN_MEASURED_SECONDS / max(warm_up / 3, 1e-6)), MEASURED_ITERATIONS, 100))
-    one, _ = best_time(lambda: run(1), repeats)
-    many, bound = best_time(lambda: run(1 + n_iter), repeats)
-    if n_iter != MEASURED_ITERATIONS:
-        bound = run(1 + MEASURED_ITERATIONS)  # the agreement check compares equal iteration counts
-    return max(many - one, 0.0) / n_iter, n_iter, bound
+    """``timing.seconds_per_iteration`` of one system of the Gaussian-mixture group: (seconds, m,
+    log-likelihood after 1 + MEASURED_ITERATIONS iterations)."""
+    return timing.seconds_per_iteration(
+        lambda n_iter: systems.run_iterations(system, case, X, start, n_iter, **params), repeats
+    )
 
 
 def measure_iterations(case_list, repeats, log):
@@ -131,20 +123,14 @@ def measure_iterations(case_list, repeats, log):
             "errors": {},
         }
         for system in systems.SYSTEMS:
-            try:
-                seconds, n_iter, bound = seconds_per_iteration(system, case, X, start, repeats)
-            except ValueError as error:  # the float32 covariance of scikit-learn can break down
-                row["errors"][system] = str(error)
-                log(f"  {case.id:<36} {system:<9} failed: {error}")
-                continue
-            if not np.isfinite(bound):
-                row["errors"][system] = f"non-finite log-likelihood {bound}"
-                log(f"  {case.id:<36} {system:<9} failed: non-finite log-likelihood")
-                continue
-            row["seconds_per_iteration"][system] = seconds
-            row["measured_iterations"][system] = n_iter
-            row["log_likelihood"][system] = bound
-            log(f"  {case.id:<36} {system:<9} {seconds:9.4f} s/iter  loglik {bound:.10g}  (m={n_iter})")
+            timing.record_seconds_per_iteration(
+                row,
+                system,
+                functools.partial(systems.run_iterations, system, case, X, start),
+                repeats,
+                log,
+                f"  {case.id:<36} ",
+            )
         if case.dtype != "float64":
             row["log_likelihood"][FLOAT64_REFERENCE] = float64_reference(
                 case, X, start, 1 + MEASURED_ITERATIONS
@@ -253,6 +239,7 @@ def markdown(results) -> str:
     if "iterations" in results:
         lines += _gmm_sections(results)
     lines += factor_report.markdown(results.get("factor_fits", []), results["fit_repeats"])
+    lines += mfa_report.markdown(results.get("mfa", []), results["repeats"], results["fit_repeats"])
     return "\n".join(lines)
 
 
@@ -397,7 +384,8 @@ def main(argv=None):
         nargs="+",
         choices=GROUPS,
         default=list(GROUPS),
-        help="what to measure: the Gaussian mixtures, the factor models, or both (the default)",
+        help="what to measure: the Gaussian mixtures, the factor models, the mixture of factor analysers "
+        "(default: all three)",
     )
     args = parser.parse_args(argv)
     quick = args.quick
@@ -439,6 +427,13 @@ def main(argv=None):
             factor_cases.QUICK_CASES if quick else factor_cases.FULL_CASES, results["fit_repeats"], log
         )
         results["factor_wall_seconds"] = time.perf_counter() - factor_started
+    if "mfa" in groups:
+        log("mixture of factor analysers, seconds per iteration and whole fit():")
+        mfa_started = time.perf_counter()
+        results["mfa"] = mfa_report.measure(
+            mfa_report.QUICK_CASES if quick else mfa_report.FULL_CASES, repeats, results["fit_repeats"], log
+        )
+        results["mfa_wall_seconds"] = time.perf_counter() - mfa_started
     results["wall_seconds"] = time.perf_counter() - started
 
     report = markdown(results)
@@ -461,8 +456,10 @@ def main(argv=None):
 def all_failed_checks(results) -> list[str]:
     """The cases of every measured group that fail their agreement check (``failed_checks``,
     ``factor_report.failed_checks``)."""
-    return failed_checks(results.get("iterations", [])) + factor_report.failed_checks(
-        results.get("factor_fits", [])
+    return (
+        failed_checks(results.get("iterations", []))
+        + factor_report.failed_checks(results.get("factor_fits", []))
+        + mfa_report.failed_checks(results.get("mfa", []))
     )
 
 

@@ -4,18 +4,22 @@ fails the run."""
 import json
 import pathlib
 import sys
+import warnings
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
 import factor_cases  # noqa: E402
 import factor_report  # noqa: E402
 import factor_systems  # noqa: E402
+import mfa_report  # noqa: E402
 import report  # noqa: E402
 import systems  # noqa: E402
 from cases import Case  # noqa: E402
 from factor_cases import FactorCase  # noqa: E402
-from fastelbo import FastFactorAnalysis, FastPPCA  # noqa: E402
+from fastelbo import FastFactorAnalysis, FastGMM, FastMFA, FastPPCA  # noqa: E402
+from mfa_report import MFACase  # noqa: E402
 
 TINY = (Case("full", 400, 3, 2), Case("diag", 400, 3, 2, "float32"), Case("diag", 400, 3, 2, separation=0.3))
 
@@ -195,3 +199,119 @@ def test_factor_only_report_writes_its_tables_and_exit_status(
     _shift_fastelbo(monkeypatch, -1e-3)
     assert report.main(["--quick", "--groups", "factor", "--output", str(tmp_path)]) == 1
     capsys.readouterr()
+
+
+# --- the mixture-of-factor-analysers group ------------------------------------------------------
+
+TINY_MFA = MFACase(400, 3, 2, fit_max_iter=5)
+
+
+@pytest.fixture
+def patches():
+    pytest.importorskip("PIL")  # scikit-learn reads its sample photos with Pillow
+
+
+def _shift_fastmfa(monkeypatch, relative):
+    """Moves FastMFA's log-likelihood after the timed iterations by ``relative`` times its magnitude."""
+    honest = mfa_report.run_iterations
+
+    def shifted(system, *args, **kwargs):
+        value = honest(system, *args, **kwargs)
+        return value + relative * abs(value) if system == "fastelbo" else value
+
+    monkeypatch.setattr(mfa_report, "run_iterations", shifted)
+
+
+def test_mfa_group_times_every_system_and_fastmfa_agrees_with_numpy(patches):
+    rows = mfa_report.measure([TINY_MFA], repeats=1, fit_repeats=1, log=_quiet)
+    assert mfa_report.failed_checks(rows) == []
+    row = rows[0]
+    assert set(row["log_likelihood"]) == set(mfa_report.SYSTEMS) and row["errors"] == {}
+    assert all(seconds >= 0 for seconds in row["seconds_per_iteration"].values())
+    assert row["fastelbo_all_threads_seconds_per_iteration"] >= 0
+    assert abs(row["relative_difference"]["numpy"]) <= report.AGREEMENT_RTOL
+    fit = row["fit"]
+    assert 1 <= fit["n_iter"] <= TINY_MFA.fit_max_iter and np.isfinite(fit["log_likelihood"])
+    # The parameter counts are those bic charges: bic = -2 N score + p log N.
+    X = mfa_report.make_data(TINY_MFA)
+    for system, model in (
+        ("fastelbo", FastMFA(3, n_factors=2, max_iter=2, random_state=0)),
+        ("gmm", FastGMM(3, covariance_type="full", max_iter=2, random_state=0)),
+    ):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(X)
+        counted = (model.bic(X) + 2 * len(X) * model.score(X)) / np.log(len(X))
+        assert row["n_parameters"][system] == pytest.approx(counted, rel=1e-9)
+    text = "\n".join(mfa_report.markdown(rows, 1, 1))
+    assert f"| {TINY_MFA.id} |" in text and " ok |" in text
+
+
+def test_fastgmm_starts_from_the_same_model_as_fastmfa(patches):
+    X = mfa_report.make_data(TINY_MFA)
+    start = mfa_report.initial_estimator(TINY_MFA, X)
+    # One iteration reports the log-likelihood of the start itself: the same density for both models.
+    mfa, gmm = (mfa_report.run_iterations(system, TINY_MFA, X, start, 1) for system in ("fastelbo", "gmm"))
+    assert gmm == pytest.approx(mfa, rel=1e-9)
+    assert mfa == pytest.approx(start.score(X), rel=1e-12)
+
+
+@pytest.mark.parametrize("relative", [-1e-5, 1e-5])
+def test_a_wrong_mfa_log_likelihood_fails_the_report(monkeypatch, patches, relative):
+    _shift_fastmfa(monkeypatch, relative)
+    rows = mfa_report.measure([TINY_MFA], repeats=1, fit_repeats=1, log=_quiet)
+    assert mfa_report.failed_checks(rows) == [TINY_MFA.id]
+    assert " FAIL |" in "\n".join(mfa_report.markdown(rows, 1, 1))
+
+
+def test_a_fastmfa_failure_fails_the_report(monkeypatch, patches):
+    honest = mfa_report.run_iterations
+
+    def broken(system, *args, **kwargs):
+        if system == "fastelbo":
+            raise ValueError("broken")
+        return honest(system, *args, **kwargs)
+
+    monkeypatch.setattr(mfa_report, "run_iterations", broken)
+    rows = mfa_report.measure([TINY_MFA], repeats=1, fit_repeats=1, log=_quiet)
+    assert mfa_report.failed_checks(rows) == [TINY_MFA.id]
+    assert rows[0]["errors"] == {"fastelbo": "broken"}
+
+
+def test_mfa_only_report_writes_its_tables_and_exit_status(monkeypatch, tmp_path, patches, capsys):
+    monkeypatch.setattr(mfa_report, "QUICK_CASES", (TINY_MFA,))
+    assert report.main(["--quick", "--groups", "mfa", "--output", str(tmp_path)]) == 0
+    text = (tmp_path / "report.md").read_text()
+    assert "## Mixture of factor analysers" in text and "## Factor models" not in text
+    assert f"| {TINY_MFA.id} |" in text
+    results = json.loads((tmp_path / "report.json").read_text())
+    assert [row["case"] for row in results["mfa"]] == [TINY_MFA.id] and "iterations" not in results
+
+    _shift_fastmfa(monkeypatch, -1e-5)
+    assert report.main(["--quick", "--groups", "mfa", "--output", str(tmp_path)]) == 1
+    capsys.readouterr()
+
+
+def test_mfa_group_limits_blas_not_fastelbo_threads(monkeypatch, patches):
+    """One BLAS thread for every system, but FastMFA's threads come from n_jobs: an OpenMP limit
+    would make the 'all threads' timing a second one-thread timing."""
+    from threadpoolctl import threadpool_info
+
+    def pools(api):
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == api}
+
+    outside = pools("openmp")
+    seen = []
+    honest_fit = FastMFA.fit
+
+    def recording_fit(self, *args, **kwargs):
+        seen.append((pools("blas"), pools("openmp")))
+        return honest_fit(self, *args, **kwargs)
+
+    X = mfa_report.make_data(TINY_MFA)
+    start = mfa_report.initial_estimator(TINY_MFA, X)
+    monkeypatch.setattr(FastMFA, "fit", recording_fit)
+    mfa_report.run_iterations("fastelbo", TINY_MFA, X, start, 1, n_jobs=None)
+    assert outside, "no OpenMP runtime found: nothing to check"
+    [(blas, openmp)] = seen
+    assert blas <= {1} and openmp == outside

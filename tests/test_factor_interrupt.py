@@ -2,7 +2,6 @@
 leaves the estimator as it was."""
 
 import _thread
-import signal
 import threading
 import time
 
@@ -11,18 +10,12 @@ import pytest
 
 from fastelbo import FastFactorAnalysis, _core
 from fastelbo.factor._scatter import centring_point
+from test_interrupt import python_handles_sigint  # noqa: F401  (an autouse fixture)
 
 # Generous bound on the time from Ctrl-C to KeyboardInterrupt, for a loaded machine (the pass polls
 # every few milliseconds, between chunks of at most ~2e8 flops).
 LATENCY_LIMIT_S = 2.0
 INTERRUPT_DELAY_S = 0.3
-
-
-@pytest.fixture(autouse=True)
-def python_handles_sigint():
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 truncated fit interrupted anywhere keeps the parameters and histories of its last completed
 iteration (as tests/test_interrupt.py checks for exact EM)."""
 
-import _thread
-import signal
 import threading
 import time
 import warnings
@@ -13,21 +11,16 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from fastelbo import FastGMM, _core
+from test_interrupt import (  # noqa: F401  (python_handles_sigint is an autouse fixture)
+    LATENCY_LIMIT_S,
+    Interrupter,
+    python_handles_sigint,
+    seconds_until_interrupted,
+)
 
-# Generous bound on the time from Ctrl-C to KeyboardInterrupt, for a loaded machine (the kernel
-# polls every few milliseconds, between items of at most 64 rows).
-LATENCY_LIMIT_S = 2.0
-INTERRUPT_DELAY_S = 0.3
 N_COMPONENTS, N_ACTIVE, N_NEIGHBOURS = 1024, 8, 8
 
 PARAMETERS = ["weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"]
-
-
-@pytest.fixture(autouse=True)
-def python_handles_sigint():
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="module")
@@ -66,45 +59,6 @@ def _truncated_pass(problem):
     )
 
 
-class _Interrupter:
-    """Fires ``_thread.interrupt_main()`` ``delay`` seconds after ``trigger`` is set, unless the
-    ``with`` block has ended first, and records when."""
-
-    def __init__(self, trigger, delay=INTERRUPT_DELAY_S):
-        self.trigger, self.delay, self.fired_at = trigger, delay, None
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        self.trigger.wait()
-        if self._done.wait(self.delay):
-            return
-        self.fired_at = time.perf_counter()
-        _thread.interrupt_main()
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self._done.set()
-        self.trigger.set()
-        self._thread.join()
-        return False
-
-
-def _seconds_until_interrupted(function, trigger):
-    with _Interrupter(trigger) as interrupter:
-        try:
-            function()
-        except KeyboardInterrupt:
-            caught_at = time.perf_counter()
-        else:
-            pytest.fail("the call finished before it was interrupted")
-    assert interrupter.fired_at is not None, "KeyboardInterrupt was raised before Ctrl-C"
-    return caught_at - interrupter.fired_at
-
-
 def test_ctrl_c_inside_the_truncated_kernel_is_prompt(big_problem):
     start = time.perf_counter()
     _truncated_pass(big_problem)
@@ -114,9 +68,7 @@ def test_ctrl_c_inside_the_truncated_kernel_is_prompt(big_problem):
         for _ in range(10_000):  # the interrupt lands inside a pass, whatever this machine's speed
             _truncated_pass(big_problem)
 
-    started = threading.Event()
-    started.set()
-    latency = _seconds_until_interrupted(passes, started)
+    latency = seconds_until_interrupted(passes, Interrupter())
     # Ctrl-C must not wait for the pass in progress to finish.
     assert latency < min(LATENCY_LIMIT_S, max(0.25, 0.5 * pass_seconds)), (latency, pass_seconds)
 
@@ -143,7 +95,7 @@ def test_ctrl_c_during_a_truncated_fit_keeps_the_completed_iterations(big_proble
     )
     gmm.m_step_done = threading.Event()
     with pytest.warns(RuntimeWarning, match="interrupted"):
-        latency = _seconds_until_interrupted(lambda: gmm.fit(X), gmm.m_step_done)
+        latency = seconds_until_interrupted(lambda: gmm.fit(X), Interrupter(trigger=gmm.m_step_done))
     assert latency < LATENCY_LIMIT_S
 
     assert gmm.converged_ is False

@@ -325,10 +325,12 @@ class FullGaussians {
     static constexpr bool kGrouped = false;
 
     struct Workspace {
-        RowMatrix<T> centred;      // [B, D]
-        RowMatrix<T> whitened;     // [B, D], then sqrt(q) (x - local mean)
-        RowMatrix<T> scatter;      // [D, D]
-        RowMatrix<T> local_means;  // [K, D]
+        RowMatrix<T> centred;                           // [B, D]
+        RowMatrix<T> whitened;                          // [B, D], then sqrt(q) (x - local mean)
+        RowMatrix<T> scatter;                           // [D, D]
+        RowMatrix<T> local_means;                       // [K, D]
+        Vector<T> roots;                                // [B] sqrt(q) of the gathered rows
+        RowVector<double> first, delta, shifted_first;  // [D] one component's shift to its reference
     };
 
     explicit FullGaussians(const GaussianMixtureParams<T>& p)
@@ -339,6 +341,8 @@ class FullGaussians {
           constant_(K_) {
         for (Index c = 0; c < K_; ++c) {
             chols_[c] = ConstRowMatrixMap<T>(p.precisions_cholesky + c * D_ * D_, D_, D_);
+            upper_triangular_ = upper_triangular_ &&
+                                chols_[c].template triangularView<Eigen::StrictlyLower>().toDenseMatrix().isZero(0);
             const double log_det = chols_[c].diagonal().template cast<double>().array().log().sum();
             constant_(c) = detail::component_constant<T>(static_cast<double>(p.log_weights[c]) -
                                                          D_ * detail::half_log_two_pi<double>() + log_det);
@@ -350,7 +354,8 @@ class FullGaussians {
 
     Workspace make_workspace(Index block_rows) const {
         return Workspace{RowMatrix<T>(block_rows, D_), RowMatrix<T>(block_rows, D_), RowMatrix<T>(D_, D_),
-                         RowMatrix<T>(K_, D_)};
+                         RowMatrix<T>(K_, D_),         Vector<T>(block_rows),        RowVector<double>(D_),
+                         RowVector<double>(D_),        RowVector<double>(D_)};
     }
 
     void log_joint(const RowBlock<T>& x, Workspace& ws, WorkBlock<T> lj) const {
@@ -359,7 +364,11 @@ class FullGaussians {
         auto y = ws.whitened.topRows(n);
         for (Index c = 0; c < K_; ++c) {
             xc = x.rowwise() - means_.row(c);
-            y.noalias() = xc * chols_[c];
+            // fastelbo's factors are upper triangular: a triangular product does half the flops.
+            if (upper_triangular_)
+                y.noalias() = xc * chols_[c].template triangularView<Eigen::Upper>();
+            else
+                y.noalias() = xc * chols_[c];
             lj.col(c) = (-T(0.5) * y.rowwise().squaredNorm()).array() + constant_(c);
         }
     }
@@ -379,20 +388,32 @@ class FullGaussians {
             if (weights(c) == T(0)) continue;
             const auto qc = q.col(c);
             const RowVector<T> local_mean = ws.local_means.row(c) / weights(c);
-            const auto root = qc.array().sqrt();
-            scaled = (x.rowwise() - local_mean).array().colwise() * root;
-            const RowVector<double> first = (root.matrix().transpose() * scaled).template cast<double>();
+            // Only rows with q_nc > 0 contribute: gather them, so that the rank update skips the
+            // (often most) rows whose responsibility underflowed to exactly 0.
+            Index m = 0;
+            for (Index i = 0; i < n; ++i) {
+                if (qc(i) == T(0)) continue;
+                const T root = std::sqrt(qc(i));
+                ws.roots(m) = root;
+                scaled.row(m++) = (x.row(i) - local_mean) * root;
+            }
+            const auto rows = scaled.topRows(m);
+            ws.first = (ws.roots.head(m).transpose() * rows).template cast<double>();
             ws.scatter.setZero();
-            ws.scatter.template selfadjointView<Eigen::Lower>().rankUpdate(scaled.transpose());
+            ws.scatter.template selfadjointView<Eigen::Lower>().rankUpdate(rows.transpose());
 
             const double n_c = static_cast<double>(weights(c));
-            const RowVector<double> delta =
-                local_mean.template cast<double>() - ConstVectorMap<double>(reference + c * D_, D_).transpose();
-            acc.sx.row(c) += first + n_c * delta;
+            ws.delta = local_mean.template cast<double>() - ConstVectorMap<double>(reference + c * D_, D_).transpose();
+            acc.sx.row(c) += ws.first + n_c * ws.delta;
+            // Lower triangle of S_l + s1_l delta^T + delta s1_l^T + n delta delta^T, row by row (no
+            // D x D temporaries): row i adds s1_l[i] delta + delta[i] (s1_l + n delta).
+            ws.shifted_first = ws.first + n_c * ws.delta;
             Eigen::Map<RowMatrix<double>> sxx(acc.sxx.data() + c * D_ * D_, D_, D_);
-            const RowMatrix<double> cross = first.transpose() * delta;
-            sxx.template triangularView<Eigen::Lower>() +=
-                ws.scatter.template cast<double>() + cross + cross.transpose() + n_c * (delta.transpose() * delta);
+            for (Index i = 0; i < D_; ++i) {
+                sxx.row(i).head(i + 1) += ws.scatter.row(i).head(i + 1).template cast<double>() +
+                                          ws.first(i) * ws.delta.head(i + 1) +
+                                          ws.delta(i) * ws.shifted_first.head(i + 1);
+            }
         }
     }
 
@@ -400,6 +421,7 @@ class FullGaussians {
     Index K_, D_;
     RowMatrix<T> means_;
     std::vector<RowMatrix<T>> chols_;
+    bool upper_triangular_ = true;  // every factor; precisions_cholesky_ set by hand may not be
     Vector<T> constant_;
 };
 

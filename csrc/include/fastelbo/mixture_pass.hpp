@@ -1,6 +1,6 @@
 // The mixture E-step pass: for every fixed-size, cache-sized block of rows, log-joints ->
 // responsibilities -> per-row outputs and additive statistics. Blocks are grouped into chunks
-// (rows_per_chunk) that run in parallel, each summing its blocks in turn; chunk partials are merged
+// (rows_per_polled_chunk) that run in parallel, each summing its blocks in turn; chunk partials are merged
 // in order.
 //
 // The expansion families expand every run of rows about the run's centroid (gaussian_components.hpp,
@@ -112,7 +112,8 @@ bool run_mixture_pass(const Components& components, const Layout& layout, Index 
 
     const Index sub_block_rows = rows_per_block(components.bytes_per_row());
     const double partial_size = layout.partial_size();
-    const RowBlocks chunks{request.n_rows, rows_per_chunk(sub_block_rows, components.flops_per_row(), partial_size)};
+    const RowBlocks chunks{request.n_rows, rows_per_polled_chunk(sub_block_rows, components.flops_per_row(),
+                                                                 partial_size, request.n_rows)};
     const int threads = resolve_thread_count(request.n_threads);
     ConstRowMatrixMap<T> X(request.X, request.n_rows, D);
 
@@ -188,18 +189,19 @@ bool run_mixture_pass(const Components& components, const Layout& layout, Index 
     };
 
     // A chunk: runs of one group each, cut into sub-blocks; a run's moments are flushed at its end.
-    auto compute = [&](Index, Index begin, Index rows, Statistics& partial, Workspace& ws) {
+    auto compute = [&](Index, Index begin, Index rows, Statistics& partial, Workspace& ws, InterruptPoller& poller) {
         partial.set_zero();
         const Index end = begin + rows;
-        for (Index run_begin = begin; run_begin < end;) {
+        for (Index run_begin = begin; run_begin < end && !poller.stopped();) {
             const Index run_end = std::min(end, order.run_end(run_begin));
             RowVector<T> point;
             if constexpr (grouped) {
                 point = centroid(run_begin, run_end);
                 components.expand_about(point, ws.model);
             }
-            for (Index p = run_begin; p < run_end; p += sub_block_rows) {
+            for (Index p = run_begin; p < run_end && !poller.stopped(); p += sub_block_rows) {
                 add_sub_block(p, std::min(sub_block_rows, run_end - p), point, partial, ws);
+                poller.between_items();
             }
             if constexpr (grouped) {
                 if (with_moments) components.flush(ws.group_sums, point, request.reference, partial);

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <type_traits>
 #include <vector>
 
 #include "fastelbo/floating_point_mode.hpp"
@@ -46,6 +47,19 @@ inline Index rows_per_chunk(Index sub_block_rows, double flops_per_row, double p
     const double target_flops = std::max(2e8, 64.0 * partial_size);
     const double rows = std::clamp(target_flops / std::max(flops_per_row, 1.0), 1.0, 4096.0);
     return sub_block_rows * std::max<Index>(1, static_cast<Index>(rows) / sub_block_rows);
+}
+
+// Rows of a chunk for a kernel that polls for interrupts between its sub-blocks, so a chunk need not
+// be short. Clearing and merging a partial is memory-bound, about 128 flops' time per number each;
+// chunks grow (up to 4096 rows) until that is ~2% of their work: the K x D x D partials of full
+// covariances would otherwise take a sixth of the pass. Never fewer than ~16 chunks in all, so that
+// small inputs still spread over the threads; never shorter than rows_per_chunk. Depends only on the
+// shape, never on the thread count.
+inline Index rows_per_polled_chunk(Index sub_block_rows, double flops_per_row, double partial_size, Index n_rows) {
+    const Index short_rows = rows_per_chunk(sub_block_rows, flops_per_row, partial_size);
+    const double rows = std::clamp(50.0 * 128.0 * partial_size / std::max(flops_per_row, 1.0), 1.0, 4096.0);
+    const Index spread = std::min(static_cast<Index>(rows), n_rows / 16);
+    return std::max(short_rows, sub_block_rows * (spread / sub_block_rows));
 }
 
 // Chunks per thread in one round of for_each_block_ordered: every chunk of a round holds its own
@@ -118,8 +132,8 @@ void parallel_for_each(Index n, int n_threads, Body body) {
 #endif
 }
 
-// For every block b: compute(b, begin, size, partial, workspace) in parallel, then merge(partial)
-// serially in order b = 0, 1, 2, ... . `make_partial()` and `make_workspace()` build the per-slot
+// For every block b: compute(b, begin, size, partial, workspace[, poller]) in parallel, then
+// merge(partial) serially in order b = 0, 1, 2, ... . `make_partial()` and `make_workspace()` build the per-slot
 // buffers once. Blocks run in rounds of `blocks_per_thread` per thread (bounding the partials held at
 // once); each round is one parallel region. Kernels with tiny partials and many short passes pass a
 // large value, as every region is a barrier that a busy machine can stall. Every thread computes with
@@ -147,7 +161,14 @@ bool for_each_block_ordered(const RowBlocks& blocks, int n_threads, MakePartial 
     InterruptPoller poller(interrupt);
     auto run_block = [&](Index b, Index round_begin) {
         if (poller.stopped()) return;
-        compute(b, blocks.begin(b), blocks.size(b), partials[b - round_begin], workspaces[current_thread_index()]);
+        auto& partial = partials[b - round_begin];
+        auto& workspace = workspaces[current_thread_index()];
+        // A compute that takes the poller polls within its block (and may stop early) itself.
+        if constexpr (std::is_invocable_v<Compute&, Index, Index, Index, Partial&, Workspace&, InterruptPoller&>) {
+            compute(b, blocks.begin(b), blocks.size(b), partial, workspace, poller);
+        } else {
+            compute(b, blocks.begin(b), blocks.size(b), partial, workspace);
+        }
         poller.between_items();
     };
     for (Index round_begin = 0; round_begin < n_blocks && !poller.stopped(); round_begin += round_size) {

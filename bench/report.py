@@ -1,8 +1,8 @@
 """One run that measures FastGMM against the NumPy EM, scikit-learn and the machine's GEMM bound, the
-factor models (FastPPCA, FastFactorAnalysis) against scikit-learn and NumPy, and FastMFA against a
-NumPy MFA EM and FastGMM on image patches.
+factor models (FastPPCA, FastFactorAnalysis) against scikit-learn and NumPy, FastMFA against a
+NumPy MFA EM and FastGMM on image patches, and truncated variational EM against exact FastGMM.
 
-Usage: ``python bench/report.py [--quick] [--repeats R] [--groups gmm factor mfa]``
+Usage: ``python bench/report.py [--quick] [--repeats R] [--groups gmm factor mfa truncated]``
 
 Measures, in one process and one run (so the ratios compare like with like):
 
@@ -15,14 +15,19 @@ Measures, in one process and one run (so the ratios compare like with like):
   (``factor_report.py``);
 - FastMFA's seconds per EM iteration on 8x8 image patches from the same start as a NumPy MFA EM
   (checked) and FastGMM with full covariances (not checked: another model), and the final
-  log-likelihood of a whole FastMFA fit (``mfa_report.py``).
+  log-likelihood of a whole FastMFA fit (``mfa_report.py``);
+- truncated variational EM (``FastGMM(n_active=5)``) against exact FastGMM: seconds per iteration as
+  K grows (plotted), whole fits on image patches at K=1,024 from the same seeding, and (full size
+  only) N=1M, K=65,536 in float32 with its peak memory (``truncated_report.py``).
 
 Writes ``report.md``, ``report.json`` and ``time_per_iteration.png`` under ``bench/results/`` (under
 ``bench/results/quick/`` with ``--quick``; a run of one group writes to a subfolder named after it,
-``factor/`` or ``mfa/`` say, with no plot unless it measured the mixtures) and prints the Markdown
-report. Exits with status 1 if any two systems disagree on a log-likelihood by more than rtol 1e-6,
-a factor model misses its rule (``agreement.meets_rule``), or FastMFA and the NumPy MFA EM disagree
-after the same iterations, so a fast wrong answer cannot win.
+``factor/`` or ``mfa/`` say, with no plot unless it measured the mixtures; the truncated group adds
+``truncated_time_per_iteration.png``) and prints the Markdown report. Exits with status 1 if any two
+systems disagree on a log-likelihood by more than rtol 1e-6, a factor model misses its rule
+(``agreement.meets_rule``), FastMFA and the NumPy MFA EM disagree after the same iterations, or a
+truncated fit breaks THEORY.md's invariants (its free energy above the exact log-likelihood, or
+histories that do not interleave), so a fast wrong answer cannot win.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ import gemm_bound  # noqa: E402
 import mfa_report  # noqa: E402
 import systems  # noqa: E402
 import timing  # noqa: E402
+import truncated_report  # noqa: E402
 from agreement import (  # noqa: E402
     AGREEMENT_RTOL,
     FLOAT64_REFERENCE,
@@ -56,7 +62,7 @@ from agreement import (  # noqa: E402
 )
 from timing import LONG_RUN_SECONDS, MEASURED_ITERATIONS, MIN_MEASURED_SECONDS, best_time  # noqa: E402
 
-GROUPS = ("gmm", "factor", "mfa")
+GROUPS = ("gmm", "factor", "mfa", "truncated")
 SYSTEM_LABELS = {"fastelbo": "FastGMM", "numpy": "NumPy EM", "sklearn": "scikit-learn"}
 
 
@@ -240,6 +246,7 @@ def markdown(results) -> str:
         lines += _gmm_sections(results)
     lines += factor_report.markdown(results.get("factor_fits", []), results["fit_repeats"])
     lines += mfa_report.markdown(results.get("mfa", []), results["repeats"], results["fit_repeats"])
+    lines += truncated_report.markdown(results.get("truncated"))
     return "\n".join(lines)
 
 
@@ -384,8 +391,8 @@ def main(argv=None):
         nargs="+",
         choices=GROUPS,
         default=list(GROUPS),
-        help="what to measure: the Gaussian mixtures, the factor models, the mixture of factor analysers "
-        "(default: all three)",
+        help="what to measure: the Gaussian mixtures, the factor models, the mixture of factor analysers, "
+        "truncated variational EM (default: all four)",
     )
     args = parser.parse_args(argv)
     quick = args.quick
@@ -434,6 +441,10 @@ def main(argv=None):
             mfa_report.QUICK_CASES if quick else mfa_report.FULL_CASES, repeats, results["fit_repeats"], log
         )
         results["mfa_wall_seconds"] = time.perf_counter() - mfa_started
+    if "truncated" in groups:
+        log("truncated variational EM against exact FastGMM:")
+        # Best of 7 at full size: the truncated times are tens of milliseconds on a shared machine.
+        results["truncated"] = truncated_report.measure(quick, args.repeats or (1 if quick else 7), log)
     results["wall_seconds"] = time.perf_counter() - started
 
     report = markdown(results)
@@ -443,6 +454,9 @@ def main(argv=None):
     if "iterations" in results:
         plot(results, out_dir / "time_per_iteration.png")
         written += ", time_per_iteration.png"
+    if "truncated" in results:
+        truncated_report.plot(results["truncated"], out_dir / truncated_report.PLOT_NAME)
+        written += f", {truncated_report.PLOT_NAME}"
     print(report)
     log(f"wrote {written} to {out_dir} in {results['wall_seconds']:.0f} s")
 
@@ -455,11 +469,12 @@ def main(argv=None):
 
 def all_failed_checks(results) -> list[str]:
     """The cases of every measured group that fail their agreement check (``failed_checks``,
-    ``factor_report.failed_checks``)."""
+    ``factor_report.failed_checks``, ``mfa_report.failed_checks``, ``truncated_report.failed_checks``)."""
     return (
         failed_checks(results.get("iterations", []))
         + factor_report.failed_checks(results.get("factor_fits", []))
         + mfa_report.failed_checks(results.get("mfa", []))
+        + truncated_report.failed_checks(results.get("truncated"))
     )
 
 

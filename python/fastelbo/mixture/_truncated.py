@@ -39,8 +39,11 @@ _WARMUP_STEPS = 30
 _EXACT_START_BUDGET = 2e10
 #: The warm-up stops once fewer than this fraction of rows change their best component.
 _WARMUP_SETTLED = 1e-3
-#: Rows of component means per block when the initial neighbour lists are computed.
+#: Rows of component means per block when the initial neighbour lists are computed ...
 _NEIGHBOUR_BLOCK = 1024
+#: ... fewer where K is so large that a block's (rows, K) distances would exceed this many floats
+#: (16 Mi: 128 MiB); K <= 16,384 keeps blocks of _NEIGHBOUR_BLOCK rows.
+_NEIGHBOUR_BLOCK_ELEMENTS = 1 << 24
 #: predict_truncated starts every row from the best of this many times sqrt(K) hub components.
 _HUBS_PER_SQRT_K = 4
 
@@ -72,14 +75,19 @@ def check_truncation(n_active, n_neighbors, n_components, covariance_type):
 
 
 def initial_neighbours(means, n_neighbors):
-    """(K, G) int32: for every component its G nearest means (itself first, ties by index)."""
+    """(K, G) int32: for every component its G nearest means (itself first, ties by index).
+
+    ``O(K²·D)`` arithmetic, in blocks of rows whose (rows, K) distance matrices hold at most
+    ``_NEIGHBOUR_BLOCK_ELEMENTS`` floats, so the temporary memory does not grow like K².
+    """
     means = np.asarray(means, dtype=np.float64)
     K = means.shape[0]
+    block = max(1, min(_NEIGHBOUR_BLOCK, _NEIGHBOUR_BLOCK_ELEMENTS // K))
     centred = means - means.mean(axis=0)
     sq_norms = np.einsum("kd,kd->k", centred, centred)
     out = np.empty((K, n_neighbors), dtype=np.int32)
-    for start in range(0, K, _NEIGHBOUR_BLOCK):
-        stop = min(start + _NEIGHBOUR_BLOCK, K)
+    for start in range(0, K, block):
+        stop = min(start + block, K)
         d2 = sq_norms[start:stop, None] - 2.0 * centred[start:stop] @ centred.T + sq_norms[None, :]
         rows = np.arange(stop - start)
         d2[rows, np.arange(start, stop)] = -np.inf  # itself first

@@ -324,9 +324,14 @@ class FullGaussians {
     using Statistics = MixtureStatistics;
     static constexpr bool kGrouped = false;
 
+    // Column-major: the whitening runs as U_c^T (x - mu_c)^T over columns of rows, the faster
+    // orientation for Eigen's small triangular products.
+    using ColumnMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
+
     struct Workspace {
-        RowMatrix<T> centred;                           // [B, D]
-        RowMatrix<T> whitened;                          // [B, D], then sqrt(q) (x - local mean)
+        ColumnMatrix centred;                           // [D, B] (x - mu_c)^T
+        ColumnMatrix whitened;                          // [D, B] U_c^T (x - mu_c)^T
+        RowMatrix<T> scaled;                            // [B, D] sqrt(q) (x - local mean)
         RowMatrix<T> scatter;                           // [D, D]
         RowMatrix<T> local_means;                       // [K, D]
         Vector<T> roots;                                // [B] sqrt(q) of the gathered rows
@@ -337,13 +342,15 @@ class FullGaussians {
         : K_(p.n_components),
           D_(p.n_features),
           means_(ConstRowMatrixMap<T>(p.means, K_, D_)),
-          chols_(K_),
+          transposed_chols_(K_),
           constant_(K_) {
         for (Index c = 0; c < K_; ++c) {
-            chols_[c] = ConstRowMatrixMap<T>(p.precisions_cholesky + c * D_ * D_, D_, D_);
-            upper_triangular_ = upper_triangular_ &&
-                                chols_[c].template triangularView<Eigen::StrictlyLower>().toDenseMatrix().isZero(0);
-            const double log_det = chols_[c].diagonal().template cast<double>().array().log().sum();
+            // The row-major U_c read column-major is U_c^T.
+            transposed_chols_[c] = Eigen::Map<const ColumnMatrix>(p.precisions_cholesky + c * D_ * D_, D_, D_);
+            lower_triangular_ =
+                lower_triangular_ &&
+                transposed_chols_[c].template triangularView<Eigen::StrictlyUpper>().toDenseMatrix().isZero(0);
+            const double log_det = transposed_chols_[c].diagonal().template cast<double>().array().log().sum();
             constant_(c) = detail::component_constant<T>(static_cast<double>(p.log_weights[c]) -
                                                          D_ * detail::half_log_two_pi<double>() + log_det);
         }
@@ -353,23 +360,26 @@ class FullGaussians {
     double flops_per_row() const { return 3.0 * K_ * D_ * D_ + 6.0 * K_ * D_ + 20.0 * K_; }
 
     Workspace make_workspace(Index block_rows) const {
-        return Workspace{RowMatrix<T>(block_rows, D_), RowMatrix<T>(block_rows, D_), RowMatrix<T>(D_, D_),
-                         RowMatrix<T>(K_, D_),         Vector<T>(block_rows),        RowVector<double>(D_),
-                         RowVector<double>(D_),        RowVector<double>(D_)};
+        return Workspace{ColumnMatrix(D_, block_rows), ColumnMatrix(D_, block_rows), RowMatrix<T>(block_rows, D_),
+                         RowMatrix<T>(D_, D_),         RowMatrix<T>(K_, D_),         Vector<T>(block_rows),
+                         RowVector<double>(D_),        RowVector<double>(D_),        RowVector<double>(D_)};
     }
 
     void log_joint(const RowBlock<T>& x, Workspace& ws, WorkBlock<T> lj) const {
         const Index n = x.rows();
-        auto xc = ws.centred.topRows(n);
-        auto y = ws.whitened.topRows(n);
+        // The rows of x, read column-major, are the columns of x^T.
+        const Eigen::Map<const ColumnMatrix, 0, Eigen::OuterStride<>> xt(x.data(), D_, n,
+                                                                         Eigen::OuterStride<>(x.outerStride()));
+        auto centred = ws.centred.leftCols(n);
+        auto whitened = ws.whitened.leftCols(n);
         for (Index c = 0; c < K_; ++c) {
-            xc = x.rowwise() - means_.row(c);
-            // fastelbo's factors are upper triangular: a triangular product does half the flops.
-            if (upper_triangular_)
-                y.noalias() = xc * chols_[c].template triangularView<Eigen::Upper>();
+            centred = xt.colwise() - means_.row(c).transpose();
+            // fastelbo's factors are triangular: a triangular product does half the flops.
+            if (lower_triangular_)
+                whitened.noalias() = transposed_chols_[c].template triangularView<Eigen::Lower>() * centred;
             else
-                y.noalias() = xc * chols_[c];
-            lj.col(c) = (-T(0.5) * y.rowwise().squaredNorm()).array() + constant_(c);
+                whitened.noalias() = transposed_chols_[c] * centred;
+            lj.col(c) = (-T(0.5) * whitened.colwise().squaredNorm().transpose()).array() + constant_(c);
         }
     }
 
@@ -381,7 +391,7 @@ class FullGaussians {
     void accumulate(const RowBlock<T>& x, const WorkBlock<T>& q, const T*, Workspace& ws, GroupSums& acc,
                     const double* reference) const {
         const Index n = x.rows();
-        auto scaled = ws.whitened.topRows(n);
+        auto scaled = ws.scaled.topRows(n);
         const Vector<T> weights = q.colwise().sum().transpose();
         ws.local_means.noalias() = q.transpose() * x;  // [K, D] weighted sums, then local means
         for (Index c = 0; c < K_; ++c) {
@@ -420,8 +430,8 @@ class FullGaussians {
   private:
     Index K_, D_;
     RowMatrix<T> means_;
-    std::vector<RowMatrix<T>> chols_;
-    bool upper_triangular_ = true;  // every factor; precisions_cholesky_ set by hand may not be
+    std::vector<ColumnMatrix> transposed_chols_;  // U_c^T
+    bool lower_triangular_ = true;                // every U_c^T; precisions_cholesky_ set by hand may not be
     Vector<T> constant_;
 };
 

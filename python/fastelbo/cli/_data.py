@@ -175,6 +175,6 @@ def _check_finite(X, source):
     if bad.any():
         row, column = np.argwhere(bad)[0]
         raise CommandLineError(
-            f"DATA {source!r} contains {int(bad.sum())} NaN or infinite values (the first in row "
-            f"{row}, column {column}); remove or impute them first"
+            f"DATA {source!r} contains {int(bad.sum())} NaN or infinite values (the first in data "
+            f"row {row}, column {column}, counted from 0); remove or impute them first"
         )

@@ -1,7 +1,7 @@
-"""Real data for the benchmarks, from files scikit-learn ships (nothing is downloaded or cached).
+"""Real data for the benchmarks: the built-in data sets of :mod:`fastelbo.datasets` (files
+scikit-learn ships; nothing is downloaded or cached), and the random subsets the cases take.
 
-- ``image_patches``: grey 8 x 8 patches of scikit-learn's two sample photos (china.jpg, flower.jpg),
-  each patch's mean removed, the data of a Gaussian-mixture patch prior (Zoran & Weiss's EPLL).
+- ``image_patches``: grey 8 x 8 patches of scikit-learn's two sample photos, each patch's mean removed.
 - ``digits``: scikit-learn's 8 x 8 handwritten digits, what ``python -m fastelbo demo`` fits.
 - ``breast_cancer``: scikit-learn's breast-cancer measurements, standardised (the factor models').
 
@@ -12,59 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-# ITU-R BT.601 luma weights of R, G and B.
-GREY_WEIGHTS = (0.299, 0.587, 0.114)
+from fastelbo.datasets import GREY_WEIGHTS, breast_cancer, digits, image_patches
 
-
-def image_patches(size: int = 8, stride: int = 1, dtype="float64") -> np.ndarray:
-    """Every ``size`` x ``size`` patch of scikit-learn's two sample photos, in grey, mean removed.
-
-    Parameters
-    ----------
-    size : int
-        Side of a square patch in pixels.
-    stride : int
-        Step between neighbouring patches in both directions; 1 takes every overlapping patch
-        (265,860 per 427 x 640 photo at ``size=8``, 531,720 in all).
-    dtype : str or numpy dtype
-        Type of the result; the patches are computed in float64 and rounded once.
-
-    Returns
-    -------
-    ndarray of shape (n_patches, size * size)
-        Rows are patches in row-major pixel order, china.jpg's first; grey levels scaled to [0, 1]
-        before each patch's own mean (its DC component) is subtracted, so each row sums to zero and
-        the data span only ``size * size - 1`` dimensions.
-    """
-    from sklearn.datasets import load_sample_images
-
-    rows = []
-    for image in load_sample_images().images:
-        grey = image @ np.asarray(GREY_WEIGHTS) / 255.0
-        windows = np.lib.stride_tricks.sliding_window_view(grey, (size, size))[::stride, ::stride]
-        rows.append(windows.reshape(-1, size * size))
-    patches = np.concatenate(rows)
-    patches -= patches.mean(axis=1, keepdims=True)
-    return patches.astype(dtype, copy=False)
-
-
-def digits(dtype="float64") -> np.ndarray:
-    """scikit-learn's digits: 1797 images of 8 x 8 grey levels 0 to 16, one per row.
-
-    Several border pixels are 0 in every image, so the data's covariance is singular.
-    """
-    from sklearn.datasets import load_digits
-
-    return load_digits().data.astype(dtype)
-
-
-def breast_cancer(dtype="float64") -> np.ndarray:
-    """scikit-learn's breast-cancer data (569 x 30), each feature standardised to mean 0, variance 1:
-    its raw features differ in scale by five orders of magnitude."""
-    from sklearn.datasets import load_breast_cancer
-
-    X = load_breast_cancer().data
-    return ((X - X.mean(axis=0)) / X.std(axis=0)).astype(dtype)
+__all__ = ["GREY_WEIGHTS", "breast_cancer", "digits", "image_patches", "subsample"]
 
 
 def subsample(X: np.ndarray, n_samples: int, name: str, seed: int = 0) -> np.ndarray:

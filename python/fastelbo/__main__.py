@@ -1,106 +1,12 @@
-"""Command line: ``python -m fastelbo demo`` fits FastGMM on scikit-learn's digits, times it against
-scikit-learn's GaussianMixture with the same settings, and prints the entropy decomposition."""
+"""``python -m fastelbo``: the ``fastelbo`` command line (:mod:`fastelbo.cli`)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
-import warnings
 
+from fastelbo.cli import main
 
-def _best_fit_time(make_model, X, repeats):
-    best, model = float("inf"), None
-    for _ in range(repeats):
-        model = make_model()
-        start = time.perf_counter()
-        model.fit(X)
-        best = min(best, time.perf_counter() - start)
-    return best, model
-
-
-def demo(args) -> int:
-    import numpy as np
-    from sklearn.datasets import load_digits
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.mixture import GaussianMixture
-
-    from fastelbo import FastGMM, build_info
-
-    X = load_digits().data.astype(np.float64)
-    settings = dict(
-        n_components=args.n_components,
-        covariance_type=args.covariance_type,
-        max_iter=args.max_iter,
-        tol=args.tol,
-        reg_covar=args.reg_covar,
-        random_state=args.random_state,
-    )
-    info = build_info()
-    print(f"fastelbo {info['version']}  (OpenMP threads: {info['openmp_max_threads']}, SIMD: {info['simd']})")
-    print(f"dataset: scikit-learn digits, {X.shape[0]} samples x {X.shape[1]} features")
-    print("settings: " + ", ".join(f"{k}={v!r}" for k, v in settings.items()))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        ours_time, ours = _best_fit_time(lambda: FastGMM(**settings), X, args.repeats)
-        theirs_time, theirs = _best_fit_time(lambda: GaussianMixture(**settings), X, args.repeats)
-    print()
-    print(f"{'':24}{'fit time [s]':>14}{'iterations':>12}{'lower bound':>16}")
-    print(f"{'fastelbo.FastGMM':24}{ours_time:>14.4f}{ours.n_iter_:>12d}{ours.lower_bound_:>16.6f}")
-    print(
-        f"{'sklearn GaussianMixture':24}{theirs_time:>14.4f}{theirs.n_iter_:>12d}{theirs.lower_bound_:>16.6f}"
-    )
-    print(f"speed-up: {theirs_time / ours_time:.1f}x  (best of {args.repeats} fits each)")
-    print()
-    decomposition = ours.entropy_decomposition()
-    print(decomposition)
-    explained = _regularisation_gap(ours, X)
-    print()
-    print(
-        f"reg_covar={args.reg_covar:g} makes F = S inexact by about "
-        f"(reg_covar/2) sum_c qbar_c tr(Sigma_c^-1) = {explained:.6f};\n"
-        f"the gap beyond it is {decomposition.gap - explained:+.2e} (0 at a stationary point)."
-    )
-    return 0
-
-
-def _regularisation_gap(model, X):
-    """``reg_covar/2 * sum_c qbar_c tr(Sigma_c^-1)``: what covariance regularisation adds to F - S."""
-    import numpy as np
-
-    qbar = model.predict_proba(X).mean(axis=0)
-    precisions = model.precisions_.astype(np.float64)
-    if model.covariance_type == "full":
-        traces = np.trace(precisions, axis1=1, axis2=2)
-    elif model.covariance_type == "tied":
-        traces = np.full(model.n_components, np.trace(precisions))
-    elif model.covariance_type == "diag":
-        traces = precisions.sum(axis=1)
-    else:
-        traces = precisions * model.means_.shape[1]
-    return 0.5 * model.reg_covar * float(qbar @ traces)
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fastelbo", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo_parser = commands.add_parser("demo", help="fit FastGMM on the digits data and decompose its ELBO")
-    demo_parser.add_argument("--n-components", type=int, default=10)
-    demo_parser.add_argument(
-        "--covariance-type", choices=("full", "tied", "diag", "spherical"), default="full"
-    )
-    demo_parser.add_argument("--max-iter", type=int, default=100)
-    demo_parser.add_argument("--tol", type=float, default=1e-3)
-    demo_parser.add_argument("--reg-covar", type=float, default=1e-2)
-    demo_parser.add_argument("--random-state", type=int, default=0)
-    demo_parser.add_argument(
-        "--repeats", type=int, default=3, help="fits per library; the best time is shown"
-    )
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        return demo(args)
-    return 2  # pragma: no cover - argparse rejects unknown commands
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,8 +1,9 @@
 """The EM driver shared by every fastelbo estimator.
 
 It owns what does not depend on the model: ``n_init`` restarts, ``warm_start``, convergence on the
-change of the ELBO, the ELBO and entropy-sum histories, verbose progress, keeping the estimator
-consistent when a fit fails or is interrupted with Ctrl-C, and the validation of the driver's own
+change of the ELBO, the ELBO and entropy-sum histories, verbose progress (reported by
+:mod:`fastelbo._progress`), keeping the estimator consistent when a fit fails or is interrupted
+with Ctrl-C, and the validation of the driver's own
 hyperparameters (``max_iter, tol, n_init, warm_start, random_state, verbose, verbose_interval,
 n_jobs``). A model plugs in by subclassing :class:`EMEstimator` and implementing its abstract
 hooks (each documented there); ``_warm_start_parameters`` names the hyperparameters a warm start
@@ -24,7 +25,6 @@ import functools
 import numbers
 import warnings
 from abc import ABC, abstractmethod
-from time import perf_counter
 from typing import NamedTuple
 
 import numpy as np
@@ -32,6 +32,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from fastelbo._progress import FitProgress
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
 from fastelbo._validation import as_numpy, check_sample_weight
 
@@ -277,17 +278,19 @@ class EMEstimator(ABC):
             self._check_warm_start_features(X.shape[1])
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
+        progress = FitProgress(self.verbose, self.verbose_interval, self.max_iter)
         best = run = None
         try:
             for init in range(n_init):
                 run = None  # a run exists once its initial parameters are complete
-                self._verbose_init_begin(init)
+                progress.init_begin(init)
                 if do_init:
                     self._initialize_parameters(X, random_state, sample_weight)
-                run = _EMRun(-np.inf if do_init else self.lower_bound_, self._get_parameters())
+                run = _EMRun(-np.inf if do_init else self.lower_bound_, self._get_parameters(), progress)
+                progress.iterations_begin()
                 self._iterate(X, run, sample_weight)
                 run.state = self._run_state()
-                self._verbose_init_end(run)
+                progress.init_end(run.converged, run.done.lower_bound)
                 if best is None or run.done.lower_bound > best.done.lower_bound:
                     best = run
             if not best.converged and self.max_iter > 0:
@@ -308,9 +311,12 @@ class EMEstimator(ABC):
             stats, labels = self._final_pass(X, sample_weight)
             self._training_decomposition = self._decompose(stats)
         except KeyboardInterrupt as interrupt:
+            progress.close()  # leave the terminal on a fresh line before the warning
             if self._keep_interrupted_run(best, run):
                 setattr(interrupt, _KEPT_INTERRUPTED_FIT, True)
             raise
+        finally:
+            progress.close()
         return labels
 
     def _fit_closed_form(self, X, sample_weight=None):
@@ -344,7 +350,7 @@ class EMEstimator(ABC):
                 self._get_parameters(),
             )
             change = stats.elbo - done.lower_bound
-            self._verbose_iteration(n_iter, change, run)
+            run.progress.iteration(n_iter, stats.elbo, entropy_sum, change)
             if abs(change) < self._convergence_tolerance():
                 run.converged = True
                 break
@@ -407,35 +413,6 @@ class EMEstimator(ABC):
             return decomposition
         return self._decompose(self._e_step(self._validate_for_inference(X), moments=False))
 
-    # -- progress ----------------------------------------------------------------------------
-
-    def _verbose_init_begin(self, init):
-        if self.verbose >= 1:
-            print(f"Initialization {init}")
-
-    def _verbose_iteration(self, n_iter, change, run):
-        if n_iter % self.verbose_interval != 0:
-            return
-        if self.verbose == 1:
-            print(f"  Iteration {n_iter}")
-        elif self.verbose >= 2:
-            now = perf_counter()
-            print(
-                f"  Iteration {n_iter}\t time lapse {now - run.lap_start:.5f}s\t "
-                f"ll change {change:.5f}\t elbo {run.done.lower_bound:.6f}\t "
-                f"entropy sum {run.done.entropy_sum_history[-1]:.6f}"
-            )
-            run.lap_start = now
-
-    def _verbose_init_end(self, run):
-        if self.verbose == 1:
-            print(f"Initialization converged: {run.converged}")
-        elif self.verbose >= 2:
-            print(
-                f"Initialization converged: {run.converged}\t time lapse "
-                f"{perf_counter() - run.start:.5f}s\t lower bound {run.done.lower_bound:.5f}"
-            )
-
 
 #: The former name of :class:`EMEstimator`.
 EMEstimatorMixin = EMEstimator
@@ -471,10 +448,10 @@ class _Progress(NamedTuple):
 
 
 class _EMRun:
-    """State of one EM run (one initialisation)."""
+    """State of one EM run (one initialisation), with the fit's progress report."""
 
-    def __init__(self, lower_bound, parameters):
+    def __init__(self, lower_bound, parameters, progress):
         self.done = _Progress(0, lower_bound, (), (), parameters)
         self.converged = False
         self.state = None  # the model's _run_state() once the run has finished
-        self.start = self.lap_start = perf_counter()
+        self.progress = progress  # a FitProgress, told of every completed iteration

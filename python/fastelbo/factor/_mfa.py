@@ -81,9 +81,14 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
     warm_start : bool, default=False
         Start the next ``fit`` from the current parameters (``n_init`` is then ignored).
     verbose : int or bool, default=0
-        1 (or True) prints each initialisation and iteration; 2 adds times, the ELBO and the entropy sum.
+        Progress on stdout in scikit-learn's lines (``Initialization <i>`` ... ``Initialization
+        converged.``), with the ELBO and the gap ``F - S`` added. 1 (or True): on a terminal a
+        progress bar on stderr (tqdm's when installed, a plain line otherwise), elsewhere a line
+        ``Iteration <t>, elbo, gap`` every ``verbose_interval`` iterations; 2: a line every
+        ``verbose_interval`` iterations with the time lapse and time per iteration, the change of
+        the ELBO, the ELBO, the entropy sum and the gap.
     verbose_interval : int, default=10
-        Iterations between progress lines.
+        Iterations between progress lines (1: every iteration).
     n_jobs : int, default=None
         Threads of the C++ kernels (``None``: the OpenMP default; ``-1``: all CPUs). Results are
         bitwise identical for any value.

@@ -1,0 +1,51 @@
+"""The ``fastelbo`` command line (also ``python -m fastelbo``).
+
+Commands, one module each:
+
+- ``fit`` (:mod:`._fit`): fit a model to a file or a built-in data set and print its entropy
+  decomposition; ``--json``, ``--save`` and ``--plot`` write the results.
+- ``demo`` (:mod:`._demo`): the one-command tour (FastGMM against scikit-learn on the digits).
+- ``info`` (:mod:`._info`): :func:`fastelbo.build_info`.
+
+A problem with the input, the options or the output paths prints one line
+``fastelbo: error: <what>`` on stderr and exits with status 2, as argparse does for a malformed
+command line; Ctrl-C exits with status 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fastelbo.cli._demo import add_demo_parser
+from fastelbo.cli._errors import CommandLineError
+from fastelbo.cli._fit import add_fit_parser
+from fastelbo.cli._info import add_info_parser
+
+__all__ = ["CommandLineError", "build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command; each command's ``run`` function is its ``args.run``."""
+    parser = argparse.ArgumentParser(
+        prog="fastelbo",
+        description="Fast EM for mixture and factor models, with the ELBO's entropy decomposition.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_fit_parser(commands)
+    add_demo_parser(commands)
+    add_info_parser(commands)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``) and return its exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except CommandLineError as error:
+        print(f"fastelbo: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fastelbo: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,105 @@
+"""The models ``fastelbo fit --model`` knows, and the estimator an invocation builds.
+
+Every option of ``fit`` that sets a hyperparameter maps to one keyword of the estimator; an option a
+model does not have (``--covariance-type`` with ``--model fa``, say) is an error rather than silently
+ignored. Options left out keep the estimator's own defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One ``--model`` choice: its estimator and which options set which of its hyperparameters."""
+
+    estimator: str
+    description: str
+    #: ``{argparse dest: estimator keyword}`` for the options this model takes.
+    options: dict
+
+
+#: Options every model takes: ``{argparse dest: estimator keyword}``.
+COMMON_OPTIONS = {
+    "components": "n_components",
+    "max_iter": "max_iter",
+    "tol": "tol",
+    "seed": "random_state",
+    "n_jobs": "n_jobs",
+    "verbose": "verbose",
+    "verbose_interval": "verbose_interval",
+}
+
+_MIXTURE_OPTIONS = {"reg_covar": "reg_covar", "n_init": "n_init", "init_params": "init_params"}
+
+MODELS = {
+    "gmm": ModelSpec(
+        "FastGMM",
+        "Gaussian mixture (--components K, --covariance-type, --n-active for truncated EM)",
+        {
+            "covariance_type": "covariance_type",
+            "n_active": "n_active",
+            "n_neighbors": "n_neighbors",
+            **_MIXTURE_OPTIONS,
+        },
+    ),
+    "ppca": ModelSpec(
+        "FastPPCA",
+        "probabilistic PCA (--components H factors; --solver em to iterate)",
+        {"solver": "solver", "n_init": "n_init"},
+    ),
+    "fa": ModelSpec(
+        "FastFactorAnalysis",
+        "factor analysis (--components H factors)",
+        {"rotation": "rotation"},
+    ),
+    "mfa": ModelSpec(
+        "FastMFA",
+        "mixture of factor analysers (--components K, --factors H, --noise)",
+        {"factors": "n_factors", "noise": "noise", **_MIXTURE_OPTIONS},
+    ),
+}
+
+#: Every model-specific option, with the flag that sets it (for error messages).
+MODEL_OPTION_FLAGS = {
+    "covariance_type": "--covariance-type",
+    "n_active": "--n-active",
+    "n_neighbors": "--n-neighbors",
+    "reg_covar": "--reg-covar",
+    "n_init": "--n-init",
+    "init_params": "--init-params",
+    "solver": "--solver",
+    "rotation": "--rotation",
+    "factors": "--factors",
+    "noise": "--noise",
+}
+
+
+def estimator_parameters(model: str, args) -> dict:
+    """The keyword arguments of ``model``'s estimator that the parsed ``args`` set.
+
+    Raises
+    ------
+    ValueError
+        If ``args`` set an option ``model`` does not take (the message names the option and the
+        models that take it).
+    """
+    spec = MODELS[model]
+    for dest, flag in MODEL_OPTION_FLAGS.items():
+        if getattr(args, dest, None) is not None and dest not in spec.options:
+            takers = [name for name, other in MODELS.items() if dest in other.options]
+            raise ValueError(f"{flag} does not apply to --model {model} (it applies to: {', '.join(takers)})")
+    parameters = {}
+    for dest, keyword in {**COMMON_OPTIONS, **spec.options}.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            parameters[keyword] = value
+    return parameters
+
+
+def make_estimator(model: str, parameters: dict):
+    """A new, unfitted estimator of ``model`` with ``parameters``."""
+    import fastelbo
+
+    return getattr(fastelbo, MODELS[model].estimator)(**parameters)

@@ -319,7 +319,7 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
 
     def _initialize_parameters(self, X, random_state, sample_weight=None):
         column_mean, column_variance = column_mean_and_variance(X, sample_weight)
-        resp, row_weights = initial_responsibilities(
+        rows, resp, row_weights = initial_responsibilities(
             X,
             self.n_components,
             self.init_params,
@@ -328,7 +328,7 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
             column_variance,
             sample_weight,
         )
-        stats = statistics_from_responsibilities(X, resp, column_mean, "full", sample_weight=row_weights)
+        stats = statistics_from_responsibilities(rows, resp, column_mean, "full", sample_weight=row_weights)
         parameters = initial_parameters(
             stats,
             self.n_factors,

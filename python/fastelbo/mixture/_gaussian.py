@@ -434,7 +434,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         weights = means = covariances = None
         if self.weights_init is None or self.means_init is None or self.precisions_init is None:
             column_mean, column_variance = column_mean_and_variance(X, sample_weight)
-            resp, row_weights = initial_responsibilities(
+            rows, resp, row_weights = initial_responsibilities(
                 X,
                 self.n_components,
                 init_params,
@@ -445,7 +445,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
                 afkmc2_chain_length=self.afkmc2_chain_length,
             )
             stats = statistics_from_responsibilities(
-                X, resp, column_mean, self.covariance_type, sample_weight=row_weights
+                rows, resp, column_mean, self.covariance_type, sample_weight=row_weights
             )
             weights, means, covariances = gaussian_m_step(stats, self.covariance_type, self.reg_covar)
         if self.weights_init is not None:

@@ -16,7 +16,8 @@
 // Products. float64 does the O(D H) work of every component at once, as two GEMMs per block over
 // all K H columns (a block's rows are packed once, not once per component): u of every component
 // from the rows about the block's centroid p, u_c = (x - p) P_c - (mu_c - p) P_c, and the moments
-// [q m of every component, q]^T [x - p, (x - p)^2]. e^T Psi^-1 e stays a sum over x - mu_c itself.
+// [q u of every component]^T (x - p) and q^T [x - p, (x - p)^2]; the moments of u become those of
+// m = L^-T u once per pass (`finish`), not per row. e^T Psi^-1 e stays a sum over x - mu_c itself.
 // float32 works component by component on x - mu_c (the accurate form above needs e - W m anyway).
 //
 // Accuracy. The quadratic e^T Psi^-1 e is always summed from rows centred on mu_c itself. float64's
@@ -62,10 +63,10 @@ class FactorAnalysers {
     struct Workspace {
         RowMatrix<T> centred;    // float64: [B, 2 D] [x - p, (x - p)^2]; float32: [B, D] e = x - mu_c
         RowMatrix<T> residual;   // [B, D] e - W_c m (float32)
-        RowMatrix<T> latent;     // [B, K H] u (float64; then q m) or m (float32) of every component
-        RowMatrix<T> means;      // [B, H] posterior means m of one component (float64: from u)
+        RowMatrix<T> latent;     // [B, K H] u (float64; then q u) or m (float32) of every component
+        RowMatrix<T> means;      // [B, H] q u of one component (float64)
         RowMatrix<T> augmented;  // [B, H + 1] q [m, 1] (float32)
-        RowMatrix<T> first;      // float64: [K H, D] sum q m (x - p)^T; float32: [H + 1, D] sum q [m, 1] e^T
+        RowMatrix<T> first;      // float64: [K H, D] sum q u (x - p)^T; float32: [H + 1, D] sum q [m, 1] e^T
         RowMatrix<T> second;     // float64: [K, 2 D] sum q [x - p, (x - p)^2]; float32: [H + 1, H]
         Vector<T> squares;       // [D] sum q e^2 (float32)
         RowVector<T> point;      // [D] p, the block's centroid (float64)
@@ -170,8 +171,9 @@ class FactorAnalysers {
     }
 
     // Adds the block's moments (see factor_analyser_statistics.hpp) about the reference points to
-    // `acc`. `q` holds the weighted responsibilities; the posterior means (and, in float64, the
-    // block's centroid and rows about it) are still in the workspace from log_joint.
+    // `acc` (in float64 those of u; see finish). `q` holds the weighted responsibilities; the
+    // posterior means (float64: u, the block's centroid and the rows about it) are still in the
+    // workspace from log_joint.
     void accumulate(const RowBlock<T>& x, const WorkBlock<T>& q, const T*, Workspace& ws, Statistics& acc,
                     const double* reference) const {
         if constexpr (kDifferenceForm) {
@@ -188,18 +190,36 @@ class FactorAnalysers {
         }
     }
 
+    // float64 sums the moments of u = L^T m (see accumulate): turns those of a whole pass into the
+    // moments of m, sum q m x~^T = L^-T sum q u x~^T, sum q m = L^-T sum q u and sum q m m^T =
+    // L^-T (sum q u u^T) L^-1, once per pass instead of once per row and component.
+    void finish(Statistics& sums) const {
+        if constexpr (kDifferenceForm) {
+            if (sums.szx.rows() == 0) return;  // no moments
+            for (Index c = 0; c < K_; ++c) {
+                const RowMatrix<double> inverse_factor = unwhitening_[c].template cast<double>();  // L^-1
+                auto szx = sums.szx.middleRows(c * H_, H_);
+                auto szz = sums.szz.middleRows(c * H_, H_);
+                szx = (inverse_factor.transpose() * szx).eval();
+                szz = (inverse_factor.transpose() * szz * inverse_factor).eval();
+                sums.sz.row(c) = (sums.sz.row(c) * inverse_factor).eval();
+            }
+        }
+    }
+
   private:
-    // float64: m and q m per component (H x H work each), then the moments of every component in two
-    // products about the block's centroid p, moved in float64 to the reference points.
+    // float64: the moments of u (m = L^-T u; `finish` turns them into those of m once per pass): q u
+    // and sum q u u^T per component, then every component's moments in two products about the
+    // block's centroid p, moved in float64 to the reference points.
     void accumulate_all_components(const RowBlock<T>& x, const WorkBlock<T>& q, Workspace& ws, Statistics& acc,
                                    const double* reference) const {
         const Index n = x.rows();
-        auto m = ws.means.topRows(n);
+        auto weighted = ws.means.topRows(n);
         for (Index c = 0; c < K_; ++c) {
             auto latent = ws.latent.block(0, c * H_, n, H_);
-            m.noalias() = latent * unwhitening_[c];
-            latent = m.array().colwise() * q.col(c).array();  // q m, in place of u
-            acc.szz.middleRows(c * H_, H_) += (latent.transpose() * m).template cast<double>();
+            weighted = latent.array().colwise() * q.col(c).array();
+            acc.szz.middleRows(c * H_, H_) += (weighted.transpose() * latent).template cast<double>();
+            latent = weighted;  // q u, in place of u
         }
         auto centred = ws.centred.topRows(n);
         centred.rightCols(D_) = centred.leftCols(D_).array().square();
@@ -212,7 +232,7 @@ class FactorAnalysers {
             const double n_c = static_cast<double>(q.col(c).sum());
             const RowVector<double> delta = point - Eigen::Map<const RowVector<double>>(reference + c * D_, D_);
             const RowVector<double> s1 = ws.second.row(c).leftCols(D_).template cast<double>();
-            const Vector<double> s_z =  // sum q m of this block
+            const Vector<double> s_z =  // sum q u of this block
                 ws.latent.block(0, c * H_, n, H_).colwise().sum().transpose().template cast<double>();
             acc.sx.row(c) += s1 + n_c * delta;
             acc.sxx.row(c) += ws.second.row(c).rightCols(D_).template cast<double>() +

@@ -76,7 +76,11 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         differ from scikit-learn's ('random' and 'random_from_data' draw what scikit-learn draws
         when no ``sample_weight`` is given). With ``sample_weight`` the seeding and k-means are
         weighted; 'random_from_data' then draws its rows with probability proportional to the
-        weights, like ``KMeans(init='random')``.
+        weights, like ``KMeans(init='random')``. 'kmeans' and 'k-means++' seed and cluster X's
+        distinct rows of positive weight (duplicates merged, their weights summed) in an order
+        fixed by the rows' values, so the start does not depend on the order of the rows, and
+        integer weights start exactly as the rows repeated (the cost: an ``O(N log N)`` sort of row
+        hashes and a copy of the distinct rows); 'random' and 'random_from_data' draw in row order.
     weights_init : array-like of shape (n_components,), default=None
         Initial mixing weights.
     means_init : array-like of shape (n_components, n_features), default=None

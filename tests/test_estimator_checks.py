@@ -1,11 +1,12 @@
-"""FastGMM passes scikit-learn's estimator checks, with one expected failure (below).
+"""FastGMM passes scikit-learn's estimator checks, with one expected failure for init_params='random'.
 
 Each check of :func:`sklearn.utils.estimator_checks.check_estimator` is its own test, for the default
 estimator and for a few non-default configurations (every covariance type, the other
 initialisations, explicit thread counts).
 
-The one expected failure (``check_sample_weight_equivalence_on_dense_data``, a seeded
-initialisation on shuffled rows) is explained in tests/mixture_checks.py.
+``check_sample_weight_equivalence_on_dense_data`` (a seeded initialisation on shuffled, weighted
+rows) passes for the k-means initialisations and is expected to fail for ``'random'``, which keeps
+scikit-learn's draw in row order: tests/mixture_checks.py explains both.
 """
 
 from sklearn.utils.estimator_checks import parametrize_with_checks

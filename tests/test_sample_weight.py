@@ -5,11 +5,12 @@ same initial parameters, against fits on repeated rows (integer weights) and rem
 weights), against the weighted post-M-step identity, and for clear validation errors.
 
 What the initialisations guarantee (see fastelbo.mixture._initialization): with integer weights,
-'kmeans' and 'k-means++' seed and cluster exactly as on ``np.repeat(X, w, axis=0)`` (same rows
-drawn, same clusters, so the fits agree to round-off); 'random' draws one random row of
-responsibilities per row of X, and 'random_from_data' draws rows with probability proportional to
-the weights, so neither reproduces the draws made on repeated rows (their statistics are weighted,
-their random numbers differ).
+'kmeans' and 'k-means++' seed and cluster exactly as on ``np.repeat(X, w, axis=0)``, in any row
+order (they draw from the distinct rows of positive weight in a canonical order, so the fits agree
+to round-off); 'random' draws one random row of responsibilities per row of X, and
+'random_from_data' draws rows with probability proportional to the weights, both in row order as
+scikit-learn does, so neither reproduces the draws made on repeated rows (their statistics are
+weighted, their random numbers differ).
 """
 
 import inspect

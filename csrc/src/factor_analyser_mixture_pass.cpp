@@ -21,8 +21,11 @@ bool factor_analyser_mixture_pass(const FactorAnalyserMixtureParams<T>& params, 
     }
     MixturePassRequest<T> rows_in_order = request;
     rows_in_order.home = nullptr;  // the family centres rows on each mean: no expansion point
-    return run_mixture_pass(FactorAnalysers<T>(params), FactorAnalyserSumsLayout{K, D, H}, K, D, rows_in_order,
-                            statistics);
+    const FactorAnalysers<T> components(params);
+    const bool finished =
+        run_mixture_pass(components, FactorAnalyserSumsLayout{K, D, H}, K, D, rows_in_order, statistics);
+    components.finish(statistics);
+    return finished;
 }
 
 template bool factor_analyser_mixture_pass<float>(const FactorAnalyserMixtureParams<float>&,

@@ -13,10 +13,19 @@
 // float32 therefore uses the second form, a sum of non-negative terms, at two products. Either way
 // O(D H) per point-component pair.
 //
-// Accuracy. Rows are centred on mu_c itself, so nothing is expanded about a distant point and rows
-// need no home (kGrouped = false). The block's moments are summed about mu_c in the working
-// precision and moved, in float64, to the caller's reference points r_c (usually mu_c, where the
-// move is exact).
+// Products. float64 does the O(D H) work of every component at once, as two GEMMs per block over
+// all K H columns (a block's rows are packed once, not once per component): u of every component
+// from the rows about the block's centroid p, u_c = (x - p) P_c - (mu_c - p) P_c, and the moments
+// [q u of every component]^T (x - p) and q^T [x - p, (x - p)^2]; the moments of u become those of
+// m = L^-T u once per pass (`finish`), not per row. e^T Psi^-1 e stays a sum over x - mu_c itself.
+// float32 works component by component on x - mu_c (the accurate form above needs e - W m anyway).
+//
+// Accuracy. The quadratic e^T Psi^-1 e is always summed from rows centred on mu_c itself. float64's
+// u and moments are taken about the block's centroid, which loses about log10(|x - p| / |x - mu_c|)
+// digits (none from an offset shared by the rows: p carries it). float32 centres everything on
+// mu_c. Either way the block's moments are moved, in float64, to the caller's reference points r_c;
+// rows need no home (kGrouped = false).
+
 #pragma once
 
 #include <Eigen/Cholesky>
@@ -47,18 +56,21 @@ class FactorAnalysers {
   public:
     using Statistics = FactorAnalyserSums;
     static constexpr bool kGrouped = false;
-    // The cancelling (one-product) form of the quadratic, in float64 only (see above).
+    // The cancelling (one-product) form of the quadratic and the all-component products, in float64
+    // only (see above).
     static constexpr bool kDifferenceForm = std::is_same_v<T, double>;
 
     struct Workspace {
-        RowMatrix<T> centred;    // [B, D] e = x - mu_c
-        RowMatrix<T> residual;   // [B, D] e - W_c m
-        RowMatrix<T> latent;     // [B, K H] u (float64) or m (float32) of every component, for accumulate
-        RowMatrix<T> means;      // [B, H] posterior means m of one component (float64: from u)
-        RowMatrix<T> augmented;  // [B, H + 1] q [m, 1]
-        RowMatrix<T> first;      // [H + 1, D] sum q [m, 1] e^T
-        RowMatrix<T> second;     // [H + 1, H] sum q [m, 1] m^T
-        Vector<T> squares;       // [D]      sum q e^2
+        RowMatrix<T> centred;    // float64: [B, 2 D] [x - p, (x - p)^2]; float32: [B, D] e = x - mu_c
+        RowMatrix<T> residual;   // [B, D] e - W_c m (float32)
+        RowMatrix<T> latent;     // [B, K H] u (float64; then q u) or m (float32) of every component
+        RowMatrix<T> means;      // [B, H] q u of one component (float64)
+        RowMatrix<T> augmented;  // [B, H + 1] q [m, 1] (float32)
+        RowMatrix<T> first;      // float64: [K H, D] sum q u (x - p)^T; float32: [H + 1, D] sum q [m, 1] e^T
+        RowMatrix<T> second;     // float64: [K, 2 D] sum q [x - p, (x - p)^2]; float32: [H + 1, H]
+        Vector<T> squares;       // [D] sum q e^2 (float32)
+        RowVector<T> point;      // [D] p, the block's centroid (float64)
+        RowVector<T> offsets;    // [K H] (mu_c - p) P_c of every component (float64)
     };
 
     explicit FactorAnalysers(const FactorAnalyserMixtureParams<T>& p)
@@ -68,6 +80,7 @@ class FactorAnalysers {
           means_(ConstRowMatrixMap<T>(p.means, K_, D_)),
           inverse_noise_(K_, D_),
           projections_(K_),
+          stacked_projections_(kDifferenceForm ? D_ : 0, kDifferenceForm ? K_ * H_ : 0),
           unwhitening_(kDifferenceForm ? K_ : 0),
           loadings_(K_),
           constant_(K_) {
@@ -86,6 +99,7 @@ class FactorAnalysers {
                 // u = L^-1 W^T Psi^-1 e; m = L^-T u, i.e. m^T = u^T L^-1 as rows.
                 const RowMatrix<double> whitened = llt.matrixL().solve(scaled);  // [H, D]
                 projections_[c] = whitened.transpose().template cast<T>();
+                stacked_projections_.middleCols(c * H_, H_) = projections_[c];
                 unwhitening_[c] = llt.matrixL().solve(RowMatrix<double>::Identity(H_, H_)).template cast<T>();
             } else {
                 const RowMatrix<double> beta = llt.solve(scaled);  // M^-1 W^T Psi^-1, [H, D]
@@ -99,63 +113,137 @@ class FactorAnalysers {
         }
     }
 
-    Index bytes_per_row() const { return static_cast<Index>(sizeof(T)) * (2 * D_ + K_ * H_ + 2 * K_ + H_ + 1); }
+    Index bytes_per_row() const {
+        return static_cast<Index>(sizeof(T)) * ((kDifferenceForm ? 3 : 2) * D_ + K_ * H_ + 2 * K_ + H_ + 1);
+    }
     double flops_per_row() const {
         return static_cast<double>(K_) * ((kDifferenceForm ? 4.0 : 6.0) * D_ * H_ + 4.0 * H_ * H_ + 12.0 * D_ + 20.0);
     }
 
     Workspace make_workspace(Index block_rows) const {
-        return Workspace{RowMatrix<T>(block_rows, D_),      RowMatrix<T>(kDifferenceForm ? 0 : block_rows, D_),
-                         RowMatrix<T>(block_rows, K_ * H_), RowMatrix<T>(kDifferenceForm ? block_rows : 0, H_),
-                         RowMatrix<T>(block_rows, H_ + 1),  RowMatrix<T>(H_ + 1, D_),
-                         RowMatrix<T>(H_ + 1, H_),          Vector<T>(D_)};
+        const Index B = block_rows, K = K_, D = D_, H = H_;
+        if constexpr (kDifferenceForm) {
+            return Workspace{RowMatrix<T>(B, 2 * D), RowMatrix<T>(0, D),     RowMatrix<T>(B, K * H), RowMatrix<T>(B, H),
+                             RowMatrix<T>(0, H + 1), RowMatrix<T>(K * H, D), RowMatrix<T>(K, 2 * D), Vector<T>(0),
+                             RowVector<T>(D),        RowVector<T>(K * H)};
+        } else {
+            return Workspace{RowMatrix<T>(B, D),     RowMatrix<T>(B, D),     RowMatrix<T>(B, K * H), RowMatrix<T>(0, H),
+                             RowMatrix<T>(B, H + 1), RowMatrix<T>(H + 1, D), RowMatrix<T>(H + 1, H), Vector<T>(D),
+                             RowVector<T>(0),        RowVector<T>(0)};
+        }
     }
 
     void log_joint(const RowBlock<T>& x, Workspace& ws, WorkBlock<T> lj) const {
         const Index n = x.rows();
-        auto e = ws.centred.topRows(n);
-        for (Index c = 0; c < K_; ++c) {
-            auto latent = ws.latent.block(0, c * H_, n, H_);
-            e = x.rowwise() - means_.row(c);
-            latent.noalias() = e * projections_[c];
-            if constexpr (kDifferenceForm) {
-                lj.col(c).noalias() = e.array().square().matrix() * inverse_noise_.row(c).transpose();
-                lj.col(c) -= latent.rowwise().squaredNorm();  // e^T Psi^-1 e - ||u||^2
-            } else {
+        if constexpr (kDifferenceForm) {
+            // u of every component in one product, about the block's centroid p.
+            ws.point = (x.colwise().sum() / static_cast<T>(n)).eval();
+            auto shifted = ws.centred.topLeftCorner(n, D_);
+            shifted = x.rowwise() - ws.point;
+            for (Index c = 0; c < K_; ++c)
+                ws.offsets.segment(c * H_, H_).noalias() = (means_.row(c) - ws.point) * projections_[c];
+            auto latent = ws.latent.topRows(n);
+            latent.noalias() = shifted * stacked_projections_;
+            latent.rowwise() -= ws.offsets;
+            for (Index c = 0; c < K_; ++c) {
+                // e^T Psi^-1 e - ||u||^2, the first term summed over e = x - mu_c itself.
+                lj.col(c) = ((x.rowwise() - means_.row(c)).array().square().rowwise() * inverse_noise_.row(c).array())
+                                .rowwise()
+                                .sum()
+                                .matrix();
+                lj.col(c) -= latent.middleCols(c * H_, H_).rowwise().squaredNorm();
+                lj.col(c) = (T(-0.5) * lj.col(c).array() + constant_(c)).matrix();
+            }
+        } else {
+            auto e = ws.centred.topRows(n);
+            for (Index c = 0; c < K_; ++c) {
+                auto latent = ws.latent.block(0, c * H_, n, H_);
+                e = x.rowwise() - means_.row(c);
+                latent.noalias() = e * projections_[c];
                 auto r = ws.residual.topRows(n);
                 r = e;
                 r.noalias() -= latent * loadings_[c];
                 lj.col(c).noalias() = r.array().square().matrix() * inverse_noise_.row(c).transpose();
                 lj.col(c) += latent.rowwise().squaredNorm();  // ||e - W m||^2_{Psi^-1} + ||m||^2
+                lj.col(c) = (T(-0.5) * lj.col(c).array() + constant_(c)).matrix();
             }
-            lj.col(c) = (T(-0.5) * lj.col(c).array() + constant_(c)).matrix();
         }
     }
 
     // Adds the block's moments (see factor_analyser_statistics.hpp) about the reference points to
-    // `acc`. `q` holds the weighted responsibilities; the posterior means are still in the workspace
-    // from log_joint. Components without responsibility in the block are skipped (their sums are 0).
+    // `acc` (in float64 those of u; see finish). `q` holds the weighted responsibilities; the
+    // posterior means (float64: u, the block's centroid and the rows about it) are still in the
+    // workspace from log_joint.
     void accumulate(const RowBlock<T>& x, const WorkBlock<T>& q, const T*, Workspace& ws, Statistics& acc,
                     const double* reference) const {
-        const Index n = x.rows();
-        for (Index c = 0; c < K_; ++c) {
-            const auto qc = q.col(c);
-            const double n_c = static_cast<double>(qc.sum());
-            if (n_c == 0) continue;
-            const auto latent = ws.latent.block(0, c * H_, n, H_);
-            if constexpr (kDifferenceForm) {
-                auto m = ws.means.topRows(n);
-                m.noalias() = latent * unwhitening_[c];
-                add_component(c, n_c, x, qc, m, ws, acc, reference);
-            } else {
-                add_component(c, n_c, x, qc, latent, ws, acc, reference);
+        if constexpr (kDifferenceForm) {
+            accumulate_all_components(x, q, ws, acc, reference);
+        } else {
+            // Components without responsibility in the block are skipped (their sums are 0).
+            const Index n = x.rows();
+            for (Index c = 0; c < K_; ++c) {
+                const auto qc = q.col(c);
+                const double n_c = static_cast<double>(qc.sum());
+                if (n_c == 0) continue;
+                add_component(c, n_c, x, qc, ws.latent.block(0, c * H_, n, H_), ws, acc, reference);
+            }
+        }
+    }
+
+    // float64 sums the moments of u = L^T m (see accumulate): turns those of a whole pass into the
+    // moments of m, sum q m x~^T = L^-T sum q u x~^T, sum q m = L^-T sum q u and sum q m m^T =
+    // L^-T (sum q u u^T) L^-1, once per pass instead of once per row and component.
+    void finish(Statistics& sums) const {
+        if constexpr (kDifferenceForm) {
+            if (sums.szx.rows() == 0) return;  // no moments
+            for (Index c = 0; c < K_; ++c) {
+                const RowMatrix<double> inverse_factor = unwhitening_[c].template cast<double>();  // L^-1
+                auto szx = sums.szx.middleRows(c * H_, H_);
+                auto szz = sums.szz.middleRows(c * H_, H_);
+                szx = (inverse_factor.transpose() * szx).eval();
+                szz = (inverse_factor.transpose() * szz * inverse_factor).eval();
+                sums.sz.row(c) = (sums.sz.row(c) * inverse_factor).eval();
             }
         }
     }
 
   private:
-    // Adds component c's moments of the block: q_c the weighted responsibilities (sum n_c > 0), m
-    // the rows' posterior means of z.
+    // float64: the moments of u (m = L^-T u; `finish` turns them into those of m once per pass): q u
+    // and sum q u u^T per component, then every component's moments in two products about the
+    // block's centroid p, moved in float64 to the reference points.
+    void accumulate_all_components(const RowBlock<T>& x, const WorkBlock<T>& q, Workspace& ws, Statistics& acc,
+                                   const double* reference) const {
+        const Index n = x.rows();
+        auto weighted = ws.means.topRows(n);
+        for (Index c = 0; c < K_; ++c) {
+            auto latent = ws.latent.block(0, c * H_, n, H_);
+            weighted = latent.array().colwise() * q.col(c).array();
+            acc.szz.middleRows(c * H_, H_) += (weighted.transpose() * latent).template cast<double>();
+            latent = weighted;  // q u, in place of u
+        }
+        auto centred = ws.centred.topRows(n);
+        centred.rightCols(D_) = centred.leftCols(D_).array().square();
+        ws.first.noalias() = ws.latent.topRows(n).transpose() * centred.leftCols(D_);
+        ws.second.noalias() = q.transpose() * centred;
+
+        // Moments about p -> about r_c, in float64: x~ = (x - p) + delta, delta = p - r_c.
+        const RowVector<double> point = ws.point.template cast<double>();
+        for (Index c = 0; c < K_; ++c) {
+            const double n_c = static_cast<double>(q.col(c).sum());
+            const RowVector<double> delta = point - Eigen::Map<const RowVector<double>>(reference + c * D_, D_);
+            const RowVector<double> s1 = ws.second.row(c).leftCols(D_).template cast<double>();
+            const Vector<double> s_z =  // sum q u of this block
+                ws.latent.block(0, c * H_, n, H_).colwise().sum().transpose().template cast<double>();
+            acc.sx.row(c) += s1 + n_c * delta;
+            acc.sxx.row(c) += ws.second.row(c).rightCols(D_).template cast<double>() +
+                              (delta.array() * (2.0 * s1.array() + n_c * delta.array())).matrix();
+            acc.szx.middleRows(c * H_, H_) += ws.first.middleRows(c * H_, H_).template cast<double>() + s_z * delta;
+            acc.sz.row(c) += s_z.transpose();
+        }
+    }
+
+    // float32: adds component c's moments of the block, centred on mu_c: q_c the weighted
+    // responsibilities (sum n_c > 0), m the rows' posterior means of z.
     template <class Responsibilities, class Means>
     void add_component(Index c, double n_c, const RowBlock<T>& x, const Responsibilities& qc, const Means& m,
                        Workspace& ws, Statistics& acc, const double* reference) const {
@@ -192,6 +280,7 @@ class FactorAnalysers {
     RowMatrix<T> means_;                     // [K, D]
     RowMatrix<T> inverse_noise_;             // [K, D]
     std::vector<RowMatrix<T>> projections_;  // [D, H] per component: (L^-1 W^T Psi^-1)^T, float32 (M^-1 ...)^T
+    RowMatrix<T> stacked_projections_;       // [D, K H] every component's projection side by side (float64)
     std::vector<RowMatrix<T>> unwhitening_;  // [H, H] per component: L^-1 (float64 only)
     std::vector<RowMatrix<T>> loadings_;     // [H, D] per component: W^T
     Vector<T> constant_;                     // [K] log pi_c - D/2 log 2 pi - 1/2 log|C_c|

@@ -74,8 +74,10 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
     n_init : int, default=1
         Number of initialisations; the best by final lower bound is kept.
     init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
-        Initial responsibilities, as :class:`~fastelbo.FastGMM` chooses them; every component then
-        starts as the maximum-likelihood PPCA of its initial cluster.
+        Initial responsibilities, as :class:`~fastelbo.FastGMM` chooses them (the k-means ones on
+        the distinct rows in an order fixed by their values, so the start depends neither on the
+        row order nor on integer weights vs repeated rows); every component then starts as the
+        maximum-likelihood PPCA of its initial cluster.
     random_state : int, RandomState instance or None, default=None
         Seed of the initialisation (and of :meth:`sample`).
     warm_start : bool, default=False
@@ -324,7 +326,7 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
 
     def _initialize_parameters(self, X, random_state, sample_weight=None):
         column_mean, column_variance = column_mean_and_variance(X, sample_weight)
-        resp, row_weights = initial_responsibilities(
+        rows, resp, row_weights = initial_responsibilities(
             X,
             self.n_components,
             self.init_params,
@@ -333,7 +335,7 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
             column_variance,
             sample_weight,
         )
-        stats = statistics_from_responsibilities(X, resp, column_mean, "full", sample_weight=row_weights)
+        stats = statistics_from_responsibilities(rows, resp, column_mean, "full", sample_weight=row_weights)
         parameters = initial_parameters(
             stats,
             self.n_factors,

@@ -76,7 +76,11 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         differ from scikit-learn's ('random' and 'random_from_data' draw what scikit-learn draws
         when no ``sample_weight`` is given). With ``sample_weight`` the seeding and k-means are
         weighted; 'random_from_data' then draws its rows with probability proportional to the
-        weights, like ``KMeans(init='random')``.
+        weights, like ``KMeans(init='random')``. 'kmeans' and 'k-means++' seed and cluster X's
+        distinct rows of positive weight (duplicates merged, their weights summed) in an order
+        fixed by the rows' values, so the start does not depend on the order of the rows, and
+        integer weights start exactly as the rows repeated (the cost: an ``O(N log N)`` sort of row
+        hashes and a copy of the distinct rows); 'random' and 'random_from_data' draw in row order.
     weights_init : array-like of shape (n_components,), default=None
         Initial mixing weights.
     means_init : array-like of shape (n_components, n_features), default=None
@@ -439,7 +443,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         weights = means = covariances = None
         if self.weights_init is None or self.means_init is None or self.precisions_init is None:
             column_mean, column_variance = column_mean_and_variance(X, sample_weight)
-            resp, row_weights = initial_responsibilities(
+            rows, resp, row_weights = initial_responsibilities(
                 X,
                 self.n_components,
                 init_params,
@@ -450,7 +454,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
                 afkmc2_chain_length=self.afkmc2_chain_length,
             )
             stats = statistics_from_responsibilities(
-                X, resp, column_mean, self.covariance_type, sample_weight=row_weights
+                rows, resp, column_mean, self.covariance_type, sample_weight=row_weights
             )
             weights, means, covariances = gaussian_m_step(stats, self.covariance_type, self.reg_covar)
         if self.weights_init is not None:

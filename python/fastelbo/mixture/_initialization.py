@@ -3,25 +3,34 @@ k-means work done by the C++ kernels. Hard assignments are returned as sparse on
 random soft assignments are generated chunk by chunk, so no dense N x K matrix is built.
 
 With sample weights ``w_n`` a row of weight ``w`` stands for ``w`` copies of itself (zero: the row is
-absent), as scikit-learn's ``KMeans(sample_weight=...)`` reads them:
+absent), as scikit-learn's ``KMeans(sample_weight=...)`` reads them.
 
-- ``'kmeans'``: k-means++ seeding draws rows with probability ``∝ w_n D(x_n)^2``, Lloyd's centres are
-  weighted means, and the initial M-step weighs every row's one-hot label by ``w_n``.
+``'kmeans'`` (the default) and ``'k-means++'`` work on X's **distinct rows** of positive weight, each
+carrying its summed weight, in a canonical order set by the rows' values (``_distinct_rows.py``: a
+hash sort, ``O(N log N)``, plus a copy of the distinct rows). Their draws therefore depend only on
+the weighted set of rows: shuffling the rows, repeating a row ``w`` times instead of weighting it
+``w``, or adding rows of weight 0 starts from the same parameters exactly (scikit-learn's
+``check_sample_weight_equivalence``), and duplicated rows are clustered once. (With fewer distinct
+positive-weight rows than components there are no K distinct seeds, and the rows are used as given.)
+
+- ``'kmeans'``: k-means++ seeding draws rows with probability ``∝ w D(x)^2``, Lloyd's centres are
+  weighted means, and the initial M-step weighs every row's one-hot label by ``w``.
 - ``'k-means++'``: the same weighted seeding.
-- ``'random'``: uniform random responsibilities for every row (zero-weight rows included, so the
-  random stream does not depend on the weights), weighted initial M-step.
+- ``'random'``: uniform random responsibilities for every row of X in the order given (zero-weight
+  rows included), weighted initial M-step: the draw of scikit-learn's ``GaussianMixture`` for the
+  same ``random_state``, which a canonical order would lose; it therefore depends on the row order.
 - ``'afkmc2'``: AFK-MC² (Bachem et al., NeurIPS 2016), k-means++ approximated by Markov chains of
-  ``afkmc2_chain_length`` rows: the first row is drawn ``∝ w_n``, the chains' proposal mixes
-  ``w_n d(x_n, c_1)^2`` with ``w_n`` and their target is k-means++'s ``∝ w_n D(x_n)^2``. Cost
-  ``O(N·D + m·K²·D)`` instead of ``O(N·K·D)``.
+  ``afkmc2_chain_length`` rows of X as given: the first row is drawn ``∝ w_n``, the chains' proposal
+  mixes ``w_n d(x_n, c_1)^2`` with ``w_n`` and their target is k-means++'s ``∝ w_n D(x_n)^2``. Cost
+  ``O(N·D + m·K²·D)`` instead of ``O(N·K·D)``; no sort (it serves very large N·K).
 - ``'random_from_data'``: the K rows are drawn without replacement with probability ``∝ w_n`` (as
-  ``KMeans(init='random')`` draws them), so zero-weight rows are never chosen; equal weights draw the
-  same rows as no weights.
+  ``KMeans(init='random')`` draws them, and with scikit-learn's draw for the same ``random_state``
+  when the weights are equal), so zero-weight rows are never chosen; it depends on the row order.
 
 The three seeding initialisations (``'k-means++'``, ``'afkmc2'``, ``'random_from_data'``) put one-hot
 responsibilities on their K seed rows only, and every seed counts once in the initial M-step
 (uniform initial mixing weights), whatever its weight: a seed is a chosen point, not a summary of
-the data (with integer weights this is what the same seeding on the repeated rows does).
+the data.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
 from fastelbo import _core
+from fastelbo.mixture._distinct_rows import distinct_rows
 
 INIT_PARAMS = ("kmeans", "k-means++", "afkmc2", "random", "random_from_data")
 
@@ -151,25 +161,24 @@ def initial_responsibilities(
     sample_weight=None,
     afkmc2_chain_length=200,
 ):
-    """Responsibilities for the initial M-step and the row weights that M-step applies to them.
+    """Responsibilities for the initial M-step, the rows they belong to and the weights of those rows.
 
-    Returns ``(resp, row_weights)``: ``resp`` is (N, K), sparse or a RandomResponsibilities;
-    ``row_weights`` is ``sample_weight`` for the initialisations that label every row ('kmeans',
-    'random') and None for the seeding ones, whose seeds count once each (module docstring).
+    Returns ``(rows, resp, row_weights)``: the initial M-step takes the moments of ``rows`` under
+    ``resp`` (N', K), sparse or a RandomResponsibilities, weighted by ``row_weights`` (None for the
+    seeding initialisations, whose seeds count once each). For 'kmeans' and 'k-means++', ``rows``
+    are X's distinct rows of positive weight in canonical order (module docstring), with their
+    summed weights; the other initialisations (and these two when X has fewer distinct
+    positive-weight rows than ``n_components``, where no K distinct seeds exist) work on X's rows
+    as given.
     """
+    if init_params not in INIT_PARAMS:
+        raise ValueError(f"init_params must be one of {INIT_PARAMS}, got {init_params!r}")
     n_samples = X.shape[0]
-    shape = (n_samples, n_components)
-    if init_params == "kmeans":
-        labels = kmeans_labels(X, n_components, random_state, n_threads, column_variance, sample_weight)
-        return _one_hot(np.arange(n_samples), labels, shape), sample_weight
-    if init_params == "k-means++":
-        indices = kmeans_plusplus_indices(X, n_components, random_state, n_threads, sample_weight)
-        return _one_hot(indices, np.arange(n_components), shape), None
     if init_params == "afkmc2":
         indices = afkmc2_indices(X, n_components, random_state, n_threads, sample_weight, afkmc2_chain_length)
-        return _one_hot(indices, np.arange(n_components), shape), None
+        return X, _one_hot(indices, np.arange(n_components), (n_samples, n_components)), None
     if init_params == "random":
-        return RandomResponsibilities(random_state, n_samples, n_components), sample_weight
+        return X, RandomResponsibilities(random_state, n_samples, n_components), sample_weight
     if init_params == "random_from_data":
         if sample_weight is None or np.ptp(sample_weight) == 0:
             indices = random_state.choice(n_samples, size=n_components, replace=False)
@@ -177,5 +186,16 @@ def initial_responsibilities(
             probabilities = np.asarray(sample_weight, dtype=np.float64)
             probabilities = probabilities / probabilities.sum()
             indices = random_state.choice(n_samples, size=n_components, replace=False, p=probabilities)
-        return _one_hot(indices, np.arange(n_components), shape), None
-    raise ValueError(f"init_params must be one of {INIT_PARAMS}, got {init_params!r}")
+        return X, _one_hot(indices, np.arange(n_components), (n_samples, n_components)), None
+    # 'kmeans' and 'k-means++': on the distinct rows, in canonical order.
+    distinct = distinct_rows(X, sample_weight)
+    if distinct.rows.shape[0] >= n_components:
+        # In X's dtype, as the kernels take them (integer sums stay exact).
+        rows, row_weights = distinct.rows, distinct.weights.astype(X.dtype)
+    else:
+        rows, row_weights = X, sample_weight
+    if init_params == "kmeans":
+        labels = kmeans_labels(rows, n_components, random_state, n_threads, column_variance, row_weights)
+        return rows, _one_hot(np.arange(rows.shape[0]), labels, (rows.shape[0], n_components)), row_weights
+    indices = kmeans_plusplus_indices(rows, n_components, random_state, n_threads, row_weights)
+    return rows, _one_hot(indices, np.arange(n_components), (rows.shape[0], n_components)), None

@@ -1,0 +1,100 @@
+"""The canonical distinct rows the k-means initialisations draw from, and what they buy: fits that
+depend only on the weighted set of rows (shuffled rows, integer weights as repeated rows, zero-weight
+rows)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+import reference as ref
+from fastelbo import FastGMM, FastMFA
+from fastelbo.mixture._distinct_rows import distinct_rows
+
+
+def _weighted_rows(rng, n=40, d=5, dtype=np.float64):
+    X = rng.standard_normal((n, d)).astype(dtype)
+    X[5] = X[2]  # a duplicate in X itself
+    weights = rng.integers(0, 4, size=n).astype(np.float64)
+    return X, weights
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_distinct_rows_are_the_weighted_set_of_rows(dtype):
+    rng = np.random.default_rng(0)
+    X, weights = _weighted_rows(rng, dtype=dtype)
+    distinct = distinct_rows(X, weights)
+    # The obvious reference: a dictionary from each row's bytes to its summed weight.
+    summed = {}
+    for row, w in zip(X, weights, strict=True):
+        if w > 0:
+            summed[row.tobytes()] = summed.get(row.tobytes(), 0.0) + w
+    assert distinct.rows.dtype == dtype
+    assert [r.tobytes() for r in distinct.rows] != []
+    assert {r.tobytes(): w for r, w in zip(distinct.rows, distinct.weights, strict=True)} == summed
+    assert len(distinct.rows) == len(summed)
+    for n, position in enumerate(distinct.index):
+        if weights[n] > 0:
+            assert distinct.rows[position].tobytes() == X[n].tobytes()
+        else:
+            assert position == -1
+
+
+def test_distinct_rows_do_not_depend_on_order_or_on_repeating_rows():
+    rng = np.random.default_rng(1)
+    X, weights = _weighted_rows(rng)
+    base = distinct_rows(X, weights)
+    permutation = rng.permutation(len(X))
+    shuffled = distinct_rows(X[permutation], weights[permutation])
+    repeated = distinct_rows(np.repeat(X, weights.astype(int), axis=0))
+    for other in (shuffled, repeated):
+        np.testing.assert_array_equal(other.rows, base.rows)
+        np.testing.assert_array_equal(other.weights, base.weights)
+
+
+def test_rows_that_share_a_hash_are_still_ordered_canonically(monkeypatch):
+    import fastelbo.mixture._distinct_rows as module
+
+    rng = np.random.default_rng(2)
+    X, weights = _weighted_rows(rng)
+    monkeypatch.setattr(module, "_row_hashes", lambda bits: np.zeros(bits.shape[0], dtype=np.uint64))
+    base = distinct_rows(X, weights)
+    permutation = rng.permutation(len(X))
+    shuffled = distinct_rows(X[permutation], weights[permutation])
+    np.testing.assert_array_equal(shuffled.rows, base.rows)
+    np.testing.assert_array_equal(shuffled.weights, base.weights)
+    assert len(base.rows) == len({r.tobytes() for r, w in zip(X, weights, strict=True) if w > 0})
+
+
+def _fit(model, X, sample_weight=None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(X, sample_weight=sample_weight)
+
+
+def _parameters(model):
+    if isinstance(model, FastMFA):
+        return model.weights_, model.means_, model.components_, model.noise_variance_
+    return model.weights_, model.means_, model.covariances_
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++"])
+@pytest.mark.parametrize("estimator", ["gmm", "mfa"])
+def test_shuffled_weighted_rows_start_and_fit_as_the_repeated_rows(init_params, estimator):
+    X, _ = ref.make_blobs_data(300, 3, 4, random_state=0)
+    rng = np.random.default_rng(3)
+    weights = rng.integers(0, 4, size=len(X))
+    permutation = rng.permutation(len(X))
+
+    def model(max_iter):
+        params = dict(init_params=init_params, random_state=4, max_iter=max_iter, tol=0.0)
+        if estimator == "mfa":
+            return FastMFA(4, n_factors=1, **params)
+        return FastGMM(4, **params)
+
+    for max_iter in (0, 10):
+        weighted = _fit(model(max_iter), X[permutation], weights[permutation])
+        repeated = _fit(model(max_iter), np.repeat(X, weights, axis=0))
+        for got, want in zip(_parameters(weighted), _parameters(repeated), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())

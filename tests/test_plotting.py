@@ -16,14 +16,15 @@ from sklearn.mixture import GaussianMixture
 import fastelbo
 from fastelbo import EntropyDecomposition, FastFactorAnalysis, FastGMM, FastMFA, FastPPCA
 
-matplotlib = pytest.importorskip("matplotlib")
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
+@pytest.fixture
+def plt():
+    """matplotlib.pyplot on the Agg backend (tests of the missing-matplotlib path do without it)."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
+    yield plt
     plt.close("all")
 
 
@@ -61,7 +62,7 @@ def _line(ax, label):
     return line
 
 
-def test_plot_convergence_draws_the_histories_and_their_gap(fitted):
+def test_plot_convergence_draws_the_histories_and_their_gap(fitted, plt):
     ax_values, ax_gap = fastelbo.plot_convergence(fitted)
     n = fitted.elbo_history_.size
     iterations = np.arange(1, n + 1)
@@ -84,14 +85,14 @@ def test_plot_convergence_draws_the_histories_and_their_gap(fitted):
     assert ax_values is not ax_gap and ax_values.figure is ax_gap.figure
 
 
-def test_plot_convergence_draws_a_single_step_fit_as_a_point():
+def test_plot_convergence_draws_a_single_step_fit_as_a_point(plt):
     ppca = FastPPCA(n_components=2).fit(_blobs())
     assert ppca.elbo_history_.size == 1
     ax_values, _ = fastelbo.plot_convergence(ppca)
     assert _line(ax_values, "ELBO  F").get_marker() == "o"
 
 
-def test_plot_convergence_puts_the_gap_on_a_twin_of_a_given_axes():
+def test_plot_convergence_puts_the_gap_on_a_twin_of_a_given_axes(plt):
     gmm = FastGMM(n_components=3, random_state=0).fit(_blobs())
     fig, ax = plt.subplots()
     ax_values, ax_gap = fastelbo.plot_convergence(gmm, ax=ax)
@@ -103,7 +104,7 @@ def test_plot_convergence_puts_the_gap_on_a_twin_of_a_given_axes():
     assert legend == ["ELBO  F", "entropy sum  S", "|F - S|"]
 
 
-def test_plot_convergence_uses_a_given_pair_of_axes():
+def test_plot_convergence_uses_a_given_pair_of_axes(plt):
     gmm = FastGMM(n_components=3, random_state=0).fit(_blobs())
     fig, axes = plt.subplots(1, 2)
     left, right = axes
@@ -114,7 +115,7 @@ def test_plot_convergence_uses_a_given_pair_of_axes():
     assert [line.get_label() for line in right.get_lines()] == ["|F - S|", "|F - S|"]
 
 
-def test_plot_decomposition_draws_the_terms_their_sum_and_the_elbo(fitted):
+def test_plot_decomposition_draws_the_terms_their_sum_and_the_elbo(fitted, plt):
     d = fitted.entropy_decomposition()
     ax = fastelbo.plot_decomposition(fitted)
     heights = [patch.get_height() for patch in ax.patches]
@@ -126,7 +127,7 @@ def test_plot_decomposition_draws_the_terms_their_sum_and_the_elbo(fitted):
     assert [label.split("\n")[0] for label in labels] == ["A", "B", "C", "S", "F"]
 
 
-def test_plot_decomposition_accepts_a_decomposition_and_shows_a_data_term():
+def test_plot_decomposition_accepts_a_decomposition_and_shows_a_data_term(plt):
     d = EntropyDecomposition(
         elbo=-3.0,
         variational_entropy=0.5,
@@ -166,7 +167,7 @@ def test_plot_convergence_of_empty_histories_says_no_iteration_ran():
         fastelbo.plot_convergence(gmm)
 
 
-def test_plots_refuse_what_is_not_an_axes():
+def test_plots_refuse_what_is_not_an_axes(plt):
     gmm = FastGMM(n_components=3, random_state=0).fit(_blobs())
     with pytest.raises(TypeError, match="ax must be"):
         fastelbo.plot_convergence(gmm, ax="left")
@@ -202,7 +203,7 @@ def test_fastelbo_has_no_other_lazy_attributes():
         fastelbo.no_such_name  # noqa: B018
 
 
-def test_plot_convergence_of_digits_mfa_matches_its_histories():
+def test_plot_convergence_of_digits_mfa_matches_its_histories(plt):
     # A real fit on real data, as docs/render_figures.py draws it.
     X = load_digits().data[:600]
     mfa = _fit_quietly(

@@ -27,8 +27,26 @@ __all__ = [
     "FastPPCA",
     "build_info",
     "cuda_available",
+    "plot_convergence",
+    "plot_decomposition",
     "__version__",
 ]
+
+#: Public names of :mod:`fastelbo.plotting`, imported on first use so that ``import fastelbo``
+#: never imports matplotlib (an optional extra: ``pip install fastelbo[plot]``).
+_PLOTTING_NAMES = frozenset({"plot_convergence", "plot_decomposition"})
+
+
+def __getattr__(name):
+    if name in _PLOTTING_NAMES:
+        from fastelbo import plotting
+
+        return getattr(plotting, name)
+    raise AttributeError(f"module 'fastelbo' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | _PLOTTING_NAMES)
 
 
 def cuda_available() -> bool:

@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Most distances a block of rows holds at once (16 Mi: 64 MiB in float32).
-_BLOCK_ELEMENTS = 1 << 24
+#: Most distances a block of rows holds at once (4 Mi: 16 MiB in float32, 32 MiB of int64 indices
+#: when they are ranked).
+_BLOCK_ELEMENTS = 1 << 22
 #: Pivot cells in every pool at least (when there are that many).
 _MIN_POOL_CELLS = 2
 
 
 def _squared_distances(rows, rows_sq, columns, columns_sq):
     """(len(rows), len(columns)) squared Euclidean distances by the expansion, clipped at 0."""
-    d2 = rows_sq[:, None] - 2.0 * (rows @ columns.T) + columns_sq[None, :]
+    d2 = rows @ columns.T
+    d2 *= -2.0
+    d2 += rows_sq[:, None]
+    d2 += columns_sq[None, :]
     np.maximum(d2, 0, out=d2)
     return d2
 
@@ -34,7 +38,9 @@ def _nearest(rows, columns, columns_sq):
     for start in range(0, len(rows), block):
         part = rows[start : start + block]
         # ||x||² is the same for every column: argmin of ||c||² − 2 x·c
-        scores = columns_sq[None, :] - 2.0 * (part @ columns.T)
+        scores = part @ columns.T
+        scores *= -2.0
+        scores += columns_sq[None, :]
         out[start : start + block] = np.argmin(scores, axis=1)
     return out
 
@@ -131,6 +137,8 @@ class CoarseCells:
                 part = rows[start : start + block]
                 x = np.asarray(X[part], dtype=dtype) - self.origin.astype(dtype)
                 # ||x||² is the same for every mean of a row: ranked by ||m||² − 2 x·m
-                scores = self.means_sq[pool][None, :] - 2.0 * (x @ self.means[pool].T)
+                scores = x @ self.means[pool].T
+                scores *= -2.0
+                scores += self.means_sq[pool][None, :]
                 out[part] = _smallest(scores, pool, count)
         return out

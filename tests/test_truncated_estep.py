@@ -66,9 +66,11 @@ def _run(covariance_type, X, w, weights, means, chol, active, neighbours, random
     )
 
 
-# K = 15: ~27 rows per best component, items evaluated as one GEMM over their candidate union;
-# K = 150: ~3 rows each, whose unions are several times a row's own candidates: summed per pair.
-@pytest.mark.parametrize("n_components", [K, 150])
+# K = 4: ~100 rows per best component, statistics summed per item while its rows are in cache;
+# K = 15: ~27 rows each, items evaluated as one GEMM over their candidate union, statistics summed
+# per component afterwards; K = 150: ~3 rows each, whose unions are several times a row's own
+# candidates: summed per pair.
+@pytest.mark.parametrize("n_components", [4, K, 150])
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_truncated_e_step_matches_numpy_reference(covariance_type, weighted, n_components):
@@ -115,7 +117,7 @@ def test_kept_sets_never_lose_free_energy_and_q_is_normalised():
     assert np.all(first["neighbours"][:, 0] == np.arange(K))
 
 
-@pytest.mark.parametrize("n_components", [K, 150])
+@pytest.mark.parametrize("n_components", [4, K, 150])
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag"])
 def test_bitwise_identical_for_any_thread_count(covariance_type, n_components):
     X, w, weights, means, variances, chol, active, neighbours, rand = _problem(

@@ -17,6 +17,11 @@ namespace {
 
 // Rows per work item: enough for the GEMM to pay, few enough that big groups spread over threads.
 constexpr Index kRowsPerItem = 64;
+// Statistics kept in per-item slots (summed while the item's rows are in cache) where groups
+// average at least this many rows and the slots' worst case, N·C' of them, fits in kSlotsMaxBytes;
+// otherwise summed per component afterwards (see use_slots_).
+constexpr double kSlotsMinGroupRows = 32;
+constexpr double kSlotsMaxBytes = double(1 << 30);
 // Components per work item of the statistics pass.
 constexpr Index kComponentsPerItem = 16;
 // Tied: items per work unit, run in order by one thread, so that the shared scatter is kept per work
@@ -141,6 +146,13 @@ struct RowGroups {
     Index n_items() const { return static_cast<Index>(item_group.size()); }
 };
 
+// Mean rows per occupied best-component group.
+inline double mean_group_rows(const RowGroups& groups, Index N, Index K) {
+    Index occupied = 0;
+    for (Index c = 0; c < K; ++c) occupied += groups.group_first_item[c + 1] > groups.group_first_item[c] ? 1 : 0;
+    return occupied > 0 ? static_cast<double>(N) / static_cast<double>(occupied) : 0.0;
+}
+
 // Sum and count of the log-joints one item's rows gave a candidate (for the neighbour lists).
 struct CandidateScore {
     std::int32_t component;
@@ -220,6 +232,7 @@ class TruncatedEStep {
           full_(p.type == CovarianceType::Full),
           moments_(r.reference != nullptr),
           F_(full_ ? D_ : (spherical_ || tied_ ? D_ + 1 : 2 * D_)),
+          stride_(moments_ && !full_ ? 1 + D_ + (spherical_ ? 1 : (tied_ ? 0 : D_)) : 1),
           constants_(component_constants(p)),
           chol_(tied_ ? ConstRowMatrixMap<T>(p.precisions_cholesky, D_, D_) : ConstRowMatrixMap<T>(nullptr, 0, 0)),
           whitened_means_(tied_ ? RowMatrix<double>(ConstRowMatrixMap<T>(p.means, K_, D_).template cast<double>() *
@@ -231,7 +244,11 @@ class TruncatedEStep {
           item_scores_(groups_.n_items()),
           item_sums_(3 * groups_.n_items(), 0.0),
           block_tied_scatter_(tied_ && moments_ ? RowBlocks{groups_.n_items(), kTiedItemsPerBlock}.count() : 0),
-          row_q_(r.n_rows * C_) {}
+          use_slots_(!full_ && mean_group_rows(groups_, r.n_rows, K_) >= kSlotsMinGroupRows &&
+                     static_cast<double>(r.n_rows * C_ * stride_) * sizeof(double) <= kSlotsMaxBytes),
+          item_stat_components_(use_slots_ ? groups_.n_items() : 0),
+          item_stat_sums_(use_slots_ ? groups_.n_items() : 0),
+          row_q_(use_slots_ ? 0 : r.n_rows * C_) {}
 
     struct Workspace {
         std::vector<std::int64_t> item_stamp;        // [K] last item that gave a component a column
@@ -252,6 +269,9 @@ class TruncatedEStep {
         RowVector<T> constant;
         std::vector<Candidate> candidates, best;  // best: [rows, C'], best first
         Eigen::ArrayXd shifted, exponential, row_sum, row_log_sum;
+        std::vector<std::int64_t> stat_stamp;  // [K] slots: last item that gave a component a slot
+        std::vector<std::int32_t> stat_slot;   // [K] slots: the component's slot in this item
+        RowVector<double> diff;
         std::vector<CandidateScore> scores;              // the item's candidates' log-joint sums
         std::vector<double> refresh_sum, refresh_count;  // [K] for refreshing a neighbour list
         std::vector<std::int32_t> touched;
@@ -269,6 +289,11 @@ class TruncatedEStep {
         ws.column.assign(K_, 0);
         ws.member_stamp.assign(K_, -1);
         ws.member_index.assign(K_, 0);
+        if (use_slots_) {
+            ws.stat_stamp.assign(K_, -1);
+            ws.stat_slot.assign(K_, 0);
+            ws.diff.resize(D_);
+        }
         if (r_.new_neighbours) {
             ws.refresh_sum.assign(K_, 0.0);
             ws.refresh_count.assign(K_, 0.0);
@@ -449,7 +474,11 @@ class TruncatedEStep {
             std::copy_n(ws.candidates.data(), C_, ws.best.data() + i * C_);
         }
         write_rows(item, rows, n_rows, ws);
-        if (tied_ && moments_) tied_scatter(item, rows, n_rows, ws);
+        if (use_slots_) {
+            item_statistics(item, rows, n_rows, ws);
+        } else if (tied_ && moments_) {
+            tied_scatter(item, rows, n_rows, ws);
+        }
 
         if (!r_.new_neighbours) return;
         auto& scores = ws.scores;
@@ -569,6 +598,25 @@ class TruncatedEStep {
         }
     }
 
+    // Component c's statistics: the sum of its slots over the items, in item order.
+    void merge_component(Index c, const std::vector<Index>& begin, const std::vector<std::pair<Index, Index>>& slots,
+                         MixtureStatistics& stats) const {
+        RowVector<double> sum = RowVector<double>::Zero(stride_);
+        for (Index k = begin[c]; k < begin[c + 1]; ++k) {
+            const auto [item, slot] = slots[k];
+            sum += Eigen::Map<const RowVector<double>>(item_stat_sums_[item].data() + slot * stride_, stride_);
+        }
+        stats.nk(c) = sum(0);
+        if (!moments_) return;
+        stats.sx.row(c) = sum.segment(1, D_);
+        if (tied_) return;  // the shared scatter: summed over items in run()
+        if (spherical_) {
+            stats.sxx(c) = sum(1 + D_);
+        } else {
+            stats.sxx.segment(c * D_, D_) = sum.segment(1 + D_, D_).transpose();
+        }
+    }
+
     bool run(MixtureStatistics& stats) {
         const RowBlocks items{groups_.n_items(), tied_ ? kTiedItemsPerBlock : 1};
         if (!for_each_block_ordered(
@@ -600,7 +648,7 @@ class TruncatedEStep {
 
         const Index n_items = groups_.n_items();
         stats = MixtureStatistics(p_.type, K_, D_, moments_);
-        if (!component_statistics(stats)) return false;
+        if (!(use_slots_ ? merge_slots(stats) : component_statistics(stats))) return false;
         if (tied_ && moments_) {
             RowMatrixMap<double> scatter(stats.sxx.data(), D_, D_);
             for (const RowMatrix<double>& block : block_tied_scatter_)  // block order: deterministic
@@ -691,6 +739,33 @@ class TruncatedEStep {
                 }
             },
             [](int) {}, r_.interrupt, kWholePass);
+    }
+
+    // Diag, spherical, tied: the items' statistics slots, summed per component in item order.
+    bool merge_slots(MixtureStatistics& stats) const {
+        const Index n_items = groups_.n_items();
+        std::vector<Index> begin(K_ + 1, 0);
+        for (Index item = 0; item < n_items; ++item)
+            for (std::int32_t c : item_stat_components_[item]) ++begin[c + 1];
+        for (Index c = 0; c < K_; ++c) begin[c + 1] += begin[c];
+        std::vector<std::pair<Index, Index>> slots(begin[K_]);
+        {
+            std::vector<Index> next(begin.begin(), begin.end() - 1);
+            for (Index item = 0; item < n_items; ++item) {
+                const auto& components = item_stat_components_[item];
+                for (Index slot = 0; slot < static_cast<Index>(components.size()); ++slot)
+                    slots[next[components[slot]]++] = {item, slot};
+            }
+        }
+        const RowBlocks component_blocks{K_, kComponentsPerItem};
+        if (!for_each_block_ordered(
+                component_blocks, r_.n_threads, [] { return 0; }, [] { return 0; },
+                [&](Index, Index first, Index count, int&, int&) {
+                    for (Index c = first; c < first + count; ++c) merge_component(c, begin, slots, stats);
+                },
+                [](int) {}, r_.interrupt, kWholePass))
+            return false;
+        return true;
     }
 
   private:
@@ -787,11 +862,63 @@ class TruncatedEStep {
             sum_entropy += w * entropy;
             if (r_.log_norm) r_.log_norm[n] = log_norm;
             if (r_.responsibilities) std::copy_n(&ws.exponential[i * C_], C_, r_.responsibilities + n * C_);
-            std::copy_n(&ws.exponential[i * C_], C_, row_q_.data() + n * C_);
+            if (!use_slots_) std::copy_n(&ws.exponential[i * C_], C_, row_q_.data() + n * C_);
         }
         item_sums_[3 * item] = sum_weight;
         item_sums_[3 * item + 1] = sum_log_norm;
         item_sums_[3 * item + 2] = sum_entropy;
+    }
+
+    // The item's statistics, one slot per component its rows keep with q > 0: Σ w q and, with a
+    // reference, Σ w q (x − r_c) and Σ w q (x − r_c)² (rows still in cache; rows in order).
+    void item_statistics(Index item, const Index* rows, Index n_rows, Workspace& ws) const {
+        ConstRowMatrixMap<T> X(r_.X, r_.n_rows, D_);
+        // The slots first (in order of first appearance), so that the item's sums are allocated once
+        // and accumulated in place.
+        auto& components = item_stat_components_[item];
+        components.clear();
+        for (Index k = 0; k < n_rows * C_; ++k) {
+            if (ws.weights[k / C_] * ws.exponential[k] == 0) continue;
+            const std::int32_t c = ws.best[k].component;
+            if (ws.stat_stamp[c] == item) continue;
+            ws.stat_stamp[c] = item;
+            ws.stat_slot[c] = static_cast<std::int32_t>(components.size());
+            components.push_back(c);
+        }
+        auto& sums = item_stat_sums_[item];
+        sums.assign(components.size() * stride_, 0.0);
+        Index entries = 0;  // tied: rows of ws.centred / ws.weighted
+        if (tied_ && moments_) {
+            ws.centred.resize(n_rows * C_, D_);
+            ws.weighted.resize(n_rows * C_, D_);
+        }
+        for (Index i = 0; i < n_rows; ++i) {
+            for (Index j = 0; j < C_; ++j) {
+                const Index k = i * C_ + j;
+                const double wq = ws.weights[i] * ws.exponential[k];
+                if (wq == 0) continue;
+                const std::int32_t c = ws.best[k].component;
+                double* acc = sums.data() + ws.stat_slot[c] * stride_;
+                acc[0] += wq;
+                if (!moments_) continue;
+                ws.diff = X.row(rows[i]).template cast<double>() -
+                          Eigen::Map<const RowVector<double>>(r_.reference + c * D_, D_);
+                Eigen::Map<RowVector<double>>(acc + 1, D_) += wq * ws.diff;
+                if (tied_) {  // the shared scatter, as one matrix product below
+                    ws.centred.row(entries) = ws.diff;
+                    ws.weighted.row(entries++) = wq * ws.diff;
+                } else if (spherical_) {
+                    acc[1 + D_] += wq * ws.diff.squaredNorm();
+                } else {
+                    Eigen::Map<RowVector<double>>(acc + 1 + D_, D_) += wq * ws.diff.array().square().matrix();
+                }
+            }
+        }
+        if (tied_ && moments_) {  // items of a block run in order on one thread
+            RowMatrix<double>& scatter = block_tied_scatter_[item / kTiedItemsPerBlock];
+            if (scatter.size() == 0) scatter.setZero(D_, D_);
+            scatter.noalias() += ws.centred.topRows(entries).transpose() * ws.weighted.topRows(entries);
+        }
     }
 
     // Tied: the item's part of the shared scatter Σ w q (x − r_c)(x − r_c)ᵀ over its rows and kept
@@ -822,7 +949,7 @@ class TruncatedEStep {
     const TruncatedPassRequest<T>& r_;
     Index K_, D_, C_, G_;
     bool spherical_, tied_, full_, moments_;
-    Index F_;
+    Index F_, stride_;
     ComponentConstants constants_;
     RowMatrix<T> chol_;                 // tied: [D, D] the shared precision Cholesky factor U
     RowMatrix<double> whitened_means_;  // tied: [K, D] μ_c U
@@ -833,7 +960,14 @@ class TruncatedEStep {
     mutable std::vector<double> item_sums_;  // [items, 3]: Σ w, Σ w log-norm, Σ w H[q_n]
     // Tied: every block of items' Σ w q (x − r_c)(x − r_c)ᵀ over its rows and kept components, [D, D].
     mutable std::vector<RowMatrix<double>> block_tied_scatter_;
-    // Every row's q over its new K_n, [N, C'] (the statistics are summed per component).
+    // Slots: every item sums its rows' statistics per kept component while they are in cache (cheap
+    // where groups are large, so that an item's rows share few components); otherwise every row's q
+    // is kept and each component sums its own rows afterwards (memory N·C', whatever the groups).
+    bool use_slots_;
+    // Slots: per item the components of its statistics slots and the slots ([slots, stride_]).
+    mutable std::vector<std::vector<std::int32_t>> item_stat_components_;
+    mutable std::vector<std::vector<double>> item_stat_sums_;
+    // Otherwise every row's q over its new K_n, [N, C'].
     mutable std::vector<double> row_q_;
 };
 

@@ -41,13 +41,18 @@
 // A group of one item (most groups at large K) refreshes its list inside that item; larger groups
 // keep their items' scores until all items have run. Groups without rows keep their list.
 //
-// Statistics without N×K or per-block K×D partials. Every row's q over its new K_n is kept ([N, C']);
-// after the E-step the (row, component, q) triples are transposed to component order and every
-// component sums w q, w q (x − r_c) and w q (x − r_c)² (full: the D × D second moments as one
-// product) over its own rows, ascending, in parallel over components (r the reference; rows of X
-// prefetched ahead). Memory: N·C' doubles and indices, whatever K and D are. The ELBO sums are per
-// item, added in item order. Every output is computed by one work item in a fixed order, so results
-// are bitwise identical for any thread count.
+// Statistics without N×K or per-block K×D partials, one of two ways chosen per pass from the row
+// counts alone. Where best-component groups average many rows (an item's rows then keep few
+// distinct components) and the worst case fits in 1 GiB, every item sums w q, w q (x − r_c) and
+// w q (x − r_c)² into one slot per component its rows keep, while its rows are in cache (r the
+// reference), and afterwards every component adds its slots in item order, in parallel over
+// components. Otherwise (large K: small groups, so slots would approach N·C'·(2D+1) doubles) every
+// row's q over its new K_n is kept ([N, C']); after the E-step the (row, component, q) triples are
+// transposed to component order and every component sums the same over its own rows, ascending, in
+// parallel over components (rows of X prefetched ahead): memory N·C' doubles and indices, whatever
+// K and D are. Full covariances always take the second way (the D × D second moments as one
+// product per component). The ELBO sums are per item, added in item order. Every output is
+// computed by one work item in a fixed order, so results are bitwise identical for any thread count.
 #pragma once
 
 #include <cstdint>

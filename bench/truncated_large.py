@@ -9,10 +9,12 @@ in float32 so that generating X never holds a float64 copy). Model: ``FastGMM(K,
 n_active=5, n_neighbors=5, init_params='random_from_data', tol=0, max_iter=1 + repeats)``.
 
 One fit, timed phase by phase (by wrapping the estimator's hooks, which changes nothing it
-computes): the initialisation (K rows drawn, one M-step), the initial neighbour lists (every
-component's G nearest means, ``O(K²·D)``), the rest of the start (random initial sets, since one
-exact labelling pass, ``O(N·K·D)``, is over budget at this size, and the warm-up E-steps that walk
-the neighbour graph), every iteration (E-step, M-step, decomposition) and the final pass. Seconds
+computes): the initialisation (K rows drawn, one M-step), the initial neighbour lists (exact,
+``O(K²·D)``, or from the coarse clustering of the means, ``O(K·sqrt(K)·D)``), the initial sets
+(every row's nearest means in its coarse cell, ``O(N·sqrt(K)·D)``, since one exact labelling pass,
+``O(N·K·D)``, is over budget at this size), the warm-up E-steps that walk the neighbour graph
+(``O(N·C'·G·D)`` each; their number is reported), every iteration (E-step, M-step, decomposition)
+and the final pass. Seconds
 per iteration are the best of the ``repeats`` iterations after the first. Memory: the peak RSS of
 the process (``VmHWM``), its RSS before the data were made, and the peak during ``fit`` above the
 RSS just before it (the peak mark reset there through ``/proc/self/clear_refs``).
@@ -32,6 +34,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import fastelbo.mixture._truncated as truncated
 from fastelbo import FastGMM
+from fastelbo.mixture._coarse_cells import CoarseCells
 
 
 def status_mib(field: str) -> float:
@@ -92,10 +95,13 @@ def main(argv=None):
     clock = PhaseClock()
     clock.wrap(FastGMM, "_initialize_parameters", "initialisation")
     clock.wrap(truncated, "initial_neighbours", "initial neighbour lists")
+    clock.wrap(CoarseCells, "neighbour_lists", "initial neighbour lists")
+    clock.wrap(CoarseCells, "nearest_means", "initial sets")
     clock.wrap(truncated.TruncatedSearch, "start", "start")
     clock.wrap(FastGMM, "_e_step", "e-step")
     clock.wrap(FastGMM, "_decompose", "decompose")
     clock.wrap(FastGMM, "_final_pass", "final pass")
+    clock.wrap(truncated.TruncatedSearch, "e_step", "truncated e-step")
 
     gmm = FastGMM(
         args.n_components,
@@ -124,14 +130,16 @@ def main(argv=None):
     load_after = [float(v) for v in pathlib.Path("/proc/loadavg").read_text().split()[:3]]
 
     phases = {"data generation": data_seconds}
-    for phase in ("initialisation", "initial neighbour lists", "start"):
+    for phase in ("initialisation", "initial neighbour lists", "initial sets", "start"):
         phases[phase] = sum(end - start for name, start, end in clock.calls if name == phase)
-    # The start runs inside the first E-step and includes the neighbour lists; an iteration is
-    # from the start of its E-step to the end of its decomposition, without the start.
-    phases["start"] -= phases["initial neighbour lists"]
+    # The start runs inside the first E-step and includes the neighbour lists and the initial sets;
+    # what remains of it is the warm-up. An iteration is from the start of its E-step to the end
+    # of its decomposition, without the start.
+    start_seconds = phases["start"]
+    phases["warm-up"] = phases.pop("start") - phases["initial neighbour lists"] - phases["initial sets"]
     e_steps = [(s, e) for name, s, e in clock.calls if name == "e-step"]
     decompositions = [(s, e) for name, s, e in clock.calls if name == "decompose"]
-    start_seconds = phases["start"] + phases["initial neighbour lists"]
+    phases["whole start"] = start_seconds
     iterations = [
         decompose_end - e_start - (start_seconds if t == 0 else 0.0)
         for t, ((e_start, _), (_, decompose_end)) in enumerate(zip(e_steps, decompositions, strict=False))
@@ -140,6 +148,8 @@ def main(argv=None):
     for t, seconds in enumerate(iterations, 1):
         phases[f"iteration {t}"] = seconds
     phases["whole fit"] = fit_seconds
+    # Truncated E-steps: the warm-up's, one per iteration and the final pass's.
+    warmup_steps = sum(name == "truncated e-step" for name, _, _ in clock.calls) - len(iterations) - 1
 
     result = {
         "n_samples": args.n_samples,
@@ -158,6 +168,7 @@ def main(argv=None):
         "phases": phases,
         "iteration_seconds": iterations,
         "seconds_per_iteration": min(iterations[1:] or iterations),
+        "warmup_steps": warmup_steps,
         "data_mib": X.nbytes / 2**20,
         "baseline_rss_mib": baseline,
         "rss_before_fit_mib": before_fit,

@@ -10,7 +10,7 @@ from reference_truncated import truncated_e_step
 K, C, G = 15, 3, 4
 
 
-def _problem(covariance_type, dtype, seed=0, weighted=False):
+def _problem(covariance_type, dtype, seed=0, weighted=False, K=K):
     rng = np.random.default_rng(seed)
     X, _ = make_blobs_data(400, 3, K, random_state=seed, separation=3.0)
     X = X.astype(dtype)
@@ -66,11 +66,16 @@ def _run(covariance_type, X, w, weights, means, chol, active, neighbours, random
     )
 
 
+# K = 4: ~100 rows per best component, statistics summed per item while its rows are in cache;
+# K = 15: ~27 rows each, items evaluated as one GEMM over their candidate union, statistics summed
+# per component afterwards; K = 150: ~3 rows each, whose unions are several times a row's own
+# candidates: summed per pair.
+@pytest.mark.parametrize("n_components", [4, K, 150])
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_truncated_e_step_matches_numpy_reference(covariance_type, weighted):
+def test_truncated_e_step_matches_numpy_reference(covariance_type, weighted, n_components):
     X, w, weights, means, variances, chol, active, neighbours, rand = _problem(
-        covariance_type, np.float64, weighted=weighted
+        covariance_type, np.float64, weighted=weighted, K=n_components
     )
     out = _run(covariance_type, X, w, weights, means, chol, active, neighbours, rand)
     ref = truncated_e_step(
@@ -91,9 +96,12 @@ def test_truncated_e_step_matches_numpy_reference(covariance_type, weighted):
         assert out[key] == pytest.approx(ref[key], rel=1e-10), key
 
 
+@pytest.mark.parametrize("n_components", [K, 150])
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag"])
-def test_float32_matches_float64_reference_to_float32_accuracy(covariance_type):
-    X, w, weights, means, variances, chol, active, neighbours, rand = _problem(covariance_type, np.float32)
+def test_float32_matches_float64_reference_to_float32_accuracy(covariance_type, n_components):
+    X, w, weights, means, variances, chol, active, neighbours, rand = _problem(
+        covariance_type, np.float32, K=n_components
+    )
     out = _run(covariance_type, X, w, weights, means, chol, active, neighbours, rand)
     ref = truncated_e_step(X, weights, means, variances, active, neighbours, rand, reference=means)
     assert np.mean(out["active"] == ref["active"]) > 0.99
@@ -109,10 +117,11 @@ def test_kept_sets_never_lose_free_energy_and_q_is_normalised():
     assert np.all(first["neighbours"][:, 0] == np.arange(K))
 
 
+@pytest.mark.parametrize("n_components", [4, K, 150])
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag"])
-def test_bitwise_identical_for_any_thread_count(covariance_type):
+def test_bitwise_identical_for_any_thread_count(covariance_type, n_components):
     X, w, weights, means, variances, chol, active, neighbours, rand = _problem(
-        covariance_type, np.float32, weighted=True
+        covariance_type, np.float32, weighted=True, K=n_components
     )
     X = np.repeat(X, 20, axis=0)  # many items, so that threads share the work
     active, rand = np.repeat(active, 20, axis=0), np.repeat(rand, 20)

@@ -17,6 +17,11 @@ namespace {
 
 // Rows per work item: enough for the GEMM to pay, few enough that big groups spread over threads.
 constexpr Index kRowsPerItem = 64;
+// Statistics kept in per-item slots (summed while the item's rows are in cache) where groups
+// average at least this many rows and the slots' worst case, N·C' of them, fits in kSlotsMaxBytes;
+// otherwise summed per component afterwards (see use_slots_).
+constexpr double kSlotsMinGroupRows = 32;
+constexpr double kSlotsMaxBytes = double(1 << 30);
 // Components per work item of the statistics pass.
 constexpr Index kComponentsPerItem = 16;
 // Tied: items per work unit, run in order by one thread, so that the shared scatter is kept per work
@@ -24,6 +29,19 @@ constexpr Index kComponentsPerItem = 16;
 constexpr Index kTiedItemsPerBlock = 16;
 // Work items are small and independent: one parallel region per pass.
 constexpr Index kWholePass = Index(1) << 40;
+
+// The cost model that picks an item's evaluation (in rough cycles; it depends only on the item's
+// rows, sets and lists, so the choice, and every result, is the same for any thread count).
+// Expanded: per column of U, its parameter column built (kFillPerFeature a feature) plus the GEMM
+// (kGemmPerProduct a row × feature product). Direct: per (row, candidate) pair of the rows' own S_n,
+// one vectorised sum over D (kDirectPerFeature a feature plus kDirectPerPair).
+constexpr double kFillPerFeature = 3.0;
+constexpr double kFillPerColumn = 10.0;
+constexpr double kGemmPerProduct = 0.05;
+constexpr double kDirectPerFeature = 0.5;
+constexpr double kDirectPerPair = 15.0;
+// Full: direct when pairs × this < rows × |U| (a pair's vector-matrix product is slower per flop).
+constexpr double kFullDirectPerPair = 3.0;
 
 struct Candidate {
     double log_joint;
@@ -128,6 +146,13 @@ struct RowGroups {
     Index n_items() const { return static_cast<Index>(item_group.size()); }
 };
 
+// Mean rows per occupied best-component group.
+inline double mean_group_rows(const RowGroups& groups, Index N, Index K) {
+    Index occupied = 0;
+    for (Index c = 0; c < K; ++c) occupied += groups.group_first_item[c + 1] > groups.group_first_item[c] ? 1 : 0;
+    return occupied > 0 ? static_cast<double>(N) / static_cast<double>(occupied) : 0.0;
+}
+
 // Sum and count of the log-joints one item's rows gave a candidate (for the neighbour lists).
 struct CandidateScore {
     std::int32_t component;
@@ -149,6 +174,10 @@ inline void prefetch_row(const T* row, Index D) {
 
 // Rows ahead whose X rows are prefetched while an item gathers its rows.
 constexpr Index kPrefetchAhead = 8;
+// Statistics entries ahead whose X rows are asked for (an entry is little work next to a miss).
+constexpr Index kEntriesAhead = 32;
+// Directly summed pairs ahead whose parameters are asked for.
+constexpr Index kPairsAhead = 6;
 // Index of the lowest set bit of a non-zero word.
 inline Index lowest_set_bit(std::uint64_t bits) {
 #if defined(__GNUC__) || defined(__clang__)
@@ -161,6 +190,28 @@ inline Index lowest_set_bit(std::uint64_t bits) {
     }
     return index;
 #endif
+}
+
+// Number of set bits of a word.
+inline Index set_bits(std::uint64_t bits) {
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_popcountll(bits);
+#else
+    Index count = 0;
+    for (; bits != 0; bits &= bits - 1) ++count;
+    return count;
+#endif
+}
+
+// Diag, spherical: [K, 2D] μ_c then p_c per row in the working precision, so that a directly
+// summed pair reads one contiguous block.
+template <class T>
+RowMatrix<T> interleaved_means_precisions(const GaussianMixtureParams<T>& p, const RowMatrix<double>& precision) {
+    const Index K = p.n_components, D = p.n_features;
+    RowMatrix<T> out(K, 2 * D);
+    out.leftCols(D) = ConstRowMatrixMap<T>(p.means, K, D);
+    out.rightCols(D) = precision.template cast<T>();
+    return out;
 }
 
 // Marks a row whose random candidate is already in its S_n.
@@ -188,24 +239,22 @@ class TruncatedEStep {
                                                     chol_.template cast<double>())
                                 : RowMatrix<double>()),
           column_parameters_(tied_ ? whitened_means_.data() : constants_.precision.data()),
-          precision_copy_(std::is_same_v<T, double> ? RowMatrix<T>() : constants_.precision.template cast<T>()),
-          precision_t_(std::is_same_v<T, double> ? reinterpret_cast<const T*>(constants_.precision.data())
-                                                 : precision_copy_.data()),
+          mean_precision_(tied_ || full_ ? RowMatrix<T>() : interleaved_means_precisions(p, constants_.precision)),
           groups_(r.active, r.n_rows, C_, K_),
           item_scores_(groups_.n_items()),
-          item_stat_components_(groups_.n_items()),
-          item_stat_sums_(groups_.n_items()),
           item_sums_(3 * groups_.n_items(), 0.0),
           block_tied_scatter_(tied_ && moments_ ? RowBlocks{groups_.n_items(), kTiedItemsPerBlock}.count() : 0),
-          row_q_(full_ ? r.n_rows * C_ : 0) {}
+          use_slots_(!full_ && mean_group_rows(groups_, r.n_rows, K_) >= kSlotsMinGroupRows &&
+                     static_cast<double>(r.n_rows * C_ * stride_) * sizeof(double) <= kSlotsMaxBytes),
+          item_stat_components_(use_slots_ ? groups_.n_items() : 0),
+          item_stat_sums_(use_slots_ ? groups_.n_items() : 0),
+          row_q_(use_slots_ ? 0 : r.n_rows * C_) {}
 
     struct Workspace {
         std::vector<std::int64_t> item_stamp;        // [K] last item that gave a component a column
         std::vector<std::int32_t> column;            // [K] the component's column in this item
         std::vector<std::int64_t> member_stamp;      // [K] last item in which a component was in some K_n
         std::vector<std::int32_t> member_index;      // [K] its index among the item's members
-        std::vector<std::int64_t> stat_stamp;        // [K] last item that gave a component a statistics slot
-        std::vector<std::int32_t> stat_slot;         // [K] the component's slot in this item
         std::vector<std::int32_t> union_components;  // column -> component
         std::vector<std::int32_t> member_columns;    // [members, G + 1] columns of c and G_c
         std::vector<std::uint64_t> member_masks;     // [members, words] the same as bit sets
@@ -220,9 +269,18 @@ class TruncatedEStep {
         RowVector<T> constant;
         std::vector<Candidate> candidates, best;  // best: [rows, C'], best first
         Eigen::ArrayXd shifted, exponential, row_sum, row_log_sum;
+        std::vector<std::int64_t> stat_stamp;  // [K] slots: last item that gave a component a slot
+        std::vector<std::int32_t> stat_slot;   // [K] slots: the component's slot in this item
         RowVector<double> diff;
-        RowMatrix<T> whitened;                // [rows, D] tied: x~ U
-        RowMatrix<double> centred, weighted;  // [entries, D] tied: x − r_c and w q (x − r_c)
+        std::vector<CandidateScore> scores;              // the item's candidates' log-joint sums
+        std::vector<double> refresh_sum, refresh_count;  // [K] for refreshing a neighbour list
+        std::vector<std::int32_t> touched;
+        std::vector<Candidate> ranked;
+        RowMatrix<T> whitened;              // [rows, D] tied: x~ U
+        RowVector<T> offset, whitened_row;  // full, direct: one pair's x~ − (μ_c − μ_b) and its whitening
+        std::vector<std::int32_t> pair_rows, pair_columns;  // direct: (row, column) pairs in evaluation order
+        std::vector<double> pair_values;                    // direct: their log-joints
+        RowMatrix<double> centred, weighted;                // [entries, D] tied: x − r_c and w q (x − r_c)
     };
 
     Workspace make_workspace() const {
@@ -231,11 +289,17 @@ class TruncatedEStep {
         ws.column.assign(K_, 0);
         ws.member_stamp.assign(K_, -1);
         ws.member_index.assign(K_, 0);
-        ws.stat_stamp.assign(K_, -1);
-        ws.stat_slot.assign(K_, 0);
+        if (use_slots_) {
+            ws.stat_stamp.assign(K_, -1);
+            ws.stat_slot.assign(K_, 0);
+            ws.diff.resize(D_);
+        }
+        if (r_.new_neighbours) {
+            ws.refresh_sum.assign(K_, 0.0);
+            ws.refresh_count.assign(K_, 0.0);
+        }
         ws.features.resize(kRowsPerItem, F_);
         ws.candidates.resize(C_);
-        ws.diff.resize(D_);
         return ws;
     }
 
@@ -273,8 +337,7 @@ class TruncatedEStep {
                 } else if (full_) {
                     prefetch_row(p_.means + c * D_, D_);
                 } else {
-                    prefetch_row(p_.means + c * D_, D_);
-                    prefetch_row(precision_t_ + c * D_, D_);
+                    prefetch_row(mean_precision_.data() + c * 2 * D_, 2 * D_);
                 }
             }
         }
@@ -288,12 +351,6 @@ class TruncatedEStep {
                 ws.item_stamp[c] = item;
                 ws.column[c] = static_cast<std::int32_t>(ws.union_components.size());
                 ws.union_components.push_back(c);
-                prefetch_row(p_.means + c * D_, D_);
-                if (full_) {
-                    prefetch_row(p_.precisions_cholesky + c * D_ * D_, D_ * D_);
-                } else {
-                    prefetch_row(column_parameters_ + c * D_, D_);
-                }
             }
             return ws.column[c];
         };
@@ -332,10 +389,31 @@ class TruncatedEStep {
             ws.random_code[i] = listed ? kNoCandidate : column;
         }
 
-        ws.log_joint.resize(n_rows, U);
-        if (full_) {  // per column: ((x − μ_b) − (μ_c − μ_b)) U_c, one [rows, D] × [D, D] product
+        // Expanded (one GEMM over all of U) or direct (a sum over D per pair of a row's own S_n),
+        // whichever the cost model finds cheaper: at large K a group has few rows, whose sets share
+        // little, so U is many times any row's S_n.
+        Index pairs = 0;
+        for (Index k = 0; k < n_rows * words; ++k) pairs += set_bits(ws.row_masks[k]);
+        for (Index i = 0; i < n_rows; ++i) pairs += ws.random_code[i] >= 0 ? 1 : 0;
+        const double expanded_cost =
+            static_cast<double>(U) * (static_cast<double>(n_rows * F_) * kGemmPerProduct +
+                                      static_cast<double>(D_) * kFillPerFeature + kFillPerColumn);
+        const double direct_cost =
+            static_cast<double>(pairs) * (static_cast<double>(D_) * kDirectPerFeature + kDirectPerPair);
+        // Full: a column costs rows·D² at GEMM speed, a pair D² as a vector-matrix product.
+        const bool direct = full_ ? static_cast<double>(pairs) * kFullDirectPerPair < static_cast<double>(U * n_rows)
+                                  : direct_cost < expanded_cost;
+        if (direct) {
+            if (tied_) {  // rows whitened: y~ = x~ U
+                ws.whitened.noalias() = z.leftCols(D_) * chol_;
+                z.leftCols(D_) = ws.whitened;
+            }
+            direct_log_joints(b, point64, rows, n_rows, words, ws);
+        } else if (full_) {  // per column: ((x − μ_b) − (μ_c − μ_b)) U_c, one [rows, D] × [D, D] product
+            ws.log_joint.resize(n_rows, U);
             for (Index j = 0; j < U; ++j) {
                 const std::int32_t c = ws.union_components[j];
+                if (j + 1 < U) prefetch_row(p_.precisions_cholesky + ws.union_components[j + 1] * D_ * D_, D_ * D_);
                 const RowVector<T> offset = (means.row(c).template cast<double>() - point64).template cast<T>();
                 ws.whitened.noalias() = (z.leftCols(D_).rowwise() - offset) *
                                         ConstRowMatrixMap<T>(p_.precisions_cholesky + c * D_ * D_, D_, D_);
@@ -344,8 +422,14 @@ class TruncatedEStep {
                                           .matrix();
             }
         } else {
+            ws.log_joint.resize(n_rows, U);
             expanded_log_joints(b, point64, n_rows, U, ws);
         }
+        // Direct values come in the order of the loop below (rows, then their S_n by column).
+        Index next_pair = 0;
+        auto log_joint_of = [&](Index i, Index column) -> double {
+            return direct ? ws.pair_values[next_pair++] : static_cast<double>(ws.log_joint(i, column));
+        };
 
         // Per row: the C' best of S_n and the neighbour-list scores (every column's, b's left out
         // below).
@@ -364,11 +448,10 @@ class TruncatedEStep {
                 ws.candidates[slot] = candidate;
             };
             const std::uint64_t* mask = ws.row_masks.data() + i * words;
-            const T* log_joint = ws.log_joint.data() + i * U;
             for (Index w = 0; w < words; ++w) {
                 for (std::uint64_t bits = mask[w]; bits != 0; bits &= bits - 1) {
                     const Index column = w * 64 + lowest_set_bit(bits);
-                    const double lj = static_cast<double>(log_joint[column]);
+                    const double lj = log_joint_of(i, column);
                     ws.score_sum[column] += lj;
                     ws.score_count[column] += 1;
                     consider(lj, ws.union_components[column]);
@@ -376,14 +459,14 @@ class TruncatedEStep {
             }
             const std::int32_t code = ws.random_code[i];
             if (code >= 0) {
-                const double lj = static_cast<double>(log_joint[code]);
+                const double lj = log_joint_of(i, code);
                 ws.score_sum[code] += lj;
                 ws.score_count[code] += 1;
                 consider(lj, ws.union_components[code]);
             } else if (code != kNoCandidate) {  // a random candidate outside U
                 const std::int32_t c = -1 - code;
                 const double lj = tied_   ? direct_whitened_log_joint(z.row(i).head(D_), whitened_means_.row(b), c)
-                                  : full_ ? direct_full_log_joint(z.row(i).head(D_), point64, c)
+                                  : full_ ? direct_full_log_joint(z.row(i).head(D_), point64, c, ws)
                                           : direct_log_joint(rows[i], c);
                 if (c != b) ws.extra_scores.push_back({c, lj, 1.0});
                 consider(lj, c);
@@ -391,14 +474,70 @@ class TruncatedEStep {
             std::copy_n(ws.candidates.data(), C_, ws.best.data() + i * C_);
         }
         write_rows(item, rows, n_rows, ws);
-        if (!full_) item_statistics(item, rows, n_rows, ws);
+        if (use_slots_) {
+            item_statistics(item, rows, n_rows, ws);
+        } else if (tied_ && moments_) {
+            tied_scatter(item, rows, n_rows, ws);
+        }
 
-        auto& scores = item_scores_[item];
+        if (!r_.new_neighbours) return;
+        auto& scores = ws.scores;
         scores.clear();
         for (Index j = 0; j < U; ++j)
             if (ws.score_count[j] > 0 && ws.union_components[j] != b)
                 scores.push_back({ws.union_components[j], ws.score_sum[j], ws.score_count[j]});
         scores.insert(scores.end(), ws.extra_scores.begin(), ws.extra_scores.end());
+        // A group of one item (most groups at large K) refreshes its list now; others keep their
+        // items' scores until every item has run.
+        if (groups_.group_first_item[b + 1] - groups_.group_first_item[b] == 1) {
+            refresh_neighbours(b, &scores, &scores + 1, ws.refresh_sum, ws.refresh_count, ws.touched, ws.ranked);
+        } else {
+            item_scores_[item] = scores;
+        }
+    }
+
+    // The log-joints of every row's own S_n (and a random candidate in U but not in S_n), summed
+    // directly, into ws.pair_values in the order the selection reads them; the parameters of the
+    // pair kPairsAhead on are asked for while a pair is summed (they lie anywhere in memory).
+    void direct_log_joints(Index b, const RowVector<double>& point64, const Index* rows, Index n_rows, Index words,
+                           Workspace& ws) const {
+        ws.pair_rows.clear();
+        ws.pair_columns.clear();
+        for (Index i = 0; i < n_rows; ++i) {
+            const std::uint64_t* mask = ws.row_masks.data() + i * words;
+            for (Index w = 0; w < words; ++w)
+                for (std::uint64_t bits = mask[w]; bits != 0; bits &= bits - 1) {
+                    ws.pair_rows.push_back(static_cast<std::int32_t>(i));
+                    ws.pair_columns.push_back(static_cast<std::int32_t>(w * 64 + lowest_set_bit(bits)));
+                }
+            if (ws.random_code[i] >= 0) {
+                ws.pair_rows.push_back(static_cast<std::int32_t>(i));
+                ws.pair_columns.push_back(ws.random_code[i]);
+            }
+        }
+        const Index pairs = static_cast<Index>(ws.pair_columns.size());
+        auto prefetch_pair = [&](Index k) {
+            const std::int32_t c = ws.union_components[ws.pair_columns[k]];
+            if (tied_) {
+                prefetch_row(whitened_means_.data() + c * D_, D_);
+            } else if (full_) {
+                prefetch_row(p_.means + c * D_, D_);
+                prefetch_row(p_.precisions_cholesky + c * D_ * D_, D_ * D_);
+            } else {
+                prefetch_row(mean_precision_.data() + c * 2 * D_, 2 * D_);
+            }
+        };
+        for (Index k = 0; k < std::min(pairs, kPairsAhead); ++k) prefetch_pair(k);
+        ws.pair_values.resize(pairs);
+        auto z = ws.features.topRows(n_rows);
+        for (Index k = 0; k < pairs; ++k) {
+            if (k + kPairsAhead < pairs) prefetch_pair(k + kPairsAhead);
+            const Index i = ws.pair_rows[k];
+            const std::int32_t c = ws.union_components[ws.pair_columns[k]];
+            ws.pair_values[k] = tied_   ? direct_whitened_log_joint(z.row(i).head(D_), whitened_means_.row(b), c)
+                                : full_ ? direct_full_log_joint(z.row(i).head(D_), point64, c, ws)
+                                        : direct_log_joint(rows[i], c);
+        }
     }
 
     // Diag, spherical, tied: the log-joints of the item's rows against U as one GEMM of features
@@ -408,6 +547,11 @@ class TruncatedEStep {
         ws.projection.resize(F_, U);
         ws.constant.resize(U);
         const RowVector<double> centre = tied_ ? RowVector<double>(whitened_means_.row(b)) : point64;
+        for (Index j = 0; j < U; ++j) {
+            const std::int32_t c = ws.union_components[j];
+            if (!tied_) prefetch_row(p_.means + c * D_, D_);
+            prefetch_row(column_parameters_ + c * D_, D_);
+        }
         for (Index j = 0; j < U; ++j)
             fill_projection(ws.union_components[j], centre, ws.projection.col(j), ws.constant(j));
         if (tied_) {  // y~ = x~ U, then ||y~ − m~_c||² as in the spherical case with unit precision
@@ -423,14 +567,16 @@ class TruncatedEStep {
         ws.log_joint.rowwise() += ws.constant;
     }
 
-    // G_b from the scores of group b's items: b, then the G − 1 best average log-joints.
-    void refresh_neighbours(Index b, std::vector<double>& sum, std::vector<double>& count,
-                            std::vector<std::int32_t>& touched, std::vector<Candidate>& ranked) const {
+    // G_b from the scores of group b's items ([first, last), in item order): b, then the G − 1 best
+    // average log-joints.
+    void refresh_neighbours(Index b, const std::vector<CandidateScore>* first, const std::vector<CandidateScore>* last,
+                            std::vector<double>& sum, std::vector<double>& count, std::vector<std::int32_t>& touched,
+                            std::vector<Candidate>& ranked) const {
         std::int32_t* out = r_.new_neighbours + b * G_;
         const std::int32_t* old = r_.neighbours + b * G_;
         touched.clear();
-        for (Index item = groups_.group_first_item[b]; item < groups_.group_first_item[b + 1]; ++item) {
-            for (const CandidateScore& s : item_scores_[item]) {
+        for (const std::vector<CandidateScore>* item_scores = first; item_scores != last; ++item_scores) {
+            for (const CandidateScore& s : *item_scores) {
                 if (count[s.component] == 0) touched.push_back(s.component);
                 sum[s.component] += s.sum;
                 count[s.component] += s.count;
@@ -491,7 +637,10 @@ class TruncatedEStep {
                     components, r_.n_threads, [] { return 0; },
                     [&] { return Scratch{std::vector<double>(K_, 0.0), std::vector<double>(K_, 0.0), {}, {}}; },
                     [&](Index b, Index, Index, int&, Scratch& s) {
-                        refresh_neighbours(b, s.sum, s.count, s.touched, s.ranked);
+                        const Index first = groups_.group_first_item[b], last = groups_.group_first_item[b + 1];
+                        if (last - first == 1) return;  // refreshed by its item
+                        refresh_neighbours(b, item_scores_.data() + first, item_scores_.data() + last, s.sum, s.count,
+                                           s.touched, s.ranked);
                     },
                     [](int) {}, r_.interrupt, kWholePass))
                 return false;
@@ -499,10 +648,11 @@ class TruncatedEStep {
 
         const Index n_items = groups_.n_items();
         stats = MixtureStatistics(p_.type, K_, D_, moments_);
-        if (full_) {
-            if (!full_statistics(stats)) return false;
-        } else if (!merge_slots(stats)) {
-            return false;
+        if (!(use_slots_ ? merge_slots(stats) : component_statistics(stats))) return false;
+        if (tied_ && moments_) {
+            RowMatrixMap<double> scatter(stats.sxx.data(), D_, D_);
+            for (const RowMatrix<double>& block : block_tied_scatter_)  // block order: deterministic
+                if (block.size() > 0) scatter += block;
         }
         for (Index item = 0; item < n_items; ++item) {  // item order: deterministic
             stats.sum_weight += item_sums_[3 * item];
@@ -512,9 +662,11 @@ class TruncatedEStep {
         return true;
     }
 
-    // Full: every component sums its own (row, q) pairs, rows ascending; the second moments as one
-    // product over them.
-    bool full_statistics(MixtureStatistics& stats) const {
+    // Every component sums its own (row, q) pairs, rows ascending (the sparse q transposed to
+    // component order: no per-item or per-block partial sums), in parallel over components. Full:
+    // the second moments as one product over the pairs; tied: only nk and sx here (the shared scatter
+    // is summed per block of items).
+    bool component_statistics(MixtureStatistics& stats) const {
         const Index N = r_.n_rows;
         std::vector<Index> begin(K_ + 1, 0), entries(N * C_);
         for (Index e = 0; e < N * C_; ++e) ++begin[r_.new_active[e] + 1];
@@ -525,6 +677,7 @@ class TruncatedEStep {
         }
         struct Scratch {
             RowMatrix<double> centred, weighted;
+            RowVector<double> diff, sx, sxx;
         };
         ConstRowMatrixMap<T> X(r_.X, N, D_);
         const RowBlocks component_blocks{K_, kComponentsPerItem};
@@ -532,28 +685,57 @@ class TruncatedEStep {
             component_blocks, r_.n_threads, [] { return 0; }, [] { return Scratch{}; },
             [&](Index, Index first, Index count, int&, Scratch& s) {
                 for (Index c = first; c < first + count; ++c) {
-                    double nk = 0;
+                    double nk = 0, spherical_sxx = 0;
                     Index m = 0;
                     if (moments_) {
-                        s.centred.resize(begin[c + 1] - begin[c], D_);
-                        s.weighted.resize(begin[c + 1] - begin[c], D_);
+                        s.sx.setZero(D_);
+                        s.sxx.setZero(D_);
+                        if (full_) {
+                            s.centred.resize(begin[c + 1] - begin[c], D_);
+                            s.weighted.resize(begin[c + 1] - begin[c], D_);
+                        }
                     }
+                    const auto reference = Eigen::Map<const RowVector<double>>(
+                        moments_ ? r_.reference + c * D_ : nullptr, moments_ ? D_ : 0);
                     for (Index k = begin[c]; k < begin[c + 1]; ++k) {
+                        if (k + kEntriesAhead < N * C_) {  // rows of a component lie anywhere in X
+                            const Index ahead = entries[k + kEntriesAhead];
+                            if (moments_) prefetch_row(r_.X + (ahead / C_) * D_, D_);
+                            prefetch_row(row_q_.data() + ahead, 1);
+                        }
                         const Index n = entries[k] / C_;
                         const double w = r_.sample_weight ? static_cast<double>(r_.sample_weight[n]) : 1.0;
                         const double wq = w * row_q_[entries[k]];
                         nk += wq;
                         if (!moments_ || wq == 0) continue;
-                        s.centred.row(m) = X.row(n).template cast<double>() -
-                                           Eigen::Map<const RowVector<double>>(r_.reference + c * D_, D_);
-                        s.weighted.row(m) = wq * s.centred.row(m);
-                        ++m;
+                        if (full_) {
+                            s.centred.row(m) = X.row(n).template cast<double>() - reference;
+                            s.weighted.row(m) = wq * s.centred.row(m);
+                            ++m;
+                            continue;
+                        }
+                        s.diff = X.row(n).template cast<double>() - reference;
+                        s.sx += wq * s.diff;
+                        if (spherical_) {
+                            spherical_sxx += wq * s.diff.squaredNorm();
+                        } else if (!tied_) {
+                            s.sxx += wq * s.diff.array().square().matrix();
+                        }
                     }
                     stats.nk(c) = nk;
                     if (!moments_) continue;
-                    stats.sx.row(c) = s.weighted.topRows(m).colwise().sum();
-                    RowMatrixMap<double>(stats.sxx.data() + c * D_ * D_, D_, D_).noalias() =
-                        s.centred.topRows(m).transpose() * s.weighted.topRows(m);
+                    if (full_) {
+                        stats.sx.row(c) = s.weighted.topRows(m).colwise().sum();
+                        RowMatrixMap<double>(stats.sxx.data() + c * D_ * D_, D_, D_).noalias() =
+                            s.centred.topRows(m).transpose() * s.weighted.topRows(m);
+                        continue;
+                    }
+                    stats.sx.row(c) = s.sx;
+                    if (spherical_) {
+                        stats.sxx(c) = spherical_sxx;
+                    } else if (!tied_) {
+                        stats.sxx.segment(c * D_, D_) = s.sxx.transpose();
+                    }
                 }
             },
             [](int) {}, r_.interrupt, kWholePass);
@@ -583,11 +765,6 @@ class TruncatedEStep {
                 },
                 [](int) {}, r_.interrupt, kWholePass))
             return false;
-        if (tied_ && moments_) {
-            RowMatrixMap<double> scatter(stats.sxx.data(), D_, D_);
-            for (const RowMatrix<double>& block : block_tied_scatter_)  // block order: deterministic
-                if (block.size() > 0) scatter += block;
-        }
         return true;
     }
 
@@ -595,20 +772,20 @@ class TruncatedEStep {
     // log π_c + log N(x_n; μ_c, Σ_c) summed directly (a single random candidate: no expansion).
     double direct_log_joint(Index n, std::int32_t c) const {
         const auto x = ConstRowMatrixMap<T>(r_.X, r_.n_rows, D_).row(n).array();
-        const auto mu = ConstRowMatrixMap<T>(p_.means, K_, D_).row(c).array();
-        const auto precision = Eigen::Map<const RowVector<T>>(precision_t_ + c * D_, D_).array();
+        const auto mu = Eigen::Map<const RowVector<T>>(mean_precision_.data() + c * 2 * D_, D_).array();
+        const auto precision = Eigen::Map<const RowVector<T>>(mean_precision_.data() + c * 2 * D_ + D_, D_).array();
         const T mahalanobis = ((x - mu).square() * precision).sum();
         return constants_.base(c) - 0.5 * static_cast<double>(mahalanobis);
     }
 
     // Full: log π_c + log N(x; μ_c, Σ_c) from the row x~ = x − μ_b.
     template <class Row>
-    double direct_full_log_joint(const Row& centred_row, const RowVector<double>& point, std::int32_t c) const {
-        const RowVector<T> offset =
-            (ConstRowMatrixMap<T>(p_.means, K_, D_).row(c).template cast<double>() - point).template cast<T>();
-        const RowVector<T> whitened =
-            (centred_row - offset) * ConstRowMatrixMap<T>(p_.precisions_cholesky + c * D_ * D_, D_, D_);
-        return constants_.base(c) - 0.5 * static_cast<double>(whitened.squaredNorm());
+    double direct_full_log_joint(const Row& centred_row, const RowVector<double>& point, std::int32_t c,
+                                 Workspace& ws) const {
+        ws.offset = (ConstRowMatrixMap<T>(p_.means, K_, D_).row(c).template cast<double>() - point).template cast<T>();
+        ws.offset = centred_row - ws.offset;
+        ws.whitened_row.noalias() = ws.offset * ConstRowMatrixMap<T>(p_.precisions_cholesky + c * D_ * D_, D_, D_);
+        return constants_.base(c) - 0.5 * static_cast<double>(ws.whitened_row.squaredNorm());
     }
 
     // Tied: log π_c + log N(x; μ_c, Σ) from the whitened row y~ = (x − μ_b) U and the whitened μ_b.
@@ -685,7 +862,7 @@ class TruncatedEStep {
             sum_entropy += w * entropy;
             if (r_.log_norm) r_.log_norm[n] = log_norm;
             if (r_.responsibilities) std::copy_n(&ws.exponential[i * C_], C_, r_.responsibilities + n * C_);
-            if (full_) std::copy_n(&ws.exponential[i * C_], C_, row_q_.data() + n * C_);
+            if (!use_slots_) std::copy_n(&ws.exponential[i * C_], C_, row_q_.data() + n * C_);
         }
         item_sums_[3 * item] = sum_weight;
         item_sums_[3 * item + 1] = sum_log_norm;
@@ -744,6 +921,30 @@ class TruncatedEStep {
         }
     }
 
+    // Tied: the item's part of the shared scatter Σ w q (x − r_c)(x − r_c)ᵀ over its rows and kept
+    // components (rows still in cache), added to its block's, whose items run in order on one thread.
+    void tied_scatter(Index item, const Index* rows, Index n_rows, Workspace& ws) const {
+        ConstRowMatrixMap<T> X(r_.X, r_.n_rows, D_);
+        Index entries = 0;
+        ws.centred.resize(n_rows * C_, D_);
+        ws.weighted.resize(n_rows * C_, D_);
+        for (Index i = 0; i < n_rows; ++i) {
+            for (Index j = 0; j < C_; ++j) {
+                const Index k = i * C_ + j;
+                const double wq = ws.weights[i] * ws.exponential[k];
+                if (wq == 0) continue;
+                const std::int32_t c = ws.best[k].component;
+                ws.centred.row(entries) = X.row(rows[i]).template cast<double>() -
+                                          Eigen::Map<const RowVector<double>>(r_.reference + c * D_, D_);
+                ws.weighted.row(entries) = wq * ws.centred.row(entries);
+                ++entries;
+            }
+        }
+        RowMatrix<double>& scatter = block_tied_scatter_[item / kTiedItemsPerBlock];
+        if (scatter.size() == 0) scatter.setZero(D_, D_);
+        scatter.noalias() += ws.centred.topRows(entries).transpose() * ws.weighted.topRows(entries);
+    }
+
     const GaussianMixtureParams<T>& p_;
     const TruncatedPassRequest<T>& r_;
     Index K_, D_, C_, G_;
@@ -753,18 +954,21 @@ class TruncatedEStep {
     RowMatrix<T> chol_;                 // tied: [D, D] the shared precision Cholesky factor U
     RowMatrix<double> whitened_means_;  // tied: [K, D] μ_c U
     const double* column_parameters_;   // [K, D] what a projection column reads: p_c or μ_c U
-    RowMatrix<T> precision_copy_;       // [K, D] p_cd in float, where T is float
-    const T* precision_t_;              // [K, D] p_cd in the working precision
+    RowMatrix<T> mean_precision_;       // diag, spherical: [K, 2D] μ_c then p_c, one block a component
     RowGroups groups_;
     std::vector<std::vector<CandidateScore>> item_scores_;
-    // Per item: the components of its statistics slots and the slots ([slots, stride_]).
-    mutable std::vector<std::vector<std::int32_t>> item_stat_components_;
-    mutable std::vector<std::vector<double>> item_stat_sums_;
-    mutable std::vector<double> item_sums_;
+    mutable std::vector<double> item_sums_;  // [items, 3]: Σ w, Σ w log-norm, Σ w H[q_n]
     // Tied: every block of items' Σ w q (x − r_c)(x − r_c)ᵀ over its rows and kept components, [D, D].
     mutable std::vector<RowMatrix<double>> block_tied_scatter_;
-    // Full: every row's q over its new K_n, [N, C'] (the statistics are summed per component).
-    mutable std::vector<double> row_q_;  // [items, 3]: Σ w, Σ w log-norm, Σ w H[q_n]
+    // Slots: every item sums its rows' statistics per kept component while they are in cache (cheap
+    // where groups are large, so that an item's rows share few components); otherwise every row's q
+    // is kept and each component sums its own rows afterwards (memory N·C', whatever the groups).
+    bool use_slots_;
+    // Slots: per item the components of its statistics slots and the slots ([slots, stride_]).
+    mutable std::vector<std::vector<std::int32_t>> item_stat_components_;
+    mutable std::vector<std::vector<double>> item_stat_sums_;
+    // Otherwise every row's q over its new K_n, [N, C'].
+    mutable std::vector<double> row_q_;
 };
 
 void check_lists(const std::int32_t* lists, Index rows, Index width, Index K, const char* name) {

@@ -19,6 +19,13 @@
 // columns are redundant flops at GEMM speed. At large K the limit is parameter traffic, not
 // arithmetic: an item reads each of its |U| components once.
 //
+// Direct evaluation. Where groups are small (K large next to N) an item's rows share few
+// candidates, so |U| is many times any row's |S_n|, and building |U| parameter columns plus the GEMM
+// costs more than summing every (row, candidate) pair of the rows' own S_n directly, vectorised over
+// D ([μ_c, p_c] one contiguous block per component; the parameters of pairs a few ahead prefetched).
+// Every item picks the cheaper by a cost model of its own counts (rows, |U|, pairs, D), so the
+// choice, like every result, does not depend on the thread count.
+//
 // Tied covariances are the same expansion after whitening: y~ = x~ U (U the shared precision
 // Cholesky factor, one [rows, D] × [D, D] product per item) and m~_c = (μ_c − μ_b) U from μ_c U
 // computed once per pass, then features [y~, ||y~||²] against columns [m~_c, −1/2]; the shared
@@ -26,19 +33,26 @@
 // summed per work unit of 16 items (run in order by one thread), then in unit order.
 //
 // Full covariances whiten per component: an item computes ((x − μ_b) − (μ_c − μ_b)) U_c for every
-// column c of U as one [rows, D] × [D, D] product (O(rows·|U|·D²), no expansion). Their statistics
-// (a D × D matrix per component) are not kept per item: every component sums its own (row, q)
-// pairs, rows ascending, with the second moments as one product over them.
+// column c of U as one [rows, D] × [D, D] product (O(rows·|U|·D²), no expansion), or per pair
+// where pairs are few next to rows·|U|.
 //
 // Neighbour lists. G_b is refreshed from the rows whose best component is b: b first, then the G − 1
 // other candidates those rows evaluated with the largest average log-joint (no extra evaluations).
-// Groups without rows keep their list.
+// A group of one item (most groups at large K) refreshes its list inside that item; larger groups
+// keep their items' scores until all items have run. Groups without rows keep their list.
 //
-// Statistics without N×K or per-block K×D partials. While an item's rows are still in cache, it sums
-// w q, w q (x − r_c) and w q (x − r_c)² into one slot per component its rows keep with q > 0 (r the
-// reference); afterwards every component adds its slots in item order, in parallel over components.
-// The ELBO sums are likewise per item, added in item order. Every output is computed by one work item
-// in a fixed order, so results are bitwise identical for any thread count.
+// Statistics without N×K or per-block K×D partials, one of two ways chosen per pass from the row
+// counts alone. Where best-component groups average many rows (an item's rows then keep few
+// distinct components) and the worst case fits in 1 GiB, every item sums w q, w q (x − r_c) and
+// w q (x − r_c)² into one slot per component its rows keep, while its rows are in cache (r the
+// reference), and afterwards every component adds its slots in item order, in parallel over
+// components. Otherwise (large K: small groups, so slots would approach N·C'·(2D+1) doubles) every
+// row's q over its new K_n is kept ([N, C']); after the E-step the (row, component, q) triples are
+// transposed to component order and every component sums the same over its own rows, ascending, in
+// parallel over components (rows of X prefetched ahead): memory N·C' doubles and indices, whatever
+// K and D are. Full covariances always take the second way (the D × D second moments as one
+// product per component). The ELBO sums are per item, added in item order. Every output is
+// computed by one work item in a fixed order, so results are bitwise identical for any thread count.
 #pragma once
 
 #include <cstdint>

@@ -113,9 +113,12 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         ``<log sum_{c in K_n} pi_c N(x_n; mu_c, Sigma_c)>`` (at most the mean log-likelihood), for
         which the entropy identities hold exactly; ``fit_predict`` returns every row's best component
         in its set. ``init_params='kmeans'`` (the default, ``O(N·K·D)`` per Lloyd iteration) is
-        replaced by 'afkmc2' in this mode. Each run starts its sets with one exact labelling pass
-        where ``N·K·D <= 2e10`` (otherwise from random components) and up to 30 E-steps at the
-        initial parameters (``fastelbo.mixture._truncated``). ``score``, ``score_samples``, ``predict``,
+        replaced by 'afkmc2' in this mode. Each run starts its neighbour lists as the nearest
+        means, exactly where ``K²·D <= 2**30`` and otherwise within a coarse clustering of the means
+        (cells around sqrt(K) pivots, ``O(K·sqrt(K)·D)``); its sets with one exact labelling pass
+        where ``N·K·D <= 2e10``, otherwise as every row's nearest means in its coarse cell
+        (``O(N·sqrt(K)·D)``); then up to 30 E-steps at the initial parameters, ``O(N·C'·G·D)`` each
+        (``fastelbo.mixture._truncated``). ``score``, ``score_samples``, ``predict``,
         ``predict_proba``, ``bic``, ``aic`` and ``entropy_decomposition(X)`` stay exact: one full
         pass over all K components, ``O(N·K·D)``.
     n_neighbors : int, default=None

@@ -11,13 +11,17 @@ The ELBO of the fit is the truncated free energy ``<log Σ_{c∈K_n} π_c N(x_n;
 never exceeds the mean log-likelihood; since the M-step is exact for the truncated q, the
 post-M-step identity and the interleaving of the histories hold as for exact EM.
 
-A run starts from the initial parameters with ``G_c`` the nearest component means (``O(K²·D)``).
-Where one exact labelling pass is affordable (``N·K·D <= _EXACT_START_BUDGET``, a single pass of
-exact EM's cost, not k-means' many) every ``K_n`` starts as the most probable component and its
-neighbours; otherwise as C' consecutive components from a random one. Up to ``_WARMUP_STEPS``
-E-steps at the initial parameters then let every row walk the neighbour graph to the components
-near it, before the first M-step (the walk alone is slow where cluster means are nearly
-equidistant, as in high dimension, hence the exact start where it is cheap).
+A run starts from the initial parameters. The lists ``G_c`` start as the nearest component means:
+exactly (``O(K²·D)``) where ``K²·D <= _EXACT_NEIGHBOURS_BUDGET``, otherwise within a coarse
+clustering of the means (``fastelbo.mixture._coarse_cells``: cells around ``sqrt(K)`` pivot means,
+``O(K·sqrt(K)·D)``). Where one exact labelling pass is affordable (``N·K·D <= _EXACT_START_BUDGET``,
+a single pass of exact EM's cost, not k-means' many) every ``K_n`` starts as the most probable
+component and its neighbours; otherwise as the C' nearest means of the row within the coarse
+clustering (``O(N·sqrt(K)·D)``: the nearest pivot, then the means of the pivot's pool). Up to
+``_WARMUP_STEPS`` E-steps at the initial parameters (``O(N·C'·G·D)`` each) then let every row walk
+the neighbour graph to the components near it, until fewer than ``_WARMUP_SETTLED`` of the rows
+change their best component, before the first M-step. The start thus never costs ``O(K²·D)`` or
+``O(N·K·D)`` beyond those budgets.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numbers
 import numpy as np
 
 from fastelbo import _core
+from fastelbo.mixture._coarse_cells import CoarseCells
 from fastelbo.mixture._statistics import MixtureStatistics
 
 #: Covariance types the truncated E-step supports.
@@ -37,6 +42,8 @@ DEFAULT_N_NEIGHBORS = 5
 _WARMUP_STEPS = 30
 #: Largest N·K·D for which the sets start from one exact labelling pass.
 _EXACT_START_BUDGET = 2e10
+#: Largest K²·D for which the initial neighbour lists are exact (K = 4,096 at D = 64).
+_EXACT_NEIGHBOURS_BUDGET = 2**30
 #: The warm-up stops once fewer than this fraction of rows change their best component.
 _WARMUP_SETTLED = 1e-3
 #: Rows of component means per block when the initial neighbour lists are computed ...
@@ -119,15 +126,21 @@ class TruncatedSearch:
         it is called only where that is affordable."""
         weights, means, precisions_cholesky, covariance_type = parameters
         K, D = means.shape
-        self.neighbours = initial_neighbours(means, self.n_neighbors)
+        cells = None
+        if float(K) * K * D <= _EXACT_NEIGHBOURS_BUDGET:
+            self.neighbours = initial_neighbours(means, self.n_neighbors)
+        else:
+            cells = CoarseCells(means, X.dtype)
+            self.neighbours = cells.neighbour_lists(self.n_neighbors)
         if exact_labels is not None and float(self.n_samples) * K * D <= _EXACT_START_BUDGET:
             first = np.asarray(exact_labels(), dtype=np.int64)
+            if self.n_neighbors >= self.n_active:  # the first component and its nearest neighbours
+                self.active = np.ascontiguousarray(self.neighbours[first][:, : self.n_active])
+            else:
+                self.active = ((first[:, None] + np.arange(self.n_active)[None, :]) % K).astype(np.int32)
         else:
-            first = self._rng.integers(0, K, size=self.n_samples)
-        if self.n_neighbors >= self.n_active:  # the first component and its nearest neighbours
-            self.active = np.ascontiguousarray(self.neighbours[first][:, : self.n_active])
-        else:
-            self.active = ((first[:, None] + np.arange(self.n_active)[None, :]) % K).astype(np.int32)
+            cells = cells if cells is not None else CoarseCells(means, X.dtype)
+            self.active = cells.nearest_means(X, self.n_active)
         for _ in range(_WARMUP_STEPS):
             previous_best = self.active[:, 0].copy()
             self.e_step(X, sample_weight, parameters, n_threads, moments=False)

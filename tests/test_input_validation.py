@@ -25,15 +25,6 @@ FITTED_ARRAYS = [
     "elbo_history_",
     "entropy_sum_history_",
 ]
-DECOMPOSITION_FIELDS = [
-    "elbo",
-    "entropy_sum",
-    "gap",
-    "variational_entropy",
-    "prior_entropy",
-    "observable_entropy",
-    "data_term",
-]
 
 
 def _blobs(n_samples=120, n_features=3, seed=0):
@@ -436,8 +427,9 @@ def test_degenerate_data_fits_without_nan(data, covariance_type, dtype):
     assert np.isfinite(gmm.lower_bound_)
     assert np.all(np.isfinite(gmm.lower_bounds_))
     for decomposition in (gmm.entropy_decomposition(), gmm.entropy_decomposition(X)):
-        for field in DECOMPOSITION_FIELDS:
-            assert np.isfinite(getattr(decomposition, field)), field
+        for field, value in decomposition.to_dict().items():
+            if isinstance(value, float):
+                assert np.isfinite(value), field
     assert np.all(np.isfinite(gmm.score_samples(X)))
     proba = gmm.predict_proba(X)
     assert np.all(np.isfinite(proba))

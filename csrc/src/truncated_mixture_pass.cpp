@@ -474,11 +474,8 @@ class TruncatedEStep {
             std::copy_n(ws.candidates.data(), C_, ws.best.data() + i * C_);
         }
         write_rows(item, rows, n_rows, ws);
-        if (use_slots_) {
-            item_statistics(item, rows, n_rows, ws);
-        } else if (tied_ && moments_) {
-            tied_scatter(item, rows, n_rows, ws);
-        }
+        if (use_slots_) item_statistics(item, rows, n_rows, ws);
+        if (tied_ && moments_) tied_scatter(item, rows, n_rows, ws);
 
         if (!r_.new_neighbours) return;
         auto& scores = ws.scores;
@@ -887,11 +884,6 @@ class TruncatedEStep {
         }
         auto& sums = item_stat_sums_[item];
         sums.assign(components.size() * stride_, 0.0);
-        Index entries = 0;  // tied: rows of ws.centred / ws.weighted
-        if (tied_ && moments_) {
-            ws.centred.resize(n_rows * C_, D_);
-            ws.weighted.resize(n_rows * C_, D_);
-        }
         for (Index i = 0; i < n_rows; ++i) {
             for (Index j = 0; j < C_; ++j) {
                 const Index k = i * C_ + j;
@@ -904,20 +896,13 @@ class TruncatedEStep {
                 ws.diff = X.row(rows[i]).template cast<double>() -
                           Eigen::Map<const RowVector<double>>(r_.reference + c * D_, D_);
                 Eigen::Map<RowVector<double>>(acc + 1, D_) += wq * ws.diff;
-                if (tied_) {  // the shared scatter, as one matrix product below
-                    ws.centred.row(entries) = ws.diff;
-                    ws.weighted.row(entries++) = wq * ws.diff;
-                } else if (spherical_) {
+                if (tied_) continue;  // the shared scatter: tied_scatter
+                if (spherical_) {
                     acc[1 + D_] += wq * ws.diff.squaredNorm();
                 } else {
                     Eigen::Map<RowVector<double>>(acc + 1 + D_, D_) += wq * ws.diff.array().square().matrix();
                 }
             }
-        }
-        if (tied_ && moments_) {  // items of a block run in order on one thread
-            RowMatrix<double>& scatter = block_tied_scatter_[item / kTiedItemsPerBlock];
-            if (scatter.size() == 0) scatter.setZero(D_, D_);
-            scatter.noalias() += ws.centred.topRows(entries).transpose() * ws.weighted.topRows(entries);
         }
     }
 

@@ -79,7 +79,7 @@ class FactorAnalysers {
           H_(p.n_factors),
           means_(ConstRowMatrixMap<T>(p.means, K_, D_)),
           inverse_noise_(K_, D_),
-          projections_(K_),
+          projections_(kDifferenceForm ? 0 : K_),
           stacked_projections_(kDifferenceForm ? D_ : 0, kDifferenceForm ? K_ * H_ : 0),
           unwhitening_(kDifferenceForm ? K_ : 0),
           loadings_(K_),
@@ -98,8 +98,7 @@ class FactorAnalysers {
             if constexpr (kDifferenceForm) {
                 // u = L^-1 W^T Psi^-1 e; m = L^-T u, i.e. m^T = u^T L^-1 as rows.
                 const RowMatrix<double> whitened = llt.matrixL().solve(scaled);  // [H, D]
-                projections_[c] = whitened.transpose().template cast<T>();
-                stacked_projections_.middleCols(c * H_, H_) = projections_[c];
+                stacked_projections_.middleCols(c * H_, H_) = whitened.transpose().template cast<T>();
                 unwhitening_[c] = llt.matrixL().solve(RowMatrix<double>::Identity(H_, H_)).template cast<T>();
             } else {
                 const RowMatrix<double> beta = llt.solve(scaled);  // M^-1 W^T Psi^-1, [H, D]
@@ -141,7 +140,8 @@ class FactorAnalysers {
             auto shifted = ws.centred.topLeftCorner(n, D_);
             shifted = x.rowwise() - ws.point;
             for (Index c = 0; c < K_; ++c)
-                ws.offsets.segment(c * H_, H_).noalias() = (means_.row(c) - ws.point) * projections_[c];
+                ws.offsets.segment(c * H_, H_).noalias() =
+                    (means_.row(c) - ws.point) * stacked_projections_.middleCols(c * H_, H_);
             auto latent = ws.latent.topRows(n);
             latent.noalias() = shifted * stacked_projections_;
             latent.rowwise() -= ws.offsets;
@@ -279,8 +279,8 @@ class FactorAnalysers {
     Index K_, D_, H_;
     RowMatrix<T> means_;                     // [K, D]
     RowMatrix<T> inverse_noise_;             // [K, D]
-    std::vector<RowMatrix<T>> projections_;  // [D, H] per component: (L^-1 W^T Psi^-1)^T, float32 (M^-1 ...)^T
-    RowMatrix<T> stacked_projections_;       // [D, K H] every component's projection side by side (float64)
+    std::vector<RowMatrix<T>> projections_;  // float32: [D, H] per component, (M^-1 W^T Psi^-1)^T
+    RowMatrix<T> stacked_projections_;       // float64: [D, K H] every component's (L^-1 W^T Psi^-1)^T side by side
     std::vector<RowMatrix<T>> unwhitening_;  // [H, H] per component: L^-1 (float64 only)
     std::vector<RowMatrix<T>> loadings_;     // [H, D] per component: W^T
     Vector<T> constant_;                     // [K] log pi_c - D/2 log 2 pi - 1/2 log|C_c|

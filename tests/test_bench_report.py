@@ -64,6 +64,40 @@ def test_a_fastelbo_failure_fails_the_report(monkeypatch, failure):
     monkeypatch.setattr(systems, "run_iterations", broken)
     rows = report.measure_iterations(TINY[:1], repeats=1, log=_quiet)
     assert report.failed_checks(rows) == [TINY[0].id]
+    # The table still renders, marking the failure, so the report says what went wrong.
+    results = {"repeats": 1, "fit_repeats": 1, "iterations": rows, "fits": [], "memory": []}
+    results["thread_scaling"] = {"case": TINY[0].id, "seconds_per_iteration": {"1": 0.0, "2": 0.0}}
+    table = "\n".join(report._gmm_sections(results))
+    assert f"| {TINY[0].id} | failed |" in table and "n_jobs=2`: n/a." in table
+
+
+class FakeClock:
+    """A perf_counter that advances only when the fake EM runs: a fixed set-up that jitters by more
+    than a few iterations cost, then ``per_iteration`` seconds per iteration."""
+
+    def __init__(self, set_up, jitter, per_iteration):
+        self.now, self.calls = 0.0, 0
+        self.set_up, self.jitter, self.per_iteration = set_up, jitter, per_iteration
+
+    def perf_counter(self):
+        return self.now
+
+    def run(self, n_iter):
+        self.calls += 1
+        self.now += self.set_up + self.jitter * (-1) ** self.calls + self.per_iteration * n_iter
+        return -1.0
+
+
+def test_iterations_lost_in_jitter_are_measured_with_more_of_them(monkeypatch):
+    import timing
+
+    # Set-up 50 ms jittering by 5 ms; an iteration costs 0.1 ms: 3 (or the warm-up's guess of 100)
+    # iterations are within the jitter, so T(1 + m) - T(1) could even come out negative.
+    clock = FakeClock(set_up=0.05, jitter=0.005, per_iteration=1e-4)
+    monkeypatch.setattr(timing.time, "perf_counter", clock.perf_counter)
+    seconds, n_iter, _ = timing.seconds_per_iteration(clock.run, repeats=1)
+    assert n_iter > 100
+    assert seconds == pytest.approx(1e-4, rel=0.2)
 
 
 def test_report_measures_real_patches():

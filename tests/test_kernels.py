@@ -480,3 +480,44 @@ def test_kmeans_plusplus_with_as_many_clusters_as_rows_picks_every_row():
     indices = _core.kmeans_plusplus(X, None, 12, 3, 0, 0)
     _check_seeding(indices, 12, 12)
     assert sorted(indices) == list(range(12))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_kmeans_kernels_read_source_rows_in_place_as_if_copied(dtype):
+    # source_rows names a subset of X's rows, repeated and out of order, with a weight each: the
+    # kernels must give bit for bit what they give on that copy of the rows.
+    X, _ = _kmeans_data(13, n=3000, d=6, k=5, separation=4.0)
+    X = X.astype(dtype)
+    rng = np.random.default_rng(13)
+    source_rows = rng.choice(X.shape[0], size=2000, replace=True).astype(np.int64)
+    weights = rng.integers(1, 4, size=2000).astype(dtype)
+    copied = np.ascontiguousarray(X[source_rows])
+    seeds = _core.kmeans_plusplus(X, weights, 9, 4, 3, 2, source_rows=source_rows)
+    np.testing.assert_array_equal(seeds, _core.kmeans_plusplus(copied, weights, 9, 4, 3, 2))
+    centers = copied[seeds].astype(np.float64)
+    in_place = _core.lloyd_kmeans(X, weights, centers, 100, 0.0, 2, source_rows=source_rows)
+    on_copy = _core.lloyd_kmeans(copied, weights, centers, 100, 0.0, 2)
+    assert in_place[0].shape == (2000,)
+    for a, b in zip(in_place, on_copy, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kernel", ["kmeans_plusplus", "lloyd_kmeans"])
+@pytest.mark.parametrize(
+    ("source_rows", "error", "message"),
+    [
+        (np.array([0, 5, 100]), ValueError, "source_rows must index rows of X"),
+        (np.array([0, -1, 2]), ValueError, "source_rows must index rows of X"),
+        (np.array([0, 1, 2], dtype=np.int32), TypeError, "source_rows must be"),
+        (np.array([[0, 1, 2]]), ValueError, "source_rows has shape"),
+    ],
+    ids=["past-the-end", "negative", "int32", "2-d"],
+)
+def test_kmeans_kernels_reject_bad_source_rows_by_name(kernel, source_rows, error, message):
+    X = np.random.default_rng(14).standard_normal((100, 3))
+    if kernel == "kmeans_plusplus":
+        call = lambda: _core.kmeans_plusplus(X, None, 2, 3, 0, 1, source_rows=source_rows)  # noqa: E731
+    else:
+        call = lambda: _core.lloyd_kmeans(X, None, X[:2].copy(), 5, 0.0, 1, source_rows=source_rows)  # noqa: E731
+    with pytest.raises(error, match=message):
+        call()

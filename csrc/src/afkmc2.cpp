@@ -35,11 +35,10 @@ std::vector<double> running_sums(const Vector<double>& values) {
 // Squared distance of every row to row `first_row`, in float64.
 template <class T>
 Vector<double> squared_distances_to_row(const KMeansData<T>& data, Index first_row, int n_threads) {
-    ConstRowMatrixMap<T> X(data.X, data.n_rows, data.n_features);
-    const RowVector<double> centre = X.row(first_row).template cast<double>();
+    const RowVector<double> centre = data.row(first_row).template cast<double>();
     Vector<double> out(data.n_rows);
     parallel_for_each(data.n_rows, n_threads,
-                      [&](Index n) { out(n) = (X.row(n).template cast<double>() - centre).squaredNorm(); });
+                      [&](Index n) { out(n) = (data.row(n).template cast<double>() - centre).squaredNorm(); });
     return out;
 }
 
@@ -71,7 +70,6 @@ std::vector<Index> afkmc2(const KMeansData<T>& data, Index n_clusters, Index cha
         throw std::invalid_argument("afkmc2: need 1 <= n_clusters <= n_samples");
     if (chain_length < 1) throw std::invalid_argument("afkmc2: chain_length must be >= 1");
     const Index N = data.n_rows, D = data.n_features, m = chain_length;
-    ConstRowMatrixMap<T> X(data.X, N, D);
     FlushSubnormalsScope flush;  // the serial chain steps too (parallel_for_each sets its own threads)
     Xoshiro256 rng(seed);
 
@@ -86,11 +84,11 @@ std::vector<Index> afkmc2(const KMeansData<T>& data, Index n_clusters, Index cha
     const std::vector<double> q_sums = running_sums(q);
 
     // Centres and chain rows about the first centre (small numbers for the expansion below).
-    const RowVector<double> shift = X.row(first).template cast<double>();
+    const RowVector<double> shift = data.row(first).template cast<double>();
     RowMatrix<double> centres(n_clusters, D);
     Vector<double> centre_sq_norms(n_clusters);
     auto add_centre = [&](Index index, Index row) {
-        centres.row(index) = X.row(row).template cast<double>() - shift;
+        centres.row(index) = data.row(row).template cast<double>() - shift;
         centre_sq_norms(index) = centres.row(index).squaredNorm();
     };
     add_centre(0, first);
@@ -112,7 +110,7 @@ std::vector<Index> afkmc2(const KMeansData<T>& data, Index n_clusters, Index cha
             acceptance[j] = j == 0 ? 0.0 : rng.uniform();
         }
         for (Index j = 0; j < m; ++j) {
-            chain_rows.row(j) = X.row(proposals[j]).template cast<double>() - shift;
+            chain_rows.row(j) = data.row(proposals[j]).template cast<double>() - shift;
             chain_sq_norms(j) = chain_rows.row(j).squaredNorm();
         }
         // D(y_j)² = min_c ||y_j - c||², by blocks of centres; the minimum is exact in any order.

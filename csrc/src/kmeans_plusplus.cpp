@@ -34,11 +34,11 @@ Index search_cumulative(const std::vector<double>& cumulative, double target) {
 // float32's relative error (~1e-7) on the squared distances that set the sampling probabilities.
 template <class T>
 RowMatrix<float> centred_float_copy(const KMeansData<T>& data, int n_threads) {
-    ConstRowMatrixMap<T> X(data.X, data.n_rows, data.n_features);
     const RowVector<double> mean = column_mean(data);
     RowMatrix<float> out(data.n_rows, data.n_features);
-    parallel_for_each(data.n_rows, n_threads,
-                      [&](Index n) { out.row(n) = (X.row(n).template cast<double>() - mean).template cast<float>(); });
+    parallel_for_each(data.n_rows, n_threads, [&](Index n) {
+        out.row(n) = (data.row(n).template cast<double>() - mean).template cast<float>();
+    });
     return out;
 }
 

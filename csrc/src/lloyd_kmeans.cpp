@@ -49,7 +49,6 @@ class BoundedLloyd {
           K_(n_clusters),
           n_threads_(n_threads),
           interrupt_(interrupt),
-          X_(data.X, data.n_rows, data.n_features),
           shift_(column_mean(data)),
           shift_t_(shift_.template cast<T>()),
           sub_block_rows_(rows_per_block(static_cast<Index>(sizeof(T)) * (data.n_features + n_clusters))),
@@ -105,7 +104,7 @@ class BoundedLloyd {
                 for (Index n = begin; n < begin + rows; ++n) {
                     const double w = weight_of(data_, n);
                     partial.counts(labels_[n]) += w;
-                    partial.sums.row(labels_[n]) += w * (X_.row(n).template cast<double>() - shift_);
+                    partial.sums.row(labels_[n]) += w * (data_.row(n).template cast<double>() - shift_);
                 }
             },
             [&](const Sums& partial) {
@@ -140,7 +139,7 @@ class BoundedLloyd {
                   RowMatrix<T>& centred_rows, RowMatrix<T>& dist) {
         const Index m = static_cast<Index>(rows_to_resolve.size());
         if (m == 0) return 0;
-        for (Index i = 0; i < m; ++i) rows.row(i) = X_.row(rows_to_resolve[i]);
+        for (Index i = 0; i < m; ++i) rows.row(i) = data_.row(rows_to_resolve[i]);
         block_squared_distances<T>(rows.topRows(m), shift_t_, prepared, centred_rows, dist.topRows(m));
         Index changed = 0;
         for (Index i = 0; i < m; ++i) {
@@ -169,7 +168,6 @@ class BoundedLloyd {
     Index K_;
     int n_threads_;
     const InterruptPoll& interrupt_;
-    ConstRowMatrixMap<T> X_;
     RowVector<double> shift_;
     RowVector<T> shift_t_;
     Index sub_block_rows_;  // rows whose distances fit a cache-sized GEMM
@@ -189,7 +187,6 @@ KMeansResult lloyd_kmeans(const KMeansData<T>& data, const double* initial_cente
     KMeansResult result;
     result.centers = ConstRowMatrixMap<double>(initial_centers, K, D);
     BoundedLloyd<T> lloyd(data, K, n_threads, interrupt, result.labels);
-    ConstRowMatrixMap<T> X(data.X, N, D);
 
     typename BoundedLloyd<T>::Sums sums;
     Vector<double> moves = Vector<double>::Zero(K);
@@ -222,7 +219,7 @@ KMeansResult lloyd_kmeans(const KMeansData<T>& data, const double* initial_cente
             std::partial_sort(order.begin(), order.begin() + std::min<Index>(N, empty.size()), order.end(),
                               [&](Index a, Index b) { return row_distance[a] > row_distance[b]; });
             for (size_t e = 0; e < empty.size(); ++e)
-                new_centers.row(empty[e]) = X.row(order[e]).template cast<double>();
+                new_centers.row(empty[e]) = data.row(order[e]).template cast<double>();
         }
         moves = (new_centers - result.centers).rowwise().norm();
         const double shift_total = moves.squaredNorm();

@@ -46,6 +46,7 @@ def kmeans_plusplus(
     n_local_trials: int,
     seed: int,
     n_threads: int = 0,
+    source_rows: NDArray[np.int64] | None = None,
 ) -> NDArray[np.int64]: ...
 def lloyd_kmeans(
     X: NDArray[np.floating],
@@ -54,6 +55,7 @@ def lloyd_kmeans(
     max_iter: int,
     tol: float,
     n_threads: int = 0,
+    source_rows: NDArray[np.int64] | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.float64], float, int]: ...
 def scatter_pass(
     X: NDArray[np.floating],
@@ -68,6 +70,7 @@ def afkmc2(
     chain_length: int,
     seed: int,
     n_threads: int = 0,
+    source_rows: NDArray[np.int64] | None = None,
 ) -> NDArray[np.int64]: ...
 def _afkmc2_proposal(
     X: NDArray[np.floating],

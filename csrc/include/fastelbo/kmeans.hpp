@@ -12,10 +12,17 @@ namespace fastelbo {
 
 template <class T>
 struct KMeansData {
-    const T* X = nullptr;  // [N, D] row-major
-    Index n_rows = 0;
+    const T* X = nullptr;  // row-major, n_features columns
+    Index n_rows = 0;      // the rows clustered
     Index n_features = 0;
-    const T* sample_weight = nullptr;  // [N] or null
+    const T* sample_weight = nullptr;  // [n_rows] or null
+    // [n_rows] or null: row n is X's row source_rows[n], so a subset of X's rows, in any order, is
+    // clustered without copying it; null: X has n_rows rows, taken in order.
+    const std::int64_t* source_rows = nullptr;
+
+    Eigen::Map<const RowVector<T>> row(Index n) const {
+        return Eigen::Map<const RowVector<T>>(X + (source_rows ? source_rows[n] : n) * n_features, n_features);
+    }
 };
 
 struct KMeansResult {

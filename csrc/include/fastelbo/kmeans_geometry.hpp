@@ -38,9 +38,8 @@ void block_squared_distances(const Eigen::Ref<const RowMatrix<T>>& x, const RowV
 
 template <class T>
 RowVector<double> column_mean(const KMeansData<T>& data) {
-    ConstRowMatrixMap<T> X(data.X, data.n_rows, data.n_features);
     RowVector<double> mean = RowVector<double>::Zero(data.n_features);
-    for (Index n = 0; n < data.n_rows; ++n) mean += X.row(n).template cast<double>();
+    for (Index n = 0; n < data.n_rows; ++n) mean += data.row(n).template cast<double>();
     return mean / static_cast<double>(std::max<Index>(data.n_rows, 1));
 }
 
@@ -52,8 +51,7 @@ double weight_of(const KMeansData<T>& data, Index n) {
 // Row n of X in float64 coordinates about `shift`.
 template <class T>
 void shifted_row(const KMeansData<T>& data, Index n, const RowVector<double>& shift, RowVector<double>& out) {
-    ConstRowMatrixMap<T> X(data.X, data.n_rows, data.n_features);
-    out = X.row(n).template cast<double>() - shift;
+    out = data.row(n).template cast<double>() - shift;
 }
 
 }  // namespace fastelbo

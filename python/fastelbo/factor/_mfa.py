@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 from fastelbo import _core
 from fastelbo._base import check_integer
 from fastelbo._mixture_estimator import MixtureEstimator
+from fastelbo._row_chunks import row_chunks
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
 from fastelbo.entropy import LOG_2PI_E, EntropyDecomposition, categorical_entropy
 from fastelbo.factor._mfa_mstep import initial_parameters, mfa_m_step
@@ -33,7 +34,6 @@ from fastelbo.mixture._statistics import statistics_from_responsibilities
 
 NOISE_TYPES = ("diag", "spherical")
 DECOMPOSITION_FORMS = ("latent", "collapsed")
-_CHUNK_ROWS = 65536
 
 
 class DegenerateComponentWarning(UserWarning):
@@ -393,8 +393,8 @@ def _data_covariance(X, mean, sample_weight=None):
     weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     total = float(X.shape[0] if weights is None else weights.sum())
     scatter = np.zeros((X.shape[1], X.shape[1]))
-    for start in range(0, X.shape[0], _CHUNK_ROWS):
-        rows = np.asarray(X[start : start + _CHUNK_ROWS], dtype=np.float64) - mean
-        scaled = rows if weights is None else rows * weights[start : start + _CHUNK_ROWS, None]
+    for start, stop in row_chunks(*X.shape):
+        rows = np.asarray(X[start:stop], dtype=np.float64) - mean
+        scaled = rows if weights is None else rows * weights[start:stop, None]
         scatter += scaled.T @ rows
     return scatter / total

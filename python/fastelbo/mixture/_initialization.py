@@ -7,7 +7,7 @@ absent), as scikit-learn's ``KMeans(sample_weight=...)`` reads them.
 
 ``'kmeans'`` (the default) and ``'k-means++'`` work on X's **distinct rows** of positive weight, each
 carrying its summed weight, in a canonical order set by the rows' values (``_distinct_rows.py``: a
-hash sort, ``O(N log N)``, plus a copy of the distinct rows). Their draws therefore depend only on
+hash sort, ``O(N log N)``; the kernels read the distinct rows in place). Their draws therefore depend only on
 the weighted set of rows: shuffling the rows, repeating a row ``w`` times instead of weighting it
 ``w``, or adding rows of weight 0 starts from the same parameters exactly (scikit-learn's
 ``check_sample_weight_equivalence``), and duplicated rows are clustered once. (With fewer distinct
@@ -43,14 +43,14 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
 from fastelbo import _core
-from fastelbo.mixture._distinct_rows import distinct_rows
+from fastelbo._row_chunks import row_chunks
+from fastelbo.mixture._distinct_rows import RowSelection, distinct_rows
 
 INIT_PARAMS = ("kmeans", "k-means++", "afkmc2", "random", "random_from_data")
 
 # scikit-learn's KMeans defaults, used by init_params="kmeans".
 _KMEANS_MAX_ITER = 300
 _KMEANS_TOL = 1e-4
-_CHUNK_ROWS = 65536
 
 
 def column_mean_and_variance(X, sample_weight=None):
@@ -60,9 +60,9 @@ def column_mean_and_variance(X, sample_weight=None):
     total = float(n_samples if weights is None else weights.sum())
 
     def chunks():
-        for start in range(0, n_samples, _CHUNK_ROWS):
-            rows = np.asarray(X[start : start + _CHUNK_ROWS], dtype=np.float64)
-            yield rows, None if weights is None else weights[start : start + _CHUNK_ROWS]
+        for start, stop in row_chunks(*X.shape):
+            rows = np.asarray(X[start:stop], dtype=np.float64)
+            yield rows, None if weights is None else weights[start:stop]
 
     mean = np.zeros(X.shape[1])
     for rows, w in chunks():
@@ -84,11 +84,15 @@ def _one_hot(rows, columns, shape):
     return sp.csr_matrix((data, (np.asarray(rows), np.asarray(columns))), shape=shape)
 
 
-def kmeans_plusplus_indices(X, n_clusters, random_state, n_threads, sample_weight=None):
+def kmeans_plusplus_indices(X, n_clusters, random_state, n_threads, sample_weight=None, source_rows=None):
     """Rows chosen by greedy k-means++ (2 + log K local trials, as scikit-learn), drawn with
-    probability proportional to ``sample_weight * D(x)^2``."""
+    probability proportional to ``sample_weight * D(x)^2``: positions in X, or with ``source_rows``
+    (the rows of X clustered, in that order, ``sample_weight`` one per entry) positions in it."""
     n_local_trials = 2 + int(math.log(n_clusters))
-    return _core.kmeans_plusplus(X, sample_weight, n_clusters, n_local_trials, _seed(random_state), n_threads)
+    seed = _seed(random_state)
+    return _core.kmeans_plusplus(
+        X, sample_weight, n_clusters, n_local_trials, seed, n_threads, source_rows=source_rows
+    )
 
 
 def afkmc2_indices(X, n_clusters, random_state, n_threads, sample_weight=None, chain_length=200):
@@ -96,16 +100,21 @@ def afkmc2_indices(X, n_clusters, random_state, n_threads, sample_weight=None, c
     return _core.afkmc2(X, sample_weight, n_clusters, chain_length, _seed(random_state), n_threads)
 
 
-def kmeans_labels(X, n_clusters, random_state, n_threads, column_variance, sample_weight=None):
-    """Labels of (weighted) Lloyd k-means started from k-means++ (scikit-learn's KMeans(n_init=1)).
+def kmeans_labels(
+    X, n_clusters, random_state, n_threads, column_variance, sample_weight=None, source_rows=None
+):
+    """Labels of (weighted) Lloyd k-means started from k-means++ (scikit-learn's KMeans(n_init=1)):
+    one per row of X, or with ``source_rows`` one per row of X it names (``kmeans_plusplus_indices``).
 
     ``column_variance`` is the weighted column variance: the tolerance scales with it, so that
     integer weights and repeated rows stop at the same point.
     """
-    indices = kmeans_plusplus_indices(X, n_clusters, random_state, n_threads, sample_weight)
-    centers = np.asarray(X[indices], dtype=np.float64)
+    indices = kmeans_plusplus_indices(X, n_clusters, random_state, n_threads, sample_weight, source_rows)
+    centers = np.asarray(X[indices if source_rows is None else source_rows[indices]], dtype=np.float64)
     tol = _KMEANS_TOL * float(np.mean(column_variance))
-    labels, _, _, _ = _core.lloyd_kmeans(X, sample_weight, centers, _KMEANS_MAX_ITER, tol, n_threads)
+    labels, _, _, _ = _core.lloyd_kmeans(
+        X, sample_weight, centers, _KMEANS_MAX_ITER, tol, n_threads, source_rows=source_rows
+    )
     _warn_if_fewer_distinct_clusters(labels, n_clusters, sample_weight)
     return labels
 
@@ -165,11 +174,12 @@ def initial_responsibilities(
 
     Returns ``(rows, resp, row_weights)``: the initial M-step takes the moments of ``rows`` under
     ``resp`` (N', K), sparse or a RandomResponsibilities, weighted by ``row_weights`` (None for the
-    seeding initialisations, whose seeds count once each). For 'kmeans' and 'k-means++', ``rows``
-    are X's distinct rows of positive weight in canonical order (module docstring), with their
-    summed weights; the other initialisations (and these two when X has fewer distinct
-    positive-weight rows than ``n_components``, where no K distinct seeds exist) work on X's rows
-    as given.
+    seeding initialisations, whose seeds count once each). 'kmeans' and 'k-means++' cluster X's
+    distinct rows of positive weight in canonical order (module docstring), with their summed
+    weights; for 'kmeans' ``rows`` are those distinct rows (a ``RowSelection`` of X, read a slice at
+    a time), for 'k-means++' X itself with the seeds' one-hot rows. The other initialisations (and
+    these two when X has fewer distinct positive-weight rows than ``n_components``, where no K
+    distinct seeds exist) work on X's rows as given.
     """
     if init_params not in INIT_PARAMS:
         raise ValueError(f"init_params must be one of {INIT_PARAMS}, got {init_params!r}")
@@ -187,15 +197,22 @@ def initial_responsibilities(
             probabilities = probabilities / probabilities.sum()
             indices = random_state.choice(n_samples, size=n_components, replace=False, p=probabilities)
         return X, _one_hot(indices, np.arange(n_components), (n_samples, n_components)), None
-    # 'kmeans' and 'k-means++': on the distinct rows, in canonical order.
+    # 'kmeans' and 'k-means++': on the distinct rows, in canonical order, read in place by the kernels.
     distinct = distinct_rows(X, sample_weight)
-    if distinct.rows.shape[0] >= n_components:
+    if len(distinct) >= n_components:
         # In X's dtype, as the kernels take them (integer sums stay exact).
-        rows, row_weights = distinct.rows, distinct.weights.astype(X.dtype)
+        source_rows, row_weights = distinct.source_rows, distinct.weights.astype(X.dtype)
     else:
-        rows, row_weights = X, sample_weight
+        source_rows, row_weights = None, sample_weight
     if init_params == "kmeans":
-        labels = kmeans_labels(rows, n_components, random_state, n_threads, column_variance, row_weights)
+        labels = kmeans_labels(
+            X, n_components, random_state, n_threads, column_variance, row_weights, source_rows
+        )
+        # The initial M-step sums the distinct rows in canonical order (so shuffled or repeated rows
+        # give the same sums bit for bit), gathered a chunk at a time.
+        rows = X if source_rows is None else RowSelection(X, source_rows)
         return rows, _one_hot(np.arange(rows.shape[0]), labels, (rows.shape[0], n_components)), row_weights
-    indices = kmeans_plusplus_indices(rows, n_components, random_state, n_threads, row_weights)
-    return rows, _one_hot(indices, np.arange(n_components), (rows.shape[0], n_components)), None
+    # One seed row per component: its moments are the same in any row order, so X serves as is.
+    indices = kmeans_plusplus_indices(X, n_components, random_state, n_threads, row_weights, source_rows)
+    seeds = indices if source_rows is None else source_rows[indices]
+    return X, _one_hot(seeds, np.arange(n_components), (n_samples, n_components)), None

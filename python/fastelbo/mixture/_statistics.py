@@ -19,10 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from fastelbo._row_chunks import row_chunks
 from fastelbo.mixture._covariance import parameter_shape
-
-#: Rows per chunk when statistics are computed in NumPy (bounds the float64 working copy).
-_CHUNK_ROWS = 65536
 
 
 @dataclass
@@ -108,8 +106,9 @@ class MixtureStatistics(MixturePassSums):
 def statistics_from_responsibilities(X, resp, shift, covariance_type, sample_weight=None):
     """Moments of X under given responsibilities, about the common reference point ``shift``.
 
-    ``resp`` is an (N, K) ndarray, a scipy sparse matrix (hard assignments), or any object with
-    ``shape`` whose row slices, read in order, are ndarrays. The ELBO sums are not
+    ``X`` is an (N, D) array or any object with ``shape`` whose row slices are arrays (a
+    ``RowSelection``). ``resp`` is an (N, K) ndarray, a scipy sparse matrix (hard assignments), or
+    any object with ``shape`` whose row slices, read in order, are ndarrays. The ELBO sums are not
     defined for arbitrary responsibilities and are left at zero (``sum_weight`` is set).
     """
     n_samples, n_features = X.shape
@@ -121,8 +120,7 @@ def statistics_from_responsibilities(X, resp, shift, covariance_type, sample_wei
     nk = np.zeros(n_components)
     sx = np.zeros((n_components, n_features))
     sxx = np.zeros(parameter_shape(covariance_type, n_components, n_features))
-    for start in range(0, n_samples, _CHUNK_ROWS):
-        stop = min(start + _CHUNK_ROWS, n_samples)
+    for start, stop in row_chunks(n_samples, n_features):
         xc = np.asarray(X[start:stop], dtype=np.float64) - shift
         r = resp[start:stop]
         if not sparse:

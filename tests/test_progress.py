@@ -184,3 +184,23 @@ def test_an_interrupted_fit_leaves_the_terminal_on_a_fresh_line(X, monkeypatch):
         model.fit(X)
     text = terminal.getvalue()
     assert text.startswith("\r") and text.endswith("\n") and "iteration 1/50" in text
+
+
+@pytest.mark.parametrize("estimator", [FastGMM, FastMFA, FastPPCA, FastFactorAnalysis])
+def test_every_em_estimator_documents_verbose_and_its_interval(estimator):
+    doc = estimator.__doc__
+    assert "{progress_parameters}" not in doc
+    assert "\n    verbose : int or bool, default=0\n" in doc
+    assert "\n    verbose_interval : int, default=10\n" in doc
+    assert "``Iteration <t>, elbo, gap``" in doc
+
+
+def test_the_verbose_entries_need_their_place_in_the_docstring():
+    class Undocumented:
+        """Parameters
+        ----------
+        tol : float
+        """
+
+    with pytest.raises(ValueError, match="Undocumented's docstring has no"):
+        _progress.document_progress_parameters()(Undocumented)

@@ -31,11 +31,48 @@ and its final ``lower bound``), and in between:
 from __future__ import annotations
 
 import sys
+import textwrap
 from time import perf_counter
 
 #: Seconds between two redraws of the plain in-place line (a fast fit would otherwise spend its time
 #: writing to the terminal).
 _REDRAW_INTERVAL = 0.1
+
+
+#: The ``verbose`` and ``verbose_interval`` entries of every EM estimator's Parameters section: one
+#: behaviour, this module's, so one text; ``{subject}`` says what is reported (FastPPCA: only EM's).
+_PROGRESS_PARAMETERS = """\
+verbose : int or bool, default=0
+    {subject}
+    in scikit-learn's lines (``Initialization <i>`` ... ``Initialization converged.``), with
+    the ELBO and the gap ``F - S`` added. 1 (or True): on a terminal a
+    progress bar on stderr (tqdm's when installed, a plain line otherwise), elsewhere a line
+    ``Iteration <t>, elbo, gap`` every ``verbose_interval`` iterations; 2: a line every
+    ``verbose_interval`` iterations with the time lapse and time per iteration, the change of
+    the ELBO, the ELBO, the entropy sum and the gap.
+verbose_interval : int, default=10
+    Iterations between progress lines (1: every iteration).
+"""
+_PROGRESS_PARAMETERS_LINE = "{progress_parameters}"
+
+
+def document_progress_parameters(subject="Progress on stdout"):
+    """Class decorator: writes the ``verbose`` and ``verbose_interval`` entries into the class
+    docstring where it has the line ``{progress_parameters}``, at that line's indentation."""
+
+    def decorate(cls):
+        if cls.__doc__ is None:  # python -OO strips docstrings
+            return cls
+        lines = cls.__doc__.splitlines(keepends=True)
+        for i, line in enumerate(lines):
+            if line.strip() == _PROGRESS_PARAMETERS_LINE:
+                indent = line[: len(line) - len(line.lstrip())]
+                lines[i] = textwrap.indent(_PROGRESS_PARAMETERS.format(subject=subject), indent)
+                cls.__doc__ = "".join(lines)
+                return cls
+        raise ValueError(f"{cls.__name__}'s docstring has no {_PROGRESS_PARAMETERS_LINE} line")
+
+    return decorate
 
 
 def _is_terminal(stream) -> bool:

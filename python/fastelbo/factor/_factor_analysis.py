@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastelbo._base import check_integer
+from fastelbo._progress import document_progress_parameters
 from fastelbo._validation import as_float_array
 from fastelbo.factor._factor_model import LinearGaussianFactorModel
 from fastelbo.factor._linear_gaussian import NOISE_FLOOR, components_given_noise
@@ -14,6 +15,7 @@ from fastelbo.factor._rotation import ROTATIONS, orthomax
 SVD_METHODS = ("lapack", "randomized")
 
 
+@document_progress_parameters()
 class FastFactorAnalysis(LinearGaussianFactorModel):
     """Factor analysis by EM, with the ELBO's entropy decomposition.
 
@@ -50,15 +52,7 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         Seed of :meth:`sample` (the fit itself is deterministic).
     warm_start : bool, default=False
         Start the next ``fit`` from the current components and noise variances.
-    verbose : int or bool, default=0
-        Progress on stdout in scikit-learn's lines (``Initialization <i>`` ... ``Initialization
-        converged.``), with the ELBO and the gap ``F - S`` added. 1 (or True): on a terminal a
-        progress bar on stderr (tqdm's when installed, a plain line otherwise), elsewhere a line
-        ``Iteration <t>, elbo, gap`` every ``verbose_interval`` iterations; 2: a line every
-        ``verbose_interval`` iterations with the time lapse and time per iteration, the change of
-        the ELBO, the ELBO, the entropy sum and the gap.
-    verbose_interval : int, default=10
-        Iterations between progress lines (1: every iteration).
+    {progress_parameters}
     n_jobs : int, default=None
         Threads of the C++ scatter pass. ``None``: the OpenMP default; ``-1``: all CPUs. Results
         are bitwise identical for any value.

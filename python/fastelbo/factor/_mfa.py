@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 from fastelbo import _core
 from fastelbo._base import check_integer
 from fastelbo._mixture_estimator import MixtureEstimator
+from fastelbo._progress import document_progress_parameters
 from fastelbo._row_chunks import row_chunks
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
 from fastelbo.entropy import LOG_2PI_E, EntropyDecomposition, categorical_entropy
@@ -40,6 +41,7 @@ class DegenerateComponentWarning(UserWarning):
     """A fitted component sits on too few points or has noise variances at the ``reg_covar`` floor."""
 
 
+@document_progress_parameters()
 class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
     """Mixture of factor analysers fitted by EM in C++, with the ELBO's entropy decomposition.
 
@@ -82,15 +84,7 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
         Seed of the initialisation (and of :meth:`sample`).
     warm_start : bool, default=False
         Start the next ``fit`` from the current parameters (``n_init`` is then ignored).
-    verbose : int or bool, default=0
-        Progress on stdout in scikit-learn's lines (``Initialization <i>`` ... ``Initialization
-        converged.``), with the ELBO and the gap ``F - S`` added. 1 (or True): on a terminal a
-        progress bar on stderr (tqdm's when installed, a plain line otherwise), elsewhere a line
-        ``Iteration <t>, elbo, gap`` every ``verbose_interval`` iterations; 2: a line every
-        ``verbose_interval`` iterations with the time lapse and time per iteration, the change of
-        the ELBO, the ELBO, the entropy sum and the gap.
-    verbose_interval : int, default=10
-        Iterations between progress lines (1: every iteration).
+    {progress_parameters}
     n_jobs : int, default=None
         Threads of the C++ kernels (``None``: the OpenMP default; ``-1``: all CPUs). Results are
         bitwise identical for any value.

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastelbo._progress import document_progress_parameters
 from fastelbo.factor._factor_model import LinearGaussianFactorModel
 from fastelbo.factor._linear_gaussian import ppca_maximum_likelihood
 
 SOLVERS = ("eigh", "em")
 
 
+@document_progress_parameters("EM's progress (``solver='em'``; the closed form prints nothing) on stdout")
 class FastPPCA(LinearGaussianFactorModel):
     """Probabilistic PCA, with the ELBO's entropy decomposition.
 
@@ -39,16 +41,7 @@ class FastPPCA(LinearGaussianFactorModel):
     warm_start : bool, default=False
         EM starts the next ``fit`` from the current components and noise (``n_init`` is then
         ignored); the mean is always the data's.
-    verbose : int or bool, default=0
-        EM's progress (``solver='em'``; the closed form prints nothing) on stdout
-        in scikit-learn's lines (``Initialization <i>`` ... ``Initialization converged.``), with
-        the ELBO and the gap ``F - S`` added. 1 (or True): on a terminal a
-        progress bar on stderr (tqdm's when installed, a plain line otherwise), elsewhere a line
-        ``Iteration <t>, elbo, gap`` every ``verbose_interval`` iterations; 2: a line every
-        ``verbose_interval`` iterations with the time lapse and time per iteration, the change of
-        the ELBO, the ELBO, the entropy sum and the gap.
-    verbose_interval : int, default=10
-        Iterations between progress lines (1: every iteration).
+    {progress_parameters}
     n_jobs : int, default=None
         Threads of the C++ scatter pass. ``None``: the OpenMP default; ``-1``: all CPUs. Results
         are bitwise identical for any value.

@@ -10,6 +10,7 @@ from sklearn.utils import check_random_state
 from fastelbo import _core
 from fastelbo._base import check_integer, check_nonnegative_real
 from fastelbo._mixture_estimator import MixtureEstimator
+from fastelbo._progress import document_progress_parameters
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
 from fastelbo._validation import as_float_array, as_numpy
 from fastelbo.entropy import EntropyDecomposition, categorical_entropy, gaussian_entropy
@@ -36,6 +37,7 @@ from fastelbo.mixture._truncated import TruncatedSearch, check_truncation, initi
 _MAX_EXPANSION_CONDITION = {np.float32: 1e2, np.float64: 1e5}
 
 
+@document_progress_parameters()
 class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by EM in C++, with the ELBO's entropy decomposition.
 
@@ -92,15 +94,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         seed from it for fastelbo's own generator (see ``init_params``).
     warm_start : bool, default=False
         Start the next ``fit`` from the current parameters (``n_init`` is then ignored).
-    verbose : int or bool, default=0
-        Progress on stdout in scikit-learn's lines (``Initialization <i>`` ... ``Initialization
-        converged.``), with the ELBO and the gap ``F - S`` added. 1 (or True): on a terminal a
-        progress bar on stderr (tqdm's when installed, a plain line otherwise), elsewhere a line
-        ``Iteration <t>, elbo, gap`` every ``verbose_interval`` iterations; 2: a line every
-        ``verbose_interval`` iterations with the time lapse and time per iteration, the change of
-        the ELBO, the ELBO, the entropy sum and the gap.
-    verbose_interval : int, default=10
-        Iterations between progress lines (1: every iteration).
+    {progress_parameters}
     afkmc2_chain_length : int, default=200
         Length m of the Markov chains of ``init_params='afkmc2'`` (longer: closer to k-means++).
     n_active : int, default=None

@@ -866,6 +866,18 @@ class TruncatedEStep {
         item_sums_[3 * item + 2] = sum_entropy;
     }
 
+    // Calls f(i, c, w_i q_ic) for the item's rows i in order and each kept component c in rank order
+    // where the weighted responsibility is not 0: the pairs every statistic of the item sums over.
+    template <class F>
+    void for_each_kept_pair(Index n_rows, const Workspace& ws, F&& f) const {
+        for (Index i = 0; i < n_rows; ++i)
+            for (Index j = 0; j < C_; ++j) {
+                const Index k = i * C_ + j;
+                const double wq = ws.weights[i] * ws.exponential[k];
+                if (wq != 0) f(i, ws.best[k].component, wq);
+            }
+    }
+
     // The item's statistics, one slot per component its rows keep with q > 0: Σ w q and, with a
     // reference, Σ w q (x − r_c) and Σ w q (x − r_c)² (rows still in cache; rows in order).
     void item_statistics(Index item, const Index* rows, Index n_rows, Workspace& ws) const {
@@ -874,36 +886,28 @@ class TruncatedEStep {
         // and accumulated in place.
         auto& components = item_stat_components_[item];
         components.clear();
-        for (Index k = 0; k < n_rows * C_; ++k) {
-            if (ws.weights[k / C_] * ws.exponential[k] == 0) continue;
-            const std::int32_t c = ws.best[k].component;
-            if (ws.stat_stamp[c] == item) continue;
+        for_each_kept_pair(n_rows, ws, [&](Index, std::int32_t c, double) {
+            if (ws.stat_stamp[c] == item) return;
             ws.stat_stamp[c] = item;
             ws.stat_slot[c] = static_cast<std::int32_t>(components.size());
             components.push_back(c);
-        }
+        });
         auto& sums = item_stat_sums_[item];
         sums.assign(components.size() * stride_, 0.0);
-        for (Index i = 0; i < n_rows; ++i) {
-            for (Index j = 0; j < C_; ++j) {
-                const Index k = i * C_ + j;
-                const double wq = ws.weights[i] * ws.exponential[k];
-                if (wq == 0) continue;
-                const std::int32_t c = ws.best[k].component;
-                double* acc = sums.data() + ws.stat_slot[c] * stride_;
-                acc[0] += wq;
-                if (!moments_) continue;
-                ws.diff = X.row(rows[i]).template cast<double>() -
-                          Eigen::Map<const RowVector<double>>(r_.reference + c * D_, D_);
-                Eigen::Map<RowVector<double>>(acc + 1, D_) += wq * ws.diff;
-                if (tied_) continue;  // the shared scatter: tied_scatter
-                if (spherical_) {
-                    acc[1 + D_] += wq * ws.diff.squaredNorm();
-                } else {
-                    Eigen::Map<RowVector<double>>(acc + 1 + D_, D_) += wq * ws.diff.array().square().matrix();
-                }
+        for_each_kept_pair(n_rows, ws, [&](Index i, std::int32_t c, double wq) {
+            double* acc = sums.data() + ws.stat_slot[c] * stride_;
+            acc[0] += wq;
+            if (!moments_) return;
+            ws.diff =
+                X.row(rows[i]).template cast<double>() - Eigen::Map<const RowVector<double>>(r_.reference + c * D_, D_);
+            Eigen::Map<RowVector<double>>(acc + 1, D_) += wq * ws.diff;
+            if (tied_) return;  // the shared scatter: tied_scatter
+            if (spherical_) {
+                acc[1 + D_] += wq * ws.diff.squaredNorm();
+            } else {
+                Eigen::Map<RowVector<double>>(acc + 1 + D_, D_) += wq * ws.diff.array().square().matrix();
             }
-        }
+        });
     }
 
     // Tied: the item's part of the shared scatter Σ w q (x − r_c)(x − r_c)ᵀ over its rows and kept
@@ -913,18 +917,12 @@ class TruncatedEStep {
         Index entries = 0;
         ws.centred.resize(n_rows * C_, D_);
         ws.weighted.resize(n_rows * C_, D_);
-        for (Index i = 0; i < n_rows; ++i) {
-            for (Index j = 0; j < C_; ++j) {
-                const Index k = i * C_ + j;
-                const double wq = ws.weights[i] * ws.exponential[k];
-                if (wq == 0) continue;
-                const std::int32_t c = ws.best[k].component;
-                ws.centred.row(entries) = X.row(rows[i]).template cast<double>() -
-                                          Eigen::Map<const RowVector<double>>(r_.reference + c * D_, D_);
-                ws.weighted.row(entries) = wq * ws.centred.row(entries);
-                ++entries;
-            }
-        }
+        for_each_kept_pair(n_rows, ws, [&](Index i, std::int32_t c, double wq) {
+            ws.centred.row(entries) =
+                X.row(rows[i]).template cast<double>() - Eigen::Map<const RowVector<double>>(r_.reference + c * D_, D_);
+            ws.weighted.row(entries) = wq * ws.centred.row(entries);
+            ++entries;
+        });
         RowMatrix<double>& scatter = block_tied_scatter_[item / kTiedItemsPerBlock];
         if (scatter.size() == 0) scatter.setZero(D_, D_);
         scatter.noalias() += ws.centred.topRows(entries).transpose() * ws.weighted.topRows(entries);

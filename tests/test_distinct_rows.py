@@ -34,12 +34,9 @@ def test_distinct_rows_are_the_weighted_set_of_rows(dtype):
     assert [r.tobytes() for r in rows] != []
     assert {r.tobytes(): w for r, w in zip(rows, distinct.weights, strict=True)} == summed
     assert len(distinct) == len(summed)
-    for n, position in enumerate(distinct.index):
-        if weights[n] > 0:
-            assert rows[position].tobytes() == X[n].tobytes()
-            assert distinct.source_rows[position] <= n  # the first occurrence
-        else:
-            assert position == -1
+    for position, n in enumerate(distinct.source_rows):  # the first occurrence of each distinct row
+        assert weights[n] > 0
+        assert all(X[m].tobytes() != rows[position].tobytes() or weights[m] == 0 for m in range(n))
 
 
 def test_distinct_rows_do_not_depend_on_order_or_on_repeating_rows():

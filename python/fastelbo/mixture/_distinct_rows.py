@@ -34,12 +34,10 @@ _SHIFT = np.uint64(31)
 class DistinctRows:
     """``source_rows``: for each distinct row of positive weight, in canonical order, the position
     in X of its first occurrence there, int64 (M,), so ``X[source_rows]`` are the distinct rows;
-    ``weights``: their summed weights (counts without sample weights), float64, all > 0;
-    ``index``: for every row of X its position among the distinct rows, -1 for rows of weight 0."""
+    ``weights``: their summed weights (counts without sample weights), float64, all > 0."""
 
     source_rows: np.ndarray
     weights: np.ndarray
-    index: np.ndarray
 
     def __len__(self):
         return len(self.source_rows)
@@ -53,7 +51,6 @@ class RowSelection:
     def __init__(self, X, positions):
         self._X, self._positions = X, positions
         self.shape = (len(positions), X.shape[1])
-        self.dtype = X.dtype
 
     def __getitem__(self, rows: slice):
         return self._X[self._positions[rows]]
@@ -81,14 +78,16 @@ def _row_hashes(bits):
     return hashes ^ (hashes >> _SHIFT)
 
 
-def _equal_to_previous(bits, order, candidates):
-    """For each position i in ``candidates``: whether row ``order[i + 1]`` equals row ``order[i]``
-    bit for bit, compared in chunks so that no sorted copy of X is made."""
+def _hash_ties(bits, hashes, order):
+    """The positions i of ``order`` whose row shares its hash with the next, and whether those two
+    rows are equal bit for bit (compared in chunks, so that no sorted copy of X is made)."""
+    sorted_hashes = hashes[order]
+    candidates = np.flatnonzero(sorted_hashes[1:] == sorted_hashes[:-1])
     equal = np.empty(len(candidates), dtype=bool)
     for start, stop in row_chunks(len(candidates), bits.shape[1]):
         chunk = candidates[start:stop]
         equal[start:stop] = np.all(bits[order[chunk + 1]] == bits[order[chunk]], axis=1)
-    return equal
+    return candidates, equal
 
 
 def distinct_rows(X, sample_weight=None) -> DistinctRows:
@@ -101,22 +100,16 @@ def distinct_rows(X, sample_weight=None) -> DistinctRows:
     hashes = _row_hashes(bits)
     present = np.flatnonzero(weights > 0)
     order = present[np.argsort(hashes[present], kind="stable")]  # positions in X, canonical order
-    sorted_hashes = hashes[order]
-    candidates = np.flatnonzero(sorted_hashes[1:] == sorted_hashes[:-1])
-    equal = _equal_to_previous(bits, order, candidates)
+    candidates, equal = _hash_ties(bits, hashes, order)
     if not np.all(equal):
         # Different rows share a hash: order by hash, then lexicographically by the bits.
         present_bits = bits[present]
         order = present[np.lexsort((*present_bits.T[::-1], hashes[present]))]
         del present_bits
-        sorted_hashes = hashes[order]
-        candidates = np.flatnonzero(sorted_hashes[1:] == sorted_hashes[:-1])
-        equal = _equal_to_previous(bits, order, candidates)
+        candidates, equal = _hash_ties(bits, hashes, order)
     same_row = np.zeros(max(len(order) - 1, 0), dtype=bool)
     same_row[candidates] = equal
     first = np.concatenate(([True], ~same_row)) if len(order) else np.zeros(0, dtype=bool)
     position = np.cumsum(first) - 1
-    index = np.full(n_samples, -1, dtype=np.int64)
-    index[order] = position
     summed = np.bincount(position, weights=weights[order], minlength=int(first.sum()))
-    return DistinctRows(order[first], summed, index)
+    return DistinctRows(order[first], summed)

@@ -27,10 +27,10 @@ positive-weight rows than components there are no K distinct seeds, and the rows
   ``KMeans(init='random')`` draws them, and with scikit-learn's draw for the same ``random_state``
   when the weights are equal), so zero-weight rows are never chosen; it depends on the row order.
 
-The three seeding initialisations (``'k-means++'``, ``'afkmc2'``, ``'random_from_data'``) put one-hot
-responsibilities on their K seed rows only, and every seed counts once in the initial M-step
-(uniform initial mixing weights), whatever its weight: a seed is a chosen point, not a summary of
-the data.
+The three seeding initialisations (``'k-means++'``, ``'afkmc2'``, ``'random_from_data'``) give each
+component its seed row only, and every seed counts once in the initial M-step (uniform initial
+mixing weights), whatever its weight: a seed is a chosen point, not a summary of the data. The
+initial M-step reads just those K rows.
 """
 
 from __future__ import annotations
@@ -177,16 +177,17 @@ def initial_responsibilities(
     seeding initialisations, whose seeds count once each). 'kmeans' and 'k-means++' cluster X's
     distinct rows of positive weight in canonical order (module docstring), with their summed
     weights; for 'kmeans' ``rows`` are those distinct rows (a ``RowSelection`` of X, read a slice at
-    a time), for 'k-means++' X itself with the seeds' one-hot rows. The other initialisations (and
-    these two when X has fewer distinct positive-weight rows than ``n_components``, where no K
-    distinct seeds exist) work on X's rows as given.
+    a time). The seeding initialisations return their K seed rows (a ``RowSelection``) with the
+    identity as ``resp``. The other initialisations (and 'kmeans' and 'k-means++' when X has fewer
+    distinct positive-weight rows than ``n_components``, where no K distinct seeds exist) work on
+    X's rows as given.
     """
     if init_params not in INIT_PARAMS:
         raise ValueError(f"init_params must be one of {INIT_PARAMS}, got {init_params!r}")
     n_samples = X.shape[0]
     if init_params == "afkmc2":
         indices = afkmc2_indices(X, n_components, random_state, n_threads, sample_weight, afkmc2_chain_length)
-        return X, _one_hot(indices, np.arange(n_components), (n_samples, n_components)), None
+        return _seed_rows(X, indices)
     if init_params == "random":
         return X, RandomResponsibilities(random_state, n_samples, n_components), sample_weight
     if init_params == "random_from_data":
@@ -196,7 +197,7 @@ def initial_responsibilities(
             probabilities = np.asarray(sample_weight, dtype=np.float64)
             probabilities = probabilities / probabilities.sum()
             indices = random_state.choice(n_samples, size=n_components, replace=False, p=probabilities)
-        return X, _one_hot(indices, np.arange(n_components), (n_samples, n_components)), None
+        return _seed_rows(X, indices)
     # 'kmeans' and 'k-means++': on the distinct rows, in canonical order, read in place by the kernels.
     distinct = distinct_rows(X, sample_weight)
     if len(distinct) >= n_components:
@@ -212,7 +213,12 @@ def initial_responsibilities(
         # give the same sums bit for bit), gathered a chunk at a time.
         rows = X if source_rows is None else RowSelection(X, source_rows)
         return rows, _one_hot(np.arange(rows.shape[0]), labels, (rows.shape[0], n_components)), row_weights
-    # One seed row per component: its moments are the same in any row order, so X serves as is.
     indices = kmeans_plusplus_indices(X, n_components, random_state, n_threads, row_weights, source_rows)
-    seeds = indices if source_rows is None else source_rows[indices]
-    return X, _one_hot(seeds, np.arange(n_components), (n_samples, n_components)), None
+    return _seed_rows(X, indices if source_rows is None else source_rows[indices])
+
+
+def _seed_rows(X, seeds):
+    """The initial M-step's input for a seeding: seed k is component k's one row, counted once.
+    Only the K seed rows are read (not a pass over X), summed in component order."""
+    n_components = len(seeds)
+    return RowSelection(X, seeds), sp.identity(n_components, format="csr"), None

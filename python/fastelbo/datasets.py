@@ -7,14 +7,24 @@
   differ in scale by orders of magnitude).
 - ``iris``: scikit-learn's iris measurements, as they are (all in centimetres).
 
-:func:`load_dataset` loads one by the name the command line uses (:data:`DATASETS`).
+:func:`load_dataset` loads one by the name the command line uses (:data:`DATASETS`), and
+:func:`subsample` takes a random subset of the rows of one.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DATASETS", "breast_cancer", "digits", "image_patches", "iris", "load_dataset", "wine"]
+__all__ = [
+    "DATASETS",
+    "breast_cancer",
+    "digits",
+    "image_patches",
+    "iris",
+    "load_dataset",
+    "subsample",
+    "wine",
+]
 
 # ITU-R BT.601 luma weights of R, G and B.
 GREY_WEIGHTS = (0.299, 0.587, 0.114)
@@ -111,3 +121,20 @@ def load_dataset(name: str, dtype="float64") -> np.ndarray:
     if name not in DATASETS:
         raise ValueError(f"name must be one of {sorted(DATASETS)}, got {name!r}")
     return DATASETS[name](dtype=dtype)
+
+
+def subsample(X: np.ndarray, n_samples: int, name: str = "the", seed: int = 0) -> np.ndarray:
+    """``n_samples`` rows of X (all of them, in order, when it has exactly that many): a random
+    subset in the original order, which spreads the rows over all of the data (both photos, say).
+
+    Raises
+    ------
+    ValueError
+        If X has fewer than ``n_samples`` rows (``name`` names the data in the message).
+    """
+    if n_samples > len(X):
+        raise ValueError(f"{name} data have {len(X)} rows, {n_samples} asked for")
+    if n_samples == len(X):
+        return X
+    rows = np.random.default_rng(seed).choice(len(X), size=n_samples, replace=False)
+    return X[np.sort(rows)]

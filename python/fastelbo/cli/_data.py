@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from fastelbo.cli._errors import CommandLineError
-from fastelbo.datasets import DATASETS, load_dataset
+from fastelbo.datasets import DATASETS, load_dataset, subsample
 
 FILE_SUFFIXES = (".npy", ".npz", ".csv")
 _CSV_DELIMITERS = (",", ";", "\t")
@@ -164,10 +164,7 @@ def _subset(X, n_samples, seed):
         raise CommandLineError(
             f"--n-samples must be between 1 and {X.shape[0]} (the rows of DATA), got {n_samples}"
         )
-    if n_samples == X.shape[0]:
-        return X
-    rows = np.random.default_rng(seed).choice(X.shape[0], size=n_samples, replace=False)
-    return X[np.sort(rows)]
+    return subsample(X, n_samples, seed=seed)
 
 
 def _check_finite(X, source):

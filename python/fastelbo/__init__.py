@@ -13,6 +13,7 @@ from fastelbo import _core
 from fastelbo.entropy import EntropyDecomposition
 from fastelbo.factor import FastFactorAnalysis, FastMFA, FastPPCA
 from fastelbo.mixture import FastGMM
+from fastelbo.plotting import plot_convergence, plot_decomposition  # matplotlib only when called
 
 try:
     __version__ = version("fastelbo")
@@ -31,22 +32,6 @@ __all__ = [
     "plot_decomposition",
     "__version__",
 ]
-
-#: Public names of :mod:`fastelbo.plotting`, imported on first use so that ``import fastelbo``
-#: never imports matplotlib (an optional extra: ``pip install fastelbo[plot]``).
-_PLOTTING_NAMES = frozenset({"plot_convergence", "plot_decomposition"})
-
-
-def __getattr__(name):
-    if name in _PLOTTING_NAMES:
-        from fastelbo import plotting
-
-        return getattr(plotting, name)
-    raise AttributeError(f"module 'fastelbo' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | _PLOTTING_NAMES)
 
 
 def cuda_available() -> bool:

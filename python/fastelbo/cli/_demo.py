@@ -6,13 +6,15 @@ from __future__ import annotations
 import time
 import warnings
 
+from fastelbo.mixture._covariance import COVARIANCE_TYPES
+
 
 def add_demo_parser(commands):
     parser = commands.add_parser(
         "demo", help="fit FastGMM on the digits data, time it against scikit-learn, decompose its ELBO"
     )
     parser.add_argument("--n-components", type=int, default=10)
-    parser.add_argument("--covariance-type", choices=("full", "tied", "diag", "spherical"), default="full")
+    parser.add_argument("--covariance-type", choices=COVARIANCE_TYPES, default="full")
     parser.add_argument("--max-iter", type=int, default=100)
     parser.add_argument("--tol", type=float, default=1e-3)
     parser.add_argument("--reg-covar", type=float, default=1e-2)

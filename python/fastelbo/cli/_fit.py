@@ -16,6 +16,11 @@ from fastelbo.cli._data import load_data
 from fastelbo.cli._errors import CommandLineError
 from fastelbo.cli._models import MODELS, estimator_parameters, make_estimator
 from fastelbo.cli._summary import fit_summary, report_lines
+from fastelbo.factor._mfa import NOISE_TYPES
+from fastelbo.factor._ppca import SOLVERS
+from fastelbo.factor._rotation import ROTATIONS
+from fastelbo.mixture._covariance import COVARIANCE_TYPES
+from fastelbo.mixture._initialization import INIT_PARAMS
 
 DESCRIPTION = """\
 Fit a model by EM and report its ELBO and entropy decomposition.
@@ -62,7 +67,7 @@ def add_fit_parser(commands):
     )
 
     model = parser.add_argument_group("model options (each model takes only its own)")
-    model.add_argument("--covariance-type", choices=("full", "tied", "diag", "spherical"), help="gmm")
+    model.add_argument("--covariance-type", choices=COVARIANCE_TYPES, help="gmm")
     model.add_argument(
         "--n-active", type=int, metavar="C", help="gmm: truncated variational EM, C components per row"
     )
@@ -70,18 +75,14 @@ def add_fit_parser(commands):
         "--n-neighbors", type=int, metavar="G", help="gmm with --n-active: neighbour list length"
     )
     model.add_argument("--factors", type=int, metavar="H", help="mfa: factors per component")
-    model.add_argument("--noise", choices=("diag", "spherical"), help="mfa")
+    model.add_argument("--noise", choices=NOISE_TYPES, help="mfa")
     model.add_argument("--reg-covar", type=float, metavar="EPS", help="gmm, mfa")
     model.add_argument(
         "--n-init", type=int, metavar="N", help="gmm, mfa, ppca: initialisations, the best is kept"
     )
-    model.add_argument(
-        "--init-params",
-        choices=("kmeans", "k-means++", "afkmc2", "random", "random_from_data"),
-        help="gmm, mfa",
-    )
-    model.add_argument("--solver", choices=("eigh", "em"), help="ppca: closed form (eigh, default) or EM")
-    model.add_argument("--rotation", choices=("varimax", "quartimax"), help="fa")
+    model.add_argument("--init-params", choices=INIT_PARAMS, help="gmm, mfa")
+    model.add_argument("--solver", choices=SOLVERS, help="ppca: closed form (eigh, default) or EM")
+    model.add_argument("--rotation", choices=ROTATIONS, help="fa")
 
     em = parser.add_argument_group("EM")
     em.add_argument("--max-iter", type=int, metavar="N", help="default: the estimator's")
@@ -183,11 +184,8 @@ def _write(path, write):
 
 def _plot_function():
     """:func:`fastelbo.plot_convergence`, or an error when this installation cannot plot."""
-    import fastelbo
+    from fastelbo import plot_convergence
 
-    plot_convergence = getattr(fastelbo, "plot_convergence", None)
-    if plot_convergence is None:
-        raise CommandLineError("--plot needs fastelbo.plot_convergence, which this version of fastelbo lacks")
     try:
         import matplotlib
     except ImportError:
@@ -199,11 +197,5 @@ def _plot_function():
 
 
 def _save_plot(plot_convergence, model, path):
-    try:
-        axes = plot_convergence(model)
-    except ImportError as error:
-        raise CommandLineError(f"--plot: {error}") from None
-    # One Axes, or a tuple or array of them.
-    while not hasattr(axes, "figure"):
-        axes = next(iter(axes))
-    axes.figure.savefig(path, dpi=120, bbox_inches="tight")
+    ax_values, _ = plot_convergence(model)  # matplotlib is there: _plot_function checked
+    ax_values.figure.savefig(path, dpi=120, bbox_inches="tight")

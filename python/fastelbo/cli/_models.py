@@ -61,19 +61,13 @@ MODELS = {
     ),
 }
 
-#: Every model-specific option, with the flag that sets it (for error messages).
-MODEL_OPTION_FLAGS = {
-    "covariance_type": "--covariance-type",
-    "n_active": "--n-active",
-    "n_neighbors": "--n-neighbors",
-    "reg_covar": "--reg-covar",
-    "n_init": "--n-init",
-    "init_params": "--init-params",
-    "solver": "--solver",
-    "rotation": "--rotation",
-    "factors": "--factors",
-    "noise": "--noise",
-}
+#: Every model-specific option (an argparse dest), in the order the models list them.
+MODEL_OPTIONS = tuple(dict.fromkeys(dest for spec in MODELS.values() for dest in spec.options))
+
+
+def option_flag(dest: str) -> str:
+    """The command-line flag of an argparse dest (``covariance_type`` -> ``--covariance-type``)."""
+    return "--" + dest.replace("_", "-")
 
 
 def estimator_parameters(model: str, args) -> dict:
@@ -86,10 +80,12 @@ def estimator_parameters(model: str, args) -> dict:
         models that take it).
     """
     spec = MODELS[model]
-    for dest, flag in MODEL_OPTION_FLAGS.items():
+    for dest in MODEL_OPTIONS:
         if getattr(args, dest, None) is not None and dest not in spec.options:
             takers = [name for name, other in MODELS.items() if dest in other.options]
-            raise ValueError(f"{flag} does not apply to --model {model} (it applies to: {', '.join(takers)})")
+            raise ValueError(
+                f"{option_flag(dest)} does not apply to --model {model} (it applies to: {', '.join(takers)})"
+            )
     parameters = {}
     for dest, keyword in {**COMMON_OPTIONS, **spec.options}.items():
         value = getattr(args, dest, None)

@@ -45,7 +45,7 @@ def _nearest(rows, columns, columns_sq):
     return out
 
 
-def _smallest(d2, candidates, count):
+def smallest_per_row(d2, candidates, count):
     """Per row of d2 (columns: ``candidates``), the ``count`` candidates of smallest distance,
     nearest first (ties: smaller component index)."""
     if count < d2.shape[1]:
@@ -110,7 +110,7 @@ class CoarseCells:
                     self.means[part], self.means_sq[part], self.means[pool], self.means_sq[pool]
                 )
                 d2[np.arange(len(part)), np.searchsorted(pool, part)] = -np.inf  # itself first
-                out[part] = _smallest(d2, pool, n_neighbors)
+                out[part] = smallest_per_row(d2, pool, n_neighbors)
         return out
 
     def nearest_means(self, X, count):
@@ -140,5 +140,5 @@ class CoarseCells:
                 scores = x @ self.means[pool].T
                 scores *= -2.0
                 scores += self.means_sq[pool][None, :]
-                out[part] = _smallest(scores, pool, count)
+                out[part] = smallest_per_row(scores, pool, count)
         return out

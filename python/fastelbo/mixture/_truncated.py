@@ -31,7 +31,7 @@ import numbers
 import numpy as np
 
 from fastelbo import _core
-from fastelbo.mixture._coarse_cells import CoarseCells
+from fastelbo.mixture._coarse_cells import CoarseCells, smallest_per_row
 from fastelbo.mixture._statistics import MixtureStatistics
 
 #: Covariance types the truncated E-step supports.
@@ -93,18 +93,12 @@ def initial_neighbours(means, n_neighbors):
     centred = means - means.mean(axis=0)
     sq_norms = np.einsum("kd,kd->k", centred, centred)
     out = np.empty((K, n_neighbors), dtype=np.int32)
+    components = np.arange(K)
     for start in range(0, K, block):
         stop = min(start + block, K)
         d2 = sq_norms[start:stop, None] - 2.0 * centred[start:stop] @ centred.T + sq_norms[None, :]
-        rows = np.arange(stop - start)
-        d2[rows, np.arange(start, stop)] = -np.inf  # itself first
-        if n_neighbors < K:
-            nearest = np.argpartition(d2, n_neighbors - 1, axis=1)[:, :n_neighbors]
-        else:
-            nearest = np.tile(np.arange(K), (stop - start, 1))
-        chosen = np.take_along_axis(d2, nearest, axis=1)
-        order = np.lexsort((nearest, chosen), axis=1)
-        out[start:stop] = np.take_along_axis(nearest, order, axis=1)
+        d2[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # itself first
+        out[start:stop] = smallest_per_row(d2, components, n_neighbors)
     return out
 
 

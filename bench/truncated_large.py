@@ -80,7 +80,6 @@ def main(argv=None):
     parser.add_argument("--n-samples", type=int, default=1_000_000)
     parser.add_argument("--n-features", type=int, default=64)
     parser.add_argument("--n-components", type=int, default=65_536)
-    parser.add_argument("--n-iter", type=int, default=None, help="ignored; iterations are 1 + repeats")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="print one JSON object last")

@@ -80,7 +80,7 @@ FULL_SCALING = ScalingCase(100_000, 32, (256, 1024, 4096))
 QUICK_SCALING = ScalingCase(10_000, 16, (64, 256), fit_iter=3)
 FULL_PATCHES = PatchesCase(531_720, 1024, max_iter=30)  # every patch
 QUICK_PATCHES = PatchesCase(10_000, 32, max_iter=10)
-FULL_LARGE = {"n_samples": 1_000_000, "n_features": 64, "n_components": 65_536, "n_iter": 3}
+FULL_LARGE = {"n_samples": 1_000_000, "n_features": 64, "n_components": 65_536}
 
 
 # --- checks ------------------------------------------------------------------------------------
@@ -213,7 +213,6 @@ def measure_large(spec: dict, repeats: int, log) -> dict:
         f"--n-samples={spec['n_samples']}",
         f"--n-features={spec['n_features']}",
         f"--n-components={spec['n_components']}",
-        f"--n-iter={spec['n_iter']}",
         f"--repeats={repeats}",
         f"--threads={THREADS}",
     ]

@@ -351,8 +351,7 @@ def markdown(results) -> list[str]:
     for name in ("truncated", "exact"):
         fit = p["fits"][name]
         converged = "" if fit["converged"] else ", not converged"
-        check = "pass" if name == "exact" else ("pass" if fit["check"]["passed"] else "FAIL")
-        check = "-" if name == "exact" else check
+        check = "-" if name == "exact" else ("pass" if fit["check"]["passed"] else "FAIL")
         lines.append(
             f"| {name} | {fit['fit_seconds']:.2f} | {fit['n_iter']}{converged} "
             f"| {fit['seconds_per_iteration']:.4f} | {fit['log_likelihood']:.6f} | {check} |"

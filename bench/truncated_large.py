@@ -35,14 +35,11 @@ from sklearn.exceptions import ConvergenceWarning
 import fastelbo.mixture._truncated as truncated
 from fastelbo import FastGMM
 from fastelbo.mixture._coarse_cells import CoarseCells
+from process_memory import reset_peak_rss, status_kib
 
 
 def status_mib(field: str) -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024.0
-    raise RuntimeError(f"{field} not in /proc/self/status")
+    return status_kib(field) / 1024.0
 
 
 def clustered_float32(n, d, k, seed=0, spread=4.0):
@@ -114,8 +111,7 @@ def main(argv=None):
         n_jobs=args.threads,
     )
     try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")  # the peak-RSS mark from here on
+        reset_peak_rss()  # the peak-RSS mark from here on
         reset = True
     except OSError:
         reset = False

@@ -4,8 +4,8 @@
                                     [--repeats 3] [--threads 2] [--json]
 
 Data: ``n_components`` centres drawn N(0, 4²) in every coordinate, every row a centre chosen
-uniformly at random plus N(0, 1) noise, float32 (``truncated_scaling.clustered_data``'s recipe, made
-in float32 so that generating X never holds a float64 copy). Model: ``FastGMM(K, 'diag',
+uniformly at random plus N(0, 1) noise, float32 (``truncated_scaling.clustered_data`` with
+``dtype=np.float32``, which never holds a float64 copy of X). Model: ``FastGMM(K, 'diag',
 n_active=5, n_neighbors=5, init_params='random_from_data', tol=0, max_iter=1 + repeats)``.
 
 One fit, timed phase by phase (by wrapping the estimator's hooks, which changes nothing it
@@ -36,19 +36,11 @@ import fastelbo.mixture._truncated as truncated
 from fastelbo import FastGMM
 from fastelbo.mixture._coarse_cells import CoarseCells
 from process_memory import reset_peak_rss, status_kib
+from truncated_scaling import clustered_data
 
 
 def status_mib(field: str) -> float:
     return status_kib(field) / 1024.0
-
-
-def clustered_float32(n, d, k, seed=0, spread=4.0):
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(0.0, spread, (k, d)).astype(np.float32)
-    labels = rng.integers(0, k, n)
-    X = rng.standard_normal((n, d), dtype=np.float32)
-    X += centres[labels]
-    return X
 
 
 class PhaseClock:
@@ -85,7 +77,7 @@ def main(argv=None):
     baseline = status_mib("VmRSS")
     load_before = [float(v) for v in pathlib.Path("/proc/loadavg").read_text().split()[:3]]
     began = time.perf_counter()
-    X = clustered_float32(args.n_samples, args.n_features, args.n_components)
+    X = clustered_data(args.n_samples, args.n_features, args.n_components, dtype=np.float32)
     data_seconds = time.perf_counter() - began
 
     clock = PhaseClock()

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mfa_report  # noqa: E402
 import numpy_mfa  # noqa: E402
+from timing import format_load_average, load_average  # noqa: E402
 
 
 def main(argv=None):
@@ -53,7 +54,7 @@ def main(argv=None):
 
     fast(1)  # warm-up
     for round_ in range(args.rounds):
-        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+        load = format_load_average(load_average())
         ours = (fast(1 + 3) - fast(1)) / 3
         theirs = numpy_iteration()
         print(

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pathlib
 import sys
 import time
 import warnings
@@ -36,6 +35,7 @@ import fastelbo.mixture._truncated as truncated
 from fastelbo import FastGMM
 from fastelbo.mixture._coarse_cells import CoarseCells
 from process_memory import reset_peak_rss, status_kib
+from timing import load_average
 from truncated_scaling import clustered_data
 
 
@@ -75,7 +75,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     baseline = status_mib("VmRSS")
-    load_before = [float(v) for v in pathlib.Path("/proc/loadavg").read_text().split()[:3]]
+    load_before = load_average()
     began = time.perf_counter()
     X = clustered_data(args.n_samples, args.n_features, args.n_components, dtype=np.float32)
     data_seconds = time.perf_counter() - began
@@ -114,7 +114,7 @@ def main(argv=None):
         gmm.fit(X)
     fit_seconds = time.perf_counter() - fit_began
     peak_fit = status_mib("VmHWM")
-    load_after = [float(v) for v in pathlib.Path("/proc/loadavg").read_text().split()[:3]]
+    load_after = load_average()
 
     phases = {"data generation": data_seconds}
     for phase in ("initialisation", "initial neighbour lists", "initial sets", "start"):

@@ -38,6 +38,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import real_data
 from fastelbo import FastGMM
+from timing import format_load_average, load_average
 from truncated_scaling import clustered_data, iteration_seconds
 
 BENCH_DIR = pathlib.Path(__file__).resolve().parent
@@ -237,7 +238,7 @@ def measure_large(spec: dict, repeats: int, log) -> dict:
 def measure(quick: bool, repeats: int, log) -> dict:
     started = time.perf_counter()
     results = {"threads": THREADS, "repeats": repeats}
-    results["load_before"] = _load_average()
+    results["load_before"] = load_average()
     log("  scaling:")
     results["scaling"] = measure_scaling(QUICK_SCALING if quick else FULL_SCALING, repeats, log)
     log("  image patches:")
@@ -245,16 +246,9 @@ def measure(quick: bool, repeats: int, log) -> dict:
     if not quick:
         log("  large:")
         results["large"] = measure_large(FULL_LARGE, min(repeats, 3), log)
-    results["load_after"] = _load_average()
+    results["load_after"] = load_average()
     results["wall_seconds"] = time.perf_counter() - started
     return results
-
-
-def _load_average() -> list[float] | None:
-    try:
-        return [float(v) for v in pathlib.Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return None
 
 
 def failed_checks(results) -> list[str]:
@@ -298,10 +292,6 @@ def _mib(value) -> str:
     return "n/a (peak mark not reset)" if value is None else f"{value:.0f}"
 
 
-def _load(values) -> str:
-    return "n/a" if not values else " ".join(f"{v:.2f}" for v in values)
-
-
 def markdown(results) -> list[str]:
     if not results:
         return []
@@ -315,7 +305,8 @@ def markdown(results) -> list[str]:
         "with `init_params='random_from_data'`, `tol=0`; both are timed from the truncated fit's "
         "parameters. An iteration is the driver's E-step with statistics, M-step and entropy "
         f"decomposition, best of {results['repeats']} after a warm-up. Load average (1, 5, 15 min) "
-        f"before the group: {_load(results['load_before'])}; after: {_load(results['load_after'])}. "
+        f"before the group: {format_load_average(results['load_before'])}; "
+        f"after: {format_load_average(results['load_after'])}. "
         "Checks: the truncated free energy F is at most the exact log-likelihood `score(X)`, and the "
         "histories interleave up to the `reg_covar` slack (THEORY.md §2.1, §3.5).",
         "",
@@ -385,7 +376,8 @@ def markdown(results) -> list[str]:
             f"{large['baseline_rss_mib']:.0f} MiB before making X and {large['rss_before_fit_mib']:.0f} MiB "
             f"(X included) when `fit` began; `fit` added at most {_mib(large['fit_added_peak_mib'])} MiB on "
             f"top of that (peak RSS during `fit` {large['peak_rss_mib']:.0f} MiB). Load average (1, 5, 15 "
-            f"min) before the run: {_load(large['load'])}; after: {_load(large['load_after'])}.",
+            f"min) before the run: {format_load_average(large['load'])}; "
+            f"after: {format_load_average(large['load_after'])}.",
             "",
         ]
     return lines

@@ -16,15 +16,8 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from cases import Case, make_data  # noqa: E402
+from process_memory import reset_peak_rss, status_kib  # noqa: E402
 from systems import fit_default  # noqa: E402
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def main(argv):
@@ -34,14 +27,13 @@ def main(argv):
     fit_default(system, case, X[:2000], max_iter=1)  # import and warm everything up first
     gc.collect()
     try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")  # reset the peak-RSS mark to the current RSS
+        reset_peak_rss()
     except OSError as error:
         # Without the reset the peak may predate fit (data generation): say so rather than guess.
         print(f"cannot reset the peak-RSS mark ({error}); 'added' may be understated", file=sys.stderr)
-    before = _status_kib("VmRSS")
+    before = status_kib("VmRSS")
     result = fit_default(system, case, X, max_iter=int(max_iter))
-    peak = _status_kib("VmHWM")
+    peak = status_kib("VmHWM")
     mib = 1024.0
     print(
         json.dumps(

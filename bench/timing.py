@@ -1,9 +1,10 @@
 """The timing rules of the benchmark report: best of several calls, but one call when it is long;
-seconds per EM iteration as a difference of whole fits."""
+seconds per EM iteration as a difference of whole fits; the load average quoted with the times."""
 
 from __future__ import annotations
 
 import functools
+import pathlib
 import time
 
 import numpy as np
@@ -74,3 +75,16 @@ def record_seconds_per_iteration(row, system, run, repeats, log, log_prefix):
     row["measured_iterations"][system] = n_iter
     row["log_likelihood"][system] = bound
     log(f"{log_prefix}{system:<9} {seconds:9.4f} s/iter  loglik {bound:.10g}  (m={n_iter})")
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (``/proc/loadavg``), or None where there is none."""
+    try:
+        return [float(v) for v in pathlib.Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return None
+
+
+def format_load_average(values) -> str:
+    """``load_average()``'s values as ``/proc/loadavg`` writes them, or "n/a"."""
+    return "n/a" if not values else " ".join(f"{v:.2f}" for v in values)

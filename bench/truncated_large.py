@@ -4,8 +4,8 @@
                                     [--repeats 3] [--threads 2] [--json]
 
 Data: ``n_components`` centres drawn N(0, 4²) in every coordinate, every row a centre chosen
-uniformly at random plus N(0, 1) noise, float32 (``truncated_scaling.clustered_data``'s recipe, made
-in float32 so that generating X never holds a float64 copy). Model: ``FastGMM(K, 'diag',
+uniformly at random plus N(0, 1) noise, float32 (``truncated_scaling.clustered_data`` with
+``dtype=np.float32``, which never holds a float64 copy of X). Model: ``FastGMM(K, 'diag',
 n_active=5, n_neighbors=5, init_params='random_from_data', tol=0, max_iter=1 + repeats)``.
 
 One fit, timed phase by phase (by wrapping the estimator's hooks, which changes nothing it
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pathlib
 import sys
 import time
 import warnings
@@ -35,23 +34,13 @@ from sklearn.exceptions import ConvergenceWarning
 import fastelbo.mixture._truncated as truncated
 from fastelbo import FastGMM
 from fastelbo.mixture._coarse_cells import CoarseCells
+from process_memory import reset_peak_rss, status_kib
+from timing import load_average
+from truncated_scaling import clustered_data
 
 
 def status_mib(field: str) -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024.0
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def clustered_float32(n, d, k, seed=0, spread=4.0):
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(0.0, spread, (k, d)).astype(np.float32)
-    labels = rng.integers(0, k, n)
-    X = rng.standard_normal((n, d), dtype=np.float32)
-    X += centres[labels]
-    return X
+    return status_kib(field) / 1024.0
 
 
 class PhaseClock:
@@ -80,16 +69,15 @@ def main(argv=None):
     parser.add_argument("--n-samples", type=int, default=1_000_000)
     parser.add_argument("--n-features", type=int, default=64)
     parser.add_argument("--n-components", type=int, default=65_536)
-    parser.add_argument("--n-iter", type=int, default=None, help="ignored; iterations are 1 + repeats")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     args = parser.parse_args(argv)
 
     baseline = status_mib("VmRSS")
-    load_before = [float(v) for v in pathlib.Path("/proc/loadavg").read_text().split()[:3]]
+    load_before = load_average()
     began = time.perf_counter()
-    X = clustered_float32(args.n_samples, args.n_features, args.n_components)
+    X = clustered_data(args.n_samples, args.n_features, args.n_components, dtype=np.float32)
     data_seconds = time.perf_counter() - began
 
     clock = PhaseClock()
@@ -115,8 +103,7 @@ def main(argv=None):
         n_jobs=args.threads,
     )
     try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")  # the peak-RSS mark from here on
+        reset_peak_rss()  # the peak-RSS mark from here on
         reset = True
     except OSError:
         reset = False
@@ -127,7 +114,7 @@ def main(argv=None):
         gmm.fit(X)
     fit_seconds = time.perf_counter() - fit_began
     peak_fit = status_mib("VmHWM")
-    load_after = [float(v) for v in pathlib.Path("/proc/loadavg").read_text().split()[:3]]
+    load_after = load_average()
 
     phases = {"data generation": data_seconds}
     for phase in ("initialisation", "initial neighbour lists", "initial sets", "start"):
@@ -172,7 +159,7 @@ def main(argv=None):
         "data_mib": X.nbytes / 2**20,
         "baseline_rss_mib": baseline,
         "rss_before_fit_mib": before_fit,
-        "peak_rss_mib": max(peak_fit, status_mib("VmHWM")) if reset else status_mib("VmHWM"),
+        "peak_rss_mib": status_mib("VmHWM"),  # a high-water mark: never below peak_fit
         "fit_added_peak_mib": peak_fit - before_fit if reset else None,
         "truncated_free_energy": float(gmm.lower_bound_),
         "load": load_before,

@@ -38,6 +38,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import real_data
 from fastelbo import FastGMM
+from timing import format_load_average, load_average
 from truncated_scaling import clustered_data, iteration_seconds
 
 BENCH_DIR = pathlib.Path(__file__).resolve().parent
@@ -80,7 +81,7 @@ FULL_SCALING = ScalingCase(100_000, 32, (256, 1024, 4096))
 QUICK_SCALING = ScalingCase(10_000, 16, (64, 256), fit_iter=3)
 FULL_PATCHES = PatchesCase(531_720, 1024, max_iter=30)  # every patch
 QUICK_PATCHES = PatchesCase(10_000, 32, max_iter=10)
-FULL_LARGE = {"n_samples": 1_000_000, "n_features": 64, "n_components": 65_536, "n_iter": 3}
+FULL_LARGE = {"n_samples": 1_000_000, "n_features": 64, "n_components": 65_536}
 
 
 # --- checks ------------------------------------------------------------------------------------
@@ -213,7 +214,6 @@ def measure_large(spec: dict, repeats: int, log) -> dict:
         f"--n-samples={spec['n_samples']}",
         f"--n-features={spec['n_features']}",
         f"--n-components={spec['n_components']}",
-        f"--n-iter={spec['n_iter']}",
         f"--repeats={repeats}",
         f"--threads={THREADS}",
     ]
@@ -238,7 +238,7 @@ def measure_large(spec: dict, repeats: int, log) -> dict:
 def measure(quick: bool, repeats: int, log) -> dict:
     started = time.perf_counter()
     results = {"threads": THREADS, "repeats": repeats}
-    results["load_before"] = _load_average()
+    results["load_before"] = load_average()
     log("  scaling:")
     results["scaling"] = measure_scaling(QUICK_SCALING if quick else FULL_SCALING, repeats, log)
     log("  image patches:")
@@ -246,16 +246,9 @@ def measure(quick: bool, repeats: int, log) -> dict:
     if not quick:
         log("  large:")
         results["large"] = measure_large(FULL_LARGE, min(repeats, 3), log)
-    results["load_after"] = _load_average()
+    results["load_after"] = load_average()
     results["wall_seconds"] = time.perf_counter() - started
     return results
-
-
-def _load_average() -> list[float] | None:
-    try:
-        return [float(v) for v in pathlib.Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return None
 
 
 def failed_checks(results) -> list[str]:
@@ -299,10 +292,6 @@ def _mib(value) -> str:
     return "n/a (peak mark not reset)" if value is None else f"{value:.0f}"
 
 
-def _load(values) -> str:
-    return "n/a" if not values else " ".join(f"{v:.2f}" for v in values)
-
-
 def markdown(results) -> list[str]:
     if not results:
         return []
@@ -316,7 +305,8 @@ def markdown(results) -> list[str]:
         "with `init_params='random_from_data'`, `tol=0`; both are timed from the truncated fit's "
         "parameters. An iteration is the driver's E-step with statistics, M-step and entropy "
         f"decomposition, best of {results['repeats']} after a warm-up. Load average (1, 5, 15 min) "
-        f"before the group: {_load(results['load_before'])}; after: {_load(results['load_after'])}. "
+        f"before the group: {format_load_average(results['load_before'])}; "
+        f"after: {format_load_average(results['load_after'])}. "
         "Checks: the truncated free energy F is at most the exact log-likelihood `score(X)`, and the "
         "histories interleave up to the `reg_covar` slack (THEORY.md §2.1, §3.5).",
         "",
@@ -352,8 +342,7 @@ def markdown(results) -> list[str]:
     for name in ("truncated", "exact"):
         fit = p["fits"][name]
         converged = "" if fit["converged"] else ", not converged"
-        check = "pass" if name == "exact" else ("pass" if fit["check"]["passed"] else "FAIL")
-        check = "-" if name == "exact" else check
+        check = "-" if name == "exact" else ("pass" if fit["check"]["passed"] else "FAIL")
         lines.append(
             f"| {name} | {fit['fit_seconds']:.2f} | {fit['n_iter']}{converged} "
             f"| {fit['seconds_per_iteration']:.4f} | {fit['log_likelihood']:.6f} | {check} |"
@@ -387,7 +376,8 @@ def markdown(results) -> list[str]:
             f"{large['baseline_rss_mib']:.0f} MiB before making X and {large['rss_before_fit_mib']:.0f} MiB "
             f"(X included) when `fit` began; `fit` added at most {_mib(large['fit_added_peak_mib'])} MiB on "
             f"top of that (peak RSS during `fit` {large['peak_rss_mib']:.0f} MiB). Load average (1, 5, 15 "
-            f"min) before the run: {_load(large['load'])}; after: {_load(large['load_after'])}.",
+            f"min) before the run: {format_load_average(large['load'])}; "
+            f"after: {format_load_average(large['load_after'])}.",
             "",
         ]
     return lines

@@ -21,11 +21,15 @@ from fastelbo._threads import resolve_n_threads
 from fastelbo.mixture._truncated import TruncatedSearch
 
 
-def clustered_data(n, d, k, seed=0, spread=4.0):
+def clustered_data(n, d, k, seed=0, spread=4.0, dtype=np.float64):
+    """``n`` rows in ``d`` dimensions, each one of ``k`` centres N(0, spread²) chosen uniformly at
+    random plus N(0, 1) noise, in ``dtype`` from the start (float32 never holds a float64 copy of X)."""
     rng = np.random.default_rng(seed)
-    centres = rng.normal(0.0, spread, (k, d))
+    centres = rng.normal(0.0, spread, (k, d)).astype(dtype)
     labels = rng.integers(0, k, n)
-    return (centres[labels] + rng.normal(0.0, 1.0, (n, d))).astype(np.float64)
+    X = rng.standard_normal((n, d), dtype=dtype)
+    X += centres[labels]
+    return X
 
 
 def iteration_seconds(gmm, X, truncated, repeats):

@@ -403,11 +403,13 @@ class TruncatedEStep {
         // Full: a column costs rows·D² at GEMM speed, a pair D² as a vector-matrix product.
         const bool direct = full_ ? static_cast<double>(pairs) * kFullDirectPerPair < static_cast<double>(U * n_rows)
                                   : direct_cost < expanded_cost;
+        // Tied: the rows whitened once, y~ = x~ U, for whichever evaluation runs and for a random
+        // candidate outside U.
+        if (tied_) {
+            ws.whitened.noalias() = z.leftCols(D_) * chol_;
+            z.leftCols(D_) = ws.whitened;
+        }
         if (direct) {
-            if (tied_) {  // rows whitened: y~ = x~ U
-                ws.whitened.noalias() = z.leftCols(D_) * chol_;
-                z.leftCols(D_) = ws.whitened;
-            }
             direct_log_joints(b, point64, rows, n_rows, words, ws);
         } else if (full_) {  // per column: ((x − μ_b) − (μ_c − μ_b)) U_c, one [rows, D] × [D, D] product
             ws.log_joint.resize(n_rows, U);
@@ -538,7 +540,8 @@ class TruncatedEStep {
     }
 
     // Diag, spherical, tied: the log-joints of the item's rows against U as one GEMM of features
-    // [x~, x~²] (tied: [y~, ||y~||²]) times a [F, U] parameter block, plus constants.
+    // [x~, x~²] (tied: [y~, ||y~||²] of the whitened rows) times a [F, U] parameter block, plus
+    // constants.
     void expanded_log_joints(Index b, const RowVector<double>& point64, Index n_rows, Index U, Workspace& ws) const {
         auto z = ws.features.topRows(n_rows);
         ws.projection.resize(F_, U);
@@ -551,11 +554,8 @@ class TruncatedEStep {
         }
         for (Index j = 0; j < U; ++j)
             fill_projection(ws.union_components[j], centre, ws.projection.col(j), ws.constant(j));
-        if (tied_) {  // y~ = x~ U, then ||y~ − m~_c||² as in the spherical case with unit precision
-            ws.whitened.noalias() = z.leftCols(D_) * chol_;
-            z.leftCols(D_) = ws.whitened;
-            z.col(D_) = z.leftCols(D_).rowwise().squaredNorm();
-        } else if (spherical_) {
+        // Tied: ||y~ − m~_c||² of the rows run_item whitened, as spherical with unit precision.
+        if (tied_ || spherical_) {
             z.col(D_) = z.leftCols(D_).rowwise().squaredNorm();
         } else {
             z.rightCols(D_) = z.leftCols(D_).array().square();

@@ -332,13 +332,7 @@ class TruncatedEStep {
             if (r_.random_candidates) {
                 const std::int32_t c = r_.random_candidates[n];
                 ws.random_code[i] = -1 - c;
-                if (tied_) {
-                    prefetch_row(whitened_means_.data() + c * D_, D_);
-                } else if (full_) {
-                    prefetch_row(p_.means + c * D_, D_);
-                } else {
-                    prefetch_row(mean_precision_.data() + c * 2 * D_, 2 * D_);
-                }
+                prefetch_pair_parameters(c);
             }
         }
 
@@ -403,11 +397,13 @@ class TruncatedEStep {
         // Full: a column costs rows·D² at GEMM speed, a pair D² as a vector-matrix product.
         const bool direct = full_ ? static_cast<double>(pairs) * kFullDirectPerPair < static_cast<double>(U * n_rows)
                                   : direct_cost < expanded_cost;
+        // Tied: the rows whitened once, y~ = x~ U, for whichever evaluation runs and for a random
+        // candidate outside U.
+        if (tied_) {
+            ws.whitened.noalias() = z.leftCols(D_) * chol_;
+            z.leftCols(D_) = ws.whitened;
+        }
         if (direct) {
-            if (tied_) {  // rows whitened: y~ = x~ U
-                ws.whitened.noalias() = z.leftCols(D_) * chol_;
-                z.leftCols(D_) = ws.whitened;
-            }
             direct_log_joints(b, point64, rows, n_rows, words, ws);
         } else if (full_) {  // per column: ((x − μ_b) − (μ_c − μ_b)) U_c, one [rows, D] × [D, D] product
             ws.log_joint.resize(n_rows, U);
@@ -465,9 +461,7 @@ class TruncatedEStep {
                 consider(lj, ws.union_components[code]);
             } else if (code != kNoCandidate) {  // a random candidate outside U
                 const std::int32_t c = -1 - code;
-                const double lj = tied_   ? direct_whitened_log_joint(z.row(i).head(D_), whitened_means_.row(b), c)
-                                  : full_ ? direct_full_log_joint(z.row(i).head(D_), point64, c, ws)
-                                          : direct_log_joint(rows[i], c);
+                const double lj = direct_pair_log_joint(z.row(i).head(D_), rows[i], b, point64, c, ws);
                 if (c != b) ws.extra_scores.push_back({c, lj, 1.0});
                 consider(lj, c);
             }
@@ -513,17 +507,7 @@ class TruncatedEStep {
             }
         }
         const Index pairs = static_cast<Index>(ws.pair_columns.size());
-        auto prefetch_pair = [&](Index k) {
-            const std::int32_t c = ws.union_components[ws.pair_columns[k]];
-            if (tied_) {
-                prefetch_row(whitened_means_.data() + c * D_, D_);
-            } else if (full_) {
-                prefetch_row(p_.means + c * D_, D_);
-                prefetch_row(p_.precisions_cholesky + c * D_ * D_, D_ * D_);
-            } else {
-                prefetch_row(mean_precision_.data() + c * 2 * D_, 2 * D_);
-            }
-        };
+        auto prefetch_pair = [&](Index k) { prefetch_pair_parameters(ws.union_components[ws.pair_columns[k]]); };
         for (Index k = 0; k < std::min(pairs, kPairsAhead); ++k) prefetch_pair(k);
         ws.pair_values.resize(pairs);
         auto z = ws.features.topRows(n_rows);
@@ -531,14 +515,13 @@ class TruncatedEStep {
             if (k + kPairsAhead < pairs) prefetch_pair(k + kPairsAhead);
             const Index i = ws.pair_rows[k];
             const std::int32_t c = ws.union_components[ws.pair_columns[k]];
-            ws.pair_values[k] = tied_   ? direct_whitened_log_joint(z.row(i).head(D_), whitened_means_.row(b), c)
-                                : full_ ? direct_full_log_joint(z.row(i).head(D_), point64, c, ws)
-                                        : direct_log_joint(rows[i], c);
+            ws.pair_values[k] = direct_pair_log_joint(z.row(i).head(D_), rows[i], b, point64, c, ws);
         }
     }
 
     // Diag, spherical, tied: the log-joints of the item's rows against U as one GEMM of features
-    // [x~, x~²] (tied: [y~, ||y~||²]) times a [F, U] parameter block, plus constants.
+    // [x~, x~²] (tied: [y~, ||y~||²] of the whitened rows) times a [F, U] parameter block, plus
+    // constants.
     void expanded_log_joints(Index b, const RowVector<double>& point64, Index n_rows, Index U, Workspace& ws) const {
         auto z = ws.features.topRows(n_rows);
         ws.projection.resize(F_, U);
@@ -551,11 +534,8 @@ class TruncatedEStep {
         }
         for (Index j = 0; j < U; ++j)
             fill_projection(ws.union_components[j], centre, ws.projection.col(j), ws.constant(j));
-        if (tied_) {  // y~ = x~ U, then ||y~ − m~_c||² as in the spherical case with unit precision
-            ws.whitened.noalias() = z.leftCols(D_) * chol_;
-            z.leftCols(D_) = ws.whitened;
-            z.col(D_) = z.leftCols(D_).rowwise().squaredNorm();
-        } else if (spherical_) {
+        // Tied: ||y~ − m~_c||² of the rows run_item whitened, as spherical with unit precision.
+        if (tied_ || spherical_) {
             z.col(D_) = z.leftCols(D_).rowwise().squaredNorm();
         } else {
             z.rightCols(D_) = z.leftCols(D_).array().square();
@@ -766,6 +746,29 @@ class TruncatedEStep {
     }
 
   private:
+    // Asks for the cache lines of component c's parameters that a directly summed pair reads (they
+    // lie anywhere in memory).
+    void prefetch_pair_parameters(std::int32_t c) const {
+        if (tied_) {
+            prefetch_row(whitened_means_.data() + c * D_, D_);
+        } else if (full_) {
+            prefetch_row(p_.means + c * D_, D_);
+            prefetch_row(p_.precisions_cholesky + c * D_ * D_, D_ * D_);
+        } else {
+            prefetch_row(mean_precision_.data() + c * 2 * D_, 2 * D_);
+        }
+    }
+
+    // The log-joint of one (row, component c) pair of group b summed directly: `row` the item's
+    // features of X row n (tied: whitened), point64 = μ_b.
+    template <class Row>
+    double direct_pair_log_joint(const Row& row, Index n, Index b, const RowVector<double>& point64, std::int32_t c,
+                                 Workspace& ws) const {
+        return tied_   ? direct_whitened_log_joint(row, whitened_means_.row(b), c)
+               : full_ ? direct_full_log_joint(row, point64, c, ws)
+                       : direct_log_joint(n, c);
+    }
+
     // log π_c + log N(x_n; μ_c, Σ_c) summed directly (a single random candidate: no expansion).
     double direct_log_joint(Index n, std::int32_t c) const {
         const auto x = ConstRowMatrixMap<T>(r_.X, r_.n_rows, D_).row(n).array();

@@ -197,7 +197,7 @@ class FactorAnalysers {
         if constexpr (kDifferenceForm) {
             if (sums.szx.rows() == 0) return;  // no moments
             for (Index c = 0; c < K_; ++c) {
-                const RowMatrix<double> inverse_factor = unwhitening_[c].template cast<double>();  // L^-1
+                const RowMatrix<double>& inverse_factor = unwhitening_[c];  // L^-1 (T is double here)
                 auto szx = sums.szx.middleRows(c * H_, H_);
                 auto szz = sums.szz.middleRows(c * H_, H_);
                 szx = (inverse_factor.transpose() * szx).eval();
@@ -234,11 +234,8 @@ class FactorAnalysers {
             const RowVector<double> s1 = ws.second.row(c).leftCols(D_).template cast<double>();
             const Vector<double> s_z =  // sum q u of this block
                 ws.latent.block(0, c * H_, n, H_).colwise().sum().transpose().template cast<double>();
-            acc.sx.row(c) += s1 + n_c * delta;
-            acc.sxx.row(c) += ws.second.row(c).rightCols(D_).template cast<double>() +
-                              (delta.array() * (2.0 * s1.array() + n_c * delta.array())).matrix();
-            acc.szx.middleRows(c * H_, H_) += ws.first.middleRows(c * H_, H_).template cast<double>() + s_z * delta;
-            acc.sz.row(c) += s_z.transpose();
+            move_to_reference(c, n_c, delta, s1, ws.second.row(c).rightCols(D_).template cast<double>(),
+                              ws.first.middleRows(c * H_, H_).template cast<double>(), s_z, acc);
         }
     }
 
@@ -262,13 +259,21 @@ class FactorAnalysers {
         const RowMatrix<double> second = ws.second.template cast<double>();
         const RowVector<double> delta =
             means_.row(c).template cast<double>() - Eigen::Map<const RowVector<double>>(reference + c * D_, D_);
-        const auto s1 = first.row(H_);
-        acc.sx.row(c) += s1 + n_c * delta;
-        acc.sxx.row(c) += ws.squares.transpose().template cast<double>() +
-                          (delta.array() * (2.0 * s1.array() + n_c * delta.array())).matrix();
-        acc.szx.middleRows(c * H_, H_) += first.topRows(H_) + second.row(H_).transpose() * delta;
-        acc.sz.row(c) += second.row(H_);
+        move_to_reference(c, n_c, delta, first.row(H_), ws.squares.transpose().template cast<double>(),
+                          first.topRows(H_), second.row(H_).transpose(), acc);
         acc.szz.middleRows(c * H_, H_) += second.topRows(H_);
+    }
+
+    // Adds component c's moments of a block, taken about a point p (weight n_c, sums s1 = sum q e,
+    // s2 = sum q e², first = sum q z e^T [H, D], s_z = sum q z [H], e = x - p), to `acc` about the
+    // reference r_c, in float64: x~ = e + delta, delta = p - r_c.
+    template <class Sum, class Squares, class First, class LatentSum>
+    void move_to_reference(Index c, double n_c, const RowVector<double>& delta, const Sum& s1, const Squares& s2,
+                           const First& first, const LatentSum& s_z, Statistics& acc) const {
+        acc.sx.row(c) += s1 + n_c * delta;
+        acc.sxx.row(c) += s2 + (delta.array() * (2.0 * s1.array() + n_c * delta.array())).matrix();
+        acc.szx.middleRows(c * H_, H_) += first + s_z * delta;
+        acc.sz.row(c) += s_z.transpose();
     }
 
     // log pi_c = -inf (an empty component) becomes a finite floor so that q_c = 0.

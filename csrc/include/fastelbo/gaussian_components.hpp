@@ -331,7 +331,6 @@ class FullGaussians {
     struct Workspace {
         ColumnMatrix centred;                           // [D, B] (x - mu_c)^T
         ColumnMatrix whitened;                          // [D, B] U_c^T (x - mu_c)^T
-        RowMatrix<T> scaled;                            // [B, D] sqrt(q) (x - local mean)
         RowMatrix<T> scatter;                           // [D, D]
         RowMatrix<T> local_means;                       // [K, D]
         Vector<T> roots;                                // [B] sqrt(q) of the gathered rows
@@ -360,9 +359,9 @@ class FullGaussians {
     double flops_per_row() const { return 3.0 * K_ * D_ * D_ + 6.0 * K_ * D_ + 20.0 * K_; }
 
     Workspace make_workspace(Index block_rows) const {
-        return Workspace{ColumnMatrix(D_, block_rows), ColumnMatrix(D_, block_rows), RowMatrix<T>(block_rows, D_),
-                         RowMatrix<T>(D_, D_),         RowMatrix<T>(K_, D_),         Vector<T>(block_rows),
-                         RowVector<double>(D_),        RowVector<double>(D_),        RowVector<double>(D_)};
+        return Workspace{ColumnMatrix(D_, block_rows), ColumnMatrix(D_, block_rows), RowMatrix<T>(D_, D_),
+                         RowMatrix<T>(K_, D_),         Vector<T>(block_rows),        RowVector<double>(D_),
+                         RowVector<double>(D_),        RowVector<double>(D_)};
     }
 
     void log_joint(const RowBlock<T>& x, Workspace& ws, WorkBlock<T> lj) const {
@@ -391,7 +390,9 @@ class FullGaussians {
     void accumulate(const RowBlock<T>& x, const WorkBlock<T>& q, const T*, Workspace& ws, GroupSums& acc,
                     const double* reference) const {
         const Index n = x.rows();
-        auto scaled = ws.scaled.topRows(n);
+        // sqrt(q) (x - local mean), [n, D] row-major, in the storage of the [D, B] column-major
+        // whitened rows (the same layout; no longer needed once log_joint is done).
+        Eigen::Map<RowMatrix<T>> scaled(ws.whitened.data(), n, D_);
         const Vector<T> weights = q.colwise().sum().transpose();
         ws.local_means.noalias() = q.transpose() * x;  // [K, D] weighted sums, then local means
         for (Index c = 0; c < K_; ++c) {

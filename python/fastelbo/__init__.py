@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastelbo import _core
 from fastelbo.entropy import EntropyDecomposition
+from fastelbo.exceptions import HeywoodCaseWarning
 from fastelbo.factor import FastFactorAnalysis, FastMFA, FastPPCA
 from fastelbo.mixture import FastGMM
 from fastelbo.plotting import plot_convergence, plot_decomposition  # matplotlib only when called
@@ -26,6 +27,7 @@ __all__ = [
     "FastGMM",
     "FastMFA",
     "FastPPCA",
+    "HeywoodCaseWarning",
     "build_info",
     "cuda_available",
     "plot_convergence",

@@ -57,6 +57,10 @@ class EntropyDecomposition:
         Number of data points the averages run over.
     model : str
         A short description of the model that was decomposed.
+    note : str
+        Empty, or a caveat about reading the gap for this fit (for example that a Heywood case
+        holds the fit at a boundary of the parameter space, where ``F - S`` measures the pull of
+        that boundary). Shown by ``repr`` when not empty.
     """
 
     elbo: float
@@ -66,6 +70,7 @@ class EntropyDecomposition:
     data_term: float
     n_samples: int
     model: str = ""
+    note: str = ""
     entropy_sum: float = field(init=False)
     gap: float = field(init=False)
 
@@ -99,4 +104,6 @@ class EntropyDecomposition:
         ]
         title = f"EntropyDecomposition({self.model}, n_samples={self.n_samples})"
         lines = [title] + [f"  {name:<18} {value:>+16.8f}   {note}" for name, value, note in rows]
+        if self.note:
+            lines.append(f"  note: {self.note}")
         return "\n".join(lines)

@@ -1,0 +1,34 @@
+"""Warnings that fastelbo's estimators raise about the fits they return."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+
+class HeywoodCaseWarning(UserWarning):
+    """A factor model's fit ended with unique (noise) variances at their floor: a Heywood case.
+
+    The likelihood then increases towards the boundary ``noise_variance -> 0`` of the parameter
+    space, so the fit is a boundary optimum rather than a stationary point, and the entropy
+    decomposition's gap ``F - S`` does not vanish: it measures the pull of the boundary. Typical
+    causes are duplicated or collinear columns, or more factors than the data support.
+    """
+
+
+def warn_heywood_case(model: str, feature_labels, variances) -> None:
+    """Issue one :class:`HeywoodCaseWarning` naming the features (``feature_labels``) whose unique
+    variances (``variances``, the same length) sit at the floor."""
+    labels = [str(label) for label in feature_labels]
+    values = np.asarray(variances, dtype=np.float64).ravel()
+    listed = ", ".join(f"{label} ({value:.3g})" for label, value in zip(labels[:10], values[:10]))
+    more = f" and {len(labels) - 10} more" if len(labels) > 10 else ""
+    warnings.warn(
+        f"{model}: Heywood case: the unique variance of {len(labels)} feature(s) reached its floor: "
+        f"{listed}{more}. The fit is a boundary optimum, not a stationary point; the entropy "
+        "decomposition's gap then measures the pull of the boundary rather than unfinished "
+        "convergence.",
+        HeywoodCaseWarning,
+        stacklevel=3,
+    )

@@ -22,7 +22,8 @@ def warn_heywood_case(model: str, feature_labels, variances) -> None:
     variances (``variances``, the same length) sit at the floor."""
     labels = [str(label) for label in feature_labels]
     values = np.asarray(variances, dtype=np.float64).ravel()
-    listed = ", ".join(f"{label} ({value:.3g})" for label, value in zip(labels[:10], values[:10], strict=False))
+    pairs = zip(labels[:10], values[:10], strict=False)
+    listed = ", ".join(f"{label} ({value:.3g})" for label, value in pairs)
     more = f" and {len(labels) - 10} more" if len(labels) > 10 else ""
     warnings.warn(
         f"{model}: Heywood case: the unique variance of {len(labels)} feature(s) reached its floor: "

@@ -21,6 +21,9 @@ from fastelbo.factor._mfa_statistics import FactorAnalyserStatistics
 # Added to nk (as FastGMM and scikit-learn add it with unit weights) so that mixing weights never
 # reach exactly 0; in units of the mean row weight, whatever the scale of the sample weights.
 _NK_FLOOR = 10 * np.finfo(np.float64).eps
+# Variances below this count as constant features: reg_covar times it keeps inverses and squares of
+# the floor far from float64's underflow.
+_SMALLEST_SCALE = 1e-150
 
 
 def noise_variance_floor(column_variance, reg_covar, noise):
@@ -28,17 +31,15 @@ def noise_variance_floor(column_variance, reg_covar, noise):
 
     Feature ``d``'s noise variance is floored at ``reg_covar * var_d``, ``var_d`` the (weighted)
     variance of feature ``d`` in the training data, so that the fit does not depend on the units of
-    any feature. A feature whose variance is below ``eps * max_d var_d`` (a constant column) uses
-    ``eps * max_d var_d`` instead, so the floor stays positive; data whose every feature is constant
-    use 1. Spherical noise (one variance per component) is floored at ``reg_covar`` times the mean
-    variance.
+    any feature. A constant feature (``var_d`` below ``_SMALLEST_SCALE``) uses ``eps * max_d var_d``
+    instead, so that the floor stays positive; data whose every feature is constant use 1.
+    Spherical noise (one variance per component) is floored at ``reg_covar`` times the mean.
     """
     variance = np.asarray(column_variance, dtype=np.float64)
-    largest = float(variance.max()) if variance.size else 0.0
-    if not largest > 0:
-        scale = np.ones_like(variance)
-    else:
-        scale = np.maximum(variance, np.finfo(np.float64).eps * largest)
+    varying = variance > _SMALLEST_SCALE
+    largest = float(variance.max()) if varying.any() else 0.0
+    constant_scale = np.finfo(np.float64).eps * largest if largest > 0 else 1.0
+    scale = np.where(varying, variance, max(constant_scale, _SMALLEST_SCALE))
     if noise == "spherical":
         scale = np.full_like(scale, scale.mean())
     return reg_covar * scale

@@ -112,11 +112,16 @@ def test_scores_and_decompositions_match_independent_log_densities_at_a_heywood_
     mp_joint, mp_half_log_det, mp_half_log_det_precision = _mp_log_joint_and_log_dets(X[rows], *params)
     np.testing.assert_allclose(logsumexp(mp_joint, axis=1), reference[rows], rtol=0, atol=1e-8)
 
-    # float64 to about 1e-9 nats per row; float32 to float32's resolution of the row's terms.
-    atol = 1e-9 if dtype == np.float64 else 2e-3
+    # float64 to the last digits of the 50-digit values (the float64 Cholesky reference itself is
+    # off by ~1e-11 here) and to 1e-9 of the Cholesky one; float32 to float32's resolution of the
+    # row's terms.
+    atol = 1e-9 if dtype == np.float64 else 1e-6
     scores = model.score_samples(X).astype(np.float64)
     assert np.all(np.isfinite(scores))
     np.testing.assert_allclose(scores, reference, rtol=0, atol=atol * (1 + np.abs(reference).max()))
+    if dtype == np.float64:
+        expected = logsumexp(mp_joint, axis=1)
+        np.testing.assert_allclose(scores[rows], expected, rtol=0, atol=1e-13 * (1 + np.abs(expected).max()))
     assert model.score(X) == pytest.approx(reference.mean(), abs=atol * (1 + np.abs(reference).max()))
 
     latent = model.entropy_decomposition()
@@ -283,3 +288,76 @@ def test_non_finite_log_likelihoods_raise_naming_the_cause_instead_of_returning_
         model.score_samples(X * 1e200)
     with pytest.raises(ValueError, match="not finite"):
         model.score(X * 1e200)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e7])
+def test_scores_stay_exact_when_the_noise_floor_is_a_trillionth_of_the_variance(scale):
+    # reg_covar=1e-12: ||Psi^-1/2 W||^2 ~ 1e12 at the floor, where the difference form of the
+    # Woodbury quadratic (and a float64 Cholesky factor of W W^T + Psi) would lose most digits.
+    X = _duplicated_column_data(scale)
+    model = _fit_quietly(FastMFA(2, n_factors=2, reg_covar=1e-12, random_state=0, tol=1e-6, max_iter=300), X)
+    params = _parameters(model)
+    assert model._at_floor()[:, [0, 5]].any()
+    rows = np.arange(0, len(X), 15)
+    mp_joint, mp_half_log_det, _ = _mp_log_joint_and_log_dets(X[rows], *params)
+    expected = logsumexp(mp_joint, axis=1)
+    np.testing.assert_allclose(model.score_samples(X[rows]), expected, rtol=0, atol=1e-7)
+    collapsed = model.entropy_decomposition(X[rows], form="collapsed")
+    qbar = np.exp(logsumexp(mp_joint - expected[:, None], axis=0)) / len(rows)
+    D = X.shape[1]
+    np.testing.assert_allclose(
+        collapsed.observable_entropy, qbar @ (0.5 * D * (LOG_2PI + 1) + mp_half_log_det), rtol=1e-9
+    )
+    assert collapsed.elbo == pytest.approx(expected.mean(), abs=1e-7)
+
+
+def test_float32_with_a_noise_floor_below_float32_resolution_is_fitted_in_float64():
+    X = _duplicated_column_data().astype(np.float32)
+    with pytest.warns(Float32RangeWarning, match="reg_covar=1e-12"):
+        model = _fit_quietly(FastMFA(2, n_factors=2, reg_covar=1e-12, random_state=0), X)
+    assert model.noise_variance_.dtype == np.float64
+
+
+def _elongated_data(seed=0):
+    """A component whose factor variance is 1e7 times its noise, 50 away from the origin, and a
+    round one at -50."""
+    rng = np.random.RandomState(seed)
+    D = 6
+    direction = rng.randn(D) / np.sqrt(D)
+    direction /= np.linalg.norm(direction)
+    elongated = rng.randn(1000, 1) * np.sqrt(1e7) @ direction[None] + rng.randn(1000, D) + 50
+    return np.vstack([elongated, rng.randn(1000, D) * 3 - 50])
+
+
+def test_float32_with_an_elongated_component_gives_the_float64_answer_to_float32_precision():
+    X = _elongated_data()
+    start = _fit_quietly(FastMFA(2, n_factors=1, random_state=0, tol=0, max_iter=30), X)
+    names = ("weights_", "means_", "components_", "noise_variance_")
+    start_values = {name: getattr(start, name).astype(np.float32) for name in names}
+    assert start.components_.max() ** 2 > 1e6 * start.noise_variance_.min()  # elongated indeed
+    fits = {}
+    for dtype in (np.float64, np.float32):
+        # Five EM iterations in each precision from the same (float32-representable) parameters.
+        model = FastMFA(2, n_factors=1, random_state=0, tol=0, max_iter=5, warm_start=True)
+        _fit_quietly(model, X.astype(dtype))  # sets the fit's state; its parameters are replaced
+        for name in names:
+            setattr(model, name, start_values[name].astype(dtype))
+        fits[dtype] = _fit_quietly(model, X.astype(dtype))
+    single, double = fits[np.float32], fits[np.float64]
+    assert single.means_.dtype == np.float32
+    assert single.lower_bound_ == pytest.approx(double.lower_bound_, abs=1e-4)
+    for name, rtol in (
+        ("weights_", 1e-5),
+        ("means_", 1e-5),
+        ("components_", 1e-5),
+        ("noise_variance_", 1e-4),
+    ):
+        np.testing.assert_allclose(getattr(single, name), getattr(double, name), rtol=rtol, err_msg=name)
+    # And float32 reports its own fit's log-likelihood to float32 precision.
+    reference = logsumexp(_cholesky_log_joint(X.astype(np.float32), *_parameters(single)), axis=1)
+    np.testing.assert_allclose(
+        single.score_samples(X.astype(np.float32)),
+        reference,
+        rtol=0,
+        atol=1e-4 * (1 + np.abs(reference).max()),
+    )

@@ -39,11 +39,14 @@ NOISE_TYPES = ("diag", "spherical")
 DECOMPOSITION_FORMS = ("latent", "collapsed")
 
 # float32 data are fitted in float32 only while their deviations from the column means stay below
-# FLOAT32_LARGEST_DEVIATION (their squares, summed over a block of rows, must not overflow) and
-# every noise floor stays above FLOAT32_SMALLEST_FLOOR (a normal float32 whose inverse is finite,
-# with room for the sample weights); otherwise in float64 (Float32RangeWarning).
+# FLOAT32_LARGEST_DEVIATION (their squares, summed over a block of rows, must not overflow), every
+# noise floor stays above FLOAT32_SMALLEST_FLOOR (a normal float32 whose inverse is finite, with
+# room for the sample weights) and reg_covar is at least FLOAT32_SMALLEST_REG_COVAR (a noise of
+# standard deviation sqrt(reg_covar) times its feature's is then resolved by float32's 6e-8 to
+# about 1e-3 of itself); otherwise in float64 (Float32RangeWarning).
 FLOAT32_LARGEST_DEVIATION = 2.0**60
 FLOAT32_SMALLEST_FLOOR = 2.0**-100
+FLOAT32_SMALLEST_REG_COVAR = 1e-8
 
 HEYWOOD_NOTE = (
     "Heywood case: noise variances sit at their floor, a boundary of the parameter space where the "
@@ -86,10 +89,15 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
     weight (integer weights count like repeated rows).
 
     Precision. float32 input is computed in float32 (parameters are stored in the input's dtype)
-    when float32 can hold its scale: deviations from the column means of at most ``2**60`` and
-    noise floors of at least ``2**-100``. Otherwise it is fitted in float64, with a
-    :class:`Float32RangeWarning`, and the parameters are float64. Any other input is computed in
-    float64. A log-likelihood that is not finite raises ValueError (never a NaN result).
+    when float32 can hold it: deviations from the column means of at most ``2**60``, noise floors
+    of at least ``2**-100`` and ``reg_covar >= 1e-8`` (float32 then resolves the smallest noise
+    standard deviation, ``1e-4`` of its feature's, to about ``1e-3`` of itself). Otherwise it is
+    fitted in float64, with a :class:`Float32RangeWarning`, and the parameters are float64.
+    Components are evaluated centred on their means and whitened by their noise, and their
+    statistics taken of residuals on the noise's scale, so that float32 stays accurate for
+    components far from the origin or elongated (factor variances many times the noise). Any
+    other input is computed in float64. A log-likelihood that is not finite raises ValueError
+    (never a NaN result).
 
     Parameters
     ----------
@@ -213,11 +221,16 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
         floor = noise_variance_floor(variance, self.reg_covar, self.noise)
         if X.dtype == np.float32:
             deviation = _largest_deviation(X, mean)
-            if not (deviation <= FLOAT32_LARGEST_DEVIATION and floor.min() >= FLOAT32_SMALLEST_FLOOR):
+            if not (
+                deviation <= FLOAT32_LARGEST_DEVIATION
+                and floor.min() >= FLOAT32_SMALLEST_FLOOR
+                and self.reg_covar >= FLOAT32_SMALLEST_REG_COVAR
+            ):
                 warnings.warn(
-                    f"FastMFA: float32 cannot hold the scale of X (largest deviation from a column "
-                    f"mean {deviation:.3g}, smallest noise floor {floor.min():.3g}; float32 is used "
-                    f"within {FLOAT32_LARGEST_DEVIATION:.3g} and {FLOAT32_SMALLEST_FLOOR:.3g}); "
+                    f"FastMFA: float32 cannot hold X at this precision (largest deviation from a "
+                    f"column mean {deviation:.3g}, at most {FLOAT32_LARGEST_DEVIATION:.3g}; smallest "
+                    f"noise floor {floor.min():.3g}, at least {FLOAT32_SMALLEST_FLOOR:.3g}; "
+                    f"reg_covar={self.reg_covar:g}, at least {FLOAT32_SMALLEST_REG_COVAR:g}); "
                     "fitting in float64, the parameters are float64.",
                     Float32RangeWarning,
                     stacklevel=5,

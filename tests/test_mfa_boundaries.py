@@ -361,3 +361,20 @@ def test_float32_with_an_elongated_component_gives_the_float64_answer_to_float32
         rtol=0,
         atol=1e-4 * (1 + np.abs(reference).max()),
     )
+
+
+def test_heywood_case_with_spherical_noise_names_the_component_once():
+    rng = np.random.RandomState(0)
+    # Two exact planes in 5 dimensions: with 2 factors each, a component's residual vanishes.
+    X = np.vstack([rng.randn(200, 2) @ rng.randn(2, 5), rng.randn(200, 2) @ rng.randn(2, 5) + 20])
+    model = FastMFA(2, n_factors=2, noise="spherical", random_state=0, max_iter=200)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(X)
+    heywood = [str(w.message) for w in caught if issubclass(w.category, HeywoodCaseWarning)]
+    assert len(heywood) == 1
+    floored = np.flatnonzero(model._at_floor()[:, 0])
+    assert len(floored) >= 1
+    for c in floored:
+        assert heywood[0].count(f"component {c} ") == 1 and "spherical" in heywood[0]
+    np.testing.assert_allclose(model.noise_variance_[floored], 1e-6 * X.var(axis=0).mean(), rtol=1e-12)

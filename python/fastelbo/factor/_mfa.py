@@ -1,5 +1,7 @@
 """FastMFA: mixtures of factor analysers (and of probabilistic PCA) fitted by EM, with the E-step in
-the blocked C++ kernel and the entropy decomposition of the ELBO (``shared/THEORY.md`` §2.3)."""
+the blocked C++ kernel and the entropy decomposition of the ELBO: at convergence the ELBO equals
+``<H[q_n(c)]> + sum_c qbar_c H[N(m_nc, Sigma_c)] - H[pi] - H/2 log(2 pi e)
+- sum_c qbar_c (D/2 log(2 pi e) + 1/2 sum_d log psi_cd)`` (Lücke & Warnken, arXiv:2209.03077)."""
 
 from __future__ import annotations
 
@@ -272,15 +274,21 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
                 stacklevel=6,
             )
         at_floor = self._at_floor()
-        if at_floor.any():
-            names = getattr(self, "feature_names_in_", None)
-            noise = self._noise_variance_per_feature()
-            components, features = np.nonzero(at_floor)
-            labels = [
-                f"component {c} feature {names[d] if names is not None else d}"
-                for c, d in zip(components, features, strict=True)
-            ]
-            warn_heywood_case("FastMFA", labels, noise[components, features])
+        if not at_floor.any():
+            return
+        if self.noise == "spherical":  # one variance per component, shared by every feature
+            floored = np.flatnonzero(at_floor[:, 0])
+            labels = [f"component {c} (spherical, all features)" for c in floored]
+            warn_heywood_case("FastMFA", labels, self.noise_variance_[floored])
+            return
+        names = getattr(self, "feature_names_in_", None)
+        noise = self._noise_variance_per_feature()
+        components, features = np.nonzero(at_floor)
+        labels = [
+            f"component {c} feature {names[d] if names is not None else d}"
+            for c, d in zip(components, features, strict=True)
+        ]
+        warn_heywood_case("FastMFA", labels, noise[components, features])
 
     # -- inference ---------------------------------------------------------------------------
 
@@ -303,7 +311,7 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
 
     @single_threaded_blas
     def entropy_decomposition(self, X=None, form="latent"):
-        """ELBO and its entropy decomposition (``shared/THEORY.md`` §2.3).
+        """ELBO and its entropy decomposition (see the module docstring).
 
         Parameters
         ----------

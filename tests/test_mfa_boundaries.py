@@ -378,3 +378,10 @@ def test_heywood_case_with_spherical_noise_names_the_component_once():
     for c in floored:
         assert heywood[0].count(f"component {c} ") == 1 and "spherical" in heywood[0]
     np.testing.assert_allclose(model.noise_variance_[floored], 1e-6 * X.var(axis=0).mean(), rtol=1e-12)
+
+
+def test_data_whose_variance_overflows_float64_are_refused_with_a_clear_error():
+    X = np.random.RandomState(0).randn(200, 4)
+    X[:, 2] *= 1e200
+    with pytest.raises(ValueError, match=r"too large for float64.*\[2\]"):
+        FastMFA(2, n_factors=1, random_state=0).fit(X)

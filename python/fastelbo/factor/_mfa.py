@@ -220,6 +220,11 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
         if sample_weight is not None and np.any(sample_weight > 0):
             self._weight_unit_ = float(np.min(sample_weight[sample_weight > 0]))
         mean, variance = column_mean_and_variance(X, sample_weight)
+        if not np.all(np.isfinite(variance)):
+            raise ValueError(
+                "X is too large for float64: the variance of feature(s) "
+                f"{np.flatnonzero(~np.isfinite(variance))[:10].tolist()} overflows; rescale X"
+            )
         floor = noise_variance_floor(variance, self.reg_covar, self.noise)
         if X.dtype == np.float32:
             deviation = _largest_deviation(X, mean)

@@ -114,8 +114,8 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
     reg_covar : float, default=1e-6
         Relative floor of the noise variances (> 0): feature ``d``'s noise variance is at least
         ``reg_covar * var_d``, ``var_d`` the (weighted) variance of feature ``d`` in the training
-        data (``eps * max var`` for a constant feature; spherical noise: ``reg_covar`` times the
-        mean variance). On standardised data this is the absolute floor ``reg_covar``. A noise
+        data (for a constant feature, the mean variance of the others; spherical noise: ``reg_covar``
+        times the mean variance). On standardised data this is the absolute floor ``reg_covar``. A noise
         variance that reaches its floor is a Heywood case (see above).
     max_iter : int, default=100
         Number of EM iterations per initialisation.

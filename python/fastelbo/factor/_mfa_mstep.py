@@ -31,15 +31,14 @@ def noise_variance_floor(column_variance, reg_covar, noise):
 
     Feature ``d``'s noise variance is floored at ``reg_covar * var_d``, ``var_d`` the (weighted)
     variance of feature ``d`` in the training data, so that the fit does not depend on the units of
-    any feature. A constant feature (``var_d`` below ``_SMALLEST_SCALE``) uses ``eps * max_d var_d``
-    instead, so that the floor stays positive; data whose every feature is constant use 1.
-    Spherical noise (one variance per component) is floored at ``reg_covar`` times the mean.
+    any feature. A constant feature (``var_d`` at most ``_SMALLEST_SCALE``) has no units of its own
+    and uses the mean variance of the other features instead; data whose every feature is constant
+    use 1. Spherical noise (one variance per component) is floored at ``reg_covar`` times the mean.
     """
     variance = np.asarray(column_variance, dtype=np.float64)
     varying = variance > _SMALLEST_SCALE
-    largest = float(variance.max()) if varying.any() else 0.0
-    constant_scale = np.finfo(np.float64).eps * largest if largest > 0 else 1.0
-    scale = np.where(varying, variance, max(constant_scale, _SMALLEST_SCALE))
+    constant_scale = float(variance[varying].mean()) if varying.any() else 1.0
+    scale = np.where(varying, variance, constant_scale)
     if noise == "spherical":
         scale = np.full_like(scale, scale.mean())
     return reg_covar * scale

@@ -85,10 +85,10 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
     boundary.
 
     Scale. The noise floors are relative to each feature's variance (see ``reg_covar``), and
-    sample weights count relative to their mean, so rescaling a feature rescales its parameters
-    (the log-likelihood of ``X * s`` is that of ``X`` minus ``D log s``) and multiplying all sample
-    weights by a constant changes nothing: points are counted in units of the smallest positive
-    weight (integer weights count like repeated rows).
+    sample weights count only relative to one another, so rescaling a feature rescales its
+    parameters (the log-likelihood of ``X * s`` is that of ``X`` minus ``D log s``) and multiplying
+    all sample weights by a constant changes nothing: points are counted in units of the smallest
+    positive weight (integer weights count like repeated rows).
 
     Precision. float32 input is computed in float32 (parameters are stored in the input's dtype)
     when float32 can hold it: deviations from the column means of at most ``2**60``, noise floors
@@ -240,7 +240,8 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
                     f"reg_covar={self.reg_covar:g}, at least {FLOAT32_SMALLEST_REG_COVAR:g}); "
                     "fitting in float64, the parameters are float64.",
                     Float32RangeWarning,
-                    stacklevel=5,
+                    # user -> BLAS-limit wrapper -> fit -> state-restoring wrapper -> _fit -> here
+                    stacklevel=6,
                 )
                 X = X.astype(np.float64)
                 sample_weight = None if sample_weight is None else sample_weight.astype(np.float64)

@@ -385,3 +385,22 @@ def test_data_whose_variance_overflows_float64_are_refused_with_a_clear_error():
     X[:, 2] *= 1e200
     with pytest.raises(ValueError, match=r"too large for float64.*\[2\]"):
         FastMFA(2, n_factors=1, random_state=0).fit(X)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_boundary_fits_are_bitwise_identical_for_any_n_jobs(dtype):
+    # Heywood components take the sum form of the quadratic (float64) and residual moments (float32).
+    X = np.repeat(_duplicated_column_data(1e5), 8, axis=0).astype(dtype)
+    reg_covar = 1e-12 if dtype == np.float64 else 1e-6
+    fits = [
+        _fit_quietly(
+            FastMFA(2, n_factors=2, reg_covar=reg_covar, random_state=0, max_iter=40, tol=0, n_jobs=n), X
+        )
+        for n in (1, 2, 3)
+    ]
+    # Some component is past the float64 kernel's switch to the sum form (||Psi^-1/2 W||_F^2 > 1e4).
+    whitened = fits[0].components_.astype(np.float64) ** 2 / fits[0].noise_variance_[:, None, :]
+    assert whitened.sum(axis=(1, 2)).max() > 1e4
+    for model in fits[1:]:
+        for name in ("means_", "components_", "noise_variance_", "elbo_history_"):
+            np.testing.assert_array_equal(getattr(model, name), getattr(fits[0], name), err_msg=name)

@@ -34,6 +34,7 @@ import timing
 from agreement import AGREEMENT_RTOL, relative_difference
 from cases import Case, Start
 from fastelbo import FastMFA
+from fastelbo.exceptions import HeywoodCaseWarning
 from fastelbo.factor import DegenerateComponentWarning
 
 THREADS = 1
@@ -110,7 +111,9 @@ def run_iterations(system, case, X, start, n_iter, n_jobs=THREADS) -> float:
             return float(model.fit(X).lower_bound_)
         if system == "numpy":
             parameters = (start.weights_, start.means_, start.components_, start.noise_variance_)
-            _, log_likelihoods = numpy_mfa.fit(X, *parameters, n_iter, reg_covar=case.reg_covar)
+            # FastMFA's floors: reg_covar times each feature's variance.
+            floor = case.reg_covar * X.var(axis=0)
+            _, log_likelihoods = numpy_mfa.fit(X, *parameters, n_iter, reg_covar=floor)
             return log_likelihoods[-1]
         if system == "gmm":
             gmm_case = Case("full", case.n_samples, PATCH_FEATURES, case.n_components, data="patches")
@@ -128,7 +131,7 @@ def n_parameters(case: MFACase) -> dict:
 
 def whole_fit(case: MFACase, X: np.ndarray) -> tuple[FastMFA, list[str]]:
     """FastMFA with default settings (all threads among them) and ``max_iter=case.fit_max_iter``;
-    returns it and the messages of the DegenerateComponentWarnings it raised."""
+    returns it and the messages of the DegenerateComponentWarnings and HeywoodCaseWarnings it raised."""
     model = FastMFA(
         case.n_components,
         n_factors=case.n_factors,
@@ -139,7 +142,8 @@ def whole_fit(case: MFACase, X: np.ndarray) -> tuple[FastMFA, list[str]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model.fit(X)
-    return model, [str(w.message) for w in caught if issubclass(w.category, DegenerateComponentWarning)]
+    reported = (DegenerateComponentWarning, HeywoodCaseWarning)
+    return model, [str(w.message) for w in caught if issubclass(w.category, reported)]
 
 
 def measure(case_list, repeats, fit_repeats, log):
@@ -204,8 +208,11 @@ def measure_fit(case: MFACase, X: np.ndarray, repeats: int) -> dict:
         "log_likelihood": float(model.score(X)),  # of the fitted parameters
         "lower_bound": float(model.lower_bound_),  # of the last E-step, before the last M-step
         "relative_gap": float(decomposition.gap / abs(decomposition.elbo)),
-        # The warning names each degenerate component as "component c: <reasons>".
-        "degenerate_components": sum(len(re.findall(r"component \d+:", message)) for message in degenerate),
+        # The warnings name a component on too few points as "component c: <reasons>", one with a
+        # noise variance at its floor as "component c feature d"; each component counts once.
+        "degenerate_components": len(
+            {int(c) for message in degenerate for c in re.findall(r"component (\d+)[: ]", message)}
+        ),
         "degenerate_messages": degenerate,
     }
 
@@ -308,8 +315,8 @@ def markdown(rows, repeats, fit_repeats) -> list[str]:
         f"as shown; best of {fit_repeats} (one run over {timing.LONG_RUN_SECONDS:.0f} s). "
         "'log-likelihood' is `score(X)` of the fitted parameters; 'gap' is F - S over |F| of the "
         "latent decomposition (THEORY.md §2.3), zero only at convergence; 'degenerate' counts the "
-        "components FastMFA's DegenerateComponentWarning names (on fewer than H + 2 points, or with "
-        "noise variances at the `reg_covar` floor).",
+        "components FastMFA's DegenerateComponentWarning or HeywoodCaseWarning names (on fewer than "
+        "H + 2 points, or with noise variances at their floor, `reg_covar` times the feature's variance).",
         "",
         "| case | fit s | iterations (max_iter) | mean log-likelihood | gap (F-S)/abs(F) | degenerate |",
         "|---|---|---|---|---|---|",

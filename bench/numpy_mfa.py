@@ -20,7 +20,8 @@ _LOG_2PI = np.log(2.0 * np.pi)
 
 def iteration(X, weights, means, components, noise, reg_covar=1e-6):
     """One EM iteration: the E-step under the given parameters, then the M-step (noise variances
-    floored at ``reg_covar``, as FastMFA does).
+    floored at ``reg_covar``: a number, or one floor per feature; FastMFA floors feature ``d`` at
+    its ``reg_covar`` times the feature's variance).
 
     Returns (mean log-likelihood of X under the given parameters, (weights, means, components, noise)
     after the M-step).

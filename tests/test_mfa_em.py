@@ -8,6 +8,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import reference_mfa as R
 from fastelbo import FastMFA
+from fastelbo.exceptions import HeywoodCaseWarning
 from fastelbo.factor import DegenerateComponentWarning
 
 
@@ -104,7 +105,7 @@ def test_entropy_sum_history_is_the_entropy_sum_after_each_m_step():
     assert model.entropy_sum_history_[1] == pytest.approx(expected, rel=1e-10)
 
 
-def test_degenerate_component_is_floored_named_and_its_gap_stays_finite():
+def test_degenerate_component_is_named_floored_relative_to_the_data_and_its_gap_stays_finite():
     rng = np.random.default_rng(0)
     cluster = rng.standard_normal((300, 4))
     # Two points far away: a component there lies on their line, its noise variance -> 0.
@@ -116,13 +117,19 @@ def test_degenerate_component_is_floored_named_and_its_gap_stays_finite():
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(X)
     line_component = int(np.argmax(model.means_[:, 0]))
-    message = str(record[0].message)
-    assert f"component {line_component}: 2 points (fewer than n_factors + 2 = 3)" in message
-    assert "reg_covar=1e-06 floor" in message
-    assert f"component {1 - line_component}" not in message
-    assert model.noise_variance_[line_component].min() == pytest.approx(1e-6)
+    degenerate = [str(w.message) for w in record if w.category is DegenerateComponentWarning]
+    assert len(degenerate) == 1
+    assert f"component {line_component}: 2 points (fewer than n_factors + 2 = 3)" in degenerate[0]
+    assert f"component {1 - line_component}" not in degenerate[0]
+    heywood = [str(w.message) for w in record if w.category is HeywoodCaseWarning]
+    assert len(heywood) == 1
+    assert all(f"component {line_component} feature {d}" in heywood[0] for d in range(4))
+    assert f"component {1 - line_component} feature" not in heywood[0]
+    # The floor is reg_covar times each feature's variance in the data.
+    np.testing.assert_allclose(model.noise_variance_[line_component], 1e-6 * X.var(axis=0), rtol=1e-12)
     decomposition = model.entropy_decomposition()
     assert np.isfinite(decomposition.gap) and np.isfinite(decomposition.elbo)
+    assert "pull of that boundary" in decomposition.note
     assert all(np.all(np.isfinite(p)) for p in _parameters(model))
 
 

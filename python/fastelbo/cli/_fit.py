@@ -74,7 +74,9 @@ def add_fit_parser(commands):
     model.add_argument(
         "--n-neighbors", type=int, metavar="G", help="gmm with --n-active: neighbour list length"
     )
-    model.add_argument("--factors", type=int, metavar="H", help="mfa: factors per component")
+    model.add_argument(
+        "--factors", type=int, metavar="H", help="mfa: factors per component (at most the number of features)"
+    )
     model.add_argument("--noise", choices=NOISE_TYPES, help="mfa")
     model.add_argument("--reg-covar", type=float, metavar="EPS", help="gmm, mfa")
     model.add_argument(

@@ -2,7 +2,7 @@
 covariance), and mixtures of factor analysers."""
 
 from fastelbo.factor._factor_analysis import FastFactorAnalysis
-from fastelbo.factor._mfa import DegenerateComponentWarning, FastMFA
+from fastelbo.factor._mfa import DegenerateComponentWarning, FastMFA, Float32RangeWarning
 from fastelbo.factor._ppca import FastPPCA
 
-__all__ = ["DegenerateComponentWarning", "FastFactorAnalysis", "FastMFA", "FastPPCA"]
+__all__ = ["DegenerateComponentWarning", "FastFactorAnalysis", "FastMFA", "FastPPCA", "Float32RangeWarning"]

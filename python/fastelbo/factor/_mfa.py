@@ -1,5 +1,7 @@
 """FastMFA: mixtures of factor analysers (and of probabilistic PCA) fitted by EM, with the E-step in
-the blocked C++ kernel and the entropy decomposition of the ELBO (``shared/THEORY.md`` §2.3)."""
+the blocked C++ kernel and the entropy decomposition of the ELBO: at convergence the ELBO equals
+``<H[q_n(c)]> + sum_c qbar_c H[N(m_nc, Sigma_c)] - H[pi] - H/2 log(2 pi e)
+- sum_c qbar_c (D/2 log(2 pi e) + 1/2 sum_d log psi_cd)`` (Lücke & Warnken, arXiv:2209.03077)."""
 
 from __future__ import annotations
 
@@ -17,8 +19,10 @@ from fastelbo._progress import document_progress_parameters
 from fastelbo._row_chunks import row_chunks
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
 from fastelbo.entropy import LOG_2PI_E, EntropyDecomposition, categorical_entropy
-from fastelbo.factor._mfa_mstep import initial_parameters, mfa_m_step
+from fastelbo.exceptions import warn_heywood_case
+from fastelbo.factor._mfa_mstep import initial_parameters, mfa_m_step, noise_variance_floor
 from fastelbo.factor._mfa_parameters import (
+    half_log_det_marginal_covariances,
     half_log_det_noise,
     half_log_det_posterior_covariances,
     marginal_covariances,
@@ -36,9 +40,29 @@ from fastelbo.mixture._statistics import statistics_from_responsibilities
 NOISE_TYPES = ("diag", "spherical")
 DECOMPOSITION_FORMS = ("latent", "collapsed")
 
+# float32 data are fitted in float32 only while their deviations from the column means stay below
+# FLOAT32_LARGEST_DEVIATION (their squares, summed over a block of rows, must not overflow), every
+# noise floor stays above FLOAT32_SMALLEST_FLOOR (a normal float32 whose inverse is finite, with
+# room for the sample weights) and reg_covar is at least FLOAT32_SMALLEST_REG_COVAR (a noise of
+# standard deviation sqrt(reg_covar) times its feature's is then resolved by float32's 6e-8 to
+# about 1e-3 of itself); otherwise in float64 (Float32RangeWarning).
+FLOAT32_LARGEST_DEVIATION = 2.0**60
+FLOAT32_SMALLEST_FLOOR = 2.0**-100
+FLOAT32_SMALLEST_REG_COVAR = 1e-8
+
+HEYWOOD_NOTE = (
+    "Heywood case: noise variances sit at their floor, a boundary of the parameter space where the "
+    "fit is not a stationary point; the gap F - S measures the pull of that boundary, not "
+    "unfinished convergence"
+)
+
 
 class DegenerateComponentWarning(UserWarning):
-    """A fitted component sits on too few points or has noise variances at the ``reg_covar`` floor."""
+    """A fitted component sits on fewer points than it has factors plus two."""
+
+
+class Float32RangeWarning(UserWarning):
+    """float32 data whose scale float32 cannot hold were fitted in float64 (see :class:`FastMFA`)."""
 
 
 @document_progress_parameters()
@@ -54,23 +78,45 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
     (H+1)-dimensional system for loadings and means in closed form.
 
     Unlike Gaussian mixtures, the ELBO equals its entropy sum only at convergence: the gap
-    ``entropy_decomposition().gap`` is a convergence diagnostic. float32 input is computed in
-    float32 (parameters are stored in the input's dtype); any other input in float64.
+    ``entropy_decomposition().gap`` is a convergence diagnostic. When noise variances end at their
+    floor (a Heywood case, typically a duplicated or collinear column), the fit is a boundary
+    optimum: a :class:`~fastelbo.exceptions.HeywoodCaseWarning` names the components, features and
+    variances, and the decomposition's ``note`` says that the gap then measures the pull of the
+    boundary.
+
+    Scale. The noise floors are relative to each feature's variance (see ``reg_covar``), and
+    sample weights count only relative to one another, so rescaling a feature rescales its
+    parameters (the log-likelihood of ``X * s`` is that of ``X`` minus ``D log s``) and multiplying
+    all sample weights by a constant changes nothing: points are counted in units of the smallest
+    positive weight (integer weights count like repeated rows).
+
+    Precision. float32 input is computed in float32 (parameters are stored in the input's dtype)
+    when float32 can hold it: deviations from the column means of at most ``2**60``, noise floors
+    of at least ``2**-100`` and ``reg_covar >= 1e-8`` (float32 then resolves the smallest noise
+    standard deviation, ``1e-4`` of its feature's, to about ``1e-3`` of itself). Otherwise it is
+    fitted in float64, with a :class:`Float32RangeWarning`, and the parameters are float64.
+    Components are evaluated centred on their means and whitened by their noise, and their
+    statistics taken of residuals on the noise's scale, so that float32 stays accurate for
+    components far from the origin or elongated (factor variances many times the noise). Any
+    other input is computed in float64. A log-likelihood that is not finite raises ValueError
+    (never a NaN result).
 
     Parameters
     ----------
     n_components : int, default=1
         Number of mixture components.
     n_factors : int, default=1
-        Number of latent factors ``H`` of every component.
+        Number of latent factors ``H`` of every component, at most the number of features.
     noise : {'diag', 'spherical'}, default='diag'
         Noise covariance of a component: diagonal (factor analysers) or spherical (PPCA).
     tol : float, default=1e-3
         Convergence threshold on the change of the mean log-likelihood (the ELBO).
     reg_covar : float, default=1e-6
-        Floor of every noise variance (> 0). A component whose noise variance would fall below it
-        is degenerate (it collapses onto a few points or a subspace); the fit reports it with a
-        :class:`DegenerateComponentWarning`, and its entropy gap need not vanish.
+        Relative floor of the noise variances (> 0): feature ``d``'s noise variance is at least
+        ``reg_covar * var_d``, ``var_d`` the (weighted) variance of feature ``d`` in the training
+        data (for a constant feature, the mean variance of the others; spherical noise: ``reg_covar``
+        times the mean variance). On standardised data this is the absolute floor ``reg_covar``. A noise
+        variance that reaches its floor is a Heywood case (see above).
     max_iter : int, default=100
         Number of EM iterations per initialisation.
     n_init : int, default=1
@@ -159,34 +205,96 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
 
     # -- fitting -----------------------------------------------------------------------------
 
+    def _validate_fit_input(self, X, sample_weight):
+        """Validate; refuse more factors than features; move float32 data that float32 cannot hold
+        to float64; set the noise floors and the unit in which sample weights count points."""
+        X, sample_weight = super()._validate_fit_input(X, sample_weight)
+        if self.n_factors > X.shape[1]:
+            raise ValueError(
+                f"n_factors={self.n_factors} must be at most n_features={X.shape[1]}: a component "
+                "cannot have more factors than the data have features"
+            )
+        # Counts of points (the n_factors + 2 a cluster needs) are in units of the smallest positive
+        # weight: integer weights count like repeated rows, and scaling every weight changes nothing.
+        self._weight_unit_ = 1.0
+        if sample_weight is not None and np.any(sample_weight > 0):
+            self._weight_unit_ = float(np.min(sample_weight[sample_weight > 0]))
+        mean, variance = column_mean_and_variance(X, sample_weight)
+        if not np.all(np.isfinite(variance)):
+            raise ValueError(
+                "X is too large for float64: the variance of feature(s) "
+                f"{np.flatnonzero(~np.isfinite(variance))[:10].tolist()} overflows; rescale X"
+            )
+        floor = noise_variance_floor(variance, self.reg_covar, self.noise)
+        if X.dtype == np.float32:
+            deviation = _largest_deviation(X, mean)
+            if not (
+                deviation <= FLOAT32_LARGEST_DEVIATION
+                and floor.min() >= FLOAT32_SMALLEST_FLOOR
+                and self.reg_covar >= FLOAT32_SMALLEST_REG_COVAR
+            ):
+                warnings.warn(
+                    f"FastMFA: float32 cannot hold X at this precision (largest deviation from a "
+                    f"column mean {deviation:.3g}, at most {FLOAT32_LARGEST_DEVIATION:.3g}; smallest "
+                    f"noise floor {floor.min():.3g}, at least {FLOAT32_SMALLEST_FLOOR:.3g}; "
+                    f"reg_covar={self.reg_covar:g}, at least {FLOAT32_SMALLEST_REG_COVAR:g}); "
+                    "fitting in float64, the parameters are float64.",
+                    Float32RangeWarning,
+                    # user -> BLAS-limit wrapper -> fit -> state-restoring wrapper -> _fit -> here
+                    stacklevel=6,
+                )
+                X = X.astype(np.float64)
+                sample_weight = None if sample_weight is None else sample_weight.astype(np.float64)
+        self._noise_floor_ = floor
+        return X, sample_weight
+
+    def _at_floor(self):
+        """(K, D) mask of the noise variances at their floor (False before a fit set floors)."""
+        noise = self._noise_variance_per_feature()
+        floor = getattr(self, "_noise_floor_", None)
+        if floor is None:
+            return np.zeros(noise.shape, dtype=bool)
+        # The stored variance is the floor rounded to the parameters' dtype.
+        slack = 1 + 4 * np.finfo(noise.dtype).eps
+        return noise.astype(np.float64) <= floor * slack
+
     def _warn_degenerate_components(self):
         """Name the components that sit on fewer than ``n_factors + 2`` points (by the final
-        E-step) or whose noise variance reached the ``reg_covar`` floor."""
-        counts = self._training_statistics_.nk
-        floor = np.asarray(self.reg_covar, dtype=self.noise_variance_.dtype)
-        floored = (self._noise_variance_per_feature() <= floor).sum(axis=1)
+        E-step), and, in one HeywoodCaseWarning, the noise variances at their floor."""
+        counts = self._training_statistics_.nk / getattr(self, "_weight_unit_", 1.0)
         messages = []
         for c in range(self.n_components):
-            reasons = []
             # Relative slack: responsibilities of 1 - 1e-12 on H + 2 rows still count as H + 2 points.
             if counts[c] < (self.n_factors + 2) * (1 - 1e-9):
-                reasons.append(f"{counts[c]:.4g} points (fewer than n_factors + 2 = {self.n_factors + 2})")
-            if floored[c]:
-                reasons.append(
-                    f"noise variance at the reg_covar={self.reg_covar:g} floor in {floored[c]} features"
+                messages.append(
+                    f"component {c}: {counts[c]:.4g} points (fewer than n_factors + 2 = {self.n_factors + 2})"
                 )
-            if reasons:
-                messages.append(f"component {c}: " + " and ".join(reasons))
         if messages:
             warnings.warn(
-                "FastMFA found degenerate components, whose noise variances were floored at reg_covar: "
+                "FastMFA found degenerate components: "
                 + "; ".join(messages)
-                + ". The entropy gap of such a fit need not vanish; consider fewer components or "
-                "factors, or a larger reg_covar.",
+                + ". Their noise variances tend to their floor and the entropy gap of such a fit "
+                "need not vanish; consider fewer components or factors.",
                 DegenerateComponentWarning,
                 # user -> BLAS-limit wrapper -> fit -> state-restoring wrapper -> _fit -> here
                 stacklevel=6,
             )
+        at_floor = self._at_floor()
+        if not at_floor.any():
+            return
+        if self.noise == "spherical":  # one variance per component, shared by every feature
+            floored = np.flatnonzero(at_floor[:, 0])
+            labels = [f"component {c} (spherical, all features)" for c in floored]
+            warn_heywood_case("FastMFA", labels, self.noise_variance_[floored])
+            return
+        names = getattr(self, "feature_names_in_", None)
+        noise = self._noise_variance_per_feature()
+        components, features = np.nonzero(at_floor)
+        labels = [
+            f"component {c} feature {names[d] if names is not None else d}"
+            for c, d in zip(components, features, strict=True)
+        ]
+        warn_heywood_case("FastMFA", labels, noise[components, features])
 
     # -- inference ---------------------------------------------------------------------------
 
@@ -209,7 +317,7 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
 
     @single_threaded_blas
     def entropy_decomposition(self, X=None, form="latent"):
-        """ELBO and its entropy decomposition (``shared/THEORY.md`` §2.3).
+        """ELBO and its entropy decomposition (see the module docstring).
 
         Parameters
         ----------
@@ -272,11 +380,28 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
             return_labels=labels,
             n_threads=resolve_n_threads(self.n_jobs),
         )
-        covariances = posterior_covariances(components, noise) if moments else None
-        return FactorAnalyserStatistics.from_kernel(out, X.shape[0], reference, covariances), out
+        stats = FactorAnalyserStatistics.from_kernel(
+            out, X.shape[0], reference, posterior_covariances(components, noise) if moments else None
+        )
+        self._check_finite(stats, out, X)
+        return stats, out
 
     def _e_step(self, X, moments=True, sample_weight=None):
         return self._pass(X, moments=moments, sample_weight=sample_weight)[0]
+
+    @staticmethod
+    def _check_finite(stats, out, X):
+        """Refuse a pass whose log-likelihoods are not finite (X or the parameters out of the
+        working precision's range), so that no NaN reaches a result."""
+        log_norm = out.get("log_norm")
+        if np.isfinite(stats.sum_log_norm) and (log_norm is None or np.all(np.isfinite(log_norm))):
+            return
+        largest = float(np.max(np.abs(X))) if X.size else 0.0
+        raise ValueError(
+            f"FastMFA: the log-likelihood of X is not finite in {X.dtype} (largest |X| = {largest:.3g}): "
+            "X or the fitted parameters exceed the range of the working precision; rescale X, or pass "
+            "float64 data"
+        )
 
     def _final_pass(self, X, sample_weight=None):
         stats, out = self._pass(X, moments=False, labels=True, sample_weight=sample_weight)
@@ -285,8 +410,7 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
 
     def _m_step(self, stats):
         previous = (self.means_, self.components_, self._noise_variance_per_feature())
-        weights, means, components, noise_variance = mfa_m_step(stats, self.noise, self.reg_covar, previous)
-        self._assign(weights, means, components, noise_variance)
+        self._assign(*mfa_m_step(stats, self.noise, self._noise_floor_, previous))
 
     def _decompose(self, stats, form="latent"):
         n_features = self.means_.shape[1]
@@ -301,10 +425,10 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
             prior = categorical_entropy(self.weights_) + gaussian * self.n_factors
             observable = float(qbar @ (gaussian * n_features + half_log_det_noise(noise)))
         else:
-            _, log_det = np.linalg.slogdet(marginal_covariances(self.components_, noise))
+            half_log_det = half_log_det_marginal_covariances(self.components_, noise)
             variational = stats.component_entropy
             prior = categorical_entropy(self.weights_)
-            observable = float(qbar @ (gaussian * n_features + 0.5 * log_det))
+            observable = float(qbar @ (gaussian * n_features + half_log_det))
         return EntropyDecomposition(
             elbo=stats.elbo,
             variational_entropy=variational,
@@ -316,6 +440,7 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
                 f"FastMFA(n_components={self.n_components}, n_factors={self.n_factors}, "
                 f"noise={self.noise!r}), {form} form"
             ),
+            note=HEYWOOD_NOTE if self._at_floor().any() else "",
         )
 
     def _initialize_parameters(self, X, random_state, sample_weight=None):
@@ -334,8 +459,9 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
             stats,
             self.n_factors,
             self.noise,
-            self.reg_covar,
+            self._noise_floor_,
             lambda: _data_covariance(X, column_mean, sample_weight),
+            self._weight_unit_,
         )
         self._assign(*parameters, dtype=X.dtype)
 
@@ -380,6 +506,14 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
             raise ValueError(f"noise must be one of {NOISE_TYPES}, got {self.noise!r}")
         if self.init_params not in INIT_PARAMS:
             raise ValueError(f"init_params must be one of {INIT_PARAMS}, got {self.init_params!r}")
+
+
+def _largest_deviation(X, mean):
+    """``max |X - mean|`` over all entries, in float64 row chunks."""
+    largest = 0.0
+    for start, stop in row_chunks(*X.shape):
+        largest = max(largest, float(np.max(np.abs(np.asarray(X[start:stop], dtype=np.float64) - mean))))
+    return largest
 
 
 def _data_covariance(X, mean, sample_weight=None):

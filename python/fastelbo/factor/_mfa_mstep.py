@@ -7,8 +7,9 @@ system for the augmented loadings ``[W_c, mu_c]`` with augmented factors ``z~ = 
     psi_c = diag(sum_n q_nc x~_n x~_n^T - [W_c, mu_c - r_c] sum_n q_nc E[z~] x~_n^T) / nk_c
 
 about the statistics' reference points ``r_c``, with ``E[z z^T] = Sigma_c + m m^T``. Spherical noise
-(mixtures of PPCA) averages ``psi_c`` over the features. Noise variances are floored at ``reg_covar``.
-This is the only place where parameters are computed from statistics.
+(mixtures of PPCA) averages ``psi_c`` over the features. Noise variances are floored relative to
+the scale of the data (:func:`noise_variance_floor`). This is the only place where parameters are
+computed from statistics.
 """
 
 from __future__ import annotations
@@ -17,20 +18,49 @@ import numpy as np
 
 from fastelbo.factor._mfa_statistics import FactorAnalyserStatistics
 
-# Added to nk (as FastGMM and scikit-learn do) so that mixing weights never reach exactly 0.
+# Added to nk (as FastGMM and scikit-learn add it with unit weights) so that mixing weights never
+# reach exactly 0; in units of the mean row weight, whatever the scale of the sample weights.
 _NK_FLOOR = 10 * np.finfo(np.float64).eps
+# Variances below this count as constant features: reg_covar times it keeps inverses and squares of
+# the floor far from float64's underflow.
+_SMALLEST_SCALE = 1e-150
 
 
-def mfa_m_step(stats: FactorAnalyserStatistics, noise: str, reg_covar: float, previous):
+def noise_variance_floor(column_variance, reg_covar, noise):
+    """Floor of the noise variances, relative to the scale of the data: shape (D,).
+
+    Feature ``d``'s noise variance is floored at ``reg_covar * var_d``, ``var_d`` the (weighted)
+    variance of feature ``d`` in the training data, so that the fit does not depend on the units of
+    any feature. A constant feature (``var_d`` at most ``_SMALLEST_SCALE``) has no units of its own
+    and uses the mean variance of the other features instead; data whose every feature is constant
+    use 1. Spherical noise (one variance per component) is floored at ``reg_covar`` times the mean.
+    """
+    variance = np.asarray(column_variance, dtype=np.float64)
+    varying = variance > _SMALLEST_SCALE
+    constant_scale = float(variance[varying].mean()) if varying.any() else 1.0
+    scale = np.where(varying, variance, constant_scale)
+    if noise == "spherical":
+        scale = np.full_like(scale, scale.mean())
+    return reg_covar * scale
+
+
+def _nk_floor(stats) -> float:
+    """``_NK_FLOOR`` in units of the mean weight of a row."""
+    return _NK_FLOOR * stats.sum_weight / max(stats.n_samples, 1)
+
+
+def mfa_m_step(stats: FactorAnalyserStatistics, noise: str, floor, previous):
     """Return ``(weights, means, components, noise_variance)`` in float64.
 
-    ``previous`` is ``(means, components, noise_variance)`` of the pass; a component without any
-    responsibility keeps them (its system is empty).
+    ``floor`` (shape (D,), from :func:`noise_variance_floor`) bounds every component's noise
+    variances from below. ``previous`` is ``(means, components, noise_variance)`` of the pass; a
+    component without any responsibility keeps them (its system is empty).
     """
     nk = stats.nk
     K, H, D = stats.szx.shape
     means, components, noise_variance = (np.array(p, dtype=np.float64, copy=True) for p in previous)
-    active = nk > _NK_FLOOR
+    nk_floor = _nk_floor(stats)
+    active = nk > nk_floor
     n = nk[active][:, None]
     # The system divided by nk: averages, well scaled whatever the component's weight.
     gram = np.empty((int(active.sum()), H + 1, H + 1))
@@ -53,21 +83,23 @@ def mfa_m_step(stats: FactorAnalyserStatistics, noise: str, reg_covar: float, pr
     updated = np.flatnonzero(active)[finite]
     components[updated] = augmented[finite, :H]
     means[updated] = stats.reference[updated] + augmented[finite, H]
-    noise_variance[updated] = np.maximum(psi[finite], reg_covar)
-    weights = (nk + _NK_FLOOR) / np.sum(nk + _NK_FLOOR)
+    noise_variance[updated] = np.maximum(psi[finite], floor)
+    weights = (nk + nk_floor) / np.sum(nk + nk_floor)
     return weights, means, components, noise_variance
 
 
-def initial_parameters(stats, n_factors, noise, reg_covar, fallback_covariance):
+def initial_parameters(stats, n_factors, noise, floor, fallback_covariance, weight_unit=1.0):
     """Parameters from moments of hard or soft initial clusters (full scatter, about ``reference``).
 
     Each component starts as the maximum-likelihood PPCA of its cluster (Tipping & Bishop): the
     leading ``n_factors`` eigenvectors of the cluster's covariance, scaled by the square root of
     their excess over the mean of the remaining eigenvalues. A cluster of fewer than
     ``n_factors + 2`` points has no usable covariance and starts from ``fallback_covariance()``
-    (the data's), so that no loadings start at 0, a fixed point of EM.
+    (the data's), so that no loadings start at 0, a fixed point of EM. Points are counted in units
+    of ``weight_unit`` (the smallest positive sample weight). Noise variances start at or above
+    ``floor`` (shape (D,)).
     """
-    nk = stats.nk + _NK_FLOOR
+    nk = stats.nk + _NK_FLOOR * weight_unit
     K, D = stats.sx.shape
     H = n_factors
     means = stats.reference + stats.sx / nk[:, None]
@@ -75,7 +107,7 @@ def initial_parameters(stats, n_factors, noise, reg_covar, fallback_covariance):
     noise_variance = np.empty((K, D))
     fallback = None
     for c in range(K):
-        if stats.nk[c] >= H + 2:
+        if stats.nk[c] >= (H + 2) * weight_unit:
             covariance = (stats.sxx[c] - np.outer(stats.sx[c], stats.sx[c]) / nk[c]) / nk[c]
         else:
             fallback = fallback_covariance() if fallback is None else fallback
@@ -84,7 +116,7 @@ def initial_parameters(stats, n_factors, noise, reg_covar, fallback_covariance):
         eigenvalues, eigenvectors = np.linalg.eigh(covariance)
         eigenvalues, eigenvectors = eigenvalues[::-1], eigenvectors[:, ::-1]
         rest = eigenvalues[H:] if H < D else eigenvalues[-1:] * 0.5
-        sigma2 = max(float(np.mean(rest)), reg_covar)
+        sigma2 = max(float(np.mean(rest)), float(np.mean(floor)))
         leading = np.zeros(H)
         leading[: min(H, D)] = eigenvalues[:H]
         vectors = np.zeros((D, H))
@@ -98,8 +130,6 @@ def initial_parameters(stats, n_factors, noise, reg_covar, fallback_covariance):
         if noise == "spherical":
             noise_variance[c] = sigma2
         else:
-            noise_variance[c] = np.maximum(
-                np.diag(covariance) - np.sum(components[c] ** 2, axis=0), reg_covar
-            )
+            noise_variance[c] = np.maximum(np.diag(covariance) - np.sum(components[c] ** 2, axis=0), floor)
     weights = nk / nk.sum()
     return weights, means, components, noise_variance

@@ -10,24 +10,43 @@ from __future__ import annotations
 import numpy as np
 
 
+def posterior_factors(components, noise_variance):
+    """Upper triangular ``R_c`` with ``R_c^T R_c = M_c = I + W_c^T Psi_c^-1 W_c``, shape (K, H, H).
+
+    ``M_c`` is the precision of ``z`` given ``x`` and ``c``. ``R_c`` comes from the QR factorisation
+    of the stacked ``[Psi_c^-1/2 W_c; I]``, never from ``M_c`` itself: forming ``M_c`` squares the
+    condition number, which loses every digit (and Cholesky fails) once a noise variance is tiny
+    relative to its loadings (a Heywood case), while the QR factor stays accurate.
+    """
+    components = np.asarray(components, dtype=np.float64)
+    K, H, D = components.shape
+    scaled = components / np.sqrt(np.asarray(noise_variance, dtype=np.float64))[:, None, :]
+    stacked = np.concatenate([scaled.transpose(0, 2, 1), np.broadcast_to(np.eye(H), (K, H, H))], axis=1)
+    return np.linalg.qr(stacked, mode="r")
+
+
 def posterior_precisions(components, noise_variance):
     """``M_c = I + W_c^T Psi_c^-1 W_c``, shape (K, H, H): the precision of ``z`` given ``x`` and ``c``."""
-    components = np.asarray(components, dtype=np.float64)
-    scaled = components / np.asarray(noise_variance, dtype=np.float64)[:, None, :]
-    precisions = np.einsum("khd,kgd->khg", scaled, components)
-    precisions += np.eye(components.shape[1])
-    return precisions
+    factors = posterior_factors(components, noise_variance)
+    return np.einsum("kgh,kgi->khi", factors, factors)
 
 
 def posterior_covariances(components, noise_variance):
-    """``Sigma_c = M_c^-1``, shape (K, H, H)."""
-    return np.linalg.inv(posterior_precisions(components, noise_variance))
+    """``Sigma_c = M_c^-1 = R_c^-1 R_c^-T``, shape (K, H, H)."""
+    inverse = np.linalg.inv(posterior_factors(components, noise_variance))
+    return inverse @ inverse.transpose(0, 2, 1)
 
 
 def half_log_det_posterior_covariances(components, noise_variance):
-    """``1/2 log|Sigma_c| = -1/2 log|M_c|``, shape (K,)."""
-    factors = np.linalg.cholesky(posterior_precisions(components, noise_variance))
-    return -np.sum(np.log(np.diagonal(factors, axis1=1, axis2=2)), axis=1)
+    """``1/2 log|Sigma_c| = -1/2 log|M_c| = -sum_h log|R_c,hh|``, shape (K,)."""
+    factors = posterior_factors(components, noise_variance)
+    return -np.sum(np.log(np.abs(np.diagonal(factors, axis1=1, axis2=2))), axis=1)
+
+
+def half_log_det_marginal_covariances(components, noise_variance):
+    """``1/2 log|W_c W_c^T + Psi_c| = 1/2 log|M_c| + 1/2 sum_d log psi_cd`` (the determinant lemma),
+    shape (K,): accurate where the D x D matrix is numerically singular."""
+    return half_log_det_noise(noise_variance) - half_log_det_posterior_covariances(components, noise_variance)
 
 
 def half_log_det_noise(noise_variance):

@@ -95,6 +95,32 @@ __global__ void centre_rows_kernel(T* __restrict__ x, long long count, int D, co
 __device__ __forceinline__ float exponential(float t) { return expf(t); }
 __device__ __forceinline__ double exponential(double t) { return ::exp(t); }
 
+// COUNT consecutive values from 16-byte aligned shared memory, as vector loads (float4 / double2).
+template <int COUNT, class T>
+__device__ __forceinline__ void load_contiguous(const T* p, T* out) {
+    if constexpr (COUNT == 4 && sizeof(T) == 4) {
+        const float4 q = *reinterpret_cast<const float4*>(p);
+        out[0] = q.x, out[1] = q.y, out[2] = q.z, out[3] = q.w;
+    } else if constexpr (COUNT % 2 == 0 && sizeof(T) == 8) {
+#pragma unroll
+        for (int i = 0; i < COUNT; i += 2) {
+            const double2 q = *reinterpret_cast<const double2*>(p + i);
+            out[i] = q.x, out[i + 1] = q.y;
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < COUNT; ++i) out[i] = p[i];
+    }
+}
+
+// A thread's PER_THREAD rows (or columns) of a micro-tile as two vector loads (see micro_index).
+template <int TILE, int PER_THREAD, class T>
+__device__ __forceinline__ void load_micro(const T* row, int group, T* out) {
+    constexpr int HALF = PER_THREAD / 2;
+    load_contiguous<HALF>(row + group * HALF, out);
+    load_contiguous<HALF>(row + TILE / 2 + group * HALF, out + HALF);
+}
+
 // Row / column `i` of a thread's micro-tile: two halves of TILE/2 consecutive entries each, so that
 // the threads of a warp read consecutive shared-memory words.
 template <int TILE, int PER_THREAD>
@@ -114,9 +140,9 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
     constexpr int P_LOADS = BN * BK / THREADS;
     static_assert(X_LOADS * THREADS == BM * BK && P_LOADS * THREADS == BN * BK, "tile loads must divide evenly");
     // Rows padded by 4 words: the transposing stores then fall in distinct banks.
-    __shared__ T xs[BK][BM + 4];
-    __shared__ T ss[BK][BN + 4];
-    __shared__ T os[BK][BN + 4];
+    __shared__ __align__(16) T xs[BK][BM + 4];
+    __shared__ __align__(16) T ss[BK][BN + 4];
+    __shared__ __align__(16) T os[BK][BN + 4];
     const int row0 = blockIdx.x * BM, col0 = blockIdx.y * BN;
     const int tid = threadIdx.x;
     const int tx = tid % (BN / TN), ty = tid / (BN / TN);
@@ -167,13 +193,9 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
 #pragma unroll
         for (int k = 0; k < BK; ++k) {
             T a[TM], s[TN], o[TN];
-#pragma unroll
-            for (int i = 0; i < TM; ++i) a[i] = xs[k][micro_index<BM, TM>(ty, i)];
-#pragma unroll
-            for (int j = 0; j < TN; ++j) {
-                s[j] = ss[k][micro_index<BN, TN>(tx, j)];
-                o[j] = os[k][micro_index<BN, TN>(tx, j)];
-            }
+            load_micro<BM, TM>(xs[k], ty, a);
+            load_micro<BN, TN>(ss[k], tx, s);
+            load_micro<BN, TN>(os[k], tx, o);
 #pragma unroll
             for (int i = 0; i < TM; ++i)
 #pragma unroll
@@ -201,28 +223,36 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
 }
 
 // Full covariances: lj[n, c] = constant_c - 1/2 ||(x~_n - mu~_c) U_c||^2, one component per
-// blockIdx.y, 128 rows per block, the product over 64-column tiles of U_c.
+// blockIdx.y, 128 rows per block, the product over 64-column tiles of U_c. Each warp owns 8 columns
+// of a tile, so that where every U_c is upper triangular (`upper`, fastelbo's own factors) a warp
+// skips the k-tiles below its columns (at D = 64, 3/8 of the multiply-adds); a row's squared norm is
+// then summed over the 16 column groups in shared memory, in a fixed order.
 template <class T>
-__global__ void __launch_bounds__(256)
+__global__ void __launch_bounds__(256, 2)
     full_log_joint_kernel(const T* __restrict__ x, int rows, int D, int K, const T* __restrict__ means,
-                          const T* __restrict__ chol, const T* __restrict__ constant, T* __restrict__ lj) {
-    constexpr int BM = 128, BN = 64, BK = 16, TM = 8, TN = 4;
-    __shared__ T as[BK][BM + 4];  // padded: the transposing stores fall in fewer banks
-    __shared__ T us[BK][BN];
+                          const T* __restrict__ chol, const T* __restrict__ constant, bool upper,
+                          T* __restrict__ lj) {
+    constexpr int BM = 128, BN = 64, BK = 16, TM = 8, TN = 4, GROUPS = BN / TN;
+    __shared__ __align__(16) T as[BK][BM + 4];  // padded: the transposing stores fall in fewer banks
+    __shared__ __align__(16) T us[BK][BN];
+    __shared__ T partial[GROUPS][BM];
     const int row0 = blockIdx.x * BM, c = blockIdx.y;
-    const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+    // Rows vary along a warp's lanes, columns between warps: warp w holds column groups 2w, 2w + 1.
+    const int tid = threadIdx.x, ty = tid % 16, tx = tid / 16;
     const T* mean = means + static_cast<long long>(c) * D;
     const T* u = chol + static_cast<long long>(c) * D * D;
     T norm[TM];
 #pragma unroll
     for (int i = 0; i < TM; ++i) norm[i] = T(0);
     for (int j0 = 0; j0 < D; j0 += BN) {
+        const int warp_last_column = j0 + (tx | 1) * TN + TN - 1;
         T acc[TM][TN];
 #pragma unroll
         for (int i = 0; i < TM; ++i)
 #pragma unroll
             for (int j = 0; j < TN; ++j) acc[i][j] = T(0);
-        for (int k0 = 0; k0 < D; k0 += BK) {
+        const int k_end = upper ? min(D, j0 + BN) : D;  // rows of U_c below the tile's columns are 0
+        for (int k0 = 0; k0 < k_end; k0 += BK) {
 #pragma unroll
             for (int i = 0; i < BM * BK / 256; ++i) {
                 const int e = tid + i * 256, r = e / BK, k = e % BK;
@@ -236,17 +266,17 @@ __global__ void __launch_bounds__(256)
                 us[k][j] = (gk < D && gj < D) ? u[static_cast<long long>(gk) * D + gj] : T(0);
             }
             __syncthreads();
+            if (!upper || k0 <= warp_last_column) {  // warp-uniform: U[k][j] = 0 for k > j
 #pragma unroll
-            for (int k = 0; k < BK; ++k) {
-                T a[TM], b[TN];
+                for (int k = 0; k < BK; ++k) {
+                    T a[TM], b[TN];
+                    load_micro<BM, TM>(as[k], ty, a);
+                    load_contiguous<TN>(us[k] + tx * TN, b);
 #pragma unroll
-                for (int i = 0; i < TM; ++i) a[i] = as[k][micro_index<BM, TM>(ty, i)];
+                    for (int i = 0; i < TM; ++i)
 #pragma unroll
-                for (int j = 0; j < TN; ++j) b[j] = us[k][tx * TN + j];
-#pragma unroll
-                for (int i = 0; i < TM; ++i)
-#pragma unroll
-                    for (int j = 0; j < TN; ++j) acc[i][j] = fma(a[i], b[j], acc[i][j]);
+                        for (int j = 0; j < TN; ++j) acc[i][j] = fma(a[i], b[j], acc[i][j]);
+                }
             }
             __syncthreads();
         }
@@ -255,17 +285,15 @@ __global__ void __launch_bounds__(256)
 #pragma unroll
             for (int j = 0; j < TN; ++j) norm[i] = fma(acc[i][j], acc[i][j], norm[i]);
     }
-    // The 16 threads of a row group (lanes 0-15 or 16-31 of a warp) hold its 64 columns.
 #pragma unroll
-    for (int i = 0; i < TM; ++i)
+    for (int i = 0; i < TM; ++i) partial[tx][micro_index<BM, TM>(ty, i)] = norm[i];
+    __syncthreads();
+    if (tid < BM) {
+        T sum = T(0);
 #pragma unroll
-        for (int offset = 8; offset > 0; offset /= 2) norm[i] += __shfl_xor_sync(0xffffffffu, norm[i], offset, 16);
-    if (tx == 0) {
-#pragma unroll
-        for (int i = 0; i < TM; ++i) {
-            const int gr = row0 + micro_index<BM, TM>(ty, i);
-            if (gr < rows) lj[static_cast<long long>(gr) * K + c] = constant[c] - T(0.5) * norm[i];
-        }
+        for (int g = 0; g < GROUPS; ++g) sum += partial[g][tid];
+        const int gr = row0 + tid;
+        if (gr < rows) lj[static_cast<long long>(gr) * K + c] = constant[c] - T(0.5) * sum;
     }
 }
 
@@ -375,8 +403,8 @@ __global__ void __launch_bounds__(256)
                             const T* __restrict__ means, int rows_per_split, double* __restrict__ partial,
                             double* __restrict__ nk_partial) {
     constexpr int BR = 16, BC = 64, BD = 64;
-    __shared__ T qs[BR][BC];
-    __shared__ T xs[BR][BD];
+    __shared__ __align__(16) T qs[BR][BC];
+    __shared__ __align__(16) T xs[BR][BD];
     const int c0 = blockIdx.x * BC, d0 = blockIdx.y * BD, split = blockIdx.z;
     const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
     const int r0 = split * rows_per_split, r1 = min(rows, r0 + rows_per_split);
@@ -410,14 +438,12 @@ __global__ void __launch_bounds__(256)
 #pragma unroll 4
             for (int r = 0; r < BR; ++r) {
                 T qv[4], xv[4];
-#pragma unroll
-                for (int i = 0; i < 4; ++i) qv[i] = qs[r][ty * 4 + i];
+                load_contiguous<4>(qs[r] + ty * 4, qv);
                 // The 16 threads of a half-warp share their components: mostly a uniform branch.
                 if (qv[0] == T(0) && qv[1] == T(0) && qv[2] == T(0) && qv[3] == T(0)) continue;
 #pragma unroll
                 for (int i = 0; i < 4; ++i) nk[i] += qv[i];
-#pragma unroll
-                for (int j = 0; j < 4; ++j) xv[j] = xs[r][tx * 4 + j];
+                load_contiguous<4>(xs[r] + tx * 4, xv);
 #pragma unroll
                 for (int i = 0; i < 4; ++i)
 #pragma unroll
@@ -459,8 +485,8 @@ __global__ void __launch_bounds__(256)
     full_scatter_kernel(const T* __restrict__ x, const T* __restrict__ q, int rows, int D, int K,
                         const T* __restrict__ means, int rows_per_split, double* __restrict__ partial) {
     constexpr int BR = 16, BT = 64;
-    __shared__ T as[BR][BT];
-    __shared__ T bs[BR][BT];
+    __shared__ __align__(16) T as[BR][BT];
+    __shared__ __align__(16) T bs[BR][BT];
     __shared__ T qs[BR];
     const int split = blockIdx.x, c = blockIdx.y;
     const int tiles = (D + BT - 1) / BT;
@@ -494,10 +520,8 @@ __global__ void __launch_bounds__(256)
 #pragma unroll 4
         for (int r = 0; r < BR; ++r) {
             T a[4], b[4];
-#pragma unroll
-            for (int i = 0; i < 4; ++i) a[i] = as[r][ty * 4 + i];
-#pragma unroll
-            for (int j = 0; j < 4; ++j) b[j] = bs[r][tx * 4 + j];
+            load_contiguous<4>(as[r] + ty * 4, a);
+            load_contiguous<4>(bs[r] + tx * 4, b);
 #pragma unroll
             for (int i = 0; i < 4; ++i)
 #pragma unroll
@@ -684,6 +708,7 @@ bool gaussian_mixture_pass(const DeviceRows<T>& data, const DeviceMixtureParams<
         }
     const T* chol = params.precisions_cholesky;
     std::vector<double> log_det(K, 0.0);
+    bool upper = true;  // every full U_c upper triangular (checked below): the log-joint skips zeros
     if (!full) {
         scale.resize(static_cast<size_t>(K) * D);
         offset.resize(static_cast<size_t>(K) * D);
@@ -710,6 +735,8 @@ bool gaussian_mixture_pass(const DeviceRows<T>& data, const DeviceMixtureParams<
         } else {
             const T* u = chol + static_cast<size_t>(c) * D * D;
             for (int d = 0; d < D; ++d) log_det[c] += std::log(static_cast<double>(u[static_cast<size_t>(d) * D + d]));
+            for (int k = 1; k < D && upper; ++k)
+                for (int j = 0; j < k && upper; ++j) upper = u[static_cast<size_t>(k) * D + j] == T(0);
         }
         constant[c] = finite_component_constant<T>(
             gaussian_log_joint_constant(static_cast<double>(params.log_weights[c]), D, log_det[c]));
@@ -760,7 +787,7 @@ bool gaussian_mixture_pass(const DeviceRows<T>& data, const DeviceMixtureParams<
         const T* w = data.weights() ? data.weights() + first : nullptr;
         if (full) {
             full_log_joint_kernel<T><<<dim3((rows + 127) / 128, K), 256>>>(x, rows, D, K, d_centred.get(), d_chol.get(),
-                                                                          d_constant.get(), lj.get());
+                                                                          d_constant.get(), upper, lj.get());
             check(cudaGetLastError(), "full_log_joint_kernel");
         } else if (tied) {
             whiten_rows_kernel<T><<<grid_for(static_cast<long long>(rows) * D, 256), 256>>>(x, rows, D, d_chol.get(),

@@ -41,9 +41,10 @@ inline RowPosterior posterior_from_log_joint_row(T* row, Index K, T* scratch) {
     for (Index c = 0; c < K; ++c) e[c] = kept_exponential(l[c], e[c], cutoff);  // compiles to a vector blend
     const T s = e.sum();
     const T et = (e * l).sum();
-    const RowPosteriorTerms<T> terms = row_posterior_terms(max, s, et);
-    l = e * terms.inv_s;
-    return RowPosterior{terms.log_norm, terms.entropy, argmax};
+    const T inv_s = T(1) / s;
+    l = e * inv_s;
+    const T log_s = std::log(s);
+    return RowPosterior{row_log_norm(max, log_s), row_entropy(log_s, et, inv_s), argmax};
 }
 
 }  // namespace fastelbo

@@ -40,13 +40,24 @@ struct RowPosteriorTerms {
     double entropy;   // H[q] = log s - (sum_c e_c t_c) / s
 };
 
+// log p(x) = max + log s, in float64.
+template <class T>
+FASTELBO_HOST_DEVICE inline double row_log_norm(T max, T log_s) {
+    return static_cast<double>(max) + static_cast<double>(log_s);
+}
+
+// H[q] = log s - (sum_c e_c t_c) / s, in float64 (`et` = sum_c e_c t_c, `inv_s` = 1 / s).
+template <class T>
+FASTELBO_HOST_DEVICE inline double row_entropy(T log_s, T et, T inv_s) {
+    return static_cast<double>(log_s) - static_cast<double>(et * inv_s);
+}
+
 // `max` the row's largest log-joint, `s` = sum_c e_c, `et` = sum_c e_c t_c.
 template <class T>
 FASTELBO_HOST_DEVICE inline RowPosteriorTerms<T> row_posterior_terms(T max, T s, T et) {
     const T inv_s = T(1) / s;
     const T log_s = std::log(s);
-    return RowPosteriorTerms<T>{inv_s, static_cast<double>(max) + static_cast<double>(log_s),
-                                static_cast<double>(log_s) - static_cast<double>(et * inv_s)};
+    return RowPosteriorTerms<T>{inv_s, row_log_norm(max, log_s), row_entropy(log_s, et, inv_s)};
 }
 
 // A finite stand-in for log(0): keeps 0 * log-joint at 0 instead of NaN.

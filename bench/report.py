@@ -2,7 +2,7 @@
 factor models (FastPPCA, FastFactorAnalysis) against scikit-learn and NumPy, FastMFA against a
 NumPy MFA EM and FastGMM on image patches, and truncated variational EM against exact FastGMM.
 
-Usage: ``python bench/report.py [--quick] [--repeats R] [--groups gmm factor mfa truncated]``
+Usage: ``python bench/report.py [--quick] [--repeats R] [--groups gmm factor mfa truncated] [--device cuda]``
 
 Measures, in one process and one run (so the ratios compare like with like):
 
@@ -401,7 +401,20 @@ def main(argv=None):
         help="what to measure: the Gaussian mixtures, the factor models, the mixture of factor analysers, "
         "truncated variational EM (default: all four)",
     )
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="cuda: FastGMM on the GPU against scikit-learn's array-API path, a PyTorch EM and the CPU "
+        "(gpu_report.py; writes to --output, default results/gpu)",
+    )
     args = parser.parse_args(argv)
+    if args.device == "cuda":
+        import gpu_report
+
+        out = args.output or BENCH_DIR / "results" / "gpu"
+        gpu_report.main(["--out", str(out)] + (["--quick"] if args.quick else []))
+        return 0
     quick = args.quick
     # --quick is CI's check that every case runs and agrees: one timing each keeps it short.
     repeats = args.repeats or (1 if quick else 3)

@@ -37,8 +37,11 @@ __all__ = [
 
 
 def cuda_available() -> bool:
-    """True if the CUDA kernels were compiled in and a GPU is usable (never, in this version)."""
-    return bool(_core.cuda_compiled())
+    """True if the CUDA kernels were compiled in (``FASTELBO_CUDA=ON``) and a GPU is usable, so
+    that ``FastGMM(device='cuda')`` can run."""
+    from fastelbo.mixture._cuda_backend import cuda_status
+
+    return cuda_status()[0]
 
 
 def build_info() -> dict:
@@ -52,20 +55,22 @@ def build_info() -> dict:
         for a ``FASTELBO_NATIVE=ON`` source build), ``cpu_targets_built`` and
         ``cpu_targets_supported`` (best first), ``native_isa`` (``cpu_target == "native"``),
         ``simd`` (instruction sets Eigen vectorises with), ``openmp`` (enabled), ``openmp_version``,
-        ``openmp_max_threads`` (current default pool), ``cuda`` (compiled in),
-        ``cuda_available``, plus ``numpy`` and ``scikit-learn`` versions.
+        ``openmp_max_threads`` (current default pool), ``cuda`` (the CUDA module compiled in),
+        ``cuda_available`` (and a GPU usable); with the CUDA module also ``cuda_runtime_version``,
+        ``cuda_driver_version``, ``cuda_architectures``, ``cuda_compiler`` and ``cuda_device``
+        (the GPU's name, or why there is none); plus ``numpy`` and ``scikit-learn`` versions.
     """
     import numpy
     import sklearn
 
     from fastelbo import _cpu_dispatch
+    from fastelbo.mixture._cuda_backend import cuda_build_info
 
     info = dict(_core.BUILD_INFO)
     info.update(
         openmp=bool(_core.openmp_enabled()),
         openmp_max_threads=int(_core.omp_max_threads()),
-        cuda=bool(_core.cuda_compiled()),
-        cuda_available=cuda_available(),
+        **cuda_build_info(),
         cpu_targets_built=_cpu_dispatch.built_targets(),
         cpu_targets_supported=_cpu_dispatch.supported_targets(),
         numpy=numpy.__version__,

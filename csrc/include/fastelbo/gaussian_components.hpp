@@ -23,6 +23,7 @@
 
 #include "fastelbo/mixture_statistics.hpp"
 #include "fastelbo/posterior_row.hpp"
+#include "fastelbo/row_maths.hpp"
 #include "fastelbo/types.hpp"
 
 namespace fastelbo {
@@ -43,17 +44,11 @@ struct GaussianMixtureParams {
 using GroupSums = MixtureSums<double>;
 
 namespace detail {
-// A component's log-joint constant in the working precision; log pi_c = -inf (an empty component)
-// becomes a finite floor so that q_c = 0 and 0 * log-joint stays 0.
+// A component's log-joint constant in the working precision (row_maths.hpp).
 template <class T>
 T component_constant(double value) {
-    return std::isfinite(value) ? static_cast<T>(value) : log_zero_floor<T>();
+    return finite_component_constant<T>(value);
 }
-template <class T>
-T half_log_two_pi() {
-    return T(0.5) * std::log(T(2) * T(M_PI));
-}
-
 }  // namespace detail
 
 // diag and spherical covariances.
@@ -85,8 +80,7 @@ class DiagonalGaussians {
                 precision_(c, d) = u * u;
                 log_det += std::log(u);
             }
-            base_constant_(c) =
-                static_cast<double>(p.log_weights[c]) - D_ * detail::half_log_two_pi<double>() + log_det;
+            base_constant_(c) = gaussian_log_joint_constant(static_cast<double>(p.log_weights[c]), D_, log_det);
         }
     }
 
@@ -211,8 +205,7 @@ class TiedGaussians {
           base_constant_(K_) {
         const double log_det = chol64_.diagonal().array().log().sum();
         for (Index c = 0; c < K_; ++c) {
-            base_constant_(c) =
-                static_cast<double>(p.log_weights[c]) - D_ * detail::half_log_two_pi<double>() + log_det;
+            base_constant_(c) = gaussian_log_joint_constant(static_cast<double>(p.log_weights[c]), D_, log_det);
         }
     }
 
@@ -350,8 +343,8 @@ class FullGaussians {
                 lower_triangular_ &&
                 transposed_chols_[c].template triangularView<Eigen::StrictlyUpper>().toDenseMatrix().isZero(0);
             const double log_det = transposed_chols_[c].diagonal().template cast<double>().array().log().sum();
-            constant_(c) = detail::component_constant<T>(static_cast<double>(p.log_weights[c]) -
-                                                         D_ * detail::half_log_two_pi<double>() + log_det);
+            constant_(c) = detail::component_constant<T>(
+                gaussian_log_joint_constant(static_cast<double>(p.log_weights[c]), D_, log_det));
         }
     }
 

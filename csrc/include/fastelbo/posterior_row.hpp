@@ -14,6 +14,7 @@
 #include <cmath>
 #include <limits>
 
+#include "fastelbo/row_maths.hpp"
 #include "fastelbo/types.hpp"
 
 namespace fastelbo {
@@ -36,21 +37,14 @@ inline RowPosterior posterior_from_log_joint_row(T* row, Index K, T* scratch) {
     while (argmax + 1 < K && !(l[argmax] == max)) ++argmax;
     l -= max;
     e = l.exp();
-    const T cutoff = std::log(std::numeric_limits<T>::min());
-    for (Index c = 0; c < K; ++c) e[c] = l[c] < cutoff ? T(0) : e[c];  // compiles to a vector blend
+    const T cutoff = underflow_cutoff<T>();
+    for (Index c = 0; c < K; ++c) e[c] = kept_exponential(l[c], e[c], cutoff);  // compiles to a vector blend
     const T s = e.sum();
     const T et = (e * l).sum();
     const T inv_s = T(1) / s;
     l = e * inv_s;
     const T log_s = std::log(s);
-    return RowPosterior{static_cast<double>(max) + static_cast<double>(log_s),
-                        static_cast<double>(log_s) - static_cast<double>(et * inv_s), argmax};
-}
-
-// A finite stand-in for log(0): keeps 0 * log-joint at 0 instead of NaN.
-template <class T>
-inline T log_zero_floor() {
-    return std::numeric_limits<T>::lowest() / T(16);
+    return RowPosterior{row_log_norm(max, log_s), row_entropy(log_s, et, inv_s), argmax};
 }
 
 }  // namespace fastelbo

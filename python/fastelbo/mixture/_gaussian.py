@@ -24,6 +24,12 @@ from fastelbo.mixture._covariance import (
     precisions_cholesky_from_precisions,
     precisions_from_cholesky,
 )
+from fastelbo.mixture._cuda_backend import (
+    discard_device_rows,
+    resolve_device,
+    uses_cuda,
+)
+from fastelbo.mixture._cuda_backend import gaussian_pass as cuda_gaussian_pass
 from fastelbo.mixture._gaussian_mstep import gaussian_m_step
 from fastelbo.mixture._initialization import (
     INIT_PARAMS,
@@ -122,6 +128,13 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         Threads of the C++ kernels. ``None``: the OpenMP default (all cores unless limited by
         ``OMP_NUM_THREADS`` or ``threadpoolctl``); ``-1``: all CPUs. Results are bitwise identical
         for any value.
+    device : {'cpu', 'cuda', 'auto'}, default='cpu'
+        Where the E-steps run. 'cuda' runs them on the GPU (needs a build with the CUDA kernels,
+        ``FASTELBO_CUDA=ON``, and a usable GPU; fit raises a ValueError naming which is missing):
+        X is copied to the GPU once per fit, and the statistics feed the same M-step, so fits agree
+        with the CPU's to rounding, and are deterministic on a given GPU. Exact EM only (not with
+        ``n_active``); ``predict_proba`` runs on the CPU. 'auto': the GPU when both are present
+        (and ``n_active`` is None), else the CPU.
 
     Attributes
     ----------
@@ -177,6 +190,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         n_active=None,
         n_neighbors=None,
         n_jobs=None,
+        device="cpu",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -196,6 +210,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         self.n_active = n_active
         self.n_neighbors = n_neighbors
         self.n_jobs = n_jobs
+        self.device = device
 
     # -- fitting -----------------------------------------------------------------------------
 
@@ -204,6 +219,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         vars(self).pop("_em_home", None)
         vars(self).pop("_em_truncated", None)
         vars(self).pop("_em_truncated_seed", None)
+        discard_device_rows(self)
 
     # -- inference ---------------------------------------------------------------------------
 
@@ -287,6 +303,8 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         tied kernels expand log-joints and moments about the centroid of a run of rows that share a
         home, which keeps them accurate when clusters sit far apart (see :meth:`_needs_homes`).
         """
+        if uses_cuda(self, responsibilities):
+            return cuda_gaussian_pass(self, X, moments, log_norm, labels, sample_weight)
         dtype = np.result_type(X.dtype, self.means_.dtype)
         X = np.ascontiguousarray(X, dtype=dtype)
         if sample_weight is not None:
@@ -500,6 +518,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         if self.init_params not in INIT_PARAMS:
             raise ValueError(f"init_params must be one of {INIT_PARAMS}, got {self.init_params!r}")
         check_truncation(self.n_active, self.n_neighbors, self.n_components, self.covariance_type)
+        resolve_device(self.device, self.n_active)
 
     def _check_initial_parameters(self, n_features):
         # The messages are scikit-learn's (sklearn.mixture._gaussian_mixture._check_weights, ...),

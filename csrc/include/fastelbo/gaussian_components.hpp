@@ -16,9 +16,20 @@
 // summed about that point in the working precision and converted, in float64, to the caller's
 // reference points r_c when the run ends (`flush`). Full covariances need no expansion; their moments
 // are taken per sub-block about each component's local weighted mean and converted to r_c.
+//
+// Where a run's point cannot hold a component (`far_expansion`): a component c whose mean lies
+// m_c = ||mu_c - p||^2_{P_c} > kMaxExpansionCondition<T> from the point, in its own metric, gets
+// log-joints with an error up to about eps * (m_c + ||x~||^2_{P_c}) - thousands of nats in float32
+// for a tight component 1e5 of its widths away. That is harmless where the component's log-joint
+// is far below the row's best (its responsibility is exactly 0 either way), but not where it may
+// matter: such rows (`refine_log_joints`) get all their log-joints summed directly in float64
+// (x - mu_c, no expansion; then rounded to T), and their moments summed directly in float64 about
+// the reference points (`accumulate_refined`) instead of about the run's point. Homes make these
+// rows rare (a row far from its run's point has the wrong home); without them the rule still holds.
 #pragma once
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "fastelbo/mixture_statistics.hpp"
@@ -56,6 +67,45 @@ T half_log_two_pi() {
 
 }  // namespace detail
 
+// The largest squared distance m_c = ||mu_c - p||^2_{P_c} of a component from an expansion point
+// at which the expansion keeps the log-joints accurate (about log10 of it digits are lost: 2 of
+// float32's 7, 5 of float64's 16). Beyond it, a component is "far" from the point.
+template <class T>
+constexpr double kMaxExpansionCondition = std::is_same_v<T, float> ? 1e2 : 1e5;
+
+// The far components of the current expansion point and the rows of a block that one of them may
+// matter to (see "Accuracy" above).
+struct FarExpansion {
+    std::vector<Index> components;  // far components of the current point
+    Vector<double> condition;       // [K] m_c about the current point
+    std::vector<Index> rows;        // rows of the current block whose log-joints were summed directly
+
+    explicit FarExpansion(Index K = 0) : condition(Vector<double>::Zero(K)) {}
+
+    void find_far(double limit) {
+        components.clear();
+        for (Index c = 0; c < condition.size(); ++c) {
+            if (condition(c) > limit) components.push_back(c);
+        }
+    }
+
+    // Whether a far component may matter to a row: its expanded log-joint `value`, even with the
+    // expansion's error bound `error` added, is not below the row's largest log-joint by more than
+    // the posterior's underflow cut-off (beyond which a responsibility is exactly 0).
+    template <class T>
+    static bool may_matter(T value, double error, T row_max) {
+        const double cutoff = std::log(std::numeric_limits<T>::min());
+        return static_cast<double>(value) + error >= static_cast<double>(row_max) + cutoff;
+    }
+
+    // The error bound of an expanded log-joint: the working precision's epsilon times the sum of the
+    // magnitudes of its terms (constant, m_c, ||x~||^2_{P_c}), with a factor for the GEMM's sums.
+    template <class T>
+    static double error_bound(Index D, double constant, double condition, double row_norm) {
+        return (4.0 + 2.0 * D) * std::numeric_limits<T>::epsilon() * (std::abs(constant) + condition + row_norm + 1.0);
+    }
+};
+
 // diag and spherical covariances.
 template <class T>
 class DiagonalGaussians {
@@ -68,6 +118,7 @@ class DiagonalGaussians {
         Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> projection;  // [F, K] about the current point
         Vector<T> constant;                                           // [K]
         RowMatrix<T> first, second;                                   // float32 moment products [K, D], [K, D|1]
+        FarExpansion far;
     };
 
     explicit DiagonalGaussians(const GaussianMixtureParams<T>& p)
@@ -77,6 +128,7 @@ class DiagonalGaussians {
           D_(p.n_features),
           F_(spherical_ ? D_ + 1 : 2 * D_),
           precision_(K_, D_),
+          max_precision_(K_),
           base_constant_(K_) {
         for (Index c = 0; c < K_; ++c) {
             double log_det = 0;
@@ -85,6 +137,7 @@ class DiagonalGaussians {
                 precision_(c, d) = u * u;
                 log_det += std::log(u);
             }
+            max_precision_(c) = precision_.row(c).maxCoeff();
             base_constant_(c) =
                 static_cast<double>(p.log_weights[c]) - D_ * detail::half_log_two_pi<double>() + log_det;
         }
@@ -94,8 +147,12 @@ class DiagonalGaussians {
     double flops_per_row() const { return 4.0 * F_ * K_ + 20.0 * K_; }
 
     Workspace make_workspace(Index block_rows) const {
-        Workspace ws{RowMatrix<T>(block_rows, F_), decltype(Workspace::projection)(F_, K_), Vector<T>(K_),
-                     RowMatrix<T>(), RowMatrix<T>()};
+        Workspace ws{RowMatrix<T>(block_rows, F_),
+                     decltype(Workspace::projection)(F_, K_),
+                     Vector<T>(K_),
+                     RowMatrix<T>(),
+                     RowMatrix<T>(),
+                     FarExpansion(K_)};
         // The squared-feature rows of the projection do not depend on the expansion point.
         for (Index c = 0; c < K_; ++c) {
             if (spherical_) {
@@ -121,11 +178,14 @@ class DiagonalGaussians {
                 mahalanobis_mean += centred_mean * centred_mean * precision_(c, d);
             }
             ws.constant(c) = detail::component_constant<T>(base_constant_(c) - 0.5 * mahalanobis_mean);
+            ws.far.condition(c) = mahalanobis_mean;
         }
+        ws.far.find_far(kMaxExpansionCondition<T>);
     }
 
     void log_joint(const RowBlock<T>& x, const RowVector<T>& point, Workspace& ws, WorkBlock<T> lj) const {
         const Index n = x.rows();
+        ws.far.rows.clear();
         auto z = ws.features.topRows(n);
         z.leftCols(D_) = x.rowwise() - point;
         if (spherical_) {
@@ -135,6 +195,67 @@ class DiagonalGaussians {
         }
         lj.noalias() = z * ws.projection;
         lj.rowwise() += ws.constant.transpose();
+    }
+
+    // Sums directly, in float64, the log-joints of the rows of the block that a far component may
+    // matter to (see "Accuracy"), lists them in ws.far.rows, and returns their number.
+    Index refine_log_joints(const RowBlock<T>& x, Workspace& ws, WorkBlock<T> lj) const {
+        ws.far.rows.clear();
+        if (ws.far.components.empty()) return 0;
+        const auto z = ws.features.topRows(x.rows());
+        for (Index i = 0; i < x.rows(); ++i) {
+            const T row_max = lj.row(i).maxCoeff();
+            const double row_norm =
+                static_cast<double>(spherical_ ? z(i, D_) : z.row(i).tail(D_).sum());  // ||x~||^2, fine as a bound
+            bool refine = false;
+            for (Index c : ws.far.components) {
+                const double error = FarExpansion::error_bound<T>(D_, base_constant_(c), ws.far.condition(c),
+                                                                  row_norm * max_precision_(c));
+                if (FarExpansion::may_matter(lj(i, c), error, row_max)) {
+                    refine = true;
+                    break;
+                }
+            }
+            if (!refine) continue;
+            ws.far.rows.push_back(i);
+            for (Index c = 0; c < K_; ++c) {
+                double mahalanobis = 0;
+                for (Index d = 0; d < D_; ++d) {
+                    const double centred = static_cast<double>(x(i, d)) - static_cast<double>(means_[c * D_ + d]);
+                    mahalanobis += centred * centred * precision_(c, d);
+                }
+                lj(i, c) = detail::component_constant<T>(base_constant_(c) - 0.5 * mahalanobis);
+            }
+        }
+        return static_cast<Index>(ws.far.rows.size());
+    }
+
+    // Adds the rows listed by refine_log_joints to the run's sums `acc` in float64 (moments about
+    // the expansion point, as `accumulate` takes them, so that the run's flush moves all of them to
+    // the reference points at once) and their responsibilities to `nk` (which the caller adds to
+    // acc.nk and the pass's nk), then zeroes their (weighted) responsibilities in q so that
+    // `accumulate` leaves them out.
+    void accumulate_refined(const RowBlock<T>& x, WorkBlock<T> q, const RowVector<T>& point, Workspace& ws,
+                            GroupSums& acc, Vector<double>& nk) const {
+        for (Index i : ws.far.rows) {
+            for (Index c = 0; c < K_; ++c) {
+                const double weight = static_cast<double>(q(i, c));
+                if (weight == 0) continue;
+                nk(c) += weight;
+                double squared_norm = 0;
+                for (Index d = 0; d < D_; ++d) {
+                    const double centred = static_cast<double>(x(i, d)) - static_cast<double>(point(d));
+                    acc.sx(c, d) += weight * centred;
+                    if (spherical_) {
+                        squared_norm += centred * centred;
+                    } else {
+                        acc.sxx(c * D_ + d) += weight * centred * centred;
+                    }
+                }
+                if (spherical_) acc.sxx(c) += weight * squared_norm;
+            }
+            q.row(i).setZero();
+        }
     }
 
     // Adds the block's moments about the expansion point to `acc`. The features are still in the
@@ -184,6 +305,7 @@ class DiagonalGaussians {
     bool spherical_;
     Index K_, D_, F_;
     RowMatrix<double> precision_;   // [K, D]
+    Vector<double> max_precision_;  // [K] largest precision of each component
     Vector<double> base_constant_;  // [K] log pi_c - D/2 log(2 pi) + log|U_c|
 };
 
@@ -200,6 +322,8 @@ class TiedGaussians {
         RowMatrix<T> whitened_means;  // [K, D] (mu_c - point) U
         Vector<T> constant;           // [K]
         RowMatrix<T> first, scatter;  // float32 moment products [K, D], [D, D]
+        FarExpansion far;
+        RowVector<double> whitened_row;  // [D] a refined row x U in float64
     };
 
     explicit TiedGaussians(const GaussianMixtureParams<T>& p)
@@ -225,7 +349,9 @@ class TiedGaussians {
                      RowMatrix<T>(K_, D_),
                      Vector<T>(K_),
                      RowMatrix<T>(),
-                     RowMatrix<T>()};
+                     RowMatrix<T>(),
+                     FarExpansion(K_),
+                     RowVector<double>(D_)};
         if constexpr (!std::is_same_v<T, double>) {
             ws.first.resize(K_, D_);
             ws.scatter.resize(D_, D_);
@@ -238,12 +364,15 @@ class TiedGaussians {
         const RowMatrix<double> relative = whitened_means64_.rowwise() - whitened_point;
         ws.whitened_means = relative.template cast<T>();
         for (Index c = 0; c < K_; ++c) {
-            ws.constant(c) = detail::component_constant<T>(base_constant_(c) - 0.5 * relative.row(c).squaredNorm());
+            ws.far.condition(c) = relative.row(c).squaredNorm();
+            ws.constant(c) = detail::component_constant<T>(base_constant_(c) - 0.5 * ws.far.condition(c));
         }
+        ws.far.find_far(kMaxExpansionCondition<T>);
     }
 
     void log_joint(const RowBlock<T>& x, const RowVector<T>& point, Workspace& ws, WorkBlock<T> lj) const {
         const Index n = x.rows();
+        ws.far.rows.clear();
         auto xc = ws.centred.topRows(n);
         auto y = ws.whitened.topRows(n);
         xc = x.rowwise() - point;
@@ -251,6 +380,56 @@ class TiedGaussians {
         lj.noalias() = y * ws.whitened_means.transpose();
         lj.colwise() -= T(0.5) * y.rowwise().squaredNorm();
         lj.rowwise() += ws.constant.transpose();
+    }
+
+    // As DiagonalGaussians::refine_log_joints: log pi_c + log N summed directly in float64 (the row
+    // whitened as x U, no expansion) for the rows a far component may matter to.
+    Index refine_log_joints(const RowBlock<T>& x, Workspace& ws, WorkBlock<T> lj) const {
+        ws.far.rows.clear();
+        if (ws.far.components.empty()) return 0;
+        const auto y = ws.whitened.topRows(x.rows());
+        for (Index i = 0; i < x.rows(); ++i) {
+            const T row_max = lj.row(i).maxCoeff();
+            const double row_norm = static_cast<double>(y.row(i).squaredNorm());
+            bool refine = false;
+            for (Index c : ws.far.components) {
+                const double error =
+                    FarExpansion::error_bound<T>(D_, base_constant_(c), ws.far.condition(c), row_norm);
+                if (FarExpansion::may_matter(lj(i, c), error, row_max)) {
+                    refine = true;
+                    break;
+                }
+            }
+            if (!refine) continue;
+            ws.far.rows.push_back(i);
+            ws.whitened_row.noalias() = x.row(i).template cast<double>() * chol64_;
+            for (Index c = 0; c < K_; ++c) {
+                lj(i, c) = detail::component_constant<T>(
+                    base_constant_(c) - 0.5 * (ws.whitened_row - whitened_means64_.row(c)).squaredNorm());
+            }
+        }
+        return static_cast<Index>(ws.far.rows.size());
+    }
+
+    // As DiagonalGaussians::accumulate_refined; the data scatter's lower triangle gets
+    // w (x - point)(x - point)^T. `accumulate` leaves these rows out of the data scatter too.
+    void accumulate_refined(const RowBlock<T>& x, WorkBlock<T> q, const RowVector<T>& point, Workspace& ws,
+                            GroupSums& acc, Vector<double>& nk) const {
+        Eigen::Map<RowMatrix<double>> scatter(acc.sxx.data(), D_, D_);
+        RowVector<double> centred(D_);
+        for (Index i : ws.far.rows) {
+            centred = x.row(i).template cast<double>() - point.template cast<double>();
+            double row_weight = 0;
+            for (Index c = 0; c < K_; ++c) {
+                const double weight = static_cast<double>(q(i, c));
+                if (weight == 0) continue;
+                nk(c) += weight;
+                row_weight += weight;
+                acc.sx.row(c) += weight * centred;
+            }
+            for (Index r = 0; r < D_; ++r) scatter.row(r).head(r + 1) += (row_weight * centred(r)) * centred.head(r + 1);
+            q.row(i).setZero();
+        }
     }
 
     // Adds the block's first moments about the point to acc.sx, and its data scatter
@@ -271,6 +450,7 @@ class TiedGaussians {
         } else {
             rows = xc;
         }
+        for (Index i : ws.far.rows) rows.row(i).setZero();  // summed by accumulate_refined
         Eigen::Map<RowMatrix<double>> scatter(acc.sxx.data(), D_, D_);
         if constexpr (std::is_same_v<T, double>) {
             scatter.template selfadjointView<Eigen::Lower>().rankUpdate(rows.transpose());

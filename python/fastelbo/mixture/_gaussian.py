@@ -279,6 +279,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         labels=False,
         sample_weight=None,
         home=None,
+        refine=True,
     ):
         """One kernel pass with the current parameters; returns (statistics, per-row outputs).
 
@@ -286,6 +287,9 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         (int64 labels, one per row, or None) names a component near each row: the diag, spherical and
         tied kernels expand log-joints and moments about the centroid of a run of rows that share a
         home, which keeps them accurate when clusters sit far apart (see :meth:`_needs_homes`).
+        Whatever the homes, a row that a component far from its run's centroid may matter to is
+        evaluated without the expansion, in float64 (see :meth:`_needs_homes`); ``refine=False``
+        skips that, for a rough labelling only (no moments).
         """
         dtype = np.result_type(X.dtype, self.means_.dtype)
         X = np.ascontiguousarray(X, dtype=dtype)
@@ -310,6 +314,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
             return_responsibilities=responsibilities,
             return_labels=labels,
             n_threads=resolve_n_threads(self.n_jobs),
+            refine=refine,
         )
         return MixtureStatistics.from_kernel(out, X.shape[0], reference), out
 
@@ -319,10 +324,11 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
 
     def _homes_for(self, X):
         """Home labels for rows that have none yet: every row's most probable component, from a
-        pass of its own; None where :meth:`_needs_homes` says passes need none."""
+        pass of its own; None where :meth:`_needs_homes` says passes need none. The labels only
+        group rows (a wrong one costs time, not accuracy), so this pass skips the refinement."""
         if not self._needs_homes(X.dtype):
             return None
-        return self._pass(X, moments=False, labels=True)[1]["labels"]
+        return self._pass(X, moments=False, labels=True, refine=False)[1]["labels"]
 
     def _e_step(self, X, moments=True, sample_weight=None):
         if moments and self.n_active is not None:
@@ -350,6 +356,15 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         float32's 7 digits, 5 of float64's 16), every row's most probable component is found first,
         and rows are expanded in runs that share one. Otherwise (and for full covariances, which
         expand nothing) one pass suffices, and its result does not depend on earlier passes.
+
+        The homes are for speed; accuracy does not rest on them. Within a run, a component whose mean
+        lies further than that bound from the run's centroid (in its own metric) is "far", and its
+        expanded log-joints may be off by ``eps * (m_c + ||x - centroid||^2_{P_c})``. Every row for
+        which a far component may matter (its log-joint plus that error bound is within the
+        posterior's underflow cut-off of the row's best) gets all its log-joints summed directly in
+        float64 and rounded to the working dtype, and its moments summed in float64 about the
+        reference points: float32 then gives the float64 answer to float32 precision, for components
+        of any relative width and at any offset float32 can represent.
         """
         if self.covariance_type == "full":
             return False

@@ -15,10 +15,10 @@ import warnings
 
 import numpy as np
 import pytest
-from reference import e_step, entropy_terms
 from sklearn.exceptions import ConvergenceWarning
 
 from fastelbo import FastGMM
+from reference import e_step, entropy_terms
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 SEPARATION = 1e5
@@ -84,15 +84,15 @@ def test_float32_lower_bound_and_decomposition_match_float64_reference(covarianc
 def test_float32_fit_of_broad_and_tight_components_equals_float64_fit(covariance_type):
     X32 = _three_clusters(np.float32)
     fit64 = _fit(X32.astype(np.float64), covariance_type)
-    start = dict(
-        weights_init=fit64.weights_, means_init=fit64.means_, precisions_init=fit64.precisions_, max_iter=5, tol=0
-    )
+    start = dict(weights_init=fit64.weights_, means_init=fit64.means_, precisions_init=fit64.precisions_)
+    start.update(max_iter=5, tol=0)
     fit32 = _fit(X32, covariance_type, **start)
     fit64 = _fit(X32.astype(np.float64), covariance_type, **start)
     np.testing.assert_allclose(fit32.weights_, fit64.weights_, rtol=0, atol=1e-6)
     np.testing.assert_allclose(fit32.means_, fit64.means_, rtol=0, atol=1e-6 * SEPARATION)
     # Each covariance entry to float32 precision of its own component's scale.
-    covariances32 = np.asarray(fit32.covariances_, dtype=np.float64).reshape(2 if covariance_type != "tied" else 1, -1)
+    n_matrices = 1 if covariance_type == "tied" else 2
+    covariances32 = np.asarray(fit32.covariances_, dtype=np.float64).reshape(n_matrices, -1)
     covariances64 = fit64.covariances_.reshape(covariances32.shape)
     scale = np.max(np.abs(covariances64), axis=1, keepdims=True)
     assert np.all(np.abs(covariances32 - covariances64) <= 2e-5 * scale)

@@ -46,8 +46,15 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     ``entropy_sum_history_``. float32 input is computed in float32 (parameters are stored in the
     input's dtype); any other input in float64.
 
+    float32 accuracy: the diag, spherical and tied kernels evaluate log-joints as matrix products of
+    rows expanded about a shared point; rows for which a component far from that point (in its own
+    metric) may matter are evaluated without the expansion in float64 instead, so float32 gives the
+    float64 answer to float32 precision for components of very different widths at any offset
+    float32 can represent (see ``_needs_homes``). Where the fitted parameters themselves cannot be
+    held in float32 (a covariance whose condition number exceeds ~1e7), fit float64 data.
+
     ``fit(X, sample_weight=w)`` fits the weighted model: the ELBO, ``lower_bound_`` and the entropy
-    decomposition are weighted averages ``(1/W) sum_n w_n f_n`` (``shared/THEORY.md`` §1), and an
+    decomposition are weighted averages ``(1/W) sum_n w_n f_n``, and an
     integer weight acts like repeating the row that many times (zero: the row is absent).
 
     Input from another array library (scikit-learn's ``array_api_dispatch``) is converted to NumPy
@@ -64,6 +71,13 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     reg_covar : float, default=1e-6
         Added to the diagonal of every covariance. It keeps covariances positive definite; it also
         makes the entropy identity inexact by about ``reg_covar/2 * sum_c qbar_c tr(Sigma_c^-1)``.
+        It is absolute, as in scikit-learn: a variance in the squared units of X, so on data of a
+        small scale (variances near or below 1e-6) it dominates the fit; scale it with the data.
+        Everything else is scale-free: with X multiplied by s and ``reg_covar`` by s**2, the fit is
+        the same up to round-off (means times s, covariances times s**2) and every log-likelihood
+        shifts by exactly ``-n_features * log(s)``; multiplying all sample weights by a constant
+        changes nothing (the only internal floor, on the components' weights, is relative to the
+        mean sample weight).
     max_iter : int, default=100
         Number of EM iterations per initialisation.
     n_init : int, default=1
@@ -99,7 +113,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         Length m of the Markov chains of ``init_params='afkmc2'`` (longer: closer to k-means++).
     n_active : int, default=None
         None: exact EM. An integer C' turns on truncated variational EM for many components
-        (``shared/THEORY.md`` §2.1 truncated q, §4; every ``covariance_type``): every training row
+        (Forster & Lücke, AISTATS 2018; every ``covariance_type``): every training row
         keeps C' components and each E-step searches the neighbour lists of those plus one random
         component, at cost ``O(N·C'·G·D)`` per iteration (full: ``O(N·C'·G·D²)``) instead of
         ``O(N·K·D)``, with ``N·C'`` int32 of per-row state. ``elbo_history_``, ``lower_bound_`` and

@@ -73,36 +73,48 @@ T half_log_two_pi() {
 template <class T>
 constexpr double kMaxExpansionCondition = std::is_same_v<T, float> ? 1e2 : 1e5;
 
-// The far components of the current expansion point and the rows of a block that one of them may
-// matter to (see "Accuracy" above).
+// Which rows of a block a component far from the current expansion point may matter to (see
+// "Accuracy" above). A far component's expanded log-joint l may be off by up to its error bound
+// e = (4 + 2D) eps (|constant| + m_c + 1 + ||x~||^2 * scale_c), the working precision's epsilon times
+// the magnitudes of the terms summed (with a factor for the GEMM's sums); it may matter to a row if
+// l + e is not below the row's largest log-joint by more than the posterior's underflow cut-off
+// (beyond which a responsibility is exactly 0). The test is vectorised over components, with
+// near components masked by an offset of -inf.
+template <class T>
 struct FarExpansion {
-    std::vector<Index> components;  // far components of the current point
-    Vector<double> condition;       // [K] m_c about the current point
-    std::vector<Index> rows;        // rows of the current block whose log-joints were summed directly
+    bool any = false;                            // whether the current point has a far component
+    Eigen::Array<T, 1, Eigen::Dynamic> offset;   // [K] far: e without the row's part; near: -inf
+    Eigen::Array<T, 1, Eigen::Dynamic> slope;    // [K] far: e per unit of the row's ||x~||^2; near: 0
+    std::vector<Index> rows;                     // rows of the current block that need re-evaluation
 
-    explicit FarExpansion(Index K = 0) : condition(Vector<double>::Zero(K)) {}
+    explicit FarExpansion(Index K = 0) : offset(K), slope(K) {}
 
-    void find_far(double limit) {
-        components.clear();
-        for (Index c = 0; c < condition.size(); ++c) {
-            if (condition(c) > limit) components.push_back(c);
+    // Starts a new expansion point; then set() every component.
+    void reset() { any = false; }
+
+    // Component c about the current point: its log-joint constant, m_c, and the factor `scale` that
+    // bounds its metric ||x~||^2_{P_c} <= scale * (the row norm find_rows gets).
+    void set(Index c, Index D, double constant, double condition, double scale) {
+        const bool far = condition > kMaxExpansionCondition<T>;
+        const double factor = (4.0 + 2.0 * static_cast<double>(D)) * std::numeric_limits<T>::epsilon();
+        offset(c) = far ? static_cast<T>(factor * (std::abs(constant) + condition + 1.0))
+                        : -std::numeric_limits<T>::infinity();
+        slope(c) = far ? static_cast<T>(factor * scale) : T(0);
+        any = any || far;
+    }
+
+    // Lists in `rows` the rows of `lj` that a far component may matter to; `row_norms(i)` is row
+    // i's ||x~||^2 in the unit set() assumed.
+    template <class Norms>
+    void find_rows(const WorkBlock<T>& lj, const Norms& row_norms) {
+        rows.clear();
+        if (!any) return;
+        const T cutoff = std::log(std::numeric_limits<T>::min());
+        for (Index i = 0; i < lj.rows(); ++i) {
+            const T row_norm = std::min(static_cast<T>(row_norms(i)), std::numeric_limits<T>::max());  // 0 * inf
+            const T reach = (lj.row(i).array() + offset + row_norm * slope).maxCoeff();
+            if (reach >= lj.row(i).maxCoeff() + cutoff) rows.push_back(i);
         }
-    }
-
-    // Whether a far component may matter to a row: its expanded log-joint `value`, even with the
-    // expansion's error bound `error` added, is not below the row's largest log-joint by more than
-    // the posterior's underflow cut-off (beyond which a responsibility is exactly 0).
-    template <class T>
-    static bool may_matter(T value, double error, T row_max) {
-        const double cutoff = std::log(std::numeric_limits<T>::min());
-        return static_cast<double>(value) + error >= static_cast<double>(row_max) + cutoff;
-    }
-
-    // The error bound of an expanded log-joint: the working precision's epsilon times the sum of the
-    // magnitudes of its terms (constant, m_c, ||x~||^2_{P_c}), with a factor for the GEMM's sums.
-    template <class T>
-    static double error_bound(Index D, double constant, double condition, double row_norm) {
-        return (4.0 + 2.0 * D) * std::numeric_limits<T>::epsilon() * (std::abs(constant) + condition + row_norm + 1.0);
     }
 };
 
@@ -118,7 +130,7 @@ class DiagonalGaussians {
         Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> projection;  // [F, K] about the current point
         Vector<T> constant;                                           // [K]
         RowMatrix<T> first, second;                                   // float32 moment products [K, D], [K, D|1]
-        FarExpansion far;
+        FarExpansion<T> far;
     };
 
     explicit DiagonalGaussians(const GaussianMixtureParams<T>& p)
@@ -152,7 +164,7 @@ class DiagonalGaussians {
                      Vector<T>(K_),
                      RowMatrix<T>(),
                      RowMatrix<T>(),
-                     FarExpansion(K_)};
+                     FarExpansion<T>(K_)};
         // The squared-feature rows of the projection do not depend on the expansion point.
         for (Index c = 0; c < K_; ++c) {
             if (spherical_) {
@@ -170,6 +182,7 @@ class DiagonalGaussians {
 
     // Prepares the workspace to expand rows about `point`.
     void expand_about(const RowVector<T>& point, Workspace& ws) const {
+        ws.far.reset();
         for (Index c = 0; c < K_; ++c) {
             double mahalanobis_mean = 0;
             for (Index d = 0; d < D_; ++d) {
@@ -178,9 +191,8 @@ class DiagonalGaussians {
                 mahalanobis_mean += centred_mean * centred_mean * precision_(c, d);
             }
             ws.constant(c) = detail::component_constant<T>(base_constant_(c) - 0.5 * mahalanobis_mean);
-            ws.far.condition(c) = mahalanobis_mean;
+            ws.far.set(c, D_, base_constant_(c), mahalanobis_mean, max_precision_(c));
         }
-        ws.far.find_far(kMaxExpansionCondition<T>);
     }
 
     void log_joint(const RowBlock<T>& x, const RowVector<T>& point, Workspace& ws, WorkBlock<T> lj) const {
@@ -200,24 +212,14 @@ class DiagonalGaussians {
     // Sums directly, in float64, the log-joints of the rows of the block that a far component may
     // matter to (see "Accuracy"), lists them in ws.far.rows, and returns their number.
     Index refine_log_joints(const RowBlock<T>& x, Workspace& ws, WorkBlock<T> lj) const {
-        ws.far.rows.clear();
-        if (ws.far.components.empty()) return 0;
+        if (!ws.far.any) return 0;
         const auto z = ws.features.topRows(x.rows());
-        for (Index i = 0; i < x.rows(); ++i) {
-            const T row_max = lj.row(i).maxCoeff();
-            const double row_norm =
-                static_cast<double>(spherical_ ? z(i, D_) : z.row(i).tail(D_).sum());  // ||x~||^2, fine as a bound
-            bool refine = false;
-            for (Index c : ws.far.components) {
-                const double error = FarExpansion::error_bound<T>(D_, base_constant_(c), ws.far.condition(c),
-                                                                  row_norm * max_precision_(c));
-                if (FarExpansion::may_matter(lj(i, c), error, row_max)) {
-                    refine = true;
-                    break;
-                }
-            }
-            if (!refine) continue;
-            ws.far.rows.push_back(i);
+        if (spherical_) {
+            ws.far.find_rows(lj, z.col(D_));
+        } else {
+            ws.far.find_rows(lj, z.rightCols(D_).rowwise().sum());
+        }
+        for (Index i : ws.far.rows) {
             for (Index c = 0; c < K_; ++c) {
                 double mahalanobis = 0;
                 for (Index d = 0; d < D_; ++d) {
@@ -322,7 +324,7 @@ class TiedGaussians {
         RowMatrix<T> whitened_means;  // [K, D] (mu_c - point) U
         Vector<T> constant;           // [K]
         RowMatrix<T> first, scatter;  // float32 moment products [K, D], [D, D]
-        FarExpansion far;
+        FarExpansion<T> far;
         RowVector<double> whitened_row;  // [D] a refined row x U in float64
     };
 
@@ -350,7 +352,7 @@ class TiedGaussians {
                      Vector<T>(K_),
                      RowMatrix<T>(),
                      RowMatrix<T>(),
-                     FarExpansion(K_),
+                     FarExpansion<T>(K_),
                      RowVector<double>(D_)};
         if constexpr (!std::is_same_v<T, double>) {
             ws.first.resize(K_, D_);
@@ -363,11 +365,12 @@ class TiedGaussians {
         const RowVector<double> whitened_point = point.template cast<double>() * chol64_;
         const RowMatrix<double> relative = whitened_means64_.rowwise() - whitened_point;
         ws.whitened_means = relative.template cast<T>();
+        ws.far.reset();
         for (Index c = 0; c < K_; ++c) {
-            ws.far.condition(c) = relative.row(c).squaredNorm();
-            ws.constant(c) = detail::component_constant<T>(base_constant_(c) - 0.5 * ws.far.condition(c));
+            const double condition = relative.row(c).squaredNorm();
+            ws.constant(c) = detail::component_constant<T>(base_constant_(c) - 0.5 * condition);
+            ws.far.set(c, D_, base_constant_(c), condition, 1.0);
         }
-        ws.far.find_far(kMaxExpansionCondition<T>);
     }
 
     void log_joint(const RowBlock<T>& x, const RowVector<T>& point, Workspace& ws, WorkBlock<T> lj) const {
@@ -385,23 +388,9 @@ class TiedGaussians {
     // As DiagonalGaussians::refine_log_joints: log pi_c + log N summed directly in float64 (the row
     // whitened as x U, no expansion) for the rows a far component may matter to.
     Index refine_log_joints(const RowBlock<T>& x, Workspace& ws, WorkBlock<T> lj) const {
-        ws.far.rows.clear();
-        if (ws.far.components.empty()) return 0;
-        const auto y = ws.whitened.topRows(x.rows());
-        for (Index i = 0; i < x.rows(); ++i) {
-            const T row_max = lj.row(i).maxCoeff();
-            const double row_norm = static_cast<double>(y.row(i).squaredNorm());
-            bool refine = false;
-            for (Index c : ws.far.components) {
-                const double error =
-                    FarExpansion::error_bound<T>(D_, base_constant_(c), ws.far.condition(c), row_norm);
-                if (FarExpansion::may_matter(lj(i, c), error, row_max)) {
-                    refine = true;
-                    break;
-                }
-            }
-            if (!refine) continue;
-            ws.far.rows.push_back(i);
+        if (!ws.far.any) return 0;
+        ws.far.find_rows(lj, ws.whitened.topRows(x.rows()).rowwise().squaredNorm());
+        for (Index i : ws.far.rows) {
             ws.whitened_row.noalias() = x.row(i).template cast<double>() * chol64_;
             for (Index c = 0; c < K_; ++c) {
                 lj(i, c) = detail::component_constant<T>(

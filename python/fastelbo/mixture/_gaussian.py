@@ -334,7 +334,8 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
 
     def _inference_pass(self, X, **outputs):
         """A pass without moments on new data."""
-        return self._pass(X, moments=False, home=self._homes_for(X), **outputs)
+        stats, out = self._pass(X, moments=False, home=self._homes_for(X), **outputs)
+        return _check_finite(stats, X), out
 
     def _homes_for(self, X):
         """Home labels for rows that have none yet: every row's most probable component, from a
@@ -346,9 +347,10 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
 
     def _e_step(self, X, moments=True, sample_weight=None):
         if moments and self.n_active is not None:
-            return self._truncated_search(X, sample_weight).e_step(
+            stats = self._truncated_search(X, sample_weight).e_step(
                 X, sample_weight, self._truncated_parameters(), resolve_n_threads(self.n_jobs)
             )
+            return _check_finite(stats, X)
         if not moments:
             return self._inference_pass(X, sample_weight=sample_weight)[0]
         home = None
@@ -359,7 +361,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
                 home = self._homes_for(X)
         stats, out = self._pass(X, moments=True, labels=True, sample_weight=sample_weight, home=home)
         self._em_home = out["labels"]
-        return stats
+        return _check_finite(stats, X)
 
     def _needs_homes(self, dtype):
         """Whether passes need home labels (see :meth:`_pass`).
@@ -433,13 +435,20 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
             stats = search.e_step(
                 X, sample_weight, self._truncated_parameters(), resolve_n_threads(self.n_jobs), moments=False
             )
-            return stats, search.labels()
+            return _check_finite(stats, X), search.labels()
         home = getattr(self, "_em_home", None) if self._needs_homes(X.dtype) else None
         stats, out = self._pass(X, moments=False, labels=True, sample_weight=sample_weight, home=home)
-        return stats, out["labels"]
+        return _check_finite(stats, X), out["labels"]
 
     def _m_step(self, stats):
         weights, means, covariances = gaussian_m_step(stats, self.covariance_type, self.reg_covar)
+        dtype = self.means_.dtype
+        if not np.all(np.abs(covariances) <= np.finfo(dtype).max):
+            raise ValueError(
+                f"FastGMM: the fitted covariances (largest {np.max(np.abs(covariances)):.3g}) do not fit in "
+                f"{dtype.name}, X's dtype. Rescale X (and reg_covar by the square of the factor)"
+                + (", or pass float64 data." if dtype == np.float32 else ".")
+            )
         precisions_cholesky = precisions_cholesky_from_covariances(covariances, self.covariance_type)
         self._assign(weights, means, covariances, precisions_cholesky)
 
@@ -482,6 +491,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
             stats = statistics_from_responsibilities(
                 rows, resp, column_mean, self.covariance_type, sample_weight=row_weights
             )
+            _check_finite(stats, X)
             weights, means, covariances = gaussian_m_step(stats, self.covariance_type, self.reg_covar)
         if self.weights_init is not None:
             weights = as_float_array(self.weights_init, "weights_init")
@@ -557,6 +567,23 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         if self.precisions_init is not None:
             precisions = as_float_array(self.precisions_init, "precisions_init")
             check_precisions_init(precisions, self.covariance_type, K, n_features)
+
+
+def _check_finite(stats, X):
+    """Return ``stats``, or raise ValueError naming the cause if a pass over X gave a non-finite
+    ELBO sum or statistic (finite X whose squares, or whose log-densities, overflow X's dtype)."""
+    values = [stats.sum_log_norm, stats.sum_entropy, stats.nk]
+    values += [v for v in (stats.sx, stats.sxx) if v is not None]
+    if all(np.all(np.isfinite(v)) for v in values):
+        return stats
+    dtype = np.dtype(X.dtype)
+    largest = float(np.max(np.abs(X))) if X.size else 0.0
+    raise ValueError(
+        f"FastGMM: the log-likelihood or the sufficient statistics of X overflowed {dtype.name} (the "
+        f"largest |X| is {largest:.3g}; squared distances must stay below {np.finfo(dtype).max:.3g}, "
+        "and the model's precisions times them too). Rescale X (and reg_covar by the square of the "
+        "factor)" + (", or pass float64 data." if dtype == np.float32 else ".")
+    )
 
 
 def _check_shape(array, expected, name):

@@ -121,3 +121,14 @@ def test_rows_labelled_with_the_wrong_home_are_still_scored_exactly():
     assert np.any(homes != np.argmax(reference["resp"], axis=1))  # the case this test is about
     log_norm = gmm._pass(X, moments=False, log_norm=True, home=homes)[1]["log_norm"]
     _assert_close_per_row(log_norm, reference["log_norm"])
+
+
+@pytest.mark.parametrize("covariance_type", ["tied", "diag", "spherical"])
+def test_refined_rows_leave_results_bitwise_identical_for_any_thread_count(covariance_type):
+    X = _three_clusters(np.float32, n_per_cluster=3000)
+    fits = [_fit(X, covariance_type, n_jobs=n_jobs) for n_jobs in (1, 2, 3)]
+    for fit in fits[1:]:
+        assert fit.lower_bound_ == fits[0].lower_bound_
+        np.testing.assert_array_equal(fit.means_, fits[0].means_)
+        np.testing.assert_array_equal(fit.covariances_, fits[0].covariances_)
+        np.testing.assert_array_equal(fit.score_samples(X), fits[0].score_samples(X))

@@ -17,14 +17,15 @@
 // reference points r_c when the run ends (`flush`). Full covariances need no expansion; their moments
 // are taken per sub-block about each component's local weighted mean and converted to r_c.
 //
-// Where a run's point cannot hold a component (`far_expansion`): a component c whose mean lies
+// Where a run's point cannot hold a component (FarExpansion): a component c whose mean lies
 // m_c = ||mu_c - p||^2_{P_c} > kMaxExpansionCondition<T> from the point, in its own metric, gets
 // log-joints with an error up to about eps * (m_c + ||x~||^2_{P_c}) - thousands of nats in float32
 // for a tight component 1e5 of its widths away. That is harmless where the component's log-joint
 // is far below the row's best (its responsibility is exactly 0 either way), but not where it may
 // matter: such rows (`refine_log_joints`) get all their log-joints summed directly in float64
-// (x - mu_c, no expansion; then rounded to T), and their moments summed directly in float64 about
-// the reference points (`accumulate_refined`) instead of about the run's point. Homes make these
+// (x - mu_c, no expansion; then rounded to T), and their moments summed in float64 about the run's
+// point (`accumulate_refined`) instead of in T; the run's flush moves them to the reference points
+// with the others (one shift, so that the M-step's scatter cancels exactly). Homes make these
 // rows rare (a row far from its run's point has the wrong home); without them the rule still holds.
 #pragma once
 

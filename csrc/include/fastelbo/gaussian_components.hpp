@@ -83,10 +83,10 @@ constexpr double kMaxExpansionCondition = std::is_same_v<T, float> ? 1e2 : 1e5;
 // near components masked by an offset of -inf.
 template <class T>
 struct FarExpansion {
-    bool any = false;                            // whether the current point has a far component
-    Eigen::Array<T, 1, Eigen::Dynamic> offset;   // [K] far: e without the row's part; near: -inf
-    Eigen::Array<T, 1, Eigen::Dynamic> slope;    // [K] far: e per unit of the row's ||x~||^2; near: 0
-    std::vector<Index> rows;                     // rows of the current block that need re-evaluation
+    bool any = false;                           // whether the current point has a far component
+    Eigen::Array<T, 1, Eigen::Dynamic> offset;  // [K] far: e without the row's part; near: -inf
+    Eigen::Array<T, 1, Eigen::Dynamic> slope;   // [K] far: e per unit of the row's ||x~||^2; near: 0
+    std::vector<Index> rows;                    // rows of the current block that need re-evaluation
 
     explicit FarExpansion(Index K = 0) : offset(K), slope(K) {}
 
@@ -98,8 +98,8 @@ struct FarExpansion {
     void set(Index c, Index D, double constant, double condition, double scale) {
         const bool far = condition > kMaxExpansionCondition<T>;
         const double factor = (4.0 + 2.0 * static_cast<double>(D)) * std::numeric_limits<T>::epsilon();
-        offset(c) = far ? static_cast<T>(factor * (std::abs(constant) + condition + 1.0))
-                        : -std::numeric_limits<T>::infinity();
+        offset(c) =
+            far ? static_cast<T>(factor * (std::abs(constant) + condition + 1.0)) : -std::numeric_limits<T>::infinity();
         slope(c) = far ? static_cast<T>(factor * scale) : T(0);
         any = any || far;
     }
@@ -417,7 +417,8 @@ class TiedGaussians {
                 row_weight += weight;
                 acc.sx.row(c) += weight * centred;
             }
-            for (Index r = 0; r < D_; ++r) scatter.row(r).head(r + 1) += (row_weight * centred(r)) * centred.head(r + 1);
+            for (Index r = 0; r < D_; ++r)
+                scatter.row(r).head(r + 1) += (row_weight * centred(r)) * centred.head(r + 1);
             q.row(i).setZero();
         }
     }

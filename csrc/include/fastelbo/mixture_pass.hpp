@@ -131,11 +131,11 @@ bool run_mixture_pass(const Components& components, const Layout& layout, Index 
 
     struct Workspace {
         typename Components::Workspace model;
-        RowMatrix<T> rows;       // [B, D] gathered rows (grouped order)
-        Vector<T> weights;       // [B] gathered sample weights
-        RowMatrix<T> log_joint;  // [B, K], overwritten by the (weighted) responsibilities
-        Vector<T> scratch;       // [K]
-        Statistics group_sums;   // moments of the current run about its expansion point (grouped)
+        RowMatrix<T> rows;          // [B, D] gathered rows (grouped order)
+        Vector<T> weights;          // [B] gathered sample weights
+        RowMatrix<T> log_joint;     // [B, K], overwritten by the (weighted) responsibilities
+        Vector<T> scratch;          // [K]
+        Statistics group_sums;      // moments of the current run about its expansion point (grouped)
         Vector<double> refined_nk;  // [K] responsibilities of a block's refined rows
     };
     auto make_workspace = [&] {

@@ -24,6 +24,7 @@ def gaussian_mixture_pass(
     return_responsibilities: bool = False,
     return_labels: bool = False,
     n_threads: int = 0,
+    refine: bool = True,
 ) -> dict[str, Any]: ...
 def factor_analyser_mixture_pass(
     X: NDArray[np.floating],

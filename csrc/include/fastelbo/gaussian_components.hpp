@@ -16,9 +16,21 @@
 // summed about that point in the working precision and converted, in float64, to the caller's
 // reference points r_c when the run ends (`flush`). Full covariances need no expansion; their moments
 // are taken per sub-block about each component's local weighted mean and converted to r_c.
+//
+// Where a run's point cannot hold a component (FarExpansion): a component c whose mean lies
+// m_c = ||mu_c - p||^2_{P_c} > kMaxExpansionCondition<T> from the point, in its own metric, gets
+// log-joints with an error up to about eps * (m_c + ||x~||^2_{P_c}) - thousands of nats in float32
+// for a tight component 1e5 of its widths away. That is harmless where the component's log-joint
+// is far below the row's best (its responsibility is exactly 0 either way), but not where it may
+// matter: such rows (`refine_log_joints`) get all their log-joints summed directly in float64
+// (x - mu_c, no expansion; then rounded to T), and their moments summed in float64 about the run's
+// point (`accumulate_refined`) instead of in T; the run's flush moves them to the reference points
+// with the others (one shift, so that the M-step's scatter cancels exactly). Homes make these
+// rows rare (a row far from its run's point has the wrong home); without them the rule still holds.
 #pragma once
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "fastelbo/mixture_statistics.hpp"
@@ -51,6 +63,57 @@ T component_constant(double value) {
 }
 }  // namespace detail
 
+// The largest squared distance m_c = ||mu_c - p||^2_{P_c} of a component from an expansion point
+// at which the expansion keeps the log-joints accurate (about log10 of it digits are lost: 2 of
+// float32's 7, 5 of float64's 16). Beyond it, a component is "far" from the point.
+template <class T>
+constexpr double kMaxExpansionCondition = std::is_same_v<T, float> ? 1e2 : 1e5;
+
+// Which rows of a block a component far from the current expansion point may matter to (see
+// "Accuracy" above). A far component's expanded log-joint l may be off by up to its error bound
+// e = (4 + 2D) eps (|constant| + m_c + 1 + ||x~||^2 * scale_c), the working precision's epsilon times
+// the magnitudes of the terms summed (with a factor for the GEMM's sums); it may matter to a row if
+// l + e is not below the row's largest log-joint by more than the posterior's underflow cut-off
+// (beyond which a responsibility is exactly 0). The test is vectorised over components, with
+// near components masked by an offset of -inf.
+template <class T>
+struct FarExpansion {
+    bool any = false;                           // whether the current point has a far component
+    Eigen::Array<T, 1, Eigen::Dynamic> offset;  // [K] far: e without the row's part; near: -inf
+    Eigen::Array<T, 1, Eigen::Dynamic> slope;   // [K] far: e per unit of the row's ||x~||^2; near: 0
+    std::vector<Index> rows;                    // rows of the current block that need re-evaluation
+
+    explicit FarExpansion(Index K = 0) : offset(K), slope(K) {}
+
+    // Starts a new expansion point; then set() every component.
+    void reset() { any = false; }
+
+    // Component c about the current point: its log-joint constant, m_c, and the factor `scale` that
+    // bounds its metric ||x~||^2_{P_c} <= scale * (the row norm find_rows gets).
+    void set(Index c, Index D, double constant, double condition, double scale) {
+        const bool far = condition > kMaxExpansionCondition<T>;
+        const double factor = (4.0 + 2.0 * static_cast<double>(D)) * std::numeric_limits<T>::epsilon();
+        offset(c) =
+            far ? static_cast<T>(factor * (std::abs(constant) + condition + 1.0)) : -std::numeric_limits<T>::infinity();
+        slope(c) = far ? static_cast<T>(factor * scale) : T(0);
+        any = any || far;
+    }
+
+    // Lists in `rows` the rows of `lj` that a far component may matter to; `row_norms(i)` is row
+    // i's ||x~||^2 in the unit set() assumed.
+    template <class Norms>
+    void find_rows(const WorkBlock<T>& lj, const Norms& row_norms) {
+        rows.clear();
+        if (!any) return;
+        const T cutoff = std::log(std::numeric_limits<T>::min());
+        for (Index i = 0; i < lj.rows(); ++i) {
+            const T row_norm = std::min(static_cast<T>(row_norms(i)), std::numeric_limits<T>::max());  // 0 * inf
+            const T reach = (lj.row(i).array() + offset + row_norm * slope).maxCoeff();
+            if (reach >= lj.row(i).maxCoeff() + cutoff) rows.push_back(i);
+        }
+    }
+};
+
 // diag and spherical covariances.
 template <class T>
 class DiagonalGaussians {
@@ -63,6 +126,7 @@ class DiagonalGaussians {
         Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> projection;  // [F, K] about the current point
         Vector<T> constant;                                           // [K]
         RowMatrix<T> first, second;                                   // float32 moment products [K, D], [K, D|1]
+        FarExpansion<T> far;
     };
 
     explicit DiagonalGaussians(const GaussianMixtureParams<T>& p)
@@ -72,6 +136,7 @@ class DiagonalGaussians {
           D_(p.n_features),
           F_(spherical_ ? D_ + 1 : 2 * D_),
           precision_(K_, D_),
+          max_precision_(K_),
           base_constant_(K_) {
         for (Index c = 0; c < K_; ++c) {
             double log_det = 0;
@@ -80,6 +145,7 @@ class DiagonalGaussians {
                 precision_(c, d) = u * u;
                 log_det += std::log(u);
             }
+            max_precision_(c) = precision_.row(c).maxCoeff();
             base_constant_(c) = gaussian_log_joint_constant(static_cast<double>(p.log_weights[c]), D_, log_det);
         }
     }
@@ -88,8 +154,12 @@ class DiagonalGaussians {
     double flops_per_row() const { return 4.0 * F_ * K_ + 20.0 * K_; }
 
     Workspace make_workspace(Index block_rows) const {
-        Workspace ws{RowMatrix<T>(block_rows, F_), decltype(Workspace::projection)(F_, K_), Vector<T>(K_),
-                     RowMatrix<T>(), RowMatrix<T>()};
+        Workspace ws{RowMatrix<T>(block_rows, F_),
+                     decltype(Workspace::projection)(F_, K_),
+                     Vector<T>(K_),
+                     RowMatrix<T>(),
+                     RowMatrix<T>(),
+                     FarExpansion<T>(K_)};
         // The squared-feature rows of the projection do not depend on the expansion point.
         for (Index c = 0; c < K_; ++c) {
             if (spherical_) {
@@ -107,6 +177,7 @@ class DiagonalGaussians {
 
     // Prepares the workspace to expand rows about `point`.
     void expand_about(const RowVector<T>& point, Workspace& ws) const {
+        ws.far.reset();
         for (Index c = 0; c < K_; ++c) {
             double mahalanobis_mean = 0;
             for (Index d = 0; d < D_; ++d) {
@@ -115,11 +186,13 @@ class DiagonalGaussians {
                 mahalanobis_mean += centred_mean * centred_mean * precision_(c, d);
             }
             ws.constant(c) = detail::component_constant<T>(base_constant_(c) - 0.5 * mahalanobis_mean);
+            ws.far.set(c, D_, base_constant_(c), mahalanobis_mean, max_precision_(c));
         }
     }
 
     void log_joint(const RowBlock<T>& x, const RowVector<T>& point, Workspace& ws, WorkBlock<T> lj) const {
         const Index n = x.rows();
+        ws.far.rows.clear();
         auto z = ws.features.topRows(n);
         z.leftCols(D_) = x.rowwise() - point;
         if (spherical_) {
@@ -129,6 +202,57 @@ class DiagonalGaussians {
         }
         lj.noalias() = z * ws.projection;
         lj.rowwise() += ws.constant.transpose();
+    }
+
+    // Sums directly, in float64, the log-joints of the rows of the block that a far component may
+    // matter to (see "Accuracy"), lists them in ws.far.rows, and returns their number.
+    Index refine_log_joints(const RowBlock<T>& x, Workspace& ws, WorkBlock<T> lj) const {
+        if (!ws.far.any) return 0;
+        const auto z = ws.features.topRows(x.rows());
+        if (spherical_) {
+            ws.far.find_rows(lj, z.col(D_));
+        } else {
+            ws.far.find_rows(lj, z.rightCols(D_).rowwise().sum());
+        }
+        for (Index i : ws.far.rows) {
+            for (Index c = 0; c < K_; ++c) {
+                double mahalanobis = 0;
+                for (Index d = 0; d < D_; ++d) {
+                    const double centred = static_cast<double>(x(i, d)) - static_cast<double>(means_[c * D_ + d]);
+                    mahalanobis += centred * centred * precision_(c, d);
+                }
+                lj(i, c) = detail::component_constant<T>(base_constant_(c) - 0.5 * mahalanobis);
+            }
+        }
+        return static_cast<Index>(ws.far.rows.size());
+    }
+
+    // Adds the rows listed by refine_log_joints to the run's sums `acc` in float64 (moments about
+    // the expansion point, as `accumulate` takes them, so that the run's flush moves all of them to
+    // the reference points at once) and their responsibilities to `nk` (which the caller adds to
+    // acc.nk and the pass's nk), then zeroes their (weighted) responsibilities in q so that
+    // `accumulate` leaves them out.
+    void accumulate_refined(const RowBlock<T>& x, WorkBlock<T> q, const RowVector<T>& point, Workspace& ws,
+                            GroupSums& acc, Vector<double>& nk) const {
+        for (Index i : ws.far.rows) {
+            for (Index c = 0; c < K_; ++c) {
+                const double weight = static_cast<double>(q(i, c));
+                if (weight == 0) continue;
+                nk(c) += weight;
+                double squared_norm = 0;
+                for (Index d = 0; d < D_; ++d) {
+                    const double centred = static_cast<double>(x(i, d)) - static_cast<double>(point(d));
+                    acc.sx(c, d) += weight * centred;
+                    if (spherical_) {
+                        squared_norm += centred * centred;
+                    } else {
+                        acc.sxx(c * D_ + d) += weight * centred * centred;
+                    }
+                }
+                if (spherical_) acc.sxx(c) += weight * squared_norm;
+            }
+            q.row(i).setZero();
+        }
     }
 
     // Adds the block's moments about the expansion point to `acc`. The features are still in the
@@ -178,6 +302,7 @@ class DiagonalGaussians {
     bool spherical_;
     Index K_, D_, F_;
     RowMatrix<double> precision_;   // [K, D]
+    Vector<double> max_precision_;  // [K] largest precision of each component
     Vector<double> base_constant_;  // [K] log pi_c - D/2 log(2 pi) + log|U_c|
 };
 
@@ -194,6 +319,8 @@ class TiedGaussians {
         RowMatrix<T> whitened_means;  // [K, D] (mu_c - point) U
         Vector<T> constant;           // [K]
         RowMatrix<T> first, scatter;  // float32 moment products [K, D], [D, D]
+        FarExpansion<T> far;
+        RowVector<double> whitened_row;  // [D] a refined row x U in float64
     };
 
     explicit TiedGaussians(const GaussianMixtureParams<T>& p)
@@ -218,7 +345,9 @@ class TiedGaussians {
                      RowMatrix<T>(K_, D_),
                      Vector<T>(K_),
                      RowMatrix<T>(),
-                     RowMatrix<T>()};
+                     RowMatrix<T>(),
+                     FarExpansion<T>(K_),
+                     RowVector<double>(D_)};
         if constexpr (!std::is_same_v<T, double>) {
             ws.first.resize(K_, D_);
             ws.scatter.resize(D_, D_);
@@ -230,13 +359,17 @@ class TiedGaussians {
         const RowVector<double> whitened_point = point.template cast<double>() * chol64_;
         const RowMatrix<double> relative = whitened_means64_.rowwise() - whitened_point;
         ws.whitened_means = relative.template cast<T>();
+        ws.far.reset();
         for (Index c = 0; c < K_; ++c) {
-            ws.constant(c) = detail::component_constant<T>(base_constant_(c) - 0.5 * relative.row(c).squaredNorm());
+            const double condition = relative.row(c).squaredNorm();
+            ws.constant(c) = detail::component_constant<T>(base_constant_(c) - 0.5 * condition);
+            ws.far.set(c, D_, base_constant_(c), condition, 1.0);
         }
     }
 
     void log_joint(const RowBlock<T>& x, const RowVector<T>& point, Workspace& ws, WorkBlock<T> lj) const {
         const Index n = x.rows();
+        ws.far.rows.clear();
         auto xc = ws.centred.topRows(n);
         auto y = ws.whitened.topRows(n);
         xc = x.rowwise() - point;
@@ -244,6 +377,43 @@ class TiedGaussians {
         lj.noalias() = y * ws.whitened_means.transpose();
         lj.colwise() -= T(0.5) * y.rowwise().squaredNorm();
         lj.rowwise() += ws.constant.transpose();
+    }
+
+    // As DiagonalGaussians::refine_log_joints: log pi_c + log N summed directly in float64 (the row
+    // whitened as x U, no expansion) for the rows a far component may matter to.
+    Index refine_log_joints(const RowBlock<T>& x, Workspace& ws, WorkBlock<T> lj) const {
+        if (!ws.far.any) return 0;
+        ws.far.find_rows(lj, ws.whitened.topRows(x.rows()).rowwise().squaredNorm());
+        for (Index i : ws.far.rows) {
+            ws.whitened_row.noalias() = x.row(i).template cast<double>() * chol64_;
+            for (Index c = 0; c < K_; ++c) {
+                lj(i, c) = detail::component_constant<T>(
+                    base_constant_(c) - 0.5 * (ws.whitened_row - whitened_means64_.row(c)).squaredNorm());
+            }
+        }
+        return static_cast<Index>(ws.far.rows.size());
+    }
+
+    // As DiagonalGaussians::accumulate_refined; the data scatter's lower triangle gets
+    // w (x - point)(x - point)^T. `accumulate` leaves these rows out of the data scatter too.
+    void accumulate_refined(const RowBlock<T>& x, WorkBlock<T> q, const RowVector<T>& point, Workspace& ws,
+                            GroupSums& acc, Vector<double>& nk) const {
+        Eigen::Map<RowMatrix<double>> scatter(acc.sxx.data(), D_, D_);
+        RowVector<double> centred(D_);
+        for (Index i : ws.far.rows) {
+            centred = x.row(i).template cast<double>() - point.template cast<double>();
+            double row_weight = 0;
+            for (Index c = 0; c < K_; ++c) {
+                const double weight = static_cast<double>(q(i, c));
+                if (weight == 0) continue;
+                nk(c) += weight;
+                row_weight += weight;
+                acc.sx.row(c) += weight * centred;
+            }
+            for (Index r = 0; r < D_; ++r)
+                scatter.row(r).head(r + 1) += (row_weight * centred(r)) * centred.head(r + 1);
+            q.row(i).setZero();
+        }
     }
 
     // Adds the block's first moments about the point to acc.sx, and its data scatter
@@ -264,6 +434,7 @@ class TiedGaussians {
         } else {
             rows = xc;
         }
+        for (Index i : ws.far.rows) rows.row(i).setZero();  // summed by accumulate_refined
         Eigen::Map<RowMatrix<double>> scatter(acc.sxx.data(), D_, D_);
         if constexpr (std::is_same_v<T, double>) {
             scatter.template selfadjointView<Eigen::Lower>().rankUpdate(rows.transpose());

@@ -22,6 +22,8 @@
 //   log_joint(x, [point,] ws, lj)     [B, K] log pi_c + log p(x_n | c)
 //   accumulate(x, q, w, ws, sums[, reference])   moments of the block from the weighted q
 //   (grouped only) expand_about(point, ws), flush(group sums, point, reference, sums)
+//   (optional, grouped) refine_log_joints(x, ws, lj) -> rows it re-evaluated without the expansion,
+//                     accumulate_refined(x, q, ws, reference, sums): their moments, directly
 // and the layout (e.g. MixtureSumsLayout) makes the sums: make(with_moments), make_empty(),
 // partial_size() (numbers in one partial) and finish(sums) after the ordered merge. The points the
 // moments are taken about (request.reference) are always the caller's explicit choice.
@@ -47,6 +49,8 @@ struct MixturePassRequest {
     const std::int64_t* home = nullptr;  // [N] each row's home component (expansion point), optional
     const double* reference = nullptr;   // [K, D] the points moments are taken about (with moments)
     bool compute_moments = true;         // sx, sxx (nk and the ELBO sums are always computed)
+    bool refine = true;                  // re-evaluate rows the expansion cannot hold (see gaussian_components.hpp);
+                                         // false only for a rough labelling (always on with moments)
     T* log_norm = nullptr;               // [N] out: log p(x_n), optional
     T* responsibilities = nullptr;       // [N, K] out: q_n, optional
     std::int64_t* labels = nullptr;      // [N] out: argmax_c log-joint, optional
@@ -93,6 +97,12 @@ class RowVisitOrder {
     std::vector<Index> group_end_;      // group -> end position
 };
 
+// Whether a family re-evaluates rows that its expansion about a run's point cannot hold.
+template <class Components, class = void>
+struct refines_log_joints : std::false_type {};
+template <class Components>
+struct refines_log_joints<Components, std::void_t<decltype(&Components::refine_log_joints)>> : std::true_type {};
+
 // Runs the pass for one component family (DiagonalGaussians, TiedGaussians, FullGaussians,
 // FactorAnalysers, ...) whose statistics `layout` describes. nk and the scalar ELBO terms are always
 // summed; the moments only if request.compute_moments. Returns false if interrupted; `statistics`
@@ -104,7 +114,9 @@ bool run_mixture_pass(const Components& components, const Layout& layout, Index 
     static_assert(std::is_same_v<typename Components::Statistics, Statistics>,
                   "the family and the layout must agree on the statistics type");
     constexpr bool grouped = Components::kGrouped;
+    constexpr bool refines = grouped && refines_log_joints<Components>::value;
     const bool with_moments = request.compute_moments;
+    const bool refine = request.refine || with_moments;
     if (with_moments && request.reference == nullptr)
         throw std::invalid_argument("the mixture pass needs reference points to compute moments");
     const RowVisitOrder order =
@@ -119,11 +131,12 @@ bool run_mixture_pass(const Components& components, const Layout& layout, Index 
 
     struct Workspace {
         typename Components::Workspace model;
-        RowMatrix<T> rows;       // [B, D] gathered rows (grouped order)
-        Vector<T> weights;       // [B] gathered sample weights
-        RowMatrix<T> log_joint;  // [B, K], overwritten by the (weighted) responsibilities
-        Vector<T> scratch;       // [K]
-        Statistics group_sums;   // moments of the current run about its expansion point (grouped)
+        RowMatrix<T> rows;          // [B, D] gathered rows (grouped order)
+        Vector<T> weights;          // [B] gathered sample weights
+        RowMatrix<T> log_joint;     // [B, K], overwritten by the (weighted) responsibilities
+        Vector<T> scratch;          // [K]
+        Statistics group_sums;      // moments of the current run about its expansion point (grouped)
+        Vector<double> refined_nk;  // [K] responsibilities of a block's refined rows
     };
     auto make_workspace = [&] {
         return Workspace{components.make_workspace(sub_block_rows),
@@ -131,7 +144,8 @@ bool run_mixture_pass(const Components& components, const Layout& layout, Index 
                          Vector<T>(order.identity() ? 0 : sub_block_rows),
                          RowMatrix<T>(sub_block_rows, K),
                          Vector<T>(K),
-                         grouped && with_moments ? layout.make(true) : layout.make_empty()};
+                         grouped && with_moments ? layout.make(true) : layout.make_empty(),
+                         Vector<double>(refines ? K : 0)};
     };
     auto make_partial = [&] { return layout.make(with_moments); };
 
@@ -159,8 +173,12 @@ bool run_mixture_pass(const Components& components, const Layout& layout, Index 
             return ws.rows.topRows(count);
         }();
         auto lj = ws.log_joint.topRows(count);
+        [[maybe_unused]] Index refined = 0;
         if constexpr (grouped) {
             components.log_joint(x, point, ws.model, lj);
+            if constexpr (refines) {
+                if (refine) refined = components.refine_log_joints(x, ws.model, lj);
+            }
         } else {
             components.log_joint(x, ws.model, lj);
         }
@@ -176,6 +194,16 @@ bool run_mixture_pass(const Components& components, const Layout& layout, Index 
             if (request.labels) request.labels[n] = static_cast<std::int64_t>(post.argmax);
             if (request.responsibilities) std::copy(row, row + K, request.responsibilities + n * K);
             if (weights) lj.row(i) *= weights[i];
+        }
+        if constexpr (refines) {
+            // Their moments in float64 into the run's sums, and the same q into both nk (so that the
+            // flush and the M-step's scatter sxx - sx sx^T / nk cancel exactly); the GEMMs leave them out.
+            if (with_moments && refined > 0) {
+                ws.refined_nk.setZero();
+                components.accumulate_refined(x, lj, point, ws.model, ws.group_sums, ws.refined_nk);
+                ws.group_sums.nk += ws.refined_nk;
+                partial.nk += ws.refined_nk;
+            }
         }
         const Vector<double> nk = lj.colwise().sum().transpose().template cast<double>();
         partial.nk += nk;

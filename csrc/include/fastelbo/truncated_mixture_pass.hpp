@@ -1,5 +1,5 @@
-// The truncated variational E-step for mixtures with many components (shared/THEORY.md §2.1
-// truncated q, §4): every row n keeps a set K_n of C' components, q_n is the posterior restricted to
+// The truncated variational E-step for mixtures with many components (Forster & Lücke, AISTATS
+// 2018): every row n keeps a set K_n of C' components, q_n is the posterior restricted to
 // K_n, and the pass costs O(N·C'·G·D) instead of O(N·K·D).
 //
 // Search. The candidates of row n are S_n = ∪_{c ∈ K_n} G_c ∪ {r_n}: the neighbour lists G_c (G

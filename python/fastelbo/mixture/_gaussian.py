@@ -52,8 +52,15 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     ``entropy_sum_history_``. float32 input is computed in float32 (parameters are stored in the
     input's dtype); any other input in float64.
 
+    float32 accuracy: the diag, spherical and tied kernels evaluate log-joints as matrix products of
+    rows expanded about a shared point; rows for which a component far from that point (in its own
+    metric) may matter are evaluated without the expansion in float64 instead, so float32 gives the
+    float64 answer to float32 precision for components of very different widths at any offset
+    float32 can represent (see ``_needs_homes``). Where the fitted parameters themselves cannot be
+    held in float32 (a covariance whose condition number exceeds ~1e7), fit float64 data.
+
     ``fit(X, sample_weight=w)`` fits the weighted model: the ELBO, ``lower_bound_`` and the entropy
-    decomposition are weighted averages ``(1/W) sum_n w_n f_n`` (``shared/THEORY.md`` §1), and an
+    decomposition are weighted averages ``(1/W) sum_n w_n f_n``, and an
     integer weight acts like repeating the row that many times (zero: the row is absent).
 
     Input from another array library (scikit-learn's ``array_api_dispatch``) is converted to NumPy
@@ -70,6 +77,13 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     reg_covar : float, default=1e-6
         Added to the diagonal of every covariance. It keeps covariances positive definite; it also
         makes the entropy identity inexact by about ``reg_covar/2 * sum_c qbar_c tr(Sigma_c^-1)``.
+        It is absolute, as in scikit-learn: a variance in the squared units of X, so on data of a
+        small scale (variances near or below 1e-6) it dominates the fit; scale it with the data.
+        Everything else is scale-free: with X multiplied by s and ``reg_covar`` by s**2, the fit is
+        the same up to round-off (means times s, covariances times s**2) and every log-likelihood
+        shifts by exactly ``-n_features * log(s)``; multiplying all sample weights by a constant
+        changes nothing (the only internal floor, on the components' weights, is relative to the
+        mean sample weight).
     max_iter : int, default=100
         Number of EM iterations per initialisation.
     n_init : int, default=1
@@ -105,7 +119,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         Length m of the Markov chains of ``init_params='afkmc2'`` (longer: closer to k-means++).
     n_active : int, default=None
         None: exact EM. An integer C' turns on truncated variational EM for many components
-        (``shared/THEORY.md`` §2.1 truncated q, §4; every ``covariance_type``): every training row
+        (Forster & Lücke, AISTATS 2018; every ``covariance_type``): every training row
         keeps C' components and each E-step searches the neighbour lists of those plus one random
         component, at cost ``O(N·C'·G·D)`` per iteration (full: ``O(N·C'·G·D²)``) instead of
         ``O(N·K·D)``, with ``N·C'`` int32 of per-row state. ``elbo_history_``, ``lower_bound_`` and
@@ -295,6 +309,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         labels=False,
         sample_weight=None,
         home=None,
+        refine=True,
     ):
         """One kernel pass with the current parameters; returns (statistics, per-row outputs).
 
@@ -302,6 +317,9 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         (int64 labels, one per row, or None) names a component near each row: the diag, spherical and
         tied kernels expand log-joints and moments about the centroid of a run of rows that share a
         home, which keeps them accurate when clusters sit far apart (see :meth:`_needs_homes`).
+        Whatever the homes, a row that a component far from its run's centroid may matter to is
+        evaluated without the expansion, in float64 (see :meth:`_needs_homes`); ``refine=False``
+        skips that, for a rough labelling only (no moments).
         """
         if uses_cuda(self, responsibilities):
             return cuda_gaussian_pass(self, X, moments, log_norm, labels, sample_weight)
@@ -328,25 +346,29 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
             return_responsibilities=responsibilities,
             return_labels=labels,
             n_threads=resolve_n_threads(self.n_jobs),
+            refine=refine,
         )
         return MixtureStatistics.from_kernel(out, X.shape[0], reference), out
 
     def _inference_pass(self, X, **outputs):
         """A pass without moments on new data."""
-        return self._pass(X, moments=False, home=self._homes_for(X), **outputs)
+        stats, out = self._pass(X, moments=False, home=self._homes_for(X), **outputs)
+        return _check_finite(stats, X), out
 
     def _homes_for(self, X):
         """Home labels for rows that have none yet: every row's most probable component, from a
-        pass of its own; None where :meth:`_needs_homes` says passes need none."""
+        pass of its own; None where :meth:`_needs_homes` says passes need none. The labels only
+        group rows (a wrong one costs time, not accuracy), so this pass skips the refinement."""
         if not self._needs_homes(X.dtype):
             return None
-        return self._pass(X, moments=False, labels=True)[1]["labels"]
+        return self._pass(X, moments=False, labels=True, refine=False)[1]["labels"]
 
     def _e_step(self, X, moments=True, sample_weight=None):
         if moments and self.n_active is not None:
-            return self._truncated_search(X, sample_weight).e_step(
+            stats = self._truncated_search(X, sample_weight).e_step(
                 X, sample_weight, self._truncated_parameters(), resolve_n_threads(self.n_jobs)
             )
+            return _check_finite(stats, X)
         if not moments:
             return self._inference_pass(X, sample_weight=sample_weight)[0]
         home = None
@@ -357,7 +379,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
                 home = self._homes_for(X)
         stats, out = self._pass(X, moments=True, labels=True, sample_weight=sample_weight, home=home)
         self._em_home = out["labels"]
-        return stats
+        return _check_finite(stats, X)
 
     def _needs_homes(self, dtype):
         """Whether passes need home labels (see :meth:`_pass`).
@@ -368,6 +390,15 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         float32's 7 digits, 5 of float64's 16), every row's most probable component is found first,
         and rows are expanded in runs that share one. Otherwise (and for full covariances, which
         expand nothing) one pass suffices, and its result does not depend on earlier passes.
+
+        The homes are for speed; accuracy does not rest on them. Within a run, a component whose mean
+        lies further than that bound from the run's centroid (in its own metric) is "far", and its
+        expanded log-joints may be off by ``eps * (m_c + ||x - centroid||^2_{P_c})``. Every row for
+        which a far component may matter (its log-joint plus that error bound is within the
+        posterior's underflow cut-off of the row's best) gets all its log-joints summed directly in
+        float64 and rounded to the working dtype, and its moments summed in float64 about the
+        reference points: float32 then gives the float64 answer to float32 precision, for components
+        of any relative width and at any offset float32 can represent.
         """
         if self.covariance_type == "full":
             return False
@@ -422,13 +453,20 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
             stats = search.e_step(
                 X, sample_weight, self._truncated_parameters(), resolve_n_threads(self.n_jobs), moments=False
             )
-            return stats, search.labels()
+            return _check_finite(stats, X), search.labels()
         home = getattr(self, "_em_home", None) if self._needs_homes(X.dtype) else None
         stats, out = self._pass(X, moments=False, labels=True, sample_weight=sample_weight, home=home)
-        return stats, out["labels"]
+        return _check_finite(stats, X), out["labels"]
 
     def _m_step(self, stats):
         weights, means, covariances = gaussian_m_step(stats, self.covariance_type, self.reg_covar)
+        dtype = self.means_.dtype
+        if not np.all(np.abs(covariances) <= np.finfo(dtype).max):
+            raise ValueError(
+                f"FastGMM: the fitted covariances (largest {np.max(np.abs(covariances)):.3g}) do not fit in "
+                f"{dtype.name}, X's dtype. Rescale X (and reg_covar by the square of the factor)"
+                + (", or pass float64 data." if dtype == np.float32 else ".")
+            )
         precisions_cholesky = precisions_cholesky_from_covariances(covariances, self.covariance_type)
         self._assign(weights, means, covariances, precisions_cholesky)
 
@@ -471,6 +509,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
             stats = statistics_from_responsibilities(
                 rows, resp, column_mean, self.covariance_type, sample_weight=row_weights
             )
+            _check_finite(stats, X)
             weights, means, covariances = gaussian_m_step(stats, self.covariance_type, self.reg_covar)
         if self.weights_init is not None:
             weights = as_float_array(self.weights_init, "weights_init")
@@ -547,6 +586,23 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         if self.precisions_init is not None:
             precisions = as_float_array(self.precisions_init, "precisions_init")
             check_precisions_init(precisions, self.covariance_type, K, n_features)
+
+
+def _check_finite(stats, X):
+    """Return ``stats``, or raise ValueError naming the cause if a pass over X gave a non-finite
+    ELBO sum or statistic (finite X whose squares, or whose log-densities, overflow X's dtype)."""
+    values = [stats.sum_log_norm, stats.sum_entropy, stats.nk]
+    values += [v for v in (stats.sx, stats.sxx) if v is not None]
+    if all(np.all(np.isfinite(v)) for v in values):
+        return stats
+    dtype = np.dtype(X.dtype)
+    largest = float(np.max(np.abs(X))) if X.size else 0.0
+    raise ValueError(
+        f"FastGMM: the log-likelihood or the sufficient statistics of X overflowed {dtype.name} (the "
+        f"largest |X| is {largest:.3g}; squared distances must stay below {np.finfo(dtype).max:.3g}, "
+        "and the model's precisions times them too). Rescale X (and reg_covar by the square of the "
+        "factor)" + (", or pass float64 data." if dtype == np.float32 else ".")
+    )
 
 
 def _check_shape(array, expected, name):

@@ -1,7 +1,7 @@
 """Truncated variational EM for :class:`~fastelbo.FastGMM` with many components (``n_active``).
 
 Every row n keeps a set ``K_n`` of C' components (``n_active``) and its posterior ``q_n`` is the exact
-posterior restricted to ``K_n`` and renormalised (``shared/THEORY.md`` §2.1, truncated q; §4). Each
+posterior restricted to ``K_n`` and renormalised (Forster & Lücke, AISTATS 2018). Each
 E-step searches ``∪_{c∈K_n} G_c`` plus one random component, where ``G_c`` lists the ``n_neighbors``
 components most similar to c (c first), keeps the C' best log-joints, and refreshes the ``G_c`` from
 the log-joints it computed (see ``csrc/include/fastelbo/truncated_mixture_pass.hpp``). The cost per

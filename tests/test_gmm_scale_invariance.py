@@ -1,0 +1,82 @@
+"""FastGMM fits do not depend on the scale of the sample weights or, with ``reg_covar`` scaled with
+the data, on the scale of X.
+
+- Multiplying every sample weight by a constant c (1e-20 ... 1e20) leaves the fitted parameters, the
+  per-sample numbers and the (weighted-average) lower bound unchanged: every internal floor is
+  relative to the weights' scale.
+- ``reg_covar`` is absolute (scikit-learn's meaning: a variance in X's squared units). Rescaling X by
+  s together with ``reg_covar`` by s**2 rescales means by s and covariances by s**2, and shifts every
+  log-likelihood by exactly ``-D log s`` (1e-8 ... 1e8), checked against a float64 reference. (The
+  'kmeans' start orders distinct rows by a hash of their values, which rescaling changes; these
+  tests start from rows drawn by ``random_state``, 'random_from_data', which rescaling does not.)
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from fastelbo import FastGMM
+from reference import e_step
+
+COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
+
+
+def _data(dtype=np.float64, seed=0):
+    rng = np.random.RandomState(seed)
+    X = np.concatenate([rng.randn(150, 3), rng.randn(150, 3) * 0.5 + 4, rng.randn(100, 3) * 2 - 5])
+    return X.astype(dtype)
+
+
+def _fit(X, covariance_type, sample_weight=None, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gmm = FastGMM(n_components=3, covariance_type=covariance_type, random_state=0, **params)
+        return gmm.fit(X, sample_weight=sample_weight)
+
+
+@pytest.mark.parametrize("n_active", [None, 2])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_common_factor_on_sample_weights_changes_nothing(covariance_type, dtype, n_active):
+    X = _data(dtype)
+    rtol = 1e-9 if dtype == np.float64 else 1e-4
+    plain = _fit(X, covariance_type, n_active=n_active)
+    for factor in (1e-20, 1e-10, 1e10, 1e20):
+        weighted = _fit(X, covariance_type, np.full(X.shape[0], factor), n_active=n_active)
+        assert weighted.n_iter_ == plain.n_iter_
+        np.testing.assert_allclose(weighted.weights_, plain.weights_, rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(weighted.means_, plain.means_, rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(weighted.covariances_, plain.covariances_, rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(weighted.lower_bound_, plain.lower_bound_, rtol=rtol)
+        np.testing.assert_allclose(weighted.score_samples(X), plain.score_samples(X), rtol=rtol, atol=rtol)
+        decomposition, expected = weighted.entropy_decomposition(), plain.entropy_decomposition()
+        np.testing.assert_allclose(decomposition.entropy_sum, expected.entropy_sum, rtol=rtol)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_rescaled_data_with_rescaled_reg_covar_shifts_log_likelihood_by_d_log_scale(covariance_type):
+    X = _data()
+    n_features = X.shape[1]
+    start = dict(init_params="random_from_data")
+    unit = _fit(X, covariance_type, reg_covar=1e-3, **start)
+    for scale in (1e-8, 1e-4, 1e4, 1e8):
+        scaled = _fit(X * scale, covariance_type, reg_covar=1e-3 * scale**2, **start)
+        np.testing.assert_allclose(scaled.means_, unit.means_ * scale, rtol=1e-8, atol=1e-8 * scale)
+        np.testing.assert_allclose(
+            scaled.covariances_, unit.covariances_ * scale**2, rtol=1e-7, atol=1e-9 * scale**2
+        )
+        log_scale = n_features * np.log(scale)
+        # Against an independent float64 evaluation of the returned parameters ...
+        reference = e_step(X * scale, scaled.weights_, scaled.means_, scaled.covariances_, covariance_type)[
+            "log_norm"
+        ]
+        np.testing.assert_allclose(scaled.score_samples(X * scale), reference, rtol=1e-10, atol=1e-9)
+        # ... which is the unit fit's, shifted by exactly -D log s.
+        np.testing.assert_allclose(reference, unit.score_samples(X) - log_scale, rtol=1e-8, atol=1e-8)
+        np.testing.assert_allclose(scaled.lower_bound_, unit.lower_bound_ - log_scale, rtol=1e-8, atol=1e-8)
+        decomposition, expected = scaled.entropy_decomposition(), unit.entropy_decomposition()
+        np.testing.assert_allclose(
+            decomposition.observable_entropy, expected.observable_entropy + log_scale, rtol=1e-8, atol=1e-8
+        )

@@ -1,0 +1,491 @@
+"""Every registered estimator, on every family of awkward data, in float32 and float64: either a
+clear ValueError/TypeError, or a model whose every reported number agrees with an independent
+evaluation of the parameters it returned.
+
+The registry ``ESTIMATORS`` is one list; a new estimator (or mode) enters by one line, as in
+scikit-learn's ``check_estimator``. The data families are in ``awkward_data``, the independent
+evaluation in ``independent_evaluation``. Run this file as a script to print every failing
+(family, configuration, check) with its measured error.
+
+Tolerances. Each comparison allows the round-off of a stable evaluation in the estimator's dtype
+plus the reference's own error bound, never a number chosen to pass:
+
+* a log-density of a D-dimensional Gaussian through a Cholesky factor has a backward error of
+  about ``D eps`` per entry (Higham, ch. 10), so an evaluation that sums terms of total size
+  ``|log pi_c| + (D log 2 pi + |log|C_c|| + m_nc)/2`` (the row's *magnitude*) is accurate to
+  ``ROUNDING * D * eps * (1 + magnitude)``; ``ROUNDING = 8`` covers the log-sum-exp and the few
+  logs and exps on top. Where the covariance is so ill-conditioned that even a careful float64
+  evaluation (scipy's Cholesky factor of the returned covariance, rows centred on the component
+  mean) misses the extended-precision value, ``ROUNDING`` times that float64 error is allowed
+  too: an estimator must be as accurate as that program, not more. The condition number alone
+  is not excused (its worst-case bound is far above what a stable form achieves).
+* quantities that depend on where EM stopped (``lower_bound_`` against the returned parameters,
+  invariances, float32 against float64) also allow the convergence tolerance per sample: EM stops
+  once an iteration gains less than it, and near a fixed point the gains shrink, so the last
+  step (and the distance between two runs that stopped one step apart) is within ``2 tol``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+import pytest
+
+from awkward_data import FAMILIES, family
+from fastelbo import FastFactorAnalysis, FastGMM, FastMFA, FastPPCA
+from independent_evaluation import (
+    NotPositiveDefinite,
+    evaluate_mixture,
+    factor_model_parameters,
+    gmm_parameters,
+    mfa_parameters,
+    reference_decomposition,
+    regularisation_gap_bound,
+    weighted_mean,
+)
+
+ROUNDING = 8
+BOTH = (np.float64, np.float32)
+
+# What an estimator reports, beyond score/score_samples/lower_bound_/entropy_decomposition.
+MIXTURE = "mixture"  # weights_, predict_proba
+IDENTITY_AFTER_M_STEP = "identity after M-step"  # F(q^t, Theta^{t+1}) = S: the last step interleaves
+TRUNCATED = "truncated"  # lower_bound_ and the training ELBO are a truncated free energy (<= LL)
+STATIONARY = "stationary"  # closed-form maximum likelihood: F = S exactly
+
+
+@dataclass(frozen=True)
+class EstimatorConfig:
+    """One estimator in one mode.
+
+    Attributes
+    ----------
+    name : str
+    make : callable
+        ``make(scale)``: an unfitted estimator for data of scale ``scale`` (absolute regularisers
+        scaled by ``scale**2``, the scale-appropriate setting).
+    dtypes : tuple of dtypes
+    parameters : callable
+        Fitted estimator -> ``GaussianMixtureParameters`` (its returned parameters).
+    decompositions : tuple of (dict, str)
+        ``entropy_decomposition`` keyword arguments and the reference form they are checked against.
+    reports : frozenset of str
+    tol_per_sample : callable
+        ``(estimator, n_rows) -> float``: the convergence threshold on the mean log-likelihood with
+        unit weights.
+    """
+
+    name: str
+    make: Callable
+    dtypes: tuple
+    parameters: Callable
+    decompositions: tuple
+    reports: frozenset = field(default_factory=frozenset)
+    tol_per_sample: Callable = lambda est, n: est.tol
+
+
+def _gmm(covariance_type, n_active=None):
+    return lambda scale: FastGMM(
+        3 if n_active is None else 6,
+        covariance_type=covariance_type,
+        reg_covar=1e-6 * scale**2,
+        n_active=n_active,
+        random_state=0,
+    )
+
+
+def _mfa(noise):
+    return lambda scale: FastMFA(2, n_factors=2, noise=noise, reg_covar=1e-6 * scale**2, random_state=0)
+
+
+def _ppca(solver):
+    return lambda scale: FastPPCA(2, solver=solver, random_state=0)
+
+
+def _factor_analysis(scale):
+    return FastFactorAnalysis(2)
+
+
+def _closed_form(estimator, n_rows):
+    return 0.0  # no iterations: the returned parameters are the maximum
+
+
+def _total_tol(estimator, n_rows):
+    return estimator.tol / n_rows  # tol bounds the change of the total log-likelihood
+
+
+GMM = (({}, "collapsed"),)
+FACTOR = (({}, "latent"),)
+MFA = (({}, "latent"), ({"form": "collapsed"}, "collapsed"))
+EXACT_GMM = frozenset({MIXTURE, IDENTITY_AFTER_M_STEP})
+TRUNCATED_GMM = frozenset({MIXTURE, IDENTITY_AFTER_M_STEP, TRUNCATED})
+CLOSED_FORM = frozenset({STATIONARY})
+MIXTURE_ONLY = frozenset({MIXTURE})
+NONE = frozenset()
+Config = EstimatorConfig
+
+#: The registry: one line per estimator and mode.
+ESTIMATORS = [
+    Config("FastGMM-full", _gmm("full"), BOTH, gmm_parameters, GMM, EXACT_GMM),
+    Config("FastGMM-tied", _gmm("tied"), BOTH, gmm_parameters, GMM, EXACT_GMM),
+    Config("FastGMM-diag", _gmm("diag"), BOTH, gmm_parameters, GMM, EXACT_GMM),
+    Config("FastGMM-spherical", _gmm("spherical"), BOTH, gmm_parameters, GMM, EXACT_GMM),
+    Config("FastGMM-full-truncated", _gmm("full", 2), BOTH, gmm_parameters, GMM, TRUNCATED_GMM),
+    Config("FastGMM-tied-truncated", _gmm("tied", 2), BOTH, gmm_parameters, GMM, TRUNCATED_GMM),
+    Config("FastGMM-diag-truncated", _gmm("diag", 2), BOTH, gmm_parameters, GMM, TRUNCATED_GMM),
+    Config("FastGMM-spherical-truncated", _gmm("spherical", 2), BOTH, gmm_parameters, GMM, TRUNCATED_GMM),
+    Config("FastPPCA-eigh", _ppca("eigh"), BOTH, factor_model_parameters, FACTOR, CLOSED_FORM, _closed_form),
+    Config("FastPPCA-em", _ppca("em"), BOTH, factor_model_parameters, FACTOR, NONE),
+    Config("FastFactorAnalysis", _factor_analysis, BOTH, factor_model_parameters, FACTOR, NONE, _total_tol),
+    Config("FastMFA-diag", _mfa("diag"), BOTH, mfa_parameters, MFA, MIXTURE_ONLY),
+    Config("FastMFA-spherical", _mfa("spherical"), BOTH, mfa_parameters, MFA, MIXTURE_ONLY),
+]
+CONFIGS = {config.name: config for config in ESTIMATORS}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A failed check: what, the measured error, and what was allowed."""
+
+    check: str
+    measured: float
+    allowed: float
+    detail: str = ""
+
+    def __str__(self):
+        return (
+            f"{self.check}: measured {self.measured:.4g}, allowed {self.allowed:.4g} {self.detail}".rstrip()
+        )
+
+
+@dataclass
+class Outcome:
+    """A fit of one configuration on one family in one dtype."""
+
+    estimator: object = None
+    error: BaseException | None = None
+    X: np.ndarray | None = None
+    sample_weight: np.ndarray | None = None
+
+
+@cache
+def fit_outcome(config_name, family_name, dtype):
+    config, data = CONFIGS[config_name], family(family_name)
+    dtype = np.dtype(dtype).type
+    X = data.X.astype(dtype)
+    estimator = config.make(data.scale)
+    outcome = Outcome(X=data.X, sample_weight=data.sample_weight)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # warnings are allowed; wrong numbers are not
+            with np.errstate(all="ignore"):  # a NumPy warning is no finding; its result may be
+                estimator.fit(X, sample_weight=data.sample_weight)
+        outcome.estimator = estimator
+    except Exception as error:  # judged in check_case: only a clear ValueError/TypeError passes
+        outcome.error = error
+    return outcome
+
+
+def _eps(dtype):
+    return float(np.finfo(dtype).eps)
+
+
+def _is_clear_error(error):
+    return (
+        isinstance(error, ValueError | TypeError)
+        and not isinstance(error, np.linalg.LinAlgError)
+        and len(str(error)) >= 20
+    )
+
+
+def _all_finite(estimator):
+    bad = []
+    for name, value in vars(estimator).items():
+        if not name.endswith("_") or name.startswith("_"):
+            continue
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            continue
+        if not np.all(np.isfinite(array)):
+            bad.append(name)
+    return bad
+
+
+@dataclass
+class Evaluated:
+    """A fitted outcome with its independent evaluation on the training data."""
+
+    params: object
+    evaluation: object
+    allowed: np.ndarray  # per-row tolerance of a log-density in the estimator's dtype
+    mean_ll: float  # weighted mean log-likelihood of the returned parameters (training weights)
+
+
+@cache
+def evaluated(config_name, family_name, dtype):
+    outcome = fit_outcome(config_name, family_name, dtype)
+    if outcome.estimator is None:
+        return None
+    config = CONFIGS[config_name]
+    params = config.parameters(outcome.estimator)
+    evaluation = evaluate_mixture(params, outcome.X)
+    D = params.n_features
+    achievable = np.nan_to_num(evaluation.float64_error, nan=0.0)
+    allowed = (
+        ROUNDING * (D * _eps(dtype) * (1.0 + evaluation.magnitude) + achievable) + evaluation.reference_error
+    )
+    mean_ll = weighted_mean(evaluation.log_likelihood, outcome.sample_weight)
+    return Evaluated(params, evaluation, allowed, float(mean_ll))
+
+
+def _compare(findings, check, measured, allowed, detail=""):
+    if not (measured <= allowed):  # NaN fails
+        findings.append(Finding(check, float(measured), float(allowed), detail))
+
+
+def _check_decomposition(findings, label, decomposition, reference, tolerance, D, eps, exact=True):
+    terms = ("variational_entropy", "prior_entropy", "observable_entropy")
+    if exact:
+        _compare(findings, f"{label}.elbo", abs(decomposition.elbo - reference.elbo), tolerance)
+    else:  # truncated free energy <= log-likelihood
+        _compare(findings, f"{label}.elbo <= LL", decomposition.elbo - reference.elbo, tolerance)
+    if not exact:
+        return
+    for term in terms:
+        value, expected = getattr(decomposition, term), getattr(reference, term)
+        _compare(
+            findings,
+            f"{label}.{term}",
+            abs(value - expected),
+            tolerance + ROUNDING * D * eps * (1 + abs(expected)),
+        )
+    s = decomposition.variational_entropy - decomposition.prior_entropy - decomposition.observable_entropy
+    s += decomposition.data_term
+    scale = ROUNDING * eps * (1 + abs(decomposition.elbo) + abs(s))
+    _compare(
+        findings, f"{label}.entropy_sum = A - H[prior] - E H[obs]", abs(decomposition.entropy_sum - s), scale
+    )
+    _compare(
+        findings,
+        f"{label}.gap = elbo - entropy_sum",
+        abs(decomposition.gap - (decomposition.elbo - s)),
+        scale,
+    )
+
+
+def check_case(config_name, family_name, dtype):
+    """Every check of one (configuration, family, dtype); returns the failed ones."""
+    config, data = CONFIGS[config_name], family(family_name)
+    outcome = fit_outcome(config_name, family_name, dtype)
+    findings = []
+    if outcome.estimator is None:
+        if not _is_clear_error(outcome.error):
+            findings.append(
+                Finding("fit raises a clear ValueError/TypeError", np.nan, np.nan, repr(outcome.error))
+            )
+        return findings
+    est = outcome.estimator
+    eps = _eps(dtype)
+    X, w = outcome.X, outcome.sample_weight
+    N, D = X.shape
+    bad = _all_finite(est)
+    if bad:
+        findings.append(Finding("no NaN/inf in fitted attributes", np.nan, 0, ", ".join(bad)))
+    try:
+        ev = evaluated(config_name, family_name, dtype)
+    except NotPositiveDefinite as error:
+        findings.append(Finding("returned covariances positive definite", np.nan, np.nan, str(error)))
+        return findings
+    reference_ll = ev.evaluation.log_likelihood
+    allowed_mean = weighted_mean(ev.allowed, w)
+    Xd = X.astype(dtype)
+    tol = config.tol_per_sample(est, N)
+
+    # score_samples and score against the log-density of the returned parameters.
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        scores = np.asarray(est.score_samples(Xd), dtype=np.float64)
+        score = float(est.score(Xd))
+    error = np.abs(scores - reference_ll)
+    worst = (
+        int(np.nanargmax(error / ev.allowed))
+        if np.all(np.isfinite(error))
+        else int(np.argmax(~np.isfinite(error)))
+    )
+    _compare(
+        findings,
+        "score_samples",
+        error[worst],
+        ev.allowed[worst],
+        f"(row {worst}: {scores[worst]:.8g} vs {reference_ll[worst]:.8g}; max {np.nanmax(error):.3g})",
+    )
+    _compare(
+        findings,
+        "score",
+        abs(score - np.mean(reference_ll)),
+        np.mean(ev.allowed),
+        f"({score:.8g} vs {np.mean(reference_ll):.8g})",
+    )
+
+    # lower_bound_ and the histories. EM never decreases the log-likelihood; a covariance
+    # regulariser (GMM's reg_covar added to the M-step's covariance) can cost up to
+    # reg_covar/2 * tr(C^-1) per step, so that is allowed on top of round-off.
+    regularisation = regularisation_gap_bound(ev.params, getattr(est, "reg_covar", 0.0))
+    lower_bound = float(est.lower_bound_)
+    history = np.asarray(est.elbo_history_, dtype=np.float64)
+    _compare(findings, "lower_bound_ == elbo_history_[-1]", abs(lower_bound - history[-1]), 0.0)
+    _compare(
+        findings,
+        "lower_bound_ <= LL(returned parameters)",
+        lower_bound - ev.mean_ll,
+        allowed_mean + regularisation,
+        f"({lower_bound:.8g} vs {ev.mean_ll:.8g})",
+    )
+    if est.converged_ and TRUNCATED not in config.reports:
+        _compare(
+            findings,
+            "converged: LL(returned) - lower_bound_ <= 2 tol",
+            ev.mean_ll - lower_bound,
+            2 * tol + allowed_mean,
+            f"({ev.mean_ll:.8g} vs {lower_bound:.8g})",
+        )
+    if history.size > 1:
+        _compare(
+            findings,
+            "elbo_history_ never decreases",
+            -np.min(np.diff(history)),
+            allowed_mean + regularisation,
+        )
+
+    # entropy decompositions: on the training data (weighted) and on X.
+    for kwargs, form in config.decompositions:
+        label = "entropy_decomposition(" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ")"
+        with np.errstate(all="ignore"):
+            training = est.entropy_decomposition(**kwargs)
+            on_x = est.entropy_decomposition(Xd, **kwargs)
+        reference = reference_decomposition(ev.params, X, w, form, ev.evaluation)
+        _check_decomposition(
+            findings, label, training, reference, allowed_mean, D, eps, TRUNCATED not in config.reports
+        )
+        reference_x = reference_decomposition(ev.params, X, None, form, ev.evaluation)
+        _check_decomposition(
+            findings,
+            label.replace("(", "(X, ", 1).replace(", )", ")"),
+            on_x,
+            reference_x,
+            float(np.mean(ev.allowed)),
+            D,
+            eps,
+        )
+        if STATIONARY in config.reports:
+            _compare(findings, f"{label}: F = S at the ML solution", abs(training.gap), allowed_mean)
+        if IDENTITY_AFTER_M_STEP in config.reports and kwargs == {}:
+            # S(q^T, Theta^{T+1}) = F(q^T, Theta^{T+1}) (up to reg_covar) lies between the last
+            # E-step's F and the final pass's F.
+            slack = allowed_mean + regularisation
+            s_last = float(est.entropy_sum_history_[-1])
+            _compare(findings, "elbo_history_[-1] <= entropy_sum_history_[-1]", history[-1] - s_last, slack)
+            _compare(findings, "entropy_sum_history_[-1] <= final ELBO", s_last - training.elbo, slack)
+
+    if MIXTURE in config.reports:
+        with np.errstate(all="ignore"):
+            proba = np.asarray(est.predict_proba(Xd), dtype=np.float64)
+        K = proba.shape[1]
+        _compare(
+            findings, "predict_proba rows sum to 1", np.max(np.abs(proba.sum(axis=1) - 1)), ROUNDING * K * eps
+        )
+        _compare(findings, "predict_proba >= 0", -np.min(proba), 0.0)
+        # An error e_c in the log-joint of component c moves r_c by r_c (e_c - sum_k r_k e_k).
+        r = ev.evaluation.responsibilities
+        achievable = np.nan_to_num(ev.evaluation.float64_error, nan=0.0)[:, None]
+        per_component = ROUNDING * (D * eps * (1 + ev.evaluation.component_magnitude) + achievable)
+        per_component = per_component + ev.evaluation.reference_error[:, None]
+        allowed_r = (
+            r * (per_component + np.sum(r * per_component, axis=1, keepdims=True)) + ROUNDING * K * eps
+        )
+        excess = np.abs(proba - r) / allowed_r
+        worst = (
+            np.unravel_index(np.nanargmax(excess), excess.shape) if np.all(np.isfinite(excess)) else (0, 0)
+        )
+        _compare(
+            findings,
+            "predict_proba vs responsibilities",
+            abs(proba[worst] - r[worst]),
+            allowed_r[worst],
+            f"(row {worst[0]}, component {worst[1]}: {proba[worst]:.8g} vs {r[worst]:.8g})",
+        )
+
+    # invariances: a rescaled X, rescaled weights, float32 against float64.
+    if data.base is not None:
+        base = evaluated(config_name, data.base, dtype)
+        if base is None:
+            findings.append(Finding(f"invariance: {data.base} fits but this refuses", np.nan, np.nan))
+        else:
+            shift = -D * np.log(data.scale)  # 0 for rescaled weights
+            slack = 2 * tol + allowed_mean + weighted_mean(base.allowed, family(data.base).sample_weight)
+            _compare(
+                findings,
+                f"invariance against {data.base} (LL + D log s)",
+                abs(ev.mean_ll - (base.mean_ll + shift)),
+                slack,
+                f"({ev.mean_ll - shift:.8g} vs {base.mean_ll:.8g})",
+            )
+    if dtype is np.float32 and np.float64 in config.dtypes:
+        double = evaluated(config_name, family_name, np.float64)
+        if double is None:
+            findings.append(Finding("float32 fits where float64 refuses", np.nan, np.nan))
+        else:
+            tol64 = config.tol_per_sample(fit_outcome(config_name, family_name, np.float64).estimator, N)
+            slack = tol + tol64 + allowed_mean + weighted_mean(double.allowed, w)
+            _compare(
+                findings,
+                "float32 LL == float64 LL",
+                abs(ev.mean_ll - double.mean_ll),
+                slack,
+                f"({ev.mean_ll:.8g} vs {double.mean_ll:.8g})",
+            )
+    return findings
+
+
+def _dtype_name(dtype):
+    return np.dtype(dtype).name
+
+
+CASES = [
+    pytest.param(config.name, family_name, dtype, id=f"{family_name}-{config.name}-{_dtype_name(dtype)}")
+    for config in ESTIMATORS
+    for family_name in FAMILIES
+    for dtype in config.dtypes
+]
+
+
+@pytest.mark.parametrize(("config_name", "family_name", "dtype"), CASES)
+def test_awkward_data_give_a_clear_error_or_numbers_matching_the_returned_parameters(
+    config_name, family_name, dtype
+):
+    findings = check_case(config_name, family_name, dtype)
+    assert not findings, "\n".join(map(str, findings))
+
+
+def test_fits_with_float32_data_run_in_float32_and_refusals_stay_refusals():
+    """The float32 comparisons mean something: a float32 fit stores float32 parameters."""
+    outcome = fit_outcome("FastGMM-diag", "control", np.float32)
+    assert outcome.estimator.means_.dtype == np.float32
+
+
+if __name__ == "__main__":  # the table for a report: every failed check of every case
+    import sys
+    import time
+
+    start = time.perf_counter()
+    for config in ESTIMATORS:
+        for family_name in FAMILIES:
+            for dtype in config.dtypes:
+                for finding in check_case(config.name, family_name, dtype):
+                    print(f"{config.name}\t{family_name}\t{_dtype_name(dtype)}\t{finding}", flush=True)
+    print(f"# {time.perf_counter() - start:.1f} s", file=sys.stderr)

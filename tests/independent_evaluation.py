@@ -183,7 +183,7 @@ def _forward_solve_any(L, R):
     return Y
 
 
-def _component_extended(params, c, X):
+def mahalanobis_and_log_det_extended(params, c, X):
     """(Mahalanobis distances, log|C_c|) in np.longdouble."""
     C = params.covariance(c, EXTENDED)
     L = _cholesky_any(C)
@@ -192,7 +192,7 @@ def _component_extended(params, c, X):
     return np.sum(Y * Y, axis=1), 2 * np.sum(np.log(np.diag(L)))
 
 
-def _component_mpmath(params, c, X, digits):
+def mahalanobis_and_log_det_mpmath(params, c, X, digits):
     """(Mahalanobis distances, log|C_c|) in mpmath at ``digits`` significant digits."""
     import mpmath
 
@@ -263,14 +263,14 @@ def component_log_densities(params, X):
         bound = 4 * D * EXTENDED_EPS * kappa
         if bound <= _EXTENDED_ERROR_LIMIT and EXTENDED_EPS < 1e-18:
             maha[:, c], log_det[c] = (
-                np.asarray(v, dtype=np.float64) for v in _component_extended(params, c, X)
+                np.asarray(v, dtype=np.float64) for v in mahalanobis_and_log_det_extended(params, c, X)
             )
             rel_error[c] = bound
         else:
             # Digits to resolve kappa (capped where float64 parameters make kappa meaningless),
             # plus 20 for the answer.
             digits = 20 + int(min(np.log10(kappa) if np.isfinite(kappa) else 40, 60)) + 2
-            maha[:, c], log_det[c] = _component_mpmath(params, c, X, digits)
+            maha[:, c], log_det[c] = mahalanobis_and_log_det_mpmath(params, c, X, digits)
             rel_error[c] = 4 * D * 10.0 ** (-digits + 2) * (kappa if np.isfinite(kappa) else 1e40)
     log_density = -0.5 * (D * LOG_2PI + log_det[None, :] + maha)
     return ComponentDensities(log_density, maha, log_det, rel_error)

@@ -105,6 +105,23 @@ def scaled_up():
     return AwkwardData(_control() * SCALE_UP, scale=SCALE_UP, base="control")
 
 
+def scaled_huge():
+    """Values near 1e19 (2**63 times the control data): squares overflow float32."""
+    return AwkwardData(_control() * 2.0**63, scale=2.0**63, base="control")
+
+
+def duplicated_column_scaled_up():
+    """A duplicated column on a large scale (2**17 ~ 1.3e5), where absolute noise floors bite."""
+    data = duplicated_column()
+    return AwkwardData(data.X * 2.0**17, scale=2.0**17, base="duplicated_column")
+
+
+def single_feature():
+    """One feature: every factor model with more than one factor has more factors than features."""
+    rng = np.random.RandomState(7)
+    return AwkwardData(_quantised(np.r_[rng.randn(100), 0.5 * rng.randn(100) + 4.0][:, None]))
+
+
 def mixed_column_scales():
     """One variable per unit system: columns scaled by 2**-27 ... 2**27 (1e-8 ... 1e8)."""
     return AwkwardData(_control() * 2.0 ** np.array([-27.0, -13.0, 0.0, 13.0, 27.0]))
@@ -189,6 +206,9 @@ FAMILIES = {
     "constant_column": constant_column,
     "scaled_down_2^-27": scaled_down,
     "scaled_up_2^27": scaled_up,
+    "scaled_huge_2^63": scaled_huge,
+    "duplicated_column_x2^17": duplicated_column_scaled_up,
+    "single_feature": single_feature,
     "mixed_column_scales": mixed_column_scales,
     "far_offset_1e4": far_offset_1e4,
     "far_offset_1e6": far_offset_1e6,

@@ -294,8 +294,9 @@ def check_case(config_name, family_name, dtype):
     X, w = outcome.X, outcome.sample_weight
     N, D = X.shape
     bad = _all_finite(est)
-    if bad:
+    if bad:  # a silent NaN is the finding; every number computed from it would repeat it
         findings.append(Finding("no NaN/inf in fitted attributes", np.nan, 0, ", ".join(bad)))
+        return findings
     try:
         ev = evaluated(config_name, family_name, dtype)
     except NotPositiveDefinite as error:
@@ -322,7 +323,7 @@ def check_case(config_name, family_name, dtype):
         "score_samples",
         error[worst],
         ev.allowed[worst],
-        f"(row {worst}: {scores[worst]:.8g} vs {reference_ll[worst]:.8g}; max {np.nanmax(error):.3g})",
+        f"(row {worst}: {scores[worst]:.8g} vs {reference_ll[worst]:.8g}; max {np.max(error):.3g})",
     )
     _compare(
         findings,
@@ -332,12 +333,11 @@ def check_case(config_name, family_name, dtype):
         f"({score:.8g} vs {np.mean(reference_ll):.8g})",
     )
 
-    # lower_bound_ and the histories. EM never decreases the log-likelihood; a covariance
-    # regulariser (GMM's reg_covar added to the M-step's covariance) can cost up to
-    # reg_covar/2 * tr(C^-1) per step, so that is allowed on top of round-off.
-    # The bound is exact for GMM's additive regulariser, so its own round-off is allowed too.
+    # lower_bound_ and the histories. EM never decreases the log-likelihood, but a regularised
+    # M-step (reg_covar added to, or flooring, the covariance) is not F's maximiser: the size
+    # of the regulariser's effect on F, reg_covar/2 * max_c tr(C_c^-1), is allowed on top of
+    # round-off (near convergence the actual loss is second order and far smaller).
     regularisation = regularisation_gap_bound(ev.params, getattr(est, "reg_covar", 0.0))
-    regularisation *= 1 + ROUNDING * D * eps
     lower_bound = float(est.lower_bound_)
     history = np.asarray(est.elbo_history_, dtype=np.float64)
     _compare(findings, "lower_bound_ == elbo_history_[-1]", abs(lower_bound - history[-1]), 0.0)
@@ -387,12 +387,13 @@ def check_case(config_name, family_name, dtype):
         if STATIONARY in config.reports:
             _compare(findings, f"{label}: F = S at the ML solution", abs(training.gap), allowed_mean)
         if IDENTITY_AFTER_M_STEP in config.reports and kwargs == {}:
-            # S(q^T, Theta^{T+1}) = F(q^T, Theta^{T+1}) (up to reg_covar) lies between the last
-            # E-step's F and the final pass's F.
-            slack = allowed_mean + regularisation
+            # After the last M-step S(q^T, Theta^{T+1}) = F(q^T, Theta^{T+1}) - reg_covar/2 *
+            # sum_c qbar_c tr(Sigma_c^-1) exactly (the regulariser only lowers S), and the final
+            # E-step cannot lower F: S <= F(q^{T+1}, Theta^{T+1}), round-off aside. (The other
+            # half of the interleaving, F(q^T, Theta^T) <= S, is not checked: a regularised
+            # M-step is not F's maximiser, so it need not hold.)
             s_last = float(est.entropy_sum_history_[-1])
-            _compare(findings, "elbo_history_[-1] <= entropy_sum_history_[-1]", history[-1] - s_last, slack)
-            _compare(findings, "entropy_sum_history_[-1] <= final ELBO", s_last - training.elbo, slack)
+            _compare(findings, "entropy_sum_history_[-1] <= final ELBO", s_last - training.elbo, allowed_mean)
 
     if MIXTURE in config.reports:
         with np.errstate(all="ignore"):

@@ -13,12 +13,15 @@ plus the reference's own error bound, never a number chosen to pass:
 * a log-density of a D-dimensional Gaussian through a Cholesky factor has a backward error of
   about ``D eps`` per entry (Higham, ch. 10), so an evaluation that sums terms of total size
   ``|log pi_c| + (D log 2 pi + |log|C_c|| + m_nc)/2`` (the row's *magnitude*) is accurate to
-  ``ROUNDING * D * eps * (1 + magnitude)``; ``ROUNDING = 8`` covers the log-sum-exp and the few
-  logs and exps on top. Where the covariance is so ill-conditioned that even a careful float64
-  evaluation (scipy's Cholesky factor of the returned covariance, rows centred on the component
-  mean) misses the extended-precision value, ``ROUNDING`` times that float64 error is allowed
-  too: an estimator must be as accurate as that program, not more. The condition number alone
-  is not excused (its worst-case bound is far above what a stable form achieves).
+  ``ROUNDING * (D + K) * eps * (1 + magnitude)``: the log-sum-exp over K components adds a sum of
+  K terms, and ``ROUNDING = 8`` covers the few logs and exps on top. Where the covariance is so
+  ill-conditioned that even a careful float64 evaluation (scipy's Cholesky factor of the
+  returned covariance, rows centred on the component mean) misses the extended-precision value,
+  ``ROUNDING`` times that float64 error is allowed too: an estimator must be as accurate as that
+  program, not more. The condition number alone is not excused (its worst-case bound is far
+  above what a stable form achieves).
+* the entropy terms are built from the same log-determinants and responsibilities, so each is
+  allowed the mean log-density tolerance plus ``ROUNDING * D * eps`` of its own size.
 * quantities that depend on where EM stopped (``lower_bound_`` against the returned parameters,
   invariances, float32 against float64) also allow the convergence tolerance per sample: EM stops
   once an iteration gains less than it, and near a fixed point the gains shrink, so the last
@@ -237,7 +240,8 @@ def evaluated(config_name, family_name, dtype):
     D = params.n_features
     achievable = np.nan_to_num(evaluation.float64_error, nan=0.0)
     allowed = (
-        ROUNDING * (D * _eps(dtype) * (1.0 + evaluation.magnitude) + achievable) + evaluation.reference_error
+        ROUNDING * ((D + params.n_components) * _eps(dtype) * (1.0 + evaluation.magnitude) + achievable)
+        + evaluation.reference_error
     )
     mean_ll = weighted_mean(evaluation.log_likelihood, outcome.sample_weight)
     return Evaluated(params, evaluation, allowed, float(mean_ll))
@@ -406,7 +410,7 @@ def check_case(config_name, family_name, dtype):
         # An error e_c in the log-joint of component c moves r_c by r_c (e_c - sum_k r_k e_k).
         r = ev.evaluation.responsibilities
         achievable = np.nan_to_num(ev.evaluation.float64_error, nan=0.0)[:, None]
-        per_component = ROUNDING * (D * eps * (1 + ev.evaluation.component_magnitude) + achievable)
+        per_component = ROUNDING * ((D + K) * eps * (1 + ev.evaluation.component_magnitude) + achievable)
         per_component = per_component + ev.evaluation.reference_error[:, None]
         allowed_r = (
             r * (per_component + np.sum(r * per_component, axis=1, keepdims=True)) + ROUNDING * K * eps

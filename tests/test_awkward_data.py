@@ -479,7 +479,7 @@ def test_awkward_data_give_a_clear_error_or_numbers_matching_the_returned_parame
     assert not findings, "\n".join(map(str, findings))
 
 
-def test_fits_with_float32_data_run_in_float32_and_refusals_stay_refusals():
+def test_float32_fits_keep_float32_parameters():
     """The float32 comparisons mean something: a float32 fit stores float32 parameters."""
     outcome = fit_outcome("FastGMM-diag", "control", np.float32)
     assert outcome.estimator.means_.dtype == np.float32

@@ -23,13 +23,26 @@ plus the reference's own error bound, never a number chosen to pass:
 * the entropy terms are built from the same log-determinants and responsibilities, so each is
   allowed the mean log-density tolerance plus ``ROUNDING * D * eps`` of its own size.
 * quantities that depend on where EM stopped (``lower_bound_`` against the returned parameters,
-  invariances, float32 against float64) also allow the convergence tolerance per sample: EM stops
-  once an iteration gains less than it, and near a fixed point the gains shrink, so the last
-  step (and the distance between two runs that stopped one step apart) is within ``2 tol``.
+  invariances) also allow the convergence tolerance per sample: EM stops once an iteration gains
+  less than it, and near a fixed point the gains shrink, so the last step (and the distance
+  between two runs that stopped one step apart) is within ``2 tol``.
+* float32 against float64: the contract is that the float64 answer is a float32 answer to float32
+  precision. Two independent fits may reach different local optima (their starts diverge), which
+  says nothing about arithmetic, so the float32 estimator is warm-started (``warm_start=True``, the
+  public route every estimator has) from the float64 fit's parameters and run on the same data in
+  float32. A float32 E-step knows each row's log-density only to the float32 tolerance above, so
+  float32 EM cannot tell apart parameters whose mean log-likelihoods differ by less than that: the
+  warm-started fit may end up to that much (plus the float32 fit's own ``tol``, the gain at which it
+  stops, and the float64 fit's tolerance) below the float64 one. It must not end up above it by
+  more than one more EM step could gain from where float64 stopped (``tol`` of either fit) plus the
+  reference's own error: a float32 answer better than that means the float64 fit was not at its
+  optimum. Both log-likelihoods are evaluated independently (extended precision) on the same data.
 """
 
 from __future__ import annotations
 
+import copy
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,6 +93,9 @@ class EstimatorConfig:
     tol_per_sample : callable
         ``(estimator, n_rows) -> float``: the convergence threshold on the mean log-likelihood with
         unit weights.
+    n_parameters : callable or None
+        ``(estimator, n_features) -> int``: an independent count of the free parameters, for
+        estimators with ``bic``/``aic`` (None: no information criteria).
     """
 
     name: str
@@ -89,6 +105,7 @@ class EstimatorConfig:
     decompositions: tuple
     reports: frozenset = field(default_factory=frozenset)
     tol_per_sample: Callable = lambda est, n: est.tol
+    n_parameters: Callable | None = None
 
 
 def _gmm(covariance_type, n_active=None):
@@ -121,6 +138,23 @@ def _total_tol(estimator, n_rows):
     return estimator.tol / n_rows  # tol bounds the change of the total log-likelihood
 
 
+def _gmm_parameter_count(gmm, D):
+    """scikit-learn's count (GaussianMixture._n_parameters): weights, means and covariances."""
+    K = gmm.n_components
+    covariance = {"full": K * D * (D + 1) // 2, "tied": D * (D + 1) // 2, "diag": K * D, "spherical": K}
+    return K - 1 + K * D + covariance[gmm.covariance_type]
+
+
+def _mfa_parameter_count(mfa, D):
+    """Weights, means, loadings modulo rotations of the factors, noise. Loadings of rank
+    H = min(n_factors, D): more factors than features add no free parameters (a D x H loading
+    matrix with H > D gives the same covariances as one with D columns), so the count never falls
+    below that of H = D, let alone below zero."""
+    K, H = mfa.n_components, min(mfa.n_factors, D)
+    noise = K * D if mfa.noise == "diag" else K
+    return K - 1 + K * D + K * (D * H - H * (H - 1) // 2) + noise
+
+
 GMM = (({}, "collapsed"),)
 FACTOR = (({}, "latent"),)
 MFA = (({}, "latent"), ({"form": "collapsed"}, "collapsed"))
@@ -131,21 +165,30 @@ MIXTURE_ONLY = frozenset({MIXTURE})
 NONE = frozenset()
 Config = EstimatorConfig
 
+
+def _gmm_config(name, make, reports):
+    return Config(name, make, BOTH, gmm_parameters, GMM, reports, n_parameters=_gmm_parameter_count)
+
+
+def _mfa_config(name, make):
+    return Config(name, make, BOTH, mfa_parameters, MFA, MIXTURE_ONLY, n_parameters=_mfa_parameter_count)
+
+
 #: The registry: one line per estimator and mode.
 ESTIMATORS = [
-    Config("FastGMM-full", _gmm("full"), BOTH, gmm_parameters, GMM, EXACT_GMM),
-    Config("FastGMM-tied", _gmm("tied"), BOTH, gmm_parameters, GMM, EXACT_GMM),
-    Config("FastGMM-diag", _gmm("diag"), BOTH, gmm_parameters, GMM, EXACT_GMM),
-    Config("FastGMM-spherical", _gmm("spherical"), BOTH, gmm_parameters, GMM, EXACT_GMM),
-    Config("FastGMM-full-truncated", _gmm("full", 2), BOTH, gmm_parameters, GMM, TRUNCATED_GMM),
-    Config("FastGMM-tied-truncated", _gmm("tied", 2), BOTH, gmm_parameters, GMM, TRUNCATED_GMM),
-    Config("FastGMM-diag-truncated", _gmm("diag", 2), BOTH, gmm_parameters, GMM, TRUNCATED_GMM),
-    Config("FastGMM-spherical-truncated", _gmm("spherical", 2), BOTH, gmm_parameters, GMM, TRUNCATED_GMM),
+    _gmm_config("FastGMM-full", _gmm("full"), EXACT_GMM),
+    _gmm_config("FastGMM-tied", _gmm("tied"), EXACT_GMM),
+    _gmm_config("FastGMM-diag", _gmm("diag"), EXACT_GMM),
+    _gmm_config("FastGMM-spherical", _gmm("spherical"), EXACT_GMM),
+    _gmm_config("FastGMM-full-truncated", _gmm("full", 2), TRUNCATED_GMM),
+    _gmm_config("FastGMM-tied-truncated", _gmm("tied", 2), TRUNCATED_GMM),
+    _gmm_config("FastGMM-diag-truncated", _gmm("diag", 2), TRUNCATED_GMM),
+    _gmm_config("FastGMM-spherical-truncated", _gmm("spherical", 2), TRUNCATED_GMM),
     Config("FastPPCA-eigh", _ppca("eigh"), BOTH, factor_model_parameters, FACTOR, CLOSED_FORM, _closed_form),
     Config("FastPPCA-em", _ppca("em"), BOTH, factor_model_parameters, FACTOR, NONE),
     Config("FastFactorAnalysis", _factor_analysis, BOTH, factor_model_parameters, FACTOR, NONE, _total_tol),
-    Config("FastMFA-diag", _mfa("diag"), BOTH, mfa_parameters, MFA, MIXTURE_ONLY),
-    Config("FastMFA-spherical", _mfa("spherical"), BOTH, mfa_parameters, MFA, MIXTURE_ONLY),
+    _mfa_config("FastMFA-diag", _mfa("diag")),
+    _mfa_config("FastMFA-spherical", _mfa("spherical")),
 ]
 CONFIGS = {config.name: config for config in ESTIMATORS}
 
@@ -197,12 +240,17 @@ def _eps(dtype):
     return float(np.finfo(dtype).eps)
 
 
-def _is_clear_error(error):
-    return (
-        isinstance(error, ValueError | TypeError)
-        and not isinstance(error, np.linalg.LinAlgError)
-        and len(str(error)) >= 20
-    )
+def _is_clear_error(error, estimator):
+    """A ValueError/TypeError (not a bare LinAlgError) whose message names its cause: the data
+    argument (X or sample_weight) or one of the estimator's hyperparameters."""
+    if not isinstance(error, ValueError | TypeError) or isinstance(error, np.linalg.LinAlgError):
+        return False
+    return names_an_argument(str(error), ("X", "sample_weight", *estimator.get_params()))
+
+
+def names_an_argument(message, names):
+    """Whether ``message`` mentions one of ``names`` as a word (``X``, not the x of "exceeds")."""
+    return any(re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", message) for name in names)
 
 
 def _all_finite(estimator):
@@ -288,9 +336,14 @@ def check_case(config_name, family_name, dtype):
     outcome = fit_outcome(config_name, family_name, dtype)
     findings = []
     if outcome.estimator is None:
-        if not _is_clear_error(outcome.error):
+        if not _is_clear_error(outcome.error, config.make(data.scale)):
             findings.append(
-                Finding("fit raises a clear ValueError/TypeError", np.nan, np.nan, repr(outcome.error))
+                Finding(
+                    "fit raises a clear ValueError/TypeError naming its cause",
+                    np.nan,
+                    np.nan,
+                    repr(outcome.error),
+                )
             )
         return findings
     est = outcome.estimator
@@ -443,20 +496,108 @@ def check_case(config_name, family_name, dtype):
                 f"({ev.mean_ll - shift:.8g} vs {base.mean_ll:.8g})",
             )
     if dtype is np.float32 and np.float64 in config.dtypes:
-        double = evaluated(config_name, family_name, np.float64)
-        if double is None:
-            findings.append(Finding("float32 fits where float64 refuses", np.nan, np.nan))
-        else:
-            tol64 = config.tol_per_sample(fit_outcome(config_name, family_name, np.float64).estimator, N)
-            slack = tol + tol64 + allowed_mean + weighted_mean(double.allowed, w)
-            _compare(
-                findings,
-                "float32 LL == float64 LL",
-                abs(ev.mean_ll - double.mean_ll),
-                slack,
-                f"({ev.mean_ll:.8g} vs {double.mean_ll:.8g})",
-            )
+        _check_float64_answer_is_a_float32_answer(findings, config, family_name)
+
+    if config.n_parameters is not None:
+        _check_parameter_count(findings, config, est, Xd, dtype)
     return findings
+
+
+@cache
+def warm_float32_outcome(config_name, family_name):
+    """The float32 estimator warm-started from the float64 fit's parameters, fitted on the same
+    data in float32 (None when the float64 fit refused)."""
+    double = fit_outcome(config_name, family_name, np.float64)
+    if double.estimator is None:
+        return None
+    estimator = copy.deepcopy(double.estimator)
+    estimator.set_params(warm_start=True)
+    outcome = Outcome(X=double.X, sample_weight=double.sample_weight)
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            estimator.fit(double.X.astype(np.float32), sample_weight=double.sample_weight)
+        outcome.estimator = estimator
+    except Exception as error:  # float32 may refuse what it cannot hold, if it says so
+        outcome.error = error
+    return outcome
+
+
+def _check_float64_answer_is_a_float32_answer(findings, config, family_name):
+    """The float64 fit's answer, continued in float32, stays within float32 precision of it."""
+    double = evaluated(config.name, family_name, np.float64)
+    if double is None:
+        if fit_outcome(config.name, family_name, np.float32).estimator is not None:
+            findings.append(Finding("float32 fits where float64 refuses", np.nan, np.nan))
+        return
+    warm = warm_float32_outcome(config.name, family_name)
+    if warm.estimator is None:
+        if not _is_clear_error(warm.error, fit_outcome(config.name, family_name, np.float64).estimator):
+            findings.append(
+                Finding(
+                    "float32 warm start: a clear error naming its cause", np.nan, np.nan, repr(warm.error)
+                )
+            )
+        return
+    bad = _all_finite(warm.estimator)
+    if bad:
+        findings.append(
+            Finding("float32 warm start: no NaN/inf in fitted attributes", np.nan, 0, ", ".join(bad))
+        )
+        return
+    try:
+        params = config.parameters(warm.estimator)
+        single = evaluate_mixture(params, warm.X)
+    except NotPositiveDefinite as error:
+        findings.append(
+            Finding("float32 warm start: covariances positive definite", np.nan, np.nan, str(error))
+        )
+        return
+    w, N = warm.sample_weight, warm.X.shape[0]
+    mean_ll = float(weighted_mean(single.log_likelihood, w))
+    D, K = params.n_features, params.n_components
+    float32_band = weighted_mean(
+        ROUNDING * (D + K) * _eps(np.float32) * (1.0 + single.magnitude) + single.reference_error, w
+    )
+    reference_errors = weighted_mean(single.reference_error, w) + weighted_mean(
+        double.evaluation.reference_error, w
+    )
+    tol64 = config.tol_per_sample(fit_outcome(config.name, family_name, np.float64).estimator, N)
+    tol32 = config.tol_per_sample(warm.estimator, N)
+    detail = f"(float32 {mean_ll:.8g} vs float64 {double.mean_ll:.8g})"
+    _compare(
+        findings,
+        "float32 warm-started from float64: LL within float32 precision",
+        double.mean_ll - mean_ll,
+        float32_band + weighted_mean(double.allowed, w) + tol32 + tol64,
+        detail,
+    )
+    _compare(
+        findings,
+        "float32 warm-started from float64: LL not above float64's",
+        mean_ll - double.mean_ll,
+        reference_errors + tol32 + tol64,
+        detail,
+    )
+
+
+def _check_parameter_count(findings, config, est, Xd, dtype):
+    """bic - aic = p (log N - 2): the count p an estimator uses, against an independent count."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        bic, aic = float(est.bic(Xd)), float(est.aic(Xd))
+    N = Xd.shape[0]
+    counted = (bic - aic) / (np.log(N) - 2.0)
+    expected = config.n_parameters(est, Xd.shape[1])
+    rounding = ROUNDING * _eps(dtype) * (abs(bic) + abs(aic)) / abs(np.log(N) - 2.0)
+    _compare(
+        findings,
+        "bic/aic parameter count",
+        abs(counted - expected),
+        rounding,
+        f"({counted:.6g} vs {expected})",
+    )
+    _compare(findings, "bic/aic parameter count >= 0", -counted, rounding, f"({counted:.6g})")
 
 
 def _dtype_name(dtype):
@@ -483,6 +624,55 @@ def test_float32_fits_keep_float32_parameters():
     """The float32 comparisons mean something: a float32 fit stores float32 parameters."""
     outcome = fit_outcome("FastGMM-diag", "control", np.float32)
     assert outcome.estimator.means_.dtype == np.float32
+
+
+def _non_finite(kind):
+    X = family("control").X.copy()
+    X[7, 2] = np.nan if kind == "nan" else -np.inf
+    return X
+
+
+NON_FINITE_CASES = [
+    pytest.param(config.name, kind, dtype, id=f"{kind}-{config.name}-{_dtype_name(dtype)}")
+    for config in ESTIMATORS
+    for kind in ("nan", "inf")
+    for dtype in config.dtypes
+]
+
+
+@pytest.mark.parametrize(("config_name", "kind", "dtype"), NON_FINITE_CASES)
+def test_non_finite_input_is_a_value_error_naming_X(config_name, kind, dtype):
+    estimator = CONFIGS[config_name].make(1.0)
+    with pytest.raises(ValueError) as raised:
+        estimator.fit(_non_finite(kind).astype(dtype))
+    assert names_an_argument(str(raised.value), ("X",)), str(raised.value)
+
+
+FLOAT32_OVERFLOW_CASES = [
+    pytest.param(config.name, exponent, id=f"2^{exponent}-{config.name}")
+    for config in ESTIMATORS
+    if np.float32 in config.dtypes
+    for exponent in (63, 120)
+]
+
+
+@pytest.mark.parametrize(("config_name", "exponent"), FLOAT32_OVERFLOW_CASES)
+def test_float32_input_whose_squares_overflow_fits_finitely_or_is_refused_naming_X(config_name, exponent):
+    """float32 X of size 2**63 ~ 1e19 or 2**120 ~ 1e36: finite values whose squares overflow
+    float32. Either every fitted number is finite, or a ValueError says that X is the cause (not
+    only "array must not contain infs or NaNs", nor a hyperparameter to change)."""
+    X = (family("control").X * 2.0**exponent).astype(np.float32)
+    estimator = CONFIGS[config_name].make(1.0)
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            estimator.fit(X)
+            score = estimator.score(X)
+    except ValueError as error:
+        assert names_an_argument(str(error), ("X",)), str(error)
+        return
+    assert not _all_finite(estimator), "non-finite fitted attributes"
+    assert np.isfinite(score), f"score {score}"
 
 
 if __name__ == "__main__":  # the table for a report: every failed check of every case

@@ -1,6 +1,8 @@
 """Every registered estimator, on every family of awkward data, in float32 and float64: either a
-clear ValueError/TypeError, or a model whose every reported number agrees with an independent
-evaluation of the parameters it returned.
+clear ValueError/TypeError that names its cause (X, sample_weight or a hyperparameter), or a model
+whose every reported number agrees with an independent evaluation of the parameters it returned:
+likelihoods, ELBO, entropy terms, responsibilities, the parameter count behind ``bic``/``aic``,
+and, in float32, the float64 fit's answer continued in float32.
 
 The registry ``ESTIMATORS`` is one list; a new estimator (or mode) enters by one line, as in
 scikit-learn's ``check_estimator``. The data families are in ``awkward_data``, the independent
@@ -533,9 +535,10 @@ def _check_float64_answer_is_a_float32_answer(findings, config, family_name):
         if fit_outcome(config.name, family_name, np.float32).estimator is not None:
             findings.append(Finding("float32 fits where float64 refuses", np.nan, np.nan))
         return
+    double_fit = fit_outcome(config.name, family_name, np.float64).estimator
     warm = warm_float32_outcome(config.name, family_name)
     if warm.estimator is None:
-        if not _is_clear_error(warm.error, fit_outcome(config.name, family_name, np.float64).estimator):
+        if not _is_clear_error(warm.error, double_fit):
             findings.append(
                 Finding(
                     "float32 warm start: a clear error naming its cause", np.nan, np.nan, repr(warm.error)
@@ -565,7 +568,7 @@ def _check_float64_answer_is_a_float32_answer(findings, config, family_name):
     reference_errors = weighted_mean(single.reference_error, w) + weighted_mean(
         double.evaluation.reference_error, w
     )
-    tol64 = config.tol_per_sample(fit_outcome(config.name, family_name, np.float64).estimator, N)
+    tol64 = config.tol_per_sample(double_fit, N)
     tol32 = config.tol_per_sample(warm.estimator, N)
     detail = f"(float32 {mean_ll:.8g} vs float64 {double.mean_ll:.8g})"
     _compare(
@@ -575,7 +578,7 @@ def _check_float64_answer_is_a_float32_answer(findings, config, family_name):
         float32_band + weighted_mean(double.allowed, w) + tol32 + tol64,
         detail,
     )
-    if not fit_outcome(config.name, family_name, np.float64).estimator.converged_:
+    if not double_fit.converged_:
         return  # a float64 fit that stopped at max_iter claims no optimum for float32 to respect
     _compare(
         findings,

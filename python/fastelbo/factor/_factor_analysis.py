@@ -9,7 +9,7 @@ from fastelbo._base import check_integer
 from fastelbo._progress import document_progress_parameters
 from fastelbo._validation import as_float_array
 from fastelbo.factor._factor_model import LinearGaussianFactorModel
-from fastelbo.factor._linear_gaussian import NOISE_FLOOR, components_given_noise
+from fastelbo.factor._linear_gaussian import components_given_noise
 from fastelbo.factor._rotation import ROTATIONS, orthomax
 
 SVD_METHODS = ("lapack", "randomized")
@@ -156,16 +156,16 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
 
     def _convergence_tolerance(self):
         # tol bounds the change of the total log-likelihood (scikit-learn's meaning).
-        return self.tol / self._em_scatter.sum_weight
+        return self.tol / self._em_scatter.n_weighted
 
     def _initialize_parameters(self, X, random_state, sample_weight=None):
         scatter = self._em_scatter
         if self.noise_variance_init is None:
-            noise = np.maximum(np.diag(scatter.covariance), NOISE_FLOOR)
+            noise = np.maximum(scatter.variances, self._noise_floor)
         else:
             noise = as_float_array(self.noise_variance_init, "noise_variance_init").copy()
         self.mean_ = scatter.mean
-        self.components_ = components_given_noise(scatter.covariance, noise, self._n_components)
+        self.components_ = components_given_noise(scatter.factor, noise, self._n_components)
         self.noise_variance_ = noise
 
     def _finish_fit(self):

@@ -121,7 +121,7 @@ class FastPPCA(LinearGaussianFactorModel):
         if self.solver == "em":
             return False
         scatter = self._em_scatter
-        components, noise = ppca_maximum_likelihood(scatter.covariance, self._n_components)
+        components, noise = ppca_maximum_likelihood(scatter.factor, self._n_components, self._noise_floor[0])
         self.mean_ = scatter.mean
         self.components_ = components
         self.noise_variance_ = self._noise_from_vector(noise)
@@ -133,8 +133,8 @@ class FastPPCA(LinearGaussianFactorModel):
     def _initialize_parameters(self, X, random_state, sample_weight=None):
         scatter = self._em_scatter
         n_features = scatter.mean.shape[0]
-        scale = float(np.trace(scatter.covariance)) / n_features
-        scale = scale if scale > 0 else 1.0
+        scale = float(np.mean(scatter.variances))
+        scale = scale if scale > 0 else float(self._noise_floor[0])
         self.mean_ = scatter.mean
         self.components_ = random_state.standard_normal((self._n_components, n_features)) * np.sqrt(scale)
         self.noise_variance_ = np.float64(scale)

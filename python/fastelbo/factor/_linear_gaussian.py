@@ -241,6 +241,16 @@ def ppca_maximum_likelihood(factor, n_components, floor):
     return components, np.full(n_features, noise)
 
 
+def optimal_components(factor, noise, n_components):
+    """The components that maximise the likelihood for fixed ``noise`` (Joreskog's profile
+    solution, scikit-learn's FactorAnalysis step): with ``(s_h, u_h)`` the leading eigenpairs of
+    ``diag(noise)^-1/2 S diag(noise)^-1/2``, rows ``sqrt(max(s_h - 1, 0)) u_h^T diag(noise)^1/2``."""
+    root = np.sqrt(noise)
+    squares, vectors = _leading_directions(factor / root[None, :], n_components)
+    scale = np.sqrt(np.maximum(squares[:n_components] - 1.0, 0.0))
+    return scale[:, None] * vectors * root[None, :]
+
+
 def components_given_noise(factor, noise, n_components):
     """The components maximising the likelihood for fixed ``noise``: with ``(s_h, u_h)`` the
     leading eigenpairs of ``diag(noise)^-1/2 S diag(noise)^-1/2`` (from the SVD of ``L

@@ -143,11 +143,15 @@ class FactorPosterior:
         return np.einsum("nd,nd->n", residuals, residuals) + np.einsum("nh,nh->n", means, means)
 
     def precision(self):
-        """``C^-1 = diag(noise)^-1/2 [(I - U U^T) + U diag(1/(1+s^2)) U^T] diag(noise)^-1/2``:
-        the complement of the loadings' span and its shrunken part apart, so neither cancels."""
-        n_features = self.noise.shape[0]
+        """``C^-1 = diag(noise)^-1/2 [U_c U_c^T + U diag(1/(1+s^2)) U^T] diag(noise)^-1/2`` with
+        ``U_c`` an orthonormal basis of the complement of U's span: a sum of two positive
+        semi-definite terms instead of ``I - U U^T + ...``, which cancels to round-off that
+        ``diag(noise)^-1`` then amplifies."""
+        scaled = self.components.T / self.root_noise[:, None]
+        full_left = linalg.svd(scaled, full_matrices=True, lapack_driver="gesvd")[0]
+        complement = full_left[:, self.singular_values.shape[0] :]  # an orthonormal basis of it
         shrunk = self.left / np.sqrt(1.0 + self.singular_values**2)
-        inner = np.eye(n_features) - self.left @ self.left.T + shrunk @ shrunk.T
+        inner = complement @ complement.T + shrunk @ shrunk.T
         return inner / self.root_noise[:, None] / self.root_noise[None, :]
 
 

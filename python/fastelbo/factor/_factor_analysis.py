@@ -26,6 +26,8 @@ STARTS = ("variances", "unexplained")
 #: Multiples of the last step in log-noise space tried after each M-step, longer and longer while
 #: the likelihood keeps increasing.
 EXTRAPOLATION_STEPS = (1.0, 4.0, 16.0, 64.0)
+#: Steps of a run before extrapolation is tried: EM's first steps are long, a crawl comes later.
+EXTRAPOLATE_AFTER = 10
 #: A unique variance below this fraction of its feature's variance and still falling is also
 #: tried at its floor.
 HEYWOOD_THRESHOLD = 1e-4
@@ -132,8 +134,14 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
     @property
     def n_init(self):
         """Deterministic starts tried, the best kept: the features' variances and their
-        unexplained variances (below), or only ``noise_variance_init`` when given."""
-        return 1 if self.noise_variance_init is not None else len(STARTS)
+        unexplained variances (:data:`STARTS`); only ``noise_variance_init`` when given, and only
+        the variances for wide data (N < D), where the others explain every feature."""
+        if self.noise_variance_init is not None:
+            return 1
+        scatter = getattr(self, "_em_scatter", None)
+        if scatter is not None and scatter.factor.shape[0] < scatter.factor.shape[1]:
+            return 1  # fewer data directions than features: every feature is fully "explained"
+        return len(STARTS)
 
     def __init__(
         self,
@@ -194,8 +202,16 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         # tol bounds the change of the total log-likelihood (scikit-learn's meaning).
         return self.tol / self._em_scatter.n_weighted
 
+    def _improves_on(self, lower_bound, best_lower_bound):
+        # Starts that end within the convergence tolerance of each other reached the same
+        # optimum: keep the first, so that round-off (rescaled weights, say) cannot swap them.
+        return lower_bound > best_lower_bound + max(
+            self._convergence_tolerance(), 1e-9 * abs(best_lower_bound)
+        )
+
     def _initialize_parameters(self, X, random_state, sample_weight=None):
         scatter = self._em_scatter
+        self._steps_taken = 0
         start = getattr(self, "_start_index", 0)
         self._start_index = start + 1
         if self.noise_variance_init is not None:
@@ -216,7 +232,9 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         super()._m_step(statistics)
         factor = statistics.scatter.factor
         self.components_ = optimal_components(factor, self.noise_variance_, self._n_components)
-        self._extrapolate_noise(statistics.scatter, previous)
+        self._steps_taken = getattr(self, "_steps_taken", 0) + 1
+        if self._steps_taken > EXTRAPOLATE_AFTER:
+            self._extrapolate_noise(statistics.scatter, previous)
 
     def _extrapolate_noise(self, scatter, previous):
         """Try the step just taken in log-noise space again, ``EXTRAPOLATION_STEPS`` times longer

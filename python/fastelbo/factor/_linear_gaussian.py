@@ -220,13 +220,26 @@ def _leading_directions(factor, n_components):
     n_rows, n_features = factor.shape
     if n_rows == 0:
         return np.zeros(n_features), np.eye(n_features)[:n_components]
-    _, values, vectors = linalg.svd(factor, full_matrices=False, lapack_driver="gesvd")
+    if n_rows < n_features:
+        # Wide: the eigenpairs of the N x N Gram matrix give the singular values and, mapped
+        # through the factor, the leading right singular vectors: O(N^2 D), no N x D SVD.
+        gram_values, gram_vectors = linalg.eigh(factor @ factor.T)
+        gram_values, gram_vectors = gram_values[::-1], gram_vectors[:, ::-1]
+        values = np.sqrt(np.maximum(gram_values, 0.0))
+        leading = values[:n_components]
+        kept = leading > values[0] * n_features * np.finfo(np.float64).eps
+        vectors = (gram_vectors[:, : leading.shape[0]][:, kept].T @ factor) / leading[kept, None]
+    else:
+        _, values, vectors = linalg.svd(factor, full_matrices=False, lapack_driver="gesvd")
     squares = np.concatenate([values**2, np.zeros(n_features - values.shape[0])])
     vectors = vectors[:n_components]
     if vectors.shape[0] < n_components:
         # Fewer data directions than factors: complete with directions orthogonal to them.
-        basis = linalg.null_space(vectors) if vectors.shape[0] else np.eye(n_features)
-        vectors = np.vstack([vectors, basis.T[: n_components - vectors.shape[0]]])
+        # (QR of the known directions followed by coordinate axes: O(D H) memory, no D x D.)
+        known = vectors.shape[0]
+        candidates = np.hstack([vectors.T, np.eye(n_features, min(n_features, n_components + known))])
+        basis = linalg.qr(candidates, mode="economic")[0]
+        vectors = np.vstack([vectors, basis.T[known:n_components]])
     signs = np.sign(vectors[np.arange(n_components), np.argmax(np.abs(vectors), axis=1)])
     signs[signs == 0] = 1.0
     return squares, vectors * signs[:, None]

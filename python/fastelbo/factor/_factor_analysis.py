@@ -58,8 +58,24 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
     ``elbo_history_`` and ``entropy_sum_history_``, and ``warm_start``, ``verbose`` and ``n_jobs``.
     The model is ``x = components_^T z + mean_ + noise``, ``z ~ N(0, I)``, ``noise ~ N(0,
     diag(noise_variance_))``. It depends on the data only through their mean and covariance: one
-    blocked C++ pass over X computes them, after which every EM iteration costs O(D^2 H),
-    independent of the number of samples (scikit-learn's iterations each take an SVD of the data).
+    blocked pass over X reduces them to a triangular factor of the covariance (D x D; for wide
+    data, N < D, the N x D centred rows themselves, never a D x D matrix), after which every
+    iteration costs O(min(N, D) D H), independent of the number of samples.
+
+    Each iteration is a parameter-expanded EM step, then the loadings that maximise the
+    likelihood for its noise variances (scikit-learn's step), then an extrapolation of the noise
+    variances in log space and a try of falling noise variances below 1e-4 of their feature's
+    variance at their floor, each kept only if the likelihood increases (EM alone crawls towards
+    such boundary optima for tens of thousands of iterations). Two deterministic starts are run
+    and the better kept (see :attr:`n_init`).
+
+    Every reported likelihood (``score``, ``score_samples``, ``lower_bound_``, ``loglike_``, the
+    histories, the entropy decomposition) and ``get_precision`` are computed in forms that do not
+    cancel when a noise variance is tiny relative to the loadings. A fit that ends with noise
+    variances at their floor (a Heywood case) issues one
+    :class:`~fastelbo.exceptions.HeywoodCaseWarning` naming the features, and its
+    :meth:`entropy_decomposition` carries a ``note``: the gap then measures the pull of the
+    boundary.
 
     Parameters
     ----------
@@ -67,7 +83,10 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         Dimensionality of the latent space (``<= n_features``). None: ``n_features``.
     tol : float, default=1e-2
         Stopping tolerance on the increase of the total log-likelihood (scikit-learn's meaning:
-        the mean log-likelihood's change times the number of samples, or the total weight).
+        the mean log-likelihood's change times the number of samples). With ``sample_weight``
+        the count is the total weight in units of the smallest positive weight: it does not
+        change when all weights are multiplied by one constant (the fit and ``n_iter_`` do not
+        either), and integer weights count like repeated rows.
     copy : bool, default=True
         Accepted for compatibility; X is never modified.
     max_iter : int, default=1000
@@ -88,15 +107,18 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         Start the next ``fit`` from the current components and noise variances.
     {progress_parameters}
     n_jobs : int, default=None
-        Threads of the C++ scatter pass. ``None``: the OpenMP default; ``-1``: all CPUs. Results
-        are bitwise identical for any value.
+        Accepted for compatibility: the pass over X runs in the calling thread, so results are
+        bitwise identical for any value.
 
     Attributes
     ----------
     components_ : ndarray of shape (n_components, n_features)
         Components with maximum variance (the loadings).
     noise_variance_ : ndarray of shape (n_features,)
-        Estimated noise variance of every feature (floored at 1e-12, as scikit-learn does).
+        Estimated noise variance of every feature, floored relative to the data's scale: at
+        1e-10 times the feature's variance, or for a constant feature at 1e-14 times the mean
+        variance of the features (scikit-learn floors at an absolute 1e-12). The floors make
+        the fit equivariant to rescaling X: ``score`` shifts by exactly ``-D log s``.
     mean_ : ndarray of shape (n_features,)
         Per-feature empirical mean (weighted by ``sample_weight``).
     loglike_ : list of float

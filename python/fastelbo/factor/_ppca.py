@@ -19,10 +19,11 @@ class FastPPCA(LinearGaussianFactorModel):
     noise_variance_ I)``. It depends on the data only through their mean and covariance: one
     blocked pass over X reduces them to a triangular factor of the covariance (D x D; for wide
     data, N < D, the N x D centred rows themselves, never a D x D matrix), after which every EM
-    iteration costs O(min(N, D) D H), independent of the number of samples. ``solver='eigh'`` returns the closed-form
-    maximum-likelihood solution from the covariance's eigendecomposition (its ``score`` is the one
-    :meth:`sklearn.decomposition.PCA.score` computes with ML variances); ``solver='em'`` runs EM
-    from a random start, with the ELBO and entropy sum of every iteration.
+    iteration costs O(min(N, D) D H), independent of the number of samples. ``solver='eigh'``
+    returns the closed-form maximum-likelihood solution from the covariance's eigendecomposition
+    (its ``score`` is the one :meth:`sklearn.decomposition.PCA.score` computes with ML
+    variances); ``solver='em'`` runs EM from a random start, with the ELBO and entropy sum of
+    every iteration.
 
     Parameters
     ----------

@@ -254,3 +254,14 @@ def test_wide_factor_analysis_scores_its_parameters_and_reaches_sklearn():
     assert fa.entropy_decomposition().elbo == pytest.approx(expected.mean(), rel=1e-9)
     sklearn_score = FactorAnalysis(3).fit(X).score(X)
     assert fa.score(X) >= sklearn_score - 1e-6 * abs(sklearn_score)
+
+
+@pytest.mark.parametrize("data", BOUNDARY_DATA)
+def test_loglike_ends_with_the_likelihood_of_the_returned_parameters(data):
+    X = BOUNDARY_DATA[data]()
+    fa = _fit_quietly(FastFactorAnalysis(2), X)
+    expected = mp_log_likelihoods(X, fa.mean_, fa.components_, fa.noise_variance_).sum()
+    assert fa.loglike_[-1] == pytest.approx(expected, rel=1e-10)
+    assert fa.lower_bound_ == pytest.approx(expected / X.shape[0], rel=1e-10)
+    assert len(fa.loglike_) == fa.n_iter_
+    np.testing.assert_allclose(fa.loglike_[:-1], fa.elbo_history_[1:] * X.shape[0], rtol=1e-12)

@@ -122,13 +122,15 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
     mean_ : ndarray of shape (n_features,)
         Per-feature empirical mean (weighted by ``sample_weight``).
     loglike_ : list of float
-        Total log-likelihood at every iteration (``elbo_history_`` times the number of samples,
-        or the total weight).
+        Total (weighted) log-likelihood of the parameters after every iteration: the last is
+        that of the returned parameters, ``score_samples(X).sum()`` (as scikit-learn's);
+        ``loglike_[t] = elbo_history_[t + 1]`` times the number of samples, or the total weight.
     n_iter_ : int
         Number of iterations run.
     converged_ : bool
     lower_bound_ : float
-        Mean log-likelihood at the last E-step.
+        Mean log-likelihood of the returned parameters (``loglike_[-1]`` per sample, or per unit
+        of weight).
     lower_bounds_ : list of float
     elbo_history_ : ndarray
         ``F(q^t, Theta^t)`` per iteration: the mean log-likelihood of the parameters entering it.
@@ -291,6 +293,14 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
             self.components_, self.noise_variance_ = found
 
     def _finish_fit(self):
-        self.loglike_ = list(self.elbo_history_ * self._em_scatter.sum_weight)
+        # loglike_ and lower_bound_ describe the parameters after each iteration, the last the
+        # returned ones (as scikit-learn's): loglike_[-1] == score_samples(X) @ weights.
+        final = self._training_decomposition
+        if final is not None and self.n_iter_ > 0:
+            after_each = np.append(self.elbo_history_[1:], final.elbo)
+            self.loglike_ = list(after_each * self._em_scatter.sum_weight)
+            self.lower_bound_ = final.elbo
+        else:
+            self.loglike_ = []
         if self.rotation is not None:
             self.components_ = orthomax(self.components_, self.rotation)

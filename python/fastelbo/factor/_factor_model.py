@@ -37,7 +37,12 @@ from fastelbo.factor._linear_gaussian import (
     observable_entropy,
     variational_entropy,
 )
-from fastelbo.factor._scatter import DataScatter, data_scatter
+from fastelbo.factor._scatter import DataScatter, data_scatter, fast_data_scatter
+
+#: A noise variance below this fraction of its feature's variance (of the mean variance, for a
+#: constant feature) makes the fit switch from the fast covariance factor to the exact one: the
+#: fast factor's round-off (~1e-16 of the covariance's norm) divided by such a noise would show.
+EXACT_FACTOR_BELOW = 1e-6
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,7 @@ class LinearGaussianFactorModel(
         warm = self.warm_start and hasattr(self, "converged_")
         if warm:
             self._check_warm_start_features(X.shape[1])
-        self._em_scatter = data_scatter(X, sample_weight, self.n_jobs)
+        self._em_scatter = fast_data_scatter(X, sample_weight, self.n_jobs)
         self._noise_floor = noise_floor(self._em_scatter.variances, self._noise_type)
         try:
             if warm:
@@ -228,9 +233,17 @@ class LinearGaussianFactorModel(
 
     def _e_step(self, X, moments=True, sample_weight=None):
         scatter = getattr(self, "_em_scatter", None) if moments else None
+        if scatter is not None and not scatter.exact and self._needs_exact_factor(scatter):
+            # From here on, the factor from the rows themselves (the fit's data; same mean).
+            scatter = self._em_scatter = data_scatter(X, sample_weight)
         if scatter is None:
             scatter = data_scatter(X, sample_weight, self.n_jobs)
         return self._statistics(scatter)
+
+    def _needs_exact_factor(self, scatter):
+        variances = scatter.variances
+        reference = np.where(variances > 0, variances, np.mean(variances))
+        return bool(np.any(self._noise_vector() < EXACT_FACTOR_BELOW * reference))
 
     def _m_step(self, statistics):
         components, noise = em_update(

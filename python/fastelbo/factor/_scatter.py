@@ -14,6 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg
 
+from fastelbo import _core
+from fastelbo._threads import resolve_n_threads
+
 
 @dataclass(frozen=True)
 class DataScatter:
@@ -35,6 +38,11 @@ class DataScatter:
     factor : ndarray of shape (n_rows, n_features)
         ``L`` with ``L^T L = (1/W) sum_n w_n (x_n - mean)(x_n - mean)^T`` (float64, the
         maximum-likelihood covariance); ``n_rows <= min(n_weighted, n_features)`` up to one.
+    exact : bool
+        Whether ``L`` comes from the rows themselves (QR or the rows), exact in every direction
+        to the rows' precision; False for the fast factor from the accumulated covariance, whose
+        directions the data nearly lack are blurred by ~1e-16 of its norm (harmless unless a
+        noise variance is within ~1e-6 of 0 relative to its feature's variance).
     """
 
     n_samples: int
@@ -42,6 +50,7 @@ class DataScatter:
     sum_weight: float
     mean: np.ndarray
     factor: np.ndarray
+    exact: bool = True
 
     @property
     def variances(self):
@@ -99,6 +108,34 @@ def _row_factor(X, sample_weight, mean, total):
         factor = linalg.qr(np.vstack([factor, block]), mode="r", overwrite_a=True, check_finite=False)[0]
         factor = factor[: min(factor.shape)]
     return factor
+
+
+def _covariance_factor(covariance):
+    """``L`` with ``L^T L = covariance`` from its eigendecomposition: rows ``sqrt(lambda_k) u_k^T``
+    for the positive eigenvalues (round-off's negative ones dropped)."""
+    values, vectors = linalg.eigh(covariance)
+    positive = values > 0
+    return (np.sqrt(values[positive])[:, None] * vectors[:, positive].T)[::-1].copy()
+
+
+def fast_data_scatter(X, sample_weight=None, n_jobs=None):
+    """As :func:`data_scatter`, but for tall data from one blocked C++ pass (``_core.scatter_pass``,
+    the mean and the D x D covariance, several times faster than the QR) and the covariance's
+    eigendecomposition: ``exact`` is False. Wide data get :func:`data_scatter`'s exact rows."""
+    n_samples, n_features = X.shape
+    n_positive = n_samples if sample_weight is None else int(np.count_nonzero(sample_weight > 0))
+    if n_positive < n_features:
+        return data_scatter(X, sample_weight)
+    out = _core.scatter_pass(
+        X, sample_weight, centring_point(X, sample_weight), n_threads=resolve_n_threads(n_jobs)
+    )
+    sum_weight = float(out["sum_weight"])
+    factor = _covariance_factor(out["scatter"] / sum_weight)
+    if sample_weight is None:
+        n_weighted = float(n_samples)
+    else:
+        n_weighted = sum_weight / float(np.min(sample_weight[sample_weight > 0]))
+    return DataScatter(n_samples, n_weighted, sum_weight, out["mean"], factor, exact=False)
 
 
 def data_scatter(X, sample_weight=None, n_jobs=None):

@@ -23,6 +23,8 @@ SVD_METHODS = ("lapack", "randomized")
 #: standardised data), and each feature's variance unexplained by the others (the classical
 #: squared-multiple-correlation start). Neither is best on every data set of scikit-learn's.
 STARTS = ("variances", "unexplained")
+#: Final mean log-likelihoods of two starts closer than this (nats per sample) are a tie.
+TIE_MARGIN = 1e-8
 #: Multiples of the last step in log-noise space tried after each M-step, longer and longer while
 #: the likelihood keeps increasing.
 EXTRAPOLATION_STEPS = (1.0, 4.0, 16.0, 64.0)
@@ -227,11 +229,10 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         return self.tol / self._em_scatter.n_weighted
 
     def _improves_on(self, lower_bound, best_lower_bound):
-        # Starts that end within the convergence tolerance of each other reached the same
-        # optimum: keep the first, so that round-off (rescaled weights, say) cannot swap them.
-        return lower_bound > best_lower_bound + max(
-            self._convergence_tolerance(), 1e-9 * abs(best_lower_bound)
-        )
+        # Starts that end within 1e-8 nats per sample of each other reached the same optimum
+        # (a scale-free margin: per-sample differences do not change when X or the weights are
+        # rescaled): keep the first, so that round-off cannot swap them.
+        return lower_bound > best_lower_bound + TIE_MARGIN
 
     def _initialize_parameters(self, X, random_state, sample_weight=None):
         scatter = self._em_scatter

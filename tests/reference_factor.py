@@ -72,6 +72,17 @@ def px_em_step(X, mean, components, noise, spherical, sample_weight=None):
     return np.linalg.cholesky(second_moment).T @ em_components, new_noise
 
 
+def profile_components(X, noise, n_components, sample_weight=None):
+    """The components maximising the likelihood for fixed ``noise`` (Joreskog): from the eigenpairs
+    ``(s_h, u_h)`` of ``diag(noise)^-1/2 S diag(noise)^-1/2`` (``S`` the ML covariance, ``eigh``),
+    rows ``sqrt(max(s_h - 1, 0)) u_h^T diag(noise)^1/2``."""
+    total, _, scatter = weighted_mean_and_scatter(X, sample_weight)
+    root = np.sqrt(np.broadcast_to(noise, scatter.shape[0]))
+    values, vectors = np.linalg.eigh(scatter / total / np.outer(root, root))
+    order = np.argsort(values)[::-1][:n_components]
+    return np.sqrt(np.maximum(values[order] - 1.0, 0.0))[:, None] * vectors[:, order].T * root
+
+
 def entropy_terms(components_before, noise_before, noise_after):
     """THEORY.md §2.2: ``A`` from the posterior of the parameters before the M-step, ``B``,
     and ``C`` from the noise after it; returns (A, B, C, S = A + B + C)."""

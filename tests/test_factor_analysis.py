@@ -17,6 +17,7 @@ from reference_factor import (
     log_likelihoods,
     model_covariance,
     posterior,
+    profile_components,
     px_em_step,
 )
 
@@ -91,7 +92,7 @@ def _start_and_one_step(X, **params):
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-def test_em_step_elbo_and_entropy_sum_follow_the_reference(weighted):
+def test_step_beats_px_em_and_histories_follow_the_reference(weighted):
     X = load_diabetes().data
     w = np.random.RandomState(0).uniform(0.2, 2.0, X.shape[0]) if weighted else None
     start, one = _start_and_one_step(X, noise_variance_init=np.full(X.shape[1], 2e-3))
@@ -101,15 +102,28 @@ def test_em_step_elbo_and_entropy_sum_follow_the_reference(weighted):
             kwargs = {"noise_variance_init": np.full(X.shape[1], 2e-3)}
             start = FastFactorAnalysis(3, max_iter=0, **kwargs).fit(X, sample_weight=w)
             one = FastFactorAnalysis(3, max_iter=1, **kwargs).fit(X, sample_weight=w)
-    components, noise = px_em_step(X, start.mean_, start.components_, start.noise_variance_, False, w)
-    np.testing.assert_allclose(one.components_, components, rtol=1e-8, atol=1e-12)
-    np.testing.assert_allclose(one.noise_variance_, noise, rtol=1e-8)
     weights = np.ones(X.shape[0]) if w is None else w
+    # One step: PX-EM, the components that maximise the likelihood for its noise, and (kept only
+    # when better) an extrapolation of the noise: at least PX-EM's likelihood, and the components
+    # are the profile maximum for the noise returned.
+    components, noise = px_em_step(X, start.mean_, start.components_, start.noise_variance_, False, w)
+    px_em = np.average(log_likelihoods(X, start.mean_, components, noise), weights=weights)
+    stepped = np.average(log_likelihoods(X, one.mean_, one.components_, one.noise_variance_), weights=weights)
+    assert stepped >= px_em - 1e-12 * abs(px_em)
+    profile = profile_components(X, one.noise_variance_, 3, w)
+    np.testing.assert_allclose(
+        model_covariance(one.components_, one.noise_variance_),
+        model_covariance(profile, one.noise_variance_),
+        rtol=1e-8,
+        atol=1e-12,
+    )
     F = np.average(log_likelihoods(X, start.mean_, start.components_, start.noise_variance_), weights=weights)
     assert one.elbo_history_[0] == pytest.approx(F, rel=1e-10)
     A, B, C, S = entropy_terms(start.components_, start.noise_variance_, one.noise_variance_)
     assert one.entropy_sum_history_[0] == pytest.approx(S, rel=1e-10)
-    assert one.loglike_ == pytest.approx(list(one.elbo_history_ * weights.sum()), rel=1e-12)
+    # loglike_ describes the parameters after each iteration: after the one step, the returned ones.
+    assert one.loglike_ == pytest.approx([stepped * weights.sum()], rel=1e-10)
+    assert one.lower_bound_ == pytest.approx(stepped, rel=1e-10)
 
 
 def test_decomposition_terms_match_reference():

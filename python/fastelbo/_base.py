@@ -166,6 +166,11 @@ class EMEstimator(ABC):
         models without run state have nothing to restore."""
         del state
 
+    def _improves_on(self, lower_bound, best_lower_bound):
+        """Whether a finished run's final ELBO beats the best so far (the best of ``n_init``
+        runs is kept; a model may treat runs within its tolerance as ties, the first kept)."""
+        return lower_bound > best_lower_bound
+
     def _convergence_tolerance(self):
         """The change of the per-point ELBO below which a run has converged: ``tol``, unless a
         model defines ``tol`` on another scale (override)."""
@@ -291,7 +296,7 @@ class EMEstimator(ABC):
                 self._iterate(X, run, sample_weight)
                 run.state = self._run_state()
                 progress.init_end(run.converged, run.done.lower_bound)
-                if best is None or run.done.lower_bound > best.done.lower_bound:
+                if best is None or self._improves_on(run.done.lower_bound, best.done.lower_bound):
                     best = run
             if not best.converged and self.max_iter > 0:
                 warnings.warn(

@@ -4,15 +4,51 @@ fitted by EM on the data's covariance, with the ELBO's entropy decomposition."""
 from __future__ import annotations
 
 import numpy as np
+from scipy import linalg
 
 from fastelbo._base import check_integer
 from fastelbo._progress import document_progress_parameters
 from fastelbo._validation import as_float_array
 from fastelbo.factor._factor_model import LinearGaussianFactorModel
-from fastelbo.factor._linear_gaussian import NOISE_FLOOR, components_given_noise
+from fastelbo.factor._linear_gaussian import (
+    components_given_noise,
+    factor_posterior,
+    mean_log_likelihood,
+    optimal_components,
+)
 from fastelbo.factor._rotation import ROTATIONS, orthomax
 
 SVD_METHODS = ("lapack", "randomized")
+#: The starting noise variances of the runs: the features' variances (scikit-learn's start for
+#: standardised data), and each feature's variance unexplained by the others (the classical
+#: squared-multiple-correlation start). Neither is best on every data set of scikit-learn's.
+STARTS = ("variances", "unexplained")
+#: Final mean log-likelihoods of two starts closer than this (nats per sample) are a tie.
+TIE_MARGIN = 1e-8
+#: Multiples of the last step in log-noise space tried after each M-step, longer and longer while
+#: the likelihood keeps increasing.
+EXTRAPOLATION_STEPS = (1.0, 4.0, 16.0, 64.0)
+#: Steps of a run before extrapolation is tried: EM's first steps are long, a crawl comes later.
+EXTRAPOLATE_AFTER = 10
+#: A unique variance below this fraction of its feature's variance and still falling is also
+#: tried at its floor.
+HEYWOOD_THRESHOLD = 1e-4
+
+
+def unexplained_variances(factor):
+    """``1 / (S^-1)_dd``: the variance of every feature left after its linear regression on the
+    others, from a covariance factor ``L`` (``S = L^T L``); features the others explain exactly
+    (or any, when S is singular, as for N < D) get 0."""
+    n_rows, n_features = factor.shape
+    if n_rows < n_features:
+        return np.zeros(n_features)
+    # (S^-1)_dd = ||row d of R^-T||^2 with L = Q R; a singular R gives 0 through inf.
+    _, r = linalg.qr(factor, mode="economic")
+    diagonal = np.abs(np.diag(r))
+    if np.any(diagonal <= np.finfo(np.float64).eps * n_features * diagonal.max(initial=0.0)):
+        return np.zeros(n_features)
+    inverse = linalg.solve_triangular(r, np.eye(n_features))
+    return 1.0 / np.einsum("dk,dk->d", inverse, inverse)
 
 
 @document_progress_parameters()
@@ -24,8 +60,24 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
     ``elbo_history_`` and ``entropy_sum_history_``, and ``warm_start``, ``verbose`` and ``n_jobs``.
     The model is ``x = components_^T z + mean_ + noise``, ``z ~ N(0, I)``, ``noise ~ N(0,
     diag(noise_variance_))``. It depends on the data only through their mean and covariance: one
-    blocked C++ pass over X computes them, after which every EM iteration costs O(D^2 H),
-    independent of the number of samples (scikit-learn's iterations each take an SVD of the data).
+    blocked pass over X reduces them to a triangular factor of the covariance (D x D; for wide
+    data, N < D, the N x D centred rows themselves, never a D x D matrix), after which every
+    iteration costs O(min(N, D) D H), independent of the number of samples.
+
+    Each iteration is a parameter-expanded EM step, then the loadings that maximise the
+    likelihood for its noise variances (scikit-learn's step), then an extrapolation of the noise
+    variances in log space and a try of falling noise variances below 1e-4 of their feature's
+    variance at their floor, each kept only if the likelihood increases (EM alone crawls towards
+    such boundary optima for tens of thousands of iterations). Two deterministic starts are run
+    and the better kept (see :attr:`n_init`).
+
+    Every reported likelihood (``score``, ``score_samples``, ``lower_bound_``, ``loglike_``, the
+    histories, the entropy decomposition) and ``get_precision`` are computed in forms that do not
+    cancel when a noise variance is tiny relative to the loadings. A fit that ends with noise
+    variances at their floor (a Heywood case) issues one
+    :class:`~fastelbo.exceptions.HeywoodCaseWarning` naming the features, and its
+    :meth:`entropy_decomposition` carries a ``note``: the gap then measures the pull of the
+    boundary.
 
     Parameters
     ----------
@@ -33,7 +85,10 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         Dimensionality of the latent space (``<= n_features``). None: ``n_features``.
     tol : float, default=1e-2
         Stopping tolerance on the increase of the total log-likelihood (scikit-learn's meaning:
-        the mean log-likelihood's change times the number of samples, or the total weight).
+        the mean log-likelihood's change times the number of samples). With ``sample_weight``
+        the count is the total weight in units of the smallest positive weight: it does not
+        change when all weights are multiplied by one constant (the fit and ``n_iter_`` do not
+        either), and integer weights count like repeated rows.
     copy : bool, default=True
         Accepted for compatibility; X is never modified.
     max_iter : int, default=1000
@@ -54,25 +109,30 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         Start the next ``fit`` from the current components and noise variances.
     {progress_parameters}
     n_jobs : int, default=None
-        Threads of the C++ scatter pass. ``None``: the OpenMP default; ``-1``: all CPUs. Results
-        are bitwise identical for any value.
+        Accepted for compatibility: the pass over X runs in the calling thread, so results are
+        bitwise identical for any value.
 
     Attributes
     ----------
     components_ : ndarray of shape (n_components, n_features)
         Components with maximum variance (the loadings).
     noise_variance_ : ndarray of shape (n_features,)
-        Estimated noise variance of every feature (floored at 1e-12, as scikit-learn does).
+        Estimated noise variance of every feature, floored relative to the data's scale: at
+        1e-10 times the feature's variance, or for a constant feature at 1e-14 times the mean
+        variance of the features (scikit-learn floors at an absolute 1e-12). The floors make
+        the fit equivariant to rescaling X: ``score`` shifts by exactly ``-D log s``.
     mean_ : ndarray of shape (n_features,)
         Per-feature empirical mean (weighted by ``sample_weight``).
     loglike_ : list of float
-        Total log-likelihood at every iteration (``elbo_history_`` times the number of samples,
-        or the total weight).
+        Total (weighted) log-likelihood of the parameters after every iteration: the last is
+        that of the returned parameters, ``score_samples(X).sum()`` (as scikit-learn's);
+        ``loglike_[t] = elbo_history_[t + 1]`` times the number of samples, or the total weight.
     n_iter_ : int
         Number of iterations run.
     converged_ : bool
     lower_bound_ : float
-        Mean log-likelihood at the last E-step.
+        Mean log-likelihood of the returned parameters (``loglike_[-1]`` per sample, or per unit
+        of weight).
     lower_bounds_ : list of float
     elbo_history_ : ndarray
         ``F(q^t, Theta^t)`` per iteration: the mean log-likelihood of the parameters entering it.
@@ -96,8 +156,18 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
     """
 
     _noise_type = "diag"
-    #: The initialisation is deterministic: one EM run is all there is.
-    n_init = 1
+
+    @property
+    def n_init(self):
+        """Deterministic starts tried, the best kept: the features' variances and their
+        unexplained variances (:data:`STARTS`); only ``noise_variance_init`` when given, and only
+        the variances for wide data (N < D), where the others explain every feature."""
+        if self.noise_variance_init is not None:
+            return 1
+        scatter = getattr(self, "_em_scatter", None)
+        if scatter is not None and scatter.factor.shape[0] < scatter.factor.shape[1]:
+            return 1  # fewer data directions than features: every feature is fully "explained"
+        return len(STARTS)
 
     def __init__(
         self,
@@ -156,19 +226,82 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
 
     def _convergence_tolerance(self):
         # tol bounds the change of the total log-likelihood (scikit-learn's meaning).
-        return self.tol / self._em_scatter.sum_weight
+        return self.tol / self._em_scatter.n_weighted
+
+    def _improves_on(self, lower_bound, best_lower_bound):
+        # Starts that end within 1e-8 nats per sample of each other reached the same optimum
+        # (a scale-free margin: per-sample differences do not change when X or the weights are
+        # rescaled): keep the first, so that round-off cannot swap them.
+        return lower_bound > best_lower_bound + TIE_MARGIN
 
     def _initialize_parameters(self, X, random_state, sample_weight=None):
         scatter = self._em_scatter
-        if self.noise_variance_init is None:
-            noise = np.maximum(np.diag(scatter.covariance), NOISE_FLOOR)
-        else:
+        self._steps_taken = 0
+        start = getattr(self, "_start_index", 0)
+        self._start_index = start + 1
+        if self.noise_variance_init is not None:
             noise = as_float_array(self.noise_variance_init, "noise_variance_init").copy()
+        elif STARTS[start % len(STARTS)] == "unexplained":
+            noise = np.maximum(unexplained_variances(scatter.factor), self._noise_floor)
+        else:
+            noise = np.maximum(scatter.variances, self._noise_floor)
         self.mean_ = scatter.mean
-        self.components_ = components_given_noise(scatter.covariance, noise, self._n_components)
+        self.components_ = components_given_noise(scatter.factor, noise, self._n_components)
         self.noise_variance_ = noise
 
+    def _m_step(self, statistics):
+        # The PX-EM step, then the components that maximise the likelihood for its noise: each
+        # half increases the likelihood, and the second moves along the ridge of equally good
+        # noise/loading trade-offs that EM alone crawls along.
+        previous = np.asarray(self.noise_variance_)
+        super()._m_step(statistics)
+        factor = statistics.scatter.factor
+        self.components_ = optimal_components(factor, self.noise_variance_, self._n_components)
+        self._steps_taken = getattr(self, "_steps_taken", 0) + 1
+        if self._steps_taken > EXTRAPOLATE_AFTER:
+            self._extrapolate_noise(statistics.scatter, previous)
+
+    def _extrapolate_noise(self, scatter, previous):
+        """Try the step just taken in log-noise space again, ``EXTRAPOLATION_STEPS`` times longer
+        (components re-optimised, floors kept), and keep the best if it increases the
+        likelihood. EM creeps towards optima with a noise variance near 0 (Heywood cases) by
+        geometrically shrinking steps, tens of thousands of iterations; the likelihood stays
+        monotone, since only improvements are kept."""
+        noise = self.noise_variance_
+        step = np.log(noise) - np.log(np.maximum(previous, self._noise_floor))
+        if not np.any(step):
+            return
+        best = mean_log_likelihood(scatter, self.mean_, factor_posterior(self.components_, noise))
+        found = None
+        for multiple in EXTRAPOLATION_STEPS:
+            trial = np.maximum(noise * np.exp(multiple * step), self._noise_floor)
+            components = optimal_components(scatter.factor, trial, self._n_components)
+            value = mean_log_likelihood(scatter, self.mean_, factor_posterior(components, trial))
+            if not value > best:
+                break
+            best, found = value, (components, trial)
+        # Noise variances far below their feature's variance and still falling: try them at
+        # their floor at once (the boundary optimum EM would need ever longer to reach).
+        noise, components = found[1] if found else noise, found[0] if found else self.components_
+        heading = (noise < HEYWOOD_THRESHOLD * scatter.variances) & (step < 0) & (noise > self._noise_floor)
+        if np.any(heading):
+            trial = np.where(heading, self._noise_floor, noise)
+            components = optimal_components(scatter.factor, trial, self._n_components)
+            value = mean_log_likelihood(scatter, self.mean_, factor_posterior(components, trial))
+            if value > best:
+                found = (components, trial)
+        if found is not None:
+            self.components_, self.noise_variance_ = found
+
     def _finish_fit(self):
-        self.loglike_ = list(self.elbo_history_ * self._em_scatter.sum_weight)
+        # loglike_ and lower_bound_ describe the parameters after each iteration, the last the
+        # returned ones (as scikit-learn's): loglike_[-1] == score_samples(X) @ weights.
+        final = self._training_decomposition
+        if final is not None and self.n_iter_ > 0:
+            after_each = np.append(self.elbo_history_[1:], final.elbo)
+            self.loglike_ = list(after_each * self._em_scatter.sum_weight)
+            self.lower_bound_ = final.elbo
+        else:
+            self.loglike_ = []
         if self.rotation is not None:
             self.components_ = orthomax(self.components_, self.rotation)

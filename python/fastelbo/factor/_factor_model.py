@@ -1,17 +1,20 @@
 """The estimator shared by FastPPCA and FastFactorAnalysis: a linear-Gaussian factor model fitted
-by EM on the data's mean and covariance.
+by EM on the data's mean and a factor of their covariance.
 
-One C++ scatter pass per ``fit`` computes the mean and covariance of X (:mod:`._scatter`); the
-model's mean is their maximum-likelihood value from then on, and every EM iteration works on the
-D x D covariance only (:mod:`._linear_gaussian`), at O(D^2 H) whatever the number of rows. The
-histories follow ``shared/THEORY.md`` §2.2: ``elbo_history_[t] = F(q^t, Theta^t)``, the mean
-log-likelihood of the parameters entering iteration t (the posteriors are exact), and
-``entropy_sum_history_[t] = S(q^t, Theta^{t+1})``. For factor models ``F = S`` holds only at
-convergence, so the gap ``F - S`` measures how far a fit is from a stationary point.
+One pass per ``fit`` computes the mean of X and a factor ``L`` of its covariance (:mod:`._scatter`:
+D x D for tall data, the N x D centred rows for wide data); the model's mean is their
+maximum-likelihood value from then on, and every EM iteration works on ``L`` only
+(:mod:`._linear_gaussian`), at O(rows(L) D H) whatever the number of rows of X. The histories:
+``elbo_history_[t] = F(q^t, Theta^t)``, the mean log-likelihood of the parameters entering
+iteration t (the posteriors are exact), and ``entropy_sum_history_[t] = S(q^t, Theta^{t+1})``.
+For factor models ``F = S`` holds only at a stationary point (the prior ``N(0, I)`` has no free
+parameter), so the gap ``F - S`` measures how far a fit is from one; at a boundary optimum (a
+noise variance at its floor) it stays.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from dataclasses import dataclass
 
@@ -23,25 +26,34 @@ from sklearn.utils.validation import check_is_fitted
 from fastelbo._base import EMEstimator, check_integer, restores_state_on_error
 from fastelbo._threads import single_threaded_blas
 from fastelbo.entropy import LOG_2PI_E, EntropyDecomposition
+from fastelbo.exceptions import warn_heywood_case
 from fastelbo.factor._linear_gaussian import (
     LOG_2PI,
     FactorPosterior,
     em_update,
     factor_posterior,
     mean_log_likelihood,
+    noise_floor,
     observable_entropy,
     variational_entropy,
 )
-from fastelbo.factor._scatter import DataScatter, data_scatter
+from fastelbo.factor._scatter import DataScatter, data_scatter, fast_data_scatter
+
+#: A noise variance below this fraction of its feature's variance (of the mean variance, for a
+#: constant feature) makes the fit switch from the fast covariance factor to the exact one: the
+#: fast factor's round-off (~1e-16 of the covariance's norm) divided by such a noise would show.
+EXACT_FACTOR_BELOW = 1e-6
 
 
 @dataclass(frozen=True)
 class FactorStatistics:
     """What an E-step of a factor model produces: the data's scatter and the exact posterior of
-    the current parameters, with the ELBO (the mean log-likelihood) and the posterior entropy."""
+    the current parameters, with the posterior means of the covariance factor's rows, the ELBO
+    (the mean log-likelihood) and the posterior entropy."""
 
     scatter: DataScatter
     posterior: FactorPosterior
+    means: np.ndarray
     elbo: float
     variational_entropy: float
 
@@ -73,7 +85,8 @@ class LinearGaussianFactorModel(
         warm = self.warm_start and hasattr(self, "converged_")
         if warm:
             self._check_warm_start_features(X.shape[1])
-        self._em_scatter = data_scatter(X, sample_weight, self.n_jobs)
+        self._em_scatter = fast_data_scatter(X, sample_weight, self.n_jobs)
+        self._noise_floor = noise_floor(self._em_scatter.variances, self._noise_type)
         try:
             if warm:
                 # The mean is fitted in closed form: EM continues from the new data's.
@@ -83,9 +96,33 @@ class LinearGaussianFactorModel(
             else:
                 self._fit_em(X, sample_weight=sample_weight)
             self._finish_fit()
+            self._report_boundary()
         finally:
             # The scatter belongs to this fit's data; the estimator keeps none.
             vars(self).pop("_em_scatter", None)
+            vars(self).pop("_start_index", None)
+            vars(self).pop("_steps_taken", None)
+
+    def _floored_features(self):
+        """Indices of the features whose noise variance sits at its floor (none for models
+        whose noise cannot reach a boundary)."""
+        return np.flatnonzero(self._noise_vector() <= self._noise_floor * (1.0 + 1e-9))
+
+    def _report_boundary(self):
+        """Warn of a Heywood case (noise variances at their floor) and say in the training
+        decomposition what its gap then means."""
+        floored = self._floored_features()
+        if floored.size == 0:
+            return
+        if self._noise_type == "diag":
+            # Unique variances at the floor: a Heywood case (PPCA's one noise is not unique).
+            names = getattr(self, "feature_names_in_", None)
+            labels = [names[d] if names is not None else f"x{d}" for d in floored]
+            warn_heywood_case(type(self).__name__, labels, self._noise_vector()[floored])
+        if self._training_decomposition is not None:
+            self._training_decomposition = dataclasses.replace(
+                self._training_decomposition, note=_boundary_note(len(floored))
+            )
 
     def _set_closed_form_parameters(self):
         """Set the maximum-likelihood parameters in closed form and return True, or return False
@@ -127,20 +164,16 @@ class LinearGaussianFactorModel(
             ``E[z | x] = G components diag(noise)^-1 (x - mean_)``.
         """
         X = self._validate_for_inference(X)
-        return (X - self.mean_) @ self._posterior().projection.T
+        return self._posterior().means(X - self.mean_)
 
     @single_threaded_blas
     def score_samples(self, X):
         """Log-likelihood ``log p(x_n)`` of every sample under the fitted model, shape (n_samples,)."""
         X = self._validate_for_inference(X)
         posterior = self._posterior()
-        noise = self._noise_vector()
-        deviations = X - self.mean_
-        projected = deviations @ posterior.scaled_components.T
-        # x^T C^-1 x through the Woodbury identity: O(D H) per sample, no D x D inverse.
-        mahalanobis = (deviations**2) @ (1.0 / noise) - np.sum(
-            (projected @ posterior.covariance) * projected, axis=1
-        )
+        # x^T C^-1 x as a sum of non-negative terms: O(D H) per sample, no D x D inverse, and no
+        # cancellation when a noise variance is tiny relative to the loadings.
+        mahalanobis = posterior.mahalanobis(X - self.mean_)
         n_features = X.shape[1]
         return -0.5 * (mahalanobis + posterior.log_det_model_covariance + n_features * LOG_2PI)
 
@@ -155,11 +188,10 @@ class LinearGaussianFactorModel(
         return self.components_.T @ self.components_ + np.diag(self._noise_vector())
 
     def get_precision(self):
-        """Model precision (inverse covariance), through the Woodbury identity."""
+        """Model precision (inverse covariance), through the Woodbury identity written so that it
+        does not cancel when a noise variance is tiny relative to the loadings."""
         check_is_fitted(self)
-        posterior = self._posterior()
-        scaled = posterior.scaled_components
-        return np.diag(1.0 / self._noise_vector()) - scaled.T @ posterior.covariance @ scaled
+        return self._posterior().precision()
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted model (generator seeded from ``random_state``).
@@ -195,19 +227,32 @@ class LinearGaussianFactorModel(
 
     def _statistics(self, scatter):
         posterior = self._posterior()
-        elbo = mean_log_likelihood(
-            scatter.mean, scatter.covariance, self.mean_, posterior, self._noise_vector()
-        )
-        return FactorStatistics(scatter, posterior, elbo, variational_entropy(posterior))
+        means = posterior.means(scatter.factor)
+        elbo = mean_log_likelihood(scatter, self.mean_, posterior, means)
+        return FactorStatistics(scatter, posterior, means, elbo, variational_entropy(posterior))
 
     def _e_step(self, X, moments=True, sample_weight=None):
         scatter = getattr(self, "_em_scatter", None) if moments else None
+        if scatter is not None and not scatter.exact and self._needs_exact_factor(scatter):
+            # From here on, the factor from the rows themselves (the fit's data; same mean).
+            scatter = self._em_scatter = data_scatter(X, sample_weight)
         if scatter is None:
             scatter = data_scatter(X, sample_weight, self.n_jobs)
         return self._statistics(scatter)
 
+    def _needs_exact_factor(self, scatter):
+        variances = scatter.variances
+        reference = np.where(variances > 0, variances, np.mean(variances))
+        return bool(np.any(self._noise_vector() < EXACT_FACTOR_BELOW * reference))
+
     def _m_step(self, statistics):
-        components, noise = em_update(statistics.scatter.covariance, statistics.posterior, self._noise_type)
+        components, noise = em_update(
+            statistics.scatter.factor,
+            statistics.posterior,
+            statistics.means,
+            self._noise_floor,
+            self._noise_type,
+        )
         self.components_ = components
         self.noise_variance_ = self._noise_from_vector(noise)
 
@@ -244,3 +289,11 @@ class LinearGaussianFactorModel(
 
     def _validate_for_inference(self, X):
         return super()._validate_for_inference(X).astype(np.float64, copy=False)
+
+
+def _boundary_note(n_floored):
+    return (
+        f"{n_floored} noise variance(s) at their floor (a boundary of the parameter space): the "
+        "fit is a boundary optimum, not a stationary point, and the gap F - S measures the pull "
+        "of the boundary, not unfinished convergence"
+    )

@@ -1,14 +1,26 @@
 """Closed forms of the linear-Gaussian factor model shared by PPCA and factor analysis.
 
-The model (``shared/THEORY.md`` §2.2)::
+The model::
 
     p(z) = N(0, I_H),    p(x | z) = N(components^T z + mean, diag(noise))
 
 with ``components`` of shape (H, D) (scikit-learn's ``FactorAnalysis.components_``) and ``noise``
 of shape (D,) (PPCA: all equal). The model covariance is ``C = components^T components +
-diag(noise)``. Everything here works on the data's mean and covariance only
-(:class:`~fastelbo.factor._scatter.DataScatter`) and costs O(D^2 H), whatever the number of rows;
-D x D inverses and determinants go through the Woodbury identity and an H x H Cholesky factor.
+diag(noise)``.
+
+Every number is computed in a form that cannot cancel, so that it stays accurate when a noise
+variance is at its floor or tiny relative to the loadings (1/noise then reaches 1e12 and the
+plain Woodbury identity ``C^-1 = diag(noise)^-1 - ...`` loses every digit). With ``A = diag(noise)^-1/2
+components^T = U diag(s) V^T`` (a thin SVD, D x H):
+
+- ``log|C| = sum_d log noise_d + sum_h log1p(s_h^2)``;
+- ``x^T C^-1 x = ||diag(noise)^-1/2 (x - components^T m)||^2 + ||m||^2`` with ``m = E[z | x]`` the
+  posterior mean: the minimum of a ridge regression, a sum of non-negative terms, evaluated at a
+  point whose error only enters to second order;
+- the M-step's noise ``E[(x_d - w_d^T z)^2]`` as a sum of squared residuals plus a quadratic form.
+
+The data enter through a factor ``L`` of their covariance (:class:`~fastelbo.factor._scatter.DataScatter`,
+``L^T L = S``), so an iteration costs O(rows(L) D H): O(D^2 H) for tall data, O(N D H) for wide.
 """
 
 from __future__ import annotations
@@ -23,72 +35,149 @@ from fastelbo.entropy import LOG_2PI_E
 
 LOG_2PI = math.log(2.0 * math.pi)
 
-#: Smallest noise variance (scikit-learn's FactorAnalysis floors at the same value): features that
-#: the factors explain completely (or constant ones) keep a finite likelihood.
-NOISE_FLOOR = 1e-12
+#: Floor of a noise variance relative to its feature's variance (FA) or to the mean variance of
+#: the features (PPCA). Far below any noise a fit can resolve, and far above the round-off of a
+#: covariance accumulated in float64 (~1e-16 relative), which the floor amplifies by its inverse.
+RELATIVE_NOISE_FLOOR = 1e-10
+
+#: Floor of the noise of a constant feature (no variance of its own), relative to the mean
+#: variance of the features: its likelihood grows without bound as the noise falls, and
+#: scikit-learn's FactorAnalysis holds it at 1e-12 in the data's units.
+CONSTANT_FEATURE_NOISE_FLOOR = 1e-14
+
+
+def noise_floor(variances, noise_type):
+    """The floor of every feature's noise variance, relative to the data's scale.
+
+    Parameters
+    ----------
+    variances : ndarray of shape (D,)
+        The features' variances.
+    noise_type : {'diag', 'spherical'}
+        'diag' (factor analysis): ``RELATIVE_NOISE_FLOOR * variance_d``, and for constant features
+        ``CONSTANT_FEATURE_NOISE_FLOOR * mean(variances)``. 'spherical' (PPCA):
+        ``RELATIVE_NOISE_FLOOR * mean(variances)`` for all.
+
+    Data with no variance at all get the absolute floors ``RELATIVE_NOISE_FLOOR`` (their
+    likelihood is unbounded; any floor is a convention).
+    """
+    scale = float(np.mean(variances))
+    if not scale > 0:
+        return np.full(variances.shape, RELATIVE_NOISE_FLOOR)
+    if noise_type == "spherical":
+        return np.full(variances.shape, RELATIVE_NOISE_FLOOR * scale)
+    return np.where(variances > 0, RELATIVE_NOISE_FLOOR * variances, CONSTANT_FEATURE_NOISE_FLOOR * scale)
 
 
 @dataclass(frozen=True)
 class FactorPosterior:
-    """The exact posterior ``q(z | x) = N(projection (x - mean), covariance)``, the same covariance
-    for every x.
+    """The exact posterior ``q(z | x) = N(m(x), covariance)`` under ``(components, noise)``, the
+    same covariance for every x, with the model covariance's log-determinant.
 
     Attributes
     ----------
-    covariance : ndarray of shape (H, H)
-        ``G = (I + components diag(noise)^-1 components^T)^-1``.
-    projection : ndarray of shape (H, D)
-        ``G components diag(noise)^-1``.
-    scaled_components : ndarray of shape (H, D)
-        ``components diag(noise)^-1`` (the Woodbury factor of the precision).
-    half_log_det : float
-        ``1/2 log|G|``.
-    log_det_model_covariance : float
-        ``log|C| = sum_d log noise_d - log|G|``.
+    components : ndarray of shape (H, D)
+    noise : ndarray of shape (D,)
+    left : ndarray of shape (D, H)
+        ``U`` of the thin SVD ``diag(noise)^-1/2 components^T = U diag(s) V^T``.
+    singular_values : ndarray of shape (H,)
+        ``s``.
+    right : ndarray of shape (H, H)
+        ``V^T``.
     """
 
-    covariance: np.ndarray
-    projection: np.ndarray
-    scaled_components: np.ndarray
-    half_log_det: float
-    log_det_model_covariance: float
+    components: np.ndarray
+    noise: np.ndarray
+    left: np.ndarray
+    singular_values: np.ndarray
+    right: np.ndarray
+
+    @property
+    def root_noise(self):
+        return np.sqrt(self.noise)
+
+    @property
+    def log1p_squares(self):
+        """``log(1 + s_h^2)``, the log-eigenvalues of ``I + A^T A``."""
+        return np.log1p(self.singular_values**2)
+
+    @property
+    def half_log_det(self):
+        """``1/2 log|G|`` of the posterior covariance ``G = (I + A^T A)^-1``."""
+        return -0.5 * float(np.sum(self.log1p_squares))
+
+    @property
+    def log_det_model_covariance(self):
+        """``log|C| = sum_d log noise_d + sum_h log(1 + s_h^2)`` (no cancellation)."""
+        return float(np.sum(np.log(self.noise))) + float(np.sum(self.log1p_squares))
+
+    @property
+    def covariance_root(self):
+        """``K`` with ``K^T K = G``: ``diag(1/sqrt(1 + s^2)) V^T``."""
+        return self.right / np.sqrt(1.0 + self.singular_values**2)[:, None]
+
+    @property
+    def covariance(self):
+        """The posterior covariance ``G = (I + components diag(noise)^-1 components^T)^-1``."""
+        root = self.covariance_root
+        return root.T @ root
+
+    @property
+    def projection(self):
+        """``G components diag(noise)^-1`` (H, D): the map from ``x - mean`` to the posterior mean."""
+        shrink = self.singular_values / (1.0 + self.singular_values**2)
+        return (self.right.T * shrink) @ (self.left.T / self.root_noise)
+
+    def means(self, deviations):
+        """Posterior means ``m(x)`` of rows ``x - mean`` (n, D) -> (n, H)."""
+        shrink = self.singular_values / (1.0 + self.singular_values**2)
+        whitened = deviations / self.root_noise
+        return ((whitened @ self.left) * shrink) @ self.right
+
+    def mahalanobis(self, deviations, means=None):
+        """``x^T C^-1 x`` of every row ``x`` of ``deviations`` (n, D) as ``||diag(noise)^-1/2
+        (x - components^T m)||^2 + ||m||^2``, a sum of non-negative terms."""
+        if means is None:
+            means = self.means(deviations)
+        residuals = (deviations - means @ self.components) / self.root_noise
+        return np.einsum("nd,nd->n", residuals, residuals) + np.einsum("nh,nh->n", means, means)
+
+    def precision(self):
+        """``C^-1 = diag(noise)^-1/2 [U_c U_c^T + U diag(1/(1+s^2)) U^T] diag(noise)^-1/2`` with
+        ``U_c`` an orthonormal basis of the complement of U's span: a sum of two positive
+        semi-definite terms instead of ``I - U U^T + ...``, which cancels to round-off that
+        ``diag(noise)^-1`` then amplifies."""
+        scaled = self.components.T / self.root_noise[:, None]
+        full_left = linalg.svd(scaled, full_matrices=True, lapack_driver="gesvd")[0]
+        complement = full_left[:, self.singular_values.shape[0] :]  # an orthonormal basis of it
+        shrunk = self.left / np.sqrt(1.0 + self.singular_values**2)
+        inner = complement @ complement.T + shrunk @ shrunk.T
+        return inner / self.root_noise[:, None] / self.root_noise[None, :]
 
 
 def factor_posterior(components, noise):
     """The exact posterior of the latents under ``(components, noise)``."""
-    n_components = components.shape[0]
-    scaled = components / noise
-    inner = np.eye(n_components) + scaled @ components.T
-    cholesky = linalg.cholesky(inner, lower=True)
-    covariance = linalg.cho_solve((cholesky, True), np.eye(n_components))
-    covariance = 0.5 * (covariance + covariance.T)
-    half_log_det = -float(np.sum(np.log(np.diag(cholesky))))
-    return FactorPosterior(
-        covariance=covariance,
-        projection=covariance @ scaled,
-        scaled_components=scaled,
-        half_log_det=half_log_det,
-        log_det_model_covariance=float(np.sum(np.log(noise))) - 2.0 * half_log_det,
-    )
+    noise = np.asarray(noise, dtype=np.float64)
+    scaled = components.T / np.sqrt(noise)[:, None]
+    left, singular_values, right = linalg.svd(scaled, full_matrices=False, lapack_driver="gesvd")
+    return FactorPosterior(components, noise, left, singular_values, right)
 
 
-def mean_log_likelihood(data_mean, data_covariance, mean, posterior, noise):
-    """Mean log-likelihood ``-1/2 (D log 2pi + log|C| + tr(C^-1 S'))`` of data with the given mean
-    and covariance, ``S' = covariance + (data_mean - mean)(data_mean - mean)^T``."""
-    offset = data_mean - mean
-    scaled = posterior.scaled_components
-    # tr(C^-1 S') with C^-1 = diag(noise)^-1 - scaled^T G scaled (Woodbury).
-    diagonal = float(np.sum((np.diag(data_covariance) + offset**2) / noise))
-    scaled_offset = scaled @ offset
-    low_rank = float(np.sum(posterior.covariance * (scaled @ data_covariance @ scaled.T)))
-    low_rank += float(scaled_offset @ posterior.covariance @ scaled_offset)
-    n_features = data_mean.shape[0]
-    return -0.5 * (n_features * LOG_2PI + posterior.log_det_model_covariance + diagonal - low_rank)
+def mean_log_likelihood(scatter, mean, posterior, means=None):
+    """Mean log-likelihood ``-1/2 (D log 2pi + log|C| + tr(C^-1 S'))`` of data with the scatter's
+    mean and covariance factor, ``S' = L^T L + (data_mean - mean)(data_mean - mean)^T``; ``means``
+    are the posterior means of the factor's rows if already computed."""
+    n_features = scatter.mean.shape[0]
+    trace = float(np.sum(posterior.mahalanobis(scatter.factor, means)))
+    offset = (scatter.mean - mean)[None, :]
+    if np.any(offset):
+        trace += float(posterior.mahalanobis(offset)[0])
+    return -0.5 * (n_features * LOG_2PI + posterior.log_det_model_covariance + trace)
 
 
 def variational_entropy(posterior):
     """``A = H/2 log(2 pi e) + 1/2 log|G|``, the entropy of every exact posterior."""
-    return 0.5 * posterior.covariance.shape[0] * LOG_2PI_E + posterior.half_log_det
+    return 0.5 * posterior.singular_values.shape[0] * LOG_2PI_E + posterior.half_log_det
 
 
 def observable_entropy(noise):
@@ -96,63 +185,98 @@ def observable_entropy(noise):
     return 0.5 * noise.shape[0] * LOG_2PI_E + 0.5 * float(np.sum(np.log(noise)))
 
 
-def em_update(data_covariance, posterior, noise_type):
+def em_update(factor, posterior, means, floor, noise_type):
     """The parameter-expanded M-step: new ``(components, noise)`` from the posterior of the
     current parameters, for data whose mean is the model's mean (the maximum-likelihood mean,
-    set before EM).
+    set before EM), given by a factor ``L`` of their covariance and the posterior means of its
+    rows.
 
-    With ``beta = posterior.projection`` and ``E = G + beta S beta^T`` (the average of E[z z^T]):
-    EM's ``components = E^-1 beta S`` mapped back to a unit prior, ``chol(E)^T E^-1 beta S``, and
-    ``noise = diag(S - (E^-1 beta S)^T beta S)``, averaged over the features for
-    ``noise_type='spherical'`` (PPCA), floored at :data:`NOISE_FLOOR`.
+    With ``B = <E[z] (x - mean)^T> = means^T L`` and ``E = G + means^T means`` (the average of
+    E[z z^T]): EM's components ``Lambda = E^-1 B``; its noise ``<E[(x_d - lambda_d^T z)^2]> =
+    sum_i (L_id - means_i lambda_d)^2 + lambda_d^T G lambda_d``, summed as non-negative terms
+    (the usual ``diag(S - Lambda^T B)`` cancels when a noise is small) and averaged over the
+    features for ``noise_type='spherical'`` (PPCA), floored at ``floor``. Parameter expansion
+    maps the components back to a unit prior: ``chol(E)^T Lambda``.
     """
-    projected = posterior.projection @ data_covariance  # beta S, (H, D)
-    second_moment = posterior.covariance + projected @ posterior.projection.T
+    projected = means.T @ factor  # B, (H, D)
+    second_moment = posterior.covariance + means.T @ means
     components = linalg.solve(second_moment, projected, assume_a="pos")
-    noise = np.diag(data_covariance) - np.sum(components * projected, axis=0)
+    residuals = factor - means @ components
+    spread = posterior.covariance_root @ components
+    noise = np.einsum("id,id->d", residuals, residuals) + np.einsum("hd,hd->d", spread, spread)
     # Parameter expansion (PX-EM, Liu, Rubin & Wu 1998): the M-step also fits the prior
     # covariance of z, which is E; mapping back to N(0, I) multiplies the components by E^1/2.
     # The same fixed points as EM, reached in far fewer iterations.
     components = linalg.cholesky(second_moment, lower=True).T @ components
     if noise_type == "spherical":
         noise = np.full_like(noise, np.mean(noise))
-    return components, np.maximum(noise, NOISE_FLOOR)
+    return components, np.maximum(noise, floor)
 
 
-def _eigenpairs(matrix, n_components):
-    """All eigenvalues of a symmetric matrix (descending) and the eigenvectors (columns) of the
-    ``n_components`` largest, each with its largest-magnitude entry made positive (a
-    deterministic sign)."""
-    values, vectors = linalg.eigh(matrix)
-    values, vectors = values[::-1], vectors[:, ::-1][:, :n_components]
-    signs = np.sign(vectors[np.argmax(np.abs(vectors), axis=0), np.arange(n_components)])
+def _leading_directions(factor, n_components):
+    """The squared singular values of ``factor`` (all D of them, descending, zeros appended) and
+    its ``n_components`` leading right singular vectors (rows), each with its largest-magnitude
+    entry made positive (a deterministic sign)."""
+    n_rows, n_features = factor.shape
+    if n_rows == 0:
+        return np.zeros(n_features), np.eye(n_features)[:n_components]
+    if n_rows < n_features:
+        # Wide: the eigenpairs of the N x N Gram matrix give the singular values and, mapped
+        # through the factor, the leading right singular vectors: O(N^2 D), no N x D SVD.
+        gram_values, gram_vectors = linalg.eigh(factor @ factor.T)
+        gram_values, gram_vectors = gram_values[::-1], gram_vectors[:, ::-1]
+        values = np.sqrt(np.maximum(gram_values, 0.0))
+        leading = values[:n_components]
+        kept = leading > values[0] * n_features * np.finfo(np.float64).eps
+        vectors = (gram_vectors[:, : leading.shape[0]][:, kept].T @ factor) / leading[kept, None]
+    else:
+        _, values, vectors = linalg.svd(factor, full_matrices=False, lapack_driver="gesvd")
+    squares = np.concatenate([values**2, np.zeros(n_features - values.shape[0])])
+    vectors = vectors[:n_components]
+    if vectors.shape[0] < n_components:
+        # Fewer data directions than factors: complete with directions orthogonal to them.
+        # (QR of the known directions followed by coordinate axes: O(D H) memory, no D x D.)
+        known = vectors.shape[0]
+        candidates = np.hstack([vectors.T, np.eye(n_features, min(n_features, n_components + known))])
+        basis = linalg.qr(candidates, mode="economic")[0]
+        vectors = np.vstack([vectors, basis.T[known:n_components]])
+    signs = np.sign(vectors[np.arange(n_components), np.argmax(np.abs(vectors), axis=1)])
     signs[signs == 0] = 1.0
-    return values, vectors * signs
+    return squares, vectors * signs[:, None]
 
 
-def ppca_maximum_likelihood(data_covariance, n_components):
+def ppca_maximum_likelihood(factor, n_components, floor):
     """The closed-form maximum-likelihood PPCA parameters (Tipping & Bishop 1999, R = I):
-    ``noise = mean of the D - H smallest eigenvalues``, ``components = diag(sqrt(lambda_h -
-    noise)) U_H^T`` for the H leading eigenpairs ``(lambda_h, U_H)`` of the covariance."""
-    n_features = data_covariance.shape[0]
-    values, vectors = _eigenpairs(data_covariance, n_components)
-    leading, rest = values[:n_components], values[n_components:]
-    noise = max(float(np.mean(rest)) if rest.size else 0.0, NOISE_FLOOR)
-    components = np.sqrt(np.maximum(leading - noise, 0.0))[:, None] * vectors.T
+    ``noise = mean of the D - H smallest eigenvalues`` of the covariance (summed from the
+    singular values of its factor, no subtraction), floored at ``floor``, and ``components =
+    diag(sqrt(lambda_h - noise)) U_H^T`` for the H leading eigenpairs ``(lambda_h, U_H)``."""
+    n_features = factor.shape[1]
+    squares, vectors = _leading_directions(factor, n_components)
+    leading, rest = squares[:n_components], squares[n_components:]
+    noise = max(float(np.mean(rest)) if rest.size else 0.0, float(floor))
+    components = np.sqrt(np.maximum(leading - noise, 0.0))[:, None] * vectors
     return components, np.full(n_features, noise)
 
 
-def components_given_noise(data_covariance, noise, n_components):
-    """The components maximising the likelihood for fixed ``noise``: with ``(s_h, u_h)`` the
-    leading eigenpairs of ``diag(noise)^-1/2 S diag(noise)^-1/2``, rows
-    ``sqrt(max(s_h - 1, 0)) u_h^T diag(noise)^1/2``. A row whose ``s_h <= 1`` would be zero, and
-    EM never moves a zero row: it starts at ``sqrt(s_h / 100)`` instead."""
+def optimal_components(factor, noise, n_components):
+    """The components that maximise the likelihood for fixed ``noise`` (Joreskog's profile
+    solution, scikit-learn's FactorAnalysis step): with ``(s_h, u_h)`` the leading eigenpairs of
+    ``diag(noise)^-1/2 S diag(noise)^-1/2``, rows ``sqrt(max(s_h - 1, 0)) u_h^T diag(noise)^1/2``."""
     root = np.sqrt(noise)
-    whitened = data_covariance / root[:, None] / root[None, :]
-    values, vectors = _eigenpairs(whitened, n_components)
-    leading = values[:n_components]
-    return (
-        np.sqrt(np.maximum(leading - 1.0, 1e-2 * np.maximum(leading, 0.0)))[:, None]
-        * vectors.T
-        * root[None, :]
-    )
+    squares, vectors = _leading_directions(factor / root[None, :], n_components)
+    scale = np.sqrt(np.maximum(squares[:n_components] - 1.0, 0.0))
+    return scale[:, None] * vectors * root[None, :]
+
+
+def components_given_noise(factor, noise, n_components):
+    """The components maximising the likelihood for fixed ``noise``: with ``(s_h, u_h)`` the
+    leading eigenpairs of ``diag(noise)^-1/2 S diag(noise)^-1/2`` (from the SVD of ``L
+    diag(noise)^-1/2``), rows ``sqrt(max(s_h - 1, 0)) u_h^T diag(noise)^1/2``. A row whose ``s_h
+    <= 1`` would be zero, and EM never moves a zero row: it starts at ``sqrt(s_h / 100)``
+    instead (or at a tenth of the noise where the data have no variance left)."""
+    root = np.sqrt(noise)
+    squares, vectors = _leading_directions(factor / root[None, :], n_components)
+    leading = squares[:n_components]
+    scale = np.sqrt(np.maximum(leading - 1.0, 1e-2 * np.maximum(leading, 0.0)))
+    scale = np.where(scale > 0, scale, np.sqrt(0.1))
+    return scale[:, None] * vectors * root[None, :]

@@ -17,11 +17,13 @@ class FastPPCA(LinearGaussianFactorModel):
 
     The model is ``x = components_^T z + mean_ + noise``, ``z ~ N(0, I)``, ``noise ~ N(0,
     noise_variance_ I)``. It depends on the data only through their mean and covariance: one
-    blocked C++ pass over X computes them, after which every EM iteration costs O(D^2 H),
-    independent of the number of samples. ``solver='eigh'`` returns the closed-form
-    maximum-likelihood solution from the covariance's eigendecomposition (its ``score`` is the one
-    :meth:`sklearn.decomposition.PCA.score` computes with ML variances); ``solver='em'`` runs EM
-    from a random start, with the ELBO and entropy sum of every iteration.
+    blocked pass over X reduces them to a triangular factor of the covariance (D x D; for wide
+    data, N < D, the N x D centred rows themselves, never a D x D matrix), after which every EM
+    iteration costs O(min(N, D) D H), independent of the number of samples. ``solver='eigh'``
+    returns the closed-form maximum-likelihood solution from the covariance's eigendecomposition
+    (its ``score`` is the one :meth:`sklearn.decomposition.PCA.score` computes with ML
+    variances); ``solver='em'`` runs EM from a random start, with the ELBO and entropy sum of
+    every iteration.
 
     Parameters
     ----------
@@ -43,15 +45,18 @@ class FastPPCA(LinearGaussianFactorModel):
         ignored); the mean is always the data's.
     {progress_parameters}
     n_jobs : int, default=None
-        Threads of the C++ scatter pass. ``None``: the OpenMP default; ``-1``: all CPUs. Results
-        are bitwise identical for any value.
+        Accepted for compatibility: the pass over X runs in the calling thread, so results are
+        bitwise identical for any value.
 
     Attributes
     ----------
     components_ : ndarray of shape (n_components, n_features)
         Loadings ``W^T`` (rows ``sqrt(lambda_h - noise_variance_) u_h^T`` at the ML solution).
     noise_variance_ : float
-        Isotropic noise variance.
+        Isotropic noise variance, floored at 1e-10 times the mean variance of the features (a
+        floor relative to the data's scale, so that ``score`` shifts by exactly ``-D log s``
+        when X is multiplied by s; it is reached when ``n_components`` equals the number of
+        features, and the training decomposition's ``note`` then says so).
     mean_ : ndarray of shape (n_features,)
         Mean of the training data (weighted by ``sample_weight``).
     n_components_ : int
@@ -121,7 +126,7 @@ class FastPPCA(LinearGaussianFactorModel):
         if self.solver == "em":
             return False
         scatter = self._em_scatter
-        components, noise = ppca_maximum_likelihood(scatter.covariance, self._n_components)
+        components, noise = ppca_maximum_likelihood(scatter.factor, self._n_components, self._noise_floor[0])
         self.mean_ = scatter.mean
         self.components_ = components
         self.noise_variance_ = self._noise_from_vector(noise)
@@ -133,8 +138,8 @@ class FastPPCA(LinearGaussianFactorModel):
     def _initialize_parameters(self, X, random_state, sample_weight=None):
         scatter = self._em_scatter
         n_features = scatter.mean.shape[0]
-        scale = float(np.trace(scatter.covariance)) / n_features
-        scale = scale if scale > 0 else 1.0
+        scale = float(np.mean(scatter.variances))
+        scale = scale if scale > 0 else float(self._noise_floor[0])
         self.mean_ = scatter.mean
         self.components_ = random_state.standard_normal((self._n_components, n_features)) * np.sqrt(scale)
         self.noise_variance_ = np.float64(scale)

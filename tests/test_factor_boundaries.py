@@ -1,0 +1,267 @@
+"""FastPPCA and FastFactorAnalysis at the boundaries: noise variances at their floor (Heywood
+cases from duplicated or collinear columns, PPCA with as many factors as features), data on
+scales 1e-8 ... 1e8, sample weights scaled by 1e+-20, and wide data (N < D).
+
+Every reported number is checked against an independent evaluation of the returned parameters:
+the Gaussian log-density through a Cholesky factor of the model covariance in 50-digit
+arithmetic (mpmath) where float64 cannot judge, SciPy otherwise.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn.datasets import load_breast_cancer
+from sklearn.decomposition import FactorAnalysis
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import StandardScaler
+
+from fastelbo import FastFactorAnalysis, FastPPCA
+from fastelbo.exceptions import HeywoodCaseWarning
+from fastelbo.factor._scatter import data_scatter
+from reference_factor import ppca_maximum_likelihood
+
+mp = pytest.importorskip("mpmath")
+
+
+def _mp_covariance(components, noise):
+    """``C = W^T W + diag(noise)`` in 50-digit arithmetic from the float64 parameters."""
+    n_features = components.shape[1]
+    noise = np.broadcast_to(noise, n_features)
+    W = mp.matrix(components.tolist())
+    return W.T * W + mp.diag([mp.mpf(float(v)) for v in noise])
+
+
+def mp_log_likelihoods(X, mean, components, noise):
+    """``log N(x_n; mean, C)`` of every row through the Cholesky factor of C, 50 digits."""
+    with mp.workdps(50):
+        cholesky = mp.cholesky(_mp_covariance(components, noise))
+        n_features = X.shape[1]
+        log_det = 2 * mp.fsum(mp.log(cholesky[d, d]) for d in range(n_features))
+        constant = n_features * mp.log(2 * mp.pi) + log_det
+        out = []
+        for row in X:
+            deviation = [mp.mpf(float(x)) - mp.mpf(float(m)) for x, m in zip(row, mean, strict=True)]
+            solved = []  # forward substitution: cholesky @ solved = deviation
+            for d in range(n_features):
+                solved.append(
+                    (deviation[d] - mp.fsum(cholesky[d, k] * solved[k] for k in range(d))) / cholesky[d, d]
+                )
+            out.append(float(-(constant + mp.fsum(v * v for v in solved)) / 2))
+        return np.array(out)
+
+
+def mp_precision(components, noise):
+    with mp.workdps(50):
+        inverse = _mp_covariance(components, noise) ** -1
+        return np.array(inverse.tolist(), dtype=np.float64)
+
+
+def _factor_rows(n_samples, n_features, n_components, seed=0):
+    rng = np.random.RandomState(seed)
+    loadings = rng.standard_normal((n_components, n_features))
+    noise = rng.uniform(0.2, 1.0, n_features)
+    latents = rng.standard_normal((n_samples, n_components))
+    return latents @ loadings + rng.standard_normal((n_samples, n_features)) * np.sqrt(noise) + 3.0
+
+
+def duplicated_column():
+    X = _factor_rows(150, 4, 2)
+    return np.column_stack([X, X[:, 1]])
+
+
+def collinear_column():
+    X = _factor_rows(150, 4, 2, seed=1)
+    return np.column_stack([X, 2.0 * X[:, 0] - 0.5 * X[:, 2] + 3.0])
+
+
+BOUNDARY_DATA = {"duplicated": duplicated_column, "collinear": collinear_column}
+
+
+def _fit_quietly(estimator, X, **fit_params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HeywoodCaseWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return estimator.fit(X, **fit_params)
+
+
+@pytest.mark.parametrize("data", BOUNDARY_DATA)
+def test_heywood_case_reports_the_likelihood_of_the_returned_parameters(data):
+    X = BOUNDARY_DATA[data]()
+    with pytest.warns(HeywoodCaseWarning, match=r"x1|x4|x0|x2") as caught:
+        fa = FastFactorAnalysis(2, tol=1e-8, max_iter=2000).fit(X)
+    assert len([w for w in caught if issubclass(w.category, HeywoodCaseWarning)]) == 1
+    floored = fa.noise_variance_ <= 1e-9 * X.var(axis=0)
+    assert np.any(floored)
+    expected = mp_log_likelihoods(X, fa.mean_, fa.components_, fa.noise_variance_)
+    np.testing.assert_allclose(fa.score_samples(X), expected, rtol=1e-9, atol=1e-9)
+    assert fa.score(X) == pytest.approx(expected.mean(), rel=1e-10)
+    decomposition = fa.entropy_decomposition()
+    assert decomposition.elbo == pytest.approx(expected.mean(), rel=1e-9)
+    assert "boundary" in decomposition.note
+    # The convergence test reads these: no jumps from lost digits.
+    loglike = np.asarray(fa.loglike_)
+    assert np.all(np.diff(loglike) >= -1e-9 * np.abs(loglike[1:]))
+    precision = fa.get_precision()
+    reference = mp_precision(fa.components_, fa.noise_variance_)
+    assert np.linalg.norm(precision - reference) <= 1e-8 * np.linalg.norm(reference)
+
+
+@pytest.mark.parametrize("data", BOUNDARY_DATA)
+def test_history_elbo_is_the_likelihood_of_the_parameters_entering_each_iteration(data):
+    X = BOUNDARY_DATA[data]()
+    init = {"noise_variance_init": X.var(axis=0)}  # one start, so max_iter=k is a prefix
+    for n_iter in (5, 40):
+        before = _fit_quietly(FastFactorAnalysis(2, tol=0.0, max_iter=n_iter, **init), X)
+        after = _fit_quietly(FastFactorAnalysis(2, tol=0.0, max_iter=n_iter + 1, **init), X)
+        expected = mp_log_likelihoods(X, before.mean_, before.components_, before.noise_variance_).mean()
+        assert after.elbo_history_[n_iter] == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("n_features", [1, 3])
+def test_ppca_with_as_many_factors_as_features_scores_the_returned_model(n_features):
+    X = _factor_rows(120, n_features, 1, seed=2)
+    ppca = FastPPCA() if n_features == 1 else FastPPCA(n_components=n_features)
+    ppca.fit(X)
+    expected = mp_log_likelihoods(X, ppca.mean_, ppca.components_, ppca.noise_variance_)
+    np.testing.assert_allclose(ppca.score_samples(X), expected, rtol=1e-10)
+    decomposition = ppca.entropy_decomposition()
+    assert decomposition.elbo == pytest.approx(expected.mean(), rel=1e-10)
+    assert "boundary" in decomposition.note
+    # Its model is the data's own Gaussian: the sample covariance, to the floor's 1e-10.
+    np.testing.assert_allclose(ppca.get_covariance(), np.atleast_2d(np.cov(X.T, bias=True)), rtol=1e-8)
+    reference = mp_precision(ppca.components_, ppca.noise_variance_)
+    assert np.linalg.norm(ppca.get_precision() - reference) <= 1e-8 * np.linalg.norm(reference)
+
+
+def test_default_ppca_on_one_feature_equals_the_normal_log_density():
+    X = np.random.RandomState(3).normal(5.0, 2.0, (80, 1))
+    ppca = FastPPCA().fit(X)
+    expected = stats.norm.logpdf(X[:, 0], X.mean(), X.std())
+    np.testing.assert_allclose(ppca.score_samples(X), expected, rtol=1e-9)
+
+
+SCALES = [1e-8, 1e-4, 1.0, 1e4, 1e8]
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_factor_analysis_is_equivariant_to_the_data_scale(scale):
+    X = duplicated_column()
+    unit = _fit_quietly(FastFactorAnalysis(2, tol=1e-6), X)
+    scaled = _fit_quietly(FastFactorAnalysis(2, tol=1e-6), X * scale)
+    n_features = X.shape[1]
+    assert scaled.n_iter_ == unit.n_iter_
+    assert scaled.score(X * scale) == pytest.approx(
+        unit.score(X) - n_features * np.log(scale), rel=1e-9, abs=1e-8
+    )
+    assert scaled.lower_bound_ == pytest.approx(
+        unit.lower_bound_ - n_features * np.log(scale), rel=1e-9, abs=1e-8
+    )
+    np.testing.assert_allclose(
+        scaled.get_covariance(), unit.get_covariance() * scale**2, rtol=1e-7, atol=1e-12 * scale**2
+    )
+    np.testing.assert_allclose(scaled.noise_variance_, unit.noise_variance_ * scale**2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("n_components", [2, 4])
+def test_ppca_is_equivariant_to_the_data_scale(scale, n_components):
+    X = _factor_rows(100, 4, 2, seed=4)
+    unit = FastPPCA(n_components).fit(X)
+    scaled = FastPPCA(n_components).fit(X * scale)
+    assert scaled.score(X * scale) == pytest.approx(unit.score(X) - 4 * np.log(scale), rel=1e-9, abs=1e-8)
+    # The noise is relative: variances ~1e-16 get a noise on their own scale.
+    assert scaled.noise_variance_ == pytest.approx(unit.noise_variance_ * scale**2, rel=1e-6)
+    assert scaled.noise_variance_ <= 1e-9 * np.var(X * scale, axis=0).mean() or n_components < 4
+
+
+@pytest.mark.parametrize("factor", [1e-20, 1e20, "1/N"])
+def test_factor_analysis_fit_does_not_depend_on_the_weights_scale(factor):
+    X = collinear_column()
+    weights = np.random.RandomState(5).uniform(0.5, 2.0, X.shape[0])
+    factor = 1.0 / X.shape[0] if factor == "1/N" else factor
+    base = _fit_quietly(FastFactorAnalysis(2), X, sample_weight=weights)
+    scaled = _fit_quietly(FastFactorAnalysis(2), X, sample_weight=weights * factor)
+    assert scaled.n_iter_ == base.n_iter_
+    assert scaled.lower_bound_ == pytest.approx(base.lower_bound_, rel=1e-10)
+    np.testing.assert_allclose(scaled.get_covariance(), base.get_covariance(), rtol=1e-8)
+    np.testing.assert_allclose(scaled.elbo_history_, base.elbo_history_, rtol=1e-10)
+
+
+def test_uniform_weights_of_one_over_n_fit_like_no_weights():
+    X = StandardScaler().fit_transform(load_breast_cancer().data)[:, :12]
+    plain = _fit_quietly(FastFactorAnalysis(3), X)
+    weighted = _fit_quietly(FastFactorAnalysis(3), X, sample_weight=np.full(X.shape[0], 1.0 / X.shape[0]))
+    assert weighted.n_iter_ == plain.n_iter_
+    assert weighted.score(X) == pytest.approx(plain.score(X), rel=1e-10)
+
+
+@pytest.mark.parametrize("factor", [1e-20, 1e20])
+def test_ppca_em_does_not_depend_on_the_weights_scale(factor):
+    X = _factor_rows(100, 5, 2, seed=6)
+    weights = np.random.RandomState(7).uniform(0.5, 2.0, X.shape[0])
+    base = FastPPCA(2, solver="em", random_state=0).fit(X, sample_weight=weights)
+    scaled = FastPPCA(2, solver="em", random_state=0).fit(X, sample_weight=weights * factor)
+    assert scaled.n_iter_ == base.n_iter_
+    np.testing.assert_allclose(scaled.elbo_history_, base.elbo_history_, rtol=1e-10)
+
+
+def test_breast_cancer_five_factors_is_a_heywood_case_found_quickly():
+    X = StandardScaler().fit_transform(load_breast_cancer().data)
+    with pytest.warns(HeywoodCaseWarning, match="1 feature"):
+        fa = FastFactorAnalysis(5).fit(X)
+    assert fa.n_iter_ < 200
+    assert fa.converged_
+    assert "boundary" in fa.entropy_decomposition().note
+    sklearn_score = FactorAnalysis(5).fit(X).score(X)
+    assert fa.score(X) >= sklearn_score - 1e-6 * abs(sklearn_score)
+
+
+def test_breast_cancer_four_factors_reaches_sklearn():
+    X = StandardScaler().fit_transform(load_breast_cancer().data)
+    fa = FastFactorAnalysis(4).fit(X)
+    sklearn_score = FactorAnalysis(4).fit(X).score(X)
+    assert fa.score(X) >= sklearn_score - 1e-6 * abs(sklearn_score)
+
+
+def _wide_data(n_samples=40, n_features=300, n_components=3, seed=8):
+    return _factor_rows(n_samples, n_features, n_components, seed=seed)
+
+
+def test_wide_data_keep_the_rows_as_the_covariance_factor():
+    X = _wide_data()
+    scatter = data_scatter(X)
+    assert scatter.factor.shape == X.shape  # N x D, never D x D
+    np.testing.assert_allclose(scatter.factor.T @ scatter.factor, np.cov(X.T, bias=True), atol=1e-12)
+    np.testing.assert_allclose(scatter.mean, X.mean(axis=0), rtol=1e-13)
+
+
+def test_wide_ppca_is_the_maximum_likelihood_solution():
+    X = _wide_data()
+    ppca = FastPPCA(3).fit(X)
+    _, covariance = ppca_maximum_likelihood(X, 3)
+    np.testing.assert_allclose(ppca.get_covariance(), covariance, rtol=1e-8, atol=1e-10)
+    expected = stats.multivariate_normal(ppca.mean_, covariance).logpdf(X)
+    np.testing.assert_allclose(ppca.score_samples(X), expected, rtol=1e-9)
+
+
+def test_wide_factor_analysis_scores_its_parameters_and_reaches_sklearn():
+    X = _wide_data()
+    fa = _fit_quietly(FastFactorAnalysis(3), X)
+    expected = stats.multivariate_normal(fa.mean_, fa.get_covariance()).logpdf(X)
+    np.testing.assert_allclose(fa.score_samples(X), expected, rtol=1e-9)
+    assert fa.entropy_decomposition().elbo == pytest.approx(expected.mean(), rel=1e-9)
+    sklearn_score = FactorAnalysis(3).fit(X).score(X)
+    assert fa.score(X) >= sklearn_score - 1e-6 * abs(sklearn_score)
+
+
+@pytest.mark.parametrize("data", BOUNDARY_DATA)
+def test_loglike_ends_with_the_likelihood_of_the_returned_parameters(data):
+    X = BOUNDARY_DATA[data]()
+    fa = _fit_quietly(FastFactorAnalysis(2), X)
+    expected = mp_log_likelihoods(X, fa.mean_, fa.components_, fa.noise_variance_).sum()
+    assert fa.loglike_[-1] == pytest.approx(expected, rel=1e-10)
+    assert fa.lower_bound_ == pytest.approx(expected / X.shape[0], rel=1e-10)
+    assert len(fa.loglike_) == fa.n_iter_
+    np.testing.assert_allclose(fa.loglike_[:-1], fa.elbo_history_[1:] * X.shape[0], rtol=1e-12)

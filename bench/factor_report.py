@@ -6,8 +6,8 @@ iteration; scikit-learn's FactorAnalysis: an SVD of the data per iteration) and 
 Each case fits every system of its model (``factor_systems.MODELS``) with the same tolerance,
 records time, iterations and the mean log-likelihood of the training data, and checks fastelbo's
 log-likelihood against every checked competitor under the model's rule (``agreement.meets_rule``).
-fastelbo's fits also record the gap F - S of the ELBO's entropy decomposition (THEORY.md §2.2: zero
-only at convergence, so it says how far a fit stopped from a stationary point).
+fastelbo's fits also record the gap F - S of the ELBO's entropy decomposition (docs/theory.rst,
+factor models: zero only at convergence, so it says how far a fit stopped from a stationary point).
 """
 
 from __future__ import annotations
@@ -124,7 +124,8 @@ def markdown(rows, repeats) -> list[str]:
         "the system's time / fastelbo's. 'Δ log-lik' is (fastelbo - system) / |system|: a closed form "
         f"must equal every competitor's to {AGREEMENT_RTOL:g}, EM must reach at least theirs (Δ >= "
         f"-{AGREEMENT_RTOL:g}); the report fails otherwise. 'gap' is fastelbo's F - S over |F|, zero "
-        "only at convergence (THEORY.md §2.2): it measures how far the fit stopped from a stationary "
+        "only at convergence (docs/theory.rst, factor models): it measures how far the fit stopped from a "
+        "stationary "
         "point. Data: `factor` is drawn from a factor model with heterogeneous noise "
         "(`bench/factor_cases.py`); `digits` is scikit-learn's digits (3 pixels are always 0, so "
         "their noise variance sits at the 1e-12 floor, and each keeps 1/2 in FA's gap); "

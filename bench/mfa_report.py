@@ -11,7 +11,7 @@ Per EM iteration, from the same start and on the same data:
 Every system runs on THREADS thread(s), BLAS included (``factor_systems.py`` says why); FastMFA is
 also timed on all threads. Then one whole FastMFA ``fit`` with default settings (k-means
 initialisation, ``tol=1e-3``, all threads) and ``max_iter`` bounded gives the final log-likelihood of the
-patches, the entropy gap F - S (THEORY.md §2.3, zero only at convergence) and the degenerate
+patches, the entropy gap F - S (docs/theory.rst, MFA, zero only at convergence) and the degenerate
 components FastMFA warns about.
 """
 
@@ -314,7 +314,7 @@ def markdown(rows, repeats, fit_repeats) -> list[str]:
         "Default settings (`init_params='kmeans'`, `tol=1e-3`, `random_state=0`, all threads), `max_iter` "
         f"as shown; best of {fit_repeats} (one run over {timing.LONG_RUN_SECONDS:.0f} s). "
         "'log-likelihood' is `score(X)` of the fitted parameters; 'gap' is F - S over |F| of the "
-        "latent decomposition (THEORY.md §2.3), zero only at convergence; 'degenerate' counts the "
+        "latent decomposition (docs/theory.rst, MFA), zero only at convergence; 'degenerate' counts the "
         "components FastMFA's DegenerateComponentWarning or HeywoodCaseWarning names (on fewer than "
         "H + 2 points, or with noise variances at their floor, `reg_covar` times the feature's variance).",
         "",

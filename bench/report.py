@@ -26,7 +26,7 @@ Writes ``report.md``, ``report.json`` and ``time_per_iteration.png`` under ``ben
 ``truncated_time_per_iteration.png``) and prints the Markdown report. Exits with status 1 if any two
 systems disagree on a log-likelihood by more than rtol 1e-6, a factor model misses its rule
 (``agreement.meets_rule``), FastMFA and the NumPy MFA EM disagree after the same iterations, or a
-truncated fit breaks THEORY.md's invariants (its free energy above the exact log-likelihood, or
+truncated fit breaks the invariants of docs/theory.rst (its free energy above the exact log-likelihood, or
 histories that do not interleave), so a fast wrong answer cannot win.
 """
 

@@ -16,8 +16,8 @@
 
 The checks (a failure makes ``report.py`` exit 1; there are no timing checks), on every truncated
 fit: the final truncated free energy F (``entropy_decomposition().elbo``) is at most the exact mean
-log-likelihood ``score(X)`` of the same parameters (THEORY.md §3.5), and the histories interleave,
-``F(q^t, Θ^t) <= S(q^t, Θ^{t+1}) <= F(q^{t+1}, Θ^{t+1})`` (§2.1), up to the slack that ``reg_covar``
+log-likelihood ``score(X)`` of the same parameters (docs/theory.rst, truncated EM), and the histories
+interleave, ``F(q^t, Θ^t) <= S(q^t, Θ^{t+1}) <= F(q^{t+1}, Θ^{t+1})``, up to the slack that ``reg_covar``
 allows, ``(ε/2) Σ_c q̄_c tr(Σ_c⁻¹)`` of the fitted parameters (times 2, the parameters move), plus
 round-off.
 """
@@ -88,7 +88,7 @@ FULL_LARGE = {"n_samples": 1_000_000, "n_features": 64, "n_components": 65_536}
 
 
 def regularisation_slack(gmm: FastGMM) -> float:
-    """``(ε/2) Σ_c q̄_c tr(Σ_c⁻¹)`` (THEORY.md §2.1) for diag covariances, q̄ the weights."""
+    """``(ε/2) Σ_c q̄_c tr(Σ_c⁻¹)`` (docs/theory.rst, mixtures) for diag covariances, q̄ the weights."""
     inverse_traces = np.sum(1.0 / gmm.covariances_.astype(np.float64), axis=1)
     return 0.5 * gmm.reg_covar * float(gmm.weights_.astype(np.float64) @ inverse_traces)
 
@@ -308,7 +308,7 @@ def markdown(results) -> list[str]:
         f"before the group: {format_load_average(results['load_before'])}; "
         f"after: {format_load_average(results['load_after'])}. "
         "Checks: the truncated free energy F is at most the exact log-likelihood `score(X)`, and the "
-        "histories interleave up to the `reg_covar` slack (THEORY.md §2.1, §3.5).",
+        "histories interleave up to the `reg_covar` slack (docs/theory.rst, truncated EM).",
         "",
         "| K | truncated s/iter | growth from first K | exact s/iter | growth | exact / truncated "
         "| F | log-likelihood | checks |",

@@ -3,7 +3,7 @@
 FastMFA (a mixture of probabilistic PCA: ``noise='spherical'``, 10 components of 4 factors) on
 scikit-learn's digits (1797 x 64), run to a tight tolerance. Its factor prior ``N(0, I)`` has no free
 parameter, so the ELBO ``F`` and the entropy sum ``S`` meet only at convergence
-(``shared/THEORY.md`` §2.3): the first panel shows them meeting, the second the gap closing.
+(``docs/theory.rst``, MFA): the first panel shows them meeting, the second the gap closing.
 
 Run from anywhere (needs ``pip install fastelbo[plot]``; takes a few seconds)::
 

@@ -1,7 +1,7 @@
 """Slow, obvious float64 NumPy reference for Gaussian-mixture EM and its entropy sum.
 
 This module is the independent test oracle for ``fastelbo``. It is written
-directly from ``THEORY.md`` (sections 1, 2.1 and 3) for clarity, not speed:
+directly from ``docs/theory.rst`` for clarity, not speed:
 loops over components, explicit full covariance matrices, ``slogdet`` and
 ``solve`` instead of the precision-Cholesky shortcuts used by fast code.
 

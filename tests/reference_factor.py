@@ -1,6 +1,6 @@
 """Slow, obvious float64 NumPy reference for the linear-Gaussian factor models (PPCA, FA).
 
-Written from ``THEORY.md`` §2.2 and the textbook EM for factor analysis (Ghahramani & Hinton 1996;
+Written from ``docs/theory.rst`` and the textbook EM for factor analysis (Ghahramani & Hinton 1996;
 Tipping & Bishop 1999): explicit D x D covariance matrices, ``inv``/``slogdet``/``solve``, and
 per-row posterior means computed from the data rows themselves, never from a scatter matrix. The
 model is ``p(z) = N(0, I_H)``, ``p(x | z) = N(components^T z + mean, diag(noise))`` with
@@ -84,7 +84,7 @@ def profile_components(X, noise, n_components, sample_weight=None):
 
 
 def entropy_terms(components_before, noise_before, noise_after):
-    """THEORY.md §2.2: ``A`` from the posterior of the parameters before the M-step, ``B``,
+    """docs/theory.rst (factor models): ``A`` from the posterior of the parameters before the M-step, ``B``,
     and ``C`` from the noise after it; returns (A, B, C, S = A + B + C)."""
     n_components, n_features = components_before.shape
     _, z_covariance = posterior(

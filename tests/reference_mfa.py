@@ -1,4 +1,4 @@
-"""Slow, obvious float64 NumPy reference for mixtures of factor analysers (THEORY.md §2.3).
+"""Slow, obvious float64 NumPy reference for mixtures of factor analysers (docs/theory.rst, MFA).
 
 Written from the model's definition, not from fastelbo's code: dense covariances
 ``C_c = W_c W_c^T + Psi_c`` and scipy's ``multivariate_normal.logpdf``, posteriors of the factors by

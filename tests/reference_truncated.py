@@ -1,7 +1,7 @@
 """Slow, obvious float64 NumPy references for the large-K machinery: AFK-MC² seeding and the
-truncated variational E-step (``shared/THEORY.md`` §2.1 truncated q, §4).
+truncated variational E-step (``docs/theory.rst``, truncated EM).
 
-Written from the papers and THEORY.md, one data point at a time, for clarity, not speed.
+Written from the papers and docs/theory.rst, one data point at a time, for clarity, not speed.
 """
 
 import numpy as np
@@ -118,7 +118,7 @@ def gaussian_log_joint(X, weights, means, covariances):
 def truncated_e_step(
     X, weights, means, variances, active, neighbours, random_candidates, reference=None, sample_weight=None
 ):
-    """The truncated variational E-step of THEORY.md §4, one row at a time.
+    """The truncated variational E-step of docs/theory.rst (truncated EM), one row at a time.
 
     Row n's candidates: S_n = K_n ∪ (∪_{c∈K_n} G_c) ∪ {r_n}; its new K_n: the C' largest log-joints
     (ties: smaller index), best first; q_n the posterior restricted to K_n. The neighbour list of b

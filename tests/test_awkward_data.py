@@ -78,6 +78,9 @@ MIXTURE = "mixture"  # weights_, predict_proba
 IDENTITY_AFTER_M_STEP = "identity after M-step"  # F(q^t, Theta^{t+1}) = S: the last step interleaves
 TRUNCATED = "truncated"  # lower_bound_ and the training ELBO are a truncated free energy (<= LL)
 STATIONARY = "stationary"  # closed-form maximum likelihood: F = S exactly
+# lower_bound_ is documented as the log-likelihood of the returned parameters (scikit-learn's
+# FactorAnalysis convention: loglike_[-1] scores the returned model), not as the last E-step's F.
+LOWER_BOUND_OF_RETURNED = "lower bound of the returned parameters"
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,15 @@ ESTIMATORS = [
     _gmm_config("FastGMM-spherical-truncated", _gmm("spherical", 2), TRUNCATED_GMM),
     Config("FastPPCA-eigh", _ppca("eigh"), BOTH, factor_model_parameters, FACTOR, CLOSED_FORM, _closed_form),
     Config("FastPPCA-em", _ppca("em"), BOTH, factor_model_parameters, FACTOR, NONE),
-    Config("FastFactorAnalysis", _factor_analysis, BOTH, factor_model_parameters, FACTOR, NONE, _total_tol),
+    Config(
+        "FastFactorAnalysis",
+        _factor_analysis,
+        BOTH,
+        factor_model_parameters,
+        FACTOR,
+        frozenset({LOWER_BOUND_OF_RETURNED}),
+        _total_tol,
+    ),
     _mfa_config("FastMFA-diag", _mfa("diag")),
     _mfa_config("FastMFA-spherical", _mfa("spherical")),
 ]
@@ -403,7 +414,16 @@ def check_case(config_name, family_name, dtype):
     regularisation = regularisation_gap_bound(ev.params, getattr(est, "reg_covar", 0.0))
     lower_bound = float(est.lower_bound_)
     history = np.asarray(est.elbo_history_, dtype=np.float64)
-    _compare(findings, "lower_bound_ == elbo_history_[-1]", abs(lower_bound - history[-1]), 0.0)
+    if LOWER_BOUND_OF_RETURNED in config.reports:
+        _compare(
+            findings,
+            "lower_bound_ == LL(returned parameters)",
+            abs(lower_bound - ev.mean_ll),
+            allowed_mean,
+            f"({lower_bound:.8g} vs {ev.mean_ll:.8g})",
+        )
+    else:
+        _compare(findings, "lower_bound_ == elbo_history_[-1]", abs(lower_bound - history[-1]), 0.0)
     _compare(
         findings,
         "lower_bound_ <= LL(returned parameters)",
@@ -684,8 +704,15 @@ def test_non_finite_input_is_a_value_error_naming_X(config_name, kind, dtype):
     assert names_an_argument(str(raised.value), ("X",)), str(raised.value)
 
 
+def _overflow_case(config, exponent):
+    case_id = f"2^{exponent}-{config.name}"
+    reason = OPEN_DEFECTS.get(case_id)
+    marks = [pytest.mark.xfail(strict=True, reason=f"open defect: {reason}")] if reason else []
+    return pytest.param(config.name, exponent, id=case_id, marks=marks)
+
+
 FLOAT32_OVERFLOW_CASES = [
-    pytest.param(config.name, exponent, id=f"2^{exponent}-{config.name}")
+    _overflow_case(config, exponent)
     for config in ESTIMATORS
     if np.float32 in config.dtypes
     for exponent in (63, 120)

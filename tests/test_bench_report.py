@@ -186,7 +186,7 @@ def test_factor_group_fits_every_system_and_the_checks_pass(one_timing_per_fit):
         assert decomposition["gap"] == pytest.approx(decomposition["elbo"] - decomposition["entropy_sum"])
     ppca = rows[0]
     assert max(abs(d) for d in ppca["relative_difference"].values()) <= report.AGREEMENT_RTOL
-    # The closed form is a stationary point: F = S (THEORY.md §2.2).
+    # The closed form is a stationary point: F = S (docs/theory.rst, factor models).
     assert abs(ppca["systems"]["fastelbo"]["decomposition"]["relative_gap"]) <= 1e-9
     fa = rows[2]["systems"]
     assert fa["fastelbo"]["n_iter"] >= 1 and fa["sklearn"]["n_iter"] >= 1 and fa["numpy"]["n_iter"] >= 1

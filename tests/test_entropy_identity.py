@@ -1,4 +1,4 @@
-"""FastGMM against the invariants of THEORY.md §3: the post-M-step identity F = S at every
+"""FastGMM against the invariants of docs/theory.rst (invariants): the post-M-step identity F = S at every
 iteration, the interleaving of the ELBO and entropy-sum histories, F = S = mean log-likelihood at
 convergence, and the decomposition's terms against the NumPy reference."""
 

@@ -1,5 +1,5 @@
 """FastFactorAnalysis: scikit-learn's FactorAnalysis likelihood reached or beaten on real data,
-EM steps and entropy terms against the NumPy reference, the gap F - S (THEORY.md §2.2), the
+EM steps and entropy terms against the NumPy reference, the gap F - S (docs/theory.rst, factor models), the
 scikit-learn attributes and methods, sample weights, thread-count determinism and bad input."""
 
 import warnings

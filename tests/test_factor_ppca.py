@@ -1,5 +1,5 @@
 """FastPPCA: the closed-form and EM solutions against scikit-learn's PCA likelihood and the NumPy
-reference; the entropy sum at convergence and the gap before it (THEORY.md §2.2)."""
+reference; the entropy sum at convergence and the gap before it (docs/theory.rst, factor models)."""
 
 import warnings
 
@@ -96,7 +96,7 @@ def test_em_iterations_follow_the_reference_step_and_histories():
     components, noise = px_em_step(X, start.mean_, start.components_, start.noise_variance_, spherical=True)
     np.testing.assert_allclose(one.components_, components, rtol=1e-9, atol=1e-12)
     assert one.noise_variance_ == pytest.approx(noise[0], rel=1e-10)
-    # F(q^0, Theta^0) is the log-likelihood of the start; S(q^0, Theta^1) per THEORY.md §2.2.
+    # F(q^0, Theta^0) is the log-likelihood of the start; S(q^0, Theta^1) per docs/theory.rst (factor models).
     assert one.elbo_history_[0] == pytest.approx(
         log_likelihoods(X, start.mean_, start.components_, start.noise_variance_).mean(), rel=1e-10
     )

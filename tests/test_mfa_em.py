@@ -1,4 +1,4 @@
-"""FastMFA's EM against the NumPy reference, and the entropy identity of THEORY.md §2.3."""
+"""FastMFA's EM against the NumPy reference, and the entropy identity of docs/theory.rst (MFA)."""
 
 import warnings
 

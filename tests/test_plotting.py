@@ -119,7 +119,8 @@ def test_plot_decomposition_draws_the_terms_their_sum_and_the_elbo(fitted, plt):
     d = fitted.entropy_decomposition()
     ax = fastelbo.plot_decomposition(fitted)
     heights = [patch.get_height() for patch in ax.patches]
-    # A, B = -H[p(z)], C = -E H[p(x|z)] (THEORY.md signs), then S and F (Gaussians: no data term).
+    # A, B = -H[p(z)], C = -E H[p(x|z)] (the signs of docs/theory.rst), then S and F (Gaussians: no
+    # data term).
     expected = [d.variational_entropy, -d.prior_entropy, -d.observable_entropy, d.entropy_sum, d.elbo]
     np.testing.assert_array_equal(heights, expected)
     np.testing.assert_allclose(sum(heights[:3]), heights[3], rtol=1e-12, atol=1e-12)  # bars add up to S

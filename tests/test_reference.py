@@ -1,7 +1,7 @@
 """Tests that prove the NumPy reference oracle in ``tests/reference.py`` right.
 
 The reference is checked against scikit-learn's own Gaussian-mixture helpers,
-scipy's closed forms, and the invariants of THEORY.md section 3.
+scipy's closed forms, and the invariants of docs/theory.rst (invariants).
 """
 
 import warnings
@@ -300,7 +300,7 @@ def test_reference_prior_entropy_skips_zero_weights():
     assert t["variational_entropy"] == 0.0
 
 
-# ------------------------------------------------------------ THEORY.md invariants
+# ------------------------------------------------------------ docs/theory.rst invariants
 
 
 def _assert_identity_and_interleaving(run, rel=1e-9, slack=1e-12):
@@ -429,7 +429,7 @@ def test_reference_lloyd_kmeans_keeps_empty_cluster_center_and_breaks_ties_low()
 
 
 def test_reference_kmeans_corner_matches_closed_form_elbo():
-    # THEORY.md section 3 item 6: hard q, shared spherical variance, uniform fixed pi.
+    # docs/theory.rst (the k-means corner): hard q, shared spherical variance, uniform fixed pi.
     X, _ = _blobs(seed=46, n=300, d=3, k=3)
     N, D, K = X.shape[0], X.shape[1], 3
     init = X[np.random.default_rng(47).choice(N, K, replace=False)]

@@ -1,6 +1,7 @@
-"""``FastGMM.fit(X, sample_weight=w)``: the weighted model of THEORY.md §1 (``<f> = (1/W) sum_n w_n f_n``).
+"""``FastGMM.fit(X, sample_weight=w)``: the weighted model of docs/theory.rst
+(``<f> = (1/W) sum_n w_n f_n``).
 
-Checked against the NumPy reference (tests/reference.py, weighted EM written from THEORY.md) from the
+Checked against the NumPy reference (tests/reference.py, weighted EM written from docs/theory.rst) from the
 same initial parameters, against fits on repeated rows (integer weights) and removed rows (zero
 weights), against the weighted post-M-step identity, and for clear validation errors.
 

@@ -1,4 +1,4 @@
-"""FastGMM(n_active=C') — truncated variational EM — against THEORY.md §2.1/§3 (truncated q):
+"""FastGMM(n_active=C') — truncated variational EM — against docs/theory.rst (mixtures) (truncated q):
 the post-M-step identity and the interleaving of the histories at every iteration, the truncated
 free energy below the exact log-likelihood, C' = K as exact EM, determinism and thread-count
 independence, and argument checks."""

@@ -394,7 +394,7 @@ class EMEstimator(ABC):
 
     @single_threaded_blas
     def entropy_decomposition(self, X=None):
-        """ELBO and its entropy decomposition (``shared/THEORY.md``).
+        """ELBO and its entropy decomposition (``docs/theory.rst``).
 
         Parameters
         ----------

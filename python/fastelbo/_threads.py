@@ -1,7 +1,7 @@
 """Threads: ``n_jobs`` resolved into the thread count handed to the C++ kernels, NumPy's BLAS kept
 single-threaded while fastelbo works, and fork safety.
 
-Process-wide state is changed only in scope and restored exactly (``shared/DESIGN.md``):
+Process-wide state is changed only in scope and restored exactly (a rule of the project's design):
 
 * the BLAS limit is set by the first fastelbo call that starts in any thread and restored by the
   last one that ends, so calls overlapping in several threads cannot leave BLAS limited;

@@ -1,7 +1,7 @@
 """Closed-form entropies and the :class:`EntropyDecomposition` result.
 
 The ELBO ``F`` of a model ``p(z) p(x|z)`` with variational distributions ``q_n`` is compared with the
-entropy sum (``shared/THEORY.md`` §1)::
+entropy sum (``docs/theory.rst``, the entropy sum)::
 
     S = <H[q_n]> - H[p(z)] - E_qbar[H[p(x|z)]] + data term
 
@@ -47,10 +47,10 @@ class EntropyDecomposition:
     variational_entropy : float
         ``A = <H[q_n]>``, the average entropy of the variational distributions (posteriors).
     prior_entropy : float
-        ``H[p(z)]``, the entropy of the prior (``-B`` in THEORY.md).
+        ``H[p(z)]``, the entropy of the prior (``-B`` in docs/theory.rst).
     observable_entropy : float
         ``E_qbar[H[p(x|z)]]``, the observable's entropy averaged under the aggregate posterior
-        (``-C`` in THEORY.md).
+        (``-C`` in docs/theory.rst).
     data_term : float
         The data-only term of models with a non-constant base measure; ``0.0`` for Gaussians.
     n_samples : int

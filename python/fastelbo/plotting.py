@@ -1,6 +1,6 @@
 """Plots of a fit's convergence and of its entropy decomposition (matplotlib, an optional extra).
 
-``shared/THEORY.md``: at every stationary point of learning the ELBO ``F`` equals the entropy sum
+``docs/theory.rst``: at every stationary point of learning the ELBO ``F`` equals the entropy sum
 ``S = A + B + C``. :func:`plot_convergence` draws both per EM iteration (their meeting is the picture
 of that theorem) and the gap between them on a log axis; :func:`plot_decomposition` draws the terms
 of one decomposition as bars.
@@ -93,7 +93,7 @@ def plot_convergence(model, ax=None):
     """Plot the ELBO and the entropy sum per EM iteration, and the gap between them.
 
     The first panel draws ``elbo_history_`` (``F``) and ``entropy_sum_history_`` (``S``) against
-    the iteration: they meet at a stationary point of learning (``shared/THEORY.md``). The second
+    the iteration: they meet at a stationary point of learning (``docs/theory.rst``). The second
     draws ``|F - S|`` per iteration, ``|elbo_history_[t] - entropy_sum_history_[t]|``, on a log
     axis; iterations where it is exactly 0 are left out (a log axis cannot show 0).
 
@@ -182,7 +182,7 @@ def plot_decomposition(model_or_decomposition, ax=None):
     """Plot the entropy terms of a decomposition, their sum and the ELBO as bars.
 
     Bars, left to right: ``A = <H[q_n]>``, ``B = -H[p(z)]``, ``C = -E_qbar[H[p(x|z)]]`` (signed as
-    in ``shared/THEORY.md``, so that they add up), the data term when it is not 0 (non-constant
+    in ``docs/theory.rst``, so that they add up), the data term when it is not 0 (non-constant
     base measures only), their sum ``S``, and the ELBO ``F`` beside it. Each bar is labelled with
     its value; the title gives the gap ``F - S``.
 

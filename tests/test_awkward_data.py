@@ -128,7 +128,8 @@ def _gmm(covariance_type, n_active=None):
 
 
 def _mfa(noise):
-    return lambda scale: FastMFA(2, n_factors=2, noise=noise, reg_covar=1e-6 * scale**2, random_state=0)
+    # FastMFA's reg_covar is relative to each feature's variance already: no scaling with the data.
+    return lambda scale: FastMFA(2, n_factors=2, noise=noise, reg_covar=1e-6, random_state=0)
 
 
 def _ppca(solver):

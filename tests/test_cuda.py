@@ -48,14 +48,20 @@ def test_unknown_device_is_refused_naming_the_parameter(blobs):
         FastGMM(2, device="gpu").fit(blobs)
 
 
-def test_cuda_without_cuda_kernels_says_the_build_lacks_them(blobs, monkeypatch):
-    monkeypatch.setattr(_cuda_backend, "cuda_module", lambda: None)
+def _refit_with_cuda_module(blobs, monkeypatch, module, message):
+    """``device='cuda'`` with the CUDA module replaced by ``module`` raises ``message``; the cached
+    status is recomputed before and after, so other tests see the real module."""
+    monkeypatch.setattr(_cuda_backend, "cuda_module", lambda: module)
     _cuda_backend.cuda_status.cache_clear()
     try:
-        with pytest.raises(ValueError, match="no CUDA kernels.*FASTELBO_CUDA=ON"):
+        with pytest.raises(ValueError, match=message):
             FastGMM(2, device="cuda").fit(blobs)
     finally:
         _cuda_backend.cuda_status.cache_clear()
+
+
+def test_cuda_without_cuda_kernels_says_the_build_lacks_them(blobs, monkeypatch):
+    _refit_with_cuda_module(blobs, monkeypatch, None, "no CUDA kernels.*FASTELBO_CUDA=ON")
 
 
 def test_cuda_without_a_gpu_says_no_gpu_was_found(blobs, monkeypatch):
@@ -64,13 +70,7 @@ def test_cuda_without_a_gpu_says_no_gpu_was_found(blobs, monkeypatch):
         def device_count():
             return 0, "no CUDA-capable device is detected"
 
-    monkeypatch.setattr(_cuda_backend, "cuda_module", lambda: NoDevice)
-    _cuda_backend.cuda_status.cache_clear()
-    try:
-        with pytest.raises(ValueError, match="no usable GPU.*no CUDA-capable device"):
-            FastGMM(2, device="cuda").fit(blobs)
-    finally:
-        _cuda_backend.cuda_status.cache_clear()
+    _refit_with_cuda_module(blobs, monkeypatch, NoDevice, "no usable GPU.*no CUDA-capable device")
 
 
 def test_auto_without_a_gpu_fits_exactly_as_the_cpu(blobs, cuda_status):

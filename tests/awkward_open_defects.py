@@ -1,8 +1,10 @@
 # ruff: noqa: E501
 """Awkward-data cases that fail today: open defects of issue #24, each with the checks it fails.
 
-The suite marks these cases as expected failures (strict: a case that starts passing fails the
-suite until it is removed from here). Fixing an estimator means deleting its lines.
+The suite marks them as expected failures. Those that fail by a wide margin (more than 10 times
+the allowed error, or a wrong error) are strict: once fixed, the case fails the suite until its
+line is deleted. Those in NEAR_TOLERANCE miss by less than that; whether they pass can depend on
+the CPU build's rounding (v2/v3/v4/native), so they are not strict (pytest -rX lists any that pass).
 """
 
 OPEN_DEFECTS = {
@@ -77,3 +79,32 @@ OPEN_DEFECTS = {
     "2^120-FastGMM-full-truncated": "truncated full/tied float32: overflow is reported as an ill-defined covariance (a reg_covar hint), not as X's range",
     "2^120-FastGMM-tied-truncated": "truncated full/tied float32: overflow is reported as an ill-defined covariance (a reg_covar hint), not as X's range",
 }
+
+NEAR_TOLERANCE = frozenset(
+    {
+        "duplicated_column_x2^17-FastGMM-full-float64",
+        "duplicated_column_x2^17-FastGMM-tied-float64",
+        "digits-FastGMM-spherical-float32",
+        "wide_N<D-FastGMM-full-truncated-float32",
+        "weighted-FastGMM-full-truncated-float32",
+        "weights_x2^-66-FastGMM-full-truncated-float32",
+        "weights_x2^66-FastGMM-full-truncated-float32",
+        "breast_cancer_standardised-FastGMM-full-truncated-float32",
+        "far_offset_1e6-FastGMM-tied-truncated-float32",
+        "digits-FastGMM-tied-truncated-float32",
+        "far_offset_1e6-FastGMM-diag-truncated-float32",
+        "weighted-FastGMM-diag-truncated-float64",
+        "weights_x2^-66-FastGMM-diag-truncated-float64",
+        "weights_x2^66-FastGMM-diag-truncated-float64",
+        "digits-FastGMM-diag-truncated-float32",
+        "far_offset_1e6-FastGMM-spherical-truncated-float32",
+        "control-FastMFA-diag-float64",
+        "far_offset_1e4-FastMFA-diag-float64",
+        "far_offset_1e6-FastMFA-diag-float64",
+        "far_offset_1e6-FastMFA-diag-float32",
+        "weighted-FastMFA-diag-float64",
+        "weights_x2^-66-FastMFA-diag-float64",
+        "weights_x2^66-FastMFA-diag-float64",
+        "broad_and_tight_clusters-FastMFA-spherical-float32",
+    }
+)

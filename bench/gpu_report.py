@@ -232,6 +232,19 @@ def measure(run, repeats):
         return {"error": f"{type(error).__name__}: {str(error)[:300]}"}
 
 
+def measure_on_gpu(
+    torch, name, results, system, repeats, fit, X, weights, means, covariances, covariance_type
+):
+    """``results[system]``: :func:`measure` of ``fit(torch, X on the GPU, start...)`` (the signature
+    of :func:`torch_em_fit` and :func:`sklearn_array_api_fit`); the device copy of X is freed
+    afterwards, so the next system starts with the GPU's memory as before."""
+    X_gpu = torch.as_tensor(X, device="cuda")
+    results[system] = measure(fit(torch, X_gpu, weights, means, covariances, covariance_type), repeats)
+    print(name, system, results[system], flush=True)
+    del X_gpu
+    torch.cuda.empty_cache()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=pathlib.Path, required=True)
@@ -288,24 +301,36 @@ def main(argv=None):
             print(name, "kernels (ms)", results["fastelbo_cuda_kernels_ms"], flush=True)
         except Exception as error:  # the profile is a diagnostic, never fatal
             results["fastelbo_cuda_kernels_ms"] = {"error": f"{type(error).__name__}: {error}"}
-        X_gpu = torch.as_tensor(X, device="cuda")
-        results["torch_em"] = measure(
-            torch_em_fit(torch, X_gpu, weights, means, covariances, cov), args.gpu_repeats
+        measure_on_gpu(
+            torch,
+            name,
+            results,
+            "torch_em",
+            args.gpu_repeats,
+            torch_em_fit,
+            X,
+            weights,
+            means,
+            covariances,
+            cov,
         )
-        print(name, "torch_em", results["torch_em"], flush=True)
-        del X_gpu
-        torch.cuda.empty_cache()
         save()
     for name, case in cases.items():
         X, weights, means, covariances = data[name]
         results = report["cases"][name]
-        X_gpu = torch.as_tensor(X, device="cuda")
-        results["sklearn_array_api"] = measure(
-            sklearn_array_api_fit(torch, X_gpu, weights, means, covariances, case["covariance_type"]), 1
+        measure_on_gpu(
+            torch,
+            name,
+            results,
+            "sklearn_array_api",
+            1,
+            sklearn_array_api_fit,
+            X,
+            weights,
+            means,
+            covariances,
+            case["covariance_type"],
         )
-        print(name, "sklearn_array_api", results["sklearn_array_api"], flush=True)
-        del X_gpu
-        torch.cuda.empty_cache()
         save()
     for name, case in cases.items():
         X, weights, means, covariances = data[name]

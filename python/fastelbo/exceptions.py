@@ -17,6 +17,11 @@ class HeywoodCaseWarning(UserWarning):
     """
 
 
+class Float32RangeWarning(UserWarning):
+    """float32 data whose scale float32 cannot hold were fitted in float64 (see
+    :class:`fastelbo.FastMFA`); the fitted parameters are then float64."""
+
+
 def warn_heywood_case(model: str, feature_labels, variances) -> None:
     """Issue one :class:`HeywoodCaseWarning` naming the features (``feature_labels``) whose unique
     variances (``variances``, the same length) sit at the floor."""

@@ -19,7 +19,7 @@ from fastelbo._progress import document_progress_parameters
 from fastelbo._row_chunks import row_chunks
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
 from fastelbo.entropy import LOG_2PI_E, EntropyDecomposition, categorical_entropy
-from fastelbo.exceptions import warn_heywood_case
+from fastelbo.exceptions import Float32RangeWarning, warn_heywood_case
 from fastelbo.factor._mfa_mstep import initial_parameters, mfa_m_step, noise_variance_floor
 from fastelbo.factor._mfa_parameters import (
     half_log_det_marginal_covariances,
@@ -59,10 +59,6 @@ HEYWOOD_NOTE = (
 
 class DegenerateComponentWarning(UserWarning):
     """A fitted component sits on fewer points than it has factors plus two."""
-
-
-class Float32RangeWarning(UserWarning):
-    """float32 data whose scale float32 cannot hold were fitted in float64 (see :class:`FastMFA`)."""
 
 
 @document_progress_parameters()

@@ -17,10 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from fastelbo.factor._mfa_statistics import FactorAnalyserStatistics
+from fastelbo.mixture._statistics import NK_FLOOR
 
-# Added to nk (as FastGMM and scikit-learn add it with unit weights) so that mixing weights never
-# reach exactly 0; in units of the mean row weight, whatever the scale of the sample weights.
-_NK_FLOOR = 10 * np.finfo(np.float64).eps
 # Variances below this count as constant features: reg_covar times it keeps inverses and squares of
 # the floor far from float64's underflow.
 _SMALLEST_SCALE = 1e-150
@@ -44,11 +42,6 @@ def noise_variance_floor(column_variance, reg_covar, noise):
     return reg_covar * scale
 
 
-def _nk_floor(stats) -> float:
-    """``_NK_FLOOR`` in units of the mean weight of a row."""
-    return _NK_FLOOR * stats.sum_weight / max(stats.n_samples, 1)
-
-
 def mfa_m_step(stats: FactorAnalyserStatistics, noise: str, floor, previous):
     """Return ``(weights, means, components, noise_variance)`` in float64.
 
@@ -59,7 +52,7 @@ def mfa_m_step(stats: FactorAnalyserStatistics, noise: str, floor, previous):
     nk = stats.nk
     K, H, D = stats.szx.shape
     means, components, noise_variance = (np.array(p, dtype=np.float64, copy=True) for p in previous)
-    nk_floor = _nk_floor(stats)
+    nk_floor = stats.nk_floor
     active = nk > nk_floor
     n = nk[active][:, None]
     # The system divided by nk: averages, well scaled whatever the component's weight.
@@ -99,7 +92,7 @@ def initial_parameters(stats, n_factors, noise, floor, fallback_covariance, weig
     of ``weight_unit`` (the smallest positive sample weight). Noise variances start at or above
     ``floor`` (shape (D,)).
     """
-    nk = stats.nk + _NK_FLOOR * weight_unit
+    nk = stats.nk + NK_FLOOR * weight_unit
     K, D = stats.sx.shape
     H = n_factors
     means = stats.reference + stats.sx / nk[:, None]

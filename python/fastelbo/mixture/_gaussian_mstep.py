@@ -12,24 +12,14 @@ import numpy as np
 
 from fastelbo.mixture._statistics import MixtureStatistics
 
-# Added to nk, in units of the mean sample weight, so that an empty component has finite, if
-# meaningless, moments: scikit-learn's 10 * eps for unit weights, and relative, so that multiplying
-# every sample weight by a constant changes no fitted parameter.
-_NK_FLOOR = 10 * np.finfo(np.float64).eps
-
-
-def nk_floor(stats: MixtureStatistics) -> float:
-    """The floor added to every ``nk``: ``10 * eps`` times the mean weight of a sample."""
-    return _NK_FLOOR * stats.sum_weight / max(stats.n_samples, 1)
-
 
 def gaussian_m_step(stats: MixtureStatistics, covariance_type: str, reg_covar: float):
     """Return ``(weights, means, covariances)`` in float64 from the statistics of one E-step.
 
     ``reg_covar`` is added to every variance as it is, in the data's squared units (scikit-learn's
-    meaning); the only internal floor (on ``nk``) is relative to the sample weights' scale.
+    meaning); the only internal floor (``stats.nk_floor``) is relative to the sample weights' scale.
     """
-    nk = stats.nk + nk_floor(stats)
+    nk = stats.nk + stats.nk_floor
     sx, sxx, reference = stats.sx, stats.sxx, stats.reference
     n_features = sx.shape[1]
     means = reference + sx / nk[:, None]

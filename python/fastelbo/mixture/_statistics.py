@@ -22,6 +22,11 @@ import scipy.sparse as sp
 from fastelbo._row_chunks import row_chunks
 from fastelbo.mixture._covariance import parameter_shape
 
+#: Added to every ``nk`` before an M-step divides by it (scikit-learn adds ``10 * eps`` with unit
+#: weights), in units of the mean sample weight, so that an empty component keeps finite moments
+#: and multiplying every sample weight by a constant changes no fitted parameter.
+NK_FLOOR = 10 * np.finfo(np.float64).eps
+
 
 @dataclass
 class MixturePassSums:
@@ -44,6 +49,11 @@ class MixturePassSums:
             "sum_entropy": float(out["sum_entropy"]),
             "nk": out["nk"],
         }
+
+    @property
+    def nk_floor(self) -> float:
+        """:data:`NK_FLOOR` in units of the mean weight of a sample."""
+        return NK_FLOOR * self.sum_weight / max(self.n_samples, 1)
 
     @property
     def elbo(self) -> float:

@@ -119,7 +119,7 @@ def test_rows_labelled_with_the_wrong_home_are_still_scored_exactly():
     reference, _ = _reference(gmm, X)
     homes = gmm._pass(X, moments=False, labels=True, refine=False)[1]["labels"]
     assert np.any(homes != np.argmax(reference["resp"], axis=1))  # the case this test is about
-    log_norm = gmm._pass(X, moments=False, log_norm=True, home=homes)[1]["log_norm"]
+    log_norm = gmm._pass(X, moments=False, log_norm=True, home=[homes])[1]["log_norm"]
     _assert_close_per_row(log_norm, reference["log_norm"])
 
 

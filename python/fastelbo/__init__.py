@@ -14,6 +14,7 @@ from fastelbo.entropy import EntropyDecomposition
 from fastelbo.exceptions import HeywoodCaseWarning
 from fastelbo.factor import FastFactorAnalysis, FastMFA, FastPPCA
 from fastelbo.mixture import FastGMM
+from fastelbo._row_source import RowSource
 from fastelbo.plotting import plot_convergence, plot_decomposition  # matplotlib only when called
 
 try:
@@ -28,6 +29,7 @@ __all__ = [
     "FastMFA",
     "FastPPCA",
     "HeywoodCaseWarning",
+    "RowSource",
     "build_info",
     "cuda_available",
     "plot_convergence",

@@ -32,7 +32,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from fastelbo._dask_backend import DaskRowSource, is_dask_array
 from fastelbo._progress import FitProgress
+from fastelbo._row_source import RowSource, check_streamed_input, is_streamed
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
 from fastelbo._validation import as_numpy, check_sample_weight
 
@@ -81,6 +83,11 @@ class EMEstimator(ABC):
     #: Names of the hyperparameters a warm start must not change (they fix the parameters' shapes).
     _warm_start_parameters = ()
 
+    #: Whether the hooks read X through a :class:`~fastelbo._row_source.RowSource`, so that a
+    #: streamed input (memmap, HDF5, Zarr) reaches them as one, never copied whole into memory;
+    #: otherwise every input is validated into an in-memory array first.
+    _accepts_row_sources = False
+
     # -- hooks -------------------------------------------------------------------------------
 
     @abstractmethod
@@ -89,8 +96,10 @@ class EMEstimator(ABC):
 
         Parameters
         ----------
-        X : ndarray of shape (n_samples, n_features)
-            The validated training data (float32 or float64, C-contiguous).
+        X : ndarray of shape (n_samples, n_features) or RowSource
+            The validated training data (float32 or float64, C-contiguous), or a
+            :class:`~fastelbo._row_source.RowSource` of a streamed input where the model sets
+            ``_accepts_row_sources``.
         random_state : numpy.random.RandomState
             The fit's generator, shared by the successive runs (each run draws after the previous).
         sample_weight : ndarray of shape (n_samples,) or None
@@ -209,15 +218,42 @@ class EMEstimator(ABC):
         """Check the hyperparameters (the model's ``_check_hyperparameters``), then validate the
         training data and the sample weights; return both."""
         self._check_hyperparameters()
-        X = validate_data(
-            self, as_numpy(X, "X"), dtype=[np.float64, np.float32], ensure_min_samples=2, order="C"
-        )
+        X = self._validate_rows(X, reset=True, min_samples=2)
         return X, check_sample_weight(sample_weight, X)
+
+    def _validate_rows(self, X, reset, min_samples):
+        """X validated as scikit-learn validates it (an in-memory float32/float64 C-contiguous
+        array), or, for a model that streams, a :class:`~fastelbo._row_source.RowSource` of a
+        streamed input whose shape and dtype are checked here and its values block by block."""
+        if self._accepts_row_sources and is_dask_array(X):
+            source = DaskRowSource(X)
+            validate_data(self, X, skip_check_array=True, reset=reset)
+            if source.n_samples < min_samples:
+                raise ValueError(
+                    f"Found array with {source.n_samples} sample(s) (shape={source.shape}) while a "
+                    f"minimum of {min_samples} is required."
+                )
+            return source
+        if self._accepts_row_sources and (isinstance(X, RowSource) or is_streamed(X)):
+            source = X if isinstance(X, RowSource) else RowSource(X)
+            if source.streamed:
+                check_streamed_input(source.data, "X", min_samples=min_samples)
+                validate_data(self, source.data, skip_check_array=True, reset=reset)
+                return source
+            X = source.data  # an in-memory array in one block: validated as any array
+        return validate_data(
+            self,
+            as_numpy(X, "X"),
+            reset=reset,
+            dtype=[np.float64, np.float32],
+            ensure_min_samples=min_samples,
+            order="C",
+        )
 
     def _validate_for_inference(self, X):
         """New data for a fitted estimator, as ``fit`` validates it (same features, float32/64)."""
         check_is_fitted(self)
-        return validate_data(self, as_numpy(X, "X"), reset=False, dtype=[np.float64, np.float32], order="C")
+        return self._validate_rows(X, reset=False, min_samples=1)
 
     def _check_em_hyperparameters(self):
         """Validate the driver's hyperparameters; ValueError or TypeError naming the bad one."""

@@ -13,6 +13,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from fastelbo._base import EMEstimator, restores_state_on_error
+from fastelbo._dask_backend import DaskRowSource, map_rows
 from fastelbo._threads import single_threaded_blas
 from fastelbo._validation import check_sample_count
 
@@ -89,10 +90,23 @@ class MixtureEstimator(EMEstimator):
         """A pass without moments on new data."""
         return self._pass(X, moments=False, **outputs)
 
+    def _per_row(self, X, method, trailing=()):
+        """A per-row result of validated X, or for a dask array a lazy dask array of it computed
+        chunk by chunk on the workers (dask-ml's convention); None for other inputs."""
+        if not isinstance(X, DaskRowSource):
+            return None
+        dtype = np.int64 if method == "predict" else np.result_type(X.dtype, self.means_.dtype)
+        return map_rows(X, getattr(self, method), trailing, dtype)
+
     @single_threaded_blas
     def score_samples(self, X):
-        """Log-likelihood ``log p(x_n)`` of every sample, shape (n_samples,)."""
-        _, out = self._inference_pass(self._validate_for_inference(X), log_norm=True)
+        """Log-likelihood ``log p(x_n)`` of every sample, shape (n_samples,) (a dask array for a
+        dask array X)."""
+        X = self._validate_for_inference(X)
+        lazy = self._per_row(X, "score_samples")
+        if lazy is not None:
+            return lazy
+        _, out = self._inference_pass(X, log_norm=True)
         return out["log_norm"]
 
     @single_threaded_blas
@@ -103,14 +117,24 @@ class MixtureEstimator(EMEstimator):
 
     @single_threaded_blas
     def predict(self, X):
-        """Most probable component of every sample, shape (n_samples,)."""
-        _, out = self._inference_pass(self._validate_for_inference(X), labels=True)
+        """Most probable component of every sample, shape (n_samples,) (a dask array for a dask
+        array X)."""
+        X = self._validate_for_inference(X)
+        lazy = self._per_row(X, "predict")
+        if lazy is not None:
+            return lazy
+        _, out = self._inference_pass(X, labels=True)
         return out["labels"]
 
     @single_threaded_blas
     def predict_proba(self, X):
-        """Posterior probability of every component for every sample, shape (n_samples, K)."""
-        _, out = self._inference_pass(self._validate_for_inference(X), responsibilities=True)
+        """Posterior probability of every component for every sample, shape (n_samples, K) (a
+        dask array for a dask array X)."""
+        X = self._validate_for_inference(X)
+        lazy = self._per_row(X, "predict_proba", (len(self.weights_),))
+        if lazy is not None:
+            return lazy
+        _, out = self._inference_pass(X, responsibilities=True)
         return out["responsibilities"]
 
     def sample(self, n_samples=1):

@@ -3,14 +3,17 @@ the blocked C++ kernel, and which reports the ELBO's entropy decomposition."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils import check_random_state
 
-from fastelbo import _core
 from fastelbo._base import check_integer, check_nonnegative_real
+from fastelbo._block_reduction import reduce_blocks
 from fastelbo._mixture_estimator import MixtureEstimator
 from fastelbo._progress import document_progress_parameters
+from fastelbo._row_source import INIT_SAMPLE_ROWS, RowSource, describe
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
 from fastelbo._validation import as_float_array, as_numpy
 from fastelbo.entropy import EntropyDecomposition, categorical_entropy, gaussian_entropy
@@ -31,12 +34,13 @@ from fastelbo.mixture._cuda_backend import (
 )
 from fastelbo.mixture._cuda_backend import gaussian_pass as cuda_gaussian_pass
 from fastelbo.mixture._gaussian_mstep import gaussian_m_step
+from fastelbo.mixture._gaussian_pass import GaussianPassParameters, GaussianPassRequest, gaussian_block_pass
 from fastelbo.mixture._initialization import (
     INIT_PARAMS,
     column_mean_and_variance,
     initial_responsibilities,
 )
-from fastelbo.mixture._statistics import MixtureStatistics, statistics_from_responsibilities
+from fastelbo.mixture._statistics import statistics_from_responsibilities
 from fastelbo.mixture._truncated import TruncatedSearch, check_truncation, initial_neighbours
 
 #: Largest expansion condition number (see ``FastGMM._needs_homes``) used without home labels.
@@ -182,6 +186,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     """
 
     _warm_start_parameters = ("n_components", "covariance_type")
+    _accepts_row_sources = True
 
     def __init__(
         self,
@@ -261,7 +266,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         -------
         labels : ndarray of shape (n_samples,), int64
         """
-        X = self._validate_for_inference(X)
+        X = _in_memory_rows(self._validate_for_inference(X), "predict_truncated")
         if self.n_active is None:
             raise ValueError(
                 "predict_truncated needs n_active (the size of every row's set); got n_active=None"
@@ -313,42 +318,52 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     ):
         """One kernel pass with the current parameters; returns (statistics, per-row outputs).
 
-        Moments are taken about the current means (the statistics' reference points). ``home``
-        (int64 labels, one per row, or None) names a component near each row: the diag, spherical and
+        ``X`` is an in-memory array or a :class:`RowSource`, read block by block. Moments are taken
+        about the current means (the statistics' reference points). ``home`` (one int64 array of
+        labels per block of X, or None; a labelling pass returns them as ``out["homes"]``) names
+        a component near each row: the diag, spherical and
         tied kernels expand log-joints and moments about the centroid of a run of rows that share a
         home, which keeps them accurate when clusters sit far apart (see :meth:`_needs_homes`).
         Whatever the homes, a row that a component far from its run's centroid may matter to is
         evaluated without the expansion, in float64 (see :meth:`_needs_homes`); ``refine=False``
         skips that, for a rough labelling only (no moments).
         """
+        source = X if isinstance(X, RowSource) else RowSource(X)
         if uses_cuda(self, responsibilities):
-            return cuda_gaussian_pass(self, X, moments, log_norm, labels, sample_weight)
-        dtype = np.result_type(X.dtype, self.means_.dtype)
-        X = np.ascontiguousarray(X, dtype=dtype)
+            if source.streamed:
+                raise ValueError(
+                    f"device='cuda' needs X in memory; {describe(source.data)} is read in blocks on "
+                    "the CPU: use device='cpu', or load X into a NumPy array"
+                )
+            return cuda_gaussian_pass(self, source.array, moments, log_norm, labels, sample_weight)
+        dtype = np.result_type(source.dtype, self.means_.dtype)
+        parameters = GaussianPassParameters.of(
+            self.weights_,
+            self.means_,
+            self.precisions_cholesky_,
+            self.covariance_type,
+            dtype,
+            moments,
+            resolve_n_threads(self.n_jobs),
+        )
+        request = GaussianPassRequest(log_norm, responsibilities, labels, refine)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
-        weights = self.weights_.astype(np.float64)
-        with np.errstate(divide="ignore"):
-            log_weights = np.log(weights).astype(dtype)
-        means = np.ascontiguousarray(self.means_, dtype=dtype)
-        reference = means.astype(np.float64)
-        out = _core.gaussian_mixture_pass(
-            X,
+        described = {
+            "log_norm": ((), dtype),
+            "responsibilities": ((self.n_components,), dtype),
+            "labels": ((), np.int64),
+        }
+        stats, out, homes = reduce_blocks(
+            source,
+            functools.partial(gaussian_block_pass, parameters, request),
             sample_weight,
-            log_weights,
-            means,
-            np.ascontiguousarray(self.precisions_cholesky_, dtype=dtype),
-            reference if moments else None,
             home,
-            self.covariance_type,
-            compute_moments=moments,
-            return_log_norm=log_norm,
-            return_responsibilities=responsibilities,
-            return_labels=labels,
-            n_threads=resolve_n_threads(self.n_jobs),
-            refine=refine,
+            {name: described[name] for name in described if getattr(request, name)},
         )
-        return MixtureStatistics.from_kernel(out, X.shape[0], reference), out
+        if labels:
+            out["homes"] = homes
+        return stats, out
 
     def _inference_pass(self, X, **outputs):
         """A pass without moments on new data."""
@@ -361,10 +376,11 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         group rows (a wrong one costs time, not accuracy), so this pass skips the refinement."""
         if not self._needs_homes(X.dtype):
             return None
-        return self._pass(X, moments=False, labels=True, refine=False)[1]["labels"]
+        return self._pass(X, moments=False, labels=True, refine=False)[1]["homes"]
 
     def _e_step(self, X, moments=True, sample_weight=None):
         if moments and self.n_active is not None:
+            X = _in_memory_rows(X, "truncated EM (n_active)")
             stats = self._truncated_search(X, sample_weight).e_step(
                 X, sample_weight, self._truncated_parameters(), resolve_n_threads(self.n_jobs)
             )
@@ -375,10 +391,10 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         if self._needs_homes(X.dtype):
             # During fit, rows keep the components the previous E-step assigned them to.
             home = getattr(self, "_em_home", None)
-            if home is None or home.shape[0] != X.shape[0]:
+            if home is None or len(home) != len(_spans(X)):
                 home = self._homes_for(X)
         stats, out = self._pass(X, moments=True, labels=True, sample_weight=sample_weight, home=home)
-        self._em_home = out["labels"]
+        self._em_home = out["homes"]
         return _check_finite(stats, X)
 
     def _needs_homes(self, dtype):
@@ -422,6 +438,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
 
     def _truncated_search(self, X, sample_weight):
         """The run's truncated state (rows' sets K_n, neighbour lists), started on first use."""
+        X = _in_memory_rows(X, "truncated EM (n_active)")
         search = getattr(self, "_em_truncated", None)
         if search is None or search.n_samples != X.shape[0]:
             C, G = check_truncation(self.n_active, self.n_neighbors, self.n_components, self.covariance_type)
@@ -449,6 +466,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
 
     def _final_pass(self, X, sample_weight=None):
         if self.n_active is not None:
+            X = _in_memory_rows(X, "truncated EM (n_active)")
             search = self._truncated_search(X, sample_weight)
             stats = search.e_step(
                 X, sample_weight, self._truncated_parameters(), resolve_n_threads(self.n_jobs), moments=False
@@ -495,6 +513,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
                 init_params = "afkmc2"  # not O(N·K·D) Lloyd iterations (see n_active)
         weights = means = covariances = None
         if self.weights_init is None or self.means_init is None or self.precisions_init is None:
+            X, sample_weight = _initialisation_rows(X, sample_weight, random_state)
             column_mean, column_variance = column_mean_and_variance(X, sample_weight)
             rows, resp, row_weights = initial_responsibilities(
                 X,
@@ -596,13 +615,48 @@ def _check_finite(stats, X):
     if all(np.all(np.isfinite(v)) for v in values):
         return stats
     dtype = np.dtype(X.dtype)
-    largest = float(np.max(np.abs(X))) if X.size else 0.0
+    largest = X.max_abs() if isinstance(X, RowSource) else float(np.max(np.abs(X))) if X.size else 0.0
     raise ValueError(
         f"FastGMM: the log-likelihood or the sufficient statistics of X overflowed {dtype.name} (the "
         f"largest |X| is {largest:.3g}; squared distances must stay below {np.finfo(dtype).max:.3g}, "
         "and the model's precisions times them too). Rescale X (and reg_covar by the square of the "
         "factor)" + (", or pass float64 data." if dtype == np.float32 else ".")
     )
+
+
+def _spans(X):
+    """The blocks of X (one for an in-memory array)."""
+    return X.spans() if isinstance(X, RowSource) else [(0, X.shape[0])]
+
+
+def _in_memory_rows(X, what):
+    """X as one in-memory array for the code paths that need random access to its rows; a
+    ValueError naming ``what`` for a streamed source."""
+    if not isinstance(X, RowSource):
+        return X
+    if X.streamed:
+        raise ValueError(
+            f"{what} needs X in memory; {describe(X.data)} is read in blocks: load X into a NumPy "
+            "array" + (", or use exact EM (n_active=None)" if "n_active" in what else "")
+        )
+    return X.array
+
+
+def _initialisation_rows(X, sample_weight, random_state):
+    """The in-memory rows (and their weights) an initialisation reads: X itself when in memory,
+    else a sample of :data:`~fastelbo._row_source.INIT_SAMPLE_ROWS` rows in whole blocks."""
+    if not isinstance(X, RowSource):
+        return X, sample_weight
+    rows, index = X.sample(INIT_SAMPLE_ROWS, random_state)
+    if sample_weight is None or rows.shape[0] == X.shape[0]:
+        return rows, sample_weight
+    sample_weight = sample_weight[index]
+    if not np.any(sample_weight):
+        raise ValueError(
+            f"the initialisation's sample of {rows.shape[0]} rows of X has only zero sample weights; "
+            "give initial parameters (weights_init, means_init, precisions_init)"
+        )
+    return rows, sample_weight
 
 
 def _check_shape(array, expected, name):

@@ -1,0 +1,184 @@
+"""The Dask backend: a statistics pass over a ``dask.array`` chunked by rows.
+
+Every row chunk is one block. Each pass maps the family's block pass over the chunks on the
+workers (the parameter snapshot travels once per pass), merges the chunks' statistics with the
+tree of :func:`fastelbo._block_reduction.merge_tree` (on the workers, so only the merged statistics
+reach the client), and keeps the per-row state of every chunk (home labels) on the worker that
+computed it, as a persisted result the next pass reads in place. The M-step runs on the client.
+
+Nothing here starts a cluster: the pass runs on whatever scheduler is active (a
+``dask.distributed.Client``, else Dask's local threads), as dask-ml's estimators do. The merge tree
+depends only on the chunking, so results are bitwise identical for any number of workers and
+threads, and equal the in-process pass over a :class:`~fastelbo._row_source.RowSource` with the
+same blocks bit for bit.
+
+Dask is an optional dependency (``pip install fastelbo[dask]``); this module imports it only when
+a dask array is given.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastelbo._block_reduction import merge_tree
+from fastelbo._row_source import RowSource, working_dtype
+
+
+def is_dask_array(X) -> bool:
+    """Whether ``X`` is a ``dask.array.Array`` (without importing Dask)."""
+    module = type(X).__module__.split(".")[0]
+    return module == "dask" and hasattr(X, "__dask_graph__") and hasattr(X, "chunks")
+
+
+def _checked_rows(rows, dtype, start, stop, name):
+    """A chunk as the block pass reads it: C-contiguous, in the working dtype, finite (on a worker)."""
+    rows = np.ascontiguousarray(rows, dtype=dtype)
+    if not np.isfinite(rows.sum(dtype=np.float64)) and not np.all(np.isfinite(rows)):
+        raise ValueError(f"Input {name} contains NaN or infinity (in rows {start}:{stop}).")
+    return rows
+
+
+def _run_block(block_pass, rows, weights, state):
+    return block_pass(rows, weights, state)
+
+
+def _merge(a, b):
+    return a.merge(b)
+
+
+def _statistics(result):
+    return result[0]
+
+
+def _output(result, name):
+    return result[1][name]
+
+
+def _state(result):
+    return result[2]
+
+
+class DaskRowSource(RowSource):
+    """The rows of a 2-D dask array, one block per row chunk (a :class:`RowSource` whose blocks
+    are read on the workers: :meth:`reduce_blocks` replaces the in-process loop).
+
+    Parameters
+    ----------
+    data : dask.array.Array
+        Two-dimensional real data with known chunk sizes; chunks that split the columns are
+        joined (``rechunk({1: -1})``), since a block pass needs whole rows.
+    name : str, default='X'
+    """
+
+    def __init__(self, data, name="X"):  # noqa: D107 (the class docstring documents it)
+        check_dask_input(data, name)
+        if len(data.chunks[1]) > 1:
+            data = data.rechunk({1: -1})
+        self.data = data
+        self.name = name
+        self.streamed = True
+        self.n_samples, self.n_features = (int(n) for n in data.shape)
+        self.dtype = working_dtype(data.dtype, name)
+        self.block_rows = max(data.chunks[0])
+        bounds = np.concatenate([[0], np.cumsum(data.chunks[0])]).astype(int)
+        self._spans = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def blocks(self):
+        raise RuntimeError("a dask array's blocks are read on the workers (reduce_blocks)")
+
+    def spans(self):
+        return list(self._spans)
+
+    def _blocks(self):
+        import dask
+
+        checked = dask.delayed(_checked_rows, pure=True)
+        chunks = self.data.to_delayed().ravel()
+        return [
+            checked(chunk, self.dtype, start, stop, self.name)
+            for chunk, (start, stop) in zip(chunks, self._spans, strict=True)
+        ]
+
+    def _weight_blocks(self, sample_weight):
+        if sample_weight is None:
+            return [None] * len(self._spans)
+        return [sample_weight[start:stop] for start, stop in self._spans]
+
+    def reduce_blocks(self, block_pass, sample_weight=None, states=None, outputs=None):
+        """As :func:`fastelbo._block_reduction.reduce_blocks`, on the active Dask scheduler.
+
+        The per-row ``outputs`` named are returned as dask arrays (their chunks kept where they
+        were computed); the new states are persisted results, one per chunk.
+        """
+        import dask
+        import dask.array as da
+
+        run = dask.delayed(_run_block, pure=True)
+        states = [None] * len(self._spans) if states is None else states
+        results = [
+            run(block_pass, rows, weights, state)
+            for rows, weights, state in zip(
+                self._blocks(), self._weight_blocks(sample_weight), states, strict=True
+            )
+        ]
+        results = dask.persist(*results)  # one execution; outputs and states stay on the workers
+        statistics = [dask.delayed(_statistics, pure=True)(result) for result in results]
+        merged = merge_tree(statistics, dask.delayed(_merge, pure=True)).compute()
+        joined = {}
+        for name, (trailing, dtype) in (outputs or {}).items():
+            joined[name] = da.concatenate(
+                [
+                    da.from_delayed(
+                        dask.delayed(_output, pure=True)(result, name),
+                        shape=(stop - start, *trailing),
+                        dtype=dtype,
+                    )
+                    for result, (start, stop) in zip(results, self._spans, strict=True)
+                ]
+            )
+        new_states = [dask.delayed(_state, pure=True)(result) for result in results]
+        return merged, joined, new_states
+
+    def sample(self, n_rows, random_state):
+        """As :meth:`fastelbo._row_source.RowSource.sample`: every row when there are at most
+        ``n_rows``, else whole runs of rows chosen by ``random_state``, gathered to the client."""
+        if self.n_samples <= n_rows:
+            return self.read(0, self.n_samples), np.arange(self.n_samples)
+        block = max(1, n_rows // 16)
+        n_blocks = -(-self.n_samples // block)
+        chosen = np.sort(random_state.choice(n_blocks, size=-(-n_rows // block), replace=False))
+        spans = [(b * block, min((b + 1) * block, self.n_samples)) for b in chosen]
+        import dask.array as da
+
+        rows = da.concatenate([self.data[start:stop] for start, stop in spans]).compute()
+        index = np.concatenate([np.arange(start, stop) for start, stop in spans])
+        return _checked_rows(rows, self.dtype, 0, self.n_samples, self.name), index
+
+    def read(self, start, stop):
+        """Rows ``start:stop`` gathered to the client (checked)."""
+        return _checked_rows(self.data[start:stop].compute(), self.dtype, start, stop, self.name)
+
+    def max_abs(self) -> float:
+        import dask.array as da
+
+        return float(da.max(da.abs(self.data)).compute())
+
+
+def check_dask_input(X, name="X"):
+    """Refuse a dask array that is not 2-D, real, with known chunk sizes."""
+    if X.ndim != 2:
+        raise ValueError(f"Expected a 2D dask array for {name}, got shape {X.shape}.")
+    if any(np.isnan(size) for chunks in X.chunks for size in chunks):
+        raise ValueError(
+            f"{name} is a dask array with unknown chunk sizes; call {name}.compute_chunk_sizes() first"
+        )
+    working_dtype(X.dtype, name)
+
+
+def map_rows(source, function, trailing, dtype):
+    """``function`` (an estimator's per-row method on an in-memory array) over every row chunk of
+    a :class:`DaskRowSource`: a lazy dask array of shape ``(n_samples, *trailing)``."""
+    data = source.data
+    if trailing:
+        return data.map_blocks(function, chunks=(data.chunks[0], *((n,) for n in trailing)), dtype=dtype)
+    return data.map_blocks(function, drop_axis=1, dtype=dtype)

@@ -1,0 +1,214 @@
+"""Row sources: the rows of a 2-D data set, read in blocks of a fixed size.
+
+An estimator's statistics pass reads X only through a :class:`RowSource`, one block at a time, and
+merges the blocks' statistics in block order (:mod:`fastelbo._block_reduction`). Two kinds exist:
+
+- **in memory**: a plain NumPy array, validated as scikit-learn validates it. It is one block: the
+  C++ kernels split it into their own fixed blocks and thread over them, as they always have.
+- **streamed**: anything sliceable by rows that is not a plain in-memory array: ``numpy.memmap``
+  (``np.load(..., mmap_mode='r')``), ``h5py.Dataset``, ``zarr.Array``. Its rows are read in blocks
+  of about :data:`BLOCK_BYTES` (a fixed number of rows for a given number of features and dtype,
+  never dependent on threads), converted to the working dtype and checked for NaN and infinity as
+  they are read; X is never copied whole into memory. Initialisations that need random access to
+  rows work on a sample of whole blocks (:meth:`RowSource.sample`).
+
+Statistics merged over blocks equal the one-call statistics to round-off (every block's sums are
+float64 and merged in a fixed order), so a fit on a streamed copy of an array agrees with the
+in-memory fit from the same start to round-off, and is bitwise reproducible for a given block size
+and any number of threads.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+#: Bytes of one block of a streamed source (in the working dtype): large enough that a kernel call
+#: amortises its set-up, small enough that a block and its temporaries stay far below the memory a
+#: fit of in-memory data needs.
+BLOCK_BYTES = 32 * 2**20
+
+#: Rows the initialisation of a fit on a streamed source reads (whole blocks, a sample drawn from
+#: ``random_state``; every row when the source has fewer).
+INIT_SAMPLE_ROWS = 2**18
+
+_STREAMED_MODULES = ("h5py", "zarr")
+
+
+def is_streamed(X) -> bool:
+    """Whether ``X`` is read block by block rather than as one in-memory array."""
+    if isinstance(X, np.memmap):
+        return True
+    if isinstance(X, np.ndarray):
+        return False
+    module = type(X).__module__.split(".")[0]
+    return module in _STREAMED_MODULES and hasattr(X, "shape") and hasattr(X, "dtype")
+
+
+def describe(X) -> str:
+    """A short name of a data object for error messages (``h5py.Dataset '/x'``, ``numpy.memmap``)."""
+    kind = f"{type(X).__module__.split('.')[0]}.{type(X).__name__}"
+    name = getattr(X, "name", None) or getattr(X, "path", None)
+    return f"{kind} {name!r}" if isinstance(name, str) and name else kind
+
+
+class RowSource:
+    """Rows of a 2-D data set, read in blocks of ``block_rows`` rows in a fixed order.
+
+    Every estimator that streams accepts a ``RowSource`` wherever it accepts X, so a user can
+    choose the block size (to match an HDF5 or Zarr chunking, say) or stream an in-memory array;
+    memmaps, h5py datasets and Zarr arrays are wrapped in one with the default block size.
+
+    Parameters
+    ----------
+    data : array-like sliceable by rows (ndarray, memmap, h5py.Dataset, zarr.Array)
+        Two-dimensional real data. Blocks are converted to float32 (float32 data) or float64 (any
+        other real dtype) and checked for NaN and infinity as they are read.
+    name : str, default='X'
+        The argument's name in error messages.
+    block_rows : int, default=None
+        Rows per block. None: about 32 MiB of rows for streamed data; a plain in-memory array (one
+        that is not a memmap) is then validated and read as one block, as without a RowSource.
+
+    Notes
+    -----
+    Fits on the same data in different blocks agree to round-off (the blocks' float64 sums are
+    merged in a fixed tree order); for a given ``block_rows`` they are bitwise identical for any
+    number of threads.
+    """
+
+    def __init__(self, data, name="X", block_rows=None):
+        if isinstance(data, RowSource):
+            data = data.data
+        self.data = data
+        self.name = name
+        self.streamed = is_streamed(data) or block_rows is not None
+        self.n_samples, self.n_features = (int(n) for n in data.shape)
+        self.dtype = working_dtype(data.dtype, name)
+        if block_rows is None:
+            if self.streamed:
+                block_rows = BLOCK_BYTES // (self.dtype.itemsize * max(self.n_features, 1))
+            else:
+                block_rows = self.n_samples
+        self.block_rows = max(1, int(block_rows))
+        self._expected_shape = tuple(data.shape)
+
+    @property
+    def shape(self):
+        return (self.n_samples, self.n_features)
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the source is one validated in-memory array read as a single block."""
+        return not self.streamed and self.block_rows >= self.n_samples
+
+    @property
+    def array(self) -> np.ndarray:
+        """The in-memory array (only for :attr:`in_memory` sources)."""
+        if not self.in_memory:
+            raise RuntimeError("a streamed row source has no in-memory array")
+        return self.data
+
+    def spans(self) -> list[tuple[int, int]]:
+        """``(start, stop)`` of every block, in order."""
+        step, n = self.block_rows, self.n_samples
+        return [(start, min(start + step, n)) for start in range(0, max(n, 1), step)]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` as a C-contiguous array of the working dtype, checked finite."""
+        self._check_unchanged()
+        if not self.streamed:
+            return self.data[start:stop]
+        try:
+            rows = self.data[start:stop]
+        except Exception as error:  # each storage library fails in its own way
+            raise ValueError(
+                f"{self.name}: reading rows {start}:{stop} of {describe(self.data)} failed: {error}"
+            ) from error
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        if rows.shape != (stop - start, self.n_features):
+            raise ValueError(
+                f"{self.name}: {describe(self.data)} returned {rows.shape} for rows {start}:{stop}; "
+                f"expected {(stop - start, self.n_features)} (did it shrink during the fit?)"
+            )
+        if not np.isfinite(rows.sum(dtype=np.float64)) and not np.all(np.isfinite(rows)):
+            raise ValueError(f"Input {self.name} contains NaN or infinity (in rows {start}:{stop}).")
+        return rows
+
+    def blocks(self):
+        """``(start, stop, rows)`` of every block, in order."""
+        for start, stop in self.spans():
+            yield start, stop, self.read(start, stop)
+
+    def sample(self, n_rows: int, random_state):
+        """Rows for an initialisation: every row when the source has at most ``n_rows`` (or is in
+        memory), else whole blocks of ``block_rows`` rows (fewer in the last) chosen without
+        replacement by ``random_state`` until ``n_rows`` are reached, read in their order.
+
+        Returns ``(rows, index)``: an in-memory array and the rows' positions in the source.
+        """
+        if self.in_memory:
+            return self.data, np.arange(self.n_samples)
+        if self.n_samples <= n_rows:
+            index = np.arange(self.n_samples)
+            return np.concatenate([rows for _, _, rows in self.blocks()]), index
+        block = min(self.block_rows, max(1, n_rows // 16))  # at least 16 blocks: cover the source
+        n_blocks = -(-self.n_samples // block)
+        chosen = np.sort(random_state.choice(n_blocks, size=-(-n_rows // block), replace=False))
+        spans = [(b * block, min((b + 1) * block, self.n_samples)) for b in chosen]
+        rows = np.concatenate([self.read(start, stop) for start, stop in spans])
+        index = np.concatenate([np.arange(start, stop) for start, stop in spans])
+        return rows, index
+
+    def max_abs(self) -> float:
+        """The largest ``|x|`` (for error messages only: a pass over the source)."""
+        return max((float(np.max(np.abs(rows))) for _, _, rows in self.blocks() if rows.size), default=0.0)
+
+    def _check_unchanged(self):
+        shape = tuple(self.data.shape)
+        if shape != self._expected_shape:
+            raise ValueError(
+                f"{self.name}: {describe(self.data)} changed shape from {self._expected_shape} to "
+                f"{shape} during the fit"
+            )
+
+
+def working_dtype(dtype, name="X") -> np.dtype:
+    """float32 stays float32, any other real dtype is computed in float64; TypeError otherwise."""
+    dtype = np.dtype(dtype)
+    if dtype == np.float32:
+        return dtype
+    if dtype.kind in "biuf":
+        return np.dtype(np.float64)
+    raise TypeError(f"{name} must hold real numbers; got dtype {dtype}")
+
+
+def check_streamed_input(X, name="X", min_samples=2):
+    """Refuse a streamed input that is not a 2-D array of real numbers with enough rows."""
+    shape = getattr(X, "shape", None)
+    if shape is None or len(shape) != 2:
+        raise ValueError(
+            f"Expected a 2D array for {name}, got {describe(X)} of shape {shape}. Reshape it to "
+            "(n_samples, n_features)."
+        )
+    working_dtype(X.dtype, name)
+    n_samples, n_features = (int(n) for n in shape)
+    if n_samples < min_samples:
+        raise ValueError(
+            f"Found array with {n_samples} sample(s) (shape={tuple(shape)}) while a minimum of "
+            f"{min_samples} is required."
+        )
+    if n_features < 1:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={tuple(shape)}) while a minimum of 1 is required."
+        )
+
+
+def check_block_rows(block_rows):
+    """Validate a ``block_rows`` argument (None or a positive integer)."""
+    if block_rows is not None and (
+        not isinstance(block_rows, numbers.Integral) or isinstance(block_rows, bool) or block_rows < 1
+    ):
+        raise ValueError(f"block_rows must be None or an integer >= 1, got {block_rows!r}")
+    return block_rows

@@ -10,11 +10,11 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from fastelbo import _core
+from fastelbo._row_source import RowSource
 from fastelbo.entropy import EntropyDecomposition
 from fastelbo.exceptions import HeywoodCaseWarning
 from fastelbo.factor import FastFactorAnalysis, FastMFA, FastPPCA
 from fastelbo.mixture import FastGMM
-from fastelbo._row_source import RowSource
 from fastelbo.plotting import plot_convergence, plot_decomposition  # matplotlib only when called
 
 try:

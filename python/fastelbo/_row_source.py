@@ -81,6 +81,7 @@ class RowSource:
     def __init__(self, data, name="X", block_rows=None):
         if isinstance(data, RowSource):
             data = data.data
+        check_shape(data, name)
         self.data = data
         self.name = name
         self.streamed = is_streamed(data) or block_rows is not None
@@ -184,14 +185,20 @@ def working_dtype(dtype, name="X") -> np.dtype:
     raise TypeError(f"{name} must hold real numbers; got dtype {dtype}")
 
 
-def check_streamed_input(X, name="X", min_samples=2):
-    """Refuse a streamed input that is not a 2-D array of real numbers with enough rows."""
+def check_shape(X, name="X"):
+    """Refuse data that is not two-dimensional."""
     shape = getattr(X, "shape", None)
     if shape is None or len(shape) != 2:
         raise ValueError(
             f"Expected a 2D array for {name}, got {describe(X)} of shape {shape}. Reshape it to "
             "(n_samples, n_features)."
         )
+
+
+def check_streamed_input(X, name="X", min_samples=2):
+    """Refuse a streamed input that is not a 2-D array of real numbers with enough rows."""
+    check_shape(X, name)
+    shape = X.shape
     working_dtype(X.dtype, name)
     n_samples, n_features = (int(n) for n in shape)
     if n_samples < min_samples:

@@ -70,6 +70,15 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     Input from another array library (scikit-learn's ``array_api_dispatch``) is converted to NumPy
     when it can be (CPU arrays); fitted attributes and results are NumPy arrays.
 
+    Data larger than memory: a ``numpy.memmap``, an ``h5py`` dataset, a ``zarr`` array or a
+    :class:`~fastelbo.RowSource` is read in blocks of rows, never copied whole (exact EM; the
+    initialisation runs on a sample of whole blocks of at least 2**18 rows drawn with
+    ``random_state``, every row when there are fewer). A ``dask.array`` chunked by rows is fitted
+    on the active Dask scheduler: the E-step runs on the workers, one chunk per task, and only
+    statistics and parameters travel; per-row results of dask input are lazy dask arrays. Results
+    equal the in-memory fit to round-off, and are bitwise identical for a given block size (chunk
+    sizes) and any number of threads or workers.
+
     Parameters
     ----------
     n_components : int, default=1

@@ -1,0 +1,297 @@
+"""FastGMM on row sources: memmaps, HDF5 and Zarr arrays, arrays read in blocks, and dask arrays.
+
+Every source is compared with the in-memory fit of the same data (the independent reference here),
+block statistics with the one-call statistics, and Dask with the in-process pass over the same
+blocks (which must agree bit for bit: the merge tree depends only on the chunking).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+import fastelbo.mixture._gaussian as gaussian_module
+from fastelbo import FastGMM, RowSource
+from fastelbo._block_reduction import _StreamingMerge, merge_tree
+
+h5py = pytest.importorskip("h5py")
+zarr = pytest.importorskip("zarr")
+da = pytest.importorskip("dask.array")
+
+COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
+
+
+def _clusters(n_samples=2400, seed=0):
+    """Three overlapping clusters of different widths, far from the origin, rows shuffled."""
+    rng = np.random.RandomState(seed)
+    n = n_samples // 3
+    X = np.vstack(
+        [
+            rng.randn(n, 4) * 0.3 + [50.0, 1, 0, 0],
+            rng.randn(n, 4) * 1.5 + [51.0, -2, 1, 0],
+            rng.randn(n_samples - 2 * n, 4) * [4.0, 0.5, 0.5, 2] + [48.0, 0, -1, 3],
+        ]
+    )
+    return X[rng.permutation(len(X))]
+
+
+def _weights(n_samples, seed=1):
+    rng = np.random.RandomState(seed)
+    weights = rng.uniform(0.2, 3.0, n_samples)
+    weights[rng.rand(n_samples) < 0.1] = 0.0
+    return weights
+
+
+def _max_relative_difference(a, b):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), np.finfo(float).tiny))
+
+
+def _stored_sources(X, tmp_path):
+    """The same rows as a memmap, an HDF5 dataset and a Zarr array (each chunked by rows)."""
+    np.save(tmp_path / "x.npy", X)
+    memmap = np.load(tmp_path / "x.npy", mmap_mode="r")
+    h5 = h5py.File(tmp_path / "x.h5", "w")
+    h5.create_dataset("x", data=X, chunks=(257, X.shape[1]))
+    store = zarr.create_array(tmp_path / "x.zarr", shape=X.shape, chunks=(300, X.shape[1]), dtype=X.dtype)
+    store[:] = X
+    return {"memmap": memmap, "hdf5": h5["x"], "zarr": store}
+
+
+def test_the_streaming_merge_is_the_merge_tree_for_any_number_of_blocks():
+    for n in range(1, 40):
+        items = [(i,) for i in range(n)]
+        streaming = _StreamingMerge(lambda a, b: (a, b))
+        for item in items:
+            streaming.push(item)
+        assert streaming.result() == merge_tree(items, lambda a, b: (a, b))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_statistics_of_1_2_and_7_blocks_equal_the_one_call_statistics(covariance_type, weighted):
+    X = load_digits().data[:900] + 0.01 * np.arange(64)  # real data, constant pixels made distinct
+    weights = _weights(len(X)) if weighted else None
+    # Two iterations from k-means: not converged, so the first moments about the means are not ~0.
+    gmm = FastGMM(5, covariance_type=covariance_type, max_iter=2, random_state=0).fit(
+        X, sample_weight=weights
+    )
+    one_call, _ = gmm._pass(X, moments=True, sample_weight=weights)
+    for n_blocks in (1, 2, 7):
+        source = RowSource(X, block_rows=-(-len(X) // n_blocks))
+        assert len(source.spans()) == n_blocks
+        merged, _ = gmm._pass(source, moments=True, sample_weight=weights)
+        for name in ("nk", "sx", "sxx", "sum_weight", "sum_log_norm", "sum_entropy"):
+            assert _max_relative_difference(getattr(merged, name), getattr(one_call, name)) < 1e-12, name
+        assert merged.n_samples == one_call.n_samples
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_fits_on_every_row_source_equal_the_in_memory_fit(tmp_path, covariance_type, weighted):
+    X = _clusters()
+    weights = _weights(len(X)) if weighted else None
+    params = dict(n_components=3, covariance_type=covariance_type, random_state=0, tol=1e-6)
+    reference = FastGMM(**params).fit(X, sample_weight=weights)
+    sources = _stored_sources(X, tmp_path)
+    sources["blocks"] = RowSource(X, block_rows=333)
+    sources["dask"] = da.from_array(X, chunks=(333, 4))
+    for name, source in sources.items():
+        gmm = FastGMM(**params).fit(source, sample_weight=weights)
+        assert gmm.n_iter_ == reference.n_iter_, name
+        for attribute in ("weights_", "means_", "covariances_"):
+            difference = _max_relative_difference(getattr(gmm, attribute), getattr(reference, attribute))
+            assert difference < 1e-10, (name, attribute, difference)
+        assert abs(gmm.lower_bound_ - reference.lower_bound_) < 1e-10 * abs(reference.lower_bound_), name
+        assert abs(gmm.score(source) - reference.score(X)) < 1e-10 * abs(reference.score(X)), name
+        np.testing.assert_array_equal(np.asarray(gmm.predict(source)), reference.predict(X))
+        np.testing.assert_allclose(
+            np.asarray(gmm.predict_proba(source)), reference.predict_proba(X), atol=1e-10
+        )
+        decomposition = gmm.entropy_decomposition(source)
+        expected = reference.entropy_decomposition(X)
+        assert abs(decomposition.elbo - expected.elbo) < 1e-10 * abs(expected.elbo), name
+        assert abs(decomposition.entropy_sum - expected.entropy_sum) < 1e-10 * abs(expected.entropy_sum), name
+
+
+def test_a_dask_fit_equals_the_in_process_fit_over_the_same_blocks_bit_for_bit():
+    X = _clusters(seed=3).astype(np.float32)
+    weights = _weights(len(X))
+    for covariance_type in COVARIANCE_TYPES:
+        params = dict(n_components=3, covariance_type=covariance_type, random_state=0)
+        local = FastGMM(**params)
+        local_labels = local.fit_predict(RowSource(X, block_rows=500), sample_weight=weights)
+        distributed = FastGMM(**params)
+        labels = distributed.fit_predict(da.from_array(X, chunks=(500, 4)), sample_weight=weights)
+        assert isinstance(labels, da.Array)  # per-row results of dask input stay dask arrays
+        np.testing.assert_array_equal(labels.compute(), local_labels)
+        assert distributed.lower_bound_ == local.lower_bound_
+        for attribute in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+            np.testing.assert_array_equal(getattr(distributed, attribute), getattr(local, attribute))
+        np.testing.assert_array_equal(distributed.elbo_history_, local.elbo_history_)
+
+
+def test_float32_sources_far_from_the_origin_need_home_labels_and_still_agree():
+    # Clusters 1e4 apart in float32 make the diag kernel keep per-row home labels between passes:
+    # the state each block carries (on a Dask worker, with its chunk).
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.randn(700, 3) + offset for offset in (0.0, 1e4, 2e4)]).astype(np.float32)
+    X = X[rng.permutation(len(X))]
+    reference = FastGMM(3, covariance_type="diag", random_state=0).fit(X)
+    assert reference._needs_homes(np.float32)
+    blocks = FastGMM(3, covariance_type="diag", random_state=0).fit(RowSource(X, block_rows=300))
+    on_dask = FastGMM(3, covariance_type="diag", random_state=0).fit(da.from_array(X, chunks=(300, 3)))
+    np.testing.assert_array_equal(on_dask.means_, blocks.means_)
+    np.testing.assert_allclose(blocks.means_, reference.means_, rtol=1e-6)
+    np.testing.assert_allclose(
+        blocks.score_samples(RowSource(X, block_rows=300)), reference.score_samples(X), rtol=1e-5
+    )
+
+
+def test_a_large_source_is_initialised_from_a_sample_of_whole_blocks(monkeypatch):
+    X = _clusters(6000)
+    monkeypatch.setattr(gaussian_module, "INIT_SAMPLE_ROWS", 1000)
+    read = []
+    source = RowSource(X, block_rows=500)
+    original_read = RowSource.read
+
+    def counting_read(self, start, stop):
+        read.append((start, stop))
+        return original_read(self, start, stop)
+
+    monkeypatch.setattr(RowSource, "read", counting_read)
+    first = FastGMM(3, covariance_type="diag", random_state=0, max_iter=0).fit(source)
+    sampled_rows = sum(stop - start for start, stop in read[: len(read) - len(source.spans())])
+    # The sample (whole runs of 1000 // 16 rows, at least 1000 rows), then the final pass's blocks.
+    assert 1000 <= sampled_rows < 1000 + 1000 // 16
+    again = FastGMM(3, covariance_type="diag", random_state=0, max_iter=0).fit(source)
+    np.testing.assert_array_equal(first.means_, again.means_)  # deterministic for a random_state
+    fitted = FastGMM(3, covariance_type="diag", random_state=0).fit(source)
+    in_memory = FastGMM(3, covariance_type="diag", random_state=0).fit(X)
+    assert abs(fitted.lower_bound_ - in_memory.lower_bound_) < 1e-3  # the same optimum from a sample
+
+
+def test_non_finite_rows_in_a_streamed_block_raise_naming_x_and_leave_the_estimator_unchanged(tmp_path):
+    X = _clusters()
+    gmm = FastGMM(3, random_state=0).fit(X)
+    means = gmm.means_.copy()
+    X[2000, 1] = np.nan
+    source = _stored_sources(X, tmp_path)["hdf5"]
+    with pytest.raises(ValueError, match=r"Input X contains NaN or infinity \(in rows"):
+        gmm.fit(source)
+    np.testing.assert_array_equal(gmm.means_, means)
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        gmm.score_samples(source)
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        FastGMM(3).fit(da.from_array(X, chunks=(500, 4)))
+
+
+def test_a_source_that_changes_shape_during_a_fit_is_named_in_the_error(tmp_path):
+    X = _clusters()
+    with h5py.File(tmp_path / "grow.h5", "w") as file:
+        dataset = file.create_dataset("x", data=X, maxshape=(None, 4))
+        source = RowSource(dataset)
+        dataset.resize((100, 4))
+        with pytest.raises(ValueError, match=r"h5py\.Dataset '/x' changed shape"):
+            FastGMM(3).fit(source)
+
+
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        (lambda tmp: np.zeros((5, 2), dtype=complex), TypeError, "real numbers"),
+        (lambda tmp: np.zeros((1, 2)), ValueError, "minimum of 2"),
+        (lambda tmp: np.zeros(5), ValueError, "2D"),
+    ],
+)
+def test_bad_streamed_input_is_refused_naming_x(tmp_path, bad, error, match):
+    array = bad(tmp_path)
+    np.save(tmp_path / "bad.npy", array)
+    with pytest.raises(error, match=match):
+        FastGMM(1).fit(np.load(tmp_path / "bad.npy", mmap_mode="r"))
+
+
+def test_truncated_em_on_a_streamed_source_is_refused_clearly(tmp_path):
+    X = _clusters()
+    source = _stored_sources(X, tmp_path)["memmap"]
+    with pytest.raises(ValueError, match=r"truncated EM \(n_active\) needs X in memory"):
+        FastGMM(3, n_active=2, random_state=0).fit(source)
+
+
+def test_inference_on_a_source_with_other_features_is_refused(tmp_path):
+    gmm = FastGMM(2, random_state=0).fit(_clusters())
+    np.save(tmp_path / "three.npy", np.zeros((10, 3)))
+    with pytest.raises(ValueError, match="features"):
+        gmm.predict(np.load(tmp_path / "three.npy", mmap_mode="r"))
+
+
+# -- a real Dask cluster ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def _dask_data(n_samples=40000):
+    """Rows generated on the workers (not embedded in the graph), chunked by rows."""
+    state = da.random.RandomState(7)
+    centres = np.array([[0.0, 0, 0, 0], [4, 4, 0, 0], [0, 4, 4, 8]])
+    labels = state.randint(0, 3, size=n_samples, chunks=5000)
+    noise = state.standard_normal((n_samples, 4), chunks=(5000, 4))
+    return (noise + da.from_array(centres)[labels]).persist()
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_a_fit_on_a_local_cluster_equals_the_in_process_fit(dask_client, covariance_type):
+    X = _dask_data()
+    in_memory = X.compute()
+    params = dict(n_components=3, covariance_type=covariance_type, random_state=0)
+    on_cluster = FastGMM(**params).fit(X)
+    local = FastGMM(**params).fit(RowSource(in_memory, block_rows=5000))
+    np.testing.assert_array_equal(on_cluster.means_, local.means_)
+    np.testing.assert_array_equal(on_cluster.covariances_, local.covariances_)
+    assert on_cluster.lower_bound_ == local.lower_bound_
+    np.testing.assert_array_equal(on_cluster.predict(X).compute(), local.predict(in_memory))
+    assert on_cluster.score(X) == pytest.approx(local.score(in_memory), rel=1e-12)
+
+
+class _FitThatLosesAWorker(FastGMM):
+    """Kills one worker process after the third M-step (from the client, so the next E-step
+    meets the lost worker)."""
+
+    def _m_step(self, stats):
+        super()._m_step(stats)
+        self._m_steps = getattr(self, "_m_steps", 0) + 1
+        if self._m_steps == 3:
+            pid = next(iter(self._client.run(os.getpid).values()))
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_worker_lost_mid_fit_is_retried_and_the_fit_is_unchanged(dask_client):
+    X = _dask_data()
+    params = dict(n_components=3, covariance_type="diag", random_state=0, tol=0.0, max_iter=8)
+    undisturbed = FastGMM(**params).fit(X)
+    disturbed = _FitThatLosesAWorker(**params)
+    disturbed._client = dask_client
+    start = time.perf_counter()
+    disturbed.fit(X)
+    assert time.perf_counter() - start < 120  # retried, not hung
+    assert disturbed._m_steps == 8
+    np.testing.assert_array_equal(disturbed.means_, undisturbed.means_)
+    assert disturbed.lower_bound_ == undisturbed.lower_bound_
+    dask_client.wait_for_workers(2, timeout=60)  # the nanny restarts the worker for later tests

@@ -59,6 +59,11 @@ class DataScatter:
         to the rows' precision; False for the fast factor from the accumulated covariance, whose
         directions the data nearly lack are blurred by ~1e-16 of its norm (harmless unless a
         noise variance is within ~1e-6 of 0 relative to its feature's variance).
+    diagonal : ndarray of shape (n_features,) or None
+        The covariance's diagonal as accumulated, for the fast factor (None: ``sum_i L_id^2``).
+        The eigendecomposition blurs the fast factor's columns by ~1e-16 of its norm, which would
+        give a constant feature a variance of round-off instead of 0 (and a noise floor that
+        depends on it); the accumulated diagonal is 0 for it, exactly, in any blocks.
     """
 
     n_samples: int
@@ -67,10 +72,14 @@ class DataScatter:
     mean: np.ndarray
     factor: np.ndarray
     exact: bool = True
+    diagonal: np.ndarray | None = None
 
     @property
     def variances(self):
-        """The diagonal of the covariance, ``sum_i L_id^2`` (a sum of non-negative terms)."""
+        """The diagonal of the covariance: :attr:`diagonal`, else ``sum_i L_id^2`` (a sum of
+        non-negative terms)."""
+        if self.diagonal is not None:
+            return self.diagonal
         return np.einsum("id,id->d", self.factor, self.factor)
 
 
@@ -114,9 +123,12 @@ def fast_data_scatter(X, sample_weight=None, n_jobs=None):
     settings = ScatterPass(centring_point(source, sample_weight), resolve_n_threads(n_jobs))
     moments, _, _ = reduce_blocks(source, functools.partial(scatter_block_pass, settings), sample_weight)
     sum_weight = moments.sum_weight
-    factor = _covariance_factor(moments.scatter / sum_weight)
+    covariance = moments.scatter / sum_weight
+    diagonal = np.maximum(np.diag(covariance), 0.0)  # the kernel's subtraction may round below 0
     n_weighted = float(n_samples) if sample_weight is None else sum_weight / moments.min_positive_weight
-    return DataScatter(n_samples, n_weighted, sum_weight, moments.mean, factor, exact=False)
+    return DataScatter(
+        n_samples, n_weighted, sum_weight, moments.mean, _covariance_factor(covariance), False, diagonal
+    )
 
 
 def data_scatter(X, sample_weight=None, n_jobs=None):

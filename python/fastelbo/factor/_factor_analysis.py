@@ -64,6 +64,12 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
     data, N < D, the N x D centred rows themselves, never a D x D matrix), after which every
     iteration costs O(min(N, D) D H), independent of the number of samples.
 
+    X may be an in-memory array, or be read block by block and never copied whole into memory: a
+    ``numpy.memmap``, an ``h5py.Dataset``, a ``zarr.Array`` or a :class:`~fastelbo.RowSource`
+    (fits agree with the in-memory fit to round-off); a ``dask.array`` is reduced on the Dask
+    workers (bitwise the fit of a RowSource with the same blocks), and :meth:`transform` and
+    :meth:`score_samples` then return lazy dask arrays.
+
     Each iteration is a parameter-expanded EM step, then the loadings that maximise the
     likelihood for its noise variances (scikit-learn's step), then an extrapolation of the noise
     variances in log space and a try of falling noise variances below 1e-4 of their feature's

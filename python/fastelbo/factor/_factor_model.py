@@ -2,7 +2,9 @@
 by EM on the data's mean and a factor of their covariance.
 
 One pass per ``fit`` computes the mean of X and a factor ``L`` of its covariance (:mod:`._scatter`:
-D x D for tall data, the N x D centred rows for wide data); the model's mean is their
+D x D for tall data, the N x D centred rows for wide data), reading X block by block (an in-memory
+array is one block; a memmap, HDF5 or Zarr array or a RowSource is streamed; a dask array is
+reduced on the Dask workers); the model's mean is their
 maximum-likelihood value from then on, and every EM iteration works on ``L`` only
 (:mod:`._linear_gaussian`), at O(rows(L) D H) whatever the number of rows of X. The histories:
 ``elbo_history_[t] = F(q^t, Theta^t)``, the mean log-likelihood of the parameters entering
@@ -24,6 +26,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from fastelbo._base import EMEstimator, check_integer, restores_state_on_error
+from fastelbo._dask_backend import DaskRowSource, is_dask_array, map_rows
+from fastelbo._row_source import RowSource
 from fastelbo._threads import single_threaded_blas
 from fastelbo.entropy import LOG_2PI_E, EntropyDecomposition
 from fastelbo.exceptions import warn_heywood_case
@@ -74,6 +78,9 @@ class LinearGaussianFactorModel(
 
     _warm_start_parameters = ("n_components",)
     _noise_type = "diag"
+    # The fit reads X only in the scatter passes (block by block), inference per block: memmaps,
+    # HDF5 and Zarr arrays, RowSources and dask arrays are never copied whole into memory.
+    _accepts_row_sources = True
 
     # -- fitting -----------------------------------------------------------------------------
 
@@ -157,30 +164,56 @@ class LinearGaussianFactorModel(
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            In memory, streamed (memmap, h5py dataset, Zarr array, RowSource: read block by
+            block) or a dask array.
 
         Returns
         -------
         ndarray of shape (n_samples, n_components)
-            ``E[z | x] = G components diag(noise)^-1 (x - mean_)``.
+            ``E[z | x] = G components diag(noise)^-1 (x - mean_)`` (a lazy dask array, chunked as
+            X's rows, for a dask array X).
         """
         X = self._validate_for_inference(X)
-        return self._posterior().means(X - self.mean_)
+        posterior = self._posterior()
+        return self._per_row(
+            X, "transform", (self.components_.shape[0],), lambda rows: posterior.means(rows - self.mean_)
+        )
 
     @single_threaded_blas
     def score_samples(self, X):
-        """Log-likelihood ``log p(x_n)`` of every sample under the fitted model, shape (n_samples,)."""
+        """Log-likelihood ``log p(x_n)`` of every sample under the fitted model, shape (n_samples,)
+        (a lazy dask array for a dask array X)."""
         X = self._validate_for_inference(X)
         posterior = self._posterior()
-        # x^T C^-1 x as a sum of non-negative terms: O(D H) per sample, no D x D inverse, and no
-        # cancellation when a noise variance is tiny relative to the loadings.
-        mahalanobis = posterior.mahalanobis(X - self.mean_)
-        n_features = X.shape[1]
-        return -0.5 * (mahalanobis + posterior.log_det_model_covariance + n_features * LOG_2PI)
+        n_features = self.mean_.shape[0]
+
+        def log_likelihoods(rows):
+            # x^T C^-1 x as a sum of non-negative terms: O(D H) per sample, no D x D inverse, and
+            # no cancellation when a noise variance is tiny relative to the loadings.
+            mahalanobis = posterior.mahalanobis(rows - self.mean_)
+            return -0.5 * (mahalanobis + posterior.log_det_model_covariance + n_features * LOG_2PI)
+
+        return self._per_row(X, "score_samples", (), log_likelihoods)
 
     @single_threaded_blas
     def score(self, X, y=None):
-        """Mean log-likelihood of the samples: ``score_samples(X).mean()``."""
-        return float(np.mean(self.score_samples(X)))
+        """Mean log-likelihood of the samples: ``score_samples(X).mean()`` (a float, computed on
+        the Dask workers for a dask array X)."""
+        log_likelihoods = self.score_samples(X)
+        if is_dask_array(log_likelihoods):
+            return float(log_likelihoods.mean().compute())
+        return float(np.mean(log_likelihoods))
+
+    def _per_row(self, X, method, trailing, rows_function):
+        """``rows_function`` (in-memory float64 rows -> per-row results) over validated X: on an
+        array at once; on a streamed source block by block, the results concatenated; on a dask
+        array lazily, chunk by chunk on the workers through ``method`` (dask-ml's convention)."""
+        if isinstance(X, DaskRowSource):
+            return map_rows(X, getattr(self, method), trailing, np.float64)
+        if isinstance(X, RowSource):
+            parts = [rows_function(rows.astype(np.float64, copy=False)) for _, _, rows in X.blocks()]
+            return np.concatenate(parts)
+        return rows_function(X)
 
     def get_covariance(self):
         """Model covariance ``components_^T components_ + diag(noise)``, shape (n_features, n_features)."""
@@ -288,7 +321,9 @@ class LinearGaussianFactorModel(
     # -- validation --------------------------------------------------------------------------
 
     def _validate_for_inference(self, X):
-        return super()._validate_for_inference(X).astype(np.float64, copy=False)
+        # Arrays are computed on in float64; a row source's blocks are converted as they are read.
+        X = super()._validate_for_inference(X)
+        return X if isinstance(X, RowSource) else X.astype(np.float64, copy=False)
 
 
 def _boundary_note(n_floored):

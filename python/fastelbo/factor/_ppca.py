@@ -25,6 +25,12 @@ class FastPPCA(LinearGaussianFactorModel):
     variances); ``solver='em'`` runs EM from a random start, with the ELBO and entropy sum of
     every iteration.
 
+    X may be an in-memory array, or be read block by block and never copied whole into memory: a
+    ``numpy.memmap``, an ``h5py.Dataset``, a ``zarr.Array`` or a :class:`~fastelbo.RowSource`
+    (fits agree with the in-memory fit to round-off); a ``dask.array`` is reduced on the Dask
+    workers (bitwise the fit of a RowSource with the same blocks), and :meth:`transform` and
+    :meth:`score_samples` then return lazy dask arrays.
+
     Parameters
     ----------
     n_components : int, default=None

@@ -1,21 +1,37 @@
 """The data-only statistics of the linear-Gaussian factor models: the weighted mean of X and a
 factor ``L`` of its covariance (``L^T L = covariance``), never a D x D matrix when N < D.
 
+X is read only through :func:`fastelbo._block_reduction.reduce_blocks`: an in-memory array is one
+block, a streamed source (memmap, HDF5, Zarr, a :class:`~fastelbo._row_source.RowSource`) is read
+block by block and never copied whole into memory, and a dask array's chunks are reduced on the
+Dask workers. The block passes and their mergeable statistics are in :mod:`._scatter_blocks`.
+
 Tall data (at least as many weighted rows as features) are reduced to a D x D triangular factor by
-a blocked QR of their centred rows; wide data (fewer weighted rows than features) keep their own
-centred, weighted rows as the factor: N x D, so memory stays O(N D) and every product the models
-need costs O(N D H).
+a QR of their centred rows, block by block (TSQR); wide data (fewer weighted rows than features)
+keep their own centred, weighted rows as the factor: N x D, so memory stays O(N D) and every
+product the models need costs O(N D H).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg
 
-from fastelbo import _core
+from fastelbo._block_reduction import reduce_blocks
+from fastelbo._row_source import RowSource
 from fastelbo._threads import resolve_n_threads
+from fastelbo.factor._scatter_blocks import (
+    FactorPass,
+    MeanPass,
+    ScatterPass,
+    centred_rows_block_pass,
+    mean_block_pass,
+    scatter_block_pass,
+    triangular_factor_block_pass,
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +59,11 @@ class DataScatter:
         to the rows' precision; False for the fast factor from the accumulated covariance, whose
         directions the data nearly lack are blurred by ~1e-16 of its norm (harmless unless a
         noise variance is within ~1e-6 of 0 relative to its feature's variance).
+    diagonal : ndarray of shape (n_features,) or None
+        The covariance's diagonal as accumulated, for the fast factor (None: ``sum_i L_id^2``).
+        The eigendecomposition blurs the fast factor's columns by ~1e-16 of its norm, which would
+        give a constant feature a variance of round-off instead of 0 (and a noise floor that
+        depends on it); the accumulated diagonal is 0 for it, exactly, in any blocks.
     """
 
     n_samples: int
@@ -51,63 +72,35 @@ class DataScatter:
     mean: np.ndarray
     factor: np.ndarray
     exact: bool = True
+    diagonal: np.ndarray | None = None
 
     @property
     def variances(self):
-        """The diagonal of the covariance, ``sum_i L_id^2`` (a sum of non-negative terms)."""
+        """The diagonal of the covariance: :attr:`diagonal`, else ``sum_i L_id^2`` (a sum of
+        non-negative terms)."""
+        if self.diagonal is not None:
+            return self.diagonal
         return np.einsum("id,id->d", self.factor, self.factor)
 
 
+def as_row_source(X):
+    """``X`` as a :class:`~fastelbo._row_source.RowSource` (an in-memory array: one block)."""
+    return X if isinstance(X, RowSource) else RowSource(X)
+
+
+def count_positive_weights(n_samples, sample_weight):
+    """Rows with a positive weight (every row for unit weights)."""
+    return n_samples if sample_weight is None else int(np.count_nonzero(sample_weight > 0))
+
+
 def centring_point(X, sample_weight=None):
-    """The point the scatter pass accumulates deviations about: the first row with a positive
-    weight. It lies within the data, so float32 data far from the origin keeps its precision."""
+    """The point the passes accumulate deviations about: the first row with a positive weight
+    (float64), read once from an array or a :class:`~fastelbo._row_source.RowSource`. It lies
+    within the data, so float32 data far from the origin keeps its precision."""
     first = 0 if sample_weight is None else int(np.flatnonzero(sample_weight > 0)[0])
+    if isinstance(X, RowSource):
+        return X.read(first, first + 1)[0].astype(np.float64)
     return X[first].astype(np.float64)
-
-
-def _centred_rows(X, sample_weight, rows):
-    """``(x_n - centre, w_n / max w)`` of the rows in the slice ``rows``, float64 (weights None
-    for unit weights)."""
-    block = X[rows].astype(np.float64)
-    if sample_weight is None:
-        return block, None
-    return block, sample_weight[rows].astype(np.float64) / float(np.max(sample_weight))
-
-
-def _block_rows(n_samples, n_features):
-    """Row slices of at most ``max(8 D, 4096)`` rows: the blocks of the two passes."""
-    size = max(8 * n_features, 4096)
-    return [slice(start, min(start + size, n_samples)) for start in range(0, n_samples, size)]
-
-
-def _weighted_mean(X, sample_weight, centre):
-    """``(sum of relative weights, mean)``, deviations about ``centre`` summed in float64."""
-    total, deviation_sum = 0.0, np.zeros(X.shape[1])
-    for rows in _block_rows(*X.shape):
-        block, weights = _centred_rows(X, sample_weight, rows)
-        block -= centre
-        if weights is None:
-            total += block.shape[0]
-            deviation_sum += block.sum(axis=0)
-        else:
-            total += float(np.sum(weights))
-            deviation_sum += weights @ block
-    return total, centre + deviation_sum / total
-
-
-def _row_factor(X, sample_weight, mean, total):
-    """``R`` (min(N, D) x D) with ``R^T R`` the weighted covariance, from a blocked QR of the rows
-    ``sqrt(w_n / W) (x_n - mean)``. Orthogonal reductions of the rows themselves keep every
-    direction to the rows' own precision, also those the data nearly lack (a duplicated or
-    collinear column), which a covariance accumulated in float64 blurs by 1e-16 of its norm."""
-    factor = np.zeros((0, X.shape[1]))
-    for rows in _block_rows(*X.shape):
-        block, weights = _centred_rows(X, sample_weight, rows)
-        block -= mean
-        block *= np.sqrt((np.ones(block.shape[0]) if weights is None else weights) / total)[:, None]
-        factor = linalg.qr(np.vstack([factor, block]), mode="r", overwrite_a=True, check_finite=False)[0]
-        factor = factor[: min(factor.shape)]
-    return factor
 
 
 def _covariance_factor(covariance):
@@ -119,64 +112,65 @@ def _covariance_factor(covariance):
 
 
 def fast_data_scatter(X, sample_weight=None, n_jobs=None):
-    """As :func:`data_scatter`, but for tall data from one blocked C++ pass (``_core.scatter_pass``,
-    the mean and the D x D covariance, several times faster than the QR) and the covariance's
-    eigendecomposition: ``exact`` is False. Wide data get :func:`data_scatter`'s exact rows."""
-    n_samples, n_features = X.shape
-    n_positive = n_samples if sample_weight is None else int(np.count_nonzero(sample_weight > 0))
-    if n_positive < n_features:
-        return data_scatter(X, sample_weight)
-    out = _core.scatter_pass(
-        X, sample_weight, centring_point(X, sample_weight), n_threads=resolve_n_threads(n_jobs)
+    """As :func:`data_scatter`, but for tall data from one pass of the C++ kernel
+    (``_core.scatter_pass`` on every block, the mean and the D x D covariance, several times
+    faster than the QR; blocks merged by Chan's formula) and the covariance's eigendecomposition:
+    ``exact`` is False. Wide data get :func:`data_scatter`'s exact rows."""
+    source = as_row_source(X)
+    n_samples, n_features = source.shape
+    if count_positive_weights(n_samples, sample_weight) < n_features:
+        return data_scatter(source, sample_weight)
+    settings = ScatterPass(centring_point(source, sample_weight), resolve_n_threads(n_jobs))
+    moments, _, _ = reduce_blocks(source, functools.partial(scatter_block_pass, settings), sample_weight)
+    sum_weight = moments.sum_weight
+    covariance = moments.scatter / sum_weight
+    diagonal = np.maximum(np.diag(covariance), 0.0)  # the kernel's subtraction may round below 0
+    n_weighted = float(n_samples) if sample_weight is None else sum_weight / moments.min_positive_weight
+    return DataScatter(
+        n_samples, n_weighted, sum_weight, moments.mean, _covariance_factor(covariance), False, diagonal
     )
-    sum_weight = float(out["sum_weight"])
-    factor = _covariance_factor(out["scatter"] / sum_weight)
-    if sample_weight is None:
-        n_weighted = float(n_samples)
-    else:
-        n_weighted = sum_weight / float(np.min(sample_weight[sample_weight > 0]))
-    return DataScatter(n_samples, n_weighted, sum_weight, out["mean"], factor, exact=False)
 
 
 def data_scatter(X, sample_weight=None, n_jobs=None):
-    """The mean and a covariance factor of validated X (float32 or float64, C-contiguous).
+    """The mean and a covariance factor of X, exact to the rows' precision.
 
-    Two blocked passes over the rows: the weighted mean (deviations about the first weighted row,
-    so float32 data far from the origin keep their precision), then the triangular factor of the
-    centred, weighted rows. Wide data (fewer weighted rows than features) keep those rows as the
-    factor: N x D, never D x D.
+    Two passes over the rows: the weighted mean (deviations about the first weighted row, so
+    float32 data far from the origin keep their precision), then the triangular factor of the
+    centred, weighted rows (a QR of every block, the blocks' triangles merged by a QR of them
+    stacked). Wide data (fewer weighted rows than features) keep those rows as the factor: N x D,
+    never D x D.
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
+    X : ndarray of shape (n_samples, n_features) or RowSource
+        Validated X (float32 or float64, C-contiguous), or a row source of it (read in blocks; a
+        dask array's source is reduced on the Dask workers).
     sample_weight : ndarray of shape (n_samples,) of X's dtype, or None
         Non-negative weights, not all zero; None: every row weighs 1. Only their ratios matter:
         the arithmetic runs on the weights divided by the largest.
     n_jobs : int or None
-        Accepted for compatibility (the passes run in this thread; results never depend on it).
+        Accepted for compatibility (the passes run in one thread per block; results never depend
+        on it).
 
     Returns
     -------
     DataScatter
     """
     del n_jobs
-    n_samples, n_features = X.shape
-    if sample_weight is not None:
-        keep = sample_weight > 0
-        if not np.all(keep):
-            X, sample_weight = np.ascontiguousarray(X[keep]), sample_weight[keep]
-    centre = centring_point(X)
-    total, mean = _weighted_mean(X, sample_weight, centre)
-    if X.shape[0] < n_features:
-        factor, weights = _centred_rows(X, sample_weight, slice(None))
-        factor -= mean
-        factor *= np.sqrt((np.ones(factor.shape[0]) if weights is None else weights) / total)[:, None]
-    else:
-        factor = _row_factor(X, sample_weight, mean, total)
+    source = as_row_source(X)
+    n_samples, n_features = source.shape
+    centre = centring_point(source, sample_weight)
+    max_weight = None if sample_weight is None else float(np.max(sample_weight))
+    mean_pass = functools.partial(mean_block_pass, MeanPass(centre, max_weight))
+    sums, _, _ = reduce_blocks(source, mean_pass, sample_weight)
+    mean = sums.mean(centre)
+    wide = count_positive_weights(n_samples, sample_weight) < n_features
+    factor_pass = centred_rows_block_pass if wide else triangular_factor_block_pass
+    factor, _, _ = reduce_blocks(
+        source, functools.partial(factor_pass, FactorPass(mean, sums.total, max_weight)), sample_weight
+    )
     if sample_weight is None:
-        sum_weight = float(n_samples)
         n_weighted = float(n_samples)
     else:
-        sum_weight = float(np.sum(sample_weight, dtype=np.float64))
-        n_weighted = total * float(np.max(sample_weight)) / float(np.min(sample_weight))
-    return DataScatter(n_samples, n_weighted, sum_weight, mean, factor)
+        n_weighted = sums.total * max_weight / sums.min_positive_weight
+    return DataScatter(n_samples, n_weighted, sums.sum_weight, mean, factor.factor)

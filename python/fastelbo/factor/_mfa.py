@@ -104,6 +104,15 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
     other input is computed in float64. A log-likelihood that is not finite raises ValueError
     (never a NaN result).
 
+    Data out of memory. X may also be read in blocks, never copied whole into memory: a
+    ``numpy.memmap``, an ``h5py.Dataset``, a ``zarr.Array``, a :class:`~fastelbo.RowSource` (to
+    choose the block size), or a ``dask.array`` (one block per row chunk, each pass run on the
+    active Dask scheduler; ``score_samples``, ``predict`` and ``predict_proba`` then return lazy
+    dask arrays). The blocks' statistics merge in a fixed order, so such a fit agrees with the
+    in-memory fit to round-off and is bitwise reproducible for a given blocking. It starts from a
+    sample of whole blocks (every row when there are at most ``2**18``); float32 blocks that float32
+    cannot hold (see Precision) are widened to float64 one at a time.
+
     Parameters
     ----------
     n_components : int, default=1

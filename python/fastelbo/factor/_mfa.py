@@ -404,8 +404,9 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
         """Refuse a pass whose log-likelihoods are not finite (X or the parameters out of the
         working precision's range), so that no NaN reaches a result.
 
-        Per-row log-likelihoods are checked when they are in memory (a dask array's are lazy and
-        checked by the in-memory passes that compute them chunk by chunk)."""
+        Per-row log-likelihoods are checked when they are in memory: those of a dask array are
+        lazy, and ``score_samples`` computes them with in-memory passes over its chunks, which
+        check them."""
         log_norm = out.get("log_norm")
         if np.isfinite(stats.sum_log_norm) and (
             not isinstance(log_norm, np.ndarray) or np.all(np.isfinite(log_norm))

@@ -5,6 +5,8 @@ the blocked C++ kernel and the entropy decomposition of the ELBO: at convergence
 
 from __future__ import annotations
 
+import copy
+import functools
 import numbers
 import warnings
 
@@ -12,11 +14,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import check_is_fitted
 
-from fastelbo import _core
 from fastelbo._base import check_integer
+from fastelbo._block_reduction import reduce_blocks
 from fastelbo._mixture_estimator import MixtureEstimator
 from fastelbo._progress import document_progress_parameters
 from fastelbo._row_chunks import row_chunks
+from fastelbo._row_source import INIT_SAMPLE_ROWS, RowSource
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
 from fastelbo.entropy import LOG_2PI_E, EntropyDecomposition, categorical_entropy
 from fastelbo.exceptions import Float32RangeWarning, warn_heywood_case
@@ -27,9 +30,13 @@ from fastelbo.factor._mfa_parameters import (
     half_log_det_posterior_covariances,
     marginal_covariances,
     n_parameters,
-    posterior_covariances,
 )
-from fastelbo.factor._mfa_statistics import FactorAnalyserStatistics
+from fastelbo.factor._mfa_pass import (
+    FactorAnalyserPassParameters,
+    FactorAnalyserPassRequest,
+    column_scale,
+    factor_analyser_block_pass,
+)
 from fastelbo.mixture._initialization import (
     INIT_PARAMS,
     column_mean_and_variance,
@@ -96,6 +103,15 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
     components far from the origin or elongated (factor variances many times the noise). Any
     other input is computed in float64. A log-likelihood that is not finite raises ValueError
     (never a NaN result).
+
+    Data out of memory. X may also be read in blocks, never copied whole into memory: a
+    ``numpy.memmap``, an ``h5py.Dataset``, a ``zarr.Array``, a :class:`~fastelbo.RowSource` (to
+    choose the block size), or a ``dask.array`` (one block per row chunk, each pass run on the
+    active Dask scheduler; ``score_samples``, ``predict`` and ``predict_proba`` then return lazy
+    dask arrays). The blocks' statistics merge in a fixed order, so such a fit agrees with the
+    in-memory fit to round-off and is bitwise reproducible for a given blocking. It starts from a
+    sample of whole blocks (every row when there are at most ``2**18``); float32 blocks that float32
+    cannot hold (see Precision) are widened to float64 one at a time.
 
     Parameters
     ----------
@@ -166,6 +182,7 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
     """
 
     _warm_start_parameters = ("n_components", "n_factors", "noise")
+    _accepts_row_sources = True
     _sample_rejects_bool = True
 
     def __init__(
@@ -215,7 +232,9 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
         self._weight_unit_ = 1.0
         if sample_weight is not None and np.any(sample_weight > 0):
             self._weight_unit_ = float(np.min(sample_weight[sample_weight > 0]))
-        mean, variance = column_mean_and_variance(X, sample_weight)
+        # One pass over the blocks of a streamed X (the means), one about the means (variances,
+        # largest deviation): X is never read whole into memory.
+        _, variance, deviation = column_scale(_as_row_source(X), sample_weight)
         if not np.all(np.isfinite(variance)):
             raise ValueError(
                 "X is too large for float64: the variance of feature(s) "
@@ -223,7 +242,6 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
             )
         floor = noise_variance_floor(variance, self.reg_covar, self.noise)
         if X.dtype == np.float32:
-            deviation = _largest_deviation(X, mean)
             if not (
                 deviation <= FLOAT32_LARGEST_DEVIATION
                 and floor.min() >= FLOAT32_SMALLEST_FLOOR
@@ -239,7 +257,7 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
                     # user -> BLAS-limit wrapper -> fit -> state-restoring wrapper -> _fit -> here
                     stacklevel=6,
                 )
-                X = X.astype(np.float64)
+                X = _widened_to_float64(X)
                 sample_weight = None if sample_weight is None else sample_weight.astype(np.float64)
         self._noise_floor_ = floor
         return X, sample_weight
@@ -350,51 +368,54 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
     def _pass(self, X, moments, log_norm=False, responsibilities=False, labels=False, sample_weight=None):
         """One kernel pass with the current parameters; returns (statistics, per-row outputs).
 
+        ``X`` is an in-memory array or a :class:`~fastelbo._row_source.RowSource`, read block by
+        block (on the workers for a dask array); the blocks' statistics merge into those of X.
         Moments are taken about the current means (the statistics' reference points).
         """
-        dtype = np.result_type(X.dtype, self.means_.dtype)
-        X = np.ascontiguousarray(X, dtype=dtype)
+        source = _as_row_source(X)
+        dtype = np.result_type(source.dtype, self.means_.dtype)
+        parameters = FactorAnalyserPassParameters.of(
+            self.weights_,
+            self.means_,
+            self.components_,
+            self._noise_variance_per_feature(),
+            dtype,
+            moments,
+            resolve_n_threads(self.n_jobs),
+        )
+        request = FactorAnalyserPassRequest(log_norm, responsibilities, labels)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
-        with np.errstate(divide="ignore"):
-            log_weights = np.log(self.weights_.astype(np.float64)).astype(dtype)
-        means = np.ascontiguousarray(self.means_, dtype=dtype)
-        noise = np.ascontiguousarray(self._noise_variance_per_feature(), dtype=dtype)
-        components = np.ascontiguousarray(self.components_, dtype=dtype)
-        reference = means.astype(np.float64)
-        out = _core.factor_analyser_mixture_pass(
-            X,
+        stats, out, _ = reduce_blocks(
+            source,
+            functools.partial(factor_analyser_block_pass, parameters, request),
             sample_weight,
-            log_weights,
-            means,
-            components,
-            noise,
-            reference if moments else None,
-            compute_moments=moments,
-            return_log_norm=log_norm,
-            return_responsibilities=responsibilities,
-            return_labels=labels,
-            n_threads=resolve_n_threads(self.n_jobs),
+            None,  # no per-row state
+            request.outputs(len(self.weights_), dtype),
         )
-        stats = FactorAnalyserStatistics.from_kernel(
-            out, X.shape[0], reference, posterior_covariances(components, noise) if moments else None
-        )
-        self._check_finite(stats, out, X)
+        self._check_finite(stats, out, source, dtype)
         return stats, out
 
     def _e_step(self, X, moments=True, sample_weight=None):
         return self._pass(X, moments=moments, sample_weight=sample_weight)[0]
 
     @staticmethod
-    def _check_finite(stats, out, X):
+    def _check_finite(stats, out, source, dtype):
         """Refuse a pass whose log-likelihoods are not finite (X or the parameters out of the
-        working precision's range), so that no NaN reaches a result."""
+        working precision's range), so that no NaN reaches a result.
+
+        Per-row log-likelihoods are checked when they are in memory: those of a dask array are
+        lazy, and ``score_samples`` computes them with in-memory passes over its chunks, which
+        check them."""
         log_norm = out.get("log_norm")
-        if np.isfinite(stats.sum_log_norm) and (log_norm is None or np.all(np.isfinite(log_norm))):
+        if np.isfinite(stats.sum_log_norm) and (
+            not isinstance(log_norm, np.ndarray) or np.all(np.isfinite(log_norm))
+        ):
             return
-        largest = float(np.max(np.abs(X))) if X.size else 0.0
+        largest = source.max_abs()  # another pass over X, only on the way to this error
         raise ValueError(
-            f"FastMFA: the log-likelihood of X is not finite in {X.dtype} (largest |X| = {largest:.3g}): "
+            f"FastMFA: the log-likelihood of X is not finite in {np.dtype(dtype).name} "
+            f"(largest |X| = {largest:.3g}): "
             "X or the fitted parameters exceed the range of the working precision; rescale X, or pass "
             "float64 data"
         )
@@ -440,6 +461,7 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
         )
 
     def _initialize_parameters(self, X, random_state, sample_weight=None):
+        X, sample_weight = _initialisation_rows(X, sample_weight, random_state)
         column_mean, column_variance = column_mean_and_variance(X, sample_weight)
         rows, resp, row_weights = initial_responsibilities(
             X,
@@ -504,12 +526,38 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
             raise ValueError(f"init_params must be one of {INIT_PARAMS}, got {self.init_params!r}")
 
 
-def _largest_deviation(X, mean):
-    """``max |X - mean|`` over all entries, in float64 row chunks."""
-    largest = 0.0
-    for start, stop in row_chunks(*X.shape):
-        largest = max(largest, float(np.max(np.abs(np.asarray(X[start:stop], dtype=np.float64) - mean))))
-    return largest
+def _as_row_source(X):
+    """X as a :class:`~fastelbo._row_source.RowSource` (an in-memory array is one block)."""
+    return X if isinstance(X, RowSource) else RowSource(X)
+
+
+def _widened_to_float64(X):
+    """float32 training data that float32 cannot hold, read in float64 from now on: an in-memory
+    array is converted (as ever), a row source is a copy whose working dtype is float64, so its
+    blocks are converted as they are read and X is never copied whole."""
+    if not isinstance(X, RowSource):
+        return X.astype(np.float64)
+    widened = copy.copy(X)  # the same data (and Dask graph); only the dtype blocks are read in
+    widened.dtype = np.dtype(np.float64)
+    return widened
+
+
+def _initialisation_rows(X, sample_weight, random_state):
+    """The in-memory rows (and their weights) an initialisation reads: X itself when in memory,
+    else a sample of :data:`~fastelbo._row_source.INIT_SAMPLE_ROWS` rows in whole blocks (every
+    row of a smaller source, so that it starts exactly as the same rows in memory)."""
+    if not isinstance(X, RowSource):
+        return X, sample_weight
+    rows, index = X.sample(INIT_SAMPLE_ROWS, random_state)
+    if sample_weight is None or rows.shape[0] == X.shape[0]:
+        return rows, sample_weight
+    sample_weight = sample_weight[index]
+    if not np.any(sample_weight):
+        raise ValueError(
+            f"the initialisation's sample of {rows.shape[0]} rows of X has only zero sample weights; "
+            "use another random_state, drop the rows of zero weight, or load X into memory"
+        )
+    return rows, sample_weight
 
 
 def _data_covariance(X, mean, sample_weight=None):

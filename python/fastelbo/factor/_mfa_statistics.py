@@ -12,6 +12,10 @@ posterior mean of the factors ``z`` given ``x`` and ``c``::
 
 plus the ELBO sums. The posterior covariance of ``z`` (the same for every row of a component) is a
 property of the parameters of the pass and travels with the statistics to the M-step.
+
+Sums over disjoint sets of rows taken with the same parameters merge by addition
+(:meth:`FactorAnalyserStatistics.merge`), so the statistics of the blocks of a row source, computed
+in this process or on Dask workers, combine into those of all its rows.
 """
 
 from __future__ import annotations
@@ -45,4 +49,34 @@ class FactorAnalyserStatistics(MixturePassSums):
             **moments,
             reference=reference,
             posterior_covariances=posterior_covariances,
+        )
+
+    def merge(self, other: FactorAnalyserStatistics) -> FactorAnalyserStatistics:
+        """Statistics of the union of two disjoint row sets, taken with the same parameters.
+
+        Every sum adds; the reference points and the posterior covariances, properties of the
+        parameters, must be equal and are kept. ValueError otherwise: sums about different
+        reference points do not add.
+        """
+        for name in ("reference", "posterior_covariances"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if (mine is None) != (theirs is None) or (mine is not None and not np.array_equal(mine, theirs)):
+                raise ValueError(f"cannot merge statistics taken with different {name.replace('_', ' ')}")
+
+        def add(a, b):
+            return None if a is None or b is None else a + b
+
+        return FactorAnalyserStatistics(
+            self.n_samples + other.n_samples,
+            self.sum_weight + other.sum_weight,
+            self.sum_log_norm + other.sum_log_norm,
+            self.sum_entropy + other.sum_entropy,
+            self.nk + other.nk,
+            sx=add(self.sx, other.sx),
+            sxx=add(self.sxx, other.sxx),
+            szx=add(self.szx, other.szx),
+            sz=add(self.sz, other.sz),
+            szz=add(self.szz, other.szz),
+            reference=self.reference,
+            posterior_covariances=self.posterior_covariances,
         )

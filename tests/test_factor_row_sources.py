@@ -301,28 +301,18 @@ def test_nan_in_a_streamed_block_raises_a_value_error_naming_x(tmp_path):
 # -- a real Dask cluster -------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def dask_client():
-    distributed = pytest.importorskip("distributed")
-    with warnings.catch_warnings():
-        # Without a dashboard the scheduler still serves its HTTP routes, on 8787 if it is free.
-        warnings.filterwarnings("ignore", "Port 8787 is already in use", UserWarning)
-        cluster = distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        )
-    with cluster, distributed.Client(cluster) as client:
-        yield client
-
-
 def test_a_fit_on_a_dask_cluster_equals_the_local_fit_bitwise(dask_client):
     X = _digits()
     weights = _weights(X.shape[0])
     chunked = da.from_array(X, chunks=(BLOCK_ROWS, -1))
     for make in (ESTIMATORS["FastPPCA"], ESTIMATORS["FastFactorAnalysis"]):
-        on_cluster = _fit(make, chunked, weights)
         local = _fit(make, fastelbo.RowSource(X, block_rows=BLOCK_ROWS), weights)
+        with dask_client.as_current():
+            on_cluster = _fit(make, chunked, weights)
+            transformed = on_cluster.transform(chunked)
+            assert isinstance(transformed, da.Array)
+            transformed = transformed.compute()
+            score = on_cluster.score(chunked)
         _assert_bitwise_same_fit(on_cluster, local)
-        transformed = on_cluster.transform(chunked)
-        assert isinstance(transformed, da.Array)
-        _close(transformed.compute(), local.transform(X), 1e-12)
-        _close(on_cluster.score(chunked), local.score(X), 1e-12)
+        _close(transformed, local.transform(X), 1e-12)
+        _close(score, local.score(X), 1e-12)

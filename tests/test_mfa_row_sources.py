@@ -15,7 +15,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 
-import fastelbo.factor._mfa as mfa_module
+import fastelbo._row_source as row_source_module
 from fastelbo import FastMFA, RowSource
 from fastelbo._block_reduction import reduce_blocks
 from fastelbo._dask_backend import DaskRowSource
@@ -312,7 +312,7 @@ def test_float32_source_that_float32_holds_is_fitted_in_float32_as_in_memory():
 
 
 def test_initialisation_of_a_large_streamed_source_runs_on_its_sample(monkeypatch):
-    monkeypatch.setattr(mfa_module, "INIT_SAMPLE_ROWS", 300)
+    monkeypatch.setattr(row_source_module, "INIT_SAMPLE_ROWS", 300)
     X = _digits()
     source = RowSource(X, block_rows=BLOCK_ROWS)
     with warnings.catch_warnings():
@@ -332,24 +332,12 @@ def test_initialisation_of_a_large_streamed_source_runs_on_its_sample(monkeypatc
 # -- a real cluster ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def cluster_client():
-    distributed = pytest.importorskip("distributed")
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster, set_as_default=False) as client,
-    ):
-        yield client
-
-
-def test_fit_on_a_local_cluster_equals_the_local_fit_bitwise(cluster_client):
+def test_fit_on_a_local_cluster_equals_the_local_fit_bitwise(dask_client):
     # Few passes (each costs the cluster a round trip): a short fit over three chunks.
     X, block_rows = _digits(), 600
     local = _fit("digits", RowSource(X, block_rows=block_rows), True, max_iter=4)
     distributed = pytest.importorskip("distributed")
-    with cluster_client.as_current(), distributed.get_task_stream(client=cluster_client) as tasks:
+    with dask_client.as_current(), distributed.get_task_stream(client=dask_client) as tasks:
         lazy = da.from_array(X, chunks=(block_rows, X.shape[1]))
         distributed_fit = _fit("digits", lazy, True, max_iter=4)
         scores = distributed_fit.score_samples(lazy).compute()

@@ -175,6 +175,25 @@ class RowSource:
             )
 
 
+def initialisation_rows(X, sample_weight, random_state, remedy):
+    """The in-memory rows (and their weights) an initialisation reads: X itself when it is not a
+    :class:`RowSource`, else ``X.sample(INIT_SAMPLE_ROWS, random_state)`` (every row of a smaller
+    source, so that it starts exactly as the same rows in memory). A sample whose weights are all
+    zero raises a ValueError ending with ``remedy``."""
+    if not isinstance(X, RowSource):
+        return X, sample_weight
+    rows, index = X.sample(INIT_SAMPLE_ROWS, random_state)
+    if sample_weight is None or rows.shape[0] == X.shape[0]:
+        return rows, sample_weight
+    sample_weight = sample_weight[index]
+    if not np.any(sample_weight):
+        raise ValueError(
+            f"the initialisation's sample of {rows.shape[0]} rows of X has only zero sample weights; "
+            + remedy
+        )
+    return rows, sample_weight
+
+
 def working_dtype(dtype, name="X") -> np.dtype:
     """float32 stays float32, any other real dtype is computed in float64; TypeError otherwise."""
     dtype = np.dtype(dtype)

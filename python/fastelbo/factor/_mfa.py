@@ -19,7 +19,7 @@ from fastelbo._block_reduction import reduce_blocks
 from fastelbo._mixture_estimator import MixtureEstimator
 from fastelbo._progress import document_progress_parameters
 from fastelbo._row_chunks import row_chunks
-from fastelbo._row_source import INIT_SAMPLE_ROWS, RowSource
+from fastelbo._row_source import RowSource, initialisation_rows
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
 from fastelbo.entropy import LOG_2PI_E, EntropyDecomposition, categorical_entropy
 from fastelbo.exceptions import Float32RangeWarning, warn_heywood_case
@@ -461,7 +461,12 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
         )
 
     def _initialize_parameters(self, X, random_state, sample_weight=None):
-        X, sample_weight = _initialisation_rows(X, sample_weight, random_state)
+        X, sample_weight = initialisation_rows(
+            X,
+            sample_weight,
+            random_state,
+            "use another random_state, drop the rows of zero weight, or load X into memory",
+        )
         column_mean, column_variance = column_mean_and_variance(X, sample_weight)
         rows, resp, row_weights = initial_responsibilities(
             X,
@@ -540,24 +545,6 @@ def _widened_to_float64(X):
     widened = copy.copy(X)  # the same data (and Dask graph); only the dtype blocks are read in
     widened.dtype = np.dtype(np.float64)
     return widened
-
-
-def _initialisation_rows(X, sample_weight, random_state):
-    """The in-memory rows (and their weights) an initialisation reads: X itself when in memory,
-    else a sample of :data:`~fastelbo._row_source.INIT_SAMPLE_ROWS` rows in whole blocks (every
-    row of a smaller source, so that it starts exactly as the same rows in memory)."""
-    if not isinstance(X, RowSource):
-        return X, sample_weight
-    rows, index = X.sample(INIT_SAMPLE_ROWS, random_state)
-    if sample_weight is None or rows.shape[0] == X.shape[0]:
-        return rows, sample_weight
-    sample_weight = sample_weight[index]
-    if not np.any(sample_weight):
-        raise ValueError(
-            f"the initialisation's sample of {rows.shape[0]} rows of X has only zero sample weights; "
-            "use another random_state, drop the rows of zero weight, or load X into memory"
-        )
-    return rows, sample_weight
 
 
 def _data_covariance(X, mean, sample_weight=None):

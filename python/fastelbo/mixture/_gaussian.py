@@ -13,7 +13,7 @@ from fastelbo._base import check_integer, check_nonnegative_real
 from fastelbo._block_reduction import reduce_blocks
 from fastelbo._mixture_estimator import MixtureEstimator
 from fastelbo._progress import document_progress_parameters
-from fastelbo._row_source import INIT_SAMPLE_ROWS, RowSource, describe
+from fastelbo._row_source import RowSource, describe, initialisation_rows
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
 from fastelbo._validation import as_float_array, as_numpy
 from fastelbo.entropy import EntropyDecomposition, categorical_entropy, gaussian_entropy
@@ -522,7 +522,12 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
                 init_params = "afkmc2"  # not O(N·K·D) Lloyd iterations (see n_active)
         weights = means = covariances = None
         if self.weights_init is None or self.means_init is None or self.precisions_init is None:
-            X, sample_weight = _initialisation_rows(X, sample_weight, random_state)
+            X, sample_weight = initialisation_rows(
+                X,
+                sample_weight,
+                random_state,
+                "give initial parameters (weights_init, means_init, precisions_init)",
+            )
             column_mean, column_variance = column_mean_and_variance(X, sample_weight)
             rows, resp, row_weights = initial_responsibilities(
                 X,
@@ -649,23 +654,6 @@ def _in_memory_rows(X, what):
             "array" + (", or use exact EM (n_active=None)" if "n_active" in what else "")
         )
     return X.array
-
-
-def _initialisation_rows(X, sample_weight, random_state):
-    """The in-memory rows (and their weights) an initialisation reads: X itself when in memory,
-    else a sample of :data:`~fastelbo._row_source.INIT_SAMPLE_ROWS` rows in whole blocks."""
-    if not isinstance(X, RowSource):
-        return X, sample_weight
-    rows, index = X.sample(INIT_SAMPLE_ROWS, random_state)
-    if sample_weight is None or rows.shape[0] == X.shape[0]:
-        return rows, sample_weight
-    sample_weight = sample_weight[index]
-    if not np.any(sample_weight):
-        raise ValueError(
-            f"the initialisation's sample of {rows.shape[0]} rows of X has only zero sample weights; "
-            "give initial parameters (weights_init, means_init, precisions_init)"
-        )
-    return rows, sample_weight
 
 
 def _check_shape(array, expected, name):

@@ -62,13 +62,18 @@ class MixtureEstimator(EMEstimator):
         self._check_initial_parameters(X.shape[1])
         if self.warm_start and hasattr(self, "converged_"):
             # Continue in the new data's precision (parameters live in the input dtype).
-            self._set_parameters(tuple(p.astype(X.dtype) for p in self._get_parameters()))
+            self._set_parameters(self._parameters_in(X.dtype))
         try:
             labels = self._fit_em(X, sample_weight=sample_weight)
             self._warn_degenerate_components()
         finally:
             self._discard_run_state()
         return labels
+
+    def _parameters_in(self, dtype):
+        """The fitted parameters (a :meth:`_get_parameters` snapshot) rounded to ``dtype``, for a
+        warm start on data of that dtype."""
+        return tuple(p.astype(dtype) for p in self._get_parameters())
 
     def _check_initial_parameters(self, n_features):
         """Validate user-given initial parameters against the data's features (none by default)."""

@@ -48,6 +48,22 @@ def precisions_cholesky_from_covariances(covariances, covariance_type):
     return 1.0 / np.sqrt(covariances)
 
 
+def covariances_in_dtype(covariances, covariance_type, dtype):
+    """``(covariances, precisions_cholesky)`` stored in ``dtype``, describing one model.
+
+    The covariances are rounded to ``dtype`` first and the precision factors computed (in float64)
+    from the rounded matrices, so that ``covariances_`` and ``precisions_cholesky_`` are the same
+    model. Rounding each separately is not: a float32 covariance whose correlation condition number
+    approaches ``1/eps`` (a duplicated column held apart by ``reg_covar``) moves its smallest
+    eigenvalues by a large fraction when rounded, while the factor of the unrounded matrix keeps
+    them, so the log-densities of the two disagree far beyond float32 round-off. ValueError (a
+    ``reg_covar`` hint) when the rounded matrices are not positive definite.
+    """
+    rounded = np.asarray(covariances, dtype=dtype)
+    precisions_cholesky = precisions_cholesky_from_covariances(rounded, covariance_type)
+    return rounded, np.asarray(precisions_cholesky, dtype=dtype)
+
+
 def precisions_cholesky_from_precisions(precisions, covariance_type):
     """Upper-triangular ``U`` with ``U U^T = P`` for given precisions (diag/spherical: ``sqrt(P)``).
 

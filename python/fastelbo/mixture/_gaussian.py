@@ -21,9 +21,9 @@ from fastelbo.mixture._covariance import (
     COVARIANCE_TYPES,
     check_precisions_init,
     covariances_from_precisions_cholesky,
+    covariances_in_dtype,
     half_log_det_covariances,
     n_parameters,
-    precisions_cholesky_from_covariances,
     precisions_cholesky_from_precisions,
     precisions_from_cholesky,
 )
@@ -487,15 +487,20 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
 
     def _m_step(self, stats):
         weights, means, covariances = gaussian_m_step(stats, self.covariance_type, self.reg_covar)
-        dtype = self.means_.dtype
+        covariances, precisions_cholesky = self._covariances_in(covariances, self.means_.dtype)
+        self._assign(weights, means, covariances, precisions_cholesky)
+
+    def _covariances_in(self, covariances, dtype):
+        """``(covariances, precisions_cholesky)`` in ``dtype`` (see ``covariances_in_dtype``);
+        ValueError naming X where the covariances exceed the dtype's range."""
+        dtype = np.dtype(dtype)
         if not np.all(np.abs(covariances) <= np.finfo(dtype).max):
             raise ValueError(
                 f"FastGMM: the fitted covariances (largest {np.max(np.abs(covariances)):.3g}) do not fit in "
                 f"{dtype.name}, X's dtype. Rescale X (and reg_covar by the square of the factor)"
                 + (", or pass float64 data." if dtype == np.float32 else ".")
             )
-        precisions_cholesky = precisions_cholesky_from_covariances(covariances, self.covariance_type)
-        self._assign(weights, means, covariances, precisions_cholesky)
+        return covariances_in_dtype(covariances, self.covariance_type, dtype)
 
     def _decompose(self, stats):
         n_features = self.means_.shape[1]
@@ -549,7 +554,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         if self.means_init is not None:
             means = as_float_array(self.means_init, "means_init")
         if self.precisions_init is None:
-            precisions_cholesky = precisions_cholesky_from_covariances(covariances, self.covariance_type)
+            covariances, precisions_cholesky = self._covariances_in(covariances, X.dtype)
         else:
             precisions_cholesky = precisions_cholesky_from_precisions(
                 as_float_array(self.precisions_init, "precisions_init"), self.covariance_type
@@ -569,6 +574,12 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
 
     def _get_parameters(self):
         return (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)
+
+    def _parameters_in(self, dtype):
+        # The covariances are the parameters; the precision factors follow from them once rounded
+        # (see covariances_in_dtype), not from a separate rounding of the float64 factors.
+        covariances, precisions_cholesky = self._covariances_in(self.covariances_.astype(np.float64), dtype)
+        return (self.weights_.astype(dtype), self.means_.astype(dtype), covariances, precisions_cholesky)
 
     def _set_parameters(self, params):
         self.weights_, self.means_, self.covariances_, self.precisions_cholesky_ = params

@@ -202,6 +202,16 @@ def test_a_source_that_changes_shape_during_a_fit_is_named_in_the_error(tmp_path
             FastGMM(3).fit(source)
 
 
+def test_a_dataset_of_a_closed_file_is_refused_naming_x(tmp_path):
+    X = _clusters()
+    gmm = FastGMM(2, random_state=0).fit(X)
+    with h5py.File(tmp_path / "closed.h5", "w") as file:
+        dataset = file.create_dataset("x", data=X)
+    for call in (lambda: FastGMM(2).fit(dataset), lambda: gmm.predict(dataset)):
+        with pytest.raises(ValueError, match=r"X: h5py\.Dataset cannot be read .*is its file open\?"):
+            call()
+
+
 @pytest.mark.parametrize(
     "bad, error, match",
     [

@@ -42,14 +42,17 @@ def is_streamed(X) -> bool:
         return True
     if isinstance(X, np.ndarray):
         return False
-    module = type(X).__module__.split(".")[0]
-    return module in _STREAMED_MODULES and hasattr(X, "shape") and hasattr(X, "dtype")
+    # By type only: the attributes of a closed file's dataset raise (checked in check_shape).
+    return type(X).__module__.split(".")[0] in _STREAMED_MODULES and type(X).__name__ in ("Dataset", "Array")
 
 
 def describe(X) -> str:
     """A short name of a data object for error messages (``h5py.Dataset '/x'``, ``numpy.memmap``)."""
     kind = f"{type(X).__module__.split('.')[0]}.{type(X).__name__}"
-    name = getattr(X, "name", None) or getattr(X, "path", None)
+    try:
+        name = getattr(X, "name", None) or getattr(X, "path", None)
+    except Exception:  # a closed file's dataset has no name any more
+        name = None
     return f"{kind} {name!r}" if isinstance(name, str) and name else kind
 
 
@@ -167,6 +170,7 @@ class RowSource:
         return max((float(np.max(np.abs(rows))) for _, _, rows in self.blocks() if rows.size), default=0.0)
 
     def _check_unchanged(self):
+        check_shape(self.data, self.name)
         shape = tuple(self.data.shape)
         if shape != self._expected_shape:
             raise ValueError(
@@ -205,8 +209,12 @@ def working_dtype(dtype, name="X") -> np.dtype:
 
 
 def check_shape(X, name="X"):
-    """Refuse data that is not two-dimensional."""
-    shape = getattr(X, "shape", None)
+    """Refuse data that is not two-dimensional, or whose shape cannot be read (a dataset of a
+    closed file, say)."""
+    try:
+        shape = getattr(X, "shape", None)
+    except Exception as error:  # each storage library fails in its own way
+        raise ValueError(f"{name}: {describe(X)} cannot be read ({error}); is its file open?") from error
     if shape is None or len(shape) != 2:
         raise ValueError(
             f"Expected a 2D array for {name}, got {describe(X)} of shape {shape}. Reshape it to "

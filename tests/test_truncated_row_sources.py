@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
+import fastelbo.mixture._truncated as truncated_module
 from fastelbo import FastGMM, RowSource, _core
 from fastelbo.mixture._truncated import TruncatedSearch
 from fastelbo.mixture._truncated_pass import NeighbourScores
@@ -192,7 +193,23 @@ def dask_client():
     cluster.close()
 
 
-def test_a_fit_on_a_local_cluster_equals_the_in_process_fit_bit_for_bit(X, dask_client):
+@pytest.mark.parametrize("start", ["exact", "coarse"])
+def test_a_fit_on_a_local_cluster_equals_the_in_process_fit_bit_for_bit(X, dask_client, monkeypatch, start):
+    if start == "coarse":  # the coarse cells travel to the workers in the first pass's snapshot
+        monkeypatch.setattr(truncated_module, "_EXACT_START_BUDGET", 0)
+        monkeypatch.setattr(truncated_module, "_EXACT_NEIGHBOURS_BUDGET", 0)
     local = _fit(RowSource(X, block_rows=700))
     on_cluster = _fit(da.from_array(X, chunks=(700, X.shape[1])))
     _assert_same_fit((on_cluster[0], on_cluster[1].compute()), local, rtol=0)
+
+
+def test_the_coarse_start_over_blocks_equals_the_in_memory_one(X, monkeypatch):
+    """Where neither the exact neighbour lists nor the exact labelling pass is affordable, the
+    first sets are every row's nearest means in its coarse cell, found block by block."""
+    monkeypatch.setattr(truncated_module, "_EXACT_START_BUDGET", 0)
+    monkeypatch.setattr(truncated_module, "_EXACT_NEIGHBOURS_BUDGET", 0)
+    reference = _fit(X)
+    blocks = _fit(RowSource(X, block_rows=300))
+    _assert_same_fit(blocks, reference, rtol=1e-10)
+    on_dask = _fit(da.from_array(X, chunks=(300, X.shape[1])))
+    _assert_same_fit((on_dask[0], on_dask[1].compute()), blocks, rtol=0)

@@ -94,13 +94,18 @@ class NeighbourScores:
         return cls(out["score_groups"], out["score_components"], out["score_sums"], out["score_counts"])
 
     def merge(self, other: NeighbourScores) -> NeighbourScores:
-        """The scores of two disjoint row sets: sums and counts added per (b, c) (self's first)."""
+        """The scores of two disjoint row sets: sums and counts added per (b, c), self's first."""
         K = np.int64(max(self._largest(), other._largest()) + 1)
         keys = np.concatenate([self._keys(K), other._keys(K)])
-        unique, inverse = np.unique(keys, return_inverse=True)
+        # Two sorted runs: a stable sort merges them in linear time and keeps self's entry of a
+        # shared key before other's, so that a shared key's sum is self's + other's.
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        unique = keys[starts]
 
-        def add(a, b):  # bincount adds in index order: 0 + a + b, so a + b exactly
-            return np.bincount(inverse, weights=np.concatenate([a, b]), minlength=len(unique))
+        def add(a, b):
+            return np.add.reduceat(np.concatenate([a, b])[order], starts)
 
         return NeighbourScores(
             (unique // K).astype(np.int32),

@@ -12,7 +12,8 @@ py::dict truncated_mixture_pass_typed(const py::array& X_obj, const py::object& 
                                       const py::object& precisions_cholesky_obj, const py::object& reference_obj,
                                       const std::string& covariance_type, const py::object& active_obj,
                                       const py::object& neighbours_obj, const py::object& random_obj,
-                                      bool return_log_norm, bool return_responsibilities, int n_threads) {
+                                      bool return_log_norm, bool return_responsibilities,
+                                      bool return_neighbour_scores, int n_threads) {
     const CovarianceType type = parse_covariance_type(covariance_type);
     auto X = require_array<T>(X_obj, "X", {-1, -1});
     const py::ssize_t N = X.shape(0), D = X.shape(1);
@@ -50,7 +51,12 @@ py::dict truncated_mixture_pass_typed(const py::array& X_obj, const py::object& 
     request.random_candidates = random;
     request.reference = reference;
     request.new_active = new_active.mutable_data();
-    request.new_neighbours = new_neighbours.mutable_data();
+    NeighbourScores neighbour_scores;
+    if (return_neighbour_scores) {
+        request.neighbour_scores = &neighbour_scores;
+    } else {
+        request.new_neighbours = new_neighbours.mutable_data();
+    }
     if (return_log_norm) request.log_norm = (log_norm = py::array_t<double>({N})).mutable_data();
     if (return_responsibilities) request.responsibilities = (resp = py::array_t<double>({N, C})).mutable_data();
     request.n_threads = n_threads;
@@ -76,7 +82,15 @@ py::dict truncated_mixture_pass_typed(const py::array& X_obj, const py::object& 
         out["sxx"] = to_numpy(stats.sxx.data(), parameter_shape);
     }
     out["active"] = new_active;
-    out["neighbours"] = new_neighbours;
+    if (return_neighbour_scores) {
+        const py::ssize_t n_scores = static_cast<py::ssize_t>(neighbour_scores.group.size());
+        out["score_groups"] = to_numpy(neighbour_scores.group.data(), {n_scores});
+        out["score_components"] = to_numpy(neighbour_scores.component.data(), {n_scores});
+        out["score_sums"] = to_numpy(neighbour_scores.sum.data(), {n_scores});
+        out["score_counts"] = to_numpy(neighbour_scores.count.data(), {n_scores});
+    } else {
+        out["neighbours"] = new_neighbours;
+    }
     if (return_log_norm) out["log_norm"] = log_norm;
     if (return_responsibilities) out["responsibilities"] = resp;
     return out;
@@ -90,21 +104,26 @@ void bind_truncated_mixture(py::module_& m) {
         [](const py::array& X, const py::object& sample_weight, const py::object& log_weights, const py::object& means,
            const py::object& precisions_cholesky, const py::object& reference, const std::string& covariance_type,
            const py::object& active, const py::object& neighbours, const py::object& random_candidates,
-           bool return_log_norm, bool return_responsibilities, int n_threads) {
+           bool return_log_norm, bool return_responsibilities, bool return_neighbour_scores, int n_threads) {
             return dispatch_float_dtype(X, "X", [&](auto tag) {
                 using T = decltype(tag);
                 return truncated_mixture_pass_typed<T>(
                     X, sample_weight, log_weights, means, precisions_cholesky, reference, covariance_type, active,
-                    neighbours, random_candidates, return_log_norm, return_responsibilities, n_threads);
+                    neighbours, random_candidates, return_log_norm, return_responsibilities, return_neighbour_scores,
+                    n_threads);
             });
         },
         py::arg("X"), py::arg("sample_weight"), py::arg("log_weights"), py::arg("means"),
         py::arg("precisions_cholesky"), py::arg("reference"), py::arg("covariance_type"), py::arg("active"),
         py::arg("neighbours"), py::arg("random_candidates"), py::arg("return_log_norm") = false,
-        py::arg("return_responsibilities") = false, py::arg("n_threads") = 0,
+        py::arg("return_responsibilities") = false, py::arg("return_neighbour_scores") = false,
+        py::arg("n_threads") = 0,
         "One truncated variational E-step (any covariance type): active (int32 (N, C'), best first) and "
         "neighbours (int32 (K, G)) in; the new active sets and neighbour lists, the ELBO sums (truncated "
-        "free energy), nk and, with a float64 reference (K, D), the moments out.");
+        "free energy), nk and, with a float64 reference (K, D), the moments out. With "
+        "return_neighbour_scores, instead of refreshed neighbour lists the refresh's inputs: every "
+        "best-component group's candidates' log-joint sums and counts (score_groups, score_components, "
+        "score_sums, score_counts; groups, then components ascending), which add over blocks of rows.");
 }
 
 }  // namespace fastelbo::bindings

@@ -294,7 +294,7 @@ class TruncatedEStep {
             ws.stat_slot.assign(K_, 0);
             ws.diff.resize(D_);
         }
-        if (r_.new_neighbours) {
+        if (r_.new_neighbours || r_.neighbour_scores) {
             ws.refresh_sum.assign(K_, 0.0);
             ws.refresh_count.assign(K_, 0.0);
         }
@@ -471,7 +471,7 @@ class TruncatedEStep {
         if (use_slots_) item_statistics(item, rows, n_rows, ws);
         if (tied_ && moments_) tied_scatter(item, rows, n_rows, ws);
 
-        if (!r_.new_neighbours) return;
+        if (!r_.new_neighbours && !r_.neighbour_scores) return;
         auto& scores = ws.scores;
         scores.clear();
         for (Index j = 0; j < U; ++j)
@@ -480,7 +480,7 @@ class TruncatedEStep {
         scores.insert(scores.end(), ws.extra_scores.begin(), ws.extra_scores.end());
         // A group of one item (most groups at large K) refreshes its list now; others keep their
         // items' scores until every item has run.
-        if (groups_.group_first_item[b + 1] - groups_.group_first_item[b] == 1) {
+        if (!r_.neighbour_scores && groups_.group_first_item[b + 1] - groups_.group_first_item[b] == 1) {
             refresh_neighbours(b, &scores, &scores + 1, ws.refresh_sum, ws.refresh_count, ws.touched, ws.ranked);
         } else {
             item_scores_[item] = scores;
@@ -544,13 +544,11 @@ class TruncatedEStep {
         ws.log_joint.rowwise() += ws.constant;
     }
 
-    // G_b from the scores of group b's items ([first, last), in item order): b, then the G − 1 best
-    // average log-joints.
-    void refresh_neighbours(Index b, const std::vector<CandidateScore>* first, const std::vector<CandidateScore>* last,
-                            std::vector<double>& sum, std::vector<double>& count, std::vector<std::int32_t>& touched,
-                            std::vector<Candidate>& ranked) const {
-        std::int32_t* out = r_.new_neighbours + b * G_;
-        const std::int32_t* old = r_.neighbours + b * G_;
+    // The sums and counts of group b's items' scores ([first, last), in item order) per candidate
+    // into sum and count (zero on entry), the candidates in `touched` in order of first appearance.
+    static void add_group_scores(const std::vector<CandidateScore>* first, const std::vector<CandidateScore>* last,
+                                 std::vector<double>& sum, std::vector<double>& count,
+                                 std::vector<std::int32_t>& touched) {
         touched.clear();
         for (const std::vector<CandidateScore>* item_scores = first; item_scores != last; ++item_scores) {
             for (const CandidateScore& s : *item_scores) {
@@ -559,6 +557,38 @@ class TruncatedEStep {
                 count[s.component] += s.count;
             }
         }
+    }
+
+    // Every group's summed scores (the refresh's inputs) into r_.neighbour_scores: groups ascending,
+    // candidates ascending within a group.
+    void write_neighbour_scores() const {
+        NeighbourScores& out = *r_.neighbour_scores;
+        out = NeighbourScores{};
+        std::vector<double> sum(K_, 0.0), count(K_, 0.0);
+        std::vector<std::int32_t> touched;
+        for (Index b = 0; b < K_; ++b) {
+            const Index first = groups_.group_first_item[b], last = groups_.group_first_item[b + 1];
+            if (first == last) continue;
+            add_group_scores(item_scores_.data() + first, item_scores_.data() + last, sum, count, touched);
+            std::sort(touched.begin(), touched.end());
+            for (std::int32_t c : touched) {
+                out.group.push_back(static_cast<std::int32_t>(b));
+                out.component.push_back(c);
+                out.sum.push_back(sum[c]);
+                out.count.push_back(count[c]);
+                sum[c] = count[c] = 0;
+            }
+        }
+    }
+
+    // G_b from the scores of group b's items ([first, last), in item order): b, then the G − 1 best
+    // average log-joints.
+    void refresh_neighbours(Index b, const std::vector<CandidateScore>* first, const std::vector<CandidateScore>* last,
+                            std::vector<double>& sum, std::vector<double>& count, std::vector<std::int32_t>& touched,
+                            std::vector<Candidate>& ranked) const {
+        std::int32_t* out = r_.new_neighbours + b * G_;
+        const std::int32_t* old = r_.neighbours + b * G_;
+        add_group_scores(first, last, sum, count, touched);
         ranked.clear();
         for (std::int32_t c : touched) {
             ranked.push_back({sum[c] / count[c], c});
@@ -603,6 +633,7 @@ class TruncatedEStep {
                 },
                 [](int) {}, r_.interrupt, kWholePass))
             return false;
+        if (r_.neighbour_scores) write_neighbour_scores();
         if (r_.new_neighbours) {
             struct Scratch {
                 std::vector<double> sum, count;
@@ -615,7 +646,7 @@ class TruncatedEStep {
                     [&] { return Scratch{std::vector<double>(K_, 0.0), std::vector<double>(K_, 0.0), {}, {}}; },
                     [&](Index b, Index, Index, int&, Scratch& s) {
                         const Index first = groups_.group_first_item[b], last = groups_.group_first_item[b + 1];
-                        if (last - first == 1) return;  // refreshed by its item
+                        if (last - first == 1 && !r_.neighbour_scores) return;  // refreshed by its item
                         refresh_neighbours(b, item_scores_.data() + first, item_scores_.data() + last, s.sum, s.count,
                                            s.touched, s.ranked);
                     },

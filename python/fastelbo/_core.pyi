@@ -91,5 +91,6 @@ def truncated_mixture_pass(
     random_candidates: NDArray[np.int32] | None,
     return_log_norm: bool = False,
     return_responsibilities: bool = False,
+    return_neighbour_scores: bool = False,
     n_threads: int = 0,
 ) -> dict[str, Any]: ...

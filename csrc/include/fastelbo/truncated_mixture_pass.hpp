@@ -41,6 +41,12 @@
 // A group of one item (most groups at large K) refreshes its list inside that item; larger groups
 // keep their items' scores until all items have run. Groups without rows keep their list.
 //
+// Neighbour scores. The refresh is not mergeable as lists, but its inputs are: a pass over one block
+// of a larger data set can return, instead of refreshed lists, every group's (b, c, sum, count) of
+// log-joints (NeighbourScores); blocks' scores add per (b, c), and the lists are refreshed from the
+// sums afterwards by the same rule (fastelbo.mixture._truncated_pass.refresh_neighbours). A group's
+// sums are added over its items in item order, exactly as the in-pass refresh adds them.
+//
 // Statistics without N×K or per-block K×D partials, one of two ways chosen per pass from the row
 // counts alone. Where best-component groups average many rows (an item's rows then keep few
 // distinct components) and the worst case fits in 1 GiB, every item sums w q, w q (x − r_c) and
@@ -56,12 +62,20 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "fastelbo/gaussian_components.hpp"
 #include "fastelbo/mixture_statistics.hpp"
 #include "fastelbo/types.hpp"
 
 namespace fastelbo {
+
+// Every best-component group's candidate scores: for group b (ascending) and every candidate c != b
+// its rows evaluated (c ascending), the sum and count of their log-joints.
+struct NeighbourScores {
+    std::vector<std::int32_t> group, component;
+    std::vector<double> sum, count;
+};
 
 template <class T>
 struct TruncatedPassRequest {
@@ -78,6 +92,7 @@ struct TruncatedPassRequest {
     double* responsibilities = nullptr;               // [N, C'] out, optional: q_n over new K_n
     double* log_norm = nullptr;                       // [N] out, optional: log Σ_{c∈K_n} π_c N(x_n | c)
     std::int32_t* new_neighbours = nullptr;           // [K, G] out, optional
+    NeighbourScores* neighbour_scores = nullptr;      // out, optional: the refresh's inputs instead
     int n_threads = 0;
     InterruptPoll interrupt;
 };

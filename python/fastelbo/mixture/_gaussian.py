@@ -71,8 +71,8 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     when it can be (CPU arrays); fitted attributes and results are NumPy arrays.
 
     Data larger than memory: a ``numpy.memmap``, an ``h5py`` dataset, a ``zarr`` array or a
-    :class:`~fastelbo.RowSource` is read in blocks of rows, never copied whole (exact EM; the
-    initialisation runs on a sample of whole blocks of at least 2**18 rows drawn with
+    :class:`~fastelbo.RowSource` is read in blocks of rows, never copied whole (exact and truncated
+    EM; the initialisation runs on a sample of whole blocks of at least 2**18 rows drawn with
     ``random_state``, every row when there are fewer). A ``dask.array`` chunked by rows is fitted
     on the active Dask scheduler: the E-step runs on the workers, one chunk per task, and only
     statistics and parameters travel; per-row results of dask input are lazy dask arrays. Results
@@ -265,7 +265,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         with a model that fits them, 96-99.7% of rows agree with :meth:`predict` in the tests);
         where component means are nearly equidistant (high dimension) or broad components overlap
         others, the walk finds less. Deterministic for a given ``random_state``. Needs a model with
-        ``n_active`` set.
+        ``n_active`` set, and X in memory (a NumPy array; not a streamed source or a dask array).
 
         Parameters
         ----------
@@ -389,7 +389,6 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
 
     def _e_step(self, X, moments=True, sample_weight=None):
         if moments and self.n_active is not None:
-            X = _in_memory_rows(X, "truncated EM (n_active)")
             stats = self._truncated_search(X, sample_weight).e_step(
                 X, sample_weight, self._truncated_parameters(), resolve_n_threads(self.n_jobs)
             )
@@ -446,10 +445,10 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         return (self.weights_, self.means_, self.precisions_cholesky_, self.covariance_type)
 
     def _truncated_search(self, X, sample_weight):
-        """The run's truncated state (rows' sets K_n, neighbour lists), started on first use."""
-        X = _in_memory_rows(X, "truncated EM (n_active)")
+        """The run's truncated state (rows' sets K_n per block of X, neighbour lists), started on
+        first use."""
         search = getattr(self, "_em_truncated", None)
-        if search is None or search.n_samples != X.shape[0]:
+        if search is None or search.n_samples != X.shape[0] or len(search.spans) != len(_spans(X)):
             C, G = check_truncation(self.n_active, self.n_neighbors, self.n_components, self.covariance_type)
             seed = getattr(self, "_em_truncated_seed", None)
             if seed is None:  # a warm start: no initialisation drew one
@@ -460,7 +459,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
                 sample_weight,
                 self._truncated_parameters(),
                 resolve_n_threads(self.n_jobs),
-                exact_labels=lambda: self._pass(X, moments=False, labels=True)[1]["labels"],
+                exact_labels=lambda: self._pass(X, moments=False, labels=True)[1]["homes"],
             )
             self._em_truncated = search
         return search
@@ -475,7 +474,6 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
 
     def _final_pass(self, X, sample_weight=None):
         if self.n_active is not None:
-            X = _in_memory_rows(X, "truncated EM (n_active)")
             search = self._truncated_search(X, sample_weight)
             stats = search.e_step(
                 X, sample_weight, self._truncated_parameters(), resolve_n_threads(self.n_jobs), moments=False

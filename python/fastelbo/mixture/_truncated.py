@@ -22,17 +22,26 @@ clustering (``O(N·sqrt(K)·D)``: the nearest pivot, then the means of the pivot
 the neighbour graph to the components near it, until fewer than ``_WARMUP_SETTLED`` of the rows
 change their best component, before the first M-step. The start thus never costs ``O(K²·D)`` or
 ``O(N·K·D)`` beyond those budgets.
+
+X may be read in blocks (any :class:`~fastelbo.RowSource`, or a dask array's row chunks): every pass,
+the start's included, is a :func:`~fastelbo._block_reduction.reduce_blocks` pass of
+:func:`~fastelbo.mixture._truncated_pass.truncated_block_pass`, the sets K_n are the blocks' state,
+and the neighbour lists are refreshed from the blocks' merged scores (see that module). The random
+candidates of a pass are drawn for all N rows and sliced per block, so a pass over one block draws
+and computes exactly what the in-memory pass does.
 """
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 import numpy as np
 
-from fastelbo import _core
+from fastelbo._block_reduction import reduce_blocks
+from fastelbo._row_source import RowSource
 from fastelbo.mixture._coarse_cells import CoarseCells, smallest_per_row
-from fastelbo.mixture._statistics import MixtureStatistics
+from fastelbo.mixture._truncated_pass import TruncatedPassParameters, TruncatedRowInputs, truncated_block_pass
 
 #: Covariance types the truncated E-step supports.
 TRUNCATED_COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
@@ -103,70 +112,99 @@ def initial_neighbours(means, n_neighbors):
 
 
 class TruncatedSearch:
-    """One EM run's truncated state: ``active`` (N, C') int32, best first; ``neighbours`` (K, G)
-    int32; and the generator of the random candidates (seeded once per run)."""
+    """One EM run's truncated state: the rows' sets K_n, one ``(n_block, C')`` int32 array per block
+    of X (best first; on a Dask cluster, results kept on the workers), the neighbour lists
+    ``neighbours`` (K, G) int32, and the generator of the random candidates (seeded once per run).
+
+    Every pass goes through :func:`~fastelbo._block_reduction.reduce_blocks` with
+    :func:`~fastelbo.mixture._truncated_pass.truncated_block_pass`, so X may be an in-memory array
+    or any :class:`~fastelbo.RowSource` (memmap, HDF5, Zarr, blocks of an array, a dask array).
+    """
 
     def __init__(self, n_samples, n_active, n_neighbors, seed):
         self.n_samples = n_samples
         self.n_active = n_active
         self.n_neighbors = n_neighbors
         self._rng = np.random.default_rng(seed)
-        self.active = None
+        self.states = None  # the sets K_n of every block
+        self.spans = None  # the blocks' row ranges
         self.neighbours = None
+
+    @property
+    def active(self):
+        """Every row's set K_n, (N, C') int32 (the blocks' sets joined; computed where on Dask)."""
+        states = self.states
+        if not all(isinstance(state, np.ndarray) for state in states):
+            import dask
+
+            states = dask.compute(*states)
+        return states[0] if len(states) == 1 else np.concatenate(states)
+
+    @active.setter
+    def active(self, active):
+        self.states = [np.ascontiguousarray(active, dtype=np.int32)]
+        self.spans = [(0, active.shape[0])]
 
     def start(self, X, sample_weight, parameters, n_threads, exact_labels=None):
         """Neighbour lists from the means, the first K_n, and the warm-up E-steps (module
-        docstring). ``exact_labels()`` returns every row's most probable component (one exact pass);
-        it is called only where that is affordable."""
+        docstring). ``exact_labels()`` returns every row's most probable component (one exact pass),
+        one array per block of X; it is called only where that is affordable."""
+        source = _as_source(X)
         weights, means, precisions_cholesky, covariance_type = parameters
         K, D = means.shape
         cells = None
         if float(K) * K * D <= _EXACT_NEIGHBOURS_BUDGET:
             self.neighbours = initial_neighbours(means, self.n_neighbors)
         else:
-            cells = CoarseCells(means, X.dtype)
+            cells = CoarseCells(means, source.dtype)
             self.neighbours = cells.neighbour_lists(self.n_neighbors)
+        self.spans = source.spans()
+        start_cells = None
         if exact_labels is not None and float(self.n_samples) * K * D <= _EXACT_START_BUDGET:
-            first = np.asarray(exact_labels(), dtype=np.int64)
-            if self.n_neighbors >= self.n_active:  # the first component and its nearest neighbours
-                self.active = np.ascontiguousarray(self.neighbours[first][:, : self.n_active])
-            else:
-                self.active = ((first[:, None] + np.arange(self.n_active)[None, :]) % K).astype(np.int32)
+            # The first pass starts every row from its label and the label's nearest neighbours.
+            self.states = list(exact_labels())
         else:
-            cells = cells if cells is not None else CoarseCells(means, X.dtype)
-            self.active = cells.nearest_means(X, self.n_active)
+            self.states = None  # the first pass starts every row from its nearest means
+            start_cells = cells if cells is not None else CoarseCells(means, source.dtype)
         for _ in range(_WARMUP_STEPS):
-            previous_best = self.active[:, 0].copy()
-            self.e_step(X, sample_weight, parameters, n_threads, moments=False)
-            if np.count_nonzero(previous_best != self.active[:, 0]) < _WARMUP_SETTLED * self.n_samples:
+            stats = self._pass(source, sample_weight, parameters, n_threads, False, start_cells)
+            start_cells = None
+            if stats.n_changed_best < _WARMUP_SETTLED * self.n_samples:
                 break
 
     def e_step(self, X, sample_weight, parameters, n_threads, moments=True):
-        """One truncated E-step: updates ``active`` and ``neighbours``; returns the statistics
+        """One truncated E-step: updates the sets K_n and ``neighbours``; returns the statistics
         (moments about the current means when ``moments``)."""
-        weights, means, precisions_cholesky, covariance_type = parameters
-        dtype = X.dtype
-        with np.errstate(divide="ignore"):
-            log_weights = np.log(np.asarray(weights, dtype=np.float64)).astype(dtype)
-        means = np.ascontiguousarray(means, dtype=dtype)
-        reference = means.astype(np.float64) if moments else None
-        random_candidates = self._rng.integers(0, means.shape[0], size=self.n_samples, dtype=np.int32)
-        out = _core.truncated_mixture_pass(
-            X,
-            None if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=dtype),
-            log_weights,
-            means,
-            np.ascontiguousarray(precisions_cholesky, dtype=dtype),
-            reference,
-            covariance_type,
-            self.active,
+        return self._pass(_as_source(X), sample_weight, parameters, n_threads, moments).mixture
+
+    def _pass(self, source, sample_weight, parameters, n_threads, moments, start_cells=None):
+        """One truncated pass over every block of ``source``; returns its :class:`TruncatedStatistics`.
+
+        The random candidates are drawn for all N rows at once, as for one block, and sliced per
+        block. A single block refreshes the neighbour lists in the kernel; several return the
+        refresh's inputs, merged over the blocks, and the lists are refreshed from the sums."""
+        snapshot = TruncatedPassParameters.of(
+            parameters,
             self.neighbours,
-            random_candidates,
-            n_threads=n_threads,
+            self.n_active,
+            source.dtype,
+            moments,
+            n_threads,
+            neighbour_scores=len(self.spans) > 1,
+            start_cells=start_cells,
         )
-        self.active = out["active"]
-        self.neighbours = out["neighbours"]
-        return MixtureStatistics.from_kernel(out, X.shape[0], reference)
+        K = snapshot.means.shape[0]
+        random_candidates = self._rng.integers(0, K, size=self.n_samples, dtype=np.int32)
+        if sample_weight is not None:
+            sample_weight = np.ascontiguousarray(sample_weight, dtype=source.dtype)
+        stats, _, self.states = reduce_blocks(
+            source,
+            functools.partial(truncated_block_pass, snapshot),
+            TruncatedRowInputs(sample_weight, random_candidates),
+            self.states,
+        )
+        self.neighbours = stats.refreshed_neighbours(self.neighbours)
+        return stats
 
     def walk(self, X, parameters, neighbours, n_threads, max_steps=_WARMUP_STEPS):
         """Best components of new rows at fixed parameters; ``neighbours`` is not modified. Every
@@ -191,5 +229,27 @@ class TruncatedSearch:
         return self.labels()
 
     def labels(self):
-        """Every row's best component in its K_n (int64)."""
-        return self.active[:, 0].astype(np.int64)
+        """Every row's best component in its K_n (int64; a lazy dask array where the sets are
+        kept on Dask workers)."""
+        if all(isinstance(state, np.ndarray) for state in self.states):
+            labels = [state[:, 0].astype(np.int64) for state in self.states]
+            return labels[0] if len(labels) == 1 else np.concatenate(labels)
+        import dask
+        import dask.array as da
+
+        first = dask.delayed(_best_components, pure=True)
+        return da.concatenate(
+            [
+                da.from_delayed(first(state), shape=(stop - start,), dtype=np.int64)
+                for state, (start, stop) in zip(self.states, self.spans, strict=True)
+            ]
+        )
+
+
+def _best_components(active):
+    return active[:, 0].astype(np.int64)
+
+
+def _as_source(X):
+    """X as a :class:`RowSource` (an in-memory array: one block, read in place)."""
+    return X if isinstance(X, RowSource) else RowSource(X)

@@ -659,8 +659,7 @@ def _in_memory_rows(X, what):
         return X
     if X.streamed:
         raise ValueError(
-            f"{what} needs X in memory; {describe(X.data)} is read in blocks: load X into a NumPy "
-            "array" + (", or use exact EM (n_active=None)" if "n_active" in what else "")
+            f"{what} needs X in memory; {describe(X.data)} is read in blocks: load X into a NumPy array"
         )
     return X.array
 

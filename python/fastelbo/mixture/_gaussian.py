@@ -574,6 +574,8 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         return (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)
 
     def _parameters_in(self, dtype):
+        if np.dtype(dtype) == self.means_.dtype:
+            return self._get_parameters()  # a warm start in the same dtype continues bit for bit
         # The covariances are the parameters; the precision factors follow from them once rounded
         # (see covariances_in_dtype), not from a separate rounding of the float64 factors.
         covariances, precisions_cholesky = self._covariances_in(self.covariances_.astype(np.float64), dtype)

@@ -7,7 +7,6 @@ correlated data, and a near-Heywood case (a duplicated column).
 """
 
 import functools
-import itertools
 import warnings
 
 import numpy as np
@@ -15,9 +14,11 @@ import pytest
 from sklearn.datasets import load_digits
 
 import fastelbo
+import row_sources
 from fastelbo import FastFactorAnalysis, FastPPCA
 from fastelbo.exceptions import HeywoodCaseWarning
 from fastelbo.factor._scatter import data_scatter, fast_data_scatter
+from row_sources import source_factories
 
 da = pytest.importorskip("dask.array")
 h5py = pytest.importorskip("h5py")
@@ -83,39 +84,7 @@ def _assert_bitwise_same_fit(fitted, reference):
 # -- sources -------------------------------------------------------------------------------------
 
 
-_file_numbers = itertools.count()
-
-
-def _new_file(tmp_path, suffix):
-    return tmp_path / f"x{next(_file_numbers)}{suffix}"
-
-
-def _memmap(X, tmp_path):
-    path = _new_file(tmp_path, ".npy")
-    np.save(path, X)
-    return np.load(path, mmap_mode="r")
-
-
-def _hdf5(X, tmp_path):
-    handle = h5py.File(_new_file(tmp_path, ".h5"), "w")  # closed when the dataset is collected
-    return handle.create_dataset("x", data=X, chunks=(BLOCK_ROWS, X.shape[1]))
-
-
-def _zarr(X, tmp_path):
-    path = _new_file(tmp_path, ".zarr")
-    array = zarr.create_array(path, shape=X.shape, dtype=X.dtype, chunks=(BLOCK_ROWS, X.shape[1]))
-    array[:] = X
-    return array
-
-
-SOURCES = {
-    "memmap": _memmap,
-    "hdf5": _hdf5,
-    "zarr": _zarr,
-    "zarr-in-its-chunks": lambda X, tmp_path: fastelbo.RowSource(_zarr(X, tmp_path), block_rows=BLOCK_ROWS),
-    "RowSource": lambda X, tmp_path: fastelbo.RowSource(X, block_rows=BLOCK_ROWS),
-    "dask": lambda X, tmp_path: da.from_array(X, chunks=(BLOCK_ROWS, X.shape[1])),
-}
+SOURCES = source_factories(BLOCK_ROWS)
 
 
 # -- statistics ----------------------------------------------------------------------------------
@@ -163,7 +132,9 @@ def test_wide_statistics_keep_the_centred_rows_in_any_blocks(tmp_path):
     weights = _weights(40)
     n_positive = np.count_nonzero(weights)
     for block_rows in (7, 40):
-        scatter = fast_data_scatter(fastelbo.RowSource(_memmap(X, tmp_path), block_rows=block_rows), weights)
+        scatter = fast_data_scatter(
+            fastelbo.RowSource(row_sources.memmap(X, tmp_path), block_rows=block_rows), weights
+        )
         assert scatter.exact
         assert scatter.factor.shape == (n_positive, 64)  # the weighted rows, never 64 x 64
         _assert_same_statistics(scatter, data_scatter(X, weights))
@@ -215,7 +186,7 @@ def test_wide_data_from_a_memmap_fit_as_in_memory(estimator, tmp_path):
     weights = _weights(40)
     for sample_weight in (None, weights):
         reference = _fit(ESTIMATORS[estimator], X, sample_weight)
-        source = fastelbo.RowSource(_memmap(X, tmp_path), block_rows=9)
+        source = fastelbo.RowSource(row_sources.memmap(X, tmp_path), block_rows=9)
         _assert_same_fit(_fit(ESTIMATORS[estimator], source, sample_weight), reference)
 
 
@@ -285,7 +256,7 @@ def test_fit_and_inference_read_x_only_in_blocks():
 def test_nan_in_a_streamed_block_raises_a_value_error_naming_x(tmp_path):
     X = _correlated()
     X[500, 3] = np.nan  # in the sixth block, after five clean ones
-    memmap = _memmap(X, tmp_path)
+    memmap = row_sources.memmap(X, tmp_path)
     sources = (fastelbo.RowSource(memmap, block_rows=BLOCK_ROWS), da.from_array(X, chunks=(BLOCK_ROWS, -1)))
     for make in (ESTIMATORS["FastPPCA"], ESTIMATORS["FastFactorAnalysis"]):
         for source in sources:

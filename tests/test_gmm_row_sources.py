@@ -16,6 +16,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 import fastelbo._row_source as row_source_module
+import row_sources
 from fastelbo import FastGMM, RowSource
 from fastelbo._block_reduction import _StreamingMerge, merge_tree
 
@@ -53,14 +54,12 @@ def _max_relative_difference(a, b):
 
 
 def _stored_sources(X, tmp_path):
-    """The same rows as a memmap, an HDF5 dataset and a Zarr array (each chunked by rows)."""
-    np.save(tmp_path / "x.npy", X)
-    memmap = np.load(tmp_path / "x.npy", mmap_mode="r")
-    h5 = h5py.File(tmp_path / "x.h5", "w")
-    h5.create_dataset("x", data=X, chunks=(257, X.shape[1]))
-    store = zarr.create_array(tmp_path / "x.zarr", shape=X.shape, chunks=(300, X.shape[1]), dtype=X.dtype)
-    store[:] = X
-    return {"memmap": memmap, "hdf5": h5["x"], "zarr": store}
+    """The same rows as a memmap, an HDF5 dataset and a Zarr array (chunked by rows)."""
+    return {
+        "memmap": row_sources.memmap(X, tmp_path),
+        "hdf5": row_sources.hdf5(X, tmp_path, 257),
+        "zarr": row_sources.zarr_array(X, tmp_path, 300),
+    }
 
 
 def test_the_streaming_merge_is_the_merge_tree_for_any_number_of_blocks():

@@ -16,18 +16,20 @@ from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 
 import fastelbo._row_source as row_source_module
+import row_sources
 from fastelbo import FastMFA, RowSource
 from fastelbo._block_reduction import reduce_blocks
 from fastelbo._dask_backend import DaskRowSource
+from fastelbo._mixture_pass import MixturePassRequest
 from fastelbo.exceptions import HeywoodCaseWarning
 from fastelbo.factor import Float32RangeWarning
 from fastelbo.factor._mfa_pass import (
     FactorAnalyserPassParameters,
-    FactorAnalyserPassRequest,
     column_scale,
     factor_analyser_block_pass,
 )
 from fastelbo.mixture._initialization import column_mean_and_variance
+from row_sources import source_factories
 
 da = pytest.importorskip("dask.array")
 
@@ -95,33 +97,7 @@ def _assert_bitwise_same_fit(fitted, reference):
 # -- sources of the same rows ------------------------------------------------------------------------
 
 
-def _memmap(X, tmp_path):
-    np.save(tmp_path / "x.npy", X)
-    return np.load(tmp_path / "x.npy", mmap_mode="r")
-
-
-def _hdf5(X, tmp_path):
-    h5py = pytest.importorskip("h5py")
-    handle = h5py.File(tmp_path / "x.h5", "w")
-    return handle.create_dataset("x", data=X, chunks=(BLOCK_ROWS, X.shape[1]))
-
-
-def _zarr(X, tmp_path):
-    zarr = pytest.importorskip("zarr")
-    array = zarr.create_array(
-        store=str(tmp_path / "x.zarr"), shape=X.shape, dtype=X.dtype, chunks=(BLOCK_ROWS, X.shape[1])
-    )
-    array[:] = X
-    return array
-
-
-SOURCES = {
-    "memmap": _memmap,
-    "hdf5": _hdf5,
-    "zarr": _zarr,
-    "row_source": lambda X, tmp_path: RowSource(X, block_rows=BLOCK_ROWS),
-    "dask": lambda X, tmp_path: da.from_array(X, chunks=(BLOCK_ROWS, X.shape[1])),
-}
+SOURCES = source_factories(BLOCK_ROWS)
 
 
 class _ReadRecorder:
@@ -149,7 +125,7 @@ def _pass_arguments(weighted):
     parameters = FactorAnalyserPassParameters.of(
         model.weights_, means, model.components_, model.noise_variance_, np.float64, True, 2
     )
-    request = FactorAnalyserPassRequest(log_norm=True, responsibilities=True, labels=True)
+    request = MixturePassRequest(log_norm=True, responsibilities=True, labels=True)
     return X, (_weights(X.shape[0]) if weighted else None), parameters, request
 
 
@@ -237,7 +213,7 @@ def test_dask_fit_equals_the_row_source_fit_with_the_same_blocks_bitwise(weighte
 def test_inference_on_streamed_and_dask_inputs_equals_inference_in_memory(tmp_path):
     X = _clusters()
     model = _in_memory_fit("clusters", True)
-    streamed = _memmap(X, tmp_path)
+    streamed = row_sources.memmap(X, tmp_path)
     lazy = da.from_array(X, chunks=(BLOCK_ROWS, X.shape[1]))
     for method in ("score_samples", "predict", "predict_proba"):
         expected = getattr(model, method)(X)
@@ -275,7 +251,7 @@ def test_nan_in_a_streamed_block_raises_value_error_naming_x(kind, tmp_path):
         _in_memory_fit("clusters", False).score(source)
 
 
-@pytest.mark.parametrize("kind", ["row_source", "dask"])
+@pytest.mark.parametrize("kind", ["RowSource", "dask"])
 def test_float32_source_that_float32_cannot_hold_is_read_in_float64_block_by_block(kind):
     X = _clusters().astype(np.float32)
     recorder = _ReadRecorder(X)
@@ -297,7 +273,7 @@ def test_float32_source_that_float32_cannot_hold_is_read_in_float64_block_by_blo
     scores = scores.compute() if kind == "dask" else scores
     assert scores.dtype == np.float64
     np.testing.assert_allclose(scores, reference.score_samples(X), rtol=1e-10)
-    if kind == "row_source":
+    if kind == "RowSource":
         assert recorder.reads and max(recorder.reads) <= BLOCK_ROWS  # never X whole
 
 

@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 from fastelbo._base import check_integer
 from fastelbo._block_reduction import reduce_blocks
 from fastelbo._mixture_estimator import MixtureEstimator
+from fastelbo._mixture_pass import MixturePassRequest
 from fastelbo._progress import document_progress_parameters
 from fastelbo._row_chunks import row_chunks
 from fastelbo._row_source import RowSource, initialisation_rows
@@ -33,7 +34,6 @@ from fastelbo.factor._mfa_parameters import (
 )
 from fastelbo.factor._mfa_pass import (
     FactorAnalyserPassParameters,
-    FactorAnalyserPassRequest,
     column_scale,
     factor_analyser_block_pass,
 )
@@ -383,7 +383,7 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
             moments,
             resolve_n_threads(self.n_jobs),
         )
-        request = FactorAnalyserPassRequest(log_norm, responsibilities, labels)
+        request = MixturePassRequest(log_norm, responsibilities, labels)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
         stats, out, _ = reduce_blocks(

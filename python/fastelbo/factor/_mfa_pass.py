@@ -26,6 +26,7 @@ import numpy as np
 
 from fastelbo import _core
 from fastelbo._block_reduction import reduce_blocks
+from fastelbo._mixture_pass import log_mixing_weights
 from fastelbo._row_chunks import row_chunks
 from fastelbo.factor._mfa_parameters import posterior_covariances
 from fastelbo.factor._mfa_statistics import FactorAnalyserStatistics
@@ -63,8 +64,7 @@ class FactorAnalyserPassParameters:
         n_threads : int
             Threads of the kernel (results are bitwise identical for any value).
         """
-        with np.errstate(divide="ignore"):
-            log_weights = np.log(np.asarray(weights, dtype=np.float64)).astype(dtype)
+        log_weights = log_mixing_weights(weights, dtype)
         means = np.ascontiguousarray(means, dtype=dtype)
         components = np.ascontiguousarray(components, dtype=dtype)
         noise_variance = np.ascontiguousarray(noise_variance, dtype=dtype)
@@ -80,37 +80,13 @@ class FactorAnalyserPassParameters:
         )
 
 
-@dataclass(frozen=True)
-class FactorAnalyserPassRequest:
-    """Which per-row outputs a pass returns."""
-
-    log_norm: bool = False
-    responsibilities: bool = False
-    labels: bool = False
-
-    @property
-    def names(self):
-        """The names of the requested per-row outputs, in a fixed order."""
-        return tuple(name for name in ("log_norm", "responsibilities", "labels") if getattr(self, name))
-
-    def outputs(self, n_components, dtype):
-        """``{name: (trailing_shape, dtype)}`` of the requested per-row outputs (what a backend
-        needs to build lazy arrays of them)."""
-        described = {
-            "log_norm": ((), np.dtype(dtype)),
-            "responsibilities": ((n_components,), np.dtype(dtype)),
-            "labels": ((), np.dtype(np.int64)),
-        }
-        return {name: described[name] for name in self.names}
-
-
 def factor_analyser_block_pass(parameters, request, rows, weights, state=None):
     """One kernel pass over a block of rows.
 
     Parameters
     ----------
     parameters : FactorAnalyserPassParameters
-    request : FactorAnalyserPassRequest
+    request : MixturePassRequest
     rows : ndarray of shape (n_rows, n_features)
         Converted to the parameters' dtype here (a float32 block of a model fitted in float64 is
         widened block by block, never X whole).
@@ -148,7 +124,7 @@ def factor_analyser_block_pass(parameters, request, rows, weights, state=None):
     statistics = FactorAnalyserStatistics.from_kernel(
         out, rows.shape[0], parameters.reference, parameters.posterior_covariances
     )
-    outputs = {name: out[name] for name in request.names}
+    outputs = request.pick(out)
     return statistics, outputs, state
 
 

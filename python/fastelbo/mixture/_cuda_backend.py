@@ -15,6 +15,7 @@ import functools
 
 import numpy as np
 
+from fastelbo._mixture_pass import log_mixing_weights
 from fastelbo.mixture._statistics import MixtureStatistics
 
 DEVICES = ("cpu", "cuda", "auto")
@@ -109,8 +110,7 @@ def gaussian_pass(estimator, X, moments, log_norm=False, labels=False, sample_we
     moments about each component's mean as the GPU holds it (``stats.reference``)."""
     dtype = np.result_type(X.dtype, estimator.means_.dtype)
     rows = _device_rows(estimator, X, sample_weight, dtype, keep=moments)
-    with np.errstate(divide="ignore"):
-        log_weights = np.log(estimator.weights_.astype(np.float64)).astype(dtype)
+    log_weights = log_mixing_weights(estimator.weights_, dtype)
     out = rows.gaussian_mixture_pass(
         log_weights,
         np.ascontiguousarray(estimator.means_, dtype=dtype),

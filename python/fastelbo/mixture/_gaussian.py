@@ -358,17 +358,12 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         request = GaussianPassRequest(log_norm, responsibilities, labels, refine)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
-        described = {
-            "log_norm": ((), dtype),
-            "responsibilities": ((self.n_components,), dtype),
-            "labels": ((), np.int64),
-        }
         stats, out, homes = reduce_blocks(
             source,
             functools.partial(gaussian_block_pass, parameters, request),
             sample_weight,
             home,
-            {name: described[name] for name in described if getattr(request, name)},
+            request.outputs(self.n_components, dtype),
         )
         if labels:
             out["homes"] = homes

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastelbo import _core
+from fastelbo._mixture_pass import MixturePassRequest, log_mixing_weights
 from fastelbo.mixture._statistics import MixtureStatistics
 
 
@@ -32,8 +33,7 @@ class GaussianPassParameters:
     @classmethod
     def of(cls, weights, means, precisions_cholesky, covariance_type, dtype, moments, n_threads):
         """The snapshot of fitted parameters for a pass computing in ``dtype``."""
-        with np.errstate(divide="ignore"):
-            log_weights = np.log(np.asarray(weights, dtype=np.float64)).astype(dtype)
+        log_weights = log_mixing_weights(weights, dtype)
         means = np.ascontiguousarray(means, dtype=dtype)
         return cls(
             log_weights,
@@ -46,12 +46,9 @@ class GaussianPassParameters:
 
 
 @dataclass(frozen=True)
-class GaussianPassRequest:
+class GaussianPassRequest(MixturePassRequest):
     """Which per-row outputs a pass returns, and whether far components are re-evaluated."""
 
-    log_norm: bool = False
-    responsibilities: bool = False
-    labels: bool = False
     refine: bool = True
 
 
@@ -84,13 +81,5 @@ def gaussian_block_pass(parameters, request, rows, weights, home):
         refine=request.refine,
     )
     statistics = MixtureStatistics.from_kernel(out, rows.shape[0], parameters.reference)
-    outputs = {
-        name: out[name]
-        for name, wanted in (
-            ("log_norm", request.log_norm),
-            ("responsibilities", request.responsibilities),
-            ("labels", request.labels),
-        )
-        if wanted
-    }
+    outputs = request.pick(out)
     return statistics, outputs, out["labels"] if request.labels else home

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastelbo import _core
+from fastelbo._mixture_pass import log_mixing_weights
 from fastelbo.mixture._statistics import MixtureStatistics
 
 
@@ -48,8 +49,7 @@ class TruncatedPassParameters:
         """The snapshot of ``(weights, means, precisions_cholesky, covariance_type)`` for a pass
         computing in ``dtype``."""
         weights, means, precisions_cholesky, covariance_type = parameters
-        with np.errstate(divide="ignore"):
-            log_weights = np.log(np.asarray(weights, dtype=np.float64)).astype(dtype)
+        log_weights = log_mixing_weights(weights, dtype)
         means = np.ascontiguousarray(means, dtype=dtype)
         return cls(
             log_weights,

@@ -1,0 +1,46 @@
+"""What the block passes of every mixture family share: the request for per-row outputs, and the
+mixing weights in the form the kernels take them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: The per-row outputs a mixture pass can return, in a fixed order.
+PER_ROW_OUTPUTS = ("log_norm", "responsibilities", "labels")
+
+
+@dataclass(frozen=True)
+class MixturePassRequest:
+    """Which per-row outputs a mixture pass returns: ``log p(x_n)`` (or the family's free energy
+    of row n), the posterior over components, the most probable component."""
+
+    log_norm: bool = False
+    responsibilities: bool = False
+    labels: bool = False
+
+    @property
+    def names(self):
+        """The names of the requested per-row outputs, in a fixed order."""
+        return tuple(name for name in PER_ROW_OUTPUTS if getattr(self, name))
+
+    def outputs(self, n_components, dtype):
+        """``{name: (trailing_shape, dtype)}`` of the requested per-row outputs (what a backend
+        needs to build lazy arrays of them)."""
+        described = {
+            "log_norm": ((), np.dtype(dtype)),
+            "responsibilities": ((n_components,), np.dtype(dtype)),
+            "labels": ((), np.dtype(np.int64)),
+        }
+        return {name: described[name] for name in self.names}
+
+    def pick(self, out):
+        """The requested per-row outputs of a kernel's result dictionary."""
+        return {name: out[name] for name in self.names}
+
+
+def log_mixing_weights(weights, dtype):
+    """``log(weights)`` computed in float64 and rounded to ``dtype`` (an empty component: -inf)."""
+    with np.errstate(divide="ignore"):
+        return np.log(np.asarray(weights, dtype=np.float64)).astype(dtype)

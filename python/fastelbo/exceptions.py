@@ -18,8 +18,9 @@ class HeywoodCaseWarning(UserWarning):
 
 
 class Float32RangeWarning(UserWarning):
-    """float32 data whose scale float32 cannot hold were fitted in float64 (see
-    :class:`fastelbo.FastMFA`); the fitted parameters are then float64."""
+    """float32 cannot hold what a fit of float32 data needs: :class:`fastelbo.FastMFA` then fits
+    in float64 (its parameters are float64); :class:`fastelbo.FastGMM` warns when rounding its
+    fitted covariances to float32 moves the log-likelihood by more than ``tol``."""
 
 
 def warn_heywood_case(model: str, feature_labels, variances) -> None:

@@ -64,6 +64,40 @@ def covariances_in_dtype(covariances, covariance_type, dtype):
     return rounded, np.asarray(precisions_cholesky, dtype=dtype)
 
 
+def rounding_cost(exact, rounded, covariance_type, weights, reg_covar, n_features):
+    """How much rounding the M-step's covariances changes what the M-step maximised.
+
+    The M-step sets ``Sigma_c = S_c + reg_covar I`` (``S_c`` the responsibility-weighted scatter);
+    replacing it by ``Sigma'_c`` (``rounded``, e.g. its float32 rounding) changes the expected
+    log-likelihood per sample under the same posteriors by exactly
+    ``-1/2 sum_c pi_c [log|I + P_c d_c| - tr(P'_c d_c) - reg_covar (tr P'_c - tr P_c)]``, with
+    ``d_c = Sigma'_c - Sigma_c``, ``P = Sigma^-1``, ``P' = Sigma'^-1``: evaluated here in float64
+    and returned as an absolute value. It is large only where the rounding moves a small eigenvalue
+    by a large fraction of itself (a variance held near ``reg_covar`` beside much larger ones).
+    """
+    exact = np.asarray(exact, dtype=np.float64)
+    rounded = np.asarray(rounded, dtype=np.float64)
+    change = rounded - exact
+    weights = np.asarray(weights, dtype=np.float64)
+    if covariance_type in ("diag", "spherical"):
+        per_entry = np.log1p(change / exact) - change / rounded - reg_covar * (1 / rounded - 1 / exact)
+        if covariance_type == "diag":
+            per_component = per_entry.sum(axis=1)
+        else:
+            per_component = n_features * per_entry
+        return 0.5 * abs(float(weights @ per_component))
+    if covariance_type == "tied":
+        exact, rounded, change, weights = exact[None], rounded[None], change[None], np.ones(1)
+    precision, rounded_precision = np.linalg.inv(exact), np.linalg.inv(rounded)
+    identity = np.eye(exact.shape[-1])
+    _, log_det = np.linalg.slogdet(identity + precision @ change)
+    traces = np.einsum("kij,kji->k", rounded_precision, change)
+    regularisation = reg_covar * (
+        np.trace(rounded_precision, axis1=1, axis2=2) - np.trace(precision, axis1=1, axis2=2)
+    )
+    return 0.5 * abs(float(weights @ (log_det - traces - regularisation)))
+
+
 def precisions_cholesky_from_precisions(precisions, covariance_type):
     """Upper-triangular ``U`` with ``U U^T = P`` for given precisions (diag/spherical: ``sqrt(P)``).
 

@@ -4,6 +4,7 @@ the blocked C++ kernel, and which reports the ELBO's entropy decomposition."""
 from __future__ import annotations
 
 import functools
+import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
@@ -17,6 +18,7 @@ from fastelbo._row_source import RowSource, describe, initialisation_rows
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
 from fastelbo._validation import as_float_array, as_numpy
 from fastelbo.entropy import EntropyDecomposition, categorical_entropy, gaussian_entropy
+from fastelbo.exceptions import Float32RangeWarning
 from fastelbo.mixture._covariance import (
     COVARIANCE_TYPES,
     check_precisions_init,
@@ -26,6 +28,7 @@ from fastelbo.mixture._covariance import (
     n_parameters,
     precisions_cholesky_from_precisions,
     precisions_from_cholesky,
+    rounding_cost,
 )
 from fastelbo.mixture._cuda_backend import (
     discard_device_rows,
@@ -479,9 +482,28 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         return _check_finite(stats, X), out["labels"]
 
     def _m_step(self, stats):
-        weights, means, covariances = gaussian_m_step(stats, self.covariance_type, self.reg_covar)
-        covariances, precisions_cholesky = self._covariances_in(covariances, self.means_.dtype)
+        weights, means, exact = gaussian_m_step(stats, self.covariance_type, self.reg_covar)
+        covariances, precisions_cholesky = self._covariances_in(exact, self.means_.dtype)
+        if covariances.dtype == np.float32:
+            self._float32_rounding_cost = rounding_cost(
+                exact, covariances, self.covariance_type, weights, self.reg_covar, means.shape[1]
+            )
         self._assign(weights, means, covariances, precisions_cholesky)
+
+    def _warn_degenerate_components(self):
+        # The last M-step's covariances, rounded to float32, describe another model than the fit
+        # found once the rounding moves the log-likelihood by more than the convergence tolerance.
+        cost = vars(self).pop("_float32_rounding_cost", 0.0)
+        if cost > max(self.tol, 1e-4):
+            warnings.warn(
+                f"FastGMM: float32 cannot hold the fitted covariances to the precision this fit needs: "
+                f"rounding them to float32 moves the mean log-likelihood by about {cost:.2g} (more "
+                f"than tol={self.tol:g}). Some variances sit near reg_covar={self.reg_covar:g} beside "
+                "much larger ones (a duplicated or collinear column, say); float32 rounds them by a "
+                "large fraction. Fit float64 data, or raise reg_covar.",
+                Float32RangeWarning,
+                stacklevel=6,
+            )
 
     def _covariances_in(self, covariances, dtype):
         """``(covariances, precisions_cholesky)`` in ``dtype`` (see ``covariances_in_dtype``);

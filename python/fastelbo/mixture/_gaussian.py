@@ -64,7 +64,10 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     metric) may matter are evaluated without the expansion in float64 instead, so float32 gives the
     float64 answer to float32 precision for components of very different widths at any offset
     float32 can represent (see ``_needs_homes``). Where the fitted parameters themselves cannot be
-    held in float32 (a covariance whose condition number exceeds ~1e7), fit float64 data.
+    held in float32 (a covariance whose condition number exceeds ~1e7), fit float64 data: ``fit``
+    warns (:class:`~fastelbo.exceptions.Float32RangeWarning`) when rounding the fitted covariances
+    to float32 changes the M-step's objective by more than ``tol``. ``covariances_`` and
+    ``precisions_cholesky_`` always describe the same (rounded) model.
 
     ``fit(X, sample_weight=w)`` fits the weighted model: the ELBO, ``lower_bound_`` and the entropy
     decomposition are weighted averages ``(1/W) sum_n w_n f_n``, and an

@@ -45,7 +45,7 @@ def iteration_seconds(gmm, X, truncated, repeats):
             None,
             gmm._truncated_parameters(),
             resolve_n_threads(gmm.n_jobs),
-            exact_labels=lambda: gmm._pass(X, moments=False, labels=True)[1]["labels"],
+            exact_labels=lambda: gmm._pass(X, moments=False, labels=True)[1]["homes"],
         )
     for _ in range(repeats + 1):
         start = time.perf_counter()

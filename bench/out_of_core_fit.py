@@ -52,7 +52,7 @@ ESTIMATOR_PHASES = {
     "_final_pass": "final pass (labels)",
 }
 MODULE_PHASES = {
-    "_initialisation_rows": "initialisation: sample read",
+    "initialisation_rows": "initialisation: sample read",
     "initial_responsibilities": "initialisation: k-means",
 }
 

@@ -14,6 +14,8 @@ from sklearn.exceptions import ConvergenceWarning
 import reference as ref
 from fastelbo import FastGMM, build_info, cuda_available
 from fastelbo.mixture import _cuda_backend
+from fastelbo.mixture import _gaussian as gaussian_module
+from fastelbo.mixture._gaussian_pass import GaussianPassParameters, GaussianPassRequest, gaussian_block_pass
 
 COV_TYPES = ("full", "tied", "diag", "spherical")
 K = 4
@@ -79,6 +81,40 @@ def test_auto_without_a_gpu_fits_exactly_as_the_cpu(blobs, cuda_status):
     auto = FastGMM(K, covariance_type="diag", random_state=0, max_iter=5, device="auto").fit(blobs)
     np.testing.assert_array_equal(auto.means_, cpu.means_)
     np.testing.assert_array_equal(auto.lower_bounds_, cpu.lower_bounds_)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_estimator_reads_what_the_cuda_pass_returns(blobs, monkeypatch, dtype):
+    """Runs without a GPU: a stand-in for the CUDA pass returns what the CUDA module returns (the
+    statistics and a dict with "labels"), computed by the CPU kernel, and the fit through it must
+    equal the CPU fit. It guards the estimator's side of the CUDA seam (e.g. which keys it reads)."""
+    X = blobs.astype(dtype)
+
+    def cuda_pass_on_the_cpu(estimator, rows, moments, log_norm=False, labels=False, sample_weight=None):
+        parameters = GaussianPassParameters.of(
+            estimator.weights_,
+            estimator.means_,
+            estimator.precisions_cholesky_,
+            estimator.covariance_type,
+            rows.dtype,
+            moments,
+            n_threads=1,
+        )
+        request = GaussianPassRequest(log_norm=log_norm, labels=labels)
+        stats, out, _ = gaussian_block_pass(parameters, request, rows, sample_weight, None)
+        return stats, out
+
+    cpu = FastGMM(K, covariance_type="diag", random_state=0, max_iter=5).fit(X)
+    monkeypatch.setattr(gaussian_module, "cuda_gaussian_pass", cuda_pass_on_the_cpu)
+    monkeypatch.setattr(gaussian_module, "uses_cuda", lambda estimator, responsibilities: True)
+    through_hook = FastGMM(K, covariance_type="diag", random_state=0, max_iter=5)
+    labels = through_hook.fit_predict(X)
+    # float64: the same kernel calls, bitwise; float32: the CPU pass expands about home components
+    # the stand-in (like the GPU) does not use, so they agree to float32 rounding.
+    rtol = 1e-5 if dtype == np.float32 else 0.0
+    np.testing.assert_allclose(through_hook.means_, cpu.means_, rtol=rtol, atol=0)
+    np.testing.assert_array_equal(labels, cpu.predict(X))
+    np.testing.assert_allclose(through_hook.score_samples(X), cpu.score_samples(X), rtol=rtol, atol=0)
 
 
 def test_cuda_with_truncated_em_is_refused(blobs, cuda_status):

@@ -1,9 +1,10 @@
 """The Dask backend: a statistics pass over a ``dask.array`` chunked by rows.
 
 Every row chunk is one block. Each pass maps the family's block pass over the chunks on the
-workers (the parameter snapshot travels once per pass), merges the chunks' statistics with the
-tree of :func:`fastelbo._block_reduction.merge_tree` (on the workers, so only the merged statistics
-reach the client), and keeps the per-row state of every chunk (home labels) on the worker that
+workers (the pass and its parameter snapshot are one node of the graph, sent once per pass to each
+worker), merges the chunks' statistics with the tree of
+:func:`fastelbo._block_reduction.merge_tree` (on the workers, so only the merged statistics reach
+the client), and keeps the per-row state of every chunk (home labels) on the worker that
 computed it, as a persisted result the next pass reads in place. The M-step runs on the client.
 
 Nothing here starts a cluster: the pass runs on whatever scheduler is active (a
@@ -36,6 +37,10 @@ def _checked_rows(rows, dtype, start, stop, name):
     if not np.isfinite(rows.sum(dtype=np.float64)) and not np.all(np.isfinite(rows)):
         raise ValueError(f"Input {name} contains NaN or infinity (in rows {start}:{stop}).")
     return rows
+
+
+def _identity(value):
+    return value
 
 
 def _run_block(block_pass, rows, weights, state):
@@ -114,9 +119,12 @@ class DaskRowSource(RowSource):
         import dask.array as da
 
         run = dask.delayed(_run_block, pure=True)
+        # The pass (with its parameter snapshot) is one node of the graph: hashed once, and sent
+        # once to every worker that runs a chunk, not with every task.
+        shared_pass = dask.delayed(_identity, pure=True)(block_pass)
         states = [None] * len(self._spans) if states is None else states
         results = [
-            run(block_pass, rows, weights, state)
+            run(shared_pass, rows, weights, state)
             for rows, weights, state in zip(
                 self._blocks(), self._weight_blocks(sample_weight), states, strict=True
             )

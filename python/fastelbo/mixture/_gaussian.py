@@ -330,6 +330,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         sample_weight=None,
         home=None,
         refine=True,
+        homes_only=False,
     ):
         """One kernel pass with the current parameters; returns (statistics, per-row outputs).
 
@@ -341,7 +342,8 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         home, which keeps them accurate when clusters sit far apart (see :meth:`_needs_homes`).
         Whatever the homes, a row that a component far from its run's centroid may matter to is
         evaluated without the expansion, in float64 (see :meth:`_needs_homes`); ``refine=False``
-        skips that, for a rough labelling only (no moments).
+        skips that, for a rough labelling only (no moments). ``homes_only``: the labels are wanted
+        as ``out["homes"]`` only, so no (N,) array of them is concatenated.
         """
         source = X if isinstance(X, RowSource) else RowSource(X)
         if uses_cuda(self, responsibilities):
@@ -350,7 +352,10 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
                     f"device='cuda' needs X in memory; {describe(source.data)} is read in blocks on "
                     "the CPU: use device='cpu', or load X into a NumPy array"
                 )
-            return cuda_gaussian_pass(self, source.array, moments, log_norm, labels, sample_weight)
+            stats, out = cuda_gaussian_pass(self, source.array, moments, log_norm, labels, sample_weight)
+            if labels:
+                out["homes"] = [out["labels"]]  # one block, as from the CPU pass
+            return stats, out
         dtype = np.result_type(source.dtype, self.means_.dtype)
         parameters = GaussianPassParameters.of(
             self.weights_,
@@ -361,7 +366,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
             moments,
             resolve_n_threads(self.n_jobs),
         )
-        request = GaussianPassRequest(log_norm, responsibilities, labels, refine)
+        request = GaussianPassRequest(log_norm, responsibilities, labels, refine, homes_only)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
         stats, out, homes = reduce_blocks(
@@ -386,7 +391,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         group rows (a wrong one costs time, not accuracy), so this pass skips the refinement."""
         if not self._needs_homes(X.dtype):
             return None
-        return self._pass(X, moments=False, labels=True, refine=False)[1]["homes"]
+        return self._pass(X, moments=False, labels=True, refine=False, homes_only=True)[1]["homes"]
 
     def _e_step(self, X, moments=True, sample_weight=None):
         if moments and self.n_active is not None:
@@ -402,7 +407,9 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
             home = getattr(self, "_em_home", None)
             if home is None or len(home) != len(_spans(X)):
                 home = self._homes_for(X)
-        stats, out = self._pass(X, moments=True, labels=True, sample_weight=sample_weight, home=home)
+        stats, out = self._pass(
+            X, moments=True, labels=True, sample_weight=sample_weight, home=home, homes_only=True
+        )
         self._em_home = out["homes"]
         return _check_finite(stats, X)
 
@@ -460,7 +467,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
                 sample_weight,
                 self._truncated_parameters(),
                 resolve_n_threads(self.n_jobs),
-                exact_labels=lambda: self._pass(X, moments=False, labels=True)[1]["homes"],
+                exact_labels=lambda: self._pass(X, moments=False, labels=True, homes_only=True)[1]["homes"],
             )
             self._em_truncated = search
         return search

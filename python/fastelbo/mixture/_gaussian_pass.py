@@ -50,6 +50,11 @@ class GaussianPassRequest(MixturePassRequest):
     """Which per-row outputs a pass returns, and whether far components are re-evaluated."""
 
     refine: bool = True
+    homes_only: bool = False  # labels kept as the blocks' homes only, not returned per row
+
+    @property
+    def names(self):
+        return tuple(name for name in super().names if not (self.homes_only and name == "labels"))
 
 
 def gaussian_block_pass(parameters, request, rows, weights, home):

@@ -44,3 +44,10 @@ def log_mixing_weights(weights, dtype):
     """``log(weights)`` computed in float64 and rounded to ``dtype`` (an empty component: -inf)."""
     with np.errstate(divide="ignore"):
         return np.log(np.asarray(weights, dtype=np.float64)).astype(dtype)
+
+
+def block_inputs(rows, weights, dtype):
+    """A block's rows and weights as the kernels take them: C-contiguous in the pass's ``dtype``
+    (a float32 block of a model kept in float64 is widened here, one block at a time)."""
+    rows = np.ascontiguousarray(rows, dtype=dtype)
+    return rows, None if weights is None else np.ascontiguousarray(weights, dtype=dtype)

@@ -26,7 +26,7 @@ import numpy as np
 
 from fastelbo import _core
 from fastelbo._block_reduction import reduce_blocks
-from fastelbo._mixture_pass import log_mixing_weights
+from fastelbo._mixture_pass import block_inputs, log_mixing_weights
 from fastelbo._row_chunks import row_chunks
 from fastelbo.factor._mfa_parameters import posterior_covariances
 from fastelbo.factor._mfa_statistics import FactorAnalyserStatistics
@@ -102,10 +102,7 @@ def factor_analyser_block_pass(parameters, request, rows, weights, state=None):
         The per-row outputs the request names.
     state : None
     """
-    dtype = parameters.means.dtype
-    rows = np.ascontiguousarray(rows, dtype=dtype)
-    if weights is not None:
-        weights = np.ascontiguousarray(weights, dtype=dtype)
+    rows, weights = block_inputs(rows, weights, parameters.means.dtype)
     moments = parameters.reference is not None
     out = _core.factor_analyser_mixture_pass(
         rows,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastelbo import _core
-from fastelbo._mixture_pass import MixturePassRequest, log_mixing_weights
+from fastelbo._mixture_pass import MixturePassRequest, block_inputs, log_mixing_weights
 from fastelbo.mixture._statistics import MixtureStatistics
 
 
@@ -64,10 +64,7 @@ def gaussian_block_pass(parameters, request, rows, weights, home):
     about ``parameters.reference`` when it is set), the requested per-row outputs, and the rows'
     most probable components when labels were computed (else ``home`` unchanged).
     """
-    dtype = parameters.means.dtype
-    rows = np.ascontiguousarray(rows, dtype=dtype)
-    if weights is not None:
-        weights = np.ascontiguousarray(weights, dtype=dtype)
+    rows, weights = block_inputs(rows, weights, parameters.means.dtype)
     moments = parameters.reference is not None
     out = _core.gaussian_mixture_pass(
         rows,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastelbo import _core
-from fastelbo._mixture_pass import log_mixing_weights
+from fastelbo._mixture_pass import block_inputs, log_mixing_weights
 from fastelbo.mixture._statistics import MixtureStatistics
 
 
@@ -206,11 +206,8 @@ def truncated_block_pass(parameters, rows, inputs, state):
     ``state`` its sets K_n (or what :func:`starting_sets` starts them from). Returns
     ``(TruncatedStatistics, {}, new_sets)`` (the rows' labels are their sets' first components).
     """
-    dtype = parameters.means.dtype
-    rows = np.ascontiguousarray(rows, dtype=dtype)
     weights, random_candidates = inputs
-    if weights is not None:
-        weights = np.ascontiguousarray(weights, dtype=dtype)
+    rows, weights = block_inputs(rows, weights, parameters.means.dtype)
     active = np.ascontiguousarray(starting_sets(parameters, rows, state), dtype=np.int32)
     out = _core.truncated_mixture_pass(
         rows,

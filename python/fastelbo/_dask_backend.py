@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastelbo._block_reduction import merge_tree
-from fastelbo._row_source import RowSource, working_dtype
+from fastelbo._row_source import RowSource, sample_spans, working_dtype
 
 
 def is_dask_array(X) -> bool:
@@ -152,14 +152,11 @@ class DaskRowSource(RowSource):
         ``n_rows``, else whole runs of rows chosen by ``random_state``, gathered to the client."""
         if self.n_samples <= n_rows:
             return self.read(0, self.n_samples), np.arange(self.n_samples)
-        block = max(1, n_rows // 16)
-        n_blocks = -(-self.n_samples // block)
-        chosen = np.sort(random_state.choice(n_blocks, size=-(-n_rows // block), replace=False))
-        spans = [(b * block, min((b + 1) * block, self.n_samples)) for b in chosen]
         import dask.array as da
 
+        # Runs not capped by the chunks (the sample is one computation, whatever it spans).
+        spans, index = sample_spans(self.n_samples, n_rows, self.n_samples, random_state)
         rows = da.concatenate([self.data[start:stop] for start, stop in spans]).compute()
-        index = np.concatenate([np.arange(start, stop) for start, stop in spans])
         return _checked_rows(rows, self.dtype, 0, self.n_samples, self.name), index
 
     def read(self, start, stop):

@@ -157,13 +157,8 @@ class RowSource:
         if self.n_samples <= n_rows:
             index = np.arange(self.n_samples)
             return np.concatenate([rows for _, _, rows in self.blocks()]), index
-        block = min(self.block_rows, max(1, n_rows // 16))  # at least 16 blocks: cover the source
-        n_blocks = -(-self.n_samples // block)
-        chosen = np.sort(random_state.choice(n_blocks, size=-(-n_rows // block), replace=False))
-        spans = [(b * block, min((b + 1) * block, self.n_samples)) for b in chosen]
-        rows = np.concatenate([self.read(start, stop) for start, stop in spans])
-        index = np.concatenate([np.arange(start, stop) for start, stop in spans])
-        return rows, index
+        spans, index = sample_spans(self.n_samples, n_rows, self.block_rows, random_state)
+        return np.concatenate([self.read(start, stop) for start, stop in spans]), index
 
     def max_abs(self) -> float:
         """The largest ``|x|`` (for error messages only: a pass over the source)."""
@@ -177,6 +172,20 @@ class RowSource:
                 f"{self.name}: {describe(self.data)} changed shape from {self._expected_shape} to "
                 f"{shape} during the fit"
             )
+
+
+def sample_spans(n_samples, n_rows, longest_run, random_state):
+    """The runs of rows an initialisation samples from a source of ``n_samples > n_rows`` rows:
+    runs of ``min(longest_run, n_rows // 16)`` rows (at least 16 runs, so the sample covers the
+    source), chosen without replacement by ``random_state`` until ``n_rows`` are reached, in order.
+
+    Returns ``(spans, index)``: the runs' ``(start, stop)`` and the positions of their rows.
+    """
+    run = min(longest_run, max(1, n_rows // 16))
+    n_runs = -(-n_samples // run)
+    chosen = np.sort(random_state.choice(n_runs, size=-(-n_rows // run), replace=False))
+    spans = [(b * run, min((b + 1) * run, n_samples)) for b in chosen]
+    return spans, np.concatenate([np.arange(start, stop) for start, stop in spans])
 
 
 def initialisation_rows(X, sample_weight, random_state, remedy):

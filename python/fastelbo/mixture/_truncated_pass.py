@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastelbo import _core
-from fastelbo._mixture_pass import block_inputs, log_mixing_weights
+from fastelbo._mixture_pass import block_inputs
+from fastelbo.mixture._gaussian_pass import GaussianPassParameters
 from fastelbo.mixture._statistics import MixtureStatistics
 
 
@@ -48,18 +49,17 @@ class TruncatedPassParameters:
     def of(cls, parameters, neighbours, n_active, dtype, moments, n_threads, **options):
         """The snapshot of ``(weights, means, precisions_cholesky, covariance_type)`` for a pass
         computing in ``dtype``."""
-        weights, means, precisions_cholesky, covariance_type = parameters
-        log_weights = log_mixing_weights(weights, dtype)
-        means = np.ascontiguousarray(means, dtype=dtype)
+        # The parameters as the exact pass takes them, plus the neighbour lists and C'.
+        exact = GaussianPassParameters.of(*parameters, dtype, moments, n_threads)
         return cls(
-            log_weights,
-            means,
-            np.ascontiguousarray(precisions_cholesky, dtype=dtype),
-            covariance_type,
-            means.astype(np.float64) if moments else None,
+            exact.log_weights,
+            exact.means,
+            exact.precisions_cholesky,
+            exact.covariance_type,
+            exact.reference,
             np.ascontiguousarray(neighbours, dtype=np.int32),
             int(n_active),
-            int(n_threads),
+            exact.n_threads,
             **options,
         )
 

@@ -129,7 +129,7 @@ def test_ppca_with_as_many_factors_as_features_scores_the_returned_model(n_featu
     decomposition = ppca.entropy_decomposition()
     assert decomposition.elbo == pytest.approx(expected.mean(), rel=1e-10)
     assert "boundary" in decomposition.note
-    # Its model is the data's own Gaussian: the sample covariance, to the floor's 1e-10.
+    # Its model is the data's own Gaussian: the sample covariance, to the floor's 1e-14.
     np.testing.assert_allclose(ppca.get_covariance(), np.atleast_2d(np.cov(X.T, bias=True)), rtol=1e-8)
     reference = mp_precision(ppca.components_, ppca.noise_variance_)
     assert np.linalg.norm(ppca.get_precision() - reference) <= 1e-8 * np.linalg.norm(reference)
@@ -174,6 +174,43 @@ def test_ppca_is_equivariant_to_the_data_scale(scale, n_components):
     # The noise is relative: variances ~1e-16 get a noise on their own scale.
     assert scaled.noise_variance_ == pytest.approx(unit.noise_variance_ * scale**2, rel=1e-6)
     assert scaled.noise_variance_ <= 1e-9 * np.var(X * scale, axis=0).mean() or n_components < 4
+
+
+UNITS = 2.0 ** np.array([-27.0, -13.0, 0.0, 13.0, 27.0])  # exact: the fits must agree to round-off
+
+
+def test_factor_analysis_is_equivariant_to_each_features_units():
+    """Factor analysis does not depend on the units of each feature; a fit of columns in units
+    1e-8 ... 1e8 apart is the fit of the unit-scaled data, iteration by iteration."""
+    X = _factor_rows(240, 5, 2, seed=5)
+    unit = _fit_quietly(FastFactorAnalysis(2, tol=1e-6), X)
+    scaled = _fit_quietly(FastFactorAnalysis(2, tol=1e-6), X * UNITS)
+    shift = np.sum(np.log(UNITS))
+    assert scaled.n_iter_ == unit.n_iter_
+    np.testing.assert_allclose(np.asarray(scaled.elbo_history_) + shift, unit.elbo_history_, rtol=1e-9)
+    np.testing.assert_allclose(scaled.noise_variance_ / UNITS**2, unit.noise_variance_, rtol=1e-7)
+    np.testing.assert_allclose(scaled.score_samples(X * UNITS) + shift, unit.score_samples(X), rtol=1e-9)
+    # The likelihood it reports is the one of its parameters.
+    rows = slice(0, 24)
+    expected = mp_log_likelihoods((X * UNITS)[rows], scaled.mean_, scaled.components_, scaled.noise_variance_)
+    np.testing.assert_allclose(scaled.score_samples((X * UNITS)[rows]), expected, rtol=1e-10)
+
+
+def test_ppca_noise_far_below_the_largest_variance_is_the_maximum_likelihood_noise():
+    """Clusters 1e6 apart with unit noise: the largest variance is ~1e11 times the noise, which
+    must be fitted (the mean of the discarded eigenvalues), not held at a floor."""
+    rng = np.random.RandomState(6)
+    X = rng.standard_normal((240, 3)) * [1.0, 0.9, 1.1]
+    X[::2, 0] += 1e6
+    ppca = FastPPCA(2).fit(X)
+    centred = X - X.mean(axis=0)
+    eigenvalues = np.linalg.svd(centred, compute_uv=False) ** 2 / X.shape[0]
+    assert ppca.noise_variance_ == pytest.approx(eigenvalues[2], rel=1e-9)
+    decomposition = ppca.entropy_decomposition()
+    assert "boundary" not in decomposition.note
+    assert abs(decomposition.gap) <= 1e-10 * abs(decomposition.elbo)
+    expected = mp_log_likelihoods(X[:24], ppca.mean_, ppca.components_, ppca.noise_variance_)
+    np.testing.assert_allclose(ppca.score_samples(X[:24]), expected, rtol=1e-10)
 
 
 @pytest.mark.parametrize("factor", [1e-20, 1e20, "1/N"])

@@ -17,6 +17,7 @@ from fastelbo.factor._linear_gaussian import (
     optimal_components,
 )
 from fastelbo.factor._rotation import ROTATIONS, orthomax
+from fastelbo.factor._scatter import power_of_two_scales
 
 SVD_METHODS = ("lapack", "randomized")
 #: The starting noise variances of the runs: the features' variances (scikit-learn's start for
@@ -42,13 +43,16 @@ def unexplained_variances(factor):
     n_rows, n_features = factor.shape
     if n_rows < n_features:
         return np.zeros(n_features)
-    # (S^-1)_dd = ||row d of R^-T||^2 with L = Q R; a singular R gives 0 through inf.
-    _, r = linalg.qr(factor, mode="economic")
+    # (S^-1)_dd = ||row d of R^-T||^2 with L = Q R; a singular R gives 0 through inf. The
+    # columns are first scaled to unit norm by powers of two (exact), so that the singularity
+    # test compares features on one scale, not a small variance with a large one in other units.
+    scale = power_of_two_scales(np.einsum("id,id->d", factor, factor))
+    _, r = linalg.qr(factor / scale[None, :], mode="economic")
     diagonal = np.abs(np.diag(r))
     if np.any(diagonal <= np.finfo(np.float64).eps * n_features * diagonal.max(initial=0.0)):
         return np.zeros(n_features)
     inverse = linalg.solve_triangular(r, np.eye(n_features))
-    return 1.0 / np.einsum("dk,dk->d", inverse, inverse)
+    return scale**2 / np.einsum("dk,dk->d", inverse, inverse)
 
 
 @document_progress_parameters()

@@ -98,7 +98,7 @@ class LinearGaussianFactorModel(
             if warm:
                 # The mean is fitted in closed form: EM continues from the new data's.
                 self.mean_ = self._em_scatter.mean
-            if self._set_closed_form_parameters():
+            if self._set_closed_form_parameters(X, sample_weight):
                 self._fit_closed_form(X, sample_weight)
             else:
                 self._fit_em(X, sample_weight=sample_weight)
@@ -131,9 +131,9 @@ class LinearGaussianFactorModel(
                 self._training_decomposition, note=_boundary_note(len(floored))
             )
 
-    def _set_closed_form_parameters(self):
-        """Set the maximum-likelihood parameters in closed form and return True, or return False
-        to fit by EM (the default)."""
+    def _set_closed_form_parameters(self, X, sample_weight=None):
+        """Set the maximum-likelihood parameters of the data X in closed form and return True, or
+        return False to fit by EM (the default)."""
         return False
 
     def _finish_fit(self):

@@ -35,10 +35,17 @@ from fastelbo.entropy import LOG_2PI_E
 
 LOG_2PI = math.log(2.0 * math.pi)
 
-#: Floor of a noise variance relative to its feature's variance (FA) or to the mean variance of
-#: the features (PPCA). Far below any noise a fit can resolve, and far above the round-off of a
-#: covariance accumulated in float64 (~1e-16 relative), which the floor amplifies by its inverse.
+#: Floor of a unique variance relative to its feature's variance (FA). Far below any noise a fit
+#: can resolve, and far above the round-off of a covariance accumulated in float64 (~1e-16
+#: relative), which the floor amplifies by its inverse.
 RELATIVE_NOISE_FLOOR = 1e-10
+
+#: Floor of PPCA's one noise variance relative to the mean variance of the features. Lower than
+#: factor analysis's: the noise is shared by all features, and data whose variance lies in a few
+#: directions (clusters far apart, features in other units) have a true noise 1e-10 of the mean
+#: variance and below. A noise that small is fitted from the exact covariance factor (1e-32
+#: relative round-off), never from the accumulated covariance.
+SPHERICAL_NOISE_FLOOR = 1e-14
 
 #: Floor of the noise of a constant feature (no variance of its own), relative to the mean
 #: variance of the features: its likelihood grows without bound as the noise falls, and
@@ -56,7 +63,7 @@ def noise_floor(variances, noise_type):
     noise_type : {'diag', 'spherical'}
         'diag' (factor analysis): ``RELATIVE_NOISE_FLOOR * variance_d``, and for constant features
         ``CONSTANT_FEATURE_NOISE_FLOOR * mean(variances)``. 'spherical' (PPCA):
-        ``RELATIVE_NOISE_FLOOR * mean(variances)`` for all.
+        ``SPHERICAL_NOISE_FLOOR * mean(variances)`` for all.
 
     Data with no variance at all get the absolute floors ``RELATIVE_NOISE_FLOOR`` (their
     likelihood is unbounded; any floor is a convention).
@@ -65,7 +72,7 @@ def noise_floor(variances, noise_type):
     if not scale > 0:
         return np.full(variances.shape, RELATIVE_NOISE_FLOOR)
     if noise_type == "spherical":
-        return np.full(variances.shape, RELATIVE_NOISE_FLOOR * scale)
+        return np.full(variances.shape, SPHERICAL_NOISE_FLOOR * scale)
     return np.where(variances > 0, RELATIVE_NOISE_FLOOR * variances, CONSTANT_FEATURE_NOISE_FLOOR * scale)
 
 

@@ -7,6 +7,7 @@ import numpy as np
 from fastelbo._progress import document_progress_parameters
 from fastelbo.factor._factor_model import LinearGaussianFactorModel
 from fastelbo.factor._linear_gaussian import ppca_maximum_likelihood
+from fastelbo.factor._scatter import data_scatter
 
 SOLVERS = ("eigh", "em")
 
@@ -59,7 +60,7 @@ class FastPPCA(LinearGaussianFactorModel):
     components_ : ndarray of shape (n_components, n_features)
         Loadings ``W^T`` (rows ``sqrt(lambda_h - noise_variance_) u_h^T`` at the ML solution).
     noise_variance_ : float
-        Isotropic noise variance, floored at 1e-10 times the mean variance of the features (a
+        Isotropic noise variance, floored at 1e-14 times the mean variance of the features (a
         floor relative to the data's scale, so that ``score`` shifts by exactly ``-D log s``
         when X is multiplied by s; it is reached when ``n_components`` equals the number of
         features, and the training decomposition's ``note`` then says so).
@@ -128,15 +129,22 @@ class FastPPCA(LinearGaussianFactorModel):
             return max(n_features - 1, 1)
         return int(self.n_components)
 
-    def _set_closed_form_parameters(self):
+    def _set_closed_form_parameters(self, X, sample_weight=None):
         if self.solver == "em":
             return False
-        scatter = self._em_scatter
+        self._set_maximum_likelihood(self._em_scatter)
+        if not self._em_scatter.exact and self._needs_exact_factor(self._em_scatter):
+            # The smallest eigenvalues of the accumulated covariance carry round-off of ~1e-16 of
+            # the largest: a noise that small is taken from the exact factor of the rows.
+            self._em_scatter = data_scatter(X, sample_weight)
+            self._set_maximum_likelihood(self._em_scatter)
+        return True
+
+    def _set_maximum_likelihood(self, scatter):
         components, noise = ppca_maximum_likelihood(scatter.factor, self._n_components, self._noise_floor[0])
         self.mean_ = scatter.mean
         self.components_ = components
         self.noise_variance_ = self._noise_from_vector(noise)
-        return True
 
     def _finish_fit(self):
         self.n_components_ = self.components_.shape[0]

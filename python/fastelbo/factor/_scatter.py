@@ -105,10 +105,24 @@ def centring_point(X, sample_weight=None):
 
 def _covariance_factor(covariance):
     """``L`` with ``L^T L = covariance`` from its eigendecomposition: rows ``sqrt(lambda_k) u_k^T``
-    for the positive eigenvalues (round-off's negative ones dropped)."""
-    values, vectors = linalg.eigh(covariance)
+    for the positive eigenvalues (round-off's negative ones dropped).
+
+    The covariance is first scaled to a unit diagonal by powers of two (exact): the
+    eigendecomposition's round-off is ~1e-16 of the norm of the matrix it decomposes, so without
+    the scaling a feature with a small variance beside one with a large variance (a variable in
+    other units) would get a column of round-off."""
+    scale = power_of_two_scales(np.diag(covariance))
+    values, vectors = linalg.eigh(covariance / scale[:, None] / scale[None, :])
     positive = values > 0
-    return (np.sqrt(values[positive])[:, None] * vectors[:, positive].T)[::-1].copy()
+    scaled = np.sqrt(values[positive])[:, None] * vectors[:, positive].T
+    return (scaled * scale[None, :])[::-1].copy()
+
+
+def power_of_two_scales(variances):
+    """Per feature, the power of two nearest its standard deviation (1 for no variance)."""
+    positive = variances > 0
+    exponents = np.round(0.5 * np.log2(np.where(positive, variances, 1.0)))
+    return np.ldexp(1.0, np.where(positive, exponents, 0.0).astype(int))
 
 
 def fast_data_scatter(X, sample_weight=None, n_jobs=None):

@@ -21,7 +21,9 @@ bool factor_analyser_mixture_pass(const FactorAnalyserMixtureParams<T>& params, 
     }
     MixturePassRequest<T> rows_in_order = request;
     rows_in_order.home = nullptr;  // the family centres rows on each mean: no expansion point
-    const FactorAnalysers<T> components(params);
+    // A pass without moments scores rows (score_samples, predict_proba): every log-joint in the
+    // sum form, which cannot cancel.
+    const FactorAnalysers<T> components(params, !request.compute_moments);
     const bool finished =
         run_mixture_pass(components, FactorAnalyserSumsLayout{K, D, H}, K, D, rows_in_order, statistics);
     components.finish(statistics);

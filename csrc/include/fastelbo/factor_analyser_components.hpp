@@ -14,8 +14,8 @@
 // the loadings, every digit at a Heywood boundary (a noise variance at its floor). The sum form, of
 // non-negative terms, cannot cancel; it is also insensitive to errors in m (it is the minimum over m,
 // so an error d in m adds only ||R d||^2), at one more product. float32 always uses the sum form;
-// float64 uses it for the components whose ||W~||_F^2 exceeds kDifferenceFormLimit. Either way
-// O(D H) per point-component pair.
+// float64 fits use it for the components whose ||W~||_F^2 exceeds kDifferenceFormLimit, and passes
+// that only score rows (no moments) for every component. Either way O(D H) per point-component pair.
 //
 // Products. float64 does the O(D H) work of every component at once, as two GEMMs per block over
 // all K H columns (a block's rows are packed once, not once per component): u of every component
@@ -84,7 +84,9 @@ class FactorAnalysers {
         RowVector<T> offsets;    // [K H] (mu_c - p) P_c of every component (float64)
     };
 
-    explicit FactorAnalysers(const FactorAnalyserMixtureParams<T>& p)
+    // `sum_form_everywhere`: the sum form for every component (inference: scores at full accuracy
+    // for one more product; fits keep the cheaper difference form where it holds 12 digits).
+    explicit FactorAnalysers(const FactorAnalyserMixtureParams<T>& p, bool sum_form_everywhere = false)
         : K_(p.n_components),
           D_(p.n_features),
           H_(p.n_factors),
@@ -119,7 +121,7 @@ class FactorAnalysers {
             if constexpr (kDifferenceForm) {
                 stacked_projections_.middleCols(c * H_, H_) = whitening.template cast<T>();
                 unwhitening_[c] = unwhitening.template cast<T>();
-                sum_form_[c] = whitened_norm > kDifferenceFormLimit;
+                sum_form_[c] = sum_form_everywhere || whitened_norm > kDifferenceFormLimit;
                 any_sum_form_ = any_sum_form_ || sum_form_[c];
             }
             // m^T = e^T Psi^-1/2 Q_1 R^-T as rows (M^-1 W^T Psi^-1 e, transposed).

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 from scipy import stats
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_breast_cancer, load_linnerud
 from sklearn.decomposition import FactorAnalysis
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
@@ -259,6 +259,16 @@ def test_breast_cancer_four_factors_reaches_sklearn():
     X = StandardScaler().fit_transform(load_breast_cancer().data)
     fa = FastFactorAnalysis(4).fit(X)
     sklearn_score = FactorAnalysis(4).fit(X).score(X)
+    assert fa.score(X) >= sklearn_score - 1e-6 * abs(sklearn_score)
+
+
+@pytest.mark.parametrize("n_factors", [2, 3])
+def test_linnerud_raw_reaches_sklearn(n_factors):
+    """Three features in their own units, a model that can represent their covariance: EM crawls
+    along a ridge of equally good solutions, scikit-learn's steps reach the optimum in three."""
+    X = load_linnerud().data.astype(np.float64)
+    fa = FastFactorAnalysis(n_factors).fit(X)
+    sklearn_score = FactorAnalysis(n_factors).fit(X).score(X)
     assert fa.score(X) >= sklearn_score - 1e-6 * abs(sklearn_score)
 
 

@@ -246,7 +246,7 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
 
     def _initialize_parameters(self, X, random_state, sample_weight=None):
         scatter = self._em_scatter
-        self._steps_taken = 0
+        self._steps_taken, self._last_elbo, self._last_log_step = 0, None, None
         start = getattr(self, "_start_index", 0)
         self._start_index = start + 1
         if self.noise_variance_init is not None:
@@ -267,12 +267,26 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         super()._m_step(statistics)
         factor = statistics.scatter.factor
         self.components_ = optimal_components(factor, self.noise_variance_, self._n_components)
+        # Counted across warm starts (a cold start resets them): a warm continuation takes the
+        # steps the straight fit would.
         self._steps_taken = getattr(self, "_steps_taken", 0) + 1
-        if self._steps_taken > EXTRAPOLATE_AFTER:
-            self._extrapolate_noise(statistics.scatter, previous)
+        last_elbo, self._last_elbo = getattr(self, "_last_elbo", None), statistics.elbo
+        step = np.log(self.noise_variance_) - np.log(np.maximum(previous, self._noise_floor))
+        last_step, self._last_log_step = getattr(self, "_last_log_step", None), step
+        # Also before a run would stop (an increase below tol), first with Aitken's multiple: where
+        # EM crawls along a ridge of nearly equal likelihoods from the start, steps shrink by a
+        # constant ratio r, and the r / (1 - r) steps still to come are taken at once.
+        stopping = last_elbo is not None and statistics.elbo - last_elbo < self._convergence_tolerance()
+        if self._steps_taken > EXTRAPOLATE_AFTER or stopping:
+            multiples = EXTRAPOLATION_STEPS
+            if stopping and last_step is not None and np.any(last_step):
+                ratio = float(step @ last_step) / float(last_step @ last_step)
+                if 0.0 < ratio < 1.0:
+                    multiples = (ratio / (1.0 - ratio), *EXTRAPOLATION_STEPS)
+            self._extrapolate_noise(statistics.scatter, previous, multiples)
 
-    def _extrapolate_noise(self, scatter, previous):
-        """Try the step just taken in log-noise space again, ``EXTRAPOLATION_STEPS`` times longer
+    def _extrapolate_noise(self, scatter, previous, multiples=EXTRAPOLATION_STEPS):
+        """Try the step just taken in log-noise space again, ``multiples`` times longer
         (components re-optimised, floors kept), and keep the best if it increases the
         likelihood. EM creeps towards optima with a noise variance near 0 (Heywood cases) by
         geometrically shrinking steps, tens of thousands of iterations; the likelihood stays
@@ -283,7 +297,7 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
             return
         best = mean_log_likelihood(scatter, self.mean_, factor_posterior(self.components_, noise))
         found = None
-        for multiple in EXTRAPOLATION_STEPS:
+        for multiple in multiples:
             trial = np.maximum(noise * np.exp(multiple * step), self._noise_floor)
             components = optimal_components(scatter.factor, trial, self._n_components)
             value = mean_log_likelihood(scatter, self.mean_, factor_posterior(components, trial))

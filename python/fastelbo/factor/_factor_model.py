@@ -108,7 +108,6 @@ class LinearGaussianFactorModel(
             # The scatter belongs to this fit's data; the estimator keeps none.
             vars(self).pop("_em_scatter", None)
             vars(self).pop("_start_index", None)
-            vars(self).pop("_steps_taken", None)
 
     def _floored_features(self):
         """Indices of the features whose noise variance sits at its floor (none for models

@@ -61,7 +61,8 @@ def mfa(case):
         X = mfa_report.make_data(case)
         data[case.id] = (X, mfa_report.initial_estimator(case, X))
     X, start = data[case.id]
-    return timing.seconds_per_iteration(lambda n: mfa_report.run_iterations("fastelbo", case, X, start, n), 1)[0]
+    run = lambda n: mfa_report.run_iterations("fastelbo", case, X, start, n)
+    return timing.seconds_per_iteration(run, 1)[0]
 
 CASES = {}
 for quick in (False, True):
@@ -134,10 +135,8 @@ def main(argv=None):
                 best[name] = min(best[name], worker.time(key))
         ratio = best["after"] / best["before"] if best["before"] > 0 else float("nan")
         rows.append({"group": key[0], "case": key[1], **best, "ratio": ratio})
-        print(
-            f"| {key[0]:<6} | {key[1]:<40} | {best['before']:>9.4f} | {best['after']:>9.4f} | {ratio:>12.3f} |",
-            flush=True,
-        )
+        times = f"{best['before']:>9.4f} | {best['after']:>9.4f}"
+        print(f"| {key[0]:<6} | {key[1]:<40} | {times} | {ratio:>12.3f} |", flush=True)
     for worker in workers.values():
         worker.close()
     if args.output:

@@ -53,18 +53,43 @@ def test_distinct_rows_do_not_depend_on_order_or_on_repeating_rows():
         np.testing.assert_array_equal(other.weights, base.weights)
 
 
-def test_rows_that_share_a_hash_are_still_ordered_canonically(monkeypatch):
-    import fastelbo.mixture._distinct_rows as module
-
+def test_canonical_order_is_lexicographic_on_the_values():
     rng = np.random.default_rng(2)
+    # Heavy ties: the first features take few values, so later features must break them.
+    X = np.column_stack([rng.integers(0, 3, 200), rng.integers(0, 2, 200), rng.standard_normal(200)])
+    X[7] = X[3]
+    distinct = distinct_rows(X)
+    rows = X[distinct.source_rows]
+    reference = np.unique(X, axis=0)  # sorted lexicographically, duplicates removed
+    np.testing.assert_array_equal(rows, reference)
+
+
+def test_canonical_order_is_unchanged_by_increasing_maps_of_each_feature():
+    """Units and offsets per feature (not powers of two): the same rows in the same order."""
+    rng = np.random.default_rng(4)
     X, weights = _weighted_rows(rng)
-    monkeypatch.setattr(module, "_row_hashes", lambda bits: np.zeros(bits.shape[0], dtype=np.uint64))
+    scale = np.array([1e-6, 3.0, 1e3, 7e5, 0.37])
+    offset = np.array([1e4, -2.5, 0.0, 1e-3, -1e6])
     base = distinct_rows(X, weights)
-    permutation = rng.permutation(len(X))
-    shuffled = distinct_rows(X[permutation], weights[permutation])
-    np.testing.assert_array_equal(X[permutation][shuffled.source_rows], X[base.source_rows])
-    np.testing.assert_array_equal(shuffled.weights, base.weights)
-    assert len(base) == len({r.tobytes() for r, w in zip(X, weights, strict=True) if w > 0})
+    mapped = distinct_rows(X * scale + offset, weights)
+    np.testing.assert_array_equal(mapped.source_rows, base.source_rows)
+    np.testing.assert_array_equal(mapped.weights, base.weights)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize(("scale", "offset"), [(1e3, 0.0), (1e-6, 0.0), (1.0, 1e4), (37.0, -250.0)])
+def test_default_start_and_fit_follow_a_change_of_units_and_origin(covariance_type, scale, offset):
+    """The k-means start of ``s X + b`` is the start of X mapped, and so is the fit (reg_covar
+    mapped too): the log-likelihood shifts by exactly -D log s, to round-off."""
+    X, _ = ref.make_blobs_data(400, 3, 4, random_state=1)
+    base = _fit(FastGMM(4, covariance_type=covariance_type, random_state=0), X)
+    mapped_X = X * scale + offset
+    mapped = _fit(
+        FastGMM(4, covariance_type=covariance_type, random_state=0, reg_covar=1e-6 * scale**2), mapped_X
+    )
+    assert mapped.n_iter_ == base.n_iter_
+    np.testing.assert_allclose(mapped.means_, base.means_ * scale + offset, rtol=1e-8, atol=1e-8 * scale)
+    assert mapped.score(mapped_X) == pytest.approx(base.score(X) - X.shape[1] * np.log(scale), abs=1e-8)
 
 
 def _fit(model, X, sample_weight=None):

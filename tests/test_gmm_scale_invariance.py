@@ -6,9 +6,9 @@ the data, on the scale of X.
   relative to the weights' scale.
 - ``reg_covar`` is absolute (scikit-learn's meaning: a variance in X's squared units). Rescaling X by
   s together with ``reg_covar`` by s**2 rescales means by s and covariances by s**2, and shifts every
-  log-likelihood by exactly ``-D log s`` (1e-8 ... 1e8), checked against a float64 reference. (The
-  'kmeans' start orders distinct rows by a hash of their values, which rescaling changes; these
-  tests start from rows drawn by ``random_state``, 'random_from_data', which rescaling does not.)
+  log-likelihood by exactly ``-D log s`` (1e-8 ... 1e8), checked against a float64 reference, from
+  the default 'kmeans' start (distinct rows ordered by value, which rescaling keeps) and from rows
+  drawn by ``random_state`` ('random_from_data').
 """
 
 import warnings
@@ -55,11 +55,14 @@ def test_common_factor_on_sample_weights_changes_nothing(covariance_type, dtype,
         np.testing.assert_allclose(decomposition.entropy_sum, expected.entropy_sum, rtol=rtol)
 
 
+@pytest.mark.parametrize("init_params", ["kmeans", "random_from_data"])
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_rescaled_data_with_rescaled_reg_covar_shifts_log_likelihood_by_d_log_scale(covariance_type):
+def test_rescaled_data_with_rescaled_reg_covar_shifts_log_likelihood_by_d_log_scale(
+    covariance_type, init_params
+):
     X = _data()
     n_features = X.shape[1]
-    start = dict(init_params="random_from_data")
+    start = dict(init_params=init_params)
     unit = _fit(X, covariance_type, reg_covar=1e-3, **start)
     for scale in (1e-8, 1e-4, 1e4, 1e8):
         scaled = _fit(X * scale, covariance_type, reg_covar=1e-3 * scale**2, **start)

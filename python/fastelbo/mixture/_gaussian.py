@@ -120,8 +120,9 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         weights, like ``KMeans(init='random')``. 'kmeans' and 'k-means++' seed and cluster X's
         distinct rows of positive weight (duplicates merged, their weights summed) in an order
         fixed by the rows' values, so the start does not depend on the order of the rows, and
-        integer weights start exactly as the rows repeated (the cost: an ``O(N log N)`` sort of row
-        hashes and a copy of the distinct rows); 'random' and 'random_from_data' draw in row order.
+        integer weights start exactly as the rows repeated, and ``s X + b`` (s > 0) starts from the
+        start of X mapped (the cost: an ``O(N log N)`` sort of the rows' values, read in place);
+        'random' and 'random_from_data' draw in row order.
     weights_init : array-like of shape (n_components,), default=None
         Initial mixing weights.
     means_init : array-like of shape (n_components, n_features), default=None

@@ -5,13 +5,15 @@ random soft assignments are generated chunk by chunk, so no dense N x K matrix i
 With sample weights ``w_n`` a row of weight ``w`` stands for ``w`` copies of itself (zero: the row is
 absent), as scikit-learn's ``KMeans(sample_weight=...)`` reads them.
 
-``'kmeans'`` (the default) and ``'k-means++'`` work on X's **distinct rows** of positive weight, each
-carrying its summed weight, in a canonical order set by the rows' values (``_distinct_rows.py``: a
-hash sort, ``O(N log N)``; the kernels read the distinct rows in place). Their draws therefore depend only on
-the weighted set of rows: shuffling the rows, repeating a row ``w`` times instead of weighting it
-``w``, or adding rows of weight 0 starts from the same parameters exactly (scikit-learn's
-``check_sample_weight_equivalence``), and duplicated rows are clustered once. (With fewer distinct
-positive-weight rows than components there are no K distinct seeds, and the rows are used as given.)
+``'kmeans'`` (the default) and ``'k-means++'`` work on X's **distinct rows** of positive weight,
+each carrying its summed weight, in a canonical order set by the rows' values
+(``_distinct_rows.py``: lexicographic, ``O(N log N)``; the kernels read the distinct rows in
+place). Their draws therefore depend only on the weighted set of rows: shuffling the rows,
+repeating a row ``w`` times instead of weighting it ``w``, or adding rows of weight 0 starts from
+the same parameters exactly (scikit-learn's ``check_sample_weight_equivalence``), and duplicated
+rows are clustered once. A change of units and origin, ``s X + b`` (s > 0), keeps the order, so
+the start is the start of X mapped. (With fewer distinct positive-weight rows than components
+there are no K distinct seeds, and the rows are used as given.)
 
 - ``'kmeans'``: k-means++ seeding draws rows with probability ``∝ w D(x)^2``, Lloyd's centres are
   weighted means, and the initial M-step weighs every row's one-hot label by ``w``.

@@ -99,3 +99,24 @@ def test_float32_fits_that_float32_holds_do_not_warn(data, covariance_type):
     with warnings.catch_warnings():
         warnings.simplefilter("error", Float32RangeWarning)
         FastGMM(3, covariance_type=covariance_type, random_state=0).fit(data.astype(np.float32))
+
+
+def test_the_warning_describes_the_kept_run_of_several(monkeypatch):
+    """With n_init > 1 the warning reads the rounding of the run whose parameters are returned,
+    not of the last run: here the first run is kept and only its M-steps lose to rounding."""
+    import fastelbo.mixture._gaussian as gaussian_module
+
+    runs = {"started": 0}
+    original_initialize = FastGMM._initialize_parameters
+
+    def counting_initialize(self, *args, **kwargs):
+        runs["started"] += 1
+        return original_initialize(self, *args, **kwargs)
+
+    monkeypatch.setattr(FastGMM, "_initialize_parameters", counting_initialize)
+    monkeypatch.setattr(gaussian_module, "rounding_cost", lambda *args: 1.0 if runs["started"] == 1 else 0.0)
+    monkeypatch.setattr(FastGMM, "_improves_on", lambda self, value, best: not np.isfinite(best))
+    X = load_iris().data.astype(np.float32)
+    with pytest.warns(Float32RangeWarning, match="float32 cannot hold"):
+        FastGMM(3, n_init=2, random_state=0).fit(X)
+    assert runs["started"] == 2

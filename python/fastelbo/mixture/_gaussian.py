@@ -475,11 +475,16 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
 
     def _run_state(self):
         # The rows' sets K_n and neighbour lists of a truncated run, and the home labels of an exact
-        # one: the final pass of the best run continues from them.
-        return getattr(self, "_em_home", None), getattr(self, "_em_truncated", None)
+        # one: the final pass of the best run continues from them; and what rounding its last
+        # M-step's covariances to float32 cost, which the fit's warning reports.
+        return (
+            getattr(self, "_em_home", None),
+            getattr(self, "_em_truncated", None),
+            getattr(self, "_float32_rounding_cost", 0.0),
+        )
 
     def _restore_run_state(self, state):
-        self._em_home, self._em_truncated = state
+        self._em_home, self._em_truncated, self._float32_rounding_cost = state
 
     def _final_pass(self, X, sample_weight=None):
         if self.n_active is not None:

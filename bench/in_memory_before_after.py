@@ -13,13 +13,15 @@ and each system's time is its best round. Cases:
 
 Usage, from the repository root (each tree's ``python/`` holds its built modules)::
 
-    python bench/in_memory_before_after.py --before ../old-tree --after . [--quick] [--rounds 3]
+    python bench/in_memory_before_after.py --before ../old --after . [--quick] [--rounds R]
+        [--skip REGEX] [--only REGEX]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -123,12 +125,16 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--output", type=Path, default=None, help="JSON file for the results")
+    parser.add_argument("--skip", default=None, help="regular expression of case ids to leave out")
+    parser.add_argument("--only", default=None, help="regular expression of the case ids to measure")
     args = parser.parse_args(argv)
     workers = {"before": Worker(args.before), "after": Worker(args.after)}
     rows = []
     print(f"| {'group':<6} | {'case':<40} | {'before s':>9} | {'after s':>9} | {'after/before':>12} |")
     print(f"|{'-' * 8}|{'-' * 42}|{'-' * 11}|{'-' * 11}|{'-' * 14}|")
     for key in case_list(args.quick, args.after):
+        if (args.skip and re.search(args.skip, key[1])) or (args.only and not re.search(args.only, key[1])):
+            continue
         best = {name: float("inf") for name in workers}
         for _ in range(args.rounds):
             for name, worker in workers.items():

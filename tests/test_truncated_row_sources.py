@@ -181,26 +181,16 @@ def test_merged_scores_add_per_group_and_candidate_and_refresh_with_top_up():
     np.testing.assert_array_equal(single.refresh(old, occupied)[0], [0, 3, 2])
 
 
-@pytest.fixture(scope="module")
-def dask_client():
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    )
-    client = distributed.Client(cluster)
-    yield client
-    client.close()
-    cluster.close()
-
-
 @pytest.mark.parametrize("start", ["exact", "coarse"])
 def test_a_fit_on_a_local_cluster_equals_the_in_process_fit_bit_for_bit(X, dask_client, monkeypatch, start):
     if start == "coarse":  # the coarse cells travel to the workers in the first pass's snapshot
         monkeypatch.setattr(truncated_module, "_EXACT_START_BUDGET", 0)
         monkeypatch.setattr(truncated_module, "_EXACT_NEIGHBOURS_BUDGET", 0)
     local = _fit(RowSource(X, block_rows=700))
-    on_cluster = _fit(da.from_array(X, chunks=(700, X.shape[1])))
-    _assert_same_fit((on_cluster[0], on_cluster[1].compute()), local, rtol=0)
+    with dask_client.as_current():  # the session's two-process cluster (tests/conftest.py)
+        on_cluster = _fit(da.from_array(X, chunks=(700, X.shape[1])))
+        on_cluster = (on_cluster[0], on_cluster[1].compute())
+    _assert_same_fit(on_cluster, local, rtol=0)
 
 
 def test_the_coarse_start_over_blocks_equals_the_in_memory_one(X, monkeypatch):

@@ -251,6 +251,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
 
     def _discard_run_state(self):
         # The homes (see _e_step) belong to one EM run over this X; the estimator keeps none.
+        vars(self).pop("_float32_rounding_cost", None)
         vars(self).pop("_em_home", None)
         vars(self).pop("_em_truncated", None)
         vars(self).pop("_em_truncated_seed", None)

@@ -22,11 +22,16 @@
 // log-joints with an error up to about eps * (m_c + ||x~||^2_{P_c}) - thousands of nats in float32
 // for a tight component 1e5 of its widths away. That is harmless where the component's log-joint
 // is far below the row's best (its responsibility is exactly 0 either way), but not where it may
-// matter: such rows (`refine_log_joints`) get all their log-joints summed directly in float64
-// (x - mu_c, no expansion; then rounded to T), and their moments summed in float64 about the run's
-// point (`accumulate_refined`) instead of in T; the run's flush moves them to the reference points
-// with the others (one shift, so that the M-step's scatter cancels exactly). Homes make these
-// rows rare (a row far from its run's point has the wrong home); without them the rule still holds.
+// matter: such rows (`refine_log_joints`) get all their log-joints re-evaluated in float64 (then
+// rounded to T), and their moments summed in float64 about the run's point (`accumulate_refined`)
+// instead of in T; the run's flush moves them to the reference points with the others (one shift,
+// so that the M-step's scatter cancels exactly). float64 sums them directly (x - mu_c, no
+// expansion). float32's diag/spherical family expands them in float64 about the same point, with
+// products (about 9 digits more than float32's expansion, at a fraction of the direct sums' cost
+// where many rows qualify, as with broad starting components), and sums directly only the
+// components beyond float64's own kMaxExpansionCondition. Homes make these rows rare once the
+// components have found their clusters (a row far from its run's point has the wrong home); without
+// them the rule still holds.
 #pragma once
 
 #include <cmath>
@@ -120,6 +125,9 @@ class DiagonalGaussians {
   public:
     using Statistics = MixtureStatistics;
     static constexpr bool kGrouped = true;
+    // float32 re-evaluates rows a far component may matter to by a float64 expansion (products);
+    // float64 sums them directly.
+    static constexpr bool kFloat64Refine = !std::is_same_v<T, double>;
 
     struct Workspace {
         RowMatrix<T> features;                                        // [B, F]: x~ and x~^2 (or ||x~||^2)
@@ -127,6 +135,13 @@ class DiagonalGaussians {
         Vector<T> constant;                                           // [K]
         RowMatrix<T> first, second;                                   // float32 moment products [K, D], [K, D|1]
         FarExpansion<T> far;
+        // The rows a far component may matter to, in float64 (see refine_log_joints).
+        RowVector<double> point;                                           // [D] the expansion point
+        Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic> projection64;  // [F, K] as projection
+        Vector<double> constant64;                                         // [K] as constant
+        std::vector<Index> beyond64;  // components too far for a float64 expansion: summed directly
+        RowMatrix<double> far_features;  // [B, F] z of the refined rows
+        RowMatrix<double> far_values;    // [B, K] their log-joints, then their responsibilities
     };
 
     explicit DiagonalGaussians(const GaussianMixtureParams<T>& p)
@@ -159,15 +174,22 @@ class DiagonalGaussians {
                      Vector<T>(K_),
                      RowMatrix<T>(),
                      RowMatrix<T>(),
-                     FarExpansion<T>(K_)};
+                     FarExpansion<T>(K_),
+                     RowVector<double>(D_),
+                     decltype(Workspace::projection64)(F_, K_),
+                     Vector<double>(K_),
+                     {},
+                     RowMatrix<double>(kFloat64Refine ? block_rows : 0, F_),
+                     RowMatrix<double>(kFloat64Refine ? block_rows : 0, K_)};
         // The squared-feature rows of the projection do not depend on the expansion point.
         for (Index c = 0; c < K_; ++c) {
             if (spherical_) {
-                ws.projection(D_, c) = static_cast<T>(-0.5 * precision_(c, 0));
+                ws.projection64(D_, c) = -0.5 * precision_(c, 0);
             } else {
-                for (Index d = 0; d < D_; ++d) ws.projection(D_ + d, c) = static_cast<T>(-0.5 * precision_(c, d));
+                for (Index d = 0; d < D_; ++d) ws.projection64(D_ + d, c) = -0.5 * precision_(c, d);
             }
         }
+        ws.projection.bottomRows(F_ - D_) = ws.projection64.bottomRows(F_ - D_).template cast<T>();
         if constexpr (!std::is_same_v<T, double>) {
             ws.first.resize(K_, D_);
             ws.second.resize(K_, spherical_ ? 1 : D_);
@@ -178,16 +200,23 @@ class DiagonalGaussians {
     // Prepares the workspace to expand rows about `point`.
     void expand_about(const RowVector<T>& point, Workspace& ws) const {
         ws.far.reset();
+        ws.point = point.template cast<double>();
+        ws.beyond64.clear();
         for (Index c = 0; c < K_; ++c) {
             double mahalanobis_mean = 0;
             for (Index d = 0; d < D_; ++d) {
-                const double centred_mean = static_cast<double>(means_[c * D_ + d]) - point(d);
-                ws.projection(d, c) = static_cast<T>(centred_mean * precision_(c, d));
+                const double centred_mean = static_cast<double>(means_[c * D_ + d]) - ws.point(d);
+                ws.projection64(d, c) = centred_mean * precision_(c, d);
                 mahalanobis_mean += centred_mean * centred_mean * precision_(c, d);
             }
-            ws.constant(c) = detail::component_constant<T>(base_constant_(c) - 0.5 * mahalanobis_mean);
+            ws.constant64(c) = base_constant_(c) - 0.5 * mahalanobis_mean;
+            ws.constant(c) = detail::component_constant<T>(ws.constant64(c));
             ws.far.set(c, D_, base_constant_(c), mahalanobis_mean, max_precision_(c));
+            if constexpr (kFloat64Refine) {
+                if (mahalanobis_mean > kMaxExpansionCondition<double>) ws.beyond64.push_back(c);
+            }
         }
+        ws.projection.topRows(D_) = ws.projection64.topRows(D_).template cast<T>();
     }
 
     void log_joint(const RowBlock<T>& x, const RowVector<T>& point, Workspace& ws, WorkBlock<T> lj) const {
@@ -214,17 +243,48 @@ class DiagonalGaussians {
         } else {
             ws.far.find_rows(lj, z.rightCols(D_).rowwise().sum());
         }
-        for (Index i : ws.far.rows) {
-            for (Index c = 0; c < K_; ++c) {
-                double mahalanobis = 0;
-                for (Index d = 0; d < D_; ++d) {
-                    const double centred = static_cast<double>(x(i, d)) - static_cast<double>(means_[c * D_ + d]);
-                    mahalanobis += centred * centred * precision_(c, d);
+        const Index r = static_cast<Index>(ws.far.rows.size());
+        if (r == 0) return 0;
+        if constexpr (!kFloat64Refine) {
+            // float64 expands only components within kMaxExpansionCondition<double>: the far ones
+            // are summed directly for every listed row.
+            for (Index i : ws.far.rows) {
+                for (Index c = 0; c < K_; ++c) lj(i, c) = direct_log_joint(x, i, c);
+            }
+        } else {
+            // float32: the listed rows expanded in float64 about the same point (features and one
+            // product), which holds ~9 more digits than float32's expansion; components beyond
+            // even float64's reach are summed directly. The features stay for accumulate_refined.
+            auto features = ws.far_features.topRows(r);
+            for (Index k = 0; k < r; ++k) {
+                const auto centred = x.row(ws.far.rows[k]).template cast<double>() - ws.point;
+                features.row(k).head(D_) = centred;
+                if (spherical_) {
+                    features(k, D_) = centred.squaredNorm();
+                } else {
+                    features.row(k).tail(D_) = centred.array().square().matrix();
                 }
-                lj(i, c) = detail::component_constant<T>(base_constant_(c) - 0.5 * mahalanobis);
+            }
+            auto values = ws.far_values.topRows(r);
+            values.noalias() = features * ws.projection64;
+            values.rowwise() += ws.constant64.transpose();
+            for (Index k = 0; k < r; ++k) {
+                const Index i = ws.far.rows[k];
+                for (Index c : ws.beyond64) values(k, c) = direct_log_joint(x, i, c);
+                for (Index c = 0; c < K_; ++c) lj(i, c) = detail::component_constant<T>(values(k, c));
             }
         }
-        return static_cast<Index>(ws.far.rows.size());
+        return r;
+    }
+
+    // log pi_c + log N(x_i; mu_c, Sigma_c) summed directly in float64 (x - mu_c, no expansion).
+    double direct_log_joint(const RowBlock<T>& x, Index i, Index c) const {
+        double mahalanobis = 0;
+        for (Index d = 0; d < D_; ++d) {
+            const double centred = static_cast<double>(x(i, d)) - static_cast<double>(means_[c * D_ + d]);
+            mahalanobis += centred * centred * precision_(c, d);
+        }
+        return base_constant_(c) - 0.5 * mahalanobis;
     }
 
     // Adds the rows listed by refine_log_joints to the run's sums `acc` in float64 (moments about
@@ -234,6 +294,22 @@ class DiagonalGaussians {
     // `accumulate` leaves them out.
     void accumulate_refined(const RowBlock<T>& x, WorkBlock<T> q, const RowVector<T>& point, Workspace& ws,
                             GroupSums& acc, Vector<double>& nk) const {
+        if constexpr (kFloat64Refine) {
+            // float32: the float64 features refine_log_joints left, in two float64 products.
+            const Index r = static_cast<Index>(ws.far.rows.size());
+            if (r == 0) return;
+            auto weights = ws.far_values.topRows(r);
+            for (Index k = 0; k < r; ++k) {
+                weights.row(k) = q.row(ws.far.rows[k]).template cast<double>();
+                q.row(ws.far.rows[k]).setZero();
+            }
+            const auto features = ws.far_features.topRows(r);
+            nk += weights.colwise().sum().transpose();
+            acc.sx.noalias() += weights.transpose() * features.leftCols(D_);
+            Eigen::Map<RowMatrix<double>>(acc.sxx.data(), K_, F_ - D_).noalias() +=
+                weights.transpose() * features.rightCols(F_ - D_);
+            return;
+        }
         for (Index i : ws.far.rows) {
             for (Index c = 0; c < K_; ++c) {
                 const double weight = static_cast<double>(q(i, c));

@@ -162,7 +162,8 @@ def measure_pieces(covariance_type, rows, n_components, repeats) -> dict:
 
 def client_seconds_per_chunk(block_pass, n_chunks=64, repeats=3) -> float:
     """Seconds the client spends per chunk building an E-step's graph: ``DaskRowSource`` makes one
-    ``dask.delayed(_run_block, pure=True)(block_pass, chunk, weights, state)`` call per chunk, and
+    ``dask.delayed(_run_block, pure=True)(block_pass, chunk, dtype, span, name, weights, state)``
+    call per chunk, and
     a pure call tokenizes (hashes) its arguments, the parameter snapshot among them, every time."""
     import dask
 
@@ -170,7 +171,11 @@ def client_seconds_per_chunk(block_pass, n_chunks=64, repeats=3) -> float:
 
     chunks = [dask.delayed(np.zeros, pure=True)(i) for i in range(n_chunks)]
     run = dask.delayed(_run_block, pure=True)
-    return best_seconds(lambda: [run(block_pass, chunk, None, None) for chunk in chunks], repeats) / n_chunks
+
+    def build():
+        return [run(block_pass, chunk, np.float32, (0, 1), "X", None, None) for chunk in chunks]
+
+    return best_seconds(build, repeats) / n_chunks
 
 
 def _task_counter():

@@ -63,6 +63,9 @@ def test_cost_model_measures_the_pieces_and_projects_every_size(tmp_path):
     )
     measured = results["measured"]["diag"]
     assert measured["chunk_seconds"] > 0 and measured["snapshot"]["bytes"] > 0
-    assert measured["cluster"]["fastelbo_tasks_per_chunk"]["_run_block"] == 1
+    # One task per chunk reads, checks and passes it; the merges are the other one.
+    tasks = measured["cluster"]["fastelbo_tasks_per_chunk"]
+    assert tasks["_run_block"] == 1
+    assert sum(tasks.values()) <= 2
     assert len(results["projection"]) == 2 * 3 * 2  # N x workers x chunk sizes
     assert all(row["iteration_seconds"] > 0 for row in results["projection"])

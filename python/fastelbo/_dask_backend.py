@@ -43,24 +43,39 @@ def _identity(value):
     return value
 
 
-def _run_block(block_pass, rows, weights, state):
-    return block_pass(rows, weights, state)
+class BlockResult:
+    """What the block pass left on the worker for one chunk: its statistics, its per-row outputs
+    and its new per-row state. The next pass reads the state from it in place, and the merge tree
+    reads the statistics from it, so one task per chunk computes all three (no task per chunk to
+    take each apart)."""
+
+    __slots__ = ("statistics", "outputs", "state")
+
+    def __init__(self, statistics, outputs, state):
+        self.statistics, self.outputs, self.state = statistics, outputs, state
+
+
+def block_state(state):
+    """A chunk's per-row state: the one a previous pass left in its :class:`BlockResult`, or a
+    state given as such (None, an array)."""
+    return state.state if isinstance(state, BlockResult) else state
+
+
+def _run_block(block_pass, chunk, dtype, span, name, weights, state):
+    rows = _checked_rows(chunk, dtype, *span, name)
+    return BlockResult(*block_pass(rows, weights, block_state(state)))
+
+
+def _statistics(item):
+    return item.statistics if isinstance(item, BlockResult) else item
 
 
 def _merge(a, b):
-    return a.merge(b)
-
-
-def _statistics(result):
-    return result[0]
+    return _statistics(a).merge(_statistics(b))
 
 
 def _output(result, name):
-    return result[1][name]
-
-
-def _state(result):
-    return result[2]
+    return result.outputs[name]
 
 
 class DaskRowSource(RowSource):
@@ -94,15 +109,9 @@ class DaskRowSource(RowSource):
     def spans(self):
         return list(self._spans)
 
-    def _blocks(self):
-        import dask
-
-        checked = dask.delayed(_checked_rows, pure=True)
-        chunks = self.data.to_delayed().ravel()
-        return [
-            checked(chunk, self.dtype, start, stop, self.name)
-            for chunk, (start, stop) in zip(chunks, self._spans, strict=True)
-        ]
+    def _chunks(self):
+        """The row chunks as delayed objects (whole rows: the columns are one chunk)."""
+        return self.data.to_delayed().ravel()
 
     def _weight_blocks(self, sample_weight):
         if sample_weight is None:
@@ -113,7 +122,9 @@ class DaskRowSource(RowSource):
         """As :func:`fastelbo._block_reduction.reduce_blocks`, on the active Dask scheduler.
 
         The per-row ``outputs`` named are returned as dask arrays (their chunks kept where they
-        were computed); the new states are persisted results, one per chunk.
+        were computed); the new states are the persisted :class:`BlockResult` of every chunk
+        (:func:`block_state` reads one). A pass is one task per chunk (read, check and pass),
+        the merges, and one task per chunk and output named.
         """
         import dask
         import dask.array as da
@@ -124,14 +135,17 @@ class DaskRowSource(RowSource):
         shared_pass = dask.delayed(_identity, pure=True)(block_pass)
         states = [None] * len(self._spans) if states is None else states
         results = [
-            run(shared_pass, rows, weights, state)
-            for rows, weights, state in zip(
-                self._blocks(), self._weight_blocks(sample_weight), states, strict=True
+            run(shared_pass, chunk, self.dtype, span, self.name, weights, state)
+            for chunk, span, weights, state in zip(
+                self._chunks(), self._spans, self._weight_blocks(sample_weight), states, strict=True
             )
         ]
         results = dask.persist(*results)  # one execution; outputs and states stay on the workers
-        statistics = [dask.delayed(_statistics, pure=True)(result) for result in results]
-        merged = merge_tree(statistics, dask.delayed(_merge, pure=True)).compute()
+        # The tree's leaves are the results themselves (the merges take their statistics).
+        merged = merge_tree(results, dask.delayed(_merge, pure=True))
+        if len(results) == 1:  # no merge: take the statistics on the worker, not the whole result
+            merged = dask.delayed(_statistics, pure=True)(merged)
+        merged = merged.compute()
         joined = {}
         for name, (trailing, dtype) in (outputs or {}).items():
             joined[name] = da.concatenate(
@@ -144,8 +158,7 @@ class DaskRowSource(RowSource):
                     for result, (start, stop) in zip(results, self._spans, strict=True)
                 ]
             )
-        new_states = [dask.delayed(_state, pure=True)(result) for result in results]
-        return merged, joined, new_states
+        return merged, joined, list(results)
 
     def sample(self, n_rows, random_state):
         """As :meth:`fastelbo._row_source.RowSource.sample`: every row when there are at most

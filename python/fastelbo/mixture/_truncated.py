@@ -246,8 +246,10 @@ class TruncatedSearch:
         )
 
 
-def _best_components(active):
-    return active[:, 0].astype(np.int64)
+def _best_components(state):
+    from fastelbo._dask_backend import block_state  # a Dask worker's chunk result
+
+    return block_state(state)[:, 0].astype(np.int64)
 
 
 def _as_source(X):

@@ -300,6 +300,10 @@ class MixtureEvaluation:
     float64_error : ndarray (N,)
         Error of a careful float64 Cholesky evaluation (:func:`float64_cholesky_log_likelihood`)
         of the same parameters; NaN where float64 cannot factor a covariance.
+    float64_component_error : ndarray (N, K)
+        The same evaluation's error in every component's log-density: what float64 achieves for
+        a component the row's log-likelihood hardly sees (a broad component of condition number
+        1e9 beside the row's tight one, whose error ~1e9 eps moves the responsibility it gets).
     densities : ComponentDensities
     """
 
@@ -309,6 +313,7 @@ class MixtureEvaluation:
     component_magnitude: np.ndarray
     reference_error: np.ndarray
     float64_error: np.ndarray
+    float64_component_error: np.ndarray
     densities: ComponentDensities
 
 
@@ -329,9 +334,18 @@ def evaluate_mixture(params, X):
     component_magnitude = np.broadcast_to(terms, log_joint.shape)
     magnitude = np.sum(resp * terms, axis=1)
     reference_error = np.sum(resp * terms * dens.relative_error[None, :], axis=1) + 4 * 2.2e-16 * magnitude
-    float64_error = np.abs(float64_cholesky_log_likelihood(params, X) - log_likelihood)
+    float64_log_joint = float64_cholesky_log_joints(params, X)
+    float64_error = np.abs(scipy.special.logsumexp(float64_log_joint, axis=1) - log_likelihood)
+    float64_component_error = np.abs(float64_log_joint - log_joint)
     return MixtureEvaluation(
-        log_likelihood, resp, magnitude, component_magnitude, reference_error, float64_error, dens
+        log_likelihood,
+        resp,
+        magnitude,
+        component_magnitude,
+        reference_error,
+        float64_error,
+        float64_component_error,
+        dens,
     )
 
 
@@ -341,6 +355,12 @@ def float64_cholesky_log_likelihood(params, X):
     against the extended reference is what float64 itself achieves on these parameters: a
     benchmark of achievable accuracy, not an excuse for an unstable form. NaN where ``C_c`` is not
     numerically positive definite in float64."""
+    return scipy.special.logsumexp(float64_cholesky_log_joints(params, X), axis=1)
+
+
+def float64_cholesky_log_joints(params, X):
+    """``log pi_c + log N(x_n; mu_c, C_c)`` (N, K) as :func:`float64_cholesky_log_likelihood`
+    computes them; NaN everywhere where a ``C_c`` is not numerically positive definite."""
     X = np.asarray(X, dtype=np.float64)
     N, D = X.shape
     log_joint = np.empty((N, params.n_components))
@@ -348,12 +368,11 @@ def float64_cholesky_log_likelihood(params, X):
         try:
             L = scipy.linalg.cholesky(params.covariance(c), lower=True)
         except (np.linalg.LinAlgError, ValueError):
-            return np.full(N, np.nan)
+            return np.full((N, params.n_components), np.nan)
         Y = scipy.linalg.solve_triangular(L, (X - params.means[c]).T, lower=True)
         log_det = 2 * np.sum(np.log(np.diag(L)))
         log_joint[:, c] = -0.5 * (D * LOG_2PI + log_det + np.sum(Y * Y, axis=0))
-    log_joint += _log_weights(params.weights)[None, :]
-    return scipy.special.logsumexp(log_joint, axis=1)
+    return log_joint + _log_weights(params.weights)[None, :]
 
 
 def weighted_mean(values, sample_weight=None):

@@ -42,3 +42,21 @@ def test_scores_and_responsibilities_do_not_lose_the_offset(covariance_type, off
     assert np.all(error <= allowed), f"worst {error.max():.3g} (allowed {allowed[np.argmax(error)]:.3g})"
     responsibilities = gmm.predict_proba(X)
     np.testing.assert_allclose(responsibilities, evaluation.responsibilities, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("offset", [1e4, 1e6, 1e8])
+def test_truncated_passes_do_not_lose_the_offset(covariance_type, offset):
+    """With every component in every row's set (n_active = K) the truncated free energy is the
+    log-likelihood: the ELBO of the fit's final (truncated) pass matches the extended evaluation
+    of the returned parameters as closely as the exact pass's scores do."""
+    X = _offset_clusters(offset)
+    gmm = FastGMM(3, n_active=3, covariance_type=covariance_type, random_state=0).fit(X)
+    evaluation = evaluate_mixture(gmm_parameters(gmm), X)
+    allowed = np.mean(
+        64 * X.shape[1] * EPS * (1.0 + evaluation.magnitude)
+        + evaluation.float64_error
+        + evaluation.reference_error
+    )
+    elbo = gmm.entropy_decomposition().elbo  # the fit's final pass: the truncated kernel
+    assert abs(elbo - np.mean(evaluation.log_likelihood)) <= allowed

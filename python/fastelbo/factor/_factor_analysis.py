@@ -283,16 +283,15 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
                 ratio = float(step @ last_step) / float(last_step @ last_step)
                 if 0.0 < ratio < 1.0:
                     multiples = (ratio / (1.0 - ratio), *EXTRAPOLATION_STEPS)
-            self._extrapolate_noise(statistics.scatter, previous, multiples)
+            self._extrapolate_noise(statistics.scatter, step, multiples)
 
-    def _extrapolate_noise(self, scatter, previous, multiples=EXTRAPOLATION_STEPS):
-        """Try the step just taken in log-noise space again, ``multiples`` times longer
+    def _extrapolate_noise(self, scatter, step, multiples=EXTRAPOLATION_STEPS):
+        """Try ``step``, the step just taken in log-noise space, again ``multiples`` times longer
         (components re-optimised, floors kept), and keep the best if it increases the
         likelihood. EM creeps towards optima with a noise variance near 0 (Heywood cases) by
         geometrically shrinking steps, tens of thousands of iterations; the likelihood stays
         monotone, since only improvements are kept."""
         noise = self.noise_variance_
-        step = np.log(noise) - np.log(np.maximum(previous, self._noise_floor))
         if not np.any(step):
             return
         best = mean_log_likelihood(scatter, self.mean_, factor_posterior(self.components_, noise))

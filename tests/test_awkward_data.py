@@ -60,6 +60,7 @@ from awkward_data import FAMILIES, family
 from awkward_open_defects import NEAR_TOLERANCE, OPEN_DEFECTS
 from fastelbo import FastFactorAnalysis, FastGMM, FastMFA, FastPPCA
 from independent_evaluation import (
+    GaussianMixtureParameters,
     NotPositiveDefinite,
     evaluate_mixture,
     factor_model_parameters,
@@ -551,6 +552,53 @@ def warm_float32_outcome(config_name, family_name):
     return outcome
 
 
+def _float32_storage_cost(params, X, w, mean_ll):
+    """How much the float64 answer's mean log-likelihood (``mean_ll``) falls when its parameters
+    are stored in float32: means rounded, covariances taken about the rounded means (the scatter
+    grows by ``delta delta^T``, the optimum for the stored means) and rounded. No float32 fit can be
+    asked to come closer to the float64 answer than float32 can store it; a mean of 2e6 alone is
+    held only to 0.125. 0 where the stored parameters are not positive definite (nothing allowed)."""
+    stored_means = params.means.astype(np.float32).astype(np.float64)
+    delta = params.means - stored_means
+    if params.covariances is not None:
+        stored = GaussianMixtureParameters(params.weights, params.means, covariances=_float32(params.covariances))
+    else:
+        stored = GaussianMixtureParameters(
+            params.weights, params.means, loadings=_float32(params.loadings), noise=_float32(params.noise)
+        )
+    covariances = np.stack(
+        [stored.covariance(c) + np.outer(delta[c], delta[c]) for c in range(params.n_components)]
+    )
+    stored = GaussianMixtureParameters(_float32(params.weights), stored_means, covariances=covariances)
+    try:
+        stored_ll = float(weighted_mean(evaluate_mixture(stored, X).log_likelihood, w))
+    except NotPositiveDefinite:
+        return 0.0
+    return max(0.0, mean_ll - stored_ll)
+
+
+def _float32(a):
+    return np.asarray(a, dtype=np.float32).astype(np.float64)
+
+
+@cache
+def float64_optimum_mean_ll(config_name, family_name):
+    """The mean log-likelihood the float64 fit reaches when continued (warm start) to a tight
+    tolerance: EM stops once an iteration gains less than ``tol``, which on a slow, linearly
+    converging fit can be several ``tol`` short of the optimum it is climbing to."""
+    double = fit_outcome(config_name, family_name, np.float64)
+    estimator = copy.deepcopy(double.estimator)
+    params = estimator.get_params()
+    if "tol" not in params:
+        return evaluated(config_name, family_name, np.float64).mean_ll
+    estimator.set_params(warm_start=True, tol=params["tol"] * 1e-4, max_iter=max(params["max_iter"], 2000))
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        estimator.fit(double.X, sample_weight=double.sample_weight)
+    evaluation = evaluate_mixture(CONFIGS[config_name].parameters(estimator), double.X)
+    return float(weighted_mean(evaluation.log_likelihood, double.sample_weight))
+
+
 def _check_float64_answer_is_a_float32_answer(findings, config, family_name):
     """The float64 fit's answer, continued in float32, stays within float32 precision of it."""
     double = evaluated(config.name, family_name, np.float64)
@@ -594,21 +642,26 @@ def _check_float64_answer_is_a_float32_answer(findings, config, family_name):
     tol64 = config.tol_per_sample(double_fit, N)
     tol32 = config.tol_per_sample(warm.estimator, N)
     detail = f"(float32 {mean_ll:.8g} vs float64 {double.mean_ll:.8g})"
+    storage = _float32_storage_cost(double.params, warm.X, w, double.mean_ll)
     _compare(
         findings,
         "float32 warm-started from float64: LL within float32 precision",
         double.mean_ll - mean_ll,
-        float32_band + weighted_mean(double.allowed, w) + tol32 + tol64,
-        detail,
+        float32_band + storage + weighted_mean(double.allowed, w) + tol32 + tol64,
+        detail + f" (storing the float64 answer in float32 costs {storage:.3g})",
     )
     if not double_fit.converged_:
         return  # a float64 fit that stopped at max_iter claims no optimum for float32 to respect
+    allowed = reference_errors + weighted_mean(double.allowed, w) + tol32 + tol64
+    optimum = double.mean_ll
+    if mean_ll - optimum > allowed:  # only then is the float64 optimum worth climbing to
+        optimum = max(optimum, float64_optimum_mean_ll(config.name, family_name))
     _compare(
         findings,
-        "float32 warm-started from float64: LL not above float64's",
-        mean_ll - double.mean_ll,
-        reference_errors + weighted_mean(double.allowed, w) + tol32 + tol64,
-        detail,
+        "float32 warm-started from float64: LL not above the float64 optimum",
+        mean_ll - optimum,
+        allowed,
+        f"(float32 {mean_ll:.8g} vs float64 {double.mean_ll:.8g}, continued to {optimum:.8g})",
     )
 
 

@@ -1,4 +1,5 @@
-"""float32 FastGMM fits whose covariances float32 cannot hold are reported (Float32RangeWarning).
+"""float32 FastGMM fits whose covariances float32 cannot hold are reported (Float32RangeWarning)
+and continued in float64; float32 means are stored with the covariances about them.
 
 The size of the effect, ``rounding_cost``, is checked against a direct evaluation of what the
 M-step maximises (the expected log-likelihood under fixed responsibilities) at the float64 and the
@@ -15,8 +16,10 @@ from scipy.stats import multivariate_normal
 from sklearn.datasets import load_digits, load_iris
 
 from fastelbo import FastGMM
+from fastelbo._row_source import RowSource
 from fastelbo.exceptions import Float32RangeWarning
 from fastelbo.mixture._covariance import rounding_cost
+from fastelbo.mixture._gaussian_mstep import about_stored_means
 
 REG_COVAR = 1e-6
 
@@ -84,7 +87,7 @@ def test_rounding_cost_is_the_change_of_the_m_step_objective(covariance_type):
 @pytest.mark.parametrize("covariance_type", ["full", "tied"])
 def test_a_float32_fit_of_a_duplicated_column_warns_that_float32_cannot_hold_it(covariance_type):
     X = _duplicated_column_data().astype(np.float32)
-    with pytest.warns(Float32RangeWarning, match="Fit float64 data, or raise reg_covar"):
+    with pytest.warns(Float32RangeWarning, match="continues in float64"):
         FastGMM(2, covariance_type=covariance_type, random_state=0).fit(X)
     with warnings.catch_warnings():
         warnings.simplefilter("error", Float32RangeWarning)
@@ -120,3 +123,55 @@ def test_the_warning_describes_the_kept_run_of_several(monkeypatch):
     with pytest.warns(Float32RangeWarning, match="float32 cannot hold"):
         FastGMM(3, n_init=2, random_state=0).fit(X)
     assert runs["started"] == 2
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_fit_float32_cannot_hold_continues_in_float64_to_the_float64_answer(covariance_type, streamed):
+    X = _duplicated_column_data()
+    X32 = X.astype(np.float32)
+    with pytest.warns(Float32RangeWarning, match="continues in float64"):
+        fitted = FastGMM(2, covariance_type=covariance_type, tol=1e-8, max_iter=2000, random_state=0).fit(
+            RowSource(X32, block_rows=64) if streamed else X32
+        )
+    assert fitted.means_.dtype == fitted.covariances_.dtype == fitted.weights_.dtype == np.float64
+    # Both phases are the fit's: one history entry per iteration, the last one the lower bound.
+    assert len(fitted.elbo_history_) == len(fitted.entropy_sum_history_) == fitted.n_iter_
+    assert fitted.lower_bound_ == fitted.elbo_history_[-1]
+    assert fitted.converged_
+    # The float64 fit of the float32-exact data from the float64 fit's own start reaches the same
+    # optimum; the variance along the duplicated direction is reg_covar, as float64 holds it.
+    reference = FastGMM(2, covariance_type=covariance_type, tol=1e-8, max_iter=2000, random_state=0)
+    reference.fit(X32.astype(np.float64))
+    assert fitted.score(X32.astype(np.float64)) == pytest.approx(
+        reference.score(X32.astype(np.float64)), abs=1e-6
+    )
+    covariances = np.atleast_3d(fitted.covariances_.T).T if covariance_type == "tied" else fitted.covariances_
+    for covariance in covariances.reshape(-1, 4, 4):
+        assert np.linalg.eigvalsh(covariance)[0] == pytest.approx(REG_COVAR, rel=1e-6)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_float32_means_far_from_the_origin_are_stored_with_the_scatter_about_them(covariance_type):
+    """The M-step's covariances, re-centred on the means as float32 stores them, equal the
+    scatter about those stored means computed directly."""
+    X = _duplicated_column_data()[:, :3] + [1e6, -2e6, 3e5]  # float32 spacing 0.06 to 0.25 there
+    resp = np.random.RandomState(1).dirichlet(np.ones(2), size=X.shape[0])
+    weights, means, exact = _m_step_covariances(X, resp, covariance_type)
+    stored, recentred = about_stored_means(weights, means, exact, covariance_type, np.float32)
+    assert np.array_equal(stored, means.astype(np.float32).astype(np.float64))
+    assert np.any(stored != means)
+    nk = resp.sum(axis=0)
+    direct = np.array(
+        [(resp[:, c, None] * (X - stored[c])).T @ (X - stored[c]) / nk[c] for c in range(2)]
+    ) + REG_COVAR * np.eye(3)
+    if covariance_type == "tied":
+        direct = np.einsum("k,kij->ij", weights, direct)
+    elif covariance_type == "diag":
+        direct = np.einsum("kii->ki", direct)
+    elif covariance_type == "spherical":
+        direct = np.einsum("kii->k", direct) / 3
+    assert recentred == pytest.approx(direct, rel=1e-9)
+    # float64 means are stored as they are: nothing changes.
+    same_means, same = about_stored_means(weights, means, exact, covariance_type, np.float64)
+    assert np.array_equal(same_means, means) and np.array_equal(same, exact)

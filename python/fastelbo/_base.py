@@ -309,12 +309,16 @@ class EMEstimator(ABC):
                 f"to {n_features} since the last fit; refit with warm_start=False"
             )
 
-    def _fit_em(self, X, sample_weight=None):
+    def _fit_em(self, X, sample_weight=None, continuing=False, warn_unconverged=True):
         """Run EM with restarts, keep the best run, and return the labels of its final E-step.
 
         ``sample_weight`` (validated, or None for all ones) is handed to every hook that reads X.
+        ``continuing``: one run from the current parameters, as a warm start (the fit continues
+        what it has found, e.g. in float64 after float32 could not hold it).
+        ``warn_unconverged=False`` leaves the ConvergenceWarning to the caller (one that may
+        continue the fit calls :meth:`_warn_unconverged` once it has finished).
         """
-        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        do_init = not (continuing or (self.warm_start and hasattr(self, "converged_")))
         if not do_init:
             self._check_warm_start_features(X.shape[1])
         n_init = self.n_init if do_init else 1
@@ -334,17 +338,10 @@ class EMEstimator(ABC):
                 progress.init_end(run.converged, run.done.lower_bound)
                 if best is None or self._improves_on(run.done.lower_bound, best.done.lower_bound):
                     best = run
-            if not best.converged and self.max_iter > 0:
-                warnings.warn(
-                    "Best performing initialization did not converge. Try different init parameters, "
-                    "or increase max_iter, tol, or check for degenerate data.",
-                    ConvergenceWarning,
-                    # user -> BLAS-limit wrapper -> fit/fit_predict -> state-restoring wrapper
-                    # -> _fit -> _fit_em
-                    stacklevel=6,
-                )
             self._set_parameters(best.done.parameters)
             self._store_run(best.done, best.converged)
+            if warn_unconverged:
+                self._warn_unconverged(stacklevel=7)
             self._restore_run_state(best.state)
             # Final E-step with the fitted parameters: labels consistent with predict(X), and the
             # decomposition on the training data, from the same pass.
@@ -395,6 +392,18 @@ class EMEstimator(ABC):
             if abs(change) < self._convergence_tolerance():
                 run.converged = True
                 break
+
+    def _warn_unconverged(self, stacklevel):
+        """ConvergenceWarning when the fit just stored stopped at ``max_iter``. ``stacklevel``:
+        6 from ``_fit`` (user -> BLAS-limit wrapper -> fit/fit_predict -> state-restoring wrapper
+        -> _fit -> here), 7 from ``_fit_em``."""
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init parameters, "
+                "or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=stacklevel,
+            )
 
     def _store_run(self, done, converged):
         self.converged_ = converged

@@ -20,6 +20,7 @@ and any number of threads.
 
 from __future__ import annotations
 
+import copy
 import numbers
 
 import numpy as np
@@ -255,3 +256,14 @@ def check_block_rows(block_rows):
     ):
         raise ValueError(f"block_rows must be None or an integer >= 1, got {block_rows!r}")
     return block_rows
+
+
+def widened_to_float64(X):
+    """float32 training data read in float64 from now on (a fit that float32 cannot hold): an
+    in-memory array is converted, a row source is a copy whose working dtype is float64, so its
+    blocks are converted as they are read and X is never copied whole."""
+    if not isinstance(X, RowSource):
+        return X.astype(np.float64)
+    widened = copy.copy(X)  # the same data (and Dask graph); only the dtype blocks are read in
+    widened.dtype = np.dtype(np.float64)
+    return widened

@@ -5,7 +5,6 @@ the blocked C++ kernel and the entropy decomposition of the ELBO: at convergence
 
 from __future__ import annotations
 
-import copy
 import functools
 import numbers
 import warnings
@@ -20,7 +19,7 @@ from fastelbo._mixture_estimator import MixtureEstimator
 from fastelbo._mixture_pass import MixturePassRequest
 from fastelbo._progress import document_progress_parameters
 from fastelbo._row_chunks import row_chunks
-from fastelbo._row_source import RowSource, initialisation_rows
+from fastelbo._row_source import RowSource, initialisation_rows, widened_to_float64
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
 from fastelbo.entropy import LOG_2PI_E, EntropyDecomposition, categorical_entropy
 from fastelbo.exceptions import Float32RangeWarning, warn_heywood_case
@@ -257,7 +256,7 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
                     # user -> BLAS-limit wrapper -> fit -> state-restoring wrapper -> _fit -> here
                     stacklevel=6,
                 )
-                X = _widened_to_float64(X)
+                X = widened_to_float64(X)
                 sample_weight = None if sample_weight is None else sample_weight.astype(np.float64)
         self._noise_floor_ = floor
         return X, sample_weight
@@ -534,17 +533,6 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
 def _as_row_source(X):
     """X as a :class:`~fastelbo._row_source.RowSource` (an in-memory array is one block)."""
     return X if isinstance(X, RowSource) else RowSource(X)
-
-
-def _widened_to_float64(X):
-    """float32 training data that float32 cannot hold, read in float64 from now on: an in-memory
-    array is converted (as ever), a row source is a copy whose working dtype is float64, so its
-    blocks are converted as they are read and X is never copied whole."""
-    if not isinstance(X, RowSource):
-        return X.astype(np.float64)
-    widened = copy.copy(X)  # the same data (and Dask graph); only the dtype blocks are read in
-    widened.dtype = np.dtype(np.float64)
-    return widened
 
 
 def _data_covariance(X, mean, sample_weight=None):

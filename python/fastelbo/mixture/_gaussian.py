@@ -14,7 +14,7 @@ from fastelbo._base import check_integer, check_nonnegative_real
 from fastelbo._block_reduction import reduce_blocks
 from fastelbo._mixture_estimator import MixtureEstimator
 from fastelbo._progress import document_progress_parameters
-from fastelbo._row_source import RowSource, describe, initialisation_rows
+from fastelbo._row_source import RowSource, describe, initialisation_rows, widened_to_float64
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
 from fastelbo._validation import as_float_array, as_numpy
 from fastelbo.entropy import EntropyDecomposition, categorical_entropy, gaussian_entropy
@@ -36,7 +36,7 @@ from fastelbo.mixture._cuda_backend import (
     uses_cuda,
 )
 from fastelbo.mixture._cuda_backend import gaussian_pass as cuda_gaussian_pass
-from fastelbo.mixture._gaussian_mstep import gaussian_m_step
+from fastelbo.mixture._gaussian_mstep import about_stored_means, gaussian_m_step
 from fastelbo.mixture._gaussian_pass import GaussianPassParameters, GaussianPassRequest, gaussian_block_pass
 from fastelbo.mixture._initialization import (
     INIT_PARAMS,
@@ -64,10 +64,15 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     metric) may matter are evaluated without the expansion in float64 instead, so float32 gives the
     float64 answer to float32 precision for components of very different widths at any offset
     float32 can represent (see ``_needs_homes``). Where the fitted parameters themselves cannot be
-    held in float32 (a covariance whose condition number exceeds ~1e7), fit float64 data: ``fit``
-    warns (:class:`~fastelbo.exceptions.Float32RangeWarning`) when rounding the fitted covariances
-    to float32 changes the M-step's objective by more than ``tol``. ``covariances_`` and
-    ``precisions_cholesky_`` always describe the same (rounded) model.
+    held in float32 (a covariance whose condition number approaches ~1e7: a duplicated or collinear
+    column held apart by ``reg_covar``), the fit continues in float64: when rounding the fitted
+    covariances to float32 changes the M-step's objective by more than ``tol``, ``fit`` warns
+    (:class:`~fastelbo.exceptions.Float32RangeWarning`), reads X in float64 (an in-memory array is
+    converted; a streamed one block by block) and continues from the float32 fit's parameters, which
+    are then float64. The means are stored in the parameters' dtype and the covariances are the
+    scatter about the stored means, so a float32 mean far from the origin (spacing 0.06 at 1e6)
+    costs only what its rounding must. ``covariances_`` and ``precisions_cholesky_`` always describe
+    the same (rounded) model.
 
     ``fit(X, sample_weight=w)`` fits the weighted model: the ELBO, ``lower_bound_`` and the entropy
     decomposition are weighted averages ``(1/W) sum_n w_n f_n``, and an
@@ -500,6 +505,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
 
     def _m_step(self, stats):
         weights, means, exact = gaussian_m_step(stats, self.covariance_type, self.reg_covar)
+        means, exact = about_stored_means(weights, means, exact, self.covariance_type, self.means_.dtype)
         covariances, precisions_cholesky = self._covariances_in(exact, self.means_.dtype)
         if covariances.dtype == np.float32:
             self._float32_rounding_cost = rounding_cost(
@@ -507,20 +513,25 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
             )
         self._assign(weights, means, covariances, precisions_cholesky)
 
-    def _warn_degenerate_components(self):
+    def _float64_continuation(self, X):
         # The last M-step's covariances, rounded to float32, describe another model than the fit
-        # found once the rounding moves the log-likelihood by more than the convergence tolerance.
+        # found once the rounding moves its objective by more than the convergence tolerance.
         cost = vars(self).pop("_float32_rounding_cost", 0.0)
-        if cost > max(self.tol, 1e-4):
-            warnings.warn(
-                f"FastGMM: float32 cannot hold the fitted covariances to the precision this fit needs: "
-                f"rounding them to float32 moves the mean log-likelihood by about {cost:.2g} (more "
-                f"than tol={self.tol:g}). Some variances sit near reg_covar={self.reg_covar:g} beside "
-                "much larger ones (a duplicated or collinear column, say); float32 rounds them by a "
-                "large fraction. Fit float64 data, or raise reg_covar.",
-                Float32RangeWarning,
-                stacklevel=6,
-            )
+        if not cost > max(self.tol, 1e-4):
+            return None
+        warnings.warn(
+            f"FastGMM: float32 cannot hold the fitted covariances to the precision this fit needs: "
+            f"rounding them to float32 moves the mean log-likelihood by about {cost:.2g} (more "
+            f"than tol={self.tol:g}). Some variances sit near reg_covar={self.reg_covar:g} beside "
+            "much larger ones (a duplicated or collinear column, say); float32 rounds them by a "
+            "large fraction. The fit continues in float64 from the float32 fit's parameters (X is "
+            "read in float64), and the parameters are float64. Fit float64 data to skip the float32 "
+            "phase, or raise reg_covar to stay in float32.",
+            Float32RangeWarning,
+            # user -> BLAS-limit wrapper -> fit -> state-restoring wrapper -> _fit -> here
+            stacklevel=6,
+        )
+        return widened_to_float64(X)
 
     def _covariances_in(self, covariances, dtype):
         """``(covariances, precisions_cholesky)`` in ``dtype`` (see ``covariances_in_dtype``);

@@ -40,3 +40,30 @@ def gaussian_m_step(stats: MixtureStatistics, covariance_type: str, reg_covar: f
         covariances = scatter / (nk * n_features) + reg_covar
     weights = nk / nk.sum()
     return weights, means, covariances
+
+
+def about_stored_means(weights, means, covariances, covariance_type, dtype):
+    """``(means, covariances)`` with the means rounded to ``dtype`` and the covariances re-centred
+    on the rounded means, in float64.
+
+    The covariances the M-step maximises are the scatter about the means it stores. Rounded to
+    float32, a mean far from the origin (|mu| ~ 1e6 has a float32 spacing of 0.06) moves by up to
+    half a spacing, ``delta``, and the scatter about the stored mean is larger by ``delta delta^T``
+    (exactly: ``sum_n r_n (x_n - m')(x_n - m')^T = S + n_k delta delta^T``). Adding that keeps the
+    stored parameters an M-step optimum in the variances, so the entropy sum after the M-step is
+    still the ELBO of the parameters the next E-step reads. In float64 ``delta`` is 0.
+    """
+    stored = np.asarray(means, dtype=dtype).astype(np.float64)
+    delta = means - stored
+    if not np.any(delta):
+        return stored, covariances
+    covariances = np.array(covariances, dtype=np.float64)
+    if covariance_type == "full":
+        covariances += np.einsum("ki,kj->kij", delta, delta)
+    elif covariance_type == "tied":
+        covariances += (weights[:, None] * delta).T @ delta
+    elif covariance_type == "diag":
+        covariances += delta**2
+    else:
+        covariances += np.mean(delta**2, axis=1)
+    return stored, covariances

@@ -16,8 +16,6 @@ OPEN_DEFECTS = {
     "weights_x2^66-FastGMM-diag-truncated-float64": "score_samples",
     "mixed_column_scales-FastPPCA-eigh-float64": "entropy_decomposition(): F = S at the ML solution",
     "mixed_column_scales-FastPPCA-eigh-float32": "entropy_decomposition(): F = S at the ML solution",
-    "2^63-FastGMM-full-truncated": "truncated full/tied float32: overflow is reported as an ill-defined covariance (a reg_covar hint), not as X's range",
-    "2^63-FastGMM-tied-truncated": "truncated full/tied float32: overflow is reported as an ill-defined covariance (a reg_covar hint), not as X's range",
 }
 
 NEAR_TOLERANCE = frozenset(

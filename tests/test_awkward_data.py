@@ -561,7 +561,9 @@ def _float32_storage_cost(params, X, w, mean_ll):
     stored_means = params.means.astype(np.float32).astype(np.float64)
     delta = params.means - stored_means
     if params.covariances is not None:
-        stored = GaussianMixtureParameters(params.weights, params.means, covariances=_float32(params.covariances))
+        stored = GaussianMixtureParameters(
+            params.weights, params.means, covariances=_float32(params.covariances)
+        )
     else:
         stored = GaussianMixtureParameters(
             params.weights, params.means, loadings=_float32(params.loadings), noise=_float32(params.noise)

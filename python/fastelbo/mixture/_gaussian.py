@@ -597,7 +597,11 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         if self.means_init is not None:
             means = as_float_array(self.means_init, "means_init")
         if self.precisions_init is None:
-            covariances, precisions_cholesky = self._covariances_in(covariances, X.dtype)
+            try:
+                covariances, precisions_cholesky = self._covariances_in(covariances, X.dtype)
+            except ValueError as error:
+                _check_squares_fit(X.dtype, column_variance, error)
+                raise
         else:
             precisions_cholesky = precisions_cholesky_from_precisions(
                 as_float_array(self.precisions_init, "precisions_init"), self.covariance_type
@@ -692,6 +696,21 @@ def _check_finite(stats, X):
         "and the model's precisions times them too). Rescale X (and reg_covar by the square of the "
         "factor)" + (", or pass float64 data." if dtype == np.float32 else ".")
     )
+
+
+def _check_squares_fit(dtype, column_variance, error):
+    """Raise ValueError naming X when an initialisation failed on data whose squared distances
+    approach the largest number of X's dtype (|X| ~ 1e19 in float32): the seeding's distances
+    overflowed, so the start it returned (reported as ``error``) says nothing about the data."""
+    dtype = np.dtype(dtype)
+    scale = 2.0 * float(np.sum(column_variance))  # a typical squared distance between rows
+    if not scale <= np.finfo(dtype).max * 2.0**-10:
+        raise ValueError(
+            f"FastGMM: the squared distances between the rows of X approach the largest {dtype.name} "
+            f"({np.finfo(dtype).max:.3g}; the column variances of X sum to {scale / 2:.3g}), so the "
+            "initialisation could not separate them. Rescale X (and reg_covar by the square of the "
+            "factor)" + (", or pass float64 data." if dtype == np.float32 else ".")
+        ) from error
 
 
 def _spans(X):

@@ -11,6 +11,7 @@
 
 #include "fastelbo/posterior_row.hpp"
 #include "fastelbo/row_block_schedule.hpp"
+#include "fastelbo/tied_whitening.hpp"
 
 namespace fastelbo {
 namespace {
@@ -27,14 +28,6 @@ constexpr Index kComponentsPerItem = 16;
 // Tied: items per work unit, run in order by one thread, so that the shared scatter is kept per work
 // unit (a D × D matrix each), not per item. Other types: one item per unit.
 constexpr Index kTiedItemsPerBlock = 16;
-
-// (μ_c − centre) U for every row μ_c of `means`, in float64, the centre the mean of the rows.
-template <class Means, class Factor>
-RowMatrix<double> whitened_about_centre(const Means& means, const Factor& factor) {
-    const RowMatrix<double> means64 = means.template cast<double>();
-    const RowVector<double> centre = means64.colwise().mean();
-    return (means64.rowwise() - centre) * factor.template cast<double>();
-}
 
 // Work items are small and independent: one parallel region per pass.
 constexpr Index kWholePass = Index(1) << 40;
@@ -244,7 +237,7 @@ class TruncatedEStep {
           stride_(moments_ && !full_ ? 1 + D_ + (spherical_ ? 1 : (tied_ ? 0 : D_)) : 1),
           constants_(component_constants(p)),
           chol_(tied_ ? ConstRowMatrixMap<T>(p.precisions_cholesky, D_, D_) : ConstRowMatrixMap<T>(nullptr, 0, 0)),
-          whitened_means_(tied_ ? whitened_about_centre(ConstRowMatrixMap<T>(p.means, K_, D_), chol_)
+          whitened_means_(tied_ ? whitened_about_centre(ConstRowMatrixMap<T>(p.means, K_, D_), chol_).means
                                 : RowMatrix<double>()),
           column_parameters_(tied_ ? whitened_means_.data() : constants_.precision.data()),
           mean_precision_(tied_ || full_ ? RowMatrix<T>() : interleaved_means_precisions(p, constants_.precision)),

@@ -41,6 +41,7 @@
 #include "fastelbo/mixture_statistics.hpp"
 #include "fastelbo/posterior_row.hpp"
 #include "fastelbo/row_maths.hpp"
+#include "fastelbo/tied_whitening.hpp"
 #include "fastelbo/types.hpp"
 
 namespace fastelbo {
@@ -404,9 +405,7 @@ class TiedGaussians {
           D_(p.n_features),
           chol_(ConstRowMatrixMap<T>(p.precisions_cholesky, D_, D_)),
           chol64_(chol_.template cast<double>()),
-          centre64_(ConstRowMatrixMap<T>(p.means, K_, D_).template cast<double>().colwise().mean()),
-          whitened_means64_((ConstRowMatrixMap<T>(p.means, K_, D_).template cast<double>().rowwise() - centre64_) *
-                            chol64_),
+          whitened_(whitened_about_centre(ConstRowMatrixMap<T>(p.means, K_, D_), chol64_)),
           base_constant_(K_) {
         const double log_det = chol64_.diagonal().array().log().sum();
         for (Index c = 0; c < K_; ++c) {
@@ -434,8 +433,8 @@ class TiedGaussians {
     }
 
     void expand_about(const RowVector<T>& point, Workspace& ws) const {
-        const RowVector<double> whitened_point = (point.template cast<double>() - centre64_) * chol64_;
-        const RowMatrix<double> relative = whitened_means64_.rowwise() - whitened_point;
+        const RowVector<double> whitened_point = (point.template cast<double>() - whitened_.centre) * chol64_;
+        const RowMatrix<double> relative = whitened_.means.rowwise() - whitened_point;
         ws.whitened_means = relative.template cast<T>();
         ws.far.reset();
         for (Index c = 0; c < K_; ++c) {
@@ -463,10 +462,10 @@ class TiedGaussians {
         if (!ws.far.any) return 0;
         ws.far.find_rows(lj, ws.whitened.topRows(x.rows()).rowwise().squaredNorm());
         for (Index i : ws.far.rows) {
-            ws.whitened_row.noalias() = (x.row(i).template cast<double>() - centre64_) * chol64_;
+            ws.whitened_row.noalias() = (x.row(i).template cast<double>() - whitened_.centre) * chol64_;
             for (Index c = 0; c < K_; ++c) {
                 lj(i, c) = detail::component_constant<T>(
-                    base_constant_(c) - 0.5 * (ws.whitened_row - whitened_means64_.row(c)).squaredNorm());
+                    base_constant_(c) - 0.5 * (ws.whitened_row - whitened_.means.row(c)).squaredNorm());
             }
         }
         return static_cast<Index>(ws.far.rows.size());
@@ -555,10 +554,7 @@ class TiedGaussians {
     Index K_, D_;
     RowMatrix<T> chol_;
     RowMatrix<double> chol64_;
-    // Whitened about the centre of the means, not the origin: whitening first and subtracting
-    // after would lose the digits of the data's offset (1e6 from the origin: ~1e-10 nats).
-    RowVector<double> centre64_;          // [D] the mean of the mu_c
-    RowMatrix<double> whitened_means64_;  // [K, D] (mu_c - centre) U
+    WhitenedMeans whitened_;  // about the centre of the means (see tied_whitening.hpp)
     Vector<double> base_constant_;
 };
 

@@ -12,7 +12,7 @@ from scipy import linalg
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
-_ILL_DEFINED = (
+ILL_DEFINED_COVARIANCE = (
     "Fitting the mixture model failed because some components have ill-defined empirical "
     "covariance (for instance caused by singleton or collapsed samples). Try to decrease the "
     "number of components, increase reg_covar, or scale the input data."
@@ -40,11 +40,11 @@ def precisions_cholesky_from_covariances(covariances, covariance_type):
             try:
                 cov_chol = linalg.cholesky(covariance, lower=True)
             except linalg.LinAlgError:
-                raise ValueError(_ILL_DEFINED) from None
+                raise ValueError(ILL_DEFINED_COVARIANCE) from None
             result[c] = linalg.solve_triangular(cov_chol, identity, lower=True).T
         return result if covariance_type == "full" else result[0]
     if np.any(~np.isfinite(covariances)) or np.any(covariances <= 0.0):
-        raise ValueError(_ILL_DEFINED)
+        raise ValueError(ILL_DEFINED_COVARIANCE)
     return 1.0 / np.sqrt(covariances)
 
 

@@ -21,6 +21,7 @@ from fastelbo.entropy import EntropyDecomposition, categorical_entropy, gaussian
 from fastelbo.exceptions import Float32RangeWarning
 from fastelbo.mixture._covariance import (
     COVARIANCE_TYPES,
+    ILL_DEFINED_COVARIANCE,
     check_precisions_init,
     covariances_from_precisions_cholesky,
     covariances_in_dtype,
@@ -600,7 +601,8 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
             try:
                 covariances, precisions_cholesky = self._covariances_in(covariances, X.dtype)
             except ValueError as error:
-                _check_squares_fit(X.dtype, column_variance, error)
+                if str(error) == ILL_DEFINED_COVARIANCE:  # not the dtype's range: that names X itself
+                    _check_squares_fit(X.dtype, column_variance, error)
                 raise
         else:
             precisions_cholesky = precisions_cholesky_from_precisions(

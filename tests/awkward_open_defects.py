@@ -14,8 +14,6 @@ OPEN_DEFECTS = {
     "weighted-FastGMM-diag-truncated-float64": "score_samples",
     "weights_x2^-66-FastGMM-diag-truncated-float64": "score_samples",
     "weights_x2^66-FastGMM-diag-truncated-float64": "score_samples",
-    "mixed_column_scales-FastPPCA-eigh-float64": "entropy_decomposition(): F = S at the ML solution",
-    "mixed_column_scales-FastPPCA-eigh-float32": "entropy_decomposition(): F = S at the ML solution",
 }
 
 NEAR_TOLERANCE = frozenset(

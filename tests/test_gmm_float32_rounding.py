@@ -175,3 +175,28 @@ def test_float32_means_far_from_the_origin_are_stored_with_the_scatter_about_the
     # float64 means are stored as they are: nothing changes.
     same_means, same = about_stored_means(weights, means, exact, covariance_type, np.float64)
     assert np.array_equal(same_means, means) and np.array_equal(same, exact)
+
+
+@pytest.mark.parametrize("n_active", [None, 2])
+def test_the_float32_phase_ends_at_the_first_m_step_float32_cannot_hold(n_active):
+    """Iterating on in float32 past that point only moves the parameters by rounding (the ELBO
+    jumps by the rounding cost, and a rescaled copy of X wanders elsewhere); stopping there makes
+    the fit of X * 2**17 (reg_covar * 2**34) the fit of X, iteration by iteration."""
+    X = _duplicated_column_data().astype(np.float32)
+    scale = 2.0**17
+    fits = []
+    for factor in (1.0, scale):
+        with pytest.warns(Float32RangeWarning, match="continues in float64"):
+            fits.append(
+                FastGMM(3, n_active=n_active, reg_covar=REG_COVAR * factor**2, random_state=0).fit(X * factor)
+            )
+    plain, scaled = fits
+    assert plain.n_iter_ == scaled.n_iter_
+    shift = X.shape[1] * np.log(scale)
+    # The first M-step already loses to rounding: one float32 iteration (its ELBO rounded at
+    # log-densities 59 nats apart, so equal to float32 precision), then float64 from the M-step's
+    # own float64 parameters, equal to float64 round-off.
+    assert scaled.elbo_history_[0] + shift == pytest.approx(plain.elbo_history_[0], rel=1e-5)
+    assert scaled.elbo_history_[1:] + shift == pytest.approx(plain.elbo_history_[1:], rel=1e-9, abs=1e-9)
+    # After its first iteration the ELBO of the float64 phase never decreases beyond round-off.
+    assert np.all(np.diff(plain.elbo_history_[1:]) > -1e-9)

@@ -392,6 +392,14 @@ class EMEstimator(ABC):
             if abs(change) < self._convergence_tolerance():
                 run.converged = True
                 break
+            if self._parameters_lost_to_rounding():
+                break  # not converged: the model continues the fit in a wider dtype (see _fit)
+
+    def _parameters_lost_to_rounding(self):
+        """Whether the last M-step's parameters, stored in the data's dtype, lose more than the fit
+        can afford (float32 holding a covariance near its condition limit): the run then stops, as
+        iterating in that dtype only moves the parameters by rounding. None of that by default."""
+        return False
 
     def _warn_unconverged(self, stacklevel):
         """ConvergenceWarning when the fit just stored stopped at ``max_iter``. ``stacklevel``:

@@ -79,14 +79,19 @@ class MixtureEstimator(EMEstimator):
         continues in float64, and says so); None otherwise. The base never widens."""
         return None
 
+    def _float64_parameters(self):
+        """The parameters a float64 continuation starts from: by default the fitted ones, widened."""
+        return self._parameters_in(np.float64)
+
     def _continue_in_float64(self, X, sample_weight):
         """Continue the fit just found, in float64 from its parameters, as a warm start would (with
         ``max_iter`` iterations of its own); the iterations and histories of both phases are the
         fit's. Return the final labels."""
         n_iter = self.n_iter_
         elbo_history, entropy_sum_history = self.elbo_history_, self.entropy_sum_history_
+        parameters = self._float64_parameters()
         self._discard_run_state()  # homes and truncated sets belong to the float32 run
-        self._set_parameters(self._parameters_in(np.float64))
+        self._set_parameters(parameters)
         weights = None if sample_weight is None else sample_weight.astype(np.float64)
         labels = self._fit_em(X, sample_weight=weights, continuing=True, warn_unconverged=False)
         self.n_iter_ += n_iter

@@ -258,6 +258,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     def _discard_run_state(self):
         # The homes (see _e_step) belong to one EM run over this X; the estimator keeps none.
         vars(self).pop("_float32_rounding_cost", None)
+        vars(self).pop("_m_step_float64", None)
         vars(self).pop("_em_home", None)
         vars(self).pop("_em_truncated", None)
         vars(self).pop("_em_truncated_seed", None)
@@ -488,10 +489,11 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
             getattr(self, "_em_home", None),
             getattr(self, "_em_truncated", None),
             getattr(self, "_float32_rounding_cost", 0.0),
+            getattr(self, "_m_step_float64", None),
         )
 
     def _restore_run_state(self, state):
-        self._em_home, self._em_truncated, self._float32_rounding_cost = state
+        self._em_home, self._em_truncated, self._float32_rounding_cost, self._m_step_float64 = state
 
     def _final_pass(self, X, sample_weight=None):
         if self.n_active is not None:
@@ -506,6 +508,10 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
 
     def _m_step(self, stats):
         weights, means, exact = gaussian_m_step(stats, self.covariance_type, self.reg_covar)
+        if self.means_.dtype == np.float32:
+            # Where float32 cannot hold them, the fit continues in float64 from these, not from
+            # their rounding (see _parameters_lost_to_rounding).
+            self._m_step_float64 = (weights, means, exact)
         means, exact = about_stored_means(weights, means, exact, self.covariance_type, self.means_.dtype)
         covariances, precisions_cholesky = self._covariances_in(exact, self.means_.dtype)
         if covariances.dtype == np.float32:
@@ -514,19 +520,31 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
             )
         self._assign(weights, means, covariances, precisions_cholesky)
 
-    def _float64_continuation(self, X):
+    def _float64_parameters(self):
+        m_step = getattr(self, "_m_step_float64", None)
+        if m_step is None:
+            return super()._float64_parameters()
+        weights, means, covariances = m_step
+        covariances, precisions_cholesky = self._covariances_in(covariances, np.float64)
+        return (weights, means, covariances, precisions_cholesky)
+
+    def _parameters_lost_to_rounding(self):
         # The last M-step's covariances, rounded to float32, describe another model than the fit
-        # found once the rounding moves its objective by more than the convergence tolerance.
-        cost = vars(self).pop("_float32_rounding_cost", 0.0)
-        if not cost > max(self.tol, 1e-4):
+        # found once the rounding moves its objective by more than the convergence tolerance;
+        # iterating on in float32 then wanders by rounding (the ELBO jumps by ~that cost).
+        return getattr(self, "_float32_rounding_cost", 0.0) > max(self.tol, 1e-4)
+
+    def _float64_continuation(self, X):
+        cost = getattr(self, "_float32_rounding_cost", 0.0)
+        if not self._parameters_lost_to_rounding():
             return None
         warnings.warn(
             f"FastGMM: float32 cannot hold the fitted covariances to the precision this fit needs: "
             f"rounding them to float32 moves the mean log-likelihood by about {cost:.2g} (more "
             f"than tol={self.tol:g}). Some variances sit near reg_covar={self.reg_covar:g} beside "
             "much larger ones (a duplicated or collinear column, say); float32 rounds them by a "
-            "large fraction. The fit continues in float64 from the float32 fit's parameters (X is "
-            "read in float64), and the parameters are float64. Fit float64 data to skip the float32 "
+            "large fraction. The fit continues in float64 from the last M-step's float64 parameters "
+            "(X is read in float64), and the parameters are float64. Fit float64 data to skip the float32 "
             "phase, or raise reg_covar to stay in float32.",
             Float32RangeWarning,
             # user -> BLAS-limit wrapper -> fit -> state-restoring wrapper -> _fit -> here

@@ -7,17 +7,6 @@ line is deleted. Those in NEAR_TOLERANCE miss by less than that; whether they pa
 the CPU build's rounding (v2/v3/v4/native), so they are not strict (pytest -rX lists any that pass).
 """
 
-OPEN_DEFECTS = {
-    "clusters_1e5_apart-FastGMM-tied-truncated-float64": "score_samples",
-    "weighted-FastGMM-diag-truncated-float64": "score_samples",
-    "weights_x2^-66-FastGMM-diag-truncated-float64": "score_samples",
-    "weights_x2^66-FastGMM-diag-truncated-float64": "score_samples",
-}
+OPEN_DEFECTS = {}
 
-NEAR_TOLERANCE = frozenset(
-    {
-        "weighted-FastGMM-diag-truncated-float64",
-        "weights_x2^-66-FastGMM-diag-truncated-float64",
-        "weights_x2^66-FastGMM-diag-truncated-float64",
-    }
-)
+NEAR_TOLERANCE = frozenset()

@@ -237,9 +237,8 @@ class TruncatedEStep {
           stride_(moments_ && !full_ ? 1 + D_ + (spherical_ ? 1 : (tied_ ? 0 : D_)) : 1),
           constants_(component_constants(p)),
           chol_(tied_ ? ConstRowMatrixMap<T>(p.precisions_cholesky, D_, D_) : ConstRowMatrixMap<T>(nullptr, 0, 0)),
-          whitened_means_(tied_ ? whitened_about_centre(ConstRowMatrixMap<T>(p.means, K_, D_), chol_).means
-                                : RowMatrix<double>()),
-          column_parameters_(tied_ ? whitened_means_.data() : constants_.precision.data()),
+          whitened_(tied_ ? whitened_about_centre(ConstRowMatrixMap<T>(p.means, K_, D_), chol_) : WhitenedMeans{}),
+          column_parameters_(tied_ ? whitened_.means.data() : constants_.precision.data()),
           mean_precision_(tied_ || full_ ? RowMatrix<T>() : interleaved_means_precisions(p, constants_.precision)),
           groups_(r.active, r.n_rows, C_, K_),
           item_scores_(groups_.n_items()),
@@ -282,11 +281,13 @@ class TruncatedEStep {
         std::vector<std::int32_t> pair_rows, pair_columns;  // direct: (row, column) pairs in evaluation order
         std::vector<double> pair_values;                    // direct: their log-joints
         RowMatrix<double> centred, weighted;                // [entries, D] tied: x − r_c and w q (x − r_c)
+        RowVector<double> relative;                         // [D] tied: (μ_c − μ_b) U of one pair
     };
 
     Workspace make_workspace() const {
         Workspace ws;
         ws.item_stamp.assign(K_, -1);
+        if (tied_) ws.relative.resize(D_);
         ws.column.assign(K_, 0);
         ws.member_stamp.assign(K_, -1);
         ws.member_index.assign(K_, 0);
@@ -527,14 +528,14 @@ class TruncatedEStep {
         auto z = ws.features.topRows(n_rows);
         ws.projection.resize(F_, U);
         ws.constant.resize(U);
-        const RowVector<double> centre = tied_ ? RowVector<double>(whitened_means_.row(b)) : point64;
+        const RowVector<double> centre = tied_ ? RowVector<double>(whitened_.means.row(b)) : point64;
         for (Index j = 0; j < U; ++j) {
             const std::int32_t c = ws.union_components[j];
             if (!tied_) prefetch_row(p_.means + c * D_, D_);
             prefetch_row(column_parameters_ + c * D_, D_);
         }
         for (Index j = 0; j < U; ++j)
-            fill_projection(ws.union_components[j], centre, ws.projection.col(j), ws.constant(j));
+            fill_projection(ws.union_components[j], b, centre, ws.projection.col(j), ws.constant(j));
         // Tied: ||y~ − m~_c||² of the rows run_item whitened, as spherical with unit precision.
         if (tied_ || spherical_) {
             z.col(D_) = z.leftCols(D_).rowwise().squaredNorm();
@@ -782,7 +783,7 @@ class TruncatedEStep {
     // lie anywhere in memory).
     void prefetch_pair_parameters(std::int32_t c) const {
         if (tied_) {
-            prefetch_row(whitened_means_.data() + c * D_, D_);
+            prefetch_row(whitened_.means.data() + c * D_, D_);
         } else if (full_) {
             prefetch_row(p_.means + c * D_, D_);
             prefetch_row(p_.precisions_cholesky + c * D_ * D_, D_ * D_);
@@ -796,7 +797,7 @@ class TruncatedEStep {
     template <class Row>
     double direct_pair_log_joint(const Row& row, Index n, Index b, const RowVector<double>& point64, std::int32_t c,
                                  Workspace& ws) const {
-        return tied_   ? direct_whitened_log_joint(row, whitened_means_.row(b), c)
+        return tied_   ? direct_whitened_log_joint(row, b, c, ws)
                : full_ ? direct_full_log_joint(row, point64, c, ws)
                        : direct_log_joint(n, c);
     }
@@ -820,23 +821,23 @@ class TruncatedEStep {
         return constants_.base(c) - 0.5 * static_cast<double>(ws.whitened_row.squaredNorm());
     }
 
-    // Tied: log π_c + log N(x; μ_c, Σ) from the whitened row y~ = (x − μ_b) U and the whitened μ_b.
-    template <class Row, class Centre>
-    double direct_whitened_log_joint(const Row& whitened_row, const Centre& centre, std::int32_t c) const {
-        const double distance =
-            (whitened_row.template cast<double>() - (whitened_means_.row(c) - centre)).squaredNorm();
-        return constants_.base(c) - 0.5 * distance;
+    // Tied: log π_c + log N(x; μ_c, Σ) from the whitened row y~ = (x − μ_b) U.
+    template <class Row>
+    double direct_whitened_log_joint(const Row& whitened_row, Index b, std::int32_t c, Workspace& ws) const {
+        whitened_.relative_between(c, b, ws.relative);
+        return constants_.base(c) - 0.5 * (whitened_row.template cast<double>() - ws.relative).squaredNorm();
     }
 
     // Column of component c about `point`: [p_c (μ_c − point), −p_c / 2] and its constant.
     template <class Column>
-    void fill_projection(std::int32_t c, const RowVector<double>& point, Column&& column, T& constant) const {
+    void fill_projection(std::int32_t c, Index b, const RowVector<double>& point, Column&& column, T& constant) const {
         if (tied_) {  // `point` is the whitened μ_b: [m~_c, −1/2] with m~_c = (μ_c − μ_b) U
+            RowVector<double> relative(D_);
+            whitened_.relative_between(c, b, relative);
             double norm = 0;
             for (Index d = 0; d < D_; ++d) {
-                const double centred = whitened_means_(c, d) - point(d);
-                column(d) = static_cast<T>(centred);
-                norm += centred * centred;
+                column(d) = static_cast<T>(relative(d));
+                norm += relative(d) * relative(d);
             }
             column(D_) = static_cast<T>(-0.5);
             constant = static_cast<T>(constants_.base(c) - 0.5 * norm);
@@ -972,7 +973,7 @@ class TruncatedEStep {
     RowMatrix<T> chol_;                 // tied: [D, D] the shared precision Cholesky factor U
     // tied: [K, D] (μ_c − centre) U, the centre the mean of the μ_c; only their differences are
     // read, and whitening about the origin would lose the digits of the data's offset.
-    RowMatrix<double> whitened_means_;
+    WhitenedMeans whitened_;
     const double* column_parameters_;   // [K, D] what a projection column reads: p_c or μ_c U
     RowMatrix<T> mean_precision_;       // diag, spherical: [K, 2D] μ_c then p_c, one block a component
     RowGroups groups_;

@@ -433,8 +433,11 @@ class TiedGaussians {
     }
 
     void expand_about(const RowVector<T>& point, Workspace& ws) const {
-        const RowVector<double> whitened_point = (point.template cast<double>() - whitened_.centre) * chol64_;
-        const RowMatrix<double> relative = whitened_.means.rowwise() - whitened_point;
+        const RowVector<double> point64 = point.template cast<double>();
+        const RowVector<double> whitened_point = (point64 - whitened_.centre) * chol64_;
+        const double point_norm = whitened_point.norm();
+        RowMatrix<double> relative(K_, D_);
+        for (Index c = 0; c < K_; ++c) whitened_.relative_to(c, point64, whitened_point, point_norm, relative.row(c));
         ws.whitened_means = relative.template cast<T>();
         ws.far.reset();
         for (Index c = 0; c < K_; ++c) {

@@ -200,3 +200,60 @@ def test_the_float32_phase_ends_at_the_first_m_step_float32_cannot_hold(n_active
     assert scaled.elbo_history_[1:] + shift == pytest.approx(plain.elbo_history_[1:], rel=1e-9, abs=1e-9)
     # After its first iteration the ELBO of the float64 phase never decreases beyond round-off.
     assert np.all(np.diff(plain.elbo_history_[1:]) > -1e-9)
+
+
+def _wide_duplicated_column_data():
+    """Three clusters, the first column of standard deviation 30 repeated: float32 rounds the
+    covariance along the duplicated direction (reg_covar = 1e-6 beside variances of ~900) to a
+    matrix that is not positive definite."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(600, 3) * [30.0, 3.0, 0.5]
+    X[:200] += 4
+    X[200:400] -= [3, 0, 4]
+    return np.c_[X, X[:, 0]].astype(np.float32)
+
+
+def test_a_float32_covariance_that_rounds_to_indefinite_continues_in_float64():
+    X32 = _wide_duplicated_column_data()
+    X64 = X32.astype(np.float64)
+    reference = FastGMM(3, random_state=0).fit(X64)
+    with pytest.warns(Float32RangeWarning, match="not positive definite"):
+        fitted = FastGMM(3, random_state=0).fit(X32)
+    assert fitted.means_.dtype == np.float64
+    assert fitted.score(X64) == pytest.approx(reference.score(X64), abs=1e-9)
+    # The same from float64 initial parameters: the float32 M-step cannot store its covariances.
+    start = dict(
+        weights_init=reference.weights_, means_init=reference.means_, precisions_init=reference.precisions_
+    )
+    with pytest.warns(Float32RangeWarning, match="continues in float64"):
+        restarted = FastGMM(3, **start).fit(X32)
+    restarted64 = FastGMM(3, **start).fit(X64)
+    # One float32 E-step first (its statistics to float32 precision), then float64.
+    assert restarted.score(X64) == pytest.approx(restarted64.score(X64), abs=1e-6)
+
+
+@pytest.mark.parametrize("max_iter", [1, 2, 3, 50])
+def test_max_iter_counts_the_float32_and_float64_iterations_together(max_iter):
+    X = _duplicated_column_data().astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = FastGMM(3, tol=0.0, max_iter=max_iter, random_state=0).fit(X)
+    assert fitted.means_.dtype == np.float64
+    assert fitted.n_iter_ == len(fitted.elbo_history_) == max_iter
+
+
+def test_restarts_are_compared_after_their_float64_continuation():
+    """With n_init > 1 every run that float32 cannot hold goes on in float64 before the runs are
+    compared, so float32 input picks the run float64 input picks."""
+    rng = np.random.RandomState(0)
+    centres = rng.uniform(-10, 10, size=(12, 2))
+    X = np.vstack([c + rng.randn(150, 2) * rng.uniform(0.3, 1.5) for c in centres])
+    X32 = np.c_[X, X[:, 0]].astype(np.float32)
+    X64 = X32.astype(np.float64)
+    for seed in range(3):
+        kwargs = dict(n_init=4, init_params="random_from_data", reg_covar=1e-5, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Float32RangeWarning)
+            single = FastGMM(8, **kwargs).fit(X32)
+        double = FastGMM(8, **kwargs).fit(X64)
+        assert single.score(X64) == pytest.approx(double.score(X64), abs=1e-6)

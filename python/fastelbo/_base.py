@@ -42,6 +42,12 @@ from fastelbo._validation import as_numpy, check_sample_weight
 _KEPT_INTERRUPTED_FIT = "_fastelbo_kept_interrupted_fit"
 
 
+class BeyondDtype(Exception):
+    """Raised by a model's ``_m_step`` when X's dtype cannot store the parameters it found (a
+    float32 covariance that is not positive definite once rounded); the parameters are left as
+    they were and :meth:`EMEstimator._parameters_lost_to_rounding` is then true."""
+
+
 def restores_state_on_error(fit):
     """Decorate a model's ``_fit`` so that a fit that raises changes nothing.
 
@@ -309,21 +315,21 @@ class EMEstimator(ABC):
                 f"to {n_features} since the last fit; refit with warm_start=False"
             )
 
-    def _fit_em(self, X, sample_weight=None, continuing=False, warn_unconverged=True):
+    def _fit_em(self, X, sample_weight=None):
         """Run EM with restarts, keep the best run, and return the labels of its final E-step.
 
         ``sample_weight`` (validated, or None for all ones) is handed to every hook that reads X.
-        ``continuing``: one run from the current parameters, as a warm start (the fit continues
-        what it has found, e.g. in float64 after float32 could not hold it).
-        ``warn_unconverged=False`` leaves the ConvergenceWarning to the caller (one that may
-        continue the fit calls :meth:`_warn_unconverged` once it has finished).
+        A run whose parameters X's dtype cannot hold (:meth:`_parameters_lost_to_rounding`) goes
+        on in float64 (:meth:`_float64_continuation`) within the same iterations, so that runs are
+        compared, and ``max_iter`` counted, as one.
         """
-        do_init = not (continuing or (self.warm_start and hasattr(self, "converged_")))
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
         if not do_init:
             self._check_warm_start_features(X.shape[1])
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
         progress = FitProgress(self.verbose, self.verbose_interval, self.max_iter)
+        widened = None  # (X, sample_weight) in float64, once a run has needed them
         best = run = None
         try:
             for init in range(n_init):
@@ -333,20 +339,30 @@ class EMEstimator(ABC):
                     self._initialize_parameters(X, random_state, sample_weight)
                 run = _EMRun(-np.inf if do_init else self.lower_bound_, self._get_parameters(), progress)
                 progress.iterations_begin()
-                self._iterate(X, run, sample_weight)
+                run.data = (X, sample_weight)
+                if not self._parameters_lost_to_rounding():  # (a start the dtype cannot hold skips it)
+                    self._iterate(X, run, sample_weight)
+                if self._parameters_lost_to_rounding():
+                    if widened is None:
+                        widened = self._float64_continuation(X, sample_weight)
+                    parameters = self._float64_parameters()
+                    self._discard_run_state()  # what the run kept belongs to the narrower dtype
+                    self._set_parameters(parameters)
+                    run.done = run.done._replace(parameters=parameters)
+                    run.data = widened
+                    self._iterate(widened[0], run, widened[1])
                 run.state = self._run_state()
                 progress.init_end(run.converged, run.done.lower_bound)
                 if best is None or self._improves_on(run.done.lower_bound, best.done.lower_bound):
                     best = run
             self._set_parameters(best.done.parameters)
             self._store_run(best.done, best.converged)
-            if warn_unconverged:
-                self._warn_unconverged(stacklevel=7)
+            self._warn_unconverged()
             self._restore_run_state(best.state)
             # Final E-step with the fitted parameters: labels consistent with predict(X), and the
             # decomposition on the training data, from the same pass.
             self._training_decomposition = None
-            stats, labels = self._final_pass(X, sample_weight)
+            stats, labels = self._final_pass(*best.data)
             self._training_decomposition = self._decompose(stats)
         except KeyboardInterrupt as interrupt:
             progress.close()  # leave the terminal on a fresh line before the warning
@@ -373,10 +389,13 @@ class EMEstimator(ABC):
         return labels
 
     def _iterate(self, X, run, sample_weight=None):
-        for n_iter in range(1, self.max_iter + 1):
+        for n_iter in range(run.done.n_iter + 1, self.max_iter + 1):
             done = run.done
             stats = self._e_step(X, sample_weight=sample_weight)  # q^t from Theta^t: F(q^t, Theta^t)
-            self._m_step(stats)  # Theta^{t+1}
+            try:
+                self._m_step(stats)  # Theta^{t+1}
+            except BeyondDtype:
+                break  # the iteration is not recorded; the run goes on in float64 (see _fit_em)
             entropy_sum = self._decompose(stats).entropy_sum  # S(q^t, Theta^{t+1})
             # One assignment records the iteration: a Ctrl-C anywhere above leaves run.done (the
             # parameters and the histories that describe them) as it was.
@@ -397,20 +416,31 @@ class EMEstimator(ABC):
 
     def _parameters_lost_to_rounding(self):
         """Whether the last M-step's parameters, stored in the data's dtype, lose more than the fit
-        can afford (float32 holding a covariance near its condition limit): the run then stops, as
-        iterating in that dtype only moves the parameters by rounding. None of that by default."""
+        can afford (float32 holding a covariance near its condition limit): the run then stops
+        iterating in that dtype, which would only move the parameters by rounding, and goes on in
+        float64. Never by default."""
         return False
 
-    def _warn_unconverged(self, stacklevel):
-        """ConvergenceWarning when the fit just stored stopped at ``max_iter``. ``stacklevel``:
-        6 from ``_fit`` (user -> BLAS-limit wrapper -> fit/fit_predict -> state-restoring wrapper
-        -> _fit -> here), 7 from ``_fit_em``."""
+    def _float64_continuation(self, X, sample_weight):
+        """``(X, sample_weight)`` read in float64 for runs that continue in float64 (the model
+        says why, once per fit). Only called where :meth:`_parameters_lost_to_rounding` can be
+        true."""
+        raise NotImplementedError
+
+    def _float64_parameters(self):
+        """The parameters a float64 continuation starts from: by default the current ones, widened."""
+        return self._parameters_in(np.float64)
+
+    def _warn_unconverged(self):
+        """ConvergenceWarning when the fit just stored stopped at ``max_iter``."""
         if not self.converged_ and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. Try different init parameters, "
                 "or increase max_iter, tol, or check for degenerate data.",
                 ConvergenceWarning,
-                stacklevel=stacklevel,
+                # user -> BLAS-limit wrapper -> fit/fit_predict -> state-restoring wrapper -> _fit
+                # -> _fit_em -> here
+                stacklevel=7,
             )
 
     def _store_run(self, done, converged):
@@ -512,4 +542,5 @@ class _EMRun:
         self.done = _Progress(0, lower_bound, (), (), parameters)
         self.converged = False
         self.state = None  # the model's _run_state() once the run has finished
+        self.data = None  # (X, sample_weight) its last iterations read: the fit's, or widened
         self.progress = progress  # a FitProgress, told of every completed iteration

@@ -64,40 +64,10 @@ class MixtureEstimator(EMEstimator):
             # Continue in the new data's precision (parameters live in the input dtype).
             self._set_parameters(self._parameters_in(X.dtype))
         try:
-            labels = self._fit_em(X, sample_weight=sample_weight, warn_unconverged=False)
-            widened = self._float64_continuation(X)
-            if widened is not None:
-                labels = self._continue_in_float64(widened, sample_weight)
-            self._warn_unconverged(stacklevel=6)  # of the fit as finished, not of a float32 phase
+            labels = self._fit_em(X, sample_weight=sample_weight)
             self._warn_degenerate_components()
         finally:
             self._discard_run_state()
-        return labels
-
-    def _float64_continuation(self, X):
-        """X read in float64 when a float32 fit found parameters float32 cannot hold (the fit then
-        continues in float64, and says so); None otherwise. The base never widens."""
-        return None
-
-    def _float64_parameters(self):
-        """The parameters a float64 continuation starts from: by default the fitted ones, widened."""
-        return self._parameters_in(np.float64)
-
-    def _continue_in_float64(self, X, sample_weight):
-        """Continue the fit just found, in float64 from its parameters, as a warm start would (with
-        ``max_iter`` iterations of its own); the iterations and histories of both phases are the
-        fit's. Return the final labels."""
-        n_iter = self.n_iter_
-        elbo_history, entropy_sum_history = self.elbo_history_, self.entropy_sum_history_
-        parameters = self._float64_parameters()
-        self._discard_run_state()  # homes and truncated sets belong to the float32 run
-        self._set_parameters(parameters)
-        weights = None if sample_weight is None else sample_weight.astype(np.float64)
-        labels = self._fit_em(X, sample_weight=weights, continuing=True, warn_unconverged=False)
-        self.n_iter_ += n_iter
-        self.elbo_history_ = np.concatenate([elbo_history, self.elbo_history_])
-        self.entropy_sum_history_ = np.concatenate([entropy_sum_history, self.entropy_sum_history_])
-        self.lower_bounds_ = list(self.elbo_history_)
         return labels
 
     def _parameters_in(self, dtype):

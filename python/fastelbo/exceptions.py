@@ -18,9 +18,10 @@ class HeywoodCaseWarning(UserWarning):
 
 
 class Float32RangeWarning(UserWarning):
-    """float32 cannot hold what a fit of float32 data needs: :class:`fastelbo.FastMFA` then fits
-    in float64 (its parameters are float64); :class:`fastelbo.FastGMM` warns when rounding its
-    fitted covariances to float32 moves the log-likelihood by more than ``tol``."""
+    """float32 cannot hold what a fit of float32 data needs, and the fit goes on in float64 (its
+    parameters are then float64): :class:`fastelbo.FastMFA` decides before fitting, from the data's
+    range and the noise floors; :class:`fastelbo.FastGMM` at the first M-step whose covariances,
+    rounded to float32, change its objective by more than ``tol`` or are not positive definite."""
 
 
 def warn_heywood_case(model: str, feature_labels, variances) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils import check_random_state
 
-from fastelbo._base import check_integer, check_nonnegative_real
+from fastelbo._base import BeyondDtype, check_integer, check_nonnegative_real
 from fastelbo._block_reduction import reduce_blocks
 from fastelbo._mixture_estimator import MixtureEstimator
 from fastelbo._progress import document_progress_parameters
@@ -48,10 +48,10 @@ from fastelbo.mixture._statistics import statistics_from_responsibilities
 from fastelbo.mixture._truncated import TruncatedSearch, check_truncation, initial_neighbours
 
 #: Largest expansion condition number (see ``FastGMM._needs_homes``) used without home labels:
-#: about 2 of float32's 7 digits, 3 of float64's 16 (at 1e5, with kappa 3e3, a row's
-#: log-likelihood of -5.8 strayed 6.8e-13 from its exact value, 2.3 times what a direct float64
-#: evaluation may).
-_MAX_EXPANSION_CONDITION = {np.float32: 1e2, np.float64: 1e3}
+#: about 2 of float32's 7 digits, 5 of float64's 16. (1e3 for float64 gains two digits, and cost
+#: 13% per iteration of a diag fit with kappa 2e3 and 2.2x in score_samples with kappa 1e4:
+#: bench/expansion_threshold.py.)
+_MAX_EXPANSION_CONDITION = {np.float32: 1e2, np.float64: 1e5}
 
 
 @document_progress_parameters()
@@ -63,20 +63,25 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     ``entropy_sum_history_``. float32 input is computed in float32 (parameters are stored in the
     input's dtype); any other input in float64.
 
-    float32 accuracy: the diag, spherical and tied kernels evaluate log-joints as matrix products of
-    rows expanded about a shared point; rows for which a component far from that point (in its own
-    metric) may matter are evaluated without the expansion in float64 instead, so float32 gives the
+    Precision: the diag, spherical and tied kernels evaluate log-joints as matrix products of rows
+    expanded about a point shared by many rows, which loses about log10(kappa) digits, kappa the
+    largest squared Mahalanobis distance of a component mean from the mixture's mean: a
+    log-likelihood is accurate to about ``(4 + 2 n_features) eps min(kappa, limit)``, with limit
+    ``1e5`` in float64 and ``1e2`` in float32; beyond the limit rows are expanded about their own
+    most probable component. Rows for which a component far from that point (in its own metric)
+    may matter are evaluated without the expansion in float64 instead, so float32 gives the
     float64 answer to float32 precision for components of very different widths at any offset
-    float32 can represent (see ``_needs_homes``). Where the fitted parameters themselves cannot be
-    held in float32 (a covariance whose condition number approaches ~1e7: a duplicated or collinear
-    column held apart by ``reg_covar``), the fit continues in float64: when rounding the fitted
-    covariances to float32 changes the M-step's objective by more than ``tol``, ``fit`` warns
-    (:class:`~fastelbo.exceptions.Float32RangeWarning`), reads X in float64 (an in-memory array is
-    converted; a streamed one block by block) and continues from the float32 fit's parameters, which
-    are then float64. The means are stored in the parameters' dtype and the covariances are the
-    scatter about the stored means, so a float32 mean far from the origin (spacing 0.06 at 1e6)
-    costs only what its rounding must. ``covariances_`` and ``precisions_cholesky_`` always describe
-    the same (rounded) model.
+    float32 can represent. Where the fitted parameters themselves cannot be held in float32 (a
+    covariance whose condition number approaches ~1e7: a duplicated or collinear column held apart
+    by ``reg_covar``), the fit continues in float64: at the first M-step whose covariances, rounded
+    to float32, change its objective by more than ``tol`` (or are not positive definite), ``fit``
+    warns (:class:`~fastelbo.exceptions.Float32RangeWarning`), reads X in float64 (an in-memory
+    array is converted; a streamed one block by block) and continues the run from that M-step's
+    float64 parameters, within the same ``max_iter`` (with ``n_init > 1`` every run does so before
+    the runs are compared); the parameters are then float64. The means are stored in the
+    parameters' dtype and the covariances are the scatter about the stored means, so a float32
+    mean far from the origin (spacing 0.06 at 1e6) costs only what its rounding must.
+    ``covariances_`` and ``precisions_cholesky_`` always describe the same (rounded) model.
 
     ``fit(X, sample_weight=w)`` fits the weighted model: the ELBO, ``lower_bound_`` and the entropy
     decomposition are weighted averages ``(1/W) sum_n w_n f_n``, and an
@@ -431,7 +436,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         The diag, spherical and tied kernels expand ``||x - mu_c||^2`` about a point shared by a run
         of rows, losing about log10(kappa) digits, kappa the largest squared Mahalanobis distance of
         a component mean from the mixture's mean. Where that exceeds what the dtype can spare (2 of
-        float32's 7 digits, 3 of float64's 16), every row's most probable component is found first,
+        float32's 7 digits, 5 of float64's 16), every row's most probable component is found first,
         and rows are expanded in runs that share one. Otherwise (and for full covariances, which
         expand nothing) one pass suffices, and its result does not depend on earlier passes.
 
@@ -511,24 +516,41 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
 
     def _m_step(self, stats):
         weights, means, exact = gaussian_m_step(stats, self.covariance_type, self.reg_covar)
-        if self.means_.dtype == np.float32:
+        dtype = self.means_.dtype
+        stored_means, stored = about_stored_means(weights, means, exact, self.covariance_type, dtype)
+        try:
+            covariances, precisions_cholesky = self._covariances_in(stored, dtype)
+        except ValueError as error:
+            if dtype != np.float32 or str(error) != ILL_DEFINED_COVARIANCE:
+                raise
+            # Not positive definite once rounded to float32, or even in float64 from float32
+            # statistics: the run goes on in float64 from its current parameters (a float64 fit
+            # that cannot hold them either raises there).
+            self._float32_rounding_cost = np.inf
+            self._m_step_float64 = None
+            raise BeyondDtype from error
+        if dtype == np.float32:
             # Where float32 cannot hold them, the fit continues in float64 from these, not from
             # their rounding (see _parameters_lost_to_rounding).
             self._m_step_float64 = (weights, means, exact)
-        means, exact = about_stored_means(weights, means, exact, self.covariance_type, self.means_.dtype)
-        covariances, precisions_cholesky = self._covariances_in(exact, self.means_.dtype)
-        if covariances.dtype == np.float32:
             self._float32_rounding_cost = rounding_cost(
-                exact, covariances, self.covariance_type, weights, self.reg_covar, means.shape[1]
+                stored, covariances, self.covariance_type, weights, self.reg_covar, means.shape[1]
             )
-        self._assign(weights, means, covariances, precisions_cholesky)
+        self._assign(weights, stored_means, covariances, precisions_cholesky)
 
     def _float64_parameters(self):
+        if self.means_.dtype == np.float64:
+            return self._get_parameters()
         m_step = getattr(self, "_m_step_float64", None)
-        if m_step is None:
-            return super()._float64_parameters()
-        weights, means, covariances = m_step
-        covariances, precisions_cholesky = self._covariances_in(covariances, np.float64)
+        if m_step is not None:
+            weights, means, covariances = m_step
+            covariances, precisions_cholesky = self._covariances_in(covariances, np.float64)
+        else:
+            # The model the passes read is the precision factor (positive definite once rounded,
+            # where the rounded covariances may not be): widened, it gives the covariances.
+            weights, means = self.weights_.astype(np.float64), self.means_.astype(np.float64)
+            precisions_cholesky = self.precisions_cholesky_.astype(np.float64)
+            covariances = covariances_from_precisions_cholesky(precisions_cholesky, self.covariance_type)
         return (weights, means, covariances, precisions_cholesky)
 
     def _parameters_lost_to_rounding(self):
@@ -537,23 +559,26 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         # iterating on in float32 then wanders by rounding (the ELBO jumps by ~that cost).
         return getattr(self, "_float32_rounding_cost", 0.0) > max(self.tol, 1e-4)
 
-    def _float64_continuation(self, X):
+    def _float64_continuation(self, X, sample_weight):
         cost = getattr(self, "_float32_rounding_cost", 0.0)
-        if not self._parameters_lost_to_rounding():
-            return None
+        effect = (
+            f"moves the mean log-likelihood by about {cost:.2g} (more than tol={self.tol:g})"
+            if np.isfinite(cost)
+            else "leaves a covariance that is not positive definite"
+        )
         warnings.warn(
             f"FastGMM: float32 cannot hold the fitted covariances to the precision this fit needs: "
-            f"rounding them to float32 moves the mean log-likelihood by about {cost:.2g} (more "
-            f"than tol={self.tol:g}). Some variances sit near reg_covar={self.reg_covar:g} beside "
+            f"rounding them to float32 {effect}. Some variances sit near reg_covar={self.reg_covar:g} beside "
             "much larger ones (a duplicated or collinear column, say); float32 rounds them by a "
             "large fraction. The fit continues in float64 from the last M-step's float64 parameters "
             "(X is read in float64), and the parameters are float64. Fit float64 data to skip the float32 "
             "phase, or raise reg_covar to stay in float32.",
             Float32RangeWarning,
-            # user -> BLAS-limit wrapper -> fit -> state-restoring wrapper -> _fit -> here
-            stacklevel=6,
+            # user -> BLAS-limit wrapper -> fit -> state-restoring wrapper -> _fit -> _fit_em -> here
+            stacklevel=7,
         )
-        return widened_to_float64(X)
+        weights = None if sample_weight is None else sample_weight.astype(np.float64)
+        return widened_to_float64(X), weights
 
     def _covariances_in(self, covariances, dtype):
         """``(covariances, precisions_cholesky)`` in ``dtype`` (see ``covariances_in_dtype``);
@@ -618,19 +643,27 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
             weights = as_float_array(self.weights_init, "weights_init")
         if self.means_init is not None:
             means = as_float_array(self.means_init, "means_init")
+        dtype = X.dtype
         if self.precisions_init is None:
             try:
                 covariances, precisions_cholesky = self._covariances_in(covariances, X.dtype)
             except ValueError as error:
-                if str(error) == ILL_DEFINED_COVARIANCE:  # not the dtype's range: that names X itself
-                    _check_squares_fit(X.dtype, column_variance, error)
-                raise
+                if str(error) != ILL_DEFINED_COVARIANCE:  # the dtype's range: that names X itself
+                    raise
+                _check_squares_fit(X.dtype, column_variance, error)
+                if X.dtype != np.float32:
+                    raise
+                # Positive definite in float64 but not once rounded to float32: the run goes on in
+                # float64 from the start (see _parameters_lost_to_rounding).
+                covariances, precisions_cholesky = self._covariances_in(covariances, np.float64)
+                self._float32_rounding_cost = np.inf
+                dtype = np.float64
         else:
             precisions_cholesky = precisions_cholesky_from_precisions(
                 as_float_array(self.precisions_init, "precisions_init"), self.covariance_type
             )
             covariances = covariances_from_precisions_cholesky(precisions_cholesky, self.covariance_type)
-        self._assign(weights, means, covariances, precisions_cholesky, dtype=X.dtype)
+        self._assign(weights, means, covariances, precisions_cholesky, dtype=dtype)
         if self.n_active is not None:
             # Drawn after the initialisation, which then draws what it draws in exact EM.
             self._em_truncated_seed = random_state.randint(np.iinfo(np.int32).max)

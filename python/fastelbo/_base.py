@@ -349,6 +349,7 @@ class EMEstimator(ABC):
                     self._discard_run_state()  # what the run kept belongs to the narrower dtype
                     self._set_parameters(parameters)
                     run.done = run.done._replace(parameters=parameters)
+                    run.converged = False  # whatever the narrower phase's last step said
                     run.data = widened
                     self._iterate(widened[0], run, widened[1])
                 run.state = self._run_state()
@@ -412,7 +413,7 @@ class EMEstimator(ABC):
                 run.converged = True
                 break
             if self._parameters_lost_to_rounding():
-                break  # not converged: the model continues the fit in a wider dtype (see _fit)
+                break  # not converged: the run goes on in float64 (see _fit_em)
 
     def _parameters_lost_to_rounding(self):
         """Whether the last M-step's parameters, stored in the data's dtype, lose more than the fit

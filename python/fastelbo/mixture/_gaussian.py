@@ -198,8 +198,11 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     elbo_history_ : ndarray
         ``F(q^t, Theta^t)`` per iteration (equal to ``lower_bounds_``).
     entropy_sum_history_ : ndarray
-        ``S(q^t, Theta^{t+1})`` per iteration: equals ``F(q^t, Theta^{t+1})`` after every M-step, so
-        ``elbo_history_[t] <= entropy_sum_history_[t] <= elbo_history_[t + 1]``.
+        ``S(q^t, Theta^{t+1})`` per iteration: equals ``F(q^t, Theta^{t+1})`` after every M-step,
+        less the regulariser's ``reg_covar / 2 sum_c qbar_c tr(Sigma_c^-1)``, so
+        ``entropy_sum_history_[t] <= elbo_history_[t + 1]``; ``elbo_history_[t] <=
+        entropy_sum_history_[t]`` too where that term is negligible (not where ``reg_covar`` holds
+        a direction of a covariance, a duplicated column's, say).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when X has string feature names.

@@ -751,9 +751,9 @@ def _check_finite(stats, X):
     largest = X.max_abs() if isinstance(X, RowSource) else float(np.max(np.abs(X))) if X.size else 0.0
     raise ValueError(
         f"FastGMM: the log-likelihood or the sufficient statistics of X overflowed {dtype.name} (the "
-        f"largest |X| is {largest:.3g}; squared distances must stay below {np.finfo(dtype).max:.3g}, "
-        "and the model's precisions times them too). Rescale X (and reg_covar by the square of the "
-        "factor)" + (", or pass float64 data." if dtype == np.float32 else ".")
+        f"largest |X| is {largest:.3g}; squared distances, their sums over a block of rows and the "
+        f"model's precisions times them must stay below {np.finfo(dtype).max:.3g}). Rescale X (and "
+        "reg_covar by the square of the factor)" + (", or pass float64 data." if dtype == np.float32 else ".")
     )
 
 

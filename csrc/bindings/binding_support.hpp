@@ -85,14 +85,13 @@ struct MixtureArguments {
         params.means = means.data();
     }
 
-    // Sets the fields every mixture pass request shares: the rows, their weights, the reference
-    // points, the thread count and the Ctrl-C poll.
+    // Sets the fields every mixture pass request shares: the rows, their weights, the thread count
+    // and the Ctrl-C poll.
     template <class Request>
-    void fill(Request& request, const T* sample_weight, const double* reference, int n_threads) const {
+    void fill(Request& request, const T* sample_weight, int n_threads) const {
         request.X = X.data();
         request.n_rows = n_rows();
         request.sample_weight = sample_weight;
-        request.reference = reference;
         request.n_threads = n_threads;
         request.interrupt = python_interrupt_poll();
     }

@@ -27,13 +27,14 @@ py::dict factor_analyser_mixture_pass_typed(const py::array& X_obj, const py::ob
     params.components = components.data();
     params.noise_variance = noise_variance.data();
 
+    const RowCentring centring{reference, nullptr};
     MixturePassRequest<T> request;
-    args.fill(request, sample_weight, reference, n_threads);
+    args.fill(request, sample_weight, n_threads);
     request.compute_moments = compute_moments;
     const MixtureRowOutputs<T> outputs(request, N, K, return_log_norm, return_responsibilities, return_labels);
 
     FactorAnalyserSums stats(0, 0, 0, false);
-    run_without_gil([&] { return factor_analyser_mixture_pass(params, request, stats); });
+    run_without_gil([&] { return factor_analyser_mixture_pass(params, centring, request, stats); });
 
     py::dict out = mixture_sums_dict(stats, K);
     if (compute_moments) {

@@ -28,15 +28,15 @@ py::dict gaussian_mixture_pass_typed(const py::array& X_obj, const py::object& s
     args.fill(params);
     params.precisions_cholesky = chol.data();
 
+    const RowCentring centring{reference, home};
     MixturePassRequest<T> request;
-    args.fill(request, sample_weight, reference, n_threads);
-    request.home = home;
+    args.fill(request, sample_weight, n_threads);
     request.compute_moments = compute_moments;
     request.refine = refine;
     const MixtureRowOutputs<T> outputs(request, N, K, return_log_norm, return_responsibilities, return_labels);
 
     MixtureStatistics stats(type, 0, 0, false);
-    run_without_gil([&] { return gaussian_mixture_pass(params, request, stats); });
+    run_without_gil([&] { return gaussian_mixture_pass(params, centring, request, stats); });
 
     py::dict out = mixture_sums_dict(stats, K);
     if (compute_moments) {

@@ -3,8 +3,8 @@
 namespace fastelbo {
 
 template <class T>
-bool gaussian_mixture_pass(const GaussianMixtureParams<T>& params, const MixturePassRequest<T>& request,
-                           MixtureStatistics& statistics) {
+bool gaussian_mixture_pass(const GaussianMixtureParams<T>& params, const RowCentring& centring,
+                           const MixturePassRequest<T>& request, MixtureStatistics& statistics) {
     const Index K = params.n_components, D = params.n_features;
     if (K < 1 || D < 1) throw std::invalid_argument("gaussian_mixture_pass: need K >= 1 and D >= 1");
     if (request.n_rows > 0 && request.X == nullptr) throw std::invalid_argument("gaussian_mixture_pass: X is null");
@@ -12,18 +12,20 @@ bool gaussian_mixture_pass(const GaussianMixtureParams<T>& params, const Mixture
         throw std::invalid_argument("gaussian_mixture_pass: missing parameter arrays");
     const MixtureSumsLayout layout{params.type, K, D};
     switch (params.type) {
-        case CovarianceType::Full: return run_mixture_pass(FullGaussians<T>(params), layout, K, D, request, statistics);
-        case CovarianceType::Tied: return run_mixture_pass(TiedGaussians<T>(params), layout, K, D, request, statistics);
+        case CovarianceType::Full:
+            return run_mixture_pass(FullGaussians<T>(params, centring), layout, K, D, request, statistics);
+        case CovarianceType::Tied:
+            return run_mixture_pass(TiedGaussians<T>(params, centring), layout, K, D, request, statistics);
         case CovarianceType::Diag:
         case CovarianceType::Spherical:
-            return run_mixture_pass(DiagonalGaussians<T>(params), layout, K, D, request, statistics);
+            return run_mixture_pass(DiagonalGaussians<T>(params, centring), layout, K, D, request, statistics);
     }
     throw std::invalid_argument("gaussian_mixture_pass: unknown covariance type");
 }
 
-template bool gaussian_mixture_pass<float>(const GaussianMixtureParams<float>&, const MixturePassRequest<float>&,
-                                           MixtureStatistics&);
-template bool gaussian_mixture_pass<double>(const GaussianMixtureParams<double>&, const MixturePassRequest<double>&,
-                                            MixtureStatistics&);
+template bool gaussian_mixture_pass<float>(const GaussianMixtureParams<float>&, const RowCentring&,
+                                           const MixturePassRequest<float>&, MixtureStatistics&);
+template bool gaussian_mixture_pass<double>(const GaussianMixtureParams<double>&, const RowCentring&,
+                                            const MixturePassRequest<double>&, MixtureStatistics&);
 
 }  // namespace fastelbo

@@ -42,6 +42,7 @@
 
 #include "fastelbo/factor_analyser_statistics.hpp"
 #include "fastelbo/posterior_row.hpp"
+#include "fastelbo/row_centring.hpp"
 #include "fastelbo/types.hpp"
 
 namespace fastelbo {
@@ -84,9 +85,11 @@ class FactorAnalysers {
         RowVector<T> offsets;    // [K H] (mu_c - p) P_c of every component (float64)
     };
 
-    // `sum_form_everywhere`: the sum form for every component (inference: scores at full accuracy
-    // for one more product; fits keep the cheaper difference form where it holds 12 digits).
-    explicit FactorAnalysers(const FactorAnalyserMixtureParams<T>& p, bool sum_form_everywhere = false)
+    // `centring.reference`: the points moments are taken about (rows need no home: each is centred on
+    // every mean). `sum_form_everywhere`: the sum form for every component (inference: scores at
+    // full accuracy for one more product; fits keep the cheaper difference form where it holds 12
+    // digits).
+    FactorAnalysers(const FactorAnalyserMixtureParams<T>& p, RowCentring centring, bool sum_form_everywhere = false)
         : K_(p.n_components),
           D_(p.n_features),
           H_(p.n_factors),
@@ -97,7 +100,8 @@ class FactorAnalysers {
           stacked_projections_(kDifferenceForm ? D_ : 0, kDifferenceForm ? K_ * H_ : 0),
           unwhitening_(kDifferenceForm ? K_ : 0),
           loadings_(K_),
-          constant_(K_) {
+          constant_(K_),
+          centring_{centring.reference, nullptr} {
         for (Index c = 0; c < K_; ++c) {
             const RowMatrix<double> loadings =
                 ConstRowMatrixMap<T>(p.components + c * H_ * D_, H_, D_).template cast<double>();  // W^T
@@ -212,8 +216,8 @@ class FactorAnalysers {
     // `acc` (in float64 those of u; see finish). `q` holds the weighted responsibilities; the
     // posterior means (float64: u, the block's centroid and the rows about it) are still in the
     // workspace from log_joint.
-    void accumulate(const RowBlock<T>& x, const WorkBlock<T>& q, const T*, Workspace& ws, Statistics& acc,
-                    const double* reference) const {
+    void accumulate(const RowBlock<T>& x, const WorkBlock<T>& q, const T*, Workspace& ws, Statistics& acc) const {
+        const double* reference = centring_.reference;
         if constexpr (kDifferenceForm) {
             accumulate_all_components(x, q, ws, acc, reference);
         } else {
@@ -244,6 +248,8 @@ class FactorAnalysers {
             }
         }
     }
+
+    const RowCentring& centring() const { return centring_; }
 
   private:
     // float64: the moments of u (m = R^-1 u; `finish` turns them into those of m once per pass): q u
@@ -344,6 +350,7 @@ class FactorAnalysers {
     std::vector<RowMatrix<T>> unwhitening_;  // [H, H] per component: R^-T (float64 only)
     std::vector<RowMatrix<T>> loadings_;     // [H, D] per component: W^T
     Vector<T> constant_;                     // [K] log pi_c - D/2 log 2 pi - 1/2 log|C_c|
+    RowCentring centring_;
 };
 
 }  // namespace fastelbo

@@ -7,15 +7,17 @@
 
 namespace fastelbo {
 
-// Throws std::invalid_argument on inconsistent arguments (before any work). Returns false if the
-// pass was interrupted through request.interrupt. request.home is ignored (rows need no home).
+// `centring.reference`: the points the moments are taken about (required with moments);
+// centring.home is ignored (rows need no home). Throws std::invalid_argument on inconsistent
+// arguments (before any work). Returns false if the pass was interrupted through request.interrupt.
 template <class T>
-bool factor_analyser_mixture_pass(const FactorAnalyserMixtureParams<T>& params, const MixturePassRequest<T>& request,
-                                  FactorAnalyserSums& statistics);
+bool factor_analyser_mixture_pass(const FactorAnalyserMixtureParams<T>& params, const RowCentring& centring,
+                                  const MixturePassRequest<T>& request, FactorAnalyserSums& statistics);
 
-extern template bool factor_analyser_mixture_pass<float>(const FactorAnalyserMixtureParams<float>&,
+extern template bool factor_analyser_mixture_pass<float>(const FactorAnalyserMixtureParams<float>&, const RowCentring&,
                                                          const MixturePassRequest<float>&, FactorAnalyserSums&);
 extern template bool factor_analyser_mixture_pass<double>(const FactorAnalyserMixtureParams<double>&,
-                                                          const MixturePassRequest<double>&, FactorAnalyserSums&);
+                                                          const RowCentring&, const MixturePassRequest<double>&,
+                                                          FactorAnalyserSums&);
 
 }  // namespace fastelbo

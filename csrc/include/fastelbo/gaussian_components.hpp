@@ -40,6 +40,7 @@
 
 #include "fastelbo/mixture_statistics.hpp"
 #include "fastelbo/posterior_row.hpp"
+#include "fastelbo/row_centring.hpp"
 #include "fastelbo/row_maths.hpp"
 #include "fastelbo/tied_whitening.hpp"
 #include "fastelbo/types.hpp"
@@ -145,7 +146,7 @@ class DiagonalGaussians {
         RowMatrix<double> far_values;    // [B, K] their log-joints, then their responsibilities
     };
 
-    explicit DiagonalGaussians(const GaussianMixtureParams<T>& p)
+    explicit DiagonalGaussians(const GaussianMixtureParams<T>& p, RowCentring centring = {})
         : means_(p.means),
           spherical_(p.type == CovarianceType::Spherical),
           K_(p.n_components),
@@ -153,7 +154,8 @@ class DiagonalGaussians {
           F_(spherical_ ? D_ + 1 : 2 * D_),
           precision_(K_, D_),
           max_precision_(K_),
-          base_constant_(K_) {
+          base_constant_(K_),
+          centring_(centring) {
         for (Index c = 0; c < K_; ++c) {
             double log_det = 0;
             for (Index d = 0; d < D_; ++d) {
@@ -353,7 +355,8 @@ class DiagonalGaussians {
 
     // Moves `acc` (about `point_t`) into `out` about the reference points r_c:
     //   s1' = s1 + n delta,  s2' = s2 + 2 delta s1 + n delta^2  (delta = point - r_c), then clears acc.
-    void flush(GroupSums& acc, const RowVector<T>& point_t, const double* reference, MixtureStatistics& out) const {
+    void flush(GroupSums& acc, const RowVector<T>& point_t, MixtureStatistics& out) const {
+        const double* reference = centring_.reference;
         const RowVector<double> point = point_t.template cast<double>();
         for (Index c = 0; c < K_; ++c) {
             const double n = acc.nk(c);
@@ -374,6 +377,8 @@ class DiagonalGaussians {
         acc.set_zero();
     }
 
+    const RowCentring& centring() const { return centring_; }
+
   private:
     const T* means_;  // [K, D]
     bool spherical_;
@@ -381,6 +386,7 @@ class DiagonalGaussians {
     RowMatrix<double> precision_;   // [K, D]
     Vector<double> max_precision_;  // [K] largest precision of each component
     Vector<double> base_constant_;  // [K] log pi_c - D/2 log(2 pi) + log|U_c|
+    RowCentring centring_;
 };
 
 // One covariance shared by all components.
@@ -400,13 +406,14 @@ class TiedGaussians {
         RowVector<double> whitened_row;  // [D] a refined row x U in float64
     };
 
-    explicit TiedGaussians(const GaussianMixtureParams<T>& p)
+    explicit TiedGaussians(const GaussianMixtureParams<T>& p, RowCentring centring = {})
         : K_(p.n_components),
           D_(p.n_features),
           chol_(ConstRowMatrixMap<T>(p.precisions_cholesky, D_, D_)),
           chol64_(chol_.template cast<double>()),
           whitened_(whitened_about_centre(ConstRowMatrixMap<T>(p.means, K_, D_), chol64_)),
-          base_constant_(K_) {
+          base_constant_(K_),
+          centring_(centring) {
         const double log_det = chol64_.diagonal().array().log().sum();
         for (Index c = 0; c < K_; ++c) {
             base_constant_(c) = gaussian_log_joint_constant(static_cast<double>(p.log_weights[c]), D_, log_det);
@@ -528,7 +535,8 @@ class TiedGaussians {
     // Moves `acc` into `out` about the r_c: with delta_c = point - r_c,
     //   sum_c sum_n q_nc (x - r_c)(x - r_c)^T = data scatter + sum_c (s1_c delta_c^T + delta_c s1_c^T + n_c delta_c
     //   delta_c^T).
-    void flush(GroupSums& acc, const RowVector<T>& point_t, const double* reference, MixtureStatistics& out) const {
+    void flush(GroupSums& acc, const RowVector<T>& point_t, MixtureStatistics& out) const {
+        const double* reference = centring_.reference;
         const RowVector<double> point = point_t.template cast<double>();
         Index active = 0;
         RowMatrix<double> deltas(K_, D_), firsts(K_, D_);
@@ -553,12 +561,15 @@ class TiedGaussians {
         acc.set_zero();
     }
 
+    const RowCentring& centring() const { return centring_; }
+
   private:
     Index K_, D_;
     RowMatrix<T> chol_;
     RowMatrix<double> chol64_;
     WhitenedMeans whitened_;  // about the centre of the means (see tied_whitening.hpp)
     Vector<double> base_constant_;
+    RowCentring centring_;
 };
 
 // One full covariance per component: no expansion, so rows need no home.
@@ -581,12 +592,13 @@ class FullGaussians {
         RowVector<double> first, delta, shifted_first;  // [D] one component's shift to its reference
     };
 
-    explicit FullGaussians(const GaussianMixtureParams<T>& p)
+    explicit FullGaussians(const GaussianMixtureParams<T>& p, RowCentring centring = {})
         : K_(p.n_components),
           D_(p.n_features),
           means_(ConstRowMatrixMap<T>(p.means, K_, D_)),
           transposed_chols_(K_),
-          constant_(K_) {
+          constant_(K_),
+          centring_(centring) {
         for (Index c = 0; c < K_; ++c) {
             // The row-major U_c read column-major is U_c^T.
             transposed_chols_[c] = Eigen::Map<const ColumnMatrix>(p.precisions_cholesky + c * D_ * D_, D_, D_);
@@ -631,8 +643,8 @@ class FullGaussians {
     // working-precision sums are small numbers even when mu_c is far from its rows (a far start);
     // then, in float64, with delta = l_c - r_c: s1 += s1_l + n delta, S += S_l + s1_l delta^T +
     // delta s1_l^T + n delta delta^T. Components without responsibility in the block are skipped.
-    void accumulate(const RowBlock<T>& x, const WorkBlock<T>& q, const T*, Workspace& ws, GroupSums& acc,
-                    const double* reference) const {
+    void accumulate(const RowBlock<T>& x, const WorkBlock<T>& q, const T*, Workspace& ws, GroupSums& acc) const {
+        const double* reference = centring_.reference;
         const Index n = x.rows();
         // sqrt(q) (x - local mean), [n, D] row-major, in the storage of the [D, B] column-major
         // whitened rows (the same layout; no longer needed once log_joint is done).
@@ -672,12 +684,15 @@ class FullGaussians {
         }
     }
 
+    const RowCentring& centring() const { return centring_; }
+
   private:
     Index K_, D_;
     RowMatrix<T> means_;
     std::vector<ColumnMatrix> transposed_chols_;  // U_c^T
     bool lower_triangular_ = true;                // every U_c^T; precisions_cholesky_ set by hand may not be
     Vector<T> constant_;
+    RowCentring centring_;
 };
 
 }  // namespace fastelbo

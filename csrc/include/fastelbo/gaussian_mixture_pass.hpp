@@ -8,15 +8,17 @@
 
 namespace fastelbo {
 
-// Throws std::invalid_argument on inconsistent arguments (before any work). Returns false if the
-// pass was interrupted through request.interrupt.
+// `centring`: the reference points the moments are taken about (required with moments) and each
+// row's home component (optional: rows then run grouped by home, each run expanded about its own
+// centroid). Throws std::invalid_argument on inconsistent arguments (before any work). Returns
+// false if the pass was interrupted through request.interrupt.
 template <class T>
-bool gaussian_mixture_pass(const GaussianMixtureParams<T>& params, const MixturePassRequest<T>& request,
-                           MixtureStatistics& statistics);
+bool gaussian_mixture_pass(const GaussianMixtureParams<T>& params, const RowCentring& centring,
+                           const MixturePassRequest<T>& request, MixtureStatistics& statistics);
 
-extern template bool gaussian_mixture_pass<float>(const GaussianMixtureParams<float>&, const MixturePassRequest<float>&,
-                                                  MixtureStatistics&);
-extern template bool gaussian_mixture_pass<double>(const GaussianMixtureParams<double>&,
+extern template bool gaussian_mixture_pass<float>(const GaussianMixtureParams<float>&, const RowCentring&,
+                                                  const MixturePassRequest<float>&, MixtureStatistics&);
+extern template bool gaussian_mixture_pass<double>(const GaussianMixtureParams<double>&, const RowCentring&,
                                                    const MixturePassRequest<double>&, MixtureStatistics&);
 
 }  // namespace fastelbo

@@ -4,7 +4,8 @@
 // in order.
 //
 // The expansion families expand every run of rows about the run's centroid (gaussian_components.hpp,
-// "Accuracy"). A run is the part of a chunk whose rows share a home component (request.home): rows
+// "Accuracy"). A run is the part of a chunk whose rows share a home component (the family's
+// centring().home): rows
 // are then visited grouped by home (a stable counting sort, fixed by the labels alone, so results
 // stay bitwise identical for any thread count). Without homes rows are visited in order and a run is
 // a whole chunk.
@@ -20,13 +21,16 @@
 //   bytes_per_row(), flops_per_row()  sizes the blocks and chunks
 //   make_workspace(block_rows)        per-thread buffers
 //   log_joint(x, [point,] ws, lj)     [B, K] log pi_c + log p(x_n | c)
-//   accumulate(x, q, w, ws, sums[, reference])   moments of the block from the weighted q
-//   (grouped only) expand_about(point, ws), flush(group sums, point, reference, sums)
+//   centring()                        its RowCentring: the reference points and the rows' homes
+//   accumulate(x, q, w, ws, sums)     moments of the block from the weighted q (ungrouped: about
+//                                     the reference points)
+//   (grouped only) expand_about(point, ws), flush(group sums, point, sums)
 //   (optional, grouped) refine_log_joints(x, ws, lj) -> rows it re-evaluated without the expansion,
-//                     accumulate_refined(x, q, ws, reference, sums): their moments, directly
+//                     accumulate_refined(x, q, point, ws, sums, nk): their moments, directly
 // and the layout (e.g. MixtureSumsLayout) makes the sums: make(with_moments), make_empty(),
 // partial_size() (numbers in one partial) and finish(sums) after the ordered merge. The points the
-// moments are taken about (request.reference) are always the caller's explicit choice.
+// moments are taken about (centring().reference) are always the caller's explicit choice, given to
+// the family, not to the pass: the pass knows rows, weights and outputs only.
 #pragma once
 
 #include <algorithm>
@@ -37,6 +41,7 @@
 
 #include "fastelbo/posterior_row.hpp"
 #include "fastelbo/row_block_schedule.hpp"
+#include "fastelbo/row_centring.hpp"
 #include "fastelbo/types.hpp"
 
 namespace fastelbo {
@@ -46,8 +51,6 @@ struct MixturePassRequest {
     const T* X = nullptr;  // [N, D] row-major
     Index n_rows = 0;
     const T* sample_weight = nullptr;    // [N] or null for unit weights
-    const std::int64_t* home = nullptr;  // [N] each row's home component (expansion point), optional
-    const double* reference = nullptr;   // [K, D] the points moments are taken about (with moments)
     bool compute_moments = true;         // sx, sxx (nk and the ELBO sums are always computed)
     bool refine = true;                  // re-evaluate rows the expansion cannot hold (see gaussian_components.hpp);
                                          // false only for a rough labelling (always on with moments)
@@ -117,10 +120,11 @@ bool run_mixture_pass(const Components& components, const Layout& layout, Index 
     constexpr bool refines = grouped && refines_log_joints<Components>::value;
     const bool with_moments = request.compute_moments;
     const bool refine = request.refine || with_moments;
-    if (with_moments && request.reference == nullptr)
+    const RowCentring& centring = components.centring();
+    if (with_moments && centring.reference == nullptr)
         throw std::invalid_argument("the mixture pass needs reference points to compute moments");
     const RowVisitOrder order =
-        grouped && request.home ? RowVisitOrder(request.home, request.n_rows, K) : RowVisitOrder(request.n_rows);
+        grouped && centring.home ? RowVisitOrder(centring.home, request.n_rows, K) : RowVisitOrder(request.n_rows);
 
     const Index sub_block_rows = rows_per_block(components.bytes_per_row());
     const double partial_size = layout.partial_size();
@@ -212,7 +216,7 @@ bool run_mixture_pass(const Components& components, const Layout& layout, Index 
             ws.group_sums.nk += nk;
             components.accumulate(x, lj, weights, ws.model, ws.group_sums);
         } else {
-            components.accumulate(x, lj, weights, ws.model, partial, request.reference);
+            components.accumulate(x, lj, weights, ws.model, partial);
         }
     };
 
@@ -232,7 +236,7 @@ bool run_mixture_pass(const Components& components, const Layout& layout, Index 
                 poller.between_items();
             }
             if constexpr (grouped) {
-                if (with_moments) components.flush(ws.group_sums, point, request.reference, partial);
+                if (with_moments) components.flush(ws.group_sums, point, partial);
             }
             run_begin = run_end;
         }

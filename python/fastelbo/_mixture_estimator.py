@@ -60,8 +60,9 @@ class MixtureEstimator(EMEstimator):
                 + ("" if sample_weight is None else " (rows with a non-zero sample_weight)")
             )
         self._check_initial_parameters(X.shape[1])
-        if self.warm_start and hasattr(self, "converged_"):
-            # Continue in the new data's precision (parameters live in the input dtype).
+        if self.warm_start and hasattr(self, "converged_") and not self._cannot_hold_in(X.dtype):
+            # Continue in the new data's precision (parameters live in the input dtype), unless
+            # that dtype cannot hold the parameters: the run then goes on in float64 at once.
             self._set_parameters(self._parameters_in(X.dtype))
         try:
             labels = self._fit_em(X, sample_weight=sample_weight)
@@ -69,6 +70,11 @@ class MixtureEstimator(EMEstimator):
         finally:
             self._discard_run_state()
         return labels
+
+    def _cannot_hold_in(self, dtype):
+        """Whether a warm start on data of ``dtype`` cannot hold the fitted parameters (the model
+        then arranges for its run to go on in float64); never by default."""
+        return False
 
     def _parameters_in(self, dtype):
         """The fitted parameters (a :meth:`_get_parameters` snapshot) rounded to ``dtype``, for a

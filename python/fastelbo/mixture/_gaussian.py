@@ -681,6 +681,23 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     def _get_parameters(self):
         return (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)
 
+    def _cannot_hold_in(self, dtype):
+        # float64 parameters (a fit that float32 could not hold, continued in float64) warm-started
+        # on float32 data: rounding them would only lose what the continuation found.
+        if np.dtype(dtype) != np.float32 or self.means_.dtype != np.float64:
+            return False
+        exact = self.covariances_.astype(np.float64)
+        try:
+            rounded, _ = self._covariances_in(exact, np.float32)
+        except ValueError:  # not positive definite, or beyond float32's range, once rounded
+            cost = np.inf
+        else:
+            cost = rounding_cost(
+                exact, rounded, self.covariance_type, self.weights_, self.reg_covar, self.means_.shape[1]
+            )
+        self._float32_rounding_cost = cost  # read by _parameters_lost_to_rounding in _fit_em
+        return self._parameters_lost_to_rounding()
+
     def _parameters_in(self, dtype):
         if np.dtype(dtype) == self.means_.dtype:
             return self._get_parameters()  # a warm start in the same dtype continues bit for bit

@@ -521,25 +521,37 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         weights, means, exact = gaussian_m_step(stats, self.covariance_type, self.reg_covar)
         dtype = self.means_.dtype
         stored_means, stored = about_stored_means(weights, means, exact, self.covariance_type, dtype)
-        try:
+        if dtype != np.float32:
             covariances, precisions_cholesky = self._covariances_in(stored, dtype)
-        except ValueError as error:
-            if dtype != np.float32 or str(error) != ILL_DEFINED_COVARIANCE:
-                raise
-            # Not positive definite once rounded to float32, or even in float64 from float32
-            # statistics: the run goes on in float64 from its current parameters (a float64 fit
-            # that cannot hold them either raises there).
-            self._float32_rounding_cost = np.inf
-            self._m_step_float64 = None
-            raise BeyondDtype from error
-        if dtype == np.float32:
+        else:
+            covariances, precisions_cholesky, cost = self._rounded_to_float32(stored, weights)
+            self._float32_rounding_cost = cost
+            if covariances is None:
+                # Not positive definite once rounded to float32, or even in float64 from float32
+                # statistics: the run goes on in float64 from its current parameters (a float64 fit
+                # that cannot hold them either raises there).
+                self._m_step_float64 = None
+                raise BeyondDtype
             # Where float32 cannot hold them, the fit continues in float64 from these, not from
             # their rounding (see _parameters_lost_to_rounding).
             self._m_step_float64 = (weights, means, exact)
-            self._float32_rounding_cost = rounding_cost(
-                stored, covariances, self.covariance_type, weights, self.reg_covar, means.shape[1]
-            )
         self._assign(weights, stored_means, covariances, precisions_cholesky)
+
+    def _rounded_to_float32(self, covariances, weights):
+        """``(covariances, precisions_cholesky, cost)``: float64 ``covariances`` rounded to float32
+        and what the rounding changes the M-step's objective by (``rounding_cost``); ``(None, None,
+        inf)`` where the rounded matrices are not positive definite. ValueError naming X where they
+        exceed float32's range."""
+        try:
+            rounded, precisions_cholesky = self._covariances_in(covariances, np.float32)
+        except ValueError as error:
+            if str(error) != ILL_DEFINED_COVARIANCE:
+                raise
+            return None, None, np.inf
+        cost = rounding_cost(
+            covariances, rounded, self.covariance_type, weights, self.reg_covar, self.means_.shape[1]
+        )
+        return rounded, precisions_cholesky, cost
 
     def _float64_parameters(self):
         if self.means_.dtype == np.float64:
@@ -686,15 +698,10 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         # on float32 data: rounding them would only lose what the continuation found.
         if np.dtype(dtype) != np.float32 or self.means_.dtype != np.float64:
             return False
-        exact = self.covariances_.astype(np.float64)
         try:
-            rounded, _ = self._covariances_in(exact, np.float32)
-        except ValueError:  # not positive definite, or beyond float32's range, once rounded
+            _, _, cost = self._rounded_to_float32(self.covariances_.astype(np.float64), self.weights_)
+        except ValueError:  # beyond float32's range once rounded
             cost = np.inf
-        else:
-            cost = rounding_cost(
-                exact, rounded, self.covariance_type, self.weights_, self.reg_covar, self.means_.shape[1]
-            )
         self._float32_rounding_cost = cost  # read by _parameters_lost_to_rounding in _fit_em
         return self._parameters_lost_to_rounding()
 

@@ -193,10 +193,26 @@ def check_dask_input(X, name="X"):
     working_dtype(X.dtype, name)
 
 
+def _rows_result(chunk, function, dtype, name, block_info=None):
+    """``function`` of one row chunk, read and checked as a block pass reads it (on a worker)."""
+    start, stop = block_info[0]["array-location"][0]
+    return function(_checked_rows(chunk, dtype, start, stop, name))
+
+
 def map_rows(source, function, trailing, dtype):
-    """``function`` (an estimator's per-row method on an in-memory array) over every row chunk of
-    a :class:`DaskRowSource`: a lazy dask array of shape ``(n_samples, *trailing)``."""
+    """``function`` over every row chunk of a :class:`DaskRowSource`: a lazy dask array of shape
+    ``(n_samples, *trailing)`` and type ``dtype``, chunked as the rows.
+
+    ``function`` maps a chunk's rows (C-contiguous, in the source's working dtype, checked finite)
+    to their per-row results. It is a pure function of a parameter snapshot (a block pass with its
+    snapshot bound, not an estimator), and one node of the graph, sent once to every worker that
+    computes a chunk, as the pass of :meth:`DaskRowSource.reduce_blocks` is.
+    """
+    import dask
+
+    shared = dask.delayed(_identity, pure=True)(function)
     data = source.data
+    arguments = (_rows_result, shared, source.dtype, source.name)
     if trailing:
-        return data.map_blocks(function, chunks=(data.chunks[0], *((n,) for n in trailing)), dtype=dtype)
-    return data.map_blocks(function, drop_axis=1, dtype=dtype)
+        return data.map_blocks(*arguments, chunks=(data.chunks[0], *((n,) for n in trailing)), dtype=dtype)
+    return data.map_blocks(*arguments, drop_axis=1, dtype=dtype)

@@ -101,20 +101,26 @@ class MixtureEstimator(EMEstimator):
         """A pass without moments on new data."""
         return self._pass(X, moments=False, **outputs)
 
-    def _per_row(self, X, method, trailing=()):
-        """A per-row result of validated X, or for a dask array a lazy dask array of it computed
-        chunk by chunk on the workers (dask-ml's convention); None for other inputs."""
+    def _per_row(self, X, output, trailing=()):
+        """A per-row ``output`` of an inference pass (``"log_norm"``, ``"labels"`` or
+        ``"responsibilities"``) over validated X as a lazy dask array, computed chunk by chunk on
+        the workers (dask-ml's convention), for a dask array X; None for other inputs."""
         if not isinstance(X, DaskRowSource):
             return None
-        dtype = np.int64 if method == "predict" else np.result_type(X.dtype, self.means_.dtype)
-        return map_rows(X, getattr(self, method), trailing, dtype)
+        dtype = np.int64 if output == "labels" else np.result_type(X.dtype, self.means_.dtype)
+        return map_rows(X, self._row_outputs(X.dtype, output), trailing, dtype)
+
+    def _row_outputs(self, dtype, output):
+        """A :class:`~fastelbo._mixture_pass.RowOutputs`: the per-row ``output`` of an inference
+        pass over a block of rows of ``dtype``, a pure function of the fitted parameters' snapshot."""
+        raise NotImplementedError
 
     @single_threaded_blas
     def score_samples(self, X):
         """Log-likelihood ``log p(x_n)`` of every sample, shape (n_samples,) (a dask array for a
         dask array X)."""
         X = self._validate_for_inference(X)
-        lazy = self._per_row(X, "score_samples")
+        lazy = self._per_row(X, "log_norm")
         if lazy is not None:
             return lazy
         _, out = self._inference_pass(X, log_norm=True)
@@ -131,7 +137,7 @@ class MixtureEstimator(EMEstimator):
         """Most probable component of every sample, shape (n_samples,) (a dask array for a dask
         array X)."""
         X = self._validate_for_inference(X)
-        lazy = self._per_row(X, "predict")
+        lazy = self._per_row(X, "labels")
         if lazy is not None:
             return lazy
         _, out = self._inference_pass(X, labels=True)
@@ -142,7 +148,7 @@ class MixtureEstimator(EMEstimator):
         """Posterior probability of every component for every sample, shape (n_samples, K) (a
         dask array for a dask array X)."""
         X = self._validate_for_inference(X)
-        lazy = self._per_row(X, "predict_proba", (len(self.weights_),))
+        lazy = self._per_row(X, "responsibilities", (len(self.weights_),))
         if lazy is not None:
             return lazy
         _, out = self._inference_pass(X, responsibilities=True)

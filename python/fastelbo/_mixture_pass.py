@@ -51,3 +51,27 @@ def block_inputs(rows, weights, dtype):
     (a float32 block of a model kept in float64 is widened here, one block at a time)."""
     rows = np.ascontiguousarray(rows, dtype=dtype)
     return rows, None if weights is None else np.ascontiguousarray(weights, dtype=dtype)
+
+
+@dataclass(frozen=True)
+class RowOutputs:
+    """One per-row output of an inference pass over a block of new rows, as a pure function of
+    the block: what a Dask task computes for a chunk (:func:`fastelbo._dask_backend.map_rows`).
+    It holds the block pass with its parameter snapshot bound, not the estimator.
+
+    ``home_pass`` (or None) is a labelling block pass whose new per-row state starts the pass (the
+    Gaussian family's home labels), as the estimator's in-memory inference does for one block;
+    ``check(statistics, outputs, rows)`` raises the estimator's error for a pass whose results are
+    not finite.
+    """
+
+    block_pass: object
+    name: str
+    check: object
+    home_pass: object = None
+
+    def __call__(self, rows):
+        home = None if self.home_pass is None else self.home_pass(rows, None, None)[2]
+        statistics, outputs, _ = self.block_pass(rows, None, home)
+        self.check(statistics, outputs, rows)
+        return outputs[self.name]

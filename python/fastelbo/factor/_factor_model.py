@@ -17,6 +17,7 @@ noise variance at its floor) it stays.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import numbers
 from dataclasses import dataclass
 
@@ -173,9 +174,8 @@ class LinearGaussianFactorModel(
             X's rows, for a dask array X).
         """
         X = self._validate_for_inference(X)
-        posterior = self._posterior()
         return self._per_row(
-            X, "transform", (self.components_.shape[0],), lambda rows: posterior.means(rows - self.mean_)
+            X, (self.components_.shape[0],), functools.partial(_latent_means, self._posterior(), self.mean_)
         )
 
     @single_threaded_blas
@@ -183,16 +183,7 @@ class LinearGaussianFactorModel(
         """Log-likelihood ``log p(x_n)`` of every sample under the fitted model, shape (n_samples,)
         (a lazy dask array for a dask array X)."""
         X = self._validate_for_inference(X)
-        posterior = self._posterior()
-        n_features = self.mean_.shape[0]
-
-        def log_likelihoods(rows):
-            # x^T C^-1 x as a sum of non-negative terms: O(D H) per sample, no D x D inverse, and
-            # no cancellation when a noise variance is tiny relative to the loadings.
-            mahalanobis = posterior.mahalanobis(rows - self.mean_)
-            return -0.5 * (mahalanobis + posterior.log_det_model_covariance + n_features * LOG_2PI)
-
-        return self._per_row(X, "score_samples", (), log_likelihoods)
+        return self._per_row(X, (), functools.partial(_log_likelihoods, self._posterior(), self.mean_))
 
     @single_threaded_blas
     def score(self, X, y=None):
@@ -203,15 +194,15 @@ class LinearGaussianFactorModel(
             return float(log_likelihoods.mean().compute())
         return float(np.mean(log_likelihoods))
 
-    def _per_row(self, X, method, trailing, rows_function):
-        """``rows_function`` (in-memory float64 rows -> per-row results) over validated X: on an
-        array at once; on a streamed source block by block, the results concatenated; on a dask
-        array lazily, chunk by chunk on the workers through ``method`` (dask-ml's convention)."""
+    def _per_row(self, X, trailing, rows_function):
+        """``rows_function`` (rows -> per-row results, a pure function of the fitted parameters'
+        snapshot) over validated X: on an array at once; on a streamed source block by block, the
+        results concatenated; on a dask array lazily, chunk by chunk on the workers (dask-ml's
+        convention: the snapshot, not the estimator, travels)."""
         if isinstance(X, DaskRowSource):
-            return map_rows(X, getattr(self, method), trailing, np.float64)
+            return map_rows(X, rows_function, trailing, np.float64)
         if isinstance(X, RowSource):
-            parts = [rows_function(rows.astype(np.float64, copy=False)) for _, _, rows in X.blocks()]
-            return np.concatenate(parts)
+            return np.concatenate([rows_function(rows) for _, _, rows in X.blocks()])
         return rows_function(X)
 
     def get_covariance(self):
@@ -331,3 +322,16 @@ def _boundary_note(n_floored):
         "fit is a boundary optimum, not a stationary point, and the gap F - S measures the pull "
         "of the boundary, not unfinished convergence"
     )
+
+
+def _latent_means(posterior, mean, rows):
+    """``E[z | x]`` of every row (in float64)."""
+    return posterior.means(rows.astype(np.float64, copy=False) - mean)
+
+
+def _log_likelihoods(posterior, mean, rows):
+    """``log p(x)`` of every row (in float64)."""
+    # x^T C^-1 x as a sum of non-negative terms: O(D H) per sample, no D x D inverse, and no
+    # cancellation when a noise variance is tiny relative to the loadings.
+    mahalanobis = posterior.mahalanobis(rows.astype(np.float64, copy=False) - mean)
+    return -0.5 * (mahalanobis + posterior.log_det_model_covariance + mean.shape[0] * LOG_2PI)

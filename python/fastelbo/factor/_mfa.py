@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from fastelbo._base import check_integer
 from fastelbo._block_reduction import reduce_blocks
 from fastelbo._mixture_estimator import MixtureEstimator
-from fastelbo._mixture_pass import MixturePassRequest
+from fastelbo._mixture_pass import MixturePassRequest, RowOutputs
 from fastelbo._progress import document_progress_parameters
 from fastelbo._row_chunks import row_chunks
 from fastelbo._row_source import RowSource, initialisation_rows, widened_to_float64
@@ -373,15 +373,7 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
         """
         source = _as_row_source(X)
         dtype = np.result_type(source.dtype, self.means_.dtype)
-        parameters = FactorAnalyserPassParameters.of(
-            self.weights_,
-            self.means_,
-            self.components_,
-            self._noise_variance_per_feature(),
-            dtype,
-            moments,
-            resolve_n_threads(self.n_jobs),
-        )
+        parameters = self._pass_parameters(dtype, moments)
         request = MixturePassRequest(log_norm, responsibilities, labels)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
@@ -394,6 +386,27 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
         )
         self._check_finite(stats, out, source, dtype)
         return stats, out
+
+    def _pass_parameters(self, dtype, moments):
+        """The parameter snapshot of a pass computing in ``dtype``."""
+        return FactorAnalyserPassParameters.of(
+            self.weights_,
+            self.means_,
+            self.components_,
+            self._noise_variance_per_feature(),
+            dtype,
+            moments,
+            resolve_n_threads(self.n_jobs),
+        )
+
+    def _row_outputs(self, dtype, output):
+        dtype = np.result_type(dtype, self.means_.dtype)
+        request = MixturePassRequest(**{output: True})
+        return RowOutputs(
+            functools.partial(factor_analyser_block_pass, self._pass_parameters(dtype, False), request),
+            output,
+            functools.partial(_check_block_finite, dtype),
+        )
 
     def _e_step(self, X, moments=True, sample_weight=None):
         return self._pass(X, moments=moments, sample_weight=sample_weight)[0]
@@ -545,3 +558,8 @@ def _data_covariance(X, mean, sample_weight=None):
         scaled = rows if weights is None else rows * weights[start:stop, None]
         scatter += scaled.T @ rows
     return scatter / total
+
+
+def _check_block_finite(dtype, stats, outputs, rows):
+    """:meth:`FastMFA._check_finite` for a block pass over ``rows``."""
+    FastMFA._check_finite(stats, outputs, _as_row_source(rows), dtype)

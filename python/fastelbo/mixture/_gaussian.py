@@ -13,6 +13,7 @@ from sklearn.utils import check_random_state
 from fastelbo._base import BeyondDtype, check_integer, check_nonnegative_real
 from fastelbo._block_reduction import reduce_blocks
 from fastelbo._mixture_estimator import MixtureEstimator
+from fastelbo._mixture_pass import RowOutputs
 from fastelbo._progress import document_progress_parameters
 from fastelbo._row_source import RowSource, describe, initialisation_rows, widened_to_float64
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
@@ -377,15 +378,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
                 out["homes"] = [out["labels"]]  # one block, as from the CPU pass
             return stats, out
         dtype = np.result_type(source.dtype, self.means_.dtype)
-        parameters = GaussianPassParameters.of(
-            self.weights_,
-            self.means_,
-            self.precisions_cholesky_,
-            self.covariance_type,
-            dtype,
-            moments,
-            resolve_n_threads(self.n_jobs),
-        )
+        parameters = self._pass_parameters(dtype, moments)
         request = GaussianPassRequest(log_norm, responsibilities, labels, refine, homes_only)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
@@ -399,6 +392,35 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         if labels:
             out["homes"] = homes
         return stats, out
+
+    def _pass_parameters(self, dtype, moments):
+        """The parameter snapshot of a pass computing in ``dtype``."""
+        return GaussianPassParameters.of(
+            self.weights_,
+            self.means_,
+            self.precisions_cholesky_,
+            self.covariance_type,
+            dtype,
+            moments,
+            resolve_n_threads(self.n_jobs),
+        )
+
+    def _row_outputs(self, dtype, output):
+        if uses_cuda(self, output == "responsibilities"):
+            raise ValueError(
+                "device='cuda' needs X in memory; a dask array is read in chunks on the CPU workers: "
+                "use device='cpu', or load X into a NumPy array"
+            )
+        parameters = self._pass_parameters(np.result_type(dtype, self.means_.dtype), moments=False)
+        # Rows that need homes get them from a labelling pass over their block first, as in
+        # _inference_pass.
+        labelling = GaussianPassRequest(labels=True, refine=False) if self._needs_homes(dtype) else None
+        return RowOutputs(
+            functools.partial(gaussian_block_pass, parameters, GaussianPassRequest(**{output: True})),
+            output,
+            _check_block_finite,
+            None if labelling is None else functools.partial(gaussian_block_pass, parameters, labelling),
+        )
 
     def _inference_pass(self, X, **outputs):
         """A pass without moments on new data."""
@@ -779,6 +801,11 @@ def _check_finite(stats, X):
         f"model's precisions times them must stay below {np.finfo(dtype).max:.3g}). Rescale X (and "
         "reg_covar by the square of the factor)" + (", or pass float64 data." if dtype == np.float32 else ".")
     )
+
+
+def _check_block_finite(stats, outputs, rows):
+    """:func:`_check_finite` for a block pass over ``rows`` (the outputs need no check of their own)."""
+    _check_finite(stats, rows)
 
 
 def _check_squares_fit(dtype, column_variance, error):

@@ -241,7 +241,7 @@ def test_warm_start_continues_the_iterations():
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"n_components": 0}, "n_components"),
+        ({"n_components": -1}, "n_components"),
         ({"n_components": "a"}, "n_components"),
         ({"n_components": 14}, "n_components must be <= n_features"),
         ({"tol": np.nan}, "tol"),

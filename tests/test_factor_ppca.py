@@ -134,7 +134,7 @@ def test_default_n_components_leaves_one_dimension_to_noise():
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"n_components": 0}, "n_components"),
+        ({"n_components": -1}, "n_components"),
         ({"n_components": 1.5}, "n_components"),
         ({"solver": "svd"}, "solver must be one of"),
         ({"tol": -1.0}, "tol"),

@@ -16,7 +16,7 @@ from fastelbo.factor._linear_gaussian import (
     mean_log_likelihood,
     optimal_components,
 )
-from fastelbo.factor._rotation import ROTATIONS, orthomax
+from fastelbo.factor._rotation import ROTATIONS, orthomax, with_positive_largest_loadings
 from fastelbo.factor._scatter import power_of_two_scales
 
 SVD_METHODS = ("lapack", "randomized")
@@ -92,7 +92,8 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
     Parameters
     ----------
     n_components : int, default=None
-        Dimensionality of the latent space (``<= n_features``). None: ``n_features``.
+        Dimensionality of the latent space (``0 <= n_components <= n_features``; 0: the features'
+        independent Gaussians, no factors). None: ``n_features``.
     tol : float, default=1e-2
         Stopping tolerance on the increase of the total log-likelihood (scikit-learn's meaning:
         the mean log-likelihood's change times the number of samples). With ``sample_weight``
@@ -112,7 +113,13 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
     iterated_power : int, default=3
         Accepted for compatibility (scikit-learn's power iterations of 'randomized').
     rotation : {'varimax', 'quartimax'}, default=None
-        Orthomax rotation of the fitted components (the likelihood does not change).
+        Orthomax rotation of the fitted components (the likelihood does not change). None: the
+        components are scikit-learn's principal-factor orientation, ordered by decreasing
+        ``components_ diag(noise_variance_)^-1 components_^T`` (a diagonal matrix). Loadings are
+        identified only up to a rotation, and this fixes one; with this orientation or an
+        orthomax rotation, ``components_`` and :meth:`transform` equal scikit-learn's up to the
+        sign of each component where both fits reach the same optimum. The sign is fixed too:
+        every component's largest loading (in magnitude) is positive.
     random_state : int, RandomState instance or None, default=0
         Seed of :meth:`sample` (the fit itself is deterministic).
     warm_start : bool, default=False
@@ -328,3 +335,4 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
             self.loglike_ = []
         if self.rotation is not None:
             self.components_ = orthomax(self.components_, self.rotation)
+        self.components_ = with_positive_largest_loadings(self.components_)

@@ -141,7 +141,7 @@ class LinearGaussianFactorModel(
 
     def _check_hyperparameters(self):
         if self.n_components is not None:
-            check_integer(self, "n_components", 1)
+            check_integer(self, "n_components", 0)
         self._check_model_hyperparameters()
         self._check_em_hyperparameters()
 

@@ -159,7 +159,23 @@ class FactorPosterior:
         complement = full_left[:, self.singular_values.shape[0] :]  # an orthonormal basis of it
         shrunk = self.left / np.sqrt(1.0 + self.singular_values**2)
         inner = complement @ complement.T + shrunk @ shrunk.T
-        return inner / self.root_noise[:, None] / self.root_noise[None, :]
+        return self._refined_inverse(inner / self.root_noise[:, None] / self.root_noise[None, :])
+
+    def _refined_inverse(self, precision):
+        """``precision`` after one step of Newton's iteration for ``C^-1`` (``P + P (I - C P)``),
+        kept if it leaves a smaller residual ``I - C P``. The form above is accurate where C is
+        ill-conditioned (a tiny noise with loadings spanning fewer than D directions); where
+        loadings span every direction and a noise is tiny (a Heywood case with
+        ``n_components == n_features``), C is well-conditioned but the form amplifies round-off by
+        ``1 / noise``, and one step recovers the digits."""
+        covariance = self.components.T @ self.components + np.diag(self.noise)
+        identity = np.eye(covariance.shape[0])
+        residual = identity - covariance @ precision
+        refined = precision + precision @ residual
+        refined = 0.5 * (refined + refined.T)
+        if np.max(np.abs(identity - covariance @ refined)) < np.max(np.abs(residual)):
+            return refined
+        return precision
 
 
 def factor_posterior(components, noise):

@@ -38,3 +38,13 @@ def orthomax(components, method, tol=1e-6, max_iter=100):
         if criterion <= previous * (1.0 + tol):
             break
     return (loadings @ rotation).T
+
+
+def with_positive_largest_loadings(components):
+    """``components`` with every row's sign chosen so that its entry of largest magnitude is
+    positive (the first such entry on a tie): the likelihood does not depend on the signs, and
+    the SVDs that produce the rows fix them differently across LAPACK builds."""
+    if components.shape[0] == 0:
+        return components
+    largest = components[np.arange(components.shape[0]), np.argmax(np.abs(components), axis=1)]
+    return components * np.where(largest < 0, -1.0, 1.0)[:, None]

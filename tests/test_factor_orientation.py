@@ -1,0 +1,96 @@
+"""FastFactorAnalysis as a drop-in for scikit-learn's FactorAnalysis: which loadings it returns
+(factors are identified only up to a rotation), ``n_components=0``, and a precision that inverts
+the model covariance to round-off.
+
+References: scikit-learn's FactorAnalysis fitted to tight tolerance on the same data, and closed
+forms (with no factors, the model is the features' independent Gaussians).
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.decomposition import FactorAnalysis
+
+from fastelbo import FastFactorAnalysis
+
+
+def _factor_data(seed, n_samples=500, n_features=8, n_factors=3):
+    rng = np.random.RandomState(seed)
+    loadings = rng.randn(n_factors, n_features)
+    noise = np.sqrt(rng.uniform(0.2, 1.0, n_features))
+    return rng.randn(n_samples, n_factors) @ loadings + rng.randn(n_samples, n_features) * noise
+
+
+def _fit_both(X, n_components, rotation):
+    ours = FastFactorAnalysis(n_components, rotation=rotation, tol=1e-10, max_iter=100000).fit(X)
+    theirs = FactorAnalysis(n_components, rotation=rotation, tol=1e-10, max_iter=100000).fit(X)
+    return ours, theirs
+
+
+@pytest.mark.parametrize("rotation", [None, "varimax", "quartimax"])
+@pytest.mark.parametrize("seed", [0, 1, 3])
+def test_components_and_transform_equal_scikit_learns_up_to_sign(seed, rotation):
+    X = _factor_data(seed)
+    ours, theirs = _fit_both(X, 3, rotation)
+    # The same optimum first (else the loadings may legitimately differ).
+    assert ours.score(X) == pytest.approx(theirs.score(X), abs=1e-9)
+    signs = np.sign(np.sum(ours.components_ * theirs.components_, axis=1))
+    scale = np.abs(theirs.components_).max()
+    np.testing.assert_allclose(ours.components_ * signs[:, None], theirs.components_, atol=1e-5 * scale)
+    np.testing.assert_allclose(ours.transform(X) * signs, theirs.transform(X), atol=1e-4)
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_unrotated_components_are_principal_factors_with_a_fixed_sign(seed):
+    X = _factor_data(seed, n_features=10, n_factors=4)
+    fa = FastFactorAnalysis(4).fit(X)
+    scaled = fa.components_ / np.sqrt(fa.noise_variance_)
+    gram = scaled @ scaled.T
+    off_diagonal = gram - np.diag(np.diag(gram))
+    assert np.abs(off_diagonal).max() <= 1e-9 * np.abs(gram).max()
+    assert np.all(np.diff(np.diag(gram)) < 0)
+    largest = fa.components_[np.arange(4), np.argmax(np.abs(fa.components_), axis=1)]
+    assert np.all(largest > 0)
+    # -X has the loadings -components_: the same rows once the sign is fixed.
+    flipped = FastFactorAnalysis(4).fit(-X)
+    np.testing.assert_allclose(flipped.components_, fa.components_, atol=1e-8 * np.abs(fa.components_).max())
+
+
+def test_no_factors_is_the_independent_gaussian_model():
+    X = _factor_data(2, n_samples=60, n_features=5)
+    fa = FastFactorAnalysis(0).fit(X)
+    assert fa.components_.shape == (0, 5)
+    assert fa.transform(X).shape == (60, 0)
+    np.testing.assert_allclose(fa.noise_variance_, X.var(axis=0), rtol=1e-12)
+    variances = X.var(axis=0)
+    expected = -0.5 * (np.log(2 * np.pi * variances) + (X - X.mean(axis=0)) ** 2 / variances).sum(axis=1)
+    np.testing.assert_allclose(fa.score_samples(X), expected, rtol=1e-12)
+    assert fa.loglike_[-1] == pytest.approx(expected.sum(), rel=1e-12)
+    np.testing.assert_allclose(fa.get_precision(), np.diag(1 / variances), rtol=1e-12)
+    theirs = FactorAnalysis(0).fit(X)
+    assert fa.score(X) == pytest.approx(theirs.score(X), rel=1e-12)
+    decomposition = fa.entropy_decomposition()
+    assert decomposition.variational_entropy == 0.0
+    assert decomposition.gap == pytest.approx(0.0, abs=1e-12 * abs(decomposition.elbo))
+
+
+def test_precision_inverts_the_covariance_when_every_direction_has_a_factor():
+    # As many factors as features on 20 rows: the maximum-likelihood model is the sample
+    # covariance, reached with unique variances at their floor, so the noise is ~1e-9 of the
+    # loadings; the covariance itself is well-conditioned.
+    rng = np.random.RandomState(93)
+    loadings = rng.randn(3, 5)
+    latents = rng.randn(20, 3)
+    X = latents @ loadings + rng.gamma(1, size=5) * rng.randn(20, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fa = FastFactorAnalysis(5, noise_variance_init=np.ones(5)).fit(X)
+    covariance = fa.get_covariance()
+    condition = np.linalg.cond(covariance)
+    assert condition < 1e4
+    assert fa.noise_variance_.min() < 1e-8 * X.var(axis=0).max()
+    residual = covariance @ fa.get_precision() - np.eye(5)
+    # What a backward-stable inversion leaves (eps times the condition number, times a small
+    # constant); the noise's 1e9 amplification of round-off does not reach it.
+    assert np.abs(residual).max() < 10 * np.finfo(float).eps * condition

@@ -128,13 +128,16 @@ def gmm_parameters(gmm):
 
 
 def factor_model_parameters(model):
-    """The single Gaussian of a fitted PPCA or factor analysis model (``components_`` of shape
-    (H, D), ``noise_variance_`` a scalar or per feature, ``mean_``)."""
+    """The single Gaussian of a fitted PPCA or factor analysis model (loadings of shape (H, D):
+    PPCA's ``loadings_``, factor analysis's ``components_``; ``noise_variance_`` a scalar or per
+    feature, ``mean_``)."""
     mean = _f64(model.mean_)
     D = mean.shape[0]
     noise = np.broadcast_to(_f64(model.noise_variance_), (D,)).copy()
+    # PPCA's components_ are PCA's unit axes; its loadings are loadings_.
+    loadings = model.loadings_ if hasattr(model, "loadings_") else model.components_
     return GaussianMixtureParameters(
-        np.ones(1), mean[None, :], loadings=_f64(model.components_)[None], noise=noise[None]
+        np.ones(1), mean[None, :], loadings=_f64(loadings)[None], noise=noise[None]
     )
 
 

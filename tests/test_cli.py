@@ -108,6 +108,7 @@ def invocations():
         extra = ["--key", "train", "--dtype", "float32"] if fmt == "npz-key-float32" else []
         runs[f"format-{fmt}"] = ["fit", source, *gmm_options, *extra, "--json", f"{fmt}.json"]
     runs["unconverged"] = ["fit", "X.npy", "--components", "3", "--max-iter", "1"]
+    runs["ppca-all-components"] = ["fit", "X.npy", "--model", "ppca", "--json", "ppca_all.json"]
     runs["quiet"] = ["fit", "X.npy", "--quiet", "--max-iter", "3", "--tol", "0", "--json", "quiet.json"]
     runs["verbose-2"] = [
         "fit",
@@ -256,6 +257,18 @@ def test_every_model_prints_and_writes_the_fit_an_in_process_estimator_makes(X, 
     assert type(saved) is type(expected)
     np.testing.assert_array_equal(saved.score_samples(X), expected.score_samples(X))
     assert saved.entropy_decomposition() == expected.entropy_decomposition()
+
+
+def test_a_fit_without_decomposition_says_why(folder, runs):
+    # FastPPCA's default n_components is min(n_samples, n_features) = n_features: no noise, and so
+    # no entropy decomposition; the fit is reported, with the reason in place of the table.
+    result = runs["ppca-all-components"]
+    assert result.returncode == 0, result.stderr
+    assert "no entropy decomposition: n_components equals n_features" in result.stdout
+    summary = json.loads((folder / "ppca_all.json").read_text())
+    assert summary["decomposition"] is None
+    assert "noise_variance_ is 0" in summary["no_decomposition"]
+    assert summary["elbo_history"] == FastPPCA().fit(np.load(folder / "X.npy")).elbo_history_.tolist()
 
 
 def test_warnings_take_one_line_each_and_an_unconverged_fit_says_so(runs):

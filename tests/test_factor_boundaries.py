@@ -120,18 +120,23 @@ def test_history_elbo_is_the_likelihood_of_the_parameters_entering_each_iteratio
 
 
 @pytest.mark.parametrize("n_features", [1, 3])
-def test_ppca_with_as_many_factors_as_features_scores_the_returned_model(n_features):
+@pytest.mark.parametrize("solver", ["eigh", "em"])
+def test_ppca_with_as_many_factors_as_features_scores_the_returned_model(n_features, solver):
     X = _factor_rows(120, n_features, 1, seed=2)
-    ppca = FastPPCA() if n_features == 1 else FastPPCA(n_components=n_features)
+    # The default n_components is min(n_samples, n_features) = n_features here.
+    ppca = FastPPCA(solver=solver, tol=1e-12, random_state=0) if n_features == 1 else FastPPCA(n_features)
     ppca.fit(X)
-    expected = mp_log_likelihoods(X, ppca.mean_, ppca.components_, ppca.noise_variance_)
+    # Nothing is left to the noise: 0, as PCA's, and the loadings carry the whole covariance.
+    assert ppca.noise_variance_ == 0.0
+    expected = mp_log_likelihoods(X, ppca.mean_, ppca.loadings_, 0.0)
     np.testing.assert_allclose(ppca.score_samples(X), expected, rtol=1e-10)
-    decomposition = ppca.entropy_decomposition()
-    assert decomposition.elbo == pytest.approx(expected.mean(), rel=1e-10)
-    assert "boundary" in decomposition.note
-    # Its model is the data's own Gaussian: the sample covariance, to the floor's 1e-14.
+    # The ELBO before the noise was set to 0 is the same likelihood (the same covariance).
+    assert ppca.lower_bound_ == pytest.approx(expected.mean(), rel=1e-10)
+    with pytest.raises(ValueError, match="noise_variance_ is 0"):
+        ppca.entropy_decomposition()
+    # Its model is the data's own Gaussian: the sample covariance.
     np.testing.assert_allclose(ppca.get_covariance(), np.atleast_2d(np.cov(X.T, bias=True)), rtol=1e-8)
-    reference = mp_precision(ppca.components_, ppca.noise_variance_)
+    reference = mp_precision(ppca.loadings_, 0.0)
     assert np.linalg.norm(ppca.get_precision() - reference) <= 1e-8 * np.linalg.norm(reference)
 
 
@@ -209,7 +214,7 @@ def test_ppca_noise_far_below_the_largest_variance_is_the_maximum_likelihood_noi
     decomposition = ppca.entropy_decomposition()
     assert "boundary" not in decomposition.note
     assert abs(decomposition.gap) <= 1e-10 * abs(decomposition.elbo)
-    expected = mp_log_likelihoods(X[:24], ppca.mean_, ppca.components_, ppca.noise_variance_)
+    expected = mp_log_likelihoods(X[:24], ppca.mean_, ppca.loadings_, ppca.noise_variance_)
     np.testing.assert_allclose(ppca.score_samples(X[:24]), expected, rtol=1e-10)
 
 

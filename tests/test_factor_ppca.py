@@ -93,14 +93,16 @@ def test_em_iterations_follow_the_reference_step_and_histories():
         warnings.simplefilter("ignore", ConvergenceWarning)
         start = FastPPCA(3, solver="em", max_iter=0, random_state=7).fit(X)
         one = FastPPCA(3, solver="em", max_iter=1, random_state=7).fit(X)
-    components, noise = px_em_step(X, start.mean_, start.components_, start.noise_variance_, spherical=True)
-    np.testing.assert_allclose(one.components_, components, rtol=1e-9, atol=1e-12)
+    loadings, noise = px_em_step(X, start.mean_, start.loadings_, start.noise_variance_, spherical=True)
+    # The fitted loadings are stored rotated to their principal axes (loadings_ = diag(s) components_);
+    # a rotation of the latent space is the same model, so the step is compared through W W^T.
+    np.testing.assert_allclose(one.loadings_.T @ one.loadings_, loadings.T @ loadings, rtol=1e-9, atol=1e-12)
     assert one.noise_variance_ == pytest.approx(noise[0], rel=1e-10)
     # F(q^0, Theta^0) is the log-likelihood of the start; S(q^0, Theta^1) per docs/theory.rst (factor models).
     assert one.elbo_history_[0] == pytest.approx(
-        log_likelihoods(X, start.mean_, start.components_, start.noise_variance_).mean(), rel=1e-10
+        log_likelihoods(X, start.mean_, start.loadings_, start.noise_variance_).mean(), rel=1e-10
     )
-    S = entropy_terms(start.components_, start.noise_variance_, one.noise_variance_)[3]
+    S = entropy_terms(start.loadings_, start.noise_variance_, one.noise_variance_)[3]
     assert one.entropy_sum_history_[0] == pytest.approx(S, rel=1e-10)
 
 
@@ -110,25 +112,36 @@ def test_em_elbo_never_decreases():
     assert np.all(np.diff(ppca.elbo_history_) >= -1e-9 * np.abs(ppca.elbo_history_[1:]))
 
 
-def test_inference_matches_reference():
+@pytest.mark.parametrize("solver", ["eigh", "em"])
+def test_inference_matches_reference(solver):
     X = _breast_cancer()
-    ppca = FastPPCA(4).fit(X)
+    ppca = _fit(X, 4, solver)
     np.testing.assert_allclose(
         ppca.score_samples(X),
-        log_likelihoods(X, ppca.mean_, ppca.components_, ppca.noise_variance_),
+        log_likelihoods(X, ppca.mean_, ppca.loadings_, ppca.noise_variance_),
         rtol=1e-10,
     )
-    means, _ = posterior(X, ppca.mean_, ppca.components_, ppca.noise_variance_)
-    np.testing.assert_allclose(ppca.transform(X), means, rtol=1e-9, atol=1e-12)
+    # transform is PCA's projection; the posterior mean E[z | x] of the loadings_ is that projection
+    # times sqrt(explained_variance_ - noise_variance_) / explained_variance_ (the docstring's relation).
+    projection = (X - ppca.mean_) @ ppca.components_.T
+    np.testing.assert_allclose(ppca.transform(X), projection, rtol=1e-12, atol=1e-12)
+    means, _ = posterior(X, ppca.mean_, ppca.loadings_, ppca.noise_variance_)
+    shrink = np.sqrt(ppca.explained_variance_ - ppca.noise_variance_) / ppca.explained_variance_
+    np.testing.assert_allclose(projection * shrink, means, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(ppca.get_precision() @ ppca.get_covariance(), np.eye(X.shape[1]), atol=1e-9)
+    # The loadings are the principal axes scaled by the variance each holds beyond the noise.
+    expected_loadings = np.sqrt(ppca.explained_variance_ - ppca.noise_variance_)[:, None] * ppca.components_
+    np.testing.assert_allclose(ppca.loadings_, expected_loadings, rtol=1e-10, atol=1e-14)
 
 
-def test_default_n_components_leaves_one_dimension_to_noise():
+def test_default_n_components_is_min_of_samples_and_features():
     X = _breast_cancer()
     ppca = FastPPCA().fit(X)
-    assert ppca.components_.shape == (X.shape[1] - 1, X.shape[1])
-    assert ppca.n_components_ == X.shape[1] - 1
-    assert ppca.noise_variance_ > 0
+    assert ppca.components_.shape == (X.shape[1], X.shape[1])
+    assert ppca.n_components_ == X.shape[1] == PCA().fit(X).n_components_
+    assert ppca.noise_variance_ == 0.0
+    wide = FastPPCA().fit(X[:12])
+    assert wide.n_components_ == 12 == PCA().fit(X[:12]).n_components_
 
 
 @pytest.mark.parametrize(
@@ -136,6 +149,16 @@ def test_default_n_components_leaves_one_dimension_to_noise():
     [
         ({"n_components": -1}, "n_components"),
         ({"n_components": 1.5}, "n_components"),
+        ({"n_components": 1.0}, "n_components"),
+        ({"n_components": True}, "n_components"),
+        ({"n_components": "auto"}, "n_components"),
+        ({"svd_solver": "lapack"}, "svd_solver must be one of"),
+        ({"whiten": 1}, "whiten"),
+        ({"copy": "yes"}, "copy"),
+        ({"iterated_power": -1}, "iterated_power"),
+        ({"iterated_power": "fast"}, "iterated_power"),
+        ({"n_oversamples": 0}, "n_oversamples"),
+        ({"power_iteration_normalizer": "qr"}, "power_iteration_normalizer"),
         ({"solver": "svd"}, "solver must be one of"),
         ({"tol": -1.0}, "tol"),
         ({"max_iter": -1}, "max_iter"),

@@ -36,11 +36,21 @@ def _plain(value):
     return repr(value)
 
 
+def _training_decomposition(model):
+    """``(decomposition, None)``, or ``(None, why)`` for a fit that has none (FastPPCA with as many
+    components as features: no noise, entropies of -inf)."""
+    try:
+        return model.entropy_decomposition(), None
+    except ValueError as error:
+        return None, str(error)
+
+
 def fit_summary(model, data, model_name, fit_seconds, warnings_raised) -> dict:
-    """The JSON-ready summary of a fitted ``model`` on ``data`` (a :class:`~._data.LoadedData`)."""
+    """The JSON-ready summary of a fitted ``model`` on ``data`` (a :class:`~._data.LoadedData`);
+    ``decomposition`` is None, and ``no_decomposition`` says why, for a fit without one."""
     import fastelbo
 
-    decomposition = model.entropy_decomposition()
+    decomposition, why = _training_decomposition(model)
     return _plain(
         {
             "fastelbo_version": fastelbo.__version__,
@@ -65,7 +75,8 @@ def fit_summary(model, data, model_name, fit_seconds, warnings_raised) -> dict:
             "n_iter": model.n_iter_,
             "converged": model.converged_,
             "lower_bound": model.lower_bound_,
-            "decomposition": decomposition.to_dict(),
+            "decomposition": decomposition.to_dict() if decomposition is not None else None,
+            **({"no_decomposition": why} if why is not None else {}),
             "elbo_history": model.elbo_history_,
             "entropy_sum_history": model.entropy_sum_history_,
             "warnings": list(warnings_raised),
@@ -87,6 +98,7 @@ def report_lines(model, data, fit_seconds) -> list:
         details.append(f"random subset of {data.n_source_rows} rows")
     suffix = f" ({', '.join(details)})" if details else ""
     iterations = f"{model.n_iter_} iteration{'s' if model.n_iter_ != 1 else ''}"
+    decomposition, why = _training_decomposition(model)
     if model.converged_:
         convergence = "converged"
     else:
@@ -96,5 +108,5 @@ def report_lines(model, data, fit_seconds) -> list:
         f"model: {' '.join(repr(model).split())}",
         f"fit: {fit_seconds:.3f} s, {iterations}, {convergence}",
         "",
-        repr(model.entropy_decomposition()),
+        repr(decomposition) if decomposition is not None else f"no entropy decomposition: {why}",
     ]

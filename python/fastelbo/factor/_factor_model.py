@@ -280,7 +280,8 @@ class LinearGaussianFactorModel(
         self.noise_variance_ = self._noise_from_vector(noise)
 
     def _decompose(self, statistics):
-        n_components = self.components_.shape[0]
+        # The posterior's loadings (FastPPCA's components_ are unit axes, its loadings loadings_).
+        n_components = statistics.posterior.components.shape[0]
         return EntropyDecomposition(
             elbo=statistics.elbo,
             variational_entropy=statistics.variational_entropy,

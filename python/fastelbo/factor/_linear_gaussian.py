@@ -268,19 +268,6 @@ def _leading_directions(factor, n_components):
     return squares, vectors * signs[:, None]
 
 
-def ppca_maximum_likelihood(factor, n_components, floor):
-    """The closed-form maximum-likelihood PPCA parameters (Tipping & Bishop 1999, R = I):
-    ``noise = mean of the D - H smallest eigenvalues`` of the covariance (summed from the
-    singular values of its factor, no subtraction), floored at ``floor``, and ``components =
-    diag(sqrt(lambda_h - noise)) U_H^T`` for the H leading eigenpairs ``(lambda_h, U_H)``."""
-    n_features = factor.shape[1]
-    squares, vectors = _leading_directions(factor, n_components)
-    leading, rest = squares[:n_components], squares[n_components:]
-    noise = max(float(np.mean(rest)) if rest.size else 0.0, float(floor))
-    components = np.sqrt(np.maximum(leading - noise, 0.0))[:, None] * vectors
-    return components, np.full(n_features, noise)
-
-
 def optimal_components(factor, noise, n_components):
     """The components that maximise the likelihood for fixed ``noise`` (Joreskog's profile
     solution, scikit-learn's FactorAnalysis step): with ``(s_h, u_h)`` the leading eigenpairs of

@@ -11,6 +11,7 @@ described by their SVD.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -452,14 +453,9 @@ class FastPPCA(LinearGaussianFactorModel):
             float64 (a lazy dask array, chunked as X's rows, for a dask array X).
         """
         X = self._validate_for_inference(X)
-        components, mean = self.components_, self.mean_
         scale = self._whitening_scale() if self.whiten else None
-
-        def project(rows):
-            projected = (rows - mean) @ components.T
-            return projected / scale if scale is not None else projected
-
-        return self._per_row(X, "transform", (components.shape[0],), project)
+        project = functools.partial(_projections, self.components_, self.mean_, scale)
+        return self._per_row(X, (self.components_.shape[0],), project)
 
     def inverse_transform(self, X):
         """Map projections back to feature space, as PCA does: ``X @ components_ + mean_``, the
@@ -495,14 +491,10 @@ class FastPPCA(LinearGaussianFactorModel):
             return super().score_samples(X)
         # H = D and no noise: the covariance is components_^T diag(explained_variance_) components_.
         X = self._validate_for_inference(X)
-        components, variances, mean = self.components_, self.explained_variance_, self.mean_
-        constant = float(np.sum(np.log(variances))) + mean.shape[0] * LOG_2PI
-
-        def log_likelihoods(rows):
-            whitened = ((rows - mean) @ components.T) / np.sqrt(variances)
-            return -0.5 * (np.einsum("nh,nh->n", whitened, whitened) + constant)
-
-        return self._per_row(X, "score_samples", (), log_likelihoods)
+        log_likelihoods = functools.partial(
+            _noiseless_log_likelihoods, self.components_, self.explained_variance_, self.mean_
+        )
+        return self._per_row(X, (), log_likelihoods)
 
     def get_covariance(self):
         """Model covariance ``loadings_^T loadings_ + noise_variance_ I`` (equally
@@ -669,3 +661,17 @@ def _minka_log_evidence(spectrum, rank, n_samples):
         return -np.inf
     log_hessian = float(np.sum(np.log(products))) + products.shape[0] * math.log(n_samples)
     return log_p_axes + log_p_values + log_volume - 0.5 * log_hessian - 0.5 * rank * math.log(n_samples)
+
+
+def _projections(components, mean, scale, rows):
+    """``(rows - mean) @ components.T`` in float64, divided by ``scale`` unless it is None."""
+    projected = (rows.astype(np.float64, copy=False) - mean) @ components.T
+    return projected / scale if scale is not None else projected
+
+
+def _noiseless_log_likelihoods(components, variances, mean, rows):
+    """``log p(x)`` of every row under the noiseless model ``components^T diag(variances)
+    components`` (H = D), in float64."""
+    whitened = ((rows.astype(np.float64, copy=False) - mean) @ components.T) / np.sqrt(variances)
+    constant = float(np.sum(np.log(variances))) + mean.shape[0] * LOG_2PI
+    return -0.5 * (np.einsum("nh,nh->n", whitened, whitened) + constant)

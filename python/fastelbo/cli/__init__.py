@@ -9,7 +9,8 @@ Commands, one module each:
 
 A problem with the input, the options or the output paths prints one line
 ``fastelbo: error: <what>`` on stderr and exits with status 2, as argparse does for a malformed
-command line; Ctrl-C exits with status 130.
+command line; so does running out of memory. Ctrl-C exits with status 130. ``fastelbo --version``
+prints the version.
 """
 
 from __future__ import annotations
@@ -31,11 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fastelbo",
         description="Fast EM for mixture and factor models, with the ELBO's entropy decomposition.",
     )
+    parser.add_argument("--version", action="version", version=f"fastelbo {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_fit_parser(commands)
     add_demo_parser(commands)
     add_info_parser(commands)
     return parser
+
+
+def _version():
+    from fastelbo import __version__
+
+    return __version__
 
 
 def main(argv=None) -> int:
@@ -45,6 +53,12 @@ def main(argv=None) -> int:
         return args.run(args)
     except CommandLineError as error:
         print(f"fastelbo: error: {error}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(
+            "fastelbo: error: out of memory (try --n-samples, --dtype float32 or fewer components)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("fastelbo: interrupted", file=sys.stderr)

@@ -2,8 +2,9 @@
 
 Commands, one module each:
 
-- ``fit`` (:mod:`._fit`): fit a model to a file or a built-in data set and print its entropy
-  decomposition; ``--json``, ``--save`` and ``--plot`` write the results.
+- ``fit`` (:mod:`._fit`): fit a model to a file or a built-in data set (:mod:`._data`, text tables
+  :mod:`._table`) and print its parameters and entropy decomposition (:mod:`._summary`);
+  ``--json``, ``--labels``, ``--save`` and ``--plot`` write the results (:mod:`._outputs`).
 - ``demo`` (:mod:`._demo`): the one-command tour (FastGMM against scikit-learn on the digits).
 - ``info`` (:mod:`._info`): :func:`fastelbo.build_info`.
 

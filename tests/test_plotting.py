@@ -313,6 +313,7 @@ def test_a_huge_first_iteration_of_truncated_em_is_left_off_the_values_axis(plt)
     assert f"iteration 1 (F = {elbo[0]:.4g}) lies below the axis" in _notes(ax_values)
     assert f"zoomed to iterations 2-{elbo.size}" in _notes(ax_values)
     np.testing.assert_array_equal(_line(ax_values, "ELBO  F").get_ydata(), elbo)  # the curve holds it
+    assert elbo.size > 10 and 0 < ax_values.get_xlim()[0] < 1  # iterations count from 1: no tick at 0
 
 
 def test_an_ordinary_climb_is_not_zoomed(plt):

@@ -214,12 +214,14 @@ def _iteration_ticks(ax, iterations):
     """Whole-number iteration ticks; a short fit gets one per iteration and room on both sides."""
     from matplotlib.ticker import MaxNLocator
 
-    if iterations.size <= 10:
+    n = iterations.size
+    if n <= 10:
         ax.set_xticks(iterations)
-        if iterations.size <= 3:
-            ax.set_xlim(0.5, iterations.size + 0.5)
+        if n <= 3:
+            ax.set_xlim(0.5, n + 0.5)
     else:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(1 - 0.03 * (n - 1), n + 0.03 * (n - 1))  # iterations count from 1: no tick at 0
 
 
 def _zoom_past_first_iterations(ax, elbo, entropy_sum):
@@ -254,6 +256,7 @@ def _zoom_past_first_iterations(ax, elbo, entropy_sum):
         f"{first} {verb} {where} the axis,\nzoomed to iterations {skipped + 1}-{n}",
         transform=ax.transAxes,
         ha="right",
+        multialignment="left",
         va="bottom",
         **_NOTE_STYLE,
     )

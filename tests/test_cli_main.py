@@ -468,6 +468,16 @@ def test_a_text_column_can_be_left_out_and_is_then_not_read(cli, folder, X):
     assert_fit_of(summary, X)
 
 
+def test_column_numbers_are_not_taken_for_names_of_a_first_line_of_data(cli, folder, X):
+    # Line 1 reads "3,2,1": data, so --columns 1 is column 1, not the column whose first value is 1.
+    data = np.vstack([[3.0, 2.0, 1.0], X])
+    (folder / "first-line-numbers.csv").write_text("3,2,1\n" + _table(X))
+    result = cli("fit", "first-line-numbers.csv", *GMM, "--columns", "1,3", "--json", "numbers.json")
+    summary = fitted(result, folder, "numbers.json")
+    assert summary["data"]["header"] is None
+    assert_fit_of(summary, data[:, [0, 2]])
+
+
 def test_columns_select_from_arrays_too(cli, folder, X):
     summary = fitted(
         cli("fit", "X.npy", *GMM, "--columns", "3,1", "--json", "npy-cols.json"), folder, "npy-cols.json"

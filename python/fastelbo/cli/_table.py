@@ -248,7 +248,9 @@ def read_text_table(raw: bytes, display: str, *, header="auto", columns=None) ->
 
     named = columns is not None and any(_RANGE.match(item) is None for item in columns)
     if header == "auto":
-        selected = resolve_columns(columns, names, n_columns) if columns is not None else range(n_columns)
+        # Numbers select by position: line 1 has no names yet (it may be data).
+        numbered = resolve_columns(columns, None, n_columns) if columns is not None and not named else None
+        selected = numbered if numbered is not None else range(n_columns)
         has_header = named or any(
             not _is_number(names[p], decimal_comma) and not _is_missing(names[p]) for p in selected
         )

@@ -15,6 +15,7 @@ from sklearn.mixture import GaussianMixture
 
 import fastelbo
 from fastelbo import EntropyDecomposition, FastFactorAnalysis, FastGMM, FastMFA, FastPPCA
+from fastelbo.datasets import wine
 
 
 @pytest.fixture
@@ -212,3 +213,117 @@ def test_plot_convergence_of_digits_mfa_matches_its_histories(plt):
     )
     ax_values, _ = fastelbo.plot_convergence(mfa)
     np.testing.assert_array_equal(_line(ax_values, "entropy sum  S").get_ydata(), mfa.entropy_sum_history_)
+
+
+# ----------------------------------------------------------------------------- readable plots
+
+
+def _visible_tick_labels(axis):
+    """The texts of the ticks an axis draws (inside its limits), after a draw."""
+    low, high = sorted(axis.get_view_interval())
+    texts = []
+    for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+        if tick.label1.get_visible() and tick.label1.get_text() and low <= tick.get_loc() <= high:
+            texts.append(tick.label1.get_text())
+    return texts
+
+
+def _with_histories(elbo, entropy_sum):
+    """A fitted FastGMM whose histories are replaced (the plots read nothing else of it)."""
+    gmm = FastGMM(n_components=2, random_state=0).fit(_blobs())
+    gmm.elbo_history_ = np.asarray(elbo, dtype=np.float64)
+    gmm.entropy_sum_history_ = np.asarray(entropy_sum, dtype=np.float64)
+    return gmm
+
+
+def _notes(ax):
+    return " ".join(text.get_text() for text in ax.texts)
+
+
+def test_a_two_iteration_fit_reads_without_an_offset_and_with_whole_iterations(plt):
+    # One component on the (standardised) wine data: EM stops after 2 flat iterations, F and S 2e-5
+    # apart at -14.6, which matplotlib would write as offsets from -14.6134.
+    gmm = FastGMM(random_state=0).fit(wine())
+    assert gmm.n_iter_ == 2
+    ax_values, ax_gap = fastelbo.plot_convergence(gmm)
+    ax_values.figure.canvas.draw()
+    for ax in (ax_values, ax_gap):
+        np.testing.assert_array_equal(ax.get_xticks(), [1, 2])
+        assert ax.get_xlim() == (0.5, 2.5)
+    assert _line(ax_values, "ELBO  F").get_marker() == "o"
+    # The values' ticks read as values: no offset label above the axis, and all distinct.
+    assert ax_values.yaxis.get_major_formatter().get_offset() == ""
+    labels = _visible_tick_labels(ax_values.yaxis)
+    assert len(labels) >= 2 and len(set(labels)) == len(labels)
+    low, high = ax_values.get_ylim()
+    for tick in ax_values.yaxis.get_major_ticks():  # each label is its tick's value, not an offset
+        if low <= tick.get_loc() <= high:
+            value = float(tick.label1.get_text().replace("\u2212", "-"))
+            assert value == pytest.approx(tick.get_loc(), abs=1e-12)
+    assert low <= gmm.entropy_sum_history_.min() and high >= gmm.elbo_history_.max()
+
+
+def test_the_gap_axis_spans_whole_decades_and_labels_them_distinctly(plt):
+    # A gap that hardly changes (reg_covar's share, at the end of a fit) got a narrow log axis
+    # whose labels repeated: 4.13862, 4.13862, 4.13863, 4.13863, ...
+    elbo = np.array([-3.0, -2.0, -1.5])
+    gmm = _with_histories(elbo, elbo - np.array([4.13862, 4.13864, 4.13866]))
+    _, ax_gap = fastelbo.plot_convergence(gmm)
+    ax_gap.figure.canvas.draw()
+    low, high = ax_gap.get_ylim()
+    assert low <= 4.13862 and high >= 4.13866 and high / low >= 100
+    assert np.log10(low) % 0.5 == pytest.approx(0) and np.log10(high) % 0.5 == pytest.approx(0)
+    labels = _visible_tick_labels(ax_gap.yaxis)
+    assert len(labels) >= 2 and len(set(labels)) == len(labels), labels
+
+
+def test_an_exactly_zero_gap_is_said_on_the_plot(plt):
+    ppca = FastPPCA(n_components=2).fit(_blobs())
+    ppca.entropy_sum_history_ = ppca.elbo_history_.copy()  # the closed form's F = S, exactly
+    ax_values, ax_gap = fastelbo.plot_convergence(ppca)
+    assert np.isnan(_line(ax_gap, "|F - S|").get_ydata()).all()
+    assert "F = S exactly at every iteration" in _notes(ax_gap)
+    assert "one iteration" in _notes(ax_values) and f"{ppca.elbo_history_[0]:.10g}" in _notes(ax_values)
+    ax_values.figure.canvas.draw()  # and it draws without a log-scale complaint
+
+
+def test_iterations_with_an_exactly_zero_gap_are_marked_on_the_bottom_edge(plt):
+    elbo = np.array([-3.0, -2.0, -1.5, -1.4, -1.35])
+    entropy_sum = elbo - np.array([1e-2, 0.0, 1e-3, 0.0, 1e-4])
+    _, ax_gap = fastelbo.plot_convergence(_with_histories(elbo, entropy_sum))
+    zeros = _line(ax_gap, "|F - S| = 0 exactly")
+    np.testing.assert_array_equal(zeros.get_xdata(), [2, 4])
+    np.testing.assert_array_equal(zeros.get_ydata(), [0.0, 0.0])  # in axes coordinates: the bottom edge
+    assert "F = S exactly (gap 0)" in _notes(ax_gap)
+    gap = _line(ax_gap, "|F - S|").get_ydata()
+    np.testing.assert_array_equal(np.isnan(gap), [False, True, False, True, False])
+
+
+def test_a_huge_first_iteration_of_truncated_em_is_left_off_the_values_axis(plt):
+    gmm = FastGMM(n_components=8, covariance_type="diag", n_active=2, n_neighbors=3, random_state=0)
+    gmm.fit(_blobs())
+    elbo, entropy_sum = gmm.elbo_history_, gmm.entropy_sum_history_
+    rest = np.concatenate([elbo[1:], entropy_sum[1:]])
+    # The case at hand: the first F lies far below everything after it.
+    assert elbo[0] < rest.min() - 1000 * np.ptp(rest)
+    ax_values, _ = fastelbo.plot_convergence(gmm)
+    low, high = ax_values.get_ylim()
+    assert low <= rest.min() and high >= rest.max()  # every later value is on the axis ...
+    assert elbo[0] < low and high - low < 2 * np.ptp(rest)  # ... the first is not, and the rest fill it
+    assert f"iteration 1 (F = {elbo[0]:.4g}) lies below the axis" in _notes(ax_values)
+    assert f"zoomed to iterations 2-{elbo.size}" in _notes(ax_values)
+    np.testing.assert_array_equal(_line(ax_values, "ELBO  F").get_ydata(), elbo)  # the curve holds it
+    assert elbo.size > 10 and 0 < ax_values.get_xlim()[0] < 1  # iterations count from 1: no tick at 0
+
+
+def test_an_ordinary_climb_is_not_zoomed(plt):
+    # EM's usual steep start: the first iterations take much of the axis, but not all of it.
+    elbo = -10.0 - 5.0 * 0.5 ** np.arange(30)
+    gmm = _with_histories(elbo, elbo + 0.01)
+    values = np.stack([elbo, elbo + 0.01])
+    # Without its first 3 iterations (a tenth) the climb still fills more than 1/50 of the axis.
+    assert np.ptp(values[:, 3:]) * 50 > np.ptp(values)
+    ax_values, _ = fastelbo.plot_convergence(gmm)
+    low, high = ax_values.get_ylim()
+    assert low <= values.min() and high >= values.max()
+    assert len(ax_values.texts) == 0

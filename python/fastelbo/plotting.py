@@ -95,7 +95,15 @@ def plot_convergence(model, ax=None):
     The first panel draws ``elbo_history_`` (``F``) and ``entropy_sum_history_`` (``S``) against
     the iteration: they meet at a stationary point of learning (``docs/theory.rst``). The second
     draws ``|F - S|`` per iteration, ``|elbo_history_[t] - entropy_sum_history_[t]|``, on a log
-    axis; iterations where it is exactly 0 are left out (a log axis cannot show 0).
+    axis that spans whole decades; iterations where it is exactly 0 (which a log axis cannot show)
+    are marked on the panel's bottom edge, and a gap that is 0 at every iteration (a closed-form
+    fit) is said in words.
+
+    Fits of up to 30 iterations get a marker on every point (1 to 3 iterations: larger ones, and
+    whole-number iteration ticks). When the first iterations lie so far from the rest that the
+    later ones would fill less than 1/50 of the values axis (truncated EM's first F, say), that
+    axis shows the later iterations only and a note on it says which iterations lie outside; the
+    curves themselves hold every iteration.
 
     Parameters
     ----------
@@ -132,36 +140,176 @@ def plot_convergence(model, ax=None):
     """
     elbo, entropy_sum = _histories(model)
     ax_values, ax_gap, twin = _convergence_axes(ax)
-    iterations = np.arange(1, elbo.size + 1)
-    marker = "o" if elbo.size == 1 else None
-    ax_values.plot(iterations, elbo, color=_ELBO_COLOUR, marker=marker, label="ELBO  F")
-    ax_values.plot(
+    n = elbo.size
+    iterations = np.arange(1, n + 1)
+    # Short fits: a marker on every iteration, so that 1-3 points read as points.
+    marker = "o" if n <= _MARKED_ITERATIONS else None
+    size = 6 if n <= 3 else 3
+    (elbo_line,) = ax_values.plot(
+        iterations, elbo, color=_ELBO_COLOUR, marker=marker, markersize=size, label="ELBO  F"
+    )
+    (entropy_sum_line,) = ax_values.plot(
         iterations,
         entropy_sum,
         color=_ENTROPY_SUM_COLOUR,
         marker=marker,
+        markersize=size,
         linestyle="--",
         label="entropy sum  S",
     )
     ax_values.set_xlabel("EM iteration")
     ax_values.set_ylabel("per data point")
-    ax_values.set_title(f"{type(model).__name__}: ELBO and entropy sum")
+    ax_values.set_title(f"{type(model).__name__}: ELBO and entropy sum, {n} iteration{'s' if n != 1 else ''}")
+    # Iterations are whole numbers; values are shown as they are, not as an offset from one of them.
+    _iteration_ticks(ax_values, iterations)
+    ax_values.ticklabel_format(axis="y", useOffset=False, style="plain")
+    _zoom_past_first_iterations(ax_values, elbo, entropy_sum)
 
     gap = np.abs(elbo - entropy_sum)
-    gap = np.where(gap > 0, gap, np.nan)
+    drawn_gap = np.where(gap > 0, gap, np.nan)
     # On a twin the gap is dotted, so that it does not pass for a third value curve.
-    ax_gap.plot(
-        iterations, gap, color=_GAP_COLOUR, marker=marker, linestyle=":" if twin else "-", label="|F - S|"
+    (gap_line,) = ax_gap.plot(
+        iterations,
+        drawn_gap,
+        color=_GAP_COLOUR,
+        marker=marker,
+        markersize=size,
+        linestyle=":" if twin else "-",
+        label="|F - S|",
     )
     ax_gap.set_yscale("log")
     ax_gap.set_ylabel("|F - S|  (log scale)")
+    _gap_axis_limits(ax_gap, gap, iterations)
     # One legend for the panel of F and S; it names the gap too when the gap shares that panel.
-    handles = ax_values.get_lines()[-2:] + (ax_gap.get_lines()[-1:] if twin else [])
-    ax_values.legend(handles=handles, loc="lower right")
+    handles = [elbo_line, entropy_sum_line] + ([gap_line] if twin else [])
+    ax_values.legend(handles=handles, loc="lower right" if n == 1 else "best")
+    if n == 1:
+        ax_values.text(
+            0.02,
+            0.98,
+            f"one iteration (a closed-form fit has one):\nF = {elbo[0]:.10g}\nS = {entropy_sum[0]:.10g}",
+            transform=ax_values.transAxes,
+            ha="left",
+            va="top",
+            **_NOTE_STYLE,
+        )
     if not twin:
         ax_gap.set_xlabel("EM iteration")
         ax_gap.set_title("gap |F - S| (0 at a stationary point)")
+        _iteration_ticks(ax_gap, iterations)
     return ax_values, ax_gap
+
+
+#: Fits of at most this many iterations get a marker on every point.
+_MARKED_ITERATIONS = 30
+#: The first iterations are left off the values axis when the later ones would fill less than
+#: 1/_ZOOM_RATIO of it ...
+_ZOOM_RATIO = 50
+#: ... and they are at most this fraction of the iterations (at least one).
+_ZOOM_FRACTION = 0.1
+_NOTE_STYLE = {"fontsize": "small", "bbox": {"boxstyle": "round", "facecolor": "white", "alpha": 0.85}}
+
+
+def _iteration_ticks(ax, iterations):
+    """Whole-number iteration ticks; a short fit gets one per iteration and room on both sides."""
+    from matplotlib.ticker import MaxNLocator
+
+    n = iterations.size
+    if n <= 10:
+        ax.set_xticks(iterations)
+        if n <= 3:
+            ax.set_xlim(0.5, n + 0.5)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(1 - 0.03 * (n - 1), n + 0.03 * (n - 1))  # iterations count from 1: no tick at 0
+
+
+def _zoom_past_first_iterations(ax, elbo, entropy_sum):
+    """Zoom the values axis to the later iterations when the first ones (truncated EM's first F,
+    say, far below the rest) would squash them into a flat line, and say so on the plot."""
+    n = elbo.size
+    values = np.stack([elbo, entropy_sum])
+    full = np.ptp(values)
+    if n < 2 or not np.isfinite(full) or full == 0:
+        return
+    for skipped in range(1, max(1, int(_ZOOM_FRACTION * n)) + 1):
+        rest = values[:, skipped:]
+        if np.ptp(rest) * _ZOOM_RATIO < full:
+            break
+    else:
+        return
+    low, high = rest.min(), rest.max()
+    margin = 0.08 * (high - low) or 0.05 * max(abs(high), 1.0)
+    ax.set_ylim(low - margin, high + margin)
+    outside = values[:, :skipped]
+    below = bool((outside < low).any())
+    where = "below" if below and not (outside > high).any() else ("above" if not below else "outside")
+    first = (
+        f"iteration 1 (F = {elbo[0]:.4g})"
+        if skipped == 1
+        else f"iterations 1-{skipped} (F from {elbo[0]:.4g})"
+    )
+    verb = "lies" if skipped == 1 else "lie"
+    ax.text(  # EM climbs: the lower right corner is where the curves are not
+        0.98,
+        0.03,
+        f"{first} {verb} {where} the axis,\nzoomed to iterations {skipped + 1}-{n}",
+        transform=ax.transAxes,
+        ha="right",
+        multialignment="left",
+        va="bottom",
+        **_NOTE_STYLE,
+    )
+
+
+def _gap_axis_limits(ax, gap, iterations):
+    """A log axis that spans whole decades (at least two), so that its ticks are labelled and
+    distinct; an exact 0 gap, which a log axis cannot show, is marked and said."""
+    positive = gap[gap > 0]
+    zero = gap == 0
+    if positive.size:
+        low = 10.0 ** np.floor(np.log10(positive.min()))
+        high = 10.0 ** np.ceil(np.log10(positive.max()))
+        while high / low < 100.0:
+            low, high = low / np.sqrt(10.0), high * np.sqrt(10.0)
+        ax.set_ylim(low, high)
+    if not zero.any():
+        return
+    if not positive.size:
+        ax.set_ylim(1e-16, 1.0)
+        ax.set_yticks([])
+        ax.text(
+            0.5,
+            0.5,
+            "F = S exactly at every iteration:\nthe gap is 0, which a log axis cannot show",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            **_NOTE_STYLE,
+        )
+        return
+    from matplotlib.transforms import blended_transform_factory
+
+    # Markers on the bottom edge at the iterations where the gap is exactly 0.
+    ax.plot(
+        iterations[zero],
+        np.full(int(zero.sum()), 0.0),
+        linestyle="none",
+        marker="v",
+        color=_GAP_COLOUR,
+        clip_on=False,
+        transform=blended_transform_factory(ax.transData, ax.transAxes),
+        label="|F - S| = 0 exactly",
+    )
+    ax.text(
+        0.98,
+        0.04,
+        "\u25bc F = S exactly (gap 0)",
+        transform=ax.transAxes,
+        ha="right",
+        va="bottom",
+        **_NOTE_STYLE,
+    )
 
 
 def _decomposition_terms(decomposition):

@@ -2,14 +2,16 @@
 
 Commands, one module each:
 
-- ``fit`` (:mod:`._fit`): fit a model to a file or a built-in data set and print its entropy
-  decomposition; ``--json``, ``--save`` and ``--plot`` write the results.
+- ``fit`` (:mod:`._fit`): fit a model to a file or a built-in data set (:mod:`._data`, text tables
+  :mod:`._table`) and print its parameters and entropy decomposition (:mod:`._summary`);
+  ``--json``, ``--labels``, ``--save`` and ``--plot`` write the results (:mod:`._outputs`).
 - ``demo`` (:mod:`._demo`): the one-command tour (FastGMM against scikit-learn on the digits).
 - ``info`` (:mod:`._info`): :func:`fastelbo.build_info`.
 
 A problem with the input, the options or the output paths prints one line
 ``fastelbo: error: <what>`` on stderr and exits with status 2, as argparse does for a malformed
-command line; Ctrl-C exits with status 130.
+command line; so does running out of memory. Ctrl-C exits with status 130. ``fastelbo --version``
+prints the version.
 """
 
 from __future__ import annotations
@@ -31,11 +33,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fastelbo",
         description="Fast EM for mixture and factor models, with the ELBO's entropy decomposition.",
     )
+    parser.add_argument("--version", action="version", version=f"fastelbo {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_fit_parser(commands)
     add_demo_parser(commands)
     add_info_parser(commands)
     return parser
+
+
+def _version():
+    from fastelbo import __version__
+
+    return __version__
 
 
 def main(argv=None) -> int:
@@ -45,6 +54,12 @@ def main(argv=None) -> int:
         return args.run(args)
     except CommandLineError as error:
         print(f"fastelbo: error: {error}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(
+            "fastelbo: error: out of memory (try --n-samples, --dtype float32 or fewer components)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("fastelbo: interrupted", file=sys.stderr)

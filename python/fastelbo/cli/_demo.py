@@ -3,9 +3,13 @@ GaussianMixture with the same settings, and print the entropy decomposition."""
 
 from __future__ import annotations
 
+import argparse
 import time
 import warnings
 
+from fastelbo.cli._errors import CommandLineError
+from fastelbo.cli._models import check_seed
+from fastelbo.cli._summary import regularisation_gap
 from fastelbo.mixture._covariance import COVARIANCE_TYPES
 
 
@@ -19,9 +23,18 @@ def add_demo_parser(commands):
     parser.add_argument("--tol", type=float, default=1e-3)
     parser.add_argument("--reg-covar", type=float, default=1e-2)
     parser.add_argument("--random-state", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=3, help="fits per library; the best time is shown")
+    parser.add_argument(
+        "--repeats", type=_positive_int, default=3, help="fits per library; the best time is shown"
+    )
     parser.set_defaults(run=run_demo)
     return parser
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _best_fit_time(make_model, X, repeats):
@@ -51,14 +64,18 @@ def run_demo(args) -> int:
         reg_covar=args.reg_covar,
         random_state=args.random_state,
     )
+    check_seed("--random-state", args.random_state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        try:  # fit before printing anything: a bad setting is then the only line
+            ours_time, ours = _best_fit_time(lambda: FastGMM(**settings), X, args.repeats)
+            theirs_time, theirs = _best_fit_time(lambda: GaussianMixture(**settings), X, args.repeats)
+        except (TypeError, ValueError) as error:
+            raise CommandLineError(f"invalid setting: {error}") from None
     info = build_info()
     print(f"fastelbo {info['version']}  (OpenMP threads: {info['openmp_max_threads']}, SIMD: {info['simd']})")
     print(f"dataset: scikit-learn digits, {X.shape[0]} samples x {X.shape[1]} features")
     print("settings: " + ", ".join(f"{k}={v!r}" for k, v in settings.items()))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        ours_time, ours = _best_fit_time(lambda: FastGMM(**settings), X, args.repeats)
-        theirs_time, theirs = _best_fit_time(lambda: GaussianMixture(**settings), X, args.repeats)
     print()
     print(f"{'':24}{'fit time [s]':>14}{'iterations':>12}{'lower bound':>16}")
     print(f"{'fastelbo.FastGMM':24}{ours_time:>14.4f}{ours.n_iter_:>12d}{ours.lower_bound_:>16.6f}")
@@ -69,7 +86,7 @@ def run_demo(args) -> int:
     print()
     decomposition = ours.entropy_decomposition()
     print(decomposition)
-    explained = _regularisation_gap(ours, X)
+    explained = regularisation_gap(ours, X)
     print()
     print(
         f"reg_covar={args.reg_covar:g} makes F = S inexact by about "
@@ -77,20 +94,3 @@ def run_demo(args) -> int:
         f"the gap beyond it is {decomposition.gap - explained:+.2e} (0 at a stationary point)."
     )
     return 0
-
-
-def _regularisation_gap(model, X):
-    """``reg_covar/2 * sum_c qbar_c tr(Sigma_c^-1)``: what covariance regularisation adds to F - S."""
-    import numpy as np
-
-    qbar = model.predict_proba(X).mean(axis=0)
-    precisions = model.precisions_.astype(np.float64)
-    if model.covariance_type == "full":
-        traces = np.trace(precisions, axis1=1, axis2=2)
-    elif model.covariance_type == "tied":
-        traces = np.full(model.n_components, np.trace(precisions))
-    elif model.covariance_type == "diag":
-        traces = precisions.sum(axis=1)
-    else:
-        traces = precisions * model.means_.shape[1]
-    return 0.5 * model.reg_covar * float(qbar @ traces)

@@ -1,7 +1,10 @@
 """``fastelbo fit DATA --model gmm|ppca|fa|mfa ...``: fit one model to a file or a built-in data set,
-print the fit's time, convergence and entropy decomposition, and optionally write a JSON summary
-(``--json``), the fitted estimator (``--save``, with joblib) and a convergence plot (``--plot``, with
-:func:`fastelbo.plot_convergence`)."""
+print the fit's time, convergence, fitted parameters and entropy decomposition, and optionally write
+the results as JSON (``--json``), the component of every row (``--labels``), the fitted estimator
+(``--save``, with joblib) and a convergence plot (``--plot``, with :func:`fastelbo.plot_convergence`).
+
+Everything that can be checked before the fit is: the options, the seed, the output paths and the
+plot's format are checked before DATA is read, and DATA before the fit."""
 
 from __future__ import annotations
 
@@ -12,10 +15,12 @@ import time
 import warnings
 from pathlib import Path
 
-from fastelbo.cli._data import load_data
+from fastelbo.cli._data import data_kind, load_data
 from fastelbo.cli._errors import CommandLineError
-from fastelbo.cli._models import MODELS, estimator_parameters, make_estimator
-from fastelbo.cli._summary import fit_summary, report_lines
+from fastelbo.cli._models import MODELS, check_seed, estimator_parameters, make_estimator
+from fastelbo.cli._outputs import check_outputs, check_plot_format, write_output
+from fastelbo.cli._summary import fit_results, fit_summary, report_lines
+from fastelbo.datasets import DATASETS
 from fastelbo.factor._mfa import NOISE_TYPES
 from fastelbo.factor._ppca import SOLVERS
 from fastelbo.factor._rotation import ROTATIONS
@@ -23,10 +28,15 @@ from fastelbo.mixture._covariance import COVARIANCE_TYPES
 from fastelbo.mixture._initialization import INIT_PARAMS
 
 DESCRIPTION = """\
-Fit a model by EM and report its ELBO and entropy decomposition.
+Fit a model by EM and report its parameters, its ELBO and the ELBO's entropy decomposition.
 
-DATA is a .npy file, a .npz file (one array, or the one --key names), a .csv file (one optional
-header line, detected when a field of the first line is not a number) or a built-in data set:
+DATA is a file or a built-in data set. A file is recognised by its content, whatever its name: a
+.npy array, a .npz archive (its one array, or the one --key names), or a text table: comma-, tab-,
+semicolon- or blank-separated (found from the first lines; with a separator other than a comma,
+1,5 is a decimal comma), UTF-8 with or without a byte-order mark, UTF-16 or Latin-1. Its first
+line is a header when one of its fields is not a number (--header auto); a header of numbers
+(years, wavelengths) needs --header yes. Empty fields, NA and NaN are missing values: an error
+that names their lines and columns. Lines starting with # are skipped. Built-in data sets:
 digits, wine (standardised), breast_cancer (standardised), iris, patches (every 8x8 grey patch of
 scikit-learn's two sample photos, each patch's mean removed: 531720 x 64).
 
@@ -34,32 +44,57 @@ models:
 """ + "\n".join(f"  {name:<6}{spec.estimator}: {spec.description}" for name, spec in MODELS.items())
 
 EPILOG = """\
-Options a model does not take are refused. Errors print one line 'fastelbo: error: ...' and exit
-with status 2. --verbose 1 draws a progress bar with the ELBO and the gap F - S on a terminal
-(tqdm's when installed); --verbose 2 prints a line per --verbose-interval iterations with times.
+--columns takes names (with a header line), numbers counted from 1 and ranges, separated by
+commas: --columns 2-5 or --columns 2- (column 2 to the last) leaves out an id in column 1.
+Components are numbered from 0, as --labels and predict() number them.
 
-example:
-  fastelbo fit digits --model gmm --components 10 --covariance-type diag --json fit.json
+Options a model does not take are refused. Errors print one line 'fastelbo: error: ...' and exit
+with status 2, before any work where they can be known before (output paths are checked first).
+--verbose 1 draws a progress bar with the ELBO and the gap F - S on a terminal (tqdm's when
+installed); --verbose 2 prints a line per --verbose-interval iterations with times.
+
+examples:
+  fastelbo fit measurements.csv --components 3 --standardize --labels labels.txt
+  fastelbo fit digits --model gmm --components 10 --covariance-type diag --json fit.json --plot fit.png
 """
 
 
 def add_fit_parser(commands):
     parser = commands.add_parser(
         "fit",
-        help="fit a model to DATA and print its entropy decomposition",
+        help="fit a model to DATA and print its parameters and entropy decomposition",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("data", metavar="DATA", help=".npy, .npz or .csv file, or a built-in data set")
+    parser.add_argument(
+        "data", metavar="DATA", help="a .npy, .npz or text table file, or a built-in data set"
+    )
     parser.add_argument("--model", choices=tuple(MODELS), default="gmm", help="default: gmm")
     parser.add_argument(
         "--components",
         type=int,
         metavar="K",
-        help="components of a mixture (gmm, mfa) or factors of ppca and fa (default: the estimator's)",
+        help="components of a mixture (gmm, mfa) or factors of ppca and fa (default: the estimator's, 1 "
+        "for a mixture)",
     )
     data = parser.add_argument_group("data")
+    data.add_argument(
+        "--header",
+        choices=("auto", "yes", "no"),
+        help="text tables: whether line 1 names the columns (default: auto, a header when one of its "
+        "fields is not a number)",
+    )
+    data.add_argument(
+        "--columns",
+        metavar="COLS",
+        help="the columns to fit: names, numbers from 1, ranges (2-5, 2-), separated by commas",
+    )
+    data.add_argument(
+        "--standardize",
+        action="store_true",
+        help="scale every column to mean 0 and variance 1 (over the rows fitted) before the fit",
+    )
     data.add_argument("--key", help="the array of a .npz file that holds several")
     data.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="default: float64")
     data.add_argument(
@@ -89,7 +124,9 @@ def add_fit_parser(commands):
     em = parser.add_argument_group("EM")
     em.add_argument("--max-iter", type=int, metavar="N", help="default: the estimator's")
     em.add_argument("--tol", type=float, help="default: the estimator's")
-    em.add_argument("--seed", type=int, default=0, metavar="S", help="random_state (default: 0)")
+    em.add_argument(
+        "--seed", type=int, default=0, metavar="S", help="random_state, 0 to 2**32 - 1 (default: 0)"
+    )
     em.add_argument("--n-jobs", type=int, metavar="N", help="threads (default: all cores)")
 
     output = parser.add_argument_group("output")
@@ -108,10 +145,24 @@ def add_fit_parser(commands):
         help="print nothing on stdout (errors and warnings still go to stderr)",
     )
     output.add_argument("--verbose-interval", type=int, default=1, metavar="N", help="default: 1")
-    output.add_argument("--json", type=Path, metavar="OUT.json", help="write the fit summary and histories")
+    output.add_argument(
+        "--json",
+        type=Path,
+        metavar="OUT.json",
+        help="write the results: parameters, labels (mixtures), decomposition, histories",
+    )
+    output.add_argument(
+        "--labels",
+        type=Path,
+        metavar="OUT.txt",
+        help="mixtures: write the most probable component of every row of DATA, one a line",
+    )
     output.add_argument("--save", type=Path, metavar="OUT.joblib", help="save the fitted estimator (joblib)")
     output.add_argument(
-        "--plot", type=Path, metavar="OUT.png", help="plot the convergence (needs matplotlib)"
+        "--plot",
+        type=Path,
+        metavar="OUT.png",
+        help="plot the convergence (needs matplotlib; .png, .pdf, .svg, ...)",
     )
     parser.set_defaults(run=run_fit)
     return parser
@@ -123,21 +174,41 @@ def run_fit(args) -> int:
     elif args.verbose is None:
         args.verbose = 1 if sys.stderr.isatty() else 0
     say = (lambda line="": None) if args.quiet else print
+    spec = MODELS[args.model]
+
+    # Everything that can be checked without the data, before reading it.
+    check_seed("--seed", args.seed)
     try:
         parameters = estimator_parameters(args.model, args)
     except ValueError as error:
         raise CommandLineError(str(error)) from None
+    if args.labels is not None and not spec.mixture:
+        mixtures = ", ".join(name for name, other in MODELS.items() if other.mixture)
+        raise CommandLineError(f"--labels applies to mixtures ({mixtures}), not to --model {args.model}")
     if not args.verbose:  # the estimator's own defaults: a shorter repr
         del parameters["verbose"], parameters["verbose_interval"]
-    for path in (args.json, args.save, args.plot):
-        _check_writable(path)
-    plot_convergence = _plot_function() if args.plot is not None else None
-
-    data = load_data(args.data, key=args.key, dtype=args.dtype, n_samples=args.n_samples, seed=args.seed)
+    outputs = {"--json": args.json, "--labels": args.labels, "--save": args.save, "--plot": args.plot}
+    data_kind(args.data)  # a missing DATA is reported before the outputs are probed
+    check_outputs(outputs, args.data if args.data not in DATASETS else None)
+    if args.plot is not None:
+        if args.max_iter == 0:
+            raise CommandLineError("--plot draws the iterations, and --max-iter 0 runs none")
+        check_plot_format(args.plot)
     try:
         model = make_estimator(args.model, parameters)
     except (TypeError, ValueError) as error:
         raise CommandLineError(f"invalid setting: {error}") from None
+
+    data = load_data(
+        args.data,
+        key=args.key,
+        dtype=args.dtype,
+        n_samples=args.n_samples,
+        seed=args.seed,
+        header=args.header,
+        columns=args.columns,
+        standardize=args.standardize,
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         start = time.perf_counter()
@@ -146,58 +217,57 @@ def run_fit(args) -> int:
         except (TypeError, ValueError) as error:
             raise CommandLineError(f"invalid setting: {error}") from None
         fit_seconds = time.perf_counter() - start
+        results = fit_results(model, data, labels=args.labels is not None or args.json is not None)
+    # Warnings about the data and the fit follow the fit, so that an error stays the only line.
     messages = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
-    for message in messages:
+    for message in [*data.warnings, *messages]:
         print(f"fastelbo: warning: {message}", file=sys.stderr)
 
-    for line in report_lines(model, data, fit_seconds):
+    lines = report_lines(model, data, fit_seconds, results)
+    if spec.mixture and args.components is None:
+        n = model.n_components
+        lines.insert(
+            3,
+            f"hint: --components not given: {spec.estimator} fitted its default of {n} "
+            f"component{'s' if n != 1 else ''}; --components K fits K",
+        )
+    for line in lines:
         say(line)
+    if args.json is not None or args.labels is not None or args.save is not None or args.plot is not None:
+        say()
     if args.json is not None:
-        summary = fit_summary(model, data, args.model, fit_seconds, messages)
-        _write(args.json, lambda path: path.write_text(json.dumps(summary, indent=2) + "\n"))
-        say(f"\nwrote {args.json}: fit summary, decomposition and histories")
+        summary = fit_summary(model, data, args.model, fit_seconds, [*data.warnings, *messages], results)
+        write_output("--json", args.json, lambda path: path.write_text(json.dumps(summary, indent=2) + "\n"))
+        say(f"wrote {args.json}: parameters, {'labels, ' if spec.mixture else ''}decomposition and histories")
+    if args.labels is not None:
+        write_output("--labels", args.labels, lambda path: _write_labels(path, results.labels))
+        say(f"wrote {args.labels}: the component (from 0) of each of the {len(results.labels)} rows of DATA")
     if args.save is not None:
         import joblib
 
-        _write(args.save, lambda path: joblib.dump(model, path))
+        write_output("--save", args.save, lambda path: joblib.dump(model, path))
         say(f"saved {args.save}: load it with joblib.load")
     if args.plot is not None:
-        _write(args.plot, lambda path: _save_plot(plot_convergence, model, path))
-        say(f"plotted {args.plot}: ELBO and entropy sum per iteration")
+        write_output("--plot", args.plot, lambda path: _save_plot(model, path))
+        say(f"plotted {args.plot}: ELBO and entropy sum per iteration, and the gap F - S")
     return 0
 
 
-def _check_writable(path):
-    """Fail before the fit when an output's folder does not exist."""
-    if path is None:
-        return
-    if path.is_dir():
-        raise CommandLineError(f"cannot write {str(path)!r}: it is a folder")
-    if not path.parent.is_dir():
-        raise CommandLineError(f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist")
+def _write_labels(path, labels):
+    with open(path, "w") as file:
+        file.write("".join(f"{label}\n" for label in labels.tolist()))
 
 
-def _write(path, write):
-    try:
-        write(path)
-    except OSError as error:
-        raise CommandLineError(f"cannot write {str(path)!r}: {error.strerror or error}") from None
+def _save_plot(model, path):
+    import matplotlib.pyplot as plt
 
-
-def _plot_function():
-    """:func:`fastelbo.plot_convergence`, or an error when this installation cannot plot."""
-    from fastelbo import plot_convergence
+    from fastelbo import plot_convergence  # matplotlib is there: check_plot_format checked
 
     try:
-        import matplotlib
-    except ImportError:
-        raise CommandLineError(
-            "--plot needs matplotlib: pip install 'fastelbo[plot]' (or pip install matplotlib)"
-        ) from None
-    matplotlib.use("Agg")  # a file is written; no window opens
-    return plot_convergence
-
-
-def _save_plot(plot_convergence, model, path):
-    ax_values, _ = plot_convergence(model)  # matplotlib is there: _plot_function checked
-    ax_values.figure.savefig(path, dpi=120, bbox_inches="tight")
+        ax_values, _ = plot_convergence(model)
+    except ValueError as error:  # no iteration to draw
+        raise CommandLineError(f"--plot: {error}") from None
+    try:
+        ax_values.figure.savefig(path, dpi=120, bbox_inches="tight")
+    finally:
+        plt.close(ax_values.figure)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fastelbo.cli._errors import CommandLineError
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -18,6 +20,8 @@ class ModelSpec:
     description: str
     #: ``{argparse dest: estimator keyword}`` for the options this model takes.
     options: dict
+    #: A mixture: components with weights and means, labels per row, BIC and AIC.
+    mixture: bool = False
 
 
 #: Options every model takes: ``{argparse dest: estimator keyword}``.
@@ -43,6 +47,7 @@ MODELS = {
             "n_neighbors": "n_neighbors",
             **_MIXTURE_OPTIONS,
         },
+        mixture=True,
     ),
     "ppca": ModelSpec(
         "FastPPCA",
@@ -58,6 +63,7 @@ MODELS = {
         "FastMFA",
         "mixture of factor analysers (--components K, --factors H, --noise)",
         {"factors": "n_factors", "noise": "noise", **_MIXTURE_OPTIONS},
+        mixture=True,
     ),
 }
 
@@ -99,3 +105,19 @@ def make_estimator(model: str, parameters: dict):
     import fastelbo
 
     return getattr(fastelbo, MODELS[model].estimator)(**parameters)
+
+
+def check_seed(option: str, seed: int) -> None:
+    """scikit-learn's check of a ``random_state`` (0 to 2**32 - 1), with its message, before any work.
+
+    Raises
+    ------
+    CommandLineError
+        ``<option> <seed>: Seed must be between 0 and 2**32 - 1`` (scikit-learn's words).
+    """
+    from sklearn.utils import check_random_state
+
+    try:
+        check_random_state(seed)
+    except ValueError as error:
+        raise CommandLineError(f"{option} {seed}: {error}") from None

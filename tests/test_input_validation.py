@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
-from fastelbo import FastGMM, _core
+from fastelbo import FastFactorAnalysis, FastGMM, FastMFA, FastPPCA, _core
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 KERNELS = ["gaussian_mixture_pass", "kmeans_plusplus", "lloyd_kmeans"]
@@ -460,3 +460,17 @@ def test_other_input_dtypes_are_computed_in_float64(dtype):
         np.testing.assert_array_equal(getattr(gmm, name), getattr(expected, name))
     assert gmm.predict_proba(X_typed).dtype == np.float64
     assert gmm.score_samples(X_typed).dtype == np.float64
+
+
+@pytest.mark.parametrize("make", [FastGMM, FastMFA, FastPPCA, FastFactorAnalysis])
+@pytest.mark.parametrize("seed", [-1, 2**32, "x"])
+def test_a_seed_out_of_range_gets_scikit_learns_message(make, seed):
+    from sklearn.mixture import GaussianMixture
+
+    X = np.random.RandomState(0).randn(30, 3)
+    with pytest.raises(ValueError) as theirs:
+        GaussianMixture(2, random_state=seed).fit(X)
+    kwargs = {"solver": "em"} if make is FastPPCA else {}
+    with pytest.raises(ValueError, match="random_state") as ours:
+        make(n_components=2, random_state=seed, **kwargs).fit(X)
+    assert str(ours.value) == str(theirs.value).replace("GaussianMixture", make.__name__)

@@ -273,8 +273,11 @@ class EMEstimator(ABC):
         try:
             check_random_state(self.random_state)
         except ValueError:
+            # scikit-learn's estimators' words (an int out of NumPy's seed range included).
             raise ValueError(
-                f"random_state must be None, an int or a numpy.random.RandomState, got {self.random_state!r}"
+                f"The 'random_state' parameter of {type(self).__name__} must be an int in the range "
+                "[0, 4294967295], an instance of 'numpy.random.mtrand.RandomState' or None. "
+                f"Got {self.random_state!r} instead."
             ) from None
         resolve_n_threads(self.n_jobs)
 
@@ -501,10 +504,6 @@ class EMEstimator(ABC):
                 )
             return decomposition
         return self._decompose(self._e_step(self._validate_for_inference(X), moments=False))
-
-
-#: The former name of :class:`EMEstimator`.
-EMEstimatorMixin = EMEstimator
 
 
 def check_integer(estimator, name, minimum, allow_bool=False):

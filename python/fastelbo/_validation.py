@@ -15,7 +15,7 @@ def as_numpy(value, name):
     Under scikit-learn's ``array_api_dispatch`` its validation keeps such arrays in their own
     namespace, where NumPy dtypes (and the C++ kernels) do not apply; every fastelbo estimator
     computes on the CPU with NumPy, so it converts them first (without a copy where the library
-    allows). (The error message still names FastGMM, where it was first written.)
+    allows).
     """
     if isinstance(value, np.ndarray) or not hasattr(value, "__array_namespace__"):
         return value
@@ -27,7 +27,7 @@ def as_numpy(value, name):
             errors.append(f"{convert.__name__}: {error}")
     raise TypeError(
         f"{name} of type {type(value).__module__}.{type(value).__name__} cannot be converted to a NumPy "
-        f"array ({'; '.join(errors)}). FastGMM computes with NumPy on the CPU: convert {name} to a "
+        f"array ({'; '.join(errors)}). fastelbo computes with NumPy on the CPU: convert {name} to a "
         "NumPy array (e.g. move it to the CPU) first."
     )
 

@@ -307,7 +307,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
             raise ValueError(
                 "predict_truncated needs n_active (the size of every row's set); got n_active=None"
             )
-        C, G = check_truncation(self.n_active, self.n_neighbors, self.n_components, self.covariance_type)
+        C, G = check_truncation(self.n_active, self.n_neighbors, self.n_components)
         lists = initial_neighbours(self.means_, G)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         search = TruncatedSearch(X.shape[0], C, lists.shape[1], seed)
@@ -499,7 +499,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         first use."""
         search = getattr(self, "_em_truncated", None)
         if search is None or search.n_samples != X.shape[0] or len(search.spans) != len(_spans(X)):
-            C, G = check_truncation(self.n_active, self.n_neighbors, self.n_components, self.covariance_type)
+            C, G = check_truncation(self.n_active, self.n_neighbors, self.n_components)
             seed = getattr(self, "_em_truncated_seed", None)
             if seed is None:  # a warm start: no initialisation drew one
                 seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
@@ -754,7 +754,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
             )
         if self.init_params not in INIT_PARAMS:
             raise ValueError(f"init_params must be one of {INIT_PARAMS}, got {self.init_params!r}")
-        check_truncation(self.n_active, self.n_neighbors, self.n_components, self.covariance_type)
+        check_truncation(self.n_active, self.n_neighbors, self.n_components)
         resolve_device(self.device, self.n_active)
 
     def _check_initial_parameters(self, n_features):

@@ -43,8 +43,6 @@ from fastelbo._row_source import RowSource
 from fastelbo.mixture._coarse_cells import CoarseCells, smallest_per_row
 from fastelbo.mixture._truncated_pass import TruncatedPassParameters, TruncatedRowInputs, truncated_block_pass
 
-#: Covariance types the truncated E-step supports.
-TRUNCATED_COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 #: Default n_neighbors (capped at n_components).
 DEFAULT_N_NEIGHBORS = 5
 #: E-steps at the initial parameters before the first M-step, at most.
@@ -64,7 +62,7 @@ _NEIGHBOUR_BLOCK_ELEMENTS = 1 << 24
 _HUBS_PER_SQRT_K = 4
 
 
-def check_truncation(n_active, n_neighbors, n_components, covariance_type):
+def check_truncation(n_active, n_neighbors, n_components):
     """Validated ``(C', G)``, or None for exact EM; ValueError naming the bad argument."""
     if n_active is None:
         if n_neighbors is not None:
@@ -82,11 +80,6 @@ def check_truncation(n_active, n_neighbors, n_components, covariance_type):
     neighbours = integer(
         "n_neighbors", min(DEFAULT_N_NEIGHBORS, n_components) if n_neighbors is None else n_neighbors
     )
-    if covariance_type not in TRUNCATED_COVARIANCE_TYPES:
-        raise ValueError(
-            f"n_active (truncated EM) supports covariance_type in {TRUNCATED_COVARIANCE_TYPES} so far, "
-            f"got {covariance_type!r}; use n_active=None for exact EM"
-        )
     return active, neighbours
 
 
@@ -208,7 +201,7 @@ class TruncatedSearch:
 
     def walk(self, X, parameters, neighbours, n_threads, max_steps=_WARMUP_STEPS):
         """Best components of new rows at fixed parameters; ``neighbours`` is not modified. Every
-        row starts from the best C' of ``max(C', ceil(sqrt(K)))`` random hub components and their
+        row starts from the best C' of ``min(K, max(C', ceil(4 sqrt(K))))`` random hub components and their
         lists (one E-step with all hubs as everyone's set), then walks the lists by E-steps without
         moments until no row changes its best component (at most ``max_steps``). Returns int64
         labels."""

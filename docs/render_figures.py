@@ -5,7 +5,7 @@ scikit-learn's digits (1797 x 64), run to a tight tolerance. Its factor prior ``
 parameter, so the ELBO ``F`` and the entropy sum ``S`` meet only at convergence
 (``docs/theory.rst``, MFA): the first panel shows them meeting, the second the gap closing.
 
-Run from anywhere (needs ``pip install fastelbo[plot]``; takes a few seconds)::
+Run from anywhere (needs matplotlib; takes a few seconds)::
 
     python docs/render_figures.py
 """

@@ -13,8 +13,8 @@ depends only on the chunking, so results are bitwise identical for any number of
 threads, and equal the in-process pass over a :class:`~fastelbo._row_source.RowSource` with the
 same blocks bit for bit.
 
-Dask is an optional dependency (``pip install fastelbo[dask]``); this module imports it only when
-a dask array is given.
+Dask is an optional dependency (``pip install "dask[array]" distributed``, or the ``dask`` extra
+of a source install); this module imports it only when a dask array is given.
 """
 
 from __future__ import annotations

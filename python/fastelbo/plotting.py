@@ -6,7 +6,7 @@ of that theorem) and the gap between them on a log axis; :func:`plot_decompositi
 of one decomposition as bars.
 
 matplotlib is imported when a function is called, not when this module (or ``fastelbo``) is, so
-fastelbo works without it; install it with ``pip install fastelbo[plot]``.
+fastelbo works without it; install it with ``pip install matplotlib``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from fastelbo.entropy import EntropyDecomposition
 
 __all__ = ["plot_convergence", "plot_decomposition"]
 
-_INSTALL_HINT = "fastelbo's plots need matplotlib: pip install fastelbo[plot] (or pip install matplotlib)"
+_INSTALL_HINT = "fastelbo's plots need matplotlib: pip install matplotlib"
 
 #: Colours of the ELBO and the entropy sum, shared by both plots so that they read together.
 _ELBO_COLOUR = "tab:blue"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fastelbo.cli._errors import CommandLineError
 
-_INSTALL_MATPLOTLIB = "--plot needs matplotlib: pip install 'fastelbo[plot]' (or pip install matplotlib)"
+_INSTALL_MATPLOTLIB = "--plot needs matplotlib: pip install matplotlib"
 
 
 def check_outputs(outputs: dict, data_source: str | None) -> None:

@@ -224,6 +224,10 @@ def assert_same_parameters(summary, model, X):
         assert factors["components"] == model.components_.tolist()
         assert np.array_equal(factors["noise_variance"], model.noise_variance_)
         assert factors["n_factors"] == model.components_.shape[0]
+        # The JSON holds the model: loadings^T loadings + noise is its covariance.
+        loadings = np.asarray(factors["loadings"])
+        covariance = loadings.T @ loadings + np.diag(np.broadcast_to(model.noise_variance_, X.shape[1]))
+        np.testing.assert_allclose(covariance, model.get_covariance(), rtol=1e-12, atol=1e-14)
         assert "mixture" not in summary and "labels" not in summary
 
 

@@ -659,3 +659,37 @@ def test_a_closed_form_fit_plots_and_says_its_gap(cli, folder):
     assert result.code == 0, result.err
     assert (folder / "ppca.png").read_bytes().startswith(b"\x89PNG")
     assert result.out.endswith("plotted ppca.png: ELBO and entropy sum per iteration, and the gap F - S\n")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a;b\n1,5;2,5\n3.5;1,0\n2,0;4,0\n",  # decimal commas with one decimal point
+        "a;b\n3.5;2.5\n1,234;1.0\n2.0;4.0\n",  # decimal points with one comma (a thousands mark?)
+    ],
+)
+def test_mixed_decimal_marks_are_refused(cli, folder, text):
+    (folder / "mixed.csv").write_text(text)
+    result = cli("fit", "mixed.csv", "--components", "1")
+    assert result.code == 2
+    assert result.err.count("\n") == 1 and "both decimal commas and decimal points" in result.err
+    assert "column 1" in result.err
+
+
+def test_a_closed_stdout_loses_no_output_file(tmp_path):
+    # `fastelbo fit ... | true`: the reader is gone before the report; the files are written first.
+    import subprocess
+    import sys
+
+    data = tmp_path / "X.csv"
+    data.write_text("a,b\n" + "".join(f"{i % 3},{(i * 7) % 5}\n" for i in range(30)))
+    args = ["fit", str(data), "--components", "2", "--json", "out.json", "--labels", "l.txt"]
+    code = f"import sys; from fastelbo.cli import main; sys.exit(main({args!r}))"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    process.stdout.close()  # before the fit ends: its report meets a broken pipe
+    stderr = process.stderr.read()
+    assert process.wait() == 1
+    assert "Traceback" not in stderr, stderr
+    assert (tmp_path / "out.json").exists() and (tmp_path / "l.txt").exists()

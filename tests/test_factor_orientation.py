@@ -94,3 +94,17 @@ def test_precision_inverts_the_covariance_when_every_direction_has_a_factor():
     # What a backward-stable inversion leaves (eps times the condition number, times a small
     # constant); the noise's 1e9 amplification of round-off does not reach it.
     assert np.abs(residual).max() < 10 * np.finfo(float).eps * condition
+
+
+def test_the_sign_does_not_depend_on_the_row_order_when_columns_are_equal_up_to_sign():
+    # Columns x and -x load equally up to round-off: the first of them decides every row's sign.
+    rng = np.random.RandomState(0)
+    X = rng.randn(200, 4) @ rng.randn(4, 4)
+    X = np.hstack([X, -X[:, :1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = FastFactorAnalysis(2).fit(X).components_
+        for seed in range(6):
+            shuffled = X[np.random.RandomState(seed).permutation(len(X))]
+            components = FastFactorAnalysis(2).fit(shuffled).components_
+            np.testing.assert_allclose(components, reference, atol=1e-6 * np.abs(reference).max())

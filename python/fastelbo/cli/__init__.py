@@ -17,6 +17,7 @@ prints the version.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from fastelbo.cli._demo import add_demo_parser
@@ -64,3 +65,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("fastelbo: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (`fastelbo fit ... | head`): the output files are written
+        # before the report, so nothing is lost; stop quietly, as a shell tool does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

@@ -231,25 +231,29 @@ def run_fit(args) -> int:
             f"hint: --components not given: {spec.estimator} fitted its default of {n} "
             f"component{'s' if n != 1 else ''}; --components K fits K",
         )
-    for line in lines:
-        say(line)
-    if args.json is not None or args.labels is not None or args.save is not None or args.plot is not None:
-        say()
+    # The output files first: a reader of stdout that stops early (`| head`) loses none of them.
+    written = []
     if args.json is not None:
         summary = fit_summary(model, data, args.model, fit_seconds, [*data.warnings, *messages], results)
         write_output("--json", args.json, lambda path: path.write_text(json.dumps(summary, indent=2) + "\n"))
-        say(f"wrote {args.json}: parameters, {'labels, ' if spec.mixture else ''}decomposition and histories")
+        written.append(
+            f"wrote {args.json}: parameters, {'labels, ' if spec.mixture else ''}decomposition and histories"
+        )
     if args.labels is not None:
         write_output("--labels", args.labels, lambda path: _write_labels(path, results.labels))
-        say(f"wrote {args.labels}: the component (from 0) of each of the {len(results.labels)} rows of DATA")
+        written.append(
+            f"wrote {args.labels}: the component (from 0) of each of the {len(results.labels)} rows of DATA"
+        )
     if args.save is not None:
         import joblib
 
         write_output("--save", args.save, lambda path: joblib.dump(model, path))
-        say(f"saved {args.save}: load it with joblib.load")
+        written.append(f"saved {args.save}: load it with joblib.load")
     if args.plot is not None:
         write_output("--plot", args.plot, lambda path: _save_plot(model, path))
-        say(f"plotted {args.plot}: ELBO and entropy sum per iteration, and the gap F - S")
+        written.append(f"plotted {args.plot}: ELBO and entropy sum per iteration, and the gap F - S")
+    for line in [*lines, *([""] if written else []), *written]:
+        say(line)
     return 0
 
 

@@ -123,7 +123,12 @@ def fit_results(model, data, *, labels=False) -> FitResults:
             "mean": model.mean_,
             "noise_variance": model.noise_variance_,
             "components": model.components_,
+            # The model's x = loadings^T z + mean + noise: FastPPCA's components_ are PCA's unit
+            # axes and its loadings loadings_; FastFactorAnalysis's components_ are the loadings.
+            "loadings": getattr(model, "loadings_", model.components_),
         }
+        if hasattr(model, "explained_variance_"):
+            factors["explained_variance"] = model.explained_variance_
     return FitResults(decomposition, mixture, factors, row_labels, reg_gap, why)
 
 

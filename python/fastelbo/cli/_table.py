@@ -35,6 +35,7 @@ _SNIFF_LINES = 50
 #: How many problems of one kind an error message lists.
 _LISTED = 3
 _DECIMAL_COMMA = re.compile(r"^[+-]?\d*,\d+(?:[eE][+-]?\d+)?$")
+_DECIMAL_POINT = re.compile(r"^[+-]?\d*\.\d+(?:[eE][+-]?\d+)?$")
 _RANGE = re.compile(r"^(\d+)(?:-(\d*))?$")
 
 
@@ -98,6 +99,21 @@ def _splitter(separator):
     if separator is None:
         return lambda lines: ([field.strip("\"'") for field in line.split()] for line in lines)
     return lambda lines: ([field.strip() for field in row] for row in csv.reader(lines, delimiter=separator))
+
+
+def _refuse_mixed_decimal_marks(lines, split, display):
+    """A file whose numbers use decimal commas must not also hold numbers with a decimal point:
+    ``1,234`` among ``3.5`` is a thousands separator or a typo, and either reading is a guess."""
+    for number, line in lines:
+        if "." not in line:
+            continue
+        for column, field in enumerate(next(split([line])), start=1):
+            if _DECIMAL_POINT.match(field):
+                raise CommandLineError(
+                    f"{display}: numbers are written with both decimal commas and decimal points (line "
+                    f"{number}, column {column}: {field!r}); write every number one way (is a comma a "
+                    "thousands separator?)"
+                )
 
 
 def _sniff_separator(lines):
@@ -244,6 +260,8 @@ def read_text_table(raw: bytes, display: str, *, header="auto", columns=None) ->
     n_columns = len(first)
     sample = list(split([line for _, line in lines[: _SNIFF_LINES + 1]]))
     decimal_comma = separator != "," and any(_DECIMAL_COMMA.match(field) for row in sample for field in row)
+    if decimal_comma:
+        _refuse_mixed_decimal_marks(lines, split, display)
     names = tuple(field.strip("\"'") for field in first)
 
     named = columns is not None and any(_RANGE.match(item) is None for item in columns)

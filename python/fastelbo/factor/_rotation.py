@@ -42,9 +42,13 @@ def orthomax(components, method, tol=1e-6, max_iter=100):
 
 def with_positive_largest_loadings(components):
     """``components`` with every row's sign chosen so that its entry of largest magnitude is
-    positive (the first such entry on a tie): the likelihood does not depend on the signs, and
-    the SVDs that produce the rows fix them differently across LAPACK builds."""
+    positive: the likelihood does not depend on the signs, and the SVDs that produce the rows fix
+    them differently across LAPACK builds. Entries within 1e-8 of the largest magnitude count as
+    tied (the first one decides), so that columns equal up to sign (x and -x) do not let round-off
+    pick the sign."""
     if components.shape[0] == 0:
         return components
-    largest = components[np.arange(components.shape[0]), np.argmax(np.abs(components), axis=1)]
-    return components * np.where(largest < 0, -1.0, 1.0)[:, None]
+    magnitudes = np.abs(components)
+    tied = magnitudes >= (1.0 - 1e-8) * magnitudes.max(axis=1, keepdims=True)
+    deciding = components[np.arange(components.shape[0]), np.argmax(tied, axis=1)]
+    return components * np.where(deciding < 0, -1.0, 1.0)[:, None]

@@ -475,7 +475,7 @@ def main(argv=None):
         results["completed_groups"].append(group)
         results["wall_seconds"] = time.perf_counter() - started
         written[:] = write_results(results, out_dir, plots=(group,))
-        log(f"{group}: wrote {', '.join(written)} to {out_dir}")
+        log(f"{group} done: the results so far are in {out_dir} ({', '.join(written)})")
 
     try:
         if "gmm" in groups:

@@ -266,7 +266,7 @@ def test_a_stopped_run_keeps_the_groups_it_finished(monkeypatch, tmp_path, one_t
     assert "**Partial report**: mfa not measured (yet)" in text and "Measured: factor." in text
     assert sorted(path.name for path in tmp_path.iterdir()) == ["report.json", "report.md"]  # no .partial
     stderr = capsys.readouterr().err
-    assert f"factor: wrote report.md, report.json to {tmp_path}" in stderr
+    assert f"factor done: the results so far are in {tmp_path} (report.md, report.json)" in stderr
     stopped = f"stopped ({type(stop).__name__}) before mfa finished: the results of factor are in {tmp_path}"
     assert stopped in stderr
 

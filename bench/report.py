@@ -23,7 +23,10 @@ Measures, in one process and one run (so the ratios compare like with like):
 Writes ``report.md``, ``report.json`` and ``time_per_iteration.png`` under ``bench/results/`` (under
 ``bench/results/quick/`` with ``--quick``; a run of one group writes to a subfolder named after it,
 ``factor/`` or ``mfa/`` say, with no plot unless it measured the mixtures; the truncated group adds
-``truncated_time_per_iteration.png``) and prints the Markdown report. Exits with status 1 if any two
+``truncated_time_per_iteration.png``) and prints the Markdown report. Each group's results are written
+as soon as the group finishes: ``report.md`` and ``report.json`` then hold every group finished so far
+(``completed_groups`` in the JSON; the report says "Partial report" until the last group is done), so
+a run stopped by an error or Ctrl-C keeps what it measured. Exits with status 1 if any two
 systems disagree on a log-likelihood by more than rtol 1e-6, a factor model misses its rule
 (``agreement.meets_rule``), FastMFA and the NumPy MFA EM disagree after the same iterations, or a
 truncated fit breaks the invariants of docs/theory.rst (its free energy above the exact log-likelihood, or
@@ -248,6 +251,15 @@ def markdown(results) -> str:
         + ".",
         "",
     ]
+    missing = [
+        group for group in results.get("groups", []) if group not in results.get("completed_groups", [])
+    ]
+    if missing:
+        lines += [
+            f"**Partial report**: {', '.join(missing)} not measured (yet): the run stopped, or is still "
+            f"running. Measured: {', '.join(results['completed_groups']) or 'nothing'}.",
+            "",
+        ]
     if "iterations" in results:
         lines += _gmm_sections(results)
     lines += factor_report.markdown(results.get("factor_fits", []), results["fit_repeats"])
@@ -388,6 +400,31 @@ def plot(results, path):
     plt.close(fig)
 
 
+def _write_text(path: pathlib.Path, text: str) -> None:
+    """Replaces ``path`` with ``text`` at once: a run killed while writing leaves the previous file."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def write_results(results, out_dir: pathlib.Path, plots=()) -> list[str]:
+    """Writes ``report.md`` and ``report.json`` with everything in ``results`` (the groups measured so
+    far) and the plots of the groups in ``plots`` that drew one; returns the names of the files in
+    ``out_dir`` that hold this run's results."""
+    _write_text(out_dir / "report.md", markdown(results) + "\n")
+    _write_text(out_dir / "report.json", json.dumps(results, indent=2) + "\n")
+    if "gmm" in plots and "iterations" in results:
+        plot(results, out_dir / "time_per_iteration.png")
+    if "truncated" in plots and results.get("truncated"):
+        truncated_report.plot(results["truncated"], out_dir / truncated_report.PLOT_NAME)
+    names = ["report.md", "report.json"]
+    if "iterations" in results:
+        names.append("time_per_iteration.png")
+    if results.get("truncated"):
+        names.append(truncated_report.PLOT_NAME)
+    return names
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes; about a minute and a half")
@@ -429,56 +466,68 @@ def main(argv=None):
 
     started = time.perf_counter()
     results = {"quick": quick, "repeats": repeats, "fit_repeats": repeats if quick else 2}
+    results["groups"], results["completed_groups"] = groups, []
     results["environment"] = environment()
-    if "gmm" in groups:
-        log("seconds per iteration:")
-        results["iterations"] = measure_iterations(
-            cases.QUICK_ITERATION_CASES if quick else cases.FULL_ITERATION_CASES, repeats, log
-        )
-        log("whole fit():")
-        results["fits"] = measure_fits(
-            cases.QUICK_FIT_CASES if quick else cases.FULL_FIT_CASES, results["fit_repeats"], log
-        )
-        log("memory:")
-        results["memory"] = measure_memory(
-            cases.QUICK_MEMORY_CASES if quick else cases.FULL_MEMORY_CASES, 3, log
-        )
-        log("threads:")
-        results["thread_scaling"] = measure_thread_scaling(
-            cases.QUICK_SCALING_CASE if quick else cases.FULL_SCALING_CASE, repeats, log
-        )
-    if "factor" in groups:
-        log("factor models, whole fit():")
-        factor_started = time.perf_counter()
-        results["factor_fits"] = factor_report.measure(
-            factor_cases.QUICK_CASES if quick else factor_cases.FULL_CASES, results["fit_repeats"], log
-        )
-        results["factor_wall_seconds"] = time.perf_counter() - factor_started
-    if "mfa" in groups:
-        log("mixture of factor analysers, seconds per iteration and whole fit():")
-        mfa_started = time.perf_counter()
-        results["mfa"] = mfa_report.measure(
-            mfa_report.QUICK_CASES if quick else mfa_report.FULL_CASES, repeats, results["fit_repeats"], log
-        )
-        results["mfa_wall_seconds"] = time.perf_counter() - mfa_started
-    if "truncated" in groups:
-        log("truncated variational EM against exact FastGMM:")
-        # Best of 7 at full size: the truncated times are tens of milliseconds on a shared machine.
-        results["truncated"] = truncated_report.measure(quick, args.repeats or (1 if quick else 7), log)
-    results["wall_seconds"] = time.perf_counter() - started
+    written = []
 
-    report = markdown(results)
-    (out_dir / "report.md").write_text(report + "\n")
-    (out_dir / "report.json").write_text(json.dumps(results, indent=2) + "\n")
-    written = "report.md, report.json"
-    if "iterations" in results:
-        plot(results, out_dir / "time_per_iteration.png")
-        written += ", time_per_iteration.png"
-    if "truncated" in results:
-        truncated_report.plot(results["truncated"], out_dir / truncated_report.PLOT_NAME)
-        written += f", {truncated_report.PLOT_NAME}"
-    print(report)
-    log(f"wrote {written} to {out_dir} in {results['wall_seconds']:.0f} s")
+    def group_done(group):
+        """Writes everything measured so far, so that a run stopped later leaves it on disk."""
+        results["completed_groups"].append(group)
+        results["wall_seconds"] = time.perf_counter() - started
+        written[:] = write_results(results, out_dir, plots=(group,))
+        log(f"{group} done: the results so far are in {out_dir} ({', '.join(written)})")
+
+    try:
+        if "gmm" in groups:
+            log("seconds per iteration:")
+            results["iterations"] = measure_iterations(
+                cases.QUICK_ITERATION_CASES if quick else cases.FULL_ITERATION_CASES, repeats, log
+            )
+            log("whole fit():")
+            results["fits"] = measure_fits(
+                cases.QUICK_FIT_CASES if quick else cases.FULL_FIT_CASES, results["fit_repeats"], log
+            )
+            log("memory:")
+            results["memory"] = measure_memory(
+                cases.QUICK_MEMORY_CASES if quick else cases.FULL_MEMORY_CASES, 3, log
+            )
+            log("threads:")
+            results["thread_scaling"] = measure_thread_scaling(
+                cases.QUICK_SCALING_CASE if quick else cases.FULL_SCALING_CASE, repeats, log
+            )
+            group_done("gmm")
+        if "factor" in groups:
+            log("factor models, whole fit():")
+            factor_started = time.perf_counter()
+            results["factor_fits"] = factor_report.measure(
+                factor_cases.QUICK_CASES if quick else factor_cases.FULL_CASES, results["fit_repeats"], log
+            )
+            results["factor_wall_seconds"] = time.perf_counter() - factor_started
+            group_done("factor")
+        if "mfa" in groups:
+            log("mixture of factor analysers, seconds per iteration and whole fit():")
+            mfa_started = time.perf_counter()
+            results["mfa"] = mfa_report.measure(
+                mfa_report.QUICK_CASES if quick else mfa_report.FULL_CASES,
+                repeats,
+                results["fit_repeats"],
+                log,
+            )
+            results["mfa_wall_seconds"] = time.perf_counter() - mfa_started
+            group_done("mfa")
+        if "truncated" in groups:
+            log("truncated variational EM against exact FastGMM:")
+            # Best of 7 at full size: the truncated times are tens of milliseconds on a shared machine.
+            results["truncated"] = truncated_report.measure(quick, args.repeats or (1 if quick else 7), log)
+            group_done("truncated")
+    except BaseException as stop:  # an error, or Ctrl-C: what the finished groups measured stays
+        done = results["completed_groups"]
+        kept = f"the results of {', '.join(done)} are in {out_dir}" if done else "no group had finished"
+        log(f"stopped ({type(stop).__name__}) before {groups[len(done)]} finished: {kept}")
+        raise
+
+    print(markdown(results))
+    log(f"wrote {', '.join(written)} to {out_dir} in {results['wall_seconds']:.0f} s")
 
     failed = all_failed_checks(results)
     if failed:

@@ -229,10 +229,72 @@ def test_factor_only_report_writes_its_tables_and_exit_status(
     results = json.loads((tmp_path / "report.json").read_text())
     assert [row["case"] for row in results["factor_fits"]] == [case.id for case in TINY_FACTOR]
     assert "iterations" not in results and not (tmp_path / "time_per_iteration.png").exists()
+    assert results["completed_groups"] == results["groups"] == ["factor"] and "Partial report" not in text
 
     _shift_fastelbo(monkeypatch, -1e-3)
     assert report.main(["--quick", "--groups", "factor", "--output", str(tmp_path)]) == 1
     capsys.readouterr()
+
+
+# --- a run that stops ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stop", [RuntimeError("the MFA group broke"), KeyboardInterrupt()])
+def test_a_stopped_run_keeps_the_groups_it_finished(monkeypatch, tmp_path, one_timing_per_fit, capsys, stop):
+    """Each group's results are on disk as soon as the group finishes: a later group that raises (or
+    Ctrl-C during it) leaves them there, in a report marked partial."""
+    monkeypatch.setattr(factor_cases, "QUICK_CASES", TINY_FACTOR[:1])
+    on_disk_while_mfa_ran = {}
+
+    def mfa_stops(*args, **kwargs):
+        on_disk_while_mfa_ran["json"] = json.loads((tmp_path / "report.json").read_text())
+        on_disk_while_mfa_ran["md"] = (tmp_path / "report.md").read_text()
+        raise stop
+
+    monkeypatch.setattr(mfa_report, "measure", mfa_stops)
+    with pytest.raises(type(stop)):
+        report.main(["--quick", "--groups", "factor", "mfa", "--output", str(tmp_path)])
+
+    results = json.loads((tmp_path / "report.json").read_text())
+    assert results == on_disk_while_mfa_ran["json"]
+    assert results["groups"] == ["factor", "mfa"] and results["completed_groups"] == ["factor"]
+    assert [row["case"] for row in results["factor_fits"]] == [TINY_FACTOR[0].id] and "mfa" not in results
+    text = (tmp_path / "report.md").read_text()
+    assert text == on_disk_while_mfa_ran["md"]
+    assert f"| {TINY_FACTOR[0].id} | FastPPCA (eigh) |" in text
+    assert "## Mixture of factor analysers" not in text
+    assert "**Partial report**: mfa not measured (yet)" in text and "Measured: factor." in text
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["report.json", "report.md"]  # no .partial
+    stderr = capsys.readouterr().err
+    assert f"factor done: the results so far are in {tmp_path} (report.md, report.json)" in stderr
+    stopped = f"stopped ({type(stop).__name__}) before mfa finished: the results of factor are in {tmp_path}"
+    assert stopped in stderr
+
+
+def test_a_run_stopped_in_its_first_group_says_so(monkeypatch, tmp_path, capsys):
+    def factor_stops(*args, **kwargs):
+        raise RuntimeError("the factor group broke")
+
+    monkeypatch.setattr(factor_report, "measure", factor_stops)
+    with pytest.raises(RuntimeError):
+        report.main(["--quick", "--groups", "factor", "--output", str(tmp_path)])
+    assert not (tmp_path / "report.json").exists()
+    assert "stopped (RuntimeError) before factor finished: no group had finished" in capsys.readouterr().err
+
+
+def test_the_report_marks_the_groups_not_measured():
+    results = {
+        "quick": True,
+        "repeats": 1,
+        "fit_repeats": 1,
+        "environment": report.environment(),
+        "groups": ["gmm", "factor", "mfa"],
+        "completed_groups": [],
+    }
+    assert "**Partial report**: gmm, factor, mfa not measured (yet)" in report.markdown(results)
+    assert "Measured: nothing." in report.markdown(results)
+    results["groups"] = []
+    assert "Partial report" not in report.markdown(results)
 
 
 # --- the mixture-of-factor-analysers group ------------------------------------------------------

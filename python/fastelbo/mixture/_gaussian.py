@@ -166,8 +166,8 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         means, exactly where ``K²·D <= 2**30`` and otherwise within a coarse clustering of the means
         (cells around sqrt(K) pivots, ``O(K·sqrt(K)·D)``); its sets with one exact labelling pass
         where ``N·K·D <= 2e10``, otherwise as every row's nearest means in its coarse cell
-        (``O(N·sqrt(K)·D)``); then up to 30 E-steps at the initial parameters, ``O(N·C'·G·D)`` each
-        (``fastelbo.mixture._truncated``). ``score``, ``score_samples``, ``predict``,
+        (``O(N·sqrt(K)·D)``); then up to 30 E-steps at the initial parameters, ``O(N·C'·G·D)`` each.
+        ``score``, ``score_samples``, ``predict``,
         ``predict_proba``, ``bic``, ``aic`` and ``entropy_decomposition(X)`` stay exact: one full
         pass over all K components, ``O(N·K·D)``.
     n_neighbors : int, default=None

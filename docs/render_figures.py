@@ -47,7 +47,8 @@ def summary(mfa):
     gap = mfa.elbo_history_ - mfa.entropy_sum_history_
     return [
         f"{mfa.n_iter_} iterations, converged_={mfa.converged_}",
-        f"F - S: {gap[0]:+.2f} after iteration 1, {gap[29]:+.1e} after 30, {gap[-1]:+.1e} after {mfa.n_iter_}",
+        f"F - S: {gap[0]:+.2f} after iteration 1, {gap[29]:+.1e} after 30, "
+        f"{gap[-1]:+.1e} after {mfa.n_iter_}",
     ]
 
 

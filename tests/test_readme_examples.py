@@ -51,7 +51,11 @@ _FENCE = re.compile(r"^```(?P<tag>[^\n`]*)\n(?P<body>.*?)^```[ \t]*$", re.MULTIL
 _HEADING = re.compile(r"^#+ +(.+)$", re.MULTILINE)
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _TOKEN = re.compile(
-    "(?P<placeholder>" + "|".join(map(re.escape, PLACEHOLDERS)) + r")|(?P<number>" + _NUMBER + r")|(?P<blank>\s+)"
+    "(?P<placeholder>"
+    + "|".join(map(re.escape, PLACEHOLDERS))
+    + r")|(?P<number>"
+    + _NUMBER
+    + r")|(?P<blank>\s+)"
 )
 
 
@@ -108,7 +112,9 @@ def sessions(markdown):
 
 
 def _ids(items):
-    return [f"{index}-{re.sub(r'[^A-Za-z0-9]+', '-', item[-1]).strip('-')}" for index, item in enumerate(items)]
+    return [
+        f"{index}-{re.sub(r'[^A-Za-z0-9]+', '-', item[-1]).strip('-')}" for index, item in enumerate(items)
+    ]
 
 
 # --- comparing outputs -------------------------------------------------------------------------------
@@ -284,8 +290,8 @@ def test_readme_console_session_prints_what_is_shown(commands, heading, tmp_path
             timeout=600,
         )
         differences = output_differences(output, result.stdout)
-        assert not differences, f"$ {command}\nprinted\n{result.stdout}\n--- not what is shown ---\n" + "\n".join(
-            differences
+        assert not differences, (
+            f"$ {command}\nprinted\n{result.stdout}\n--- not what is shown ---\n" + "\n".join(differences)
         )
 
 
@@ -294,7 +300,12 @@ def test_readme_console_session_prints_what_is_shown(commands, heading, tmp_path
 
 def _run_example(code, folder):
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=folder, env=_environment(folder), capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", code],
+        cwd=folder,
+        env=_environment(folder),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if result.returncode or result.stderr:
         raise RuntimeError(f"README example failed or wrote to stderr:\n{code}\n{result.stderr}")

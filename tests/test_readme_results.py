@@ -1,0 +1,128 @@
+"""The README's benchmark figures are those of the committed results under bench/results.
+
+Timings depend on the machine, so the README quotes measured runs (with the CPU and build named)
+rather than printing them from an example; these tests check that what it quotes is what the
+results files hold, so that a re-run of a benchmark and the README cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from test_readme_examples import README, prose
+
+RESULTS = README.parent / "bench" / "results"
+
+
+def _section(title):
+    """The README's text (fenced blocks blanked) from the heading ``## title`` to the next ``## ``."""
+    text = prose(README.read_text(encoding="utf-8"))
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end >= 0 else None]
+
+
+def _rows(text):
+    """Table rows other than headers and separators."""
+    rows = [line.strip() for line in text.splitlines() if line.startswith("| ")]
+    return [row for row in rows if not row.startswith("| case ") and not set(row) <= set("|- ")]
+
+
+def test_performance_tables_are_the_reports():
+    report = (RESULTS / "report.md").read_text(encoding="utf-8")
+    rows = _rows(_section("Performance"))
+    assert len(rows) >= 20
+    missing = [row for row in rows if row not in report]
+    assert not missing, "README rows not in bench/results/report.md:\n" + "\n".join(missing)
+    threads = re.search(
+        r"^(sep3-\S+: [0-9.]+ s/iter with `n_jobs=1`.*)$", _section("Performance"), re.MULTILINE
+    )
+    assert threads and threads[1] in report
+
+
+def test_performance_names_the_machine_of_the_report():
+    report = (RESULTS / "report.md").read_text(encoding="utf-8")
+    section = _section("Performance")
+    assert "CPU target: v4" in report and "AVX512" in report and "2 CPUs" in report
+    assert "AMD EPYC" in section and "AVX-512" in section and "`v4` build" in section
+
+
+#: (what the README says, results file, what the file must say) for the figures quoted in prose.
+QUOTED = [
+    # truncated EM, bench/report.py --groups truncated
+    ("truncated **0.0227 / 0.0298 / 0.0280 s** per iteration", "truncated/report.md", ["| 256 | 0.0227 |"]),
+    (
+        "exact 0.0541 / 0.2640 / 1.4294 s (growth 26x)",
+        "truncated/report.md",
+        ["| 4096 | 0.0280 | 1.23x | 1.4294 |"],
+    ),
+    (
+        "truncated fit 9.21 s (0.177 s per iteration)",
+        "truncated/report.md",
+        ["| truncated | 9.21 | 30, not converged"],
+    ),
+    (
+        "exact EM 72.25 s (2.257 s per iteration), 187.104",
+        "truncated/report.md",
+        ["| exact | 72.25 |", "187.103826"],
+    ),
+    ("**0.957 s per iteration**", "truncated/report.md", ["**0.957**"]),
+    ("peak RSS 913 MiB", "truncated/report.md", ["peak RSS during `fit` 913 MiB"]),
+    # FastMFA, bench/mfa_interleaved.py
+    (
+        "**2.14 s against 29.75 s (13.9x)",
+        "mfa/interleaved.txt",
+        ["FastMFA 2.136 s/iter, NumPy MFA EM 29.75 s/iter"],
+    ),
+    (
+        "2.05 s against 26.05 s (12.7x)**",
+        "mfa/interleaved.txt",
+        ["FastMFA 2.054 s/iter, NumPy MFA EM 26.05 s/iter"],
+    ),
+    (
+        "FastMFA at 5.37 s against NumPy's 32.3 s (6.0x)",
+        "mfa/report.md",
+        ["| 5.3700 | 3.6217 | 32.2694 | 7.5468 |"],
+    ),
+    ("mean log-likelihood of 198.51 per patch", "mfa/report.md", ["198.5074159 | 5.3e-04"]),
+    # factor models, bench/report.py's factor group
+    (
+        "FastFactorAnalysis fits in 0.043 s against 6.4 s",
+        "factor/report.md",
+        ["| 0.0429 | 18 |", "| 6.4049 | 16 |"],
+    ),
+    ("and 11.4 s with `'lapack'` (266x)", "factor/report.md", ["| 11.4134 | 16 | -117.479054 | 265.7x |"]),
+    ("(0.040 s against 0.055 s)", "factor/report.md", ["| 0.0402 | 1 |", "| 0.0546 | closed form |"]),
+]
+
+
+@pytest.mark.parametrize(("quoted", "file", "sources"), QUOTED, ids=[quoted[:40] for quoted, _, _ in QUOTED])
+def test_quoted_benchmark_figures_are_in_the_results(quoted, file, sources):
+    readme = " ".join(README.read_text(encoding="utf-8").split())  # line breaks do not matter
+    assert " ".join(quoted.split()) in readme, f"the README no longer says {quoted!r}: update QUOTED"
+    text = (RESULTS / file).read_text(encoding="utf-8")
+    missing = [source for source in sources if source not in text]
+    assert not missing, f"bench/results/{file} does not hold {missing} (quoted as {quoted!r})"
+
+
+def test_results_files_the_readme_links_exist():
+    linked = re.findall(r"\((bench/results/[^)\s]+)\)", README.read_text(encoding="utf-8"))
+    assert linked
+    missing = [path for path in linked if not (README.parent / path).exists()]
+    assert not missing, missing
+
+
+def test_every_relative_link_of_the_readme_exists():
+    text = README.read_text(encoding="utf-8")
+    links = [link for link in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text) if "://" not in link]
+    missing = [link for link in links if not (README.parent / Path(link)).exists()]
+    assert not missing, missing
+    anchors = re.findall(r"\]\(#([^)]+)\)", text)
+    headings = {
+        re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        for heading in re.findall(r"^#+ +(.+)$", prose(text), re.MULTILINE)
+    }
+    assert not [anchor for anchor in anchors if anchor not in headings], (anchors, sorted(headings))

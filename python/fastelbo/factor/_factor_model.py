@@ -234,10 +234,15 @@ class LinearGaussianFactorModel(
         if not isinstance(n_samples, numbers.Integral) or isinstance(n_samples, bool) or n_samples < 1:
             raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}")
         rng = check_random_state(self.random_state)
-        n_components, n_features = self.components_.shape
+        loadings = self._loadings()
+        n_components, n_features = loadings.shape
         latents = rng.standard_normal((int(n_samples), n_components))
         noise = rng.standard_normal((int(n_samples), n_features)) * np.sqrt(self._noise_vector())
-        return self.mean_ + latents @ self.components_ + noise
+        return self.mean_ + latents @ loadings + noise
+
+    def _loadings(self):
+        """The model's loadings W^T, shape (n_components, n_features) (``components_`` here)."""
+        return self.components_
 
     @property
     def _n_features_out(self):

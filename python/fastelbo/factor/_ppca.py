@@ -18,7 +18,6 @@ import numbers
 import numpy as np
 from scipy import linalg
 from scipy.special import gammaln
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from fastelbo._base import check_integer
@@ -514,28 +513,9 @@ class FastPPCA(LinearGaussianFactorModel):
             return (self.components_.T / self.explained_variance_) @ self.components_
         return super().get_precision()
 
-    def sample(self, n_samples=1):
-        """Draw samples from the fitted model (generator seeded from ``random_state``).
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-            Number of samples.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-        """
-        check_is_fitted(self)
-        if isinstance(n_samples, np.ndarray) and n_samples.ndim == 0:
-            n_samples = n_samples.item()
-        if not isinstance(n_samples, numbers.Integral) or isinstance(n_samples, bool) or n_samples < 1:
-            raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}")
-        rng = check_random_state(self.random_state)
-        n_components, n_features = self.loadings_.shape
-        latents = rng.standard_normal((int(n_samples), n_components))
-        noise = rng.standard_normal((int(n_samples), n_features)) * math.sqrt(float(self.noise_variance_))
-        return self.mean_ + latents @ self.loadings_ + noise
+    def _loadings(self):
+        # components_ are PCA's unit axes; the model's loadings are loadings_.
+        return self.loadings_
 
     def entropy_decomposition(self, X=None):
         """ELBO and its entropy decomposition (``docs/theory.rst``).

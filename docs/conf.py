@@ -75,11 +75,19 @@ def _drop_private_aliases(app, env):
 def _internal_class_names() -> set[str]:
     """Names of the classes that fastelbo's modules define and no public module exports."""
     import importlib
+    import importlib.machinery
+    import importlib.util
     import inspect
     import pkgutil
 
     defined, public = set(), set(fastelbo.__all__)
     for info in pkgutil.walk_packages(fastelbo.__path__, "fastelbo."):
+        spec = importlib.util.find_spec(info.name)
+        if spec.origin and spec.origin.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
+            # A compiled kernel module: importing one built for a CPU level this machine lacks
+            # (x86-64-v4 here on an AVX2 machine) would stop the process; fastelbo loads the
+            # right one itself.
+            continue
         try:
             module = importlib.import_module(info.name)
         except ImportError:  # an optional dependency's module

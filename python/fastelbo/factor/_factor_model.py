@@ -206,9 +206,11 @@ class LinearGaussianFactorModel(
         return rows_function(X)
 
     def get_covariance(self):
-        """Model covariance ``components_^T components_ + diag(noise)``, shape (n_features, n_features)."""
+        """Model covariance ``W W^T + diag(noise)``, ``W^T`` the loadings (FastFactorAnalysis's
+        ``components_``, FastPPCA's ``loadings_``), shape (n_features, n_features)."""
         check_is_fitted(self)
-        return self.components_.T @ self.components_ + np.diag(self._noise_vector())
+        loadings = self._loadings()
+        return loadings.T @ loadings + np.diag(self._noise_vector())
 
     def get_precision(self):
         """Model precision (inverse covariance), through the Woodbury identity written so that it
@@ -240,9 +242,13 @@ class LinearGaussianFactorModel(
         noise = rng.standard_normal((int(n_samples), n_features)) * np.sqrt(self._noise_vector())
         return self.mean_ + latents @ loadings + noise
 
+    #: The attribute holding the model's loadings W^T, shape (n_components, n_features): what EM
+    #: updates and the posterior reads (FastPPCA keeps PCA's unit axes in components_).
+    _loadings_attribute = "components_"
+
     def _loadings(self):
-        """The model's loadings W^T, shape (n_components, n_features) (``components_`` here)."""
-        return self.components_
+        """The model's loadings W^T (see :attr:`_loadings_attribute`)."""
+        return getattr(self, self._loadings_attribute)
 
     @property
     def _n_features_out(self):
@@ -251,7 +257,7 @@ class LinearGaussianFactorModel(
     # -- EM hooks (see fastelbo._base) -------------------------------------------------------
 
     def _posterior(self):
-        return factor_posterior(self.components_, self._noise_vector())
+        return factor_posterior(self._loadings(), self._noise_vector())
 
     def _statistics(self, scatter):
         posterior = self._posterior()
@@ -274,14 +280,14 @@ class LinearGaussianFactorModel(
         return bool(np.any(self._noise_vector() < EXACT_FACTOR_BELOW * reference))
 
     def _m_step(self, statistics):
-        components, noise = em_update(
+        loadings, noise = em_update(
             statistics.scatter.factor,
             statistics.posterior,
             statistics.means,
             self._noise_floor,
             self._noise_type,
         )
-        self.components_ = components
+        setattr(self, self._loadings_attribute, loadings)
         self.noise_variance_ = self._noise_from_vector(noise)
 
     def _decompose(self, statistics):
@@ -301,10 +307,11 @@ class LinearGaussianFactorModel(
         return self._e_step(X, sample_weight=sample_weight), None
 
     def _get_parameters(self):
-        return (self.mean_, self.components_, self.noise_variance_)
+        return (self.mean_, self._loadings(), self.noise_variance_)
 
     def _set_parameters(self, parameters):
-        self.mean_, self.components_, self.noise_variance_ = parameters
+        self.mean_, loadings, self.noise_variance_ = parameters
+        setattr(self, self._loadings_attribute, loadings)
 
     def _noise_vector(self):
         """The noise variance of every feature, shape (n_features,)."""

@@ -24,7 +24,7 @@ from fastelbo._base import check_integer
 from fastelbo._progress import document_progress_parameters
 from fastelbo._threads import single_threaded_blas
 from fastelbo.factor._factor_model import LinearGaussianFactorModel
-from fastelbo.factor._linear_gaussian import LOG_2PI, em_update, factor_posterior
+from fastelbo.factor._linear_gaussian import LOG_2PI
 from fastelbo.factor._scatter import data_scatter
 
 SOLVERS = ("eigh", "em")
@@ -212,6 +212,7 @@ class FastPPCA(LinearGaussianFactorModel):
     """
 
     _noise_type = "spherical"
+    _loadings_attribute = "loadings_"  # components_ are PCA's unit axes
 
     def __init__(
         self,
@@ -407,28 +408,9 @@ class FastPPCA(LinearGaussianFactorModel):
     def _noise_from_vector(self, noise):
         return np.float64(noise[0])
 
-    # -- EM hooks: the parameters are the loadings, not components_ ---------------------------
-
-    def _posterior(self):
-        return factor_posterior(self.loadings_, self._noise_vector())
-
-    def _m_step(self, statistics):
-        loadings, noise = em_update(
-            statistics.scatter.factor,
-            statistics.posterior,
-            statistics.means,
-            self._noise_floor,
-            self._noise_type,
-        )
-        self.loadings_ = loadings
-        self.noise_variance_ = self._noise_from_vector(noise)
-
-    def _get_parameters(self):
-        return (self.mean_, self.loadings_, self.noise_variance_)
-
     def _set_parameters(self, parameters):
-        self.mean_, self.loadings_, self.noise_variance_ = parameters
-        self._describe_loadings(self._em_scatter)
+        super()._set_parameters(parameters)
+        self._describe_loadings(self._em_scatter)  # PCA's axes and variances of the loadings
 
     # -- inference ---------------------------------------------------------------------------
 
@@ -495,15 +477,6 @@ class FastPPCA(LinearGaussianFactorModel):
         )
         return self._per_row(X, (), log_likelihoods)
 
-    def get_covariance(self):
-        """Model covariance ``loadings_^T loadings_ + noise_variance_ I`` (equally
-        ``components_^T diag(explained_variance_ - noise_variance_) components_ + noise_variance_
-        I``), shape (n_features, n_features)."""
-        check_is_fitted(self)
-        covariance = self.loadings_.T @ self.loadings_
-        covariance[np.diag_indices_from(covariance)] += float(self.noise_variance_)
-        return covariance
-
     def get_precision(self):
         """Model precision (inverse covariance), through the Woodbury identity written so that it
         does not cancel when the noise variance is tiny relative to the loadings (from the
@@ -512,10 +485,6 @@ class FastPPCA(LinearGaussianFactorModel):
         if self.noise_variance_ == 0:
             return (self.components_.T / self.explained_variance_) @ self.components_
         return super().get_precision()
-
-    def _loadings(self):
-        # components_ are PCA's unit axes; the model's loadings are loadings_.
-        return self.loadings_
 
     def entropy_decomposition(self, X=None):
         """ELBO and its entropy decomposition (``docs/theory.rst``).

@@ -183,10 +183,24 @@ class MixtureEstimator(EMEstimator):
     def bic(self, X):
         """Bayesian information criterion of X (lower is better)."""
         X = self._validate_for_inference(X)
-        return -2 * self._inference_pass(X)[0].sum_log_norm + self._n_parameters() * np.log(X.shape[0])
+        return self._criteria(self._inference_pass(X)[0].sum_log_norm, X.shape[0])[0]
 
     @single_threaded_blas
     def aic(self, X):
         """Akaike information criterion of X (lower is better)."""
         X = self._validate_for_inference(X)
-        return -2 * self._inference_pass(X)[0].sum_log_norm + 2 * self._n_parameters()
+        return self._criteria(self._inference_pass(X)[0].sum_log_norm, X.shape[0])[1]
+
+    @single_threaded_blas
+    def _labels_and_criteria(self, X):
+        """``(predict(X), bic(X), aic(X))`` from one pass over X."""
+        X = self._validate_for_inference(X)
+        stats, out = self._inference_pass(X, labels=True)
+        return (out["labels"], *self._criteria(stats.sum_log_norm, X.shape[0]))
+
+    def _criteria(self, sum_log_norm, n_samples):
+        """``(BIC, AIC)`` of data whose total log-likelihood is ``sum_log_norm``."""
+        return (
+            -2 * sum_log_norm + self._n_parameters() * np.log(n_samples),
+            -2 * sum_log_norm + 2 * self._n_parameters(),
+        )

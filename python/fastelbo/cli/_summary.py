@@ -104,14 +104,14 @@ def fit_results(model, data, *, labels=False) -> FitResults:
         decomposition, why = None, str(error)
     mixture = factors = row_labels = reg_gap = None
     if hasattr(model, "weights_"):
-        fitted_labels = model.predict(X)
+        fitted_labels, bic, aic = model._labels_and_criteria(X)  # one pass over X, not three
         sizes = np.bincount(fitted_labels, minlength=model.weights_.shape[0])
         mixture = {
             "weights": model.weights_,
             "means": model.means_,
             "sizes": sizes,
-            "bic": float(model.bic(X)),
-            "aic": float(model.aic(X)),
+            "bic": float(bic),
+            "aic": float(aic),
         }
         if labels:
             row_labels = fitted_labels if data.X_all is None else model.predict(data.X_all)

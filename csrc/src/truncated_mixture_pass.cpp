@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "fastelbo/gaussian_row_maths.hpp"
 #include "fastelbo/posterior_row.hpp"
 #include "fastelbo/row_block_schedule.hpp"
 #include "fastelbo/tied_whitening.hpp"
@@ -412,11 +413,11 @@ class TruncatedEStep {
             for (Index j = 0; j < U; ++j) {
                 const std::int32_t c = ws.union_components[j];
                 if (j + 1 < U) prefetch_row(p_.precisions_cholesky + ws.union_components[j + 1] * D_ * D_, D_ * D_);
-                const RowVector<T> offset = (means.row(c).template cast<double>() - point64).template cast<T>();
-                ws.whitened.noalias() = (z.leftCols(D_).rowwise() - offset) *
+                ws.offset = (means.row(c).template cast<double>() - point64).template cast<T>();
+                ws.whitened.noalias() = (z.leftCols(D_).rowwise() - ws.offset) *
                                         ConstRowMatrixMap<T>(p_.precisions_cholesky + c * D_ * D_, D_, D_);
-                ws.log_joint.col(j) = (static_cast<T>(constants_.base(c)) -
-                                       static_cast<T>(0.5) * ws.whitened.rowwise().squaredNorm().array())
+                ws.log_joint.col(j) = gaussian_log_joint(finite_component_constant<T>(constants_.base(c)),
+                                                         ws.whitened.rowwise().squaredNorm().array())
                                           .matrix();
             }
         } else {
@@ -528,14 +529,13 @@ class TruncatedEStep {
         auto z = ws.features.topRows(n_rows);
         ws.projection.resize(F_, U);
         ws.constant.resize(U);
-        const RowVector<double> centre = tied_ ? RowVector<double>(whitened_.means.row(b)) : point64;
         for (Index j = 0; j < U; ++j) {
             const std::int32_t c = ws.union_components[j];
             if (!tied_) prefetch_row(p_.means + c * D_, D_);
             prefetch_row(column_parameters_ + c * D_, D_);
         }
         for (Index j = 0; j < U; ++j)
-            fill_projection(ws.union_components[j], b, centre, ws.projection.col(j), ws.constant(j));
+            fill_projection(ws.union_components[j], b, point64, ws.projection.col(j), ws.constant(j), ws);
         // Tied: ||y~ − m~_c||² of the rows run_item whitened, as spherical with unit precision.
         if (tied_ || spherical_) {
             z.col(D_) = z.leftCols(D_).rowwise().squaredNorm();
@@ -807,8 +807,8 @@ class TruncatedEStep {
         const auto x = ConstRowMatrixMap<T>(r_.X, r_.n_rows, D_).row(n).array();
         const auto mu = Eigen::Map<const RowVector<T>>(mean_precision_.data() + c * 2 * D_, D_).array();
         const auto precision = Eigen::Map<const RowVector<T>>(mean_precision_.data() + c * 2 * D_ + D_, D_).array();
-        const T mahalanobis = ((x - mu).square() * precision).sum();
-        return constants_.base(c) - 0.5 * static_cast<double>(mahalanobis);
+        const T mahalanobis = diagonal_squared_distance(x, mu, precision);
+        return gaussian_log_joint(constants_.base(c), static_cast<double>(mahalanobis));
     }
 
     // Full: log π_c + log N(x; μ_c, Σ_c) from the row x~ = x − μ_b.
@@ -818,41 +818,37 @@ class TruncatedEStep {
         ws.offset = (ConstRowMatrixMap<T>(p_.means, K_, D_).row(c).template cast<double>() - point).template cast<T>();
         ws.offset = centred_row - ws.offset;
         ws.whitened_row.noalias() = ws.offset * ConstRowMatrixMap<T>(p_.precisions_cholesky + c * D_ * D_, D_, D_);
-        return constants_.base(c) - 0.5 * static_cast<double>(ws.whitened_row.squaredNorm());
+        return gaussian_log_joint(constants_.base(c), static_cast<double>(ws.whitened_row.squaredNorm()));
     }
 
     // Tied: log π_c + log N(x; μ_c, Σ) from the whitened row y~ = (x − μ_b) U.
     template <class Row>
     double direct_whitened_log_joint(const Row& whitened_row, Index b, std::int32_t c, Workspace& ws) const {
         whitened_.relative_between(c, b, ws.relative);
-        return constants_.base(c) - 0.5 * (whitened_row.template cast<double>() - ws.relative).squaredNorm();
+        return gaussian_log_joint(constants_.base(c),
+                                  (whitened_row.template cast<double>() - ws.relative).squaredNorm());
     }
 
-    // Column of component c about `point`: [p_c (μ_c − point), −p_c / 2] and its constant.
+    // Column of component c of group b: diag, spherical [p_c (μ_c − μ_b), −p_c / 2] about point64 = μ_b;
+    // tied [m~_c, −1/2] with m~_c = (μ_c − μ_b) U (in ws.relative); and its constant.
     template <class Column>
-    void fill_projection(std::int32_t c, Index b, const RowVector<double>& point, Column&& column, T& constant) const {
-        if (tied_) {  // `point` is the whitened μ_b: [m~_c, −1/2] with m~_c = (μ_c − μ_b) U
-            RowVector<double> relative(D_);
-            whitened_.relative_between(c, b, relative);
+    void fill_projection(std::int32_t c, Index b, const RowVector<double>& point64, Column&& column, T& constant,
+                         Workspace& ws) const {
+        if (tied_) {
+            whitened_.relative_between(c, b, ws.relative);
             double norm = 0;
             for (Index d = 0; d < D_; ++d) {
-                column(d) = static_cast<T>(relative(d));
-                norm += relative(d) * relative(d);
+                column(d) = static_cast<T>(ws.relative(d));
+                norm += ws.relative(d) * ws.relative(d);
             }
             column(D_) = static_cast<T>(-0.5);
-            constant = static_cast<T>(constants_.base(c) - 0.5 * norm);
+            constant = finite_component_constant<T>(gaussian_log_joint(constants_.base(c), norm));
             return;
         }
-        double mahalanobis = 0;
-        for (Index d = 0; d < D_; ++d) {
-            const double centred = static_cast<double>(p_.means[c * D_ + d]) - point(d);
-            const double precision = constants_.precision(c, d);
-            column(d) = static_cast<T>(centred * precision);
-            mahalanobis += centred * centred * precision;
-            if (!spherical_) column(D_ + d) = static_cast<T>(-0.5 * precision);
-        }
-        if (spherical_) column(D_) = static_cast<T>(-0.5 * constants_.precision(c, 0));
-        constant = static_cast<T>(constants_.base(c) - 0.5 * mahalanobis);
+        const double* precision = constants_.precision.data() + c * D_;
+        const double mahalanobis = expansion_column(p_.means + c * D_, precision, point64, D_, column);
+        squared_feature_entries(precision, D_, spherical_, column);
+        constant = finite_component_constant<T>(gaussian_log_joint(constants_.base(c), mahalanobis));
     }
 
     // The posterior over every row's C' best candidates (ws.best), exponentials vectorised over the
@@ -970,12 +966,12 @@ class TruncatedEStep {
     bool spherical_, tied_, full_, moments_;
     Index F_, stride_;
     ComponentConstants constants_;
-    RowMatrix<T> chol_;                 // tied: [D, D] the shared precision Cholesky factor U
+    RowMatrix<T> chol_;  // tied: [D, D] the shared precision Cholesky factor U
     // tied: [K, D] (μ_c − centre) U, the centre the mean of the μ_c; only their differences are
     // read, and whitening about the origin would lose the digits of the data's offset.
     WhitenedMeans whitened_;
-    const double* column_parameters_;   // [K, D] what a projection column reads: p_c or μ_c U
-    RowMatrix<T> mean_precision_;       // diag, spherical: [K, 2D] μ_c then p_c, one block a component
+    const double* column_parameters_;  // [K, D] what a projection column reads: p_c or μ_c U
+    RowMatrix<T> mean_precision_;      // diag, spherical: [K, 2D] μ_c then p_c, one block a component
     RowGroups groups_;
     std::vector<std::vector<CandidateScore>> item_scores_;
     mutable std::vector<double> item_sums_;  // [items, 3]: Σ w, Σ w log-norm, Σ w H[q_n]

@@ -139,16 +139,18 @@ inline void squared_feature_entries(const double* precision, Index D, bool spher
 }
 
 // Adds one (row, component) pair's first moment about a point r, w (x - r), to `first` ([D]);
-// `centred` = x - r in float64.
+// `centred` = x - r in float64. Both moment functions are always inlined: the truncated pass calls
+// them per (row, kept component) deep inside its per-item loops, where GCC left them as calls (7%
+// of a diag pass at N=200k, K=256, D=64).
 template <class Centred>
-inline void add_first_moment(double w, const Centred& centred, double* first) {
+EIGEN_ALWAYS_INLINE void add_first_moment(double w, const Centred& centred, double* first) {
     Eigen::Map<RowVector<double>>(first, centred.size()) += w * centred;
 }
 
 // Adds the pair's second moment about r: w (x - r)^2 to `second` ([D], diag) or w ||x - r||^2 to
 // `*second` (spherical).
 template <class Centred>
-inline void add_second_moment(double w, const Centred& centred, bool spherical, double* second) {
+EIGEN_ALWAYS_INLINE void add_second_moment(double w, const Centred& centred, bool spherical, double* second) {
     if (spherical) {
         *second += w * centred.squaredNorm();
     } else {

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "fastelbo/gaussian_row_maths.hpp"
 #include "fastelbo/posterior_row.hpp"
 #include "fastelbo/row_block_schedule.hpp"
 #include "fastelbo/tied_whitening.hpp"
@@ -52,55 +53,6 @@ struct Candidate {
 // Larger log-joint first; equal ones by smaller component index.
 inline bool better(const Candidate& a, const Candidate& b) {
     return a.log_joint > b.log_joint || (a.log_joint == b.log_joint && a.component < b.component);
-}
-
-// Per-component constants of the log-joint in float64: precision p_cd and
-// log π_c − D/2 log 2π + log|U_c| (empty components get a finite floor, as in the exact pass).
-struct ComponentConstants {
-    RowMatrix<double> precision;  // [K, D]
-    Vector<double> base;          // [K]
-};
-
-template <class T>
-ComponentConstants component_constants(const GaussianMixtureParams<T>& p) {
-    const Index K = p.n_components, D = p.n_features;
-    const bool spherical = p.type == CovarianceType::Spherical;
-    ComponentConstants out{RowMatrix<double>(K, D), Vector<double>(K)};
-    if (p.type == CovarianceType::Full) {  // a factor U_c per component: log|U_c| from its diagonal
-        out.precision.resize(0, D);
-        for (Index c = 0; c < K; ++c)
-            out.base(c) = ConstRowMatrixMap<T>(p.precisions_cholesky + c * D * D, D, D)
-                              .diagonal()
-                              .template cast<double>()
-                              .array()
-                              .log()
-                              .sum();
-    } else if (p.type == CovarianceType::Tied) {  // one factor U: no per-component precisions
-        out.precision.resize(0, D);
-        const double log_det =
-            ConstRowMatrixMap<T>(p.precisions_cholesky, D, D).diagonal().template cast<double>().array().log().sum();
-        out.base.setConstant(log_det);
-    }
-    const double half_log_two_pi = 0.5 * std::log(2 * M_PI);
-    // Logarithms vectorised over all components (K·D of them at large K).
-    Vector<double> log_det;
-    if (p.type == CovarianceType::Tied || p.type == CovarianceType::Full) {
-        log_det = out.base;
-    } else if (spherical) {
-        const Vector<double> u = ConstVectorMap<T>(p.precisions_cholesky, K).template cast<double>();
-        out.precision = u.array().square().matrix().replicate(1, D);
-        log_det = static_cast<double>(D) * u.array().log().matrix();
-    } else {
-        const RowMatrix<double> u = ConstRowMatrixMap<T>(p.precisions_cholesky, K, D).template cast<double>();
-        out.precision = u.array().square().matrix();
-        log_det = u.array().log().rowwise().sum().matrix();
-    }
-    for (Index c = 0; c < K; ++c) {
-        const double log_weight = static_cast<double>(p.log_weights[c]);
-        out.base(c) = (std::isfinite(log_weight) ? log_weight : static_cast<double>(log_zero_floor<T>())) -
-                      D * half_log_two_pi + log_det(c);
-    }
-    return out;
 }
 
 // A stable counting sort of `order` by key[element] in [0, K): `out` receives the sorted elements
@@ -235,7 +187,7 @@ class TruncatedEStep {
           moments_(r.reference != nullptr),
           F_(full_ ? D_ : (spherical_ || tied_ ? D_ + 1 : 2 * D_)),
           stride_(moments_ && !full_ ? 1 + D_ + (spherical_ ? 1 : (tied_ ? 0 : D_)) : 1),
-          constants_(component_constants(p)),
+          constants_(gaussian_constants(p, EmptyComponents::Floored)),
           chol_(tied_ ? ConstRowMatrixMap<T>(p.precisions_cholesky, D_, D_) : ConstRowMatrixMap<T>(nullptr, 0, 0)),
           whitened_(tied_ ? whitened_about_centre(ConstRowMatrixMap<T>(p.means, K_, D_), chol_) : WhitenedMeans{}),
           column_parameters_(tied_ ? whitened_.means.data() : constants_.precision.data()),
@@ -412,11 +364,11 @@ class TruncatedEStep {
             for (Index j = 0; j < U; ++j) {
                 const std::int32_t c = ws.union_components[j];
                 if (j + 1 < U) prefetch_row(p_.precisions_cholesky + ws.union_components[j + 1] * D_ * D_, D_ * D_);
-                const RowVector<T> offset = (means.row(c).template cast<double>() - point64).template cast<T>();
-                ws.whitened.noalias() = (z.leftCols(D_).rowwise() - offset) *
+                ws.offset = (means.row(c).template cast<double>() - point64).template cast<T>();
+                ws.whitened.noalias() = (z.leftCols(D_).rowwise() - ws.offset) *
                                         ConstRowMatrixMap<T>(p_.precisions_cholesky + c * D_ * D_, D_, D_);
-                ws.log_joint.col(j) = (static_cast<T>(constants_.base(c)) -
-                                       static_cast<T>(0.5) * ws.whitened.rowwise().squaredNorm().array())
+                ws.log_joint.col(j) = gaussian_log_joint(finite_component_constant<T>(constants_.base(c)),
+                                                         ws.whitened.rowwise().squaredNorm().array())
                                           .matrix();
             }
         } else {
@@ -528,14 +480,13 @@ class TruncatedEStep {
         auto z = ws.features.topRows(n_rows);
         ws.projection.resize(F_, U);
         ws.constant.resize(U);
-        const RowVector<double> centre = tied_ ? RowVector<double>(whitened_.means.row(b)) : point64;
         for (Index j = 0; j < U; ++j) {
             const std::int32_t c = ws.union_components[j];
             if (!tied_) prefetch_row(p_.means + c * D_, D_);
             prefetch_row(column_parameters_ + c * D_, D_);
         }
         for (Index j = 0; j < U; ++j)
-            fill_projection(ws.union_components[j], b, centre, ws.projection.col(j), ws.constant(j));
+            fill_projection(ws.union_components[j], b, point64, ws.projection.col(j), ws.constant(j), ws);
         // Tied: ||y~ − m~_c||² of the rows run_item whitened, as spherical with unit precision.
         if (tied_ || spherical_) {
             z.col(D_) = z.leftCols(D_).rowwise().squaredNorm();
@@ -725,12 +676,9 @@ class TruncatedEStep {
                             continue;
                         }
                         s.diff = X.row(n).template cast<double>() - reference;
-                        s.sx += wq * s.diff;
-                        if (spherical_) {
-                            spherical_sxx += wq * s.diff.squaredNorm();
-                        } else if (!tied_) {
-                            s.sxx += wq * s.diff.array().square().matrix();
-                        }
+                        add_first_moment(wq, s.diff, s.sx.data());
+                        if (!tied_)
+                            add_second_moment(wq, s.diff, spherical_, spherical_ ? &spherical_sxx : s.sxx.data());
                     }
                     stats.nk(c) = nk;
                     if (!moments_) continue;
@@ -807,8 +755,8 @@ class TruncatedEStep {
         const auto x = ConstRowMatrixMap<T>(r_.X, r_.n_rows, D_).row(n).array();
         const auto mu = Eigen::Map<const RowVector<T>>(mean_precision_.data() + c * 2 * D_, D_).array();
         const auto precision = Eigen::Map<const RowVector<T>>(mean_precision_.data() + c * 2 * D_ + D_, D_).array();
-        const T mahalanobis = ((x - mu).square() * precision).sum();
-        return constants_.base(c) - 0.5 * static_cast<double>(mahalanobis);
+        const T mahalanobis = diagonal_squared_distance(x, mu, precision);
+        return gaussian_log_joint(constants_.base(c), static_cast<double>(mahalanobis));
     }
 
     // Full: log π_c + log N(x; μ_c, Σ_c) from the row x~ = x − μ_b.
@@ -818,48 +766,40 @@ class TruncatedEStep {
         ws.offset = (ConstRowMatrixMap<T>(p_.means, K_, D_).row(c).template cast<double>() - point).template cast<T>();
         ws.offset = centred_row - ws.offset;
         ws.whitened_row.noalias() = ws.offset * ConstRowMatrixMap<T>(p_.precisions_cholesky + c * D_ * D_, D_, D_);
-        return constants_.base(c) - 0.5 * static_cast<double>(ws.whitened_row.squaredNorm());
+        return gaussian_log_joint(constants_.base(c), static_cast<double>(ws.whitened_row.squaredNorm()));
     }
 
     // Tied: log π_c + log N(x; μ_c, Σ) from the whitened row y~ = (x − μ_b) U.
     template <class Row>
     double direct_whitened_log_joint(const Row& whitened_row, Index b, std::int32_t c, Workspace& ws) const {
         whitened_.relative_between(c, b, ws.relative);
-        return constants_.base(c) - 0.5 * (whitened_row.template cast<double>() - ws.relative).squaredNorm();
+        return gaussian_log_joint(constants_.base(c),
+                                  (whitened_row.template cast<double>() - ws.relative).squaredNorm());
     }
 
-    // Column of component c about `point`: [p_c (μ_c − point), −p_c / 2] and its constant.
+    // Column of component c of group b: diag, spherical [p_c (μ_c − μ_b), −p_c / 2] about point64 = μ_b;
+    // tied [m~_c, −1/2] with m~_c = (μ_c − μ_b) U (in ws.relative); and its constant.
     template <class Column>
-    void fill_projection(std::int32_t c, Index b, const RowVector<double>& point, Column&& column, T& constant) const {
-        if (tied_) {  // `point` is the whitened μ_b: [m~_c, −1/2] with m~_c = (μ_c − μ_b) U
-            RowVector<double> relative(D_);
-            whitened_.relative_between(c, b, relative);
-            double norm = 0;
-            for (Index d = 0; d < D_; ++d) {
-                column(d) = static_cast<T>(relative(d));
-                norm += relative(d) * relative(d);
-            }
+    void fill_projection(std::int32_t c, Index b, const RowVector<double>& point64, Column&& column, T& constant,
+                         Workspace& ws) const {
+        if (tied_) {
+            whitened_.relative_between(c, b, ws.relative);
+            column.head(D_) = ws.relative.transpose().template cast<T>();
             column(D_) = static_cast<T>(-0.5);
-            constant = static_cast<T>(constants_.base(c) - 0.5 * norm);
+            constant = finite_component_constant<T>(gaussian_log_joint(constants_.base(c), ws.relative.squaredNorm()));
             return;
         }
-        double mahalanobis = 0;
-        for (Index d = 0; d < D_; ++d) {
-            const double centred = static_cast<double>(p_.means[c * D_ + d]) - point(d);
-            const double precision = constants_.precision(c, d);
-            column(d) = static_cast<T>(centred * precision);
-            mahalanobis += centred * centred * precision;
-            if (!spherical_) column(D_ + d) = static_cast<T>(-0.5 * precision);
-        }
-        if (spherical_) column(D_) = static_cast<T>(-0.5 * constants_.precision(c, 0));
-        constant = static_cast<T>(constants_.base(c) - 0.5 * mahalanobis);
+        const double* precision = constants_.precision.data() + c * D_;
+        const double mahalanobis = expansion_column(p_.means + c * D_, precision, point64, D_, column);
+        squared_feature_entries(precision, D_, spherical_, column);
+        constant = finite_component_constant<T>(gaussian_log_joint(constants_.base(c), mahalanobis));
     }
 
     // The posterior over every row's C' best candidates (ws.best), exponentials vectorised over the
     // item; the new K_n and the optional per-row outputs in row order; the item's ELBO sums.
     void write_rows(Index item, const Index* rows, Index n_rows, Workspace& ws) const {
         const Index m = n_rows * C_;
-        const double cutoff = std::log(std::numeric_limits<double>::min());
+        const double cutoff = underflow_cutoff<double>();
         ws.shifted.resize(m);
         for (Index i = 0; i < n_rows; ++i)
             for (Index j = 0; j < C_; ++j)
@@ -870,25 +810,25 @@ class TruncatedEStep {
             double s = 0;
             for (Index j = 0; j < C_; ++j) {
                 double& e = ws.exponential[i * C_ + j];
-                if (ws.shifted[i * C_ + j] < cutoff) e = 0;
+                e = kept_exponential(ws.shifted[i * C_ + j], e, cutoff);
                 s += e;
             }
             ws.row_sum[i] = s;
         }
-        ws.row_log_sum = ws.row_sum.log();
+        ws.row_log_sum = ws.row_sum.log();  // log s, vectorised over the item's rows
         double sum_weight = 0, sum_log_norm = 0, sum_entropy = 0;
         for (Index i = 0; i < n_rows; ++i) {
             const Index n = rows[i];
-            const double s = ws.row_sum[i];
+            const double inv_s = 1.0 / ws.row_sum[i];
             double et = 0;
             for (Index j = 0; j < C_; ++j) {
                 const Index k = i * C_ + j;
                 et += ws.exponential[k] * ws.shifted[k];
-                ws.exponential[k] /= s;  // q
+                ws.exponential[k] *= inv_s;  // q
                 r_.new_active[n * C_ + j] = ws.best[k].component;
             }
-            const double log_norm = ws.best[i * C_].log_joint + ws.row_log_sum[i];
-            const double entropy = ws.row_log_sum[i] - et / s;
+            const double log_norm = row_log_norm(ws.best[i * C_].log_joint, ws.row_log_sum[i]);
+            const double entropy = row_entropy(ws.row_log_sum[i], et, inv_s);
             const double w = ws.weights[i];
             sum_weight += w;
             sum_log_norm += w * log_norm;
@@ -936,13 +876,9 @@ class TruncatedEStep {
             if (!moments_) return;
             ws.diff =
                 X.row(rows[i]).template cast<double>() - Eigen::Map<const RowVector<double>>(r_.reference + c * D_, D_);
-            Eigen::Map<RowVector<double>>(acc + 1, D_) += wq * ws.diff;
+            add_first_moment(wq, ws.diff, acc + 1);
             if (tied_) return;  // the shared scatter: tied_scatter
-            if (spherical_) {
-                acc[1 + D_] += wq * ws.diff.squaredNorm();
-            } else {
-                Eigen::Map<RowVector<double>>(acc + 1 + D_, D_) += wq * ws.diff.array().square().matrix();
-            }
+            add_second_moment(wq, ws.diff, spherical_, acc + 1 + D_);
         });
     }
 
@@ -969,13 +905,16 @@ class TruncatedEStep {
     Index K_, D_, C_, G_;
     bool spherical_, tied_, full_, moments_;
     Index F_, stride_;
-    ComponentConstants constants_;
-    RowMatrix<T> chol_;                 // tied: [D, D] the shared precision Cholesky factor U
+    // p_cd (diag, spherical) and log π_c − D/2 log 2π + log|U_c|, finite for empty components: the
+    // pass ranks and exponentiates float64 log-joints, and a row whose candidates are all empty
+    // must not give −inf − (−inf).
+    GaussianConstants constants_;
+    RowMatrix<T> chol_;  // tied: [D, D] the shared precision Cholesky factor U
     // tied: [K, D] (μ_c − centre) U, the centre the mean of the μ_c; only their differences are
     // read, and whitening about the origin would lose the digits of the data's offset.
     WhitenedMeans whitened_;
-    const double* column_parameters_;   // [K, D] what a projection column reads: p_c or μ_c U
-    RowMatrix<T> mean_precision_;       // diag, spherical: [K, 2D] μ_c then p_c, one block a component
+    const double* column_parameters_;  // [K, D] what a projection column reads: p_c or μ_c U
+    RowMatrix<T> mean_precision_;      // diag, spherical: [K, 2D] μ_c then p_c, one block a component
     RowGroups groups_;
     std::vector<std::vector<CandidateScore>> item_scores_;
     mutable std::vector<double> item_sums_;  // [items, 3]: Σ w, Σ w log-norm, Σ w H[q_n]

@@ -36,8 +36,10 @@
 
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
+#include "fastelbo/gaussian_row_maths.hpp"
 #include "fastelbo/mixture_statistics.hpp"
 #include "fastelbo/posterior_row.hpp"
 #include "fastelbo/row_centring.hpp"
@@ -47,28 +49,8 @@
 
 namespace fastelbo {
 
-// Parameters as caller-owned arrays in the working precision (scikit-learn's shapes and
-// precision-Cholesky convention: precision = U U^T with U upper triangular).
-template <class T>
-struct GaussianMixtureParams {
-    CovarianceType type = CovarianceType::Full;
-    Index n_components = 0;
-    Index n_features = 0;
-    const T* log_weights = nullptr;          // [K]
-    const T* means = nullptr;                // [K, D]
-    const T* precisions_cholesky = nullptr;  // full [K, D, D]; tied [D, D]; diag [K, D]; spherical [K]
-};
-
 // Moments of a run of rows about its expansion point, in float64 (the group accumulator).
 using GroupSums = MixtureSums<double>;
-
-namespace detail {
-// A component's log-joint constant in the working precision (row_maths.hpp).
-template <class T>
-T component_constant(double value) {
-    return finite_component_constant<T>(value);
-}
-}  // namespace detail
 
 // The largest squared distance m_c = ||mu_c - p||^2_{P_c} of a component from an expansion point
 // at which the expansion keeps the log-joints accurate (about log10 of it digits are lost: 2 of
@@ -138,35 +120,16 @@ class DiagonalGaussians {
         RowMatrix<T> first, second;                                   // float32 moment products [K, D], [K, D|1]
         FarExpansion<T> far;
         // The rows a far component may matter to, in float64 (see refine_log_joints).
-        RowVector<double> point;                                           // [D] the expansion point
+        RowVector<double> point;                                             // [D] the expansion point
         Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic> projection64;  // [F, K] as projection
-        Vector<double> constant64;                                         // [K] as constant
-        std::vector<Index> beyond64;  // components too far for a float64 expansion: summed directly
+        Vector<double> constant64;                                           // [K] as constant
+        std::vector<Index> beyond64;     // components too far for a float64 expansion: summed directly
         RowMatrix<double> far_features;  // [B, F] z of the refined rows
         RowMatrix<double> far_values;    // [B, K] their log-joints, then their responsibilities
     };
 
     explicit DiagonalGaussians(const GaussianMixtureParams<T>& p, RowCentring centring = {})
-        : means_(p.means),
-          spherical_(p.type == CovarianceType::Spherical),
-          K_(p.n_components),
-          D_(p.n_features),
-          F_(spherical_ ? D_ + 1 : 2 * D_),
-          precision_(K_, D_),
-          max_precision_(K_),
-          base_constant_(K_),
-          centring_(centring) {
-        for (Index c = 0; c < K_; ++c) {
-            double log_det = 0;
-            for (Index d = 0; d < D_; ++d) {
-                const double u = spherical_ ? p.precisions_cholesky[c] : p.precisions_cholesky[c * D_ + d];
-                precision_(c, d) = u * u;
-                log_det += std::log(u);
-            }
-            max_precision_(c) = precision_.row(c).maxCoeff();
-            base_constant_(c) = gaussian_log_joint_constant(static_cast<double>(p.log_weights[c]), D_, log_det);
-        }
-    }
+        : DiagonalGaussians(p, gaussian_constants(p, EmptyComponents::Infinite), centring) {}
 
     Index bytes_per_row() const { return static_cast<Index>(sizeof(T)) * (F_ + 2 * K_ + D_); }
     double flops_per_row() const { return 4.0 * F_ * K_ + 20.0 * K_; }
@@ -185,13 +148,8 @@ class DiagonalGaussians {
                      RowMatrix<double>(kFloat64Refine ? block_rows : 0, F_),
                      RowMatrix<double>(kFloat64Refine ? block_rows : 0, K_)};
         // The squared-feature rows of the projection do not depend on the expansion point.
-        for (Index c = 0; c < K_; ++c) {
-            if (spherical_) {
-                ws.projection64(D_, c) = -0.5 * precision_(c, 0);
-            } else {
-                for (Index d = 0; d < D_; ++d) ws.projection64(D_ + d, c) = -0.5 * precision_(c, d);
-            }
-        }
+        for (Index c = 0; c < K_; ++c)
+            squared_feature_entries(&precision_(c, 0), D_, spherical_, ws.projection64.col(c));
         ws.projection.bottomRows(F_ - D_) = ws.projection64.bottomRows(F_ - D_).template cast<T>();
         if constexpr (!std::is_same_v<T, double>) {
             ws.first.resize(K_, D_);
@@ -206,14 +164,10 @@ class DiagonalGaussians {
         ws.point = point.template cast<double>();
         ws.beyond64.clear();
         for (Index c = 0; c < K_; ++c) {
-            double mahalanobis_mean = 0;
-            for (Index d = 0; d < D_; ++d) {
-                const double centred_mean = static_cast<double>(means_[c * D_ + d]) - ws.point(d);
-                ws.projection64(d, c) = centred_mean * precision_(c, d);
-                mahalanobis_mean += centred_mean * centred_mean * precision_(c, d);
-            }
-            ws.constant64(c) = base_constant_(c) - 0.5 * mahalanobis_mean;
-            ws.constant(c) = detail::component_constant<T>(ws.constant64(c));
+            const double mahalanobis_mean =
+                expansion_column(means_ + c * D_, &precision_(c, 0), ws.point, D_, ws.projection64.col(c));
+            ws.constant64(c) = gaussian_log_joint(base_constant_(c), mahalanobis_mean);
+            ws.constant(c) = finite_component_constant<T>(ws.constant64(c));
             ws.far.set(c, D_, base_constant_(c), mahalanobis_mean, max_precision_(c));
             if constexpr (kFloat64Refine) {
                 if (mahalanobis_mean > kMaxExpansionCondition<double>) ws.beyond64.push_back(c);
@@ -274,7 +228,7 @@ class DiagonalGaussians {
             for (Index k = 0; k < r; ++k) {
                 const Index i = ws.far.rows[k];
                 for (Index c : ws.beyond64) values(k, c) = direct_log_joint(x, i, c);
-                for (Index c = 0; c < K_; ++c) lj(i, c) = detail::component_constant<T>(values(k, c));
+                for (Index c = 0; c < K_; ++c) lj(i, c) = finite_component_constant<T>(values(k, c));
             }
         }
         return r;
@@ -282,12 +236,9 @@ class DiagonalGaussians {
 
     // log pi_c + log N(x_i; mu_c, Sigma_c) summed directly in float64 (x - mu_c, no expansion).
     double direct_log_joint(const RowBlock<T>& x, Index i, Index c) const {
-        double mahalanobis = 0;
-        for (Index d = 0; d < D_; ++d) {
-            const double centred = static_cast<double>(x(i, d)) - static_cast<double>(means_[c * D_ + d]);
-            mahalanobis += centred * centred * precision_(c, d);
-        }
-        return base_constant_(c) - 0.5 * mahalanobis;
+        const auto mean = Eigen::Map<const RowVector<T>>(means_ + c * D_, D_).template cast<double>().array();
+        return gaussian_log_joint(base_constant_(c), diagonal_squared_distance(x.row(i).template cast<double>().array(),
+                                                                               mean, precision_.row(c).array()));
     }
 
     // Adds the rows listed by refine_log_joints to the run's sums `acc` in float64 (moments about
@@ -313,22 +264,16 @@ class DiagonalGaussians {
                 weights.transpose() * features.rightCols(F_ - D_);
             return;
         }
+        if (ws.far.rows.empty()) return;
+        RowVector<double> centred(D_);
         for (Index i : ws.far.rows) {
+            centred = x.row(i).template cast<double>() - point.template cast<double>();
             for (Index c = 0; c < K_; ++c) {
                 const double weight = static_cast<double>(q(i, c));
                 if (weight == 0) continue;
                 nk(c) += weight;
-                double squared_norm = 0;
-                for (Index d = 0; d < D_; ++d) {
-                    const double centred = static_cast<double>(x(i, d)) - static_cast<double>(point(d));
-                    acc.sx(c, d) += weight * centred;
-                    if (spherical_) {
-                        squared_norm += centred * centred;
-                    } else {
-                        acc.sxx(c * D_ + d) += weight * centred * centred;
-                    }
-                }
-                if (spherical_) acc.sxx(c) += weight * squared_norm;
+                add_first_moment(weight, centred, &acc.sx(c, 0));
+                add_second_moment(weight, centred, spherical_, acc.sxx.data() + (spherical_ ? c : c * D_));
             }
             q.row(i).setZero();
         }
@@ -383,6 +328,17 @@ class DiagonalGaussians {
     const T* means_;  // [K, D]
     bool spherical_;
     Index K_, D_, F_;
+    DiagonalGaussians(const GaussianMixtureParams<T>& p, GaussianConstants constants, RowCentring centring)
+        : means_(p.means),
+          spherical_(p.type == CovarianceType::Spherical),
+          K_(p.n_components),
+          D_(p.n_features),
+          F_(spherical_ ? D_ + 1 : 2 * D_),
+          precision_(std::move(constants.precision)),
+          max_precision_(precision_.rowwise().maxCoeff()),
+          base_constant_(std::move(constants.base)),
+          centring_(centring) {}
+
     RowMatrix<double> precision_;   // [K, D]
     Vector<double> max_precision_;  // [K] largest precision of each component
     Vector<double> base_constant_;  // [K] log pi_c - D/2 log(2 pi) + log|U_c|
@@ -412,13 +368,8 @@ class TiedGaussians {
           chol_(ConstRowMatrixMap<T>(p.precisions_cholesky, D_, D_)),
           chol64_(chol_.template cast<double>()),
           whitened_(whitened_about_centre(ConstRowMatrixMap<T>(p.means, K_, D_), chol64_)),
-          base_constant_(K_),
-          centring_(centring) {
-        const double log_det = chol64_.diagonal().array().log().sum();
-        for (Index c = 0; c < K_; ++c) {
-            base_constant_(c) = gaussian_log_joint_constant(static_cast<double>(p.log_weights[c]), D_, log_det);
-        }
-    }
+          base_constant_(gaussian_constants(p, EmptyComponents::Infinite).base),
+          centring_(centring) {}
 
     Index bytes_per_row() const { return static_cast<Index>(sizeof(T)) * (3 * D_ + 2 * K_); }
     double flops_per_row() const { return 3.0 * D_ * D_ + 4.0 * K_ * D_ + 20.0 * K_; }
@@ -449,7 +400,7 @@ class TiedGaussians {
         ws.far.reset();
         for (Index c = 0; c < K_; ++c) {
             const double condition = relative.row(c).squaredNorm();
-            ws.constant(c) = detail::component_constant<T>(base_constant_(c) - 0.5 * condition);
+            ws.constant(c) = finite_component_constant<T>(gaussian_log_joint(base_constant_(c), condition));
             ws.far.set(c, D_, base_constant_(c), condition, 1.0);
         }
     }
@@ -474,8 +425,8 @@ class TiedGaussians {
         for (Index i : ws.far.rows) {
             ws.whitened_row.noalias() = (x.row(i).template cast<double>() - whitened_.centre) * chol64_;
             for (Index c = 0; c < K_; ++c) {
-                lj(i, c) = detail::component_constant<T>(
-                    base_constant_(c) - 0.5 * (ws.whitened_row - whitened_.means.row(c)).squaredNorm());
+                lj(i, c) = finite_component_constant<T>(
+                    gaussian_log_joint(base_constant_(c), (ws.whitened_row - whitened_.means.row(c)).squaredNorm()));
             }
         }
         return static_cast<Index>(ws.far.rows.size());
@@ -495,7 +446,7 @@ class TiedGaussians {
                 if (weight == 0) continue;
                 nk(c) += weight;
                 row_weight += weight;
-                acc.sx.row(c) += weight * centred;
+                add_first_moment(weight, centred, &acc.sx(c, 0));
             }
             for (Index r = 0; r < D_; ++r)
                 scatter.row(r).head(r + 1) += (row_weight * centred(r)) * centred.head(r + 1);
@@ -599,15 +550,14 @@ class FullGaussians {
           transposed_chols_(K_),
           constant_(K_),
           centring_(centring) {
+        const Vector<double> base = gaussian_constants(p, EmptyComponents::Infinite).base;
         for (Index c = 0; c < K_; ++c) {
             // The row-major U_c read column-major is U_c^T.
             transposed_chols_[c] = Eigen::Map<const ColumnMatrix>(p.precisions_cholesky + c * D_ * D_, D_, D_);
             lower_triangular_ =
                 lower_triangular_ &&
                 transposed_chols_[c].template triangularView<Eigen::StrictlyUpper>().toDenseMatrix().isZero(0);
-            const double log_det = transposed_chols_[c].diagonal().template cast<double>().array().log().sum();
-            constant_(c) = detail::component_constant<T>(
-                gaussian_log_joint_constant(static_cast<double>(p.log_weights[c]), D_, log_det));
+            constant_(c) = finite_component_constant<T>(base(c));
         }
     }
 
@@ -634,7 +584,7 @@ class FullGaussians {
                 whitened.noalias() = transposed_chols_[c].template triangularView<Eigen::Lower>() * centred;
             else
                 whitened.noalias() = transposed_chols_[c] * centred;
-            lj.col(c) = (-T(0.5) * whitened.colwise().squaredNorm().transpose()).array() + constant_(c);
+            lj.col(c) = gaussian_log_joint(constant_(c), whitened.colwise().squaredNorm().transpose().array()).matrix();
         }
     }
 

@@ -73,9 +73,12 @@ FASTELBO_HOST_DEVICE inline double half_log_two_pi() {
 
 // log pi_c - D/2 log(2 pi) + log|U_c|: the part of a Gaussian component's log-joint that does not
 // depend on the row (U_c the precision Cholesky factor, log|U_c| = sum of its log-diagonal).
+// log pi_c - D/2 log(2 pi) is one fused multiply-add, written out: left to the compiler, whether it is
+// fused depends on the code around it (a call inside a loop over components got one rounding, the
+// same call with D hoisted out of the loop two), and every kernel must get the same constant.
 FASTELBO_HOST_DEVICE inline double gaussian_log_joint_constant(double log_weight, long long n_features,
                                                                double log_det_precision_cholesky) {
-    return log_weight - static_cast<double>(n_features) * half_log_two_pi() + log_det_precision_cholesky;
+    return ::fma(-static_cast<double>(n_features), half_log_two_pi(), log_weight) + log_det_precision_cholesky;
 }
 
 // A log-joint constant in the working precision; log pi_c = -inf (an empty component) becomes a

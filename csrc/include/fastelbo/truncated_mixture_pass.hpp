@@ -2,6 +2,13 @@
 // 2018): every row n keeps a set K_n of C' components, q_n is the posterior restricted to
 // K_n, and the pass costs O(N·C'·G·D) instead of O(N·K·D).
 //
+// The maths of a component and of a (row, component) pair is the exact kernels': the constants, the
+// log-joint of a pair expanded about a point or summed directly, a pair's moments
+// (gaussian_row_maths.hpp), the posterior of a row (row_maths.hpp) and the tied whitening
+// (tied_whitening.hpp). What is this pass's own: the candidate sets and their unions, the grouping
+// of rows into items, the choice between expanded and direct evaluation, the neighbour lists and
+// where the statistics are summed.
+//
 // Search. The candidates of row n are S_n = ∪_{c ∈ K_n} G_c ∪ {r_n}: the neighbour lists G_c (G
 // components each, c first) of its current components plus one random component r_n. The new K_n
 // is the C' candidates with the largest log-joints (ties: smaller index), best first; since

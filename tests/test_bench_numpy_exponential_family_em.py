@@ -233,3 +233,26 @@ def test_generator_memory_is_that_of_the_matrix():
     matrix = X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
     block_temporaries = 16 * 8 * sparse_counts.BLOCK_TOKENS  # at most sixteen 8-byte arrays of a block
     assert peak <= 1.5 * matrix + block_temporaries, (peak / 2**20, matrix / 2**20)
+
+
+def test_speed_script_reports_the_em_it_timed(tmp_path, capsys):
+    """bench/exponential_family_speed.py on a small case: one JSON line per family, and the
+    log-likelihood it reports is that of 1 + 3 iterations of the NumPy EM from the same start."""
+    import json
+
+    import exponential_family_speed
+
+    out = tmp_path / "speed.json"
+    args = ["--n-samples", "2000", "--n-features", "1000", "--density", "0.01", "--topics", "3"]
+    exponential_family_speed.main([*args, "--components", "4", "--repeats", "1", "--json-out", str(out)])
+    result = json.loads(out.read_text())
+    counts = sparse_counts.sparse_counts(2000, 1000, 0.01, 3)
+    for row, family in zip(result["cases"], FAMILIES, strict=True):
+        X = sparse_counts.binarized(counts) if family == "bernoulli" else counts
+        start = npef.initial_parameters(X, 4, family, random_state=0)
+        _, log_likelihoods = npef.fit(X, *start, family, 4)
+        assert row["family"] == family and row["nnz"] == counts.nnz
+        assert row["log_likelihood_after_4"] == log_likelihoods[-1]
+        assert 0 < row["seconds_per_iteration"] and 0 < row["iteration_bound_seconds"]
+        assert row["traced_peak_mib"] > 0
+    assert len(capsys.readouterr().out.splitlines()) == 3  # the environment, then one line per family

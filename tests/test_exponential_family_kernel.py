@@ -158,3 +158,27 @@ def test_families_floor_means_into_the_open_range():
     bern, pois = FAMILIES["bernoulli"], FAMILIES["poisson"]
     np.testing.assert_array_equal(bern.floored(np.array([0.0, 0.5, 1.0]), 1e-10), [1e-10, 0.5, 1 - 1e-10])
     np.testing.assert_array_equal(pois.floored(np.array([0.0, 2.0]), 1e-10), [1e-10, 2.0])
+
+
+@pytest.mark.parametrize("k", [5, 7])
+def test_bitwise_identical_when_blocks_are_cut_by_work(k):
+    # Rows of very different lengths: blocks end where their work does, at rows of any parity, so
+    # rounds (whose size follows the thread count) start at varied rows; an odd K then puts a row's
+    # log-joints at varied memory alignments, which must not change a reduction's result.
+    rng = np.random.default_rng(k)
+    n, d = 4000, 6000
+    lengths = rng.integers(0, 3000, size=n)
+    indptr = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    rows = [np.sort(rng.choice(d, size=m, replace=False)) for m in lengths]
+    indices = np.concatenate(rows).astype(np.int32)
+    X = sp.csr_array((np.ones(indptr[-1]), indices, indptr), shape=(n, d))
+    weights, means = random_parameters("bernoulli", k, d, seed=k)
+    one_stats, one_out = kernel_pass(X, weights, means, "bernoulli", n_threads=1)
+    for n_threads in (2, 3):
+        stats, out = kernel_pass(X, weights, means, "bernoulli", n_threads=n_threads)
+        assert stats.sum_log_norm == one_stats.sum_log_norm
+        assert stats.sum_entropy == one_stats.sum_entropy
+        np.testing.assert_array_equal(stats.nk, one_stats.nk)
+        np.testing.assert_array_equal(stats.sx, one_stats.sx)
+        for name in out:
+            np.testing.assert_array_equal(out[name], one_out[name])

@@ -59,18 +59,16 @@ void check_arguments(const ExponentialFamilyMixtureParams& params, const CsrRows
     if (K < 1 || D < 1) throw std::invalid_argument("exponential_family_mixture_pass: need K >= 1 and D >= 1");
     if (rows.n_features != D)
         throw std::invalid_argument("exponential_family_mixture_pass: the rows have " +
-                                    std::to_string(rows.n_features) + " columns, the parameters " +
-                                    std::to_string(D));
+                                    std::to_string(rows.n_features) + " columns, the parameters " + std::to_string(D));
     if (!params.log_weights || !params.natural_transposed || !params.log_partition)
         throw std::invalid_argument("exponential_family_mixture_pass: missing parameter arrays");
     if (!rows.indptr) throw std::invalid_argument("exponential_family_mixture_pass: indptr is null");
-    if (rows.indptr[0] != 0)
-        throw std::invalid_argument("indptr[0] must be 0, got " + std::to_string(rows.indptr[0]));
+    if (rows.indptr[0] != 0) throw std::invalid_argument("indptr[0] must be 0, got " + std::to_string(rows.indptr[0]));
     for (Index n = 0; n < rows.n_rows; ++n) {
         if (rows.indptr[n + 1] < rows.indptr[n])
             throw std::invalid_argument("indptr must be non-decreasing; indptr[" + std::to_string(n + 1) +
-                                        "] = " + std::to_string(rows.indptr[n + 1]) + " < indptr[" +
-                                        std::to_string(n) + "] = " + std::to_string(rows.indptr[n]));
+                                        "] = " + std::to_string(rows.indptr[n + 1]) + " < indptr[" + std::to_string(n) +
+                                        "] = " + std::to_string(rows.indptr[n]));
     }
     const std::int64_t nnz = rows.indptr[rows.n_rows];
     if (nnz > 0 && (!rows.indices || !rows.data))
@@ -109,9 +107,12 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
     const Index max_round_blocks = 4 * static_cast<Index>(threads);
 
     RowMatrix<double> round_q(std::min<Index>(round_rows_limit, std::max<Index>(N, 1)), K);
-    std::vector<ExponentialFamilyStatistics> partials(static_cast<size_t>(std::min(max_round_blocks, std::max<Index>(n_blocks, 1))),
-                                                      ExponentialFamilyStatistics(K));
+    std::vector<ExponentialFamilyStatistics> partials(
+        static_cast<size_t>(std::min(max_round_blocks, std::max<Index>(n_blocks, 1))), ExponentialFamilyStatistics(K));
+    // Per-thread rows: a row's log-joints are reduced (max, sums) at the same memory alignment
+    // whatever its position in the round, which depends on the thread count.
     std::vector<Vector<double>> scratch(static_cast<size_t>(threads), Vector<double>(K));
+    std::vector<Vector<double>> row_buffer(static_cast<size_t>(threads), Vector<double>(K));
     const ConstRowMatrixMap<double> natural(params.natural_transposed, params.n_features, K);
     RowMatrixMap<double> sx(request.sx_transposed, request.sx_transposed ? params.n_features : 0, K);
     const Index n_ranges = std::clamp<Index>(K / 8, 1, threads);
@@ -120,8 +121,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
     for (Index first = 0; first < n_blocks && !poller.stopped();) {
         // The round's blocks [first, last) and rows [row_begin, row_end).
         Index last = first + 1;
-        while (last < n_blocks && last - first < max_round_blocks &&
-               bounds[last + 1] - bounds[first] <= round_q.rows())
+        while (last < n_blocks && last - first < max_round_blocks && bounds[last + 1] - bounds[first] <= round_q.rows())
             ++last;
         const Index row_begin = bounds[first], row_end = bounds[last];
 
@@ -131,8 +131,8 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
             ExponentialFamilyStatistics& partial = partials[b];
             partial.set_zero();
             double* work = scratch[current_thread_index()].data();
+            double* row = row_buffer[current_thread_index()].data();
             for (Index n = bounds[first + b]; n < bounds[first + b + 1]; ++n) {
-                double* row = round_q.row(n - row_begin).data();
                 Eigen::Map<Eigen::Array<double, Eigen::Dynamic, 1>> lj(row, K);
                 lj = constant.array();
                 double log_base = 0;
@@ -153,6 +153,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                 if (request.responsibilities) std::copy(row, row + K, request.responsibilities + n * K);
                 if (request.sample_weight) lj *= w;
                 partial.nk += lj.matrix();
+                if (request.sx_transposed) round_q.row(n - row_begin) = lj.matrix().transpose();
             }
             poller.between_items();
         });

@@ -182,3 +182,13 @@ def test_bitwise_identical_when_blocks_are_cut_by_work(k):
         np.testing.assert_array_equal(stats.sx, one_stats.sx)
         for name in out:
             np.testing.assert_array_equal(out[name], one_out[name])
+
+
+def test_large_counts_get_their_log_factorial_too():
+    # Counts around the kernel's table of small log-factorials and far beyond it.
+    X = np.array([[0.0, 1.0, 255.0], [256.0, 0.0, 1e4], [3.0, 2e6, 0.0]])
+    weights, means = np.array([0.4, 0.6]), np.array([[1.0, 50.0, 300.0], [2e3, 1e5, 0.5]])
+    stats, out = kernel_pass(X, weights, means, "poisson")
+    expected = e_step(X, weights, means, "poisson")
+    np.testing.assert_allclose(out["log_norm"], expected["log_norm"], rtol=1e-12)
+    np.testing.assert_allclose(stats.sum_log_base, expected["sum_log_base"], rtol=1e-12)

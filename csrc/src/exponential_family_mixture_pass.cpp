@@ -30,6 +30,18 @@ inline double log_factorial(double x) {
 #endif
 }
 
+// log(x!) of the counts below kTabulatedCounts, from log_factorial itself (so bitwise the same):
+// the counts of sparse data are mostly small, and a table read costs far less than lgamma.
+constexpr int kTabulatedCounts = 256;
+inline bool tabulated(double x) {
+    return x >= 0 && x < kTabulatedCounts && x == std::trunc(x);
+}
+std::vector<double> log_factorial_table() {
+    std::vector<double> table(kTabulatedCounts);
+    for (int x = 0; x < kTabulatedCounts; ++x) table[x] = log_factorial(static_cast<double>(x));
+    return table;
+}
+
 // Block starts (and N at the end): at most `max_rows` rows and about kBlockWork multiply-adds each.
 // Fixed by the rows' non-zero counts and K alone, so the partial sums, and their merge order, are
 // the same for any thread count.
@@ -90,6 +102,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
     check_arguments(params, rows, request);
     const Index K = params.n_components, N = rows.n_rows;
     const bool poisson = params.family == ExponentialFamily::Poisson;
+    const std::vector<double> log_factorials = poisson ? log_factorial_table() : std::vector<double>();
     statistics = ExponentialFamilyStatistics(K);
 
     // log pi_c + b_c, every row's starting log-joint; an empty component's -inf becomes a finite floor.
@@ -139,7 +152,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                 for (std::int64_t k = rows.indptr[n]; k < rows.indptr[n + 1]; ++k) {
                     const double x = rows.data[k];
                     lj += x * natural.row(rows.indices[k]).transpose().array();
-                    if (poisson) log_base -= log_factorial(x);
+                    if (poisson) log_base -= tabulated(x) ? log_factorials[static_cast<int>(x)] : log_factorial(x);
                 }
                 const RowPosterior post = posterior_from_log_joint_row(row, K, work);
                 const double w = request.sample_weight ? request.sample_weight[n] : 1.0;

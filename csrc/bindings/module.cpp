@@ -14,6 +14,7 @@
 
 namespace fastelbo::bindings {
 void bind_afkmc2(py::module_& m);
+void bind_exponential_family_mixture(py::module_& m);
 void bind_gaussian_mixture(py::module_& m);
 void bind_factor_analyser_mixture(py::module_& m);
 void bind_kmeans(py::module_& m);
@@ -91,4 +92,5 @@ PYBIND11_MODULE(FASTELBO_MODULE_NAME, m) {
     fastelbo::bindings::bind_scatter(m);
     fastelbo::bindings::bind_afkmc2(m);
     fastelbo::bindings::bind_truncated_mixture(m);
+    fastelbo::bindings::bind_exponential_family_mixture(m);
 }

@@ -14,7 +14,7 @@ from fastelbo._row_source import RowSource
 from fastelbo.entropy import EntropyDecomposition
 from fastelbo.exceptions import HeywoodCaseWarning
 from fastelbo.factor import FastFactorAnalysis, FastMFA, FastPPCA
-from fastelbo.mixture import FastGMM
+from fastelbo.mixture import FastBernoulliMixture, FastGMM, FastPoissonMixture
 from fastelbo.plotting import plot_convergence, plot_decomposition  # matplotlib only when called
 
 try:
@@ -24,10 +24,12 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 __all__ = [
     "EntropyDecomposition",
+    "FastBernoulliMixture",
     "FastFactorAnalysis",
     "FastGMM",
     "FastMFA",
     "FastPPCA",
+    "FastPoissonMixture",
     "HeywoodCaseWarning",
     "RowSource",
     "build_info",

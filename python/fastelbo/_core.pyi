@@ -94,3 +94,19 @@ def truncated_mixture_pass(
     return_neighbour_scores: bool = False,
     n_threads: int = 0,
 ) -> dict[str, Any]: ...
+def exponential_family_mixture_pass(
+    indptr: NDArray[np.int64],
+    indices: NDArray[np.integer],
+    data: NDArray[np.float64],
+    n_features: int,
+    sample_weight: NDArray[np.float64] | None,
+    log_weights: NDArray[np.float64],
+    natural_transposed: NDArray[np.float64],
+    log_partition: NDArray[np.float64],
+    family: str,
+    compute_moments: bool = True,
+    return_log_norm: bool = False,
+    return_responsibilities: bool = False,
+    return_labels: bool = False,
+    n_threads: int = 0,
+) -> dict[str, Any]: ...

@@ -1,0 +1,97 @@
+// pybind11 binding of the exponential-family (Bernoulli, Poisson) mixture pass over CSR rows:
+// convert, check shapes, release the GIL, call.
+#include "binding_support.hpp"
+#include "fastelbo/exponential_family_mixture_pass.hpp"
+
+namespace fastelbo::bindings {
+
+namespace {
+
+template <class I>
+py::dict exponential_family_mixture_pass_typed(const py::object& indptr_obj, const py::array& indices_obj,
+                                               const py::object& data_obj, py::ssize_t n_features,
+                                               const py::object& sample_weight_obj, const py::object& log_weights_obj,
+                                               const py::object& natural_obj, const py::object& log_partition_obj,
+                                               const std::string& family, bool compute_moments, bool return_log_norm,
+                                               bool return_responsibilities, bool return_labels, int n_threads) {
+    const ExponentialFamily parsed = parse_exponential_family(family);
+    auto indptr = require_array<std::int64_t>(indptr_obj, "indptr", {-1});
+    if (indptr.shape(0) < 1) throw py::value_error("indptr must hold at least one entry (n_rows + 1)");
+    const py::ssize_t N = indptr.shape(0) - 1;
+    auto indices = require_array<I>(indices_obj, "indices", {-1});
+    auto data = require_array<double>(data_obj, "data", {indices.shape(0)});
+    const std::int64_t nnz = indptr.at(N);
+    if (nnz != indices.shape(0))
+        throw py::value_error("indptr[-1] = " + std::to_string(nnz) + " but indices holds " +
+                              std::to_string(indices.shape(0)) + " entries");
+    auto log_weights = require_array<double>(log_weights_obj, "log_weights", {-1});
+    const py::ssize_t K = log_weights.shape(0);
+    auto natural = require_array<double>(natural_obj, "natural_transposed", {n_features, K});
+    auto log_partition = require_array<double>(log_partition_obj, "log_partition", {K});
+    const double* sample_weight = optional_data<double>(sample_weight_obj, "sample_weight", N);
+
+    ExponentialFamilyMixtureParams params;
+    params.family = parsed;
+    params.n_components = K;
+    params.n_features = n_features;
+    params.log_weights = log_weights.data();
+    params.natural_transposed = natural.data();
+    params.log_partition = log_partition.data();
+
+    CsrRows<I> rows{indptr.data(), indices.data(), data.data(), N, n_features};
+
+    ExponentialFamilyPassRequest request;
+    request.sample_weight = sample_weight;
+    request.n_threads = n_threads;
+    request.interrupt = python_interrupt_poll();
+    py::array_t<double> sx_transposed;
+    if (compute_moments) {
+        sx_transposed = py::array_t<double>({n_features, K});
+        std::fill(sx_transposed.mutable_data(), sx_transposed.mutable_data() + sx_transposed.size(), 0.0);
+        request.sx_transposed = sx_transposed.mutable_data();
+    }
+    const MixtureRowOutputs<double> outputs(request, N, K, return_log_norm, return_responsibilities, return_labels);
+
+    ExponentialFamilyStatistics stats(K);
+    run_without_gil([&] { return exponential_family_mixture_pass(params, rows, request, stats); });
+
+    py::dict out = mixture_sums_dict(stats, K);
+    out["sum_log_base"] = stats.sum_log_base;
+    if (compute_moments) out["sx_transposed"] = sx_transposed;
+    outputs.add_to(out);
+    return out;
+}
+
+}  // namespace
+
+void bind_exponential_family_mixture(py::module_& m) {
+    m.def(
+        "exponential_family_mixture_pass",
+        [](const py::object& indptr, const py::array& indices, const py::object& data, py::ssize_t n_features,
+           const py::object& sample_weight, const py::object& log_weights, const py::object& natural_transposed,
+           const py::object& log_partition, const std::string& family, bool compute_moments, bool return_log_norm,
+           bool return_responsibilities, bool return_labels, int n_threads) {
+            if (n_features < 1) throw py::value_error("n_features must be >= 1, got " + std::to_string(n_features));
+            if (py::array_t<std::int32_t>::check_(indices))
+                return exponential_family_mixture_pass_typed<std::int32_t>(
+                    indptr, indices, data, n_features, sample_weight, log_weights, natural_transposed, log_partition,
+                    family, compute_moments, return_log_norm, return_responsibilities, return_labels, n_threads);
+            if (py::array_t<std::int64_t>::check_(indices))
+                return exponential_family_mixture_pass_typed<std::int64_t>(
+                    indptr, indices, data, n_features, sample_weight, log_weights, natural_transposed, log_partition,
+                    family, compute_moments, return_log_norm, return_responsibilities, return_labels, n_threads);
+            throw py::type_error("indices must have dtype int32 or int64, got " +
+                                 py::str(indices.dtype()).cast<std::string>());
+        },
+        py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n_features"), py::arg("sample_weight"),
+        py::arg("log_weights"), py::arg("natural_transposed"), py::arg("log_partition"), py::arg("family"),
+        py::arg("compute_moments") = true, py::arg("return_log_norm") = false,
+        py::arg("return_responsibilities") = false, py::arg("return_labels") = false, py::arg("n_threads") = 0,
+        "One E-step pass of a Bernoulli or Poisson mixture (family) over CSR rows (indptr int64 (N + 1,), "
+        "indices int32 or int64, data float64): ELBO sums, nk, sum_log_base (sum_n w_n log h(x_n)), "
+        "optional sx_transposed (D, K) = sum_n w_n x_n q_n^T and optional per-row outputs (log_norm includes "
+        "log h). Parameters are float64: log_weights (K,), natural_transposed (D, K) the natural parameters "
+        "eta^T, log_partition (K,) = -sum_d A(eta_cd).");
+}
+
+}  // namespace fastelbo::bindings

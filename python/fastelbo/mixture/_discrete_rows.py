@@ -1,0 +1,101 @@
+"""The rows of a Bernoulli or Poisson mixture: validated as scikit-learn validates X, kept sparse
+(CSR) or dense in their own dtype, and checked to hold values the family can model, naming the
+first offending value and its position.
+
+Sparse input of any format becomes CSR once (CSC, COO, ...; ``csr_matrix`` and ``csr_array`` alike)
+with sorted, summed duplicate and no explicit zero entries, so every pass reads the same non-zeros
+whether X came dense or sparse; it is never densified. Dense input keeps its dtype (bool and
+integer dtypes included) and is checked in chunks of rows, so no temporary of X's size is made.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils.validation import validate_data
+
+from fastelbo._row_chunks import row_chunks
+from fastelbo._validation import as_numpy
+
+#: dtypes kept as they are (anything else real is converted to float64 by the validation).
+KEPT_DTYPES = [
+    np.float64,
+    np.float32,
+    np.bool_,
+    np.int8,
+    np.int16,
+    np.int32,
+    np.int64,
+    np.uint8,
+    np.uint16,
+    np.uint32,
+    np.uint64,
+]
+
+
+def validate_discrete_rows(estimator, X, family, reset, min_samples):
+    """X for a fit (``reset=True``) or for inference: a canonical CSR matrix or a C-contiguous
+    dense array, whose values ``family`` can model; ValueError naming the first offending value,
+    with its row and column, otherwise."""
+    X = validate_data(
+        estimator,
+        as_numpy(X, "X"),
+        reset=reset,
+        accept_sparse=True,
+        dtype=KEPT_DTYPES,
+        ensure_all_finite=False,  # checked below, naming the value's position
+        ensure_min_samples=min_samples,
+        order="C",
+    )
+    if sp.issparse(X):
+        X = canonical_csr(X)
+        bad = np.flatnonzero(_invalid(family, X.data))
+        if bad.size:
+            k = int(bad[0])
+            row = int(np.searchsorted(X.indptr, k, side="right") - 1)
+            _raise(estimator, family, X.data[k], row, int(X.indices[k]))
+        return X
+    for start, stop in row_chunks(X.shape[0], X.shape[1]):
+        bad = _invalid(family, X[start:stop])
+        if bad.any():
+            row, column = np.unravel_index(int(np.argmax(bad)), bad.shape)
+            _raise(estimator, family, X[start + row, column], start + int(row), int(column))
+    return X
+
+
+def canonical_csr(X):
+    """``X`` as CSR with sorted indices, no duplicates and no explicit zeros (copied only where it
+    is not so already)."""
+    copied = X.format != "csr"
+    if copied:
+        X = X.tocsr()
+    if not X.has_canonical_format:
+        if not copied:
+            X, copied = X.copy(), True
+        X.sum_duplicates()
+    if X.nnz and not np.all(X.data != 0):
+        if not copied:
+            X = X.copy()
+        X.eliminate_zeros()
+    return X
+
+
+def _invalid(family, values):
+    """Where ``values`` (any real dtype) are not what ``family`` can model."""
+    values = np.asarray(values)
+    if values.dtype.kind == "b":
+        return np.zeros(values.shape, dtype=bool)
+    if values.dtype.kind in "iu":
+        return (values < 0) | (values > 1) if family.name == "bernoulli" else values < 0
+    return family.invalid(values)
+
+
+def _raise(estimator, family, value, row, column):
+    value = np.asarray(value).item()  # 2.5, not np.float64(2.5)
+    # scikit-learn's words for negative data first (its checks, and its users, match on them).
+    raise ValueError(
+        ("Negative values in data passed to X. " if value < 0 else "")
+        + f"{type(estimator).__name__} needs every value of X to be {family.values}; X holds "
+        f"{value!r} at row {row}, column {column}"
+        + (" (NaN and infinity are not values of the model)" if not np.isfinite(value) else "")
+    )

@@ -1,0 +1,250 @@
+"""Mixtures of products of one-dimensional exponential-family distributions with sufficient statistic
+``T(x) = x``: the Bernoulli and Poisson families, the pass's parameter snapshot, its block pass over
+CSR rows and its statistics.
+
+For component ``c`` and column ``d`` with mean ``mu_cd`` (a probability or a rate)::
+
+    p(x_d | c) = h(x_d) exp(eta_cd x_d - A(eta_cd))
+    Bernoulli: eta = logit(mu), A(eta) = -log(1 - mu),  h = 1
+    Poisson:   eta = log(mu),   A(eta) = mu,            h(x) = 1 / x!
+
+The kernel (``_core.exponential_family_mixture_pass``) evaluates ``log pi_c + b_c + sum_{d in
+nnz(n)} x_nd eta_cd`` with ``b_c = -sum_d A(eta_cd)``, so a row costs its non-zeros times K.
+
+**The pseudo-entropy.** With the M-step's closed form ``mu_cd = sx_cd / nk_c`` (``sx_cd = sum_n w_n
+q_nc x_nd``), the expected complete-data log-likelihood of the posteriors that gave the statistics is
+``sum_c qbar_c sum_d (eta_cd mu_cd - A(eta_cd)) + <log h(x_n)>``, i.e. ``-sum_c qbar_c sum_d
+H~(eta_cd)`` plus a term of the data alone, with ``H~(eta) = A(eta) - eta A'(eta)``, the
+*pseudo-entropy*. Hence after every M-step ``F = <H[q_n]> - H[pi] - sum_c qbar_c sum_d H~_cd +
+<log h(x_n)>`` exactly (docs/theory.rst). For the Bernoulli ``h = 1`` and ``H~`` is the binary
+entropy; for the Poisson ``H~(lambda) = lambda - lambda log(lambda)``, which is *not* the entropy of
+a Poisson distribution (that one also holds ``E[log x!]``, a function of the parameter where the data
+term is a function of the data): only the pseudo-entropy makes the identity hold.
+
+**Floors.** Means are kept in ``[mean_floor, 1 - mean_floor]`` (Bernoulli) or ``>= mean_floor``
+(Poisson) so that ``eta`` and ``A`` stay finite. Where the floor replaces the closed-form ``mu_hat``
+by ``mu``, the identity is off by exactly ``F - S = sum_c qbar_c sum_d eta_cd (mu_hat_cd - mu_cd)``
+(:func:`floor_gap`), at most ``mean_floor |log(mean_floor / (1 - mean_floor))|`` per floored entry
+weighted by ``qbar_c``, since ``|mu_hat - mu| <= mean_floor`` and ``|eta| = |logit(mean_floor)|``
+(Bernoulli) or ``|log(mean_floor)|`` (Poisson) there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import gammaln
+
+from fastelbo import _core
+from fastelbo._mixture_pass import log_mixing_weights
+from fastelbo.mixture._statistics import MixturePassSums
+
+
+class ExponentialFamily:
+    """One observable family (Bernoulli or Poisson): its natural parameters, log-partition,
+    pseudo-entropy, base measure, floors and sampler. Means are float64 arrays."""
+
+    name = ""
+    #: What the data must hold, for error messages.
+    values = ""
+
+    def floored(self, means, mean_floor):
+        """``means`` kept where their logarithms are finite (see the module docstring)."""
+        raise NotImplementedError
+
+    def natural(self, means):
+        """``eta`` of (floored) means."""
+        raise NotImplementedError
+
+    def log_partition(self, means):
+        """``A(eta)`` of (floored) means."""
+        raise NotImplementedError
+
+    def pseudo_entropy(self, means):
+        """``H~ = A(eta) - eta mu`` of (floored) means."""
+        return self.log_partition(means) - self.natural(means) * means
+
+    def log_base(self, X):
+        """``sum_d log h(x_nd)`` of every row of a dense array (the reference and tests)."""
+        raise NotImplementedError
+
+    def invalid(self, values):
+        """A boolean mask of the values the family cannot hold."""
+        raise NotImplementedError
+
+    def sample(self, rng, means, count):
+        """``count`` rows drawn from the component with ``means`` (D,)."""
+        raise NotImplementedError
+
+    def floor_bound(self, mean_floor):
+        """The largest ``|eta (mu_hat - mu)|`` a floored entry can add to ``F - S``."""
+        return mean_floor * abs(float(self.natural(np.array(mean_floor))))
+
+
+class Bernoulli(ExponentialFamily):
+    name = "bernoulli"
+    values = "0 or 1"
+
+    def floored(self, means, mean_floor):
+        return np.clip(means, mean_floor, 1.0 - mean_floor)
+
+    def natural(self, means):
+        return np.log(means) - np.log1p(-means)
+
+    def log_partition(self, means):
+        return -np.log1p(-means)
+
+    def log_base(self, X):
+        return np.zeros(X.shape[0])
+
+    def invalid(self, values):
+        return (values != 0) & (values != 1)
+
+    def sample(self, rng, means, count):
+        return (rng.uniform(size=(count, means.shape[0])) < means).astype(np.float64)
+
+
+class Poisson(ExponentialFamily):
+    name = "poisson"
+    values = "a non-negative integer"
+
+    def floored(self, means, mean_floor):
+        return np.maximum(means, mean_floor)
+
+    def natural(self, means):
+        return np.log(means)
+
+    def log_partition(self, means):
+        return np.asarray(means, dtype=np.float64)
+
+    def log_base(self, X):
+        return -np.sum(gammaln(np.asarray(X, dtype=np.float64) + 1.0), axis=1)
+
+    def invalid(self, values):
+        with np.errstate(invalid="ignore"):
+            return ~(np.isfinite(values) & (values >= 0) & (values == np.floor(values)))
+
+    def sample(self, rng, means, count):
+        return rng.poisson(means, size=(count, means.shape[0])).astype(np.float64)
+
+
+FAMILIES = {"bernoulli": Bernoulli(), "poisson": Poisson()}
+
+
+def floor_gap(family, statistics, means):
+    """``F - S`` that flooring the M-step's means costs: ``sum_c qbar_c sum_d eta_cd (mu_hat_cd -
+    mu_cd)`` with ``mu_hat = sx / nk`` the closed form and ``mu`` the stored (floored) means."""
+    nk = statistics.nk
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exact = np.where(nk[:, None] > 0, statistics.sx / nk[:, None], means)
+    return float(statistics.mean_responsibilities @ np.sum(family.natural(means) * (exact - means), axis=1))
+
+
+@dataclass
+class ExponentialFamilyStatistics(MixturePassSums):
+    """Statistics of one pass (all float64): the ELBO sums, ``nk``, ``sum_log_base`` (``sum_n w_n
+    log h(x_n)``) and, with moments, ``sx`` (K, D) ``= sum_n w_n q_nc x_nd``."""
+
+    sum_log_base: float = 0.0
+    sx: np.ndarray | None = None
+
+    @classmethod
+    def from_kernel(cls, out: dict, n_samples: int) -> ExponentialFamilyStatistics:
+        """Wrap the dictionary returned by ``_core.exponential_family_mixture_pass``."""
+        sx = out.get("sx_transposed")
+        return cls(
+            **cls.kernel_sums(out, n_samples),
+            sum_log_base=float(out["sum_log_base"]),
+            sx=None if sx is None else sx.T,
+        )
+
+    @property
+    def variational_entropy(self) -> float:
+        """Mean posterior entropy ``<H[q_n]>``."""
+        return self.component_entropy
+
+    @property
+    def data_term(self) -> float:
+        """``<log h(x_n)>``, the decomposition's term of the data alone."""
+        return self.sum_log_base / self.sum_weight
+
+    def merge(self, other: ExponentialFamilyStatistics) -> ExponentialFamilyStatistics:
+        """Statistics of the union of two disjoint row sets (same parameters)."""
+        return ExponentialFamilyStatistics(
+            self.n_samples + other.n_samples,
+            self.sum_weight + other.sum_weight,
+            self.sum_log_norm + other.sum_log_norm,
+            self.sum_entropy + other.sum_entropy,
+            self.nk + other.nk,
+            self.sum_log_base + other.sum_log_base,
+            None if self.sx is None or other.sx is None else self.sx + other.sx,
+        )
+
+
+@dataclass(frozen=True)
+class ExponentialFamilyPassParameters:
+    """What a pass needs from the model, in float64: ``log pi``, ``eta^T`` (D, K) and ``b_c =
+    -sum_d A(eta_cd)``, computed once per pass from the (floored) means."""
+
+    family: str
+    log_weights: np.ndarray
+    natural_transposed: np.ndarray
+    log_partition: np.ndarray
+    moments: bool
+    n_threads: int
+
+    @classmethod
+    def of(cls, family, weights, means, moments, n_threads):
+        """The snapshot of (floored) parameters ``weights`` (K,) and ``means`` (K, D)."""
+        model = FAMILIES[family]
+        means = np.asarray(means, dtype=np.float64)
+        return cls(
+            family,
+            np.ascontiguousarray(log_mixing_weights(weights, np.float64)),
+            np.ascontiguousarray(model.natural(means).T),
+            np.ascontiguousarray(-np.sum(model.log_partition(means), axis=1)),
+            bool(moments),
+            int(n_threads),
+        )
+
+
+def csr_rows(rows):
+    """A block of rows as CSR (a dense block converted, zeros dropped), with int64 ``indptr`` and
+    float64 ``data``; the kernel reads nothing else, so dense and sparse rows give bitwise the same
+    pass."""
+    if not sp.issparse(rows):
+        rows = sp.csr_array(np.asarray(rows))
+    elif rows.format != "csr":
+        rows = sp.csr_array(rows)
+    indptr = np.ascontiguousarray(rows.indptr, dtype=np.int64)
+    indices = rows.indices
+    if indices.dtype not in (np.int32, np.int64):
+        indices = indices.astype(np.int64)
+    data = np.ascontiguousarray(rows.data, dtype=np.float64)
+    return indptr, np.ascontiguousarray(indices), data, rows.shape
+
+
+def exponential_family_block_pass(parameters, request, rows, weights, state):
+    """One kernel pass over a block of rows (dense or CSR): ``(statistics, outputs, state)`` as
+    :func:`fastelbo._block_reduction.reduce_blocks` expects (no per-row state)."""
+    indptr, indices, data, shape = csr_rows(rows)
+    weights = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
+    out = _core.exponential_family_mixture_pass(
+        indptr,
+        indices,
+        data,
+        shape[1],
+        weights,
+        parameters.log_weights,
+        parameters.natural_transposed,
+        parameters.log_partition,
+        parameters.family,
+        compute_moments=parameters.moments,
+        return_log_norm=request.log_norm,
+        return_responsibilities=request.responsibilities,
+        return_labels=request.labels,
+        n_threads=parameters.n_threads,
+    )
+    return ExponentialFamilyStatistics.from_kernel(out, shape[0]), request.pick(out), state

@@ -1,0 +1,350 @@
+"""The estimator shared by FastBernoulliMixture and FastPoissonMixture: exact EM for mixtures of
+products of one-dimensional exponential-family distributions with ``T(x) = x``, on sparse or dense
+rows, through the EM driver of :class:`~fastelbo._mixture_estimator.MixtureEstimator`.
+
+The family (``_family``) supplies the maths (:mod:`fastelbo.mixture._exponential_family`); this
+class owns the hyperparameters, the validation, the initialisation, the M-step and the
+decomposition. The public classes only name their family and document it.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+
+from fastelbo._base import check_integer
+from fastelbo._block_reduction import reduce_blocks
+from fastelbo._mixture_estimator import MixtureEstimator
+from fastelbo._mixture_pass import MixturePassRequest
+from fastelbo._threads import resolve_n_threads
+from fastelbo._validation import as_float_array, check_sample_weight
+from fastelbo.entropy import EntropyDecomposition, categorical_entropy
+from fastelbo.mixture._discrete_rows import validate_discrete_rows
+from fastelbo.mixture._exponential_family import (
+    FAMILIES,
+    ExponentialFamilyPassParameters,
+    exponential_family_block_pass,
+)
+from fastelbo.mixture._sparse_initialization import INIT_PARAMS, initial_parameters
+
+
+class _InMemoryRows:
+    """An in-memory X (dense or CSR) as the one block :func:`reduce_blocks` reads."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def blocks(self):
+        yield 0, self.rows.shape[0], self.rows
+
+
+class ExponentialFamilyMixture(MixtureEstimator):
+    """Base of the Bernoulli and Poisson mixtures (not public); ``_family`` names the family."""
+
+    _family = ""
+    _warm_start_parameters = ("n_components",)
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        tol=1e-3,
+        mean_floor=1e-10,
+        max_iter=100,
+        n_init=1,
+        init_params="k-means++",
+        weights_init=None,
+        means_init=None,
+        random_state=None,
+        warm_start=False,
+        n_jobs=None,
+        verbose=0,
+        verbose_interval=10,
+    ):
+        self.n_components = n_components
+        self.tol = tol
+        self.mean_floor = mean_floor
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.input_tags.positive_only = True
+        return tags
+
+    @property
+    def _model(self):
+        return FAMILIES[self._family]
+
+    # -- validation --------------------------------------------------------------------------
+
+    def _check_hyperparameters(self):
+        check_integer(self, "n_components", 1)
+        self._check_em_hyperparameters()
+        floor = self.mean_floor
+        upper = 0.5 if self._family == "bernoulli" else np.inf
+        if (
+            not isinstance(floor, numbers.Real)
+            or isinstance(floor, bool)
+            or not np.isfinite(floor)
+            or not 0 < floor < upper
+        ):
+            bound = "0 < mean_floor < 0.5" if upper < np.inf else "a finite mean_floor > 0"
+            raise ValueError(f"mean_floor must be a real number with {bound}, got {floor!r}")
+        if self.init_params not in INIT_PARAMS:
+            raise ValueError(f"init_params must be one of {INIT_PARAMS}, got {self.init_params!r}")
+
+    def _validate_rows(self, X, reset, min_samples):
+        return validate_discrete_rows(self, X, self._model, reset, min_samples)
+
+    def _validate_fit_input(self, X, sample_weight):
+        self._check_hyperparameters()
+        X = self._validate_rows(X, reset=True, min_samples=2)
+        # Weights are float64 whatever X's dtype (bool, integers): only X's row count is read.
+        return X, check_sample_weight(sample_weight, np.empty((X.shape[0], 0)))
+
+    def _check_initial_parameters(self, n_features):
+        K = int(self.n_components)
+        if self.weights_init is not None:
+            weights = as_float_array(self.weights_init, "weights_init")
+            if weights.shape != (K,):
+                raise ValueError(f"weights_init must have shape {(K,)}, got {weights.shape}")
+            if (
+                np.any(weights < 0)
+                or np.any(weights > 1)
+                or not np.isclose(weights.sum(), 1.0, rtol=0, atol=1e-8)
+            ):
+                raise ValueError(
+                    "weights_init must be probabilities in [0, 1] that sum to 1, got sum "
+                    f"{weights.sum():.6g}, minimum {weights.min():.6g}, maximum {weights.max():.6g}"
+                )
+        if self.means_init is not None:
+            means = as_float_array(self.means_init, "means_init")
+            if means.shape != (K, n_features):
+                raise ValueError(f"means_init must have shape {(K, n_features)}, got {means.shape}")
+            upper = 1.0 if self._family == "bernoulli" else np.inf
+            bad = (means < 0) | (means > upper)
+            if bad.any():
+                c, d = np.unravel_index(int(np.argmax(bad)), bad.shape)
+                kind = "probabilities in [0, 1]" if upper == 1.0 else "rates >= 0"
+                raise ValueError(
+                    f"means_init must hold {kind}; got {means[c, d].item()!r} at component {c}, column {d}"
+                )
+
+    # -- parameters --------------------------------------------------------------------------
+
+    def _get_parameters(self):
+        return (self.weights_, self.means_)
+
+    def _set_parameters(self, parameters):
+        self.weights_, self.means_ = parameters
+
+    def _assign(self, weights, means):
+        self.weights_ = np.asarray(weights, dtype=np.float64)
+        self.means_ = np.ascontiguousarray(
+            self._model.floored(np.asarray(means, dtype=np.float64), self.mean_floor)
+        )
+
+    def _n_parameters(self):
+        K, D = self.means_.shape
+        return K * D + K - 1
+
+    def _sample_components(self, rng, counts):
+        return np.vstack(
+            [
+                self._model.sample(rng, mean, int(count))
+                for mean, count in zip(self.means_, counts, strict=True)
+            ]
+        )
+
+    # -- EM hooks (see fastelbo._base) -------------------------------------------------------
+
+    def _initialize_parameters(self, X, random_state, sample_weight=None):
+        weights = means = None
+        if self.weights_init is None or self.means_init is None:
+            weights, means = initial_parameters(
+                X, self.n_components, self.init_params, random_state, sample_weight
+            )
+        if self.weights_init is not None:
+            weights = as_float_array(self.weights_init, "weights_init")
+        if self.means_init is not None:
+            means = as_float_array(self.means_init, "means_init")
+        self._assign(weights, means)
+
+    def _rows(self, X):
+        """X as the pass reads it: a dense training X is converted to CSR once per fit (kept for
+        the fit's passes), new dense data once per call."""
+        if sp.issparse(X):
+            return X
+        cached = getattr(self, "_em_rows", None)
+        if cached is not None and cached[0] is X:
+            return cached[1]
+        return sp.csr_array(X)
+
+    def _pass(self, X, moments, log_norm=False, responsibilities=False, labels=False, sample_weight=None):
+        """One kernel pass with the current parameters; returns (statistics, per-row outputs)."""
+        parameters = ExponentialFamilyPassParameters.of(
+            self._family, self.weights_, self.means_, moments, resolve_n_threads(self.n_jobs)
+        )
+        request = MixturePassRequest(log_norm, responsibilities, labels)
+        if sample_weight is not None:
+            sample_weight = np.ascontiguousarray(sample_weight, dtype=np.float64)
+        stats, out, _ = reduce_blocks(
+            _InMemoryRows(self._rows(X)),
+            functools.partial(exponential_family_block_pass, parameters, request),
+            sample_weight,
+            None,
+            request.outputs(self.n_components, np.float64),
+        )
+        if not (np.isfinite(stats.sum_log_norm) and np.isfinite(stats.sum_entropy)):
+            raise ValueError(
+                f"{type(self).__name__}: the log-likelihood of X overflowed float64 (values of X too "
+                "large for the model's logarithms)"
+            )
+        return stats, out
+
+    def _e_step(self, X, moments=True, sample_weight=None):
+        if moments and not sp.issparse(X) and getattr(self, "_em_rows", (None,))[0] is not X:
+            self._em_rows = (X, sp.csr_array(X))  # the fit's X, converted once
+        return self._pass(X, moments, sample_weight=sample_weight)[0]
+
+    def _final_pass(self, X, sample_weight=None):
+        stats, out = self._pass(X, moments=False, labels=True, sample_weight=sample_weight)
+        return stats, out["labels"]
+
+    def _discard_run_state(self):
+        vars(self).pop("_em_rows", None)
+
+    def _m_step(self, stats):
+        # nk_floor (relative to the mean sample weight) keeps an empty component's means finite.
+        nk = stats.nk + stats.nk_floor
+        self._assign(nk / nk.sum(), stats.sx / nk[:, None])
+
+    def _decompose(self, stats):
+        observable = float(
+            stats.mean_responsibilities @ np.sum(self._model.pseudo_entropy(self.means_), axis=1)
+        )
+        return EntropyDecomposition(
+            elbo=stats.elbo,
+            variational_entropy=stats.variational_entropy,
+            prior_entropy=categorical_entropy(self.weights_),
+            observable_entropy=observable,
+            data_term=stats.data_term,
+            n_samples=stats.n_samples,
+            model=f"{type(self).__name__}(n_components={self.n_components})",
+        )
+
+
+#: The docstring of both public estimators; each fills in its family (see ``family_docstring``).
+_DOCSTRING = """{summary}
+
+    {model}
+
+    Exact EM in C++ with a scikit-learn interface, like :class:`~fastelbo.FastGMM`, and the ELBO's
+    entropy decomposition. X may be a ``scipy.sparse`` matrix or array (CSR is read as it is; CSC
+    and other formats are converted to CSR once) and is never densified; each row costs its
+    non-zeros times ``n_components``, so an E-step is ``O(nnz K + N K)``. Dense X works too (bool
+    and integer dtypes included) and gives bitwise the same fit as its CSR form: the kernel reads
+    every input as CSR (a dense training X is converted once per fit, a temporary of about 12 bytes
+    per non-zero). Values must be {values}; anything else (NaN and infinity included) raises a
+    ValueError naming the value and its row and column. All computation and parameters are float64.
+    Results are bitwise identical for any ``n_jobs``. Streamed sources (memmap, HDF5, dask) are read
+    into memory first.
+
+    ``fit(X, sample_weight=w)`` fits the weighted model: the ELBO, ``lower_bound_`` and the entropy
+    decomposition are weighted averages, and an integer weight acts like repeating the row.
+
+    **The entropy decomposition** (docs/theory.rst). After every M-step, with posteriors ``q`` and
+    the new parameters, ``F = <H[q_n]> - H[pi] - sum_c qbar_c sum_d H~(mu_cd) + data_term``, where
+    ``H~`` is the *pseudo-entropy* ``A(eta) - eta A'(eta)`` of the one-dimensional family:
+    {pseudo_entropy} The pseudo-entropy, not the entropy, is what the M-step's closed form
+    ``mu_c = sum_n w_n q_nc x_n / sum_n w_n q_nc`` turns the expected log-likelihood into, so it is
+    what makes the identity exact; ``entropy_decomposition()`` reports it as
+    ``observable_entropy``.
+
+    **The floor.** Means are kept {floor_range} so that every logarithm is finite (a column that is
+    zero throughout a component would otherwise get a mean of exactly 0). An M-step whose
+    closed-form mean ``mu_hat`` lies beyond the floor stores the floor ``mu`` instead, and the
+    identity is then off by exactly ``F - S = sum_c qbar_c sum_d eta_cd (mu_hat_cd - mu_cd)``,
+    ``eta_cd`` {natural} of the stored mean. As ``|mu_hat - mu| <= mean_floor`` there, that is at
+    most ``mean_floor * |{bound}|`` (about ``2.3e-9`` for the default) per floored entry, weighted
+    by ``qbar_c``, so at most ``n_features`` times that in all.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of mixture components.
+    tol : float, default=1e-3
+        Convergence threshold on the change of the mean log-likelihood (the ELBO).
+    mean_floor : float, default=1e-10
+        The floor of the means (see above); {floor_condition}.
+    max_iter : int, default=100
+        Number of EM iterations per initialisation.
+    n_init : int, default=1
+        Number of initialisations; the best by final lower bound is kept.
+    init_params : {{'k-means++', 'random_from_data', 'random'}}, default='k-means++'
+        The start. 'k-means++': K seed rows drawn by k-means++ (the first ``∝ w_n``, each further
+        one ``∝ w_n D_n^2``, ``D_n`` the squared Euclidean distance of row n to its nearest seed,
+        computed sparsely as ``||x||^2 - 2 x.s + ||s||^2``): ``O(K (nnz + N))`` time, ``O(N + K
+        D)`` memory. 'random_from_data': K distinct rows drawn ``∝ w_n``. Each seed row ``s`` becomes
+        the mean ``(s + xbar) / 2``, ``xbar`` the weighted column means, so that a seed's zeros do
+        not start its means at the floor (only a constant column does); the mixing weights start
+        uniform. 'random': uniform random responsibilities for every row, then the M-step. k-means
+        on dense rows is not offered: its centroids are dense, and its Euclidean geometry is not
+        the model's. Deterministic for a given ``random_state``; the draws follow the row order.
+    weights_init : array-like of shape (n_components,), default=None
+        Initial mixing weights.
+    means_init : array-like of shape (n_components, n_features), default=None
+        Initial means ({means_kind}), floored as above.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the initialisation (and of :meth:`sample`).
+    warm_start : bool, default=False
+        Start the next ``fit`` from the current parameters (``n_init`` is then ignored).
+    n_jobs : int, default=None
+        Threads of the C++ kernel. ``None``: the OpenMP default; ``-1``: all CPUs. Results are
+        bitwise identical for any value.
+    {{progress_parameters}}
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+        Mixing weights.
+    means_ : ndarray of shape (n_components, n_features)
+        {means_attribute}, float64, floored.
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Mean log-likelihood of the training data at the last E-step of the best run (weighted by
+        ``sample_weight`` when one was given).
+    lower_bounds_ : list of float
+        ``lower_bound`` at every iteration of the best run.
+    elbo_history_ : ndarray
+        ``F(q^t, Theta^t)`` per iteration.
+    entropy_sum_history_ : ndarray
+        ``S(q^t, Theta^{{t+1}})`` per iteration: equals ``F(q^t, Theta^{{t+1}})`` after every M-step
+        (up to the floor's amount above).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when X has string feature names.
+
+    Examples
+    --------
+{example}
+    """
+
+
+def family_docstring(**fields):
+    """The public estimator's docstring with its family's ``fields`` filled in."""
+    return _DOCSTRING.format(**fields)

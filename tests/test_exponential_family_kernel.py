@@ -1,0 +1,194 @@
+"""The Bernoulli / Poisson mixture kernel against the independent NumPy reference
+(tests/reference_exponential_family.py): sums, sx, per-row outputs, for dense and CSR rows, with
+and without sample weights; bitwise determinism over thread counts; argument checks."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fastelbo import _core
+from fastelbo._mixture_pass import MixturePassRequest
+from fastelbo.mixture._exponential_family import (
+    FAMILIES,
+    ExponentialFamilyPassParameters,
+    exponential_family_block_pass,
+)
+from reference_exponential_family import e_step
+
+ALL_OUTPUTS = MixturePassRequest(log_norm=True, responsibilities=True, labels=True)
+
+
+def random_data(family, n, d, density, seed):
+    """Sparse data of the family with an empty row and an all-zero column."""
+    rng = np.random.default_rng(seed)
+    mask = rng.uniform(size=(n, d)) < density
+    values = np.ones((n, d)) if family == "bernoulli" else rng.poisson(3.0, size=(n, d)) + 1.0
+    X = np.where(mask, values, 0.0)
+    X[0] = 0.0  # an empty row
+    X[:, d // 2] = 0.0  # an all-zero column
+    return X
+
+
+def random_parameters(family, k, d, seed):
+    rng = np.random.default_rng(seed + 1)
+    weights = rng.dirichlet(np.ones(k))
+    if family == "bernoulli":
+        means = rng.uniform(0.05, 0.95, size=(k, d))
+    else:
+        means = rng.gamma(2.0, 1.0, size=(k, d))
+    means[:, d // 2] = 1e-10  # a floored column
+    return weights, means
+
+
+def kernel_pass(X, weights, means, family, sample_weight=None, n_threads=0, indices_dtype=None):
+    parameters = ExponentialFamilyPassParameters.of(family, weights, means, True, n_threads)
+    if indices_dtype is not None:
+        X = sp.csr_array(X)
+        X.indices = X.indices.astype(indices_dtype)
+    stats, out, _ = exponential_family_block_pass(parameters, ALL_OUTPUTS, X, sample_weight, None)
+    return stats, out
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "poisson"])
+@pytest.mark.parametrize(("k", "d", "density"), [(1, 5, 0.5), (3, 17, 0.2), (7, 40, 0.05), (12, 9, 0.9)])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("layout", ["dense", "csr32", "csr64"])
+def test_kernel_matches_reference(family, k, d, density, weighted, layout):
+    X = random_data(family, 60, d, density, seed=k * 100 + d)
+    weights, means = random_parameters(family, k, d, seed=k)
+    sample_weight = np.random.default_rng(3).uniform(0.0, 2.0, size=60) if weighted else None
+    indices_dtype = {"dense": None, "csr32": np.int32, "csr64": np.int64}[layout]
+    stats, out = kernel_pass(X, weights, means, family, sample_weight, indices_dtype=indices_dtype)
+    expected = e_step(X, weights, means, family, sample_weight)
+    for name in ("sum_weight", "sum_log_norm", "sum_entropy", "nk", "sx"):
+        np.testing.assert_allclose(getattr(stats, name), expected[name], rtol=1e-10, atol=1e-12, err_msg=name)
+    np.testing.assert_allclose(stats.sum_log_base, expected["sum_log_base"], rtol=1e-10, atol=1e-12)
+    for name in ("log_norm", "responsibilities"):
+        np.testing.assert_allclose(out[name], expected[name], rtol=1e-10, atol=1e-12, err_msg=name)
+    np.testing.assert_array_equal(out["labels"], expected["labels"])
+    if family == "poisson":
+        assert stats.sum_log_base < 0  # the data term is there, and in log_norm too
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "poisson"])
+def test_dense_and_csr_rows_give_bitwise_the_same_pass(family):
+    X = random_data(family, 500, 30, 0.1, seed=5)
+    weights, means = random_parameters(family, 4, 30, seed=5)
+    w = np.random.default_rng(0).uniform(size=500)
+    dense_stats, dense_out = kernel_pass(X, weights, means, family, w)
+    for indices_dtype in (np.int32, np.int64):
+        stats, out = kernel_pass(X, weights, means, family, w, indices_dtype=indices_dtype)
+        assert stats.sum_log_norm == dense_stats.sum_log_norm
+        np.testing.assert_array_equal(stats.sx, dense_stats.sx)
+        np.testing.assert_array_equal(stats.nk, dense_stats.nk)
+        for name in out:
+            np.testing.assert_array_equal(out[name], dense_out[name])
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "poisson"])
+@pytest.mark.parametrize("k", [3, 40])
+def test_results_are_bitwise_identical_for_any_thread_count(family, k):
+    # Enough rows for many blocks and several rounds; K = 40 splits sx over components.
+    X = random_data(family, 30000, 60, 0.1, seed=k)
+    weights, means = random_parameters(family, k, 60, seed=k)
+    w = np.random.default_rng(1).uniform(size=30000)
+    one_stats, one_out = kernel_pass(X, weights, means, family, w, n_threads=1, indices_dtype=np.int32)
+    for n_threads in (2, 3):
+        stats, out = kernel_pass(X, weights, means, family, w, n_threads=n_threads, indices_dtype=np.int32)
+        for name in ("sum_weight", "sum_log_norm", "sum_entropy", "sum_log_base"):
+            assert getattr(stats, name) == getattr(one_stats, name), name
+        np.testing.assert_array_equal(stats.nk, one_stats.nk)
+        np.testing.assert_array_equal(stats.sx, one_stats.sx)
+        for name in out:
+            np.testing.assert_array_equal(out[name], one_out[name])
+    expected = e_step(X, weights, means, family, w)
+    np.testing.assert_allclose(one_stats.sx, expected["sx"], rtol=1e-10, atol=1e-12)
+
+
+def test_an_empty_component_gets_no_responsibility():
+    X = random_data("bernoulli", 50, 8, 0.3, seed=2)
+    weights, means = random_parameters("bernoulli", 3, 8, seed=2)
+    weights = np.array([0.5, 0.0, 0.5])
+    stats, out = kernel_pass(X, weights, means, "bernoulli")
+    assert np.all(out["responsibilities"][:, 1] == 0.0)
+    expected = e_step(X, weights, means, "bernoulli")
+    np.testing.assert_allclose(stats.sum_log_norm, expected["sum_log_norm"], rtol=1e-10)
+    assert np.isfinite(stats.sum_entropy)
+
+
+def call(**overrides):
+    K, D = 2, 3
+    arguments = dict(
+        indptr=np.array([0, 1, 2], dtype=np.int64),
+        indices=np.array([0, 2], dtype=np.int32),
+        data=np.array([1.0, 1.0]),
+        n_features=D,
+        sample_weight=None,
+        log_weights=np.log(np.full(K, 0.5)),
+        natural_transposed=np.zeros((D, K)),
+        log_partition=np.zeros(K),
+        family="bernoulli",
+    )
+    arguments.update(overrides)
+    return _core.exponential_family_mixture_pass(**arguments)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "message"),
+    [
+        ({"indices": np.array([0, 3], dtype=np.int32)}, ValueError, "indices\\[1\\] = 3"),
+        ({"indices": np.array([0, -1], dtype=np.int64)}, ValueError, "indices\\[1\\] = -1"),
+        ({"indices": np.array([0, 1], dtype=np.int16)}, TypeError, "indices must have dtype int32 or int64"),
+        ({"indptr": np.array([0, 3, 2], dtype=np.int64)}, ValueError, "indptr must be non-decreasing"),
+        ({"indptr": np.array([1, 1, 2], dtype=np.int64)}, ValueError, "indptr\\[0\\] must be 0"),
+        ({"indptr": np.array([0, 1, 3], dtype=np.int64)}, ValueError, "indptr\\[-1\\] = 3"),
+        ({"indptr": np.array([0, 1, 2], dtype=np.int32)}, TypeError, "indptr"),
+        ({"natural_transposed": np.zeros((2, 3))}, ValueError, "natural_transposed has shape"),
+        ({"family": "gamma"}, ValueError, "family must be"),
+        ({"n_features": 0}, ValueError, "n_features"),
+        ({"sample_weight": np.ones(3)}, ValueError, "sample_weight"),
+    ],
+)
+def test_bad_kernel_arguments_raise_naming_them(overrides, error, message):
+    with pytest.raises(error, match=message):
+        call(**overrides)
+
+
+def test_families_floor_means_into_the_open_range():
+    bern, pois = FAMILIES["bernoulli"], FAMILIES["poisson"]
+    np.testing.assert_array_equal(bern.floored(np.array([0.0, 0.5, 1.0]), 1e-10), [1e-10, 0.5, 1 - 1e-10])
+    np.testing.assert_array_equal(pois.floored(np.array([0.0, 2.0]), 1e-10), [1e-10, 2.0])
+
+
+@pytest.mark.parametrize("k", [5, 7])
+def test_bitwise_identical_when_blocks_are_cut_by_work(k):
+    # Rows of very different lengths: blocks end where their work does, at rows of any parity, so
+    # rounds (whose size follows the thread count) start at varied rows; an odd K then puts a row's
+    # log-joints at varied memory alignments, which must not change a reduction's result.
+    rng = np.random.default_rng(k)
+    n, d = 4000, 6000
+    lengths = rng.integers(0, 3000, size=n)
+    indptr = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    rows = [np.sort(rng.choice(d, size=m, replace=False)) for m in lengths]
+    indices = np.concatenate(rows).astype(np.int32)
+    X = sp.csr_array((np.ones(indptr[-1]), indices, indptr), shape=(n, d))
+    weights, means = random_parameters("bernoulli", k, d, seed=k)
+    one_stats, one_out = kernel_pass(X, weights, means, "bernoulli", n_threads=1)
+    for n_threads in (2, 3):
+        stats, out = kernel_pass(X, weights, means, "bernoulli", n_threads=n_threads)
+        assert stats.sum_log_norm == one_stats.sum_log_norm
+        assert stats.sum_entropy == one_stats.sum_entropy
+        np.testing.assert_array_equal(stats.nk, one_stats.nk)
+        np.testing.assert_array_equal(stats.sx, one_stats.sx)
+        for name in out:
+            np.testing.assert_array_equal(out[name], one_out[name])
+
+
+def test_large_counts_get_their_log_factorial_too():
+    # Counts around the kernel's table of small log-factorials and far beyond it.
+    X = np.array([[0.0, 1.0, 255.0], [256.0, 0.0, 1e4], [3.0, 2e6, 0.0]])
+    weights, means = np.array([0.4, 0.6]), np.array([[1.0, 50.0, 300.0], [2e3, 1e5, 0.5]])
+    stats, out = kernel_pass(X, weights, means, "poisson")
+    expected = e_step(X, weights, means, "poisson")
+    np.testing.assert_allclose(out["log_norm"], expected["log_norm"], rtol=1e-12)
+    np.testing.assert_allclose(stats.sum_log_base, expected["sum_log_base"], rtol=1e-12)

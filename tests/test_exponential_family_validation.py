@@ -1,0 +1,137 @@
+"""Bad input to FastBernoulliMixture and FastPoissonMixture raises a ValueError (or TypeError) that
+names the offending value and its position, or the hyperparameter; sparse data is checked without
+being densified."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fastelbo import FastBernoulliMixture, FastPoissonMixture
+
+
+def binary(n=20, d=5):
+    return (np.random.default_rng(0).uniform(size=(n, d)) < 0.5).astype(np.float64)
+
+
+@pytest.mark.parametrize("to_sparse", [np.asarray, sp.csr_matrix, sp.csc_matrix, sp.csr_array, sp.coo_matrix])
+@pytest.mark.parametrize(
+    ("estimator", "value", "shown"),
+    [
+        (FastBernoulliMixture, 2.0, "2.0"),
+        (FastBernoulliMixture, 0.5, "0.5"),
+        (FastBernoulliMixture, -1.0, "-1.0"),
+        (FastBernoulliMixture, np.nan, "nan"),
+        (FastPoissonMixture, 2.5, "2.5"),
+        (FastPoissonMixture, -3.0, "-3.0"),
+        (FastPoissonMixture, np.inf, "inf"),
+        (FastPoissonMixture, np.nan, "nan"),
+    ],
+)
+def test_a_value_the_family_cannot_model_is_named_with_its_position(to_sparse, estimator, value, shown):
+    X = binary()
+    X[7, 3] = value
+    X[9, 1] = value  # a later one: the first is reported
+    with pytest.raises(ValueError, match=rf"X holds {shown} at row 7, column 3"):
+        estimator(n_components=2).fit(to_sparse(X))
+
+
+def test_counts_as_floats_and_integers_are_accepted():
+    X = np.random.default_rng(1).poisson(2.0, size=(30, 4))
+    a = FastPoissonMixture(n_components=2, random_state=0).fit(X.astype(np.float64))
+    b = FastPoissonMixture(n_components=2, random_state=0).fit(X.astype(np.uint16))
+    np.testing.assert_array_equal(a.means_, b.means_)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int8])
+def test_bernoulli_integer_values_other_than_0_and_1_are_refused(dtype):
+    X = binary().astype(dtype)
+    X[2, 4] = 3
+    with pytest.raises(ValueError, match="X holds 3 at row 2, column 4"):
+        FastBernoulliMixture().fit(X)
+
+
+def test_bad_values_in_new_data_are_named_too():
+    model = FastBernoulliMixture(n_components=2, random_state=0).fit(binary())
+    X = binary(6)
+    X[5, 0] = 7.0
+    for method in (model.predict, model.predict_proba, model.score_samples, model.score, model.bic):
+        with pytest.raises(ValueError, match="X holds 7.0 at row 5, column 0"):
+            method(sp.csr_matrix(X))
+    with pytest.raises(ValueError, match="X holds 7.0 at row 5, column 0"):
+        model.entropy_decomposition(X)
+    with pytest.raises(ValueError, match="4 features"):
+        model.predict(np.zeros((3, 4)))
+
+
+@pytest.mark.parametrize(
+    "X",
+    [np.zeros((0, 3)), np.zeros((5, 0)), np.zeros(5), sp.csr_matrix((0, 3)), [[1.0]]],
+    ids=["no rows", "no columns", "1-D", "sparse no rows", "one row"],
+)
+def test_empty_or_misshapen_data_is_refused(X):
+    with pytest.raises(ValueError):
+        FastPoissonMixture().fit(X)
+
+
+def test_sparse_data_is_checked_without_densifying(monkeypatch):
+    X = sp.random(200000, 1000, density=1e-4, format="csr", random_state=0)
+    X.data[:] = 1.0
+    X.data[-1] = 0.25
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("densified")
+
+    monkeypatch.setattr(sp.csr_matrix, "toarray", refuse)
+    monkeypatch.setattr(sp.csr_matrix, "todense", refuse)
+    row = int(np.searchsorted(X.indptr, X.nnz - 1, side="right") - 1)
+    with pytest.raises(ValueError, match=f"X holds 0.25 at row {row}, column {X.indices[-1]}"):
+        FastBernoulliMixture().fit(X)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "name"),
+    [
+        ({"n_components": 0}, "n_components"),
+        ({"n_components": 1.5}, "n_components"),
+        ({"mean_floor": 0.0}, "mean_floor"),
+        ({"mean_floor": 0.5}, "mean_floor"),
+        ({"mean_floor": np.nan}, "mean_floor"),
+        ({"mean_floor": "small"}, "mean_floor"),
+        ({"init_params": "kmeans"}, "init_params"),
+        ({"tol": -1.0}, "tol"),
+        ({"max_iter": -1}, "max_iter"),
+        ({"n_init": 0}, "n_init"),
+        ({"n_jobs": 0}, "n_jobs"),
+        ({"random_state": "seed"}, "random_state"),
+        ({"warm_start": "yes"}, "warm_start"),
+        ({"verbose_interval": 0}, "verbose_interval"),
+        ({"weights_init": [0.5, 0.6]}, "weights_init"),
+        ({"weights_init": [1.0]}, "weights_init"),
+        ({"means_init": np.full((2, 5), 1.5)}, "means_init"),
+        ({"means_init": np.full((2, 4), 0.5)}, "means_init"),
+        ({"means_init": np.full((2, 5), np.nan)}, "means_init"),
+    ],
+)
+def test_bad_hyperparameters_are_named(parameters, name):
+    with pytest.raises(ValueError, match=name):
+        FastBernoulliMixture(n_components=parameters.pop("n_components", 2), **parameters).fit(binary())
+
+
+def test_poisson_floor_may_exceed_one_half_but_not_be_negative():
+    X = np.random.default_rng(1).poisson(2.0, size=(30, 4))
+    FastPoissonMixture(n_components=2, mean_floor=0.7, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="mean_floor"):
+        FastPoissonMixture(mean_floor=-1.0).fit(X)
+    with pytest.raises(
+        ValueError, match="means_init must hold rates >= 0; got -0.5 at component 1, column 2"
+    ):
+        means = np.ones((2, 4))
+        means[1, 2] = -0.5
+        FastPoissonMixture(n_components=2, means_init=means).fit(X)
+
+
+def test_fewer_weighted_rows_than_components_is_refused():
+    with pytest.raises(ValueError, match="n_samples >= n_components"):
+        FastBernoulliMixture(n_components=3).fit(binary(), sample_weight=np.r_[1.0, 1.0, np.zeros(18)])
+    with pytest.raises(ValueError, match="sample_weight"):
+        FastBernoulliMixture(n_components=2).fit(binary(), sample_weight=-np.ones(20))

@@ -1,8 +1,10 @@
 """One run that measures FastGMM against the NumPy EM, scikit-learn and the machine's GEMM bound, the
 factor models (FastPPCA, FastFactorAnalysis) against scikit-learn and NumPy, FastMFA against a
-NumPy MFA EM and FastGMM on image patches, and truncated variational EM against exact FastGMM.
+NumPy MFA EM and FastGMM on image patches, truncated variational EM against exact FastGMM, and the
+Bernoulli and Poisson mixtures on sparse counts against a SciPy-sparse NumPy EM.
 
-Usage: ``python bench/report.py [--quick] [--repeats R] [--groups gmm factor mfa truncated] [--device cuda]``
+Usage: ``python bench/report.py [--quick] [--repeats R] [--groups GROUP ...] [--device cuda]`` (groups: gmm
+factor mfa truncated exponential_family)
 
 Measures, in one process and one run (so the ratios compare like with like):
 
@@ -18,7 +20,10 @@ Measures, in one process and one run (so the ratios compare like with like):
   log-likelihood of a whole FastMFA fit (``mfa_report.py``);
 - truncated variational EM (``FastGMM(n_active=5)``) against exact FastGMM: seconds per iteration as
   K grows (plotted), whole fits on image patches at K=1,024 from the same seeding, and (full size
-  only) N=1M, K=65,536 in float32 with its peak memory (``truncated_report.py``).
+  only) N=1M, K=65,536 in float32 with its peak memory (``truncated_report.py``);
+- FastBernoulliMixture and FastPoissonMixture on sparse Zipf counts against a SciPy-sparse NumPy EM
+  from the same start: seconds per iteration beside the bound of the iteration's two sparse
+  products (``exponential_family_report.py``).
 
 Writes ``report.md``, ``report.json`` and ``time_per_iteration.png`` under ``bench/results/`` (under
 ``bench/results/quick/`` with ``--quick``; a run of one group writes to a subfolder named after it,
@@ -50,6 +55,7 @@ BENCH_DIR = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
 import cases  # noqa: E402
+import exponential_family_report  # noqa: E402
 import factor_cases  # noqa: E402
 import factor_report  # noqa: E402
 import gemm_bound  # noqa: E402
@@ -71,7 +77,7 @@ from timing import (  # noqa: E402
     best_time,
 )
 
-GROUPS = ("gmm", "factor", "mfa", "truncated")
+GROUPS = ("gmm", "factor", "mfa", "truncated", "exponential_family")
 SYSTEM_LABELS = {"fastelbo": "FastGMM", "numpy": "NumPy EM", "sklearn": "scikit-learn"}
 
 
@@ -265,6 +271,7 @@ def markdown(results) -> str:
     lines += factor_report.markdown(results.get("factor_fits", []), results["fit_repeats"])
     lines += mfa_report.markdown(results.get("mfa", []), results["repeats"], results["fit_repeats"])
     lines += truncated_report.markdown(results.get("truncated"))
+    lines += exponential_family_report.markdown(results.get("exponential_family"), results["repeats"])
     return "\n".join(lines)
 
 
@@ -436,7 +443,7 @@ def main(argv=None):
         choices=GROUPS,
         default=list(GROUPS),
         help="what to measure: the Gaussian mixtures, the factor models, the mixture of factor analysers, "
-        "truncated variational EM (default: all four)",
+        "truncated variational EM, Bernoulli and Poisson mixtures on sparse counts (default: all five)",
     )
     parser.add_argument(
         "--device",
@@ -520,6 +527,16 @@ def main(argv=None):
             # Best of 7 at full size: the truncated times are tens of milliseconds on a shared machine.
             results["truncated"] = truncated_report.measure(quick, args.repeats or (1 if quick else 7), log)
             group_done("truncated")
+        if "exponential_family" in groups:
+            log("Bernoulli and Poisson mixtures on sparse counts, seconds per iteration:")
+            ef_started = time.perf_counter()
+            results["exponential_family"] = exponential_family_report.measure(
+                exponential_family_report.QUICK_CASES if quick else exponential_family_report.FULL_CASES,
+                repeats,
+                log,
+            )
+            results["exponential_family_wall_seconds"] = time.perf_counter() - ef_started
+            group_done("exponential_family")
     except BaseException as stop:  # an error, or Ctrl-C: what the finished groups measured stays
         done = results["completed_groups"]
         kept = f"the results of {', '.join(done)} are in {out_dir}" if done else "no group had finished"
@@ -544,6 +561,7 @@ def all_failed_checks(results) -> list[str]:
         + factor_report.failed_checks(results.get("factor_fits", []))
         + mfa_report.failed_checks(results.get("mfa", []))
         + truncated_report.failed_checks(results.get("truncated"))
+        + exponential_family_report.failed_checks(results.get("exponential_family"))
     )
 
 

@@ -9,6 +9,7 @@ scikit-learn's StandardScaler).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -674,6 +675,32 @@ def test_mixed_decimal_marks_are_refused(cli, folder, text):
     assert result.code == 2
     assert result.err.count("\n") == 1 and "both decimal commas and decimal points" in result.err
     assert "column 1" in result.err
+
+
+def test_a_heywood_case_names_the_files_columns(cli, folder, X):
+    import warnings
+
+    from fastelbo import FastFactorAnalysis
+    from fastelbo.exceptions import HeywoodCaseWarning
+
+    # Column 4 repeats column 1: both unique variances run to their floor.
+    data = np.column_stack([X, X[:, 0]])
+    (folder / "heywood.csv").write_text(_table(data, header=["height", "weight", "age", "height again"]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        FastFactorAnalysis(1).fit(data)
+    (expected,) = [w.message for w in caught if issubclass(w.category, HeywoodCaseWarning)]
+    floored = [int(label[1:]) for label in re.findall(r"\bx\d+\b", str(expected))]  # x0, x3
+    assert floored == [0, 3]
+    result = cli("fit", "heywood.csv", "--model", "fa", "--components", "1")
+    assert result.code == 0, result.err
+    (line,) = [line for line in result.err.splitlines() if "HeywoodCaseWarning" in line]
+    assert "column 1 ('height') (" in line and "column 4 ('height again') (" in line
+    assert not re.search(r"\bx\d+\b", line)
+    # With --columns, the numbers are DATA's.
+    result = cli("fit", "heywood.csv", "--model", "fa", "--components", "1", "--columns", "4,2,1")
+    (line,) = [line for line in result.err.splitlines() if "HeywoodCaseWarning" in line]
+    assert "column 4 ('height again') (" in line and "column 1 ('height') (" in line
 
 
 def test_a_closed_stdout_loses_no_output_file(tmp_path):

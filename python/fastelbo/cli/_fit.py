@@ -15,12 +15,13 @@ import time
 import warnings
 from pathlib import Path
 
-from fastelbo.cli._data import data_kind, load_data
+from fastelbo.cli._data import column_label, data_kind, load_data
 from fastelbo.cli._errors import CommandLineError
 from fastelbo.cli._models import MODELS, check_seed, estimator_parameters, make_estimator
 from fastelbo.cli._outputs import check_outputs, check_plot_format, write_output
 from fastelbo.cli._summary import fit_results, fit_summary, report_lines
 from fastelbo.datasets import DATASETS
+from fastelbo.exceptions import HeywoodCaseWarning, heywood_case_message
 from fastelbo.factor._mfa import NOISE_TYPES
 from fastelbo.factor._ppca import SOLVERS
 from fastelbo.factor._rotation import ROTATIONS
@@ -219,7 +220,7 @@ def run_fit(args) -> int:
         fit_seconds = time.perf_counter() - start
         results = fit_results(model, data, labels=args.labels is not None or args.json is not None)
     # Warnings about the data and the fit follow the fit, so that an error stays the only line.
-    messages = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+    messages = list(dict.fromkeys(_warning_text(w, data) for w in caught))
     for message in [*data.warnings, *messages]:
         print(f"fastelbo: warning: {message}", file=sys.stderr)
 
@@ -255,6 +256,18 @@ def run_fit(args) -> int:
     for line in [*lines, *([""] if written else []), *written]:
         say(line)
     return 0
+
+
+def _warning_text(caught, data):
+    """``Category: message`` of a warning raised by the fit; a Heywood case names DATA's columns
+    as the other messages do (``column 3 ('age')``), not the estimator's ``x2``."""
+    message = caught.message
+    if isinstance(message, HeywoodCaseWarning) and message.features is not None:
+        labels = [column_label(data, d) for d in message.features]
+        if message.components is not None:
+            labels = [f"component {c} {label}" for c, label in zip(message.components, labels, strict=True)]
+        message = heywood_case_message(message.model, labels, message.variances)
+    return f"{caught.category.__name__}: {message}"
 
 
 def _write_labels(path, labels):

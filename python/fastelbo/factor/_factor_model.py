@@ -125,7 +125,7 @@ class LinearGaussianFactorModel(
             # Unique variances at the floor: a Heywood case (PPCA's one noise is not unique).
             names = getattr(self, "feature_names_in_", None)
             labels = [names[d] if names is not None else f"x{d}" for d in floored]
-            warn_heywood_case(type(self).__name__, labels, self._noise_vector()[floored])
+            warn_heywood_case(type(self).__name__, labels, self._noise_vector()[floored], features=floored)
         if self._training_decomposition is not None:
             self._training_decomposition = dataclasses.replace(
                 self._training_decomposition, note=_boundary_note(len(floored))

@@ -99,7 +99,11 @@ def test_heywood_case_reports_the_likelihood_of_the_returned_parameters(data):
     assert fa.score(X) == pytest.approx(expected.mean(), rel=1e-10)
     decomposition = fa.entropy_decomposition()
     assert decomposition.elbo == pytest.approx(expected.mean(), rel=1e-9)
-    assert "boundary" in decomposition.note
+    assert decomposition.note.startswith(f"{np.count_nonzero(floored)} noise variance(s) at their floor")
+    # The warning says which features, by index (a caller with its own column names names them).
+    (warning,) = [w.message for w in caught if issubclass(w.category, HeywoodCaseWarning)]
+    assert warning.features == np.flatnonzero(floored).tolist() and warning.components is None
+    np.testing.assert_array_equal(warning.variances, fa.noise_variance_[floored])
     # The convergence test reads these: no jumps from lost digits.
     loglike = np.asarray(fa.loglike_)
     assert np.all(np.diff(loglike) >= -1e-9 * np.abs(loglike[1:]))

@@ -253,6 +253,10 @@ def test_components_at_least_the_rank_keep_the_noise_floor():
     assert np.all(np.isfinite(ppca.score_samples(X)))
     decomposition = ppca.entropy_decomposition()
     assert "boundary" in decomposition.note
+    # One noise variance, shared by the D features, is at its floor (not D of them).
+    assert decomposition.note.startswith(
+        f"the noise variance (one, shared by the {X.shape[1]} features) at its floor"
+    )
     assert decomposition.elbo == pytest.approx(ppca.score(X), rel=1e-10)
     # The last direction has no variance in the data: the model gives it the noise's.
     assert ppca.explained_variance_[-1] == ppca.noise_variance_

@@ -26,7 +26,7 @@ def add_demo_parser(commands):
     parser.add_argument(
         "--repeats", type=_positive_int, default=3, help="fits per library; the best time is shown"
     )
-    parser.set_defaults(run=run_demo)
+    parser.set_defaults(run=run_demo, command_parser=parser)
     return parser
 
 

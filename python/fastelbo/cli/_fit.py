@@ -165,7 +165,7 @@ def add_fit_parser(commands):
         metavar="OUT.png",
         help="plot the convergence (needs matplotlib; .png, .pdf, .svg, ...)",
     )
-    parser.set_defaults(run=run_fit)
+    parser.set_defaults(run=run_fit, command_parser=parser)
     return parser
 
 

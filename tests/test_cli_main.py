@@ -209,6 +209,16 @@ ERRORS = {
     "zero-components": (["fit", "X.npy", "--components", "0"], ["invalid setting", "n_components"]),
     "zero-factors": (["fit", "X.npy", "--model", "mfa", "--factors", "0"], ["invalid setting", "n_factors"]),
     "negative-tol": (["fit", "X.npy", "--tol", "-1"], ["invalid setting", "tol"]),
+    # Settings are checked before DATA is read: the setting, not the file's 'oops' or ragged line.
+    "setting-before-data": (["fit", "text.csv", "--tol", "-1"], ["invalid setting: tol must be"]),
+    "components-before-data": (
+        ["fit", "ragged.csv", "--model", "ppca", "--components", "-1"],
+        ["invalid setting: n_components must be"],
+    ),
+    "factors-before-data": (
+        ["fit", "text.csv", "--model", "mfa", "--factors", "0"],
+        ["invalid setting: n_factors must be"],
+    ),
     "more-components-than-rows": (["fit", "X.npy", "--components", "500"], ["n_samples >= n_components"]),
     "too-many-samples": (["fit", "X.npy", "--n-samples", "1000"], ["--n-samples must be between 1 and 60"]),
     "output-folder-missing": (

@@ -263,6 +263,10 @@ ERRORS = {
         ["fit", "X.npy", "--columns", "a"],
         ["no column named 'a'", "no header line"],
     ),
+    "columns-names-without-header-line": (
+        ["fit", "first-row-missing.csv", "--columns", "a"],
+        ["--columns names 'a', but DATA has no header line: line 1 holds numbers, not names"],
+    ),
     "columns-names-with-header-no": (
         ["fit", "X.csv", "--header", "no", "--columns", "a"],
         ["--columns names columns, but --header no"],
@@ -478,6 +482,21 @@ def test_a_text_column_can_be_left_out_and_is_then_not_read(cli, folder, X):
     )
     assert summary["data"]["header"] is None  # line 1's selected fields are numbers: data, not a header
     assert_fit_of(summary, X)
+
+
+def test_a_headerless_file_is_never_said_to_have_a_header(cli):
+    # --header auto with --columns by name used to take a line of numbers as the header.
+    result = cli("fit", "numbered.csv", "--columns", "a")
+    assert_error(result, "DATA has no header line: line 1 holds numbers", "select columns by number")
+    assert "the header names" not in result.err
+
+
+def test_a_header_of_numbers_selected_by_its_names_is_a_header(cli, folder, X):
+    (folder / "wavelengths.csv").write_text(_table(X, header=["400.5", "500.5", "600.5"]))
+    result = cli("fit", "wavelengths.csv", *GMM, "--columns", "600.5,400.5", "--json", "wl.json")
+    summary = fitted(result, folder, "wl.json")
+    assert summary["data"]["header"] == ["600.5", "400.5"] and summary["data"]["columns"] == [3, 1]
+    assert_fit_of(summary, X[:, [2, 0]])
 
 
 def test_column_numbers_are_not_taken_for_names_of_a_first_line_of_data(cli, folder, X):

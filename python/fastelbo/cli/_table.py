@@ -8,7 +8,8 @@
   separator other than ``,``, a comma inside a number is a decimal comma (``1,5`` is 1.5).
 - Header (``--header``): ``yes`` takes the first line as the column names, ``no`` as data; ``auto``
   takes it as a header only when one of its (selected) fields is neither a number nor a missing
-  value. A header of numbers (years, wavelengths) therefore needs ``--header yes``.
+  value. A header of numbers (years, wavelengths) therefore needs ``--header yes``, unless
+  ``--columns`` selects by names that line 1 holds.
 - Missing values (an empty field, ``NA``, ``N/A``, ``#N/A``, ``NaN``, ``null``, ``?``) and infinite
   ones are errors that name their lines and columns: the models fit complete rows only.
 
@@ -269,9 +270,20 @@ def read_text_table(raw: bytes, display: str, *, header="auto", columns=None) ->
         # Numbers select by position: line 1 has no names yet (it may be data).
         numbered = resolve_columns(columns, None, n_columns) if columns is not None and not named else None
         selected = numbered if numbered is not None else range(n_columns)
-        has_header = named or any(
+        has_header = any(
             not _is_number(names[p], decimal_comma) and not _is_missing(names[p]) for p in selected
         )
+        if named and not has_header:
+            # Names select columns only from a header line: line 1 is one if it holds the names
+            # asked for (a header of numbers, 400.5, say), else it is data and names nothing.
+            asked = [item for item in columns if _RANGE.match(item) is None]
+            if not all(item in names for item in asked):
+                raise CommandLineError(
+                    f"--columns names {', '.join(repr(item) for item in asked)}, but DATA has no "
+                    f"header line: line {lines[0][0]} holds numbers, not names (select columns by "
+                    "number, or --header yes if line 1 is a header)"
+                )
+            has_header = True
     elif header == "no" and named:
         raise CommandLineError("--columns names columns, but --header no says DATA has no header line")
     else:

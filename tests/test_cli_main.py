@@ -125,6 +125,7 @@ def folder(X, tmp_path_factory):
     (folder / "species.csv").write_text("\n".join(["a,b,c,species", *iris_like]) + "\n")
     (folder / "iris-like.csv").write_text("\n".join(iris_like) + "\n")  # no header line
     (folder / "numeric-names.csv").write_text(_table(X, header=["0", "1", "2"]))
+    (folder / "repeated-names.csv").write_text(_table(X, header=["a", "b", "a"]))
     constant = np.column_stack([X, np.full(len(X), 3.0)])
     np.save(folder / "constant.npy", constant)
     # Error cases.
@@ -254,6 +255,10 @@ ERRORS = {
     ),
     "columns-zero": (["fit", "X.npy", "--columns", "0,1"], ["'0' is outside columns 1-3"]),
     "columns-twice": (["fit", "X.csv", "--columns", "a,1"], ["selects column 1 ('a') more than once"]),
+    "columns-repeated-name": (
+        ["fit", "repeated-names.csv", "--columns", "a"],
+        ["--columns: 'a' is ambiguous: the header gives that name to columns 1 and 3; select by number"],
+    ),
     "columns-empty-item": (["fit", "X.csv", "--columns", "1,,2"], ["--columns '1,,2'"]),
     "columns-ambiguous": (
         ["fit", "numeric-names.csv", "--header", "yes", "--columns", "1"],
@@ -470,6 +475,16 @@ def test_an_id_column_is_warned_about_and_left_out_with_columns(cli, folder, X):
     assert_fit_of(fitted(result, folder, "id.json"), X)
     # Unnamed row numbers, and a column named id that is no count, are warned about too.
     assert "column 1 holds row numbers" in cli("fit", "numbered.csv", *GMM).err
+
+
+def test_repeated_header_names_select_by_number_and_keep_their_names(cli, folder, X):
+    summary = fitted(
+        cli("fit", "repeated-names.csv", *GMM, "--columns", "2-3", "--json", "repeated.json"),
+        folder,
+        "repeated.json",
+    )
+    assert summary["data"]["header"] == ["b", "a"] and summary["data"]["columns"] == [2, 3]
+    assert_fit_of(summary, X[:, 1:])
 
 
 def test_a_text_column_can_be_left_out_and_is_then_not_read(cli, folder, X):

@@ -15,6 +15,8 @@
 
 Columns (``--columns``, :func:`resolve_columns`) are numbered from 1, as in spreadsheets and
 ``cut``; the numbers of rows in messages are the lines of the file, from 1, as editors show them.
+Names repeated in the header are kept (messages name a column by its number and its name), but
+``--columns`` refuses to select by a repeated name.
 """
 
 from __future__ import annotations
@@ -180,15 +182,22 @@ def resolve_columns(items, header, n_columns) -> tuple:
     ``n_columns`` columns whose names are ``header`` (or None).
 
     An item is a header name, a column number from 1, or a range ``A-B`` (``A-`` runs to the last
-    column) of them. A name that is also a number of another column is ambiguous and refused.
+    column) of them. A name that is also a number of another column is ambiguous and refused, and
+    so is a name the header gives to more than one column (select those by number).
     """
     names = {}
     if header is not None:
         for position, name in enumerate(header):
-            names.setdefault(name, position)
+            names.setdefault(name, []).append(position)
     positions = []
     for item in items:
-        by_name = names.get(item)
+        named = names.get(item)
+        if named is not None and len(named) > 1:
+            raise CommandLineError(
+                f"--columns: {item!r} is ambiguous: the header gives that name to columns "
+                f"{', '.join(str(p + 1) for p in named[:-1])} and {named[-1] + 1}; select by number"
+            )
+        by_name = named[0] if named is not None else None
         match = _RANGE.match(item)
         if match is None:
             if by_name is None:

@@ -109,6 +109,12 @@ def folder(X, tmp_path_factory):
     latin = _table(X, ";", ["température", "durée", "pâte"]).replace(".", ",")
     (folder / "latin1.txt").write_bytes(latin.encode("latin-1"))
     (folder / "unicode.txt").write_bytes(_table(X, "\t", names).encode("utf-16"))  # Excel's "Unicode text"
+    # Excel's "CSV" on Windows (Western Europe): Windows-1252, a euro sign and curly quotes.
+    windows = _table(X, ";", ["\u201cprice \u20ac\u201d", "durée", "\u2013c"]).replace(".", ",")
+    (folder / "windows.csv").write_bytes(windows.encode("cp1252"))
+    # 0x81 is not Windows-1252: the file is Latin-1 (a control character in the name).
+    c1 = _table(X, ";", ["a\x81", "b", "c"]).replace(".", ",")
+    (folder / "latin1-c1.txt").write_bytes(c1.encode("latin-1"))
     (folder / "blanks.dat").write_text("# x y z\n\n" + _table(X, "   "))
     (folder / "trailing.csv").write_text(
         "".join(line + ",\n" for line in _table(X, header=names).splitlines())
@@ -439,6 +445,23 @@ def test_text_tables_are_read_by_content(cli, folder, X, name, separator, encodi
         assert summary["data"]["header"] == ["température", "durée", "pâte"]
     if decimal_comma:
         assert "decimal commas" in result.out.splitlines()[0]
+
+
+def test_windows_1252_is_read_where_its_bytes_0x80_to_0x9f_show_it(cli, folder, X):
+    result = cli("fit", "windows.csv", *GMM, "--json", "windows.json")
+    summary = fitted(result, folder, "windows.json")
+    raw_header = (folder / "windows.csv").read_bytes().split(b"\n")[0]
+    assert summary["data"]["header"] == raw_header.decode("cp1252").split(";")
+    assert summary["data"]["header"][0] == "\u201cprice \u20ac\u201d"
+    assert summary["data"]["text"]["encoding"] == "Windows-1252" and "Windows-1252" in result.out
+    assert_fit_of(summary, X)
+    # Names select columns as the file spells them.
+    result = cli("fit", "windows.csv", *GMM, "--columns", "\u2013c,durée", "--json", "windows.json")
+    assert fitted(result, folder, "windows.json")["data"]["columns"] == [3, 2]
+    # A byte that Windows-1252 leaves undefined (0x81): Latin-1, as before.
+    summary = fitted(cli("fit", "latin1-c1.txt", *GMM, "--json", "c1.json"), folder, "c1.json")
+    assert summary["data"]["text"]["encoding"] == "Latin-1"
+    assert summary["data"]["header"] == ["a\x81", "b", "c"]
 
 
 def test_a_npy_is_known_by_its_content_whatever_its_name(cli, folder, X):

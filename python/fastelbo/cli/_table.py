@@ -1,7 +1,11 @@
 """Text tables for ``fastelbo fit``: CSV, TSV, semicolon- or blank-separated files, read by content.
 
 - Encoding: UTF-8, with or without a byte-order mark (Excel's "CSV UTF-8"); UTF-16 with a byte-order
-  mark (Excel's "Unicode text"); anything else that is not valid UTF-8 is read as Latin-1.
+  mark (Excel's "Unicode text"); anything else that is not valid UTF-8 is a single-byte code page:
+  Windows-1252 (Excel's "CSV" on Windows in Western Europe and the Americas: € as 0x80, curly
+  quotes as 0x93 and 0x94) when it holds bytes 0x80-0x9F, which Latin-1 reads as invisible control
+  characters but Windows-1252 as text, and they all decode; else Latin-1 (which the two share for
+  every other byte).
 - Lines that are empty or start with ``#`` are skipped.
 - The separator is found from the first lines: the first of tab, ``;``, ``,`` and ``|`` that splits
   every one of them into the same number (more than one) of fields, else runs of blanks. With a
@@ -56,7 +60,8 @@ class TextTable:
     n_columns: int
     #: ``"comma"``, ``"semicolon"``, ``"tab"``, ``"vertical bar"``, ``"blanks"`` or ``"one column"``.
     separator: str
-    #: ``"UTF-8"``, ``"UTF-8 with byte-order mark"``, ``"UTF-16"`` or ``"Latin-1"``.
+    #: ``"UTF-8"``, ``"UTF-8 with byte-order mark"``, ``"UTF-16"``, ``"Windows-1252"`` or
+    #: ``"Latin-1"``.
     encoding: str
     #: Whether numbers were written with decimal commas.
     decimal_comma: bool
@@ -80,11 +85,27 @@ def decode(raw: bytes, display: str) -> tuple:
         try:
             return raw[3:].decode("utf-8"), "UTF-8 with byte-order mark"
         except UnicodeDecodeError:
-            return raw[3:].decode("latin-1"), "Latin-1"
+            return _decode_single_byte(raw[3:])
     try:
         return raw.decode("utf-8"), "UTF-8"
     except UnicodeDecodeError:
-        return raw.decode("latin-1"), "Latin-1"
+        return _decode_single_byte(raw)
+
+
+#: Bytes that Latin-1 reads as C1 control characters (never in a text table) and Windows-1252 as
+#: printable characters (€, curly quotes, dashes, ...), five of them excepted.
+_C1_BYTES = re.compile(b"[\x80-\x9f]")
+
+
+def _decode_single_byte(raw):
+    """``(text, encoding)`` of bytes that are not UTF-8: Windows-1252 where they hold a byte
+    0x80-0x9F and every one of them is defined there, else Latin-1 (see the module's docstring)."""
+    if _C1_BYTES.search(raw):
+        try:
+            return raw.decode("cp1252"), "Windows-1252"
+        except UnicodeDecodeError:  # 0x81, 0x8D, 0x8F, 0x90 or 0x9D: not Windows-1252
+            pass
+    return raw.decode("latin-1"), "Latin-1"
 
 
 def _content_lines(text):

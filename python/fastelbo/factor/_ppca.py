@@ -124,7 +124,9 @@ class FastPPCA(LinearGaussianFactorModel):
         the rows the weights stand for: the total weight over the smallest positive weight).
         A float in (0, 1): the smallest H whose components explain more than that fraction of the
         variance. 'mle': Minka's (2000) choice from the eigenvalues (needs ``n_samples >=
-        n_features``). Fractions and 'mle' are resolved from the data covariance's eigenvalues
+        n_features``; with ``sample_weight``, n_samples counts the rows the weights stand for, and
+        the weights must be counts: integer multiples of the smallest positive weight, else a
+        ValueError). Fractions and 'mle' are resolved from the data covariance's eigenvalues
         for either ``solver``.
     copy : bool, default=True
         Accepted for compatibility with PCA: X is never modified.
@@ -297,12 +299,7 @@ class FastPPCA(LinearGaussianFactorModel):
         which :meth:`_set_closed_form_parameters` resolves."""
         if self.n_components is None:
             return None
-        if isinstance(self.n_components, str):  # 'mle'
-            if n_samples < n_features:
-                raise ValueError(
-                    "n_components='mle' is only supported if n_samples >= n_features, got "
-                    f"n_samples = {n_samples}, n_features = {n_features}"
-                )
+        if isinstance(self.n_components, str):  # 'mle': checked with the weights (_minka_count)
             return None
         if not isinstance(self.n_components, numbers.Integral):
             return None
@@ -344,7 +341,7 @@ class FastPPCA(LinearGaussianFactorModel):
             self._em_scatter = scatter = data_scatter(X, sample_weight)
         spectrum = _spectrum(scatter.factor)
         if isinstance(self.n_components, str):
-            return _minka_dimension(spectrum, scatter.n_weighted)
+            return _minka_dimension(spectrum, _minka_count(scatter, sample_weight))
         return _fraction_dimension(spectrum, float(self.n_components))
 
     def _prepare_warm_start(self):
@@ -631,6 +628,40 @@ def _fraction_dimension(spectrum, fraction):
         return 0
     cumulative = np.cumsum(spectrum / total)
     return min(int(np.searchsorted(cumulative, fraction, side="right")) + 1, spectrum.shape[0])
+
+
+def _minka_count(scatter, sample_weight):
+    """The number of samples N of Minka's evidence for ``n_components='mle'``: the rows, or with
+    ``sample_weight`` the rows the weights stand for (integer weights as repeated rows, zero weights
+    as absent rows, the weights up to a common factor), at least ``n_features`` of them.
+
+    Raises
+    ------
+    ValueError
+        With fewer such rows than features (as scikit-learn's PCA), or with weights that are not
+        counts (integer multiples of the smallest positive weight): the evidence needs a number of
+        samples, and other weights do not say how many they stand for (weights 0.7 and 1 were
+        counted as 1 and 1.43 rows, a fraction of a sample).
+    """
+    n_features = scatter.mean.shape[0]
+    if sample_weight is not None:
+        weights = np.broadcast_to(np.asarray(sample_weight, dtype=np.float64), (scatter.n_samples,))
+        counts = weights[weights > 0] / np.min(weights[weights > 0])
+        if not np.allclose(counts, np.round(counts), rtol=0.0, atol=1e-9 * np.max(counts)):
+            raise ValueError(
+                "n_components='mle' with sample_weight needs weights that count repeated rows (integer "
+                "multiples of the smallest positive weight): Minka's evidence depends on the number "
+                "of samples, which other weights do not give; choose an integer n_components, or "
+                "fit without weights"
+            )
+    n_samples = int(round(scatter.n_weighted))
+    if n_samples < n_features:
+        what = "n_samples" if sample_weight is None else "n_samples (the rows the sample weights stand for)"
+        raise ValueError(
+            f"n_components='mle' is only supported if n_samples >= n_features, got {what} = "
+            f"{n_samples}, n_features = {n_features}"
+        )
+    return n_samples
 
 
 def _minka_dimension(spectrum, n_samples):

@@ -74,7 +74,7 @@ ERRORS = {
     "seed-negative": (["fit", "X.npy", "--seed", "-1"], ["--seed -1: Seed must be between 0 and 2**32 - 1"]),
     "zero-factors": (["fit", "X.npy", "--model", "mfa", "--factors", "0"], ["invalid setting", "n_factors"]),
 }
-# argparse's own errors: usage, then the error line, status 2.
+# argparse's own errors: one line with argparse's words, status 2.
 USAGE_ERRORS = {
     "unknown-model": (["fit", "X.npy", "--model", "hmm"], "argument --model: invalid choice: 'hmm'"),
     "unknown-command": (["train", "X.npy"], "invalid choice: 'train'"),
@@ -411,8 +411,5 @@ def test_errors_print_one_line_and_exit_2(runs, name):
 
 
 @pytest.mark.parametrize("name", sorted(USAGE_ERRORS))
-def test_argparse_rejects_malformed_command_lines_with_usage_and_status_2(runs, name):
-    result = runs[f"usage-{name}"]
-    assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr
-    assert result.stderr.startswith("usage: fastelbo")
-    assert USAGE_ERRORS[name][1] in result.stderr.splitlines()[-1]
+def test_argparse_rejects_malformed_command_lines_with_one_line_and_status_2(runs, name):
+    assert_error(runs[f"usage-{name}"], USAGE_ERRORS[name][1], "--help)")

@@ -9,6 +9,7 @@ scikit-learn's StandardScaler).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,6 +109,12 @@ def folder(X, tmp_path_factory):
     latin = _table(X, ";", ["température", "durée", "pâte"]).replace(".", ",")
     (folder / "latin1.txt").write_bytes(latin.encode("latin-1"))
     (folder / "unicode.txt").write_bytes(_table(X, "\t", names).encode("utf-16"))  # Excel's "Unicode text"
+    # Excel's "CSV" on Windows (Western Europe): Windows-1252, a euro sign and curly quotes.
+    windows = _table(X, ";", ["\u201cprice \u20ac\u201d", "durée", "\u2013c"]).replace(".", ",")
+    (folder / "windows.csv").write_bytes(windows.encode("cp1252"))
+    # 0x81 is not Windows-1252: the file is Latin-1 (a control character in the name).
+    c1 = _table(X, ";", ["a\x81", "b", "c"]).replace(".", ",")
+    (folder / "latin1-c1.txt").write_bytes(c1.encode("latin-1"))
     (folder / "blanks.dat").write_text("# x y z\n\n" + _table(X, "   "))
     (folder / "trailing.csv").write_text(
         "".join(line + ",\n" for line in _table(X, header=names).splitlines())
@@ -124,6 +131,7 @@ def folder(X, tmp_path_factory):
     (folder / "species.csv").write_text("\n".join(["a,b,c,species", *iris_like]) + "\n")
     (folder / "iris-like.csv").write_text("\n".join(iris_like) + "\n")  # no header line
     (folder / "numeric-names.csv").write_text(_table(X, header=["0", "1", "2"]))
+    (folder / "repeated-names.csv").write_text(_table(X, header=["a", "b", "a"]))
     constant = np.column_stack([X, np.full(len(X), 3.0)])
     np.save(folder / "constant.npy", constant)
     # Error cases.
@@ -208,6 +216,16 @@ ERRORS = {
     "zero-components": (["fit", "X.npy", "--components", "0"], ["invalid setting", "n_components"]),
     "zero-factors": (["fit", "X.npy", "--model", "mfa", "--factors", "0"], ["invalid setting", "n_factors"]),
     "negative-tol": (["fit", "X.npy", "--tol", "-1"], ["invalid setting", "tol"]),
+    # Settings are checked before DATA is read: the setting, not the file's 'oops' or ragged line.
+    "setting-before-data": (["fit", "text.csv", "--tol", "-1"], ["invalid setting: tol must be"]),
+    "components-before-data": (
+        ["fit", "ragged.csv", "--model", "ppca", "--components", "-1"],
+        ["invalid setting: n_components must be"],
+    ),
+    "factors-before-data": (
+        ["fit", "text.csv", "--model", "mfa", "--factors", "0"],
+        ["invalid setting: n_factors must be"],
+    ),
     "more-components-than-rows": (["fit", "X.npy", "--components", "500"], ["n_samples >= n_components"]),
     "too-many-samples": (["fit", "X.npy", "--n-samples", "1000"], ["--n-samples must be between 1 and 60"]),
     "output-folder-missing": (
@@ -243,6 +261,10 @@ ERRORS = {
     ),
     "columns-zero": (["fit", "X.npy", "--columns", "0,1"], ["'0' is outside columns 1-3"]),
     "columns-twice": (["fit", "X.csv", "--columns", "a,1"], ["selects column 1 ('a') more than once"]),
+    "columns-repeated-name": (
+        ["fit", "repeated-names.csv", "--columns", "a"],
+        ["--columns: 'a' is ambiguous: the header gives that name to columns 1 and 3; select by number"],
+    ),
     "columns-empty-item": (["fit", "X.csv", "--columns", "1,,2"], ["--columns '1,,2'"]),
     "columns-ambiguous": (
         ["fit", "numeric-names.csv", "--header", "yes", "--columns", "1"],
@@ -251,6 +273,10 @@ ERRORS = {
     "columns-names-without-header": (
         ["fit", "X.npy", "--columns", "a"],
         ["no column named 'a'", "no header line"],
+    ),
+    "columns-names-without-header-line": (
+        ["fit", "first-row-missing.csv", "--columns", "a"],
+        ["--columns names 'a', but DATA has no header line: line 1 holds numbers, not names"],
     ),
     "columns-names-with-header-no": (
         ["fit", "X.csv", "--header", "no", "--columns", "a"],
@@ -280,7 +306,7 @@ def test_errors_print_one_line_and_exit_2(cli, name):
     assert_error(cli(*ERRORS[name][0]), *ERRORS[name][1])
 
 
-# argparse's own errors: usage, then the error line, status 2.
+# argparse's own errors: the one error line (argparse's words and the command's --help), status 2.
 USAGE_ERRORS = {
     "unknown-model": (["fit", "X.npy", "--model", "hmm"], "argument --model: invalid choice: 'hmm'"),
     "malformed-int": (["fit", "X.npy", "--components", "three"], "argument --components: invalid int value"),
@@ -289,15 +315,16 @@ USAGE_ERRORS = {
     "unknown-command": (["train", "X.npy"], "invalid choice: 'train'"),
     "header-choice": (["fit", "X.csv", "--header", "maybe"], "argument --header: invalid choice: 'maybe'"),
     "demo-no-repeats": (["demo", "--repeats", "0"], "argument --repeats: must be at least 1, got 0"),
+    "no-data": (["fit"], "the following arguments are required: DATA"),
+    "no-command": ([], "the following arguments are required: COMMAND"),
 }
 
 
 @pytest.mark.parametrize("name", sorted(USAGE_ERRORS))
-def test_argparse_rejects_malformed_command_lines_with_usage_and_status_2(cli, name):
-    result = cli(*USAGE_ERRORS[name][0])
-    assert result.code == 2 and result.out == "" and "Traceback" not in result.err
-    assert result.err.startswith("usage: fastelbo")
-    assert USAGE_ERRORS[name][1] in result.err.splitlines()[-1]
+def test_argparse_rejects_malformed_command_lines_with_one_line_and_status_2(cli, name):
+    args, fragment = USAGE_ERRORS[name]
+    command = f"fastelbo {args[0]}" if args and args[0] in ("fit", "demo", "info") else "fastelbo"
+    assert_error(cli(*args), fragment, f"(see {command} --help)")
 
 
 @pytest.mark.parametrize("seed", [-1, 2**32, 2**40])
@@ -420,6 +447,23 @@ def test_text_tables_are_read_by_content(cli, folder, X, name, separator, encodi
         assert "decimal commas" in result.out.splitlines()[0]
 
 
+def test_windows_1252_is_read_where_its_bytes_0x80_to_0x9f_show_it(cli, folder, X):
+    result = cli("fit", "windows.csv", *GMM, "--json", "windows.json")
+    summary = fitted(result, folder, "windows.json")
+    raw_header = (folder / "windows.csv").read_bytes().split(b"\n")[0]
+    assert summary["data"]["header"] == raw_header.decode("cp1252").split(";")
+    assert summary["data"]["header"][0] == "\u201cprice \u20ac\u201d"
+    assert summary["data"]["text"]["encoding"] == "Windows-1252" and "Windows-1252" in result.out
+    assert_fit_of(summary, X)
+    # Names select columns as the file spells them.
+    result = cli("fit", "windows.csv", *GMM, "--columns", "\u2013c,durée", "--json", "windows.json")
+    assert fitted(result, folder, "windows.json")["data"]["columns"] == [3, 2]
+    # A byte that Windows-1252 leaves undefined (0x81): Latin-1, as before.
+    summary = fitted(cli("fit", "latin1-c1.txt", *GMM, "--json", "c1.json"), folder, "c1.json")
+    assert summary["data"]["text"]["encoding"] == "Latin-1"
+    assert summary["data"]["header"] == ["a\x81", "b", "c"]
+
+
 def test_a_npy_is_known_by_its_content_whatever_its_name(cli, folder, X):
     summary = fitted(cli("fit", "npy-named.csv", *GMM, "--json", "npy.json"), folder, "npy.json")
     assert summary["data"]["kind"] == "npy"
@@ -456,6 +500,16 @@ def test_an_id_column_is_warned_about_and_left_out_with_columns(cli, folder, X):
     assert "column 1 holds row numbers" in cli("fit", "numbered.csv", *GMM).err
 
 
+def test_repeated_header_names_select_by_number_and_keep_their_names(cli, folder, X):
+    summary = fitted(
+        cli("fit", "repeated-names.csv", *GMM, "--columns", "2-3", "--json", "repeated.json"),
+        folder,
+        "repeated.json",
+    )
+    assert summary["data"]["header"] == ["b", "a"] and summary["data"]["columns"] == [2, 3]
+    assert_fit_of(summary, X[:, 1:])
+
+
 def test_a_text_column_can_be_left_out_and_is_then_not_read(cli, folder, X):
     # Line 1, with a word in it, reads as a header; its values then name the columns.
     assert_error(
@@ -466,6 +520,21 @@ def test_a_text_column_can_be_left_out_and_is_then_not_read(cli, folder, X):
     )
     assert summary["data"]["header"] is None  # line 1's selected fields are numbers: data, not a header
     assert_fit_of(summary, X)
+
+
+def test_a_headerless_file_is_never_said_to_have_a_header(cli):
+    # --header auto with --columns by name used to take a line of numbers as the header.
+    result = cli("fit", "numbered.csv", "--columns", "a")
+    assert_error(result, "DATA has no header line: line 1 holds numbers", "select columns by number")
+    assert "the header names" not in result.err
+
+
+def test_a_header_of_numbers_selected_by_its_names_is_a_header(cli, folder, X):
+    (folder / "wavelengths.csv").write_text(_table(X, header=["400.5", "500.5", "600.5"]))
+    result = cli("fit", "wavelengths.csv", *GMM, "--columns", "600.5,400.5", "--json", "wl.json")
+    summary = fitted(result, folder, "wl.json")
+    assert summary["data"]["header"] == ["600.5", "400.5"] and summary["data"]["columns"] == [3, 1]
+    assert_fit_of(summary, X[:, [2, 0]])
 
 
 def test_column_numbers_are_not_taken_for_names_of_a_first_line_of_data(cli, folder, X):
@@ -674,6 +743,32 @@ def test_mixed_decimal_marks_are_refused(cli, folder, text):
     assert result.code == 2
     assert result.err.count("\n") == 1 and "both decimal commas and decimal points" in result.err
     assert "column 1" in result.err
+
+
+def test_a_heywood_case_names_the_files_columns(cli, folder, X):
+    import warnings
+
+    from fastelbo import FastFactorAnalysis
+    from fastelbo.exceptions import HeywoodCaseWarning
+
+    # Column 4 repeats column 1: both unique variances run to their floor.
+    data = np.column_stack([X, X[:, 0]])
+    (folder / "heywood.csv").write_text(_table(data, header=["height", "weight", "age", "height again"]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        FastFactorAnalysis(1).fit(data)
+    (expected,) = [w.message for w in caught if issubclass(w.category, HeywoodCaseWarning)]
+    floored = [int(label[1:]) for label in re.findall(r"\bx\d+\b", str(expected))]  # x0, x3
+    assert floored == [0, 3]
+    result = cli("fit", "heywood.csv", "--model", "fa", "--components", "1")
+    assert result.code == 0, result.err
+    (line,) = [line for line in result.err.splitlines() if "HeywoodCaseWarning" in line]
+    assert "column 1 ('height') (" in line and "column 4 ('height again') (" in line
+    assert not re.search(r"\bx\d+\b", line)
+    # With --columns, the numbers are DATA's.
+    result = cli("fit", "heywood.csv", "--model", "fa", "--components", "1", "--columns", "4,2,1")
+    (line,) = [line for line in result.err.splitlines() if "HeywoodCaseWarning" in line]
+    assert "column 4 ('height again') (" in line and "column 1 ('height') (" in line
 
 
 def test_a_closed_stdout_loses_no_output_file(tmp_path):

@@ -253,6 +253,10 @@ def test_components_at_least_the_rank_keep_the_noise_floor():
     assert np.all(np.isfinite(ppca.score_samples(X)))
     decomposition = ppca.entropy_decomposition()
     assert "boundary" in decomposition.note
+    # One noise variance, shared by the D features, is at its floor (not D of them).
+    assert decomposition.note.startswith(
+        f"the noise variance (one, shared by the {X.shape[1]} features) at its floor"
+    )
     assert decomposition.elbo == pytest.approx(ppca.score(X), rel=1e-10)
     # The last direction has no variance in the data: the model gives it the noise's.
     assert ppca.explained_variance_[-1] == ppca.noise_variance_
@@ -304,6 +308,38 @@ def test_mle_on_redundant_features_chooses_one():
 def test_mle_needs_as_many_samples_as_features():
     with pytest.raises(ValueError, match="n_components='mle' is only supported if n_samples >= n_features"):
         FastPPCA("mle").fit(_wide())
+
+
+@pytest.mark.parametrize("n_rows", [40, 5])
+def test_mle_with_integer_weights_is_pca_mle_of_the_repeated_rows(n_rows):
+    # Minka's evidence counts the rows the weights stand for, as the default n_components does; 5
+    # rows standing for 12 or more were refused for having fewer rows than the 8 features.
+    rng = np.random.RandomState(0)
+    X = rng.randn(n_rows, 3) @ rng.randn(3, 8) + 0.3 * rng.randn(n_rows, 8)
+    weights = rng.randint(1, 5, n_rows)
+    weights[0] = 3  # at least 12 rows stood for, whatever the draw
+    expected = PCA("mle").fit(np.repeat(X, weights, axis=0)).n_components_
+    assert FastPPCA("mle").fit(X, sample_weight=weights).n_components_ == expected
+    assert FastPPCA("mle").fit(X, sample_weight=0.1 * weights).n_components_ == expected  # a common factor
+    # Rows of weight 0 are absent rows, also from the count of samples.
+    padded = np.vstack([X, 100 * rng.randn(30, 8)])
+    zeros = np.concatenate([weights, np.zeros(30)])
+    assert FastPPCA("mle").fit(padded, sample_weight=zeros).n_components_ == expected
+    with pytest.raises(ValueError, match="the rows the sample weights stand for"):
+        FastPPCA("mle").fit(X[:2], sample_weight=[1, 2])
+
+
+def test_mle_refuses_weights_that_do_not_count_rows():
+    # Weights 0.7 and 1 stand for no number of rows; the evidence counted 39.7 / 0.7 = 56.7 samples.
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 3) @ rng.randn(3, 6) + 0.3 * rng.randn(40, 6)
+    weights = np.concatenate([[0.7], np.ones(39)])
+    with pytest.raises(ValueError, match="n_components='mle' with sample_weight needs weights that count"):
+        FastPPCA("mle").fit(X, sample_weight=weights)
+    with pytest.raises(ValueError, match="n_components='mle' with sample_weight needs weights that count"):
+        FastPPCA("mle").fit(X, sample_weight=rng.uniform(0.5, 1.5, 40))
+    # Other n_components take such weights.
+    assert FastPPCA(3).fit(X, sample_weight=weights).n_components_ == 3
 
 
 @pytest.mark.parametrize("svd_solver", ["auto", "full", "covariance_eigh", "randomized", "arpack"])

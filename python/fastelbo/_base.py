@@ -186,6 +186,12 @@ class EMEstimator(ABC):
         runs is kept; a model may treat runs within its tolerance as ties, the first kept)."""
         return lower_bound > best_lower_bound
 
+    def _left_stationary_point(self):
+        """Whether the last M-step, taken where EM's own change of the ELBO fell below ``tol``,
+        moved the parameters further than EM would (a model's step off a saddle point, where EM
+        crawls): the run then goes on instead of stopping. Never by default."""
+        return False
+
     def _convergence_tolerance(self):
         """The change of the per-point ELBO below which a run has converged: ``tol``, unless a
         model defines ``tol`` on another scale (override)."""
@@ -412,7 +418,7 @@ class EMEstimator(ABC):
             )
             change = stats.elbo - done.lower_bound
             run.progress.iteration(n_iter, stats.elbo, entropy_sum, change)
-            if abs(change) < self._convergence_tolerance():
+            if abs(change) < self._convergence_tolerance() and not self._left_stationary_point():
                 run.converged = True
                 break
             if self._parameters_lost_to_rounding():

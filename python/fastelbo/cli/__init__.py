@@ -9,8 +9,9 @@ Commands, one module each:
 - ``info`` (:mod:`._info`): :func:`fastelbo.build_info`.
 
 A problem with the input, the options or the output paths prints one line
-``fastelbo: error: <what>`` on stderr and exits with status 2, as argparse does for a malformed
-command line; so does running out of memory. Ctrl-C exits with status 130. ``fastelbo --version``
+``fastelbo: error: <what>`` on stderr and exits with status 2; so does a malformed command line
+(argparse's errors, without its usage text: the line ends with ``(see fastelbo fit --help)``, the
+command's help) and running out of memory. Ctrl-C exits with status 130. ``fastelbo --version``
 prints the version.
 """
 
@@ -28,9 +29,18 @@ from fastelbo.cli._info import add_info_parser
 __all__ = ["CommandLineError", "build_parser", "main"]
 
 
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """argparse's parser whose errors are the command line's one line, ``fastelbo: error: <what>
+    (see <command> --help)``, status 2, instead of the usage text and the error (its subcommands'
+    parsers are of this class too: argparse makes them of their parent's)."""
+
+    def error(self, message):
+        self.exit(2, f"fastelbo: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command; each command's ``run`` function is its ``args.run``."""
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrorParser(
         prog="fastelbo",
         description="Fast EM for mixture and factor models, with the ELBO's entropy decomposition.",
     )
@@ -50,7 +60,10 @@ def _version():
 
 def main(argv=None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``) and return its exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # as parse_args says it, from the command's parser: its --help is the hint
+        getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.run(args)
     except CommandLineError as error:

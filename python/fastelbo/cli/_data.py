@@ -286,6 +286,12 @@ def _check_finite(X, source):
         )
 
 
+def column_label(data: LoadedData, position: int) -> str:
+    """Column ``position`` of ``data.X`` (from 0) as messages name it: ``column 3 ('age')``, its
+    number in DATA from 1 (before ``--columns``) and its header name, or ``column 3`` without one."""
+    return _column_name(position, data.header, data.columns)
+
+
 def _column_name(position, names, selected):
     """Column ``position`` of X as messages name it: its number in DATA from 1 and its name."""
     number = (selected[position] if selected is not None else position) + 1

@@ -26,7 +26,7 @@ def add_demo_parser(commands):
     parser.add_argument(
         "--repeats", type=_positive_int, default=3, help="fits per library; the best time is shown"
     )
-    parser.set_defaults(run=run_demo)
+    parser.set_defaults(run=run_demo, command_parser=parser)
     return parser
 
 
@@ -55,7 +55,6 @@ def run_demo(args) -> int:
 
     from fastelbo import FastGMM, build_info
 
-    X = load_digits().data.astype(np.float64)
     settings = dict(
         n_components=args.n_components,
         covariance_type=args.covariance_type,
@@ -65,6 +64,11 @@ def run_demo(args) -> int:
         random_state=args.random_state,
     )
     check_seed("--random-state", args.random_state)
+    try:  # the settings before the data
+        FastGMM(**settings)._check_hyperparameters()
+    except (TypeError, ValueError) as error:
+        raise CommandLineError(f"invalid setting: {error}") from None
+    X = load_digits().data.astype(np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         try:  # fit before printing anything: a bad setting is then the only line

@@ -15,12 +15,13 @@ import time
 import warnings
 from pathlib import Path
 
-from fastelbo.cli._data import data_kind, load_data
+from fastelbo.cli._data import column_label, data_kind, load_data
 from fastelbo.cli._errors import CommandLineError
 from fastelbo.cli._models import MODELS, check_seed, estimator_parameters, make_estimator
 from fastelbo.cli._outputs import check_outputs, check_plot_format, write_output
 from fastelbo.cli._summary import fit_results, fit_summary, report_lines
 from fastelbo.datasets import DATASETS
+from fastelbo.exceptions import HeywoodCaseWarning, heywood_case_message
 from fastelbo.factor._mfa import NOISE_TYPES
 from fastelbo.factor._ppca import SOLVERS
 from fastelbo.factor._rotation import ROTATIONS
@@ -33,9 +34,10 @@ Fit a model by EM and report its parameters, its ELBO and the ELBO's entropy dec
 DATA is a file or a built-in data set. A file is recognised by its content, whatever its name: a
 .npy array, a .npz archive (its one array, or the one --key names), or a text table: comma-, tab-,
 semicolon- or blank-separated (found from the first lines; with a separator other than a comma,
-1,5 is a decimal comma), UTF-8 with or without a byte-order mark, UTF-16 or Latin-1. Its first
-line is a header when one of its fields is not a number (--header auto); a header of numbers
-(years, wavelengths) needs --header yes. Empty fields, NA and NaN are missing values: an error
+1,5 is a decimal comma), UTF-8 with or without a byte-order mark, UTF-16, Windows-1252 (when bytes
+0x80-0x9F, such as Excel's euro sign and curly quotes, show it) or Latin-1. Its first line is a
+header when one of its fields is not a number (--header auto); a header of numbers (years,
+wavelengths) needs --header yes. Empty fields, NA and NaN are missing values: an error
 that names their lines and columns. Lines starting with # are skipped. Built-in data sets:
 digits, wine (standardised), breast_cancer (standardised), iris, patches (every 8x8 grey patch of
 scikit-learn's two sample photos, each patch's mean removed: 531720 x 64).
@@ -164,7 +166,7 @@ def add_fit_parser(commands):
         metavar="OUT.png",
         help="plot the convergence (needs matplotlib; .png, .pdf, .svg, ...)",
     )
-    parser.set_defaults(run=run_fit)
+    parser.set_defaults(run=run_fit, command_parser=parser)
     return parser
 
 
@@ -219,7 +221,7 @@ def run_fit(args) -> int:
         fit_seconds = time.perf_counter() - start
         results = fit_results(model, data, labels=args.labels is not None or args.json is not None)
     # Warnings about the data and the fit follow the fit, so that an error stays the only line.
-    messages = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+    messages = list(dict.fromkeys(_warning_text(w, data) for w in caught))
     for message in [*data.warnings, *messages]:
         print(f"fastelbo: warning: {message}", file=sys.stderr)
 
@@ -255,6 +257,18 @@ def run_fit(args) -> int:
     for line in [*lines, *([""] if written else []), *written]:
         say(line)
     return 0
+
+
+def _warning_text(caught, data):
+    """``Category: message`` of a warning raised by the fit; a Heywood case names DATA's columns
+    as the other messages do (``column 3 ('age')``), not the estimator's ``x2``."""
+    message = caught.message
+    if isinstance(message, HeywoodCaseWarning) and message.features is not None:
+        labels = [column_label(data, d) for d in message.features]
+        if message.components is not None:
+            labels = [f"component {c} {label}" for c, label in zip(message.components, labels, strict=True)]
+        message = heywood_case_message(message.model, labels, message.variances)
+    return f"{caught.category.__name__}: {message}"
 
 
 def _write_labels(path, labels):

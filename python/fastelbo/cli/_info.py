@@ -9,7 +9,7 @@ import json
 def add_info_parser(commands):
     parser = commands.add_parser("info", help="print the versions and build options (build_info())")
     parser.add_argument("--json", action="store_true", help="print build_info() as a JSON object")
-    parser.set_defaults(run=run_info)
+    parser.set_defaults(run=run_info, command_parser=parser)
     return parser
 
 

@@ -101,10 +101,21 @@ def estimator_parameters(model: str, args) -> dict:
 
 
 def make_estimator(model: str, parameters: dict):
-    """A new, unfitted estimator of ``model`` with ``parameters``."""
+    """A new, unfitted estimator of ``model`` with ``parameters``, whose hyperparameters are
+    checked as ``fit`` checks them before it reads X (so that a bad setting, ``--components 0``
+    or ``--tol -1``, is reported before DATA is read; what depends on the data, such as more
+    components than rows, is checked by ``fit``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        The estimator's error naming the bad hyperparameter.
+    """
     import fastelbo
 
-    return getattr(fastelbo, MODELS[model].estimator)(**parameters)
+    estimator = getattr(fastelbo, MODELS[model].estimator)(**parameters)
+    estimator._check_hyperparameters()
+    return estimator
 
 
 def check_seed(option: str, seed: int) -> None:

@@ -1,19 +1,26 @@
 """Text tables for ``fastelbo fit``: CSV, TSV, semicolon- or blank-separated files, read by content.
 
 - Encoding: UTF-8, with or without a byte-order mark (Excel's "CSV UTF-8"); UTF-16 with a byte-order
-  mark (Excel's "Unicode text"); anything else that is not valid UTF-8 is read as Latin-1.
+  mark (Excel's "Unicode text"); anything else that is not valid UTF-8 is a single-byte code page:
+  Windows-1252 (Excel's "CSV" on Windows in Western Europe and the Americas: € as 0x80, curly
+  quotes as 0x93 and 0x94) when it holds bytes 0x80-0x9F, which Latin-1 reads as invisible control
+  characters but Windows-1252 as text, and they all decode; else Latin-1 (which the two share for
+  every other byte).
 - Lines that are empty or start with ``#`` are skipped.
 - The separator is found from the first lines: the first of tab, ``;``, ``,`` and ``|`` that splits
   every one of them into the same number (more than one) of fields, else runs of blanks. With a
   separator other than ``,``, a comma inside a number is a decimal comma (``1,5`` is 1.5).
 - Header (``--header``): ``yes`` takes the first line as the column names, ``no`` as data; ``auto``
   takes it as a header only when one of its (selected) fields is neither a number nor a missing
-  value. A header of numbers (years, wavelengths) therefore needs ``--header yes``.
+  value. A header of numbers (years, wavelengths) therefore needs ``--header yes``, unless
+  ``--columns`` selects by names that line 1 holds.
 - Missing values (an empty field, ``NA``, ``N/A``, ``#N/A``, ``NaN``, ``null``, ``?``) and infinite
   ones are errors that name their lines and columns: the models fit complete rows only.
 
 Columns (``--columns``, :func:`resolve_columns`) are numbered from 1, as in spreadsheets and
 ``cut``; the numbers of rows in messages are the lines of the file, from 1, as editors show them.
+Names repeated in the header are kept (messages name a column by its number and its name), but
+``--columns`` refuses to select by a repeated name.
 """
 
 from __future__ import annotations
@@ -53,7 +60,8 @@ class TextTable:
     n_columns: int
     #: ``"comma"``, ``"semicolon"``, ``"tab"``, ``"vertical bar"``, ``"blanks"`` or ``"one column"``.
     separator: str
-    #: ``"UTF-8"``, ``"UTF-8 with byte-order mark"``, ``"UTF-16"`` or ``"Latin-1"``.
+    #: ``"UTF-8"``, ``"UTF-8 with byte-order mark"``, ``"UTF-16"``, ``"Windows-1252"`` or
+    #: ``"Latin-1"``.
     encoding: str
     #: Whether numbers were written with decimal commas.
     decimal_comma: bool
@@ -77,11 +85,27 @@ def decode(raw: bytes, display: str) -> tuple:
         try:
             return raw[3:].decode("utf-8"), "UTF-8 with byte-order mark"
         except UnicodeDecodeError:
-            return raw[3:].decode("latin-1"), "Latin-1"
+            return _decode_single_byte(raw[3:])
     try:
         return raw.decode("utf-8"), "UTF-8"
     except UnicodeDecodeError:
-        return raw.decode("latin-1"), "Latin-1"
+        return _decode_single_byte(raw)
+
+
+#: Bytes that Latin-1 reads as C1 control characters (never in a text table) and Windows-1252 as
+#: printable characters (€, curly quotes, dashes, ...), five of them excepted.
+_C1_BYTES = re.compile(b"[\x80-\x9f]")
+
+
+def _decode_single_byte(raw):
+    """``(text, encoding)`` of bytes that are not UTF-8: Windows-1252 where they hold a byte
+    0x80-0x9F and every one of them is defined there, else Latin-1 (see the module's docstring)."""
+    if _C1_BYTES.search(raw):
+        try:
+            return raw.decode("cp1252"), "Windows-1252"
+        except UnicodeDecodeError:  # 0x81, 0x8D, 0x8F, 0x90 or 0x9D: not Windows-1252
+            pass
+    return raw.decode("latin-1"), "Latin-1"
 
 
 def _content_lines(text):
@@ -179,15 +203,22 @@ def resolve_columns(items, header, n_columns) -> tuple:
     ``n_columns`` columns whose names are ``header`` (or None).
 
     An item is a header name, a column number from 1, or a range ``A-B`` (``A-`` runs to the last
-    column) of them. A name that is also a number of another column is ambiguous and refused.
+    column) of them. A name that is also a number of another column is ambiguous and refused, and
+    so is a name the header gives to more than one column (select those by number).
     """
     names = {}
     if header is not None:
         for position, name in enumerate(header):
-            names.setdefault(name, position)
+            names.setdefault(name, []).append(position)
     positions = []
     for item in items:
-        by_name = names.get(item)
+        named = names.get(item)
+        if named is not None and len(named) > 1:
+            raise CommandLineError(
+                f"--columns: {item!r} is ambiguous: the header gives that name to columns "
+                f"{', '.join(str(p + 1) for p in named[:-1])} and {named[-1] + 1}; select by number"
+            )
+        by_name = named[0] if named is not None else None
         match = _RANGE.match(item)
         if match is None:
             if by_name is None:
@@ -269,9 +300,20 @@ def read_text_table(raw: bytes, display: str, *, header="auto", columns=None) ->
         # Numbers select by position: line 1 has no names yet (it may be data).
         numbered = resolve_columns(columns, None, n_columns) if columns is not None and not named else None
         selected = numbered if numbered is not None else range(n_columns)
-        has_header = named or any(
+        has_header = any(
             not _is_number(names[p], decimal_comma) and not _is_missing(names[p]) for p in selected
         )
+        if named and not has_header:
+            # Names select columns only from a header line: line 1 is one if it holds the names
+            # asked for (a header of numbers, 400.5, say), else it is data and names nothing.
+            asked = [item for item in columns if _RANGE.match(item) is None]
+            if not all(item in names for item in asked):
+                raise CommandLineError(
+                    f"--columns names {', '.join(repr(item) for item in asked)}, but DATA has no "
+                    f"header line: line {lines[0][0]} holds numbers, not names (select columns by "
+                    "number, or --header yes if line 1 is a header)"
+                )
+            has_header = True
     elif header == "no" and named:
         raise CommandLineError("--columns names columns, but --header no says DATA has no header line")
     else:

@@ -125,10 +125,13 @@ class LinearGaussianFactorModel(
             # Unique variances at the floor: a Heywood case (PPCA's one noise is not unique).
             names = getattr(self, "feature_names_in_", None)
             labels = [names[d] if names is not None else f"x{d}" for d in floored]
-            warn_heywood_case(type(self).__name__, labels, self._noise_vector()[floored])
+            warn_heywood_case(type(self).__name__, labels, self._noise_vector()[floored], features=floored)
         if self._training_decomposition is not None:
+            # PPCA's one noise variance is shared by the features: one variance at its floor.
+            shared = self._noise_type == "spherical"
             self._training_decomposition = dataclasses.replace(
-                self._training_decomposition, note=_boundary_note(len(floored))
+                self._training_decomposition,
+                note=_boundary_note(1 if shared else len(floored), shared, len(floored)),
             )
 
     def _set_closed_form_parameters(self, X, sample_weight=None):
@@ -329,11 +332,18 @@ class LinearGaussianFactorModel(
         return X if isinstance(X, RowSource) else X.astype(np.float64, copy=False)
 
 
-def _boundary_note(n_floored):
+def _boundary_note(n_floored, shared=False, n_features=None):
+    """The training decomposition's note of a fit with ``n_floored`` noise variances at their
+    floor; ``shared``: the one noise variance of all ``n_features`` features (PPCA)."""
+    what = (
+        f"the noise variance (one, shared by the {n_features} features) at its floor"
+        if shared
+        else f"{n_floored} noise variance(s) at their floor"
+    )
     return (
-        f"{n_floored} noise variance(s) at their floor (a boundary of the parameter space): the "
-        "fit is a boundary optimum, not a stationary point, and the gap F - S measures the pull "
-        "of the boundary, not unfinished convergence"
+        f"{what} (a boundary of the parameter space): the fit is a boundary optimum, not a "
+        "stationary point, and the gap F - S measures the pull of the boundary, not unfinished "
+        "convergence"
     )
 
 

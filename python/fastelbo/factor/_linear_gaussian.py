@@ -163,14 +163,24 @@ class FactorPosterior:
 
     def _refined_inverse(self, precision):
         """``precision`` after one step of Newton's iteration for ``C^-1`` (``P + P (I - C P)``),
-        kept if it leaves a smaller residual ``I - C P``. The form above is accurate where C is
-        ill-conditioned (a tiny noise with loadings spanning fewer than D directions); where
-        loadings span every direction and a noise is tiny (a Heywood case with
-        ``n_components == n_features``), C is well-conditioned but the form amplifies round-off by
-        ``1 / noise``, and one step recovers the digits."""
+        where the residual ``I - C P`` is larger than the round-off of computing it and the step
+        makes it smaller. The form above is accurate where C is ill-conditioned (a tiny noise
+        with loadings spanning fewer than D directions); where loadings span every direction and a
+        noise is tiny (a Heywood case with ``n_components == n_features``), C is well-conditioned
+        but the form amplifies round-off by ``1 / noise``, and one step recovers the digits.
+
+        A residual within its round-off (``D eps |C| |P|`` per entry, the bound of the computed
+        product) says nothing about P's error, and a step from it only adds round-off of its
+        own (``eps`` times the condition number): P is then kept, so that residuals that differ
+        by round-off alone cannot decide."""
         covariance = self.components.T @ self.components + np.diag(self.noise)
-        identity = np.eye(covariance.shape[0])
+        n_features = covariance.shape[0]
+        identity = np.eye(n_features)
+        # The round-off bound of computing I - C P, per entry: (D + 2) eps (|C| |P| + I).
+        unit = (n_features + 2) * np.finfo(np.float64).eps
         residual = identity - covariance @ precision
+        if not np.any(np.abs(residual) > unit * (np.abs(covariance) @ np.abs(precision) + identity)):
+            return precision
         refined = precision + precision @ residual
         refined = 0.5 * (refined + refined.T)
         if np.max(np.abs(identity - covariance @ refined)) < np.max(np.abs(residual)):

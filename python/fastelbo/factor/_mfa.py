@@ -298,7 +298,7 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
         if self.noise == "spherical":  # one variance per component, shared by every feature
             floored = np.flatnonzero(at_floor[:, 0])
             labels = [f"component {c} (spherical, all features)" for c in floored]
-            warn_heywood_case("FastMFA", labels, self.noise_variance_[floored])
+            warn_heywood_case("FastMFA", labels, self.noise_variance_[floored], components=floored)
             return
         names = getattr(self, "feature_names_in_", None)
         noise = self._noise_variance_per_feature()
@@ -307,7 +307,9 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
             f"component {c} feature {names[d] if names is not None else d}"
             for c, d in zip(components, features, strict=True)
         ]
-        warn_heywood_case("FastMFA", labels, noise[components, features])
+        warn_heywood_case(
+            "FastMFA", labels, noise[components, features], features=features, components=components
+        )
 
     # -- inference ---------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""``fastelbo fit DATA --model gmm|ppca|fa|mfa ...``: fit one model to a file or a built-in data set,
+"""``fastelbo fit DATA --model gmm|ppca|fa|mfa|bernoulli|poisson ...``: fit one model to a file or a built-in data set,
 print the fit's time, convergence, fitted parameters and entropy decomposition, and optionally write
 the results as JSON (``--json``), the component of every row (``--labels``), the fitted estimator
 (``--save``, with joblib) and a convergence plot (``--plot``, with :func:`fastelbo.plot_convergence`).

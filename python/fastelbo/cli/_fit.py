@@ -1,4 +1,4 @@
-"""``fastelbo fit DATA --model gmm|ppca|fa|mfa ...``: fit one model to a file or a built-in data set,
+"""``fastelbo fit DATA --model gmm|ppca|fa|mfa|bernoulli|poisson ...``: fit one model to a file or a built-in data set,
 print the fit's time, convergence, fitted parameters and entropy decomposition, and optionally write
 the results as JSON (``--json``), the component of every row (``--labels``), the fitted estimator
 (``--save``, with joblib) and a convergence plot (``--plot``, with :func:`fastelbo.plot_convergence`).
@@ -77,8 +77,8 @@ def add_fit_parser(commands):
         "--components",
         type=int,
         metavar="K",
-        help="components of a mixture (gmm, mfa) or factors of ppca and fa (default: the estimator's, 1 "
-        "for a mixture)",
+        help="components of a mixture (gmm, mfa, bernoulli, poisson) or factors of ppca and fa (default: "
+        "the estimator's, 1 for a mixture)",
     )
     data = parser.add_argument_group("data")
     data.add_argument(
@@ -117,9 +117,22 @@ def add_fit_parser(commands):
     model.add_argument("--noise", choices=NOISE_TYPES, help="mfa")
     model.add_argument("--reg-covar", type=float, metavar="EPS", help="gmm, mfa")
     model.add_argument(
-        "--n-init", type=int, metavar="N", help="gmm, mfa, ppca: initialisations, the best is kept"
+        "--mean-floor",
+        type=float,
+        metavar="EPS",
+        help="bernoulli, poisson: the smallest mean (and for bernoulli 1 - the largest)",
     )
-    model.add_argument("--init-params", choices=INIT_PARAMS, help="gmm, mfa")
+    model.add_argument(
+        "--n-init",
+        type=int,
+        metavar="N",
+        help="gmm, mfa, ppca, bernoulli, poisson: initialisations, the best is kept",
+    )
+    model.add_argument(
+        "--init-params",
+        choices=INIT_PARAMS,
+        help="gmm, mfa; bernoulli, poisson: k-means++, random_from_data or random",
+    )
     model.add_argument("--solver", choices=SOLVERS, help="ppca: closed form (eigh, default) or EM")
     model.add_argument("--rotation", choices=ROTATIONS, help="fa")
 

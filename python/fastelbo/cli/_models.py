@@ -36,6 +36,7 @@ COMMON_OPTIONS = {
 }
 
 _MIXTURE_OPTIONS = {"reg_covar": "reg_covar", "n_init": "n_init", "init_params": "init_params"}
+_COUNT_MIXTURE_OPTIONS = {"mean_floor": "mean_floor", "n_init": "n_init", "init_params": "init_params"}
 
 MODELS = {
     "gmm": ModelSpec(
@@ -63,6 +64,18 @@ MODELS = {
         "FastMFA",
         "mixture of factor analysers (--components K, --factors H, --noise)",
         {"factors": "n_factors", "noise": "noise", **_MIXTURE_OPTIONS},
+        mixture=True,
+    ),
+    "bernoulli": ModelSpec(
+        "FastBernoulliMixture",
+        "mixture of independent Bernoulli features, every value 0 or 1 (--components K)",
+        _COUNT_MIXTURE_OPTIONS,
+        mixture=True,
+    ),
+    "poisson": ModelSpec(
+        "FastPoissonMixture",
+        "mixture of independent Poisson features, non-negative integer counts (--components K)",
+        _COUNT_MIXTURE_OPTIONS,
         mixture=True,
     ),
 }

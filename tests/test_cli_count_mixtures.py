@@ -1,0 +1,90 @@
+"""``fastelbo fit --model bernoulli|poisson``: binary and count tables fitted from the command line
+give the in-process estimator's fit, and values the model cannot take are one-line errors.
+
+Each reference is FastBernoulliMixture or FastPoissonMixture fitted in process on the same array.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from fastelbo import FastBernoulliMixture, FastPoissonMixture
+from fastelbo.cli import main
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+COUNTS = load_digits().data[:240].astype(np.int64)
+BITS = (COUNTS > 7).astype(np.int64)
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    np.savetxt(tmp_path / "counts.csv", COUNTS, fmt="%d", delimiter=",")
+    np.savetxt(tmp_path / "bits.tsv", BITS, fmt="%d", delimiter="\t")
+    np.savetxt(tmp_path / "thirds.csv", COUNTS / 3, fmt="%.4f", delimiter=",")
+    return tmp_path
+
+
+def run(capsys, *args):
+    capsys.readouterr()
+    try:
+        code = main([str(arg) for arg in args])
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("model", "estimator", "data", "X"),
+    [
+        ("bernoulli", FastBernoulliMixture, "bits.tsv", BITS),
+        ("poisson", FastPoissonMixture, "counts.csv", COUNTS),
+    ],
+)
+def test_fit_gives_the_estimators_fit_in_the_report_and_the_json(folder, capsys, model, estimator, data, X):
+    code, out, err = run(capsys, "fit", data, "--model", model, "--components", 3, "--json", "fit.json")
+    assert code == 0, err
+    reference = estimator(n_components=3, random_state=0).fit(X)
+    summary = json.loads((folder / "fit.json").read_text())
+    np.testing.assert_allclose(summary["mixture"]["weights"], reference.weights_, rtol=1e-12)
+    np.testing.assert_allclose(summary["mixture"]["means"], reference.means_, rtol=1e-12)
+    decomposition = reference.entropy_decomposition()
+    assert summary["decomposition"]["elbo"] == pytest.approx(decomposition.elbo, rel=1e-12)
+    assert summary["decomposition"]["data_term"] == pytest.approx(decomposition.data_term, rel=1e-12)
+    assert f"{decomposition.elbo:+.8f}" in out
+    assert estimator.__name__ in out
+
+
+def test_mean_floor_reaches_the_estimator(folder, capsys):
+    code, _, err = run(capsys, "fit", "counts.csv", "--model", "poisson", "--components", 2,
+                       "--mean-floor", 1e-6, "--json", "fit.json")  # fmt: skip
+    assert code == 0, err
+    means = np.asarray(json.loads((folder / "fit.json").read_text())["mixture"]["means"])
+    reference = FastPoissonMixture(n_components=2, mean_floor=1e-6, random_state=0).fit(COUNTS)
+    np.testing.assert_allclose(means, reference.means_, rtol=1e-12)
+    assert means.min() == pytest.approx(1e-6)  # the digits' always-blank pixels sit at the floor
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["thirds.csv", "--model", "poisson"], ["non-negative integer", "1.6667", "row 0, column 2"]),
+        (["counts.csv", "--model", "bernoulli"], ["0 or 1", "row 0, column 2"]),
+        (["counts.csv", "--model", "gmm", "--mean-floor", "1e-3"], ["--mean-floor", "bernoulli, poisson"]),
+        (["counts.csv", "--model", "bernoulli", "--mean-floor", "0.7"], ["mean_floor"]),
+        (["counts.csv", "--model", "poisson", "--init-params", "kmeans"], ["init_params", "k-means++"]),
+    ],
+)
+def test_values_and_settings_the_model_cannot_take_are_one_line_errors(folder, capsys, args, fragments):
+    code, out, err = run(capsys, "fit", *args)
+    assert code == 2 and out == "", (code, out, err)
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastelbo: error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]

@@ -74,7 +74,10 @@ def test_mean_floor_reaches_the_estimator(folder, capsys):
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
-        (["thirds.csv", "--model", "poisson"], ["non-negative integer", "1.6667", "row 0, column 2"]),
+        (
+            ["thirds.csv", "--model", "poisson"],
+            ["cannot fit thirds.csv: ", "non-negative integer", "1.6667", "row 0, column 2"],
+        ),
         (["counts.csv", "--model", "bernoulli"], ["0 or 1", "row 0, column 2"]),
         (["counts.csv", "--model", "gmm", "--mean-floor", "1e-3"], ["--mean-floor", "bernoulli, poisson"]),
         (["counts.csv", "--model", "bernoulli", "--mean-floor", "0.7"], ["mean_floor"]),

@@ -211,7 +211,7 @@ ERRORS = {
     "factors-of-ppca": (["fit", "X.npy", "--model", "ppca", "--factors", "2"], ["--factors", "mfa"]),
     "labels-of-ppca": (
         ["fit", "X.npy", "--model", "ppca", "--labels", "l.txt"],
-        ["--labels applies to mixtures (gmm, mfa), not to --model ppca"],
+        ["--labels applies to mixtures (gmm, mfa, bernoulli, poisson), not to --model ppca"],
     ),
     "zero-components": (["fit", "X.npy", "--components", "0"], ["invalid setting", "n_components"]),
     "zero-factors": (["fit", "X.npy", "--model", "mfa", "--factors", "0"], ["invalid setting", "n_factors"]),

@@ -1,7 +1,8 @@
-"""``fastelbo fit DATA --model gmm|ppca|fa|mfa|bernoulli|poisson ...``: fit one model to a file or a built-in data set,
-print the fit's time, convergence, fitted parameters and entropy decomposition, and optionally write
-the results as JSON (``--json``), the component of every row (``--labels``), the fitted estimator
-(``--save``, with joblib) and a convergence plot (``--plot``, with :func:`fastelbo.plot_convergence`).
+"""``fastelbo fit DATA --model gmm|ppca|fa|mfa|bernoulli|poisson ...``: fit one model to a file or a
+built-in data set, print the fit's time, convergence, fitted parameters and entropy decomposition, and
+optionally write the results as JSON (``--json``), the component of every row (``--labels``), the
+fitted estimator (``--save``, with joblib) and a convergence plot (``--plot``, with
+:func:`fastelbo.plot_convergence`).
 
 Everything that can be checked before the fit is: the options, the seed, the output paths and the
 plot's format are checked before DATA is read, and DATA before the fit."""
@@ -230,7 +231,9 @@ def run_fit(args) -> int:
         try:
             model.fit(data.X)
         except (TypeError, ValueError) as error:
-            raise CommandLineError(f"invalid setting: {error}") from None
+            # The settings alone were checked above: what is left is the data, or the settings
+            # with these data (more components than rows, say).
+            raise CommandLineError(f"cannot fit {args.data}: {error}") from None
         fit_seconds = time.perf_counter() - start
         results = fit_results(model, data, labels=args.labels is not None or args.json is not None)
     # Warnings about the data and the fit follow the fit, so that an error stays the only line.

@@ -8,13 +8,11 @@ README's "Binary and count data" example prints, and it must fit the models that
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from test_readme_examples import README, _environment, examples, output_differences
+from test_readme_examples import README, example_under, output_differences, run_docs_script
 
 pytest.importorskip("matplotlib")
 
@@ -24,30 +22,10 @@ FIGURE = "count_mixture_means.png"
 SECTION = "Binary and count data: Bernoulli and Poisson mixtures"
 
 
-def _example():
-    found = [
-        (code, output)
-        for code, output, heading in examples(README.read_text(encoding="utf-8"))
-        if heading == SECTION
-    ]
-    assert len(found) == 1, f"one example under {SECTION!r} expected"
-    return found[0]
-
-
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     folder = tmp_path_factory.mktemp("figures")
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--output", str(folder)],
-        cwd=folder,
-        env=_environment(folder),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    assert not result.stderr, result.stderr
-    return folder, result.stdout
+    return folder, run_docs_script(SCRIPT, folder)
 
 
 def test_render_count_mixtures_writes_the_figure_into_the_folder_given(rendered):
@@ -60,7 +38,7 @@ def test_render_count_mixtures_writes_the_figure_into_the_folder_given(rendered)
 
 def test_render_count_mixtures_fits_what_the_readme_example_fits(rendered):
     _, stdout = rendered
-    code, output = _example()
+    code, output = example_under(SECTION)
     assert output is not None, f"the example under {SECTION!r} shows no output"
     printed = "\n".join(stdout.splitlines()[:-1])
     differences = output_differences(output, printed)

@@ -260,6 +260,33 @@ def _environment(folder):
     )
 
 
+def example_under(heading):
+    """``(code, output)`` of the one python example under the README heading ``heading``."""
+    found = [
+        (code, output)
+        for code, output, under in examples(README.read_text(encoding="utf-8"))
+        if under == heading
+    ]
+    assert len(found) == 1, f"one example under {heading!r} expected"
+    return found[0]
+
+
+def run_docs_script(script, folder):
+    """Run ``script --output folder`` in ``folder`` as the examples run; its stdout, once it has
+    exited 0 and printed nothing on stderr."""
+    result = subprocess.run(
+        [sys.executable, str(script), "--output", str(folder)],
+        cwd=folder,
+        env=_environment(folder),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert not result.stderr, result.stderr
+    return result.stdout
+
+
 _EXAMPLES = examples(README.read_text(encoding="utf-8"))
 _SESSIONS = sessions(README.read_text(encoding="utf-8"))
 

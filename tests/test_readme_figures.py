@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from fastelbo import FastPPCA
-from test_readme_examples import README, _environment, examples, output_differences, prose
+from test_readme_examples import README, example_under, output_differences, prose, run_docs_script
 
 pytest.importorskip("matplotlib")
 
@@ -28,16 +26,6 @@ SCRIPT = ROOT / "docs" / "render_figures.py"
 FIGURES = ("convergence.png", "decomposition.png")
 SECTION = "Seeing it converge"
 _NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-
-
-def _example():
-    found = [
-        (code, output)
-        for code, output, heading in examples(README.read_text(encoding="utf-8"))
-        if heading == SECTION
-    ]
-    assert len(found) == 1, f"one example under {SECTION!r} expected"
-    return found[0]
 
 
 def _caption():
@@ -51,17 +39,7 @@ def _caption():
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     folder = tmp_path_factory.mktemp("figures")
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--output", str(folder)],
-        cwd=folder,
-        env=_environment(folder),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    assert not result.stderr, result.stderr
-    return folder, result.stdout
+    return folder, run_docs_script(SCRIPT, folder)
 
 
 def test_render_figures_writes_the_figures_into_the_folder_given(rendered):
@@ -76,7 +54,7 @@ def test_render_figures_writes_the_figures_into_the_folder_given(rendered):
 def test_render_figures_draws_the_readme_example_fit(rendered):
     """Both fit the same model: the script prints what the README's example prints."""
     _, stdout = rendered
-    code, output = _example()
+    code, output = example_under(SECTION)
     assert output is not None, f"the example under {SECTION!r} shows no output"
     summary = "\n".join(stdout.splitlines()[:-1])
     differences = output_differences(output, summary)
@@ -91,7 +69,7 @@ def test_render_figures_draws_the_readme_example_fit(rendered):
 
 
 def test_caption_quotes_only_numbers_of_the_fit():
-    code, output = _example()
+    code, output = example_under(SECTION)
     caption = _caption()
     assert caption.startswith("That is this fit"), caption[:80]
     allowed = set(_NUMBER.findall(code)) | set(_NUMBER.findall(output))

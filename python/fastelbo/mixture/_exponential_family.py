@@ -153,11 +153,11 @@ class ExponentialFamilyStatistics(MixturePassSums):
     @classmethod
     def from_kernel(cls, out: dict, n_samples: int) -> ExponentialFamilyStatistics:
         """Wrap the dictionary returned by ``_core.exponential_family_mixture_pass``."""
-        sx = out.get("sx_transposed")
+        sx = out.get("sx_transposed")  # the exact pass's (D, K); the truncated pass's "sx" is (K, D)
         return cls(
             **cls.kernel_sums(out, n_samples),
             sum_log_base=float(out["sum_log_base"]),
-            sx=None if sx is None else sx.T,
+            sx=out.get("sx") if sx is None else sx.T,
         )
 
     @property
@@ -208,6 +208,26 @@ class ExponentialFamilyPassParameters:
             bool(moments),
             int(n_threads),
         )
+
+
+class InMemoryRows:
+    """An in-memory X (dense or CSR) as the one block :func:`reduce_blocks` reads."""
+
+    dtype = np.dtype(np.float64)
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def blocks(self):
+        yield 0, self.rows.shape[0], self.rows
+
+    def spans(self):
+        return [(0, self.rows.shape[0])]
+
+    @property
+    def nnz(self):
+        rows = self.rows
+        return int(rows.nnz) if sp.issparse(rows) else int(np.count_nonzero(rows))
 
 
 def csr_rows(rows):

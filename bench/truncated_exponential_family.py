@@ -43,7 +43,7 @@ def main():
     parser.add_argument("--n-samples", type=int, default=20000)
     parser.add_argument("--n-features", type=int, default=20000)
     parser.add_argument("--density", type=float, default=0.002)
-    parser.add_argument("--topics", type=int, default=50)
+    parser.add_argument("--topics", type=int, default=20)
     parser.add_argument("--components", type=int, nargs="+", default=[200, 1000])
     parser.add_argument("--n-active", type=int, default=3)
     parser.add_argument("--n-neighbors", type=int, default=5)

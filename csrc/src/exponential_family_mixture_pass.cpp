@@ -200,6 +200,19 @@ constexpr Index kTruncatedItemRows = 256;
 // Components per work item of the truncated pass's statistics.
 constexpr Index kStatisticsComponents = 16;
 
+// Asks for the entries of one component's parameters (eta_c, D values) at a row's columns.
+template <class I>
+inline void prefetch_gather(const double* eta, const CsrRows<I>& rows, std::int64_t begin, std::int64_t end) {
+#if defined(__GNUC__) || defined(__clang__)
+    for (std::int64_t k = begin; k < end; ++k) __builtin_prefetch(eta + rows.indices[k]);
+#else
+    (void)eta;
+    (void)rows;
+    (void)begin;
+    (void)end;
+#endif
+}
+
 template <class I>
 void check_truncated_arguments(const ExponentialFamilyMixtureParams& params, const CsrRows<I>& rows,
                                const ExponentialFamilyTruncatedRequest& r) {
@@ -319,7 +332,15 @@ bool exponential_family_truncated_pass(const ExponentialFamilyMixtureParams& par
             if (r.random_candidates) add(r.random_candidates[n]);
 
             Index kept = 0;
-            for (const std::int32_t c : ws.candidates) {
+            // A pair's nnz(n) entries of eta lie in as many cache lines (and pages) anywhere in the
+            // K x D parameters: the next candidate's are asked for while this one is summed.
+            const Index n_candidates = static_cast<Index>(ws.candidates.size());
+            if (n_candidates > 0)
+                prefetch_gather(natural.data() + static_cast<Index>(ws.candidates[0]) * D, rows, begin, end);
+            for (Index j = 0; j < n_candidates; ++j) {
+                const std::int32_t c = ws.candidates[j];
+                if (j + 1 < n_candidates)
+                    prefetch_gather(natural.data() + static_cast<Index>(ws.candidates[j + 1]) * D, rows, begin, end);
                 // The same sum, in the same order, as the exact pass's log-joint of (n, c).
                 const double* eta = natural.data() + static_cast<Index>(c) * D;
                 double lj = constant[c];

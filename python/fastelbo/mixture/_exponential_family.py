@@ -62,9 +62,16 @@ class ExponentialFamily:
         """``A(eta)`` of (floored) means."""
         raise NotImplementedError
 
-    def pseudo_entropy(self, means):
-        """``H~ = A(eta) - eta mu`` of (floored) means."""
-        return self.log_partition(means) - self.natural(means) * means
+    def pseudo_entropy(self, means, natural=None):
+        """``H~ = A(eta) - eta mu`` of (floored) means (``natural``: their ``eta``, if known)."""
+        natural = self.natural(means) if natural is None else natural
+        return self.log_partition(means) - natural * means
+
+    def pseudo_entropy_sums(self, means, natural):
+        """(K,) ``sum_d H~_cd`` of (floored) ``means`` and their ``natural`` parameters, as
+        ``sum_d A_cd - sum_d eta_cd mu_cd``: row sums, without (K, D) temporaries beyond ``A``'s
+        (none for the Poisson), which at large K cost more than the sums."""
+        return np.sum(self.log_partition(means), axis=1) - np.einsum("kd,kd->k", natural, means)
 
     def log_base(self, X):
         """``sum_d log h(x_nd)`` of every row of a dense array (the reference and tests)."""
@@ -196,14 +203,16 @@ class ExponentialFamilyPassParameters:
     n_threads: int
 
     @classmethod
-    def of(cls, family, weights, means, moments, n_threads):
-        """The snapshot of (floored) parameters ``weights`` (K,) and ``means`` (K, D)."""
+    def of(cls, family, weights, means, moments, n_threads, natural=None):
+        """The snapshot of (floored) parameters ``weights`` (K,) and ``means`` (K, D) (``natural``:
+        their ``eta``, if known)."""
         model = FAMILIES[family]
         means = np.asarray(means, dtype=np.float64)
+        natural = model.natural(means) if natural is None else natural
         return cls(
             family,
             np.ascontiguousarray(log_mixing_weights(weights, np.float64)),
-            np.ascontiguousarray(model.natural(means).T),
+            np.ascontiguousarray(natural.T),
             np.ascontiguousarray(-np.sum(model.log_partition(means), axis=1)),
             bool(moments),
             int(n_threads),

@@ -199,7 +199,7 @@ class ExponentialFamilyMixture(MixtureEstimator):
     def _pass(self, X, moments, log_norm=False, responsibilities=False, labels=False, sample_weight=None):
         """One kernel pass with the current parameters; returns (statistics, per-row outputs)."""
         parameters = ExponentialFamilyPassParameters.of(
-            self._family, self.weights_, self.means_, moments, resolve_n_threads(self.n_jobs)
+            self._family, self.weights_, self.means_, moments, resolve_n_threads(self.n_jobs), self._natural()
         )
         request = MixturePassRequest(log_norm, responsibilities, labels)
         if sample_weight is not None:
@@ -244,7 +244,16 @@ class ExponentialFamilyMixture(MixtureEstimator):
         return resolve_n_threads(self.n_jobs)
 
     def _truncated_parameters(self):
-        return (self.weights_, self.means_)
+        return (self.weights_, self.means_, self._natural())
+
+    def _natural(self):
+        """``eta`` of ``means_``: the M-step's (kept during fit for the next pass's snapshot and the
+        decomposition, which both need it: its K x D logarithms are, with truncated EM, a large
+        part of an iteration), else computed."""
+        cached = getattr(self, "_em_natural", None)
+        if cached is not None and cached[0] is self.means_:
+            return cached[1]
+        return self._model.natural(self.means_)
 
     def _truncated_search(self, X, sample_weight):
         """The run's truncated state (every row's set K_n, the neighbour lists), started on first
@@ -278,15 +287,17 @@ class ExponentialFamilyMixture(MixtureEstimator):
         vars(self).pop("_em_rows", None)
         vars(self).pop("_em_truncated", None)
         vars(self).pop("_em_truncated_seed", None)
+        vars(self).pop("_em_natural", None)
 
     def _m_step(self, stats):
         # nk_floor (relative to the mean sample weight) keeps an empty component's means finite.
         nk = stats.nk + stats.nk_floor
         self._assign(nk / nk.sum(), stats.sx / nk[:, None])
+        self._em_natural = (self.means_, self._model.natural(self.means_))
 
     def _decompose(self, stats):
         observable = float(
-            stats.mean_responsibilities @ np.sum(self._model.pseudo_entropy(self.means_), axis=1)
+            stats.mean_responsibilities @ self._model.pseudo_entropy_sums(self.means_, self._natural())
         )
         return EntropyDecomposition(
             elbo=stats.elbo,

@@ -56,13 +56,16 @@ class TruncatedExponentialFamilyParameters:
     start_cells: object = None
 
     @classmethod
-    def of(cls, family, weights, means, neighbours, n_active, moments, n_threads):
+    def of(cls, family, weights, means, neighbours, n_active, moments, n_threads, natural=None):
+        """The snapshot of (floored) ``weights`` (K,), ``means`` (K, D) (``natural``: their ``eta``,
+        if known) and the lists."""
         model = FAMILIES[family]
         means = np.asarray(means, dtype=np.float64)
+        natural = model.natural(means) if natural is None else natural
         return cls(
             family,
             np.ascontiguousarray(log_mixing_weights(weights, np.float64)),
-            np.ascontiguousarray(model.natural(means)),
+            np.ascontiguousarray(natural, dtype=np.float64),
             np.ascontiguousarray(-np.sum(model.log_partition(means), axis=1)),
             np.ascontiguousarray(neighbours, dtype=np.int32),
             int(n_active),
@@ -109,7 +112,8 @@ def truncated_exponential_family_block_pass(parameters, rows, inputs, state):
 
 class ExponentialFamilyTruncatedSearch(TruncatedSearch):
     """:class:`TruncatedSearch` over in-memory rows (dense or CSR) of a Bernoulli or Poisson
-    mixture; ``parameters`` are ``(weights, means)``."""
+    mixture; ``parameters`` are ``(weights, means, natural)`` (``natural``: ``eta`` of the means,
+    or None)."""
 
     def __init__(self, n_samples, n_active, n_neighbors, seed, family):
         super().__init__(n_samples, n_active, n_neighbors, seed)
@@ -140,9 +144,9 @@ class ExponentialFamilyTruncatedSearch(TruncatedSearch):
         return None
 
     def _snapshot(self, parameters, dtype, moments, n_threads, neighbour_scores, start_cells):
-        weights, means = parameters
+        weights, means, natural = parameters
         return TruncatedExponentialFamilyParameters.of(
-            self.family, weights, means, self.neighbours, self.n_active, moments, n_threads
+            self.family, weights, means, self.neighbours, self.n_active, moments, n_threads, natural
         )
 
     _block_pass = staticmethod(truncated_exponential_family_block_pass)

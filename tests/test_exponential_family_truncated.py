@@ -171,9 +171,10 @@ def test_kernel_keeps_the_best_candidates_by_the_reference(family):
 
 
 @pytest.mark.parametrize("family", ["bernoulli", "poisson"])
-def test_bitwise_for_any_thread_count_and_for_dense_or_sparse_rows(family):
+@pytest.mark.parametrize("n_components", [40, 5])  # 5: groups of several items of rows
+def test_bitwise_for_any_thread_count_and_for_dense_or_sparse_rows(family, n_components):
     X = clustered_data(family, n=3000, d=40, k=30, seed=4)
-    kwargs = dict(n_components=40, n_active=3, n_neighbors=5, max_iter=8, tol=0, random_state=2)
+    kwargs = dict(n_components=n_components, n_active=3, n_neighbors=3, max_iter=8, tol=0, random_state=2)
     fits = [
         ESTIMATORS[family](n_jobs=1, **kwargs).fit(X),
         ESTIMATORS[family](n_jobs=2, **kwargs).fit(X),
@@ -201,3 +202,24 @@ def test_bad_truncation_arguments_raise(params, message):
     X = clustered_data("poisson", n=50, seed=0)
     with pytest.raises(ValueError, match=message):
         FastPoissonMixture(n_components=8, **params).fit(X)
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "poisson"])
+def test_starts_beyond_the_exact_budgets(family, monkeypatch):
+    """Where neither the exact labelling pass nor the exact neighbour lists are affordable, the sets
+    start from random hubs and the lists from the coarse cells of the means: the fit still never
+    decreases its free energy, stays below the log-likelihood and is deterministic."""
+    from fastelbo.mixture import _exponential_family_truncated, _truncated
+
+    X = clustered_data(family, n=600, seed=8)
+    kwargs = dict(n_components=30, n_active=3, n_neighbors=4, tol=0, max_iter=20, random_state=4)
+    reference = ESTIMATORS[family](**kwargs).fit(X)
+    monkeypatch.setattr(_truncated, "_EXACT_START_BUDGET", 0)
+    monkeypatch.setattr(_exponential_family_truncated, "_EXACT_NEIGHBOURS_BUDGET", 0)
+    fits = [ESTIMATORS[family](**kwargs).fit(X) for _ in range(2)]
+    history = fits[0].elbo_history_
+    assert not np.array_equal(history, reference.elbo_history_)  # another start was taken
+    assert np.all(np.diff(history) >= -1e-12 * np.abs(history[1:]))
+    assert fits[0].lower_bound_ <= fits[0].score(X)
+    np.testing.assert_array_equal(fits[1].elbo_history_, history)
+    np.testing.assert_array_equal(fits[1].means_, fits[0].means_)

@@ -50,12 +50,13 @@ class ExponentialFamily:
     #: What the data must hold, for error messages.
     values = ""
 
-    def floored(self, means, mean_floor):
-        """``means`` kept where their logarithms are finite (see the module docstring)."""
+    def floored(self, means, mean_floor, out=None):
+        """``means`` kept where their logarithms are finite (see the module docstring); into
+        ``out`` if given (which may be ``means``)."""
         raise NotImplementedError
 
-    def natural(self, means):
-        """``eta`` of (floored) means."""
+    def natural(self, means, out=None):
+        """``eta`` of (floored) means; into ``out`` if given (of the means' shape, not ``means``)."""
         raise NotImplementedError
 
     def log_partition(self, means):
@@ -94,11 +95,13 @@ class Bernoulli(ExponentialFamily):
     name = "bernoulli"
     values = "0 or 1"
 
-    def floored(self, means, mean_floor):
-        return np.clip(means, mean_floor, 1.0 - mean_floor)
+    def floored(self, means, mean_floor, out=None):
+        return np.clip(means, mean_floor, 1.0 - mean_floor, out=out)
 
-    def natural(self, means):
-        return np.log(means) - np.log1p(-means)
+    def natural(self, means, out=None):
+        out = np.log(means, out=out)
+        out -= np.log1p(-means)
+        return out
 
     def log_partition(self, means):
         return -np.log1p(-means)
@@ -117,11 +120,11 @@ class Poisson(ExponentialFamily):
     name = "poisson"
     values = "a non-negative integer"
 
-    def floored(self, means, mean_floor):
-        return np.maximum(means, mean_floor)
+    def floored(self, means, mean_floor, out=None):
+        return np.maximum(means, mean_floor, out=out)
 
-    def natural(self, means):
-        return np.log(means)
+    def natural(self, means, out=None):
+        return np.log(means, out=out)
 
     def log_partition(self, means):
         return np.asarray(means, dtype=np.float64)

@@ -292,8 +292,14 @@ class ExponentialFamilyMixture(MixtureEstimator):
     def _m_step(self, stats):
         # nk_floor (relative to the mean sample weight) keeps an empty component's means finite.
         nk = stats.nk + stats.nk_floor
-        self._assign(nk / nk.sum(), stats.sx / nk[:, None])
-        self._em_natural = (self.means_, self._model.natural(self.means_))
+        # The (K, D) arrays are floored in place and eta written over the previous M-step's: at large
+        # K, fresh arrays (their page faults) cost as much as the arithmetic of a truncated iteration.
+        means = stats.sx / nk[:, None]
+        self.weights_ = nk / nk.sum()
+        self.means_ = self._model.floored(means, self.mean_floor, out=means)
+        previous = getattr(self, "_em_natural", None)
+        buffer = previous[1] if previous is not None and previous[1].shape == means.shape else None
+        self._em_natural = (self.means_, self._model.natural(self.means_, out=buffer))
 
     def _decompose(self, stats):
         observable = float(

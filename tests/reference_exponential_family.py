@@ -113,3 +113,20 @@ def entropy_sum(X, q, weights, means, family, sample_weight=None, observable_ent
     observable = qbar @ np.sum(observable_entropy(means, family), axis=1)
     data = (w @ log_base(X, family)) / W
     return posterior - prior - observable + data
+
+
+def truncated_e_step(X, weights, means, family, active, sample_weight=None):
+    """The truncated posterior on given sets ``active`` (N, C'): ``q_n`` (N, K) the exact posterior
+    restricted to ``K_n`` and renormalised (zero elsewhere), and the truncated free energy
+    ``<log sum_{c in K_n} pi_c p(x_n | c)>``, which equals ``F(q, Theta)`` for that q."""
+    X = np.asarray(X, dtype=np.float64)
+    w = _weights(sample_weight, X.shape[0])
+    with np.errstate(divide="ignore"):
+        log_pi = np.log(np.asarray(weights, dtype=np.float64))
+    joint = log_densities(X, means, family) + log_pi  # log h included (Poisson)
+    rows = np.arange(X.shape[0])[:, None]
+    in_set = np.full(joint.shape, -np.inf)
+    in_set[rows, active] = joint[rows, active]
+    log_norm = logsumexp(in_set, axis=1)
+    q = np.exp(in_set - log_norm[:, None])
+    return q, (w @ log_norm) / w.sum()

@@ -32,14 +32,21 @@ def sparse_counts(n, d, per_row, seed=0):
     return sp.csr_matrix((data, indices[keep].astype(np.int32), indptr), shape=(n, d))
 
 
+@pytest.mark.parametrize("n_active", [None, 3])
 @pytest.mark.parametrize("n_jobs", [1, 2])
-def test_ctrl_c_interrupts_a_large_sparse_fit_promptly(n_jobs):
+def test_ctrl_c_interrupts_a_large_sparse_fit_promptly(n_jobs, n_active):
     X = sparse_counts(100_000, 5_000, 40)
     K = 300
     means = np.random.default_rng(1).uniform(0.001, 0.02, size=(K, X.shape[1]))
     # A given start: the time goes to the kernel's passes (about a second each), not to a seeding.
     model = FastPoissonMixture(
-        n_components=K, max_iter=1000, tol=0, weights_init=np.full(K, 1 / K), means_init=means, n_jobs=n_jobs
+        n_components=K,
+        max_iter=1000,
+        tol=0,
+        weights_init=np.full(K, 1 / K),
+        means_init=means,
+        n_jobs=n_jobs,
+        n_active=n_active,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # "fit was interrupted; the estimator keeps ..."
@@ -50,7 +57,8 @@ def test_ctrl_c_interrupts_a_large_sparse_fit_promptly(n_jobs):
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
 @pytest.mark.parametrize("estimator", [FastBernoulliMixture, FastPoissonMixture])
-def test_fit_leaves_subnormal_arithmetic_working(estimator, n_jobs):
+@pytest.mark.parametrize("n_active", [None, 2])
+def test_fit_leaves_subnormal_arithmetic_working(estimator, n_jobs, n_active):
     # Well-separated clusters: posteriors so sharp that exp() underflows for most row-component pairs.
     rng = np.random.default_rng(0)
     labels = rng.integers(4, size=2000)
@@ -59,7 +67,9 @@ def test_fit_leaves_subnormal_arithmetic_working(estimator, n_jobs):
     assert not _core._flushes_subnormals()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = estimator(4, max_iter=5, random_state=0, n_jobs=n_jobs).fit(sp.csr_matrix(X))
+        model = estimator(4, max_iter=5, random_state=0, n_jobs=n_jobs, n_active=n_active).fit(
+            sp.csr_matrix(X)
+        )
     model.predict_proba(X)
     assert not _core._flushes_subnormals()
     assert _core._pool_flushes_subnormals(2) == [0, 0]

@@ -62,6 +62,86 @@ py::dict exponential_family_mixture_pass_typed(const py::object& indptr_obj, con
     return out;
 }
 
+template <class I>
+py::dict exponential_family_truncated_pass_typed(const py::object& indptr_obj, const py::array& indices_obj,
+                                                 const py::object& data_obj, py::ssize_t n_features,
+                                                 const py::object& sample_weight_obj, const py::object& log_weights_obj,
+                                                 const py::object& natural_obj, const py::object& log_partition_obj,
+                                                 const std::string& family, const py::object& active_obj,
+                                                 const py::object& neighbours_obj, const py::object& random_obj,
+                                                 bool compute_moments, bool return_log_norm,
+                                                 bool return_neighbour_scores, int n_threads) {
+    const ExponentialFamily parsed = parse_exponential_family(family);
+    auto indptr = require_array<std::int64_t>(indptr_obj, "indptr", {-1});
+    if (indptr.shape(0) < 1) throw py::value_error("indptr must hold at least one entry (n_rows + 1)");
+    const py::ssize_t N = indptr.shape(0) - 1;
+    auto indices = require_array<I>(indices_obj, "indices", {-1});
+    auto data = require_array<double>(data_obj, "data", {indices.shape(0)});
+    const std::int64_t nnz = indptr.at(N);
+    if (nnz != indices.shape(0))
+        throw py::value_error("indptr[-1] = " + std::to_string(nnz) + " but indices holds " +
+                              std::to_string(indices.shape(0)) + " entries");
+    auto log_weights = require_array<double>(log_weights_obj, "log_weights", {-1});
+    const py::ssize_t K = log_weights.shape(0);
+    auto natural = require_array<double>(natural_obj, "natural", {K, n_features});
+    auto log_partition = require_array<double>(log_partition_obj, "log_partition", {K});
+    auto active = require_array<std::int32_t>(active_obj, "active", {N, -1});
+    const py::ssize_t C = active.shape(1);
+    auto neighbours = require_array<std::int32_t>(neighbours_obj, "neighbours", {K, -1});
+    const py::ssize_t G = neighbours.shape(1);
+    const double* sample_weight = optional_data<double>(sample_weight_obj, "sample_weight", N);
+    const std::int32_t* random_candidates = optional_data<std::int32_t>(random_obj, "random_candidates", N);
+
+    ExponentialFamilyMixtureParams params;
+    params.family = parsed;
+    params.n_components = K;
+    params.n_features = n_features;
+    params.log_weights = log_weights.data();
+    params.log_partition = log_partition.data();
+    CsrRows<I> rows{indptr.data(), indices.data(), data.data(), N, n_features};
+
+    py::array_t<std::int32_t> new_active({N, C});
+    ExponentialFamilyTruncatedRequest request;
+    request.sample_weight = sample_weight;
+    request.natural = natural.data();
+    request.n_active = C;
+    request.n_neighbors = G;
+    request.active = active.data();
+    request.neighbours = neighbours.data();
+    request.random_candidates = random_candidates;
+    request.new_active = new_active.mutable_data();
+    request.n_threads = n_threads;
+    request.interrupt = python_interrupt_poll();
+    py::array_t<double> sx, log_norm;
+    if (compute_moments) {
+        sx = py::array_t<double>({K, static_cast<py::ssize_t>(n_features)});
+        request.sx = sx.mutable_data();
+    }
+    if (return_log_norm) {
+        log_norm = py::array_t<double>(N);
+        request.log_norm = log_norm.mutable_data();
+    }
+    ExponentialFamilyNeighbourScores scores;
+    if (return_neighbour_scores) request.scores = &scores;
+
+    ExponentialFamilyStatistics stats(K);
+    run_without_gil([&] { return exponential_family_truncated_pass(params, rows, request, stats); });
+
+    py::dict out = mixture_sums_dict(stats, K);
+    out["sum_log_base"] = stats.sum_log_base;
+    out["active"] = new_active;
+    if (compute_moments) out["sx"] = sx;
+    if (return_log_norm) out["log_norm"] = log_norm;
+    if (return_neighbour_scores) {
+        const py::ssize_t n_scores = static_cast<py::ssize_t>(scores.group.size());
+        out["score_groups"] = to_numpy(scores.group.data(), {n_scores});
+        out["score_components"] = to_numpy(scores.component.data(), {n_scores});
+        out["score_sums"] = to_numpy(scores.sum.data(), {n_scores});
+        out["score_counts"] = to_numpy(scores.count.data(), {n_scores});
+    }
+    return out;
+}
+
 }  // namespace
 
 void bind_exponential_family_mixture(py::module_& m) {
@@ -92,6 +172,37 @@ void bind_exponential_family_mixture(py::module_& m) {
         "optional sx_transposed (D, K) = sum_n w_n x_n q_n^T and optional per-row outputs (log_norm includes "
         "log h). Parameters are float64: log_weights (K,), natural_transposed (D, K) the natural parameters "
         "eta^T, log_partition (K,) = -sum_d A(eta_cd).");
+
+    m.def(
+        "exponential_family_truncated_pass",
+        [](const py::object& indptr, const py::array& indices, const py::object& data, py::ssize_t n_features,
+           const py::object& sample_weight, const py::object& log_weights, const py::object& natural,
+           const py::object& log_partition, const std::string& family, const py::object& active,
+           const py::object& neighbours, const py::object& random_candidates, bool compute_moments,
+           bool return_log_norm, bool return_neighbour_scores, int n_threads) {
+            if (n_features < 1) throw py::value_error("n_features must be >= 1, got " + std::to_string(n_features));
+            if (py::array_t<std::int32_t>::check_(indices))
+                return exponential_family_truncated_pass_typed<std::int32_t>(
+                    indptr, indices, data, n_features, sample_weight, log_weights, natural, log_partition, family,
+                    active, neighbours, random_candidates, compute_moments, return_log_norm, return_neighbour_scores,
+                    n_threads);
+            if (py::array_t<std::int64_t>::check_(indices))
+                return exponential_family_truncated_pass_typed<std::int64_t>(
+                    indptr, indices, data, n_features, sample_weight, log_weights, natural, log_partition, family,
+                    active, neighbours, random_candidates, compute_moments, return_log_norm, return_neighbour_scores,
+                    n_threads);
+            throw py::type_error("indices must have dtype int32 or int64, got " +
+                                 py::str(indices.dtype()).cast<std::string>());
+        },
+        py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n_features"), py::arg("sample_weight"),
+        py::arg("log_weights"), py::arg("natural"), py::arg("log_partition"), py::arg("family"), py::arg("active"),
+        py::arg("neighbours"), py::arg("random_candidates"), py::arg("compute_moments") = true,
+        py::arg("return_log_norm") = false, py::arg("return_neighbour_scores") = true, py::arg("n_threads") = 0,
+        "One truncated E-step of a Bernoulli or Poisson mixture over CSR rows: active (N, C') int32 the sets "
+        "K_n (best first), neighbours (K, G) int32 the lists G_c, random_candidates (N,) int32 or None; natural "
+        "(K, D) the natural parameters eta. Returns the new sets ('active'), the ELBO sums (sum_log_norm the "
+        "truncated free energy), nk, sum_log_base, optional sx (K, D), log_norm (N,) and the neighbour scores "
+        "(score_groups, score_components, score_sums, score_counts).");
 }
 
 }  // namespace fastelbo::bindings

@@ -8,6 +8,7 @@
 #include "fastelbo/posterior_row.hpp"
 #include "fastelbo/row_block_schedule.hpp"
 #include "fastelbo/row_maths.hpp"
+#include "fastelbo/truncated_candidates.hpp"
 
 namespace fastelbo {
 
@@ -65,14 +66,13 @@ std::vector<Index> block_bounds(const CsrRows<I>& rows, Index K, Index max_rows)
 }
 
 template <class I>
-void check_arguments(const ExponentialFamilyMixtureParams& params, const CsrRows<I>& rows,
-                     const ExponentialFamilyPassRequest& request) {
+void check_arguments(const ExponentialFamilyMixtureParams& params, const CsrRows<I>& rows, const double* natural) {
     const Index K = params.n_components, D = params.n_features;
     if (K < 1 || D < 1) throw std::invalid_argument("exponential_family_mixture_pass: need K >= 1 and D >= 1");
     if (rows.n_features != D)
         throw std::invalid_argument("exponential_family_mixture_pass: the rows have " +
                                     std::to_string(rows.n_features) + " columns, the parameters " + std::to_string(D));
-    if (!params.log_weights || !params.natural_transposed || !params.log_partition)
+    if (!params.log_weights || !natural || !params.log_partition)
         throw std::invalid_argument("exponential_family_mixture_pass: missing parameter arrays");
     if (!rows.indptr) throw std::invalid_argument("exponential_family_mixture_pass: indptr is null");
     if (rows.indptr[0] != 0) throw std::invalid_argument("indptr[0] must be 0, got " + std::to_string(rows.indptr[0]));
@@ -90,7 +90,6 @@ void check_arguments(const ExponentialFamilyMixtureParams& params, const CsrRows
             throw std::invalid_argument("indices[" + std::to_string(k) + "] = " + std::to_string(rows.indices[k]) +
                                         " is not a column of the " + std::to_string(D) + " columns");
     }
-    (void)request;
 }
 
 }  // namespace
@@ -99,7 +98,7 @@ template <class I>
 bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& params, const CsrRows<I>& rows,
                                      const ExponentialFamilyPassRequest& request,
                                      ExponentialFamilyStatistics& statistics) {
-    check_arguments(params, rows, request);
+    check_arguments(params, rows, params.natural_transposed);
     const Index K = params.n_components, N = rows.n_rows;
     const bool poisson = params.family == ExponentialFamily::Poisson;
     const std::vector<double> log_factorials = poisson ? log_factorial_table() : std::vector<double>();
@@ -191,6 +190,264 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
     }
     return !poller.stopped();
 }
+
+namespace {
+
+// Rows per work item of the truncated pass: items are the unit of parallel work and of interrupt
+// polling (a row costs about C' G (nnz + 1) multiply-adds), and a group's scores are added over
+// its items in order.
+constexpr Index kTruncatedItemRows = 256;
+// Components per work item of the truncated pass's statistics.
+constexpr Index kStatisticsComponents = 16;
+
+// Asks for the entries of one component's parameters (eta_c, D values) at a row's columns.
+template <class I>
+inline void prefetch_gather(const double* eta, const CsrRows<I>& rows, std::int64_t begin, std::int64_t end) {
+#if defined(__GNUC__) || defined(__clang__)
+    for (std::int64_t k = begin; k < end; ++k) __builtin_prefetch(eta + rows.indices[k]);
+#else
+    (void)eta;
+    (void)rows;
+    (void)begin;
+    (void)end;
+#endif
+}
+
+template <class I>
+void check_truncated_arguments(const ExponentialFamilyMixtureParams& params, const CsrRows<I>& rows,
+                               const ExponentialFamilyTruncatedRequest& r) {
+    check_arguments(params, rows, r.natural);
+    const Index K = params.n_components, N = rows.n_rows, C = r.n_active, G = r.n_neighbors;
+    if (C < 1 || C > K)
+        throw std::invalid_argument("n_active must be in [1, " + std::to_string(K) + "], got " + std::to_string(C));
+    if (G < 1 || G > K)
+        throw std::invalid_argument("n_neighbors must be in [1, " + std::to_string(K) + "], got " + std::to_string(G));
+    if (!r.active || !r.neighbours || !r.new_active)
+        throw std::invalid_argument("exponential_family_truncated_pass: active, neighbours or new_active is null");
+    auto check_sets = [K](const std::int32_t* sets, Index n, Index width, const std::string& name) {
+        std::vector<Index> seen(K, -1);
+        for (Index i = 0; i < n; ++i)
+            for (Index j = 0; j < width; ++j) {
+                const std::int32_t c = sets[i * width + j];
+                if (c < 0 || c >= K)
+                    throw std::invalid_argument(name + "[" + std::to_string(i) + ", " + std::to_string(j) + "] = " +
+                                                std::to_string(c) + " is not a component of " + std::to_string(K));
+                if (seen[c] == i)
+                    throw std::invalid_argument(name + "[" + std::to_string(i) + "] lists component " +
+                                                std::to_string(c) + " twice");
+                seen[c] = i;
+            }
+    };
+    check_sets(r.active, N, C, "active");
+    check_sets(r.neighbours, K, G, "neighbours");
+    if (r.random_candidates)
+        for (Index n = 0; n < N; ++n)
+            if (r.random_candidates[n] < 0 || r.random_candidates[n] >= K)
+                throw std::invalid_argument("random_candidates[" + std::to_string(n) +
+                                            "] = " + std::to_string(r.random_candidates[n]) +
+                                            " is not a component of " + std::to_string(K));
+}
+
+}  // namespace
+
+template <class I>
+bool exponential_family_truncated_pass(const ExponentialFamilyMixtureParams& params, const CsrRows<I>& rows,
+                                       const ExponentialFamilyTruncatedRequest& r,
+                                       ExponentialFamilyStatistics& statistics) {
+    check_truncated_arguments(params, rows, r);
+    const Index K = params.n_components, D = params.n_features, N = rows.n_rows, C = r.n_active, G = r.n_neighbors;
+    const bool poisson = params.family == ExponentialFamily::Poisson;
+    const std::vector<double> log_factorials = poisson ? log_factorial_table() : std::vector<double>();
+    statistics = ExponentialFamilyStatistics(K);
+    std::vector<double> constant(K);
+    for (Index c = 0; c < K; ++c)
+        constant[c] = finite_component_constant<double>(params.log_weights[c]) + params.log_partition[c];
+
+    // Rows grouped by their best component, cut into items.
+    std::vector<Index> identity(N), order, group_begin;
+    for (Index n = 0; n < N; ++n) identity[n] = n;
+    std::vector<std::int32_t> best(N);
+    for (Index n = 0; n < N; ++n) best[n] = r.active[n * C];
+    counting_sort(identity, best.data(), K, order, group_begin);
+    std::vector<Index> item_begin, group_first_item(K + 1, 0);
+    std::vector<std::int32_t> item_group;
+    for (Index c = 0; c < K; ++c) {
+        group_first_item[c] = static_cast<Index>(item_group.size());
+        for (Index p = group_begin[c]; p < group_begin[c + 1]; p += kTruncatedItemRows) {
+            item_begin.push_back(p);
+            item_group.push_back(static_cast<std::int32_t>(c));
+        }
+    }
+    group_first_item[K] = static_cast<Index>(item_group.size());
+    item_begin.push_back(N);
+    const Index n_items = static_cast<Index>(item_group.size());
+
+    struct Workspace {
+        std::vector<Index> stamp;  // [K] the last row that listed a component among its candidates
+        std::vector<std::int32_t> candidates;
+        std::vector<Candidate> kept;
+        std::vector<double> q, exponentials;
+        std::vector<double> score_sum, score_count;  // [K] the item's scores
+        std::vector<std::int32_t> touched;
+    };
+    const int threads = resolve_thread_count(r.n_threads);
+    std::vector<Workspace> workspaces(static_cast<size_t>(threads));
+    for (Workspace& ws : workspaces) {
+        ws.stamp.assign(K, -1);
+        ws.kept.resize(C);
+        ws.q.resize(C);
+        ws.exponentials.resize(C);
+        if (r.scores) {
+            ws.score_sum.assign(K, 0.0);
+            ws.score_count.assign(K, 0.0);
+        }
+    }
+    std::vector<ExponentialFamilyStatistics> item_sums(n_items, ExponentialFamilyStatistics(0));
+    std::vector<std::vector<CandidateScore>> item_scores(r.scores ? n_items : 0);
+    std::vector<double> weighted_q(N * C);  // w_n q_n over the new K_n
+    const ConstRowMatrixMap<double> natural(r.natural, K, D);
+
+    InterruptPoller poller(r.interrupt);
+    parallel_for_each(n_items, r.n_threads, [&](Index item) {
+        if (poller.stopped()) return;
+        Workspace& ws = workspaces[current_thread_index()];
+        ExponentialFamilyStatistics& sums = item_sums[item];
+        const std::int32_t b = item_group[item];
+        for (Index p = item_begin[item]; p < item_begin[item + 1]; ++p) {
+            const Index n = order[p];
+            const std::int64_t begin = rows.indptr[n], end = rows.indptr[n + 1];
+            // S_n: the members of K_n first (whatever the lists say), then their lists, then r_n.
+            ws.candidates.clear();
+            auto add = [&](std::int32_t c) {
+                if (ws.stamp[c] == n) return;
+                ws.stamp[c] = n;
+                ws.candidates.push_back(c);
+            };
+            const std::int32_t* active = r.active + n * C;
+            for (Index j = 0; j < C; ++j) add(active[j]);
+            for (Index j = 0; j < C; ++j) {
+                const std::int32_t* list = r.neighbours + static_cast<Index>(active[j]) * G;
+                for (Index g = 0; g < G; ++g) add(list[g]);
+            }
+            if (r.random_candidates) add(r.random_candidates[n]);
+
+            Index kept = 0;
+            // A pair's nnz(n) entries of eta lie in as many cache lines (and pages) anywhere in the
+            // K x D parameters: the next candidate's are asked for while this one is summed.
+            const Index n_candidates = static_cast<Index>(ws.candidates.size());
+            if (n_candidates > 0)
+                prefetch_gather(natural.data() + static_cast<Index>(ws.candidates[0]) * D, rows, begin, end);
+            for (Index j = 0; j < n_candidates; ++j) {
+                const std::int32_t c = ws.candidates[j];
+                if (j + 1 < n_candidates)
+                    prefetch_gather(natural.data() + static_cast<Index>(ws.candidates[j + 1]) * D, rows, begin, end);
+                // The same sum, in the same order, as the exact pass's log-joint of (n, c).
+                const double* eta = natural.data() + static_cast<Index>(c) * D;
+                double lj = constant[c];
+                for (std::int64_t k = begin; k < end; ++k) lj += rows.data[k] * eta[rows.indices[k]];
+                keep_if_better(ws.kept.data(), kept, C, {lj, c});
+                if (r.scores && c != b) {
+                    if (ws.score_count[c] == 0) ws.touched.push_back(c);
+                    ws.score_sum[c] += lj;
+                    ws.score_count[c] += 1;
+                }
+            }
+            double log_base = 0;
+            if (poisson) {
+                for (std::int64_t k = begin; k < end; ++k) {
+                    const double x = rows.data[k];
+                    log_base -= tabulated(x) ? log_factorials[static_cast<int>(x)] : log_factorial(x);
+                }
+            }
+            for (Index j = 0; j < C; ++j) ws.q[j] = ws.kept[j].log_joint;
+            const RowPosterior post = posterior_from_log_joint_row(ws.q.data(), C, ws.exponentials.data());
+            const double w = r.sample_weight ? r.sample_weight[n] : 1.0;
+            const double log_norm = post.log_norm + log_base;
+            sums.sum_weight += w;
+            sums.sum_log_norm += w * log_norm;
+            sums.sum_entropy += w * post.entropy;
+            sums.sum_log_base += w * log_base;
+            if (r.log_norm) r.log_norm[n] = log_norm;
+            for (Index j = 0; j < C; ++j) {
+                r.new_active[n * C + j] = ws.kept[j].component;
+                weighted_q[n * C + j] = w * ws.q[j];
+            }
+        }
+        if (r.scores) {
+            std::vector<CandidateScore>& out = item_scores[item];
+            for (const std::int32_t c : ws.touched) {
+                out.push_back({c, ws.score_sum[c], ws.score_count[c]});
+                ws.score_sum[c] = ws.score_count[c] = 0;
+            }
+            ws.touched.clear();
+        }
+        poller.between_items();
+    });
+    if (poller.stopped()) return false;
+    for (Index item = 0; item < n_items; ++item) {
+        const ExponentialFamilyStatistics& s = item_sums[item];
+        statistics.sum_weight += s.sum_weight;
+        statistics.sum_log_norm += s.sum_log_norm;
+        statistics.sum_entropy += s.sum_entropy;
+        statistics.sum_log_base += s.sum_log_base;
+    }
+
+    if (r.scores) {
+        ExponentialFamilyNeighbourScores& out = *r.scores;
+        out = ExponentialFamilyNeighbourScores{};
+        std::vector<double> sum(K, 0.0), count(K, 0.0);
+        std::vector<std::int32_t> touched;
+        for (Index b = 0; b < K; ++b) {
+            const Index first = group_first_item[b], last = group_first_item[b + 1];
+            if (first == last) continue;
+            add_group_scores(item_scores.data() + first, item_scores.data() + last, sum, count, touched);
+            std::sort(touched.begin(), touched.end());
+            for (const std::int32_t c : touched) {
+                out.group.push_back(static_cast<std::int32_t>(b));
+                out.component.push_back(c);
+                out.sum.push_back(sum[c]);
+                out.count.push_back(count[c]);
+                sum[c] = count[c] = 0;
+            }
+        }
+    }
+
+    // nk and sx per component over its own (row, slot) pairs, rows ascending.
+    std::vector<Index> pairs(N * C), by_component, component_begin;
+    for (Index k = 0; k < N * C; ++k) pairs[k] = k;
+    counting_sort(pairs, r.new_active, K, by_component, component_begin);
+    const Index n_ranges = (K + kStatisticsComponents - 1) / kStatisticsComponents;
+    RowMatrixMap<double> sx(r.sx, r.sx ? K : 0, D);
+    parallel_for_each(n_ranges, r.n_threads, [&](Index range) {
+        if (poller.stopped()) return;
+        const Index c_end = std::min(K, (range + 1) * kStatisticsComponents);
+        for (Index c = range * kStatisticsComponents; c < c_end; ++c) {
+            double nk = 0;
+            if (r.sx) sx.row(c).setZero();
+            double* sx_c = r.sx ? r.sx + c * D : nullptr;
+            for (Index e = component_begin[c]; e < component_begin[c + 1]; ++e) {
+                const Index pair = by_component[e], n = pair / C;
+                const double wq = weighted_q[pair];
+                nk += wq;
+                if (sx_c)
+                    for (std::int64_t k = rows.indptr[n]; k < rows.indptr[n + 1]; ++k)
+                        sx_c[rows.indices[k]] += wq * rows.data[k];
+            }
+            statistics.nk[c] = nk;
+        }
+        poller.between_items();
+    });
+    return !poller.stopped();
+}
+
+template bool exponential_family_truncated_pass<std::int32_t>(const ExponentialFamilyMixtureParams&,
+                                                              const CsrRows<std::int32_t>&,
+                                                              const ExponentialFamilyTruncatedRequest&,
+                                                              ExponentialFamilyStatistics&);
+template bool exponential_family_truncated_pass<std::int64_t>(const ExponentialFamilyMixtureParams&,
+                                                              const CsrRows<std::int64_t>&,
+                                                              const ExponentialFamilyTruncatedRequest&,
+                                                              ExponentialFamilyStatistics&);
 
 template bool exponential_family_mixture_pass<std::int32_t>(const ExponentialFamilyMixtureParams&,
                                                             const CsrRows<std::int32_t>&,

@@ -13,6 +13,7 @@
 #include "fastelbo/posterior_row.hpp"
 #include "fastelbo/row_block_schedule.hpp"
 #include "fastelbo/tied_whitening.hpp"
+#include "fastelbo/truncated_candidates.hpp"
 
 namespace fastelbo {
 namespace {
@@ -45,27 +46,6 @@ constexpr double kDirectPerFeature = 0.5;
 constexpr double kDirectPerPair = 15.0;
 // Full: direct when pairs × this < rows × |U| (a pair's vector-matrix product is slower per flop).
 constexpr double kFullDirectPerPair = 3.0;
-
-struct Candidate {
-    double log_joint;
-    std::int32_t component;
-};
-// Larger log-joint first; equal ones by smaller component index.
-inline bool better(const Candidate& a, const Candidate& b) {
-    return a.log_joint > b.log_joint || (a.log_joint == b.log_joint && a.component < b.component);
-}
-
-// A stable counting sort of `order` by key[element] in [0, K): `out` receives the sorted elements
-// and `begin` ([K + 1]) where every key starts.
-void counting_sort(const std::vector<Index>& order, const std::int32_t* key, Index K, std::vector<Index>& out,
-                   std::vector<Index>& begin) {
-    begin.assign(K + 1, 0);
-    for (Index element : order) ++begin[key[element] + 1];
-    for (Index c = 0; c < K; ++c) begin[c + 1] += begin[c];
-    std::vector<Index> next(begin.begin(), begin.end() - 1);
-    out.resize(order.size());
-    for (Index element : order) out[next[key[element]]++] = element;
-}
 
 // Rows grouped by best component (K_n[0]) and, within a group, by second component (rows that share
 // it share most candidates, so adjacent rows make items with small candidate unions), ties by row:
@@ -106,13 +86,6 @@ inline double mean_group_rows(const RowGroups& groups, Index N, Index K) {
     for (Index c = 0; c < K; ++c) occupied += groups.group_first_item[c + 1] > groups.group_first_item[c] ? 1 : 0;
     return occupied > 0 ? static_cast<double>(N) / static_cast<double>(occupied) : 0.0;
 }
-
-// Sum and count of the log-joints one item's rows gave a candidate (for the neighbour lists).
-struct CandidateScore {
-    std::int32_t component;
-    double sum;
-    double count;
-};
 
 // Asks for the cache lines of one row of X (rows of an item lie anywhere in X).
 template <class T>
@@ -389,14 +362,7 @@ class TruncatedEStep {
         ws.best.resize(n_rows * C_);
         for (Index i = 0; i < n_rows; ++i) {
             Index kept = 0;  // ws.candidates[0, kept): the best so far, best first
-            auto consider = [&](double lj, std::int32_t c) {
-                const Candidate candidate{lj, c};
-                if (kept == C_ && !better(candidate, ws.candidates[C_ - 1])) return;
-                Index slot = kept < C_ ? kept++ : C_ - 1;
-                for (; slot > 0 && better(candidate, ws.candidates[slot - 1]); --slot)
-                    ws.candidates[slot] = ws.candidates[slot - 1];
-                ws.candidates[slot] = candidate;
-            };
+            auto consider = [&](double lj, std::int32_t c) { keep_if_better(ws.candidates.data(), kept, C_, {lj, c}); };
             const std::uint64_t* mask = ws.row_masks.data() + i * words;
             for (Index w = 0; w < words; ++w) {
                 for (std::uint64_t bits = mask[w]; bits != 0; bits &= bits - 1) {
@@ -495,21 +461,6 @@ class TruncatedEStep {
         }
         ws.log_joint.noalias() = z * ws.projection;
         ws.log_joint.rowwise() += ws.constant;
-    }
-
-    // The sums and counts of group b's items' scores ([first, last), in item order) per candidate
-    // into sum and count (zero on entry), the candidates in `touched` in order of first appearance.
-    static void add_group_scores(const std::vector<CandidateScore>* first, const std::vector<CandidateScore>* last,
-                                 std::vector<double>& sum, std::vector<double>& count,
-                                 std::vector<std::int32_t>& touched) {
-        touched.clear();
-        for (const std::vector<CandidateScore>* item_scores = first; item_scores != last; ++item_scores) {
-            for (const CandidateScore& s : *item_scores) {
-                if (count[s.component] == 0) touched.push_back(s.component);
-                sum[s.component] += s.sum;
-                count[s.component] += s.count;
-            }
-        }
     }
 
     // Every group's summed scores (the refresh's inputs) into r_.neighbour_scores: groups ascending,

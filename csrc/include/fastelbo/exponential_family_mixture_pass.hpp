@@ -25,13 +25,34 @@
 // blocks per thread), so Ctrl-C is honoured within milliseconds whatever the shape (a single row
 // cannot be split: its work is at most D K, the size of the parameters).
 //
-// The row's log-joints are computed over all K components (row_log_joints); a candidate set per row
-// (truncated EM) would gather the same columns of eta for the row's components only, with the same
-// posterior and outputs.
+// Truncated EM (exponential_family_truncated_pass below). Every row n keeps a set K_n of C'
+// components; its candidates S_n = K_n ∪ ∪_{c∈K_n} G_c ∪ {r_n} (the neighbour lists G_c, G
+// components each, c first, and one random component r_n) are evaluated, the C' largest log-joints
+// kept (ties: smaller index; K_n ⊆ S_n, so the truncated free energy never decreases), and q_n is the
+// posterior restricted to the new K_n (posterior_row.hpp on C' values). A row costs
+// O(|S_n| (nnz(n) + 1)), whatever K is.
+//
+// Layout. The truncated pass reads eta as K x D (a component's natural parameters contiguous), the
+// estimator's own layout of the means: a (row, candidate) pair gathers nnz(n) entries of eta either
+// way (one cache line each, as a row's columns and its candidates are scattered), so nothing is
+// gained by transposing, which would cost a K x D copy per pass, the truncated pass's largest cost
+// at small C' G; and sx, summed per component (below), is then a contiguous row per component.
+//
+// Determinism without per-thread K x D copies. Rows are grouped by their best component b = K_n[0]
+// (a stable counting sort: rows ascending within a group) and cut into items of at most
+// kTruncatedItemRows rows; items run in parallel and keep their ELBO sums and, per candidate c != b
+// their rows evaluated, the sum and count of the log-joints without log h (a term of the row alone)
+// (the neighbour scores: the refresh's inputs, truncated_candidates.hpp), added per group in item
+// order. The weighted q_n over the new K_n
+// ([N, C']) is kept; afterwards the (row, component) pairs are sorted by component (rows ascending)
+// and every component sums its nk and sx row over its own rows, in parallel over components. Every
+// output is thus computed by one work item in a fixed order: bitwise the same for any thread count.
+// Memory: N C' doubles and indices, the scores, and sx; never N x K.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "fastelbo/types.hpp"
 
@@ -101,6 +122,47 @@ template <class I>
 bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& params, const CsrRows<I>& rows,
                                      const ExponentialFamilyPassRequest& request,
                                      ExponentialFamilyStatistics& statistics);
+
+// Every best-component group's candidate scores: for group b (ascending) and every candidate c != b
+// its rows evaluated (c ascending), the sum and count of their log-joints.
+struct ExponentialFamilyNeighbourScores {
+    std::vector<std::int32_t> group, component;
+    std::vector<double> sum, count;
+};
+
+struct ExponentialFamilyTruncatedRequest {
+    const double* sample_weight = nullptr;               // [N] or null for unit weights
+    const double* natural = nullptr;                     // [K, D] eta_cd at c * D + d
+    Index n_active = 0;                                  // C'
+    Index n_neighbors = 0;                               // G
+    const std::int32_t* active = nullptr;                // [N, C'] K_n in, best first; distinct per row
+    const std::int32_t* neighbours = nullptr;            // [K, G] G_c; distinct per row
+    const std::int32_t* random_candidates = nullptr;     // [N] r_n, or null for none
+    std::int32_t* new_active = nullptr;                  // [N, C'] out, best first
+    double* sx = nullptr;                                // [K, D] out (overwritten), or null: no moments
+    double* log_norm = nullptr;                          // [N] out, optional: log Σ_{c∈K_n} π_c p(x_n | c)
+    ExponentialFamilyNeighbourScores* scores = nullptr;  // out, optional
+    int n_threads = 0;
+    InterruptPoll interrupt;
+};
+
+// One truncated E-step (see the top of this file). params.natural_transposed is not read (the
+// request's natural is). `statistics` receives the ELBO sums (sum_log_norm: the truncated free
+// energy, log h included) and nk. Throws std::invalid_argument on inconsistent arguments before any
+// work; returns false if interrupted.
+template <class I>
+bool exponential_family_truncated_pass(const ExponentialFamilyMixtureParams& params, const CsrRows<I>& rows,
+                                       const ExponentialFamilyTruncatedRequest& request,
+                                       ExponentialFamilyStatistics& statistics);
+
+extern template bool exponential_family_truncated_pass<std::int32_t>(const ExponentialFamilyMixtureParams&,
+                                                                     const CsrRows<std::int32_t>&,
+                                                                     const ExponentialFamilyTruncatedRequest&,
+                                                                     ExponentialFamilyStatistics&);
+extern template bool exponential_family_truncated_pass<std::int64_t>(const ExponentialFamilyMixtureParams&,
+                                                                     const CsrRows<std::int64_t>&,
+                                                                     const ExponentialFamilyTruncatedRequest&,
+                                                                     ExponentialFamilyStatistics&);
 
 extern template bool exponential_family_mixture_pass<std::int32_t>(const ExponentialFamilyMixtureParams&,
                                                                    const CsrRows<std::int32_t>&,

@@ -50,21 +50,29 @@ class ExponentialFamily:
     #: What the data must hold, for error messages.
     values = ""
 
-    def floored(self, means, mean_floor):
-        """``means`` kept where their logarithms are finite (see the module docstring)."""
+    def floored(self, means, mean_floor, out=None):
+        """``means`` kept where their logarithms are finite (see the module docstring); into
+        ``out`` if given (which may be ``means``)."""
         raise NotImplementedError
 
-    def natural(self, means):
-        """``eta`` of (floored) means."""
+    def natural(self, means, out=None):
+        """``eta`` of (floored) means; into ``out`` if given (of the means' shape, not ``means``)."""
         raise NotImplementedError
 
     def log_partition(self, means):
         """``A(eta)`` of (floored) means."""
         raise NotImplementedError
 
-    def pseudo_entropy(self, means):
-        """``H~ = A(eta) - eta mu`` of (floored) means."""
-        return self.log_partition(means) - self.natural(means) * means
+    def pseudo_entropy(self, means, natural=None):
+        """``H~ = A(eta) - eta mu`` of (floored) means (``natural``: their ``eta``, if known)."""
+        natural = self.natural(means) if natural is None else natural
+        return self.log_partition(means) - natural * means
+
+    def pseudo_entropy_sums(self, means, natural):
+        """(K,) ``sum_d H~_cd`` of (floored) ``means`` and their ``natural`` parameters, as
+        ``sum_d A_cd - sum_d eta_cd mu_cd``: row sums, without (K, D) temporaries beyond ``A``'s
+        (none for the Poisson), which at large K cost more than the sums."""
+        return np.sum(self.log_partition(means), axis=1) - np.einsum("kd,kd->k", natural, means)
 
     def log_base(self, X):
         """``sum_d log h(x_nd)`` of every row of a dense array (the reference and tests)."""
@@ -87,11 +95,13 @@ class Bernoulli(ExponentialFamily):
     name = "bernoulli"
     values = "0 or 1"
 
-    def floored(self, means, mean_floor):
-        return np.clip(means, mean_floor, 1.0 - mean_floor)
+    def floored(self, means, mean_floor, out=None):
+        return np.clip(means, mean_floor, 1.0 - mean_floor, out=out)
 
-    def natural(self, means):
-        return np.log(means) - np.log1p(-means)
+    def natural(self, means, out=None):
+        out = np.log(means, out=out)
+        out -= np.log1p(-means)
+        return out
 
     def log_partition(self, means):
         return -np.log1p(-means)
@@ -110,11 +120,11 @@ class Poisson(ExponentialFamily):
     name = "poisson"
     values = "a non-negative integer"
 
-    def floored(self, means, mean_floor):
-        return np.maximum(means, mean_floor)
+    def floored(self, means, mean_floor, out=None):
+        return np.maximum(means, mean_floor, out=out)
 
-    def natural(self, means):
-        return np.log(means)
+    def natural(self, means, out=None):
+        return np.log(means, out=out)
 
     def log_partition(self, means):
         return np.asarray(means, dtype=np.float64)
@@ -153,11 +163,11 @@ class ExponentialFamilyStatistics(MixturePassSums):
     @classmethod
     def from_kernel(cls, out: dict, n_samples: int) -> ExponentialFamilyStatistics:
         """Wrap the dictionary returned by ``_core.exponential_family_mixture_pass``."""
-        sx = out.get("sx_transposed")
+        sx = out.get("sx_transposed")  # the exact pass's (D, K); the truncated pass's "sx" is (K, D)
         return cls(
             **cls.kernel_sums(out, n_samples),
             sum_log_base=float(out["sum_log_base"]),
-            sx=None if sx is None else sx.T,
+            sx=out.get("sx") if sx is None else sx.T,
         )
 
     @property
@@ -196,18 +206,40 @@ class ExponentialFamilyPassParameters:
     n_threads: int
 
     @classmethod
-    def of(cls, family, weights, means, moments, n_threads):
-        """The snapshot of (floored) parameters ``weights`` (K,) and ``means`` (K, D)."""
+    def of(cls, family, weights, means, moments, n_threads, natural=None):
+        """The snapshot of (floored) parameters ``weights`` (K,) and ``means`` (K, D) (``natural``:
+        their ``eta``, if known)."""
         model = FAMILIES[family]
         means = np.asarray(means, dtype=np.float64)
+        natural = model.natural(means) if natural is None else natural
         return cls(
             family,
             np.ascontiguousarray(log_mixing_weights(weights, np.float64)),
-            np.ascontiguousarray(model.natural(means).T),
+            np.ascontiguousarray(natural.T),
             np.ascontiguousarray(-np.sum(model.log_partition(means), axis=1)),
             bool(moments),
             int(n_threads),
         )
+
+
+class InMemoryRows:
+    """An in-memory X (dense or CSR) as the one block :func:`reduce_blocks` reads."""
+
+    dtype = np.dtype(np.float64)
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def blocks(self):
+        yield 0, self.rows.shape[0], self.rows
+
+    def spans(self):
+        return [(0, self.rows.shape[0])]
+
+    @property
+    def nnz(self):
+        rows = self.rows
+        return int(rows.nnz) if sp.issparse(rows) else int(np.count_nonzero(rows))
 
 
 def csr_rows(rows):

@@ -14,6 +14,7 @@ import numbers
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils import check_random_state
 
 from fastelbo._base import check_integer
 from fastelbo._block_reduction import reduce_blocks
@@ -26,19 +27,12 @@ from fastelbo.mixture._discrete_rows import validate_discrete_rows
 from fastelbo.mixture._exponential_family import (
     FAMILIES,
     ExponentialFamilyPassParameters,
+    InMemoryRows,
     exponential_family_block_pass,
 )
+from fastelbo.mixture._exponential_family_truncated import ExponentialFamilyTruncatedSearch
 from fastelbo.mixture._sparse_initialization import INIT_PARAMS, initial_parameters
-
-
-class _InMemoryRows:
-    """An in-memory X (dense or CSR) as the one block :func:`reduce_blocks` reads."""
-
-    def __init__(self, rows):
-        self.rows = rows
-
-    def blocks(self):
-        yield 0, self.rows.shape[0], self.rows
+from fastelbo.mixture._truncated import check_truncation
 
 
 class ExponentialFamilyMixture(MixtureEstimator):
@@ -63,6 +57,8 @@ class ExponentialFamilyMixture(MixtureEstimator):
         n_jobs=None,
         verbose=0,
         verbose_interval=10,
+        n_active=None,
+        n_neighbors=None,
     ):
         self.n_components = n_components
         self.tol = tol
@@ -77,6 +73,8 @@ class ExponentialFamilyMixture(MixtureEstimator):
         self.n_jobs = n_jobs
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.n_active = n_active
+        self.n_neighbors = n_neighbors
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -105,6 +103,7 @@ class ExponentialFamilyMixture(MixtureEstimator):
             raise ValueError(f"mean_floor must be a real number with {bound}, got {floor!r}")
         if self.init_params not in INIT_PARAMS:
             raise ValueError(f"init_params must be one of {INIT_PARAMS}, got {self.init_params!r}")
+        check_truncation(self.n_active, self.n_neighbors, self.n_components)
 
     def _validate_rows(self, X, reset, min_samples):
         return validate_discrete_rows(self, X, self._model, reset, min_samples)
@@ -172,6 +171,7 @@ class ExponentialFamilyMixture(MixtureEstimator):
     # -- EM hooks (see fastelbo._base) -------------------------------------------------------
 
     def _initialize_parameters(self, X, random_state, sample_weight=None):
+        self._em_truncated = None  # a new run: its first E-step starts the sets K_n
         weights = means = None
         if self.weights_init is None or self.means_init is None:
             weights, means = initial_parameters(
@@ -182,6 +182,9 @@ class ExponentialFamilyMixture(MixtureEstimator):
         if self.means_init is not None:
             means = as_float_array(self.means_init, "means_init")
         self._assign(weights, means)
+        if self.n_active is not None:
+            # Drawn after the initialisation, which then draws what it draws in exact EM.
+            self._em_truncated_seed = random_state.randint(np.iinfo(np.int32).max)
 
     def _rows(self, X):
         """X as the pass reads it: a dense training X is converted to CSR once per fit (kept for
@@ -196,45 +199,111 @@ class ExponentialFamilyMixture(MixtureEstimator):
     def _pass(self, X, moments, log_norm=False, responsibilities=False, labels=False, sample_weight=None):
         """One kernel pass with the current parameters; returns (statistics, per-row outputs)."""
         parameters = ExponentialFamilyPassParameters.of(
-            self._family, self.weights_, self.means_, moments, resolve_n_threads(self.n_jobs)
+            self._family, self.weights_, self.means_, moments, resolve_n_threads(self.n_jobs), self._natural()
         )
         request = MixturePassRequest(log_norm, responsibilities, labels)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=np.float64)
         stats, out, _ = reduce_blocks(
-            _InMemoryRows(self._rows(X)),
+            InMemoryRows(self._rows(X)),
             functools.partial(exponential_family_block_pass, parameters, request),
             sample_weight,
             None,
             request.outputs(self.n_components, np.float64),
         )
+        return self._check_finite(stats), out
+
+    def _check_finite(self, stats):
         if not (np.isfinite(stats.sum_log_norm) and np.isfinite(stats.sum_entropy)):
             raise ValueError(
                 f"{type(self).__name__}: the log-likelihood of X overflowed float64 (values of X too "
                 "large for the model's logarithms)"
             )
-        return stats, out
+        return stats
 
     def _e_step(self, X, moments=True, sample_weight=None):
         if moments and not sp.issparse(X) and getattr(self, "_em_rows", (None,))[0] is not X:
             self._em_rows = (X, sp.csr_array(X))  # the fit's X, converted once
+        if moments and self.n_active is not None:
+            search = self._truncated_search(X, sample_weight)
+            stats = search.e_step(self._rows(X), sample_weight, self._truncated_parameters(), self._threads())
+            return self._check_finite(stats)
         return self._pass(X, moments, sample_weight=sample_weight)[0]
 
     def _final_pass(self, X, sample_weight=None):
+        if self.n_active is not None:
+            search = self._truncated_search(X, sample_weight)
+            stats = search.e_step(
+                self._rows(X), sample_weight, self._truncated_parameters(), self._threads(), moments=False
+            )
+            return self._check_finite(stats), search.labels()
         stats, out = self._pass(X, moments=False, labels=True, sample_weight=sample_weight)
         return stats, out["labels"]
 
+    def _threads(self):
+        return resolve_n_threads(self.n_jobs)
+
+    def _truncated_parameters(self):
+        return (self.weights_, self.means_, self._natural())
+
+    def _natural(self):
+        """``eta`` of ``means_``: the M-step's (kept during fit for the next pass's snapshot and the
+        decomposition, which both need it: its K x D logarithms are, with truncated EM, a large
+        part of an iteration), else computed."""
+        cached = getattr(self, "_em_natural", None)
+        if cached is not None and cached[0] is self.means_:
+            return cached[1]
+        return self._model.natural(self.means_)
+
+    def _truncated_search(self, X, sample_weight):
+        """The run's truncated state (every row's set K_n, the neighbour lists), started on first
+        use (:mod:`fastelbo.mixture._exponential_family_truncated`)."""
+        search = getattr(self, "_em_truncated", None)
+        if search is None or search.n_samples != X.shape[0]:
+            C, G = check_truncation(self.n_active, self.n_neighbors, self.n_components)
+            seed = getattr(self, "_em_truncated_seed", None)
+            if seed is None:  # a warm start: no initialisation drew one
+                seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+            search = ExponentialFamilyTruncatedSearch(X.shape[0], C, G, seed, self._family)
+            search.start(
+                self._rows(X),
+                sample_weight,
+                self._truncated_parameters(),
+                self._threads(),
+                exact_labels=lambda: [self._pass(X, moments=False, labels=True)[1]["labels"]],
+            )
+            self._em_truncated = search
+        return search
+
+    def _run_state(self):
+        # The rows' sets K_n and the neighbour lists: the final pass of the best run continues
+        # from them.
+        return getattr(self, "_em_truncated", None)
+
+    def _restore_run_state(self, state):
+        self._em_truncated = state
+
     def _discard_run_state(self):
         vars(self).pop("_em_rows", None)
+        vars(self).pop("_em_truncated", None)
+        vars(self).pop("_em_truncated_seed", None)
+        vars(self).pop("_em_natural", None)
 
     def _m_step(self, stats):
         # nk_floor (relative to the mean sample weight) keeps an empty component's means finite.
         nk = stats.nk + stats.nk_floor
-        self._assign(nk / nk.sum(), stats.sx / nk[:, None])
+        # The (K, D) arrays are floored in place and eta written over the previous M-step's: at large
+        # K, fresh arrays (their page faults) cost as much as the arithmetic of a truncated iteration.
+        means = stats.sx / nk[:, None]
+        self.weights_ = nk / nk.sum()
+        self.means_ = self._model.floored(means, self.mean_floor, out=means)
+        previous = getattr(self, "_em_natural", None)
+        buffer = previous[1] if previous is not None and previous[1].shape == means.shape else None
+        self._em_natural = (self.means_, self._model.natural(self.means_, out=buffer))
 
     def _decompose(self, stats):
         observable = float(
-            stats.mean_responsibilities @ np.sum(self._model.pseudo_entropy(self.means_), axis=1)
+            stats.mean_responsibilities @ self._model.pseudo_entropy_sums(self.means_, self._natural())
         )
         return EntropyDecomposition(
             elbo=stats.elbo,
@@ -316,6 +385,23 @@ _DOCSTRING = """{summary}
         Threads of the C++ kernel. ``None``: the OpenMP default; ``-1``: all CPUs. Results are
         bitwise identical for any value.
     {{progress_parameters}}
+    n_active : int, default=None
+        None: exact EM. An integer C' turns on truncated variational EM for many components
+        (Forster & Lücke, AISTATS 2018): every row keeps a set ``K_n`` of C' components, its posterior
+        is the exact posterior restricted to ``K_n`` and renormalised, and every E-step evaluates the
+        components of the neighbour lists ``G_c`` of ``K_n``'s members plus one random component,
+        keeps the C' best and refreshes the lists from the log-joints it computed. An E-step then
+        costs ``O(nnz C' G + N C' G)`` instead of ``O(nnz K + N K)`` (the M-step stays ``O(K D)``:
+        the means are dense). The lists start as the nearest means, the sets from one exact
+        labelling pass where it is affordable (else from random hub components), followed by up to
+        30 E-steps at the initial parameters. The ELBO, ``lower_bound_`` and the training
+        decomposition then report the truncated free energy ``<log sum_{{c in K_n}} pi_c p(x_n | c)>``,
+        at most the mean log-likelihood, and never decreasing; the identity ``F = S`` after every
+        M-step holds as for exact EM. With ``n_active = n_components`` the fit is exact EM's (up to
+        rounding). ``score_samples``, ``predict`` and ``predict_proba`` stay exact.
+    n_neighbors : int, default=None
+        G, the length of every component's neighbour list in truncated EM (None: ``min(5, K)``).
+        Needs ``n_active``.
 
     Attributes
     ----------

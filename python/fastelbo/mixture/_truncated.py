@@ -142,33 +142,65 @@ class TruncatedSearch:
         """Neighbour lists from the means, the first K_n, and the warm-up E-steps (module
         docstring). ``exact_labels()`` returns every row's most probable component (one exact pass),
         one array per block of X; it is called only where that is affordable."""
-        source = _as_source(X)
-        weights, means, precisions_cholesky, covariance_type = parameters
-        K, D = means.shape
-        cells = None
-        if float(K) * K * D <= _EXACT_NEIGHBOURS_BUDGET:
-            self.neighbours = initial_neighbours(means, self.n_neighbors)
-        else:
-            cells = CoarseCells(means, source.dtype)
-            self.neighbours = cells.neighbour_lists(self.n_neighbors)
+        source = self._source(X)
+        means = parameters[1]
+        self.neighbours, cells = self._initial_neighbours(means, source.dtype)
         self.spans = source.spans()
         start_cells = None
-        if exact_labels is not None and float(self.n_samples) * K * D <= _EXACT_START_BUDGET:
+        if exact_labels is not None and self._exact_start_cost(source, means) <= _EXACT_START_BUDGET:
             # The first pass starts every row from its label and the label's nearest neighbours.
             self.states = list(exact_labels())
         else:
-            self.states = None  # the first pass starts every row from its nearest means
-            start_cells = cells if cells is not None else CoarseCells(means, source.dtype)
+            start_cells = self._coarse_start(source, sample_weight, parameters, n_threads, cells)
         for _ in range(_WARMUP_STEPS):
             stats = self._pass(source, sample_weight, parameters, n_threads, False, start_cells)
             start_cells = None
             if stats.n_changed_best < _WARMUP_SETTLED * self.n_samples:
                 break
 
+    # -- what a family supplies (these: Gaussian components, FastGMM) ----------------------------
+
+    def _source(self, X):
+        """X as the :class:`RowSource` the passes read."""
+        return _as_source(X)
+
+    def _initial_neighbours(self, means, dtype):
+        """The first lists (K, G) from the means, and the coarse cells computed for them (or None)."""
+        K, D = means.shape
+        if float(K) * K * D <= _EXACT_NEIGHBOURS_BUDGET:
+            return initial_neighbours(means, self.n_neighbors), None
+        cells = CoarseCells(means, dtype)
+        return cells.neighbour_lists(self.n_neighbors), cells
+
+    def _exact_start_cost(self, source, means):
+        """Multiply-adds of the exact labelling pass that may start the sets."""
+        return float(self.n_samples) * means.shape[0] * means.shape[1]
+
+    def _coarse_start(self, source, sample_weight, parameters, n_threads, cells):
+        """Where no exact labelling is affordable: sets the first pass starts from (None here: the
+        nearest means in the coarse cells returned)."""
+        self.states = None
+        return cells if cells is not None else CoarseCells(parameters[1], source.dtype)
+
+    def _snapshot(self, parameters, dtype, moments, n_threads, neighbour_scores, start_cells):
+        """The block pass's frozen inputs."""
+        return TruncatedPassParameters.of(
+            parameters,
+            self.neighbours,
+            self.n_active,
+            dtype,
+            moments,
+            n_threads,
+            neighbour_scores=neighbour_scores,
+            start_cells=start_cells,
+        )
+
+    _block_pass = staticmethod(truncated_block_pass)
+
     def e_step(self, X, sample_weight, parameters, n_threads, moments=True):
         """One truncated E-step: updates the sets K_n and ``neighbours``; returns the statistics
         (moments about the current means when ``moments``)."""
-        return self._pass(_as_source(X), sample_weight, parameters, n_threads, moments).mixture
+        return self._pass(self._source(X), sample_weight, parameters, n_threads, moments).mixture
 
     def _pass(self, source, sample_weight, parameters, n_threads, moments, start_cells=None):
         """One truncated pass over every block of ``source``; returns its :class:`TruncatedStatistics`.
@@ -176,23 +208,16 @@ class TruncatedSearch:
         The random candidates are drawn for all N rows at once, as for one block, and sliced per
         block. A single block refreshes the neighbour lists in the kernel; several return the
         refresh's inputs, merged over the blocks, and the lists are refreshed from the sums."""
-        snapshot = TruncatedPassParameters.of(
-            parameters,
-            self.neighbours,
-            self.n_active,
-            source.dtype,
-            moments,
-            n_threads,
-            neighbour_scores=len(self.spans) > 1,
-            start_cells=start_cells,
+        snapshot = self._snapshot(
+            parameters, source.dtype, moments, n_threads, len(self.spans) > 1, start_cells
         )
-        K = snapshot.means.shape[0]
+        K = self.neighbours.shape[0]
         random_candidates = self._rng.integers(0, K, size=self.n_samples, dtype=np.int32)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=source.dtype)
         stats, _, self.states = reduce_blocks(
             source,
-            functools.partial(truncated_block_pass, snapshot),
+            functools.partial(self._block_pass, snapshot),
             TruncatedRowInputs(sample_weight, random_candidates),
             self.states,
         )
@@ -205,10 +230,9 @@ class TruncatedSearch:
         lists (one E-step with all hubs as everyone's set), then walks the lists by E-steps without
         moments until no row changes its best component (at most ``max_steps``). Returns int64
         labels."""
-        K = parameters[1].shape[0]
         lists = np.array(neighbours, dtype=np.int32)
-        n_hubs = min(K, max(self.n_active, int(np.ceil(_HUBS_PER_SQRT_K * np.sqrt(K)))))
-        hubs = np.sort(self._rng.choice(K, size=n_hubs, replace=False)).astype(np.int32)
+        hubs = self._hubs(parameters[1].shape[0])
+        n_hubs = hubs.shape[0]
         self.neighbours = lists.copy()
         self.active = np.ascontiguousarray(np.broadcast_to(hubs, (self.n_samples, n_hubs)))
         self.e_step(X, None, parameters, n_threads, moments=False)
@@ -220,6 +244,11 @@ class TruncatedSearch:
             if np.array_equal(previous_best, self.active[:, 0]):
                 break
         return self.labels()
+
+    def _hubs(self, K):
+        """``min(K, max(C', ceil(4 sqrt(K))))`` distinct random components, ascending (int32)."""
+        n_hubs = min(K, max(self.n_active, int(np.ceil(_HUBS_PER_SQRT_K * np.sqrt(K)))))
+        return np.sort(self._rng.choice(K, size=n_hubs, replace=False)).astype(np.int32)
 
     def labels(self):
         """Every row's best component in its K_n (int64; a lazy dask array where the sets are

@@ -1,0 +1,152 @@
+"""Truncated variational EM for :class:`~fastelbo.FastBernoulliMixture` and
+:class:`~fastelbo.FastPoissonMixture` (``n_active``): the search of :class:`TruncatedSearch`
+(:mod:`fastelbo.mixture._truncated`) with the exponential-family kernel's block pass.
+
+Every row keeps a set ``K_n`` of C' components, its posterior is the exact posterior restricted to
+``K_n`` and renormalised, and every E-step evaluates ``∪_{c∈K_n} G_c`` plus one random component
+(``csrc/include/fastelbo/exponential_family_mixture_pass.hpp``): ``O(nnz·C'·G + N·C'·G)`` per
+iteration, independent of K. The sets, the random candidates, the warm-up walk and the refresh of
+the neighbour lists from the pass's scores (:class:`~fastelbo.mixture._truncated_pass.NeighbourScores`)
+are the Gaussian search's own; this module supplies the snapshot, the block pass and the start:
+
+- the lists ``G_c`` start as the nearest means in Euclidean distance: exactly (``O(K²·D)``, dense
+  means) where ``K²·D <= _EXACT_NEIGHBOURS_BUDGET``, else within the coarse cells of the means;
+- the sets start from one exact labelling pass where its cost ``(nnz + N)·K`` is at most the
+  Gaussian search's budget, else from the best C' of ``4 sqrt(K)`` random hub components and their
+  lists (one truncated pass at the initial parameters whose neighbour-list refresh is undone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fastelbo import _core
+from fastelbo._mixture_pass import log_mixing_weights
+from fastelbo.mixture._coarse_cells import CoarseCells
+from fastelbo.mixture._exponential_family import (
+    FAMILIES,
+    ExponentialFamilyStatistics,
+    InMemoryRows,
+    csr_rows,
+)
+from fastelbo.mixture._truncated import TruncatedSearch, initial_neighbours
+from fastelbo.mixture._truncated_pass import NeighbourScores, TruncatedStatistics, starting_sets
+
+#: Largest K²·D for which the initial neighbour lists are exact: K = 1,000 at D = 60,000 (one
+#: product of the dense (K, D) means with themselves, as the M-step's own O(K·D) arrays are dense).
+_EXACT_NEIGHBOURS_BUDGET = 2**36
+
+
+@dataclass(frozen=True)
+class TruncatedExponentialFamilyParameters:
+    """What a truncated pass needs (float64): ``log pi``, ``eta`` (K, D), ``b_c = -sum_d A(eta_cd)``,
+    the neighbour lists and C'. ``start_cells`` is never used (the sets always start from labels or
+    hubs) but read by :func:`starting_sets`."""
+
+    family: str
+    log_weights: np.ndarray
+    natural: np.ndarray
+    log_partition: np.ndarray
+    neighbours: np.ndarray
+    n_active: int
+    moments: bool
+    n_threads: int
+    start_cells: object = None
+
+    @classmethod
+    def of(cls, family, weights, means, neighbours, n_active, moments, n_threads, natural=None):
+        """The snapshot of (floored) ``weights`` (K,), ``means`` (K, D) (``natural``: their ``eta``,
+        if known) and the lists."""
+        model = FAMILIES[family]
+        means = np.asarray(means, dtype=np.float64)
+        natural = model.natural(means) if natural is None else natural
+        return cls(
+            family,
+            np.ascontiguousarray(log_mixing_weights(weights, np.float64)),
+            np.ascontiguousarray(natural, dtype=np.float64),
+            np.ascontiguousarray(-np.sum(model.log_partition(means), axis=1)),
+            np.ascontiguousarray(neighbours, dtype=np.int32),
+            int(n_active),
+            bool(moments),
+            int(n_threads),
+        )
+
+
+def truncated_exponential_family_block_pass(parameters, rows, inputs, state):
+    """One truncated E-step over a block of rows (dense or CSR), as
+    :func:`~fastelbo.mixture._truncated_pass.truncated_block_pass` for Gaussian components: returns
+    ``(TruncatedStatistics, {}, new_sets)``; the statistics always carry the neighbour scores."""
+    weights, random_candidates = inputs
+    indptr, indices, data, shape = csr_rows(rows)
+    weights = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
+    active = np.ascontiguousarray(starting_sets(parameters, rows, state), dtype=np.int32)
+    out = _core.exponential_family_truncated_pass(
+        indptr,
+        indices,
+        data,
+        shape[1],
+        weights,
+        parameters.log_weights,
+        parameters.natural,
+        parameters.log_partition,
+        parameters.family,
+        active,
+        parameters.neighbours,
+        np.ascontiguousarray(random_candidates, dtype=np.int32),
+        compute_moments=parameters.moments,
+        n_threads=parameters.n_threads,
+    )
+    new_active = out["active"]
+    K = parameters.neighbours.shape[0]
+    statistics = TruncatedStatistics(
+        ExponentialFamilyStatistics.from_kernel(out, shape[0]),
+        NeighbourScores.from_kernel(out),
+        None,
+        np.bincount(active[:, 0], minlength=K) > 0,
+        int(np.count_nonzero(active[:, 0] != new_active[:, 0])),
+    )
+    return statistics, {}, new_active
+
+
+class ExponentialFamilyTruncatedSearch(TruncatedSearch):
+    """:class:`TruncatedSearch` over in-memory rows (dense or CSR) of a Bernoulli or Poisson
+    mixture; ``parameters`` are ``(weights, means, natural)`` (``natural``: ``eta`` of the means,
+    or None)."""
+
+    def __init__(self, n_samples, n_active, n_neighbors, seed, family):
+        super().__init__(n_samples, n_active, n_neighbors, seed)
+        self.family = family
+
+    def _source(self, X):
+        return X if isinstance(X, InMemoryRows) else InMemoryRows(X)
+
+    def _initial_neighbours(self, means, dtype):
+        K, D = means.shape
+        if float(K) * K * D <= _EXACT_NEIGHBOURS_BUDGET:
+            return initial_neighbours(means, self.n_neighbors), None
+        return CoarseCells(np.asarray(means, dtype=np.float64), dtype).neighbour_lists(self.n_neighbors), None
+
+    def _exact_start_cost(self, source, means):
+        return float(source.nnz + self.n_samples) * means.shape[0]
+
+    def _coarse_start(self, source, sample_weight, parameters, n_threads, cells):
+        lists = self.neighbours.copy()
+        hubs = self._hubs(lists.shape[0])
+        self.states = [
+            np.ascontiguousarray(np.broadcast_to(hubs, (stop - start, hubs.shape[0])))
+            for start, stop in self.spans
+        ]
+        self._pass(source, None, parameters, n_threads, False)
+        self.states = [np.ascontiguousarray(state[:, : self.n_active]) for state in self.states]
+        self.neighbours = lists  # the hub pass refreshed a hub's list from every row: undone
+        return None
+
+    def _snapshot(self, parameters, dtype, moments, n_threads, neighbour_scores, start_cells):
+        weights, means, natural = parameters
+        return TruncatedExponentialFamilyParameters.of(
+            self.family, weights, means, self.neighbours, self.n_active, moments, n_threads, natural
+        )
+
+    _block_pass = staticmethod(truncated_exponential_family_block_pass)

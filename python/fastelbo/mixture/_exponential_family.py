@@ -91,7 +91,7 @@ class ExponentialFamily:
         return mean_floor * abs(float(self.natural(np.array(mean_floor))))
 
 
-class Bernoulli(ExponentialFamily):
+class BernoulliFeatures(ExponentialFamily):
     name = "bernoulli"
     values = "0 or 1"
 
@@ -116,7 +116,7 @@ class Bernoulli(ExponentialFamily):
         return (rng.uniform(size=(count, means.shape[0])) < means).astype(np.float64)
 
 
-class Poisson(ExponentialFamily):
+class PoissonFeatures(ExponentialFamily):
     name = "poisson"
     values = "a non-negative integer"
 
@@ -140,7 +140,7 @@ class Poisson(ExponentialFamily):
         return rng.poisson(means, size=(count, means.shape[0])).astype(np.float64)
 
 
-FAMILIES = {"bernoulli": Bernoulli(), "poisson": Poisson()}
+FAMILIES = {"bernoulli": BernoulliFeatures(), "poisson": PoissonFeatures()}
 
 
 def floor_gap(family, statistics, means):

@@ -91,3 +91,14 @@ def test_values_and_settings_the_model_cannot_take_are_one_line_errors(folder, c
     assert len(lines) == 1 and lines[0].startswith("fastelbo: error: "), err
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+def test_truncated_em_from_the_command_line(folder, capsys):
+    code, _, err = run(capsys, "fit", "counts.csv", "--model", "poisson", "--components", 6,
+                       "--n-active", 2, "--n-neighbors", 3, "--json", "fit.json")  # fmt: skip
+    assert code == 0, err
+    summary = json.loads((folder / "fit.json").read_text())
+    reference = FastPoissonMixture(n_components=6, n_active=2, n_neighbors=3, random_state=0).fit(COUNTS)
+    np.testing.assert_allclose(summary["mixture"]["means"], reference.means_, rtol=1e-12)
+    elbo = reference.entropy_decomposition().elbo
+    assert summary["decomposition"]["elbo"] == pytest.approx(elbo, rel=1e-12)

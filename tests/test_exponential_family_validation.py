@@ -135,3 +135,34 @@ def test_fewer_weighted_rows_than_components_is_refused():
         FastBernoulliMixture(n_components=3).fit(binary(), sample_weight=np.r_[1.0, 1.0, np.zeros(18)])
     with pytest.raises(ValueError, match="sample_weight"):
         FastBernoulliMixture(n_components=2).fit(binary(), sample_weight=-np.ones(20))
+
+
+@pytest.mark.parametrize("to_sparse", [np.asarray, sp.csr_matrix])
+def test_poisson_counts_beyond_2_to_the_53_are_refused(to_sparse):
+    """float64 cannot tell consecutive integers apart beyond 2**53: such a value is no count."""
+    X = np.ones((6, 3))
+    X[4, 2] = 2.0**53
+    FastPoissonMixture(n_components=2, random_state=0).fit(to_sparse(X))  # 2**53 itself is a count
+    for value in (2.0**53 + 2, 1e300):
+        X[4, 2] = value
+        with pytest.raises(ValueError, match=r"up to 2\*\*53.*at row 4, column 2"):
+            FastPoissonMixture(n_components=2, random_state=0).fit(to_sparse(X))
+
+
+def test_bernoulli_floor_below_2_to_the_minus_53_is_refused():
+    """1 - mean_floor must differ from 1 in float64, or an all-ones column has log(1 - mu) = -inf."""
+    X = np.ones((10, 2))
+    X[::2, 1] = 0
+    with pytest.raises(ValueError, match=r"mean_floor must be .*2\*\*-53 <= mean_floor"):
+        FastBernoulliMixture(mean_floor=5e-17).fit(X)
+    fitted = FastBernoulliMixture(mean_floor=2.0**-53).fit(X)
+    assert 1.0 - 1e-15 < fitted.means_[0, 0] <= 1.0 - 2.0**-53
+    assert np.isfinite(fitted.lower_bound_) and np.isfinite(fitted.score(X))
+    assert fitted.lower_bound_ == pytest.approx(np.log(0.5), rel=1e-12)  # column 1: a fair coin
+
+
+@pytest.mark.parametrize("estimator", [FastBernoulliMixture, FastPoissonMixture])
+def test_weights_whose_total_float64_cannot_hold_are_refused(estimator):
+    X = np.eye(4)[:, :2]
+    with pytest.raises(ValueError, match="sample_weight sums to 4e-310"):
+        estimator(n_components=2).fit(X, sample_weight=np.full(4, 1e-310))

@@ -75,6 +75,14 @@ def check_sample_weight(sample_weight, X):
         raise ValueError("Negative values in data passed to `sample_weight`")
     if not np.any(sample_weight):
         raise ValueError("sample_weight must contain at least one non-zero number (all weights are zero).")
+    total = float(np.sum(sample_weight, dtype=np.float64))
+    if not np.finfo(np.float64).tiny <= total <= np.finfo(np.float64).max:
+        # The fit's averages divide by the total weight: a subnormal or overflowing total would
+        # make them round-off or infinite. Scaling every weight by a constant changes nothing.
+        raise ValueError(
+            f"sample_weight sums to {total!r}, beyond float64's normal range; rescale the weights "
+            "(multiplying them all by a constant does not change the fit)"
+        )
     return sample_weight
 
 

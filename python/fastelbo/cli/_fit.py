@@ -44,7 +44,7 @@ digits, wine (standardised), breast_cancer (standardised), iris, patches (every 
 scikit-learn's two sample photos, each patch's mean removed: 531720 x 64).
 
 models:
-""" + "\n".join(f"  {name:<6}{spec.estimator}: {spec.description}" for name, spec in MODELS.items())
+""" + "\n".join(f"  {name:<10}{spec.estimator}: {spec.description}" for name, spec in MODELS.items())
 
 EPILOG = """\
 --columns takes names (with a header line), numbers counted from 1 and ranges, separated by
@@ -107,10 +107,16 @@ def add_fit_parser(commands):
     model = parser.add_argument_group("model options (each model takes only its own)")
     model.add_argument("--covariance-type", choices=COVARIANCE_TYPES, help="gmm")
     model.add_argument(
-        "--n-active", type=int, metavar="C", help="gmm: truncated variational EM, C components per row"
+        "--n-active",
+        type=int,
+        metavar="C",
+        help="gmm, bernoulli, poisson: truncated variational EM, C components per row",
     )
     model.add_argument(
-        "--n-neighbors", type=int, metavar="G", help="gmm with --n-active: neighbour list length"
+        "--n-neighbors",
+        type=int,
+        metavar="G",
+        help="gmm, bernoulli, poisson with --n-active: neighbour list length",
     )
     model.add_argument(
         "--factors", type=int, metavar="H", help="mfa: factors per component (at most the number of features)"

@@ -36,7 +36,13 @@ COMMON_OPTIONS = {
 }
 
 _MIXTURE_OPTIONS = {"reg_covar": "reg_covar", "n_init": "n_init", "init_params": "init_params"}
-_COUNT_MIXTURE_OPTIONS = {"mean_floor": "mean_floor", "n_init": "n_init", "init_params": "init_params"}
+_COUNT_MIXTURE_OPTIONS = {
+    "mean_floor": "mean_floor",
+    "n_active": "n_active",
+    "n_neighbors": "n_neighbors",
+    "n_init": "n_init",
+    "init_params": "init_params",
+}
 
 MODELS = {
     "gmm": ModelSpec(

@@ -20,7 +20,7 @@ class FastBernoulliMixture(ExponentialFamilyMixture, DensityMixin, BaseEstimator
         floor_range="in ``[mean_floor, 1 - mean_floor]``",
         natural="``= logit(mu_cd)``",
         bound="log(mean_floor / (1 - mean_floor))",
-        floor_condition="``0 < mean_floor < 0.5``",
+        floor_condition="``2**-53 <= mean_floor < 0.5`` (below ``2**-53``, ``1 - mean_floor`` rounds to 1)",
         means_kind="probabilities in [0, 1]",
         means_attribute="Probability of a 1 in every column of every component",
         example="""    >>> import numpy as np

@@ -118,7 +118,7 @@ class BernoulliFeatures(ExponentialFamily):
 
 class PoissonFeatures(ExponentialFamily):
     name = "poisson"
-    values = "a non-negative integer"
+    values = "a non-negative integer up to 2**53"
 
     def floored(self, means, mean_floor, out=None):
         return np.maximum(means, mean_floor, out=out)
@@ -133,8 +133,10 @@ class PoissonFeatures(ExponentialFamily):
         return -np.sum(gammaln(np.asarray(X, dtype=np.float64) + 1.0), axis=1)
 
     def invalid(self, values):
+        # Beyond 2**53 float64 cannot tell consecutive integers apart, so a value there is no
+        # count it can hold (and x log(lambda) - log(x!) would be all round-off).
         with np.errstate(invalid="ignore"):
-            return ~(np.isfinite(values) & (values >= 0) & (values == np.floor(values)))
+            return ~(np.isfinite(values) & (values >= 0) & (values <= 2.0**53) & (values == np.floor(values)))
 
     def sample(self, rng, means, count):
         return rng.poisson(means, size=(count, means.shape[0])).astype(np.float64)

@@ -92,14 +92,20 @@ class ExponentialFamilyMixture(MixtureEstimator):
         check_integer(self, "n_components", 1)
         self._check_em_hyperparameters()
         floor = self.mean_floor
-        upper = 0.5 if self._family == "bernoulli" else np.inf
+        # A Bernoulli mean is also kept at most 1 - mean_floor, which must differ from 1 in float64
+        # (log(1 - mu) would be -inf): mean_floor >= 2**-53.
+        lower, upper = (2.0**-53, 0.5) if self._family == "bernoulli" else (0.0, np.inf)
         if (
             not isinstance(floor, numbers.Real)
             or isinstance(floor, bool)
             or not np.isfinite(floor)
-            or not 0 < floor < upper
+            or not (lower <= floor < upper if lower > 0 else 0 < floor < upper)
         ):
-            bound = "0 < mean_floor < 0.5" if upper < np.inf else "a finite mean_floor > 0"
+            bound = (
+                "2**-53 <= mean_floor < 0.5 (below 2**-53, 1 - mean_floor rounds to 1 in float64)"
+                if upper < np.inf
+                else "a finite mean_floor > 0"
+            )
             raise ValueError(f"mean_floor must be a real number with {bound}, got {floor!r}")
         if self.init_params not in INIT_PARAMS:
             raise ValueError(f"init_params must be one of {INIT_PARAMS}, got {self.init_params!r}")

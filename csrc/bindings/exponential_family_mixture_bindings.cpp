@@ -7,6 +7,45 @@ namespace fastelbo::bindings {
 
 namespace {
 
+// The arguments both passes share, checked: the CSR arrays of the rows, the mixing weights, the
+// per-component constants b_c, the family and the optional row weights. The arrays are kept so
+// that the raw pointers of `rows` and `params` stay valid.
+template <class I>
+struct CsrPassArguments {
+    py::array_t<std::int64_t> indptr;
+    py::array_t<I> indices;
+    py::array_t<double> data, log_weights, log_partition;
+    CsrRows<I> rows;
+    ExponentialFamilyMixtureParams params;
+    const double* sample_weight;
+
+    CsrPassArguments(const py::object& indptr_obj, const py::array& indices_obj, const py::object& data_obj,
+                     py::ssize_t n_features, const py::object& sample_weight_obj, const py::object& log_weights_obj,
+                     const py::object& log_partition_obj, const std::string& family) {
+        params.family = parse_exponential_family(family);
+        indptr = require_array<std::int64_t>(indptr_obj, "indptr", {-1});
+        if (indptr.shape(0) < 1) throw py::value_error("indptr must hold at least one entry (n_rows + 1)");
+        const py::ssize_t N = indptr.shape(0) - 1;
+        indices = require_array<I>(indices_obj, "indices", {-1});
+        data = require_array<double>(data_obj, "data", {indices.shape(0)});
+        const std::int64_t nnz = indptr.at(N);
+        if (nnz != indices.shape(0))
+            throw py::value_error("indptr[-1] = " + std::to_string(nnz) + " but indices holds " +
+                                  std::to_string(indices.shape(0)) + " entries");
+        log_weights = require_array<double>(log_weights_obj, "log_weights", {-1});
+        log_partition = require_array<double>(log_partition_obj, "log_partition", {log_weights.shape(0)});
+        sample_weight = optional_data<double>(sample_weight_obj, "sample_weight", N);
+        params.n_components = log_weights.shape(0);
+        params.n_features = n_features;
+        params.log_weights = log_weights.data();
+        params.log_partition = log_partition.data();
+        rows = CsrRows<I>{indptr.data(), indices.data(), data.data(), N, n_features};
+    }
+
+    py::ssize_t n_rows() const { return rows.n_rows; }
+    py::ssize_t n_components() const { return params.n_components; }
+};
+
 template <class I>
 py::dict exponential_family_mixture_pass_typed(const py::object& indptr_obj, const py::array& indices_obj,
                                                const py::object& data_obj, py::ssize_t n_features,
@@ -14,31 +53,14 @@ py::dict exponential_family_mixture_pass_typed(const py::object& indptr_obj, con
                                                const py::object& natural_obj, const py::object& log_partition_obj,
                                                const std::string& family, bool compute_moments, bool return_log_norm,
                                                bool return_responsibilities, bool return_labels, int n_threads) {
-    const ExponentialFamily parsed = parse_exponential_family(family);
-    auto indptr = require_array<std::int64_t>(indptr_obj, "indptr", {-1});
-    if (indptr.shape(0) < 1) throw py::value_error("indptr must hold at least one entry (n_rows + 1)");
-    const py::ssize_t N = indptr.shape(0) - 1;
-    auto indices = require_array<I>(indices_obj, "indices", {-1});
-    auto data = require_array<double>(data_obj, "data", {indices.shape(0)});
-    const std::int64_t nnz = indptr.at(N);
-    if (nnz != indices.shape(0))
-        throw py::value_error("indptr[-1] = " + std::to_string(nnz) + " but indices holds " +
-                              std::to_string(indices.shape(0)) + " entries");
-    auto log_weights = require_array<double>(log_weights_obj, "log_weights", {-1});
-    const py::ssize_t K = log_weights.shape(0);
+    CsrPassArguments<I> args(indptr_obj, indices_obj, data_obj, n_features, sample_weight_obj, log_weights_obj,
+                             log_partition_obj, family);
+    const py::ssize_t N = args.n_rows(), K = args.n_components();
     auto natural = require_array<double>(natural_obj, "natural_transposed", {n_features, K});
-    auto log_partition = require_array<double>(log_partition_obj, "log_partition", {K});
-    const double* sample_weight = optional_data<double>(sample_weight_obj, "sample_weight", N);
-
-    ExponentialFamilyMixtureParams params;
-    params.family = parsed;
-    params.n_components = K;
-    params.n_features = n_features;
-    params.log_weights = log_weights.data();
-    params.natural_transposed = natural.data();
-    params.log_partition = log_partition.data();
-
-    CsrRows<I> rows{indptr.data(), indices.data(), data.data(), N, n_features};
+    args.params.natural_transposed = natural.data();
+    const ExponentialFamilyMixtureParams& params = args.params;
+    const CsrRows<I>& rows = args.rows;
+    const double* sample_weight = args.sample_weight;
 
     ExponentialFamilyPassRequest request;
     request.sample_weight = sample_weight;
@@ -71,34 +93,18 @@ py::dict exponential_family_truncated_pass_typed(const py::object& indptr_obj, c
                                                  const py::object& neighbours_obj, const py::object& random_obj,
                                                  bool compute_moments, bool return_log_norm,
                                                  bool return_neighbour_scores, int n_threads) {
-    const ExponentialFamily parsed = parse_exponential_family(family);
-    auto indptr = require_array<std::int64_t>(indptr_obj, "indptr", {-1});
-    if (indptr.shape(0) < 1) throw py::value_error("indptr must hold at least one entry (n_rows + 1)");
-    const py::ssize_t N = indptr.shape(0) - 1;
-    auto indices = require_array<I>(indices_obj, "indices", {-1});
-    auto data = require_array<double>(data_obj, "data", {indices.shape(0)});
-    const std::int64_t nnz = indptr.at(N);
-    if (nnz != indices.shape(0))
-        throw py::value_error("indptr[-1] = " + std::to_string(nnz) + " but indices holds " +
-                              std::to_string(indices.shape(0)) + " entries");
-    auto log_weights = require_array<double>(log_weights_obj, "log_weights", {-1});
-    const py::ssize_t K = log_weights.shape(0);
+    CsrPassArguments<I> args(indptr_obj, indices_obj, data_obj, n_features, sample_weight_obj, log_weights_obj,
+                             log_partition_obj, family);
+    const py::ssize_t N = args.n_rows(), K = args.n_components();
     auto natural = require_array<double>(natural_obj, "natural", {K, n_features});
-    auto log_partition = require_array<double>(log_partition_obj, "log_partition", {K});
     auto active = require_array<std::int32_t>(active_obj, "active", {N, -1});
     const py::ssize_t C = active.shape(1);
     auto neighbours = require_array<std::int32_t>(neighbours_obj, "neighbours", {K, -1});
     const py::ssize_t G = neighbours.shape(1);
-    const double* sample_weight = optional_data<double>(sample_weight_obj, "sample_weight", N);
     const std::int32_t* random_candidates = optional_data<std::int32_t>(random_obj, "random_candidates", N);
-
-    ExponentialFamilyMixtureParams params;
-    params.family = parsed;
-    params.n_components = K;
-    params.n_features = n_features;
-    params.log_weights = log_weights.data();
-    params.log_partition = log_partition.data();
-    CsrRows<I> rows{indptr.data(), indices.data(), data.data(), N, n_features};
+    const ExponentialFamilyMixtureParams& params = args.params;
+    const CsrRows<I>& rows = args.rows;
+    const double* sample_weight = args.sample_weight;
 
     py::array_t<std::int32_t> new_active({N, C});
     ExponentialFamilyTruncatedRequest request;

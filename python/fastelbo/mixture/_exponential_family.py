@@ -211,17 +211,24 @@ class ExponentialFamilyPassParameters:
     def of(cls, family, weights, means, moments, n_threads, natural=None):
         """The snapshot of (floored) parameters ``weights`` (K,) and ``means`` (K, D) (``natural``:
         their ``eta``, if known)."""
-        model = FAMILIES[family]
-        means = np.asarray(means, dtype=np.float64)
-        natural = model.natural(means) if natural is None else natural
+        log_weights, natural, log_partition = component_constants(family, weights, means, natural)
         return cls(
-            family,
-            np.ascontiguousarray(log_mixing_weights(weights, np.float64)),
-            np.ascontiguousarray(natural.T),
-            np.ascontiguousarray(-np.sum(model.log_partition(means), axis=1)),
-            bool(moments),
-            int(n_threads),
+            family, log_weights, np.ascontiguousarray(natural.T), log_partition, bool(moments), int(n_threads)
         )
+
+
+def component_constants(family, weights, means, natural=None):
+    """``(log pi, eta, b)`` of (floored) ``weights`` (K,) and ``means`` (K, D), float64: the mixing
+    weights' logarithms, the natural parameters (``natural`` if known) and ``b_c = -sum_d A(eta_cd)``,
+    what every pass adds to a row's log-joints."""
+    model = FAMILIES[family]
+    means = np.asarray(means, dtype=np.float64)
+    natural = model.natural(means) if natural is None else natural
+    return (
+        np.ascontiguousarray(log_mixing_weights(weights, np.float64)),
+        np.ascontiguousarray(natural, dtype=np.float64),
+        np.ascontiguousarray(-np.sum(model.log_partition(means), axis=1)),
+    )
 
 
 class InMemoryRows:

@@ -23,12 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastelbo import _core
-from fastelbo._mixture_pass import log_mixing_weights
 from fastelbo.mixture._coarse_cells import CoarseCells
 from fastelbo.mixture._exponential_family import (
-    FAMILIES,
     ExponentialFamilyStatistics,
     InMemoryRows,
+    component_constants,
     csr_rows,
 )
 from fastelbo.mixture._truncated import TruncatedSearch, initial_neighbours
@@ -59,14 +58,9 @@ class TruncatedExponentialFamilyParameters:
     def of(cls, family, weights, means, neighbours, n_active, moments, n_threads, natural=None):
         """The snapshot of (floored) ``weights`` (K,), ``means`` (K, D) (``natural``: their ``eta``,
         if known) and the lists."""
-        model = FAMILIES[family]
-        means = np.asarray(means, dtype=np.float64)
-        natural = model.natural(means) if natural is None else natural
         return cls(
             family,
-            np.ascontiguousarray(log_mixing_weights(weights, np.float64)),
-            np.ascontiguousarray(natural, dtype=np.float64),
-            np.ascontiguousarray(-np.sum(model.log_partition(means), axis=1)),
+            *component_constants(family, weights, means, natural),
             np.ascontiguousarray(neighbours, dtype=np.int32),
             int(n_active),
             bool(moments),

@@ -93,13 +93,13 @@ def truncated_exponential_family_block_pass(parameters, rows, inputs, state):
         n_threads=parameters.n_threads,
     )
     new_active = out["active"]
-    K = parameters.neighbours.shape[0]
-    statistics = TruncatedStatistics(
+    statistics = TruncatedStatistics.of_pass(
         ExponentialFamilyStatistics.from_kernel(out, shape[0]),
         NeighbourScores.from_kernel(out),
         None,
-        np.bincount(active[:, 0], minlength=K) > 0,
-        int(np.count_nonzero(active[:, 0] != new_active[:, 0])),
+        active,
+        new_active,
+        parameters.neighbours.shape[0],
     )
     return statistics, {}, new_active
 

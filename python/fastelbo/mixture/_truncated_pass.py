@@ -162,6 +162,18 @@ class TruncatedStatistics:
     occupied: np.ndarray
     n_changed_best: int
 
+    @classmethod
+    def of_pass(cls, mixture, scores, neighbours, active, new_active, n_components):
+        """The statistics of a pass that moved its rows' sets from ``active`` to ``new_active``
+        ((rows, C') each, best component first), with ``occupied`` and ``n_changed_best`` derived."""
+        return cls(
+            mixture,
+            scores,
+            neighbours,
+            np.bincount(active[:, 0], minlength=n_components) > 0,
+            int(np.count_nonzero(active[:, 0] != new_active[:, 0])),
+        )
+
     def merge(self, other: TruncatedStatistics) -> TruncatedStatistics:
         """Statistics of the union of two disjoint row sets."""
         if self.scores is None or other.scores is None:
@@ -224,12 +236,12 @@ def truncated_block_pass(parameters, rows, inputs, state):
         n_threads=parameters.n_threads,
     )
     new_active = out["active"]
-    K = parameters.means.shape[0]
-    statistics = TruncatedStatistics(
+    statistics = TruncatedStatistics.of_pass(
         MixtureStatistics.from_kernel(out, rows.shape[0], parameters.reference),
         NeighbourScores.from_kernel(out) if parameters.neighbour_scores else None,
         None if parameters.neighbour_scores else out["neighbours"],
-        np.bincount(active[:, 0], minlength=K) > 0,
-        int(np.count_nonzero(active[:, 0] != new_active[:, 0])),
+        active,
+        new_active,
+        parameters.means.shape[0],
     )
     return statistics, {}, new_active

@@ -76,9 +76,10 @@ def test_mean_floor_reaches_the_estimator(folder, capsys):
     [
         (
             ["thirds.csv", "--model", "poisson"],
-            ["cannot fit thirds.csv: ", "non-negative integer", "1.6667", "row 0, column 2"],
+            ["thirds.csv: line 1, column 3: 1.6667 is not a value of --model poisson", "non-negative"],
         ),
-        (["counts.csv", "--model", "bernoulli"], ["0 or 1", "row 0, column 2"]),
+        (["counts.csv", "--model", "bernoulli"], ["counts.csv: line 1, column 3: 5.0 ", "0 or 1"]),
+        (["counts.csv", "--model", "poisson", "--standardize"], ["--standardize", "--model poisson"]),
         (["counts.csv", "--model", "gmm", "--mean-floor", "1e-3"], ["--mean-floor", "bernoulli, poisson"]),
         (["counts.csv", "--model", "bernoulli", "--mean-floor", "0.7"], ["mean_floor"]),
         (["counts.csv", "--model", "poisson", "--init-params", "kmeans"], ["init_params", "k-means++"]),
@@ -102,3 +103,21 @@ def test_truncated_em_from_the_command_line(folder, capsys):
     np.testing.assert_allclose(summary["mixture"]["means"], reference.means_, rtol=1e-12)
     elbo = reference.entropy_decomposition().elbo
     assert summary["decomposition"]["elbo"] == pytest.approx(elbo, rel=1e-12)
+
+
+def test_a_bad_value_is_named_by_its_line_and_column_in_data(folder, capsys):
+    """Header lines, comments and --n-samples do not shift the position the error names: it is the
+    file's line and column (from 1), with the column's header name."""
+    table = np.array([[1, 0, 1], [0, 1, 1], [1, 1, 0], [0, 3, 1], [1, 1, 1]])
+    lines = ["# binary answers", "x,y,z"] + [",".join(map(str, row)) for row in table]
+    (folder / "answers.csv").write_text("\n".join(lines) + "\n")
+    for extra in ([], ["--n-samples", 4, "--seed", 3]):  # seed 3 leaves out line 5, before the bad one
+        code, out, err = run(capsys, "fit", "answers.csv", "--model", "bernoulli", "--components", 2, *extra)
+        assert code == 2 and out == "", (code, out, err)
+        assert err.strip() == (
+            "fastelbo: error: answers.csv: line 6, column 2 ('y'): 3.0 is not a value of --model "
+            "bernoulli, which needs every value to be 0 or 1"
+        ), err
+    np.save(folder / "answers.npy", table)
+    code, _, err = run(capsys, "fit", "answers.npy", "--model", "bernoulli", "--components", 2)
+    assert code == 2 and "answers.npy: row 4, column 2: 3.0 is not a value of --model bernoulli" in err, err

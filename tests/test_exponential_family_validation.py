@@ -31,8 +31,21 @@ def test_a_value_the_family_cannot_model_is_named_with_its_position(to_sparse, e
     X = binary()
     X[7, 3] = value
     X[9, 1] = value  # a later one: the first is reported
-    with pytest.raises(ValueError, match=rf"X holds {shown} at row 7, column 3"):
+    with pytest.raises(ValueError, match=rf"X holds {shown} at row 7, column 3") as caught:
         estimator(n_components=2).fit(to_sparse(X))
+    # scikit-learn's words for negative data for finite negative values only (-inf is not "data").
+    negative = bool(np.isfinite(value) and value < 0)
+    assert caught.value.args[0].startswith("Negative values in data passed to X.") == negative
+    # The position is also given as attributes, for a caller that names a file's lines instead.
+    assert (caught.value.row, caught.value.column) == (7, 3)
+    assert caught.value.value == value or np.isnan(value)
+
+
+def test_minus_infinity_is_not_called_negative_data():
+    X = binary()
+    X[2, 1] = -np.inf
+    with pytest.raises(ValueError, match=r"^FastPoissonMixture needs every value .* holds -inf at row 2"):
+        FastPoissonMixture(n_components=2).fit(X)
 
 
 def test_counts_as_floats_and_integers_are_accepted():

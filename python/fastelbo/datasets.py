@@ -136,5 +136,10 @@ def subsample(X: np.ndarray, n_samples: int, name: str = "the", seed: int = 0) -
         raise ValueError(f"{name} data have {len(X)} rows, {n_samples} asked for")
     if n_samples == len(X):
         return X
-    rows = np.random.default_rng(seed).choice(len(X), size=n_samples, replace=False)
-    return X[np.sort(rows)]
+    return X[subsample_rows(len(X), n_samples, seed)]
+
+
+def subsample_rows(n_rows: int, n_samples: int, seed: int = 0) -> np.ndarray:
+    """The rows :func:`subsample` takes from ``n_rows`` rows (positions, increasing), for
+    ``n_samples < n_rows``."""
+    return np.sort(np.random.default_rng(seed).choice(n_rows, size=n_samples, replace=False))

@@ -19,7 +19,7 @@ import numpy as np
 
 from fastelbo.cli._errors import CommandLineError
 from fastelbo.cli._table import column_ranges, parse_column_spec, read_text_table, resolve_columns
-from fastelbo.datasets import DATASETS, load_dataset, subsample
+from fastelbo.datasets import DATASETS, load_dataset, subsample_rows
 
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
@@ -55,6 +55,10 @@ class LoadedData:
     text: dict = field(default_factory=dict)
     #: Warnings about the data (a column of row numbers, constant columns).
     warnings: tuple = ()
+    #: A text table's line number (from 1) of every row of DATA; empty for other kinds.
+    row_lines: tuple = ()
+    #: The rows of DATA that X holds (from 0, increasing) after ``--n-samples``, or None for all.
+    rows: np.ndarray | None = None
 
     @property
     def all_rows(self) -> np.ndarray:
@@ -137,7 +141,7 @@ def load_data(
     if header is not None and kind != "text":
         raise CommandLineError("--header applies to text tables (CSV and the like); DATA is not one")
     items = parse_column_spec(columns) if columns is not None else None
-    names, selected, text = None, None, {}
+    names, selected, text, row_lines = None, None, {}, ()
     if kind == "builtin":
         X = load_dataset(source)
     elif kind == "npy":
@@ -146,7 +150,7 @@ def load_data(
         X, key = _read_npz(source, key)
     else:
         table = read_text_table(_read_bytes(source), source, header=header or "auto", columns=items)
-        X, names = table.X, table.header
+        X, names, row_lines = table.X, table.header, table.lines
         text = {
             "separator": table.separator,
             "encoding": table.encoding,
@@ -170,10 +174,12 @@ def load_data(
     if items is None:
         warnings += _row_number_columns(X, names)
     n_source_rows = X.shape[0]
-    X_all = None
+    X_all = rows = None
     if n_samples is not None:
         X_all = X
-        X = _subset(X, n_samples, seed)
+        rows = _subset_rows(X, n_samples, seed)
+        if rows is not None:
+            X = X[rows]
     standardization = None
     if standardize:
         X, X_all, standardization, constant = _standardize(X, X_all)
@@ -198,6 +204,8 @@ def load_data(
         standardization=standardization,
         text=text,
         warnings=tuple(warnings),
+        row_lines=row_lines,
+        rows=rows,
     )
 
 
@@ -268,12 +276,14 @@ def _as_dtype(X, dtype, source):
     return X
 
 
-def _subset(X, n_samples, seed):
+def _subset_rows(X, n_samples, seed):
+    """The rows of X that ``--n-samples`` fits (as :func:`~fastelbo.datasets.subsample` draws
+    them), or None when that is every row."""
     if n_samples < 1 or n_samples > X.shape[0]:
         raise CommandLineError(
             f"--n-samples must be between 1 and {X.shape[0]} (the rows of DATA), got {n_samples}"
         )
-    return subsample(X, n_samples, seed=seed)
+    return None if n_samples == X.shape[0] else subsample_rows(X.shape[0], n_samples, seed)
 
 
 def _check_finite(X, source):
@@ -284,6 +294,13 @@ def _check_finite(X, source):
             f"DATA {source!r} contains {int(bad.sum())} NaN or infinite values (the first at "
             f"X[{row}, {column}], row {row + 1}, column {column + 1}); remove or impute them first"
         )
+
+
+def row_label(data: LoadedData, row: int) -> str:
+    """Row ``row`` of ``data.X`` (from 0) as messages name it: a text table's ``line 12``, else
+    ``row 12`` of DATA (from 1), before ``--n-samples`` took a subset."""
+    row = int(data.rows[row]) if data.rows is not None else row
+    return f"line {data.row_lines[row]}" if data.row_lines else f"row {row + 1}"
 
 
 def column_label(data: LoadedData, position: int) -> str:

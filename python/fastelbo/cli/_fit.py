@@ -16,7 +16,7 @@ import time
 import warnings
 from pathlib import Path
 
-from fastelbo.cli._data import column_label, data_kind, load_data
+from fastelbo.cli._data import column_label, data_kind, load_data, row_label
 from fastelbo.cli._errors import CommandLineError
 from fastelbo.cli._models import MODELS, check_seed, estimator_parameters, make_estimator
 from fastelbo.cli._outputs import check_outputs, check_plot_format, write_output
@@ -27,6 +27,7 @@ from fastelbo.factor._mfa import NOISE_TYPES
 from fastelbo.factor._ppca import SOLVERS
 from fastelbo.factor._rotation import ROTATIONS
 from fastelbo.mixture._covariance import COVARIANCE_TYPES
+from fastelbo.mixture._discrete_rows import ModelValueError
 from fastelbo.mixture._initialization import INIT_PARAMS
 
 DESCRIPTION = """\
@@ -204,6 +205,11 @@ def run_fit(args) -> int:
         parameters = estimator_parameters(args.model, args)
     except ValueError as error:
         raise CommandLineError(str(error)) from None
+    if args.standardize and spec.discrete:
+        raise CommandLineError(
+            f"--standardize turns DATA's values into real numbers, and --model {args.model} fits "
+            "them as they are (0 or 1, counts): leave --standardize out"
+        )
     if args.labels is not None and not spec.mixture:
         mixtures = ", ".join(name for name, other in MODELS.items() if other.mixture)
         raise CommandLineError(f"--labels applies to mixtures ({mixtures}), not to --model {args.model}")
@@ -236,6 +242,12 @@ def run_fit(args) -> int:
         start = time.perf_counter()
         try:
             model.fit(data.X)
+        except ModelValueError as error:
+            raise CommandLineError(
+                f"{args.data}: {row_label(data, error.row)}, {column_label(data, error.column)}: "
+                f"{error.value!r} is not a value of --model {args.model}, which needs every value to be "
+                f"{error.needs}"
+            ) from None
         except (TypeError, ValueError) as error:
             # The settings alone were checked above: what is left is the data, or the settings
             # with these data (more components than rows, say).

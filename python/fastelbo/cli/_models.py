@@ -22,6 +22,8 @@ class ModelSpec:
     options: dict
     #: A mixture: components with weights and means, labels per row, BIC and AIC.
     mixture: bool = False
+    #: Fits the values as they are (0 or 1, counts): ``--standardize`` would change what they mean.
+    discrete: bool = False
 
 
 #: Options every model takes: ``{argparse dest: estimator keyword}``.
@@ -77,12 +79,14 @@ MODELS = {
         "mixture of independent Bernoulli features, every value 0 or 1 (--components K)",
         _COUNT_MIXTURE_OPTIONS,
         mixture=True,
+        discrete=True,
     ),
     "poisson": ModelSpec(
         "FastPoissonMixture",
         "mixture of independent Poisson features, non-negative integer counts (--components K)",
         _COUNT_MIXTURE_OPTIONS,
         mixture=True,
+        discrete=True,
     ),
 }
 

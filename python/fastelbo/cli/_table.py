@@ -67,6 +67,8 @@ class TextTable:
     decimal_comma: bool
     #: How the header was decided: ``"yes"``/``"no"`` (as told) or ``"auto"``.
     header_mode: str
+    #: The file's line number (from 1) of every data row.
+    lines: tuple = ()
 
 
 def decode(raw: bytes, display: str) -> tuple:
@@ -343,6 +345,7 @@ def read_text_table(raw: bytes, display: str, *, header="auto", columns=None) ->
         encoding=encoding,
         decimal_comma=decimal_comma,
         header_mode=header,
+        lines=tuple(number for number, _ in data),
     )
 
 

@@ -90,12 +90,29 @@ def _invalid(family, values):
     return family.invalid(values)
 
 
+class ModelValueError(ValueError):
+    """A value of X the model cannot take, with its position (row and column of X, from 0), so
+    that a caller reading X from a file can name the file's line instead."""
+
+    def __init__(self, message, value, row, column, needs):
+        super().__init__(message)
+        self.value, self.row, self.column = value, row, column
+        #: What every value must be (``"0 or 1"``, say).
+        self.needs = needs
+
+
 def _raise(estimator, family, value, row, column):
     value = np.asarray(value).item()  # 2.5, not np.float64(2.5)
-    # scikit-learn's words for negative data first (its checks, and its users, match on them).
-    raise ValueError(
-        ("Negative values in data passed to X. " if value < 0 else "")
+    finite = bool(np.isfinite(value))
+    # scikit-learn's words for negative data first (its checks, and its users, match on them);
+    # -inf is reported as a value the model cannot take, not as negative data.
+    raise ModelValueError(
+        ("Negative values in data passed to X. " if finite and value < 0 else "")
         + f"{type(estimator).__name__} needs every value of X to be {family.values}; X holds "
         f"{value!r} at row {row}, column {column}"
-        + (" (NaN and infinity are not values of the model)" if not np.isfinite(value) else "")
+        + ("" if finite else " (NaN and infinity are not values of the model)"),
+        value,
+        row,
+        column,
+        family.values,
     )

@@ -419,7 +419,10 @@ _DOCSTRING = """{summary}
     n_iter_ : int
     lower_bound_ : float
         Mean log-likelihood of the training data at the last E-step of the best run (weighted by
-        ``sample_weight`` when one was given).
+        ``sample_weight`` when one was given): that of the parameters *entering* the last
+        iteration, as scikit-learn's ``lower_bound_``. ``score`` and ``entropy_decomposition``
+        evaluate the returned parameters, one M-step later, so they are at least as high (markedly
+        higher after a single iteration) until EM has converged.
     lower_bounds_ : list of float
         ``lower_bound`` at every iteration of the best run.
     elbo_history_ : ndarray

@@ -122,18 +122,35 @@ def _in_a_new_thread(work):
     return result["value"]
 
 
-@pytest.mark.parametrize("n_threads", [2, 4])
-def test_pool_threads_created_by_a_seeding_do_not_flush(n_threads):
+@pytest.mark.parametrize("team_sizes", [(2,), (4,), (2, 4)], ids=["2", "4", "2-then-4"])
+def test_pool_threads_created_by_a_seeding_do_not_flush(team_sizes):
     # AFK-MC² flushes subnormals on its calling thread for the whole seeding (its serial chain steps
-    # compute too) and enters its parallel regions from there: the pool threads those create must
-    # start in the caller's mode, not in the seeding's.
+    # compute too) and enters its parallel regions from there: the pool threads those create (all
+    # of them, or, for (2, 4), two more when the team grows) must start in the caller's mode.
     X = _well_separated(np.float64, n=2000)
 
     def seed_then_look():
-        _core.afkmc2(X, None, 5, 20, 0, n_threads)
-        return _core._flushes_subnormals(), _core._pool_flushes_subnormals(n_threads)
+        for n_threads in team_sizes:
+            _core.afkmc2(X, None, 5, 20, 0, n_threads)
+        return _core._flushes_subnormals(), _core._pool_flushes_subnormals(max(team_sizes))
 
-    assert _in_a_new_thread(seed_then_look) == (False, [0] * n_threads)
+    assert _in_a_new_thread(seed_then_look) == (False, [0] * max(team_sizes))
+
+
+def test_pool_threads_created_by_a_seeding_copy_a_flushing_callers_mode():
+    # The caller's mode, not a cleared one: the threads a kernel starts for a caller that flushes
+    # flush, as the threads of the caller's own parallel regions would.
+    X = _well_separated(np.float64, n=2000)
+
+    def seed_then_look():
+        _core._set_flushing_subnormals(True)
+        try:
+            _core.afkmc2(X, None, 5, 20, 0, 2)
+            return _core._flushes_subnormals(), _core._pool_flushes_subnormals(2)
+        finally:
+            _core._set_flushing_subnormals(False)
+
+    assert _in_a_new_thread(seed_then_look) == (True, [1, 1])
 
 
 def _dense_rows():

@@ -1,14 +1,25 @@
 """The kernels compute with subnormal floats flushed to zero on their own threads, and leave the
 floating-point environment of the caller (and of pooled OpenMP threads) exactly as they found it."""
 
+import signal
 import sys
+import threading
 import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
-from fastelbo import FastGMM, _core
+from fastelbo import (
+    FastBernoulliMixture,
+    FastFactorAnalysis,
+    FastGMM,
+    FastMFA,
+    FastPoissonMixture,
+    FastPPCA,
+    _core,
+)
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 
@@ -82,4 +93,170 @@ def test_kernels_flush_subnormal_responsibilities_to_zero(n_threads):
     resp = out["responsibilities"]
     np.testing.assert_array_equal(resp[:, :2], 0.5)
     assert np.all(resp[:, 2] == 0.0)
+    assert not _core._flushes_subnormals()
+
+
+# ------------------------------------------------------------------ threads the kernels start
+#
+# A new thread copies the flush mode of the thread that creates it, and OpenMP creates a pool's
+# threads when a thread first enters a parallel region with a team that large. A Python thread of
+# its own has no pool yet, so the threads of its first kernel call are created during that call.
+
+
+def _in_a_new_thread(work):
+    """Return ``work()`` run in a new Python thread (whose OpenMP pool is empty), re-raising what it
+    raised."""
+    result = {}
+
+    def run():
+        try:
+            result["value"] = work()
+        except BaseException as error:  # re-raised in the calling thread
+            result["error"] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+@pytest.mark.parametrize("team_sizes", [(2,), (4,), (2, 4)], ids=["2", "4", "2-then-4"])
+def test_pool_threads_created_by_a_seeding_do_not_flush(team_sizes):
+    # AFK-MC² flushes subnormals on its calling thread for the whole seeding (its serial chain steps
+    # compute too) and enters its parallel regions from there: the pool threads those create (all
+    # of them, or, for (2, 4), two more when the team grows) must start in the caller's mode.
+    X = _well_separated(np.float64, n=2000)
+
+    def seed_then_look():
+        for n_threads in team_sizes:
+            _core.afkmc2(X, None, 5, 20, 0, n_threads)
+        return _core._flushes_subnormals(), _core._pool_flushes_subnormals(max(team_sizes))
+
+    assert _in_a_new_thread(seed_then_look) == (False, [0] * max(team_sizes))
+
+
+def test_pool_threads_created_by_a_seeding_copy_a_flushing_callers_mode():
+    # The caller's mode, not a cleared one: the threads a kernel starts for a caller that flushes
+    # flush, as the threads of the caller's own parallel regions would.
+    X = _well_separated(np.float64, n=2000)
+
+    def seed_then_look():
+        _core._set_flushing_subnormals(True)
+        try:
+            _core.afkmc2(X, None, 5, 20, 0, 2)
+            return _core._flushes_subnormals(), _core._pool_flushes_subnormals(2)
+        finally:
+            _core._set_flushing_subnormals(False)
+
+    assert _in_a_new_thread(seed_then_look) == (True, [1, 1])
+
+
+def _dense_rows():
+    return _well_separated(np.float64, n=1500)
+
+
+def _binary_rows():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(4, size=1500)
+    centres = np.where(rng.uniform(size=(4, 40)) < 0.5, 0.02, 0.98)
+    return sp.csr_matrix((rng.uniform(size=(1500, 40)) < centres[labels]).astype(np.float64))
+
+
+# Every kernel family with its seedings: (estimator, parameters, data, methods used after the fit).
+ESTIMATORS = {
+    "gmm-kmeans": (FastGMM, dict(n_components=4, init_params="kmeans"), _dense_rows, ["predict_proba"]),
+    "gmm-k-means++": (FastGMM, dict(n_components=4, init_params="k-means++"), _dense_rows, ["score_samples"]),
+    "gmm-afkmc2": (FastGMM, dict(n_components=4, init_params="afkmc2"), _dense_rows, ["predict"]),
+    "gmm-truncated": (
+        FastGMM,
+        dict(n_components=6, n_active=2, covariance_type="diag"),
+        _dense_rows,
+        ["predict_proba", "score_samples"],
+    ),
+    "ppca": (FastPPCA, dict(n_components=2), _dense_rows, ["transform", "score_samples"]),
+    "factor-analysis": (FastFactorAnalysis, dict(n_components=2), _dense_rows, ["transform"]),
+    "mfa": (FastMFA, dict(n_components=3, n_factors=1), _dense_rows, ["predict_proba", "score_samples"]),
+    "bernoulli": (FastBernoulliMixture, dict(n_components=4), _binary_rows, ["predict_proba"]),
+    "bernoulli-truncated": (FastBernoulliMixture, dict(n_components=6, n_active=2), _binary_rows, ["bic"]),
+    "poisson": (FastPoissonMixture, dict(n_components=4), _binary_rows, ["score_samples"]),
+    "poisson-truncated": (FastPoissonMixture, dict(n_components=6, n_active=2), _binary_rows, ["score"]),
+}
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("name", ESTIMATORS)
+def test_pool_threads_created_by_any_estimator_do_not_flush(name):
+    cls, params, rows, methods = ESTIMATORS[name]
+    X = rows()
+
+    def fit_use_then_look():
+        model = cls(**params, max_iter=5, random_state=0, n_jobs=2).fit(X)
+        for method in methods:
+            getattr(model, method)(X)
+        return _core._flushes_subnormals(), _core._pool_flushes_subnormals(2)
+
+    assert _in_a_new_thread(fit_use_then_look) == (False, [0, 0])
+
+
+# ------------------------------------------------------------------ the caller's code during a kernel
+#
+# A kernel's interrupt poll runs Python's signal handlers on the calling thread while the kernel is
+# working: they must run in the caller's floating-point mode, not the kernel's.
+
+
+def _long_gaussian_pass(n_threads):
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((200_000, 16))
+    K = 32
+    _core.gaussian_mixture_pass(
+        X,
+        None,
+        np.log(np.full(K, 1 / K)),
+        rng.standard_normal((K, 16)),
+        np.ones((K, 16)),
+        None,
+        None,
+        "diag",
+        compute_moments=False,
+        return_labels=True,
+        n_threads=n_threads,
+    )
+
+
+def _long_seeding(n_threads):
+    X = np.random.RandomState(0).standard_normal((20_000, 8))
+    _core.afkmc2(X, None, 600, 200, 0, n_threads)
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs POSIX signals")
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("kernel", [_long_gaussian_pass, _long_seeding])
+def test_signal_handlers_run_during_a_kernel_see_the_callers_mode(kernel, n_threads):
+    seen = []
+
+    def handler(signum, frame):
+        seen.append((_core._flushes_subnormals(), bool(_python_makes_subnormals())))
+
+    done = threading.Event()
+
+    def signal_often():
+        main = threading.main_thread().ident
+        while True:
+            signal.pthread_kill(main, signal.SIGUSR1)
+            if done.wait(0.002):
+                return
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    sender = threading.Thread(target=signal_often, daemon=True)
+    try:
+        sender.start()
+        kernel(n_threads)
+    finally:
+        done.set()
+        sender.join()
+        signal.signal(signal.SIGUSR1, previous)
+    assert seen
+    assert set(seen) == {(False, True)}
     assert not _core._flushes_subnormals()

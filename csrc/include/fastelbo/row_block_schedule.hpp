@@ -101,6 +101,8 @@ class InterruptPoller {
         const auto now = std::chrono::steady_clock::now();
         if (now - last_ < kInterval) return;
         last_ = now;
+        // The poll runs the caller's Python code (signal handlers): in the caller's flush mode.
+        CallersFloatingPointMode callers_mode;
         if (poll_()) stopped_.store(true, std::memory_order_relaxed);
     }
     bool stopped() const { return stopped_.load(std::memory_order_relaxed); }
@@ -123,6 +125,9 @@ void parallel_for_each(Index n, int n_threads, Body body) {
         return;
     }
 #ifdef FASTELBO_OPENMP
+    // Pool threads the region creates copy this thread's mode: the caller's, even where this thread
+    // flushes already (floating_point_mode.hpp).
+    CallersFloatingPointMode start_threads_in_callers_mode;
 #pragma omp parallel num_threads(threads)
     {
         FlushSubnormalsScope flush;
@@ -180,6 +185,8 @@ bool for_each_block_ordered(const RowBlocks& blocks, int n_threads, MakePartial 
             for (Index b = round_begin; b < round_end; ++b) run_block(b, round_begin);
         } else {
 #ifdef FASTELBO_OPENMP
+            // As in parallel_for_each: new pool threads start in the caller's mode.
+            CallersFloatingPointMode start_threads_in_callers_mode;
 #pragma omp parallel num_threads(round_threads)
             {
                 FlushSubnormalsScope flush;

@@ -11,8 +11,9 @@
 // A new thread starts with a copy of the mode of the thread that creates it (Linux copies the
 // whole register state on clone), and OpenMP creates its pool threads from the thread that enters a
 // parallel region, when it asks for a larger team than before, and keeps them for the life of that
-// thread (each thread that enters regions has a pool of its own). A region entered while its thread flushes would therefore start pool threads that
-// flush for good: each would save "flushing" as the mode to restore. Hence the rule: threads are
+// thread (each thread that enters regions has a pool of its own). A region entered while its
+// thread flushes would therefore start pool threads that flush for good: each would save
+// "flushing" as the mode to restore. Hence the rule: threads are
 // started, and the caller's code (Python signal handlers, run by an interrupt poll) is run, in the
 // mode the thread had before its outermost FlushSubnormalsScope (CallersFloatingPointMode).
 #pragma once

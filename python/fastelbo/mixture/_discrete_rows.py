@@ -16,6 +16,7 @@ from sklearn.utils.validation import validate_data
 
 from fastelbo._row_chunks import row_chunks
 from fastelbo._validation import as_numpy
+from fastelbo.mixture._exponential_family import FAMILIES
 
 #: dtypes kept as they are (anything else real is converted to float64 by the validation).
 KEPT_DTYPES = [
@@ -47,20 +48,50 @@ def validate_discrete_rows(estimator, X, family, reset, min_samples):
         ensure_min_samples=min_samples,
         order="C",
     )
+    return checked_rows(X, type(estimator).__name__, family)
+
+
+def checked_rows(X, owner, family, first_row=0):
+    """A block of rows (rows ``first_row:first_row + len(X)`` of a larger X) as the pass reads it:
+    sparse rows as canonical CSR, dense rows as they are, every value checked; ValueError naming
+    the estimator ``owner``, the first offending value and its row (in the whole X) and column."""
     if sp.issparse(X):
         X = canonical_csr(X)
         bad = np.flatnonzero(_invalid(family, X.data))
         if bad.size:
             k = int(bad[0])
             row = int(np.searchsorted(X.indptr, k, side="right") - 1)
-            _raise(estimator, family, X.data[k], row, int(X.indices[k]))
+            _raise(owner, family, X.data[k], first_row + row, int(X.indices[k]))
         return X
     for start, stop in row_chunks(X.shape[0], X.shape[1]):
         bad = _invalid(family, X[start:stop])
         if bad.any():
             row, column = np.unravel_index(int(np.argmax(bad)), bad.shape)
-            _raise(estimator, family, X[start + row, column], start + int(row), int(column))
+            _raise(owner, family, X[start + row, column], first_row + start + int(row), int(column))
     return X
+
+
+class DiscreteBlockReader:
+    """Reads a block of rows of a streamed X for a Bernoulli or Poisson pass (in the process or on
+    a Dask worker): ``reader(rows, start, stop)`` is :func:`checked_rows` of rows ``start:stop``, as
+    CSR (a dense block converted, so that dense and sparse chunks of the same rows, and the
+    initialisation's sample of them, are read alike). Holds only names (the estimator's class and
+    the family), so it pickles small."""
+
+    def __init__(self, owner, family_name):
+        self.owner = owner
+        self.family_name = family_name
+
+    def __dask_tokenize__(self):
+        return (type(self).__name__, self.owner, self.family_name)
+
+    def __call__(self, rows, start, stop):
+        if not sp.issparse(rows):
+            rows = np.ascontiguousarray(rows)
+        if rows.shape[0] != stop - start:
+            raise ValueError(f"X: a block of rows {start}:{stop} has {rows.shape[0]} rows")
+        rows = checked_rows(rows, self.owner, FAMILIES[self.family_name], start)
+        return rows if sp.issparse(rows) else sp.csr_matrix(rows)
 
 
 def canonical_csr(X):
@@ -90,12 +121,12 @@ def _invalid(family, values):
     return family.invalid(values)
 
 
-def _raise(estimator, family, value, row, column):
+def _raise(owner, family, value, row, column):
     value = np.asarray(value).item()  # 2.5, not np.float64(2.5)
     # scikit-learn's words for negative data first (its checks, and its users, match on them).
     raise ValueError(
         ("Negative values in data passed to X. " if value < 0 else "")
-        + f"{type(estimator).__name__} needs every value of X to be {family.values}; X holds "
+        + f"{owner} needs every value of X to be {family.values}; X holds "
         f"{value!r} at row {row}, column {column}"
         + (" (NaN and infinity are not values of the model)" if not np.isfinite(value) else "")
     )

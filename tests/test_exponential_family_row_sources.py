@@ -255,6 +255,18 @@ def test_a_bad_value_in_a_later_block_is_named_with_its_row_and_column(tmp_path,
         fitted.score_samples(mapped)
 
 
+def test_corrupt_csr_arrays_in_a_later_block_are_refused_naming_the_rows(tmp_path):
+    X = sparse_data("bernoulli")
+    bad_column, bad_indptr = X.copy(), X.copy()
+    bad_column.indices[bad_column.indptr[450]] = X.shape[1]  # one past the last column
+    bad_indptr.indptr[430] = bad_indptr.indptr[432] + 1  # goes back after row 430
+    model = FastBernoulliMixture(n_components=2, random_state=0, init_params="random")
+    for name, corrupt in (("column", bad_column), ("indptr", bad_indptr)):
+        mapped = memmapped_csr(corrupt, tmp_path, name=name)
+        with pytest.raises(ValueError, match=r"X: the CSR arrays of rows 400:500 are corrupt"):
+            model.fit(SparseRowSource(mapped, block_rows=100))
+
+
 def test_explicit_zeros_duplicates_and_unsorted_columns_in_a_memmapped_csr_change_nothing(tmp_path):
     X = sparse_data("poisson")
     messy = X.copy()

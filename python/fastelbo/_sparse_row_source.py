@@ -90,8 +90,21 @@ class SparseRowSource(RowSource):
         self._check_unchanged()
         indptr = np.asarray(self.data.indptr[start : stop + 1])
         first, last = int(indptr[0]), int(indptr[-1])
+        indices = self.data.indices[first:last]
+        # A file's arrays are not checked by anyone else: a column out of range or an indptr that
+        # goes back would make the kernel read outside the block.
+        if (
+            first < 0
+            or last > len(self.data.indices)
+            or np.any(np.diff(indptr) < 0)
+            or (indices.size and (int(indices.min()) < 0 or int(indices.max()) >= self.n_features))
+        ):
+            raise ValueError(
+                f"{self.name}: the CSR arrays of rows {start}:{stop} are corrupt (indptr not "
+                f"non-decreasing within 0..nnz, or a column index outside 0..{self.n_features - 1})"
+            )
         rows = sp.csr_matrix(
-            (self.data.data[first:last], self.data.indices[first:last], indptr - indptr[0]),
+            (self.data.data[first:last], indices, indptr - indptr[0]),
             shape=(stop - start, self.n_features),
             copy=False,
         )

@@ -255,6 +255,22 @@ def test_a_bad_value_in_a_later_block_is_named_with_its_row_and_column(tmp_path,
         fitted.score_samples(mapped)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_in_memory_csr_values_checked_in_chunks_name_a_bad_value_in_a_later_chunk(monkeypatch, family):
+    import fastelbo.mixture._discrete_rows as discrete_rows
+
+    monkeypatch.setattr(discrete_rows, "_CHUNK", 7)
+    X = sparse_data(family).tolil()
+    X[613, 17] = -1.0
+    X = X.tocsr()
+    with pytest.raises(ValueError, match=r"X holds -1\.0 at row 613, column 17"):
+        ESTIMATORS[family](n_components=2).fit(X)
+    Y = sparse_data(family)
+    Y.data[len(Y.data) - 3] = 0.0  # an explicit zero far beyond the first chunk: dropped as in one chunk
+    checked = discrete_rows.checked_rows(Y, "M", discrete_rows.FAMILIES[family])
+    assert checked.nnz == Y.nnz - 1 and np.all(checked.data != 0)
+
+
 def test_corrupt_csr_arrays_in_a_later_block_are_refused_naming_the_rows(tmp_path):
     X = sparse_data("bernoulli")
     bad_column, bad_indptr = X.copy(), X.copy()

@@ -57,9 +57,8 @@ def checked_rows(X, owner, family, first_row=0):
     the estimator ``owner``, the first offending value and its row (in the whole X) and column."""
     if sp.issparse(X):
         X = canonical_csr(X)
-        bad = np.flatnonzero(_invalid(family, X.data))
-        if bad.size:
-            k = int(bad[0])
+        k = _first_invalid(family, X.data)
+        if k is not None:
             row = int(np.searchsorted(X.indptr, k, side="right") - 1)
             _raise(owner, family, X.data[k], first_row + row, int(X.indices[k]))
         return X
@@ -104,11 +103,30 @@ def canonical_csr(X):
         if not copied:
             X, copied = X.copy(), True
         X.sum_duplicates()
-    if X.nnz and not np.all(X.data != 0):
+    if X.nnz and _has_zeros(X.data):
         if not copied:
             X = X.copy()
         X.eliminate_zeros()
     return X
+
+
+#: Values checked at once (the checks' temporaries are a few times this many bytes).
+_CHUNK = 1 << 20
+
+
+def _has_zeros(values):
+    """Whether a 1-D array holds a zero, read in chunks (no temporary of its size)."""
+    return any(not np.all(values[i : i + _CHUNK]) for i in range(0, len(values), _CHUNK))
+
+
+def _first_invalid(family, values):
+    """The position of the first value of a 1-D array ``family`` cannot model, or None; read in
+    chunks, so that checking the non-zeros of a large CSR X makes no temporary of their size."""
+    for i in range(0, len(values), _CHUNK):
+        bad = np.flatnonzero(_invalid(family, values[i : i + _CHUNK]))
+        if bad.size:
+            return i + int(bad[0])
+    return None
 
 
 def _invalid(family, values):

@@ -339,8 +339,24 @@ def test_a_large_streamed_csr_is_initialised_from_a_sample_of_whole_blocks(tmp_p
     assert sp.issparse(rows) and rows.shape == (len(index), X.shape[1]) and 300 <= len(index) < 400
     assert np.all(np.diff(index) > 0)
     np.testing.assert_array_equal(rows.toarray(), X[index].toarray())
-    model = FastPoissonMixture(n_components=3, random_state=0, max_iter=5).fit(source)
+    params = dict(n_components=3, random_state=0, max_iter=5)
+    model = FastPoissonMixture(**params).fit(source)
     assert np.isfinite(model.lower_bound_)
+    # A dask array of the same rows samples the same runs: the same start, and chunks equal to the
+    # blocks give bitwise the same fit.
+    with dask.config.set(scheduler="synchronous"):
+        chunked = FastPoissonMixture(**params).fit(sparse_chunks(X, 50))
+    np.testing.assert_array_equal(chunked.means_, model.means_)
+    # A bad value in a sampled row is named with its row in the whole X, by either source.
+    bad_row = int(index[len(index) // 2])
+    X = X.tolil()
+    X[bad_row, 3] = 0.5
+    X = X.tocsr()
+    match = f"X holds 0.5 at row {bad_row}, column 3"
+    with pytest.raises(ValueError, match=match):
+        FastPoissonMixture(**params).fit(SparseRowSource(memmapped_csr(X, tmp_path, "bad"), block_rows=50))
+    with dask.config.set(scheduler="synchronous"), pytest.raises(ValueError, match=match):
+        FastPoissonMixture(**params).fit(sparse_chunks(X, 50))
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

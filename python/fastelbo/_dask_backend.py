@@ -23,6 +23,7 @@ import numpy as np
 
 from fastelbo._block_reduction import merge_tree
 from fastelbo._row_source import RowSource, sample_spans, working_dtype
+from fastelbo._sparse_row_source import stack_rows
 
 
 def is_dask_array(X) -> bool:
@@ -192,12 +193,13 @@ class DaskRowSource(RowSource):
         ``n_rows``, else whole runs of rows chosen by ``random_state``, gathered to the client."""
         if self.n_samples <= n_rows:
             return self.read(0, self.n_samples), np.arange(self.n_samples)
-        import dask.array as da
+        import dask
 
-        # Runs not capped by the chunks (the sample is one computation, whatever it spans).
+        # Runs not capped by the chunks (the sample is one computation, whatever it spans); each
+        # run is read and checked with its own rows, so that an error names them.
         spans, index = sample_spans(self.n_samples, n_rows, self.n_samples, random_state)
-        rows = da.concatenate([self.data[start:stop] for start, stop in spans]).compute()
-        return self.reader(rows, 0, rows.shape[0]), index
+        runs = dask.compute(*[self.data[start:stop] for start, stop in spans])
+        return stack_rows([self.reader(run, *span) for run, span in zip(runs, spans, strict=True)]), index
 
     def read(self, start, stop):
         """Rows ``start:stop`` gathered to the client (checked)."""

@@ -5,8 +5,10 @@ files, read in blocks of rows and never copied whole into memory.
 ``indices`` or ``indptr`` is a view of a memory map (``numpy.memmap``, e.g. the three arrays saved
 with ``np.save`` and opened with ``np.load(..., mmap_mode='r')``, then passed to
 ``scipy.sparse.csr_array((data, indices, indptr), shape=...)``); any other sparse input is in
-memory and read as one block. Keep ``indices`` and ``indptr`` of the same integer dtype: SciPy
-otherwise converts both to a common one, a copy of them in memory.
+memory and read as one block. Keep ``indices`` and ``indptr`` of one integer dtype, int32 where
+the non-zeros allow it: SciPy otherwise converts them, a copy in memory (``csr_matrix`` also
+narrows int64 arrays whose values fit in int32; ``csr_array`` keeps them); the matrix is still
+streamed, its ``data`` still mapped.
 
 **Blocks.** A block is a fixed number of rows (:attr:`SparseRowSource.block_rows`): about
 :data:`~fastelbo._row_source.BLOCK_BYTES` of non-zeros (12 bytes each, float64 value and int32

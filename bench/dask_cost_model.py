@@ -162,18 +162,19 @@ def measure_pieces(covariance_type, rows, n_components, repeats) -> dict:
 
 def client_seconds_per_chunk(block_pass, n_chunks=64, repeats=3) -> float:
     """Seconds the client spends per chunk building an E-step's graph: ``DaskRowSource`` makes one
-    ``dask.delayed(_run_block, pure=True)(block_pass, chunk, dtype, span, name, weights, state)``
+    ``dask.delayed(_run_block, pure=True)(block_pass, chunk, reader, span, weights, state)``
     call per chunk, and
     a pure call tokenizes (hashes) its arguments, the parameter snapshot among them, every time."""
     import dask
 
-    from fastelbo._dask_backend import _run_block
+    from fastelbo._dask_backend import ChunkReader, _run_block
 
     chunks = [dask.delayed(np.zeros, pure=True)(i) for i in range(n_chunks)]
     run = dask.delayed(_run_block, pure=True)
+    reader = ChunkReader(np.float32)
 
     def build():
-        return [run(block_pass, chunk, np.float32, (0, 1), "X", None, None) for chunk in chunks]
+        return [run(block_pass, chunk, reader, (0, 1), None, None) for chunk in chunks]
 
     return best_seconds(build, repeats) / n_chunks
 

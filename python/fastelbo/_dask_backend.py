@@ -23,6 +23,7 @@ import numpy as np
 
 from fastelbo._block_reduction import merge_tree
 from fastelbo._row_source import RowSource, sample_spans, working_dtype
+from fastelbo._sparse_row_source import stack_rows
 
 
 def is_dask_array(X) -> bool:
@@ -37,6 +38,23 @@ def _checked_rows(rows, dtype, start, stop, name):
     if not np.isfinite(rows.sum(dtype=np.float64)) and not np.all(np.isfinite(rows)):
         raise ValueError(f"Input {name} contains NaN or infinity (in rows {start}:{stop}).")
     return rows
+
+
+class ChunkReader:
+    """Reads a row chunk as a block pass reads it (on a worker): ``reader(chunk, start, stop)``
+    for rows ``start:stop``. This one gives C-contiguous rows in the working ``dtype``, checked
+    finite; a family with other needs (sparse chunks, values checked against the model) gives
+    :class:`DaskRowSource` its own reader."""
+
+    def __init__(self, dtype, name="X"):
+        self.dtype = np.dtype(dtype)
+        self.name = name
+
+    def __call__(self, chunk, start, stop):
+        return _checked_rows(chunk, self.dtype, start, stop, self.name)
+
+    def __dask_tokenize__(self):
+        return (type(self).__name__, self.dtype.str, self.name)
 
 
 def _identity(value):
@@ -61,8 +79,8 @@ def block_state(state):
     return state.state if isinstance(state, BlockResult) else state
 
 
-def _run_block(block_pass, chunk, dtype, span, name, weights, state):
-    rows = _checked_rows(chunk, dtype, *span, name)
+def _run_block(block_pass, chunk, reader, span, weights, state):
+    rows = reader(chunk, *span)
     return BlockResult(*block_pass(rows, weights, block_state(state)))
 
 
@@ -88,9 +106,13 @@ class DaskRowSource(RowSource):
         Two-dimensional real data with known chunk sizes; chunks that split the columns are
         joined (``rechunk({1: -1})``), since a block pass needs whole rows.
     name : str, default='X'
+    reader : callable, default=None
+        ``reader(chunk, start, stop)``: a chunk of rows ``start:stop`` as the block pass reads it,
+        run on the workers (picklable). None: a :class:`ChunkReader` of the working dtype (of the
+        source's ``dtype`` when it is read, so a copy widened to float64 reads float64).
     """
 
-    def __init__(self, data, name="X"):  # noqa: D107 (the class docstring documents it)
+    def __init__(self, data, name="X", reader=None):  # noqa: D107 (the class docstring documents it)
         check_dask_input(data, name)
         if len(data.chunks[1]) > 1:
             data = data.rechunk({1: -1})
@@ -99,9 +121,15 @@ class DaskRowSource(RowSource):
         self.streamed = True
         self.n_samples, self.n_features = (int(n) for n in data.shape)
         self.dtype = working_dtype(data.dtype, name)
+        self._reader = reader
         self.block_rows = max(data.chunks[0])
         bounds = np.concatenate([[0], np.cumsum(data.chunks[0])]).astype(int)
         self._spans = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    @property
+    def reader(self):
+        """What reads a chunk on a worker (the ``reader`` given, else a :class:`ChunkReader`)."""
+        return ChunkReader(self.dtype, self.name) if self._reader is None else self._reader
 
     def blocks(self):
         raise RuntimeError("a dask array's blocks are read on the workers (reduce_blocks)")
@@ -135,7 +163,7 @@ class DaskRowSource(RowSource):
         shared_pass = dask.delayed(_identity, pure=True)(block_pass)
         states = [None] * len(self._spans) if states is None else states
         results = [
-            run(shared_pass, chunk, self.dtype, span, self.name, weights, state)
+            run(shared_pass, chunk, self.reader, span, weights, state)
             for chunk, span, weights, state in zip(
                 self._chunks(), self._spans, self._weight_blocks(sample_weight), states, strict=True
             )
@@ -165,16 +193,17 @@ class DaskRowSource(RowSource):
         ``n_rows``, else whole runs of rows chosen by ``random_state``, gathered to the client."""
         if self.n_samples <= n_rows:
             return self.read(0, self.n_samples), np.arange(self.n_samples)
-        import dask.array as da
+        import dask
 
-        # Runs not capped by the chunks (the sample is one computation, whatever it spans).
+        # Runs not capped by the chunks (the sample is one computation, whatever it spans); each
+        # run is read and checked with its own rows, so that an error names them.
         spans, index = sample_spans(self.n_samples, n_rows, self.n_samples, random_state)
-        rows = da.concatenate([self.data[start:stop] for start, stop in spans]).compute()
-        return _checked_rows(rows, self.dtype, 0, self.n_samples, self.name), index
+        runs = dask.compute(*[self.data[start:stop] for start, stop in spans])
+        return stack_rows([self.reader(run, *span) for run, span in zip(runs, spans, strict=True)]), index
 
     def read(self, start, stop):
         """Rows ``start:stop`` gathered to the client (checked)."""
-        return _checked_rows(self.data[start:stop].compute(), self.dtype, start, stop, self.name)
+        return self.reader(self.data[start:stop].compute(), start, stop)
 
     def max_abs(self) -> float:
         import dask.array as da
@@ -193,18 +222,19 @@ def check_dask_input(X, name="X"):
     working_dtype(X.dtype, name)
 
 
-def _rows_result(chunk, function, dtype, name, block_info=None):
+def _rows_result(chunk, function, reader, block_info=None):
     """``function`` of one row chunk, read and checked as a block pass reads it (on a worker)."""
     start, stop = block_info[0]["array-location"][0]
-    return function(_checked_rows(chunk, dtype, start, stop, name))
+    return function(reader(chunk, start, stop))
 
 
 def map_rows(source, function, trailing, dtype):
     """``function`` over every row chunk of a :class:`DaskRowSource`: a lazy dask array of shape
     ``(n_samples, *trailing)`` and type ``dtype``, chunked as the rows.
 
-    ``function`` maps a chunk's rows (C-contiguous, in the source's working dtype, checked finite)
-    to their per-row results. It is a pure function of a parameter snapshot (a block pass with its
+    ``function`` maps a chunk's rows, as the source's reader gives them (by default C-contiguous,
+    in the source's working dtype, checked finite), to their per-row results (NumPy arrays, also
+    for sparse chunks). It is a pure function of a parameter snapshot (a block pass with its
     snapshot bound, not an estimator), and one node of the graph, sent once to every worker that
     computes a chunk, as the pass of :meth:`DaskRowSource.reduce_blocks` is.
     """
@@ -212,7 +242,10 @@ def map_rows(source, function, trailing, dtype):
 
     shared = dask.delayed(_identity, pure=True)(function)
     data = source.data
-    arguments = (_rows_result, shared, source.dtype, source.name)
+    arguments = (_rows_result, shared, source.reader)
+    meta = np.empty((0,) * (1 + len(trailing)), dtype=dtype)
     if trailing:
-        return data.map_blocks(*arguments, chunks=(data.chunks[0], *((n,) for n in trailing)), dtype=dtype)
-    return data.map_blocks(*arguments, drop_axis=1, dtype=dtype)
+        return data.map_blocks(
+            *arguments, chunks=(data.chunks[0], *((n,) for n in trailing)), dtype=dtype, meta=meta
+        )
+    return data.map_blocks(*arguments, drop_axis=1, dtype=dtype, meta=meta)

@@ -16,6 +16,7 @@ from sklearn.utils.validation import validate_data
 
 from fastelbo._row_chunks import row_chunks
 from fastelbo._validation import as_numpy
+from fastelbo.mixture._exponential_family import FAMILIES
 
 #: dtypes kept as they are (anything else real is converted to float64 by the validation).
 KEPT_DTYPES = [
@@ -47,20 +48,49 @@ def validate_discrete_rows(estimator, X, family, reset, min_samples):
         ensure_min_samples=min_samples,
         order="C",
     )
+    return checked_rows(X, type(estimator).__name__, family)
+
+
+def checked_rows(X, owner, family, first_row=0):
+    """A block of rows (rows ``first_row:first_row + len(X)`` of a larger X) as the pass reads it:
+    sparse rows as canonical CSR, dense rows as they are, every value checked; ValueError naming
+    the estimator ``owner``, the first offending value and its row (in the whole X) and column."""
     if sp.issparse(X):
         X = canonical_csr(X)
-        bad = np.flatnonzero(_invalid(family, X.data))
-        if bad.size:
-            k = int(bad[0])
+        k = _first_invalid(family, X.data)
+        if k is not None:
             row = int(np.searchsorted(X.indptr, k, side="right") - 1)
-            _raise(estimator, family, X.data[k], row, int(X.indices[k]))
+            _raise(owner, family, X.data[k], first_row + row, int(X.indices[k]))
         return X
     for start, stop in row_chunks(X.shape[0], X.shape[1]):
         bad = _invalid(family, X[start:stop])
         if bad.any():
             row, column = np.unravel_index(int(np.argmax(bad)), bad.shape)
-            _raise(estimator, family, X[start + row, column], start + int(row), int(column))
+            _raise(owner, family, X[start + row, column], first_row + start + int(row), int(column))
     return X
+
+
+class DiscreteBlockReader:
+    """Reads a block of rows of a streamed X for a Bernoulli or Poisson pass (in the process or on
+    a Dask worker): ``reader(rows, start, stop)`` is :func:`checked_rows` of rows ``start:stop``, as
+    CSR (a dense block converted, so that dense and sparse chunks of the same rows, and the
+    initialisation's sample of them, are read alike). Holds only names (the estimator's class and
+    the family), so it pickles small."""
+
+    def __init__(self, owner, family_name):
+        self.owner = owner
+        self.family_name = family_name
+
+    def __dask_tokenize__(self):
+        return (type(self).__name__, self.owner, self.family_name)
+
+    def __call__(self, rows, start, stop):
+        if not sp.issparse(rows):
+            rows = np.ascontiguousarray(rows)
+        if rows.shape[0] != stop - start:
+            raise ValueError(f"X: a block of rows {start}:{stop} has {rows.shape[0]} rows")
+        rows = checked_rows(rows, self.owner, FAMILIES[self.family_name], start)
+        return rows if sp.issparse(rows) else sp.csr_matrix(rows)
 
 
 def canonical_csr(X):
@@ -73,11 +103,30 @@ def canonical_csr(X):
         if not copied:
             X, copied = X.copy(), True
         X.sum_duplicates()
-    if X.nnz and not np.all(X.data != 0):
+    if X.nnz and _has_zeros(X.data):
         if not copied:
             X = X.copy()
         X.eliminate_zeros()
     return X
+
+
+#: Values checked at once (the checks' temporaries are a few times this many bytes).
+_CHUNK = 1 << 20
+
+
+def _has_zeros(values):
+    """Whether a 1-D array holds a zero, read in chunks (no temporary of its size)."""
+    return any(not np.all(values[i : i + _CHUNK]) for i in range(0, len(values), _CHUNK))
+
+
+def _first_invalid(family, values):
+    """The position of the first value of a 1-D array ``family`` cannot model, or None; read in
+    chunks, so that checking the non-zeros of a large CSR X makes no temporary of their size."""
+    for i in range(0, len(values), _CHUNK):
+        bad = np.flatnonzero(_invalid(family, values[i : i + _CHUNK]))
+        if bad.size:
+            return i + int(bad[0])
+    return None
 
 
 def _invalid(family, values):
@@ -100,15 +149,18 @@ class ModelValueError(ValueError):
         #: What every value must be (``"0 or 1"``, say).
         self.needs = needs
 
+    def __reduce__(self):  # pickled whole: a Dask worker's error reaches the client as raised
+        return type(self), (self.args[0], self.value, self.row, self.column, self.needs)
 
-def _raise(estimator, family, value, row, column):
+
+def _raise(owner, family, value, row, column):
     value = np.asarray(value).item()  # 2.5, not np.float64(2.5)
     finite = bool(np.isfinite(value))
     # scikit-learn's words for negative data first (its checks, and its users, match on them);
     # -inf is reported as a value the model cannot take, not as negative data.
     raise ModelValueError(
         ("Negative values in data passed to X. " if finite and value < 0 else "")
-        + f"{type(estimator).__name__} needs every value of X to be {family.values}; X holds "
+        + f"{owner} needs every value of X to be {family.values}; X holds "
         f"{value!r} at row {row}, column {column}"
         + ("" if finite else " (NaN and infinity are not values of the model)"),
         value,

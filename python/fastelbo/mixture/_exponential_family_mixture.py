@@ -15,15 +15,19 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import validate_data
 
 from fastelbo._base import check_integer
 from fastelbo._block_reduction import reduce_blocks
+from fastelbo._dask_backend import DaskRowSource, is_dask_array
 from fastelbo._mixture_estimator import MixtureEstimator
-from fastelbo._mixture_pass import MixturePassRequest
+from fastelbo._mixture_pass import MixturePassRequest, RowOutputs
+from fastelbo._row_source import RowSource, initialisation_rows
+from fastelbo._sparse_row_source import SparseRowSource, is_streamed_csr
 from fastelbo._threads import resolve_n_threads
 from fastelbo._validation import as_float_array, check_sample_weight
 from fastelbo.entropy import EntropyDecomposition, categorical_entropy
-from fastelbo.mixture._discrete_rows import validate_discrete_rows
+from fastelbo.mixture._discrete_rows import DiscreteBlockReader, validate_discrete_rows
 from fastelbo.mixture._exponential_family import (
     FAMILIES,
     ExponentialFamilyPassParameters,
@@ -112,11 +116,40 @@ class ExponentialFamilyMixture(MixtureEstimator):
         check_truncation(self.n_active, self.n_neighbors, self.n_components)
 
     def _validate_rows(self, X, reset, min_samples):
-        return validate_discrete_rows(self, X, self._model, reset, min_samples)
+        """X as the passes read it: an in-memory canonical CSR matrix or dense array whose values
+        are checked now, or a row source whose blocks are checked as they are read: a
+        :class:`~fastelbo._sparse_row_source.SparseRowSource` for a CSR matrix with memory-mapped
+        buffers, a :class:`~fastelbo._dask_backend.DaskRowSource` for a dask array (sparse or dense
+        chunks)."""
+        reader = DiscreteBlockReader(type(self).__name__, self._family)
+        if is_dask_array(X):
+            source = DaskRowSource(X, reader=reader)
+        elif isinstance(X, SparseRowSource) or is_streamed_csr(X):
+            data = X.data if isinstance(X, SparseRowSource) else X
+            block_rows = X.block_rows if isinstance(X, SparseRowSource) else None
+            source = SparseRowSource(data, reader, block_rows=block_rows)
+        else:
+            return validate_discrete_rows(self, X, self._model, reset, min_samples)
+        validate_data(self, source.data, skip_check_array=True, reset=reset)
+        if source.n_samples < min_samples:
+            raise ValueError(
+                f"Found array with {source.n_samples} sample(s) (shape={source.shape}) while a "
+                f"minimum of {min_samples} is required."
+            )
+        if source.n_features < 1:
+            raise ValueError(
+                f"Found array with 0 feature(s) (shape={source.shape}) while a minimum of 1 is required."
+            )
+        return source
 
     def _validate_fit_input(self, X, sample_weight):
         self._check_hyperparameters()
         X = self._validate_rows(X, reset=True, min_samples=2)
+        if self.n_active is not None and isinstance(X, RowSource):
+            raise ValueError(
+                "n_active (truncated EM) needs X in memory; X is read in blocks "
+                f"({type(X.data).__name__}): set n_active=None for exact EM, or load X into memory"
+            )
         # Weights are float64 whatever X's dtype (bool, integers): only X's row count is read.
         return X, check_sample_weight(sample_weight, np.empty((X.shape[0], 0)))
 
@@ -180,6 +213,9 @@ class ExponentialFamilyMixture(MixtureEstimator):
         self._em_truncated = None  # a new run: its first E-step starts the sets K_n
         weights = means = None
         if self.weights_init is None or self.means_init is None:
+            X, sample_weight = initialisation_rows(
+                X, sample_weight, random_state, "give initial parameters (weights_init, means_init)"
+            )
             weights, means = initial_parameters(
                 X, self.n_components, self.init_params, random_state, sample_weight
             )
@@ -193,9 +229,9 @@ class ExponentialFamilyMixture(MixtureEstimator):
             self._em_truncated_seed = random_state.randint(np.iinfo(np.int32).max)
 
     def _rows(self, X):
-        """X as the pass reads it: a dense training X is converted to CSR once per fit (kept for
-        the fit's passes), new dense data once per call."""
-        if sp.issparse(X):
+        """X as the pass reads it: a row source as it is (read block by block), a dense training X
+        converted to CSR once per fit (kept for the fit's passes), new dense data once per call."""
+        if sp.issparse(X) or isinstance(X, RowSource):
             return X
         cached = getattr(self, "_em_rows", None)
         if cached is not None and cached[0] is X:
@@ -204,14 +240,13 @@ class ExponentialFamilyMixture(MixtureEstimator):
 
     def _pass(self, X, moments, log_norm=False, responsibilities=False, labels=False, sample_weight=None):
         """One kernel pass with the current parameters; returns (statistics, per-row outputs)."""
-        parameters = ExponentialFamilyPassParameters.of(
-            self._family, self.weights_, self.means_, moments, resolve_n_threads(self.n_jobs), self._natural()
-        )
+        parameters = self._pass_parameters(moments)
         request = MixturePassRequest(log_norm, responsibilities, labels)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=np.float64)
+        rows = self._rows(X)
         stats, out, _ = reduce_blocks(
-            InMemoryRows(self._rows(X)),
+            rows if isinstance(rows, RowSource) else InMemoryRows(rows),
             functools.partial(exponential_family_block_pass, parameters, request),
             sample_weight,
             None,
@@ -219,16 +254,31 @@ class ExponentialFamilyMixture(MixtureEstimator):
         )
         return self._check_finite(stats), out
 
+    def _pass_parameters(self, moments):
+        """The parameter snapshot of a pass (what a Dask task holds, not the estimator)."""
+        return ExponentialFamilyPassParameters.of(
+            self._family, self.weights_, self.means_, moments, resolve_n_threads(self.n_jobs), self._natural()
+        )
+
+    def _row_outputs(self, dtype, output):
+        request = MixturePassRequest(**{output: True})
+        return RowOutputs(
+            functools.partial(exponential_family_block_pass, self._pass_parameters(False), request),
+            output,
+            functools.partial(_check_block_finite, type(self).__name__),
+        )
+
     def _check_finite(self, stats):
-        if not (np.isfinite(stats.sum_log_norm) and np.isfinite(stats.sum_entropy)):
-            raise ValueError(
-                f"{type(self).__name__}: the log-likelihood of X overflowed float64 (values of X too "
-                "large for the model's logarithms)"
-            )
+        _check_block_finite(type(self).__name__, stats)
         return stats
 
     def _e_step(self, X, moments=True, sample_weight=None):
-        if moments and not sp.issparse(X) and getattr(self, "_em_rows", (None,))[0] is not X:
+        if (
+            moments
+            and not sp.issparse(X)
+            and not isinstance(X, RowSource)
+            and getattr(self, "_em_rows", (None,))[0] is not X
+        ):
             self._em_rows = (X, sp.csr_array(X))  # the fit's X, converted once
         if moments and self.n_active is not None:
             search = self._truncated_search(X, sample_weight)
@@ -322,6 +372,15 @@ class ExponentialFamilyMixture(MixtureEstimator):
         )
 
 
+def _check_block_finite(owner, statistics, outputs=None, rows=None):
+    """Raise the estimator ``owner``'s error for a pass whose log-likelihood overflowed."""
+    if not (np.isfinite(statistics.sum_log_norm) and np.isfinite(statistics.sum_entropy)):
+        raise ValueError(
+            f"{owner}: the log-likelihood of X overflowed float64 (values of X too large for the "
+            "model's logarithms)"
+        )
+
+
 #: The docstring of both public estimators; each fills in its family (see ``family_docstring``).
 _DOCSTRING = """{summary}
 
@@ -335,8 +394,18 @@ _DOCSTRING = """{summary}
     every input as CSR (a dense training X is converted once per fit, a temporary of about 12 bytes
     per non-zero). Values must be {values}; anything else (NaN and infinity included) raises a
     ValueError naming the value and its row and column. All computation and parameters are float64.
-    Results are bitwise identical for any ``n_jobs``. Streamed sources (memmap, HDF5, dask) are read
-    into memory first.
+    Results are bitwise identical for any ``n_jobs``.
+
+    **Streamed rows.** A CSR matrix or array whose ``data``, ``indices`` or ``indptr`` is a memory
+    map (``np.load(..., mmap_mode='r')``) is read in blocks of rows (a fixed number per block,
+    about 32 MiB of non-zeros at its mean row length), each block's values checked as it is read,
+    never copied whole into memory; the initialisation reads a sample of whole blocks (every row
+    when there are at most 262,144). A ``dask.array`` of CSR (or dense) chunks is fitted on the
+    active Dask scheduler: the E-step runs on the workers, one chunk per task, the statistics are
+    merged in chunk order and the M-step runs on the client; per-row results of dask input are lazy
+    dask arrays. Chunks that split the columns are joined into whole rows. Such fits equal the
+    in-memory fit from the same start to round-off. Truncated EM (``n_active``) needs X in memory;
+    dense memmaps, HDF5 and Zarr arrays are read into memory (as CSR).
 
     ``fit(X, sample_weight=w)`` fits the weighted model: the ELBO, ``lower_bound_`` and the entropy
     decomposition are weighted averages, and an integer weight acts like repeating the row.

@@ -1,0 +1,141 @@
+"""A streamed CSR row source: a ``scipy.sparse`` CSR matrix or array whose buffers are memory-mapped
+files, read in blocks of rows and never copied whole into memory.
+
+**Which sparse input is streamed.** A CSR matrix or array is streamed when its ``data``,
+``indices`` or ``indptr`` is a view of a memory map (``numpy.memmap``, e.g. the three arrays saved
+with ``np.save`` and opened with ``np.load(..., mmap_mode='r')``, then passed to
+``scipy.sparse.csr_array((data, indices, indptr), shape=...)``); any other sparse input is in
+memory and read as one block. Keep ``indices`` and ``indptr`` of one integer dtype, int32 where
+the non-zeros allow it: SciPy otherwise converts them, a copy in memory (``csr_matrix`` also
+narrows int64 arrays whose values fit in int32; ``csr_array`` keeps them); the matrix is still
+streamed, its ``data`` still mapped.
+
+**Blocks.** A block is a fixed number of rows (:attr:`SparseRowSource.block_rows`): about
+:data:`~fastelbo._row_source.BLOCK_BYTES` of non-zeros (12 bytes each, float64 value and int32
+column) at the matrix's mean number of non-zeros per row, a number that depends on the data alone,
+never on threads. Reading rows ``start:stop`` slices ``indptr[start:stop + 1]`` and the non-zeros
+between its ends (views of the maps, no copy of the whole), and hands them to the source's reader,
+which checks the values (naming a bad value's row in the whole matrix) and puts the block in
+canonical form. Initialisations read a sample of whole blocks
+(:meth:`~fastelbo._row_source.RowSource.sample`), as for dense streamed sources.
+"""
+
+from __future__ import annotations
+
+import mmap
+
+import numpy as np
+import scipy.sparse as sp
+
+from fastelbo._row_source import BLOCK_BYTES, RowSource, check_shape, sample_spans
+
+#: Bytes a non-zero of a block takes as the kernel reads it (float64 value, int32 column).
+BYTES_PER_NONZERO = 12
+
+
+def is_memory_mapped(array) -> bool:
+    """Whether ``array`` is (a view of) a memory map."""
+    seen = 0
+    while array is not None and seen < 64:  # a chain of views ends at its owner
+        if isinstance(array, (np.memmap, mmap.mmap)):
+            return True
+        array = getattr(array, "base", None)
+        seen += 1
+    return False
+
+
+def is_streamed_csr(X) -> bool:
+    """Whether ``X`` is a CSR matrix or array with a memory-mapped buffer (streamed, module docstring)."""
+    return (
+        sp.issparse(X)
+        and X.format == "csr"
+        and any(is_memory_mapped(getattr(X, name, None)) for name in ("data", "indices", "indptr"))
+    )
+
+
+class SparseRowSource(RowSource):
+    """The rows of a CSR matrix or array, read in blocks of ``block_rows`` rows (module docstring).
+
+    Parameters
+    ----------
+    data : scipy.sparse CSR matrix or array
+        Two-dimensional; its buffers may be memory-mapped.
+    reader : callable, default=None
+        ``reader(rows, start, stop)``: a CSR block of rows ``start:stop`` as the pass reads it
+        (values checked, canonical form). None: the block as sliced. An estimator replaces it
+        with its own.
+    name : str, default='X'
+        The argument's name in error messages.
+    block_rows : int, default=None
+        Rows per block; None: about ``BLOCK_BYTES`` of non-zeros at the mean row length.
+    """
+
+    def __init__(self, data, reader=None, name="X", block_rows=None):  # noqa: D107 (the class docstring)
+        check_shape(data, name)
+        if not sp.issparse(data) or data.format != "csr":
+            raise TypeError(f"{name} must be a scipy.sparse CSR matrix or array, got {type(data).__name__}")
+        self.data = data
+        self.reader = _as_sliced if reader is None else reader
+        self.name = name
+        self.streamed = True
+        self.n_samples, self.n_features = (int(n) for n in data.shape)
+        self.dtype = np.dtype(np.float64)
+        if block_rows is None:
+            nnz = int(data.indptr[-1]) if self.n_samples else 0
+            mean_row = max(1.0, nnz / max(self.n_samples, 1))
+            block_rows = BLOCK_BYTES // int(np.ceil(BYTES_PER_NONZERO * mean_row))
+        self.block_rows = max(1, int(block_rows))
+        self._expected_shape = tuple(data.shape)
+
+    def read(self, start, stop):
+        """Rows ``start:stop`` as the reader gives them (a CSR block, checked)."""
+        self._check_unchanged()
+        indptr = np.asarray(self.data.indptr[start : stop + 1])
+        first, last = int(indptr[0]), int(indptr[-1])
+        indices = self.data.indices[first:last]
+        # A file's arrays are not checked by anyone else: a column out of range or an indptr that
+        # goes back would make the kernel read outside the block.
+        if (
+            first < 0
+            or last > len(self.data.indices)
+            or np.any(np.diff(indptr) < 0)
+            or (indices.size and (int(indices.min()) < 0 or int(indices.max()) >= self.n_features))
+        ):
+            raise ValueError(
+                f"{self.name}: the CSR arrays of rows {start}:{stop} are corrupt (indptr not "
+                f"non-decreasing within 0..nnz, or a column index outside 0..{self.n_features - 1})"
+            )
+        rows = sp.csr_matrix(
+            (self.data.data[first:last], indices, indptr - indptr[0]),
+            shape=(stop - start, self.n_features),
+            copy=False,
+        )
+        return self.reader(rows, start, stop)
+
+    def sample(self, n_rows, random_state):
+        """As :meth:`fastelbo._row_source.RowSource.sample`, the rows stacked as one CSR matrix."""
+        if self.n_samples <= n_rows:
+            spans, index = self.spans(), np.arange(self.n_samples)
+        else:
+            spans, index = sample_spans(self.n_samples, n_rows, self.block_rows, random_state)
+        return stack_rows([self.read(start, stop) for start, stop in spans]), index
+
+    def max_abs(self) -> float:
+        largest = 0.0
+        for _, _, rows in self.blocks():
+            if rows.nnz:
+                largest = max(largest, float(np.max(np.abs(rows.data))))
+        return largest
+
+
+def _as_sliced(rows, start, stop):
+    return rows
+
+
+def stack_rows(blocks):
+    """Blocks of rows (CSR or dense) stacked in order: one CSR matrix if any block is sparse."""
+    if len(blocks) == 1:
+        return blocks[0]
+    if any(sp.issparse(block) for block in blocks):
+        return sp.vstack([sp.csr_matrix(block) for block in blocks], format="csr")
+    return np.concatenate(blocks)

@@ -179,3 +179,16 @@ def test_weights_whose_total_float64_cannot_hold_are_refused(estimator):
     X = np.eye(4)[:, :2]
     with pytest.raises(ValueError, match="sample_weight sums to 4e-310"):
         estimator(n_components=2).fit(X, sample_weight=np.full(4, 1e-310))
+
+
+def test_the_value_error_survives_pickling_with_its_position():
+    """Errors raised on a Dask worker reach the client pickled: the position must come along."""
+    import pickle
+
+    X = binary()
+    X[4, 2] = 2.0
+    with pytest.raises(ValueError) as caught:
+        FastBernoulliMixture(n_components=2).fit(X)
+    copy = pickle.loads(pickle.dumps(caught.value))
+    assert type(copy) is type(caught.value) and str(copy) == str(caught.value)
+    assert (copy.value, copy.row, copy.column, copy.needs) == (2.0, 4, 2, "0 or 1")

@@ -28,10 +28,11 @@ Measures, in one process and one run (so the ratios compare like with like):
 Writes ``report.md``, ``report.json`` and ``time_per_iteration.png`` under ``bench/results/`` (under
 ``bench/results/quick/`` with ``--quick``; a run of one group writes to a subfolder named after it,
 ``factor/`` or ``mfa/`` say, with no plot unless it measured the mixtures; the truncated group adds
-``truncated_time_per_iteration.png``) and prints the Markdown report. Each group's results are written
-as soon as the group finishes: ``report.md`` and ``report.json`` then hold every group finished so far
-(``completed_groups`` in the JSON; the report says "Partial report" until the last group is done), so
-a run stopped by an error or Ctrl-C keeps what it measured. Exits with status 1 if any two
+``truncated_time_per_iteration.png``, the exponential-family group
+``exponential_family_time_per_iteration.png``) and prints the Markdown report. Each group's results
+are written as soon as the group finishes: ``report.md`` and ``report.json`` then hold every group
+finished so far (``completed_groups`` in the JSON; the report says "Partial report" until the last
+group is done), so a run stopped by an error or Ctrl-C keeps what it measured. Exits with status 1 if any two
 systems disagree on a log-likelihood by more than rtol 1e-6, a factor model misses its rule
 (``agreement.meets_rule``), FastMFA and the NumPy MFA EM disagree after the same iterations, or a
 truncated fit breaks the invariants of docs/theory.rst (its free energy above the exact log-likelihood, or
@@ -424,11 +425,17 @@ def write_results(results, out_dir: pathlib.Path, plots=()) -> list[str]:
         plot(results, out_dir / "time_per_iteration.png")
     if "truncated" in plots and results.get("truncated"):
         truncated_report.plot(results["truncated"], out_dir / truncated_report.PLOT_NAME)
+    if "exponential_family" in plots and results.get("exponential_family"):
+        exponential_family_report.plot(
+            results["exponential_family"], out_dir / exponential_family_report.PLOT_NAME
+        )
     names = ["report.md", "report.json"]
     if "iterations" in results:
         names.append("time_per_iteration.png")
     if results.get("truncated"):
         names.append(truncated_report.PLOT_NAME)
+    if results.get("exponential_family"):
+        names.append(exponential_family_report.PLOT_NAME)
     return names
 
 

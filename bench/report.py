@@ -3,8 +3,9 @@ factor models (FastPPCA, FastFactorAnalysis) against scikit-learn and NumPy, Fas
 NumPy MFA EM and FastGMM on image patches, truncated variational EM against exact FastGMM, and the
 Bernoulli and Poisson mixtures on sparse counts against a SciPy-sparse NumPy EM.
 
-Usage: ``python bench/report.py [--quick] [--repeats R] [--groups GROUP ...] [--device cuda]`` (groups: gmm
-factor mfa truncated exponential_family)
+Usage: ``python bench/report.py [--quick] [--repeats R] [--groups GROUP ...] [--components K ...]
+[--device cuda]`` (groups: gmm factor mfa truncated exponential_family; ``--components`` keeps the
+exponential-family cases of those K only)
 
 Measures, in one process and one run (so the ratios compare like with like):
 
@@ -453,6 +454,13 @@ def main(argv=None):
         "truncated variational EM, Bernoulli and Poisson mixtures on sparse counts (default: all five)",
     )
     parser.add_argument(
+        "--components",
+        type=int,
+        nargs="+",
+        default=None,
+        help="exponential_family group: measure only the cases with these K (default: all)",
+    )
+    parser.add_argument(
         "--device",
         choices=("cpu", "cuda"),
         default="cpu",
@@ -537,11 +545,11 @@ def main(argv=None):
         if "exponential_family" in groups:
             log("Bernoulli and Poisson mixtures on sparse counts, seconds per iteration:")
             ef_started = time.perf_counter()
-            results["exponential_family"] = exponential_family_report.measure(
-                exponential_family_report.QUICK_CASES if quick else exponential_family_report.FULL_CASES,
-                repeats,
-                log,
-            )
+            ef = exponential_family_report
+            ef_cases = ef.QUICK_CASES if quick else ef.FULL_CASES
+            if args.components:
+                ef_cases = [case for case in ef_cases if case.n_components in args.components]
+            results["exponential_family"] = exponential_family_report.measure(ef_cases, repeats, log)
             results["exponential_family_wall_seconds"] = time.perf_counter() - ef_started
             group_done("exponential_family")
     except BaseException as stop:  # an error, or Ctrl-C: what the finished groups measured stays

@@ -293,3 +293,36 @@ def test_unsorted_and_duplicate_column_indices_match_the_reference(family):
     np.testing.assert_allclose(out["responsibilities"], expected["responsibilities"], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(out["nk"], expected["nk"], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(out["sx_transposed"].T, expected["sx"], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "poisson"])
+@pytest.mark.parametrize("k", [8, 40])
+def test_a_pass_large_enough_for_threads_is_bitwise_the_same_for_any_thread_count(family, k):
+    # Passes of a few million multiply-adds run on one thread whatever n_threads says; this one has
+    # enough work for the threads to share it (blocks, and sx by ranges of columns at K = 40 or of
+    # components at K = 8). sx is checked against X^T (w q) from the pass's own responsibilities.
+    rng = np.random.default_rng(k)
+    n, d, per_row = 20000, 30000, 60
+    indices = np.sort(rng.choice(d, size=(n, per_row)), axis=1)
+    keep = np.c_[np.ones((n, 1), dtype=bool), np.diff(indices, axis=1) > 0]
+    indptr = np.r_[0, np.cumsum(keep.sum(axis=1))].astype(np.int64)
+    values = np.ones(int(indptr[-1])) if family == "bernoulli" else rng.integers(1, 4, size=int(indptr[-1]))
+    X = sp.csr_array((values.astype(np.float64), indices[keep].astype(np.int32), indptr), shape=(n, d))
+    weights = rng.dirichlet(np.ones(k))
+    if family == "bernoulli":
+        means = rng.uniform(0.001, 0.05, size=(k, d))
+    else:
+        means = FAMILIES[family].floored(rng.gamma(0.5, 0.05, size=(k, d)), 1e-10)
+    w = rng.uniform(0.0, 2.0, size=n)
+    one_stats, one_out = kernel_pass(X, weights, means, family, w, n_threads=1)
+    for n_threads in (2, 3):
+        stats, out = kernel_pass(X, weights, means, family, w, n_threads=n_threads)
+        for name in ("sum_weight", "sum_log_norm", "sum_entropy", "sum_log_base"):
+            assert getattr(stats, name) == getattr(one_stats, name), name
+        np.testing.assert_array_equal(stats.nk, one_stats.nk)
+        np.testing.assert_array_equal(stats.sx, one_stats.sx)
+        for name in out:
+            np.testing.assert_array_equal(out[name], one_out[name])
+    q = one_out["responsibilities"]
+    np.testing.assert_allclose(one_stats.sx, (X.T @ (q * w[:, None])).T, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(one_stats.nk, w @ q, rtol=1e-10)

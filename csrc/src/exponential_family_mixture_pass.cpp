@@ -26,6 +26,12 @@ constexpr std::int64_t kRoundNonZeros = std::int64_t{1} << 21;
 // A column's scatter visits, for a row whose non-zero responsibilities are at most 1 /
 // kSparseScatterShare of the K, only those (one scalar update each), else all K (contiguous).
 constexpr Index kSparseScatterShare = 4;
+// A pass of fewer multiply-adds ((non-zeros + rows) K) runs on one thread: a few milliseconds,
+// where waking the other threads costs as much, and more on a busy machine.
+constexpr double kParallelWork = 1 << 23;
+// sx of at most this many bytes stays in the caches: its rows are then updated per non-zero in row
+// order (no grouping by column, whose counting sort would cost more than it saves).
+constexpr double kCachedScatterBytes = 4.0 * 1024 * 1024;
 // Column ranges per round of the scatter: the unit of parallel work and of interrupt polling
 // (fixed, so that they never depend on the thread count; sx is bitwise the same for any split).
 constexpr Index kScatterItems = 16;
@@ -61,6 +67,27 @@ inline void gather_log_joints(const double* eta, Index K, const CsrRows<I>& rows
         const double* e = eta + static_cast<Index>(rows.indices[k]) * K;
         for (Index c = 0; c < K; ++c) row[c] += x * e[c];
     }
+}
+
+// body(i) for every i in [0, n) on up to n_threads threads, as parallel_for_each, but items are
+// handed out one at a time as threads come free: on a busy machine a thread the OS has paused then
+// holds up one item, not a static half of them. Every item writes only its own outputs, so the
+// results do not depend on which thread ran it.
+template <class Body>
+void parallel_for_each_dynamic(Index n, int n_threads, Body body) {
+    const int threads = static_cast<int>(std::min<Index>(resolve_thread_count(n_threads), std::max<Index>(n, 1)));
+    if (threads <= 1) {
+        parallel_for_each(n, 1, body);
+        return;
+    }
+#ifdef FASTELBO_OPENMP
+#pragma omp parallel num_threads(threads)
+    {
+        FlushSubnormalsScope flush;
+#pragma omp for schedule(dynamic, 1)
+        for (Index i = 0; i < n; ++i) body(i);
+    }
+#endif
 }
 
 // log(x!) for a count x >= 0. lgamma_r where the C library has it: std::lgamma writes the global
@@ -155,11 +182,15 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
     const Index max_block_rows = rows_per_block(16 * K);
     const std::vector<Index> bounds = block_bounds(rows, K, max_block_rows);
     const Index n_blocks = static_cast<Index>(bounds.size()) - 1;
-    const int threads = resolve_thread_count(request.n_threads);
+    const double work = static_cast<double>(rows.indptr[N] + N) * static_cast<double>(K);
+    const int n_threads = work < kParallelWork ? 1 : request.n_threads;
+    const int threads = resolve_thread_count(n_threads);
     // A round: as many blocks as the buffer's rows hold (always at least one block).
     const Index round_rows_limit =
         std::max<Index>(max_block_rows, static_cast<Index>(kRoundBufferBytes / (8.0 * static_cast<double>(K))));
     const bool moments = request.sx_transposed != nullptr;
+    const bool by_column = 8.0 * static_cast<double>(D) * static_cast<double>(K) > kCachedScatterBytes;
+    const Index n_ranges = std::clamp<Index>(K / 8, 1, threads);
 
     RowMatrix<double> round_q(moments ? std::min<Index>(round_rows_limit, std::max<Index>(N, 1)) : 0, K);
     // Per round row: how many components have a non-zero responsibility, and which (when few).
@@ -168,7 +199,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
     const Index max_kept = K / kSparseScatterShare;
     // The round's non-zeros grouped by column (rows ascending within a column): column_begin [D + 1],
     // and per entry its row in the round and its value.
-    std::vector<std::int64_t> column_begin(moments ? D + 1 : 0), column_next(moments ? D : 0);
+    std::vector<std::int64_t> column_begin(moments && by_column ? D + 1 : 0), column_next(moments && by_column ? D : 0);
     std::vector<std::int32_t> entry_row;
     std::vector<double> entry_value;
     std::vector<Index> item_columns(kScatterItems + 1);
@@ -196,7 +227,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
             partials.resize(static_cast<size_t>(last - first), ExponentialFamilyStatistics(K));
 
         // Phase 1: posteriors, per-row outputs and partial sums, block by block.
-        parallel_for_each(last - first, request.n_threads, [&](Index b) {
+        parallel_for_each_dynamic(last - first, n_threads, [&](Index b) {
             if (poller.stopped()) return;
             ExponentialFamilyStatistics& partial = partials[b];
             partial.set_zero();
@@ -247,7 +278,31 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
         if (poller.stopped()) break;
         for (Index b = 0; b < last - first; ++b) statistics.merge(partials[b]);
 
-        if (moments) {
+        if (moments && !by_column) {
+            // Phase 2 (sx in the caches): sx[d, :] += x_nd w_n q_n per non-zero, rows in order, each
+            // thread on its own range of components.
+            parallel_for_each(n_ranges, n_threads, [&](Index r) {
+                if (poller.stopped()) return;
+                const Index c0 = r * K / n_ranges, c1 = (r + 1) * K / n_ranges;
+                for (Index i = 0; i < row_end - row_begin; ++i) {
+                    const double* q = round_q.row(i).data();
+                    const Index m = round_nonzero[i];
+                    const std::int32_t* kept = round_kept.data() + i * max_kept;
+                    const bool sparse = request.skip_zero_responsibilities && m <= max_kept;
+                    for (std::int64_t k = rows.indptr[row_begin + i]; k < rows.indptr[row_begin + i + 1]; ++k) {
+                        double* s = sx + static_cast<Index>(rows.indices[k]) * K;
+                        const double x = rows.data[k];
+                        if (sparse) {
+                            for (Index j = 0; j < m; ++j)
+                                if (kept[j] >= c0 && kept[j] < c1) s[kept[j]] += x * q[kept[j]];
+                        } else {
+                            for (Index c = c0; c < c1; ++c) s[c] += x * q[c];
+                        }
+                    }
+                }
+                poller.between_items();
+            });
+        } else if (moments) {
             // The round's non-zeros by column, rows ascending (a stable counting sort).
             const std::int64_t nnz_begin = rows.indptr[row_begin], nnz_end = rows.indptr[row_end];
             const std::int64_t round_nnz = nnz_end - nnz_begin;
@@ -277,7 +332,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
 
             // Phase 2: sx[d, :] += x_nd w_n q_n over the round's rows n in order, column by column:
             // every row of sx is read and written once per round and owned by one work item.
-            parallel_for_each(kScatterItems, request.n_threads, [&](Index item) {
+            parallel_for_each_dynamic(kScatterItems, n_threads, [&](Index item) {
                 if (poller.stopped()) return;
                 for (Index d = item_columns[item]; d < item_columns[item + 1]; ++d) {
                     const std::int64_t e_begin = column_begin[d], e_end = column_begin[d + 1];

@@ -17,12 +17,16 @@
 //   1. every block (in parallel) computes its rows' log-joints -> posteriors into the round's buffer
 //      of weighted responsibilities, its per-row outputs, and its own partial ELBO sums and nk;
 //      partials are then merged serially in block order;
-//   2. the round's non-zeros are grouped by column (a stable counting sort: rows ascending), and
-//      its contribution to sx (D x K) is added in parallel over disjoint ranges of columns: every
-//      row sx[d, :] is read and written once per round and summed over the round's rows in order,
-//      instead of once per non-zero. Components whose responsibility is exactly 0 (underflow: the
-//      posteriors of long rows are often one-hot) are skipped where they are most of a row's;
-//      adding 0 changes no sum, so sx is bitwise the same.
+//   2. the round's contribution to sx (D x K) is added. Where sx is larger than the caches, the
+//      round's non-zeros are grouped by column (a stable counting sort: rows ascending) and added
+//      in parallel over disjoint ranges of columns: every row sx[d, :] is read and written once
+//      per round, summed over the round's rows in order, instead of once per non-zero. Where sx is
+//      small, each thread adds the round's non-zeros in row order to its own range of components.
+//      Components whose responsibility is exactly 0 (underflow: the posteriors of long rows are
+//      often one-hot) are skipped where they are most of a row's; adding 0 changes no sum, so sx
+//      is bitwise the same.
+// Blocks and column ranges are handed to threads as they come free (a paused thread then delays
+// one item, not a fixed share); each writes only its own outputs.
 // Every sum is therefore formed in the same order for any number of threads (sx[d, c] adds its
 // terms in row order however rounds and column ranges are cut), and sx needs no per-thread copy
 // (one D x K accumulator, owned by the caller). Memory: the parameters, sx, a round buffer of at

@@ -158,7 +158,7 @@ def plot(rows, path):
             if points:
                 ax.plot(*zip(*points, strict=True), "o-", label=labels[system])
         bounds = [r["gemm_bound"]["iteration_bound_seconds"] for r in panel]
-        ax.plot(ks, bounds, "k--", label="sparse-product bound")
+        ax.plot(ks, bounds, "ks--", label="sparse-product bound")
         ax.set(xscale="log", yscale="log", xlabel="K (components)", ylabel="seconds per EM iteration")
         ax.set_xticks(ks, [str(k) for k in ks])
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())

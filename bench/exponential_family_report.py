@@ -23,6 +23,7 @@ import timing
 from agreement import AGREEMENT_RTOL, relative_difference
 
 SYSTEMS = ("fastelbo", "numpy")
+PLOT_NAME = "exponential_family_time_per_iteration.png"
 ESTIMATORS = {"bernoulli": "FastBernoulliMixture", "poisson": "FastPoissonMixture"}
 
 
@@ -131,6 +132,44 @@ def _ratio(numerator, denominator):
     return f"{numerator / denominator:.2f}x" if numerator and denominator else "n/a"
 
 
+def plot(rows, path):
+    """Seconds per iteration against K, one panel per family and data size: fastelbo, the NumPy EM
+    and the bound of the iteration's two sparse products (log-log)."""
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = {}
+    for row in rows:
+        panels.setdefault((row["family"], row["n_samples"], row["n_features"]), []).append(row)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    labels = {"fastelbo": "fastelbo", "numpy": "NumPy EM (SciPy sparse)"}
+    for ax, ((family, n, d), panel) in zip(axes[0], panels.items(), strict=True):
+        panel.sort(key=lambda r: r["n_components"])
+        ks = [r["n_components"] for r in panel]
+        for system in SYSTEMS:
+            points = [
+                (r["n_components"], r["seconds_per_iteration"][system])
+                for r in panel
+                if system in r["seconds_per_iteration"]
+            ]
+            if points:
+                ax.plot(*zip(*points, strict=True), "o-", label=labels[system])
+        bounds = [r["gemm_bound"]["iteration_bound_seconds"] for r in panel]
+        ax.plot(ks, bounds, "ks--", label="sparse-product bound")
+        ax.set(xscale="log", yscale="log", xlabel="K (components)", ylabel="seconds per EM iteration")
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_title(f"{ESTIMATORS[family]}, N={n:,}, D={d:,}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def markdown(rows, repeats) -> list[str]:
     if not rows:
         return []
@@ -147,7 +186,7 @@ def markdown(rows, repeats) -> list[str]:
         "streaming an array the size of the parameters, one thread); 'SciPy products' is SciPy's time for "
         "those two products alone. 'Δ log-lik' is (fastelbo - NumPy) / |NumPy| after "
         f"1+m iterations, both evaluated by the NumPy E-step; it must be within {AGREEMENT_RTOL:g} or the "
-        "report fails.",
+        f"report fails. Plot: `{PLOT_NAME}`.",
         "",
         "| case | nnz | fastelbo | NumPy EM | vs NumPy | bound | fastelbo / bound | SciPy products "
         "| Δ log-lik |",

@@ -3,8 +3,9 @@ factor models (FastPPCA, FastFactorAnalysis) against scikit-learn and NumPy, Fas
 NumPy MFA EM and FastGMM on image patches, truncated variational EM against exact FastGMM, and the
 Bernoulli and Poisson mixtures on sparse counts against a SciPy-sparse NumPy EM.
 
-Usage: ``python bench/report.py [--quick] [--repeats R] [--groups GROUP ...] [--device cuda]`` (groups: gmm
-factor mfa truncated exponential_family)
+Usage: ``python bench/report.py [--quick] [--repeats R] [--groups GROUP ...] [--components K ...]
+[--device cuda]`` (groups: gmm factor mfa truncated exponential_family; ``--components`` keeps the
+exponential-family cases of those K only)
 
 Measures, in one process and one run (so the ratios compare like with like):
 
@@ -28,10 +29,11 @@ Measures, in one process and one run (so the ratios compare like with like):
 Writes ``report.md``, ``report.json`` and ``time_per_iteration.png`` under ``bench/results/`` (under
 ``bench/results/quick/`` with ``--quick``; a run of one group writes to a subfolder named after it,
 ``factor/`` or ``mfa/`` say, with no plot unless it measured the mixtures; the truncated group adds
-``truncated_time_per_iteration.png``) and prints the Markdown report. Each group's results are written
-as soon as the group finishes: ``report.md`` and ``report.json`` then hold every group finished so far
-(``completed_groups`` in the JSON; the report says "Partial report" until the last group is done), so
-a run stopped by an error or Ctrl-C keeps what it measured. Exits with status 1 if any two
+``truncated_time_per_iteration.png``, the exponential-family group
+``exponential_family_time_per_iteration.png``) and prints the Markdown report. Each group's results
+are written as soon as the group finishes: ``report.md`` and ``report.json`` then hold every group
+finished so far (``completed_groups`` in the JSON; the report says "Partial report" until the last
+group is done), so a run stopped by an error or Ctrl-C keeps what it measured. Exits with status 1 if any two
 systems disagree on a log-likelihood by more than rtol 1e-6, a factor model misses its rule
 (``agreement.meets_rule``), FastMFA and the NumPy MFA EM disagree after the same iterations, or a
 truncated fit breaks the invariants of docs/theory.rst (its free energy above the exact log-likelihood, or
@@ -424,11 +426,17 @@ def write_results(results, out_dir: pathlib.Path, plots=()) -> list[str]:
         plot(results, out_dir / "time_per_iteration.png")
     if "truncated" in plots and results.get("truncated"):
         truncated_report.plot(results["truncated"], out_dir / truncated_report.PLOT_NAME)
+    if "exponential_family" in plots and results.get("exponential_family"):
+        exponential_family_report.plot(
+            results["exponential_family"], out_dir / exponential_family_report.PLOT_NAME
+        )
     names = ["report.md", "report.json"]
     if "iterations" in results:
         names.append("time_per_iteration.png")
     if results.get("truncated"):
         names.append(truncated_report.PLOT_NAME)
+    if results.get("exponential_family"):
+        names.append(exponential_family_report.PLOT_NAME)
     return names
 
 
@@ -444,6 +452,13 @@ def main(argv=None):
         default=list(GROUPS),
         help="what to measure: the Gaussian mixtures, the factor models, the mixture of factor analysers, "
         "truncated variational EM, Bernoulli and Poisson mixtures on sparse counts (default: all five)",
+    )
+    parser.add_argument(
+        "--components",
+        type=int,
+        nargs="+",
+        default=None,
+        help="exponential_family group: measure only the cases with these K (default: all)",
     )
     parser.add_argument(
         "--device",
@@ -530,11 +545,11 @@ def main(argv=None):
         if "exponential_family" in groups:
             log("Bernoulli and Poisson mixtures on sparse counts, seconds per iteration:")
             ef_started = time.perf_counter()
-            results["exponential_family"] = exponential_family_report.measure(
-                exponential_family_report.QUICK_CASES if quick else exponential_family_report.FULL_CASES,
-                repeats,
-                log,
-            )
+            ef = exponential_family_report
+            ef_cases = ef.QUICK_CASES if quick else ef.FULL_CASES
+            if args.components:
+                ef_cases = [case for case in ef_cases if case.n_components in args.components]
+            results["exponential_family"] = exponential_family_report.measure(ef_cases, repeats, log)
             results["exponential_family_wall_seconds"] = time.perf_counter() - ef_started
             group_done("exponential_family")
     except BaseException as stop:  # an error, or Ctrl-C: what the finished groups measured stays

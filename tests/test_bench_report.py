@@ -411,3 +411,36 @@ def test_mfa_group_limits_blas_not_fastelbo_threads(monkeypatch, patches):
     assert outside, "no OpenMP runtime found: nothing to check"
     [(blas, openmp)] = seen
     assert blas <= {1} and openmp == outside
+
+
+# --- the exponential-family group ---------------------------------------------------------------
+
+
+def test_exponential_family_group_keeps_the_components_asked_for_and_draws_its_plot(monkeypatch, tmp_path):
+    import exponential_family_report as ef
+
+    asked = []
+
+    def measure(case_list, repeats, log):
+        asked.extend(case_list)
+        return [
+            {
+                "case": case.id,
+                **vars(case),
+                "nnz": 10,
+                "seconds_per_iteration": {"fastelbo": 0.01 * case.n_components, "numpy": 0.05},
+                "log_likelihood": {"fastelbo": -1.0, "numpy": -1.0},
+                "gemm_bound": {"iteration_bound_seconds": 0.001, "scipy_seconds": {"e": 0.01, "m": 0.01}},
+                "relative_difference": 0.0,
+                "passed": True,
+            }
+            for case in case_list
+        ]
+
+    monkeypatch.setattr(ef, "measure", measure)
+    status = report.main(["--groups", "exponential_family", "--components", "100", "--output", str(tmp_path)])
+    assert status == 0
+    assert [case.n_components for case in asked] == [100, 100]
+    assert {case.family for case in asked} == {"bernoulli", "poisson"}
+    assert (tmp_path / ef.PLOT_NAME).stat().st_size > 0
+    assert "zipf-poisson-N100000-D50000-K100" in (tmp_path / "report.md").read_text()

@@ -192,3 +192,137 @@ def test_large_counts_get_their_log_factorial_too():
     expected = e_step(X, weights, means, "poisson")
     np.testing.assert_allclose(out["log_norm"], expected["log_norm"], rtol=1e-12)
     np.testing.assert_allclose(stats.sum_log_base, expected["sum_log_base"], rtol=1e-12)
+
+
+def separated_rows(family, n, d, k, seed):
+    """Rows drawn from k components whose means differ on many columns, with rows of every length
+    (none to all of the columns): the long rows' posteriors are one-hot to the last bit (the
+    other responsibilities underflow to exactly 0), the short rows' are spread."""
+    rng = np.random.default_rng(seed)
+    if family == "bernoulli":
+        means = np.where(rng.uniform(size=(k, d)) < 0.3, 0.9, 0.01)
+    else:
+        means = np.where(rng.uniform(size=(k, d)) < 0.3, 4.0, 0.05)
+    labels = rng.integers(k, size=n)
+    X = (
+        (rng.uniform(size=(n, d)) < means[labels]).astype(np.float64)
+        if family == "bernoulli"
+        else rng.poisson(means[labels]).astype(np.float64)
+    )
+    lengths = (d * rng.uniform(size=n)).astype(int)
+    X[np.arange(d)[None, :] >= lengths[:, None]] = 0.0  # rows of every length
+    return X, rng.dirichlet(np.ones(k)), means
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "poisson"])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_skipping_zero_responsibilities_leaves_sx_bitwise_the_same(family, n_threads):
+    # sx adds w_n q_nc x_nd only where q_nc != 0 (adding an exact 0 changes no sum): the kernel's
+    # switch to add every term must give the same bits, for rows whose responsibilities are mostly
+    # 0, spread, or all zero (a zero sample weight).
+    k, d = 16, 1000
+    X, weights, means = separated_rows(family, 3000, d, k, seed=7)
+    w = np.random.default_rng(2).uniform(0.0, 2.0, size=X.shape[0])
+    w[::17] = 0.0
+    parameters = ExponentialFamilyPassParameters.of(family, weights, means, True, n_threads)
+    csr = sp.csr_array(X)
+    outputs = {}
+    for skip in (True, False):
+        outputs[skip] = _core.exponential_family_mixture_pass(
+            csr.indptr.astype(np.int64),
+            csr.indices,
+            csr.data,
+            d,
+            w,
+            parameters.log_weights,
+            parameters.natural_transposed,
+            parameters.log_partition,
+            family,
+            return_responsibilities=True,
+            n_threads=n_threads,
+            skip_zero_responsibilities=skip,
+        )
+    q = outputs[True]["responsibilities"]
+    nonzero = np.count_nonzero(q, axis=1)
+    # Both scatter paths are taken: rows with at most K / 4 non-zero responsibilities (most of
+    # them one-hot) and rows with more.
+    assert np.mean(nonzero == 1) > 0.3
+    assert np.any(nonzero > k // 4)
+    assert np.any((nonzero > 1) & (nonzero <= k // 4))
+    np.testing.assert_array_equal(outputs[True]["sx_transposed"], outputs[False]["sx_transposed"])
+    np.testing.assert_array_equal(outputs[True]["nk"], outputs[False]["nk"])
+    expected = e_step(X, weights, means, family, w)
+    np.testing.assert_allclose(outputs[True]["sx_transposed"].T, expected["sx"], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "poisson"])
+def test_unsorted_and_duplicate_column_indices_match_the_reference(family):
+    # The M-step statistic groups a round's non-zeros by column: rows whose indices are not sorted,
+    # or list a column twice (CSR that SciPy would sum), must still add every value once, in place.
+    X, weights, means = separated_rows(family, 400, 60, 5, seed=3)
+    csr = sp.csr_array(X)
+    rng = np.random.default_rng(4)
+    indices, data, indptr = csr.indices.copy(), csr.data.copy(), csr.indptr.astype(np.int64)
+    for n in range(X.shape[0]):
+        order = rng.permutation(indptr[n + 1] - indptr[n]) + indptr[n]
+        indices[indptr[n] : indptr[n + 1]] = indices[order]
+        data[indptr[n] : indptr[n + 1]] = data[order]
+    # Split every value of row 1 in two entries of the same column (0.25 x + 0.75 x: no value of the
+    # family, but the kernel reads any non-negative number; the posteriors and sx do not change, the
+    # data term would, and is not compared).
+    first, last = indptr[1], indptr[2]
+    indices = np.r_[indices[:first], indices[first:last], indices[first:last], indices[last:]]
+    data = np.r_[data[:first], 0.25 * data[first:last], 0.75 * data[first:last], data[last:]]
+    indptr = indptr.copy()
+    indptr[2:] += last - first
+    parameters = ExponentialFamilyPassParameters.of(family, weights, means, True, 2)
+    out = _core.exponential_family_mixture_pass(
+        indptr,
+        indices,
+        data,
+        X.shape[1],
+        None,
+        parameters.log_weights,
+        parameters.natural_transposed,
+        parameters.log_partition,
+        family,
+        return_responsibilities=True,
+        n_threads=2,
+    )
+    expected = e_step(X, weights, means, family)
+    np.testing.assert_allclose(out["responsibilities"], expected["responsibilities"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(out["nk"], expected["nk"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out["sx_transposed"].T, expected["sx"], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "poisson"])
+@pytest.mark.parametrize("k", [8, 40])
+def test_a_pass_large_enough_for_threads_is_bitwise_the_same_for_any_thread_count(family, k):
+    # Passes of a few million multiply-adds run on one thread whatever n_threads says; this one has
+    # enough work for the threads to share it (blocks, and sx by ranges of columns at K = 40 or of
+    # components at K = 8). sx is checked against X^T (w q) from the pass's own responsibilities.
+    rng = np.random.default_rng(k)
+    n, d, per_row = 20000, 30000, 60
+    indices = np.sort(rng.choice(d, size=(n, per_row)), axis=1)
+    keep = np.c_[np.ones((n, 1), dtype=bool), np.diff(indices, axis=1) > 0]
+    indptr = np.r_[0, np.cumsum(keep.sum(axis=1))].astype(np.int64)
+    values = np.ones(int(indptr[-1])) if family == "bernoulli" else rng.integers(1, 4, size=int(indptr[-1]))
+    X = sp.csr_array((values.astype(np.float64), indices[keep].astype(np.int32), indptr), shape=(n, d))
+    weights = rng.dirichlet(np.ones(k))
+    if family == "bernoulli":
+        means = rng.uniform(0.001, 0.05, size=(k, d))
+    else:
+        means = FAMILIES[family].floored(rng.gamma(0.5, 0.05, size=(k, d)), 1e-10)
+    w = rng.uniform(0.0, 2.0, size=n)
+    one_stats, one_out = kernel_pass(X, weights, means, family, w, n_threads=1)
+    for n_threads in (2, 3):
+        stats, out = kernel_pass(X, weights, means, family, w, n_threads=n_threads)
+        for name in ("sum_weight", "sum_log_norm", "sum_entropy", "sum_log_base"):
+            assert getattr(stats, name) == getattr(one_stats, name), name
+        np.testing.assert_array_equal(stats.nk, one_stats.nk)
+        np.testing.assert_array_equal(stats.sx, one_stats.sx)
+        for name in out:
+            np.testing.assert_array_equal(out[name], one_out[name])
+    q = one_out["responsibilities"]
+    np.testing.assert_allclose(one_stats.sx, (X.T @ (q * w[:, None])).T, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(one_stats.nk, w @ q, rtol=1e-10)

@@ -52,7 +52,8 @@ py::dict exponential_family_mixture_pass_typed(const py::object& indptr_obj, con
                                                const py::object& sample_weight_obj, const py::object& log_weights_obj,
                                                const py::object& natural_obj, const py::object& log_partition_obj,
                                                const std::string& family, bool compute_moments, bool return_log_norm,
-                                               bool return_responsibilities, bool return_labels, int n_threads) {
+                                               bool return_responsibilities, bool return_labels, int n_threads,
+                                               bool skip_zero_responsibilities) {
     CsrPassArguments<I> args(indptr_obj, indices_obj, data_obj, n_features, sample_weight_obj, log_weights_obj,
                              log_partition_obj, family);
     const py::ssize_t N = args.n_rows(), K = args.n_components();
@@ -65,6 +66,7 @@ py::dict exponential_family_mixture_pass_typed(const py::object& indptr_obj, con
     ExponentialFamilyPassRequest request;
     request.sample_weight = sample_weight;
     request.n_threads = n_threads;
+    request.skip_zero_responsibilities = skip_zero_responsibilities;
     request.interrupt = python_interrupt_poll();
     py::array_t<double> sx_transposed;
     if (compute_moments) {
@@ -156,16 +158,18 @@ void bind_exponential_family_mixture(py::module_& m) {
         [](const py::object& indptr, const py::array& indices, const py::object& data, py::ssize_t n_features,
            const py::object& sample_weight, const py::object& log_weights, const py::object& natural_transposed,
            const py::object& log_partition, const std::string& family, bool compute_moments, bool return_log_norm,
-           bool return_responsibilities, bool return_labels, int n_threads) {
+           bool return_responsibilities, bool return_labels, int n_threads, bool skip_zero_responsibilities) {
             if (n_features < 1) throw py::value_error("n_features must be >= 1, got " + std::to_string(n_features));
             if (py::array_t<std::int32_t>::check_(indices))
                 return exponential_family_mixture_pass_typed<std::int32_t>(
                     indptr, indices, data, n_features, sample_weight, log_weights, natural_transposed, log_partition,
-                    family, compute_moments, return_log_norm, return_responsibilities, return_labels, n_threads);
+                    family, compute_moments, return_log_norm, return_responsibilities, return_labels, n_threads,
+                    skip_zero_responsibilities);
             if (py::array_t<std::int64_t>::check_(indices))
                 return exponential_family_mixture_pass_typed<std::int64_t>(
                     indptr, indices, data, n_features, sample_weight, log_weights, natural_transposed, log_partition,
-                    family, compute_moments, return_log_norm, return_responsibilities, return_labels, n_threads);
+                    family, compute_moments, return_log_norm, return_responsibilities, return_labels, n_threads,
+                    skip_zero_responsibilities);
             throw py::type_error("indices must have dtype int32 or int64, got " +
                                  py::str(indices.dtype()).cast<std::string>());
         },
@@ -173,6 +177,7 @@ void bind_exponential_family_mixture(py::module_& m) {
         py::arg("log_weights"), py::arg("natural_transposed"), py::arg("log_partition"), py::arg("family"),
         py::arg("compute_moments") = true, py::arg("return_log_norm") = false,
         py::arg("return_responsibilities") = false, py::arg("return_labels") = false, py::arg("n_threads") = 0,
+        py::arg("skip_zero_responsibilities") = true,
         "One E-step pass of a Bernoulli or Poisson mixture (family) over CSR rows (indptr int64 (N + 1,), "
         "indices int32 or int64, data float64): ELBO sums, nk, sum_log_base (sum_n w_n log h(x_n)), "
         "optional sx_transposed (D, K) = sum_n w_n x_n q_n^T and optional per-row outputs (log_norm includes "

@@ -19,6 +19,76 @@ namespace {
 constexpr double kBlockWork = 1 << 20;
 // Bytes of weighted responsibilities one round keeps for its second phase.
 constexpr double kRoundBufferBytes = 8.0 * 1024 * 1024;
+// Non-zeros one round groups by column for its second phase (12 bytes each), unless a block alone
+// holds more.
+constexpr std::int64_t kRoundNonZeros = std::int64_t{1} << 21;
+
+// A column's scatter visits, for a row whose non-zero responsibilities are at most 1 /
+// kSparseScatterShare of the K, only those (one scalar update each), else all K (contiguous).
+constexpr Index kSparseScatterShare = 4;
+// A pass of fewer multiply-adds ((non-zeros + rows) K) runs on one thread: a few milliseconds,
+// where waking the other threads costs as much, and more on a busy machine.
+constexpr double kParallelWork = 1 << 23;
+// sx of at most this many bytes stays in the caches: its rows are then updated per non-zero in row
+// order (no grouping by column, whose counting sort would cost more than it saves).
+constexpr double kCachedScatterBytes = 4.0 * 1024 * 1024;
+// Column ranges per round of the scatter: the unit of parallel work and of interrupt polling
+// (fixed, so that they never depend on the thread count; sx is bitwise the same for any split).
+constexpr Index kScatterItems = 16;
+// Non-zeros ahead of the one summed whose row of eta is asked for, and at most how many cache lines
+// of it (the hardware prefetcher follows a long row once its first lines are read).
+constexpr std::int64_t kPrefetchDistance = 4;
+constexpr Index kPrefetchLines = 16;
+
+// Asks for the first `lines` cache lines of eta's row of column d.
+inline void prefetch_row(const double* eta_row, Index lines) {
+#if defined(__GNUC__) || defined(__clang__)
+    const char* p = reinterpret_cast<const char*>(eta_row);
+    for (Index l = 0; l < lines; ++l) __builtin_prefetch(p + 64 * l);
+#else
+    (void)eta_row;
+    (void)lines;
+#endif
+}
+
+// row[c] += x_k eta[d_k, c] for the row's non-zeros k in order, one multiply-add per (k, c) (the
+// same sum for every c as one AXPY per non-zero), with the rows of eta of the next non-zeros
+// asked for ahead: their columns are known, where the hardware cannot guess them.
+template <class I>
+inline void gather_log_joints(const double* eta, Index K, const CsrRows<I>& rows, std::int64_t begin,
+                              std::int64_t end, double* row) {
+    const Index lines = std::min<Index>((8 * K + 63) / 64, kPrefetchLines);
+    for (std::int64_t k = begin; k < std::min(end, begin + kPrefetchDistance); ++k)
+        prefetch_row(eta + static_cast<Index>(rows.indices[k]) * K, lines);
+    for (std::int64_t k = begin; k < end; ++k) {
+        if (k + kPrefetchDistance < end)
+            prefetch_row(eta + static_cast<Index>(rows.indices[k + kPrefetchDistance]) * K, lines);
+        const double x = rows.data[k];
+        const double* e = eta + static_cast<Index>(rows.indices[k]) * K;
+        for (Index c = 0; c < K; ++c) row[c] += x * e[c];
+    }
+}
+
+// body(i) for every i in [0, n) on up to n_threads threads, as parallel_for_each, but items are
+// handed out one at a time as threads come free: on a busy machine a thread the OS has paused then
+// holds up one item, not a static half of them. Every item writes only its own outputs, so the
+// results do not depend on which thread ran it.
+template <class Body>
+void parallel_for_each_dynamic(Index n, int n_threads, Body body) {
+    const int threads = static_cast<int>(std::min<Index>(resolve_thread_count(n_threads), std::max<Index>(n, 1)));
+    if (threads <= 1) {
+        parallel_for_each(n, 1, body);
+        return;
+    }
+#ifdef FASTELBO_OPENMP
+#pragma omp parallel num_threads(threads)
+    {
+        FlushSubnormalsScope flush;
+#pragma omp for schedule(dynamic, 1)
+        for (Index i = 0; i < n; ++i) body(i);
+    }
+#endif
+}
 
 // log(x!) for a count x >= 0. lgamma_r where the C library has it: std::lgamma writes the global
 // signgam, a data race between the pass's threads.
@@ -99,7 +169,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                                      const ExponentialFamilyPassRequest& request,
                                      ExponentialFamilyStatistics& statistics) {
     check_arguments(params, rows, params.natural_transposed);
-    const Index K = params.n_components, N = rows.n_rows;
+    const Index K = params.n_components, D = params.n_features, N = rows.n_rows;
     const bool poisson = params.family == ExponentialFamily::Poisson;
     const std::vector<double> log_factorials = poisson ? log_factorial_table() : std::vector<double>();
     statistics = ExponentialFamilyStatistics(K);
@@ -112,33 +182,52 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
     const Index max_block_rows = rows_per_block(16 * K);
     const std::vector<Index> bounds = block_bounds(rows, K, max_block_rows);
     const Index n_blocks = static_cast<Index>(bounds.size()) - 1;
-    const int threads = resolve_thread_count(request.n_threads);
-    // A round: up to 4 blocks per thread, within the buffer's rows (always at least one block).
+    const double work = static_cast<double>(rows.indptr[N] + N) * static_cast<double>(K);
+    const int n_threads = work < kParallelWork ? 1 : request.n_threads;
+    const int threads = resolve_thread_count(n_threads);
+    // A round: as many blocks as the buffer's rows hold (always at least one block).
     const Index round_rows_limit =
         std::max<Index>(max_block_rows, static_cast<Index>(kRoundBufferBytes / (8.0 * static_cast<double>(K))));
-    const Index max_round_blocks = 4 * static_cast<Index>(threads);
+    const bool moments = request.sx_transposed != nullptr;
+    const bool by_column = 8.0 * static_cast<double>(D) * static_cast<double>(K) > kCachedScatterBytes;
+    const Index n_ranges = std::clamp<Index>(K / 8, 1, threads);
 
-    RowMatrix<double> round_q(std::min<Index>(round_rows_limit, std::max<Index>(N, 1)), K);
-    std::vector<ExponentialFamilyStatistics> partials(
-        static_cast<size_t>(std::min(max_round_blocks, std::max<Index>(n_blocks, 1))), ExponentialFamilyStatistics(K));
+    RowMatrix<double> round_q(moments ? std::min<Index>(round_rows_limit, std::max<Index>(N, 1)) : 0, K);
+    // Per round row: how many components have a non-zero responsibility, and which (when few).
+    std::vector<Index> round_nonzero(moments ? round_q.rows() : 0);
+    std::vector<std::int32_t> round_kept(moments ? round_q.rows() * (K / kSparseScatterShare) : 0);
+    const Index max_kept = K / kSparseScatterShare;
+    // The round's non-zeros grouped by column (rows ascending within a column): column_begin [D + 1],
+    // and per entry its row in the round and its value.
+    std::vector<std::int64_t> column_begin(moments && by_column ? D + 1 : 0), column_next(moments && by_column ? D : 0);
+    std::vector<std::int32_t> entry_row;
+    std::vector<double> entry_value;
+    std::vector<Index> item_columns(kScatterItems + 1);
+
+    std::vector<ExponentialFamilyStatistics> partials;
     // Per-thread rows: a row's log-joints are reduced (max, sums) at the same memory alignment
     // whatever its position in the round, which depends on the thread count.
     std::vector<Vector<double>> scratch(static_cast<size_t>(threads), Vector<double>(K));
     std::vector<Vector<double>> row_buffer(static_cast<size_t>(threads), Vector<double>(K));
-    const ConstRowMatrixMap<double> natural(params.natural_transposed, params.n_features, K);
-    RowMatrixMap<double> sx(request.sx_transposed, request.sx_transposed ? params.n_features : 0, K);
-    const Index n_ranges = std::clamp<Index>(K / 8, 1, threads);
+    const double* const eta = params.natural_transposed;
+    double* const sx = request.sx_transposed;
 
     InterruptPoller poller(request.interrupt);
     for (Index first = 0; first < n_blocks && !poller.stopped();) {
-        // The round's blocks [first, last) and rows [row_begin, row_end).
+        // The round's blocks [first, last) and rows [row_begin, row_end). Without moments a round
+        // is a bounded share of the pass's blocks: its partials are merged at its end.
         Index last = first + 1;
-        while (last < n_blocks && last - first < max_round_blocks && bounds[last + 1] - bounds[first] <= round_q.rows())
+        const Index max_round_blocks = moments ? n_blocks : 64 * static_cast<Index>(threads);
+        while (last < n_blocks && last - first < max_round_blocks &&
+               (!moments || (bounds[last + 1] - bounds[first] <= round_q.rows() &&
+                             rows.indptr[bounds[last + 1]] - rows.indptr[bounds[first]] <= kRoundNonZeros)))
             ++last;
         const Index row_begin = bounds[first], row_end = bounds[last];
+        if (static_cast<Index>(partials.size()) < last - first)
+            partials.resize(static_cast<size_t>(last - first), ExponentialFamilyStatistics(K));
 
         // Phase 1: posteriors, per-row outputs and partial sums, block by block.
-        parallel_for_each(last - first, request.n_threads, [&](Index b) {
+        parallel_for_each_dynamic(last - first, n_threads, [&](Index b) {
             if (poller.stopped()) return;
             ExponentialFamilyStatistics& partial = partials[b];
             partial.set_zero();
@@ -147,12 +236,14 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
             for (Index n = bounds[first + b]; n < bounds[first + b + 1]; ++n) {
                 Eigen::Map<Eigen::Array<double, Eigen::Dynamic, 1>> lj(row, K);
                 lj = constant.array();
+                const std::int64_t begin = rows.indptr[n], end = rows.indptr[n + 1];
+                gather_log_joints(eta, K, rows, begin, end, row);
                 double log_base = 0;
-                for (std::int64_t k = rows.indptr[n]; k < rows.indptr[n + 1]; ++k) {
-                    const double x = rows.data[k];
-                    lj += x * natural.row(rows.indices[k]).transpose().array();
-                    if (poisson) log_base -= tabulated(x) ? log_factorials[static_cast<int>(x)] : log_factorial(x);
-                }
+                if (poisson)
+                    for (std::int64_t k = begin; k < end; ++k) {
+                        const double x = rows.data[k];
+                        log_base -= tabulated(x) ? log_factorials[static_cast<int>(x)] : log_factorial(x);
+                    }
                 const RowPosterior post = posterior_from_log_joint_row(row, K, work);
                 const double w = request.sample_weight ? request.sample_weight[n] : 1.0;
                 const double log_norm = post.log_norm + log_base;
@@ -165,23 +256,100 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                 if (request.responsibilities) std::copy(row, row + K, request.responsibilities + n * K);
                 if (request.sample_weight) lj *= w;
                 partial.nk += lj.matrix();
-                if (request.sx_transposed) round_q.row(n - row_begin) = lj.matrix().transpose();
+                if (moments) {
+                    const Index i = n - row_begin;
+                    double* q = round_q.row(i).data();
+                    std::copy(row, row + K, q);
+                    Index m = K;
+                    if (request.skip_zero_responsibilities && max_kept > 0) {
+                        m = 0;
+                        std::int32_t* kept = round_kept.data() + i * max_kept;
+                        for (Index c = 0; c < K && m <= max_kept; ++c) {
+                            if (q[c] == 0.0) continue;
+                            if (m < max_kept) kept[m] = static_cast<std::int32_t>(c);
+                            ++m;
+                        }
+                    }
+                    round_nonzero[i] = m;
+                }
             }
             poller.between_items();
         });
         if (poller.stopped()) break;
         for (Index b = 0; b < last - first; ++b) statistics.merge(partials[b]);
 
-        // Phase 2: sx += x_n (w_n q_n)^T over the round's rows in order, each thread on its own
-        // components.
-        if (request.sx_transposed) {
-            parallel_for_each(n_ranges, request.n_threads, [&](Index r) {
+        if (moments && !by_column) {
+            // Phase 2 (sx in the caches): sx[d, :] += x_nd w_n q_n per non-zero, rows in order, each
+            // thread on its own range of components.
+            parallel_for_each(n_ranges, n_threads, [&](Index r) {
                 if (poller.stopped()) return;
-                const Index c0 = r * K / n_ranges, width = (r + 1) * K / n_ranges - c0;
-                for (Index n = row_begin; n < row_end; ++n) {
-                    const auto q = round_q.row(n - row_begin).segment(c0, width);
-                    for (std::int64_t k = rows.indptr[n]; k < rows.indptr[n + 1]; ++k)
-                        sx.row(rows.indices[k]).segment(c0, width) += rows.data[k] * q;
+                const Index c0 = r * K / n_ranges, c1 = (r + 1) * K / n_ranges;
+                for (Index i = 0; i < row_end - row_begin; ++i) {
+                    const double* q = round_q.row(i).data();
+                    const Index m = round_nonzero[i];
+                    const std::int32_t* kept = round_kept.data() + i * max_kept;
+                    const bool sparse = request.skip_zero_responsibilities && m <= max_kept;
+                    for (std::int64_t k = rows.indptr[row_begin + i]; k < rows.indptr[row_begin + i + 1]; ++k) {
+                        double* s = sx + static_cast<Index>(rows.indices[k]) * K;
+                        const double x = rows.data[k];
+                        if (sparse) {
+                            for (Index j = 0; j < m; ++j)
+                                if (kept[j] >= c0 && kept[j] < c1) s[kept[j]] += x * q[kept[j]];
+                        } else {
+                            for (Index c = c0; c < c1; ++c) s[c] += x * q[c];
+                        }
+                    }
+                }
+                poller.between_items();
+            });
+        } else if (moments) {
+            // The round's non-zeros by column, rows ascending (a stable counting sort).
+            const std::int64_t nnz_begin = rows.indptr[row_begin], nnz_end = rows.indptr[row_end];
+            const std::int64_t round_nnz = nnz_end - nnz_begin;
+            entry_row.resize(static_cast<size_t>(round_nnz));
+            entry_value.resize(static_cast<size_t>(round_nnz));
+            std::fill(column_begin.begin(), column_begin.end(), 0);
+            for (std::int64_t k = nnz_begin; k < nnz_end; ++k) ++column_begin[rows.indices[k] + 1];
+            for (Index d = 0; d < D; ++d) column_begin[d + 1] += column_begin[d];
+            std::copy(column_begin.begin(), column_begin.end() - 1, column_next.begin());
+            for (Index n = row_begin; n < row_end; ++n)
+                for (std::int64_t k = rows.indptr[n]; k < rows.indptr[n + 1]; ++k) {
+                    const std::int64_t e = column_next[rows.indices[k]]++;
+                    entry_row[e] = static_cast<std::int32_t>(n - row_begin);
+                    entry_value[e] = rows.data[k];
+                }
+            // Column ranges of about equal non-zeros.
+            item_columns[0] = 0;
+            for (Index item = 1; item < kScatterItems; ++item) {
+                const std::int64_t target = round_nnz * item / kScatterItems;
+                item_columns[item] = std::max(
+                    item_columns[item - 1],
+                    static_cast<Index>(std::lower_bound(column_begin.begin(), column_begin.end(), target) -
+                                       column_begin.begin()));
+                item_columns[item] = std::min(item_columns[item], D);
+            }
+            item_columns[kScatterItems] = D;
+
+            // Phase 2: sx[d, :] += x_nd w_n q_n over the round's rows n in order, column by column:
+            // every row of sx is read and written once per round and owned by one work item.
+            parallel_for_each_dynamic(kScatterItems, n_threads, [&](Index item) {
+                if (poller.stopped()) return;
+                for (Index d = item_columns[item]; d < item_columns[item + 1]; ++d) {
+                    const std::int64_t e_begin = column_begin[d], e_end = column_begin[d + 1];
+                    if (e_begin == e_end) continue;
+                    double* s = sx + d * K;
+                    for (std::int64_t e = e_begin; e < e_end; ++e) {
+                        const Index i = entry_row[e];
+                        const double* q = round_q.row(i).data();
+                        const double x = entry_value[e];
+                        const Index m = round_nonzero[i];
+                        if (m <= max_kept && request.skip_zero_responsibilities) {
+                            const std::int32_t* kept = round_kept.data() + i * max_kept;
+                            for (Index j = 0; j < m; ++j) s[kept[j]] += x * q[kept[j]];
+                        } else {
+                            for (Index c = 0; c < K; ++c) s[c] += x * q[c];
+                        }
+                    }
                 }
                 poller.between_items();
             });

@@ -9,21 +9,34 @@
 // contiguous in c), and each non-zero is one contiguous multiply-add over the K log-joints. log h
 // does not depend on c: it leaves the posterior alone and is added to log p(x_n) only.
 //
+// Each non-zero's row of eta is asked for (prefetched) a few non-zeros ahead: the columns are known
+// in advance, where the hardware cannot guess them.
+//
 // Determinism. Rows are cut into blocks whose boundaries depend on the data alone (rows and
 // non-zeros, never the thread count). A round of consecutive blocks runs in two phases:
 //   1. every block (in parallel) computes its rows' log-joints -> posteriors into the round's buffer
 //      of weighted responsibilities, its per-row outputs, and its own partial ELBO sums and nk;
 //      partials are then merged serially in block order;
-//   2. the round's contribution to sx (D x K) is added in parallel over disjoint ranges of
-//      components, each thread visiting the round's rows in order.
-// Every sum is therefore formed in the same order for any number of threads, and sx needs no
-// per-thread copy (one D x K accumulator, owned by the caller). Memory: the parameters, sx, and a
-// round buffer of at most a few MiB of responsibilities; never N x K or N x D.
+//   2. the round's contribution to sx (D x K) is added. Where sx is larger than the caches, the
+//      round's non-zeros are grouped by column (a stable counting sort: rows ascending) and added
+//      in parallel over disjoint ranges of columns: every row sx[d, :] is read and written once
+//      per round, summed over the round's rows in order, instead of once per non-zero. Where sx is
+//      small, each thread adds the round's non-zeros in row order to its own range of components.
+//      Components whose responsibility is exactly 0 (underflow: the posteriors of long rows are
+//      often one-hot) are skipped where they are most of a row's; adding 0 changes no sum, so sx
+//      is bitwise the same.
+// Blocks and column ranges are handed to threads as they come free (a paused thread then delays
+// one item, not a fixed share); each writes only its own outputs.
+// Every sum is therefore formed in the same order for any number of threads (sx[d, c] adds its
+// terms in row order however rounds and column ranges are cut), and sx needs no per-thread copy
+// (one D x K accumulator, owned by the caller). Memory: the parameters, sx, a round buffer of at
+// most a few MiB of responsibilities and of 12 bytes per non-zero of the round (at most
+// kRoundNonZeros), and D + 1 column counts; never N x K or N x D.
 //
-// Interrupts are polled between blocks and between the component ranges of phase 2; both are
-// bounded in work (about kBlockWork multiply-adds per block, a round's phase 2 about that times the
-// blocks per thread), so Ctrl-C is honoured within milliseconds whatever the shape (a single row
-// cannot be split: its work is at most D K, the size of the parameters).
+// Interrupts are polled between blocks and between the column ranges of phase 2; both are
+// bounded in work (about kBlockWork multiply-adds per block, a round's phase 2 a sixteenth of the
+// round's multiply-adds per range), so Ctrl-C is honoured within milliseconds whatever the shape (a
+// single row cannot be split: its work is at most D K, the size of the parameters).
 //
 // Truncated EM (exponential_family_truncated_pass below). Every row n keeps a set K_n of C'
 // components; its candidates S_n = K_n ∪ ∪_{c∈K_n} G_c ∪ {r_n} (the neighbour lists G_c, G
@@ -94,6 +107,9 @@ struct ExponentialFamilyPassRequest {
     std::int64_t* labels = nullptr;         // [N] out: argmax_c log-joint, optional
     int n_threads = 0;                      // <= 0: the OpenMP default
     InterruptPoll interrupt;
+    // sx skips the components whose responsibility is exactly 0 (adding 0 changes no sum, so sx is
+    // bitwise the same either way); false adds every term (for tests).
+    bool skip_zero_responsibilities = true;
 };
 
 // The pass's sums (float64). sx is the caller's accumulator (request.sx_transposed).

@@ -7,6 +7,7 @@ count and for dense or CSR rows, sample weights, and validation."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from fastelbo import FastBernoulliMixture, FastPoissonMixture, _core
@@ -223,3 +224,70 @@ def test_starts_beyond_the_exact_budgets(family, monkeypatch):
     assert fits[0].lower_bound_ <= fits[0].score(X)
     np.testing.assert_array_equal(fits[1].elbo_history_, history)
     np.testing.assert_array_equal(fits[1].means_, fits[0].means_)
+
+
+def record_set_changes(model, monkeypatch):
+    """Wrap ``model._e_step`` so that every EM E-step of a fit records how many rows changed their
+    set K_n (compared as sets, from the search's sets before and after the step) and the ELBO."""
+    record = []
+    e_step = type(model)._e_step
+
+    def recording(self, X, moments=True, sample_weight=None):
+        search = getattr(self, "_em_truncated", None)
+        before = None if search is None or not moments else search.active.copy()
+        stats = e_step(self, X, moments=moments, sample_weight=sample_weight)
+        if moments:
+            after = self._em_truncated.active
+            pairs = [] if before is None else zip(before, after, strict=True)
+            changed = None if before is None else sum(set(a) != set(b) for a, b in pairs)
+            record.append((changed, stats.elbo))
+        return stats
+
+    monkeypatch.setattr(type(model), "_e_step", recording)
+    return record
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "poisson"])
+def test_a_stalled_search_step_is_not_convergence(family, monkeypatch):
+    """With n_active=1 the parameters reach their fixed point one M-step after the last change of
+    a set, so a step whose search finds nothing changes the free energy by exactly 0, while later
+    steps (new random candidates, refreshed lists) still find better sets. Such a step was taken
+    for convergence: the fit stopped there (Poisson: at -19.639 after 16 iterations, where 300
+    iterations reach -19.479). A run converges only after SETTLED_STEPS consecutive E-steps that
+    changed no row's set, and never at a step that changed one."""
+    from fastelbo.mixture._truncated import SETTLED_STEPS
+
+    X = clustered_data(family, n=500, d=30, k=10, seed=3)
+    kwargs = dict(n_components=20, n_active=1, n_neighbors=3, random_state=3)
+    model = ESTIMATORS[family](tol=1e-3, max_iter=300, **kwargs)
+    record = record_set_changes(model, monkeypatch)
+    model.fit(X)
+    assert model.converged_
+    changes = [changed for changed, _ in record]
+    assert len(changes) == model.n_iter_
+    # The last SETTLED_STEPS steps changed no set (by the sets themselves), the one before did.
+    assert changes[-SETTLED_STEPS:] == [0] * SETTLED_STEPS
+    assert changes[-SETTLED_STEPS - 1] != 0
+    # Stalls shorter than that happened on the way (each a zero gain the old rule stopped at).
+    elbos = np.array([elbo for _, elbo in record])
+    stalled = np.flatnonzero(np.diff(elbos) == 0) + 1
+    assert stalled.size > SETTLED_STEPS
+    assert stalled[0] < model.n_iter_ - SETTLED_STEPS
+    # Stopping at the first stall gave up more than the rest of a long run gains.
+    long = ESTIMATORS[family](tol=0, max_iter=300, **kwargs)
+    with pytest.warns(ConvergenceWarning):
+        long.fit(X)
+    assert elbos[stalled[0]] < long.lower_bound_ - 0.03
+    assert model.lower_bound_ > long.lower_bound_ - 0.03
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "poisson"])
+def test_every_component_active_converges_as_exact_em(family):
+    """With every component in every set the search cannot change a set: the run converges as
+    exact EM does (same iteration), without waiting for settled steps."""
+    X = clustered_data(family, seed=1)
+    kwargs = dict(n_components=6, max_iter=200, tol=1e-4, random_state=3)
+    exact = ESTIMATORS[family](**kwargs).fit(X)
+    truncated = ESTIMATORS[family](n_active=6, n_neighbors=2, **kwargs).fit(X)
+    assert exact.converged_ and truncated.converged_
+    assert truncated.n_iter_ == exact.n_iter_ < 200

@@ -281,6 +281,12 @@ class ExponentialFamilyMixture(MixtureEstimator):
             self._em_truncated = search
         return search
 
+    def _search_settled(self):
+        # Truncated EM: a step below tol converges only once the search has settled (see
+        # TruncatedSearch.settled).
+        search = getattr(self, "_em_truncated", None)
+        return search is None or search.settled()
+
     def _run_state(self):
         # The rows' sets K_n and the neighbour lists: the final pass of the best run continues
         # from them.
@@ -404,7 +410,10 @@ _DOCSTRING = """{summary}
         decomposition then report the truncated free energy ``<log sum_{{c in K_n}} pi_c p(x_n | c)>``,
         at most the mean log-likelihood, and never decreasing; the identity ``F = S`` after every
         M-step holds as for exact EM. With ``n_active = n_components`` the fit is exact EM's (up to
-        rounding). ``score_samples``, ``predict`` and ``predict_proba`` stay exact.
+        rounding). ``score_samples``, ``predict`` and ``predict_proba`` stay exact. A run
+        converges once the change falls below ``tol`` after 10 consecutive E-steps that changed no
+        row's set (a search step that finds nothing changes the free energy by exactly 0, yet later
+        steps may still find better sets).
     n_neighbors : int, default=None
         G, the length of every component's neighbour list in truncated EM (None: ``min(5, K)``).
         Needs ``n_active``.

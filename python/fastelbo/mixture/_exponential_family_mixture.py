@@ -28,6 +28,7 @@ from fastelbo.mixture._exponential_family import (
     FAMILIES,
     ExponentialFamilyPassParameters,
     InMemoryRows,
+    dense_m_step,
     exponential_family_block_pass,
 )
 from fastelbo.mixture._exponential_family_truncated import ExponentialFamilyTruncatedSearch
@@ -205,7 +206,13 @@ class ExponentialFamilyMixture(MixtureEstimator):
     def _pass(self, X, moments, log_norm=False, responsibilities=False, labels=False, sample_weight=None):
         """One kernel pass with the current parameters; returns (statistics, per-row outputs)."""
         parameters = ExponentialFamilyPassParameters.of(
-            self._family, self.weights_, self.means_, moments, resolve_n_threads(self.n_jobs), self._natural()
+            self._family,
+            self.weights_,
+            self.means_,
+            moments,
+            resolve_n_threads(self.n_jobs),
+            self._natural(),
+            self._log_partition(),
         )
         request = MixturePassRequest(log_norm, responsibilities, labels)
         if sample_weight is not None:
@@ -250,16 +257,26 @@ class ExponentialFamilyMixture(MixtureEstimator):
         return resolve_n_threads(self.n_jobs)
 
     def _truncated_parameters(self):
-        return (self.weights_, self.means_, self._natural())
+        return (self.weights_, self.means_, self._natural(), self._log_partition())
 
     def _natural(self):
         """``eta`` of ``means_``: the M-step's (kept during fit for the next pass's snapshot and the
         decomposition, which both need it: its K x D logarithms are, with truncated EM, a large
         part of an iteration), else computed."""
+        step = self._m_step_results()
+        return self._model.natural(self.means_) if step is None else step.natural
+
+    def _log_partition(self):
+        """``b_c = -sum_d A(eta_cd)`` of ``means_``: the M-step's, else None (computed where used)."""
+        step = self._m_step_results()
+        return None if step is None else step.log_partition
+
+    def _m_step_results(self):
+        """The last M-step's :class:`DenseMStep` if ``means_`` are still its means, else None."""
         cached = getattr(self, "_em_natural", None)
         if cached is not None and cached[0] is self.means_:
             return cached[1]
-        return self._model.natural(self.means_)
+        return None
 
     def _truncated_search(self, X, sample_weight):
         """The run's truncated state (every row's set K_n, the neighbour lists), started on first
@@ -304,19 +321,26 @@ class ExponentialFamilyMixture(MixtureEstimator):
     def _m_step(self, stats):
         # nk_floor (relative to the mean sample weight) keeps an empty component's means finite.
         nk = stats.nk + stats.nk_floor
-        # The (K, D) arrays are floored in place and eta written over the previous M-step's: at large
-        # K, fresh arrays (their page faults) cost as much as the arithmetic of a truncated iteration.
-        means = stats.sx / nk[:, None]
-        self.weights_ = nk / nk.sum()
-        self.means_ = self._model.floored(means, self.mean_floor, out=means)
+        # The O(K D) maths (means, eta, b, sum_d eta mu) in one multi-threaded kernel pass; eta is
+        # written over the previous M-step's: at large K, fresh arrays (their page faults) cost as
+        # much as the arithmetic of a truncated iteration.
         previous = getattr(self, "_em_natural", None)
-        buffer = previous[1] if previous is not None and previous[1].shape == means.shape else None
-        self._em_natural = (self.means_, self._model.natural(self.means_, out=buffer))
+        buffer = None
+        if previous is not None and previous[1].natural.shape == stats.sx.shape:
+            buffer = previous[1].natural
+        step = dense_m_step(self._family, stats.sx, nk, self.mean_floor, self._threads(), natural_out=buffer)
+        self.weights_ = nk / nk.sum()
+        self.means_ = step.means
+        self._em_natural = (self.means_, step)
 
     def _decompose(self, stats):
-        observable = float(
-            stats.mean_responsibilities @ self._model.pseudo_entropy_sums(self.means_, self._natural())
+        step = self._m_step_results()
+        sums = (
+            self._model.pseudo_entropy_sums(self.means_, self._natural())
+            if step is None
+            else step.pseudo_entropy_sums
         )
+        observable = float(stats.mean_responsibilities @ sums)
         return EntropyDecomposition(
             elbo=stats.elbo,
             variational_entropy=stats.variational_entropy,

@@ -455,8 +455,8 @@ _DOCSTRING = """{summary}
         M-step holds as for exact EM. With ``n_active = n_components`` the fit is exact EM's (up to
         rounding). ``score_samples``, ``predict`` and ``predict_proba`` stay exact. A run
         converges once the change falls below ``tol`` after 10 consecutive E-steps that changed no
-        row's set (a search step that finds nothing changes the free energy by exactly 0, yet later
-        steps may still find better sets).
+        row's most probable component (a search step that finds nothing changes the free energy
+        by exactly 0, yet later steps may still find better sets).
     n_neighbors : int, default=None
         G, the length of every component's neighbour list in truncated EM (None: ``min(5, K)``).
         Needs ``n_active``.

@@ -170,8 +170,9 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         ``score``, ``score_samples``, ``predict``,
         ``predict_proba``, ``bic``, ``aic`` and ``entropy_decomposition(X)`` stay exact: one full
         pass over all K components, ``O(N·K·D)``. A run converges once the change falls below
-        ``tol`` after 10 consecutive E-steps that changed no row's set (a search step that finds
-        nothing changes the free energy by exactly 0, yet later steps may still find better sets).
+        ``tol`` after 10 consecutive E-steps that changed no row's most probable component (a
+        search step that finds nothing changes the free energy by exactly 0, yet later steps may
+        still find better sets).
     n_neighbors : int, default=None
         G, the length of every component's neighbour list in truncated EM (None: min(5, K)).
         Needs ``n_active``.

@@ -154,29 +154,24 @@ class NeighbourScores:
 class TruncatedStatistics:
     """Statistics of a truncated pass over some rows: the mixture's, the neighbour-list refresh's
     inputs (``scores``) or, for a single block, its refreshed lists (``neighbours``), the groups
-    that had rows (``occupied``, (K,) bool), how many rows changed their best component and how
-    many changed their set K_n (as a set: a new member, not a new order)."""
+    that had rows (``occupied``, (K,) bool) and how many rows changed their best component."""
 
     mixture: MixtureStatistics
     scores: NeighbourScores | None
     neighbours: np.ndarray | None
     occupied: np.ndarray
     n_changed_best: int
-    n_changed_sets: int
 
     @classmethod
     def of_pass(cls, mixture, scores, neighbours, active, new_active, n_components):
         """The statistics of a pass that moved its rows' sets from ``active`` to ``new_active``
-        ((rows, C') each, best component first), with ``occupied``, ``n_changed_best`` and
-        ``n_changed_sets`` derived."""
-        changed_sets = np.any(np.sort(active, axis=1) != np.sort(new_active, axis=1), axis=1)
+        ((rows, C') each, best component first), with ``occupied`` and ``n_changed_best`` derived."""
         return cls(
             mixture,
             scores,
             neighbours,
             np.bincount(active[:, 0], minlength=n_components) > 0,
             int(np.count_nonzero(active[:, 0] != new_active[:, 0])),
-            int(np.count_nonzero(changed_sets)),
         )
 
     def merge(self, other: TruncatedStatistics) -> TruncatedStatistics:
@@ -189,7 +184,6 @@ class TruncatedStatistics:
             None,
             self.occupied | other.occupied,
             self.n_changed_best + other.n_changed_best,
-            self.n_changed_sets + other.n_changed_sets,
         )
 
     def refreshed_neighbours(self, neighbours):

@@ -7,6 +7,7 @@ count and for dense or CSR rows, sample weights, and validation."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from fastelbo import FastBernoulliMixture, FastPoissonMixture, _core
@@ -63,9 +64,17 @@ def test_identity_and_monotone_free_energy_at_every_iteration(family, weighted):
     Xv = model._validate_rows(X, reset=True, min_samples=2)
     model._initialize_parameters(Xv, check_random_state(model.random_state), w)
     elbos, gaps = [], []
-    for _ in range(12):
+    for iteration in range(12):
         weights, means = model.weights_.copy(), model.means_.copy()
         stats = model._e_step(Xv, sample_weight=w)
+        if iteration == 0:
+            # The run's first E-step is exact (the search starts at the second).
+            assert model._em_truncated is None
+            exact = e_step(X, weights, means, family, w)
+            assert stats.elbo == pytest.approx(exact["sum_log_norm"] / exact["sum_weight"], rel=1e-11, abs=0)
+            elbos.append(stats.elbo)
+            model._m_step(stats)
+            continue
         active = model._em_truncated.active
         assert active.shape == (X.shape[0], 2)
         assert np.all(active[:, 0] != active[:, 1])
@@ -102,7 +111,10 @@ def test_fit_histories_interleave_and_stay_below_the_log_likelihood(family):
     model.fit(X)
     history, S = model.elbo_history_, model.entropy_sum_history_
     assert np.all(np.diff(history) >= -1e-12 * np.abs(history[1:]))
-    assert np.all(history[:-1] <= S[:-1] + 1e-10 * np.abs(S[:-1]))
+    # F(q^t, Theta^t) <= F(q^t, Theta^{t+1}) = S^t + the floor's gap, which the documentation bounds
+    # by n_features * mean_floor * |log(mean_floor)| (means decaying to the floor reach it here).
+    floor_bound = X.shape[1] * FAMILIES[family].floor_bound(model.mean_floor)
+    assert np.all(history[:-1] <= S[:-1] + floor_bound + 1e-10 * np.abs(S[:-1]))
     assert np.all(S[:-1] <= history[1:] + 1e-10 * np.abs(S[:-1]))
     assert model.lower_bound_ <= model.score(X)
     # Truncation to 3 of 16 loses little on clustered data.
@@ -223,3 +235,72 @@ def test_starts_beyond_the_exact_budgets(family, monkeypatch):
     assert fits[0].lower_bound_ <= fits[0].score(X)
     np.testing.assert_array_equal(fits[1].elbo_history_, history)
     np.testing.assert_array_equal(fits[1].means_, fits[0].means_)
+
+
+def record_set_changes(model, monkeypatch):
+    """Wrap ``model._e_step`` so that every EM E-step of a fit records how many rows changed their
+    set K_n (compared as sets, from the search's sets before and after the step) and the ELBO."""
+    record = []
+    e_step = type(model)._e_step
+
+    def recording(self, X, moments=True, sample_weight=None):
+        search = getattr(self, "_em_truncated", None)
+        before = None if search is None or not moments else search.active.copy()
+        stats = e_step(self, X, moments=moments, sample_weight=sample_weight)
+        if moments and self._em_truncated is None:  # the run's first E-step: exact
+            record.append((None, stats.elbo))
+        elif moments:
+            after = self._em_truncated.active
+            pairs = [] if before is None else zip(before, after, strict=True)
+            changed = None if before is None else sum(set(a) != set(b) for a, b in pairs)
+            record.append((changed, stats.elbo))
+        return stats
+
+    monkeypatch.setattr(type(model), "_e_step", recording)
+    return record
+
+
+@pytest.mark.parametrize(("family", "seed"), [("bernoulli", 4), ("poisson", 2)])
+def test_a_stalled_search_step_is_not_convergence(family, seed, monkeypatch):
+    """With n_active=1 the parameters reach their fixed point one M-step after the last change of
+    a set, so a step whose search finds nothing changes the free energy by exactly 0, while later
+    steps (new random candidates, refreshed lists) still find better sets. Such a step was taken
+    for convergence: the fit stopped there (Bernoulli: at -11.574 after 7 iterations, Poisson: at
+    -18.490 after 6, where the run goes on to -11.519 and -18.346). A run converges only after
+    SETTLED_STEPS consecutive E-steps that changed no row's set, and never at a step that changed
+    one."""
+    from fastelbo.mixture._truncated import SETTLED_STEPS
+
+    X = clustered_data(family, n=500, d=30, k=10, seed=seed)
+    kwargs = dict(n_components=20, n_active=1, n_neighbors=3, random_state=seed)
+    model = ESTIMATORS[family](tol=1e-3, max_iter=300, **kwargs)
+    record = record_set_changes(model, monkeypatch)
+    model.fit(X)
+    assert model.converged_
+    changes = [changed for changed, _ in record]
+    assert len(changes) == model.n_iter_
+    # The last SETTLED_STEPS steps changed no set (by the sets themselves), the one before did.
+    assert changes[-SETTLED_STEPS:] == [0] * SETTLED_STEPS
+    assert changes[-SETTLED_STEPS - 1] != 0
+    # Stalls shorter than that happened on the way (each a zero gain the old rule stopped at).
+    elbos = np.array([elbo for _, elbo in record])
+    stalled = np.flatnonzero(np.diff(elbos) == 0) + 1
+    assert stalled.size > 0 and stalled[0] < model.n_iter_ - SETTLED_STEPS
+    # Stopping at the first stall gave up more than the rest of a long run gains.
+    long = ESTIMATORS[family](tol=0, max_iter=300, **kwargs)
+    with pytest.warns(ConvergenceWarning):
+        long.fit(X)
+    assert elbos[stalled[0]] < long.lower_bound_ - 0.03
+    assert model.lower_bound_ > long.lower_bound_ - 0.03
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "poisson"])
+def test_every_component_active_converges_as_exact_em(family):
+    """With every component in every set the search cannot change a set: the run converges as
+    exact EM does (same iteration), without waiting for settled steps."""
+    X = clustered_data(family, seed=1)
+    kwargs = dict(n_components=6, max_iter=200, tol=1e-4, random_state=3)
+    exact = ESTIMATORS[family](**kwargs).fit(X)
+    truncated = ESTIMATORS[family](n_active=6, n_neighbors=2, **kwargs).fit(X)
+    assert exact.converged_ and truncated.converged_
+    assert truncated.n_iter_ == exact.n_iter_ < 200

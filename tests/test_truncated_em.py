@@ -216,3 +216,41 @@ def test_final_pass_of_several_restarts_continues_from_the_best_run(blobs):
     # The last run's state gives another training ELBO (so the check above can fail).
     last = gmm.runs[-1][1]
     assert last.e_step(blobs, None, gmm._truncated_parameters(), 1, moments=False).elbo != stats.elbo
+
+
+def test_a_stalled_search_step_is_not_convergence(monkeypatch):
+    """With n_active=1 a step whose search finds nothing changes the free energy by exactly 0
+    (the parameters are at their fixed point for the sets), while later steps still find better
+    sets: the fit stopped there (at -12.561 after 15 iterations, where 300 reach -12.468). It
+    converges only after SETTLED_STEPS consecutive E-steps that changed no row's set."""
+    from sklearn.datasets import make_blobs
+
+    from fastelbo.mixture._truncated import SETTLED_STEPS
+
+    X, _ = make_blobs(n_samples=2000, centers=30, n_features=5, random_state=7, cluster_std=1.5)
+    record = []
+
+    def recording(self, X, sample_weight, parameters, n_threads, moments=True):
+        before = self.active.copy() if moments else None
+        stats = _E_STEP(self, X, sample_weight, parameters, n_threads, moments)
+        if moments:
+            changed = sum(set(a) != set(b) for a, b in zip(before, self.active, strict=True))
+            record.append((changed, stats.elbo))
+        return stats
+
+    monkeypatch.setattr(TruncatedSearch, "e_step", recording)
+    kwargs = dict(n_components=40, n_active=1, n_neighbors=3, covariance_type="diag", random_state=7)
+    model = FastGMM(tol=1e-3, max_iter=300, **kwargs).fit(X)
+    assert model.converged_
+    changes = [changed for changed, _ in record]
+    assert len(changes) == model.n_iter_
+    assert changes[-SETTLED_STEPS:] == [0] * SETTLED_STEPS
+    assert changes[-SETTLED_STEPS - 1] != 0
+    elbos = np.array([elbo for _, elbo in record])
+    stalled = np.flatnonzero(np.diff(elbos) == 0) + 1
+    assert stalled[0] < model.n_iter_ - SETTLED_STEPS
+    monkeypatch.undo()
+    with pytest.warns(ConvergenceWarning):
+        long = FastGMM(tol=0, max_iter=300, **kwargs).fit(X)
+    assert elbos[stalled[0]] < long.lower_bound_ - 0.05
+    assert model.lower_bound_ > long.lower_bound_ - 0.05

@@ -1,6 +1,7 @@
 // pybind11 binding of the exponential-family (Bernoulli, Poisson) mixture pass over CSR rows:
 // convert, check shapes, release the GIL, call.
 #include "binding_support.hpp"
+#include "fastelbo/exponential_family_m_step.hpp"
 #include "fastelbo/exponential_family_mixture_pass.hpp"
 
 namespace fastelbo::bindings {
@@ -150,6 +151,55 @@ py::dict exponential_family_truncated_pass_typed(const py::object& indptr_obj, c
     return out;
 }
 
+// The dense M-step (exponential_family_m_step.hpp): sx is (K, D), or its transpose (D, K) where
+// sx_transposed; the outputs are new arrays unless means_out / natural_out ((K, D), C-contiguous) are
+// given (means_out may be sx itself when sx is not transposed: every entry is read before it is
+// written).
+py::dict exponential_family_m_step_binding(const std::string& family, const py::object& sx_obj, bool sx_transposed,
+                                           const py::object& nk_obj, double mean_floor, const py::object& means_obj,
+                                           const py::object& natural_obj, int n_threads) {
+    ExponentialFamilyMStep step;
+    step.family = parse_exponential_family(family);
+    auto nk = require_array<double>(nk_obj, "nk", {-1});
+    const py::ssize_t K = nk.shape(0);
+    auto sx = require_array<double>(sx_obj, "sx", {sx_transposed ? -1 : K, sx_transposed ? K : -1});
+    const py::ssize_t D = sx.shape(sx_transposed ? 0 : 1);
+    auto output = [&](const py::object& obj, const char* name) {
+        if (obj.is_none()) return CArray<double>({K, D});
+        auto a = require_array<double>(obj, name, {K, D});
+        if (!a.writeable()) throw py::value_error(std::string(name) + " must be writeable");
+        return a;
+    };
+    CArray<double> means = output(means_obj, "means_out"), natural = output(natural_obj, "natural_out");
+    if (natural.data() == means.data() || natural.data() == sx.data() ||
+        (sx_transposed && means.data() == sx.data()))
+        throw py::value_error("natural_out must not share memory with sx or means_out, nor means_out with a transposed sx");
+    CArray<double> log_partition(K), natural_mean_sums(K);
+    step.n_components = K;
+    step.n_features = D;
+    step.sx = sx.data();
+    step.sx_transposed = sx_transposed;
+    step.nk = nk.data();
+    step.mean_floor = mean_floor;
+    step.means = means.mutable_data();
+    step.natural = natural.mutable_data();
+    step.log_partition = log_partition.mutable_data();
+    step.natural_mean_sums = natural_mean_sums.mutable_data();
+    step.n_threads = n_threads;
+    try {
+        py::gil_scoped_release release;
+        exponential_family_m_step(step);
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    }
+    py::dict out;
+    out["means"] = means;
+    out["natural"] = natural;
+    out["log_partition"] = log_partition;
+    out["natural_mean_sums"] = natural_mean_sums;
+    return out;
+}
+
 }  // namespace
 
 void bind_exponential_family_mixture(py::module_& m) {
@@ -214,6 +264,13 @@ void bind_exponential_family_mixture(py::module_& m) {
         "(K, D) the natural parameters eta. Returns the new sets ('active'), the ELBO sums (sum_log_norm the "
         "truncated free energy), nk, sum_log_base, optional sx (K, D), log_norm (N,) and the neighbour scores "
         "(score_groups, score_components, score_sums, score_counts).");
+
+    m.def("exponential_family_m_step", &exponential_family_m_step_binding, py::arg("family"), py::arg("sx"),
+          py::arg("sx_transposed"), py::arg("nk"), py::arg("mean_floor"), py::arg("means_out") = py::none(),
+          py::arg("natural_out") = py::none(), py::arg("n_threads") = 0,
+          "The dense M-step of a Bernoulli or Poisson mixture: means = sx / nk within mean_floor, their natural "
+          "parameters, log_partition b_c = -sum_d A(eta_cd) and natural_mean_sums sum_d eta_cd mu_cd (all float64; "
+          "sx (K, D), or (D, K) with sx_transposed; nk (K,) > 0). Bitwise the same for any n_threads.");
 }
 
 }  // namespace fastelbo::bindings

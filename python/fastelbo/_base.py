@@ -192,6 +192,11 @@ class EMEstimator(ABC):
         crawls): the run then goes on instead of stopping. Never by default."""
         return False
 
+    def _search_settled(self):
+        """Whether a run whose change of the ELBO fell below ``tol`` may stop: a model whose
+        E-step searches (truncated EM) says whether its search has settled; always by default."""
+        return True
+
     def _convergence_tolerance(self):
         """The change of the per-point ELBO below which a run has converged: ``tol``, unless a
         model defines ``tol`` on another scale (override)."""
@@ -418,7 +423,11 @@ class EMEstimator(ABC):
             )
             change = stats.elbo - done.lower_bound
             run.progress.iteration(n_iter, stats.elbo, entropy_sum, change)
-            if abs(change) < self._convergence_tolerance() and not self._left_stationary_point():
+            if (
+                abs(change) < self._convergence_tolerance()
+                and self._search_settled()
+                and not self._left_stationary_point()
+            ):
                 run.converged = True
                 break
             if self._parameters_lost_to_rounding():

@@ -208,27 +208,69 @@ class ExponentialFamilyPassParameters:
     n_threads: int
 
     @classmethod
-    def of(cls, family, weights, means, moments, n_threads, natural=None):
+    def of(cls, family, weights, means, moments, n_threads, natural=None, log_partition=None):
         """The snapshot of (floored) parameters ``weights`` (K,) and ``means`` (K, D) (``natural``:
-        their ``eta``, if known)."""
-        log_weights, natural, log_partition = component_constants(family, weights, means, natural)
+        their ``eta``, ``log_partition``: their ``b``, if known)."""
+        log_weights, natural, log_partition = component_constants(
+            family, weights, means, natural, log_partition
+        )
         return cls(
             family, log_weights, np.ascontiguousarray(natural.T), log_partition, bool(moments), int(n_threads)
         )
 
 
-def component_constants(family, weights, means, natural=None):
+def component_constants(family, weights, means, natural=None, log_partition=None):
     """``(log pi, eta, b)`` of (floored) ``weights`` (K,) and ``means`` (K, D), float64: the mixing
-    weights' logarithms, the natural parameters (``natural`` if known) and ``b_c = -sum_d A(eta_cd)``,
-    what every pass adds to a row's log-joints."""
+    weights' logarithms, the natural parameters (``natural`` if known) and ``b_c = -sum_d A(eta_cd)``
+    (``log_partition`` if known), what every pass adds to a row's log-joints."""
     model = FAMILIES[family]
     means = np.asarray(means, dtype=np.float64)
     natural = model.natural(means) if natural is None else natural
+    if log_partition is None:
+        log_partition = -np.sum(model.log_partition(means), axis=1)
     return (
         np.ascontiguousarray(log_mixing_weights(weights, np.float64)),
         np.ascontiguousarray(natural, dtype=np.float64),
-        np.ascontiguousarray(-np.sum(model.log_partition(means), axis=1)),
+        np.ascontiguousarray(log_partition, dtype=np.float64),
     )
+
+
+@dataclass(frozen=True)
+class DenseMStep:
+    """What :func:`dense_m_step` computes from the statistics, float64: the floored ``means`` (K,
+    D), their ``natural`` parameters (K, D), ``log_partition`` ``b_c = -sum_d A(eta_cd)`` (K,) and
+    ``natural_mean_sums`` ``sum_d eta_cd mu_cd`` (K,)."""
+
+    means: np.ndarray
+    natural: np.ndarray
+    log_partition: np.ndarray
+    natural_mean_sums: np.ndarray
+
+    @property
+    def pseudo_entropy_sums(self):
+        """(K,) ``sum_d H~_cd = sum_d A_cd - sum_d eta_cd mu_cd``."""
+        return -self.log_partition - self.natural_mean_sums
+
+
+def dense_m_step(family, sx, nk, mean_floor, n_threads, natural_out=None):
+    """The M-step's ``O(K D)`` maths in one multi-threaded kernel pass
+    (``_core.exponential_family_m_step``): ``mu = sx / nk`` kept within ``mean_floor``, ``eta``,
+    ``b`` and ``sum_d eta mu``. ``sx`` is (K, D) (C- or Fortran-ordered: the exact pass's is the
+    transpose of a (D, K) array, read as it is); ``nk`` (K,) the floored counts; ``natural_out`` a
+    (K, D) buffer to write ``eta`` into, or None. The means, ``eta`` and ``b`` are bitwise what
+    :meth:`ExponentialFamily.floored`, :meth:`ExponentialFamily.natural` and
+    :func:`component_constants` compute in NumPy; bitwise the same for any ``n_threads``."""
+    transposed = not sx.flags.c_contiguous and sx.flags.f_contiguous
+    out = _core.exponential_family_m_step(
+        family,
+        np.ascontiguousarray(sx.T if transposed else sx, dtype=np.float64),
+        transposed,
+        np.ascontiguousarray(nk, dtype=np.float64),
+        float(mean_floor),
+        natural_out=natural_out,
+        n_threads=int(n_threads),
+    )
+    return DenseMStep(out["means"], out["natural"], out["log_partition"], out["natural_mean_sums"])
 
 
 class InMemoryRows:

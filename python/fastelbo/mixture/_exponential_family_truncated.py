@@ -55,12 +55,23 @@ class TruncatedExponentialFamilyParameters:
     start_cells: object = None
 
     @classmethod
-    def of(cls, family, weights, means, neighbours, n_active, moments, n_threads, natural=None):
+    def of(
+        cls,
+        family,
+        weights,
+        means,
+        neighbours,
+        n_active,
+        moments,
+        n_threads,
+        natural=None,
+        log_partition=None,
+    ):
         """The snapshot of (floored) ``weights`` (K,), ``means`` (K, D) (``natural``: their ``eta``,
-        if known) and the lists."""
+        ``log_partition``: their ``b``, if known) and the lists."""
         return cls(
             family,
-            *component_constants(family, weights, means, natural),
+            *component_constants(family, weights, means, natural, log_partition),
             np.ascontiguousarray(neighbours, dtype=np.int32),
             int(n_active),
             bool(moments),
@@ -106,8 +117,8 @@ def truncated_exponential_family_block_pass(parameters, rows, inputs, state):
 
 class ExponentialFamilyTruncatedSearch(TruncatedSearch):
     """:class:`TruncatedSearch` over in-memory rows (dense or CSR) of a Bernoulli or Poisson
-    mixture; ``parameters`` are ``(weights, means, natural)`` (``natural``: ``eta`` of the means,
-    or None)."""
+    mixture; ``parameters`` are ``(weights, means, natural, log_partition)`` (``natural``: ``eta``
+    of the means, ``log_partition``: their ``b``, or None)."""
 
     def __init__(self, n_samples, n_active, n_neighbors, seed, family):
         super().__init__(n_samples, n_active, n_neighbors, seed)
@@ -138,9 +149,17 @@ class ExponentialFamilyTruncatedSearch(TruncatedSearch):
         return None
 
     def _snapshot(self, parameters, dtype, moments, n_threads, neighbour_scores, start_cells):
-        weights, means, natural = parameters
+        weights, means, natural, log_partition = parameters
         return TruncatedExponentialFamilyParameters.of(
-            self.family, weights, means, self.neighbours, self.n_active, moments, n_threads, natural
+            self.family,
+            weights,
+            means,
+            self.neighbours,
+            self.n_active,
+            moments,
+            n_threads,
+            natural,
+            log_partition=log_partition,
         )
 
     _block_pass = staticmethod(truncated_exponential_family_block_pass)

@@ -169,7 +169,10 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         (``O(N·sqrt(K)·D)``); then up to 30 E-steps at the initial parameters, ``O(N·C'·G·D)`` each.
         ``score``, ``score_samples``, ``predict``,
         ``predict_proba``, ``bic``, ``aic`` and ``entropy_decomposition(X)`` stay exact: one full
-        pass over all K components, ``O(N·K·D)``.
+        pass over all K components, ``O(N·K·D)``. A run converges once the change falls below
+        ``tol`` after 10 consecutive E-steps that changed no row's most probable component (a
+        search step that finds nothing changes the free energy by exactly 0, yet later steps may
+        still find better sets).
     n_neighbors : int, default=None
         G, the length of every component's neighbour list in truncated EM (None: min(5, K)).
         Needs ``n_active``.
@@ -516,6 +519,12 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
             )
             self._em_truncated = search
         return search
+
+    def _search_settled(self):
+        # Truncated EM: a step below tol converges only once the search has settled (see
+        # TruncatedSearch.settled).
+        search = getattr(self, "_em_truncated", None)
+        return search is None or search.settled()
 
     def _run_state(self):
         # The rows' sets K_n and neighbour lists of a truncated run, and the home labels of an exact

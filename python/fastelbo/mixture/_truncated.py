@@ -60,6 +60,9 @@ _NEIGHBOUR_BLOCK = 1024
 _NEIGHBOUR_BLOCK_ELEMENTS = 1 << 24
 #: predict_truncated starts every row from the best of this many times sqrt(K) hub components.
 _HUBS_PER_SQRT_K = 4
+#: A run converges only once this many consecutive E-steps changed no row's most probable component
+#: (and the last one changed the free energy by less than ``tol``).
+SETTLED_STEPS = 10
 
 
 def check_truncation(n_active, n_neighbors, n_components):
@@ -122,6 +125,7 @@ class TruncatedSearch:
         self.states = None  # the sets K_n of every block
         self.spans = None  # the blocks' row ranges
         self.neighbours = None
+        self.unchanged_steps = 0  # consecutive EM E-steps that changed no row's best component
 
     @property
     def active(self):
@@ -199,8 +203,29 @@ class TruncatedSearch:
 
     def e_step(self, X, sample_weight, parameters, n_threads, moments=True):
         """One truncated E-step: updates the sets K_n and ``neighbours``; returns the statistics
-        (moments about the current means when ``moments``)."""
-        return self._pass(self._source(X), sample_weight, parameters, n_threads, moments).mixture
+        (moments about the current means when ``moments``). An E-step with moments (an EM step)
+        counts towards :meth:`settled`."""
+        stats = self._pass(self._source(X), sample_weight, parameters, n_threads, moments)
+        if moments:
+            self.unchanged_steps = self.unchanged_steps + 1 if stats.n_changed_best == 0 else 0
+        return stats.mixture
+
+    def settled(self):
+        """Whether the search may count as converged: the last ``SETTLED_STEPS`` EM E-steps
+        changed no row's most probable component (its whole set K_n for ``n_active=1``), or every
+        set holds every component (exact EM). With ``n_active > 1`` the lower members of the sets
+        keep changing among components of negligible posterior weight for many steps, which would
+        keep a run from ever converging.
+
+        The free energy changes only through the parameters and the sets; a step that changes
+        neither changes it by exactly 0, yet the next step's random candidates and refreshed
+        neighbour lists may still find better sets (with ``n_active=1`` the parameters reach
+        their fixed point one M-step after the last change of a set, so every stall of the
+        search is such a step). A step that changed a row's best component never counts, even at
+        a gain of 0 (a tie)."""
+        if self.n_active == self.neighbours.shape[0]:
+            return True
+        return self.unchanged_steps >= SETTLED_STEPS
 
     def _pass(self, source, sample_weight, parameters, n_threads, moments, start_cells=None):
         """One truncated pass over every block of ``source``; returns its :class:`TruncatedStatistics`.

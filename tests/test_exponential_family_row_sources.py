@@ -451,3 +451,12 @@ def test_a_memmapped_csr_larger_than_a_block_is_never_copied_whole(tmp_path):
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     assert np.isfinite(measured["lower_bound"])
     assert measured["peak"] - measured["baseline"] < size / 4, (measured, size)
+
+
+@pytest.mark.parametrize("estimator", [FastBernoulliMixture, FastPoissonMixture])
+def test_a_memmapped_csr_of_complex_values_is_refused_as_an_in_memory_one_is(tmp_path, estimator):
+    X = sp.csr_matrix(np.eye(6, 3) * (1 + 1j))
+    with pytest.raises(ValueError, match="[Cc]omplex"):
+        estimator(n_components=2).fit(X)
+    with pytest.raises(ValueError, match="X must hold real numbers, got dtype complex128"):
+        estimator(n_components=2).fit(memmapped_csr(X, tmp_path))

@@ -74,6 +74,8 @@ class SparseRowSource(RowSource):
         check_shape(data, name)
         if not sp.issparse(data) or data.format != "csr":
             raise TypeError(f"{name} must be a scipy.sparse CSR matrix or array, got {type(data).__name__}")
+        if data.dtype.kind not in "biuf":  # as check_array refuses an in-memory X of complex values
+            raise ValueError(f"{name} must hold real numbers, got dtype {data.dtype}")
         self.data = data
         self.reader = _as_sliced if reader is None else reader
         self.name = name

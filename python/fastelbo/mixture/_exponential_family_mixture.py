@@ -520,12 +520,16 @@ _DOCSTRING = """{summary}
         components, the first M-step from the initial parameters' spread-out posteriors leads to
         a worse fixed point. The ELBO, ``lower_bound_`` and the training
         decomposition then report the truncated free energy ``<log sum_{{c in K_n}} pi_c p(x_n | c)>``,
-        at most the mean log-likelihood, and never decreasing; the identity ``F = S`` after every
-        M-step holds as for exact EM. With ``n_active = n_components`` the fit is exact EM's (up to
-        rounding). ``score_samples``, ``predict`` and ``predict_proba`` stay exact. A run
-        converges once the change falls below ``tol`` after 10 consecutive E-steps that changed no
-        row's most probable component (a search step that finds nothing changes the free energy
-        by exactly 0, yet later steps may still find better sets).
+        at most the mean log-likelihood, and never decreasing from the second iteration on (the
+        first entry of ``lower_bounds_``, from the exact first E-step, is the exact mean
+        log-likelihood of the initial parameters, which the truncated free energy of the next
+        parameters can fall below); the identity ``F = S`` after every M-step holds as for exact
+        EM. With ``n_active = n_components`` the fit is exact EM's (up to rounding).
+        ``score_samples``, ``predict`` and ``predict_proba`` stay exact. A run converges once the
+        change falls below ``tol`` after 10 consecutive E-steps that changed no row's most probable
+        component (a search step that finds nothing changes the free energy by exactly 0, yet later
+        steps may still find better sets), so it runs at least 11 iterations: with
+        ``max_iter <= 10`` it ends unconverged.
     n_neighbors : int, default=None
         G, the length of every component's neighbour list in truncated EM (None: ``min(5, K)``).
         Needs ``n_active``.

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import platform
 import subprocess
 import sys
 import time
@@ -44,18 +43,9 @@ import numpy as np
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from exponential_family_speed import cpu_name  # noqa: E402 (found through HERE)
+
 SMALL = {"n_samples": 20_000, "n_features": 2_000, "density": 0.01, "n_components": 8, "max_iter": 2}
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def write_data(args, data_dir: pathlib.Path) -> dict:

@@ -85,6 +85,24 @@ def test_dense_and_csr_rows_give_bitwise_the_same_pass(family):
             np.testing.assert_array_equal(out[name], dense_out[name])
 
 
+def passes_bitwise_equal_for_2_and_3_threads(X, weights, means, family, w, indices_dtype=None):
+    """Asserts that passes on 2 and 3 threads equal the one-thread pass bit for bit; returns it."""
+
+    def run(n_threads):
+        return kernel_pass(X, weights, means, family, w, n_threads=n_threads, indices_dtype=indices_dtype)
+
+    one_stats, one_out = run(1)
+    for n_threads in (2, 3):
+        stats, out = run(n_threads)
+        for name in ("sum_weight", "sum_log_norm", "sum_entropy", "sum_log_base"):
+            assert getattr(stats, name) == getattr(one_stats, name), name
+        np.testing.assert_array_equal(stats.nk, one_stats.nk)
+        np.testing.assert_array_equal(stats.sx, one_stats.sx)
+        for name in out:
+            np.testing.assert_array_equal(out[name], one_out[name])
+    return one_stats, one_out
+
+
 @pytest.mark.parametrize("family", ["bernoulli", "poisson"])
 @pytest.mark.parametrize("k", [3, 40])
 def test_results_are_bitwise_identical_for_any_thread_count(family, k):
@@ -92,15 +110,7 @@ def test_results_are_bitwise_identical_for_any_thread_count(family, k):
     X = random_data(family, 30000, 60, 0.1, seed=k)
     weights, means = random_parameters(family, k, 60, seed=k)
     w = np.random.default_rng(1).uniform(size=30000)
-    one_stats, one_out = kernel_pass(X, weights, means, family, w, n_threads=1, indices_dtype=np.int32)
-    for n_threads in (2, 3):
-        stats, out = kernel_pass(X, weights, means, family, w, n_threads=n_threads, indices_dtype=np.int32)
-        for name in ("sum_weight", "sum_log_norm", "sum_entropy", "sum_log_base"):
-            assert getattr(stats, name) == getattr(one_stats, name), name
-        np.testing.assert_array_equal(stats.nk, one_stats.nk)
-        np.testing.assert_array_equal(stats.sx, one_stats.sx)
-        for name in out:
-            np.testing.assert_array_equal(out[name], one_out[name])
+    one_stats, one_out = passes_bitwise_equal_for_2_and_3_threads(X, weights, means, family, w, np.int32)
     expected = e_step(X, weights, means, family, w)
     np.testing.assert_allclose(one_stats.sx, expected["sx"], rtol=1e-10, atol=1e-12)
 
@@ -314,15 +324,7 @@ def test_a_pass_large_enough_for_threads_is_bitwise_the_same_for_any_thread_coun
     else:
         means = FAMILIES[family].floored(rng.gamma(0.5, 0.05, size=(k, d)), 1e-10)
     w = rng.uniform(0.0, 2.0, size=n)
-    one_stats, one_out = kernel_pass(X, weights, means, family, w, n_threads=1)
-    for n_threads in (2, 3):
-        stats, out = kernel_pass(X, weights, means, family, w, n_threads=n_threads)
-        for name in ("sum_weight", "sum_log_norm", "sum_entropy", "sum_log_base"):
-            assert getattr(stats, name) == getattr(one_stats, name), name
-        np.testing.assert_array_equal(stats.nk, one_stats.nk)
-        np.testing.assert_array_equal(stats.sx, one_stats.sx)
-        for name in out:
-            np.testing.assert_array_equal(out[name], one_out[name])
+    one_stats, one_out = passes_bitwise_equal_for_2_and_3_threads(X, weights, means, family, w)
     q = one_out["responsibilities"]
     np.testing.assert_allclose(one_stats.sx, (X.T @ (q * w[:, None])).T, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(one_stats.nk, w @ q, rtol=1e-10)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
+from cli_runner import run_cli
 from fastelbo import FastBernoulliMixture, FastPoissonMixture
-from fastelbo.cli import main
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -30,16 +30,6 @@ def folder(tmp_path, monkeypatch):
     return tmp_path
 
 
-def run(capsys, *args):
-    capsys.readouterr()
-    try:
-        code = main([str(arg) for arg in args])
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.mark.parametrize(
     ("model", "estimator", "data", "X"),
     [
@@ -48,7 +38,7 @@ def run(capsys, *args):
     ],
 )
 def test_fit_gives_the_estimators_fit_in_the_report_and_the_json(folder, capsys, model, estimator, data, X):
-    code, out, err = run(capsys, "fit", data, "--model", model, "--components", 3, "--json", "fit.json")
+    code, out, err = run_cli(capsys, "fit", data, "--model", model, "--components", 3, "--json", "fit.json")
     assert code == 0, err
     reference = estimator(n_components=3, random_state=0).fit(X)
     summary = json.loads((folder / "fit.json").read_text())
@@ -62,7 +52,7 @@ def test_fit_gives_the_estimators_fit_in_the_report_and_the_json(folder, capsys,
 
 
 def test_mean_floor_reaches_the_estimator(folder, capsys):
-    code, _, err = run(capsys, "fit", "counts.csv", "--model", "poisson", "--components", 2,
+    code, _, err = run_cli(capsys, "fit", "counts.csv", "--model", "poisson", "--components", 2,
                        "--mean-floor", 1e-6, "--json", "fit.json")  # fmt: skip
     assert code == 0, err
     means = np.asarray(json.loads((folder / "fit.json").read_text())["mixture"]["means"])
@@ -86,7 +76,7 @@ def test_mean_floor_reaches_the_estimator(folder, capsys):
     ],
 )
 def test_values_and_settings_the_model_cannot_take_are_one_line_errors(folder, capsys, args, fragments):
-    code, out, err = run(capsys, "fit", *args)
+    code, out, err = run_cli(capsys, "fit", *args)
     assert code == 2 and out == "", (code, out, err)
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("fastelbo: error: "), err
@@ -95,7 +85,7 @@ def test_values_and_settings_the_model_cannot_take_are_one_line_errors(folder, c
 
 
 def test_truncated_em_from_the_command_line(folder, capsys):
-    code, _, err = run(capsys, "fit", "counts.csv", "--model", "poisson", "--components", 6,
+    code, _, err = run_cli(capsys, "fit", "counts.csv", "--model", "poisson", "--components", 6,
                        "--n-active", 2, "--n-neighbors", 3, "--json", "fit.json")  # fmt: skip
     assert code == 0, err
     summary = json.loads((folder / "fit.json").read_text())
@@ -112,12 +102,14 @@ def test_a_bad_value_is_named_by_its_line_and_column_in_data(folder, capsys):
     lines = ["# binary answers", "x,y,z"] + [",".join(map(str, row)) for row in table]
     (folder / "answers.csv").write_text("\n".join(lines) + "\n")
     for extra in ([], ["--n-samples", 4, "--seed", 3]):  # seed 3 leaves out line 5, before the bad one
-        code, out, err = run(capsys, "fit", "answers.csv", "--model", "bernoulli", "--components", 2, *extra)
+        code, out, err = run_cli(
+            capsys, "fit", "answers.csv", "--model", "bernoulli", "--components", 2, *extra
+        )
         assert code == 2 and out == "", (code, out, err)
         assert err.strip() == (
             "fastelbo: error: answers.csv: line 6, column 2 ('y'): 3.0 is not a value of --model "
             "bernoulli, which needs every value to be 0 or 1"
         ), err
     np.save(folder / "answers.npy", table)
-    code, _, err = run(capsys, "fit", "answers.npy", "--model", "bernoulli", "--components", 2)
+    code, _, err = run_cli(capsys, "fit", "answers.npy", "--model", "bernoulli", "--components", 2)
     assert code == 2 and "answers.npy: row 4, column 2: 3.0 is not a value of --model bernoulli" in err, err

@@ -18,8 +18,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 
 import fastelbo
+from cli_runner import run_cli
 from fastelbo import FastGMM, FastPPCA
-from fastelbo.cli import main
 from fastelbo.datasets import subsample
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -39,13 +39,7 @@ def cli(folder, capsys, monkeypatch):
     monkeypatch.chdir(folder)
 
     def run(*args):
-        capsys.readouterr()
-        try:
-            code = main([str(arg) for arg in args])
-        except SystemExit as exit_:
-            code = exit_.code
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
+        return Result(*run_cli(capsys, *args))
 
     return run
 

@@ -40,6 +40,13 @@ constexpr Index kScatterItems = 16;
 constexpr std::int64_t kPrefetchDistance = 4;
 constexpr Index kPrefetchLines = 16;
 
+// A non-zero of a round grouped by column: its value and its row in the round (one 16-byte record,
+// so that the sort's scattered writes touch one cache line per non-zero, not two).
+struct ColumnEntry {
+    double value;
+    std::int32_t row;
+};
+
 // Asks for the first `lines` cache lines of eta's row of column d.
 inline void prefetch_row(const double* eta_row, Index lines) {
 #if defined(__GNUC__) || defined(__clang__)
@@ -200,8 +207,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
     // The round's non-zeros grouped by column (rows ascending within a column): column_begin [D + 1],
     // and per entry its row in the round and its value.
     std::vector<std::int64_t> column_begin(moments && by_column ? D + 1 : 0), column_next(moments && by_column ? D : 0);
-    std::vector<std::int32_t> entry_row;
-    std::vector<double> entry_value;
+    std::vector<ColumnEntry> entries;
     std::vector<Index> item_columns(kScatterItems + 1);
 
     std::vector<ExponentialFamilyStatistics> partials;
@@ -226,9 +232,45 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
         if (static_cast<Index>(partials.size()) < last - first)
             partials.resize(static_cast<size_t>(last - first), ExponentialFamilyStatistics(K));
 
-        // Phase 1: posteriors, per-row outputs and partial sums, block by block.
-        parallel_for_each_dynamic(last - first, n_threads, [&](Index b) {
+        // The round's non-zeros by column, rows ascending (a stable counting sort), and column ranges
+        // of about equal non-zeros. It reads only X, so it runs as one more phase-1 item: a thread
+        // sorts while the others sum, where a serial sort between the phases left them idle.
+        const bool sort_round = moments && by_column;
+        auto group_round_by_column = [&]() {
+            const std::int64_t nnz_begin = rows.indptr[row_begin], nnz_end = rows.indptr[row_end];
+            const std::int64_t round_nnz = nnz_end - nnz_begin;
+            entries.resize(static_cast<size_t>(round_nnz));
+            std::fill(column_begin.begin(), column_begin.end(), 0);
+            for (std::int64_t k = nnz_begin; k < nnz_end; ++k) ++column_begin[rows.indices[k] + 1];
+            for (Index d = 0; d < D; ++d) column_begin[d + 1] += column_begin[d];
+            std::copy(column_begin.begin(), column_begin.end() - 1, column_next.begin());
+            for (Index n = row_begin; n < row_end; ++n)
+                for (std::int64_t k = rows.indptr[n]; k < rows.indptr[n + 1]; ++k) {
+                    const std::int64_t e = column_next[rows.indices[k]]++;
+                    entries[e] = {rows.data[k], static_cast<std::int32_t>(n - row_begin)};
+                }
+            // Column ranges of about equal non-zeros.
+            item_columns[0] = 0;
+            for (Index item = 1; item < kScatterItems; ++item) {
+                const std::int64_t target = round_nnz * item / kScatterItems;
+                item_columns[item] = std::max(
+                    item_columns[item - 1],
+                    static_cast<Index>(std::lower_bound(column_begin.begin(), column_begin.end(), target) -
+                                       column_begin.begin()));
+                item_columns[item] = std::min(item_columns[item], D);
+            }
+            item_columns[kScatterItems] = D;
+        };
+
+        // Phase 1: posteriors, per-row outputs and partial sums, block by block (and the sort).
+        const Index sort_items = sort_round ? 1 : 0;
+        parallel_for_each_dynamic(last - first + sort_items, n_threads, [&](Index item) {
             if (poller.stopped()) return;
+            if (item < sort_items) {
+                group_round_by_column();
+                return;
+            }
+            const Index b = item - sort_items;
             ExponentialFamilyStatistics& partial = partials[b];
             partial.set_zero();
             double* work = scratch[current_thread_index()].data();
@@ -303,33 +345,6 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                 poller.between_items();
             });
         } else if (moments) {
-            // The round's non-zeros by column, rows ascending (a stable counting sort).
-            const std::int64_t nnz_begin = rows.indptr[row_begin], nnz_end = rows.indptr[row_end];
-            const std::int64_t round_nnz = nnz_end - nnz_begin;
-            entry_row.resize(static_cast<size_t>(round_nnz));
-            entry_value.resize(static_cast<size_t>(round_nnz));
-            std::fill(column_begin.begin(), column_begin.end(), 0);
-            for (std::int64_t k = nnz_begin; k < nnz_end; ++k) ++column_begin[rows.indices[k] + 1];
-            for (Index d = 0; d < D; ++d) column_begin[d + 1] += column_begin[d];
-            std::copy(column_begin.begin(), column_begin.end() - 1, column_next.begin());
-            for (Index n = row_begin; n < row_end; ++n)
-                for (std::int64_t k = rows.indptr[n]; k < rows.indptr[n + 1]; ++k) {
-                    const std::int64_t e = column_next[rows.indices[k]]++;
-                    entry_row[e] = static_cast<std::int32_t>(n - row_begin);
-                    entry_value[e] = rows.data[k];
-                }
-            // Column ranges of about equal non-zeros.
-            item_columns[0] = 0;
-            for (Index item = 1; item < kScatterItems; ++item) {
-                const std::int64_t target = round_nnz * item / kScatterItems;
-                item_columns[item] = std::max(
-                    item_columns[item - 1],
-                    static_cast<Index>(std::lower_bound(column_begin.begin(), column_begin.end(), target) -
-                                       column_begin.begin()));
-                item_columns[item] = std::min(item_columns[item], D);
-            }
-            item_columns[kScatterItems] = D;
-
             // Phase 2: sx[d, :] += x_nd w_n q_n over the round's rows n in order, column by column:
             // every row of sx is read and written once per round and owned by one work item.
             parallel_for_each_dynamic(kScatterItems, n_threads, [&](Index item) {
@@ -339,9 +354,10 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                     if (e_begin == e_end) continue;
                     double* s = sx + d * K;
                     for (std::int64_t e = e_begin; e < e_end; ++e) {
-                        const Index i = entry_row[e];
+                        if (e + kPrefetchDistance < e_end) prefetch_row(round_q.row(entries[e + kPrefetchDistance].row).data(), std::min<Index>((8 * K + 63) / 64, kPrefetchLines));
+                        const Index i = entries[e].row;
                         const double* q = round_q.row(i).data();
-                        const double x = entry_value[e];
+                        const double x = entries[e].value;
                         const Index m = round_nonzero[i];
                         if (m <= max_kept && request.skip_zero_responsibilities) {
                             const std::int32_t* kept = round_kept.data() + i * max_kept;

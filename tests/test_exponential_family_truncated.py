@@ -261,6 +261,43 @@ def record_set_changes(model, monkeypatch):
     return record
 
 
+@pytest.mark.parametrize("family", ["bernoulli", "poisson"])
+@pytest.mark.parametrize(("max_iter", "exact_first"), [(3, True), (2, False)])
+def test_first_e_step_is_exact_where_it_costs_at_most_the_runs_truncated_steps(
+    family, max_iter, exact_first, monkeypatch
+):
+    """Beyond the absolute budget, the run's first E-step is still exact where K <= max_iter C' G
+    (one exact pass then costs at most the run's truncated E-steps): K = 24, C' = 2, G = 4 takes it
+    with max_iter = 3 (24 <= 24) and not with max_iter = 2 (24 > 16). An exact first step's ELBO
+    is the exact mean log-likelihood of the initial parameters."""
+    from fastelbo.mixture import _truncated
+
+    monkeypatch.setattr(_truncated, "_EXACT_START_BUDGET", 0)
+    X = clustered_data(family, n=300, seed=5)
+    kwargs = dict(n_components=24, tol=0, random_state=1)
+    model = ESTIMATORS[family](n_active=2, n_neighbors=4, max_iter=max_iter, **kwargs)
+    steps = []  # per EM E-step: (whether no search ran yet, the ELBO)
+    e_step = type(model)._e_step
+
+    def recording(self, X, moments=True, sample_weight=None):
+        stats = e_step(self, X, moments=moments, sample_weight=sample_weight)
+        if moments:
+            steps.append((getattr(self, "_em_truncated", None) is None, stats.elbo))
+        return stats
+
+    monkeypatch.setattr(type(model), "_e_step", recording)
+    with pytest.warns(ConvergenceWarning):
+        model.fit(X)
+    assert steps[0][0] == exact_first
+    start = ESTIMATORS[family](max_iter=1, **kwargs)
+    with pytest.warns(ConvergenceWarning):
+        start.fit(X)
+    if exact_first:
+        np.testing.assert_allclose(steps[0][1], start.lower_bounds_[0], rtol=1e-12)
+    else:
+        assert steps[0][1] < start.lower_bounds_[0]
+
+
 @pytest.mark.parametrize(("family", "seed"), [("bernoulli", 4), ("poisson", 2)])
 def test_a_stalled_search_step_is_not_convergence(family, seed, monkeypatch):
     """With n_active=1 the parameters reach their fixed point one M-step after the last change of

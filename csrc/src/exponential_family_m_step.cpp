@@ -54,6 +54,7 @@ void exponential_family_m_step(const ExponentialFamilyMStep& s) {
                                     "finite and > 0 (Poisson), got " +
                                     std::to_string(s.mean_floor));
     const double lower = s.mean_floor, upper = 1.0 - s.mean_floor;
+    const double floor_log = std::log(lower), floor_log1m = std::log1p(-lower);
     const Index n_items = (K + kComponentsPerItem - 1) / kComponentsPerItem;
     const int threads = resolve_thread_count(s.n_threads);
     std::vector<std::vector<double>> scratch(static_cast<size_t>(threads), std::vector<double>(D));
@@ -79,16 +80,19 @@ void exponential_family_m_step(const ExponentialFamilyMStep& s) {
         for (Index c = c0; c < c1; ++c) {
             const double* mu = s.means + c * D;
             double* eta = s.natural + c * D;
+            // Sparse data leave most means at the lower floor (a component's rows use few of the
+            // columns): their logarithms are computed once (the same values, bitwise).
             if (bernoulli) {
                 // NumPy: eta = log(mu); eta -= log1p(-mu); A = -log1p(-mu).
                 for (Index d = 0; d < D; ++d) {
-                    const double l = std::log1p(-mu[d]);
-                    eta[d] = std::log(mu[d]) - l;
+                    const bool at_floor = mu[d] == lower;
+                    const double l = at_floor ? floor_log1m : std::log1p(-mu[d]);
+                    eta[d] = (at_floor ? floor_log : std::log(mu[d])) - l;
                     work[d] = -l;
                 }
                 s.log_partition[c] = -numpy_row_sum(work, D);
             } else {
-                for (Index d = 0; d < D; ++d) eta[d] = std::log(mu[d]);
+                for (Index d = 0; d < D; ++d) eta[d] = mu[d] == lower ? floor_log : std::log(mu[d]);
                 s.log_partition[c] = -numpy_row_sum(mu, D);
             }
             if (s.natural_mean_sums) {

@@ -4,8 +4,8 @@ NumPy MFA EM and FastGMM on image patches, truncated variational EM against exac
 Bernoulli and Poisson mixtures on sparse counts against a SciPy-sparse NumPy EM.
 
 Usage: ``python bench/report.py [--quick] [--repeats R] [--groups GROUP ...] [--components K ...]
-[--device cuda]`` (groups: gmm factor mfa truncated exponential_family; ``--components`` keeps the
-exponential-family cases of those K only)
+[--n-samples N] [--device cuda]`` (groups: gmm factor mfa truncated exponential_family;
+``--components`` keeps the exponential-family cases of those K only, ``--n-samples`` sets their N)
 
 Measures, in one process and one run (so the ratios compare like with like):
 
@@ -43,6 +43,7 @@ histories that do not interleave), so a fast wrong answer cannot win.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import functools
 import json
@@ -461,6 +462,12 @@ def main(argv=None):
         help="exponential_family group: measure only the cases with these K (default: all)",
     )
     parser.add_argument(
+        "--n-samples",
+        type=int,
+        default=None,
+        help="exponential_family group: the cases' N (default 100,000; the data keep their density)",
+    )
+    parser.add_argument(
         "--device",
         choices=("cpu", "cuda"),
         default="cpu",
@@ -549,6 +556,8 @@ def main(argv=None):
             ef_cases = ef.QUICK_CASES if quick else ef.FULL_CASES
             if args.components:
                 ef_cases = [case for case in ef_cases if case.n_components in args.components]
+            if args.n_samples:
+                ef_cases = [dataclasses.replace(case, n_samples=args.n_samples) for case in ef_cases]
             results["exponential_family"] = exponential_family_report.measure(ef_cases, repeats, log)
             results["exponential_family_wall_seconds"] = time.perf_counter() - ef_started
             group_done("exponential_family")

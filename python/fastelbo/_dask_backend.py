@@ -22,8 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastelbo._block_reduction import merge_tree
-from fastelbo._row_source import RowSource, sample_spans, working_dtype
-from fastelbo._sparse_row_source import stack_rows
+from fastelbo._row_source import RowSource, sample_spans, stack_rows, working_dtype
 
 
 def is_dask_array(X) -> bool:

@@ -10,7 +10,9 @@ merges the blocks' statistics in block order (:mod:`fastelbo._block_reduction`).
   of about :data:`BLOCK_BYTES` (a fixed number of rows for a given number of features and dtype,
   never dependent on threads), converted to the working dtype and checked for NaN and infinity as
   they are read; X is never copied whole into memory. Initialisations that need random access to
-  rows work on a sample of whole blocks (:meth:`RowSource.sample`).
+  rows work on a sample of whole blocks (:meth:`RowSource.sample`). A source may be given a
+  ``reader`` that reads each block instead (a model's own check of the values, naming a bad value's
+  row in the whole X, and its own form of the block, such as CSR).
 
 Statistics merged over blocks equal the one-call statistics to round-off (every block's sums are
 float64 and merged in a fixed order), so a fit on a streamed copy of an array agrees with the
@@ -24,6 +26,7 @@ import copy
 import numbers
 
 import numpy as np
+import scipy.sparse as sp
 
 #: Bytes of one block of a streamed source (in the working dtype): large enough that a kernel call
 #: amortises its set-up, small enough that a block and its temporaries stay far below the memory a
@@ -74,6 +77,11 @@ class RowSource:
     block_rows : int, default=None
         Rows per block. None: about 32 MiB of rows for streamed data; a plain in-memory array (one
         that is not a memmap) is then validated and read as one block, as without a RowSource.
+    reader : callable, default=None
+        ``reader(rows, start, stop)``: the block of rows ``start:stop``, as sliced from ``data``
+        (its own dtype, unchecked), as the pass reads it; it checks the values itself. None: the
+        block converted to the working dtype and checked for NaN and infinity. An estimator sets
+        its own (the Bernoulli and Poisson mixtures check their values and read CSR blocks).
 
     Notes
     -----
@@ -82,12 +90,13 @@ class RowSource:
     number of threads.
     """
 
-    def __init__(self, data, name="X", block_rows=None):
+    def __init__(self, data, name="X", block_rows=None, reader=None):
         if isinstance(data, RowSource):
             data = data.data
         check_shape(data, name)
         self.data = data
         self.name = name
+        self.reader = reader
         self.streamed = is_streamed(data) or block_rows is not None
         self.n_samples, self.n_features = (int(n) for n in data.shape)
         self.dtype = working_dtype(data.dtype, name)
@@ -121,9 +130,10 @@ class RowSource:
         return [(start, min(start + step, n)) for start in range(0, max(n, 1), step)]
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        """Rows ``start:stop`` as a C-contiguous array of the working dtype, checked finite."""
+        """Rows ``start:stop`` as a C-contiguous array of the working dtype, checked finite (or as
+        the ``reader`` reads them, when the source has one)."""
         self._check_unchanged()
-        if not self.streamed:
+        if not self.streamed and self.reader is None:
             return self.data[start:stop]
         try:
             rows = self.data[start:stop]
@@ -131,12 +141,15 @@ class RowSource:
             raise ValueError(
                 f"{self.name}: reading rows {start}:{stop} of {describe(self.data)} failed: {error}"
             ) from error
-        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        if self.reader is None:
+            rows = np.ascontiguousarray(rows, dtype=self.dtype)
         if rows.shape != (stop - start, self.n_features):
             raise ValueError(
                 f"{self.name}: {describe(self.data)} returned {rows.shape} for rows {start}:{stop}; "
                 f"expected {(stop - start, self.n_features)} (did it shrink during the fit?)"
             )
+        if self.reader is not None:
+            return self.reader(rows, start, stop)
         if not np.isfinite(rows.sum(dtype=np.float64)) and not np.all(np.isfinite(rows)):
             raise ValueError(f"Input {self.name} contains NaN or infinity (in rows {start}:{stop}).")
         return rows
@@ -151,19 +164,23 @@ class RowSource:
         memory), else whole blocks of ``block_rows`` rows (fewer in the last) chosen without
         replacement by ``random_state`` until ``n_rows`` are reached, read in their order.
 
-        Returns ``(rows, index)``: an in-memory array and the rows' positions in the source.
+        Returns ``(rows, index)``: the blocks as read, stacked in memory (:func:`stack_rows`), and
+        the rows' positions in the source.
         """
-        if self.in_memory:
+        if self.in_memory and self.reader is None:
             return self.data, np.arange(self.n_samples)
         if self.n_samples <= n_rows:
             index = np.arange(self.n_samples)
-            return np.concatenate([rows for _, _, rows in self.blocks()]), index
+            return stack_rows([rows for _, _, rows in self.blocks()]), index
         spans, index = sample_spans(self.n_samples, n_rows, self.block_rows, random_state)
-        return np.concatenate([self.read(start, stop) for start, stop in spans]), index
+        return stack_rows([self.read(start, stop) for start, stop in spans]), index
 
     def max_abs(self) -> float:
         """The largest ``|x|`` (for error messages only: a pass over the source)."""
-        return max((float(np.max(np.abs(rows))) for _, _, rows in self.blocks() if rows.size), default=0.0)
+        return max(
+            (float(abs(rows).max()) for _, _, rows in self.blocks() if rows.shape[0] and rows.shape[1]),
+            default=0.0,
+        )
 
     def _check_unchanged(self):
         check_shape(self.data, self.name)
@@ -173,6 +190,15 @@ class RowSource:
                 f"{self.name}: {describe(self.data)} changed shape from {self._expected_shape} to "
                 f"{shape} during the fit"
             )
+
+
+def stack_rows(blocks):
+    """Blocks of rows (CSR or dense) stacked in order: one CSR matrix if any block is sparse."""
+    if len(blocks) == 1:
+        return blocks[0]
+    if any(sp.issparse(block) for block in blocks):
+        return sp.vstack([sp.csr_matrix(block) for block in blocks], format="csr")
+    return np.concatenate(blocks)
 
 
 def sample_spans(n_samples, n_rows, longest_run, random_state):

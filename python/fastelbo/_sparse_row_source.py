@@ -27,7 +27,7 @@ import mmap
 import numpy as np
 import scipy.sparse as sp
 
-from fastelbo._row_source import BLOCK_BYTES, RowSource, check_shape, sample_spans
+from fastelbo._row_source import BLOCK_BYTES, RowSource, check_shape, sample_spans, stack_rows
 
 #: Bytes a non-zero of a block takes as the kernel reads it (float64 value, int32 column).
 BYTES_PER_NONZERO = 12
@@ -132,12 +132,3 @@ class SparseRowSource(RowSource):
 
 def _as_sliced(rows, start, stop):
     return rows
-
-
-def stack_rows(blocks):
-    """Blocks of rows (CSR or dense) stacked in order: one CSR matrix if any block is sparse."""
-    if len(blocks) == 1:
-        return blocks[0]
-    if any(sp.issparse(block) for block in blocks):
-        return sp.vstack([sp.csr_matrix(block) for block in blocks], format="csr")
-    return np.concatenate(blocks)

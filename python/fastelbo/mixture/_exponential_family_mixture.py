@@ -22,7 +22,7 @@ from fastelbo._block_reduction import reduce_blocks
 from fastelbo._dask_backend import DaskRowSource, is_dask_array
 from fastelbo._mixture_estimator import MixtureEstimator
 from fastelbo._mixture_pass import MixturePassRequest, RowOutputs
-from fastelbo._row_source import RowSource, initialisation_rows
+from fastelbo._row_source import RowSource, initialisation_rows, is_streamed
 from fastelbo._sparse_row_source import SparseRowSource, is_streamed_csr
 from fastelbo._threads import resolve_n_threads
 from fastelbo._validation import as_float_array, check_sample_weight
@@ -119,17 +119,30 @@ class ExponentialFamilyMixture(MixtureEstimator):
 
     def _validate_rows(self, X, reset, min_samples):
         """X as the passes read it: an in-memory canonical CSR matrix or dense array whose values
-        are checked now, or a row source whose blocks are checked as they are read: a
-        :class:`~fastelbo._sparse_row_source.SparseRowSource` for a CSR matrix with memory-mapped
-        buffers, a :class:`~fastelbo._dask_backend.DaskRowSource` for a dask array (sparse or dense
-        chunks)."""
+        are checked now, or a row source whose blocks are checked as they are read (and read as
+        CSR): a :class:`~fastelbo._sparse_row_source.SparseRowSource` for a CSR matrix with
+        memory-mapped buffers, a :class:`~fastelbo._dask_backend.DaskRowSource` for a dask array
+        (sparse or dense chunks), a :class:`~fastelbo._row_source.RowSource` for a dense
+        ``numpy.memmap``, ``h5py.Dataset`` or ``zarr.Array`` (or a RowSource given, with its
+        ``block_rows``). A RowSource of an in-memory array without ``block_rows`` is that array."""
         reader = DiscreteBlockReader(type(self).__name__, self._family)
+        if isinstance(X, RowSource) and not isinstance(X, (SparseRowSource, DaskRowSource)):
+            if not X.streamed:
+                X = X.data  # an in-memory array in one block: validated as any array
+            elif sp.issparse(X.data):  # in memory, in blocks: as CSR
+                X = SparseRowSource(X.data.tocsr(), block_rows=X.block_rows)
         if is_dask_array(X):
             source = DaskRowSource(X, reader=reader)
+        elif isinstance(X, DaskRowSource):
+            source = DaskRowSource(X.data, reader=reader)
         elif isinstance(X, SparseRowSource) or is_streamed_csr(X):
             data = X.data if isinstance(X, SparseRowSource) else X
             block_rows = X.block_rows if isinstance(X, SparseRowSource) else None
             source = SparseRowSource(data, reader, block_rows=block_rows)
+        elif isinstance(X, RowSource) or is_streamed(X):
+            data = X.data if isinstance(X, RowSource) else X
+            block_rows = X.block_rows if isinstance(X, RowSource) else None
+            source = RowSource(data, block_rows=block_rows, reader=reader)
         else:
             return validate_discrete_rows(self, X, self._model, reset, min_samples)
         validate_data(self, source.data, skip_check_array=True, reset=reset)
@@ -456,8 +469,13 @@ _DOCSTRING = """{summary}
     active Dask scheduler: the E-step runs on the workers, one chunk per task, the statistics are
     merged in chunk order and the M-step runs on the client; per-row results of dask input are lazy
     dask arrays. Chunks that split the columns are joined into whole rows. Such fits equal the
-    in-memory fit from the same start to round-off. Truncated EM (``n_active``) needs X in memory;
-    dense memmaps, HDF5 and Zarr arrays are read into memory (as CSR).
+    in-memory fit from the same start to round-off. A dense ``numpy.memmap``, ``h5py.Dataset`` or
+    ``zarr.Array``, or a :class:`~fastelbo.RowSource` of any data (with its ``block_rows``), is read
+    in blocks of rows as :class:`~fastelbo.FastGMM` reads it (about 32 MiB of rows in float64),
+    each block's values checked as it is read (a bad value named with its row and column in the
+    whole X) and converted to CSR, never copied whole into memory; the initialisation reads a sample
+    of whole blocks, and the fit equals the in-memory fit to round-off. Truncated EM
+    (``n_active``) needs X in memory.
 
     ``fit(X, sample_weight=w)`` fits the weighted model: the ELBO, ``lower_bound_`` and the entropy
     decomposition are weighted averages, and an integer weight acts like repeating the row.

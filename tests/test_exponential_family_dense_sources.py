@@ -9,16 +9,12 @@ log-likelihood here with that reference too.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 import fastelbo._row_source as row_source_module
+import peak_rss
 import row_sources
 from fastelbo import FastBernoulliMixture, FastPoissonMixture, RowSource
 from fastelbo.mixture._discrete_rows import DiscreteBlockReader
@@ -256,45 +252,25 @@ def test_inference_on_a_dense_streamed_source_with_other_features_is_refused(tmp
         model.predict(row_sources.memmap(other, tmp_path))
 
 
-_MEMORY_SCRIPT = textwrap.dedent(
-    """
-    import json, sys, threading, time, warnings
-    import numpy as np
-    import fastelbo._row_source as row_source
-    from fastelbo import FastBernoulliMixture
+_MEMORY_SCRIPT = """
+path, block_bytes = sys.argv[1], int(sys.argv[2])
+row_source.BLOCK_BYTES = block_bytes
+row_source.INIT_SAMPLE_ROWS = 5_000  # the k-means++ seeding reads a twentieth of the rows
+from fastelbo import FastBernoulliMixture
 
-    def rss_anon():
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("RssAnon:"):
-                    return int(line.split()[1]) * 1024
+X = np.load(path, mmap_mode="r")
+warnings.simplefilter("ignore")  # ConvergenceWarning: a fixed number of iterations
+model = FastBernoulliMixture(n_components=4, random_state=0, max_iter=3, tol=0.0, n_jobs=1)
+model.fit(np.eye(8, X.shape[1]))  # the first fit's imports and set-up
 
-    path, block_bytes = sys.argv[1], int(sys.argv[2])
-    row_source.BLOCK_BYTES = block_bytes
-    row_source.INIT_SAMPLE_ROWS = 5_000  # the k-means++ seeding reads a twentieth of the rows
-    X = np.load(path, mmap_mode="r")
-    warnings.simplefilter("ignore")  # ConvergenceWarning: a fixed number of iterations
-    model = FastBernoulliMixture(n_components=4, random_state=0, max_iter=3, tol=0.0, n_jobs=1)
-    model.fit(np.eye(8, X.shape[1]))  # the first fit's imports and set-up
-    peak, done = [rss_anon()], threading.Event()
-    baseline = peak[0]
 
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], rss_anon())
-            time.sleep(0.002)
-
-    thread = threading.Thread(target=sample)
-    thread.start()
+def work():
     model.fit(X)
-    labels = model.predict(X)
-    done.set()
-    thread.join()
-    peak[0] = max(peak[0], rss_anon())
-    print(json.dumps({"baseline": baseline, "peak": peak[0], "lower_bound": model.lower_bound_,
-                      "n_labels": int(labels.shape[0])}))
-    """
-)
+    return {"lower_bound": model.lower_bound_, "n_labels": int(model.predict(X).shape[0])}
+
+
+report(work)
+"""
 
 
 def test_a_dense_memmap_larger_than_a_block_is_never_read_whole(tmp_path):
@@ -310,12 +286,6 @@ def test_a_dense_memmap_larger_than_a_block_is_never_read_whole(tmp_path):
     X.flush()
     size = X.nbytes
     del X
-    result = subprocess.run(
-        [sys.executable, "-c", _MEMORY_SCRIPT, str(path), str(2**20)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    measured = peak_rss.measure(_MEMORY_SCRIPT, path, 2**20)
     assert np.isfinite(measured["lower_bound"]) and measured["n_labels"] == n
     assert measured["peak"] - measured["baseline"] < size / 4, (measured, size)

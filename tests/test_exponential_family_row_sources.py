@@ -8,15 +8,12 @@ statistics with the one-call statistics and with the plain NumPy reference
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 import fastelbo._sparse_row_source as sparse_row_source_module
+import peak_rss
 from fastelbo import FastBernoulliMixture, FastPoissonMixture
 from fastelbo._block_reduction import reduce_blocks
 from fastelbo._sparse_row_source import SparseRowSource, is_memory_mapped, is_streamed_csr
@@ -380,47 +377,29 @@ def test_a_fit_on_a_local_cluster_equals_the_in_memory_fit(dask_client, family):
     assert decomposition.elbo == pytest.approx(in_memory.entropy_decomposition(X).elbo, rel=1e-10)
 
 
-_MEMORY_SCRIPT = textwrap.dedent(
-    """
-    import json, sys, threading, time, warnings
-    import numpy as np, scipy.sparse as sp
-    import fastelbo._row_source as row_source
-    import fastelbo._sparse_row_source as module
-    from fastelbo import FastPoissonMixture
+_MEMORY_SCRIPT = """
+import fastelbo._sparse_row_source as module
+from fastelbo import FastPoissonMixture
 
-    def rss_anon():
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("RssAnon:"):
-                    return int(line.split()[1]) * 1024
+folder, block_bytes = sys.argv[1], int(sys.argv[2])
+module.BLOCK_BYTES = block_bytes
+row_source.INIT_SAMPLE_ROWS = 5_000  # the k-means++ seeding reads a fortieth of the rows
+parts = {p: np.load(f"{folder}/{p}.npy", mmap_mode="r") for p in ("data", "indices", "indptr")}
+with open(f"{folder}/shape.json") as shape:
+    shape = tuple(json.load(shape))
+X = sp.csr_matrix((parts["data"], parts["indices"], parts["indptr"]), shape=shape)
+warnings.simplefilter("ignore")  # ConvergenceWarning: a fixed number of iterations
+model = FastPoissonMixture(n_components=4, random_state=0, max_iter=3, tol=0.0, n_jobs=1)
+model.fit(sp.csr_matrix(np.ones((8, X.shape[1]))))  # the first fit's imports and set-up
 
-    folder, block_bytes = sys.argv[1], int(sys.argv[2])
-    module.BLOCK_BYTES = block_bytes
-    row_source.INIT_SAMPLE_ROWS = 5_000  # the k-means++ seeding reads a fortieth of the rows
-    parts = {p: np.load(f"{folder}/{p}.npy", mmap_mode="r") for p in ("data", "indices", "indptr")}
-    with open(f"{folder}/shape.json") as shape:
-        shape = tuple(json.load(shape))
-    X = sp.csr_matrix((parts["data"], parts["indices"], parts["indptr"]), shape=shape)
-    warnings.simplefilter("ignore")  # ConvergenceWarning: a fixed number of iterations
-    model = FastPoissonMixture(n_components=4, random_state=0, max_iter=3, tol=0.0, n_jobs=1)
-    model.fit(sp.csr_matrix(np.ones((8, X.shape[1]))))  # the first fit's imports and set-up
-    peak, done = [rss_anon()], threading.Event()
-    baseline = peak[0]
 
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], rss_anon())
-            time.sleep(0.002)
-
-    thread = threading.Thread(target=sample)
-    thread.start()
+def work():
     model.fit(X)
-    done.set()
-    thread.join()
-    peak[0] = max(peak[0], rss_anon())
-    print(json.dumps({"baseline": baseline, "peak": peak[0], "lower_bound": model.lower_bound_}))
-    """
-)
+    return {"lower_bound": model.lower_bound_}
+
+
+report(work)
+"""
 
 
 def test_a_memmapped_csr_larger_than_a_block_is_never_copied_whole(tmp_path):
@@ -440,15 +419,7 @@ def test_a_memmapped_csr_larger_than_a_block_is_never_copied_whole(tmp_path):
     (tmp_path / "shape.json").write_text(f"[{n}, {d}]")
     size = data.nbytes + indices.nbytes + indptr.nbytes
     del data, indices, indptr
-    result = subprocess.run(
-        [sys.executable, "-c", _MEMORY_SCRIPT, str(tmp_path), str(2**20)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    import json
-
-    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    measured = peak_rss.measure(_MEMORY_SCRIPT, tmp_path, 2**20)
     assert np.isfinite(measured["lower_bound"])
     assert measured["peak"] - measured["baseline"] < size / 4, (measured, size)
 

@@ -19,6 +19,7 @@ import row_sources
 from fastelbo import FastBernoulliMixture, FastPoissonMixture, RowSource
 from fastelbo.mixture._discrete_rows import DiscreteBlockReader
 from reference_exponential_family import e_step
+from test_exponential_family_row_sources import _relative, _weights
 
 h5py = pytest.importorskip("h5py")
 zarr = pytest.importorskip("zarr")
@@ -56,18 +57,6 @@ def start(family, d, k=3, seed=3):
     rng = np.random.default_rng(seed)
     weights = rng.uniform(0.5, 1.5, size=k)
     return dict(weights_init=weights / weights.sum(), means_init=rng.uniform(0.1, 0.9, size=(k, d)))
-
-
-def _weights(n, seed=1):
-    rng = np.random.RandomState(seed)
-    weights = rng.uniform(0.2, 3.0, n)
-    weights[rng.rand(n) < 0.1] = 0.0
-    return weights
-
-
-def _relative(a, b):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), np.finfo(float).tiny))
 
 
 def small_blocks(monkeypatch, rows, d):

@@ -19,6 +19,20 @@ def _new_file(tmp_path, suffix):
     return tmp_path / f"x{next(_file_numbers)}{suffix}"
 
 
+def sample_weights(n_samples, seed=1):
+    """Weights of every size from 0.2 to 3, about a tenth of them 0 (zero weights act like absent rows)."""
+    rng = np.random.RandomState(seed)
+    weights = rng.uniform(0.2, 3.0, n_samples)
+    weights[rng.rand(n_samples) < 0.1] = 0.0
+    return weights
+
+
+def max_relative_difference(a, b):
+    """``max |a - b|`` relative to ``max |b|``."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), np.finfo(float).tiny))
+
+
 def memmap(X, tmp_path):
     """X saved as .npy and opened with ``np.load(mmap_mode='r')``."""
     path = _new_file(tmp_path, ".npy")

@@ -19,7 +19,7 @@ import row_sources
 from fastelbo import FastBernoulliMixture, FastPoissonMixture, RowSource
 from fastelbo.mixture._discrete_rows import DiscreteBlockReader
 from reference_exponential_family import e_step
-from test_exponential_family_row_sources import _relative, _weights
+from row_sources import max_relative_difference, sample_weights
 
 h5py = pytest.importorskip("h5py")
 zarr = pytest.importorskip("zarr")
@@ -73,15 +73,15 @@ def test_a_fit_on_a_dense_streamed_source_equals_the_in_memory_fit(
 ):
     X = dense_data(family)
     small_blocks(monkeypatch, 90, X.shape[1])
-    sample_weight = _weights(X.shape[0]) if weighted else None
+    sample_weight = sample_weights(X.shape[0]) if weighted else None
     params = dict(n_components=3, tol=0.0, max_iter=8, **start(family, X.shape[1]))
     estimator = ESTIMATORS[family]
     in_memory = estimator(**params).fit(X, sample_weight=sample_weight)
     source = SOURCES[kind](X, tmp_path)
     streamed = estimator(**params).fit(source, sample_weight=sample_weight)
     rtol = 1e-10
-    assert _relative(streamed.weights_, in_memory.weights_) < rtol
-    assert _relative(streamed.means_, in_memory.means_) < rtol
+    assert max_relative_difference(streamed.weights_, in_memory.weights_) < rtol
+    assert max_relative_difference(streamed.means_, in_memory.means_) < rtol
     assert streamed.lower_bound_ == pytest.approx(in_memory.lower_bound_, rel=rtol, abs=rtol)
     assert streamed.n_iter_ == in_memory.n_iter_ == 8
     np.testing.assert_allclose(streamed.elbo_history_, in_memory.elbo_history_, rtol=rtol, atol=rtol)
@@ -111,7 +111,7 @@ def test_a_fit_on_a_dense_streamed_source_equals_the_in_memory_fit(
 def test_a_streamed_fit_is_bitwise_the_same_for_one_and_two_threads(tmp_path, family):
     X = dense_data(family, n=900)
     mapped = row_sources.memmap(X, tmp_path)
-    sample_weight = _weights(X.shape[0])
+    sample_weight = sample_weights(X.shape[0])
     fits = [
         ESTIMATORS[family](n_components=3, random_state=0, max_iter=10, tol=0.0, n_jobs=n_jobs).fit(
             RowSource(mapped, block_rows=64), sample_weight=sample_weight
@@ -138,7 +138,7 @@ def test_a_small_dense_source_starts_as_the_same_rows_in_memory(tmp_path, monkey
     params = dict(n_components=3, random_state=0, max_iter=5, tol=0.0)
     in_memory = ESTIMATORS[family](**params).fit(X)
     streamed = ESTIMATORS[family](**params).fit(row_sources.hdf5(X, tmp_path, 50))
-    assert _relative(streamed.means_, in_memory.means_) < 1e-10
+    assert max_relative_difference(streamed.means_, in_memory.means_) < 1e-10
     assert streamed.lower_bound_ == pytest.approx(in_memory.lower_bound_, rel=1e-10)
 
 
@@ -221,7 +221,7 @@ def test_a_row_source_of_sparse_rows_in_blocks_equals_the_in_memory_fit(family, 
     params = dict(n_components=3, tol=0.0, max_iter=8, **start(family, X.shape[1]))
     in_memory = ESTIMATORS[family](**params).fit(X)
     blocks = ESTIMATORS[family](**params).fit(RowSource(form(X), block_rows=7))
-    assert _relative(blocks.means_, in_memory.means_) < 1e-10
+    assert max_relative_difference(blocks.means_, in_memory.means_) < 1e-10
     assert blocks.lower_bound_ == pytest.approx(in_memory.lower_bound_, rel=1e-10)
     np.testing.assert_array_equal(blocks.predict(RowSource(form(X), block_rows=7)), in_memory.predict(X))
 

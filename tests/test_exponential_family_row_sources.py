@@ -25,6 +25,7 @@ from fastelbo.mixture._exponential_family import (
 )
 from fastelbo.mixture._exponential_family_mixture import MixturePassRequest
 from reference_exponential_family import e_step
+from row_sources import max_relative_difference, sample_weights
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
@@ -69,21 +70,9 @@ def small_blocks(monkeypatch, X, rows):
     )
 
 
-def _weights(n, seed=1):
-    rng = np.random.RandomState(seed)
-    weights = rng.uniform(0.2, 3.0, n)
-    weights[rng.rand(n) < 0.1] = 0.0
-    return weights
-
-
-def _relative(a, b):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), np.finfo(float).tiny))
-
-
 def assert_same_fit(fitted, reference, rtol=1e-10):
-    assert _relative(fitted.weights_, reference.weights_) < rtol
-    assert _relative(fitted.means_, reference.means_) < rtol
+    assert max_relative_difference(fitted.weights_, reference.weights_) < rtol
+    assert max_relative_difference(fitted.means_, reference.means_) < rtol
     assert fitted.lower_bound_ == pytest.approx(reference.lower_bound_, rel=rtol, abs=rtol)
     assert fitted.n_iter_ == reference.n_iter_
     ours, theirs = fitted.entropy_decomposition(), reference.entropy_decomposition()
@@ -108,7 +97,7 @@ def test_statistics_of_1_2_and_7_blocks_equal_the_one_call_statistics_and_the_re
 ):
     X = sparse_data(family)
     n = X.shape[0]
-    sample_weight = _weights(n) if weighted else None
+    sample_weight = sample_weights(n) if weighted else None
     rng = np.random.default_rng(3)
     weights = rng.dirichlet(np.ones(3))
     means = rng.uniform(0.05, 0.5, size=(3, X.shape[1]))
@@ -135,9 +124,12 @@ def test_statistics_of_1_2_and_7_blocks_equal_the_one_call_statistics_and_the_re
         for name in ("sum_weight", "sum_log_norm", "sum_entropy", "sum_log_base"):
             assert getattr(stats, name) == pytest.approx(getattr(one, name), rel=1e-12, abs=1e-12)
             assert getattr(stats, name) == pytest.approx(reference[name], rel=1e-10)
-        assert _relative(stats.nk, one.nk) < 1e-12 and _relative(stats.sx, one.sx) < 1e-12
-        assert _relative(stats.nk, reference["nk"]) < 1e-10
-        assert _relative(stats.sx, reference["sx"]) < 1e-10
+        assert (
+            max_relative_difference(stats.nk, one.nk) < 1e-12
+            and max_relative_difference(stats.sx, one.sx) < 1e-12
+        )
+        assert max_relative_difference(stats.nk, reference["nk"]) < 1e-10
+        assert max_relative_difference(stats.sx, reference["sx"]) < 1e-10
         np.testing.assert_allclose(out["log_norm"], one_out["log_norm"], rtol=1e-12)
         np.testing.assert_allclose(out["log_norm"], reference["log_norm"], rtol=1e-10)
         np.testing.assert_allclose(out["responsibilities"], reference["responsibilities"], atol=1e-12)
@@ -152,7 +144,7 @@ def test_memmapped_csr_and_dask_fits_equal_the_in_memory_fit(
     tmp_path, monkeypatch, family, weighted, init_params
 ):
     X = sparse_data(family)
-    sample_weight = _weights(X.shape[0]) if weighted else None
+    sample_weight = sample_weights(X.shape[0]) if weighted else None
     params = dict(n_components=3, random_state=0, init_params=init_params, tol=1e-8, max_iter=30)
     estimator = ESTIMATORS[family]
     in_memory = estimator(**params).fit(X, sample_weight=sample_weight)

@@ -19,6 +19,7 @@ import fastelbo._row_source as row_source_module
 import row_sources
 from fastelbo import FastGMM, RowSource
 from fastelbo._block_reduction import _StreamingMerge, merge_tree
+from row_sources import max_relative_difference, sample_weights
 
 h5py = pytest.importorskip("h5py")
 zarr = pytest.importorskip("zarr")
@@ -39,18 +40,6 @@ def _clusters(n_samples=2400, seed=0):
         ]
     )
     return X[rng.permutation(len(X))]
-
-
-def _weights(n_samples, seed=1):
-    rng = np.random.RandomState(seed)
-    weights = rng.uniform(0.2, 3.0, n_samples)
-    weights[rng.rand(n_samples) < 0.1] = 0.0
-    return weights
-
-
-def _max_relative_difference(a, b):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), np.finfo(float).tiny))
 
 
 def _stored_sources(X, tmp_path):
@@ -76,7 +65,7 @@ def test_the_streaming_merge_is_the_merge_tree_for_any_number_of_blocks():
 @pytest.mark.parametrize("weighted", [False, True])
 def test_statistics_of_1_2_and_7_blocks_equal_the_one_call_statistics(covariance_type, weighted):
     X = load_digits().data[:900] + 0.01 * np.arange(64)  # real data, constant pixels made distinct
-    weights = _weights(len(X)) if weighted else None
+    weights = sample_weights(len(X)) if weighted else None
     # Two iterations from k-means: not converged, so the first moments about the means are not ~0.
     gmm = FastGMM(5, covariance_type=covariance_type, max_iter=2, random_state=0).fit(
         X, sample_weight=weights
@@ -87,7 +76,7 @@ def test_statistics_of_1_2_and_7_blocks_equal_the_one_call_statistics(covariance
         assert len(source.spans()) == n_blocks
         merged, _ = gmm._pass(source, moments=True, sample_weight=weights)
         for name in ("nk", "sx", "sxx", "sum_weight", "sum_log_norm", "sum_entropy"):
-            assert _max_relative_difference(getattr(merged, name), getattr(one_call, name)) < 1e-12, name
+            assert max_relative_difference(getattr(merged, name), getattr(one_call, name)) < 1e-12, name
         assert merged.n_samples == one_call.n_samples
 
 
@@ -95,7 +84,7 @@ def test_statistics_of_1_2_and_7_blocks_equal_the_one_call_statistics(covariance
 @pytest.mark.parametrize("weighted", [False, True])
 def test_fits_on_every_row_source_equal_the_in_memory_fit(tmp_path, covariance_type, weighted):
     X = _clusters()
-    weights = _weights(len(X)) if weighted else None
+    weights = sample_weights(len(X)) if weighted else None
     params = dict(n_components=3, covariance_type=covariance_type, random_state=0, tol=1e-6)
     reference = FastGMM(**params).fit(X, sample_weight=weights)
     sources = _stored_sources(X, tmp_path)
@@ -105,7 +94,7 @@ def test_fits_on_every_row_source_equal_the_in_memory_fit(tmp_path, covariance_t
         gmm = FastGMM(**params).fit(source, sample_weight=weights)
         assert gmm.n_iter_ == reference.n_iter_, name
         for attribute in ("weights_", "means_", "covariances_"):
-            difference = _max_relative_difference(getattr(gmm, attribute), getattr(reference, attribute))
+            difference = max_relative_difference(getattr(gmm, attribute), getattr(reference, attribute))
             assert difference < 1e-10, (name, attribute, difference)
         assert abs(gmm.lower_bound_ - reference.lower_bound_) < 1e-10 * abs(reference.lower_bound_), name
         assert abs(gmm.score(source) - reference.score(X)) < 1e-10 * abs(reference.score(X)), name
@@ -121,7 +110,7 @@ def test_fits_on_every_row_source_equal_the_in_memory_fit(tmp_path, covariance_t
 
 def test_a_dask_fit_equals_the_in_process_fit_over_the_same_blocks_bit_for_bit():
     X = _clusters(seed=3).astype(np.float32)
-    weights = _weights(len(X))
+    weights = sample_weights(len(X))
     for covariance_type in COVARIANCE_TYPES:
         params = dict(n_components=3, covariance_type=covariance_type, random_state=0)
         local = FastGMM(**params)

@@ -219,13 +219,14 @@ def test_bad_truncation_arguments_raise(params, message):
 
 @pytest.mark.parametrize("family", ["bernoulli", "poisson"])
 def test_starts_beyond_the_exact_budgets(family, monkeypatch):
-    """Where neither the exact labelling pass nor the exact neighbour lists are affordable, the sets
-    start from random hubs and the lists from the coarse cells of the means: the fit still never
-    decreases its free energy, stays below the log-likelihood and is deterministic."""
+    """Where neither the exact labelling pass nor the exact neighbour lists are affordable (beyond
+    the absolute budget, and K = 100 > max_iter C' G = 32), the sets start from random hubs and the
+    lists from the coarse cells of the means: the fit still never decreases its free energy, stays
+    below the log-likelihood and is deterministic."""
     from fastelbo.mixture import _exponential_family_truncated, _truncated
 
     X = clustered_data(family, n=600, seed=8)
-    kwargs = dict(n_components=30, n_active=3, n_neighbors=4, tol=0, max_iter=20, random_state=4)
+    kwargs = dict(n_components=100, n_active=2, n_neighbors=2, tol=0, max_iter=8, random_state=4)
     reference = ESTIMATORS[family](**kwargs).fit(X)
     monkeypatch.setattr(_truncated, "_EXACT_START_BUDGET", 0)
     monkeypatch.setattr(_exponential_family_truncated, "_EXACT_NEIGHBOURS_BUDGET", 0)
@@ -236,6 +237,30 @@ def test_starts_beyond_the_exact_budgets(family, monkeypatch):
     assert fits[0].lower_bound_ <= fits[0].score(X)
     np.testing.assert_array_equal(fits[1].elbo_history_, history)
     np.testing.assert_array_equal(fits[1].means_, fits[0].means_)
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "poisson"])
+def test_exact_labelling_start_where_it_costs_at_most_the_runs_truncated_steps(family, monkeypatch):
+    """Beyond the absolute budget, the sets still start from the exact labelling pass (not from
+    random hubs) where K <= max_iter C' G, as the first E-step is still exact there: the fit is
+    bitwise the one within the budget (K = 24 <= 3 * 2 * 4)."""
+    from fastelbo.mixture import _truncated
+
+    X = clustered_data(family, n=300, seed=5)
+    kwargs = dict(n_components=24, n_active=2, n_neighbors=4, tol=0, max_iter=3, random_state=1)
+    with pytest.warns(ConvergenceWarning):
+        reference = ESTIMATORS[family](**kwargs).fit(X)
+    monkeypatch.setattr(_truncated, "_EXACT_START_BUDGET", 0)
+    with pytest.warns(ConvergenceWarning):
+        model = ESTIMATORS[family](**kwargs).fit(X)
+    np.testing.assert_array_equal(model.elbo_history_, reference.elbo_history_)
+    np.testing.assert_array_equal(model.means_, reference.means_)
+    with pytest.warns(ConvergenceWarning):
+        hubs = ESTIMATORS[family](**{**kwargs, "max_iter": 2}).fit(X)  # 24 > 2 * 2 * 4: hubs
+    monkeypatch.undo()
+    with pytest.warns(ConvergenceWarning):
+        within = ESTIMATORS[family](**{**kwargs, "max_iter": 2}).fit(X)
+    assert not np.array_equal(hubs.means_, within.means_)
 
 
 def record_set_changes(model, monkeypatch):

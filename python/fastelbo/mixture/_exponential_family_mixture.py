@@ -27,7 +27,6 @@ from fastelbo._sparse_row_source import SparseRowSource, is_streamed_csr
 from fastelbo._threads import resolve_n_threads
 from fastelbo._validation import as_float_array, check_sample_weight
 from fastelbo.entropy import EntropyDecomposition, categorical_entropy
-from fastelbo.mixture import _truncated
 from fastelbo.mixture._discrete_rows import DiscreteBlockReader, validate_discrete_rows
 from fastelbo.mixture._exponential_family import (
     FAMILIES,
@@ -36,7 +35,10 @@ from fastelbo.mixture._exponential_family import (
     dense_m_step,
     exponential_family_block_pass,
 )
-from fastelbo.mixture._exponential_family_truncated import ExponentialFamilyTruncatedSearch
+from fastelbo.mixture._exponential_family_truncated import (
+    ExponentialFamilyTruncatedSearch,
+    exact_pass_affordable,
+)
 from fastelbo.mixture._sparse_initialization import INIT_PARAMS, initial_parameters
 from fastelbo.mixture._truncated import check_truncation
 
@@ -326,16 +328,12 @@ class ExponentialFamilyMixture(MixtureEstimator):
         return stats, out["labels"]
 
     def _exact_step_affordable(self, X):
-        """Whether the run's first E-step is exact: where one exact pass (``(nnz + N) K``) costs at
-        most the truncated search's budget for its exact start, or at most the ``max_iter``
-        truncated E-steps of the run (about ``(nnz + N) C' G`` each: ``K <= max_iter C' G``), so
-        that it at most doubles the run's E-step work whatever N (at N = 100,000 the Poisson
-        log-likelihood gap to exact EM at K = 1,000 was 0.59 % without it, 0.02 % with it)."""
-        nnz = X.nnz if sp.issparse(X) else np.count_nonzero(X)
-        if float(nnz + X.shape[0]) * self.n_components <= _truncated._EXACT_START_BUDGET:
-            return True
+        """Whether the run's first E-step is exact (:func:`exact_pass_affordable`: at N = 100,000
+        the Poisson log-likelihood gap to exact EM at K = 1,000 was 0.59 % without it, 0.02 % with
+        it)."""
         C, G = check_truncation(self.n_active, self.n_neighbors, self.n_components)
-        return self.n_components <= self.max_iter * C * G
+        nnz = InMemoryRows(self._rows(X)).nnz
+        return exact_pass_affordable(nnz, X.shape[0], self.n_components, self.max_iter, C, G)
 
     def _threads(self):
         return resolve_n_threads(self.n_jobs)
@@ -371,7 +369,7 @@ class ExponentialFamilyMixture(MixtureEstimator):
             seed = getattr(self, "_em_truncated_seed", None)
             if seed is None:  # a warm start: no initialisation drew one
                 seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-            search = ExponentialFamilyTruncatedSearch(X.shape[0], C, G, seed, self._family)
+            search = ExponentialFamilyTruncatedSearch(X.shape[0], C, G, seed, self._family, self.max_iter)
             search.start(
                 self._rows(X),
                 sample_weight,
@@ -537,16 +535,18 @@ _DOCSTRING = """{summary}
         components of the neighbour lists ``G_c`` of ``K_n``'s members plus one random component,
         keeps the C' best and refreshes the lists from the log-joints it computed. An E-step then
         costs ``O(nnz C' G + N C' G)`` instead of ``O(nnz K + N K)`` (the M-step stays ``O(K D)``:
-        the means are dense). The lists start as the nearest means, the sets from one exact
-        labelling pass where it is affordable (else from random hub components), followed by up to
-        30 E-steps at the parameters. Where one exact pass is affordable (``(nnz + N) K <= 2e10``,
-        or ``K <= max_iter n_active n_neighbors``: it then costs at most the run's truncated
-        E-steps) the run's first E-step is exact EM's and the search starts at the second:
-        restricted to C' components, the first M-step from the initial parameters' spread-out
-        posteriors leads to a worse fixed point. The ELBO, ``lower_bound_`` and the training
-        decomposition then report the truncated free energy ``<log sum_{{c in K_n}} pi_c p(x_n | c)>``,
-        at most the mean log-likelihood, and never decreasing from the second iteration on (the
-        first entry of ``lower_bounds_``, from the exact first E-step, is the exact mean
+        the means are dense). Where one exact pass is affordable (``(nnz + N) K <= 2e10``, or
+        ``K <= max_iter n_active n_neighbors``: it then costs at most the run's truncated E-steps)
+        the run's first E-step is exact EM's, and the search starts at the second from one exact
+        labelling pass (every set: the row's most probable component and its list): restricted to
+        C' components, the first M-step from the initial parameters' spread-out posteriors leads
+        to a worse fixed point. Beyond that, the sets start from the best of random hub components
+        and their lists, a start that is cheaper only for very large K. Up to 30 E-steps at the
+        parameters then let the sets walk the lists before the first M-step of the search. The ELBO,
+        ``lower_bound_`` and the training decomposition then report the truncated free energy
+        ``<log sum_{{c in K_n}} pi_c p(x_n | c)>``, at most the mean log-likelihood, and never decreasing
+        from the second iteration on (the first entry of ``lower_bounds_``, from the exact first
+        E-step, is the exact mean
         log-likelihood of the initial parameters, which the truncated free energy of the next
         parameters can fall below); the identity ``F = S`` after every M-step holds as for exact
         EM. With ``n_active = n_components`` the fit is exact EM's (up to rounding).

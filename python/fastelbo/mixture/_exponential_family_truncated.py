@@ -11,9 +11,13 @@ are the Gaussian search's own; this module supplies the snapshot, the block pass
 
 - the lists ``G_c`` start as the nearest means in Euclidean distance: exactly (``O(K²·D)``, dense
   means) where ``K²·D <= _EXACT_NEIGHBOURS_BUDGET``, else within the coarse cells of the means;
-- the sets start from one exact labelling pass where its cost ``(nnz + N)·K`` is at most the
-  Gaussian search's budget, else from the best C' of ``4 sqrt(K)`` random hub components and their
-  lists (one truncated pass at the initial parameters whose neighbour-list refresh is undone).
+- the sets start from one exact labelling pass where :func:`exact_pass_affordable`, else from the
+  best C' of ``4 sqrt(K)`` random hub components and their lists (one truncated pass at the initial
+  parameters whose neighbour-list refresh is undone). The hub pass evaluates up to ``4 sqrt(K)·G``
+  components per row (at K = 1,000 and G = 5, 63 % of them) through the truncated kernel, and the
+  walk from the hubs takes many warm-up steps: at N = 100,000 and K = 1,000 (Poisson) the hub
+  start took 13.4 s and 30 warm-up steps and left the fit 0.6 % below exact EM after 10
+  iterations, the exact labelling 5 s, one warm-up step and 0.02 %.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastelbo import _core
+from fastelbo.mixture import _truncated
 from fastelbo.mixture._coarse_cells import CoarseCells
 from fastelbo.mixture._exponential_family import (
     ExponentialFamilyStatistics,
@@ -36,6 +41,17 @@ from fastelbo.mixture._truncated_pass import NeighbourScores, TruncatedStatistic
 #: Largest K²·D for which the initial neighbour lists are exact: K = 1,000 at D = 60,000 (one
 #: product of the dense (K, D) means with themselves, as the M-step's own O(K·D) arrays are dense).
 _EXACT_NEIGHBOURS_BUDGET = 2**36
+
+
+def exact_pass_affordable(nnz, n_samples, n_components, max_iter, n_active, n_neighbors):
+    """Whether a truncated run may spend one exact pass (``(nnz + N)·K`` multiply-adds) on its
+    start: where that is at most the search's absolute budget (``_truncated._EXACT_START_BUDGET``),
+    or at most the run's ``max_iter`` truncated E-steps (about ``(nnz + N)·C'·G`` each:
+    ``K <= max_iter·C'·G``), so that it at most doubles the run's E-step work whatever N. The
+    run's first E-step and the exact labelling that starts the sets each take one such pass."""
+    if float(nnz + n_samples) * n_components <= _truncated._EXACT_START_BUDGET:
+        return True
+    return n_components <= max_iter * n_active * n_neighbors
 
 
 @dataclass(frozen=True)
@@ -118,11 +134,13 @@ def truncated_exponential_family_block_pass(parameters, rows, inputs, state):
 class ExponentialFamilyTruncatedSearch(TruncatedSearch):
     """:class:`TruncatedSearch` over in-memory rows (dense or CSR) of a Bernoulli or Poisson
     mixture; ``parameters`` are ``(weights, means, natural, log_partition)`` (``natural``: ``eta``
-    of the means, ``log_partition``: their ``b``, or None)."""
+    of the means, ``log_partition``: their ``b``, or None); ``max_iter`` is the run's (it sets
+    what an exact labelling pass may cost, :func:`exact_pass_affordable`)."""
 
-    def __init__(self, n_samples, n_active, n_neighbors, seed, family):
+    def __init__(self, n_samples, n_active, n_neighbors, seed, family, max_iter):
         super().__init__(n_samples, n_active, n_neighbors, seed)
         self.family = family
+        self.max_iter = max_iter
 
     def _source(self, X):
         return X if isinstance(X, InMemoryRows) else InMemoryRows(X)
@@ -133,8 +151,10 @@ class ExponentialFamilyTruncatedSearch(TruncatedSearch):
             return initial_neighbours(means, self.n_neighbors), None
         return CoarseCells(np.asarray(means, dtype=np.float64), dtype).neighbour_lists(self.n_neighbors), None
 
-    def _exact_start_cost(self, source, means):
-        return float(source.nnz + self.n_samples) * means.shape[0]
+    def _exact_start_affordable(self, source, means):
+        return exact_pass_affordable(
+            source.nnz, self.n_samples, means.shape[0], self.max_iter, self.n_active, self.n_neighbors
+        )
 
     def _coarse_start(self, source, sample_weight, parameters, n_threads, cells):
         lists = self.neighbours.copy()

@@ -151,7 +151,7 @@ class TruncatedSearch:
         self.neighbours, cells = self._initial_neighbours(means, source.dtype)
         self.spans = source.spans()
         start_cells = None
-        if exact_labels is not None and self._exact_start_cost(source, means) <= _EXACT_START_BUDGET:
+        if exact_labels is not None and self._exact_start_affordable(source, means):
             # The first pass starts every row from its label and the label's nearest neighbours.
             self.states = list(exact_labels())
         else:
@@ -176,9 +176,10 @@ class TruncatedSearch:
         cells = CoarseCells(means, dtype)
         return cells.neighbour_lists(self.n_neighbors), cells
 
-    def _exact_start_cost(self, source, means):
-        """Multiply-adds of the exact labelling pass that may start the sets."""
-        return float(self.n_samples) * means.shape[0] * means.shape[1]
+    def _exact_start_affordable(self, source, means):
+        """Whether the exact labelling pass that may start the sets is affordable: its multiply-adds
+        ``N·K·D`` are at most ``_EXACT_START_BUDGET``."""
+        return float(self.n_samples) * means.shape[0] * means.shape[1] <= _EXACT_START_BUDGET
 
     def _coarse_start(self, source, sample_weight, parameters, n_threads, cells):
         """Where no exact labelling is affordable: sets the first pass starts from (None here: the

@@ -7,8 +7,6 @@ blocks (which must agree bit for bit: the merge tree depends only on the chunkin
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 
 import numpy as np
@@ -19,6 +17,7 @@ import fastelbo._row_source as row_source_module
 import row_sources
 from fastelbo import FastGMM, RowSource
 from fastelbo._block_reduction import _StreamingMerge, merge_tree
+from lost_workers import kill_a_worker, wait_for_restarted_workers
 from row_sources import max_relative_difference, sample_weights
 
 h5py = pytest.importorskip("h5py")
@@ -272,8 +271,7 @@ class _FitThatLosesAWorker(FastGMM):
         super()._m_step(stats)
         self._m_steps = getattr(self, "_m_steps", 0) + 1
         if self._m_steps == 3:
-            pid = next(iter(self._client.run(os.getpid).values()))
-            os.kill(pid, signal.SIGKILL)
+            kill_a_worker(self._client)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -291,4 +289,4 @@ def test_a_worker_lost_mid_fit_is_retried_and_the_fit_is_unchanged(dask_client):
     assert disturbed._m_steps == 8
     np.testing.assert_array_equal(disturbed.means_, undisturbed.means_)
     assert disturbed.lower_bound_ == undisturbed.lower_bound_
-    dask_client.wait_for_workers(2, timeout=60)  # the nanny restarts the worker for later tests
+    wait_for_restarted_workers(dask_client)

@@ -4,14 +4,13 @@ one, bit for bit, within seconds; never a hang. FastGMM's exact fit has the same
 ``test_gmm_row_sources.py``; here the truncated FastGMM (whose candidate sets live on the workers
 chunk by chunk), FastMFA, and the factor models' inference after a fit."""
 
-import os
-import signal
 import time
 
 import numpy as np
 import pytest
 
 from fastelbo import FastFactorAnalysis, FastGMM, FastMFA, FastPPCA
+from lost_workers import kill_a_worker, wait_for_restarted_workers
 
 da = pytest.importorskip("dask.array")
 pytest.importorskip("distributed")
@@ -29,11 +28,6 @@ def _data():
     return (noise + da.from_array(centres)[labels]).persist()
 
 
-def _kill_a_worker(client):
-    pid = next(iter(client.run(os.getpid).values()))
-    os.kill(pid, signal.SIGKILL)
-
-
 def _losing_a_worker(cls, client, after):
     """``cls`` that kills one worker process after its ``after``-th M-step (from the client, so
     that the next E-step meets the lost worker)."""
@@ -42,7 +36,7 @@ def _losing_a_worker(cls, client, after):
         cls._m_step(self, stats)
         self._m_steps = getattr(self, "_m_steps", 0) + 1
         if self._m_steps == after:
-            _kill_a_worker(client)
+            kill_a_worker(client)
 
     return type(f"WorkerLosing{cls.__name__}", (cls,), {"_m_step": _m_step})
 
@@ -68,7 +62,7 @@ def test_a_worker_lost_mid_fit_is_recomputed_and_the_fit_is_unchanged(dask_clien
         disturbed.fit(X)
         elapsed = time.perf_counter() - start
         in_memory = X.compute()
-    dask_client.wait_for_workers(2, timeout=60)  # the nanny restarts the worker for later tests
+    wait_for_restarted_workers(dask_client)
     assert elapsed < SECONDS
     assert disturbed._m_steps == params["max_iter"]
     np.testing.assert_array_equal(disturbed.means_, undisturbed.means_)
@@ -85,11 +79,11 @@ def test_inference_after_a_lost_worker_is_recomputed(dask_client, cls):
         X = _data()
         model = cls(n_components=2).fit(X)
         expected = model.transform(X).compute(), model.score_samples(X).compute()
-        _kill_a_worker(dask_client)
+        kill_a_worker(dask_client)
         start = time.perf_counter()
         latents, scores = model.transform(X).compute(), model.score_samples(X).compute()
         elapsed = time.perf_counter() - start
-    dask_client.wait_for_workers(2, timeout=60)
+    wait_for_restarted_workers(dask_client)
     assert elapsed < SECONDS
     np.testing.assert_array_equal(latents, expected[0])
     np.testing.assert_array_equal(scores, expected[1])

@@ -229,6 +229,7 @@ def test_starts_beyond_the_exact_budgets(family, monkeypatch):
     kwargs = dict(n_components=100, n_active=2, n_neighbors=2, tol=0, max_iter=8, random_state=4)
     reference = ESTIMATORS[family](**kwargs).fit(X)
     monkeypatch.setattr(_truncated, "_EXACT_START_BUDGET", 0)
+    monkeypatch.setattr(_exponential_family_truncated, "_TRUNCATED_COST_FACTOR", 0)
     monkeypatch.setattr(_exponential_family_truncated, "_EXACT_NEIGHBOURS_BUDGET", 0)
     fits = [ESTIMATORS[family](**kwargs).fit(X) for _ in range(2)]
     history = fits[0].elbo_history_
@@ -240,27 +241,42 @@ def test_starts_beyond_the_exact_budgets(family, monkeypatch):
 
 
 @pytest.mark.parametrize("family", ["bernoulli", "poisson"])
-def test_exact_labelling_start_where_it_costs_at_most_the_runs_truncated_steps(family, monkeypatch):
-    """Beyond the absolute budget, the sets still start from the exact labelling pass (not from
-    random hubs) where K <= max_iter C' G, as the first E-step is still exact there: the fit is
-    bitwise the one within the budget (K = 24 <= 3 * 2 * 4)."""
-    from fastelbo.mixture import _truncated
+@pytest.mark.parametrize(("max_iter", "cost_factor", "exact"), [(3, 0, True), (2, None, True), (2, 0, False)])
+def test_exact_start_beyond_the_absolute_budget(family, max_iter, cost_factor, exact, monkeypatch):
+    """Beyond the absolute budget a run still starts exactly (its first E-step exact EM's, its sets
+    from the exact labelling pass: the fit is bitwise the one within the budget) where
+    K <= max_iter C' G (K = 24 <= 3 * 2 * 4), or where its two exact passes cost at most the hub
+    start they replace with the truncated kernel's cost factor (2 K = 48 <= 4 (20 * 4 + 30 * 2 * 4):
+    20 hubs, 30 warm-up steps). With neither (max_iter = 2, the factor set to 0) it starts from
+    random hubs, and the fit differs."""
+    from fastelbo.mixture import _exponential_family_truncated, _truncated
 
     X = clustered_data(family, n=300, seed=5)
-    kwargs = dict(n_components=24, n_active=2, n_neighbors=4, tol=0, max_iter=3, random_state=1)
+    kwargs = dict(n_components=24, n_active=2, n_neighbors=4, tol=0, max_iter=max_iter, random_state=1)
     with pytest.warns(ConvergenceWarning):
-        reference = ESTIMATORS[family](**kwargs).fit(X)
+        within = ESTIMATORS[family](**kwargs).fit(X)
     monkeypatch.setattr(_truncated, "_EXACT_START_BUDGET", 0)
+    if cost_factor is not None:
+        monkeypatch.setattr(_exponential_family_truncated, "_TRUNCATED_COST_FACTOR", cost_factor)
     with pytest.warns(ConvergenceWarning):
         model = ESTIMATORS[family](**kwargs).fit(X)
-    np.testing.assert_array_equal(model.elbo_history_, reference.elbo_history_)
-    np.testing.assert_array_equal(model.means_, reference.means_)
-    with pytest.warns(ConvergenceWarning):
-        hubs = ESTIMATORS[family](**{**kwargs, "max_iter": 2}).fit(X)  # 24 > 2 * 2 * 4: hubs
-    monkeypatch.undo()
-    with pytest.warns(ConvergenceWarning):
-        within = ESTIMATORS[family](**{**kwargs, "max_iter": 2}).fit(X)
-    assert not np.array_equal(hubs.means_, within.means_)
+    if exact:
+        np.testing.assert_array_equal(model.elbo_history_, within.elbo_history_)
+        np.testing.assert_array_equal(model.means_, within.means_)
+    else:
+        assert not np.array_equal(model.means_, within.means_)
+
+
+def test_exact_start_at_the_benchmarks_sizes():
+    """The rule at N = 1M rows with 1e8 non-zeros (beyond the absolute budget), C' = 3, G = 5: a
+    10-iteration run at K = 1,000 starts exactly (the hub start took about 290 s there, against
+    about 90 s for the exact passes), one at K = 10,000 from hubs (two exact passes, about 1,000 s,
+    would exceed the hub start); K = 1,500 with the default 100 iterations starts exactly."""
+    from fastelbo.mixture._exponential_family_truncated import exact_pass_affordable
+
+    assert exact_pass_affordable(10**8, 10**6, 1_000, 10, 3, 5)
+    assert not exact_pass_affordable(10**8, 10**6, 10_000, 10, 3, 5)
+    assert exact_pass_affordable(10**8, 10**6, 1_500, 100, 3, 5)
 
 
 def record_set_changes(model, monkeypatch):
@@ -293,11 +309,13 @@ def test_first_e_step_is_exact_where_it_costs_at_most_the_runs_truncated_steps(
 ):
     """Beyond the absolute budget, the run's first E-step is still exact where K <= max_iter C' G
     (one exact pass then costs at most the run's truncated E-steps): K = 24, C' = 2, G = 4 takes it
-    with max_iter = 3 (24 <= 24) and not with max_iter = 2 (24 > 16). An exact first step's ELBO
-    is the exact mean log-likelihood of the initial parameters."""
-    from fastelbo.mixture import _truncated
+    with max_iter = 3 (24 <= 24) and not with max_iter = 2 (24 > 16), with the cost factor of the
+    rule's third clause (hubs) set to 0. An exact first step's ELBO is the exact mean log-likelihood
+    of the initial parameters."""
+    from fastelbo.mixture import _exponential_family_truncated, _truncated
 
     monkeypatch.setattr(_truncated, "_EXACT_START_BUDGET", 0)
+    monkeypatch.setattr(_exponential_family_truncated, "_TRUNCATED_COST_FACTOR", 0)
     X = clustered_data(family, n=300, seed=5)
     kwargs = dict(n_components=24, tol=0, random_state=1)
     model = ESTIMATORS[family](n_active=2, n_neighbors=4, max_iter=max_iter, **kwargs)

@@ -535,13 +535,16 @@ _DOCSTRING = """{summary}
         components of the neighbour lists ``G_c`` of ``K_n``'s members plus one random component,
         keeps the C' best and refreshes the lists from the log-joints it computed. An E-step then
         costs ``O(nnz C' G + N C' G)`` instead of ``O(nnz K + N K)`` (the M-step stays ``O(K D)``:
-        the means are dense). Where one exact pass is affordable (``(nnz + N) K <= 2e10``, or
-        ``K <= max_iter n_active n_neighbors``: it then costs at most the run's truncated E-steps)
-        the run's first E-step is exact EM's, and the search starts at the second from one exact
-        labelling pass (every set: the row's most probable component and its list): restricted to
-        C' components, the first M-step from the initial parameters' spread-out posteriors leads
-        to a worse fixed point. Beyond that, the sets start from the best of random hub components
-        and their lists, a start that is cheaper only for very large K. Up to 30 E-steps at the
+        the means are dense). Where exact passes are affordable (``(nnz + N) K <= 2e10``; or
+        ``K <= max_iter n_active n_neighbors``: one then costs at most the run's truncated E-steps;
+        or two cost at most the start from hubs below, which evaluates about ``4 sqrt(K)
+        n_neighbors`` components per row once and ``n_active n_neighbors`` in each of up to 30
+        steps, through a kernel about 4 times dearer per component) the run's first E-step is exact
+        EM's, and the search starts at the second from one exact labelling pass (every set: the
+        row's most probable component and its list): restricted to C' components, the first M-step
+        from the initial parameters' spread-out posteriors leads to a worse fixed point. Beyond
+        that (K of several thousands at large N), the sets start from the best of random hub
+        components and their lists, and the first E-step is truncated. Up to 30 E-steps at the
         parameters then let the sets walk the lists before the first M-step of the search. The ELBO,
         ``lower_bound_`` and the training decomposition then report the truncated free energy
         ``<log sum_{{c in K_n}} pi_c p(x_n | c)>``, at most the mean log-likelihood, and never decreasing

@@ -272,8 +272,8 @@ class TruncatedSearch:
         return self.labels()
 
     def _hubs(self, K):
-        """``min(K, max(C', ceil(4 sqrt(K))))`` distinct random components, ascending (int32)."""
-        n_hubs = min(K, max(self.n_active, int(np.ceil(_HUBS_PER_SQRT_K * np.sqrt(K)))))
+        """:func:`hub_count` distinct random components, ascending (int32)."""
+        n_hubs = hub_count(K, self.n_active)
         return np.sort(self._rng.choice(K, size=n_hubs, replace=False)).astype(np.int32)
 
     def labels(self):
@@ -292,6 +292,11 @@ class TruncatedSearch:
                 for state, (start, stop) in zip(self.states, self.spans, strict=True)
             ]
         )
+
+
+def hub_count(n_components, n_active):
+    """How many random hub components a start from hubs draws: ``min(K, max(C', ceil(4 sqrt(K))))``."""
+    return min(n_components, max(n_active, int(np.ceil(_HUBS_PER_SQRT_K * np.sqrt(n_components)))))
 
 
 def _best_components(state):

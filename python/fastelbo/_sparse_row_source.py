@@ -27,7 +27,7 @@ import mmap
 import numpy as np
 import scipy.sparse as sp
 
-from fastelbo._row_source import BLOCK_BYTES, RowSource, check_shape, sample_spans, stack_rows
+from fastelbo._row_source import BLOCK_BYTES, RowSource, check_shape
 
 #: Bytes a non-zero of a block takes as the kernel reads it (float64 value, int32 column).
 BYTES_PER_NONZERO = 12
@@ -113,21 +113,6 @@ class SparseRowSource(RowSource):
             copy=False,
         )
         return self.reader(rows, start, stop)
-
-    def sample(self, n_rows, random_state):
-        """As :meth:`fastelbo._row_source.RowSource.sample`, the rows stacked as one CSR matrix."""
-        if self.n_samples <= n_rows:
-            spans, index = self.spans(), np.arange(self.n_samples)
-        else:
-            spans, index = sample_spans(self.n_samples, n_rows, self.block_rows, random_state)
-        return stack_rows([self.read(start, stop) for start, stop in spans]), index
-
-    def max_abs(self) -> float:
-        largest = 0.0
-        for _, _, rows in self.blocks():
-            if rows.nnz:
-                largest = max(largest, float(np.max(np.abs(rows.data))))
-        return largest
 
 
 def _as_sliced(rows, start, stop):

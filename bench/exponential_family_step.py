@@ -22,8 +22,6 @@ import json
 import sys
 import time
 
-from sklearn.utils import check_random_state
-
 import fastelbo
 import numpy_exponential_family_em as npef
 import timing
@@ -38,18 +36,7 @@ def fastelbo_iteration(case, X, start, repeats):
     model = getattr(fastelbo, ESTIMATORS[case.family])(
         n_components=case.n_components, random_state=0, weights_init=weights, means_init=means
     )
-    model._check_hyperparameters()
-    rows = model._validate_rows(X, reset=True, min_samples=2)
-    model._initialize_parameters(rows, check_random_state(0), None)
-    times, first = [], None
-    for _ in range(repeats + 1):
-        began = time.perf_counter()
-        stats = model._e_step(rows)
-        model._m_step(stats)
-        model._decompose(stats)
-        times.append(time.perf_counter() - began)
-        first = stats.elbo if first is None else first
-    return min(times[1:]), float(first)
+    return timing.hook_iteration_seconds(model, X, repeats)
 
 
 def numpy_iteration(case, X, start, repeats):

@@ -29,24 +29,9 @@ import warnings
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
+import timing
 from fastelbo import FastBernoulliMixture, FastPoissonMixture
 from sparse_counts import sparse_counts
-
-
-def iteration_seconds(model, X, repeats):
-    """Best time of one E-step + M-step + decomposition, after one warm-up iteration."""
-    model._check_hyperparameters()
-    Xv = model._validate_rows(X, reset=True, min_samples=2)
-    model._initialize_parameters(Xv, check_random_state(model.random_state), None)
-    times = []
-    for _ in range(repeats + 1):
-        start = time.perf_counter()
-        stats = model._e_step(Xv)
-        model._m_step(stats)
-        model._decompose(stats)
-        times.append(time.perf_counter() - start)
-    model._discard_run_state()
-    return min(times[1:])
 
 
 def shared_start(model, X):
@@ -60,20 +45,24 @@ def shared_start(model, X):
     return start
 
 
-def earlier_exact(path, args, X, n_components):
-    """The row of an earlier run's JSON at ``path`` for the same family, data, K, ``--max-iter``
-    and ``--n-jobs``; ValueError if there is none."""
-    with open(path) as f:
-        rows = json.load(f)
-    key = dict(
+def run_key(args, X, n_components):
+    """What identifies a run's data and set-up in the JSON rows."""
+    return dict(
         family=args.family,
         n_samples=X.shape[0],
         n_features=X.shape[1],
         nnz=int(X.nnz),
         n_components=n_components,
-        max_iter=args.max_iter,
         n_jobs=args.n_jobs,
     )
+
+
+def earlier_exact(path, args, X, n_components):
+    """The row of an earlier run's JSON at ``path`` for the same family, data, K, ``--max-iter``
+    and ``--n-jobs``; ValueError if there is none."""
+    with open(path) as f:
+        rows = json.load(f)
+    key = dict(run_key(args, X, n_components), max_iter=args.max_iter)
     for row in rows:
         if all(row.get(name) == value for name, value in key.items()):
             return row
@@ -111,7 +100,7 @@ def main():
             exact = (earlier["log_likelihood_exact"], earlier["fit_exact_s"])
             print(f"K={K}: exact EM from {args.exact_from}: iteration {t_exact:.3f} s", flush=True)
         else:
-            t_exact = iteration_seconds(estimator(**common), X, args.repeats)
+            t_exact = timing.hook_iteration_seconds(estimator(**common), X, args.repeats)[0]
             exact = None
         if args.max_iter > 0 and earlier is None:
             start = time.perf_counter()
@@ -122,16 +111,11 @@ def main():
             print(f"K={K}: exact iteration {t_exact:.3f} s, log-likelihood {exact[0]:.4f}", flush=True)
         for C in args.n_active:
             truncation = dict(n_active=C, n_neighbors=args.n_neighbors)
-            t_trunc = iteration_seconds(estimator(**common, **truncation), X, args.repeats)
+            t_trunc = timing.hook_iteration_seconds(estimator(**common, **truncation), X, args.repeats)[0]
             row = dict(
-                family=args.family,
-                n_samples=X.shape[0],
-                n_features=X.shape[1],
-                nnz=int(X.nnz),
-                n_components=K,
+                run_key(args, X, K),
                 n_active=C,
                 n_neighbors=args.n_neighbors,
-                n_jobs=args.n_jobs,
                 iteration_exact_s=t_exact,
                 iteration_truncated_s=t_trunc,
                 speedup=t_exact / t_trunc,

@@ -550,8 +550,9 @@ _DOCSTRING = """{summary}
         ``<log sum_{{c in K_n}} pi_c p(x_n | c)>``, at most the mean log-likelihood, and never
         decreasing from the second iteration on (the first entry of ``lower_bounds_``, from an
         exact first E-step, is the exact mean log-likelihood of the initial parameters, which the
-        truncated free energy of the next parameters can fall below); the identity ``F = S`` after every M-step holds as for exact
-        EM. With ``n_active = n_components`` the fit is exact EM's (up to rounding).
+        truncated free energy of the next parameters can fall below); the identity ``F = S`` after
+        every M-step holds as for exact EM. With ``n_active = n_components`` the fit is exact EM's
+        (up to rounding).
         ``score_samples``, ``predict`` and ``predict_proba`` stay exact. A run converges once the
         change falls below ``tol`` after 10 consecutive E-steps that changed no row's most probable
         component (a search step that finds nothing changes the free energy by exactly 0, yet later

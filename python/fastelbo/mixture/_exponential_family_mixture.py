@@ -160,11 +160,6 @@ class ExponentialFamilyMixture(MixtureEstimator):
     def _validate_fit_input(self, X, sample_weight):
         self._check_hyperparameters()
         X = self._validate_rows(X, reset=True, min_samples=2)
-        if self.n_active is not None and isinstance(X, RowSource):
-            raise ValueError(
-                "n_active (truncated EM) needs X in memory; X is read in blocks "
-                f"({type(X.data).__name__}): set n_active=None for exact EM, or load X into memory"
-            )
         # Weights are float64 whatever X's dtype (bool, integers): only X's row count is read.
         return X, check_sample_weight(sample_weight, np.empty((X.shape[0], 0)))
 
@@ -226,13 +221,17 @@ class ExponentialFamilyMixture(MixtureEstimator):
 
     def _initialize_parameters(self, X, random_state, sample_weight=None):
         self._em_truncated = None  # a new run: its first E-step starts the sets K_n
+        self._em_nnz_estimate = None
         weights = means = None
         if self.weights_init is None or self.means_init is None:
-            X, sample_weight = initialisation_rows(
+            rows, sample_weight = initialisation_rows(
                 X, sample_weight, random_state, "give initial parameters (weights_init, means_init)"
             )
+            if rows is not X:  # a sample of a streamed source: its non-zeros scaled to all rows
+                sampled = rows.nnz if sp.issparse(rows) else np.count_nonzero(rows)
+                self._em_nnz_estimate = float(sampled) * X.shape[0] / max(rows.shape[0], 1)
             weights, means = initial_parameters(
-                X, self.n_components, self.init_params, random_state, sample_weight
+                rows, self.n_components, self.init_params, random_state, sample_weight
             )
         if self.weights_init is not None:
             weights = as_float_array(self.weights_init, "weights_init")
@@ -255,19 +254,24 @@ class ExponentialFamilyMixture(MixtureEstimator):
         return sp.csr_array(X)
 
     def _pass(self, X, moments, log_norm=False, responsibilities=False, labels=False, sample_weight=None):
-        """One kernel pass with the current parameters; returns (statistics, per-row outputs)."""
+        """One kernel pass with the current parameters; returns (statistics, per-row outputs).
+        With ``labels``, the outputs also hold ``"block_labels"``, the labels of every block of X
+        (what the truncated search starts its sets from)."""
         parameters = self._pass_parameters(moments)
         request = MixturePassRequest(log_norm, responsibilities, labels)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=np.float64)
         rows = self._rows(X)
-        stats, out, _ = reduce_blocks(
+        stats, out, states = reduce_blocks(
             rows if isinstance(rows, RowSource) else InMemoryRows(rows),
             functools.partial(exponential_family_block_pass, parameters, request),
             sample_weight,
             None,
             request.outputs(self.n_components, np.float64),
         )
+        if labels:
+            # Also one array per block of X (on Dask, the chunks' results, kept on the workers).
+            out["block_labels"] = states
         return self._check_finite(stats), out
 
     def _pass_parameters(self, moments):
@@ -330,12 +334,32 @@ class ExponentialFamilyMixture(MixtureEstimator):
         most the truncated search's budget for its exact start, or at most the ``max_iter``
         truncated E-steps of the run (about ``(nnz + N) C' G`` each: ``K <= max_iter C' G``), so
         that it at most doubles the run's E-step work whatever N (at N = 100,000 the Poisson
-        log-likelihood gap to exact EM at K = 1,000 was 0.59 % without it, 0.02 % with it)."""
-        nnz = X.nnz if sp.issparse(X) else np.count_nonzero(X)
-        if float(nnz + X.shape[0]) * self.n_components <= _truncated._EXACT_START_BUDGET:
+        log-likelihood gap to exact EM at K = 1,000 was 0.59 % without it, 0.02 % with it). nnz is
+        :meth:`_nnz`'s."""
+        if (self._nnz(X) + X.shape[0]) * self.n_components <= _truncated._EXACT_START_BUDGET:
             return True
         C, G = check_truncation(self.n_active, self.n_neighbors, self.n_components)
         return self.n_components <= self.max_iter * C * G
+
+    def _nnz(self, X):
+        """X's number of non-zeros, as the cost of an exact pass ``(nnz + N) K`` needs it (float).
+
+        Exact where X knows it: an in-memory X (a dense one's CSR form), a CSR read in blocks
+        (``indptr[-1]``, one value read; it counts explicit zeros and duplicates, which the blocks
+        drop). A dense streamed source or a dask array does not store it, and counting would read
+        all of X once more: the run uses the non-zeros of the initialisation's sample scaled to N
+        rows (exact when the sample is every row, as it is up to ``INIT_SAMPLE_ROWS`` = 262,144
+        rows, so such a fit starts as the in-memory fit; an estimate from whole blocks beyond), and
+        ``N D``, an upper bound, where the run read no sample (``weights_init`` and ``means_init``
+        given, or a warm start): an exact pass is then taken only where it is affordable for sure.
+        """
+        rows = self._rows(X)
+        if not isinstance(rows, RowSource):
+            return float(rows.nnz)
+        if isinstance(rows, SparseRowSource):
+            return float(rows.data.indptr[-1]) if rows.n_samples else 0.0
+        estimate = getattr(self, "_em_nnz_estimate", None)
+        return float(rows.n_samples) * rows.n_features if estimate is None else estimate
 
     def _threads(self):
         return resolve_n_threads(self.n_jobs)
@@ -366,18 +390,20 @@ class ExponentialFamilyMixture(MixtureEstimator):
         """The run's truncated state (every row's set K_n, the neighbour lists), started on first
         use (:mod:`fastelbo.mixture._exponential_family_truncated`)."""
         search = getattr(self, "_em_truncated", None)
-        if search is None or search.n_samples != X.shape[0]:
+        rows = self._rows(X)
+        spans = rows.spans() if isinstance(rows, RowSource) else [(0, X.shape[0])]
+        if search is None or search.spans != spans:
             C, G = check_truncation(self.n_active, self.n_neighbors, self.n_components)
             seed = getattr(self, "_em_truncated_seed", None)
             if seed is None:  # a warm start: no initialisation drew one
                 seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-            search = ExponentialFamilyTruncatedSearch(X.shape[0], C, G, seed, self._family)
+            search = ExponentialFamilyTruncatedSearch(X.shape[0], C, G, seed, self._family, self._nnz(X))
             search.start(
-                self._rows(X),
+                rows,
                 sample_weight,
                 self._truncated_parameters(),
                 self._threads(),
-                exact_labels=lambda: [self._pass(X, moments=False, labels=True)[1]["labels"]],
+                exact_labels=lambda: self._pass(X, moments=False, labels=True)[1]["block_labels"],
             )
             self._em_truncated = search
         return search
@@ -402,6 +428,7 @@ class ExponentialFamilyMixture(MixtureEstimator):
         vars(self).pop("_em_truncated_seed", None)
         vars(self).pop("_em_natural", None)
         vars(self).pop("_em_exact_first", None)
+        vars(self).pop("_em_nnz_estimate", None)
 
     def _m_step(self, stats):
         # nk_floor (relative to the mean sample weight) keeps an empty component's means finite.
@@ -475,7 +502,8 @@ _DOCSTRING = """{summary}
     each block's values checked as it is read (a bad value named with its row and column in the
     whole X) and converted to CSR, never copied whole into memory; the initialisation reads a sample
     of whole blocks, and the fit equals the in-memory fit to round-off. Truncated EM
-    (``n_active``) needs X in memory.
+    (``n_active``) runs on every such source too, one set ``K_n`` per row kept with its block (on
+    the workers for Dask), and equals the in-memory truncated fit from the same start to round-off.
 
     ``fit(X, sample_weight=w)`` fits the weighted model: the ELBO, ``lower_bound_`` and the entropy
     decomposition are weighted averages, and an integer weight acts like repeating the row.
@@ -541,7 +569,10 @@ _DOCSTRING = """{summary}
         labelling pass where it is affordable (else from random hub components), followed by up to
         30 E-steps at the parameters. Where one exact pass is affordable (``(nnz + N) K <= 2e10``,
         or ``K <= max_iter n_active n_neighbors``: it then costs at most the run's truncated
-        E-steps) the run's first E-step is exact EM's and the search starts at the second:
+        E-steps; for a dense streamed X or a dask array, which do not store nnz, it is that of the
+        initialisation's sample scaled to N rows, exact up to 262,144 rows, or the bound ``N D``
+        where no sample was read: ``weights_init`` and ``means_init`` given, or a warm start)
+        the run's first E-step is exact EM's and the search starts at the second:
         restricted to C' components, the first M-step from the initial parameters' spread-out
         posteriors leads to a worse fixed point. The ELBO, ``lower_bound_`` and the training
         decomposition then report the truncated free energy ``<log sum_{{c in K_n}} pi_c p(x_n | c)>``,

@@ -14,6 +14,15 @@ are the Gaussian search's own; this module supplies the snapshot, the block pass
 - the sets start from one exact labelling pass where its cost ``(nnz + N)·K`` is at most the
   Gaussian search's budget, else from the best C' of ``4 sqrt(K)`` random hub components and their
   lists (one truncated pass at the initial parameters whose neighbour-list refresh is undone).
+
+X may be in memory (dense or CSR: one block) or any row source the estimators stream (a
+memory-mapped CSR, a dense memmap, HDF5 dataset, Zarr array or :class:`~fastelbo.RowSource`, a dask
+array): as for the Gaussian search, every pass is a
+:func:`~fastelbo._block_reduction.reduce_blocks` pass with one set of K_n per block (kept on the
+workers for Dask), the random candidates are drawn for all N rows and sliced per block, and the
+passes compute in float64 whatever X's dtype, so a streamed fit takes the in-memory fit's steps.
+``nnz`` (for the start's cost) is the estimator's (exact, or an estimate for a streamed source that
+does not store it: see ``ExponentialFamilyMixture._nnz``).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastelbo import _core
+from fastelbo._row_source import RowSource
 from fastelbo.mixture._coarse_cells import CoarseCells
 from fastelbo.mixture._exponential_family import (
     ExponentialFamilyStatistics,
@@ -30,7 +40,7 @@ from fastelbo.mixture._exponential_family import (
     component_constants,
     csr_rows,
 )
-from fastelbo.mixture._truncated import TruncatedSearch, initial_neighbours
+from fastelbo.mixture._truncated import TruncatedSearch, initial_neighbours, leading_columns
 from fastelbo.mixture._truncated_pass import NeighbourScores, TruncatedStatistics, starting_sets
 
 #: Largest K²·D for which the initial neighbour lists are exact: K = 1,000 at D = 60,000 (one
@@ -116,16 +126,22 @@ def truncated_exponential_family_block_pass(parameters, rows, inputs, state):
 
 
 class ExponentialFamilyTruncatedSearch(TruncatedSearch):
-    """:class:`TruncatedSearch` over in-memory rows (dense or CSR) of a Bernoulli or Poisson
-    mixture; ``parameters`` are ``(weights, means, natural, log_partition)`` (``natural``: ``eta``
-    of the means, ``log_partition``: their ``b``, or None)."""
+    """:class:`TruncatedSearch` over the rows of a Bernoulli or Poisson mixture (in memory, dense
+    or CSR, or a row source read in blocks); ``parameters`` are ``(weights, means, natural,
+    log_partition)`` (``natural``: ``eta`` of the means, ``log_partition``: their ``b``, or None).
+    ``nnz`` is X's number of non-zeros (or the estimate the estimator decides on), for the cost of
+    the exact labelling start."""
 
-    def __init__(self, n_samples, n_active, n_neighbors, seed, family):
+    def __init__(self, n_samples, n_active, n_neighbors, seed, family, nnz):
         super().__init__(n_samples, n_active, n_neighbors, seed)
         self.family = family
+        self.nnz = nnz
 
     def _source(self, X):
-        return X if isinstance(X, InMemoryRows) else InMemoryRows(X)
+        return X if isinstance(X, (RowSource, InMemoryRows)) else InMemoryRows(X)
+
+    def _working_dtype(self, source):
+        return np.dtype(np.float64)  # the kernel reads every block as float64 CSR
 
     def _initial_neighbours(self, means, dtype):
         K, D = means.shape
@@ -134,7 +150,7 @@ class ExponentialFamilyTruncatedSearch(TruncatedSearch):
         return CoarseCells(np.asarray(means, dtype=np.float64), dtype).neighbour_lists(self.n_neighbors), None
 
     def _exact_start_cost(self, source, means):
-        return float(source.nnz + self.n_samples) * means.shape[0]
+        return float(self.nnz + self.n_samples) * means.shape[0]
 
     def _coarse_start(self, source, sample_weight, parameters, n_threads, cells):
         lists = self.neighbours.copy()
@@ -144,7 +160,7 @@ class ExponentialFamilyTruncatedSearch(TruncatedSearch):
             for start, stop in self.spans
         ]
         self._pass(source, None, parameters, n_threads, False)
-        self.states = [np.ascontiguousarray(state[:, : self.n_active]) for state in self.states]
+        self.states = leading_columns(self.states, self.n_active)
         self.neighbours = lists  # the hub pass refreshed a hub's list from every row: undone
         return None
 

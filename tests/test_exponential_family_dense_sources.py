@@ -16,6 +16,14 @@ import scipy.sparse as sp
 import fastelbo._row_source as row_source_module
 import peak_rss
 import row_sources
+from exponential_family_truncated_fits import (
+    STARTS,
+    assert_same_truncated_fit,
+    expected_starts,
+    record_starts,
+    truncated_fit,
+    truncated_params,
+)
 from fastelbo import FastBernoulliMixture, FastPoissonMixture, RowSource
 from fastelbo.mixture._discrete_rows import DiscreteBlockReader
 from reference_exponential_family import e_step
@@ -206,11 +214,50 @@ def test_nan_in_a_streamed_zarr_array_is_named_as_a_value_the_model_cannot_take(
         )
 
 
-@pytest.mark.parametrize("kind", list(SOURCES))
-def test_truncated_em_on_a_dense_streamed_source_is_refused_naming_n_active(tmp_path, kind):
-    X = dense_data("bernoulli")
-    with pytest.raises(ValueError, match=r"n_active \(truncated EM\) needs X in memory; X is read in blocks"):
-        FastBernoulliMixture(n_components=3, n_active=2).fit(SOURCES[kind](X, tmp_path))
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("start", list(STARTS))
+def test_a_truncated_fit_on_a_dense_streamed_source_equals_the_in_memory_fit(
+    tmp_path, monkeypatch, family, weighted, start
+):
+    X = dense_data(family)
+    small_blocks(monkeypatch, 90, X.shape[1])
+    sample_weight = sample_weights(X.shape[0]) if weighted else None
+    params = truncated_params(start, X.shape[1], monkeypatch)
+    estimator = ESTIMATORS[family]
+    starts = record_starts(monkeypatch)
+    reference = truncated_fit(estimator, X, params, sample_weight)
+    assert starts == expected_starts(start)
+    expected_labels = reference[0].predict(X)
+    # A float32 memmap too: its blocks (and the weights) are read in float64, as in memory.
+    sources = {
+        **SOURCES,
+        "float32 memmap": lambda X, tmp_path: row_sources.memmap(X.astype(np.float32), tmp_path),
+    }
+    for kind, make in sources.items():
+        source = make(X, tmp_path)
+        starts.clear()
+        fit = truncated_fit(estimator, source, params, sample_weight)
+        assert starts == expected_starts(start), kind
+        assert_same_truncated_fit(fit, reference)
+        np.testing.assert_array_equal(fit[0].predict(source), expected_labels)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_truncated_dense_streamed_fit_is_bitwise_the_same_for_one_and_two_threads(
+    tmp_path, monkeypatch, family
+):
+    X = dense_data(family)
+    w = sample_weights(X.shape[0])
+    params = truncated_params("exact-start", X.shape[1], monkeypatch)
+    mapped = row_sources.memmap(X, tmp_path)
+    one, two = (
+        truncated_fit(ESTIMATORS[family], RowSource(mapped, block_rows=64), dict(params, n_jobs=n_jobs), w)
+        for n_jobs in (1, 2)
+    )
+    for name in ("weights_", "means_", "elbo_history_", "entropy_sum_history_"):
+        np.testing.assert_array_equal(getattr(one[0], name), getattr(two[0], name), err_msg=name)
+    np.testing.assert_array_equal(one[1], two[1])
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

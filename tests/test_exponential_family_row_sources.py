@@ -11,10 +11,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sklearn.utils import check_random_state
 
 import fastelbo._sparse_row_source as sparse_row_source_module
 import peak_rss
-from fastelbo import FastBernoulliMixture, FastPoissonMixture
+from exponential_family_truncated_fits import (
+    STARTS,
+    assert_same_truncated_fit,
+    expected_starts,
+    record_starts,
+    truncated_fit,
+    truncated_params,
+)
+from fastelbo import FastBernoulliMixture, FastPoissonMixture, RowSource
 from fastelbo._block_reduction import reduce_blocks
 from fastelbo._sparse_row_source import SparseRowSource, is_memory_mapped, is_streamed_csr
 from fastelbo.mixture._discrete_rows import DiscreteBlockReader
@@ -22,10 +31,12 @@ from fastelbo.mixture._exponential_family import (
     ExponentialFamilyPassParameters,
     InMemoryRows,
     exponential_family_block_pass,
+    floor_gap,
 )
 from fastelbo.mixture._exponential_family_mixture import MixturePassRequest
-from reference_exponential_family import e_step
+from reference_exponential_family import e_step, entropy_sum, free_energy, truncated_e_step
 from row_sources import max_relative_difference, sample_weights
+from row_sources import memmap as row_sources_memmap
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
@@ -299,13 +310,165 @@ def test_explicit_zeros_duplicates_and_unsorted_columns_in_a_memmapped_csr_chang
     assert_same_fit(streamed, clean)
 
 
-def test_truncated_em_on_a_streamed_source_is_refused_naming_n_active(tmp_path):
-    X = sparse_data("bernoulli")
-    model = FastBernoulliMixture(n_components=3, n_active=2)
-    with pytest.raises(ValueError, match="n_active"):
-        model.fit(memmapped_csr(X, tmp_path))
-    with pytest.raises(ValueError, match="n_active"):
-        model.fit(sparse_chunks(X, 100))
+def is_lazy(values):
+    return isinstance(values, da.Array)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("start", list(STARTS))
+def test_truncated_fits_on_a_memmapped_csr_and_dask_arrays_equal_the_in_memory_fit(
+    tmp_path, monkeypatch, family, weighted, start
+):
+    X = sparse_data(family)
+    sample_weight = sample_weights(X.shape[0]) if weighted else None
+    params = truncated_params(start, X.shape[1], monkeypatch)
+    estimator = ESTIMATORS[family]
+    starts = record_starts(monkeypatch)
+    reference = truncated_fit(estimator, X, params, sample_weight)
+    assert starts == expected_starts(start)
+    expected_labels = reference[0].predict(X)
+    small_blocks(monkeypatch, X, 90)
+    mapped = memmapped_csr(X, tmp_path)
+    assert len(SparseRowSource(mapped).spans()) > 5
+    sources = {
+        "memmapped CSR": mapped,
+        "7 blocks": SparseRowSource(mapped, block_rows=100),
+        "sparse chunks": sparse_chunks(X, 128),
+        "dense chunks": da.from_array(X.toarray(), chunks=(100, -1)),
+    }
+    fits = {}
+    with dask.config.set(scheduler="synchronous"):
+        for name, data in sources.items():
+            starts.clear()
+            fits[name] = truncated_fit(estimator, data, params, sample_weight)
+            assert starts == expected_starts(start), name
+            assert_same_truncated_fit(fits[name], reference)
+            labels = fits[name][0].predict(data)  # exact, as in memory
+            assert is_lazy(labels) == is_lazy(data)
+            np.testing.assert_array_equal(np.asarray(labels), expected_labels)
+    # The same blocks in the process and on Dask: bitwise the same fit.
+    in_blocks, in_blocks_labels = truncated_fit(
+        estimator, SparseRowSource(mapped, block_rows=128), params, sample_weight
+    )
+    chunked, chunked_labels = fits["sparse chunks"]
+    for name in ("weights_", "means_", "elbo_history_", "entropy_sum_history_"):
+        np.testing.assert_array_equal(getattr(in_blocks, name), getattr(chunked, name), err_msg=name)
+    np.testing.assert_array_equal(in_blocks_labels, chunked_labels)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("kind", ["memmapped CSR", "sparse chunks"])
+def test_a_truncated_fit_on_a_streamed_source_keeps_the_identity_after_every_m_step(tmp_path, family, kind):
+    """The sets gathered from the blocks give the kernel's ELBO with the plain NumPy reference, and
+    after every M-step F(q^t, Theta^{t+1}) = S(q^t, Theta^{t+1}) (up to the floor's gap)."""
+    X = sparse_data(family)
+    dense = X.toarray()
+    w = sample_weights(X.shape[0])
+    data = SparseRowSource(memmapped_csr(X, tmp_path), block_rows=100) if kind == "memmapped CSR" else None
+    model = ESTIMATORS[family](n_components=10, n_active=2, n_neighbors=3, random_state=0)
+    with dask.config.set(scheduler="synchronous"):
+        data = sparse_chunks(X, 128) if data is None else data
+        model._check_hyperparameters()
+        source = model._validate_rows(data, reset=True, min_samples=2)
+        assert len(source.spans()) == {"memmapped CSR": 7, "sparse chunks": 6}[kind]
+        model._initialize_parameters(source, check_random_state(model.random_state), w)
+        elbos = []
+        for iteration in range(10):
+            weights, means = model.weights_.copy(), model.means_.copy()
+            stats = model._e_step(source, sample_weight=w)
+            elbos.append(stats.elbo)
+            if iteration == 0:  # exact: the search starts at the second E-step
+                assert model._em_truncated is None
+                model._m_step(stats)
+                continue
+            active = model._em_truncated.active
+            assert active.shape == (X.shape[0], 2)
+            q, truncated_F = truncated_e_step(dense, weights, means, family, active, w)
+            assert stats.elbo == pytest.approx(truncated_F, rel=1e-11, abs=0)
+            model._m_step(stats)
+            F = free_energy(dense, q, model.weights_, model.means_, family, w)
+            S = model._decompose(stats).entropy_sum
+            assert S + floor_gap(model._model, stats, model.means_) == pytest.approx(F, rel=1e-12, abs=0)
+            assert S == pytest.approx(
+                entropy_sum(dense, q, model.weights_, model.means_, family, w), rel=1e-12
+            )
+        model._discard_run_state()
+    assert np.all(np.diff(elbos[1:]) >= -1e-12 * np.abs(elbos[2:]))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("start", list(STARTS))
+def test_a_truncated_streamed_fit_is_bitwise_the_same_for_one_and_two_threads(
+    tmp_path, monkeypatch, family, start
+):
+    X = sparse_data(family)
+    w = sample_weights(X.shape[0])
+    params = truncated_params(start, X.shape[1], monkeypatch)
+    mapped = memmapped_csr(X, tmp_path)
+    with dask.config.set(scheduler="synchronous"):
+        for make in (lambda: SparseRowSource(mapped, block_rows=100), lambda: sparse_chunks(X, 128)):
+            one, two = (
+                truncated_fit(ESTIMATORS[family], make(), dict(params, n_jobs=n_jobs), w) for n_jobs in (1, 2)
+            )
+            for name in ("weights_", "means_", "elbo_history_", "entropy_sum_history_"):
+                np.testing.assert_array_equal(getattr(one[0], name), getattr(two[0], name), err_msg=name)
+            np.testing.assert_array_equal(one[1], two[1])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("start", list(STARTS))
+def test_a_truncated_fit_on_a_local_cluster_equals_the_in_memory_fit(dask_client, monkeypatch, family, start):
+    X = sparse_data(family)
+    w = sample_weights(X.shape[0])
+    params = truncated_params(start, X.shape[1], monkeypatch)
+    estimator = ESTIMATORS[family]
+    starts = record_starts(monkeypatch)
+    reference = truncated_fit(estimator, X, params, w)
+    starts.clear()
+    with dask_client.as_current():
+        fit = truncated_fit(estimator, sparse_chunks(X, 128), params, w)
+    assert starts == expected_starts(start)
+    assert_same_truncated_fit(fit, reference)
+
+
+def test_the_exact_pass_cost_counts_the_non_zeros_a_source_stores_and_estimates_the_others(
+    tmp_path, monkeypatch
+):
+    import fastelbo._row_source as row_source_module
+
+    X = sparse_data("poisson")
+    n, d = X.shape
+    dense = X.toarray()
+    model = FastPoissonMixture(n_components=3, n_active=2, random_state=0)
+
+    def nnz(data, **params):
+        model.set_params(**params)
+        model._check_hyperparameters()
+        source = model._validate_rows(data, reset=True, min_samples=2)
+        model._initialize_parameters(source, check_random_state(0), None)
+        return model._nnz(source)
+
+    mapped = memmapped_csr(X, tmp_path)
+    given = dict(weights_init=np.full(3, 1 / 3), means_init=np.full((3, d), 0.5))
+    assert nnz(X) == nnz(dense) == X.nnz
+    assert nnz(mapped) == nnz(mapped, **given) == X.nnz  # indptr[-1]
+    with dask.config.set(scheduler="synchronous"):
+        # No stored count: the initialisation's sample, every row of a source this small ...
+        assert nnz(sparse_chunks(X, 128), weights_init=None, means_init=None) == X.nnz
+        assert nnz(da.from_array(dense, chunks=(100, -1))) == X.nnz
+        assert nnz(RowSource(row_sources_memmap(dense, tmp_path), block_rows=50)) == X.nnz
+        # ... or, where no sample was read, the upper bound N D.
+        assert nnz(sparse_chunks(X, 128), **given) == n * d
+        assert nnz(RowSource(dense, block_rows=50), **given) == n * d
+    # A sample of whole blocks: its non-zeros scaled to all rows.
+    monkeypatch.setattr(row_source_module, "INIT_SAMPLE_ROWS", 300)
+    estimate = nnz(RowSource(dense, block_rows=50), weights_init=None, means_init=None)
+    _, index = RowSource(dense, block_rows=50).sample(300, check_random_state(0))
+    assert 300 <= len(index) < n
+    assert estimate == pytest.approx(np.count_nonzero(dense[index]) * n / len(index), rel=1e-15)
+    assert estimate != X.nnz
 
 
 def test_inference_on_a_streamed_csr_with_other_features_is_refused(tmp_path):

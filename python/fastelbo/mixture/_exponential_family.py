@@ -287,11 +287,6 @@ class InMemoryRows:
     def spans(self):
         return [(0, self.rows.shape[0])]
 
-    @property
-    def nnz(self):
-        rows = self.rows
-        return int(rows.nnz) if sp.issparse(rows) else int(np.count_nonzero(rows))
-
 
 def csr_rows(rows):
     """A block of rows as CSR (a dense block converted, zeros dropped), with int64 ``indptr`` and
@@ -310,8 +305,10 @@ def csr_rows(rows):
 
 
 def exponential_family_block_pass(parameters, request, rows, weights, state):
-    """One kernel pass over a block of rows (dense or CSR): ``(statistics, outputs, state)`` as
-    :func:`fastelbo._block_reduction.reduce_blocks` expects (no per-row state)."""
+    """One kernel pass over a block of rows (dense or CSR): ``(statistics, outputs, new_state)`` as
+    :func:`fastelbo._block_reduction.reduce_blocks` expects. The pass keeps no per-row state of its
+    own: ``new_state`` is the rows' most probable components where labels were requested (what the
+    truncated search starts a block's sets from), else ``state`` unchanged."""
     indptr, indices, data, shape = csr_rows(rows)
     weights = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
     out = _core.exponential_family_mixture_pass(
@@ -330,4 +327,5 @@ def exponential_family_block_pass(parameters, request, rows, weights, state):
         return_labels=request.labels,
         n_threads=parameters.n_threads,
     )
-    return ExponentialFamilyStatistics.from_kernel(out, shape[0]), request.pick(out), state
+    new_state = out["labels"] if request.labels else state
+    return ExponentialFamilyStatistics.from_kernel(out, shape[0]), request.pick(out), new_state

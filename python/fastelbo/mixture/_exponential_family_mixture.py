@@ -162,11 +162,6 @@ class ExponentialFamilyMixture(MixtureEstimator):
     def _validate_fit_input(self, X, sample_weight):
         self._check_hyperparameters()
         X = self._validate_rows(X, reset=True, min_samples=2)
-        if self.n_active is not None and isinstance(X, RowSource):
-            raise ValueError(
-                "n_active (truncated EM) needs X in memory; X is read in blocks "
-                f"({type(X.data).__name__}): set n_active=None for exact EM, or load X into memory"
-            )
         # Weights are float64 whatever X's dtype (bool, integers): only X's row count is read.
         return X, check_sample_weight(sample_weight, np.empty((X.shape[0], 0)))
 
@@ -228,13 +223,17 @@ class ExponentialFamilyMixture(MixtureEstimator):
 
     def _initialize_parameters(self, X, random_state, sample_weight=None):
         self._em_truncated = None  # a new run: its first E-step starts the sets K_n
+        self._em_nnz_estimate = None
         weights = means = None
         if self.weights_init is None or self.means_init is None:
-            X, sample_weight = initialisation_rows(
+            rows, sample_weight = initialisation_rows(
                 X, sample_weight, random_state, "give initial parameters (weights_init, means_init)"
             )
+            if rows is not X:  # a sample of a streamed source: its non-zeros scaled to all rows
+                sampled = rows.nnz if sp.issparse(rows) else np.count_nonzero(rows)
+                self._em_nnz_estimate = float(sampled) * X.shape[0] / max(rows.shape[0], 1)
             weights, means = initial_parameters(
-                X, self.n_components, self.init_params, random_state, sample_weight
+                rows, self.n_components, self.init_params, random_state, sample_weight
             )
         if self.weights_init is not None:
             weights = as_float_array(self.weights_init, "weights_init")
@@ -257,19 +256,24 @@ class ExponentialFamilyMixture(MixtureEstimator):
         return sp.csr_array(X)
 
     def _pass(self, X, moments, log_norm=False, responsibilities=False, labels=False, sample_weight=None):
-        """One kernel pass with the current parameters; returns (statistics, per-row outputs)."""
+        """One kernel pass with the current parameters; returns (statistics, per-row outputs).
+        With ``labels``, the outputs also hold ``"block_labels"``, the labels of every block of X
+        (what the truncated search starts its sets from)."""
         parameters = self._pass_parameters(moments)
         request = MixturePassRequest(log_norm, responsibilities, labels)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=np.float64)
         rows = self._rows(X)
-        stats, out, _ = reduce_blocks(
+        stats, out, states = reduce_blocks(
             rows if isinstance(rows, RowSource) else InMemoryRows(rows),
             functools.partial(exponential_family_block_pass, parameters, request),
             sample_weight,
             None,
             request.outputs(self.n_components, np.float64),
         )
+        if labels:
+            # Also one array per block of X (on Dask, the chunks' results, kept on the workers).
+            out["block_labels"] = states
         return self._check_finite(stats), out
 
     def _pass_parameters(self, moments):
@@ -305,13 +309,16 @@ class ExponentialFamilyMixture(MixtureEstimator):
         ):
             self._em_rows = (X, sp.csr_array(X))  # the fit's X, converted once
         if moments and self.n_active is not None:
-            if vars(self).pop("_em_exact_first", False) and self._exact_step_affordable(X):
-                # The first M-step from the exact posteriors at the initial parameters, which are
-                # spread over many components: restricted to C' components, the first M-step sets
-                # the run on a fixed point of nearly hard assignments that it does not leave
-                # (Poisson, K = 1,000: 2.4 % below exact EM's log-likelihood, 0.07 % with this
-                # step). The search starts at the next E-step, from the new parameters.
-                return self._pass(X, True, sample_weight=sample_weight)[0]
+            # Decided once per run, at its first E-step; the search's start follows the decision.
+            if vars(self).pop("_em_exact_first", False):
+                self._em_exact_start = self._exact_step_affordable(X)
+                if self._em_exact_start:
+                    # The first M-step from the exact posteriors at the initial parameters, which
+                    # are spread over many components: restricted to C' components, the first
+                    # M-step sets the run on a fixed point of nearly hard assignments that it does
+                    # not leave (Poisson, K = 1,000: 2.4 % below exact EM's log-likelihood, 0.07 %
+                    # with this step). The search starts at the next E-step, from the new parameters.
+                    return self._pass(X, True, sample_weight=sample_weight)[0]
             search = self._truncated_search(X, sample_weight)
             stats = search.e_step(self._rows(X), sample_weight, self._truncated_parameters(), self._threads())
             return self._check_finite(stats)
@@ -328,12 +335,32 @@ class ExponentialFamilyMixture(MixtureEstimator):
         return stats, out["labels"]
 
     def _exact_step_affordable(self, X):
-        """Whether the run's first E-step is exact (:func:`exact_pass_affordable`: at N = 100,000
-        the Poisson log-likelihood gap to exact EM at K = 1,000 was 0.59 % without it, 0.02 % with
-        it)."""
+        """Whether the run's first E-step is exact, and its sets start from the exact labelling
+        pass (:func:`exact_pass_affordable` with :meth:`_nnz`: at N = 100,000 the Poisson
+        log-likelihood gap to exact EM at K = 1,000 was 0.59 % without the exact first step, 0.02 %
+        with it)."""
         C, G = check_truncation(self.n_active, self.n_neighbors, self.n_components)
-        nnz = InMemoryRows(self._rows(X)).nnz
-        return exact_pass_affordable(nnz, X.shape[0], self.n_components, self.max_iter, C, G)
+        return exact_pass_affordable(self._nnz(X), X.shape[0], self.n_components, self.max_iter, C, G)
+
+    def _nnz(self, X):
+        """X's number of non-zeros, as the cost of an exact pass ``(nnz + N) K`` needs it (float).
+
+        Exact where X knows it: an in-memory X (a dense one's CSR form), a CSR read in blocks
+        (``indptr[-1]``, one value read; it counts explicit zeros and duplicates, which the blocks
+        drop). A dense streamed source or a dask array does not store it, and counting would read
+        all of X once more: the run uses the non-zeros of the initialisation's sample scaled to N
+        rows (exact when the sample is every row, as it is up to ``INIT_SAMPLE_ROWS`` = 262,144
+        rows, so such a fit starts as the in-memory fit; an estimate from whole blocks beyond), and
+        ``N D``, an upper bound, where the run read no sample (``weights_init`` and ``means_init``
+        given, or a warm start): an exact pass is then taken only where it is affordable for sure.
+        """
+        rows = self._rows(X)
+        if not isinstance(rows, RowSource):
+            return float(rows.nnz)
+        if isinstance(rows, SparseRowSource):
+            return float(rows.data.indptr[-1]) if rows.n_samples else 0.0
+        estimate = getattr(self, "_em_nnz_estimate", None)
+        return float(rows.n_samples) * rows.n_features if estimate is None else estimate
 
     def _threads(self):
         return resolve_n_threads(self.n_jobs)
@@ -364,18 +391,23 @@ class ExponentialFamilyMixture(MixtureEstimator):
         """The run's truncated state (every row's set K_n, the neighbour lists), started on first
         use (:mod:`fastelbo.mixture._exponential_family_truncated`)."""
         search = getattr(self, "_em_truncated", None)
-        if search is None or search.n_samples != X.shape[0]:
+        rows = self._rows(X)
+        spans = rows.spans() if isinstance(rows, RowSource) else [(0, X.shape[0])]
+        if search is None or search.spans != spans:
             C, G = check_truncation(self.n_active, self.n_neighbors, self.n_components)
             seed = getattr(self, "_em_truncated_seed", None)
             if seed is None:  # a warm start: no initialisation drew one
                 seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-            search = ExponentialFamilyTruncatedSearch(X.shape[0], C, G, seed, self._family, self.max_iter)
+            exact_start = vars(self).pop("_em_exact_start", None)
+            if exact_start is None:  # a warm start, or new rows: no first E-step decided it
+                exact_start = self._exact_step_affordable(X)
+            search = ExponentialFamilyTruncatedSearch(X.shape[0], C, G, seed, self._family, exact_start)
             search.start(
-                self._rows(X),
+                rows,
                 sample_weight,
                 self._truncated_parameters(),
                 self._threads(),
-                exact_labels=lambda: [self._pass(X, moments=False, labels=True)[1]["labels"]],
+                exact_labels=lambda: self._pass(X, moments=False, labels=True)[1]["block_labels"],
             )
             self._em_truncated = search
         return search
@@ -400,6 +432,8 @@ class ExponentialFamilyMixture(MixtureEstimator):
         vars(self).pop("_em_truncated_seed", None)
         vars(self).pop("_em_natural", None)
         vars(self).pop("_em_exact_first", None)
+        vars(self).pop("_em_nnz_estimate", None)
+        vars(self).pop("_em_exact_start", None)
 
     def _m_step(self, stats):
         # nk_floor (relative to the mean sample weight) keeps an empty component's means finite.
@@ -473,7 +507,8 @@ _DOCSTRING = """{summary}
     each block's values checked as it is read (a bad value named with its row and column in the
     whole X) and converted to CSR, never copied whole into memory; the initialisation reads a sample
     of whole blocks, and the fit equals the in-memory fit to round-off. Truncated EM
-    (``n_active``) needs X in memory.
+    (``n_active``) runs on every such source too, one set ``K_n`` per row kept with its block (on
+    the workers for Dask), and equals the in-memory truncated fit from the same start to round-off.
 
     ``fit(X, sample_weight=w)`` fits the weighted model: the ELBO, ``lower_bound_`` and the entropy
     decomposition are weighted averages, and an integer weight acts like repeating the row.
@@ -542,7 +577,10 @@ _DOCSTRING = """{summary}
         steps, through a kernel about 4 times dearer per component) the run's first E-step is exact
         EM's, and the search starts at the second from one exact labelling pass (every set: the
         row's most probable component and its list): restricted to C' components, the first M-step
-        from the initial parameters' spread-out posteriors leads to a worse fixed point. Beyond
+        from the initial parameters' spread-out posteriors leads to a worse fixed point (for a dense
+        streamed X or a dask array, which do not store nnz, nnz is that of the initialisation's
+        sample scaled to N rows, exact up to 262,144 rows, or the bound ``N D`` where no sample was
+        read: ``weights_init`` and ``means_init`` given, or a warm start). Beyond
         that (K of several thousands at large N), the sets start from the best of random hub
         components and their lists, and the first E-step is truncated. Up to 30 E-steps at the
         parameters then let the sets walk the lists before the first M-step of the search. The ELBO,

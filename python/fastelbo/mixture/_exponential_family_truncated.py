@@ -18,6 +18,15 @@ are the Gaussian search's own; this module supplies the snapshot, the block pass
   walk from the hubs takes many warm-up steps: at N = 100,000 and K = 1,000 (Poisson) the hub
   start took 13.4 s and 30 warm-up steps and left the fit 0.6 % below exact EM after 10
   iterations, the exact labelling 5 s, one warm-up step and 0.02 %.
+
+X may be in memory (dense or CSR: one block) or any row source the estimators stream (a
+memory-mapped CSR, a dense memmap, HDF5 dataset, Zarr array or :class:`~fastelbo.RowSource`, a dask
+array): as for the Gaussian search, every pass is a
+:func:`~fastelbo._block_reduction.reduce_blocks` pass with one set of K_n per block (kept on the
+workers for Dask), the random candidates are drawn for all N rows and sliced per block, and the
+passes compute in float64 whatever X's dtype, so a streamed fit takes the in-memory fit's steps.
+``nnz`` (for the start's cost) is the estimator's (exact, or an estimate for a streamed source that
+does not store it: see ``ExponentialFamilyMixture._nnz``).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastelbo import _core
+from fastelbo._row_source import RowSource
 from fastelbo.mixture import _truncated
 from fastelbo.mixture._coarse_cells import CoarseCells
 from fastelbo.mixture._exponential_family import (
@@ -35,7 +45,7 @@ from fastelbo.mixture._exponential_family import (
     component_constants,
     csr_rows,
 )
-from fastelbo.mixture._truncated import TruncatedSearch, hub_count, initial_neighbours
+from fastelbo.mixture._truncated import TruncatedSearch, hub_count, initial_neighbours, leading_columns
 from fastelbo.mixture._truncated_pass import NeighbourScores, TruncatedStatistics, starting_sets
 
 #: Largest K²·D for which the initial neighbour lists are exact: K = 1,000 at D = 60,000 (one
@@ -150,18 +160,22 @@ def truncated_exponential_family_block_pass(parameters, rows, inputs, state):
 
 
 class ExponentialFamilyTruncatedSearch(TruncatedSearch):
-    """:class:`TruncatedSearch` over in-memory rows (dense or CSR) of a Bernoulli or Poisson
-    mixture; ``parameters`` are ``(weights, means, natural, log_partition)`` (``natural``: ``eta``
-    of the means, ``log_partition``: their ``b``, or None); ``max_iter`` is the run's (it sets
-    what an exact labelling pass may cost, :func:`exact_pass_affordable`)."""
+    """:class:`TruncatedSearch` over the rows of a Bernoulli or Poisson mixture (in memory, dense
+    or CSR, or a row source read in blocks); ``parameters`` are ``(weights, means, natural,
+    log_partition)`` (``natural``: ``eta`` of the means, ``log_partition``: their ``b``, or None).
+    ``exact_start``: whether the sets start from the exact labelling pass, the estimator's
+    decision by :func:`exact_pass_affordable` (which also makes the run's first E-step exact)."""
 
-    def __init__(self, n_samples, n_active, n_neighbors, seed, family, max_iter):
+    def __init__(self, n_samples, n_active, n_neighbors, seed, family, exact_start):
         super().__init__(n_samples, n_active, n_neighbors, seed)
         self.family = family
-        self.max_iter = max_iter
+        self.exact_start = exact_start
 
     def _source(self, X):
-        return X if isinstance(X, InMemoryRows) else InMemoryRows(X)
+        return X if isinstance(X, (RowSource, InMemoryRows)) else InMemoryRows(X)
+
+    def _working_dtype(self, source):
+        return np.dtype(np.float64)  # the kernel reads every block as float64 CSR
 
     def _initial_neighbours(self, means, dtype):
         K, D = means.shape
@@ -170,9 +184,7 @@ class ExponentialFamilyTruncatedSearch(TruncatedSearch):
         return CoarseCells(np.asarray(means, dtype=np.float64), dtype).neighbour_lists(self.n_neighbors), None
 
     def _exact_start_affordable(self, source, means):
-        return exact_pass_affordable(
-            source.nnz, self.n_samples, means.shape[0], self.max_iter, self.n_active, self.n_neighbors
-        )
+        return self.exact_start
 
     def _coarse_start(self, source, sample_weight, parameters, n_threads, cells):
         lists = self.neighbours.copy()
@@ -182,7 +194,7 @@ class ExponentialFamilyTruncatedSearch(TruncatedSearch):
             for start, stop in self.spans
         ]
         self._pass(source, None, parameters, n_threads, False)
-        self.states = [np.ascontiguousarray(state[:, : self.n_active]) for state in self.states]
+        self.states = leading_columns(self.states, self.n_active)
         self.neighbours = lists  # the hub pass refreshed a hub's list from every row: undone
         return None
 

@@ -134,7 +134,9 @@ class TruncatedSearch:
         if not all(isinstance(state, np.ndarray) for state in states):
             import dask
 
-            states = dask.compute(*states)
+            from fastelbo._dask_backend import block_state  # the chunks' results
+
+            states = [block_state(state) for state in dask.compute(*states)]
         return states[0] if len(states) == 1 else np.concatenate(states)
 
     @active.setter
@@ -148,7 +150,7 @@ class TruncatedSearch:
         one array per block of X; it is called only where that is affordable."""
         source = self._source(X)
         means = parameters[1]
-        self.neighbours, cells = self._initial_neighbours(means, source.dtype)
+        self.neighbours, cells = self._initial_neighbours(means, self._working_dtype(source))
         self.spans = source.spans()
         start_cells = None
         if exact_labels is not None and self._exact_start_affordable(source, means):
@@ -167,6 +169,11 @@ class TruncatedSearch:
     def _source(self, X):
         """X as the :class:`RowSource` the passes read."""
         return _as_source(X)
+
+    def _working_dtype(self, source):
+        """The dtype the passes compute in (X's working dtype here; the sample weights are
+        rounded to it)."""
+        return source.dtype
 
     def _initial_neighbours(self, means, dtype):
         """The first lists (K, G) from the means, and the coarse cells computed for them (or None)."""
@@ -234,13 +241,12 @@ class TruncatedSearch:
         The random candidates are drawn for all N rows at once, as for one block, and sliced per
         block. A single block refreshes the neighbour lists in the kernel; several return the
         refresh's inputs, merged over the blocks, and the lists are refreshed from the sums."""
-        snapshot = self._snapshot(
-            parameters, source.dtype, moments, n_threads, len(self.spans) > 1, start_cells
-        )
+        dtype = self._working_dtype(source)
+        snapshot = self._snapshot(parameters, dtype, moments, n_threads, len(self.spans) > 1, start_cells)
         K = self.neighbours.shape[0]
         random_candidates = self._rng.integers(0, K, size=self.n_samples, dtype=np.int32)
         if sample_weight is not None:
-            sample_weight = np.ascontiguousarray(sample_weight, dtype=source.dtype)
+            sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
         stats, _, self.states = reduce_blocks(
             source,
             functools.partial(self._block_pass, snapshot),
@@ -297,6 +303,23 @@ class TruncatedSearch:
 def hub_count(n_components, n_active):
     """How many random hub components a start from hubs draws: ``min(K, max(C', ceil(4 sqrt(K))))``."""
     return min(n_components, max(n_active, int(np.ceil(_HUBS_PER_SQRT_K * np.sqrt(n_components)))))
+
+
+def leading_columns(states, n_columns):
+    """The first ``n_columns`` of every block's sets (best first): C-contiguous arrays, or, for
+    sets kept on Dask workers, lazy results computed there by the next pass."""
+    if all(isinstance(state, np.ndarray) for state in states):
+        return [np.ascontiguousarray(state[:, :n_columns]) for state in states]
+    import dask
+
+    first = dask.delayed(_leading_columns, pure=True)
+    return [first(state, n_columns) for state in states]
+
+
+def _leading_columns(state, n_columns):
+    from fastelbo._dask_backend import block_state  # a Dask worker's chunk result
+
+    return np.ascontiguousarray(block_state(state)[:, :n_columns])
 
 
 def _best_components(state):

@@ -97,6 +97,18 @@ def expected_starts(start):
     return ["exact first E-step", "labels start"]
 
 
+def recorded_reference(estimator, X, start, sample_weight, monkeypatch):
+    """The in-memory truncated fit from ``start``, checked to take that start: returns its
+    parameters, the start recorder (cleared, for the fits to compare), the fit ``(model, labels)``
+    and its ``predict(X)``."""
+    params = truncated_params(start, X.shape[1], monkeypatch)
+    starts = record_starts(monkeypatch)
+    reference = truncated_fit(estimator, X, params, sample_weight)
+    assert starts == expected_starts(start)
+    starts.clear()
+    return params, starts, reference, reference[0].predict(X)
+
+
 def truncated_fit(estimator, X, params, sample_weight=None):
     """``(model, labels)`` of ``fit_predict`` (labels computed if lazy)."""
     model = estimator(**params)

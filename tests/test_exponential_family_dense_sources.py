@@ -20,7 +20,7 @@ from exponential_family_truncated_fits import (
     STARTS,
     assert_same_truncated_fit,
     expected_starts,
-    record_starts,
+    recorded_reference,
     truncated_fit,
     truncated_params,
 )
@@ -223,12 +223,10 @@ def test_a_truncated_fit_on_a_dense_streamed_source_equals_the_in_memory_fit(
     X = dense_data(family)
     small_blocks(monkeypatch, 90, X.shape[1])
     sample_weight = sample_weights(X.shape[0]) if weighted else None
-    params = truncated_params(start, X.shape[1], monkeypatch)
     estimator = ESTIMATORS[family]
-    starts = record_starts(monkeypatch)
-    reference = truncated_fit(estimator, X, params, sample_weight)
-    assert starts == expected_starts(start)
-    expected_labels = reference[0].predict(X)
+    params, starts, reference, expected_labels = recorded_reference(
+        estimator, X, start, sample_weight, monkeypatch
+    )
     # A float32 memmap too: its blocks (and the weights) are read in float64, as in memory.
     sources = {
         **SOURCES,

@@ -20,6 +20,7 @@ from exponential_family_truncated_fits import (
     assert_same_truncated_fit,
     expected_starts,
     record_starts,
+    recorded_reference,
     truncated_fit,
     truncated_params,
 )
@@ -322,12 +323,10 @@ def test_truncated_fits_on_a_memmapped_csr_and_dask_arrays_equal_the_in_memory_f
 ):
     X = sparse_data(family)
     sample_weight = sample_weights(X.shape[0]) if weighted else None
-    params = truncated_params(start, X.shape[1], monkeypatch)
     estimator = ESTIMATORS[family]
-    starts = record_starts(monkeypatch)
-    reference = truncated_fit(estimator, X, params, sample_weight)
-    assert starts == expected_starts(start)
-    expected_labels = reference[0].predict(X)
+    params, starts, reference, expected_labels = recorded_reference(
+        estimator, X, start, sample_weight, monkeypatch
+    )
     small_blocks(monkeypatch, X, 90)
     mapped = memmapped_csr(X, tmp_path)
     assert len(SparseRowSource(mapped).spans()) > 5

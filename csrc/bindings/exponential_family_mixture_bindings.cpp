@@ -54,12 +54,13 @@ py::dict exponential_family_mixture_pass_typed(const py::object& indptr_obj, con
                                                const py::object& natural_obj, const py::object& log_partition_obj,
                                                const std::string& family, bool compute_moments, bool return_log_norm,
                                                bool return_responsibilities, bool return_labels, int n_threads,
-                                               bool skip_zero_responsibilities) {
+                                               bool skip_zero_responsibilities, double cached_natural_bytes) {
     CsrPassArguments<I> args(indptr_obj, indices_obj, data_obj, n_features, sample_weight_obj, log_weights_obj,
                              log_partition_obj, family);
     const py::ssize_t N = args.n_rows(), K = args.n_components();
     auto natural = require_array<double>(natural_obj, "natural_transposed", {n_features, K});
     args.params.natural_transposed = natural.data();
+    args.params.cached_natural_bytes = cached_natural_bytes;
     const ExponentialFamilyMixtureParams& params = args.params;
     const CsrRows<I>& rows = args.rows;
     const double* sample_weight = args.sample_weight;
@@ -95,11 +96,13 @@ py::dict exponential_family_truncated_pass_typed(const py::object& indptr_obj, c
                                                  const std::string& family, const py::object& active_obj,
                                                  const py::object& neighbours_obj, const py::object& random_obj,
                                                  bool compute_moments, bool return_log_norm,
-                                                 bool return_neighbour_scores, int n_threads) {
+                                                 bool return_neighbour_scores, int n_threads,
+                                                 double cached_natural_bytes) {
     CsrPassArguments<I> args(indptr_obj, indices_obj, data_obj, n_features, sample_weight_obj, log_weights_obj,
                              log_partition_obj, family);
     const py::ssize_t N = args.n_rows(), K = args.n_components();
     auto natural = require_array<double>(natural_obj, "natural", {K, n_features});
+    args.params.cached_natural_bytes = cached_natural_bytes;
     auto active = require_array<std::int32_t>(active_obj, "active", {N, -1});
     const py::ssize_t C = active.shape(1);
     auto neighbours = require_array<std::int32_t>(neighbours_obj, "neighbours", {K, -1});
@@ -203,23 +206,26 @@ py::dict exponential_family_m_step_binding(const std::string& family, const py::
 }  // namespace
 
 void bind_exponential_family_mixture(py::module_& m) {
+    // The passes' default cached_natural_bytes: eta larger than this is read column by column.
+    m.attr("exponential_family_cached_natural_bytes") = kCachedNaturalBytes;
     m.def(
         "exponential_family_mixture_pass",
         [](const py::object& indptr, const py::array& indices, const py::object& data, py::ssize_t n_features,
            const py::object& sample_weight, const py::object& log_weights, const py::object& natural_transposed,
            const py::object& log_partition, const std::string& family, bool compute_moments, bool return_log_norm,
-           bool return_responsibilities, bool return_labels, int n_threads, bool skip_zero_responsibilities) {
+           bool return_responsibilities, bool return_labels, int n_threads, bool skip_zero_responsibilities,
+           double cached_natural_bytes) {
             if (n_features < 1) throw py::value_error("n_features must be >= 1, got " + std::to_string(n_features));
             if (py::array_t<std::int32_t>::check_(indices))
                 return exponential_family_mixture_pass_typed<std::int32_t>(
                     indptr, indices, data, n_features, sample_weight, log_weights, natural_transposed, log_partition,
                     family, compute_moments, return_log_norm, return_responsibilities, return_labels, n_threads,
-                    skip_zero_responsibilities);
+                    skip_zero_responsibilities, cached_natural_bytes);
             if (py::array_t<std::int64_t>::check_(indices))
                 return exponential_family_mixture_pass_typed<std::int64_t>(
                     indptr, indices, data, n_features, sample_weight, log_weights, natural_transposed, log_partition,
                     family, compute_moments, return_log_norm, return_responsibilities, return_labels, n_threads,
-                    skip_zero_responsibilities);
+                    skip_zero_responsibilities, cached_natural_bytes);
             throw py::type_error("indices must have dtype int32 or int64, got " +
                                  py::str(indices.dtype()).cast<std::string>());
         },
@@ -227,12 +233,14 @@ void bind_exponential_family_mixture(py::module_& m) {
         py::arg("log_weights"), py::arg("natural_transposed"), py::arg("log_partition"), py::arg("family"),
         py::arg("compute_moments") = true, py::arg("return_log_norm") = false,
         py::arg("return_responsibilities") = false, py::arg("return_labels") = false, py::arg("n_threads") = 0,
-        py::arg("skip_zero_responsibilities") = true,
+        py::arg("skip_zero_responsibilities") = true, py::arg("cached_natural_bytes") = kCachedNaturalBytes,
         "One E-step pass of a Bernoulli or Poisson mixture (family) over CSR rows (indptr int64 (N + 1,), "
         "indices int32 or int64, data float64): ELBO sums, nk, sum_log_base (sum_n w_n log h(x_n)), "
         "optional sx_transposed (D, K) = sum_n w_n x_n q_n^T and optional per-row outputs (log_norm includes "
         "log h). Parameters are float64: log_weights (K,), natural_transposed (D, K) the natural parameters "
-        "eta^T, log_partition (K,) = -sum_d A(eta_cd).");
+        "eta^T, log_partition (K,) = -sum_d A(eta_cd). cached_natural_bytes: eta of at most this size is read "
+        "whole, larger eta column by column, a column with few entries off the floor as its deviations (the "
+        "same log-joints to round-off; tests pass 0 to split any eta).");
 
     m.def(
         "exponential_family_truncated_pass",
@@ -240,18 +248,18 @@ void bind_exponential_family_mixture(py::module_& m) {
            const py::object& sample_weight, const py::object& log_weights, const py::object& natural,
            const py::object& log_partition, const std::string& family, const py::object& active,
            const py::object& neighbours, const py::object& random_candidates, bool compute_moments,
-           bool return_log_norm, bool return_neighbour_scores, int n_threads) {
+           bool return_log_norm, bool return_neighbour_scores, int n_threads, double cached_natural_bytes) {
             if (n_features < 1) throw py::value_error("n_features must be >= 1, got " + std::to_string(n_features));
             if (py::array_t<std::int32_t>::check_(indices))
                 return exponential_family_truncated_pass_typed<std::int32_t>(
                     indptr, indices, data, n_features, sample_weight, log_weights, natural, log_partition, family,
                     active, neighbours, random_candidates, compute_moments, return_log_norm, return_neighbour_scores,
-                    n_threads);
+                    n_threads, cached_natural_bytes);
             if (py::array_t<std::int64_t>::check_(indices))
                 return exponential_family_truncated_pass_typed<std::int64_t>(
                     indptr, indices, data, n_features, sample_weight, log_weights, natural, log_partition, family,
                     active, neighbours, random_candidates, compute_moments, return_log_norm, return_neighbour_scores,
-                    n_threads);
+                    n_threads, cached_natural_bytes);
             throw py::type_error("indices must have dtype int32 or int64, got " +
                                  py::str(indices.dtype()).cast<std::string>());
         },
@@ -259,11 +267,13 @@ void bind_exponential_family_mixture(py::module_& m) {
         py::arg("log_weights"), py::arg("natural"), py::arg("log_partition"), py::arg("family"), py::arg("active"),
         py::arg("neighbours"), py::arg("random_candidates"), py::arg("compute_moments") = true,
         py::arg("return_log_norm") = false, py::arg("return_neighbour_scores") = true, py::arg("n_threads") = 0,
+        py::arg("cached_natural_bytes") = kCachedNaturalBytes,
         "One truncated E-step of a Bernoulli or Poisson mixture over CSR rows: active (N, C') int32 the sets "
         "K_n (best first), neighbours (K, G) int32 the lists G_c, random_candidates (N,) int32 or None; natural "
         "(K, D) the natural parameters eta. Returns the new sets ('active'), the ELBO sums (sum_log_norm the "
         "truncated free energy), nk, sum_log_base, optional sx (K, D), log_norm (N,) and the neighbour scores "
-        "(score_groups, score_components, score_sums, score_counts).");
+        "(score_groups, score_components, score_sums, score_counts). cached_natural_bytes: as for "
+        "exponential_family_mixture_pass, whose log-joints the pass forms bitwise.");
 
     m.def("exponential_family_m_step", &exponential_family_m_step_binding, py::arg("family"), py::arg("sx"),
           py::arg("sx_transposed"), py::arg("nk"), py::arg("mean_floor"), py::arg("means_out") = py::none(),

@@ -58,21 +58,53 @@ inline void prefetch_row(const double* eta_row, Index lines) {
 #endif
 }
 
-// row[c] += x_k eta[d_k, c] for the row's non-zeros k in order, one multiply-add per (k, c) (the
-// same sum for every c as one AXPY per non-zero), with the rows of eta of the next non-zeros
-// asked for ahead: their columns are known, where the hardware cannot guess them.
+// Asks for the first cache lines of a sparse column's deviations (components and values).
+inline void prefetch_deviations(const FlooredNaturalColumns& split, Index d) {
+#if defined(__GNUC__) || defined(__clang__)
+    const std::int64_t j = split.begin[static_cast<size_t>(d)];
+    __builtin_prefetch(split.component.data() + j);
+    __builtin_prefetch(split.deviation.data() + j);
+#else
+    (void)split;
+    (void)d;
+#endif
+}
+
+// row[c] += the row's log-joint terms (floored_natural_columns.hpp) for its non-zeros k in order:
+// x_k eta[d_k, c] over the K components of a dense column (one multiply-add per (k, c), the same
+// sum for every c as one AXPY per non-zero), x_k times the few deviations of a sparse one, then
+// floor_value times the sparse columns' sum of x. The next non-zeros' parameters are asked for
+// ahead: their columns are known, where the hardware cannot guess them.
 template <class I>
-inline void gather_log_joints(const double* eta, Index K, const CsrRows<I>& rows, std::int64_t begin,
-                              std::int64_t end, double* row) {
+inline void gather_log_joints(const double* eta, const FlooredNaturalColumns& split, Index K,
+                              const CsrRows<I>& rows, std::int64_t begin, std::int64_t end, double* row) {
     const Index lines = std::min<Index>((8 * K + 63) / 64, kPrefetchLines);
-    for (std::int64_t k = begin; k < std::min(end, begin + kPrefetchDistance); ++k)
-        prefetch_row(eta + static_cast<Index>(rows.indices[k]) * K, lines);
+    auto prefetch = [&](std::int64_t k) {
+        const Index d = static_cast<Index>(rows.indices[k]);
+        if (split.is_sparse(d))
+            prefetch_deviations(split, d);
+        else
+            prefetch_row(eta + d * K, lines);
+    };
+    for (std::int64_t k = begin; k < std::min(end, begin + kPrefetchDistance); ++k) prefetch(k);
+    double floored_sum = 0;
     for (std::int64_t k = begin; k < end; ++k) {
-        if (k + kPrefetchDistance < end)
-            prefetch_row(eta + static_cast<Index>(rows.indices[k + kPrefetchDistance]) * K, lines);
+        if (k + kPrefetchDistance < end) prefetch(k + kPrefetchDistance);
         const double x = rows.data[k];
-        const double* e = eta + static_cast<Index>(rows.indices[k]) * K;
-        for (Index c = 0; c < K; ++c) row[c] += x * e[c];
+        const Index d = static_cast<Index>(rows.indices[k]);
+        if (split.is_sparse(d)) {
+            floored_sum += x;
+            const std::int64_t j1 = split.begin[static_cast<size_t>(d) + 1];
+            for (std::int64_t j = split.begin[static_cast<size_t>(d)]; j < j1; ++j)
+                row[split.component[static_cast<size_t>(j)]] += x * split.deviation[static_cast<size_t>(j)];
+        } else {
+            const double* e = eta + d * K;
+            for (Index c = 0; c < K; ++c) row[c] += x * e[c];
+        }
+    }
+    if (floored_sum != 0) {
+        const double shift = split.floor_value * floored_sum;
+        for (Index c = 0; c < K; ++c) row[c] += shift;
     }
 }
 
@@ -216,6 +248,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
     std::vector<Vector<double>> scratch(static_cast<size_t>(threads), Vector<double>(K));
     std::vector<Vector<double>> row_buffer(static_cast<size_t>(threads), Vector<double>(K));
     const double* const eta = params.natural_transposed;
+    const FlooredNaturalColumns split = split_natural_columns(eta, K, D, true, true, params.cached_natural_bytes, n_threads);
     double* const sx = request.sx_transposed;
 
     InterruptPoller poller(request.interrupt);
@@ -279,7 +312,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                 Eigen::Map<Eigen::Array<double, Eigen::Dynamic, 1>> lj(row, K);
                 lj = constant.array();
                 const std::int64_t begin = rows.indptr[n], end = rows.indptr[n + 1];
-                gather_log_joints(eta, K, rows, begin, end, row);
+                gather_log_joints(eta, split, K, rows, begin, end, row);
                 double log_base = 0;
                 if (poisson)
                     for (std::int64_t k = begin; k < end; ++k) {
@@ -471,6 +504,7 @@ bool exponential_family_truncated_pass(const ExponentialFamilyMixtureParams& par
         std::vector<std::int32_t> candidates;
         std::vector<Candidate> kept;
         std::vector<double> q, exponentials;
+        std::vector<double> offsets;  // [nnz(n)] per non-zero of the row: floor_value or 0
         std::vector<double> score_sum, score_count;  // [K] the item's scores
         std::vector<std::int32_t> touched;
     };
@@ -490,6 +524,8 @@ bool exponential_family_truncated_pass(const ExponentialFamilyMixtureParams& par
     std::vector<std::vector<CandidateScore>> item_scores(r.scores ? n_items : 0);
     std::vector<double> weighted_q(N * C);  // w_n q_n over the new K_n
     const ConstRowMatrixMap<double> natural(r.natural, K, D);
+    // The exact pass's split of the columns, so that a (row, component) log-joint is bitwise its.
+    const FlooredNaturalColumns split = split_natural_columns(r.natural, K, D, false, false, params.cached_natural_bytes, r.n_threads);
 
     InterruptPoller poller(r.interrupt);
     parallel_for_each(n_items, r.n_threads, [&](Index item) {
@@ -515,6 +551,19 @@ bool exponential_family_truncated_pass(const ExponentialFamilyMixtureParams& par
             }
             if (r.random_candidates) add(r.random_candidates[n]);
 
+            // Per non-zero, what its column's entries are read relative to: floor_value in a sparse
+            // column (x (eta - floor_value) is 0 at the floor, a term the exact pass skips), 0 in a
+            // dense one (eta - 0 is eta); the shift adds the floor back as the exact pass does.
+            ws.offsets.resize(static_cast<size_t>(end - begin));
+            double floored_sum = 0;
+            for (std::int64_t k = begin; k < end; ++k) {
+                const bool sparse = split.is_sparse(static_cast<Index>(rows.indices[k]));
+                ws.offsets[static_cast<size_t>(k - begin)] = sparse ? split.floor_value : 0.0;
+                if (sparse) floored_sum += rows.data[k];
+            }
+            const double shift = split.floor_value * floored_sum;
+            const double* offsets = ws.offsets.data() - begin;
+
             Index kept = 0;
             // A pair's nnz(n) entries of eta lie in as many cache lines (and pages) anywhere in the
             // K x D parameters: the next candidate's are asked for while this one is summed.
@@ -528,7 +577,9 @@ bool exponential_family_truncated_pass(const ExponentialFamilyMixtureParams& par
                 // The same sum, in the same order, as the exact pass's log-joint of (n, c).
                 const double* eta = natural.data() + static_cast<Index>(c) * D;
                 double lj = constant[c];
-                for (std::int64_t k = begin; k < end; ++k) lj += rows.data[k] * eta[rows.indices[k]];
+                for (std::int64_t k = begin; k < end; ++k)
+                    lj += rows.data[k] * (eta[rows.indices[k]] - offsets[k]);
+                if (floored_sum != 0) lj += shift;
                 keep_if_better(ws.kept.data(), kept, C, {lj, c});
                 if (r.scores && c != b) {
                     if (ws.score_count[c] == 0) ws.touched.push_back(c);

@@ -109,4 +109,6 @@ def exponential_family_mixture_pass(
     return_responsibilities: bool = False,
     return_labels: bool = False,
     n_threads: int = 0,
+    skip_zero_responsibilities: bool = True,
+    cached_natural_bytes: float = ...,
 ) -> dict[str, Any]: ...

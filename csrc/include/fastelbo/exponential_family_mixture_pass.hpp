@@ -10,7 +10,9 @@
 // does not depend on c: it leaves the posterior alone and is added to log p(x_n) only.
 //
 // Each non-zero's row of eta is asked for (prefetched) a few non-zeros ahead: the columns are known
-// in advance, where the hardware cannot guess them.
+// in advance, where the hardware cannot guess them. Where eta is larger than the caches, a column
+// with few entries off the mean floor is read as those entries' deviations from the floor's value
+// (floored_natural_columns.hpp): a rare column then costs a few cache lines from memory, not K / 8.
 //
 // Determinism. Rows are cut into blocks whose boundaries depend on the data alone (rows and
 // non-zeros, never the thread count). A round of consecutive blocks runs in two phases:
@@ -67,6 +69,7 @@
 #include <string>
 #include <vector>
 
+#include "fastelbo/floored_natural_columns.hpp"
 #include "fastelbo/types.hpp"
 
 namespace fastelbo {
@@ -97,6 +100,9 @@ struct ExponentialFamilyMixtureParams {
     const double* log_weights = nullptr;         // [K] log pi_c (-inf: an empty component)
     const double* natural_transposed = nullptr;  // [D, K] eta_cd at d * K + c
     const double* log_partition = nullptr;       // [K] b_c = -sum_d A(eta_cd)
+    // eta of at most this many bytes has no sparse column (floored_natural_columns.hpp); tests set
+    // 0 to split small eta too.
+    double cached_natural_bytes = kCachedNaturalBytes;
 };
 
 struct ExponentialFamilyPassRequest {

@@ -328,3 +328,57 @@ def test_a_pass_large_enough_for_threads_is_bitwise_the_same_for_any_thread_coun
     q = one_out["responsibilities"]
     np.testing.assert_allclose(one_stats.sx, (X.T @ (q * w[:, None])).T, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(one_stats.nk, w @ q, rtol=1e-10)
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "poisson"])
+def test_rounds_sized_by_their_rows_responsibilities_keep_sx_bitwise(family):
+    # At K = 1,024 a round first holds 1,024 rows' K responsibilities each; a row with at most K / 4
+    # non-zero ones keeps only those (12 bytes each), so the next rounds take many more rows, and sx
+    # (D x K, 16 MB) is summed column by column. Rows of one cluster's columns, or of random columns,
+    # have posteriors on few components; empty rows spread theirs over all.
+    rng = np.random.default_rng(1)
+    n, d, k = 6000, 2000, 1024
+    own_columns = np.stack([rng.choice(d, size=30, replace=False) for _ in range(k)])
+    means = np.full((k, d), 1e-60)  # far below: a row's other components underflow to exactly 0
+    means[np.arange(k)[:, None], own_columns] = 0.6
+    labels = rng.integers(k, size=n)
+    rows = []
+    for i in range(n):
+        if i % 10 == 0:
+            rows.append(np.array([], dtype=np.int64))  # empty
+        elif i % 10 == 1:
+            rows.append(np.unique(rng.choice(d, size=3)))  # random columns
+        else:
+            rows.append(np.unique(rng.choice(own_columns[labels[i]], size=12)))
+    indptr = np.r_[0, np.cumsum([len(r) for r in rows])].astype(np.int64)
+    indices = np.concatenate(rows).astype(np.int32)
+    values = np.ones(len(indices)) if family == "bernoulli" else rng.integers(1, 4, size=len(indices)) * 1.0
+    X = sp.csr_array((values, indices, indptr), shape=(n, d))
+    weights = np.full(k, 1.0 / k)
+    w = rng.uniform(0.0, 2.0, size=n)
+    w[::37] = 0.0
+    parameters = ExponentialFamilyPassParameters.of(family, weights, means, True, 0)
+    runs = {}
+    for n_threads, skip in ((1, True), (2, True), (3, True), (2, False)):
+        runs[n_threads, skip] = _core.exponential_family_mixture_pass(
+            indptr,
+            indices,
+            values,
+            d,
+            w,
+            parameters.log_weights,
+            parameters.natural_transposed,
+            parameters.log_partition,
+            family,
+            return_responsibilities=True,
+            n_threads=n_threads,
+            skip_zero_responsibilities=skip,
+        )
+    first = runs[1, True]
+    nonzero = np.count_nonzero(first["responsibilities"], axis=1)
+    assert np.mean(nonzero <= k // 4) > 0.7 and np.any(nonzero > k // 4)
+    for run in runs.values():
+        np.testing.assert_array_equal(run["sx_transposed"], first["sx_transposed"])
+        np.testing.assert_array_equal(run["nk"], first["nk"])
+    wq = first["responsibilities"] * w[:, None]
+    np.testing.assert_allclose(first["sx_transposed"], X.T @ wq, rtol=1e-10, atol=1e-12)

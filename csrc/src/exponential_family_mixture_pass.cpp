@@ -17,8 +17,12 @@ namespace {
 // Multiply-adds (non-zeros times K, plus K per row) a block holds at most, unless one row alone
 // exceeds it: about a millisecond, the unit between two interrupt polls.
 constexpr double kBlockWork = 1 << 20;
-// Bytes of weighted responsibilities one round keeps for its second phase.
+// Bytes of weighted responsibilities one round keeps for its second phase (a row with few non-zero
+// ones keeps 12 bytes per non-zero, any other 8 K): the round's rows are then read from the caches.
 constexpr double kRoundBufferBytes = 8.0 * 1024 * 1024;
+// A round holds at most this many times the rows of kRoundBufferBytes of dense rows, however few
+// non-zeros the previous round's rows had: the memory a round takes stays bounded whatever comes.
+constexpr Index kMaxRoundGrowth = 16;
 // Non-zeros one round groups by column for its second phase (12 bytes each), unless a block alone
 // holds more.
 constexpr std::int64_t kRoundNonZeros = std::int64_t{1} << 21;
@@ -47,6 +51,28 @@ struct ColumnEntry {
     std::int32_t row;
 };
 
+// A round's weighted responsibilities of one block's rows, as the rows come: a row with at most
+// K / kSparseScatterShare non-zero ones as (component, value) pairs, any other as its K values.
+struct BlockResponsibilities {
+    std::vector<double> values;
+    std::vector<std::int32_t> components;
+};
+
+// Where a round row's responsibilities lie in its block's BlockResponsibilities: `count` values
+// from `value_offset`, and as many components from `component_offset` unless `dense` (count K).
+struct RoundRowLayout {
+    Index block = 0, value_offset = 0, component_offset = 0, count = 0;
+    bool dense = true;
+};
+
+// A round row's responsibilities, read by phase 2: `count` values, of `components` unless dense.
+struct RoundRow {
+    const double* values = nullptr;
+    const std::int32_t* components = nullptr;
+    Index count = 0;
+    bool dense = true;
+};
+
 // Asks for the first `lines` cache lines of eta's row of column d.
 inline void prefetch_row(const double* eta_row, Index lines) {
 #if defined(__GNUC__) || defined(__clang__)
@@ -67,6 +93,15 @@ inline void prefetch_deviations(const FlooredNaturalColumns& split, Index d) {
 #else
     (void)split;
     (void)d;
+#endif
+}
+
+// Asks for the first cache lines of a round row's responsibilities (and of its components).
+inline void prefetch_round_row(const RoundRow& r, Index K) {
+    const Index lines = std::min<Index>((8 * (r.dense ? K : r.count) + 63) / 64, kPrefetchLines);
+    prefetch_row(r.values, lines);
+#if defined(__GNUC__) || defined(__clang__)
+    if (!r.dense) __builtin_prefetch(r.components);
 #endif
 }
 
@@ -224,18 +259,20 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
     const double work = static_cast<double>(rows.indptr[N] + N) * static_cast<double>(K);
     const int n_threads = work < kParallelWork ? 1 : request.n_threads;
     const int threads = resolve_thread_count(n_threads);
-    // A round: as many blocks as the buffer's rows hold (always at least one block).
-    const Index round_rows_limit =
+    // A round: as many blocks as kRoundBufferBytes of responsibilities hold (always at least one
+    // block), rows of K values at first, then as many as the previous round's rows took on average.
+    const Index dense_round_rows =
         std::max<Index>(max_block_rows, static_cast<Index>(kRoundBufferBytes / (8.0 * static_cast<double>(K))));
+    Index round_rows_limit = dense_round_rows;
     const bool moments = request.sx_transposed != nullptr;
     const bool by_column = 8.0 * static_cast<double>(D) * static_cast<double>(K) > kCachedScatterBytes;
     const Index n_ranges = std::clamp<Index>(K / 8, 1, threads);
 
-    RowMatrix<double> round_q(moments ? std::min<Index>(round_rows_limit, std::max<Index>(N, 1)) : 0, K);
-    // Per round row: how many components have a non-zero responsibility, and which (when few).
-    std::vector<Index> round_nonzero(moments ? round_q.rows() : 0);
-    std::vector<std::int32_t> round_kept(moments ? round_q.rows() * (K / kSparseScatterShare) : 0);
-    const Index max_kept = K / kSparseScatterShare;
+    // The round's responsibilities: per block (reused round after round), and per round row.
+    std::vector<BlockResponsibilities> block_responsibilities;
+    std::vector<RoundRowLayout> round_layout;
+    std::vector<RoundRow> round_rows;
+    const Index max_kept = request.skip_zero_responsibilities ? K / kSparseScatterShare : 0;
     // The round's non-zeros grouped by column (rows ascending within a column): column_begin [D + 1],
     // and per entry its row in the round and its value.
     std::vector<std::int64_t> column_begin(moments && by_column ? D + 1 : 0), column_next(moments && by_column ? D : 0);
@@ -258,12 +295,18 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
         Index last = first + 1;
         const Index max_round_blocks = moments ? n_blocks : 64 * static_cast<Index>(threads);
         while (last < n_blocks && last - first < max_round_blocks &&
-               (!moments || (bounds[last + 1] - bounds[first] <= round_q.rows() &&
+               (!moments || (bounds[last + 1] - bounds[first] <= round_rows_limit &&
                              rows.indptr[bounds[last + 1]] - rows.indptr[bounds[first]] <= kRoundNonZeros)))
             ++last;
         const Index row_begin = bounds[first], row_end = bounds[last];
         if (static_cast<Index>(partials.size()) < last - first)
             partials.resize(static_cast<size_t>(last - first), ExponentialFamilyStatistics(K));
+        if (moments) {
+            if (static_cast<Index>(block_responsibilities.size()) < last - first)
+                block_responsibilities.resize(static_cast<size_t>(last - first));
+            round_layout.resize(static_cast<size_t>(row_end - row_begin));
+            round_rows.resize(static_cast<size_t>(row_end - row_begin));
+        }
 
         // The round's non-zeros by column, rows ascending (a stable counting sort), and column ranges
         // of about equal non-zeros. It reads only X, so it runs as one more phase-1 item: a thread
@@ -306,6 +349,11 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
             const Index b = item - sort_items;
             ExponentialFamilyStatistics& partial = partials[b];
             partial.set_zero();
+            BlockResponsibilities* kept = moments ? &block_responsibilities[static_cast<size_t>(b)] : nullptr;
+            if (kept) {
+                kept->values.clear();
+                kept->components.clear();
+            }
             double* work = scratch[current_thread_index()].data();
             double* row = row_buffer[current_thread_index()].data();
             for (Index n = bounds[first + b]; n < bounds[first + b + 1]; ++n) {
@@ -331,27 +379,48 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                 if (request.responsibilities) std::copy(row, row + K, request.responsibilities + n * K);
                 if (request.sample_weight) lj *= w;
                 partial.nk += lj.matrix();
-                if (moments) {
-                    const Index i = n - row_begin;
-                    double* q = round_q.row(i).data();
-                    std::copy(row, row + K, q);
-                    Index m = K;
-                    if (request.skip_zero_responsibilities && max_kept > 0) {
-                        m = 0;
-                        std::int32_t* kept = round_kept.data() + i * max_kept;
-                        for (Index c = 0; c < K && m <= max_kept; ++c) {
-                            if (q[c] == 0.0) continue;
-                            if (m < max_kept) kept[m] = static_cast<std::int32_t>(c);
-                            ++m;
+                if (kept) {
+                    // Adding 0 changes no sum: a row whose non-zero responsibilities are few keeps
+                    // only those (sx is bitwise the same).
+                    Index m = 0;
+                    for (Index c = 0; c < K && m <= max_kept; ++c) m += row[c] != 0.0;
+                    RoundRowLayout& layout = round_layout[static_cast<size_t>(n - row_begin)];
+                    layout.block = b;
+                    layout.value_offset = static_cast<Index>(kept->values.size());
+                    layout.component_offset = static_cast<Index>(kept->components.size());
+                    layout.dense = m > max_kept;
+                    if (layout.dense) {
+                        layout.count = K;
+                        kept->values.insert(kept->values.end(), row, row + K);
+                    } else {
+                        layout.count = m;
+                        for (Index c = 0; c < K; ++c) {
+                            if (row[c] == 0.0) continue;
+                            kept->values.push_back(row[c]);
+                            kept->components.push_back(static_cast<std::int32_t>(c));
                         }
                     }
-                    round_nonzero[i] = m;
                 }
             }
             poller.between_items();
         });
         if (poller.stopped()) break;
         for (Index b = 0; b < last - first; ++b) statistics.merge(partials[b]);
+        if (moments) {
+            // The rows' responsibilities in place, and the next round's rows from these' bytes.
+            double bytes = 0;
+            for (Index i = 0; i < row_end - row_begin; ++i) {
+                const RoundRowLayout& layout = round_layout[static_cast<size_t>(i)];
+                const BlockResponsibilities& block = block_responsibilities[static_cast<size_t>(layout.block)];
+                round_rows[static_cast<size_t>(i)] = {block.values.data() + layout.value_offset,
+                                                      block.components.data() + layout.component_offset,
+                                                      layout.count, layout.dense};
+                bytes += layout.dense ? 8.0 * static_cast<double>(K) : 12.0 * static_cast<double>(layout.count);
+            }
+            const double per_row = std::max(bytes / static_cast<double>(row_end - row_begin), 12.0);
+            round_rows_limit = std::clamp<Index>(static_cast<Index>(kRoundBufferBytes / per_row), max_block_rows,
+                                                 kMaxRoundGrowth * dense_round_rows);
+        }
 
         if (moments && !by_column) {
             // Phase 2 (sx in the caches): sx[d, :] += x_nd w_n q_n per non-zero, rows in order, each
@@ -360,18 +429,15 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                 if (poller.stopped()) return;
                 const Index c0 = r * K / n_ranges, c1 = (r + 1) * K / n_ranges;
                 for (Index i = 0; i < row_end - row_begin; ++i) {
-                    const double* q = round_q.row(i).data();
-                    const Index m = round_nonzero[i];
-                    const std::int32_t* kept = round_kept.data() + i * max_kept;
-                    const bool sparse = request.skip_zero_responsibilities && m <= max_kept;
+                    const RoundRow& r = round_rows[static_cast<size_t>(i)];
                     for (std::int64_t k = rows.indptr[row_begin + i]; k < rows.indptr[row_begin + i + 1]; ++k) {
                         double* s = sx + static_cast<Index>(rows.indices[k]) * K;
                         const double x = rows.data[k];
-                        if (sparse) {
-                            for (Index j = 0; j < m; ++j)
-                                if (kept[j] >= c0 && kept[j] < c1) s[kept[j]] += x * q[kept[j]];
+                        if (!r.dense) {
+                            for (Index j = 0; j < r.count; ++j)
+                                if (r.components[j] >= c0 && r.components[j] < c1) s[r.components[j]] += x * r.values[j];
                         } else {
-                            for (Index c = c0; c < c1; ++c) s[c] += x * q[c];
+                            for (Index c = c0; c < c1; ++c) s[c] += x * r.values[c];
                         }
                     }
                 }
@@ -387,16 +453,13 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                     if (e_begin == e_end) continue;
                     double* s = sx + d * K;
                     for (std::int64_t e = e_begin; e < e_end; ++e) {
-                        if (e + kPrefetchDistance < e_end) prefetch_row(round_q.row(entries[e + kPrefetchDistance].row).data(), std::min<Index>((8 * K + 63) / 64, kPrefetchLines));
-                        const Index i = entries[e].row;
-                        const double* q = round_q.row(i).data();
+                        if (e + kPrefetchDistance < e_end) prefetch_round_row(round_rows[entries[e + kPrefetchDistance].row], K);
+                        const RoundRow& r = round_rows[static_cast<size_t>(entries[e].row)];
                         const double x = entries[e].value;
-                        const Index m = round_nonzero[i];
-                        if (m <= max_kept && request.skip_zero_responsibilities) {
-                            const std::int32_t* kept = round_kept.data() + i * max_kept;
-                            for (Index j = 0; j < m; ++j) s[kept[j]] += x * q[kept[j]];
+                        if (!r.dense) {
+                            for (Index j = 0; j < r.count; ++j) s[r.components[j]] += x * r.values[j];
                         } else {
-                            for (Index c = 0; c < K; ++c) s[c] += x * q[c];
+                            for (Index c = 0; c < K; ++c) s[c] += x * r.values[c];
                         }
                     }
                 }

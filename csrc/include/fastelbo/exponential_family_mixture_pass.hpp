@@ -17,7 +17,8 @@
 // Determinism. Rows are cut into blocks whose boundaries depend on the data alone (rows and
 // non-zeros, never the thread count). A round of consecutive blocks runs in two phases:
 //   1. every block (in parallel) computes its rows' log-joints -> posteriors into the round's buffer
-//      of weighted responsibilities, its per-row outputs, and its own partial ELBO sums and nk;
+//      of weighted responsibilities (a row with at most K / 4 non-zero ones as (component, value)
+//      pairs, any other as its K values), its per-row outputs, and its own partial ELBO sums and nk;
 //      partials are then merged serially in block order;
 //   2. the round's contribution to sx (D x K) is added. Where sx is larger than the caches, the
 //      round's non-zeros are grouped by column (a stable counting sort: rows ascending) and added
@@ -26,14 +27,19 @@
 //      small, each thread adds the round's non-zeros in row order to its own range of components.
 //      Components whose responsibility is exactly 0 (underflow: the posteriors of long rows are
 //      often one-hot) are skipped where they are most of a row's; adding 0 changes no sum, so sx
-//      is bitwise the same.
+//      is bitwise the same. A round holds about kRoundBufferBytes of responsibilities (so that
+//      phase 2 reads them from the caches): the more rows are stored as pairs, the more rows a
+//      round takes (from the previous round's bytes per row, at most kMaxRoundGrowth times the
+//      rows of K values), and the fewer times a row of sx is read and written per pass.
 // Blocks and column ranges are handed to threads as they come free (a paused thread then delays
 // one item, not a fixed share); each writes only its own outputs.
 // Every sum is therefore formed in the same order for any number of threads (sx[d, c] adds its
 // terms in row order however rounds and column ranges are cut), and sx needs no per-thread copy
-// (one D x K accumulator, owned by the caller). Memory: the parameters, sx, a round buffer of at
-// most a few MiB of responsibilities and of 12 bytes per non-zero of the round (at most
-// kRoundNonZeros), and D + 1 column counts; never N x K or N x D.
+// (one D x K accumulator, owned by the caller). Memory: the parameters, sx, a round buffer of about
+// 8 MiB of responsibilities (at most kMaxRoundGrowth times that, should a round sized after rows with
+// few non-zero responsibilities meet rows with many) and of 16 bytes per non-zero of the round
+// (at most kRoundNonZeros), D + 1 column counts, and the sparse columns' deviations (at most
+// 12 K D / 4 bytes); never N x K or N x D.
 //
 // Interrupts are polled between blocks and between the column ranges of phase 2; both are
 // bounded in work (about kBlockWork multiply-adds per block, a round's phase 2 a sixteenth of the

@@ -27,9 +27,9 @@ def floored_means(family, k, d, seed):
     return means
 
 
-def sparse_rows(family, n, d, seed):
+def sparse_rows(family, n, d, seed, density=0.2):
     rng = np.random.default_rng(seed)
-    X = sp.random(n, d, density=0.2, random_state=rng, format="csr")
+    X = sp.random(n, d, density=density, random_state=rng, format="csr")
     X.data = np.ones_like(X.data) if family == "bernoulli" else np.ceil(4 * X.data)
     return X
 
@@ -149,7 +149,7 @@ def test_the_default_splits_only_parameters_larger_than_the_caches():
     limit = _core.exponential_family_cached_natural_bytes
     K = 64
     d = int(limit // (8 * K)) + 1  # eta one column over the limit
-    X = sparse_rows("poisson", 40, d, seed=5)
+    X = sparse_rows("poisson", 40, d, seed=5, density=0.002)
     weights = np.full(K, 1 / K)
     means = floored_means("poisson", K, d, seed=5)
     default = exact_pass(X, "poisson", weights, means, None, cached_natural_bytes=limit)

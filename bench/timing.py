@@ -78,17 +78,19 @@ def record_seconds_per_iteration(row, system, run, repeats, log, log_prefix):
     log(f"{log_prefix}{system:<9} {seconds:9.4f} s/iter  loglik {bound:.10g}  (m={n_iter})")
 
 
-def hook_iteration_seconds(model, X, repeats):
+def hook_iteration_seconds(model, X, repeats, warm_up=1):
     """Best time of one EM iteration as ``fit`` runs it (the estimator's E-step, M-step and
-    decomposition hooks) from the initialisation ``model`` makes, after one warm-up iteration;
-    returns (seconds, the first E-step's ELBO). The run's state is discarded afterwards."""
+    decomposition hooks) from the initialisation ``model`` makes, over ``repeats`` iterations after
+    ``warm_up`` untimed ones (2 for a truncated run: its second iteration also starts the search);
+    returns (seconds, the first E-step's ELBO, every timed iteration's seconds in order). The run's
+    state is discarded afterwards."""
     from sklearn.utils import check_random_state
 
     model._check_hyperparameters()
     rows = model._validate_rows(X, reset=True, min_samples=2)
     model._initialize_parameters(rows, check_random_state(model.random_state), None)
     times, first = [], None
-    for _ in range(repeats + 1):
+    for _ in range(repeats + warm_up):
         start = time.perf_counter()
         stats = model._e_step(rows)
         model._m_step(stats)
@@ -96,7 +98,8 @@ def hook_iteration_seconds(model, X, repeats):
         times.append(time.perf_counter() - start)
         first = stats.elbo if first is None else first
     model._discard_run_state()
-    return min(times[1:]), float(first)
+    timed = times[warm_up:]
+    return min(timed), float(first), timed
 
 
 def load_average() -> list[float] | None:

@@ -224,6 +224,24 @@ def separated_rows(family, n, d, k, seed):
     return X, rng.dirichlet(np.ones(k)), means
 
 
+def responsibilities_pass(csr, w, parameters, family, n_threads, skip_zero_responsibilities):
+    """The kernel's pass over CSR rows with their responsibilities, zero ones skipped or not."""
+    return _core.exponential_family_mixture_pass(
+        csr.indptr.astype(np.int64),
+        csr.indices,
+        csr.data,
+        csr.shape[1],
+        w,
+        parameters.log_weights,
+        parameters.natural_transposed,
+        parameters.log_partition,
+        family,
+        return_responsibilities=True,
+        n_threads=n_threads,
+        skip_zero_responsibilities=skip_zero_responsibilities,
+    )
+
+
 @pytest.mark.parametrize("family", ["bernoulli", "poisson"])
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_skipping_zero_responsibilities_leaves_sx_bitwise_the_same(family, n_threads):
@@ -236,22 +254,9 @@ def test_skipping_zero_responsibilities_leaves_sx_bitwise_the_same(family, n_thr
     w[::17] = 0.0
     parameters = ExponentialFamilyPassParameters.of(family, weights, means, True, n_threads)
     csr = sp.csr_array(X)
-    outputs = {}
-    for skip in (True, False):
-        outputs[skip] = _core.exponential_family_mixture_pass(
-            csr.indptr.astype(np.int64),
-            csr.indices,
-            csr.data,
-            d,
-            w,
-            parameters.log_weights,
-            parameters.natural_transposed,
-            parameters.log_partition,
-            family,
-            return_responsibilities=True,
-            n_threads=n_threads,
-            skip_zero_responsibilities=skip,
-        )
+    outputs = {
+        skip: responsibilities_pass(csr, w, parameters, family, n_threads, skip) for skip in (True, False)
+    }
     q = outputs[True]["responsibilities"]
     nonzero = np.count_nonzero(q, axis=1)
     # Both scatter paths are taken: rows with at most K / 4 non-zero responsibilities (most of
@@ -358,22 +363,10 @@ def test_rounds_sized_by_their_rows_responsibilities_keep_sx_bitwise(family):
     w = rng.uniform(0.0, 2.0, size=n)
     w[::37] = 0.0
     parameters = ExponentialFamilyPassParameters.of(family, weights, means, True, 0)
-    runs = {}
-    for n_threads, skip in ((1, True), (2, True), (3, True), (2, False)):
-        runs[n_threads, skip] = _core.exponential_family_mixture_pass(
-            indptr,
-            indices,
-            values,
-            d,
-            w,
-            parameters.log_weights,
-            parameters.natural_transposed,
-            parameters.log_partition,
-            family,
-            return_responsibilities=True,
-            n_threads=n_threads,
-            skip_zero_responsibilities=skip,
-        )
+    runs = {
+        (n_threads, skip): responsibilities_pass(X, w, parameters, family, n_threads, skip)
+        for n_threads, skip in ((1, True), (2, True), (3, True), (2, False))
+    }
     first = runs[1, True]
     nonzero = np.count_nonzero(first["responsibilities"], axis=1)
     assert np.mean(nonzero <= k // 4) > 0.7 and np.any(nonzero > k // 4)

@@ -114,6 +114,20 @@ template <class I>
 inline void gather_log_joints(const double* eta, const FlooredNaturalColumns& split, Index K,
                               const CsrRows<I>& rows, std::int64_t begin, std::int64_t end, double* row) {
     const Index lines = std::min<Index>((8 * K + 63) / 64, kPrefetchLines);
+    if (!split.any_sparse) {
+        // Every column dense (eta in the caches, or no column floored): the plain loop, without a
+        // test per non-zero (30 % of the pass at K = 100 otherwise). The same sums.
+        for (std::int64_t k = begin; k < std::min(end, begin + kPrefetchDistance); ++k)
+            prefetch_row(eta + static_cast<Index>(rows.indices[k]) * K, lines);
+        for (std::int64_t k = begin; k < end; ++k) {
+            if (k + kPrefetchDistance < end)
+                prefetch_row(eta + static_cast<Index>(rows.indices[k + kPrefetchDistance]) * K, lines);
+            const double x = rows.data[k];
+            const double* e = eta + static_cast<Index>(rows.indices[k]) * K;
+            for (Index c = 0; c < K; ++c) row[c] += x * e[c];
+        }
+        return;
+    }
     auto prefetch = [&](std::int64_t k) {
         const Index d = static_cast<Index>(rows.indices[k]);
         if (split.is_sparse(d))

@@ -46,6 +46,7 @@ struct FlooredNaturalColumns {
     std::vector<std::int64_t> begin;    // [D + 1] a sparse column's deviations: [begin[d], begin[d + 1])
     std::vector<std::int32_t> component;
     std::vector<double> deviation;      // eta_cd - floor_value
+    bool any_sparse = false;            // false: every column is read from eta itself
 
     bool is_sparse(Index d) const { return sparse[static_cast<size_t>(d)] != 0; }
 };
@@ -98,6 +99,7 @@ inline FlooredNaturalColumns split_natural_columns(const double* eta, Index K, I
     });
     for (Index d = 0; d < D; ++d)
         split.sparse[static_cast<size_t>(d)] = count[static_cast<size_t>(d)] * kSparseColumnShare <= K;
+    split.any_sparse = std::find(split.sparse.begin(), split.sparse.end(), 1) != split.sparse.end();
     if (!with_deviations) return split;
 
     split.begin.assign(static_cast<size_t>(D) + 1, 0);

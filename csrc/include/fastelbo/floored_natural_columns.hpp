@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "fastelbo/row_block_schedule.hpp"
@@ -51,14 +52,9 @@ struct FlooredNaturalColumns {
     bool is_sparse(Index d) const { return sparse[static_cast<size_t>(d)] != 0; }
 };
 
-// eta_cd at (d, c) of a D x K (transposed, `transposed` true) or K x D array.
-inline double natural_entry(const double* eta, Index K, Index D, Index d, Index c, bool transposed) {
-    return transposed ? eta[d * K + c] : eta[c * D + d];
-}
-
 // The smallest entry of eta and the sparse columns (none where eta is at most cached_natural_bytes);
-// with `with_deviations`, the deviations too (eta must then be D x K, the exact pass's layout, where a
-// column is contiguous).
+// eta is D x K where `transposed`, else K x D; with `with_deviations`, the deviations too (eta must
+// then be D x K, the exact pass's layout, where a column is contiguous).
 inline FlooredNaturalColumns split_natural_columns(const double* eta, Index K, Index D, bool transposed,
                                                    bool with_deviations, double cached_natural_bytes,
                                                    int n_threads) {
@@ -69,7 +65,7 @@ inline FlooredNaturalColumns split_natural_columns(const double* eta, Index K, I
     std::vector<double> item_min(static_cast<size_t>(n_items), 0.0);
     parallel_for_each(n_items, n_threads, [&](Index item) {
         const Index d1 = std::min(D, (item + 1) * kColumnsPerItem);
-        double m = natural_entry(eta, K, D, item * kColumnsPerItem, 0, transposed);
+        double m = std::numeric_limits<double>::infinity();
         if (transposed) {
             for (Index d = item * kColumnsPerItem; d < d1; ++d)
                 for (Index c = 0; c < K; ++c) m = std::min(m, eta[d * K + c]);

@@ -632,15 +632,18 @@ bool exponential_family_truncated_pass(const ExponentialFamilyMixtureParams& par
             // Per non-zero, what its column's entries are read relative to: floor_value in a sparse
             // column (x (eta - floor_value) is 0 at the floor, a term the exact pass skips), 0 in a
             // dense one (eta - 0 is eta); the shift adds the floor back as the exact pass does.
-            ws.offsets.resize(static_cast<size_t>(end - begin));
             double floored_sum = 0;
-            for (std::int64_t k = begin; k < end; ++k) {
-                const bool sparse = split.is_sparse(static_cast<Index>(rows.indices[k]));
-                ws.offsets[static_cast<size_t>(k - begin)] = sparse ? split.floor_value : 0.0;
-                if (sparse) floored_sum += rows.data[k];
+            const double* offsets = nullptr;  // indexed by k, from begin to end
+            if (split.any_sparse) {
+                ws.offsets.resize(static_cast<size_t>(end - begin));
+                for (std::int64_t k = begin; k < end; ++k) {
+                    const bool sparse = split.is_sparse(static_cast<Index>(rows.indices[k]));
+                    ws.offsets[static_cast<size_t>(k - begin)] = sparse ? split.floor_value : 0.0;
+                    if (sparse) floored_sum += rows.data[k];
+                }
+                offsets = ws.offsets.data() - begin;
             }
             const double shift = split.floor_value * floored_sum;
-            const double* offsets = ws.offsets.data() - begin;
 
             Index kept = 0;
             // A pair's nnz(n) entries of eta lie in as many cache lines (and pages) anywhere in the
@@ -655,8 +658,13 @@ bool exponential_family_truncated_pass(const ExponentialFamilyMixtureParams& par
                 // The same sum, in the same order, as the exact pass's log-joint of (n, c).
                 const double* eta = natural.data() + static_cast<Index>(c) * D;
                 double lj = constant[c];
-                for (std::int64_t k = begin; k < end; ++k)
-                    lj += rows.data[k] * (eta[rows.indices[k]] - offsets[k]);
+                if (offsets) {
+                    for (std::int64_t k = begin; k < end; ++k)
+                        lj += rows.data[k] * (eta[rows.indices[k]] - offsets[k]);
+                } else {
+                    // No column split (every offset 0): the same sums without the offsets' loads.
+                    for (std::int64_t k = begin; k < end; ++k) lj += rows.data[k] * eta[rows.indices[k]];
+                }
                 if (floored_sum != 0) lj += shift;
                 keep_if_better(ws.kept.data(), kept, C, {lj, c});
                 if (r.scores && c != b) {

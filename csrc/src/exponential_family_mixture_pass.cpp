@@ -111,9 +111,19 @@ inline void prefetch_round_row(const RoundRow& r, Index K) {
 // sum for every c as one AXPY per non-zero), x_k times the few deviations of a sparse one, then
 // floor_value times the sparse columns' sum of x. The next non-zeros' parameters are asked for
 // ahead: their columns are known, where the hardware cannot guess them.
+// Inlined in the pass's row loop whatever the compiler's estimate: left to g++ 12 once the sparse
+// columns' loop came in, an N = 1M, K = 100 pass took 10-20 % longer.
+#if defined(__GNUC__) || defined(__clang__)
+#define FASTELBO_ALWAYS_INLINE __attribute__((always_inline)) inline
+#elif defined(_MSC_VER)
+#define FASTELBO_ALWAYS_INLINE __forceinline
+#else
+#define FASTELBO_ALWAYS_INLINE inline
+#endif
 template <class I>
-inline void gather_log_joints(const double* eta, const FlooredNaturalColumns& split, Index K,
-                              const CsrRows<I>& rows, std::int64_t begin, std::int64_t end, double* row) {
+FASTELBO_ALWAYS_INLINE void gather_log_joints(const double* eta, const FlooredNaturalColumns& split, Index K,
+                                              const CsrRows<I>& rows, std::int64_t begin, std::int64_t end,
+                                              double* row) {
     const Index lines = std::min<Index>((8 * K + 63) / 64, kPrefetchLines);
     if (!split.any_sparse) {
         // Every column dense (eta in the caches, or no column floored): the plain loop, without a

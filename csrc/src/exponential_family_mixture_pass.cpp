@@ -407,9 +407,14 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                 partial.nk += lj.matrix();
                 if (kept) {
                     // Adding 0 changes no sum: a row whose non-zero responsibilities are few keeps
-                    // only those (sx is bitwise the same).
+                    // only those, less the negligible ones (their w_n q_nc max_d x_nd is below
+                    // request.negligible_responsibility).
+                    double largest = 0;
+                    for (std::int64_t k = begin; k < end; ++k) largest = std::max(largest, rows.data[k]);
+                    const double negligible = request.negligible_responsibility;
+                    auto keep = [largest, negligible](double q) { return q != 0.0 && q * largest >= negligible; };
                     Index m = 0;
-                    for (Index c = 0; c < K && m <= max_kept; ++c) m += row[c] != 0.0;
+                    for (Index c = 0; c < K && m <= max_kept; ++c) m += keep(row[c]);
                     RoundRowLayout& layout = round_layout[static_cast<size_t>(n - row_begin)];
                     layout.block = b;
                     layout.value_offset = static_cast<Index>(kept->values.size());
@@ -421,7 +426,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                     } else {
                         layout.count = m;
                         for (Index c = 0; c < K; ++c) {
-                            if (row[c] == 0.0) continue;
+                            if (!keep(row[c])) continue;
                             kept->values.push_back(row[c]);
                             kept->components.push_back(static_cast<std::int32_t>(c));
                         }

@@ -111,4 +111,5 @@ def exponential_family_mixture_pass(
     n_threads: int = 0,
     skip_zero_responsibilities: bool = True,
     cached_natural_bytes: float = ...,
+    negligible_responsibility: float = 0.0,
 ) -> dict[str, Any]: ...

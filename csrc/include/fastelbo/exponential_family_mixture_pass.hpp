@@ -122,6 +122,10 @@ struct ExponentialFamilyPassRequest {
     // sx skips the components whose responsibility is exactly 0 (adding 0 changes no sum, so sx is
     // bitwise the same either way); false adds every term (for tests).
     bool skip_zero_responsibilities = true;
+    // With skip_zero_responsibilities, sx also leaves out a term w_n q_nc x_nd where w_n q_nc times
+    // the row's largest value is below this: every entry of sx then misses at most N times it (the
+    // caller picks it so that no M-step mean moves by a rounding unit). 0: only exact zeros.
+    double negligible_responsibility = 0;
 };
 
 // The pass's sums (float64). sx is the caller's accumulator (request.sx_transposed).

@@ -224,8 +224,9 @@ def separated_rows(family, n, d, k, seed):
     return X, rng.dirichlet(np.ones(k)), means
 
 
-def responsibilities_pass(csr, w, parameters, family, n_threads, skip_zero_responsibilities):
-    """The kernel's pass over CSR rows with their responsibilities, zero ones skipped or not."""
+def responsibilities_pass(csr, w, parameters, family, n_threads, skip_zero_responsibilities, **options):
+    """The kernel's pass over CSR rows with their responsibilities, zero ones skipped or not
+    (``options``: more of the kernel's keyword arguments)."""
     return _core.exponential_family_mixture_pass(
         csr.indptr.astype(np.int64),
         csr.indices,
@@ -239,6 +240,7 @@ def responsibilities_pass(csr, w, parameters, family, n_threads, skip_zero_respo
         return_responsibilities=True,
         n_threads=n_threads,
         skip_zero_responsibilities=skip_zero_responsibilities,
+        **options,
     )
 
 

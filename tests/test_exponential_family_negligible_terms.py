@@ -17,26 +17,21 @@ from fastelbo.mixture._exponential_family import (
 )
 from fastelbo.mixture._statistics import NK_FLOOR
 from reference_exponential_family import e_step
-from test_exponential_family_kernel import separated_rows
+from test_exponential_family_kernel import responsibilities_pass, separated_rows
 
 ESTIMATORS = {"bernoulli": FastBernoulliMixture, "poisson": FastPoissonMixture}
 
 
 def kernel_pass(X, w, weights, means, family, n_threads, negligible):
     parameters = ExponentialFamilyPassParameters.of(family, weights, means, True, n_threads)
-    csr = sp.csr_array(X)
-    return _core.exponential_family_mixture_pass(
-        csr.indptr.astype(np.int64),
-        csr.indices,
-        csr.data,
-        csr.shape[1],
+    return responsibilities_pass(
+        sp.csr_array(X),
         w,
-        parameters.log_weights,
-        parameters.natural_transposed,
-        parameters.log_partition,
+        parameters,
         family,
+        n_threads,
+        True,
         return_log_norm=True,
-        n_threads=n_threads,
         negligible_responsibility=negligible,
     )
 

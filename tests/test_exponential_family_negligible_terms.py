@@ -85,6 +85,7 @@ def test_the_threshold_is_its_documented_value_and_scales_with_the_weights():
     assert value == pytest.approx(2**-60 * 1e-8 * NK_FLOOR * 2.0 / 4, rel=1e-15)
     assert negligible_responsibility(1e-8, 3 * w, 4) == pytest.approx(3 * value, rel=1e-15)
     assert negligible_responsibility(1e-8, None, 0) == 0.0
+    assert negligible_responsibility(1e-8, np.array([1e308, 1e308]), 2) == 0.0  # their mean overflows
 
 
 @pytest.mark.parametrize("family", ["bernoulli", "poisson"])

@@ -245,8 +245,11 @@ def negligible_responsibility(mean_floor, sample_weight, n_samples):
     """
     if n_samples < 1:
         return 0.0
-    mean_weight = 1.0 if sample_weight is None else float(np.mean(sample_weight))
-    return NEGLIGIBLE_SHARE * float(mean_floor) * NK_FLOOR * mean_weight / n_samples
+    with np.errstate(over="ignore"):
+        mean_weight = 1.0 if sample_weight is None else float(np.mean(sample_weight))
+    value = NEGLIGIBLE_SHARE * float(mean_floor) * NK_FLOOR * mean_weight / n_samples
+    # Weights whose sum overflows: nothing is left out but exact zeros.
+    return value if np.isfinite(value) else 0.0
 
 
 def component_constants(family, weights, means, natural=None, log_partition=None):

@@ -30,9 +30,11 @@ weighted by ``qbar_c``, since ``|mu_hat - mu| <= mean_floor`` and ``|eta| = |log
 
 **Negligible terms of the M-step's sums.** ``sx`` leaves out the terms ``w_n q_nc x_nd`` whose ``w_n
 q_nc max_d x_nd`` is below :func:`negligible_responsibility` (``2**-60 mean_floor nk_floor / N``):
-together they move no mean by more than ``2**-60`` of itself, 1/128 of float64's unit roundoff
-(see the function). With many components most responsibilities are such terms (about 98 % of them at
-K = 1,000 on text-like counts), and the sums then cost a few multiply-adds per non-zero instead of K.
+together they move no mean by more than ``2**-60`` of itself, 1/128 of float64's unit roundoff,
+in exact arithmetic (see the function; the computed sums may round differently by an ulp, as with
+any other order of summation). With many components most responsibilities are such terms (about
+98 % of them at K = 1,000 on text-like counts), and the sums then cost a few multiply-adds per
+non-zero instead of K.
 """
 
 from __future__ import annotations
@@ -240,8 +242,10 @@ def negligible_responsibility(mean_floor, sample_weight, n_samples):
     x_nd <= 1``, so the ``N`` rows leave at most ``2**-60 mean_floor nk_floor`` out of any ``sx_cd``,
     and the mean ``sx_cd / (nk_c + nk_floor)`` moves by at most ``2**-60 mean_floor``: at most
     ``2**-60`` of itself, as a stored mean is at least ``mean_floor`` (a floored one moves no more
-    than the closed form). ``nk`` and the E-step's terms (the ELBO, its decomposition) keep every
-    term; scaling the weights scales this value with them.
+    than the closed form). That is exact arithmetic's bound: rows whose terms are then added by
+    another loop of the kernel may round a sum differently, by an ulp. ``nk`` and the E-step's
+    terms (the ELBO, its decomposition) keep every term; scaling the weights scales this value
+    with them.
     """
     if n_samples < 1:
         return 0.0

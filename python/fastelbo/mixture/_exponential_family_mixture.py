@@ -538,7 +538,8 @@ _DOCSTRING = """{summary}
     **Negligible terms.** The M-step's sums ``sum_n w_n q_nc x_nd`` leave out the terms whose ``w_n
     q_nc max_d x_nd`` is below ``2**-60 * mean_floor * nk_floor / n_samples`` (``nk_floor``: ten
     machine epsilons times the mean sample weight, which the M-step adds to every ``sum_n w_n
-    q_nc``): no mean moves by more than ``2**-60`` of itself, a 128th of float64's unit roundoff.
+    q_nc``): in exact arithmetic no mean moves by more than ``2**-60`` of itself, a 128th of
+    float64's unit roundoff (the computed sums may round differently, by an ulp).
     With many components most responsibilities are such terms, and the sums then cost a few
     multiply-adds per non-zero instead of ``n_components``.
 

@@ -675,9 +675,10 @@ def test_fit_splits_the_gap_into_the_reg_covar_share_and_the_rest(cli, folder, X
     assert lines[at].startswith(
         f"gap F - S = {gap:+.6g}: reg_covar={model.reg_covar:g} accounts for about {share:+.6g}"
     )
-    assert (
-        lines[at + 1] == f"the rest, {gap - share:+.2e}, is the distance from a stationary point (0 there)."
-    )
+    # The line prints the CLI's own split (checked against the reference above): gap - share is a
+    # difference of nearly equal numbers, whose third digit the reference's round-off can change.
+    rest = summary["gap"]["beyond_reg_covar"]
+    assert lines[at + 1] == f"the rest, {rest:+.2e}, is the distance from a stationary point (0 there)."
 
 
 def test_labels_are_written_for_every_row_of_data(cli, folder, X):

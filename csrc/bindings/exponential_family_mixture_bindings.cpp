@@ -57,7 +57,7 @@ py::dict exponential_family_mixture_pass_typed(const py::object& indptr_obj, con
                                                const std::string& family, bool compute_moments, bool return_log_norm,
                                                bool return_responsibilities, bool return_labels, int n_threads,
                                                bool skip_zero_responsibilities, double cached_natural_bytes,
-                                               double negligible_responsibility) {
+                                               double negligible_responsibility, bool group_by_column) {
     CsrPassArguments<I> args(indptr_obj, indices_obj, data_obj, n_features, sample_weight_obj, log_weights_obj,
                              log_partition_obj, family);
     const py::ssize_t N = args.n_rows(), K = args.n_components();
@@ -73,6 +73,7 @@ py::dict exponential_family_mixture_pass_typed(const py::object& indptr_obj, con
     request.n_threads = n_threads;
     request.skip_zero_responsibilities = skip_zero_responsibilities;
     request.negligible_responsibility = negligible_responsibility;
+    request.group_by_column = group_by_column;
     request.interrupt = python_interrupt_poll();
     py::array_t<double> sx_transposed;
     if (compute_moments) {
@@ -218,7 +219,7 @@ void bind_exponential_family_mixture(py::module_& m) {
            const py::object& sample_weight, const py::object& log_weights, const py::object& natural_transposed,
            const py::object& log_partition, const std::string& family, bool compute_moments, bool return_log_norm,
            bool return_responsibilities, bool return_labels, int n_threads, bool skip_zero_responsibilities,
-           double cached_natural_bytes, double negligible_responsibility) {
+           double cached_natural_bytes, double negligible_responsibility, bool group_by_column) {
             if (n_features < 1) throw py::value_error("n_features must be >= 1, got " + std::to_string(n_features));
             if (!(negligible_responsibility >= 0) || !std::isfinite(negligible_responsibility))
                 throw py::value_error("negligible_responsibility must be finite and >= 0, got " +
@@ -227,12 +228,12 @@ void bind_exponential_family_mixture(py::module_& m) {
                 return exponential_family_mixture_pass_typed<std::int32_t>(
                     indptr, indices, data, n_features, sample_weight, log_weights, natural_transposed, log_partition,
                     family, compute_moments, return_log_norm, return_responsibilities, return_labels, n_threads,
-                    skip_zero_responsibilities, cached_natural_bytes, negligible_responsibility);
+                    skip_zero_responsibilities, cached_natural_bytes, negligible_responsibility, group_by_column);
             if (py::array_t<std::int64_t>::check_(indices))
                 return exponential_family_mixture_pass_typed<std::int64_t>(
                     indptr, indices, data, n_features, sample_weight, log_weights, natural_transposed, log_partition,
                     family, compute_moments, return_log_norm, return_responsibilities, return_labels, n_threads,
-                    skip_zero_responsibilities, cached_natural_bytes, negligible_responsibility);
+                    skip_zero_responsibilities, cached_natural_bytes, negligible_responsibility, group_by_column);
             throw py::type_error("indices must have dtype int32 or int64, got " +
                                  py::str(indices.dtype()).cast<std::string>());
         },
@@ -241,7 +242,7 @@ void bind_exponential_family_mixture(py::module_& m) {
         py::arg("compute_moments") = true, py::arg("return_log_norm") = false,
         py::arg("return_responsibilities") = false, py::arg("return_labels") = false, py::arg("n_threads") = 0,
         py::arg("skip_zero_responsibilities") = true, py::arg("cached_natural_bytes") = kCachedNaturalBytes,
-        py::arg("negligible_responsibility") = 0.0,
+        py::arg("negligible_responsibility") = 0.0, py::arg("group_by_column") = true,
         "One E-step pass of a Bernoulli or Poisson mixture (family) over CSR rows (indptr int64 (N + 1,), "
         "indices int32 or int64, data float64): ELBO sums, nk, sum_log_base (sum_n w_n log h(x_n)), "
         "optional sx_transposed (D, K) = sum_n w_n x_n q_n^T and optional per-row outputs (log_norm includes "
@@ -250,7 +251,8 @@ void bind_exponential_family_mixture(py::module_& m) {
         "whole, larger eta column by column, a column with few entries off the floor as its deviations (the "
         "same log-joints to round-off; tests pass 0 to split any eta). negligible_responsibility: sx leaves out "
         "the terms w_n q_nc x_nd with w_n q_nc max_d x_nd below it (each entry of sx misses at most N times it; "
-        "0 leaves out only exact zeros).");
+        "0 leaves out only exact zeros). group_by_column: where eta is read column by column, a block's "
+        "log-joints are summed column by column (bitwise the same; False sums row by row, for tests).");
 
     m.def(
         "exponential_family_truncated_pass",

@@ -112,4 +112,5 @@ def exponential_family_mixture_pass(
     skip_zero_responsibilities: bool = True,
     cached_natural_bytes: float = ...,
     negligible_responsibility: float = 0.0,
+    group_by_column: bool = True,
 ) -> dict[str, Any]: ...

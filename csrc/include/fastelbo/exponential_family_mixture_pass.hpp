@@ -13,6 +13,11 @@
 // in advance, where the hardware cannot guess them. Where eta is larger than the caches, a column
 // with few entries off the mean floor is read as those entries' deviations from the floor's value
 // (floored_natural_columns.hpp): a rare column then costs a few cache lines from memory, not K / 8.
+// There, too, a block's log-joints are summed column by column: its non-zeros sorted by column, each
+// column's row of eta read once and added to every row of the block that holds the column (a block
+// of a few MiB of log-joints). Each row still adds its terms in ascending column order, its own order
+// where its columns are ascending (canonical CSR), so the sums are bitwise the row-by-row ones; a
+// block with a row whose columns are not ascending is summed row by row.
 //
 // Determinism. Rows are cut into blocks whose boundaries depend on the data alone (rows and
 // non-zeros, never the thread count). A round of consecutive blocks runs in two phases:
@@ -42,8 +47,9 @@
 // 12 K D / 4 bytes); never N x K or N x D.
 //
 // Interrupts are polled between blocks and between the column ranges of phase 2; both are
-// bounded in work (about kBlockWork multiply-adds per block, a round's phase 2 a sixteenth of the
-// round's multiply-adds per range), so Ctrl-C is honoured within milliseconds whatever the shape (a
+// bounded in work (about kBlockWork multiply-adds per block, 64 times that summed column by column,
+// a round's phase 2 a sixteenth of the round's multiply-adds per range), so Ctrl-C is honoured
+// within tens of milliseconds whatever the shape (a
 // single row cannot be split: its work is at most D K, the size of the parameters).
 //
 // Truncated EM (exponential_family_truncated_pass below). Every row n keeps a set K_n of C'
@@ -126,6 +132,9 @@ struct ExponentialFamilyPassRequest {
     // the row's largest value is below this: every entry of sx then misses at most N times it (the
     // caller picks it so that no M-step mean moves by a rounding unit). 0: only exact zeros.
     double negligible_responsibility = 0;
+    // Where eta is split (larger than the caches), sum a block's log-joints column by column
+    // (bitwise the same as row by row); false sums row by row (for tests).
+    bool group_by_column = true;
 };
 
 // The pass's sums (float64). sx is the caller's accumulator (request.sx_transposed).

@@ -634,6 +634,31 @@ namespace {
 constexpr Index kTruncatedItemRows = 256;
 // Components per work item of the truncated pass's statistics.
 constexpr Index kStatisticsComponents = 16;
+// Pairs ahead of the one added whose row's non-zeros are asked for.
+constexpr Index kStatisticsPrefetch = 4;
+
+// Asks for the cache line of p.
+inline void prefetch_address(const void* p) {
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(p);
+#else
+    (void)p;
+#endif
+}
+
+// Asks for the cache lines of row n's column indices and values (reads indptr[n], indptr[n + 1]).
+template <class I>
+inline void prefetch_row_entries(const CsrRows<I>& rows, Index n) {
+#if defined(__GNUC__) || defined(__clang__)
+    const std::int64_t begin = rows.indptr[n], end = rows.indptr[n + 1];
+    for (std::int64_t k = begin; k < end; k += 64 / static_cast<std::int64_t>(sizeof(I)))
+        __builtin_prefetch(rows.indices + k);
+    for (std::int64_t k = begin; k < end; k += 8) __builtin_prefetch(rows.data + k);
+#else
+    (void)rows;
+    (void)n;
+#endif
+}
 
 // Asks for the entries of one component's parameters (eta_c, D values) at a row's columns.
 template <class I>
@@ -886,7 +911,17 @@ bool exponential_family_truncated_pass(const ExponentialFamilyMixtureParams& par
             double nk = 0;
             if (r.sx) sx.row(c).setZero();
             double* sx_c = r.sx ? r.sx + c * D : nullptr;
-            for (Index e = component_begin[c]; e < component_begin[c + 1]; ++e) {
+            const Index e_end = component_begin[c + 1];
+            for (Index e = component_begin[c]; e < e_end; ++e) {
+                // The rows a few pairs ahead are asked for, each anywhere in X: first where their
+                // non-zeros begin (and their q), then, once that has come, the non-zeros.
+                if (sx_c && e + 2 * kStatisticsPrefetch < e_end) {
+                    const Index ahead = by_component[e + 2 * kStatisticsPrefetch];
+                    prefetch_address(rows.indptr + ahead / C);
+                    prefetch_address(weighted_q.data() + ahead);
+                }
+                if (sx_c && e + kStatisticsPrefetch < e_end)
+                    prefetch_row_entries(rows, by_component[e + kStatisticsPrefetch] / C);
                 const Index pair = by_component[e], n = pair / C;
                 const double wq = weighted_q[pair];
                 nk += wq;

@@ -55,6 +55,20 @@ from fastelbo.mixture._truncated import TruncatedSearch, check_truncation, initi
 _MAX_EXPANSION_CONDITION = {np.float32: 1e2, np.float64: 1e5}
 
 
+def _numerically_singular(covariances, precisions_cholesky):
+    """Whether a covariance matrix whose Cholesky factorisation succeeded is singular to float64
+    precision: a pivot ``L_ii^2 = 1 / U_ii^2`` at most ``D eps max_i Sigma_ii`` (the size of the
+    factorisation's backward error, and ``matrix_rank``'s tolerance) is zero within round-off.
+    float32 can round a covariance to an exactly singular matrix (two columns equal bit for bit,
+    reg_covar lost beside much larger variances); whether the factorisation then meets a negative,
+    zero or tiny positive pivot depends on the LAPACK kernel's order of operations."""
+    covariances = np.asarray(covariances, dtype=np.float64)
+    factors = np.asarray(precisions_cholesky, dtype=np.float64)
+    pivots = 1.0 / np.diagonal(factors, axis1=-2, axis2=-1) ** 2
+    scale = np.diagonal(covariances, axis1=-2, axis2=-1).max(axis=-1)
+    return bool(np.any(pivots.min(axis=-1) <= covariances.shape[-1] * np.finfo(np.float64).eps * scale))
+
+
 @document_progress_parameters()
 class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by EM in C++, with the ELBO's entropy decomposition.
@@ -582,6 +596,8 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         except ValueError as error:
             if str(error) != ILL_DEFINED_COVARIANCE:
                 raise
+            return None, None, np.inf
+        if self.covariance_type in ("full", "tied") and _numerically_singular(rounded, precisions_cholesky):
             return None, None, np.inf
         cost = rounding_cost(
             covariances, rounded, self.covariance_type, weights, self.reg_covar, self.means_.shape[1]

@@ -43,7 +43,7 @@ def parameters(family, weights, means):
     )
 
 
-def exact_pass(X, family, weights, means, w, n_threads=0, cached_natural_bytes=0.0):
+def exact_pass(X, family, weights, means, w, n_threads=0, cached_natural_bytes=0.0, **options):
     log_weights, natural, log_partition = parameters(family, weights, means)
     indptr, indices, data, shape = csr_rows(X)
     return _core.exponential_family_mixture_pass(
@@ -60,6 +60,7 @@ def exact_pass(X, family, weights, means, w, n_threads=0, cached_natural_bytes=0
         return_responsibilities=True,
         n_threads=n_threads,
         cached_natural_bytes=cached_natural_bytes,
+        **options,
     )
 
 

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from fastelbo import _core
-from fastelbo.mixture._exponential_family import csr_rows
 from reference_exponential_family import e_step
-from test_exponential_family_floored_columns import floored_means, parameters, sparse_rows
+from test_exponential_family_floored_columns import exact_pass as split_exact_pass
+from test_exponential_family_floored_columns import floored_means, sparse_rows
 
 # Wide enough for a two-byte radix sort of the columns, and K large enough that a block of rows
 # summed column by column (4 MiB of log-joints) holds fewer rows than the data: several blocks.
@@ -19,24 +18,9 @@ PER_ROW = ("log_norm", "responsibilities", "labels")
 
 
 def exact_pass(X, family, weights, means, w, group_by_column, n_threads=0):
-    log_weights, natural, log_partition = parameters(family, weights, means)
-    indptr, indices, data, shape = csr_rows(X)
-    return _core.exponential_family_mixture_pass(
-        indptr,
-        indices,
-        data,
-        shape[1],
-        w,
-        log_weights,
-        np.ascontiguousarray(natural.T),
-        log_partition,
-        family,
-        return_log_norm=True,
-        return_responsibilities=True,
-        return_labels=True,
-        n_threads=n_threads,
-        cached_natural_bytes=0.0,
-        group_by_column=group_by_column,
+    """The exact pass with the split forced, every per-row output, summed as group_by_column says."""
+    return split_exact_pass(
+        X, family, weights, means, w, n_threads=n_threads, return_labels=True, group_by_column=group_by_column
     )
 
 

@@ -420,7 +420,11 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
     const Index max_block_rows =
         grouped ? std::max<Index>(16, static_cast<Index>(kGroupedBlockBytes / (8.0 * static_cast<double>(K))))
                 : rows_per_block(16 * K);
-    const std::vector<Index> bounds = block_bounds(rows, K, max_block_rows, grouped ? kGroupedBlockWork : kBlockWork);
+    // A block summed column by column keeps 32 bytes per non-zero (its entries, sorted): at most
+    // kRoundNonZeros of them, whatever K.
+    const double max_block_work =
+        grouped ? std::min(kGroupedBlockWork, static_cast<double>(kRoundNonZeros) * static_cast<double>(K)) : kBlockWork;
+    const std::vector<Index> bounds = block_bounds(rows, K, max_block_rows, max_block_work);
     const Index n_blocks = static_cast<Index>(bounds.size()) - 1;
     // A round: as many blocks as kRoundBufferBytes of responsibilities hold (always at least one
     // block), rows of K values at first, then as many as the previous round's rows took on average.

@@ -44,7 +44,8 @@
 // 8 MiB of responsibilities (at most kMaxRoundGrowth times that, should a round sized after rows with
 // few non-zero responsibilities meet rows with many) and of 16 bytes per non-zero of the round
 // (at most kRoundNonZeros), D + 1 column counts, and the sparse columns' deviations (at most
-// 12 K D / 4 bytes); never N x K or N x D.
+// 12 K D / 4 bytes); summed column by column, per thread a block's log-joints (about 4 MiB) and
+// 32 bytes per non-zero of the block (at most kRoundNonZeros); never N x K or N x D.
 //
 // Interrupts are polled between blocks and between the column ranges of phase 2; both are
 // bounded in work (about kBlockWork multiply-adds per block, 64 times that summed column by column,

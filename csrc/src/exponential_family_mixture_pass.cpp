@@ -128,6 +128,21 @@ inline void prefetch_round_row(const RoundRow& r, Index K) {
 #define FASTELBO_NOINLINE
 #endif
 
+// row[c] += x times a sparse column d's deviations from the floor (components ascending).
+FASTELBO_ALWAYS_INLINE void add_column_deviations(const FlooredNaturalColumns& split, Index d, double x, double* row) {
+    const std::int64_t j1 = split.begin[static_cast<size_t>(d) + 1];
+    for (std::int64_t j = split.begin[static_cast<size_t>(d)]; j < j1; ++j)
+        row[split.component[static_cast<size_t>(j)]] += x * split.deviation[static_cast<size_t>(j)];
+}
+
+// row[c] += floor_value times the row's sum of x over sparse columns (the floor the deviations left out).
+FASTELBO_ALWAYS_INLINE void add_floor_shift(const FlooredNaturalColumns& split, double floored_sum, Index K,
+                                            double* row) {
+    if (floored_sum == 0) return;
+    const double shift = split.floor_value * floored_sum;
+    for (Index c = 0; c < K; ++c) row[c] += shift;
+}
+
 // row[c] += the row's log-joint terms (floored_natural_columns.hpp) for its non-zeros k in order:
 // x_k eta[d_k, c] over the K components of a dense column (one multiply-add per (k, c), the same
 // sum for every c as one AXPY per non-zero), x_k times the few deviations of a sparse one, then
@@ -167,18 +182,13 @@ FASTELBO_ALWAYS_INLINE void gather_log_joints(const double* eta, const FlooredNa
         const Index d = static_cast<Index>(rows.indices[k]);
         if (split.is_sparse(d)) {
             floored_sum += x;
-            const std::int64_t j1 = split.begin[static_cast<size_t>(d) + 1];
-            for (std::int64_t j = split.begin[static_cast<size_t>(d)]; j < j1; ++j)
-                row[split.component[static_cast<size_t>(j)]] += x * split.deviation[static_cast<size_t>(j)];
+            add_column_deviations(split, d, x, row);
         } else {
             const double* e = eta + d * K;
             for (Index c = 0; c < K; ++c) row[c] += x * e[c];
         }
     }
-    if (floored_sum != 0) {
-        const double shift = split.floor_value * floored_sum;
-        for (Index c = 0; c < K; ++c) row[c] += shift;
-    }
+    add_floor_shift(split, floored_sum, K, row);
 }
 
 // A non-zero of a block grouped by column: its column, its row in the block and its value.
@@ -240,13 +250,10 @@ bool gather_block_log_joints(const double* eta, const FlooredNaturalColumns& spl
         // The column after this one is asked for while this one is added.
         if (j < m && !split.is_sparse(entries[j].column)) prefetch_row(eta + static_cast<Index>(entries[j].column) * K, lines);
         if (split.is_sparse(d)) {
-            const std::int64_t j0 = split.begin[d], j1 = split.begin[static_cast<size_t>(d) + 1];
             for (size_t e = i; e < j; ++e) {
                 const double x = entries[e].value;
-                double* row = ws.log_joints.data() + static_cast<Index>(entries[e].row) * K;
                 ws.floored_sums[static_cast<size_t>(entries[e].row)] += x;
-                for (std::int64_t t = j0; t < j1; ++t)
-                    row[split.component[static_cast<size_t>(t)]] += x * split.deviation[static_cast<size_t>(t)];
+                add_column_deviations(split, d, x, ws.log_joints.data() + static_cast<Index>(entries[e].row) * K);
             }
         } else {
             const double* column = eta + static_cast<Index>(d) * K;
@@ -258,13 +265,8 @@ bool gather_block_log_joints(const double* eta, const FlooredNaturalColumns& spl
         }
         i = j;
     }
-    for (Index i = 0; i < n_rows; ++i) {
-        const double floored_sum = ws.floored_sums[static_cast<size_t>(i)];
-        if (floored_sum == 0) continue;
-        const double shift = split.floor_value * floored_sum;
-        double* row = ws.log_joints.data() + i * K;
-        for (Index c = 0; c < K; ++c) row[c] += shift;
-    }
+    for (Index i = 0; i < n_rows; ++i)
+        add_floor_shift(split, ws.floored_sums[static_cast<size_t>(i)], K, ws.log_joints.data() + i * K);
     return true;
 }
 

@@ -46,6 +46,7 @@ def test_grouped_pass_is_bitwise_the_row_pass_and_matches_the_reference(family):
     X, weights, means, w = problem(family, seed=5)
     grouped = exact_pass(X, family, weights, means, w, group_by_column=True)
     by_row = exact_pass(X, family, weights, means, w, group_by_column=False)
+    assert grouped["blocks_by_column"] > 1 and by_row["blocks_by_column"] == 0
     assert_same_rows_and_moments(grouped, by_row)
     expected = e_step(X.toarray(), weights, means, family, w)
     for name in ("sum_weight", "sum_log_norm", "sum_entropy", "nk", "log_norm", "responsibilities"):
@@ -82,3 +83,29 @@ def test_rows_with_columns_out_of_order_are_summed_row_by_row():
     assert_same_rows_and_moments(grouped, by_row)
     expected = e_step(X.toarray(), weights, means, family, w)
     np.testing.assert_allclose(grouped["log_norm"], expected["log_norm"], rtol=1e-10)
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "poisson"])
+def test_parameters_with_no_floored_column_are_summed_column_by_column(family):
+    # Right after a start whose responsibilities are spread, every component's mean of every column
+    # is off the floor: no column is sparse, yet eta is as large, and its rows are what a block
+    # summed column by column reads once instead of once per non-zero.
+    X, weights, _, w = problem(family, seed=8)
+    high = 0.9 if family == "bernoulli" else 5.0
+    means = np.random.default_rng(8).uniform(0.05, high, size=(N_COMPONENTS, N_FEATURES))
+    grouped = exact_pass(X, family, weights, means, w, group_by_column=True)
+    by_row = exact_pass(X, family, weights, means, w, group_by_column=False)
+    assert grouped["blocks_by_column"] > 1 and by_row["blocks_by_column"] == 0
+    assert_same_rows_and_moments(grouped, by_row)
+    expected = e_step(X.toarray(), weights, means, family, w)
+    for name in ("log_norm", "responsibilities", "nk"):
+        np.testing.assert_allclose(grouped[name], expected[name], rtol=1e-10, atol=1e-12, err_msg=name)
+    np.testing.assert_allclose(grouped["sx_transposed"].T, expected["sx"], rtol=1e-10, atol=1e-12)
+
+
+def test_parameters_within_the_caches_are_summed_row_by_row():
+    X, weights, means, w = problem("poisson", seed=9)
+    within = split_exact_pass(X, "poisson", weights, means, w, cached_natural_bytes=1e12, return_labels=True)
+    assert within["blocks_by_column"] == 0
+    expected = e_step(X.toarray(), weights, means, "poisson", w)
+    np.testing.assert_allclose(within["log_norm"], expected["log_norm"], rtol=1e-10)

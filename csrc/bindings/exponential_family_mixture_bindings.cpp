@@ -74,6 +74,8 @@ py::dict exponential_family_mixture_pass_typed(const py::object& indptr_obj, con
     request.skip_zero_responsibilities = skip_zero_responsibilities;
     request.negligible_responsibility = negligible_responsibility;
     request.group_by_column = group_by_column;
+    Index blocks_by_column = 0;
+    request.blocks_by_column = &blocks_by_column;
     request.interrupt = python_interrupt_poll();
     py::array_t<double> sx_transposed;
     if (compute_moments) {
@@ -88,6 +90,7 @@ py::dict exponential_family_mixture_pass_typed(const py::object& indptr_obj, con
 
     py::dict out = mixture_sums_dict(stats, K);
     out["sum_log_base"] = stats.sum_log_base;
+    out["blocks_by_column"] = blocks_by_column;
     if (compute_moments) out["sx_transposed"] = sx_transposed;
     outputs.add_to(out);
     return out;

@@ -1,6 +1,7 @@
 #include "fastelbo/exponential_family_mixture_pass.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -416,9 +417,11 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
     const int threads = resolve_thread_count(n_threads);
     const double* const eta = params.natural_transposed;
     const FlooredNaturalColumns split = split_natural_columns(eta, K, D, true, true, params.cached_natural_bytes, n_threads);
-    // Blocks summed column by column (where eta is beyond the caches) take more rows.
+    // Blocks summed column by column (where eta is beyond the caches) take more rows. Whether any
+    // column is floored does not matter: right after a start whose responsibilities are spread, no
+    // entry of eta may be, and a dense column's row of eta is then what the grouping saves reading.
     const bool grouped =
-        request.group_by_column && split.any_sparse && static_cast<std::uint64_t>(D - 1) <= 0xFFFFFFFFu;
+        request.group_by_column && split.beyond_caches && static_cast<std::uint64_t>(D - 1) <= 0xFFFFFFFFu;
     const Index max_block_rows =
         grouped ? std::max<Index>(16, static_cast<Index>(kGroupedBlockBytes / (8.0 * static_cast<double>(K))))
                 : rows_per_block(16 * K);
@@ -456,6 +459,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
     std::vector<BlockGatherWorkspace> block_gather(grouped ? static_cast<size_t>(threads) : 0);
     double* const sx = request.sx_transposed;
 
+    std::atomic<Index> blocks_by_column{0};
     InterruptPoller poller(request.interrupt);
     for (Index first = 0; first < n_blocks && !poller.stopped();) {
         // The round's blocks [first, last) and rows [row_begin, row_end). Without moments a round
@@ -530,6 +534,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                                                    block_gather[current_thread_index()])
                     ? &block_gather[current_thread_index()]
                     : nullptr;
+            if (gathered) ++blocks_by_column;
             for (Index n = block_begin; n < block_end; ++n) {
                 Eigen::Map<Eigen::Array<double, Eigen::Dynamic, 1>> lj(row, K);
                 const std::int64_t begin = rows.indptr[n], end = rows.indptr[n + 1];
@@ -629,6 +634,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
         }
         first = last;
     }
+    if (request.blocks_by_column) *request.blocks_by_column = blocks_by_column.load();
     return !poller.stopped();
 }
 

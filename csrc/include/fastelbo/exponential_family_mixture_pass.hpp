@@ -136,6 +136,8 @@ struct ExponentialFamilyPassRequest {
     // Where eta is split (larger than the caches), sum a block's log-joints column by column
     // (bitwise the same as row by row); false sums row by row (for tests).
     bool group_by_column = true;
+    // out, optional: how many blocks had their log-joints summed column by column (for tests).
+    Index* blocks_by_column = nullptr;
 };
 
 // The pass's sums (float64). sx is the caller's accumulator (request.sx_transposed).

@@ -48,6 +48,7 @@ struct FlooredNaturalColumns {
     std::vector<std::int32_t> component;
     std::vector<double> deviation;      // eta_cd - floor_value
     bool any_sparse = false;            // false: every column is read from eta itself
+    bool beyond_caches = false;         // eta is larger than cached_natural_bytes (the split was made)
 
     bool is_sparse(Index d) const { return sparse[static_cast<size_t>(d)] != 0; }
 };
@@ -61,6 +62,7 @@ inline FlooredNaturalColumns split_natural_columns(const double* eta, Index K, I
     FlooredNaturalColumns split;
     split.sparse.assign(static_cast<size_t>(D), 0);
     if (8.0 * static_cast<double>(D) * static_cast<double>(K) <= cached_natural_bytes) return split;
+    split.beyond_caches = true;
     const Index n_items = (D + kColumnsPerItem - 1) / kColumnsPerItem;
     std::vector<double> item_min(static_cast<size_t>(n_items), 0.0);
     parallel_for_each(n_items, n_threads, [&](Index item) {

@@ -17,7 +17,6 @@ from sklearn.decomposition import FactorAnalysis
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
-from avx512_rounding import OPENBLAS_AVX512
 from fastelbo import FastFactorAnalysis, FastPPCA
 from fastelbo.exceptions import HeywoodCaseWarning
 from fastelbo.factor._linear_gaussian import factor_posterior
@@ -339,18 +338,13 @@ def _random_factor_models(n_models, seed=0):
         yield components, noise
 
 
-@pytest.mark.xfail(
-    OPENBLAS_AVX512,
-    reason="with OpenBLAS's AVX-512 kernels two of the 400 models take the Newton step and end less "
-    "accurate (2.84e-15 against 1.25e-15 and 1.61e-13 against 4.70e-14): the step converges to the "
-    "inverse of C rounded to float64 (error eps cond), and a smaller residual does not mean a smaller "
-    "error. Mend: form the residual I - W^T (W P) - diag(noise) P without rounding C",
-    strict=False,
-)
 def test_precision_newton_step_is_kept_only_where_it_helps(monkeypatch):
     # get_precision's Newton step was kept whenever the float64 residual I - C P it computes
     # came out smaller, also where both residuals were round-off, which a step only adds to: 2.6
-    # times the error of the step-free form (6.2e-16 -> 2.3e-15) in one of these 400 models.
+    # times the error of the step-free form (6.2e-16 -> 2.3e-15) in one of these 400 models. With
+    # that residual formed from C rounded to float64, the step converges to the rounded C's
+    # inverse: with OpenBLAS's AVX-512 kernels 2 of them ended worse (2.84e-15 against 1.25e-15,
+    # 1.61e-13 against 4.70e-14).
     # The reference is the 50-digit inverse of C (NumPy's inverse of the float64 C errs by up to
     # 6e-5 here, far more than either form).
     eps = np.finfo(float).eps

@@ -10,10 +10,11 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy import linalg
 from sklearn.decomposition import FactorAnalysis
 
-from avx512_rounding import OPENBLAS_AVX512
 from fastelbo import FastFactorAnalysis
+from fastelbo.factor._linear_gaussian import noise_floor
 
 
 def _factor_data(seed, n_samples=500, n_features=8, n_factors=3):
@@ -76,29 +77,30 @@ def test_no_factors_is_the_independent_gaussian_model():
     assert decomposition.gap == pytest.approx(0.0, abs=1e-12 * abs(decomposition.elbo))
 
 
-@pytest.mark.xfail(
-    OPENBLAS_AVX512,
-    reason="the premise fails, not the precision: with 5 factors on 5 features every model with "
-    "W^T W + diag(noise) = S is a maximum, and where EM stops between them is round-off's choice; "
-    "with OpenBLAS's AVX-512 kernels no noise reaches the floor (smallest 1.04e-3). Mend: build the "
-    "Heywood model directly (W = cholesky(S - diag(noise)) with noises at the floor)",
-    strict=False,
-)
 def test_precision_inverts_the_covariance_when_every_direction_has_a_factor():
-    # As many factors as features on 20 rows: the maximum-likelihood model is the sample
-    # covariance, reached with unique variances at their floor, so the noise is ~1e-9 of the
-    # loadings; the covariance itself is well-conditioned.
+    # As many factors as features: every model with W^T W + diag(noise) = S, the sample
+    # covariance, is a maximum of the likelihood, and which one EM stops at is round-off's choice
+    # (with OpenBLAS's AVX-512 kernels no noise reaches the floor). So the Heywood model is built:
+    # two unique variances at their floor, as EM leaves them with AVX2's rounding, the others
+    # half S's smallest eigenvalue, W = chol(S - diag(noise)). The step-free form of the precision
+    # amplifies round-off by 1 / noise here (its residual 30 to 100 times the bound below); the
+    # covariance itself is well-conditioned.
     rng = np.random.RandomState(93)
     loadings = rng.randn(3, 5)
     latents = rng.randn(20, 3)
     X = latents @ loadings + rng.gamma(1, size=5) * rng.randn(20, 5)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fa = FastFactorAnalysis(5, noise_variance_init=np.ones(5)).fit(X)
+    sample_covariance = np.cov(X.T, bias=True)
+    floored = np.isin(np.arange(5), [2, 4])
+    fa = FastFactorAnalysis(5)
+    fa.noise_variance_ = np.where(
+        floored, noise_floor(X.var(axis=0), "diag"), 0.5 * np.linalg.eigvalsh(sample_covariance)[0]
+    )
+    fa.components_ = linalg.cholesky(sample_covariance - np.diag(fa.noise_variance_))
+    fa.mean_ = X.mean(axis=0)
     covariance = fa.get_covariance()
+    np.testing.assert_allclose(covariance, sample_covariance, rtol=0, atol=1e-14 * np.abs(covariance).max())
     condition = np.linalg.cond(covariance)
     assert condition < 1e4
-    assert fa.noise_variance_.min() < 1e-8 * X.var(axis=0).max()
     residual = covariance @ fa.get_precision() - np.eye(5)
     # What a backward-stable inversion leaves (eps times the condition number, times a small
     # constant); the noise's 1e9 amplification of round-off does not reach it.

@@ -143,6 +143,22 @@ QUOTED = [
             "| Poisson | before (d309dac) | 30.261 | 4.200 | 7.2x |",
         ],
     ),
+    (
+        "| 1 | 2.20 (10.8x) | 0.04 % | 1.71 (13.7x) | 0.22 % |",
+        "exponential_family/n1m_k1000_zen4/report.md",
+        [
+            "| Poisson | 1 | 23.687 | 2.195 | **10.8x** | -484.7600 | -484.9667 | 0.04 % |",
+            "| Bernoulli | 1 | 23.382 | 1.710 | **13.7x** | -459.0951 | -460.1000 | 0.22 % |",
+        ],
+    ),
+    (
+        "| 3 | 3.08 (7.7x) | 0.02 % | 2.83 (8.3x) | 0.07 % |",
+        "exponential_family/n1m_k1000_zen4/report.md",
+        [
+            "| Poisson | 3 | 23.687 | 3.077 | 7.7x | -484.7600 | -484.8630 | 0.02 % |",
+            "| Bernoulli | 3 | 23.382 | 2.828 | 8.3x | -459.0951 | -459.4365 | 0.07 % |",
+        ],
+    ),
     # ... bench/truncated_exponential_family.py at N = 1M, K = 1,000
     (
         "an iteration takes 3.68 s against exact EM's 29.41 s (Poisson, 8.0x) and 3.06 s against "

@@ -13,9 +13,9 @@
 // in advance, where the hardware cannot guess them. Where eta is larger than the caches, a column
 // with few entries off the mean floor is read as those entries' deviations from the floor's value
 // (floored_natural_columns.hpp): a rare column then costs a few cache lines from memory, not K / 8.
-// There, too, a block's log-joints are summed column by column: its non-zeros sorted by column, each
-// column's row of eta read once and added to every row of the block that holds the column (a block
-// of a few MiB of log-joints). Each row still adds its terms in ascending column order, its own order
+// There (whether or not any column is floored), a block's log-joints are summed column by column:
+// its non-zeros sorted by column, each column's row of eta read once and added to every row of the
+// block that holds the column (a block of a few MiB of log-joints). Each row still adds its terms in ascending column order, its own order
 // where its columns are ascending (canonical CSR), so the sums are bitwise the row-by-row ones; a
 // block with a row whose columns are not ascending is summed row by row.
 //
@@ -58,7 +58,9 @@
 // components each, c first, and one random component r_n) are evaluated, the C' largest log-joints
 // kept (ties: smaller index; K_n ⊆ S_n, so the truncated free energy never decreases), and q_n is the
 // posterior restricted to the new K_n (posterior_row.hpp on C' values). A row costs
-// O(|S_n| (nnz(n) + 1)), whatever K is.
+// O(|S_n| (nnz(n) + 1)), whatever K is. Its candidates are summed four at a time, each its own
+// chain of additions over the row's non-zeros in order (the same sums as one at a time), so that one
+// chain's latency and another's cache misses overlap.
 //
 // Layout. The truncated pass reads eta as K x D (a component's natural parameters contiguous), the
 // estimator's own layout of the means: a (row, candidate) pair gathers nnz(n) entries of eta either

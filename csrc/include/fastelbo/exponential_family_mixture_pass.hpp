@@ -15,9 +15,10 @@
 // (floored_natural_columns.hpp): a rare column then costs a few cache lines from memory, not K / 8.
 // There (whether or not any column is floored), a block's log-joints are summed column by column:
 // its non-zeros sorted by column, each column's row of eta read once and added to every row of the
-// block that holds the column (a block of a few MiB of log-joints). Each row still adds its terms in ascending column order, its own order
-// where its columns are ascending (canonical CSR), so the sums are bitwise the row-by-row ones; a
-// block with a row whose columns are not ascending is summed row by row.
+// block that holds the column (a block of a few MiB of log-joints). Each row still adds its terms
+// in ascending column order, its own order where its columns are ascending (canonical CSR), so the
+// sums are bitwise the row-by-row ones; a block with a row whose columns are not ascending is
+// summed row by row.
 //
 // Determinism. Rows are cut into blocks whose boundaries depend on the data alone (rows and
 // non-zeros, never the thread count). A round of consecutive blocks runs in two phases:

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "fastelbo/posterior_row.hpp"
+#include "fastelbo/prefetch.hpp"
 #include "fastelbo/row_block_schedule.hpp"
 #include "fastelbo/row_maths.hpp"
 #include "fastelbo/truncated_candidates.hpp"
@@ -49,10 +50,10 @@ constexpr Index kScatterItems = 16;
 // 0.64-0.73 of the time of row by row (blocks of 128 rows: 0.8-0.9; 2,048: 1.3, out of the caches).
 constexpr double kGroupedBlockBytes = 4.0 * 1024 * 1024;
 constexpr double kGroupedBlockWork = 64.0 * kBlockWork;
-// Non-zeros ahead of the one summed whose row of eta is asked for, and at most how many cache lines
-// of it (the hardware prefetcher follows a long row once its first lines are read).
+// Non-zeros ahead of the one summed whose row of eta is asked for, and at most how many of its values
+// (16 cache lines: the hardware prefetcher follows a long row once its first lines are read).
 constexpr std::int64_t kPrefetchDistance = 4;
-constexpr Index kPrefetchLines = 16;
+constexpr Index kPrefetchValues = 16 * 8;
 
 // A non-zero of a round grouped by column: its value and its row in the round (one 16-byte record,
 // so that the sort's scattered writes touch one cache line per non-zero, not two).
@@ -83,36 +84,17 @@ struct RoundRow {
     bool dense = true;
 };
 
-// Asks for the first `lines` cache lines of eta's row of column d.
-inline void prefetch_row(const double* eta_row, Index lines) {
-#if defined(__GNUC__) || defined(__clang__)
-    const char* p = reinterpret_cast<const char*>(eta_row);
-    for (Index l = 0; l < lines; ++l) __builtin_prefetch(p + 64 * l);
-#else
-    (void)eta_row;
-    (void)lines;
-#endif
-}
-
-// Asks for the first cache lines of a sparse column's deviations (components and values).
+// Asks for the first cache line of a sparse column's deviations (components and values).
 inline void prefetch_deviations(const FlooredNaturalColumns& split, Index d) {
-#if defined(__GNUC__) || defined(__clang__)
     const std::int64_t j = split.begin[static_cast<size_t>(d)];
-    __builtin_prefetch(split.component.data() + j);
-    __builtin_prefetch(split.deviation.data() + j);
-#else
-    (void)split;
-    (void)d;
-#endif
+    prefetch_elements(split.component.data() + j, 1);
+    prefetch_elements(split.deviation.data() + j, 1);
 }
 
 // Asks for the first cache lines of a round row's responsibilities (and of its components).
 inline void prefetch_round_row(const RoundRow& r, Index K) {
-    const Index lines = std::min<Index>((8 * (r.dense ? K : r.count) + 63) / 64, kPrefetchLines);
-    prefetch_row(r.values, lines);
-#if defined(__GNUC__) || defined(__clang__)
-    if (!r.dense) __builtin_prefetch(r.components);
-#endif
+    prefetch_elements(r.values, std::min<Index>(r.dense ? K : r.count, kPrefetchValues));
+    if (!r.dense) prefetch_elements(r.components, 1);
 }
 
 // What the pass's row loop inlines is not left to the compiler's estimate: gather_log_joints always
@@ -153,15 +135,15 @@ template <class I>
 FASTELBO_ALWAYS_INLINE void gather_log_joints(const double* eta, const FlooredNaturalColumns& split, Index K,
                                               const CsrRows<I>& rows, std::int64_t begin, std::int64_t end,
                                               double* row) {
-    const Index lines = std::min<Index>((8 * K + 63) / 64, kPrefetchLines);
+    const Index ahead = std::min<Index>(K, kPrefetchValues);
     if (!split.any_sparse) {
         // Every column dense (eta in the caches, or no column floored): the plain loop, without a
         // test per non-zero (30 % of the pass at K = 100 otherwise). The same sums.
         for (std::int64_t k = begin; k < std::min(end, begin + kPrefetchDistance); ++k)
-            prefetch_row(eta + static_cast<Index>(rows.indices[k]) * K, lines);
+            prefetch_elements(eta + static_cast<Index>(rows.indices[k]) * K, ahead);
         for (std::int64_t k = begin; k < end; ++k) {
             if (k + kPrefetchDistance < end)
-                prefetch_row(eta + static_cast<Index>(rows.indices[k + kPrefetchDistance]) * K, lines);
+                prefetch_elements(eta + static_cast<Index>(rows.indices[k + kPrefetchDistance]) * K, ahead);
             const double x = rows.data[k];
             const double* e = eta + static_cast<Index>(rows.indices[k]) * K;
             for (Index c = 0; c < K; ++c) row[c] += x * e[c];
@@ -173,7 +155,7 @@ FASTELBO_ALWAYS_INLINE void gather_log_joints(const double* eta, const FlooredNa
         if (split.is_sparse(d))
             prefetch_deviations(split, d);
         else
-            prefetch_row(eta + d * K, lines);
+            prefetch_elements(eta + d * K, ahead);
     };
     for (std::int64_t k = begin; k < std::min(end, begin + kPrefetchDistance); ++k) prefetch(k);
     double floored_sum = 0;
@@ -242,14 +224,14 @@ bool gather_block_log_joints(const double* eta, const FlooredNaturalColumns& spl
     ws.log_joints.resize(static_cast<size_t>(n_rows * K));
     ws.floored_sums.assign(static_cast<size_t>(n_rows), 0.0);
     for (Index i = 0; i < n_rows; ++i) std::copy(constant.data(), constant.data() + K, ws.log_joints.data() + i * K);
-    const Index lines = std::min<Index>((8 * K + 63) / 64, kPrefetchLines);
+    const Index ahead = std::min<Index>(K, kPrefetchValues);
     const BlockEntry* entries = ws.entries.data();
     for (size_t i = 0; i < m;) {
         const std::uint32_t d = entries[i].column;
         size_t j = i + 1;
         while (j < m && entries[j].column == d) ++j;
         // The column after this one is asked for while this one is added.
-        if (j < m && !split.is_sparse(entries[j].column)) prefetch_row(eta + static_cast<Index>(entries[j].column) * K, lines);
+        if (j < m && !split.is_sparse(entries[j].column)) prefetch_elements(eta + static_cast<Index>(entries[j].column) * K, ahead);
         if (split.is_sparse(d)) {
             for (size_t e = i; e < j; ++e) {
                 const double x = entries[e].value;
@@ -652,27 +634,12 @@ constexpr Index kStatisticsPrefetch = 4;
 // K = 1,000 on Zipf word counts 4 took 0.82 of one-at-a-time's time (one thread), 8 more than 4.
 constexpr Index kLanes = 4;
 
-// Asks for the cache line of p.
-inline void prefetch_address(const void* p) {
-#if defined(__GNUC__) || defined(__clang__)
-    __builtin_prefetch(p);
-#else
-    (void)p;
-#endif
-}
-
 // Asks for the cache lines of row n's column indices and values (reads indptr[n], indptr[n + 1]).
 template <class I>
 inline void prefetch_row_entries(const CsrRows<I>& rows, Index n) {
-#if defined(__GNUC__) || defined(__clang__)
     const std::int64_t begin = rows.indptr[n], end = rows.indptr[n + 1];
-    for (std::int64_t k = begin; k < end; k += 64 / static_cast<std::int64_t>(sizeof(I)))
-        __builtin_prefetch(rows.indices + k);
-    for (std::int64_t k = begin; k < end; k += 8) __builtin_prefetch(rows.data + k);
-#else
-    (void)rows;
-    (void)n;
-#endif
+    prefetch_elements(rows.indices + begin, static_cast<Index>(end - begin));
+    prefetch_elements(rows.data + begin, static_cast<Index>(end - begin));
 }
 
 template <class I>
@@ -932,8 +899,8 @@ bool exponential_family_truncated_pass(const ExponentialFamilyMixtureParams& par
                 // non-zeros begin (and their q), then, once that has come, the non-zeros.
                 if (sx_c && e + 2 * kStatisticsPrefetch < e_end) {
                     const Index ahead = by_component[e + 2 * kStatisticsPrefetch];
-                    prefetch_address(rows.indptr + ahead / C);
-                    prefetch_address(weighted_q.data() + ahead);
+                    prefetch_elements(rows.indptr + ahead / C, 1);
+                    prefetch_elements(weighted_q.data() + ahead, 1);
                 }
                 if (sx_c && e + kStatisticsPrefetch < e_end)
                     prefetch_row_entries(rows, by_component[e + kStatisticsPrefetch] / C);

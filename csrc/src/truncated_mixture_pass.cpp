@@ -11,6 +11,7 @@
 
 #include "fastelbo/gaussian_row_maths.hpp"
 #include "fastelbo/posterior_row.hpp"
+#include "fastelbo/prefetch.hpp"
 #include "fastelbo/row_block_schedule.hpp"
 #include "fastelbo/tied_whitening.hpp"
 #include "fastelbo/truncated_candidates.hpp"
@@ -87,17 +88,6 @@ inline double mean_group_rows(const RowGroups& groups, Index N, Index K) {
     return occupied > 0 ? static_cast<double>(N) / static_cast<double>(occupied) : 0.0;
 }
 
-// Asks for the cache lines of one row of X (rows of an item lie anywhere in X).
-template <class T>
-inline void prefetch_row(const T* row, Index D) {
-#if defined(__GNUC__) || defined(__clang__)
-    const char* bytes = reinterpret_cast<const char*>(row);
-    for (Index offset = 0; offset < D * static_cast<Index>(sizeof(T)); offset += 64) __builtin_prefetch(bytes + offset);
-#else
-    (void)row;
-    (void)D;
-#endif
-}
 
 // Rows ahead whose X rows are prefetched while an item gathers its rows.
 constexpr Index kPrefetchAhead = 8;
@@ -248,9 +238,9 @@ class TruncatedEStep {
         ws.active_rows.resize(n_rows * C_);
         ws.weights.resize(n_rows);
         ws.random_code.resize(n_rows);
-        for (Index i = 0; i < std::min(n_rows, kPrefetchAhead); ++i) prefetch_row(r_.X + rows[i] * D_, D_);
+        for (Index i = 0; i < std::min(n_rows, kPrefetchAhead); ++i) prefetch_elements(r_.X + rows[i] * D_, D_);
         for (Index i = 0; i < n_rows; ++i) {
-            if (i + kPrefetchAhead < n_rows) prefetch_row(r_.X + rows[i + kPrefetchAhead] * D_, D_);
+            if (i + kPrefetchAhead < n_rows) prefetch_elements(r_.X + rows[i + kPrefetchAhead] * D_, D_);
             const Index n = rows[i];
             z.row(i).head(D_) = X.row(n) - point;
             std::copy_n(r_.active + n * C_, C_, ws.active_rows.data() + i * C_);
@@ -336,7 +326,7 @@ class TruncatedEStep {
             ws.log_joint.resize(n_rows, U);
             for (Index j = 0; j < U; ++j) {
                 const std::int32_t c = ws.union_components[j];
-                if (j + 1 < U) prefetch_row(p_.precisions_cholesky + ws.union_components[j + 1] * D_ * D_, D_ * D_);
+                if (j + 1 < U) prefetch_elements(p_.precisions_cholesky + ws.union_components[j + 1] * D_ * D_, D_ * D_);
                 ws.offset = (means.row(c).template cast<double>() - point64).template cast<T>();
                 ws.whitened.noalias() = (z.leftCols(D_).rowwise() - ws.offset) *
                                         ConstRowMatrixMap<T>(p_.precisions_cholesky + c * D_ * D_, D_, D_);
@@ -448,8 +438,8 @@ class TruncatedEStep {
         ws.constant.resize(U);
         for (Index j = 0; j < U; ++j) {
             const std::int32_t c = ws.union_components[j];
-            if (!tied_) prefetch_row(p_.means + c * D_, D_);
-            prefetch_row(column_parameters_ + c * D_, D_);
+            if (!tied_) prefetch_elements(p_.means + c * D_, D_);
+            prefetch_elements(column_parameters_ + c * D_, D_);
         }
         for (Index j = 0; j < U; ++j)
             fill_projection(ws.union_components[j], b, point64, ws.projection.col(j), ws.constant(j), ws);
@@ -612,8 +602,8 @@ class TruncatedEStep {
                     for (Index k = begin[c]; k < begin[c + 1]; ++k) {
                         if (k + kEntriesAhead < N * C_) {  // rows of a component lie anywhere in X
                             const Index ahead = entries[k + kEntriesAhead];
-                            if (moments_) prefetch_row(r_.X + (ahead / C_) * D_, D_);
-                            prefetch_row(row_q_.data() + ahead, 1);
+                            if (moments_) prefetch_elements(r_.X + (ahead / C_) * D_, D_);
+                            prefetch_elements(row_q_.data() + ahead, 1);
                         }
                         const Index n = entries[k] / C_;
                         const double w = r_.sample_weight ? static_cast<double>(r_.sample_weight[n]) : 1.0;
@@ -682,12 +672,12 @@ class TruncatedEStep {
     // lie anywhere in memory).
     void prefetch_pair_parameters(std::int32_t c) const {
         if (tied_) {
-            prefetch_row(whitened_.means.data() + c * D_, D_);
+            prefetch_elements(whitened_.means.data() + c * D_, D_);
         } else if (full_) {
-            prefetch_row(p_.means + c * D_, D_);
-            prefetch_row(p_.precisions_cholesky + c * D_ * D_, D_ * D_);
+            prefetch_elements(p_.means + c * D_, D_);
+            prefetch_elements(p_.precisions_cholesky + c * D_ * D_, D_ * D_);
         } else {
-            prefetch_row(mean_precision_.data() + c * 2 * D_, 2 * D_);
+            prefetch_elements(mean_precision_.data() + c * 2 * D_, 2 * D_);
         }
     }
 

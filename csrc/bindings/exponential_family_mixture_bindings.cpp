@@ -74,14 +74,14 @@ py::dict exponential_family_mixture_pass_typed(const py::object& indptr_obj, con
     request.skip_zero_responsibilities = skip_zero_responsibilities;
     request.negligible_responsibility = negligible_responsibility;
     request.group_by_column = group_by_column;
-    Index blocks_by_column = 0;
-    request.blocks_by_column = &blocks_by_column;
+    ExponentialFamilyPassCounts counts;
+    request.counts = &counts;
     request.interrupt = python_interrupt_poll();
-    py::array_t<double> sx_transposed;
+    py::array_t<double> sx;
     if (compute_moments) {
-        sx_transposed = py::array_t<double>({n_features, K});
-        std::fill(sx_transposed.mutable_data(), sx_transposed.mutable_data() + sx_transposed.size(), 0.0);
-        request.sx_transposed = sx_transposed.mutable_data();
+        sx = py::array_t<double>({K, n_features});
+        std::fill(sx.mutable_data(), sx.mutable_data() + sx.size(), 0.0);
+        request.sx = sx.mutable_data();
     }
     const MixtureRowOutputs<double> outputs(request, N, K, return_log_norm, return_responsibilities, return_labels);
 
@@ -90,8 +90,11 @@ py::dict exponential_family_mixture_pass_typed(const py::object& indptr_obj, con
 
     py::dict out = mixture_sums_dict(stats, K);
     out["sum_log_base"] = stats.sum_log_base;
-    out["blocks_by_column"] = blocks_by_column;
-    if (compute_moments) out["sx_transposed"] = sx_transposed;
+    out["blocks_by_column"] = counts.blocks_by_column;
+    out["rounds_by_column"] = counts.rounds_by_column;
+    out["rounds_sorted_late"] = counts.rounds_sorted_late;
+    out["rounds_by_component"] = counts.rounds_by_component;
+    if (compute_moments) out["sx"] = sx;
     outputs.add_to(out);
     return out;
 }
@@ -248,7 +251,7 @@ void bind_exponential_family_mixture(py::module_& m) {
         py::arg("negligible_responsibility") = 0.0, py::arg("group_by_column") = true,
         "One E-step pass of a Bernoulli or Poisson mixture (family) over CSR rows (indptr int64 (N + 1,), "
         "indices int32 or int64, data float64): ELBO sums, nk, sum_log_base (sum_n w_n log h(x_n)), "
-        "optional sx_transposed (D, K) = sum_n w_n x_n q_n^T and optional per-row outputs (log_norm includes "
+        "optional sx (K, D) = sum_n w_n q_n x_n^T and optional per-row outputs (log_norm includes "
         "log h). Parameters are float64: log_weights (K,), natural_transposed (D, K) the natural parameters "
         "eta^T, log_partition (K,) = -sum_d A(eta_cd). cached_natural_bytes: eta of at most this size is read "
         "whole, larger eta column by column, a column with few entries off the floor as its deviations (the "

@@ -42,6 +42,13 @@ constexpr double kCachedScatterBytes = 4.0 * 1024 * 1024;
 // Column ranges per round of the scatter: the unit of parallel work and of interrupt polling
 // (fixed, so that they never depend on the thread count; sx is bitwise the same for any split).
 constexpr Index kScatterItems = 16;
+// A round's rows stored as K values are added column by column (their non-zeros sorted) where their
+// non-zeros times K are at least this many times the round's non-zeros, else as K pairs each. At
+// N = 300k, D = 50,000, K = 100 (Zipf word counts) a non-zero took about 8 ns to sort, 1.4 ns per
+// pair to add component by component and 0.3 ns per component to add column by column.
+constexpr double kSortedNonZeroCost = 8;
+// Components per work item of the final sx += dense_sx^T (two cache lines of each row of dense_sx).
+constexpr Index kTransposeComponents = 16;
 // Where eta is larger than the caches (the columns split, floored_natural_columns.hpp) a block's
 // log-joints are summed column by column (gather_block_log_joints): a block of at most
 // kGroupedBlockBytes of log-joints and at most kGroupedBlockWork multiply-adds. A column's row of
@@ -95,6 +102,41 @@ inline void prefetch_deviations(const FlooredNaturalColumns& split, Index d) {
 inline void prefetch_round_row(const RoundRow& r, Index K) {
     prefetch_elements(r.values, std::min<Index>(r.dense ? K : r.count, kPrefetchValues));
     if (!r.dense) prefetch_elements(r.components, 1);
+}
+
+// Pairs ahead of the one added whose row's non-zeros are asked for (add_weighted_rows).
+constexpr Index kPairPrefetch = 4;
+
+// Asks for the cache lines of row n's column indices and values (reads indptr[n], indptr[n + 1]).
+template <class I>
+inline void prefetch_row_entries(const CsrRows<I>& rows, Index n) {
+    const std::int64_t begin = rows.indptr[n], end = rows.indptr[n + 1];
+    prefetch_elements(rows.indices + begin, static_cast<Index>(end - begin));
+    prefetch_elements(rows.data + begin, static_cast<Index>(end - begin));
+}
+
+// One component's moments over its (row, weight) pairs e in [e_begin, e_end), in order:
+// sx_c[d] += weight(e) x_nd over the non-zeros of row n = row(e) (sx_c: the component's D sums, or
+// null for none); returns the sum of the weights. The rows lie anywhere in X, so the rows a few
+// pairs ahead are asked for: first where their non-zeros begin (and their weight), then, once that
+// has come, the non-zeros. row(e) is an Index, weight(e) a const double&.
+template <class I, class RowOf, class WeightOf>
+double add_weighted_rows(const CsrRows<I>& rows, Index e_begin, Index e_end, RowOf row, WeightOf weight,
+                         double* sx_c) {
+    double sum = 0;
+    for (Index e = e_begin; e < e_end; ++e) {
+        if (sx_c && e + 2 * kPairPrefetch < e_end) {
+            prefetch_elements(rows.indptr + row(e + 2 * kPairPrefetch), 1);
+            prefetch_elements(&weight(e + 2 * kPairPrefetch), 1);
+        }
+        if (sx_c && e + kPairPrefetch < e_end) prefetch_row_entries(rows, row(e + kPairPrefetch));
+        const Index n = row(e);
+        const double w = weight(e);
+        sum += w;
+        if (sx_c)
+            for (std::int64_t k = rows.indptr[n]; k < rows.indptr[n + 1]; ++k) sx_c[rows.indices[k]] += w * rows.data[k];
+    }
+    return sum;
 }
 
 // What the pass's row loop inlines is not left to the compiler's estimate: gather_log_joints always
@@ -418,7 +460,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
     const Index dense_round_rows =
         std::max<Index>(max_block_rows, static_cast<Index>(kRoundBufferBytes / (8.0 * static_cast<double>(K))));
     Index round_rows_limit = dense_round_rows;
-    const bool moments = request.sx_transposed != nullptr;
+    const bool moments = request.sx != nullptr;
     const bool by_column = 8.0 * static_cast<double>(D) * static_cast<double>(K) > kCachedScatterBytes;
     const Index n_ranges = std::clamp<Index>(K / 8, 1, threads);
 
@@ -432,6 +474,11 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
     std::vector<std::int64_t> column_begin(moments && by_column ? D + 1 : 0), column_next(moments && by_column ? D : 0);
     std::vector<ColumnEntry> entries;
     std::vector<Index> item_columns(kScatterItems + 1);
+    // The round's (row, weighted responsibility) pairs grouped by component (rows ascending within a
+    // component): pair_begin [K + 1], and per pair its row in X and its value.
+    std::vector<Index> pair_begin(moments && by_column ? K + 1 : 0), pair_next, item_components(kScatterItems + 1);
+    std::vector<Index> pair_row;
+    std::vector<double> pair_value;
 
     std::vector<ExponentialFamilyStatistics> partials;
     // Per-thread rows: a row's log-joints are reduced (max, sums) at the same memory alignment
@@ -439,9 +486,17 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
     std::vector<Vector<double>> scratch(static_cast<size_t>(threads), Vector<double>(K));
     std::vector<Vector<double>> row_buffer(static_cast<size_t>(threads), Vector<double>(K));
     std::vector<BlockGatherWorkspace> block_gather(grouped ? static_cast<size_t>(threads) : 0);
-    double* const sx = request.sx_transposed;
+    // sx (K x D, the caller's) takes the rounds added component by component; dense_sx (D x K) the
+    // rounds added column by column (every round where sx is in the caches), and is added to sx at
+    // the end. It is allocated when first needed: once the posteriors are sharp, no round is.
+    double* const sx = request.sx;
+    std::vector<double> dense_sx(moments && !by_column ? static_cast<size_t>(D * K) : 0, 0.0);
+    // Whether this round's non-zeros are sorted by column while phase 1 runs: where the previous
+    // round was added column by column (a round that turns out to be, unsorted, sorts after phase 1).
+    bool expect_column_order = true;
 
     std::atomic<Index> blocks_by_column{0};
+    ExponentialFamilyPassCounts counts;
     InterruptPoller poller(request.interrupt);
     for (Index first = 0; first < n_blocks && !poller.stopped();) {
         // The round's blocks [first, last) and rows [row_begin, row_end). Without moments a round
@@ -465,7 +520,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
         // The round's non-zeros by column, rows ascending (a stable counting sort), and column ranges
         // of about equal non-zeros. It reads only X, so it runs as one more phase-1 item: a thread
         // sorts while the others sum, where a serial sort between the phases left them idle.
-        const bool sort_round = moments && by_column;
+        const bool sort_round = moments && by_column && expect_column_order;
         auto group_round_by_column = [&]() {
             const std::int64_t nnz_begin = rows.indptr[row_begin], nnz_end = rows.indptr[row_end];
             const std::int64_t round_nnz = nnz_end - nnz_begin;
@@ -490,6 +545,41 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                 item_columns[item] = std::min(item_columns[item], D);
             }
             item_columns[kScatterItems] = D;
+        };
+
+        // The round's (row, weighted responsibility) pairs by component, rows ascending (a stable
+        // counting sort; a row of K values gives its non-zero ones, a row without non-zeros none),
+        // and component ranges of about equal pairs.
+        auto group_round_by_component = [&]() {
+            auto for_each_pair = [&](auto visit) {
+                for (Index i = 0; i < row_end - row_begin; ++i) {
+                    const RoundRow& r = round_rows[static_cast<size_t>(i)];
+                    if (rows.indptr[row_begin + i + 1] == rows.indptr[row_begin + i]) continue;  // adds nothing
+                    for (Index j = 0; j < r.count; ++j) {
+                        if (r.dense && r.values[j] == 0) continue;
+                        visit(r.dense ? j : static_cast<Index>(r.components[j]), row_begin + i, r.values[j]);
+                    }
+                }
+            };
+            std::fill(pair_begin.begin(), pair_begin.end(), 0);
+            for_each_pair([&](Index c, Index, double) { ++pair_begin[static_cast<size_t>(c) + 1]; });
+            for (Index c = 0; c < K; ++c) pair_begin[c + 1] += pair_begin[c];
+            const Index n_pairs = pair_begin[K];
+            pair_row.resize(static_cast<size_t>(n_pairs));
+            pair_value.resize(static_cast<size_t>(n_pairs));
+            pair_next.assign(pair_begin.begin(), pair_begin.end() - 1);
+            for_each_pair([&](Index c, Index n, double value) {
+                const Index e = pair_next[static_cast<size_t>(c)]++;
+                pair_row[static_cast<size_t>(e)] = n;
+                pair_value[static_cast<size_t>(e)] = value;
+            });
+            item_components[0] = 0;
+            for (Index item = 1; item < kScatterItems; ++item)
+                item_components[item] = std::clamp<Index>(
+                    static_cast<Index>(std::lower_bound(pair_begin.begin(), pair_begin.end(), n_pairs * item / kScatterItems) -
+                                       pair_begin.begin()),
+                    item_components[item - 1], K);
+            item_components[kScatterItems] = K;
         };
 
         // Phase 1: posteriors, per-row outputs and partial sums, block by block (and the sort).
@@ -554,6 +644,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
         });
         if (poller.stopped()) break;
         for (Index b = 0; b < last - first; ++b) statistics.merge(partials[b]);
+        std::int64_t dense_non_zeros = 0;
         if (moments) {
             // The rows' responsibilities in place, and the next round's rows from these' bytes.
             double bytes = 0;
@@ -564,6 +655,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                                                       block.components.data() + layout.component_offset,
                                                       layout.count, layout.dense};
                 bytes += layout.dense ? 8.0 * static_cast<double>(K) : 12.0 * static_cast<double>(layout.count);
+                if (layout.dense) dense_non_zeros += rows.indptr[row_begin + i + 1] - rows.indptr[row_begin + i];
             }
             const double per_row = std::max(bytes / static_cast<double>(row_end - row_begin), 12.0);
             round_rows_limit = std::clamp<Index>(static_cast<Index>(kRoundBufferBytes / per_row), max_block_rows,
@@ -579,7 +671,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                 for (Index i = 0; i < row_end - row_begin; ++i) {
                     const RoundRow& r = round_rows[static_cast<size_t>(i)];
                     for (std::int64_t k = rows.indptr[row_begin + i]; k < rows.indptr[row_begin + i + 1]; ++k) {
-                        double* s = sx + static_cast<Index>(rows.indices[k]) * K;
+                        double* s = dense_sx.data() + static_cast<Index>(rows.indices[k]) * K;
                         const double x = rows.data[k];
                         if (!r.dense) {
                             for (Index j = 0; j < r.count; ++j)
@@ -592,14 +684,46 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                 poller.between_items();
             });
         } else if (moments) {
-            // Phase 2: sx[d, :] += x_nd w_n q_n over the round's rows n in order, column by column:
-            // every row of sx is read and written once per round and owned by one work item.
+            // Phase 2, where sx is larger than the caches, in one of two orders (each work item owns
+            // its outputs, and adds its terms over the round's rows in order):
+            //  - column by column, where rows stored as K values hold enough of the round's
+            //    non-zeros to pay for sorting them (a sorted non-zero costs about
+            //    kSortedNonZeroCost scalar multiply-adds): dense_sx[d, :] += x_nd w_n q_n over the
+            //    round's non-zeros grouped by column, a range of columns per item. Every row of
+            //    dense_sx is read and written once per round, and a row of K values is one
+            //    contiguous multiply-add per non-zero.
+            //  - else component by component: sx[c, :] += w_n q_nc x_n over the round's rows that
+            //    keep c, a range of components per item. A component's D sums stay in the caches
+            //    while its rows' non-zeros are added, one scalar multiply-add each, and no sort is
+            //    needed: once the posteriors are sharp (a row keeps a few components), every round.
+            const std::int64_t round_non_zeros = rows.indptr[row_end] - rows.indptr[row_begin];
+            const bool column_order = dense_non_zeros > 0 && static_cast<double>(dense_non_zeros) * static_cast<double>(K) >=
+                                                                 kSortedNonZeroCost * static_cast<double>(round_non_zeros);
+            expect_column_order = column_order;
+            if (column_order) {
+                ++counts.rounds_by_column;
+                if (!sort_round) {
+                    group_round_by_column();
+                    ++counts.rounds_sorted_late;
+                }
+                if (dense_sx.empty()) dense_sx.assign(static_cast<size_t>(D * K), 0.0);
+            } else {
+                ++counts.rounds_by_component;
+                group_round_by_component();
+            }
             parallel_for_each_dynamic(kScatterItems, n_threads, [&](Index item) {
                 if (poller.stopped()) return;
+                if (!column_order) {
+                    for (Index c = item_components[item]; c < item_components[item + 1]; ++c)
+                        add_weighted_rows(
+                            rows, pair_begin[c], pair_begin[c + 1], [&](Index e) { return pair_row[static_cast<size_t>(e)]; },
+                            [&](Index e) -> const double& { return pair_value[static_cast<size_t>(e)]; }, sx + c * D);
+                    poller.between_items();
+                    return;
+                }
                 for (Index d = item_columns[item]; d < item_columns[item + 1]; ++d) {
                     const std::int64_t e_begin = column_begin[d], e_end = column_begin[d + 1];
-                    if (e_begin == e_end) continue;
-                    double* s = sx + d * K;
+                    double* s = dense_sx.data() + d * K;
                     for (std::int64_t e = e_begin; e < e_end; ++e) {
                         if (e + kPrefetchDistance < e_end) prefetch_round_row(round_rows[entries[e + kPrefetchDistance].row], K);
                         const RoundRow& r = round_rows[static_cast<size_t>(entries[e].row)];
@@ -616,7 +740,18 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
         }
         first = last;
     }
-    if (request.blocks_by_column) *request.blocks_by_column = blocks_by_column.load();
+    if (!dense_sx.empty() && !poller.stopped()) {
+        // sx[c, d] += dense_sx[d, c], a range of components per item (a few cache lines of each row
+        // of dense_sx, and a contiguous run of each of the range's rows of sx).
+        const Index n_items = (K + kTransposeComponents - 1) / kTransposeComponents;
+        parallel_for_each(n_items, n_threads, [&](Index item) {
+            const Index c0 = item * kTransposeComponents, c1 = std::min(K, c0 + kTransposeComponents);
+            for (Index d = 0; d < D; ++d)
+                for (Index c = c0; c < c1; ++c) sx[c * D + d] += dense_sx[static_cast<size_t>(d * K + c)];
+        });
+    }
+    counts.blocks_by_column = blocks_by_column.load();
+    if (request.counts) *request.counts = counts;
     return !poller.stopped();
 }
 
@@ -628,19 +763,9 @@ namespace {
 constexpr Index kTruncatedItemRows = 256;
 // Components per work item of the truncated pass's statistics.
 constexpr Index kStatisticsComponents = 16;
-// Pairs ahead of the one added whose row's non-zeros are asked for.
-constexpr Index kStatisticsPrefetch = 4;
 // Candidates of a row the truncated pass sums together, each its own chain of additions: at N = 1M,
 // K = 1,000 on Zipf word counts 4 took 0.82 of one-at-a-time's time (one thread), 8 more than 4.
 constexpr Index kLanes = 4;
-
-// Asks for the cache lines of row n's column indices and values (reads indptr[n], indptr[n + 1]).
-template <class I>
-inline void prefetch_row_entries(const CsrRows<I>& rows, Index n) {
-    const std::int64_t begin = rows.indptr[n], end = rows.indptr[n + 1];
-    prefetch_elements(rows.indices + begin, static_cast<Index>(end - begin));
-    prefetch_elements(rows.data + begin, static_cast<Index>(end - begin));
-}
 
 template <class I>
 void check_truncated_arguments(const ExponentialFamilyMixtureParams& params, const CsrRows<I>& rows,
@@ -890,28 +1015,10 @@ bool exponential_family_truncated_pass(const ExponentialFamilyMixtureParams& par
         if (poller.stopped()) return;
         const Index c_end = std::min(K, (range + 1) * kStatisticsComponents);
         for (Index c = range * kStatisticsComponents; c < c_end; ++c) {
-            double nk = 0;
             if (r.sx) sx.row(c).setZero();
-            double* sx_c = r.sx ? r.sx + c * D : nullptr;
-            const Index e_end = component_begin[c + 1];
-            for (Index e = component_begin[c]; e < e_end; ++e) {
-                // The rows a few pairs ahead are asked for, each anywhere in X: first where their
-                // non-zeros begin (and their q), then, once that has come, the non-zeros.
-                if (sx_c && e + 2 * kStatisticsPrefetch < e_end) {
-                    const Index ahead = by_component[e + 2 * kStatisticsPrefetch];
-                    prefetch_elements(rows.indptr + ahead / C, 1);
-                    prefetch_elements(weighted_q.data() + ahead, 1);
-                }
-                if (sx_c && e + kStatisticsPrefetch < e_end)
-                    prefetch_row_entries(rows, by_component[e + kStatisticsPrefetch] / C);
-                const Index pair = by_component[e], n = pair / C;
-                const double wq = weighted_q[pair];
-                nk += wq;
-                if (sx_c)
-                    for (std::int64_t k = rows.indptr[n]; k < rows.indptr[n + 1]; ++k)
-                        sx_c[rows.indices[k]] += wq * rows.data[k];
-            }
-            statistics.nk[c] = nk;
+            statistics.nk[c] = add_weighted_rows(
+                rows, component_begin[c], component_begin[c + 1], [&](Index e) { return by_component[e] / C; },
+                [&](Index e) -> const double& { return weighted_q[by_component[e]]; }, r.sx ? r.sx + c * D : nullptr);
         }
         poller.between_items();
     });

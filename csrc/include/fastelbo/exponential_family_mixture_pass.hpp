@@ -26,29 +26,39 @@
 //      of weighted responsibilities (a row with at most K / 4 non-zero ones as (component, value)
 //      pairs, any other as its K values), its per-row outputs, and its own partial ELBO sums and nk;
 //      partials are then merged serially in block order;
-//   2. the round's contribution to sx (D x K) is added. Where sx is larger than the caches, the
-//      round's non-zeros are grouped by column (a stable counting sort: rows ascending) and added
-//      in parallel over disjoint ranges of columns: every row sx[d, :] is read and written once
-//      per round, summed over the round's rows in order, instead of once per non-zero. Where sx is
-//      small, each thread adds the round's non-zeros in row order to its own range of components.
-//      Components whose responsibility is exactly 0 (underflow: the posteriors of long rows are
-//      often one-hot) are skipped where they are most of a row's; adding 0 changes no sum, so sx
-//      is bitwise the same. A round holds about kRoundBufferBytes of responsibilities (so that
-//      phase 2 reads them from the caches): the more rows are stored as pairs, the more rows a
-//      round takes (from the previous round's bytes per row, at most kMaxRoundGrowth times the
-//      rows of K values), and the fewer times a row of sx is read and written per pass.
+//   2. the round's contribution to sx is added. Where sx is larger than the caches, in one of two
+//      orders. Column by column, where the round's rows of K values hold enough of its non-zeros
+//      to pay for sorting them: the round's non-zeros are grouped by column (a stable counting
+//      sort: rows ascending, run as one more item of phase 1 where the previous round was added
+//      so too) and added in parallel over disjoint ranges of columns to a D x K accumulator, added
+//      to sx at the end of the pass: every row of it is read and written once per round, summed
+//      over the round's rows in order, instead of once per non-zero. Else component by component:
+//      the round's (row, responsibility) pairs are grouped by component (rows ascending) and each
+//      range of components adds its rows' non-zeros to its own rows of sx (K x D), which stay in
+//      the caches meanwhile; no sort is needed, and once the posteriors are sharp every round is
+//      added so. Where sx is small, each thread adds the round's non-zeros in row order to its own
+//      range of components (of the D x K accumulator). Components whose responsibility is exactly
+//      0 (underflow: the posteriors of long rows are often one-hot) are skipped where they are
+//      most of a row's; adding 0 changes no sum. A round holds about kRoundBufferBytes of
+//      responsibilities (so that phase 2 reads them from the caches): the more rows are stored as
+//      pairs, the more rows a round takes (from the previous round's bytes per row, at most
+//      kMaxRoundGrowth times the rows of K values), and the fewer times a row of sx is read and
+//      written per pass.
 // Blocks and column ranges are handed to threads as they come free (a paused thread then delays
 // one item, not a fixed share); each writes only its own outputs.
-// Every sum is therefore formed in the same order for any number of threads (sx[d, c] adds its
-// terms in row order however rounds and column ranges are cut), and sx needs no per-thread copy
-// (one D x K accumulator, owned by the caller). Memory: the parameters, sx, a round buffer of about
+// Every sum is therefore formed in the same order for any number of threads (sx[c, d] adds its
+// terms in row order within each of its two accumulators, rounds and ranges cut from the data
+// alone; a pass whose rounds all take one order adds them in row order), and sx needs no
+// per-thread copy. Memory: the parameters, sx (K x D, the caller's) and, once a round is added
+// column by column, a D x K accumulator; a round buffer of about
 // 8 MiB of responsibilities (at most kMaxRoundGrowth times that, should a round sized after rows with
-// few non-zero responsibilities meet rows with many) and of 16 bytes per non-zero of the round
-// (at most kRoundNonZeros), D + 1 column counts, and the sparse columns' deviations (at most
-// 12 K D / 4 bytes); summed column by column, per thread a block's log-joints (about 4 MiB) and
-// 32 bytes per non-zero of the block (at most kRoundNonZeros); never N x K or N x D.
+// few non-zero responsibilities meet rows with many), 16 bytes per non-zero of the round (at most
+// kRoundNonZeros) or per pair (at most twice the round buffer), D + 1 column counts, and the
+// sparse columns' deviations (at most 12 K D / 4 bytes); summed column by column, per thread a
+// block's log-joints (about 4 MiB) and 32 bytes per non-zero of the block (at most
+// kRoundNonZeros); never N x K or N x D.
 //
-// Interrupts are polled between blocks and between the column ranges of phase 2; both are
+// Interrupts are polled between blocks and between the column or component ranges of phase 2; both are
 // bounded in work (about kBlockWork multiply-adds per block, 64 times that summed column by column,
 // a round's phase 2 a sixteenth of the round's multiply-adds per range), so Ctrl-C is honoured
 // within tens of milliseconds whatever the shape (a
@@ -121,9 +131,16 @@ struct ExponentialFamilyMixtureParams {
     double cached_natural_bytes = kCachedNaturalBytes;
 };
 
+// What an exact pass did, for tests: the blocks whose log-joints were summed column by column, and
+// the rounds whose moments were added column by column (of which sorted only after their
+// posteriors, not while phase 1 ran) and component by component.
+struct ExponentialFamilyPassCounts {
+    Index blocks_by_column = 0, rounds_by_column = 0, rounds_sorted_late = 0, rounds_by_component = 0;
+};
+
 struct ExponentialFamilyPassRequest {
     const double* sample_weight = nullptr;  // [N] or null for unit weights
-    double* sx_transposed = nullptr;        // [D, K] in/out: sum_n w_n q_nc x_nd added at d * K + c; null: no moments
+    double* sx = nullptr;                   // [K, D] in/out: sum_n w_n q_nc x_nd added at c * D + d; null: no moments
     double* log_norm = nullptr;             // [N] out: log p(x_n) (log h included), optional
     double* responsibilities = nullptr;     // [N, K] out: q_n, optional
     std::int64_t* labels = nullptr;         // [N] out: argmax_c log-joint, optional
@@ -139,11 +156,11 @@ struct ExponentialFamilyPassRequest {
     // Where eta is split (larger than the caches), sum a block's log-joints column by column
     // (bitwise the same as row by row); false sums row by row (for tests).
     bool group_by_column = true;
-    // out, optional: how many blocks had their log-joints summed column by column (for tests).
-    Index* blocks_by_column = nullptr;
+    // out, optional: what the pass did (for tests).
+    ExponentialFamilyPassCounts* counts = nullptr;
 };
 
-// The pass's sums (float64). sx is the caller's accumulator (request.sx_transposed).
+// The pass's sums (float64). sx is the caller's accumulator (request.sx).
 struct ExponentialFamilyStatistics {
     double sum_weight = 0, sum_log_norm = 0, sum_entropy = 0;
     double sum_log_base = 0;  // sum_n w_n log h(x_n), the data term's sum

@@ -177,11 +177,10 @@ class ExponentialFamilyStatistics(MixturePassSums):
     @classmethod
     def from_kernel(cls, out: dict, n_samples: int) -> ExponentialFamilyStatistics:
         """Wrap the dictionary returned by ``_core.exponential_family_mixture_pass``."""
-        sx = out.get("sx_transposed")  # the exact pass's (D, K); the truncated pass's "sx" is (K, D)
         return cls(
             **cls.kernel_sums(out, n_samples),
             sum_log_base=float(out["sum_log_base"]),
-            sx=out.get("sx") if sx is None else sx.T,
+            sx=out.get("sx"),
         )
 
     @property

@@ -96,25 +96,31 @@ QUOTED = [
     ),
     ("and 11.4 s with `'lapack'` (266x)", "factor/report.md", ["| 11.4134 | 16 | -117.479054 | 265.7x |"]),
     ("(0.040 s against 0.055 s)", "factor/report.md", ["| 0.0402 | 1 |", "| 0.0546 | closed form |"]),
-    # Bernoulli and Poisson mixtures, bench/report.py's exponential_family group
+    # Bernoulli and Poisson mixtures on Zen 4, bench/report.py's exponential_family group
     (
-        "| 100 | 4.71 | 21.82 (4.6x) | 4.79 | 20.74 (4.3x) |",
+        "| 100 | 4.36 | 18.09 (4.2x) | 4.21 | 19.56 (4.6x) |",
+        "exponential_family/n1m_zen4/report.md",
+        ["| 4.3561 | 18.0863 | 4.15x | 4.2018 | 1.04x |", "| 4.2111 | 19.5617 | 4.65x | 4.1659 | 1.01x |"],
+    ),
+    # ... and bench/exponential_family_step.py at N = 1M, K = 1,000
+    (
+        "| 1,000 | 22.23 | 179.68 (8.1x) | 21.98 | 173.92 (7.9x) |",
+        "exponential_family/n1m_k1000_zen4/report.md",
+        [
+            "| Poisson | component by component | **21.98** (30.43, 23.13, 21.98) | 173.92 | **7.91x** |",
+            "| Bernoulli | component by component | **22.23** (35.05, 26.43, 22.23) | 179.68 | **8.08x** |",
+            "| 214.29 |",
+            "| 230.16 |",
+        ],
+    ),
+    # ... on Zen 3 with the kernels of 2026-12-05
+    (
+        "4.71 s against 21.82 s (4.6x, Bernoulli) and 4.79 s against 20.74 s (4.3x, Poisson)",
         "exponential_family/n1m/report.md",
         ["| 4.7098 | 21.8184 | 4.63x |", "| 4.7941 | 20.7436 | 4.33x |"],
     ),
     (
-        "| 100 | 0.55 | 2.68 (4.9x) | 0.62 | 2.75 (4.4x) |",
-        "exponential_family/report.md",
-        ["| 0.5485 | 2.6842 | 4.89x |", "| 0.6212 | 2.7459 | 4.42x |"],
-    ),
-    (
-        "| 1,000 | 4.04 | 24.50 (6.1x) | 4.13 | 25.61 (6.2x) |",
-        "exponential_family/report.md",
-        ["| 4.0377 | 24.4970 | 6.07x |", "| 4.1274 | 25.6118 | 6.21x |"],
-    ),
-    # ... bench/exponential_family_step.py at N = 1M, K = 1,000
-    (
-        "| 1,000 | 38.23 | 173.05 (4.5x) | 34.27 | 155.48 (4.5x) |",
+        "38.23 s against 173.05 s (4.5x) and 34.27 s against 155.48 s (4.5x)",
         "exponential_family/n1m_k1000/report.md",
         [
             "| Bernoulli | 38.23 (42.19, 41.60, 38.23) | 173.05 | 4.53x |",
@@ -122,27 +128,17 @@ QUOTED = [
         ],
     ),
     (
-        "gave 5.3x (Poisson) and 4.6x (Bernoulli)",
-        "exponential_family/n1m_k1000/report.md",
-        ["| Poisson | 33.27 (37.19, 33.27, 34.35) | 176.24 | 5.30x |", "| 171.40 | 4.59x |"],
-    ),
-    (
-        "**24.10 s against the NumPy EM's 214.29 s (8.9x)**, where the kernel before took 35.41 s against "
-        "216.27 s (6.1x)",
-        "exponential_family/n1m_k1000_zen4/report.md",
+        "0.55 s against 2.68 s (4.9x) and 0.62 s against 2.75 s (4.4x) at K=100, 4.04 s against 24.50 s "
+        "(6.1x) and 4.13 s against 25.61 s (6.2x) at K=1,000",
+        "exponential_family/report.md",
         [
-            "| Poisson | **column by column** | **24.10** (36.55, 25.24, 24.10) | 214.29 | **8.89x** |",
-            "| Poisson | before (d309dac) | 35.41 (40.68, 35.41, 37.23) | 216.27 | 6.11x |",
+            "| 0.5485 | 2.6842 | 4.89x |",
+            "| 0.6212 | 2.7459 | 4.42x |",
+            "| 4.0377 | 24.4970 | 6.07x |",
+            "| 4.1274 | 25.6118 | 6.21x |",
         ],
     ),
-    (
-        "took 3.92 s against exact EM's 24.27 s (6.2x, one run; 4.20 s against 30.26 s before)",
-        "exponential_family/n1m_k1000_zen4/report.md",
-        [
-            "| Poisson | column by column | 24.271 | 3.920 | 6.2x |",
-            "| Poisson | before (d309dac) | 30.261 | 4.200 | 7.2x |",
-        ],
-    ),
+    # ... truncated EM at N = 1M, K = 1,000 on Zen 4 (bench/truncated_exponential_family.py)
     (
         "| 1 | 2.20 (10.8x) | 0.04 % | 1.71 (13.7x) | 0.22 % |",
         "exponential_family/n1m_k1000_zen4/report.md",
@@ -157,24 +153,6 @@ QUOTED = [
         [
             "| Poisson | 3 | 23.687 | 3.077 | 7.7x | -484.7600 | -484.8630 | 0.02 % |",
             "| Bernoulli | 3 | 23.382 | 2.828 | 8.3x | -459.0951 | -459.4365 | 0.07 % |",
-        ],
-    ),
-    # ... bench/truncated_exponential_family.py at N = 1M, K = 1,000
-    (
-        "an iteration takes 3.68 s against exact EM's 29.41 s (Poisson, 8.0x) and 3.06 s against "
-        "34.13 s (Bernoulli, 11.1x), timed in one run",
-        "exponential_family/truncated.md",
-        [
-            "| poisson | 29.406 | 3.679 | **8.0x** |",
-            "| bernoulli | 34.134 | 3.063 | **11.1x** |",
-        ],
-    ),
-    (
-        "within 0.02 % (Poisson) and 0.07 % (Bernoulli) of exact EM's",
-        "exponential_family/truncated.md",
-        [
-            "| -484.8630 | **0.02 %** | 511.7 s / **139.4 s** |",
-            "| -459.4365 | **0.07 %** | 514.6 s / **132.3 s** |",
         ],
     ),
 ]

@@ -43,8 +43,8 @@ def parameters(family, weights, means):
     )
 
 
-def exact_pass(X, family, weights, means, w, n_threads=0, cached_natural_bytes=0.0, **options):
-    log_weights, natural, log_partition = parameters(family, weights, means)
+def natural_exact_pass(X, family, log_weights, natural, log_partition, w, n_threads=0, **options):
+    """The exact pass of natural parameters ``natural`` (K, D), with log_norm and responsibilities."""
     indptr, indices, data, shape = csr_rows(X)
     return _core.exponential_family_mixture_pass(
         indptr,
@@ -58,6 +58,17 @@ def exact_pass(X, family, weights, means, w, n_threads=0, cached_natural_bytes=0
         family,
         return_log_norm=True,
         return_responsibilities=True,
+        n_threads=n_threads,
+        **options,
+    )
+
+
+def exact_pass(X, family, weights, means, w, n_threads=0, cached_natural_bytes=0.0, **options):
+    return natural_exact_pass(
+        X,
+        family,
+        *parameters(family, weights, means),
+        w,
         n_threads=n_threads,
         cached_natural_bytes=cached_natural_bytes,
         **options,

@@ -14,7 +14,7 @@ import pytest
 import scipy.sparse as sp
 from scipy.special import gammaln, logsumexp
 
-from fastelbo import _core
+from test_exponential_family_floored_columns import natural_exact_pass
 
 # sx (D x K doubles) larger than the pass's cached 4 MiB, so that rounds are added in one of the
 # two orders; K large enough that a round of rows stored as K values holds a few thousand rows.
@@ -54,19 +54,13 @@ def rows(kinds, family, rng):
 
 def exact_pass(X, family, parameters, w, n_threads=0, skip_zero_responsibilities=True):
     log_weights, eta, log_partition, _ = parameters
-    return _core.exponential_family_mixture_pass(
-        X.indptr.astype(np.int64),
-        X.indices,
-        X.data,
-        X.shape[1],
-        w,
-        log_weights,
-        np.ascontiguousarray(eta.T),
-        log_partition,
+    return natural_exact_pass(
+        X,
         family,
-        compute_moments=True,
-        return_log_norm=True,
-        return_responsibilities=True,
+        log_weights,
+        eta,
+        log_partition,
+        w,
         n_threads=n_threads,
         skip_zero_responsibilities=skip_zero_responsibilities,
     )

@@ -91,6 +91,19 @@ struct RoundRow {
     bool dense = true;
 };
 
+// Cuts [0, n) into kScatterItems ranges of about equal counts, from `begin` [n + 1], the counts'
+// running sums (begin[n] the total): item i covers [ranges[i], ranges[i + 1]).
+template <class Offset>
+void equal_count_ranges(const std::vector<Offset>& begin, Index n, std::vector<Index>& ranges) {
+    ranges[0] = 0;
+    for (Index item = 1; item < kScatterItems; ++item) {
+        const Offset target = begin[static_cast<size_t>(n)] * static_cast<Offset>(item) / static_cast<Offset>(kScatterItems);
+        const Index at = static_cast<Index>(std::lower_bound(begin.begin(), begin.end(), target) - begin.begin());
+        ranges[item] = std::clamp<Index>(at, ranges[item - 1], n);
+    }
+    ranges[kScatterItems] = n;
+}
+
 // Asks for the first cache line of a sparse column's deviations (components and values).
 inline void prefetch_deviations(const FlooredNaturalColumns& split, Index d) {
     const std::int64_t j = split.begin[static_cast<size_t>(d)];
@@ -534,17 +547,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                     const std::int64_t e = column_next[rows.indices[k]]++;
                     entries[e] = {rows.data[k], static_cast<std::int32_t>(n - row_begin)};
                 }
-            // Column ranges of about equal non-zeros.
-            item_columns[0] = 0;
-            for (Index item = 1; item < kScatterItems; ++item) {
-                const std::int64_t target = round_nnz * item / kScatterItems;
-                item_columns[item] = std::max(
-                    item_columns[item - 1],
-                    static_cast<Index>(std::lower_bound(column_begin.begin(), column_begin.end(), target) -
-                                       column_begin.begin()));
-                item_columns[item] = std::min(item_columns[item], D);
-            }
-            item_columns[kScatterItems] = D;
+            equal_count_ranges(column_begin, D, item_columns);
         };
 
         // The round's (row, weighted responsibility) pairs by component, rows ascending (a stable
@@ -573,13 +576,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                 pair_row[static_cast<size_t>(e)] = n;
                 pair_value[static_cast<size_t>(e)] = value;
             });
-            item_components[0] = 0;
-            for (Index item = 1; item < kScatterItems; ++item)
-                item_components[item] = std::clamp<Index>(
-                    static_cast<Index>(std::lower_bound(pair_begin.begin(), pair_begin.end(), n_pairs * item / kScatterItems) -
-                                       pair_begin.begin()),
-                    item_components[item - 1], K);
-            item_components[kScatterItems] = K;
+            equal_count_ranges(pair_begin, K, item_components);
         };
 
         // Phase 1: posteriors, per-row outputs and partial sums, block by block (and the sort).

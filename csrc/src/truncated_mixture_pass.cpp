@@ -88,7 +88,6 @@ inline double mean_group_rows(const RowGroups& groups, Index N, Index K) {
     return occupied > 0 ? static_cast<double>(N) / static_cast<double>(occupied) : 0.0;
 }
 
-
 // Rows ahead whose X rows are prefetched while an item gathers its rows.
 constexpr Index kPrefetchAhead = 8;
 // Statistics entries ahead whose X rows are asked for (an entry is little work next to a miss).

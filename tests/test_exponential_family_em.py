@@ -10,6 +10,7 @@ from sklearn.utils import check_random_state
 
 from fastelbo import FastBernoulliMixture, FastPoissonMixture
 from fastelbo.mixture import FastBernoulliMixture as MixtureModuleBernoulli
+from fastelbo.mixture import _sparse_initialization
 from fastelbo.mixture._exponential_family import FAMILIES, floor_gap
 from reference_exponential_family import e_step, entropy_sum, free_energy, poisson_entropy
 
@@ -153,12 +154,19 @@ def test_digits_fit_converges_and_satisfies_the_identity(family):
 
 
 @pytest.mark.parametrize("family", ["bernoulli", "poisson"])
-def test_dense_csr_csc_and_csr_array_give_bitwise_the_same_fit(family):
+@pytest.mark.parametrize("init_params", ["k-means++", "random"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_dense_csr_csc_and_csr_array_give_bitwise_the_same_fit(family, init_params, weighted, monkeypatch):
+    # Chunks of 128 rows for the column means: several, summed in the same order for every form.
+    monkeypatch.setattr(_sparse_initialization, "COLUMN_MEAN_ROWS", 128)
     X = clustered_data(family, n=500, d=20, seed=6)
     X[:, 3] = 0.0
+    # Non-integer weights: their products with the rows round, so the order of the sums shows.
+    weights = check_random_state(2).uniform(0.1, 2.0, len(X)) if weighted else None
+    params = dict(n_components=4, random_state=1, max_iter=30, init_params=init_params)
     fits = []
     for data in (X, sp.csr_matrix(X), sp.csc_matrix(X), sp.csr_array(X), X.astype(np.int64)):
-        model = ESTIMATORS[family](n_components=4, random_state=1, max_iter=30).fit(data)
+        model = ESTIMATORS[family](**params).fit(data, sample_weight=weights)
         fits.append(model)
     for model in fits[1:]:
         np.testing.assert_array_equal(model.means_, fits[0].means_)

@@ -58,15 +58,31 @@ def squared_row_norms(X):
     return out
 
 
-def column_means(X, sample_weight):
-    """Weighted column means ``xbar`` (D,)."""
-    w = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+def _csr_rows(X, start, stop):
+    """Rows [start, stop) of X as a float64 CSR array. A dense X is converted a few MiB at a time,
+    so that its sums below are SciPy's sparse products, summed in the same order as for its CSR
+    form: dense and CSR input then give bitwise the same start."""
     if sp.issparse(X):
-        total = np.asarray(X.T @ w, dtype=np.float64).ravel()
-    else:
-        total = np.zeros(X.shape[1])
-        for start, stop in row_chunks(X.shape[0], X.shape[1]):
-            total += w[start:stop] @ np.asarray(X[start:stop], dtype=np.float64)
+        return sp.csr_array(X[start:stop], dtype=np.float64)
+    pieces = [
+        sp.csr_array(np.asarray(X[start + a : start + b], dtype=np.float64))
+        for a, b in row_chunks(stop - start, X.shape[1])
+    ]
+    return sp.vstack(pieces, format="csr") if len(pieces) > 1 else pieces[0]
+
+
+#: Rows per chunk of column_means (a chunk's CSR temporary, for dense X, is its non-zeros).
+COLUMN_MEAN_ROWS = 4096
+
+
+def column_means(X, sample_weight):
+    """Weighted column means ``xbar`` (D,), summed chunk by chunk of rows (the same chunks for
+    dense and sparse X)."""
+    w = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    total = np.zeros(X.shape[1])
+    for start in range(0, X.shape[0], COLUMN_MEAN_ROWS):
+        stop = min(start + COLUMN_MEAN_ROWS, X.shape[0])
+        total += np.asarray(_csr_rows(X, start, stop).T @ w[start:stop], dtype=np.float64).ravel()
     return total / w.sum()
 
 
@@ -113,8 +129,7 @@ def random_responsibility_statistics(X, n_components, random_state, sample_weigh
         if w is not None:
             resp *= w[start:stop, None]
         nk += resp.sum(axis=0)
-        rows = X[start:stop]
-        sx += (rows.T @ resp).T if sp.issparse(rows) else resp.T @ np.asarray(rows, dtype=np.float64)
+        sx += (_csr_rows(X, start, stop).T @ resp).T
     return nk, sx
 
 

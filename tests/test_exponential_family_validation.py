@@ -130,6 +130,20 @@ def test_bad_hyperparameters_are_named(parameters, name):
         FastBernoulliMixture(n_components=parameters.pop("n_components", 2), **parameters).fit(binary())
 
 
+def test_a_poisson_floor_must_be_a_normal_float64_and_then_holds():
+    # The kernels flush subnormal numbers to zero: a subnormal floor would leave means of 0.
+    X = np.random.default_rng(3).poisson(0.05, size=(400, 30))
+    X[:, 0] = 0  # a column that is zero throughout: its means sit at the floor
+    for floor in (1e-310, 5e-324):
+        with pytest.raises(ValueError, match=r"mean_floor must be .*smallest normal float64"):
+            FastPoissonMixture(n_components=3, mean_floor=floor).fit(X)
+    tiny = np.finfo(np.float64).tiny
+    model = FastPoissonMixture(n_components=3, mean_floor=tiny, random_state=0).fit(X)
+    assert model.means_.min() >= tiny
+    assert np.all(model.means_[:, 0] == tiny)
+    assert np.isfinite(model.score(X))
+
+
 def test_poisson_floor_may_exceed_one_half_but_not_be_negative():
     X = np.random.default_rng(1).poisson(2.0, size=(30, 4))
     FastPoissonMixture(n_components=2, mean_floor=0.7, random_state=0).fit(X)

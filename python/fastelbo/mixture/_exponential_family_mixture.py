@@ -103,18 +103,20 @@ class ExponentialFamilyMixture(MixtureEstimator):
         self._check_em_hyperparameters()
         floor = self.mean_floor
         # A Bernoulli mean is also kept at most 1 - mean_floor, which must differ from 1 in float64
-        # (log(1 - mu) would be -inf): mean_floor >= 2**-53.
-        lower, upper = (2.0**-53, 0.5) if self._family == "bernoulli" else (0.0, np.inf)
+        # (log(1 - mu) would be -inf): mean_floor >= 2**-53. A Poisson floor must be a normal
+        # float64: the kernels flush subnormal numbers to zero, so a subnormal floor would not hold.
+        lower, upper = (2.0**-53, 0.5) if self._family == "bernoulli" else (np.finfo(np.float64).tiny, np.inf)
         if (
             not isinstance(floor, numbers.Real)
             or isinstance(floor, bool)
             or not np.isfinite(floor)
-            or not (lower <= floor < upper if lower > 0 else 0 < floor < upper)
+            or not lower <= floor < upper
         ):
             bound = (
                 "2**-53 <= mean_floor < 0.5 (below 2**-53, 1 - mean_floor rounds to 1 in float64)"
                 if upper < np.inf
-                else "a finite mean_floor > 0"
+                else "a finite mean_floor >= 2.2250738585072014e-308 (the smallest normal float64; "
+                "subnormal numbers are flushed to zero)"
             )
             raise ValueError(f"mean_floor must be a real number with {bound}, got {floor!r}")
         if self.init_params not in INIT_PARAMS:

@@ -25,7 +25,8 @@ class FastPoissonMixture(ExponentialFamilyMixture, DensityMixin, BaseEstimator):
         floor_range="``>= mean_floor``",
         natural="``= log(lambda_cd)``",
         bound="log(mean_floor)",
-        floor_condition="a finite ``mean_floor > 0``",
+        floor_condition="a finite ``mean_floor >= np.finfo(float).tiny`` (about ``2.2e-308``, the"
+        " smallest normal float64: the kernels flush subnormal numbers to zero)",
         means_kind="rates >= 0",
         means_attribute="Rate of every column of every component",
         example="""    >>> import numpy as np

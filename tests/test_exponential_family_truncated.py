@@ -188,10 +188,15 @@ def test_kernel_keeps_the_best_candidates_by_the_reference(family):
 def test_bitwise_for_any_thread_count_and_for_dense_or_sparse_rows(family, n_components):
     X = clustered_data(family, n=3000, d=40, k=30, seed=4)
     kwargs = dict(n_components=n_components, n_active=3, n_neighbors=3, max_iter=8, tol=0, random_state=2)
+    csr = sp.csr_array(X)
+    # The kernel's int64-index instantiation (Poisson counts > 1 make every product round).
+    wide = sp.csr_array((csr.data, csr.indices.astype(np.int64), csr.indptr.astype(np.int64)), shape=X.shape)
+    assert wide.indices.dtype == np.int64
     fits = [
         ESTIMATORS[family](n_jobs=1, **kwargs).fit(X),
         ESTIMATORS[family](n_jobs=2, **kwargs).fit(X),
-        ESTIMATORS[family](n_jobs=2, **kwargs).fit(sp.csr_array(X)),
+        ESTIMATORS[family](n_jobs=2, **kwargs).fit(csr),
+        ESTIMATORS[family](n_jobs=2, **kwargs).fit(wide),
     ]
     for model in fits[1:]:
         np.testing.assert_array_equal(model.means_, fits[0].means_)

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "fastelbo/multiply_add.hpp"
 #include "fastelbo/posterior_row.hpp"
 #include "fastelbo/prefetch.hpp"
 #include "fastelbo/row_block_schedule.hpp"
@@ -147,7 +148,8 @@ double add_weighted_rows(const CsrRows<I>& rows, Index e_begin, Index e_end, Row
         const double w = weight(e);
         sum += w;
         if (sx_c)
-            for (std::int64_t k = rows.indptr[n]; k < rows.indptr[n + 1]; ++k) sx_c[rows.indices[k]] += w * rows.data[k];
+            for (std::int64_t k = rows.indptr[n]; k < rows.indptr[n + 1]; ++k)
+                sx_c[rows.indices[k]] = multiply_add(w, rows.data[k], sx_c[rows.indices[k]]);
     }
     return sum;
 }
@@ -921,14 +923,14 @@ bool exponential_family_truncated_pass(const ExponentialFamilyMixtureParams& par
                     for (std::int64_t k = begin; k < end; ++k) {
                         const Index d = static_cast<Index>(rows.indices[k]);
                         const double x = rows.data[k], offset = offsets[k];
-                        for (Index l = 0; l < kLanes; ++l) lj[l] += x * (eta[l][d] - offset);
+                        for (Index l = 0; l < kLanes; ++l) lj[l] = multiply_add(x, eta[l][d] - offset, lj[l]);
                     }
                 } else {
                     // No column split (every offset 0): the same sums without the offsets' loads.
                     for (std::int64_t k = begin; k < end; ++k) {
                         const Index d = static_cast<Index>(rows.indices[k]);
                         const double x = rows.data[k];
-                        for (Index l = 0; l < kLanes; ++l) lj[l] += x * eta[l][d];
+                        for (Index l = 0; l < kLanes; ++l) lj[l] = multiply_add(x, eta[l][d], lj[l]);
                     }
                 }
                 for (Index l = 0; l < lanes; ++l) {

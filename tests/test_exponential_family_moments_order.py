@@ -7,7 +7,10 @@ pass whose rounds all take one order is bitwise the same as one whose rounds all
 The parameters are the kernel's natural parameters, chosen so that a row's posterior is what the
 test needs: a row holding a component's own columns is one-hot (the other log-joints are 800
 lower, whose exponentials underflow to exact zeros), and a row holding only shared columns has the
-uniform posterior (every component's log-joint the same)."""
+uniform posterior (every component's log-joint the same).
+
+Two shapes: K = 512, whose rounds added column by column read each row's K responsibilities per
+non-zero, and K = 100, whose rounds added column by column go tile by tile over the components."""
 
 import numpy as np
 import pytest
@@ -16,40 +19,49 @@ from scipy.special import gammaln, logsumexp
 
 from test_exponential_family_floored_columns import natural_exact_pass
 
-# sx (D x K doubles) larger than the pass's cached 4 MiB, so that rounds are added in one of the
-# two orders; K large enough that a round of rows stored as K values holds a few thousand rows.
-N_COMPONENTS, N_FEATURES = 512, 2048
+# (K, D): sx (D x K doubles) larger than the pass's cached 4 MiB, so that rounds are added in one
+# of the two orders.
+SHAPES = [(512, 2048), (100, 5300)]
 OWN_VALUE, SHARED_VALUE = 400.0, -3.0
+# Rows of K values the pass's first round holds (its 8 MiB of responsibilities).
+ROUND_BYTES = 8 * 2**20
 
 
-def natural_parameters(seed):
+@pytest.fixture(params=SHAPES, ids=lambda shape: f"K{shape[0]}")
+def shape(request):
+    return request.param
+
+
+def natural_parameters(seed, shape):
     """eta (K, D): component c's own columns 2c and 2c + 1 at OWN_VALUE, every other entry (and the
     shared columns 2K .. D-1 of every component) at SHARED_VALUE; equal weights and log-partitions
     up to a small random spread that no row's posterior notices."""
+    n_components, n_features = shape
     rng = np.random.default_rng(seed)
-    eta = np.full((N_COMPONENTS, N_FEATURES), SHARED_VALUE)
-    c = np.arange(N_COMPONENTS)
+    eta = np.full((n_components, n_features), SHARED_VALUE)
+    c = np.arange(n_components)
     eta[c, 2 * c] = eta[c, 2 * c + 1] = OWN_VALUE
-    log_weights = np.full(N_COMPONENTS, -np.log(N_COMPONENTS))
-    log_partition = np.full(N_COMPONENTS, -1.5)
+    log_weights = np.full(n_components, -np.log(n_components))
+    log_partition = np.full(n_components, -1.5)
     return log_weights, eta, log_partition, rng
 
 
-def rows(kinds, family, rng):
+def rows(kinds, family, rng, shape):
     """CSR rows, one per entry of kinds: 'sharp' holds a random component's own columns and a few
     shared ones (a one-hot posterior), 'spread' only shared columns (the uniform posterior)."""
-    shared = np.arange(2 * N_COMPONENTS, N_FEATURES)
+    n_components, n_features = shape
+    shared = np.arange(2 * n_components, n_features)
     row_columns = []
     for kind in kinds:
         columns = rng.choice(shared, size=rng.integers(3, 9), replace=False)
         if kind == "sharp":
-            c = rng.integers(N_COMPONENTS)
+            c = rng.integers(n_components)
             columns = np.r_[columns, 2 * c, 2 * c + 1]
         row_columns.append(np.sort(columns))
     indptr = np.r_[0, np.cumsum([len(r) for r in row_columns])].astype(np.int64)
     indices = np.concatenate(row_columns).astype(np.int32)
     values = np.ones(len(indices)) if family == "bernoulli" else rng.integers(1, 4, size=len(indices)) * 1.0
-    return sp.csr_array((values, indices, indptr), shape=(len(kinds), N_FEATURES))
+    return sp.csr_array((values, indices, indptr), shape=(len(kinds), n_features))
 
 
 def exact_pass(X, family, parameters, w, n_threads=0, skip_zero_responsibilities=True):
@@ -67,15 +79,17 @@ def exact_pass(X, family, parameters, w, n_threads=0, skip_zero_responsibilities
 
 
 def reference(X, family, parameters, w):
-    """The pass's outputs from the definitions, in NumPy on dense arrays."""
+    """The pass's outputs from the definitions, in NumPy and SciPy (X's products sparse)."""
     log_weights, eta, log_partition, _ = parameters
-    dense = X.toarray()
-    log_joint = log_weights + log_partition + dense @ eta.T
-    log_base = -gammaln(dense + 1.0).sum(axis=1) if family == "poisson" else np.zeros(len(dense))
+    log_joint = log_weights + log_partition + X @ eta.T
+    row_of = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+    log_base = -np.bincount(row_of, weights=gammaln(X.data + 1.0), minlength=X.shape[0])
+    if family == "bernoulli":
+        log_base[:] = 0.0
     log_norm = logsumexp(log_joint, axis=1)
     q = np.exp(log_joint - log_norm[:, None])
     wq = w[:, None] * q
-    return {"log_norm": log_norm + log_base, "responsibilities": q, "nk": wq.sum(axis=0), "sx": wq.T @ dense}
+    return {"log_norm": log_norm + log_base, "responsibilities": q, "nk": wq.sum(axis=0), "sx": (X.T @ wq).T}
 
 
 def assert_matches_reference(out, X, family, parameters, w):
@@ -84,16 +98,16 @@ def assert_matches_reference(out, X, family, parameters, w):
         np.testing.assert_allclose(out[name], expected[name], rtol=1e-10, atol=1e-12, err_msg=name)
 
 
-def case(kinds, family, seed):
-    parameters = natural_parameters(seed)
-    X = rows(kinds, family, parameters[3])
+def case(kinds, family, seed, shape):
+    parameters = natural_parameters(seed, shape)
+    X = rows(kinds, family, parameters[3], shape)
     w = parameters[3].uniform(0.2, 2.0, size=X.shape[0])
     return X, parameters, w
 
 
 @pytest.mark.parametrize("family", ["bernoulli", "poisson"])
-def test_sharp_rows_are_added_component_by_component(family):
-    X, parameters, w = case(["sharp"] * 3000, family, seed=1)
+def test_sharp_rows_are_added_component_by_component(family, shape):
+    X, parameters, w = case(["sharp"] * 3000, family, seed=1, shape=shape)
     out = exact_pass(X, family, parameters, w)
     assert np.all(np.count_nonzero(out["responsibilities"], axis=1) == 1)
     assert out["rounds_by_component"] >= 1 and out["rounds_by_column"] == 0
@@ -106,10 +120,10 @@ def test_sharp_rows_are_added_component_by_component(family):
 
 
 @pytest.mark.parametrize("family", ["bernoulli", "poisson"])
-def test_spread_rows_are_added_column_by_column(family):
-    X, parameters, w = case(["spread"] * 3000, family, seed=2)
+def test_spread_rows_are_added_column_by_column(family, shape):
+    X, parameters, w = case(["spread"] * 3000, family, seed=2, shape=shape)
     out = exact_pass(X, family, parameters, w)
-    assert np.all(np.count_nonzero(out["responsibilities"], axis=1) == N_COMPONENTS)
+    assert np.all(np.count_nonzero(out["responsibilities"], axis=1) == shape[0])
     assert out["rounds_by_column"] >= 1 and out["rounds_by_component"] == 0
     # The first round is sorted while its posteriors are computed, as are those after a round
     # added column by column.
@@ -118,12 +132,14 @@ def test_spread_rows_are_added_column_by_column(family):
 
 
 @pytest.mark.parametrize("family", ["bernoulli", "poisson"])
-def test_a_pass_mixing_both_orders_matches_the_reference_bitwise_for_any_thread_count(family):
-    # The first round (rows of K values at first: 8 MiB of them, 2,048 rows here) is all sharp and
-    # added component by component; the next round, larger as its predecessor's rows took 12 bytes
-    # each, is mostly spread, added column by column and sorted only after its posteriors.
-    kinds = ["sharp"] * 2048 + ["spread"] * 2500 + ["sharp"] * 300
-    X, parameters, w = case(kinds, family, seed=3)
+def test_a_pass_mixing_both_orders_matches_the_reference_bitwise_for_any_thread_count(family, shape):
+    # The first round (rows of K values at first: 8 MiB of them, 2,048 rows at K = 512) is all
+    # sharp and added component by component; the next round, larger as its predecessor's rows
+    # took 12 bytes each, is mostly spread, added column by column and sorted only after its
+    # posteriors.
+    first_round = ROUND_BYTES // (8 * shape[0])
+    kinds = ["sharp"] * first_round + ["spread"] * (first_round * 5 // 4) + ["sharp"] * (first_round // 7)
+    X, parameters, w = case(kinds, family, seed=3, shape=shape)
     runs = {t: exact_pass(X, family, parameters, w, n_threads=t) for t in (1, 2, 3)}
     first = runs[1]
     assert first["rounds_by_component"] >= 1 and first["rounds_by_column"] >= 1

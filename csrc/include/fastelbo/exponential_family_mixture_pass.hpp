@@ -27,34 +27,37 @@
 //      pairs, any other as its K values), its per-row outputs, and its own partial ELBO sums and nk;
 //      partials are then merged serially in block order;
 //   2. the round's contribution to sx is added. Where sx is larger than the caches, in one of two
-//      orders. Column by column, where the round's rows of K values hold enough of its non-zeros
-//      to pay for sorting them: the round's non-zeros are grouped by column (a stable counting
-//      sort: rows ascending, run as one more item of phase 1 where the previous round was added
-//      so too) and added in parallel over disjoint ranges of columns to a D x K accumulator, added
-//      to sx at the end of the pass: every row of it is read and written once per round, summed
-//      over the round's rows in order, instead of once per non-zero. Else component by component:
-//      the round's (row, responsibility) pairs are grouped by component (rows ascending) and each
-//      range of components adds its rows' non-zeros to its own rows of sx (K x D), which stay in
-//      the caches meanwhile; no sort is needed, and once the posteriors are sharp every round is
-//      added so. Where sx is small, each thread adds the round's non-zeros in row order to its own
-//      range of components (of the D x K accumulator). Components whose responsibility is exactly
-//      0 (underflow: the posteriors of long rows are often one-hot) are skipped where they are
-//      most of a row's; adding 0 changes no sum. A round holds about kRoundBufferBytes of
-//      responsibilities (so that phase 2 reads them from the caches): the more rows are stored as
-//      pairs, the more rows a round takes (from the previous round's bytes per row, at most
-//      kMaxRoundGrowth times the rows of K values), and the fewer times a row of sx is read and
-//      written per pass.
+//      orders. Column by column, where the round's rows of K values hold enough of its non-zeros to
+//      pay for sorting them: the round's non-zeros are grouped by column (a stable counting sort:
+//      rows ascending, run as one more item of phase 1 where the previous round was added so too)
+//      and added in parallel over disjoint ranges of columns to a D x K accumulator, added to sx at
+//      the end of the pass: every row of it is read and written once per round, summed over the
+//      round's rows in order, instead of once per non-zero. With few components (K <= 128) both the
+//      accumulator and a copy of the round's responsibilities are cut into tiles of 8 components
+//      and added tile by tile, so that a tile of the responsibilities stays in the core's own cache
+//      meanwhile. Else component by component: the round's (row, responsibility) pairs are grouped
+//      by component (rows ascending) and each range of components adds its rows' non-zeros to its
+//      own rows of sx (K x D), which stay in the caches meanwhile; no sort is needed, and once the
+//      posteriors are sharp every round is added so. Where sx is small, each thread adds the
+//      round's non-zeros in row order to its own range of components (of the D x K accumulator).
+//      Components whose responsibility is exactly 0 (underflow: the posteriors of long rows are
+//      often one-hot) are skipped where they are most of a row's; adding 0 changes no sum. A round
+//      holds about kRoundBufferBytes of responsibilities (so that phase 2 reads them from the
+//      caches): the more rows are stored as pairs, the more rows a round takes (from the previous
+//      round's bytes per row, at most kMaxRoundGrowth times the rows of K values), and the fewer
+//      times a row of sx is read and written per pass.
 // Blocks and column ranges are handed to threads as they come free (a paused thread then delays
 // one item, not a fixed share); each writes only its own outputs.
 // Every sum is therefore formed in the same order for any number of threads (sx[c, d] adds its
 // terms in row order within each of its two accumulators, rounds and ranges cut from the data
 // alone; a pass whose rounds all take one order adds them in row order), and sx needs no
 // per-thread copy. Memory: the parameters, sx (K x D, the caller's) and, once a round is added
-// column by column, a D x K accumulator; a round buffer of about
-// 8 MiB of responsibilities (at most kMaxRoundGrowth times that, should a round sized after rows with
-// few non-zero responsibilities meet rows with many), 16 bytes per non-zero of the round (at most
-// kRoundNonZeros) or per pair (at most twice the round buffer), D + 1 column counts, and the
-// sparse columns' deviations (at most 12 K D / 4 bytes); summed column by column, per thread a
+// column by column, a D x K accumulator (and for K <= 128 the round's tiled copy of its
+// responsibilities: its rows times K, rounded up to whole tiles, 8 bytes each); a round buffer of
+// about 8 MiB of responsibilities (at most kMaxRoundGrowth times that, should a round sized after
+// rows with few non-zero responsibilities meet rows with many), 16 bytes per non-zero of the round
+// (at most kRoundNonZeros) or per pair (at most twice the round buffer), D + 1 column counts, and
+// the sparse columns' deviations (at most 12 K D / 4 bytes); summed column by column, per thread a
 // block's log-joints (about 4 MiB) and 32 bytes per non-zero of the block (at most
 // kRoundNonZeros); never N x K or N x D.
 //

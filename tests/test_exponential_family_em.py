@@ -157,8 +157,12 @@ def test_digits_fit_converges_and_satisfies_the_identity(family):
 @pytest.mark.parametrize("init_params", ["k-means++", "random"])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_dense_csr_csc_and_csr_array_give_bitwise_the_same_fit(family, init_params, weighted, monkeypatch):
-    # Chunks of 128 rows for the column means: several, summed in the same order for every form.
+    # Chunks of 128 rows for the column means: several, summed in the same order for every form;
+    # a dense chunk converted to CSR in pieces of 50 rows, stacked.
     monkeypatch.setattr(_sparse_initialization, "COLUMN_MEAN_ROWS", 128)
+    monkeypatch.setattr(
+        _sparse_initialization, "row_chunks", lambda n, _: ((a, min(a + 50, n)) for a in range(0, n, 50))
+    )
     X = clustered_data(family, n=500, d=20, seed=6)
     X[:, 3] = 0.0
     # Non-integer weights: their products with the rows round, so the order of the sums shows.

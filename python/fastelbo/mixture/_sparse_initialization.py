@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from fastelbo._row_chunks import row_chunks
+from fastelbo._row_source import stack_rows
 
 INIT_PARAMS = ("k-means++", "random_from_data", "random")
 
@@ -64,11 +65,12 @@ def _csr_rows(X, start, stop):
     form: dense and CSR input then give bitwise the same start."""
     if sp.issparse(X):
         return sp.csr_array(X[start:stop], dtype=np.float64)
-    pieces = [
-        sp.csr_array(np.asarray(X[start + a : start + b], dtype=np.float64))
-        for a, b in row_chunks(stop - start, X.shape[1])
-    ]
-    return sp.vstack(pieces, format="csr") if len(pieces) > 1 else pieces[0]
+    return stack_rows(
+        [
+            sp.csr_array(np.asarray(X[start + a : start + b], dtype=np.float64))
+            for a, b in row_chunks(stop - start, X.shape[1])
+        ]
+    )
 
 
 #: Rows per chunk of column_means (a chunk's CSR temporary, for dense X, is its non-zeros).

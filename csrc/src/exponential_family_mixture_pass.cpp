@@ -726,24 +726,28 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                     ++counts.rounds_sorted_late;
                 }
                 if (dense_sx.empty()) dense_sx.assign(static_cast<size_t>(tiled ? n_tiles * D * W : D * K), 0.0);
-                const Index R = row_end - row_begin;
-                if (tiled) tiled_round.resize(static_cast<size_t>(n_tiles * R * W));
-                if (tiled) parallel_for_each(kScatterItems, n_threads, [&](Index item) {
-                    for (Index i = item * R / kScatterItems; i < (item + 1) * R / kScatterItems; ++i) {
-                        const RoundRow& r = round_rows[static_cast<size_t>(i)];
-                        for (Index t = 0; t < n_tiles; ++t) {
-                            double* to = tiled_round.data() + (t * R + i) * W;
-                            const Index c0 = t * W, c1 = r.dense ? std::min(K, c0 + W) : c0;
-                            std::copy(r.values + c0, r.values + c1, to);
-                            std::fill(to + (c1 - c0), to + W, 0.0);
-                        }
-                        if (!r.dense)
-                            for (Index j = 0; j < r.count; ++j) {
-                                const Index c = r.components[j];
-                                tiled_round[static_cast<size_t>(((c / W) * R + i) * W + c % W)] = r.values[j];
+                if (tiled) {
+                    // The round's responsibilities in tiles: a row of K values copied (zeros past K),
+                    // a row of pairs as zeros with its kept components set.
+                    const Index R = row_end - row_begin;
+                    tiled_round.resize(static_cast<size_t>(n_tiles * R * W));
+                    parallel_for_each(kScatterItems, n_threads, [&](Index item) {
+                        for (Index i = item * R / kScatterItems; i < (item + 1) * R / kScatterItems; ++i) {
+                            const RoundRow& r = round_rows[static_cast<size_t>(i)];
+                            for (Index t = 0; t < n_tiles; ++t) {
+                                double* to = tiled_round.data() + (t * R + i) * W;
+                                const Index c0 = t * W, c1 = r.dense ? std::min(K, c0 + W) : c0;
+                                std::copy(r.values + c0, r.values + c1, to);
+                                std::fill(to + (c1 - c0), to + W, 0.0);
                             }
-                    }
-                });
+                            if (!r.dense)
+                                for (Index j = 0; j < r.count; ++j) {
+                                    const Index c = r.components[j];
+                                    tiled_round[static_cast<size_t>(((c / W) * R + i) * W + c % W)] = r.values[j];
+                                }
+                        }
+                    });
+                }
             } else {
                 ++counts.rounds_by_component;
                 group_round_by_component();

@@ -183,8 +183,10 @@ double add_weighted_rows(const CsrRows<I>& rows, Index e_begin, Index e_end, Row
 // row[c] += x times a sparse column d's deviations from the floor (components ascending).
 FASTELBO_ALWAYS_INLINE void add_column_deviations(const FlooredNaturalColumns& split, Index d, double x, double* row) {
     const std::int64_t j1 = split.begin[static_cast<size_t>(d) + 1];
-    for (std::int64_t j = split.begin[static_cast<size_t>(d)]; j < j1; ++j)
-        row[split.component[static_cast<size_t>(j)]] += x * split.deviation[static_cast<size_t>(j)];
+    for (std::int64_t j = split.begin[static_cast<size_t>(d)]; j < j1; ++j) {
+        double& sum = row[split.component[static_cast<size_t>(j)]];
+        sum = multiply_add(x, split.deviation[static_cast<size_t>(j)], sum);
+    }
 }
 
 // row[c] += floor_value times the row's sum of x over sparse columns (the floor the deviations left out).
@@ -215,7 +217,7 @@ FASTELBO_ALWAYS_INLINE void gather_log_joints(const double* eta, const FlooredNa
                 prefetch_elements(eta + static_cast<Index>(rows.indices[k + kPrefetchDistance]) * K, ahead);
             const double x = rows.data[k];
             const double* e = eta + static_cast<Index>(rows.indices[k]) * K;
-            for (Index c = 0; c < K; ++c) row[c] += x * e[c];
+            for (Index c = 0; c < K; ++c) row[c] = multiply_add(x, e[c], row[c]);
         }
         return;
     }
@@ -237,7 +239,7 @@ FASTELBO_ALWAYS_INLINE void gather_log_joints(const double* eta, const FlooredNa
             add_column_deviations(split, d, x, row);
         } else {
             const double* e = eta + d * K;
-            for (Index c = 0; c < K; ++c) row[c] += x * e[c];
+            for (Index c = 0; c < K; ++c) row[c] = multiply_add(x, e[c], row[c]);
         }
     }
     add_floor_shift(split, floored_sum, K, row);
@@ -312,7 +314,7 @@ bool gather_block_log_joints(const double* eta, const FlooredNaturalColumns& spl
             for (size_t e = i; e < j; ++e) {
                 const double x = entries[e].value;
                 double* row = ws.log_joints.data() + static_cast<Index>(entries[e].row) * K;
-                for (Index c = 0; c < K; ++c) row[c] += x * column[c];
+                for (Index c = 0; c < K; ++c) row[c] = multiply_add(x, column[c], row[c]);
             }
         }
         i = j;
@@ -647,9 +649,9 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                 const double w = request.sample_weight ? request.sample_weight[n] : 1.0;
                 const double log_norm = post.log_norm + log_base;
                 partial.sum_weight += w;
-                partial.sum_log_norm += w * log_norm;
-                partial.sum_entropy += w * post.entropy;
-                partial.sum_log_base += w * log_base;
+                partial.sum_log_norm = multiply_add(w, log_norm, partial.sum_log_norm);
+                partial.sum_entropy = multiply_add(w, post.entropy, partial.sum_entropy);
+                partial.sum_log_base = multiply_add(w, log_base, partial.sum_log_base);
                 if (request.log_norm) request.log_norm[n] = log_norm;
                 if (request.labels) request.labels[n] = static_cast<std::int64_t>(post.argmax);
                 if (request.responsibilities) std::copy(row, row + K, request.responsibilities + n * K);
@@ -693,10 +695,12 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                         double* s = dense_sx.data() + static_cast<Index>(rows.indices[k]) * K;
                         const double x = rows.data[k];
                         if (!r.dense) {
-                            for (Index j = 0; j < r.count; ++j)
-                                if (r.components[j] >= c0 && r.components[j] < c1) s[r.components[j]] += x * r.values[j];
+                            for (Index j = 0; j < r.count; ++j) {
+                                const Index c = r.components[j];
+                                if (c >= c0 && c < c1) s[c] = multiply_add(x, r.values[j], s[c]);
+                            }
                         } else {
-                            for (Index c = c0; c < c1; ++c) s[c] += x * r.values[c];
+                            for (Index c = c0; c < c1; ++c) s[c] = multiply_add(x, r.values[c], s[c]);
                         }
                     }
                 }
@@ -772,9 +776,12 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                             const RoundRow& r = round_rows[static_cast<size_t>(entries[e].row)];
                             const double x = entries[e].value;
                             if (!r.dense) {
-                                for (Index j = 0; j < r.count; ++j) s[r.components[j]] += x * r.values[j];
+                                for (Index j = 0; j < r.count; ++j) {
+                                    const Index c = r.components[j];
+                                    s[c] = multiply_add(x, r.values[j], s[c]);
+                                }
                             } else {
-                                for (Index c = 0; c < K; ++c) s[c] += x * r.values[c];
+                                for (Index c = 0; c < K; ++c) s[c] = multiply_add(x, r.values[c], s[c]);
                             }
                         }
                     }
@@ -795,7 +802,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                         for (std::int64_t e = e_begin; e < e_end; ++e) {
                             const double x = entries[e].value;
                             const double* q = tile + static_cast<Index>(entries[e].row) * W;
-                            for (Index c = 0; c < W; ++c) acc[c] += x * q[c];
+                            for (Index c = 0; c < W; ++c) acc[c] = multiply_add(x, q[c], acc[c]);
                         }
                         std::copy(acc, acc + W, sums);
                     }
@@ -1031,9 +1038,9 @@ bool exponential_family_truncated_pass(const ExponentialFamilyMixtureParams& par
             const double w = r.sample_weight ? r.sample_weight[n] : 1.0;
             const double log_norm = post.log_norm + log_base;
             sums.sum_weight += w;
-            sums.sum_log_norm += w * log_norm;
-            sums.sum_entropy += w * post.entropy;
-            sums.sum_log_base += w * log_base;
+            sums.sum_log_norm = multiply_add(w, log_norm, sums.sum_log_norm);
+            sums.sum_entropy = multiply_add(w, post.entropy, sums.sum_entropy);
+            sums.sum_log_base = multiply_add(w, log_base, sums.sum_log_base);
             if (r.log_norm) r.log_norm[n] = log_norm;
             for (Index j = 0; j < C; ++j) {
                 r.new_active[n * C + j] = ws.kept[j].component;

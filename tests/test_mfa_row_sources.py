@@ -184,6 +184,25 @@ def test_column_scale_of_blocks_equals_the_in_memory_column_moments(weighted):
         assert largest == np.max(np.abs(X - blocked_mean))
 
 
+def test_column_scale_gives_a_constant_column_a_variance_of_exactly_zero_at_any_scale():
+    # A column of 7.7 in 77,777 rows: its mean is off by round-off, and the squares of that
+    # round-off (2e-24) would pass for a variance; a column varying at 1e-80 has one of 1e-160.
+    rng = np.random.RandomState(0)
+    n = 77_777
+    X = np.column_stack([np.full(n, 7.7), 1e-80 * rng.randn(n), rng.randn(n)])
+    assert column_mean_and_variance(X, None)[1][0] > 0  # the round-off column_scale drops
+    weights = rng.uniform(0.5, 2.0, n)
+    weights[:10] = 0.0
+    with_outliers = X.copy()
+    with_outliers[:10, 0] = 3.0  # in rows of zero weight only: the column stays constant
+    for data, w in ((X, None), (X, weights), (with_outliers, weights)):
+        for source in (RowSource(data), RowSource(data, block_rows=1000)):
+            _, variance, _ = column_scale(source, w)
+            assert variance[0] == 0.0 and 1e-161 < variance[1] < 1e-159 and variance[2] > 0.5
+    _, variance, _ = column_scale(RowSource(with_outliers), None)
+    assert variance[0] > 1e-3  # 10 rows of 3.0 among 77,777 of 7.7
+
+
 # -- fits --------------------------------------------------------------------------------------------
 
 

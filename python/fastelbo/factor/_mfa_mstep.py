@@ -19,22 +19,19 @@ import numpy as np
 from fastelbo.factor._mfa_statistics import FactorAnalyserStatistics
 from fastelbo.mixture._statistics import NK_FLOOR
 
-# Variances below this count as constant features: reg_covar times it keeps inverses and squares of
-# the floor far from float64's underflow.
-_SMALLEST_SCALE = 1e-150
-
 
 def noise_variance_floor(column_variance, reg_covar, noise):
     """Floor of the noise variances, relative to the scale of the data: shape (D,).
 
     Feature ``d``'s noise variance is floored at ``reg_covar * var_d``, ``var_d`` the (weighted)
     variance of feature ``d`` in the training data, so that the fit does not depend on the units of
-    any feature. A constant feature (``var_d`` at most ``_SMALLEST_SCALE``) has no units of its own
-    and uses the mean variance of the other features instead; data whose every feature is constant
-    use 1. Spherical noise (one variance per component) is floored at ``reg_covar`` times the mean.
+    any feature. A constant feature (``var_d`` exactly 0, as ``column_scale`` reports one) has no
+    units of its own and uses the mean variance of the other features instead; data whose every
+    feature is constant use 1. Spherical noise (one variance per component) is floored at
+    ``reg_covar`` times the mean.
     """
     variance = np.asarray(column_variance, dtype=np.float64)
-    varying = variance > _SMALLEST_SCALE
+    varying = variance > 0
     constant_scale = float(variance[varying].mean()) if varying.any() else 1.0
     scale = np.where(varying, variance, constant_scale)
     if noise == "spherical":

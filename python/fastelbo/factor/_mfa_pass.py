@@ -130,13 +130,20 @@ def factor_analyser_block_pass(parameters, request, rows, weights, state=None):
 
 @dataclass
 class ColumnSums:
-    """``sum_n w_n x_n`` of a set of rows, float64 of shape (n_features,)."""
+    """``sum_n w_n x_n`` of a set of rows, float64 of shape (n_features,), and each column's
+    smallest and largest value over the rows of positive weight (``inf`` and ``-inf`` where none)."""
 
     sums: np.ndarray
+    lowest: np.ndarray
+    highest: np.ndarray
 
     def merge(self, other: ColumnSums) -> ColumnSums:
         """The sums of the union of two disjoint row sets."""
-        return ColumnSums(self.sums + other.sums)
+        return ColumnSums(
+            self.sums + other.sums,
+            np.minimum(self.lowest, other.lowest),
+            np.maximum(self.highest, other.highest),
+        )
 
 
 @dataclass
@@ -162,9 +169,14 @@ def _float64_chunks(rows, weights):
 def column_sums_block_pass(rows, weights, state=None):
     """The :class:`ColumnSums` of a block; ``(statistics, {}, state)`` as a block pass returns."""
     sums = np.zeros(rows.shape[1])
+    lowest, highest = np.full(rows.shape[1], np.inf), np.full(rows.shape[1], -np.inf)
     for chunk, w in _float64_chunks(rows, weights):
         sums += chunk.sum(axis=0) if w is None else w @ chunk
-    return ColumnSums(sums), {}, state
+        counted = chunk if w is None else chunk[w > 0]
+        if counted.shape[0]:
+            np.minimum(lowest, counted.min(axis=0), out=lowest)
+            np.maximum(highest, counted.max(axis=0), out=highest)
+    return ColumnSums(sums, lowest, highest), {}, state
 
 
 def column_deviations_block_pass(mean, rows, weights, state=None):
@@ -181,14 +193,17 @@ def column_deviations_block_pass(mean, rows, weights, state=None):
 
 def column_scale(source, sample_weight=None):
     """(Weighted) column means and variances of a row source, and the largest deviation of an
-    entry from its column's mean, in two passes over its blocks.
+    entry from its column's mean, in two passes over its blocks. The variance of a constant column
+    (one value in every row of positive weight) is exactly 0: its sum of squared deviations only
+    holds the mean's round-off, which grows with the number of rows and says nothing of the data's
+    scale, while a varying column's variance is positive at any scale.
 
     Parameters
     ----------
     source : RowSource
         In memory (one block, computed exactly as
-        :func:`~fastelbo.mixture._initialization.column_mean_and_variance` computes it) or read in
-        blocks (on Dask's workers for a dask array).
+        :func:`~fastelbo.mixture._initialization.column_mean_and_variance` computes it, except for
+        the constant columns' 0) or read in blocks (on Dask's workers for a dask array).
     sample_weight : ndarray of shape (n_samples,) or None
 
     Returns
@@ -201,4 +216,5 @@ def column_scale(source, sample_weight=None):
     sums, _, _ = reduce_blocks(source, column_sums_block_pass, weights)
     mean = sums.sums / total
     deviations, _, _ = reduce_blocks(source, functools.partial(column_deviations_block_pass, mean), weights)
-    return mean, deviations.squares / total, deviations.largest
+    variance = np.where(sums.lowest == sums.highest, 0.0, deviations.squares / total)
+    return mean, variance, deviations.largest

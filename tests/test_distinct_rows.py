@@ -104,9 +104,12 @@ def _parameters(model):
     return model.weights_, model.means_, model.covariances_
 
 
+@pytest.mark.parametrize("weight_scale", [1.0, 0.3])
 @pytest.mark.parametrize("init_params", ["kmeans", "k-means++"])
 @pytest.mark.parametrize("estimator", ["gmm", "mfa"])
-def test_shuffled_weighted_rows_start_and_fit_as_the_repeated_rows(init_params, estimator):
+def test_shuffled_weighted_rows_start_and_fit_as_the_repeated_rows(init_params, estimator, weight_scale):
+    # weight_scale: only the weights' ratios count (a seeded FastMFA start counted a seed as
+    # 1 / the smallest weight points, so weights of 0.3 started elsewhere than weights of 1).
     X, _ = ref.make_blobs_data(300, 3, 4, random_state=0)
     rng = np.random.default_rng(3)
     weights = rng.integers(0, 4, size=len(X))
@@ -119,7 +122,7 @@ def test_shuffled_weighted_rows_start_and_fit_as_the_repeated_rows(init_params, 
         return FastGMM(4, **params)
 
     for max_iter in (0, 10):
-        weighted = _fit(model(max_iter), X[permutation], weights[permutation])
+        weighted = _fit(model(max_iter), X[permutation], weights[permutation] * weight_scale)
         repeated = _fit(model(max_iter), np.repeat(X, weights, axis=0))
         for got, want in zip(_parameters(weighted), _parameters(repeated), strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())

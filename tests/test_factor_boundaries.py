@@ -223,7 +223,7 @@ def test_ppca_noise_far_below_the_largest_variance_is_the_maximum_likelihood_noi
     np.testing.assert_allclose(ppca.score_samples(X[:24]), expected, rtol=1e-10)
 
 
-@pytest.mark.parametrize("factor", [1e-20, 1e20, "1/N"])
+@pytest.mark.parametrize("factor", [1e-250, 1e-20, 1e20, 1e250, "1/N"])
 def test_factor_analysis_fit_does_not_depend_on_the_weights_scale(factor):
     X = collinear_column()
     weights = np.random.RandomState(5).uniform(0.5, 2.0, X.shape[0])
@@ -244,7 +244,7 @@ def test_uniform_weights_of_one_over_n_fit_like_no_weights():
     assert weighted.score(X) == pytest.approx(plain.score(X), rel=1e-10)
 
 
-@pytest.mark.parametrize("factor", [1e-20, 1e20])
+@pytest.mark.parametrize("factor", [1e-250, 1e-20, 1e20, 1e250])
 def test_ppca_em_does_not_depend_on_the_weights_scale(factor):
     X = _factor_rows(100, 5, 2, seed=6)
     weights = np.random.RandomState(7).uniform(0.5, 2.0, X.shape[0])

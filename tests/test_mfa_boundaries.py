@@ -192,7 +192,9 @@ def test_multiplying_every_sample_weight_by_a_constant_changes_nothing(dtype):
 
     unit = fit(weights)
     rtol = 1e-9 if dtype == np.float64 else 1e-4
-    for constant in (1e-20, 1e-8, 1e8, 1e20):
+    # 1e+-250: sums of squared weights beyond float64 (eigh failed at 1e200; 1e-200 fitted elsewhere).
+    extremes = (1e-250, 1e250) if dtype == np.float64 else (1e-30, 1e30)  # weights are in X's dtype
+    for constant in (extremes[0], 1e-20, 1e-8, 1e8, 1e20, extremes[1]):
         scaled = fit(weights * constant)
         assert scaled.lower_bound_ == pytest.approx(unit.lower_bound_, rel=rtol)
         assert scaled.n_iter_ == unit.n_iter_

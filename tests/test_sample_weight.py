@@ -195,6 +195,17 @@ def test_equal_weights_fit_as_no_weights(blobs, init_params):
     _assert_same_fit(_fit(FastGMM(K, **params), blobs, 2.0), unweighted)
 
 
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("constant", [1e-300, 1e-200, 1e160, 1e300])
+def test_weights_times_any_constant_fit_as_the_weights(blobs, real_weights, covariance_type, constant):
+    # The M-step's scatter sxx - sx sx^T / nk squares sums of weights: weights of 1e160 made it
+    # overflow (diag: a lower bound of -1.66e6 for -4.71; full: an error blaming X), 1e-200
+    # underflow (covariances off by 1e-5 relative). Only the weights' ratios may matter.
+    params = dict(covariance_type=covariance_type, random_state=0, max_iter=8, tol=0.0)
+    expected = _fit(FastGMM(K, **params), blobs, real_weights)
+    _assert_same_fit(_fit(FastGMM(K, **params), blobs, real_weights * constant), expected, rtol=1e-9)
+
+
 def test_random_from_data_never_starts_on_a_zero_weight_row(blobs):
     weights = np.zeros(len(blobs))
     weights[[5, 17, 101, 230, 333, 599]] = [1.0, 2.0, 3.0, 1.0, 0.5, 4.0]

@@ -94,6 +94,10 @@ class EMEstimator(ABC):
     #: otherwise every input is validated into an in-memory array first.
     _accepts_row_sources = False
 
+    #: Whether every output depends on the sample weights' ratios only, so that the hooks get them
+    #: scaled by a power of two to a largest in [0.5, 1) (see ``check_sample_weight``).
+    _outputs_use_weight_ratios_only = True
+
     # -- hooks -------------------------------------------------------------------------------
 
     @abstractmethod
@@ -236,7 +240,7 @@ class EMEstimator(ABC):
         training data and the sample weights; return both."""
         self._check_hyperparameters()
         X = self._validate_rows(X, reset=True, min_samples=2)
-        return X, check_sample_weight(sample_weight, X)
+        return X, check_sample_weight(sample_weight, X, scale_to_unit=self._outputs_use_weight_ratios_only)
 
     def _validate_rows(self, X, reset, min_samples):
         """X validated as scikit-learn validates it (an in-memory float32/float64 C-contiguous

@@ -32,12 +32,17 @@ def as_numpy(value, name):
     )
 
 
-def check_sample_weight(sample_weight, X):
+def check_sample_weight(sample_weight, X, scale_to_unit=False):
     """Validated sample weights, with scikit-learn's ``_check_sample_weight`` semantics.
 
     None stays None (the unweighted path); a number is the weight of every row; an array must have
     shape (n_samples,) and be finite, non-negative and not all zero. The dtype is X's (the kernels
     read weights in the working precision).
+
+    ``scale_to_unit``: for estimators whose every output depends on the weights' ratios only, the
+    weights are returned multiplied by a power of two (exactly), the largest in [0.5, 1), so that no
+    sum of weights or of their squares leaves float64's range. Otherwise (outputs in the weights'
+    units, such as a total log-likelihood) a total weight beyond float64's normal range is refused.
     """
     if sample_weight is None:
         return None
@@ -75,6 +80,8 @@ def check_sample_weight(sample_weight, X):
         raise ValueError("Negative values in data passed to `sample_weight`")
     if not np.any(sample_weight):
         raise ValueError("sample_weight must contain at least one non-zero number (all weights are zero).")
+    if scale_to_unit:
+        return _scaled_by_a_power_of_two(sample_weight)
     total = float(np.sum(sample_weight, dtype=np.float64))
     if not np.finfo(np.float64).tiny <= total <= np.finfo(np.float64).max:
         # The fit's averages divide by the total weight: a subnormal or overflowing total would
@@ -84,6 +91,23 @@ def check_sample_weight(sample_weight, X):
             "(multiplying them all by a constant does not change the fit)"
         )
     return sample_weight
+
+
+def _scaled_by_a_power_of_two(weights):
+    """``weights`` times the power of two that brings the largest into [0.5, 1): exact, so every
+    ratio of weights, and so the fit, is unchanged; but the sums of weights and their squares (the
+    M-steps' sx sx^T / nk) no longer overflow or underflow, as they did for weights of 1e160 or
+    1e-200, or for totals beyond float64's range. Where weights span more than the dtype's range,
+    the smallest positive one is kept a normal number (not flushed to zero) rather than the largest
+    brought to 1."""
+    positive = weights[weights > 0]
+    info = np.finfo(weights.dtype)
+    _, largest = np.frexp(positive.max())
+    _, smallest = np.frexp(positive.min())
+    # 2**(smallest - 1 - exponent) >= tiny = 2**minexp keeps the smallest positive weight normal;
+    # exponent >= largest - maxexp keeps the largest finite, whatever the span.
+    exponent = max(min(int(largest), int(smallest) - 1 - info.minexp), int(largest) - info.maxexp)
+    return np.ldexp(weights, -exponent).astype(weights.dtype, copy=False)
 
 
 def as_float_array(value, name):

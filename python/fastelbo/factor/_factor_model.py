@@ -82,6 +82,8 @@ class LinearGaussianFactorModel(
     # The fit reads X only in the scatter passes (block by block), inference per block: memmaps,
     # HDF5 and Zarr arrays, RowSources and dask arrays are never copied whole into memory.
     _accepts_row_sources = True
+    # loglike_ is in the weights' units; the scatter passes divide by the largest weight themselves.
+    _outputs_use_weight_ratios_only = False
 
     # -- fitting -----------------------------------------------------------------------------
 

@@ -498,7 +498,8 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
             self.noise,
             self._noise_floor_,
             lambda: _data_covariance(X, column_mean, sample_weight),
-            self._weight_unit_,
+            # A seeding's rows count once each (row_weights None), whatever their sample weights.
+            self._weight_unit_ if row_weights is not None else 1.0,
         )
         self._assign(*parameters, dtype=X.dtype)
 

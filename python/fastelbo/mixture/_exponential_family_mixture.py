@@ -167,7 +167,9 @@ class ExponentialFamilyMixture(MixtureEstimator):
         self._check_hyperparameters()
         X = self._validate_rows(X, reset=True, min_samples=2)
         # Weights are float64 whatever X's dtype (bool, integers): only X's row count is read.
-        return X, check_sample_weight(sample_weight, np.empty((X.shape[0], 0)))
+        return X, check_sample_weight(
+            sample_weight, np.empty((X.shape[0], 0)), scale_to_unit=self._outputs_use_weight_ratios_only
+        )
 
     def _check_initial_parameters(self, n_features):
         K = int(self.n_components)

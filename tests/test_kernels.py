@@ -467,6 +467,18 @@ def test_kmeans_plusplus_is_bitwise_identical_for_any_thread_count():
     np.testing.assert_array_equal(one, two)
 
 
+@pytest.mark.parametrize("exponent", [-100, -64, 64, 100])
+def test_kmeans_plusplus_seeds_do_not_depend_on_the_units_of_float64_data(exponent):
+    # X times a power of two has the same digits; the seeding works on a float32 copy, whose
+    # squared distances overflowed beyond |X| ~ 1e19 and underflowed below 1e-19 (the same row was
+    # drawn twice at 2**100).
+    X, _ = _kmeans_data(7, n=3000)
+    weights = np.random.default_rng(1).uniform(0.5, 2.0, X.shape[0])
+    for w in (None, weights):
+        expected = _core.kmeans_plusplus(X, w, 10, 4, 42, 0)
+        np.testing.assert_array_equal(_core.kmeans_plusplus(np.ldexp(X, exponent), w, 10, 4, 42, 0), expected)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_kmeans_plusplus_seeds_one_center_in_each_well_separated_blob(seed):
     X, y = _kmeans_data(8, k=5, separation=20.0)

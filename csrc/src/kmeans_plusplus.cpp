@@ -8,6 +8,7 @@
 // of streaming the whole of X once per step. The distances to the candidates are kept, so adding the
 // chosen one needs no second pass over X.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <stdexcept>
 
@@ -32,12 +33,22 @@ Index search_cumulative(const std::vector<double>& cumulative, double target) {
 // The seeding reads every row not yet settled once per centre, so it is bound by memory traffic. It
 // works on a float32 copy of X about its column mean: half the bytes of float64, and centring keeps
 // float32's relative error (~1e-7) on the squared distances that set the sampling probabilities.
+// The copy is also scaled by the power of two that brings its largest entry into [0.5, 1): float64
+// data of any scale (1e20, 1e-20) would otherwise give squared distances beyond float32's range,
+// and a power of two scales every distance exactly, so the seeds do not depend on X's units.
 template <class T>
 RowMatrix<float> centred_float_copy(const KMeansData<T>& data, int n_threads) {
     const RowVector<double> mean = column_mean(data);
+    std::vector<double> row_largest(static_cast<size_t>(data.n_rows));
+    parallel_for_each(data.n_rows, n_threads, [&](Index n) {
+        row_largest[static_cast<size_t>(n)] = (data.row(n).template cast<double>() - mean).cwiseAbs().maxCoeff();
+    });
+    const double largest = row_largest.empty() ? 0.0 : *std::max_element(row_largest.begin(), row_largest.end());
+    int exponent = 0;
+    if (largest > 0) std::frexp(largest, &exponent);
     RowMatrix<float> out(data.n_rows, data.n_features);
     parallel_for_each(data.n_rows, n_threads, [&](Index n) {
-        out.row(n) = (data.row(n).template cast<double>() - mean).template cast<float>();
+        out.row(n) = ((data.row(n).template cast<double>() - mean) * std::ldexp(1.0, -exponent)).template cast<float>();
     });
     return out;
 }

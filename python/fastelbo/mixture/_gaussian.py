@@ -3,6 +3,7 @@ the blocked C++ kernel, and which reports the ELBO's entropy decomposition."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 
@@ -38,7 +39,12 @@ from fastelbo.mixture._cuda_backend import (
     uses_cuda,
 )
 from fastelbo.mixture._cuda_backend import gaussian_pass as cuda_gaussian_pass
-from fastelbo.mixture._gaussian_mstep import about_stored_means, gaussian_m_step
+from fastelbo.mixture._gaussian_mstep import (
+    about_stored_means,
+    gaussian_m_step,
+    moments_lose_precision,
+    new_means,
+)
 from fastelbo.mixture._gaussian_pass import GaussianPassParameters, GaussianPassRequest, gaussian_block_pass
 from fastelbo.mixture._initialization import (
     INIT_PARAMS,
@@ -373,11 +379,13 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         home=None,
         refine=True,
         homes_only=False,
+        reference=None,
     ):
         """One kernel pass with the current parameters; returns (statistics, per-row outputs).
 
         ``X`` is an in-memory array or a :class:`RowSource`, read block by block. Moments are taken
-        about the current means (the statistics' reference points). ``home`` (one int64 array of
+        about the current means (the statistics' reference points), or about ``reference`` (K, D)
+        where given (CPU only). ``home`` (one int64 array of
         labels per block of X, or None; a labelling pass returns them as ``out["homes"]``) names
         a component near each row: the diag, spherical and
         tied kernels expand log-joints and moments about the centroid of a run of rows that share a
@@ -400,6 +408,10 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
             return stats, out
         dtype = np.result_type(source.dtype, self.means_.dtype)
         parameters = self._pass_parameters(dtype, moments)
+        if reference is not None:
+            parameters = dataclasses.replace(
+                parameters, reference=np.ascontiguousarray(reference, dtype=np.float64)
+            )
         request = GaussianPassRequest(log_norm, responsibilities, labels, refine, homes_only)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
@@ -474,7 +486,16 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
             X, moments=True, labels=True, sample_weight=sample_weight, home=home, homes_only=True
         )
         self._em_home = out["homes"]
-        return _check_finite(stats, X)
+        stats = _check_finite(stats, X)
+        if moments_lose_precision(stats, self.covariance_type, self.reg_covar) and not uses_cuda(self, False):
+            # A mean moved far from its reference point (the current mean) for its spread: the
+            # scatter would cancel to round-off. The same responsibilities' moments, about the new
+            # means (one more pass, only then).
+            stats, _ = self._pass(
+                X, moments=True, sample_weight=sample_weight, home=home, reference=new_means(stats)
+            )
+            stats = _check_finite(stats, X)
+        return stats
 
     def _needs_homes(self, dtype):
         """Whether passes need home labels (see :meth:`_pass`).

@@ -1,0 +1,114 @@
+"""FastGMM's M-step when the new means lie far from the statistics' reference points (the current
+means): a far-off ``means_init``, or a warm start on data moved far away.
+
+The pass takes moments about the current means and the M-step forms the scatter as
+``sxx - sx sx^T / nk``, which loses ``log10(sxx / scatter)`` digits to cancellation: a mean that
+moved 1e8 standard deviations lost every digit of its covariance (relative errors of 4 in one EM
+step, and an "ill-defined covariance" error at 1e9 for full and tied). Such a step takes the moments
+again about the new means; every step is compared here with an exact NumPy EM step.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+import reference as ref
+from fastelbo import FastGMM
+
+COVARIANCE_TYPES = list(ref.COVARIANCE_TYPES)
+
+
+def _three_clusters():
+    rng = np.random.RandomState(8)
+    return np.r_[rng.randn(60, 3), rng.randn(50, 3) * 0.5 + 4, rng.randn(40, 3) * 2 - 3]
+
+
+def _unit_parameters(covariance_type, scale):
+    """Covariances ``scale * I`` of three components, and the matching precisions_init."""
+    covariances = {
+        "full": np.array([np.eye(3) * scale] * 3),
+        "tied": np.eye(3) * scale,
+        "diag": np.full((3, 3), scale),
+        "spherical": np.full(3, scale),
+    }[covariance_type]
+    return covariances, ref.precisions_from_covariances(covariances, covariance_type)
+
+
+def _exact_step(X, weights, means, covariances, covariance_type, reg_covar=1e-6):
+    """One EM step's parameters, and the responsibilities it took."""
+    resp = ref.e_step(X, weights, means, covariances, covariance_type)["resp"]
+    return ref.m_step(X, resp, reg_covar, covariance_type), resp
+
+
+def _one_step(X, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return FastGMM(3, max_iter=1, **params).fit(X)
+
+
+def _assert_step_equals(gmm, expected):
+    """The step's parameters equal the exact step's; the means of components left without any
+    responsibility are not compared (the reference sets them to 0, FastGMM keeps the last ones)."""
+    weights, means, covariances = expected
+    np.testing.assert_allclose(gmm.weights_, weights, rtol=1e-12, atol=1e-15)
+    held = weights > 1e-12
+    np.testing.assert_allclose(gmm.means_[held], means[held], rtol=1e-12, atol=1e-12 * np.abs(means).max())
+    np.testing.assert_allclose(
+        gmm.covariances_, covariances, rtol=1e-10, atol=1e-10 * np.abs(covariances).max()
+    )
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("offset", [1e4, 1e6, 1e9])
+def test_a_step_from_far_off_initial_means_equals_the_exact_step(covariance_type, offset):
+    X = _three_clusters()
+    weights = np.array([0.2, 0.3, 0.5])
+    means = X[:3] + np.array([[offset, 0, 0], [0, offset, 0], [0, 0, -offset]])
+    covariances, precisions = _unit_parameters(covariance_type, 2.0)
+    gmm = _one_step(
+        X,
+        covariance_type=covariance_type,
+        weights_init=weights,
+        means_init=means,
+        precisions_init=precisions,
+    )
+    expected, resp = _exact_step(X, weights, means, covariances, covariance_type)
+    _assert_step_equals(gmm, expected)
+    # The step's entropy sum S(q^0, Theta^1), from the exact responsibilities and parameters.
+    terms = ref.entropy_terms(resp, expected[0], expected[2], covariance_type, X.shape[1])
+    assert gmm.entropy_sum_history_[-1] == pytest.approx(terms["entropy_sum"], rel=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("shift", [1e6, 1e8])
+def test_a_warm_start_on_data_moved_far_away_steps_as_exact_em(covariance_type, shift):
+    X = _three_clusters()
+    gmm = FastGMM(3, covariance_type=covariance_type, random_state=0, max_iter=20, warm_start=True).fit(X)
+    weights, means, covariances = gmm.weights_, gmm.means_, gmm.covariances_
+    moved = X + shift
+    gmm.set_params(max_iter=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gmm.fit(moved)
+    _assert_step_equals(gmm, _exact_step(moved, weights, means, covariances, covariance_type)[0])
+
+
+def test_ordinary_fits_take_no_second_pass(monkeypatch):
+    # The second pass is for means that jump many standard deviations, not for every EM step.
+    import fastelbo.mixture._gaussian as gaussian
+
+    second_passes = []
+    original = gaussian.moments_lose_precision
+
+    def counted(*args):
+        lose = original(*args)
+        second_passes.append(lose)
+        return lose
+
+    monkeypatch.setattr(gaussian, "moments_lose_precision", counted)
+    X = _three_clusters()
+    for covariance_type in COVARIANCE_TYPES:
+        FastGMM(3, covariance_type=covariance_type, random_state=0).fit(X)
+    assert len(second_passes) > 20 and not any(second_passes)

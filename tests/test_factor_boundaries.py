@@ -366,3 +366,26 @@ def test_precision_newton_step_is_kept_only_where_it_helps(monkeypatch):
         plain_error = np.linalg.norm(plain - reference) / scale
         assert error <= 1.5 * max(plain_error, 4 * eps)
         assert error <= 10 * eps * np.linalg.cond(components.T @ components + np.diag(noise))
+
+
+@pytest.mark.parametrize("make", [lambda: FastFactorAnalysis(2), lambda: FastPPCA(2)], ids=["fa", "ppca"])
+@pytest.mark.parametrize("n_samples", [300, 4], ids=["tall", "wide"])
+def test_x_beyond_what_float64_can_square_is_refused_naming_x_and_x_within_fits_exactly(make, n_samples):
+    # Variances of 1e-310 were squared to subnormals, which the kernels flush: the fits were 2,100
+    # nats per sample off, silently; 1e153 overflowed into a SciPy error about infs or NaNs.
+    X = _factor_rows(n_samples, 6, 2, seed=3)
+    unit = _fit_quietly(make(), X)
+    for scale in (1e-150, 1e150):
+        scaled = _fit_quietly(make(), X * scale)
+        shifted = scaled.score(X * scale) + 6 * np.log(scale)
+        assert shifted == pytest.approx(unit.score(X), rel=1e-10, abs=1e-10)
+    one_tiny_column = X.copy()
+    one_tiny_column[:, 3] *= 1e-160
+    for data in (X * 1e-160, X * 1e-200, one_tiny_column):
+        with pytest.raises(ValueError, match=r"X is too small for float64: feature\(s\) \[.*\] vary"):
+            make().fit(data)
+    with pytest.raises(ValueError, match=r"X is too large for float64: the variance of feature\(s\)"):
+        make().fit(X * 1e154)
+    constant = X.copy()
+    constant[:, 2] = 1e-200  # a constant feature is no variance to lose
+    _fit_quietly(make(), constant)

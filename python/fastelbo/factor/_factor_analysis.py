@@ -137,7 +137,9 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         Estimated noise variance of every feature, floored relative to the data's scale: at
         1e-10 times the feature's variance, or for a constant feature at 1e-14 times the mean
         variance of the features (scikit-learn floors at an absolute 1e-12). The floors make
-        the fit equivariant to rescaling X: ``score`` shifts by exactly ``-D log s``.
+        the fit equivariant to rescaling X: ``score`` shifts by exactly ``-D log s``, for any X
+        whose variances float64 holds (features varying at scales of about 1e-152 to 1e152;
+        beyond, fitting raises a ValueError saying so).
     mean_ : ndarray of shape (n_features,)
         Per-feature empirical mean (weighted by ``sample_weight``).
     loglike_ : list of float

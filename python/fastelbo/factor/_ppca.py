@@ -192,8 +192,9 @@ class FastPPCA(LinearGaussianFactorModel):
         Isotropic noise variance: the mean of the ``n_features - n_components`` smallest
         eigenvalues, floored at 1e-14 times the mean variance of the features (a floor relative to
         the data's scale, so that ``score`` shifts by exactly ``-D log s`` when X is multiplied by
-        s; the training decomposition's ``note`` says when it holds the fit); exactly 0 when
-        ``n_components == n_features``.
+        s, for any X whose variances float64 holds, about 1e-152 to 1e152 in scale, beyond which
+        fitting raises a ValueError; the training decomposition's ``note`` says when the floor
+        holds the fit); exactly 0 when ``n_components == n_features``.
     mean_ : ndarray of shape (n_features,)
         Mean of the training data (weighted by ``sample_weight``).
     n_components_ : int

@@ -83,6 +83,33 @@ class DataScatter:
         return np.einsum("id,id->d", self.factor, self.factor)
 
 
+#: Smallest variance of a varying feature that the scatter passes hold to full precision (2.3e-305):
+#: squared deviations down to a thousandth of it are still normal numbers. Subnormal ones the
+#: kernels flush to 0 (data of variance 3e-307 lost 7 digits of their log-likelihood, 1e-310 all).
+SMALLEST_VARIANCE = float(np.finfo(np.float64).tiny) * 2.0**10
+
+
+def check_variances_in_range(variances, mean, centre):
+    """ValueError naming X where float64 cannot hold its features' variances: a variance that
+    overflowed, or one of a varying feature that fell below :data:`SMALLEST_VARIANCE` (a positive
+    one, or 0 where the feature's mean differs from the centring row's value, as it cannot for a
+    constant feature: every deviation is exactly 0)."""
+    overflowed = ~np.isfinite(variances)
+    if overflowed.any():
+        raise ValueError(
+            "X is too large for float64: the variance of feature(s) "
+            f"{np.flatnonzero(overflowed)[:10].tolist()} overflows; rescale X"
+        )
+    varying = (variances > 0) | (mean != centre)
+    underflowed = varying & (variances < SMALLEST_VARIANCE)
+    if underflowed.any():
+        raise ValueError(
+            f"X is too small for float64: feature(s) {np.flatnonzero(underflowed)[:10].tolist()} vary, but "
+            f"their variance ({float(variances[underflowed].min()):.3g}) is below {SMALLEST_VARIANCE:g}, "
+            "where the squares of their deviations leave float64's range; rescale X"
+        )
+
+
 def as_row_source(X):
     """``X`` as a :class:`~fastelbo._row_source.RowSource` (an in-memory array: one block)."""
     return X if isinstance(X, RowSource) else RowSource(X)
@@ -139,6 +166,8 @@ def fast_data_scatter(X, sample_weight=None, n_jobs=None):
     sum_weight = moments.sum_weight
     covariance = moments.scatter / sum_weight
     diagonal = np.maximum(np.diag(covariance), 0.0)  # the kernel's subtraction may round below 0
+    overflowed = ~np.all(np.isfinite(covariance), axis=0)
+    check_variances_in_range(np.where(overflowed, np.inf, diagonal), moments.mean, settings.centre)
     n_weighted = float(n_samples) if sample_weight is None else sum_weight / moments.min_positive_weight
     return DataScatter(
         n_samples, n_weighted, sum_weight, moments.mean, _covariance_factor(covariance), False, diagonal
@@ -187,4 +216,6 @@ def data_scatter(X, sample_weight=None, n_jobs=None):
         n_weighted = float(n_samples)
     else:
         n_weighted = sums.total * max_weight / sums.min_positive_weight
-    return DataScatter(n_samples, n_weighted, sums.sum_weight, mean, factor.factor)
+    scatter = DataScatter(n_samples, n_weighted, sums.sum_weight, mean, factor.factor)
+    check_variances_in_range(scatter.variances, mean, centre)
+    return scatter

@@ -246,3 +246,17 @@ def test_a_stalled_search_step_is_not_convergence(monkeypatch):
         long = FastGMM(tol=0, max_iter=300, **kwargs).fit(X)
     assert elbos[stalled[0]] < long.lower_bound_ - 0.05
     assert model.lower_bound_ > long.lower_bound_ - 0.05
+
+
+def test_data_that_leave_no_set_to_change_converge_after_exactly_settled_steps():
+    """The docstring's bound: a run converges no earlier than SETTLED_STEPS iterations, which data
+    that leave no row's most probable component to change (one repeated row) reach exactly."""
+    from fastelbo.mixture._truncated import SETTLED_STEPS
+
+    X = np.tile([[1.0, 2.0]], (8, 1))
+    params = dict(n_components=3, covariance_type="diag", n_active=2, random_state=0)
+    settled = FastGMM(max_iter=100, **params).fit(X)
+    assert settled.converged_ and settled.n_iter_ == SETTLED_STEPS
+    with pytest.warns(ConvergenceWarning):
+        short = FastGMM(max_iter=SETTLED_STEPS - 1, **params).fit(X)
+    assert not short.converged_

@@ -192,8 +192,9 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         pass over all K components, ``O(N·K·D)``. A run converges once the change falls below
         ``tol`` after 10 consecutive E-steps that changed no row's most probable component (a
         search step that finds nothing changes the free energy by exactly 0, yet later steps may
-        still find better sets), so it runs at least 11 iterations: with ``max_iter <= 10`` it
-        ends unconverged.
+        still find better sets), so it runs at least 10 iterations (11 where its first E-step
+        changes a row's most probable component, as it does unless the data leave nothing to
+        change): with ``max_iter < 10`` it ends unconverged.
     n_neighbors : int, default=None
         G, the length of every component's neighbour list in truncated EM (None: min(5, K)).
         Needs ``n_active``.

@@ -136,6 +136,8 @@ def entropy_sum(X, resp_source_params, params, form="latent", sample_weight=None
 
     latent:    <H[q_n(c)]> + sum_c qbar_c 1/2 log|Sigma_c| - H[pi]
                - sum_c qbar_c (D/2 L + 1/2 sum_d log psi_cd)
+               (Sigma_c the posterior covariance of q, so of ``resp_source_params``: the term
+               A = <H[q_n]> depends on q alone)
     collapsed: <H[q_n(c)]> - H[pi] - sum_c qbar_c (D/2 L + 1/2 log|W_c W_c^T + Psi_c|)
     """
     resp, _, entropy = e_step(X, *resp_source_params)
@@ -148,7 +150,7 @@ def entropy_sum(X, resp_source_params, params, form="latent", sample_weight=None
     value = w @ entropy / w.sum() - prior
     for c in range(len(pi)):
         if form == "latent":
-            _, sigma = posterior(np.zeros((1, D)), means, components, noise_variance, c)
+            _, sigma = posterior(np.zeros((1, D)), *resp_source_params[1:], c)
             value += qbar[c] * 0.5 * np.linalg.slogdet(sigma)[1]
             value -= qbar[c] * (0.5 * D * LOG_2PIE + 0.5 * np.sum(np.log(noise_variance[c])))
         else:

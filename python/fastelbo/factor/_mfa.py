@@ -449,9 +449,12 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
         qbar = stats.mean_responsibilities
         gaussian = 0.5 * LOG_2PI_E
         if form == "latent":
-            posterior = gaussian * self.n_factors + half_log_det_posterior_covariances(
-                self.components_, noise
-            )
+            # q's own posterior covariances: those of the pass's parameters (Theta^t in the
+            # history's S(q^t, Theta^{t+1})), else of the current ones (a pass without moments).
+            half_log_det = stats.posterior_half_log_det
+            if half_log_det is None:
+                half_log_det = half_log_det_posterior_covariances(self.components_, noise)
+            posterior = gaussian * self.n_factors + half_log_det
             variational = stats.component_entropy + float(qbar @ posterior)
             prior = categorical_entropy(self.weights_) + gaussian * self.n_factors
             observable = float(qbar @ (gaussian * n_features + half_log_det_noise(noise)))

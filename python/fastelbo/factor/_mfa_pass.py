@@ -28,7 +28,7 @@ from fastelbo import _core
 from fastelbo._block_reduction import reduce_blocks
 from fastelbo._mixture_pass import block_inputs, log_mixing_weights
 from fastelbo._row_chunks import row_chunks
-from fastelbo.factor._mfa_parameters import posterior_covariances
+from fastelbo.factor._mfa_parameters import half_log_det_posterior_covariances, posterior_covariances
 from fastelbo.factor._mfa_statistics import FactorAnalyserStatistics
 
 # -- the E-step pass -------------------------------------------------------------------------------
@@ -45,6 +45,8 @@ class FactorAnalyserPassParameters:
     noise_variance: np.ndarray  # (K, D), spherical variances repeated over the features
     reference: np.ndarray | None  # (K, D) float64; None: no moments
     posterior_covariances: np.ndarray | None  # (K, H, H) float64; None: no moments
+    # (K,) float64 1/2 log|posterior covariance|: the latent entropies of q from these parameters
+    posterior_half_log_det: np.ndarray | None
     n_threads: int
 
     @classmethod
@@ -76,6 +78,7 @@ class FactorAnalyserPassParameters:
             means.astype(np.float64) if moments else None,
             # Of the parameters in the working dtype: those the kernel evaluates.
             posterior_covariances(components, noise_variance) if moments else None,
+            half_log_det_posterior_covariances(components, noise_variance) if moments else None,
             int(n_threads),
         )
 
@@ -119,7 +122,11 @@ def factor_analyser_block_pass(parameters, request, rows, weights, state=None):
         n_threads=parameters.n_threads,
     )
     statistics = FactorAnalyserStatistics.from_kernel(
-        out, rows.shape[0], parameters.reference, parameters.posterior_covariances
+        out,
+        rows.shape[0],
+        parameters.reference,
+        parameters.posterior_covariances,
+        parameters.posterior_half_log_det,
     )
     outputs = request.pick(out)
     return statistics, outputs, state

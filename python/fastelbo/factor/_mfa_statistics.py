@@ -39,9 +39,14 @@ class FactorAnalyserStatistics(MixturePassSums):
     szz: np.ndarray | None = None
     reference: np.ndarray | None = None
     posterior_covariances: np.ndarray | None = None
+    #: ``1/2 log|posterior covariance|`` of each component under the pass's parameters (K,): the
+    #: latent part of the entropy of q, which the entropy sum S(q^t, Theta^{t+1}) takes from q^t.
+    posterior_half_log_det: np.ndarray | None = None
 
     @classmethod
-    def from_kernel(cls, out, n_samples, reference=None, posterior_covariances=None):
+    def from_kernel(
+        cls, out, n_samples, reference=None, posterior_covariances=None, posterior_half_log_det=None
+    ):
         """Wrap the dictionary returned by ``_core.factor_analyser_mixture_pass``."""
         moments = {name: out.get(name) for name in ("sx", "sxx", "szx", "sz", "szz")}
         return cls(
@@ -49,6 +54,7 @@ class FactorAnalyserStatistics(MixturePassSums):
             **moments,
             reference=reference,
             posterior_covariances=posterior_covariances,
+            posterior_half_log_det=posterior_half_log_det,
         )
 
     def merge(self, other: FactorAnalyserStatistics) -> FactorAnalyserStatistics:
@@ -58,7 +64,7 @@ class FactorAnalyserStatistics(MixturePassSums):
         parameters, must be equal and are kept. ValueError otherwise: sums about different
         reference points do not add.
         """
-        for name in ("reference", "posterior_covariances"):
+        for name in ("reference", "posterior_covariances", "posterior_half_log_det"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if (mine is None) != (theirs is None) or (mine is not None and not np.array_equal(mine, theirs)):
                 raise ValueError(f"cannot merge statistics taken with different {name.replace('_', ' ')}")
@@ -79,4 +85,5 @@ class FactorAnalyserStatistics(MixturePassSums):
             szz=add(self.szz, other.szz),
             reference=self.reference,
             posterior_covariances=self.posterior_covariances,
+            posterior_half_log_det=self.posterior_half_log_det,
         )

@@ -157,7 +157,13 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         fixed by the rows' values, so the start does not depend on the order of the rows, and
         integer weights start exactly as the rows repeated, and ``s X + b`` (s > 0) starts from the
         start of X mapped (the cost: an ``O(N log N)`` sort of the rows' values, read in place);
-        'random' and 'random_from_data' draw in row order.
+        'random' and 'random_from_data' draw in row order. Every start is the exact M-step of its
+        responsibilities. With one-hot responsibilities ('random_from_data', 'k-means++',
+        'afkmc2') and ``covariance_type='tied'`` scikit-learn's start differs: its tied estimator
+        sums ``X^T X`` over all rows, as if each row's responsibilities summed to 1, and starts
+        from a covariance of the order of the data's second moment, where fastelbo's is
+        ``reg_covar`` times the identity (the scatter of K single rows about themselves), so the
+        two fits take different paths.
     weights_init : array-like of shape (n_components,), default=None
         Initial mixing weights.
     means_init : array-like of shape (n_components, n_features), default=None

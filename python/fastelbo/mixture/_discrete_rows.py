@@ -90,7 +90,11 @@ class DiscreteBlockReader:
         if rows.shape[0] != stop - start:
             raise ValueError(f"X: a block of rows {start}:{stop} has {rows.shape[0]} rows")
         rows = checked_rows(rows, self.owner, FAMILIES[self.family_name], start)
-        return rows if sp.issparse(rows) else sp.csr_matrix(rows)
+        if sp.issparse(rows):
+            return rows
+        if rows.dtype == np.float16:
+            rows = rows.astype(np.float64)  # exact; scipy.sparse has no float16
+        return sp.csr_matrix(rows)
 
 
 def canonical_csr(X):

@@ -16,7 +16,7 @@ from sklearn.datasets import load_digits
 import fastelbo._row_source as row_source_module
 import row_sources
 from avx512_rounding import KERNELS_AVX512
-from fastelbo import FastGMM, RowSource
+from fastelbo import FastFactorAnalysis, FastGMM, FastMFA, FastPPCA, RowSource
 from fastelbo._block_reduction import _StreamingMerge, merge_tree
 from lost_workers import kill_a_worker, wait_for_restarted_workers
 from row_sources import max_relative_difference, sample_weights
@@ -118,15 +118,23 @@ def test_fits_on_every_row_source_equal_the_in_memory_fit(tmp_path, covariance_t
         assert abs(decomposition.entropy_sum - expected.entropy_sum) < 1e-10 * abs(expected.entropy_sum), name
 
 
-def test_a_dask_fit_equals_the_in_process_fit_over_the_same_blocks_bit_for_bit():
+@pytest.mark.parametrize("sampled", [False, True], ids=["every-row-starts", "a-sample-starts"])
+def test_a_dask_fit_equals_the_in_process_fit_over_the_same_blocks_bit_for_bit(monkeypatch, sampled):
+    block = 500
+    if sampled:
+        # More rows than the initialisation reads, in blocks shorter than the sample's runs
+        # (sample / 16): both sample runs of one block (dask's were not capped by its chunks, so
+        # beyond 2**18 rows it started from other rows).
+        monkeypatch.setattr(row_source_module, "INIT_SAMPLE_ROWS", 1600)
+        block = 50
     X = _clusters(seed=3).astype(np.float32)
     weights = sample_weights(len(X))
     for covariance_type in COVARIANCE_TYPES:
         params = dict(n_components=3, covariance_type=covariance_type, random_state=0)
         local = FastGMM(**params)
-        local_labels = local.fit_predict(RowSource(X, block_rows=500), sample_weight=weights)
+        local_labels = local.fit_predict(RowSource(X, block_rows=block), sample_weight=weights)
         distributed = FastGMM(**params)
-        labels = distributed.fit_predict(da.from_array(X, chunks=(500, 4)), sample_weight=weights)
+        labels = distributed.fit_predict(da.from_array(X, chunks=(block, 4)), sample_weight=weights)
         assert isinstance(labels, da.Array)  # per-row results of dask input stay dask arrays
         np.testing.assert_array_equal(labels.compute(), local_labels)
         assert distributed.lower_bound_ == local.lower_bound_
@@ -301,3 +309,40 @@ def test_a_worker_lost_mid_fit_is_retried_and_the_fit_is_unchanged(dask_client):
     np.testing.assert_array_equal(disturbed.means_, undisturbed.means_)
     assert disturbed.lower_bound_ == undisturbed.lower_bound_
     wait_for_restarted_workers(dask_client)
+
+
+@pytest.mark.parametrize("block_rows", [0, -5, True, 2.7, "10", "abc", np.float64(3.0)])
+def test_a_block_size_that_is_not_a_positive_integer_is_refused_naming_it(block_rows):
+    # 0, -5 and True were read as blocks of one row, 2.7 as 2 and "10" as 10, silently.
+    with pytest.raises(ValueError, match=r"block_rows must be None or an integer >= 1, got"):
+        RowSource(np.zeros((10, 2)), block_rows=block_rows)
+
+
+def test_a_row_source_of_a_row_source_keeps_its_blocks_unless_given_others():
+    X = np.arange(40.0).reshape(20, 2)
+    inner = RowSource(X, block_rows=7)
+    assert RowSource(inner).block_rows == 7 and RowSource(inner).spans() == inner.spans()
+    assert RowSource(inner, block_rows=5).block_rows == 5
+    assert RowSource(X, block_rows=np.int64(4)).block_rows == 4
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: FastGMM(1),
+        lambda: FastGMM(2, n_active=1),
+        lambda: FastPPCA(1),
+        lambda: FastFactorAnalysis(1),
+        lambda: FastMFA(1, n_factors=1),
+    ],
+)
+def test_dask_arrays_without_features_or_of_sparse_chunks_are_refused_as_in_memory_ones(make):
+    # 0 columns reached the kernels (IndexError, 'need K >= 1 and D >= 1', 'n_components must be
+    # <= n_features=0'); sparse chunks gave NumPy's 'setting an array element with a sequence'.
+    import scipy.sparse as sp
+
+    with pytest.raises(ValueError, match=r"Found array with 0 feature\(s\) \(shape=\(50, 0\)\)"):
+        make().fit(da.zeros((50, 0), chunks=(25, 0)))
+    sparse_chunks = da.from_array(np.eye(40, 3), chunks=(20, 3)).map_blocks(sp.csr_matrix)
+    with pytest.raises(TypeError, match="Sparse data was passed for X, but dense data is required"):
+        make().fit(sparse_chunks)

@@ -28,6 +28,7 @@ from abc import ABC, abstractmethod
 from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -247,6 +248,11 @@ class EMEstimator(ABC):
         array), or, for a model that streams, a :class:`~fastelbo._row_source.RowSource` of a
         streamed input whose shape and dtype are checked here and its values block by block."""
         if self._accepts_row_sources and is_dask_array(X):
+            if sp.issparse(getattr(X, "_meta", None)):  # chunks of scipy.sparse matrices
+                raise TypeError(
+                    "Sparse data was passed for X, but dense data is required. Use '.map_blocks(lambda "
+                    "b: b.toarray())' on the dask array to convert its chunks to dense NumPy arrays."
+                )
             source = DaskRowSource(X)
             validate_data(self, X, skip_check_array=True, reset=reset)
             if source.n_samples < min_samples:

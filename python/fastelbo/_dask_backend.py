@@ -194,9 +194,10 @@ class DaskRowSource(RowSource):
             return self.read(0, self.n_samples), np.arange(self.n_samples)
         import dask
 
-        # Runs not capped by the chunks (the sample is one computation, whatever it spans); each
-        # run is read and checked with its own rows, so that an error names them.
-        spans, index = sample_spans(self.n_samples, n_rows, self.n_samples, random_state)
+        # Runs of at most block_rows (the longest chunk), as a RowSource of those blocks samples,
+        # so that both start from the same rows; the sample is one computation whatever the number
+        # of runs. Each run is read and checked with its own rows, so that an error names them.
+        spans, index = sample_spans(self.n_samples, n_rows, self.block_rows, random_state)
         runs = dask.compute(*[self.data[start:stop] for start, stop in spans])
         return stack_rows([self.reader(run, *span) for run, span in zip(runs, spans, strict=True)]), index
 
@@ -214,6 +215,8 @@ def check_dask_input(X, name="X"):
     """Refuse a dask array that is not 2-D, real, with known chunk sizes."""
     if X.ndim != 2:
         raise ValueError(f"Expected a 2D dask array for {name}, got shape {X.shape}.")
+    if X.shape[1] == 0:
+        raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
     if any(np.isnan(size) for chunks in X.chunks for size in chunks):
         raise ValueError(
             f"{name} is a dask array with unknown chunk sizes; call {name}.compute_chunk_sizes() first"

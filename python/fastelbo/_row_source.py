@@ -75,8 +75,9 @@ class RowSource:
     name : str, default='X'
         The argument's name in error messages.
     block_rows : int, default=None
-        Rows per block. None: about 32 MiB of rows for streamed data; a plain in-memory array (one
-        that is not a memmap) is then validated and read as one block, as without a RowSource.
+        Rows per block (an integer >= 1; ValueError otherwise). None: those of ``data`` where it is
+        a streamed RowSource, else about 32 MiB of rows for streamed data; a plain in-memory array
+        (one that is not a memmap) is then validated and read as one block, as without a RowSource.
     reader : callable, default=None
         ``reader(rows, start, stop)``: the block of rows ``start:stop``, as sliced from ``data``
         (its own dtype, unchecked), as the pass reads it; it checks the values itself. None: the
@@ -91,7 +92,10 @@ class RowSource:
     """
 
     def __init__(self, data, name="X", block_rows=None, reader=None):
+        check_block_rows(block_rows)
         if isinstance(data, RowSource):
+            if block_rows is None and data.streamed:
+                block_rows = data.block_rows  # a source's blocks, unless others are asked for
             data = data.data
         check_shape(data, name)
         self.data = data

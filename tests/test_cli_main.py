@@ -130,6 +130,9 @@ def folder(X, tmp_path_factory):
     np.save(folder / "constant.npy", constant)
     # Error cases.
     (folder / "text.csv").write_text("a,b\n1,2\n3,oops\n")
+    # Numbers to Python's float() but not to NumPy's parser: they ended in 'please report'.
+    (folder / "underscore.csv").write_text("a,b\n1_000,2\n3,4\n5,6\n")
+    (folder / "arabic.csv").write_text("a,b\n\u0661,2\n3,4\n5,6\n", encoding="utf-8")
     (folder / "ragged.csv").write_text("1,2,3\n4,5\n")
     (folder / "wide_header.csv").write_text("a,b,c\n1,2\n")
     (folder / "comments.csv").write_text("# nothing but a comment\n\n   \n")
@@ -172,6 +175,8 @@ ERRORS = {
     "missing-with-suffix": (["fit", "absent.tsv"], ["no such file: 'absent.tsv'"]),
     "folder": (["fit", "sub"], ["DATA 'sub' is a folder"]),
     "csv-text-field": (["fit", "text.csv"], ["text.csv: line 3, column 2 ('b'): 'oops' is not a number"]),
+    "csv-underscore": (["fit", "underscore.csv"], ["line 2, column 1 ('a'): '1_000' is not a number"]),
+    "csv-other-digits": (["fit", "arabic.csv"], ["line 2, column 1 ('a'): '\u0661' is not a number"]),
     "csv-ragged": (
         ["fit", "ragged.csv"],
         ["ragged.csv: line 2 has 2 fields, line 1 has 3 (separator: comma)"],

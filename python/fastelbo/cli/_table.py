@@ -154,6 +154,8 @@ def _sniff_separator(lines):
 
 
 def _is_number(field, decimal_comma):
+    if not field.isascii() or "_" in field:
+        return False  # Python's float() reads '1_000' and non-Latin digits; NumPy's parser does not
     if decimal_comma and _DECIMAL_COMMA.match(field):
         field = field.replace(",", ".")
     try:

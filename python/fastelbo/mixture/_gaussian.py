@@ -174,7 +174,11 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         Seed of the initialisation (and of :meth:`sample`). The k-means initialisations draw one
         seed from it for fastelbo's own generator (see ``init_params``).
     warm_start : bool, default=False
-        Start the next ``fit`` from the current parameters (``n_init`` is then ignored).
+        Start the next ``fit`` from the current parameters (``n_init`` is then ignored). Exact EM
+        then continues exactly as one longer fit. Truncated EM (``n_active``) keeps no per-row
+        state between fits: a warm start finds every row's set K_n anew from the current
+        parameters (as a first E-step does), so its free energy may start below where the last
+        fit ended and its path differ from one longer fit's.
     {progress_parameters}
     afkmc2_chain_length : int, default=200
         Length m of the Markov chains of ``init_params='afkmc2'`` (longer: closer to k-means++).

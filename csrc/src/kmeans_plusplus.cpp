@@ -46,9 +46,10 @@ RowMatrix<float> centred_float_copy(const KMeansData<T>& data, int n_threads) {
     const double largest = row_largest.empty() ? 0.0 : *std::max_element(row_largest.begin(), row_largest.end());
     int exponent = 0;
     if (largest > 0) std::frexp(largest, &exponent);
+    const double scale = std::ldexp(1.0, -exponent);
     RowMatrix<float> out(data.n_rows, data.n_features);
     parallel_for_each(data.n_rows, n_threads, [&](Index n) {
-        out.row(n) = ((data.row(n).template cast<double>() - mean) * std::ldexp(1.0, -exponent)).template cast<float>();
+        out.row(n) = ((data.row(n).template cast<double>() - mean) * scale).template cast<float>();
     });
     return out;
 }

@@ -310,14 +310,12 @@ class TruncatedEStep {
                                       static_cast<double>(D_) * kFillPerFeature + kFillPerColumn);
         const double direct_cost =
             static_cast<double>(pairs) * (static_cast<double>(D_) * kDirectPerFeature + kDirectPerPair);
-        // Full: a column costs rows·D² at GEMM speed, a pair D² as a vector-matrix product. An
-        // expansion about the item's point loses about log10(m_c) digits of a component whose mean
-        // lies m_c = ||mu_c - point||^2_{P_c} from it: where U holds one beyond what the working
-        // precision can spare (kMaxExpansionCondition, as in the exact pass), the pairs are summed
-        // directly (float32 digits with constant pixels reported a free energy 1.4e-2 above the
-        // log-likelihood).
-        const bool direct = full_ ? static_cast<double>(pairs) * kFullDirectPerPair < static_cast<double>(U * n_rows)
-                                  : direct_cost < expanded_cost || any_far_component(b, point64, U, ws);
+        // Full: a column costs rows·D² at GEMM speed, a pair D² as a vector-matrix product.
+        bool direct = full_ ? static_cast<double>(pairs) * kFullDirectPerPair < static_cast<double>(U * n_rows)
+                            : direct_cost < expanded_cost;
+        // Diag, spherical, tied: the expansion's parameter block, where the GEMM is chosen; a
+        // component too far from the point to expand (see filled_projection) turns it to direct sums.
+        if (!full_ && !direct) direct = !filled_projection(b, point64, U, ws);
         // Tied: the rows whitened once, y~ = x~ U, for whichever evaluation runs and for a random
         // candidate outside U.
         if (tied_) {
@@ -340,7 +338,7 @@ class TruncatedEStep {
             }
         } else {
             ws.log_joint.resize(n_rows, U);
-            expanded_log_joints(b, point64, n_rows, U, ws);
+            expanded_log_joints(n_rows, ws);
         }
         // Direct values come in the order of the loop below (rows, then their S_n by column).
         Index next_pair = 0;
@@ -433,33 +431,13 @@ class TruncatedEStep {
         }
     }
 
-    // Whether a component of U lies beyond kMaxExpansionCondition<T> from the item's expansion point
-    // (diag, spherical: mu_c - point in c's metric; tied: mu_c - mu_b whitened), as fill_projection
-    // would expand it.
-    bool any_far_component(Index b, const RowVector<double>& point64, Index U, Workspace& ws) const {
-        for (Index j = 0; j < U; ++j) {
-            const std::int32_t c = ws.union_components[j];
-            double condition = 0;
-            if (tied_) {
-                whitened_.relative_between(c, b, ws.relative);
-                condition = ws.relative.squaredNorm();
-            } else {
-                const double* precision = constants_.precision.data() + c * D_;
-                for (Index d = 0; d < D_; ++d) {
-                    const double centred = static_cast<double>(p_.means[c * D_ + d]) - point64(d);
-                    condition += centred * centred * precision[d];
-                }
-            }
-            if (condition > kMaxExpansionCondition<T>) return true;
-        }
-        return false;
-    }
-
-    // Diag, spherical, tied: the log-joints of the item's rows against U as one GEMM of features
-    // [x~, x~²] (tied: [y~, ||y~||²] of the whitened rows) times a [F, U] parameter block, plus
-    // constants.
-    void expanded_log_joints(Index b, const RowVector<double>& point64, Index n_rows, Index U, Workspace& ws) const {
-        auto z = ws.features.topRows(n_rows);
+    // The [F, U] parameter block and constants of the expansion about the item's point. An
+    // expansion loses about log10(m_c) digits of a component whose mean lies m_c (fill_projection's
+    // condition) from the point: false, the block left unfinished, where U holds one beyond what the
+    // working precision can spare (kMaxExpansionCondition, as in the exact pass), whose pairs are
+    // then summed directly (float32 digits with constant pixels reported a free energy 1.4e-2 above
+    // the log-likelihood).
+    bool filled_projection(Index b, const RowVector<double>& point64, Index U, Workspace& ws) const {
         ws.projection.resize(F_, U);
         ws.constant.resize(U);
         for (Index j = 0; j < U; ++j) {
@@ -467,8 +445,19 @@ class TruncatedEStep {
             if (!tied_) prefetch_elements(p_.means + c * D_, D_);
             prefetch_elements(column_parameters_ + c * D_, D_);
         }
-        for (Index j = 0; j < U; ++j)
-            fill_projection(ws.union_components[j], b, point64, ws.projection.col(j), ws.constant(j), ws);
+        for (Index j = 0; j < U; ++j) {
+            const double condition =
+                fill_projection(ws.union_components[j], b, point64, ws.projection.col(j), ws.constant(j), ws);
+            if (condition > kMaxExpansionCondition<T>) return false;
+        }
+        return true;
+    }
+
+    // Diag, spherical, tied: the log-joints of the item's rows against U as one GEMM of features
+    // [x~, x~²] (tied: [y~, ||y~||²] of the whitened rows) times the [F, U] block filled_projection
+    // left, plus constants.
+    void expanded_log_joints(Index n_rows, Workspace& ws) const {
+        auto z = ws.features.topRows(n_rows);
         // Tied: ||y~ − m~_c||² of the rows run_item whitened, as spherical with unit precision.
         if (tied_ || spherical_) {
             z.col(D_) = z.leftCols(D_).rowwise().squaredNorm();
@@ -745,21 +734,24 @@ class TruncatedEStep {
     }
 
     // Column of component c of group b: diag, spherical [p_c (μ_c − μ_b), −p_c / 2] about point64 = μ_b;
-    // tied [m~_c, −1/2] with m~_c = (μ_c − μ_b) U (in ws.relative); and its constant.
+    // tied [m~_c, −1/2] with m~_c = (μ_c − μ_b) U (in ws.relative); and its constant. Returns the
+    // expansion's condition m_c: ||μ_c − point||² in c's metric (tied: ||m~_c||²).
     template <class Column>
-    void fill_projection(std::int32_t c, Index b, const RowVector<double>& point64, Column&& column, T& constant,
-                         Workspace& ws) const {
+    double fill_projection(std::int32_t c, Index b, const RowVector<double>& point64, Column&& column, T& constant,
+                           Workspace& ws) const {
         if (tied_) {
             whitened_.relative_between(c, b, ws.relative);
             column.head(D_) = ws.relative.transpose().template cast<T>();
             column(D_) = static_cast<T>(-0.5);
-            constant = finite_component_constant<T>(gaussian_log_joint(constants_.base(c), ws.relative.squaredNorm()));
-            return;
+            const double condition = ws.relative.squaredNorm();
+            constant = finite_component_constant<T>(gaussian_log_joint(constants_.base(c), condition));
+            return condition;
         }
         const double* precision = constants_.precision.data() + c * D_;
         const double mahalanobis = expansion_column(p_.means + c * D_, precision, point64, D_, column);
         squared_feature_entries(precision, D_, spherical_, column);
         constant = finite_component_constant<T>(gaussian_log_joint(constants_.base(c), mahalanobis));
+        return mahalanobis;
     }
 
     // The posterior over every row's C' best candidates (ws.best), exponentials vectorised over the

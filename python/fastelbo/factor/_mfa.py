@@ -36,6 +36,7 @@ from fastelbo.factor._mfa_pass import (
     column_scale,
     factor_analyser_block_pass,
 )
+from fastelbo.factor._scatter import check_variances_finite
 from fastelbo.mixture._initialization import (
     INIT_PARAMS,
     column_mean_and_variance,
@@ -234,11 +235,7 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
         # One pass over the blocks of a streamed X (the means), one about the means (variances,
         # largest deviation): X is never read whole into memory.
         _, variance, deviation = column_scale(_as_row_source(X), sample_weight)
-        if not np.all(np.isfinite(variance)):
-            raise ValueError(
-                "X is too large for float64: the variance of feature(s) "
-                f"{np.flatnonzero(~np.isfinite(variance))[:10].tolist()} overflows; rescale X"
-            )
+        check_variances_finite(variance)
         floor = noise_variance_floor(variance, self.reg_covar, self.noise)
         if X.dtype == np.float32:
             if not (

@@ -89,17 +89,22 @@ class DataScatter:
 SMALLEST_VARIANCE = float(np.finfo(np.float64).tiny) * 2.0**10
 
 
-def check_variances_in_range(variances, mean, centre):
-    """ValueError naming X where float64 cannot hold its features' variances: a variance that
-    overflowed, or one of a varying feature that fell below :data:`SMALLEST_VARIANCE` (a positive
-    one, or 0 where the feature's mean differs from the centring row's value, as it cannot for a
-    constant feature: every deviation is exactly 0)."""
+def check_variances_finite(variances):
+    """ValueError naming X and the features whose variance overflowed float64."""
     overflowed = ~np.isfinite(variances)
     if overflowed.any():
         raise ValueError(
             "X is too large for float64: the variance of feature(s) "
             f"{np.flatnonzero(overflowed)[:10].tolist()} overflows; rescale X"
         )
+
+
+def check_variances_in_range(variances, mean, centre):
+    """ValueError naming X where float64 cannot hold its features' variances: a variance that
+    overflowed (:func:`check_variances_finite`), or one of a varying feature that fell below
+    :data:`SMALLEST_VARIANCE` (a positive one, or 0 where the feature's mean differs from the
+    centring row's value, as it cannot for a constant feature: every deviation is exactly 0)."""
+    check_variances_finite(variances)
     varying = (variances > 0) | (mean != centre)
     underflowed = varying & (variances < SMALLEST_VARIANCE)
     if underflowed.any():

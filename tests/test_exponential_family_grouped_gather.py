@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from fastelbo import _core
+from fastelbo.mixture._exponential_family import csr_rows
 from reference_exponential_family import e_step
 from test_exponential_family_floored_columns import exact_pass as split_exact_pass
-from test_exponential_family_floored_columns import floored_means, sparse_rows
+from test_exponential_family_floored_columns import floored_means, natural_exact_pass, parameters, sparse_rows
 
 # Wide enough for a two-byte radix sort of the columns, and K large enough that a block of rows
 # summed column by column (4 MiB of log-joints) holds fewer rows than the data: several blocks.
@@ -109,3 +111,64 @@ def test_parameters_within_the_caches_are_summed_row_by_row():
     assert within["blocks_by_column"] == 0
     expected = e_step(X.toarray(), weights, means, "poisson", w)
     np.testing.assert_allclose(within["log_norm"], expected["log_norm"], rtol=1e-10)
+
+
+def at_byte_offset(a, offset):
+    """A C-contiguous copy of ``a`` whose data start ``offset`` bytes past a 64-byte boundary."""
+    buffer = np.empty(a.nbytes + 128, dtype=np.uint8)
+    start = (-buffer.ctypes.data) % 64 + offset
+    out = buffer[start : start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "poisson"])
+@pytest.mark.parametrize("k", [16, 100, 129])
+def test_row_pass_summed_in_registers_is_bitwise_the_grouped_pass(family, k):
+    # No entry floored, so every column is dense: row by row, the log-joints are summed in
+    # registers (K up to 128 with AVX-512, 32 with AVX2) from eta read in place (K = 16 on a 64-byte
+    # boundary) or from a copy padded to cache lines (K = 16 eight bytes past one, K = 100), else
+    # (K = 129) in memory. Grouped by column, they are summed from memory in another loop, adding
+    # the same terms in the same order.
+    rng = np.random.default_rng(k)
+    X = sparse_rows(family, 400, 300, seed=k, density=0.05)
+    weights = rng.dirichlet(np.ones(k))
+    if family == "bernoulli":
+        means = rng.uniform(0.05, 0.9, size=(k, 300))
+    else:
+        means = rng.gamma(2.0, 1.0, size=(k, 300))
+    w = rng.uniform(0.2, 2.0, size=400)
+    log_weights, natural, log_partition = parameters(family, weights, means)
+    grouped = natural_exact_pass(
+        X,
+        family,
+        log_weights,
+        natural,
+        log_partition,
+        w,
+        cached_natural_bytes=0.0,
+        group_by_column=True,
+        return_labels=True,
+    )
+    assert grouped["blocks_by_column"] > 0
+    indptr, indices, data, shape = csr_rows(X)
+    for offset in (0, 8):
+        by_row = _core.exponential_family_mixture_pass(
+            indptr,
+            indices,
+            data,
+            shape[1],
+            w,
+            log_weights,
+            at_byte_offset(natural.T, offset),
+            log_partition,
+            family,
+            return_log_norm=True,
+            return_responsibilities=True,
+            return_labels=True,
+            cached_natural_bytes=np.inf,
+        )
+        assert by_row["blocks_by_column"] == 0
+        assert_same_rows_and_moments(grouped, by_row)
+    expected = e_step(X.toarray(), weights, means, family, w)
+    np.testing.assert_allclose(by_row["log_norm"], expected["log_norm"], rtol=1e-10, atol=1e-12)

@@ -9,6 +9,7 @@
 #include "fastelbo/multiply_add.hpp"
 #include "fastelbo/posterior_row.hpp"
 #include "fastelbo/prefetch.hpp"
+#include "fastelbo/register_gather.hpp"
 #include "fastelbo/row_block_schedule.hpp"
 #include "fastelbo/row_maths.hpp"
 #include "fastelbo/truncated_candidates.hpp"
@@ -201,11 +202,16 @@ FASTELBO_ALWAYS_INLINE void add_floor_shift(const FlooredNaturalColumns& split, 
 // x_k eta[d_k, c] over the K components of a dense column (one multiply-add per (k, c), the same
 // sum for every c as one AXPY per non-zero), x_k times the few deviations of a sparse one, then
 // floor_value times the sparse columns' sum of x. The next non-zeros' parameters are asked for
-// ahead: their columns are known, where the hardware cannot guess them.
+// ahead: their columns are known, where the hardware cannot guess them. Where `padded` holds eta
+// (every column dense), its sums are kept in registers (register_gather.hpp): the same bits.
 template <class I>
-FASTELBO_ALWAYS_INLINE void gather_log_joints(const double* eta, const FlooredNaturalColumns& split, Index K,
-                                              const CsrRows<I>& rows, std::int64_t begin, std::int64_t end,
-                                              double* row) {
+FASTELBO_ALWAYS_INLINE void gather_log_joints(const double* eta, const PaddedRows& padded,
+                                              const FlooredNaturalColumns& split, Index K, const CsrRows<I>& rows,
+                                              std::int64_t begin, std::int64_t end, double* row) {
+    if (!padded.empty()) {
+        gather_rows_in_registers(padded, rows.indices, rows.data, begin, end, kPrefetchDistance, row);
+        return;
+    }
     const Index ahead = std::min<Index>(K, kPrefetchValues);
     if (!split.any_sparse) {
         // Every column dense (eta in the caches, or no column floored): the plain loop, without a
@@ -513,7 +519,13 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
     // Per-thread rows: a row's log-joints are reduced (max, sums) at the same memory alignment
     // whatever its position in the round, which depends on the thread count.
     std::vector<Vector<double>> scratch(static_cast<size_t>(threads), Vector<double>(K));
-    std::vector<Vector<double>> row_buffer(static_cast<size_t>(threads), Vector<double>(K));
+    // Rows summed row by row with every column dense, whose sums fit in registers, read eta in
+// cache-line rows (register_gather.hpp);
+    // a row's log-joints then take the padding's sums too (zeros, never read).
+    const PaddedRows padded_eta =
+        !split.any_sparse && !grouped && sums_fit_in_registers(K) ? PaddedRows(eta, D, K, n_threads) : PaddedRows();
+    std::vector<Vector<double>> row_buffer(static_cast<size_t>(threads),
+                                           Vector<double>::Zero(padded_eta.empty() ? K : padded_eta.stride()));
     std::vector<BlockGatherWorkspace> block_gather(grouped ? static_cast<size_t>(threads) : 0);
     // sx (K x D, the caller's) takes the rounds added component by component; dense_sx (D x K) the
     // rounds added column by column (every round where sx is in the caches), and is added to sx at
@@ -637,7 +649,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                     std::copy(summed, summed + K, row);
                 } else {
                     lj = constant.array();
-                    gather_log_joints(eta, split, K, rows, begin, end, row);
+                    gather_log_joints(eta, padded_eta, split, K, rows, begin, end, row);
                 }
                 double log_base = 0;
                 if (poisson)

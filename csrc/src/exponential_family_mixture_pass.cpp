@@ -27,10 +27,14 @@ constexpr double kRoundBufferBytes = 8.0 * 1024 * 1024;
 // A round holds at most this many times the rows of kRoundBufferBytes of dense rows, however few
 // non-zeros the previous round's rows had: the memory a round takes stays bounded whatever comes.
 constexpr Index kMaxRoundGrowth = 16;
-// Non-zeros one round groups by column for its second phase (16 bytes each: 8 MiB, like the
-// responsibilities), unless a block alone holds more. 2^20 or 2^21 of them cost an N = 100k, K = 100
-// pass 10-20 % (they leave the caches); K = 300 and 1,000 measured the same from 2^18 to 2^21.
-constexpr std::int64_t kRoundNonZeros = std::int64_t{1} << 19;
+// Non-zeros one round groups by column for its second phase (16 bytes each: 16 MiB), unless a block
+// alone holds more. Each round reads and writes the sums of every column it holds, so fewer rounds
+// save that; at 2^21 a round's non-zeros and its tile of responsibilities leave the core's cache.
+// With the log-joints summed in registers, at N = 1M, D = 50,000, K = 100 (Zipf word counts) a pass
+// took 3.32-3.72 s (mean 3.53, six passes) against 3.55-3.98 s (mean 3.75) with 2^19, and 2^21 was
+// slower than either; N = 300k at K = 100 and 1,000 measured the same with 2^19 and 2^20 (before the
+// registers, 2^20 and 2^21 cost an N = 100k, K = 100 pass 10-20 %).
+constexpr std::int64_t kRoundNonZeros = std::int64_t{1} << 20;
 
 // A column's scatter visits, for a row whose non-zero responsibilities are at most 1 /
 // kSparseScatterShare of the K, only those (one scalar update each), else all K (contiguous).

@@ -129,15 +129,16 @@ def test_row_pass_summed_in_registers_is_bitwise_the_grouped_pass(family, k):
     # registers (K up to 128 with AVX-512, 32 with AVX2) from eta read in place (K = 16 on a 64-byte
     # boundary) or from a copy padded to cache lines (K = 16 eight bytes past one, K = 100), else
     # (K = 129) in memory. Grouped by column, they are summed from memory in another loop, adding
-    # the same terms in the same order.
+    # the same terms in the same order. A pass over a few rows (fewer non-zeros than 16 per column)
+    # takes the plain loop rather than copy eta: its rows are bitwise those of the whole pass.
     rng = np.random.default_rng(k)
-    X = sparse_rows(family, 400, 300, seed=k, density=0.05)
+    X = sparse_rows(family, 1000, 300, seed=k, density=0.05)
     weights = rng.dirichlet(np.ones(k))
     if family == "bernoulli":
         means = rng.uniform(0.05, 0.9, size=(k, 300))
     else:
         means = rng.gamma(2.0, 1.0, size=(k, 300))
-    w = rng.uniform(0.2, 2.0, size=400)
+    w = rng.uniform(0.2, 2.0, size=1000)
     log_weights, natural, log_partition = parameters(family, weights, means)
     grouped = natural_exact_pass(
         X,
@@ -170,5 +171,10 @@ def test_row_pass_summed_in_registers_is_bitwise_the_grouped_pass(family, k):
         )
         assert by_row["blocks_by_column"] == 0
         assert_same_rows_and_moments(grouped, by_row)
+    few = natural_exact_pass(
+        X[:5], family, log_weights, natural, log_partition, w[:5], cached_natural_bytes=np.inf
+    )
+    for name in ("log_norm", "responsibilities"):
+        np.testing.assert_array_equal(few[name], by_row[name][:5], err_msg=name)
     expected = e_step(X.toarray(), weights, means, family, w)
     np.testing.assert_allclose(by_row["log_norm"], expected["log_norm"], rtol=1e-10, atol=1e-12)

@@ -524,10 +524,11 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
     // whatever its position in the round, which depends on the thread count.
     std::vector<Vector<double>> scratch(static_cast<size_t>(threads), Vector<double>(K));
     // Rows summed row by row with every column dense, whose sums fit in registers, read eta in
-// cache-line rows (register_gather.hpp);
-    // a row's log-joints then take the padding's sums too (zeros, never read).
-    const PaddedRows padded_eta =
-        !split.any_sparse && !grouped && sums_fit_in_registers(K) ? PaddedRows(eta, D, K, n_threads) : PaddedRows();
+    // cache-line rows (register_gather.hpp); a row's log-joints then take the padding's sums too
+    // (zeros, never read).
+    const PaddedRows padded_eta = !split.any_sparse && !grouped && sums_fit_in_registers(K)
+                                      ? PaddedRows(eta, D, K, rows.indptr[N] - rows.indptr[0], n_threads)
+                                      : PaddedRows();
     std::vector<Vector<double>> row_buffer(static_cast<size_t>(threads),
                                            Vector<double>::Zero(padded_eta.empty() ? K : padded_eta.stride()));
     std::vector<BlockGatherWorkspace> block_gather(grouped ? static_cast<size_t>(threads) : 0);

@@ -26,8 +26,8 @@ namespace fastelbo {
 namespace register_gather_detail {
 using Packet = Eigen::internal::packet_traits<double>::type;
 constexpr Index kLanes = sizeof(Packet) / sizeof(double);
-// Packets of sums the registers hold: half the vector registers (32 with AVX-512, 16 below), so that the
-// loads and the broadcast value have their own.
+// Packets of sums the registers hold: half the vector registers (32 with AVX-512, 16 below), so
+// that the loads and the broadcast value have their own.
 #if defined(__AVX512F__)
 constexpr Index kMaxPackets = 16;
 #else

@@ -148,3 +148,32 @@ def test_a_pass_mixing_both_orders_matches_the_reference_bitwise_for_any_thread_
         for name in ("sx", "nk", "log_norm", "responsibilities"):
             np.testing.assert_array_equal(run[name], first[name], err_msg=name)
     assert_matches_reference(first, X, family, parameters, w)
+
+
+# A count that float32 does not hold: 2^24 + 1 rounds to 2^24.
+BEYOND_FLOAT32 = 2.0**24 + 1
+
+
+@pytest.mark.parametrize("where", ["every value", "the last row"])
+def test_counts_beyond_float32_are_added_exactly(where, shape):
+    # A round whose values are all exact in float32 keeps them in 8-byte records, any other in
+    # 16-byte ones; a count of 2^24 + 1 must reach sx unrounded either way. With "the last row"
+    # the pass's first round takes 8-byte records and its last 16-byte ones.
+    two_rounds = ["spread"] * (ROUND_BYTES // (8 * shape[0]) + 500)
+    X, parameters, w = case(two_rounds, "poisson", seed=4, shape=shape)
+    last = X.indptr[-2]
+    if where == "every value":
+        X.data[:] = BEYOND_FLOAT32
+    else:
+        X.data[last:] = BEYOND_FLOAT32
+    assert np.float64(np.float32(X.data[last])) != X.data[last]
+    out = exact_pass(X, "poisson", parameters, w)
+    assert out["rounds_by_column"] >= 2 and out["rounds_by_component"] == 0
+    # The posteriors are uniform up to the round-off of log-joints near -4e8, where the NumPy
+    # reference's product and the kernel's sums differ by ulps (1e-8 of a responsibility).
+    expected = reference(X, "poisson", parameters, w)
+    np.testing.assert_allclose(out["responsibilities"], expected["responsibilities"], rtol=1e-7)
+    # sx from the pass's own responsibilities: a count rounded to float32 would move the last
+    # row's terms by a relative 6e-8, far beyond rtol 1e-10.
+    wq = w[:, None] * out["responsibilities"]
+    np.testing.assert_allclose(out["sx"], (X.T @ wq).T, rtol=1e-10, atol=1e-12)

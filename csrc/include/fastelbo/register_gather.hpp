@@ -80,16 +80,18 @@ private:
 namespace register_gather_detail {
 
 // sums[p * kLanes + l] += x_k * rows(d_k)[p * kLanes + l] for the non-zeros k in [begin, end), in
-// order, for NP packets, in registers. The rows of the non-zeros `ahead` further are asked for.
-template <Index NP, class I>
+// order, for NP packets, in registers, and visit(x_k). The rows of the non-zeros `ahead` further are
+// asked for.
+template <Index NP, class I, class Visit>
 inline void add_rows(const PaddedRows& rows, const I* indices, const double* values, std::int64_t begin,
-                     std::int64_t end, std::int64_t ahead, double* sums) {
+                     std::int64_t end, std::int64_t ahead, double* sums, Visit& visit) {
     using namespace Eigen::internal;
     Packet acc[NP];
     for (Index p = 0; p < NP; ++p) acc[p] = ploadu<Packet>(sums + p * kLanes);
     for (std::int64_t k = begin; k < end; ++k) {
         if (k + ahead < end) prefetch_elements(rows.row(static_cast<Index>(indices[k + ahead])), NP * kLanes);
         const Packet x = pset1<Packet>(values[k]);
+        visit(values[k]);
         const double* e = rows.row(static_cast<Index>(indices[k]));
         for (Index p = 0; p < NP; ++p) acc[p] = pmadd(x, pload<Packet>(e + p * kLanes), acc[p]);
     }
@@ -104,18 +106,20 @@ inline bool sums_fit_in_registers(Index K) {
 }
 
 // row[c] += x_k rows(d_k)[c] over the non-zeros k in [begin, end) in order, for c < the rows' stride
-// (`row` holds stride values; past K it holds the padding's sums, zeros if it started so). The
-// rows' stride must fit in registers (sums_fit_in_registers). More sums, taken in chunks each
-// summed over all the non-zeros, measured slower than the plain loop (seven chunks at K = 100 with
-// SSE2) or no faster (four with AVX2).
-template <class I>
+// (`row` holds stride values; past K it holds the padding's sums, zeros if it started so), and
+// visit(x_k) for each k in order: a caller's scalar work on the values, done while the rows' loads
+// are in flight. The rows' stride must fit in registers (sums_fit_in_registers). More sums, taken
+// in chunks each summed over all the non-zeros, measured slower than the plain loop (seven chunks
+// at K = 100 with SSE2) or no faster (four with AVX2).
+template <class I, class Visit>
 inline void gather_rows_in_registers(const PaddedRows& rows, const I* indices, const double* values,
-                                     std::int64_t begin, std::int64_t end, std::int64_t ahead, double* row) {
+                                     std::int64_t begin, std::int64_t end, std::int64_t ahead, double* row,
+                                     Visit& visit) {
     using namespace register_gather_detail;
     switch (rows.stride() / kLanes) {
 #define FASTELBO_PACKETS_CASE(NP) \
     case NP:                      \
-        return add_rows<NP>(rows, indices, values, begin, end, ahead, row);
+        return add_rows<NP>(rows, indices, values, begin, end, ahead, row, visit);
         FASTELBO_PACKETS_CASE(1)
         FASTELBO_PACKETS_CASE(2)
         FASTELBO_PACKETS_CASE(3)

@@ -35,6 +35,9 @@ constexpr Index kMaxPackets = 8;
 #endif
 }  // namespace register_gather_detail
 
+// K rounded up to a whole cache line of doubles: how many values a padded row holds.
+inline Index padded_stride(Index K) { return (K + 7) / 8 * 8; }
+
 // A D x K matrix whose rows start on packets and hold `stride` values: K rounded up to a cache line
 // of doubles, the padding zeros. Rows that already are so (K a multiple of 8, aligned) are read in
 // place; others are copied, where the rows to be summed hold at least kNonZerosPerCopiedRow
@@ -47,7 +50,7 @@ public:
     // `rows`: D x K, contiguous rows, which must outlive this object where they are read in place;
     // `non_zeros`: how many the pass sums.
     PaddedRows(const double* rows, Index D, Index K, std::int64_t non_zeros, int n_threads)
-        : stride_((K + 7) / 8 * 8) {
+        : stride_(padded_stride(K)) {
         constexpr std::uintptr_t packet_bytes = sizeof(register_gather_detail::Packet);
         if (stride_ == K && reinterpret_cast<std::uintptr_t>(rows) % packet_bytes == 0) {
             rows_ = rows;
@@ -102,7 +105,7 @@ inline void add_rows(const PaddedRows& rows, const I* indices, const double* val
 
 // Whether a row's K sums, padded to a cache line, fit in registers.
 inline bool sums_fit_in_registers(Index K) {
-    return (K + 7) / 8 * 8 <= register_gather_detail::kMaxPackets * register_gather_detail::kLanes;
+    return padded_stride(K) <= register_gather_detail::kMaxPackets * register_gather_detail::kLanes;
 }
 
 // row[c] += x_k rows(d_k)[c] over the non-zeros k in [begin, end) in order, for c < the rows' stride

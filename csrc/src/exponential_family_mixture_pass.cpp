@@ -33,8 +33,9 @@ constexpr Index kMaxRoundGrowth = 16;
 // save that; at 2^21 a round's non-zeros and its tile of responsibilities leave the core's cache.
 // With the log-joints summed in registers, at N = 1M, D = 50,000, K = 100 (Zipf word counts) a pass
 // took 3.32-3.72 s (mean 3.53, six passes) against 3.55-3.98 s (mean 3.75) with 2^19, and 2^21 was
-// slower than either; N = 300k at K = 100 and 1,000 measured the same with 2^19 and 2^20 (before the
-// registers, 2^20 and 2^21 cost an N = 100k, K = 100 pass 10-20 %).
+// slower than either (again with 8-byte records: 8.7 s against 5.4 s, median of eight alternating
+// passes on a busy machine); N = 300k at K = 100 and 1,000 measured the same with 2^19 and 2^20
+// (before the registers, 2^20 and 2^21 cost an N = 100k, K = 100 pass 10-20 %).
 constexpr std::int64_t kRoundNonZeros = std::int64_t{1} << 20;
 
 // A column's scatter visits, for a row whose non-zero responsibilities are at most 1 /
@@ -683,8 +684,8 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                 Eigen::Map<Eigen::Array<double, Eigen::Dynamic, 1>> lj(row, K);
                 const std::int64_t begin = rows.indptr[n], end = rows.indptr[n + 1];
                 // log h(x_n): -sum_k log(x_k!) (Poisson) in the order of the row's non-zeros,
-                // summed while its log-joints are (0.9 G cycles of a separate loop per pass at N =
-                // 1M, K = 100, hidden behind the loads of eta); 0 (Bernoulli).
+                // summed while its log-joints are, where a loop of its own after them took 0.9 G
+                // cycles per pass at N = 1M, K = 100; 0 (Bernoulli).
                 double log_base = 0;
                 auto add_log_base = [&](double x) {
                     log_base -= tabulated(x) ? log_factorials[static_cast<int>(x)] : log_factorial(x);

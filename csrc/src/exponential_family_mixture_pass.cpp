@@ -399,17 +399,25 @@ inline double log_factorial(double x) {
 #endif
 }
 
-// log(x!) of the counts below kTabulatedCounts, from log_factorial itself (so bitwise the same):
-// the counts of sparse data are mostly small, and a table read costs far less than lgamma.
-constexpr int kTabulatedCounts = 256;
-inline bool tabulated(double x) {
-    return x >= 0 && x < kTabulatedCounts && x == std::trunc(x);
-}
-std::vector<double> log_factorial_table() {
-    std::vector<double> table(kTabulatedCounts);
-    for (int x = 0; x < kTabulatedCounts; ++x) table[x] = log_factorial(static_cast<double>(x));
-    return table;
-}
+// log(x!) of a count x >= 0, read from a table below kTabulatedCounts (filled by log_factorial
+// itself, so bitwise the same): the counts of sparse data are mostly small, and a table read costs
+// far less than lgamma. Built only where a pass needs it (Poisson): an empty one is never called.
+class LogFactorials {
+public:
+    static LogFactorials tabulated() {
+        LogFactorials table;
+        table.values_.resize(kTabulatedCounts);
+        for (int x = 0; x < kTabulatedCounts; ++x) table.values_[x] = log_factorial(static_cast<double>(x));
+        return table;
+    }
+    double operator()(double x) const {
+        return x >= 0 && x < kTabulatedCounts && x == std::trunc(x) ? values_[static_cast<int>(x)] : log_factorial(x);
+    }
+
+private:
+    static constexpr int kTabulatedCounts = 256;
+    std::vector<double> values_;
+};
 
 // Appends a round row's weighted responsibilities `row` to its block's buffer and says where they
 // lie: a row with at most max_kept kept ones as (component, value) pairs, any other as its K values.
@@ -500,7 +508,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
     check_arguments(params, rows, params.natural_transposed);
     const Index K = params.n_components, D = params.n_features, N = rows.n_rows;
     const bool poisson = params.family == ExponentialFamily::Poisson;
-    const std::vector<double> log_factorials = poisson ? log_factorial_table() : std::vector<double>();
+    const LogFactorials log_factorials = poisson ? LogFactorials::tabulated() : LogFactorials();
     statistics = ExponentialFamilyStatistics(K);
 
     // log pi_c + b_c, every row's starting log-joint; an empty component's -inf becomes a finite floor.
@@ -688,7 +696,7 @@ bool exponential_family_mixture_pass(const ExponentialFamilyMixtureParams& param
                 // cycles per pass at N = 1M, K = 100; 0 (Bernoulli).
                 double log_base = 0;
                 auto add_log_base = [&](double x) {
-                    log_base -= tabulated(x) ? log_factorials[static_cast<int>(x)] : log_factorial(x);
+                    log_base -= log_factorials(x);
                 };
                 auto no_log_base = [](double) {};
                 if (gathered) {
@@ -957,7 +965,7 @@ bool exponential_family_truncated_pass(const ExponentialFamilyMixtureParams& par
     check_truncated_arguments(params, rows, r);
     const Index K = params.n_components, D = params.n_features, N = rows.n_rows, C = r.n_active, G = r.n_neighbors;
     const bool poisson = params.family == ExponentialFamily::Poisson;
-    const std::vector<double> log_factorials = poisson ? log_factorial_table() : std::vector<double>();
+    const LogFactorials log_factorials = poisson ? LogFactorials::tabulated() : LogFactorials();
     statistics = ExponentialFamilyStatistics(K);
     std::vector<double> constant(K);
     for (Index c = 0; c < K; ++c)
@@ -1093,10 +1101,7 @@ bool exponential_family_truncated_pass(const ExponentialFamilyMixtureParams& par
             }
             double log_base = 0;
             if (poisson) {
-                for (std::int64_t k = begin; k < end; ++k) {
-                    const double x = rows.data[k];
-                    log_base -= tabulated(x) ? log_factorials[static_cast<int>(x)] : log_factorial(x);
-                }
+                for (std::int64_t k = begin; k < end; ++k) log_base -= log_factorials(rows.data[k]);
             }
             for (Index j = 0; j < C; ++j) ws.q[j] = ws.kept[j].log_joint;
             const RowPosterior post = posterior_from_log_joint_row(ws.q.data(), C, ws.exponentials.data());

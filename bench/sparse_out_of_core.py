@@ -85,8 +85,9 @@ def child(args) -> None:
     from fastelbo import FastBernoulliMixture, FastPoissonMixture
     from rss_sampler import RssSampler, rss_mib
 
-    if args.block_bytes:
+    if args.block_bytes:  # blocks of that many bytes of non-zeros, however many columns
         sparse_row_source.BLOCK_BYTES = args.block_bytes
+        sparse_row_source.MIN_NONZEROS_PER_FEATURE = 0
     import warnings
 
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
@@ -150,7 +151,12 @@ def main(argv=None):
     parser.add_argument("--family", choices=("poisson", "bernoulli"), default="poisson")
     parser.add_argument("--data-dir", default="/tmp/fastelbo_sparse_out_of_core")
     parser.add_argument("--out-dir", default=str(HERE / "results" / "exponential_family"))
-    parser.add_argument("--block-bytes", type=int, default=0, help="override BLOCK_BYTES (0: default)")
+    parser.add_argument(
+        "--block-bytes",
+        type=int,
+        default=0,
+        help="blocks of this many bytes of non-zeros (0: the default rule)",
+    )
     parser.add_argument("--small", action="store_true")
     parser.add_argument("--child", choices=("memmap", "memory"), help=argparse.SUPPRESS)
     parser.add_argument("--shape", type=int, nargs=2, help=argparse.SUPPRESS)

@@ -80,6 +80,7 @@ def small_blocks(monkeypatch, X, rows):
     monkeypatch.setattr(
         sparse_row_source_module, "BLOCK_BYTES", int(rows * np.ceil(12 * mean_row)), raising=True
     )
+    monkeypatch.setattr(sparse_row_source_module, "MIN_NONZEROS_PER_FEATURE", 0, raising=True)
 
 
 def assert_same_fit(fitted, reference, rtol=1e-10):
@@ -537,6 +538,7 @@ from fastelbo import FastPoissonMixture
 
 folder, block_bytes = sys.argv[1], int(sys.argv[2])
 module.BLOCK_BYTES = block_bytes
+module.MIN_NONZEROS_PER_FEATURE = 0  # blocks of block_bytes, however many columns
 row_source.INIT_SAMPLE_ROWS = 5_000  # the k-means++ seeding reads a fortieth of the rows
 parts = {p: np.load(f"{folder}/{p}.npy", mmap_mode="r") for p in ("data", "indices", "indptr")}
 with open(f"{folder}/shape.json") as shape:
@@ -585,3 +587,25 @@ def test_a_memmapped_csr_of_complex_values_is_refused_as_an_in_memory_one_is(tmp
         estimator(n_components=2).fit(X)
     with pytest.raises(ValueError, match="X must hold real numbers, got dtype complex128"):
         estimator(n_components=2).fit(memmapped_csr(X, tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("n_rows", "n_features", "per_row", "expected_block_bytes"),
+    [
+        (50_000, 100_000, 40, 12 * 128 * 100_000),  # 128 non-zeros per column: 147 MiB of them
+        (50_000, 2_000, 40, sparse_row_source_module.BLOCK_BYTES),  # at least BLOCK_BYTES
+        (50_000, 1_000_000, 40, sparse_row_source_module.MAX_BLOCK_BYTES),  # at most MAX_BLOCK_BYTES
+    ],
+)
+def test_a_streamed_csr_is_read_in_blocks_of_128_non_zeros_per_column_within_the_byte_bounds(
+    tmp_path, n_rows, n_features, per_row, expected_block_bytes
+):
+    """A kernel call on a block costs a few passes over K x D arrays besides its non-zeros: the
+    default block holds about 128 non-zeros per column, so that at D = 100,000 a block is 147 MiB
+    of non-zeros (not 32 MiB, which would make the set-up a third of the pass), but never beyond
+    MAX_BLOCK_BYTES, nor below BLOCK_BYTES."""
+    indptr = np.arange(0, n_rows * per_row + 1, per_row, dtype=np.int64)
+    indices = np.tile(np.arange(per_row, dtype=np.int32), n_rows)
+    X = sp.csr_matrix((np.ones(n_rows * per_row), indices, indptr), shape=(n_rows, n_features))
+    source = SparseRowSource(memmapped_csr(X, tmp_path))
+    assert source.block_rows == expected_block_bytes // (12 * per_row)

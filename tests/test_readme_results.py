@@ -151,6 +151,15 @@ QUOTED = [
         "exponential_family/n100k_zen4/report.md",
         ["| 1.7389 | 22.4839 | 12.93x |", "| 1.7079 | 23.5907 | 13.81x |"],
     ),
+    # ... and bench/sparse_out_of_core.py at N = 1M, K = 100
+    (
+        "read in 16 blocks, added 558 MiB to the process and took 7.77 s per iteration, against 5.22 s",
+        "exponential_family/sparse_out_of_core.md",
+        [
+            "| memmap | 16 | 558 | 558 | 1,191 | 23.3 | 7.77 |",
+            "| memory | 1 | 1,478 | 329 | 43 | 15.7 | 5.22 |",
+        ],
+    ),
     # ... and bench/exponential_family_step.py at N = 1M, K = 1,000
     (
         "| 1,000 | 22.23 | 179.68 (8.1x) | 21.98 | 173.92 (7.9x) |",

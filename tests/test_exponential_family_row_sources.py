@@ -609,3 +609,20 @@ def test_a_streamed_csr_is_read_in_blocks_of_128_non_zeros_per_column_within_the
     X = sp.csr_matrix((np.ones(n_rows * per_row), indices, indptr), shape=(n_rows, n_features))
     source = SparseRowSource(memmapped_csr(X, tmp_path))
     assert source.block_rows == expected_block_bytes // (12 * per_row)
+
+
+def test_a_block_of_a_memmapped_csr_is_read_in_place_not_copied(tmp_path):
+    """SciPy copies a view of a much larger array when it builds a CSR from it: a block's values and
+    columns must still be the map's own pages, and read as the rows they are."""
+    rng = np.random.default_rng(0)
+    X = sp.random(
+        400, 30, density=0.2, format="csr", random_state=rng, data_rvs=lambda n: rng.integers(1, 5, n)
+    )
+    mapped = memmapped_csr(X, tmp_path)
+    source = SparseRowSource(mapped, block_rows=50)
+    block = source.read(100, 150)
+    assert np.shares_memory(block.data, mapped.data)
+    assert np.shares_memory(block.indices, mapped.indices)
+    assert block.shape == (50, 30)
+    assert block.has_canonical_format
+    np.testing.assert_array_equal(block.toarray(), X[100:150].toarray())

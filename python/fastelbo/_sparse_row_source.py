@@ -35,9 +35,10 @@ BYTES_PER_NONZERO = 12
 #: Non-zeros per column a block holds (within the bounds below). Each kernel call on a block sets
 #: up, reads and writes a few arrays of K x D values (a padded copy of the parameters, the sums,
 #: the statistics merged), about as long as summing 18 non-zeros per column over the K components
-#: takes: blocks of 128 D non-zeros keep that to about a seventh of the pass. With blocks of
-#: BLOCK_BYTES (36 blocks) a K = 100 Poisson fit of 1M x 50,000 counts from memory-mapped files took
-#: 7.7 s per iteration against 4.5 s in memory.
+#: takes: blocks of 128 D non-zeros keep that to about a seventh of the pass. A K = 100 Poisson fit
+#: (2 iterations) of 1M x 50,000 counts from memory-mapped files took 14.8-18.7 s (median 16.5) in
+#: 16 such blocks against 17.6-22.8 s (median 19.3) in 36 blocks of BLOCK_BYTES, four alternating
+#: pairs, each pair faster in 16.
 MIN_NONZEROS_PER_FEATURE = 128
 #: The most bytes of non-zeros a block holds, however many columns: a block and the temporaries of
 #: its checks stay a few hundred MiB.

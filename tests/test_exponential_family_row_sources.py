@@ -626,3 +626,23 @@ def test_a_block_of_a_memmapped_csr_is_read_in_place_not_copied(tmp_path):
     assert block.shape == (50, 30)
     assert block.has_canonical_format
     np.testing.assert_array_equal(block.toarray(), X[100:150].toarray())
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("dtype", [">f8", ">i4", "<f2"])
+def test_a_memmapped_csr_of_big_endian_or_float16_values_fits_as_in_memory(tmp_path, dtype):
+    """Values SciPy's sparse types hold only once converted (another byte order, float16) are
+    converted block by block, exactly: the streamed fit equals the in-memory one."""
+    rng = np.random.default_rng(0)
+    X = sp.csr_matrix(rng.poisson(0.7, (1200, 20)).astype(float))
+    X.data = X.data.astype(dtype)
+    mapped = memmapped_csr(X, tmp_path)
+    assert mapped.data.dtype == np.dtype(dtype)
+    streamed = FastPoissonMixture(n_components=3, max_iter=5, tol=0, random_state=0).fit(
+        SparseRowSource(mapped, block_rows=100)
+    )
+    in_memory = FastPoissonMixture(n_components=3, max_iter=5, tol=0, random_state=0).fit(
+        sp.csr_matrix((X.data.astype(np.float64), X.indices, X.indptr), shape=X.shape)
+    )
+    assert_same_fit(streamed, in_memory)
+    assert np.array_equal(streamed.predict(mapped), in_memory.predict(X.astype(np.float64)))

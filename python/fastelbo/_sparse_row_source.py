@@ -135,9 +135,20 @@ def csr_view(data, indices, indptr, shape):
     that is a view of one more than twice its size (its ``prune`` step), and a block of a
     memory-mapped CSR is such a view: it would be copied into memory at every read (1.3 s of a
     3-pass fit at N = 1M, D = 50,000). The arrays are set on an empty matrix instead, as SciPy's own
-    methods set them; the caller has checked them (``indptr`` from 0, within ``data``)."""
-    rows = sp.csr_matrix(shape, dtype=data.dtype)
+    methods set them; the caller has checked them (``indptr`` from 0, within ``data``). Values
+    SciPy's sparse types cannot hold as they are (another byte order, float16) are converted, the
+    block only, exactly."""
+    dtype = data.dtype if data.dtype.isnative else data.dtype.newbyteorder("=")
+    if dtype == np.float16:
+        dtype = np.dtype(np.float32)
+    if dtype != data.dtype:
+        data = data.astype(dtype)
+    rows = sp.csr_matrix(shape, dtype=dtype)
     rows.indptr, rows.indices, rows.data = indptr, indices, data
+    # Whether the indices are sorted and canonical is worked out from the new arrays when asked,
+    # never taken from the empty matrix (no SciPy release caches it there; none may).
+    for flag in ("_has_sorted_indices", "_has_canonical_format"):
+        vars(rows).pop(flag, None)
     return rows
 
 

@@ -100,6 +100,32 @@ def test_iterations_lost_in_jitter_are_measured_with_more_of_them(monkeypatch):
     assert seconds == pytest.approx(1e-4, rel=0.2)
 
 
+def test_an_evaluation_outside_the_timed_calls_adds_nothing_to_them(monkeypatch):
+    import timing
+
+    # Fits of 1 s set-up and 4 s per iteration, each followed by an evaluation that takes 30 s: inside
+    # the calls it would push every T past LONG_RUN_SECONDS (one call each) and add its jitter.
+    clock = FakeClock(set_up=1.0, jitter=0.0, per_iteration=4.0)
+    evaluated, timed_calls = [], []
+
+    def run(n_iter):
+        clock.run(n_iter)
+        timed_calls.append(n_iter)
+        return ("fitted after", n_iter)
+
+    def evaluate(fitted):
+        clock.now += 30.0
+        evaluated.append(fitted)
+        return -2.0
+
+    monkeypatch.setattr(timing.time, "perf_counter", clock.perf_counter)
+    seconds, n_iter, log_likelihood = timing.seconds_per_iteration(run, repeats=3, evaluate=evaluate)
+    assert (seconds, n_iter, log_likelihood) == (4.0, timing.MEASURED_ITERATIONS, -2.0)
+    assert evaluated == [("fitted after", 1 + timing.MEASURED_ITERATIONS)]
+    # The warm-up, then the best of 3 of T(1) and of T(1 + m): none of the calls exceeded the limit.
+    assert timed_calls == [1] * 4 + [1 + timing.MEASURED_ITERATIONS] * 3
+
+
 def test_report_measures_real_patches():
     pytest.importorskip("PIL")  # scikit-learn reads its sample photos with Pillow
     rows = report.measure_iterations([Case("full", 400, 64, 2, data="patches")], repeats=1, log=_quiet)

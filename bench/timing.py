@@ -18,21 +18,25 @@ RESOLVED_SHARE = 0.5  # the m iterations must be at least this share of T(1 + m)
 # then moves the result by at most its own relative size
 
 
-def best_time(run, repeats):
+def best_time(run, repeats, times=None):
     """Best of ``repeats`` timed calls of ``run``, but one call when it takes over LONG_RUN_SECONDS:
     the real-data cases would take many minutes more, for noise that is small against such a time.
-    Returns (seconds, what the last call returned)."""
+    Returns (seconds, what the last call returned); each call's seconds are appended to ``times``
+    if given."""
     best, value = np.inf, None
     for _ in range(repeats):
         start = time.perf_counter()
         value = run()
-        best = min(best, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        if times is not None:
+            times.append(seconds)
+        best = min(best, seconds)
         if best > LONG_RUN_SECONDS:
             break
     return best, value
 
 
-def seconds_per_iteration(run, repeats, evaluate=None):
+def seconds_per_iteration(run, repeats, evaluate=None, calls=None):
     """(T(1 + m) - T(1)) / m, each T the best of ``repeats`` after a warm-up, where ``run(n_iter)``
     runs ``n_iter`` EM iterations from a fixed start and returns the last log-likelihood: the
     difference cancels initialisation, the final E-step and any fixed overhead. m is chosen so that
@@ -42,14 +46,21 @@ def seconds_per_iteration(run, repeats, evaluate=None):
 
     With ``evaluate``, ``run`` returns what the fit ended with and ``evaluate`` of it, called
     outside the timed calls, gives the log-likelihood: a costly evaluation then adds neither to T
-    (where it would push a call past LONG_RUN_SECONDS, so it is taken once) nor to its noise."""
+    (where it would push a call past LONG_RUN_SECONDS, so it is taken once) nor to its noise.
+
+    ``calls``, a dict if given, receives every timed call's seconds by its iteration count, the
+    warm-up under "warm-up": how much the times moved, beside the best."""
+    calls = {} if calls is None else calls
     warm_up = time.perf_counter()
     run(1)
     warm_up = time.perf_counter() - warm_up
+    calls["warm-up"] = [warm_up]
     n_iter = int(np.clip(np.ceil(MIN_MEASURED_SECONDS / max(warm_up / 3, 1e-6)), MEASURED_ITERATIONS, 100))
-    one, _ = best_time(lambda: run(1), repeats)
+    one, _ = best_time(lambda: run(1), repeats, calls.setdefault("1", []))
     while True:
-        many, bound = best_time(functools.partial(run, 1 + n_iter), repeats)
+        many, bound = best_time(
+            functools.partial(run, 1 + n_iter), repeats, calls.setdefault(str(1 + n_iter), [])
+        )
         # On a noisy machine a few cheap iterations can vanish in the jitter of T(1) (the warm-up,
         # which includes one-off set-up, overstates an iteration): more of them until they are a
         # resolved share of the run.
@@ -65,11 +76,12 @@ def seconds_per_iteration(run, repeats, evaluate=None):
 
 def record_seconds_per_iteration(row, system, run, repeats, log, log_prefix, evaluate=None):
     """Times ``run`` by ``seconds_per_iteration`` into ``row`` (its ``seconds_per_iteration``,
-    ``measured_iterations`` and ``log_likelihood`` under ``system``; ``evaluate`` as there), or records in
-    ``row["errors"]`` why there is no result: a ValueError from the system (scikit-learn's float32
-    covariances can break down) or a non-finite log-likelihood."""
+    ``measured_iterations``, ``log_likelihood`` and ``timed_calls`` under ``system``; ``evaluate``
+    as there), or records in ``row["errors"]`` why there is no result: a ValueError from the system
+    (scikit-learn's float32 covariances can break down) or a non-finite log-likelihood."""
     try:
-        seconds, n_iter, bound = seconds_per_iteration(run, repeats, evaluate)
+        calls = row.setdefault("timed_calls", {}).setdefault(system, {})
+        seconds, n_iter, bound = seconds_per_iteration(run, repeats, evaluate, calls)
     except ValueError as error:
         row["errors"][system] = str(error)
         log(f"{log_prefix}{system:<9} failed: {error}")
@@ -81,7 +93,19 @@ def record_seconds_per_iteration(row, system, run, repeats, log, log_prefix, eva
     row["seconds_per_iteration"][system] = seconds
     row["measured_iterations"][system] = n_iter
     row["log_likelihood"][system] = bound
-    log(f"{log_prefix}{system:<9} {seconds:9.4f} s/iter  loglik {bound:.10g}  (m={n_iter})")
+    log(
+        f"{log_prefix}{system:<9} {seconds:9.4f} s/iter  loglik {bound:.10g}  (m={n_iter})  "
+        + format_calls(calls)
+    )
+
+
+def format_calls(calls) -> str:
+    """Every timed call's seconds, e.g. "T(1) 5.20 5.34 | T(4) 16.35 19.11" (the warm-up left out)."""
+    return " | ".join(
+        f"T({n_iter}) " + " ".join(f"{seconds:.2f}" for seconds in times)
+        for n_iter, times in calls.items()
+        if n_iter != "warm-up"
+    )
 
 
 def hook_iteration_seconds(model, X, repeats, warm_up=1):

@@ -119,11 +119,16 @@ def test_an_evaluation_outside_the_timed_calls_adds_nothing_to_them(monkeypatch)
         return -2.0
 
     monkeypatch.setattr(timing.time, "perf_counter", clock.perf_counter)
-    seconds, n_iter, log_likelihood = timing.seconds_per_iteration(run, repeats=3, evaluate=evaluate)
+    calls = {}
+    seconds, n_iter, log_likelihood = timing.seconds_per_iteration(
+        run, repeats=3, evaluate=evaluate, calls=calls
+    )
     assert (seconds, n_iter, log_likelihood) == (4.0, timing.MEASURED_ITERATIONS, -2.0)
     assert evaluated == [("fitted after", 1 + timing.MEASURED_ITERATIONS)]
     # The warm-up, then the best of 3 of T(1) and of T(1 + m): none of the calls exceeded the limit.
     assert timed_calls == [1] * 4 + [1 + timing.MEASURED_ITERATIONS] * 3
+    assert calls == {"warm-up": [5.0], "1": [5.0] * 3, "4": [17.0] * 3}
+    assert timing.format_calls(calls) == "T(1) 5.00 5.00 5.00 | T(4) 17.00 17.00 17.00"
 
 
 def test_report_measures_real_patches():

@@ -107,14 +107,23 @@ inline bool exact_in_float(double x) {
     return std::fabs(x) <= std::numeric_limits<float>::max() && static_cast<double>(static_cast<float>(x)) == x;
 }
 
+// Non-zeros ahead of the one stored whose slot is asked for, for writing: a round's slots spread
+// over megabytes, one column's cursor to the next. On a round of Zipf word counts (1M non-zeros,
+// D = 50,000) the stores took 8.8 cycles per non-zero against 14 without (8 ahead: 12).
+constexpr std::int64_t kScatterPrefetch = 32;
+
 // The round's non-zeros of rows [row_begin, row_end) in `entries`, grouped by column, rows ascending
 // (a stable counting sort: `column_next` holds each column's first slot and is advanced).
 template <class Value, class I>
 void scatter_round_by_column(const CsrRows<I>& rows, Index row_begin, Index row_end,
                              std::vector<std::int64_t>& column_next, std::vector<ColumnEntry<Value>>& entries) {
-    entries.resize(static_cast<size_t>(rows.indptr[row_end] - rows.indptr[row_begin]));
+    const std::int64_t end = rows.indptr[row_end];
+    entries.resize(static_cast<size_t>(end - rows.indptr[row_begin]));
     for (Index n = row_begin; n < row_end; ++n)
         for (std::int64_t k = rows.indptr[n]; k < rows.indptr[n + 1]; ++k) {
+            // Where a later non-zero's column stands now: its slot, or a few slots before it.
+            if (k + kScatterPrefetch < end)
+                prefetch_for_writing(entries.data() + column_next[rows.indices[k + kScatterPrefetch]]);
             const std::int64_t e = column_next[rows.indices[k]]++;
             entries[e] = {static_cast<Value>(rows.data[k]), static_cast<std::int32_t>(n - row_begin)};
         }

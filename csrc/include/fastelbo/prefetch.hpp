@@ -20,4 +20,15 @@ inline void prefetch_elements(const T* p, Index count) {
 #endif
 }
 
+// Asks for the cache line of p for writing (a no-op as above): a scattered store then finds its
+// line owned, where it would wait for it in the store queue.
+template <class T>
+inline void prefetch_for_writing(T* p) {
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(p, 1);
+#else
+    (void)p;
+#endif
+}
+
 }  // namespace fastelbo

@@ -18,11 +18,11 @@ RESOLVED_SHARE = 0.5  # the m iterations must be at least this share of T(1 + m)
 # then moves the result by at most its own relative size
 
 
-def best_time(run, repeats, times=None):
-    """Best of ``repeats`` timed calls of ``run``, but one call when it takes over LONG_RUN_SECONDS:
-    the real-data cases would take many minutes more, for noise that is small against such a time.
-    Returns (seconds, what the last call returned); each call's seconds are appended to ``times``
-    if given."""
+def best_time(run, repeats, times=None, long_run_seconds=LONG_RUN_SECONDS):
+    """Best of ``repeats`` timed calls of ``run``, but one call when it takes over
+    ``long_run_seconds``: the real-data cases would take many minutes more, for noise that is small
+    against such a time. Returns (seconds, what the last call returned); each call's seconds are
+    appended to ``times`` if given."""
     best, value = np.inf, None
     for _ in range(repeats):
         start = time.perf_counter()
@@ -31,12 +31,12 @@ def best_time(run, repeats, times=None):
         if times is not None:
             times.append(seconds)
         best = min(best, seconds)
-        if best > LONG_RUN_SECONDS:
+        if best > long_run_seconds:
             break
     return best, value
 
 
-def seconds_per_iteration(run, repeats, evaluate=None, calls=None):
+def seconds_per_iteration(run, repeats, evaluate=None, calls=None, long_run_seconds=LONG_RUN_SECONDS):
     """(T(1 + m) - T(1)) / m, each T the best of ``repeats`` after a warm-up, where ``run(n_iter)``
     runs ``n_iter`` EM iterations from a fixed start and returns the last log-likelihood: the
     difference cancels initialisation, the final E-step and any fixed overhead. m is chosen so that
@@ -49,17 +49,21 @@ def seconds_per_iteration(run, repeats, evaluate=None, calls=None):
     (where it would push a call past LONG_RUN_SECONDS, so it is taken once) nor to its noise.
 
     ``calls``, a dict if given, receives every timed call's seconds by its iteration count, the
-    warm-up under "warm-up": how much the times moved, beside the best."""
+    warm-up under "warm-up": how much the times moved, beside the best. A T over
+    ``long_run_seconds`` is taken once (best_time)."""
     calls = {} if calls is None else calls
     warm_up = time.perf_counter()
     run(1)
     warm_up = time.perf_counter() - warm_up
     calls["warm-up"] = [warm_up]
     n_iter = int(np.clip(np.ceil(MIN_MEASURED_SECONDS / max(warm_up / 3, 1e-6)), MEASURED_ITERATIONS, 100))
-    one, _ = best_time(lambda: run(1), repeats, calls.setdefault("1", []))
+    one, _ = best_time(lambda: run(1), repeats, calls.setdefault("1", []), long_run_seconds)
     while True:
         many, bound = best_time(
-            functools.partial(run, 1 + n_iter), repeats, calls.setdefault(str(1 + n_iter), [])
+            functools.partial(run, 1 + n_iter),
+            repeats,
+            calls.setdefault(str(1 + n_iter), []),
+            long_run_seconds,
         )
         # On a noisy machine a few cheap iterations can vanish in the jitter of T(1) (the warm-up,
         # which includes one-off set-up, overstates an iteration): more of them until they are a
@@ -74,14 +78,17 @@ def seconds_per_iteration(run, repeats, evaluate=None, calls=None):
     return max(many - one, 0.0) / n_iter, n_iter, bound
 
 
-def record_seconds_per_iteration(row, system, run, repeats, log, log_prefix, evaluate=None):
+def record_seconds_per_iteration(
+    row, system, run, repeats, log, log_prefix, evaluate=None, long_run_seconds=LONG_RUN_SECONDS
+):
     """Times ``run`` by ``seconds_per_iteration`` into ``row`` (its ``seconds_per_iteration``,
     ``measured_iterations``, ``log_likelihood`` and ``timed_calls`` under ``system``; ``evaluate``
-    as there), or records in ``row["errors"]`` why there is no result: a ValueError from the system
-    (scikit-learn's float32 covariances can break down) or a non-finite log-likelihood."""
+    and ``long_run_seconds`` as there), or records in ``row["errors"]`` why there is no result: a
+    ValueError from the system (scikit-learn's float32 covariances can break down) or a non-finite
+    log-likelihood."""
     try:
         calls = row.setdefault("timed_calls", {}).setdefault(system, {})
-        seconds, n_iter, bound = seconds_per_iteration(run, repeats, evaluate, calls)
+        seconds, n_iter, bound = seconds_per_iteration(run, repeats, evaluate, calls, long_run_seconds)
     except ValueError as error:
         row["errors"][system] = str(error)
         log(f"{log_prefix}{system:<9} failed: {error}")

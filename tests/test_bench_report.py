@@ -131,6 +131,20 @@ def test_an_evaluation_outside_the_timed_calls_adds_nothing_to_them(monkeypatch)
     assert timing.format_calls(calls) == "T(1) 5.00 5.00 5.00 | T(4) 17.00 17.00 17.00"
 
 
+def test_a_long_run_limit_of_the_callers_decides_which_calls_are_repeated(monkeypatch):
+    import timing
+
+    # T(1) 21 s and T(4) 81 s: over timing's 20 s each is taken once, under a limit of 100 s three times.
+    monkeypatch.setattr(timing.time, "perf_counter", (clock := FakeClock(1.0, 0.0, 20.0)).perf_counter)
+    for limit, repeated in ((timing.LONG_RUN_SECONDS, 1), (100.0, 3)):
+        calls = {}
+        seconds, _, _ = timing.seconds_per_iteration(
+            clock.run, repeats=3, calls=calls, long_run_seconds=limit
+        )
+        assert calls == {"warm-up": [21.0], "1": [21.0] * repeated, "4": [81.0] * repeated}
+        assert seconds == 20.0
+
+
 def test_report_measures_real_patches():
     pytest.importorskip("PIL")  # scikit-learn reads its sample photos with Pillow
     rows = report.measure_iterations([Case("full", 400, 64, 2, data="patches")], repeats=1, log=_quiet)

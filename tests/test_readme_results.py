@@ -98,48 +98,41 @@ QUOTED = [
     ("(0.040 s against 0.055 s)", "factor/report.md", ["| 0.0402 | 1 |", "| 0.0546 | closed form |"]),
     # Bernoulli and Poisson mixtures on Zen 4, bench/report.py's exponential_family group
     (
-        "| 100 | 3.43 | 22.56 (6.6x) | 5.86 | 30.15 (5.1x) |",
-        "exponential_family/n1m_zen4_records8_run4/report.md",
-        ["| 3.4275 | 22.5612 | 6.58x | 4.2363 | 0.81x |", "| 5.8550 | 30.1499 | 5.15x | 5.1435 | 1.14x |"],
+        "| 100 | 3.14 | 26.68 (8.5x) | 3.27 | 27.69 (8.5x) |",
+        "exponential_family/n1m_zen4_1207_run4/report.md",
+        ["| 3.1374 | 26.6773 | 8.50x | 4.3743 | 0.72x |", "| 3.2700 | 27.6900 | 8.47x | 4.5775 | 0.71x |"],
     ),
     (
-        "gave 3.13-4.78 s against 20.99-26.62 s (5.1-8.5x) for the Bernoulli mixture and 3.37-5.86 s "
-        "against 21.22-30.15 s (4.5-8.5x) for the Poisson mixture",
-        "exponential_family/n1m_zen4_records8_run1/report.md",
-        ["| 4.7838 | 24.6076 | 5.14x | 4.6147 | 1.04x |", "| 4.6711 | 21.2199 | 4.54x | 4.2138 | 1.11x |"],
+        "gave 3.14-3.28 s against 26.68-28.37 s (8.5-8.6x) for the Bernoulli mixture and 3.27-3.66 s "
+        "against 27.69-29.92 s (8.2-8.5x) for the Poisson mixture",
+        "exponential_family/n1m_zen4_1207_run4/report.md",
+        ["| 3.1374 | 26.6773 | 8.50x |", "| 3.2700 | 27.6900 | 8.47x |"],
     ),
     (
-        "gave 3.13-4.78 s against 20.99-26.62 s (5.1-8.5x) for the Bernoulli mixture and 3.37-5.86 s "
-        "against 21.22-30.15 s (4.5-8.5x) for the Poisson mixture",
-        "exponential_family/n1m_zen4_records8_run2/report.md",
-        ["| 3.1261 | 26.6221 | 8.52x | 6.2972 | 0.50x |", "| 3.3710 | 28.5719 | 8.48x | 4.7641 | 0.71x |"],
+        "gave 3.14-3.28 s against 26.68-28.37 s (8.5-8.6x) for the Bernoulli mixture and 3.27-3.66 s "
+        "against 27.69-29.92 s (8.2-8.5x) for the Poisson mixture",
+        "exponential_family/n1m_zen4_1207_run5/report.md",
+        ["| 3.2824 | 28.3671 | 8.64x |", "| 3.6595 | 29.9240 | 8.18x |"],
     ),
     (
-        "gave 3.13-4.78 s against 20.99-26.62 s (5.1-8.5x) for the Bernoulli mixture and 3.37-5.86 s "
-        "against 21.22-30.15 s (4.5-8.5x) for the Poisson mixture",
-        "exponential_family/n1m_zen4_records8_run3/report.md",
-        ["| 3.4146 | 20.9873 | 6.15x | 4.5524 | 0.75x |", "| 3.5136 | 23.9921 | 6.83x | 4.4070 | 0.80x |"],
+        "the bound itself, measured on one thread, took 4.4-6.8 s, and fastelbo 0.49-0.82x of it",
+        "exponential_family/n1m_zen4_1207_run4/report.md",
+        ["| 4.3743 |"],
     ),
     (
-        "gave 3.13-4.78 s against 20.99-26.62 s (5.1-8.5x) for the Bernoulli mixture and 3.37-5.86 s "
-        "against 21.22-30.15 s (4.5-8.5x) for the Poisson mixture",
-        "exponential_family/n1m_zen4_records8_run4/report.md",
-        ["| 3.4275 | 22.5612 | 6.58x | 4.2363 | 0.81x |", "| 5.8550 | 30.1499 | 5.15x | 5.1435 | 1.14x |"],
+        "the bound itself, measured on one thread, took 4.4-6.8 s, and fastelbo 0.49-0.82x of it",
+        "exponential_family/n1m_zen4_1207_run5/report.md",
+        ["| 6.7510 | 0.49x |", "| 0.82x |"],
     ),
     (
-        "the bound itself, measured on one thread, took 4.2-6.3 s, and fastelbo 0.50-1.14x of it",
-        "exponential_family/n1m_zen4_records8_run1/report.md",
-        ["| 4.2138 |"],
+        "(3.29-6.49 s for the Poisson mixture in three other runs that day",
+        "exponential_family/n1m_zen4_1207_run2/report.md",
+        ["| 3.2943 |"],
     ),
     (
-        "the bound itself, measured on one thread, took 4.2-6.3 s, and fastelbo 0.50-1.14x of it",
-        "exponential_family/n1m_zen4_records8_run2/report.md",
-        ["| 6.2972 | 0.50x |"],
-    ),
-    (
-        "the bound itself, measured on one thread, took 4.2-6.3 s, and fastelbo 0.50-1.14x of it",
-        "exponential_family/n1m_zen4_records8_run4/report.md",
-        ["| 1.14x |"],
+        "(3.29-6.49 s for the Poisson mixture in three other runs that day",
+        "exponential_family/n1m_zen4_1207_run1/report.md",
+        ["| 6.4887 |"],
     ),
     (
         "| 100 | 0.31 | 2.05 (6.5x) | 0.35 | 1.96 (5.6x) |",

@@ -26,7 +26,7 @@ SYSTEMS = ("fastelbo", "numpy")
 # A T over this is taken once (timing.best_time). fastelbo's T(4) at N = 1M, K = 100 takes 15-21 s:
 # over timing's 20 s, a busy moment's single call was the result (2026-12-07: one T(4) of 21.42 s
 # gave the Poisson mixture 5.28 s per iteration, where three of the Bernoulli mixture's, 14.82-15.83
-# s, gave 3.43 s). The NumPy EM's T(1) (25-27 s) is then the best of several too; its T(4), about
+# s, gave 3.43 s). The NumPy EM's T(1) (22-32 s) is then the best of several too; its T(4), about
 # 100-130 s, is taken once.
 LONG_RUN_SECONDS = 60.0
 PLOT_NAME = "exponential_family_time_per_iteration.png"

@@ -46,7 +46,7 @@ def seconds_per_iteration(run, repeats, evaluate=None, calls=None, long_run_seco
 
     With ``evaluate``, ``run`` returns what the fit ended with and ``evaluate`` of it, called
     outside the timed calls, gives the log-likelihood: a costly evaluation then adds neither to T
-    (where it would push a call past LONG_RUN_SECONDS, so it is taken once) nor to its noise.
+    (where it would push a call past ``long_run_seconds``, so it is taken once) nor to its noise.
 
     ``calls``, a dict if given, receives every timed call's seconds by its iteration count, the
     warm-up under "warm-up": how much the times moved, beside the best. A T over

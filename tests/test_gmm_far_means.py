@@ -82,6 +82,45 @@ def test_a_step_from_far_off_initial_means_equals_the_exact_step(covariance_type
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("offset", [1e4, 1e9])
+def test_a_truncated_step_from_far_off_initial_means_equals_the_exact_step(covariance_type, offset):
+    # With every component in every row's set (n_active = K) the truncated step is the exact one;
+    # its moments, too, are taken again about the new means.
+    X = _three_clusters()
+    weights = np.array([0.2, 0.3, 0.5])
+    means = X[:3] + np.array([[offset, 0, 0], [0, offset, 0], [0, 0, -offset]])
+    covariances, precisions = _unit_parameters(covariance_type, 2.0)
+    gmm = _one_step(
+        X,
+        covariance_type=covariance_type,
+        n_active=3,
+        weights_init=weights,
+        means_init=means,
+        precisions_init=precisions,
+    )
+    _assert_step_equals(gmm, _exact_step(X, weights, means, covariances, covariance_type)[0])
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_truncated_em_from_far_off_means_init_fits_as_well_as_exact_em(covariance_type):
+    # Four clusters, the means started 1e8 away: full covariances once raised the ill-defined
+    # covariance error here (the truncated step's scatter cancelled to round-off).
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(c, 1, (300, 2)) for c in ([0, 0], [6, 0], [0, 6], [6, 6])])
+    far = 1e8
+    means_init = np.array([[far, far], [-far, far], [far, -far], [-far, -far]])
+    params = dict(covariance_type=covariance_type, means_init=means_init, random_state=0, max_iter=500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        exact = FastGMM(4, **params).fit(X)
+        truncated = FastGMM(4, n_active=2, **params).fit(X)
+    assert truncated.converged_
+    assert truncated.score(X) >= exact.score(X) - 1e-9
+    decomposition = truncated.entropy_decomposition()
+    assert abs(decomposition.gap) <= 1e-6 * abs(decomposition.elbo)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("shift", [1e6, 1e8])
 def test_a_warm_start_on_data_moved_far_away_steps_as_exact_em(covariance_type, shift):
     X = _three_clusters()

@@ -76,6 +76,30 @@ def test_a_fit_over_blocks_equals_the_in_memory_fit(X, covariance_type, n_blocks
     _assert_same_fit(fit, reference, rtol=0 if n_blocks == 1 else 1e-10)
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_a_fit_from_far_off_means_over_blocks_and_on_dask_equals_the_in_memory_fit(
+    X, covariance_type, monkeypatch
+):
+    # Means started 1e7 away: the first step's moments are taken again about the new means, by a
+    # pass over the same blocks that keeps every row's set.
+    retaken = []
+    original = TruncatedSearch.moments_about
+
+    def counted(self, *args):
+        retaken.append(len(self.spans))
+        return original(self, *args)
+
+    monkeypatch.setattr(TruncatedSearch, "moments_about", counted)
+    weights = np.random.RandomState(1).uniform(0.2, 3.0, N)
+    start = {"means_init": X[:K] + 1e7}
+    reference = _fit(X, covariance_type, weights, **start)
+    blocks = _fit(RowSource(X, block_rows=BLOCKS[7]), covariance_type, weights, **start)
+    on_dask = _fit(da.from_array(X, chunks=(300, X.shape[1])), covariance_type, weights, **start)
+    assert retaken == [1, 7, 7]  # once per fit, in the first step only
+    _assert_same_fit(blocks, reference, rtol=1e-10)
+    _assert_same_fit((on_dask[0], on_dask[1].compute()), blocks, rtol=0)
+
+
 def test_memmap_and_hdf5_fits_equal_the_in_memory_fit(X, tmp_path):
     reference = _fit(X)
     np.save(tmp_path / "x.npy", X)

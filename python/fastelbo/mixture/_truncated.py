@@ -33,6 +33,7 @@ and computes exactly what the in-memory pass does.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import numbers
 
@@ -216,6 +217,32 @@ class TruncatedSearch:
         stats = self._pass(self._source(X), sample_weight, parameters, n_threads, moments)
         if moments:
             self.unchanged_steps = self.unchanged_steps + 1 if stats.n_changed_best == 0 else 0
+        return stats.mixture
+
+    def moments_about(self, X, sample_weight, parameters, n_threads, reference):
+        """The statistics of the last E-step's posteriors again, with the moments about
+        ``reference`` (K, D) instead of the current means (Gaussian components).
+
+        One pass that searches nothing: every component's list is the component alone and no row
+        draws a random candidate, so each row's candidates are its set K_n and q_n is the last
+        E-step's (same sets, same ``parameters``). The sets, the neighbour lists and the random
+        stream are left as they are."""
+        source = self._source(X)
+        dtype = self._working_dtype(source)
+        K = self.neighbours.shape[0]
+        snapshot = dataclasses.replace(
+            self._snapshot(parameters, dtype, True, n_threads, len(self.spans) > 1, None),
+            reference=np.ascontiguousarray(reference, dtype=np.float64),
+            neighbours=np.arange(K, dtype=np.int32)[:, None],
+        )
+        if sample_weight is not None:
+            sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
+        stats, _, _ = reduce_blocks(
+            source,
+            functools.partial(self._block_pass, snapshot),
+            TruncatedRowInputs(sample_weight, None),
+            self.states,
+        )
         return stats.mixture
 
     def settled(self):

@@ -66,8 +66,8 @@ class TruncatedPassParameters:
 
 class TruncatedRowInputs:
     """The per-row inputs of a truncated pass besides X: sample weights (or None) and the random
-    candidates r_n, sliced per block together (``reduce_blocks`` slices what it is given as sample
-    weights; for Dask the slices travel with the tasks)."""
+    candidates r_n (or None: no random candidates), sliced per block together (``reduce_blocks``
+    slices what it is given as sample weights; for Dask the slices travel with the tasks)."""
 
     def __init__(self, sample_weight, random_candidates):
         self.sample_weight = sample_weight
@@ -75,7 +75,8 @@ class TruncatedRowInputs:
 
     def __getitem__(self, rows):
         weights = None if self.sample_weight is None else self.sample_weight[rows]
-        return weights, self.random_candidates[rows]
+        candidates = None if self.random_candidates is None else self.random_candidates[rows]
+        return weights, candidates
 
 
 @dataclass
@@ -231,7 +232,7 @@ def truncated_block_pass(parameters, rows, inputs, state):
         parameters.covariance_type,
         active,
         parameters.neighbours,
-        np.ascontiguousarray(random_candidates, dtype=np.int32),
+        None if random_candidates is None else np.ascontiguousarray(random_candidates, dtype=np.int32),
         return_neighbour_scores=parameters.neighbour_scores,
         n_threads=parameters.n_threads,
     )

@@ -84,6 +84,18 @@ GROUPS = ("gmm", "factor", "mfa", "truncated", "exponential_family")
 SYSTEM_LABELS = {"fastelbo": "FastGMM", "numpy": "NumPy EM", "sklearn": "scikit-learn"}
 
 
+#: Environment variables that change what runs: thread counts, and the instruction sets fastelbo's
+#: kernels, NumPy's loops and OpenBLAS use (an AVX2 machine's code paths run on an AVX-512 one).
+RECORDED_ENVIRONMENT = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "FASTELBO_CPU",
+    "NPY_DISABLE_CPU_FEATURES",
+    "NPY_ENABLE_CPU_FEATURES",
+    "OPENBLAS_CORETYPE",
+)
+
+
 def environment() -> dict:
     """Thread counts, BLAS, versions and build flags recorded with every result."""
     from threadpoolctl import threadpool_info
@@ -100,7 +112,7 @@ def environment() -> dict:
             {k: pool.get(k) for k in ("user_api", "internal_api", "version", "num_threads", "architecture")}
             for pool in threadpool_info()
         ],
-        "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS") if k in os.environ},
+        "env": {k: os.environ[k] for k in RECORDED_ENVIRONMENT if k in os.environ},
     }
 
 
@@ -260,6 +272,9 @@ def markdown(results) -> str:
         + ".",
         "",
     ]
+    if env.get("env"):  # after the machine's line, in its paragraph
+        settings = ", ".join(f"{k}={v!r}" for k, v in env["env"].items())
+        lines[-1:-1] = [f"Set in the environment: {settings}."]
     missing = [
         group for group in results.get("groups", []) if group not in results.get("completed_groups", [])
     ]

@@ -36,7 +36,9 @@ def best_time(run, repeats, times=None, long_run_seconds=LONG_RUN_SECONDS):
     return best, value
 
 
-def seconds_per_iteration(run, repeats, evaluate=None, calls=None, long_run_seconds=LONG_RUN_SECONDS):
+def seconds_per_iteration(
+    run, repeats, evaluate=None, calls=None, long_run_seconds=LONG_RUN_SECONDS, iterations=None
+):
     """(T(1 + m) - T(1)) / m, each T the best of ``repeats`` after a warm-up, where ``run(n_iter)``
     runs ``n_iter`` EM iterations from a fixed start and returns the last log-likelihood: the
     difference cancels initialisation, the final E-step and any fixed overhead. m is chosen so that
@@ -50,13 +52,17 @@ def seconds_per_iteration(run, repeats, evaluate=None, calls=None, long_run_seco
 
     ``calls``, a dict if given, receives every timed call's seconds by its iteration count, the
     warm-up under "warm-up": how much the times moved, beside the best. A T over
-    ``long_run_seconds`` is taken once (best_time)."""
+    ``long_run_seconds`` is taken once (best_time).
+
+    ``iterations`` fixes m (no choice, no growth): another system's m, so that both are timed over
+    the same iterations where an iteration's cost changes as the fit goes on."""
     calls = {} if calls is None else calls
     warm_up = time.perf_counter()
     run(1)
     warm_up = time.perf_counter() - warm_up
     calls["warm-up"] = [warm_up]
-    n_iter = int(np.clip(np.ceil(MIN_MEASURED_SECONDS / max(warm_up / 3, 1e-6)), MEASURED_ITERATIONS, 100))
+    n_iter = np.clip(np.ceil(MIN_MEASURED_SECONDS / max(warm_up / 3, 1e-6)), MEASURED_ITERATIONS, 100)
+    n_iter = int(n_iter if iterations is None else iterations)
     one, _ = best_time(lambda: run(1), repeats, calls.setdefault("1", []), long_run_seconds)
     while True:
         many, bound = best_time(
@@ -68,7 +74,7 @@ def seconds_per_iteration(run, repeats, evaluate=None, calls=None, long_run_seco
         # On a noisy machine a few cheap iterations can vanish in the jitter of T(1) (the warm-up,
         # which includes one-off set-up, overstates an iteration): more of them until they are a
         # resolved share of the run.
-        if many - one >= RESOLVED_SHARE * many or n_iter >= MAX_MEASURED_ITERATIONS:
+        if iterations is not None or many - one >= RESOLVED_SHARE * many or n_iter >= MAX_MEASURED_ITERATIONS:
             break
         n_iter = min(4 * n_iter, MAX_MEASURED_ITERATIONS)
     if n_iter != MEASURED_ITERATIONS:
@@ -79,16 +85,26 @@ def seconds_per_iteration(run, repeats, evaluate=None, calls=None, long_run_seco
 
 
 def record_seconds_per_iteration(
-    row, system, run, repeats, log, log_prefix, evaluate=None, long_run_seconds=LONG_RUN_SECONDS
+    row,
+    system,
+    run,
+    repeats,
+    log,
+    log_prefix,
+    evaluate=None,
+    long_run_seconds=LONG_RUN_SECONDS,
+    iterations=None,
 ):
     """Times ``run`` by ``seconds_per_iteration`` into ``row`` (its ``seconds_per_iteration``,
-    ``measured_iterations``, ``log_likelihood`` and ``timed_calls`` under ``system``; ``evaluate``
-    and ``long_run_seconds`` as there), or records in ``row["errors"]`` why there is no result: a
-    ValueError from the system (scikit-learn's float32 covariances can break down) or a non-finite
-    log-likelihood."""
+    ``measured_iterations``, ``log_likelihood`` and ``timed_calls`` under ``system``; ``evaluate``,
+    ``long_run_seconds`` and ``iterations`` as there), or records in ``row["errors"]`` why there is
+    no result: a ValueError from the system (scikit-learn's float32 covariances can break down) or a
+    non-finite log-likelihood."""
     try:
         calls = row.setdefault("timed_calls", {}).setdefault(system, {})
-        seconds, n_iter, bound = seconds_per_iteration(run, repeats, evaluate, calls, long_run_seconds)
+        seconds, n_iter, bound = seconds_per_iteration(
+            run, repeats, evaluate, calls, long_run_seconds, iterations
+        )
     except ValueError as error:
         row["errors"][system] = str(error)
         log(f"{log_prefix}{system:<9} failed: {error}")

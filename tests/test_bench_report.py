@@ -145,6 +145,37 @@ def test_a_long_run_limit_of_the_callers_decides_which_calls_are_repeated(monkey
         assert seconds == 20.0
 
 
+def test_a_given_m_is_timed_as_it_is(monkeypatch):
+    import timing
+
+    # The clock of the test above would grow m past 100; a given m of 12 is kept (T(1) and T(13)).
+    clock = FakeClock(set_up=0.05, jitter=0.005, per_iteration=1e-4)
+    monkeypatch.setattr(timing.time, "perf_counter", clock.perf_counter)
+    calls = {}
+    _, n_iter, _ = timing.seconds_per_iteration(clock.run, repeats=2, calls=calls, iterations=12)
+    assert n_iter == 12
+    assert list(calls) == ["warm-up", "1", "13"]
+
+
+def test_exponential_family_systems_are_timed_over_the_same_iterations(monkeypatch):
+    import exponential_family_report as ef
+    import timing
+
+    # fastelbo's first iteration outweighs its later ones, so its m grows (to 12, say); the NumPy
+    # EM is then timed over iterations 2-13 as well.
+    given = []
+
+    def seconds_per_iteration(run, repeats, evaluate, calls, long_run_seconds, iterations):
+        given.append(iterations)
+        return 1.0, 12 if iterations is None else iterations, -1.0
+
+    monkeypatch.setattr(timing, "seconds_per_iteration", seconds_per_iteration)
+    monkeypatch.setattr(ef.gemm_bound_sparse, "measure", lambda *args, **kwargs: {})
+    row = ef.measure_case(ef.QUICK_CASES[0], 1, _quiet)
+    assert given == [None, 12]
+    assert row["measured_iterations"] == {"fastelbo": 12, "numpy": 12}
+
+
 def test_report_measures_real_patches():
     pytest.importorskip("PIL")  # scikit-learn reads its sample photos with Pillow
     rows = report.measure_iterations([Case("full", 400, 64, 2, data="patches")], repeats=1, log=_quiet)
@@ -489,3 +520,15 @@ def test_exponential_family_group_keeps_the_components_asked_for_and_draws_its_p
     assert {case.family for case in asked} == {"bernoulli", "poisson"}
     assert (tmp_path / ef.PLOT_NAME).stat().st_size > 0
     assert "zipf-poisson-N100000-D50000-K100" in (tmp_path / "report.md").read_text()
+
+
+def test_the_report_states_the_instruction_set_overrides_it_ran_under(monkeypatch):
+    # An AVX2 machine's code paths measured on an AVX-512 one: the report must say so.
+    monkeypatch.setenv("NPY_DISABLE_CPU_FEATURES", "X86_V4")
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.delenv("FASTELBO_CPU", raising=False)
+    environment = report.environment()
+    assert environment["env"]["NPY_DISABLE_CPU_FEATURES"] == "X86_V4"
+    assert "FASTELBO_CPU" not in environment["env"]
+    text = report.markdown({"quick": True, "repeats": 1, "fit_repeats": 1, "environment": environment})
+    assert "NPY_DISABLE_CPU_FEATURES='X86_V4'" in text and "OPENBLAS_CORETYPE='Haswell'" in text

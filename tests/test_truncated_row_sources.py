@@ -205,6 +205,38 @@ def test_merged_scores_add_per_group_and_candidate_and_refresh_with_top_up():
     np.testing.assert_array_equal(single.refresh(old, occupied)[0], [0, 3, 2])
 
 
+def test_empty_scores_merge_to_the_other_blocks_scores():
+    # Rows that evaluated no candidate besides their set (n_active=1 re-taking moments: each list is
+    # the component alone) give blocks no scores at all.
+    empty = NeighbourScores(
+        np.array([], np.int32), np.array([], np.int32), np.array([], float), np.array([], float)
+    )
+    some = NeighbourScores(np.array([1], np.int32), np.array([0], np.int32), np.array([-2.0]), np.ones(1))
+    assert len(empty.merge(empty).group) == 0
+    for merged in (empty.merge(some), some.merge(empty)):
+        np.testing.assert_array_equal(merged.group, [1])
+        np.testing.assert_array_equal(merged.component, [0])
+        np.testing.assert_array_equal(merged.sum, [-2.0])
+        np.testing.assert_array_equal(merged.count, [1.0])
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_one_active_component_from_far_off_means_over_blocks_equals_the_in_memory_fit(covariance_type):
+    rng = np.random.RandomState(0)
+    three = np.vstack([c + rng.randn(100, 2) for c in ([0, 0], [10, 0], [0, 10])])
+    params = dict(
+        covariance_type=covariance_type,
+        n_active=1,
+        means_init=np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]) + 1e6,
+        random_state=0,
+    )
+    in_memory = FastGMM(3, **params).fit(three)
+    blocks = FastGMM(3, **params).fit(RowSource(three, block_rows=97))
+    assert blocks.n_iter_ == in_memory.n_iter_
+    for name in ("weights_", "means_", "covariances_", "elbo_history_"):
+        np.testing.assert_allclose(getattr(blocks, name), getattr(in_memory, name), rtol=1e-10, err_msg=name)
+
+
 @pytest.mark.parametrize("start", ["exact", "coarse"])
 def test_a_fit_on_a_local_cluster_equals_the_in_process_fit_bit_for_bit(X, dask_client, monkeypatch, start):
     if start == "coarse":  # the coarse cells travel to the workers in the first pass's snapshot

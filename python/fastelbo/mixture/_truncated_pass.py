@@ -96,6 +96,8 @@ class NeighbourScores:
 
     def merge(self, other: NeighbourScores) -> NeighbourScores:
         """The scores of two disjoint row sets: sums and counts added per (b, c), self's first."""
+        if not len(self.group) or not len(other.group):  # rows that evaluated no other candidate
+            return other if not len(self.group) else self
         K = np.int64(max(self._largest(), other._largest()) + 1)
         keys = np.concatenate([self._keys(K), other._keys(K)])
         # Two sorted runs: a stable sort merges them in linear time and keeps self's entry of a

@@ -204,7 +204,11 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         search step that finds nothing changes the free energy by exactly 0, yet later steps may
         still find better sets), so it runs at least 10 iterations (11 where its first E-step
         changes a row's most probable component, as it does unless the data leave nothing to
-        change): with ``max_iter < 10`` it ends unconverged.
+        change): with ``max_iter < 10`` it ends unconverged. A component in no row's set gets no
+        responsibility at all: from a start far from the data (a far-off ``means_init``, a warm
+        start on rescaled data) truncated EM can leave components empty, or with ``reg_covar``
+        below the data's scale, fitted to a few rows and not positive definite (the
+        ill-defined-covariance error), where exact EM keeps them with tiny weights.
     n_neighbors : int, default=None
         G, the length of every component's neighbour list in truncated EM (None: min(5, K)).
         Needs ``n_active``.
@@ -235,7 +239,10 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     lower_bounds_ : list of float
         ``lower_bound`` at every iteration of the best run.
     elbo_history_ : ndarray
-        ``F(q^t, Theta^t)`` per iteration (equal to ``lower_bounds_``).
+        ``F(q^t, Theta^t)`` per iteration (equal to ``lower_bounds_``). No E-step lowers it; an
+        M-step maximises F less the regulariser's term below, so where that term is not
+        negligible F can fall by as much as the term changes (truncated EM on scikit-learn's
+        digits, whose constant pixels ``reg_covar=0.1`` holds: by up to 1.3e-3).
     entropy_sum_history_ : ndarray
         ``S(q^t, Theta^{t+1})`` per iteration: equals ``F(q^t, Theta^{t+1})`` after every M-step,
         less the regulariser's ``reg_covar / 2 sum_c qbar_c tr(Sigma_c^-1)``, so

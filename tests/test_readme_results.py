@@ -167,6 +167,16 @@ QUOTED = [
         ["| 34.6771 |", "| 34.4266 |"],
     ),
     ("gave 22.5-23.6 s)", "exponential_family/n100k_zen4/report.md", ["| 22.4839 |", "| 23.5907 |"]),
+    (
+        "gave 24.08 s against 295.02 s (12.3x, Bernoulli) and 28.92 s against 377.74 s (13.1x, Poisson)",
+        "exponential_family/n1m_k1000_zen4_1207/report.md",
+        ["| Poisson | **28.92** (37.65, 30.41, 28.92) | 377.74 | **13.06x** |", "| 295.02 | **12.25x** |"],
+    ),
+    (
+        "gave 24.08 s against 295.02 s (12.3x, Bernoulli) and 28.92 s against 377.74 s (13.1x, Poisson)",
+        "exponential_family/n1m_k1000_zen4_1207/step_poisson_n1m_k1000.json",
+        ['"numpy": 377.73', '"fastelbo": 28.92'],
+    ),
     # ... and bench/sparse_out_of_core.py at N = 1M, K = 100
     (
         "read in 16 blocks, added 475 MiB to the process and took 8.98 s per iteration, against 6.49 s",

@@ -489,11 +489,10 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     def _e_step(self, X, moments=True, sample_weight=None):
         if moments and self.n_active is not None:
             search = self._truncated_search(X, sample_weight)
-            n_threads = resolve_n_threads(self.n_jobs)
-            stats = _check_finite(search.e_step(X, sample_weight, self._truncated_parameters(), n_threads), X)
+            parameters, n_threads = self._truncated_parameters(), resolve_n_threads(self.n_jobs)
+            stats = _check_finite(search.e_step(X, sample_weight, parameters, n_threads), X)
             if moments_lose_precision(stats, self.covariance_type, self.reg_covar):
                 # As below for exact EM: the same posteriors' moments about the new means.
-                parameters = self._truncated_parameters()
                 stats = search.moments_about(X, sample_weight, parameters, n_threads, new_means(stats))
                 stats = _check_finite(stats, X)
             return stats

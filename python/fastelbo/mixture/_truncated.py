@@ -235,14 +235,7 @@ class TruncatedSearch:
             reference=np.ascontiguousarray(reference, dtype=np.float64),
             neighbours=np.arange(K, dtype=np.int32)[:, None],
         )
-        if sample_weight is not None:
-            sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
-        stats, _, _ = reduce_blocks(
-            source,
-            functools.partial(self._block_pass, snapshot),
-            TruncatedRowInputs(sample_weight, None),
-            self.states,
-        )
+        stats, _ = self._reduce(source, dtype, snapshot, sample_weight, None)
         return stats.mixture
 
     def settled(self):
@@ -272,16 +265,22 @@ class TruncatedSearch:
         snapshot = self._snapshot(parameters, dtype, moments, n_threads, len(self.spans) > 1, start_cells)
         K = self.neighbours.shape[0]
         random_candidates = self._rng.integers(0, K, size=self.n_samples, dtype=np.int32)
+        stats, self.states = self._reduce(source, dtype, snapshot, sample_weight, random_candidates)
+        self.neighbours = stats.refreshed_neighbours(self.neighbours)
+        return stats
+
+    def _reduce(self, source, dtype, snapshot, sample_weight, random_candidates):
+        """The block pass with ``snapshot`` over every block of ``source`` from the current sets
+        (the weights rounded to ``dtype``); returns its merged statistics and the blocks' new sets."""
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
-        stats, _, self.states = reduce_blocks(
+        stats, _, states = reduce_blocks(
             source,
             functools.partial(self._block_pass, snapshot),
             TruncatedRowInputs(sample_weight, random_candidates),
             self.states,
         )
-        self.neighbours = stats.refreshed_neighbours(self.neighbours)
-        return stats
+        return stats, states
 
     def walk(self, X, parameters, neighbours, n_threads, max_steps=_WARMUP_STEPS):
         """Best components of new rows at fixed parameters; ``neighbours`` is not modified. Every

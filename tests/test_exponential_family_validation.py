@@ -176,6 +176,45 @@ def test_poisson_counts_beyond_2_to_the_53_are_refused(to_sparse):
             FastPoissonMixture(n_components=2, random_state=0).fit(to_sparse(X))
 
 
+@pytest.mark.parametrize("to_sparse", [np.asarray, sp.csr_matrix])
+@pytest.mark.parametrize(("dtype", "value"), [(np.int64, 2**53 + 1), (np.uint64, 2**64 - 1)])
+def test_poisson_integer_counts_beyond_2_to_the_53_are_refused(to_sparse, dtype, value):
+    """Integer dtypes are read without a float64 copy, so the bound is checked on the integers
+    (2**53 + 1 would otherwise be read as 2**53, and 2**64 - 1 scored as if it were likely)."""
+    X = np.ones((6, 3), dtype=dtype)
+    X[4, 2] = 2**53
+    FastPoissonMixture(n_components=2, random_state=0).fit(to_sparse(X))
+    X[4, 2] = value
+    with pytest.raises(ValueError, match=rf"up to 2\*\*53; X holds {value} at row 4, column 2"):
+        FastPoissonMixture(n_components=2, random_state=0).fit(to_sparse(X))
+    fitted = FastPoissonMixture(n_components=2, random_state=0).fit(np.ones((6, 3), dtype=dtype))
+    with pytest.raises(ValueError, match=r"up to 2\*\*53.*at row 4, column 2"):
+        fitted.score_samples(to_sparse(X))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.uint32])
+def test_duplicate_sparse_entries_are_summed_without_wrapping_around(dtype):
+    """A small integer dtype cannot hold the sum of duplicates (uint8: 200 + 100 = 44 in uint8);
+    the matrix stands for their sum, as if summed in int64."""
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(60.0, size=(40, 3))
+    largest = int(np.iinfo(dtype).max)
+    counts[0, 1] = largest + largest // 2  # more than the dtype holds; each half fits
+    rows, columns = np.nonzero(counts)
+    values = counts[rows, columns]
+    halves = values - values // 2  # each entry as two duplicates that fit the dtype
+    entry_rows = np.r_[rows, rows]
+    order = np.argsort(entry_rows, kind="stable")  # CSR built directly: scipy's COO would sum them
+    indptr = np.r_[0, np.cumsum(np.bincount(entry_rows, minlength=counts.shape[0]))]
+    data = np.r_[halves, values // 2].astype(dtype)[order]
+    duplicated = sp.csr_matrix((data, np.r_[columns, columns][order], indptr), shape=counts.shape)
+    assert duplicated.nnz == 2 * len(values)
+    reference = FastPoissonMixture(n_components=2, random_state=0).fit(counts)
+    fitted = FastPoissonMixture(n_components=2, random_state=0).fit(duplicated)
+    np.testing.assert_array_equal(fitted.means_, reference.means_)
+    assert fitted.score(duplicated) == reference.score(counts)
+
+
 def test_bernoulli_floor_below_2_to_the_minus_53_is_refused():
     """1 - mean_floor must differ from 1 in float64, or an all-ones column has log(1 - mu) = -inf."""
     X = np.ones((10, 2))

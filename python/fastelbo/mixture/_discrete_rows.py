@@ -16,7 +16,7 @@ from sklearn.utils.validation import validate_data
 
 from fastelbo._row_chunks import row_chunks
 from fastelbo._validation import as_numpy
-from fastelbo.mixture._exponential_family import FAMILIES
+from fastelbo.mixture._exponential_family import FAMILIES, MAX_COUNT
 
 #: dtypes kept as they are (anything else real is converted to float64 by the validation).
 KEPT_DTYPES = [
@@ -104,7 +104,11 @@ def canonical_csr(X):
     if copied:
         X = X.tocsr()
     if not X.has_canonical_format:
-        if not copied:
+        if X.dtype.kind in "iu" and X.dtype.itemsize < 8:
+            # Duplicates summed in X's own dtype could wrap around (uint8: 200 + 100 = 44); the
+            # sum is the count they stand for. (bool duplicates stay a logical or.)
+            X, copied = X.astype(np.int64 if X.dtype.kind == "i" else np.uint64), True
+        elif not copied:
             X, copied = X.copy(), True
         X.sum_duplicates()
     if X.nnz and _has_zeros(X.data):
@@ -139,7 +143,11 @@ def _invalid(family, values):
     if values.dtype.kind == "b":
         return np.zeros(values.shape, dtype=bool)
     if values.dtype.kind in "iu":
-        return (values < 0) | (values > 1) if family.name == "bernoulli" else values < 0
+        if family.name == "bernoulli":
+            return (values < 0) | (values > 1)
+        if np.iinfo(values.dtype).max > MAX_COUNT:  # int64, uint64: counts float64 cannot hold
+            return (values < 0) | (values > MAX_COUNT)
+        return values < 0
     return family.invalid(values)
 
 

@@ -128,6 +128,12 @@ class BernoulliFeatures(ExponentialFamily):
         return (rng.uniform(size=(count, means.shape[0])) < means).astype(np.float64)
 
 
+#: The largest count a Poisson mixture takes: beyond 2**53 float64 cannot tell consecutive integers
+#: apart, so a value there is no count it can hold (and x log(lambda) - log(x!) would be all
+#: round-off).
+MAX_COUNT = 2**53
+
+
 class PoissonFeatures(ExponentialFamily):
     name = "poisson"
     values = "a non-negative integer up to 2**53"
@@ -145,10 +151,9 @@ class PoissonFeatures(ExponentialFamily):
         return -np.sum(gammaln(np.asarray(X, dtype=np.float64) + 1.0), axis=1)
 
     def invalid(self, values):
-        # Beyond 2**53 float64 cannot tell consecutive integers apart, so a value there is no
-        # count it can hold (and x log(lambda) - log(x!) would be all round-off).
         with np.errstate(invalid="ignore"):
-            return ~(np.isfinite(values) & (values >= 0) & (values <= 2.0**53) & (values == np.floor(values)))
+            counts = np.isfinite(values) & (values >= 0) & (values <= MAX_COUNT)
+            return ~(counts & (values == np.floor(values)))
 
     def sample(self, rng, means, count):
         return rng.poisson(means, size=(count, means.shape[0])).astype(np.float64)

@@ -495,11 +495,12 @@ _DOCSTRING = """{summary}
 
     Exact EM in C++ with a scikit-learn interface, like :class:`~fastelbo.FastGMM`, and the ELBO's
     entropy decomposition. X may be a ``scipy.sparse`` matrix or array (CSR is read as it is; CSC
-    and other formats are converted to CSR once) and is never densified; each row costs its
-    non-zeros times ``n_components``, so an E-step is ``O(nnz K + N K)``. Dense X works too (bool
-    and integer dtypes included) and gives bitwise the same fit as its CSR form: the kernel reads
-    every input as CSR (a dense training X is converted once per fit, a temporary of about 12 bytes
-    per non-zero). Values must be {values}; anything else (NaN and infinity included) raises a
+    and other formats are converted to CSR once; duplicate entries are summed, in int64 for
+    smaller integer dtypes so that the sum cannot wrap around) and is never densified; each row
+    costs its non-zeros times ``n_components``, so an E-step is ``O(nnz K + N K)``. Dense X works
+    too (bool and integer dtypes included) and gives bitwise the same fit as its CSR form: the
+    kernel reads every input as CSR (a dense training X is converted once per fit, a temporary of
+    about 12 bytes per non-zero). Values must be {values}; anything else (NaN and infinity included) raises a
     ValueError naming the value and its row and column. All computation and parameters are float64.
     Results are bitwise identical for any ``n_jobs``.
 

@@ -15,6 +15,7 @@ class FastBernoulliMixture(ExponentialFamilyMixture, DensityMixin, BaseEstimator
         model="``p(x | c) = prod_d mu_cd^x_d (1 - mu_cd)^(1 - x_d)``: every column of component ``c`` "
         "is 1 with probability ``mu_cd``.",
         values="0 or 1 (bool, integer or float)",
+        accuracy="",
         pseudo_entropy="for the Bernoulli it is the binary entropy ``-mu log mu - (1 - mu) log(1 - mu)``, "
         "and the base measure is 1, so ``data_term`` is 0.",
         floor_range="in ``[mean_floor, 1 - mean_floor]``",

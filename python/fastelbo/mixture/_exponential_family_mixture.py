@@ -500,8 +500,9 @@ _DOCSTRING = """{summary}
     costs its non-zeros times ``n_components``, so an E-step is ``O(nnz K + N K)``. Dense X works
     too (bool and integer dtypes included) and gives bitwise the same fit as its CSR form: the
     kernel reads every input as CSR (a dense training X is converted once per fit, a temporary of
-    about 12 bytes per non-zero). Values must be {values}; anything else (NaN and infinity included) raises a
-    ValueError naming the value and its row and column. All computation and parameters are float64.
+    about 12 bytes per non-zero). Values must be {values}; anything else (NaN and infinity
+    included) raises a ValueError naming the value and its row and column.{accuracy} All
+    computation and parameters are float64.
     Results are bitwise identical for any ``n_jobs``.
 
     **Streamed rows.** A CSR matrix or array whose ``data``, ``indices`` or ``indptr`` is a memory

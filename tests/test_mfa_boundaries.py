@@ -167,6 +167,36 @@ def test_rescaling_x_shifts_the_log_likelihood_by_exactly_minus_d_log_s(noise):
         np.testing.assert_allclose(scaled.means_ / scale, unit.means_, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize(("noise", "n_factors"), [("diag", 7), ("spherical", 2)])
+def test_data_at_the_edges_of_float64s_range_fit_as_at_unit_scale_or_are_refused(noise, n_factors):
+    """Scaled by powers of two (exact), down to noise floors 2**26 above the smallest normal float64
+    and up to variances near its largest, X fits as X at unit scale (the initial covariances of
+    X * 2**505 overflowed as (n dev)**2 and raised numpy's LinAlgError). Below, where products of
+    noise variances turn subnormal (the kernels flush them; X * 1e-152 lost 10 digits of its
+    log-likelihood), a ValueError names X and reg_covar, for both noise models (spherical noise
+    returned wrong numbers at X * 1e-153)."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(400, 3) @ rng.randn(3, 8) + 0.3 * rng.randn(400, 8)
+    D = X.shape[1]
+
+    def fit(data):
+        model = FastMFA(2, n_factors=n_factors, noise=noise, random_state=0, tol=1e-8, max_iter=300)
+        return _fit_quietly(model, data)
+
+    unit = fit(X)
+    for exponent in (-480, 505):
+        scale = 2.0**exponent
+        scaled = fit(X * scale)
+        shift = D * exponent * np.log(2.0)
+        assert scaled.lower_bound_ + shift == pytest.approx(unit.lower_bound_, rel=1e-11)
+        np.testing.assert_allclose(scaled.score_samples(X * scale) + shift, unit.score_samples(X), rtol=1e-11)
+        np.testing.assert_allclose(scaled.means_ / scale, unit.means_, rtol=1e-9, atol=1e-10)
+        np.testing.assert_allclose(scaled.noise_variance_ / scale**2, unit.noise_variance_, rtol=1e-9)
+    for exponent in (-490, -505, -508):
+        with pytest.raises(ValueError, match=r"X is too small for float64.*reg_covar=1e-06"):
+            fit(X * 2.0**exponent)
+
+
 def test_noise_floors_are_reg_covar_times_each_features_variance_in_its_own_units():
     X = _duplicated_column_data()
     units = np.array([1e-6, 1.0, 1e4, 1.0, 3.0, 1e-6])

@@ -56,6 +56,11 @@ DECOMPOSITION_FORMS = ("latent", "collapsed")
 FLOAT32_LARGEST_DEVIATION = 2.0**60
 FLOAT32_SMALLEST_FLOOR = 2.0**-100
 FLOAT32_SMALLEST_REG_COVAR = 1e-8
+# float64 fits need every noise floor at or above FLOAT64_SMALLEST_FLOOR, as far above the smallest
+# normal float64 (2**-1022) as float32's is above its own (2**-126): products of noise variances
+# near it go subnormal, which the kernels flush (a fit with floors of 2**-1002 equals the fit at unit
+# scale to 1e-13; floors of 2**-1016 lost 6 digits of the log-likelihood, of 2**-1029 ten).
+FLOAT64_SMALLEST_FLOOR = 2.0**-996
 
 HEYWOOD_NOTE = (
     "Heywood case: noise variances sit at their floor, a boundary of the parameter space where the "
@@ -91,7 +96,10 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
     sample weights count only relative to one another, so rescaling a feature rescales its
     parameters (the log-likelihood of ``X * s`` is that of ``X`` minus ``D log s``) and multiplying
     all sample weights by a constant changes nothing: points are counted in units of the smallest
-    positive weight (integer weights count like repeated rows).
+    positive weight (integer weights count like repeated rows). This holds across float64's range:
+    a fit whose noise floors (``reg_covar`` times a variance) fall below ``2**-996`` (about
+    ``1.5e-300``), where products of noise variances would leave float64's normal numbers, or
+    whose variances overflow, raises a ValueError naming X.
 
     Precision. float32 input is computed in float32 (parameters are stored in the input's dtype)
     when float32 can hold it: deviations from the column means of at most ``2**60``, noise floors
@@ -237,6 +245,7 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
         _, variance, deviation = column_scale(_as_row_source(X), sample_weight)
         check_variances_finite(variance)
         floor = noise_variance_floor(variance, self.reg_covar, self.noise)
+        _check_floors_in_range(floor, self.reg_covar)
         if X.dtype == np.float32:
             if not (
                 deviation <= FLOAT32_LARGEST_DEVIATION
@@ -549,6 +558,18 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
 def _as_row_source(X):
     """X as a :class:`~fastelbo._row_source.RowSource` (an in-memory array is one block)."""
     return X if isinstance(X, RowSource) else RowSource(X)
+
+
+def _check_floors_in_range(floor, reg_covar):
+    """ValueError naming X (and reg_covar) where a noise floor is below FLOAT64_SMALLEST_FLOOR."""
+    small = floor < FLOAT64_SMALLEST_FLOOR
+    if small.any():
+        raise ValueError(
+            f"X is too small for float64: the noise floors (reg_covar={reg_covar:g} times the "
+            f"variance) of feature(s) {np.flatnonzero(small)[:10].tolist()} are as small as "
+            f"{float(floor.min()):.3g}, below {FLOAT64_SMALLEST_FLOOR:.3g}, where the products of "
+            "noise variances leave float64's normal range; rescale X, or raise reg_covar"
+        )
 
 
 def _data_covariance(X, mean, sample_weight=None):

@@ -98,7 +98,8 @@ def initial_parameters(stats, n_factors, noise, floor, fallback_covariance, weig
     fallback = None
     for c in range(K):
         if stats.nk[c] >= (H + 2) * weight_unit:
-            covariance = (stats.sxx[c] - np.outer(stats.sx[c], stats.sx[c]) / nk[c]) / nk[c]
+            # sx sx^T / nk as sx (sx / nk): (n dev)^2 overflows for data near float64's range
+            covariance = (stats.sxx[c] - np.outer(stats.sx[c], stats.sx[c] / nk[c])) / nk[c]
         else:
             fallback = fallback_covariance() if fallback is None else fallback
             covariance = fallback

@@ -18,6 +18,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from fastelbo import FastGMM
+from fastelbo.exceptions import Float32RangeWarning
 from reference import e_step
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
@@ -83,3 +84,67 @@ def test_rescaled_data_with_rescaled_reg_covar_shifts_log_likelihood_by_d_log_sc
         np.testing.assert_allclose(
             decomposition.observable_entropy, expected.observable_entropy + log_scale, rtol=1e-8, atol=1e-8
         )
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_data_at_the_small_end_of_each_dtypes_range_fit_in_a_dtype_that_holds_them_or_are_refused(
+    covariance_type,
+):
+    """Squared deviations below a dtype's normal numbers are flushed by the kernels (float32 X *
+    1e-19 scored 7 nats per row off its own parameters; float64 X * 1e-156, full, 4,307). float32
+    data that small are fitted in float64, with a Float32RangeWarning naming the cause, exactly as
+    the same values in float64 (a collapsed k-means start and a fall of the ELBO were seen before);
+    float64 data that small are refused naming X."""
+    X = _data()
+    unit = _fit(X, covariance_type, reg_covar=1e-3)
+    for exponent, dtype in ((-60, np.float32), (-490, np.float64)):
+        scale = 2.0**exponent  # exact in either dtype
+        values = (X * scale).astype(dtype)
+        if dtype == np.float32:
+            with pytest.warns(Float32RangeWarning, match=r"variances of X's columns reach .* below 7.89e-31"):
+                fitted = _fit(values, covariance_type, reg_covar=1e-3 * scale**2)
+            as_float64 = _fit(values.astype(np.float64), covariance_type, reg_covar=1e-3 * scale**2)
+            assert fitted.means_.dtype == np.float64
+            np.testing.assert_allclose(fitted.covariances_, as_float64.covariances_, rtol=1e-12)
+            assert fitted.lower_bound_ == pytest.approx(as_float64.lower_bound_, rel=1e-13)
+            assert np.all(np.diff(fitted.elbo_history_) > -1e-10 * np.abs(fitted.elbo_history_).max())
+        else:
+            fitted = _fit(values, covariance_type, reg_covar=1e-3 * scale**2)
+        log_scale = X.shape[1] * exponent * np.log(2.0)
+        # The float32 data are X rounded to float32: the fit of X to float32's precision.
+        rtol = 1e-5 if dtype == np.float32 else 1e-9
+        np.testing.assert_allclose(fitted.covariances_, unit.covariances_ * scale**2, rtol=rtol * 100)
+        np.testing.assert_allclose(fitted.score_samples(values) + log_scale, unit.score_samples(X), rtol=rtol)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Float32RangeWarning)  # within float32's range: no warning
+        assert _fit(
+            (X * 2.0**-40).astype(np.float32), covariance_type, reg_covar=1e-3 * 2.0**-80
+        ).means_.dtype == (np.float32)
+    with pytest.raises(ValueError, match=r"X is too small for float64: the variances of X's columns reach"):
+        _fit(X * 2.0**-505, covariance_type, reg_covar=1e-3 * 2.0**-1010)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_fitted_variances_below_a_dtypes_range_continue_in_float64_or_are_refused(covariance_type):
+    """Where X's columns are within range but the fitted variances are not (an initialisation
+    given in full skips the columns' check; clusters narrower than the data), float32 goes on in
+    float64 from the first M-step and float64 refuses naming the variances."""
+    X = _data()
+    unit = _fit(X, covariance_type, reg_covar=1e-3)
+    scale = 2.0**-60
+    start = dict(
+        weights_init=unit.weights_,
+        means_init=unit.means_ * scale,
+        precisions_init=unit.precisions_ / scale**2,
+        reg_covar=1e-3 * scale**2,
+    )
+    values = (X * scale).astype(np.float32)
+    with pytest.warns(Float32RangeWarning, match=r"the fitted variances reach .* below 7.89e-31"):
+        fitted = _fit(values, covariance_type, **start)
+    as_float64 = _fit(values.astype(np.float64), covariance_type, **start)
+    assert fitted.means_.dtype == np.float64
+    assert fitted.lower_bound_ == pytest.approx(as_float64.lower_bound_, rel=1e-7)
+    np.testing.assert_allclose(fitted.covariances_, as_float64.covariances_, rtol=1e-5)
+    # float64: the columns' variances (12 to 13 * 2**-998) pass, the clusters' (tied: pooled, 1.9) do not.
+    with pytest.raises(ValueError, match=r"the fitted variances reach .* below 1.49e-300.*reg_covar"):
+        _fit(X * 2.0**-499, covariance_type, reg_covar=1e-3 * 2.0**-998)

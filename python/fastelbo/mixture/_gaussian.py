@@ -60,6 +60,33 @@ from fastelbo.mixture._truncated import TruncatedSearch, check_truncation, initi
 #: bench/expansion_threshold.py.)
 _MAX_EXPANSION_CONDITION = {np.float32: 1e2, np.float64: 1e5}
 
+#: The smallest variance (of X's columns, and of the fitted covariances) a fit holds in each dtype:
+#: 2**26 above the dtype's smallest normal number, as FastMFA's noise floors. Below it squared
+#: deviations and their products with precisions turn subnormal, which the kernels flush to zero:
+#: float32 X * 1e-19 scored 7 nats per row off its own parameters, float64 X * 1e-156 (full
+#: covariances) 4,307.
+SMALLEST_VARIANCE = {np.dtype(np.float32): 2.0**-100, np.dtype(np.float64): 2.0**-996}
+
+
+def _smallest_variance(covariances, covariance_type):
+    """The smallest variance of one feature in one component (the diagonals of full and tied)."""
+    covariances = np.asarray(covariances)
+    if covariance_type in ("full", "tied"):
+        return float(np.min(np.diagonal(covariances, axis1=-2, axis2=-1)))
+    return float(np.min(covariances))
+
+
+def _too_small_for(dtype, what, smallest):
+    """Why ``dtype`` cannot hold a fit whose ``what`` reach ``smallest``, or None if it can (a
+    variance of 0 or less is an ill-defined covariance, which the covariance check names)."""
+    limit = SMALLEST_VARIANCE[np.dtype(dtype)]
+    if not 0 < smallest < limit:
+        return None
+    return (
+        f"{what} reach {smallest:.3g}, below {limit:.3g}, where squared deviations leave "
+        f"{np.dtype(dtype).name}'s normal numbers"
+    )
+
 
 def _numerically_singular(covariances, precisions_cholesky):
     """Whether a covariance matrix whose Cholesky factorisation succeeded is singular to float64
@@ -103,6 +130,11 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     parameters' dtype and the covariances are the scatter about the stored means, so a float32
     mean far from the origin (spacing 0.06 at 1e6) costs only what its rounding must.
     ``covariances_`` and ``precisions_cholesky_`` always describe the same (rounded) model.
+    Variances (of X's columns, or fitted) below ``2**-100`` (about ``7.9e-31``: X scaled by
+    ``1e-16`` or less, say), whose squared deviations float32 would flush to zero, take the same
+    route: such float32 data are fitted in float64 from the start (or from that M-step), with the
+    warning; in float64 the limit is ``2**-996`` (about ``1.5e-300``), and below it ``fit`` raises a
+    ValueError naming X.
 
     ``fit(X, sample_weight=w)`` fits the weighted model: the ELBO, ``lower_bound_`` and the entropy
     decomposition are weighted averages ``(1/W) sum_n w_n f_n``, and an
@@ -315,6 +347,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     def _discard_run_state(self):
         # The homes (see _e_step) belong to one EM run over this X; the estimator keeps none.
         vars(self).pop("_float32_rounding_cost", None)
+        vars(self).pop("_float32_cause", None)
         vars(self).pop("_m_step_float64", None)
         vars(self).pop("_em_home", None)
         vars(self).pop("_em_truncated", None)
@@ -592,11 +625,18 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
             getattr(self, "_em_home", None),
             getattr(self, "_em_truncated", None),
             getattr(self, "_float32_rounding_cost", 0.0),
+            getattr(self, "_float32_cause", None),
             getattr(self, "_m_step_float64", None),
         )
 
     def _restore_run_state(self, state):
-        self._em_home, self._em_truncated, self._float32_rounding_cost, self._m_step_float64 = state
+        (
+            self._em_home,
+            self._em_truncated,
+            self._float32_rounding_cost,
+            self._float32_cause,
+            self._m_step_float64,
+        ) = state
 
     def _final_pass(self, X, sample_weight=None):
         if self.n_active is not None:
@@ -633,7 +673,14 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         """``(covariances, precisions_cholesky, cost)``: float64 ``covariances`` rounded to float32
         and what the rounding changes the M-step's objective by (``rounding_cost``); ``(None, None,
         inf)`` where the rounded matrices are not positive definite. ValueError naming X where they
-        exceed float32's range."""
+        exceed float32's range. Variances float32 cannot hold (see SMALLEST_VARIANCE) give ``(None,
+        None, inf)`` too, and say so in ``_float32_cause``."""
+        cause = _too_small_for(
+            np.float32, "the fitted variances", _smallest_variance(covariances, self.covariance_type)
+        )
+        if cause is not None:
+            self._float32_cause = cause
+            return None, None, np.inf
         try:
             rounded, precisions_cholesky = self._covariances_in(covariances, np.float32)
         except ValueError as error:
@@ -670,18 +717,29 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
 
     def _float64_continuation(self, X, sample_weight):
         cost = getattr(self, "_float32_rounding_cost", 0.0)
+        cause = getattr(self, "_float32_cause", None)
         effect = (
             f"moves the mean log-likelihood by about {cost:.2g} (more than tol={self.tol:g})"
             if np.isfinite(cost)
             else "leaves a covariance that is not positive definite"
         )
-        warnings.warn(
+        message = (
             f"FastGMM: float32 cannot hold the fitted covariances to the precision this fit needs: "
             f"rounding them to float32 {effect}. Some variances sit near reg_covar={self.reg_covar:g} beside "
             "much larger ones (a duplicated or collinear column, say); float32 rounds them by a "
             "large fraction. The fit continues in float64 from the last M-step's float64 parameters "
             "(X is read in float64), and the parameters are float64. Fit float64 data to skip the float32 "
-            "phase, or raise reg_covar to stay in float32.",
+            "phase, or raise reg_covar to stay in float32."
+        )
+        if cause is not None:
+            message = (
+                f"FastGMM: float32 cannot hold this fit: {cause}. The fit runs in float64 from there "
+                "(X is read in float64), and the parameters are float64. Pass float64 data to fit in "
+                "float64 without this warning, or rescale X (and reg_covar by the square of the factor) "
+                "to fit in float32."
+            )
+        warnings.warn(
+            message,
             Float32RangeWarning,
             # user -> BLAS-limit wrapper -> fit -> state-restoring wrapper -> _fit -> _fit_em -> here
             stacklevel=7,
@@ -693,6 +751,15 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         """``(covariances, precisions_cholesky)`` in ``dtype`` (see ``covariances_in_dtype``);
         ValueError naming X where the covariances exceed the dtype's range."""
         dtype = np.dtype(dtype)
+        if dtype == np.float64:
+            cause = _too_small_for(
+                dtype, "the fitted variances", _smallest_variance(covariances, self.covariance_type)
+            )
+            if cause is not None:
+                raise ValueError(
+                    f"FastGMM: {cause}. Rescale X (and reg_covar by the square of the factor), or "
+                    f"raise reg_covar (now {self.reg_covar:g})."
+                )
         if not np.all(np.abs(covariances) <= np.finfo(dtype).max):
             raise ValueError(
                 f"FastGMM: the fitted covariances (largest {np.max(np.abs(covariances)):.3g}) do not fit in "
@@ -720,6 +787,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     def _initialize_parameters(self, X, random_state, sample_weight=None):
         self._em_home = None  # a new run: its first E-step finds the homes it needs itself
         self._em_truncated = None  # likewise its truncated state (rows' sets K_n)
+        self._float32_cause = None
         init_params = self.init_params
         if self.n_active is not None:
             if init_params == "kmeans":
@@ -733,6 +801,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
                 "give initial parameters (weights_init, means_init, precisions_init)",
             )
             column_mean, column_variance = column_mean_and_variance(X, sample_weight)
+            X = self._initialisation_rows_in_range(X, column_variance)
             rows, resp, row_weights = initial_responsibilities(
                 X,
                 self.n_components,
@@ -776,6 +845,25 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         if self.n_active is not None:
             # Drawn after the initialisation, which then draws what it draws in exact EM.
             self._em_truncated_seed = random_state.randint(np.iinfo(np.int32).max)
+
+    def _initialisation_rows_in_range(self, X, column_variance):
+        """The initialisation's rows ``X``, in float64 where X's dtype cannot hold the squares of
+        their deviations (columns whose variance is below SMALLEST_VARIANCE): float32 rows then
+        start the fit in float64 (it goes on so, see _float64_continuation); ValueError naming X
+        for float64."""
+        varying = column_variance[column_variance > 0]
+        smallest = float(varying.min()) if varying.size else np.inf
+        cause = _too_small_for(X.dtype, "the variances of X's columns", smallest)
+        if cause is None:
+            return X
+        if X.dtype != np.float32:
+            raise ValueError(
+                f"FastGMM: X is too small for {X.dtype.name}: {cause}. Rescale X (and reg_covar by "
+                "the square of the factor)."
+            )
+        self._float32_cause = cause
+        self._float32_rounding_cost = np.inf
+        return np.asarray(X, dtype=np.float64)
 
     def _assign(self, weights, means, covariances, precisions_cholesky, dtype=None):
         dtype = self.means_.dtype if dtype is None else dtype

@@ -259,6 +259,10 @@ ERRORS = {
         ["'2-4' is outside columns 1-3", "from 1"],
     ),
     "columns-zero": (["fit", "X.npy", "--columns", "0,1"], ["'0' is outside columns 1-3"]),
+    "columns-backwards": (
+        ["fit", "X.npy", "--columns", "3-2"],
+        ["--columns: '3-2' runs backwards; write 2-3"],
+    ),
     "columns-twice": (["fit", "X.csv", "--columns", "a,1"], ["selects column 1 ('a') more than once"]),
     "columns-repeated-name": (
         ["fit", "repeated-names.csv", "--columns", "a"],

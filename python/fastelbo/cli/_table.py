@@ -243,6 +243,8 @@ def resolve_columns(items, header, n_columns) -> tuple:
             if by_name is not None:
                 positions.append(by_name)
                 continue
+            if 1 <= last < first <= n_columns:
+                raise CommandLineError(f"--columns: {item!r} runs backwards; write {last}-{first}")
             raise CommandLineError(
                 f"--columns: {item!r} is outside columns 1-{n_columns} (columns are numbered from 1)"
             )

@@ -151,9 +151,12 @@ class PoissonFeatures(ExponentialFamily):
         return -np.sum(gammaln(np.asarray(X, dtype=np.float64) + 1.0), axis=1)
 
     def invalid(self, values):
+        values = np.asarray(values)
         with np.errstate(invalid="ignore"):
-            counts = np.isfinite(values) & (values >= 0) & (values <= MAX_COUNT)
-            return ~(counts & (values == np.floor(values)))
+            counts = np.isfinite(values) & (values >= 0) & (values == np.floor(values))
+            if float(np.finfo(values.dtype).max) > MAX_COUNT:  # float16 holds no value beyond it
+                counts &= values <= float(MAX_COUNT)
+            return ~counts
 
     def sample(self, rng, means, count):
         return rng.poisson(means, size=(count, means.shape[0])).astype(np.float64)

@@ -5,7 +5,8 @@
 //   diag / spherical: ||x - mu||^2-expansion. Features z = [x~, x~^2] (diag) or [x~, ||x~||^2]
 //                     (spherical) times a (F x K) parameter matrix: one GEMM for the log-joints and one
 //                     GEMM (Q^T Z) for all first and second moments.
-//   tied:             y = x~ U (U the precision Cholesky factor), then ||y - m_c||^2 by expansion.
+//   tied:             y = x~ U (U the precision Cholesky factor), then ||y - m_c||^2 by expansion,
+//                     its term ||y||^2, common to the row's components, kept apart (row_offsets).
 //   full:             per component y = (x - mu_c) U_c; second moments by a weighted rank update.
 //
 // Accuracy. An expansion ||x - mu||^2 = ||x~||^2 - 2 x~.mu~ + ||mu~||^2 about a point p (x~ = x - p)
@@ -360,6 +361,7 @@ class TiedGaussians {
         RowMatrix<T> first, scatter;  // float32 moment products [K, D], [D, D]
         FarExpansion<T> far;
         RowVector<double> whitened_row;  // [D] a refined row x U in float64
+        Vector<double> row_offset;       // [B] the part of each row's log-joints common to all (row_offsets)
     };
 
     explicit TiedGaussians(const GaussianMixtureParams<T>& p, RowCentring centring = {})
@@ -382,7 +384,8 @@ class TiedGaussians {
                      RowMatrix<T>(),
                      RowMatrix<T>(),
                      FarExpansion<T>(K_),
-                     RowVector<double>(D_)};
+                     RowVector<double>(D_),
+                     Vector<double>(block_rows)};
         if constexpr (!std::is_same_v<T, double>) {
             ws.first.resize(K_, D_);
             ws.scatter.resize(D_, D_);
@@ -413,9 +416,16 @@ class TiedGaussians {
         xc = x.rowwise() - point;
         y.noalias() = xc * chol_;
         lj.noalias() = y * ws.whitened_means.transpose();
-        lj.colwise() -= T(0.5) * y.rowwise().squaredNorm();
+        // -1/2 ||y||^2 is common to a row's log-joints: kept apart (row_offsets), so that the
+        // differences between components, all the posterior reads, are not rounded at its scale
+        // (a row 1e17 away from the data tied every component).
+        ws.row_offset.head(n) = (T(-0.5) * y.rowwise().squaredNorm()).template cast<double>();
         lj.rowwise() += ws.constant.transpose();
     }
+
+    // The part of each row's log-joint common to all components, left out of the log-joints that
+    // log_joint and refine_log_joints write; the pass adds it to the row's log-normaliser.
+    const double* row_offsets(const Workspace& ws) const { return ws.row_offset.data(); }
 
     // As DiagonalGaussians::refine_log_joints: log pi_c + log N summed directly in float64 (the row
     // whitened as x U, no expansion) for the rows a far component may matter to.
@@ -423,11 +433,24 @@ class TiedGaussians {
         if (!ws.far.any) return 0;
         ws.far.find_rows(lj, ws.whitened.topRows(x.rows()).rowwise().squaredNorm());
         for (Index i : ws.far.rows) {
+            const auto& y = ws.whitened_row;
             ws.whitened_row.noalias() = (x.row(i).template cast<double>() - whitened_.centre) * chol64_;
+            // Relative to the nearest component r, whose -1/2 ||y - m_r||^2 is the row's offset:
+            // ||y - m_c||^2 - ||y - m_r||^2 = (m_r - m_c).(2y - m_c - m_r), without the rounding of
+            // two squares at the scale of ||y||^2.
+            Index nearest = 0;
+            double nearest_distance = std::numeric_limits<double>::infinity();
             for (Index c = 0; c < K_; ++c) {
-                lj(i, c) = finite_component_constant<T>(
-                    gaussian_log_joint(base_constant_(c), (ws.whitened_row - whitened_.means.row(c)).squaredNorm()));
+                const double distance = (y - whitened_.means.row(c)).squaredNorm();
+                if (distance < nearest_distance) nearest = c, nearest_distance = distance;
             }
+            const auto m_r = whitened_.means.row(nearest);
+            for (Index c = 0; c < K_; ++c) {
+                const auto m_c = whitened_.means.row(c);
+                const double excess = (m_r - m_c).dot(2.0 * y - m_c - m_r);
+                lj(i, c) = finite_component_constant<T>(gaussian_log_joint(base_constant_(c), excess));
+            }
+            ws.row_offset(i) = -0.5 * nearest_distance;
         }
         return static_cast<Index>(ws.far.rows.size());
     }

@@ -106,6 +106,13 @@ struct refines_log_joints : std::false_type {};
 template <class Components>
 struct refines_log_joints<Components, std::void_t<decltype(&Components::refine_log_joints)>> : std::true_type {};
 
+// Whether a family keeps a part of each row's log-joints common to all components apart from them
+// (row_offsets(ws): one per row of the block, added to the row's log-normaliser).
+template <class Components, class = void>
+struct keeps_row_offsets : std::false_type {};
+template <class Components>
+struct keeps_row_offsets<Components, std::void_t<decltype(&Components::row_offsets)>> : std::true_type {};
+
 // Runs the pass for one component family (DiagonalGaussians, TiedGaussians, FullGaussians,
 // FactorAnalysers, ...) whose statistics `layout` describes. nk and the scalar ELBO terms are always
 // summed; the moments only if request.compute_moments. Returns false if interrupted; `statistics`
@@ -186,15 +193,18 @@ bool run_mixture_pass(const Components& components, const Layout& layout, Index 
         } else {
             components.log_joint(x, ws.model, lj);
         }
+        const double* offsets = nullptr;
+        if constexpr (keeps_row_offsets<Components>::value) offsets = components.row_offsets(ws.model);
         for (Index i = 0; i < count; ++i) {
             const Index n = order.row(begin + i);
             T* row = lj.row(i).data();
             const RowPosterior post = posterior_from_log_joint_row(row, K, ws.scratch.data());
+            const double log_norm = offsets ? post.log_norm + offsets[i] : post.log_norm;
             const double w = weights ? static_cast<double>(weights[i]) : 1.0;
             partial.sum_weight += w;
-            partial.sum_log_norm += w * post.log_norm;
+            partial.sum_log_norm += w * log_norm;
             partial.sum_entropy += w * post.entropy;
-            if (request.log_norm) request.log_norm[n] = static_cast<T>(post.log_norm);
+            if (request.log_norm) request.log_norm[n] = static_cast<T>(log_norm);
             if (request.labels) request.labels[n] = static_cast<std::int64_t>(post.argmax);
             if (request.responsibilities) std::copy(row, row + K, request.responsibilities + n * K);
             if (weights) lj.row(i) *= weights[i];

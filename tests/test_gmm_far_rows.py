@@ -1,0 +1,83 @@
+"""Rows far from every component of a fitted FastGMM (outliers at 1e10 to 1e100 times the data's
+scale): their posteriors, labels and log-likelihoods against a NumPy evaluation in a form that
+keeps what tells the components apart.
+
+With a covariance shared by all components (tied), ``-1/2 ||(x - mu_c) U||^2`` holds a term
+``-1/2 ||x U||^2`` common to every component, which carries none of the difference between them;
+summed into each log-joint, it rounded that difference away for rows beyond about 1e16 of the
+data's scale, and every component tied (predict_proba uniform, predict 0, where the truth is one
+component with certainty). The reference drops the common term: a softmax of
+``log pi_c + x^T P mu_c - 1/2 mu_c^T P mu_c``.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp, softmax
+from sklearn.exceptions import ConvergenceWarning
+
+import reference as ref
+from fastelbo import FastGMM
+
+
+def _fitted(covariance_type, dtype=np.float64, n_active=None):
+    rng = np.random.RandomState(0)
+    X = np.r_[
+        rng.randn(200, 3) + [5, 0, 0], rng.randn(200, 3) * 0.7 - [5, 1, 0], rng.randn(150, 3) + [0, 6, 2]
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return FastGMM(3, covariance_type=covariance_type, random_state=0, n_active=n_active).fit(
+            X.astype(dtype)
+        )
+
+
+def _far_rows(scales):
+    rng = np.random.RandomState(1)
+    directions = np.r_[np.eye(3), -np.eye(3), rng.randn(4, 3)]
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    return np.concatenate([directions * scale for scale in scales])
+
+
+def _tied_logits(gmm, X):
+    """log pi_c + x^T P mu_c - 1/2 mu_c^T P mu_c: the tied log-joints less their common term."""
+    precision = np.linalg.inv(gmm.covariances_.astype(np.float64))
+    means = gmm.means_.astype(np.float64)
+    projected = means @ precision  # rows P mu_c
+    return np.log(gmm.weights_.astype(np.float64)) + X @ projected.T - 0.5 * np.sum(projected * means, axis=1)
+
+
+@pytest.mark.parametrize("n_active", [None, 2])
+def test_tied_posteriors_of_rows_far_from_every_component_keep_the_differences_between_components(n_active):
+    gmm = _fitted("tied", n_active=n_active)
+    X = _far_rows([1e10, 1e15, 1e17, 1e20, 1e100])
+    expected = softmax(_tied_logits(gmm, X), axis=1)
+    assert np.all(expected.max(axis=1) == 1.0)  # the truth: one component, with certainty
+    np.testing.assert_array_equal(gmm.predict_proba(X), expected)
+    np.testing.assert_array_equal(gmm.predict(X), expected.argmax(axis=1))
+    # The log-likelihood: the common term back in, to float64's precision at that scale.
+    precision = np.linalg.inv(gmm.covariances_)
+    common = -0.5 * np.einsum("nd,de,ne->n", X, precision, X)
+    constant = -0.5 * (3 * np.log(2 * np.pi) + np.linalg.slogdet(gmm.covariances_)[1])
+    log_likelihood = common + logsumexp(_tied_logits(gmm, X), axis=1) + constant
+    np.testing.assert_allclose(gmm.score_samples(X), log_likelihood, rtol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", ["tied", "full", "diag", "spherical"])
+def test_far_rows_in_float32_and_every_covariance_type_go_to_the_component_the_reference_names(
+    covariance_type,
+):
+    """For the other covariance types the components' quadratic terms differ, and the broadest
+    component in the row's direction takes it; float32 to 1e15 (its squares stay finite)."""
+    for dtype, scales in ((np.float64, [1e10, 1e17, 1e100]), (np.float32, [1e8, 1e15])):
+        gmm = _fitted(covariance_type, dtype)
+        X = _far_rows(scales)
+        params = [np.asarray(p, dtype=np.float64) for p in (gmm.weights_, gmm.means_, gmm.covariances_)]
+        if covariance_type == "tied":
+            expected = softmax(_tied_logits(gmm, X), axis=1)
+        else:
+            expected = ref.e_step(X, *params, covariance_type)["resp"]
+        assert np.all(expected.max(axis=1) == 1.0)
+        np.testing.assert_array_equal(gmm.predict(X.astype(dtype)), expected.argmax(axis=1))
+        np.testing.assert_allclose(gmm.predict_proba(X.astype(dtype)), expected, atol=1e-6)

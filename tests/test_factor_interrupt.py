@@ -4,11 +4,14 @@ leaves the estimator as it was."""
 import _thread
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
-from fastelbo import FastFactorAnalysis, _core
+from fastelbo import FastFactorAnalysis, FastPPCA, _core
+from fastelbo.factor import _factor_analysis as factor_analysis_module
 from fastelbo.factor._scatter import centring_point
 from test_interrupt import python_handles_sigint  # noqa: F401  (an autouse fixture)
 
@@ -62,3 +65,53 @@ def test_fit_interrupted_in_the_scatter_pass_changes_nothing(big_X):
     thread.join()
     for name, value in before.items():
         assert getattr(fa, name) is value
+
+
+def _interrupted_at_m_step(estimator_class, m_step, **params):
+    """An estimator whose fit gets a Ctrl-C in its ``m_step``-th M-step (counted from 1)."""
+
+    class Interrupted(estimator_class):
+        def _m_step(self, statistics):
+            self._m_steps = getattr(self, "_m_steps", 0) + 1
+            if self._m_steps == m_step:
+                raise KeyboardInterrupt
+            return super()._m_step(statistics)
+
+    Interrupted.__name__ = estimator_class.__name__
+    return Interrupted(**params)
+
+
+@pytest.mark.parametrize(
+    ("estimator_class", "params"),
+    [
+        (FastFactorAnalysis, dict(n_components=3)),
+        (FastFactorAnalysis, dict(n_components=3, rotation="varimax")),
+        (FastPPCA, dict(n_components=3, solver="em", random_state=0)),
+    ],
+    ids=["fa", "fa-varimax", "ppca-em"],
+)
+def test_a_fit_interrupted_after_completed_iterations_is_the_fit_of_that_many(
+    estimator_class, params, monkeypatch
+):
+    """What a Ctrl-C keeps is described as a finished fit describes its parameters: loglike_ and
+    lower_bound_ of the kept parameters (not of those before), components_ rotated and signed."""
+    monkeypatch.setattr(factor_analysis_module, "STARTS", factor_analysis_module.STARTS[:1])  # one run
+    rng = np.random.RandomState(0)
+    X = rng.randn(500, 3) @ rng.randn(3, 8) + rng.randn(500, 8) * [0.2, 0.5, 1, 1, 2, 0.3, 1, 1]
+    params = dict(params, tol=0.0, max_iter=100)
+    estimator = _interrupted_at_m_step(estimator_class, 4, **params)
+    with pytest.warns(RuntimeWarning, match="after iteration 3"):
+        with pytest.raises(KeyboardInterrupt):
+            estimator.fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        expected = estimator_class(**dict(params, max_iter=3)).fit(X)
+    assert estimator.n_iter_ == 3 and estimator.converged_ is False
+    names = ["components_", "noise_variance_", "mean_", "elbo_history_", "lower_bound_"]
+    names += ["loglike_"] if estimator_class is FastFactorAnalysis else ["explained_variance_"]
+    for name in names:
+        np.testing.assert_array_equal(getattr(estimator, name), getattr(expected, name), err_msg=name)
+    # FA's lower_bound_ is the returned parameters' log-likelihood (PPCA's: the last E-step's).
+    if estimator_class is FastFactorAnalysis:
+        assert estimator.lower_bound_ == pytest.approx(estimator.score(X), rel=1e-12)
+    assert estimator.entropy_decomposition() == expected.entropy_decomposition()

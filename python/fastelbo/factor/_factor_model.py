@@ -26,7 +26,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from fastelbo._base import EMEstimator, check_integer, restores_state_on_error
+from fastelbo._base import _KEPT_INTERRUPTED_FIT, EMEstimator, check_integer, restores_state_on_error
 from fastelbo._dask_backend import DaskRowSource, is_dask_array, map_rows
 from fastelbo._row_source import RowSource
 from fastelbo._threads import single_threaded_blas
@@ -104,7 +104,12 @@ class LinearGaussianFactorModel(
             if self._set_closed_form_parameters(X, sample_weight):
                 self._fit_closed_form(X, sample_weight)
             else:
-                self._fit_em(X, sample_weight=sample_weight)
+                try:
+                    self._fit_em(X, sample_weight=sample_weight)
+                except KeyboardInterrupt as interrupt:
+                    if getattr(interrupt, _KEPT_INTERRUPTED_FIT, False):
+                        self._describe_kept_iterations(X, sample_weight)
+                    raise
             self._finish_fit()
             self._report_boundary()
         finally:
@@ -143,6 +148,14 @@ class LinearGaussianFactorModel(
 
     def _finish_fit(self):
         """Attributes derived after the fit (none by default)."""
+
+    def _describe_kept_iterations(self, X, sample_weight):
+        """After a Ctrl-C that kept the completed iterations: the final E-step and the derived
+        attributes (loglike_, the rotation, ...) of those parameters, as ``fit(max_iter=n_iter_)``
+        has them. Both read the data scatter (D x D), not X, so they take no time to speak of."""
+        stats, _ = self._final_pass(X, sample_weight)
+        self._training_decomposition = self._decompose(stats)
+        self._finish_fit()
 
     def _check_hyperparameters(self):
         if self.n_components is not None:

@@ -16,8 +16,8 @@ diag and full, K=64, D=64, float32, on a 32 MiB chunk (131,072 rows) of the out-
 - ``merge_seconds``: ``statistics.merge(other)`` of two chunks' statistics;
 - ``m_step_seconds``: the M-step on merged statistics (on the client);
 - ``client_seconds_per_chunk``: the client's time per chunk to build an E-step's graph
-  (``DaskRowSource`` makes one pure ``dask.delayed`` call per chunk, which tokenizes, i.e. hashes,
-  the snapshot each time);
+  (``DaskRowSource`` makes one ``dask.delayed`` call per chunk, with a key of its own: no hashing
+  of the snapshot);
 - on a ``LocalCluster`` of one worker process, one E-step over 8 and over 32 tiny chunks (of new
   data, so nothing is reused from an earlier pass), slopes per chunk: the tasks that ran
   (a scheduler plugin counts them), the bytes the scheduler sent (``TCP.write`` counted in this
@@ -59,6 +59,7 @@ import json
 import math
 import pathlib
 import pickle
+import re
 import sys
 import time
 import warnings
@@ -162,21 +163,26 @@ def measure_pieces(covariance_type, rows, n_components, repeats) -> dict:
 
 def client_seconds_per_chunk(block_pass, n_chunks=64, repeats=3) -> float:
     """Seconds the client spends per chunk building an E-step's graph: ``DaskRowSource`` makes one
-    ``dask.delayed(_run_block, pure=True)(block_pass, chunk, reader, span, weights, state)``
-    call per chunk, and
-    a pure call tokenizes (hashes) its arguments, the parameter snapshot among them, every time."""
+    ``dask.delayed(_run_block, pure=False)(shared_pass, chunk, reader, span, weights, state)``
+    call per chunk (a key of its own, so nothing is hashed)."""
     import dask
 
-    from fastelbo._dask_backend import ChunkReader, _run_block
+    from fastelbo._dask_backend import ChunkReader, _identity, _run_block
 
     chunks = [dask.delayed(np.zeros, pure=True)(i) for i in range(n_chunks)]
-    run = dask.delayed(_run_block, pure=True)
+    run = dask.delayed(_run_block, pure=False)
     reader = ChunkReader(np.float32)
 
     def build():
-        return [run(block_pass, chunk, reader, (0, 1), None, None) for chunk in chunks]
+        shared_pass = dask.delayed(_identity, pure=False)(block_pass)
+        return [run(shared_pass, chunk, reader, (0, 1), None, None) for chunk in chunks]
 
     return best_seconds(build, repeats) / n_chunks
+
+
+#: What dask appends to a task's name in its key: a token (32 hex digits) or, for a call with a key
+#: of its own, a uuid.
+_KEY_SUFFIX = re.compile(r"-(?:[0-9a-f]{32}|[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12})$")
 
 
 def _task_counter():
@@ -189,8 +195,8 @@ def _task_counter():
 
         def transition(self, key, start, finish, *args, **kwargs):
             if finish == "memory":
-                name = key[0] if isinstance(key, tuple) else key
-                self.counts[str(name).rsplit("-", 1)[0]] += 1
+                name = str(key[0] if isinstance(key, tuple) else key)
+                self.counts[_KEY_SUFFIX.sub("", name)] += 1
 
     return TaskCounter()
 

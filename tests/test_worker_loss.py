@@ -87,3 +87,21 @@ def test_inference_after_a_lost_worker_is_recomputed(dask_client, cls):
     assert elapsed < SECONDS
     np.testing.assert_array_equal(latents, expected[0])
     np.testing.assert_array_equal(scores, expected[1])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_passes_at_a_fixed_point_of_em_ask_for_no_released_results(dask_client, caplog):
+    """Once EM stops moving the parameters, pass after pass builds the same graph: with keys derived
+    from its contents, the scheduler was asked for the results the previous pass had just
+    released, and logged "Couldn't gather keys ... 'forgotten'" errors (and rescheduled) in a fit
+    that nothing disturbed. Every pass has keys of its own."""
+    rng = np.random.RandomState(0)
+    centres = rng.randn(4, 8) * 30.0
+    X = centres[rng.randint(4, size=40_000)] + rng.randn(40_000, 8)
+    params = dict(n_components=4, covariance_type="full", random_state=0, tol=0.0, max_iter=40)
+    expected = FastGMM(**params).fit(X)
+    with dask_client.as_current(), caplog.at_level("ERROR", logger="distributed"):
+        fitted = FastGMM(**params).fit(da.from_array(X, chunks=(5_000, 8)).persist())
+    assert np.array_equal(fitted.means_, expected.means_)
+    assert fitted.elbo_history_[-1] == fitted.elbo_history_[-2]  # a fixed point was reached
+    assert not [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]

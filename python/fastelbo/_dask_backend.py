@@ -156,10 +156,13 @@ class DaskRowSource(RowSource):
         import dask
         import dask.array as da
 
-        run = dask.delayed(_run_block, pure=True)
-        # The pass (with its parameter snapshot) is one node of the graph: hashed once, and sent
-        # once to every worker that runs a chunk, not with every task.
-        shared_pass = dask.delayed(_identity, pure=True)(block_pass)
+        # Keys of their own for every pass (pure=False): EM at a fixed point builds the same graph
+        # pass after pass, and deterministic keys asked the scheduler for results the previous pass
+        # had just released ("Couldn't gather keys ... forgotten", and rescheduled tasks).
+        run = dask.delayed(_run_block, pure=False)
+        # The pass (with its parameter snapshot) is one node of the graph, sent once to every
+        # worker that runs a chunk, not with every task.
+        shared_pass = dask.delayed(_identity, pure=False)(block_pass)
         states = [None] * len(self._spans) if states is None else states
         results = [
             run(shared_pass, chunk, self.reader, span, weights, state)
@@ -169,16 +172,16 @@ class DaskRowSource(RowSource):
         ]
         results = dask.persist(*results)  # one execution; outputs and states stay on the workers
         # The tree's leaves are the results themselves (the merges take their statistics).
-        merged = merge_tree(results, dask.delayed(_merge, pure=True))
+        merged = merge_tree(results, dask.delayed(_merge, pure=False))
         if len(results) == 1:  # no merge: take the statistics on the worker, not the whole result
-            merged = dask.delayed(_statistics, pure=True)(merged)
+            merged = dask.delayed(_statistics, pure=False)(merged)
         merged = merged.compute()
         joined = {}
         for name, (trailing, dtype) in (outputs or {}).items():
             joined[name] = da.concatenate(
                 [
                     da.from_delayed(
-                        dask.delayed(_output, pure=True)(result, name),
+                        dask.delayed(_output, pure=False)(result, name),
                         shape=(stop - start, *trailing),
                         dtype=dtype,
                     )

@@ -101,7 +101,9 @@ def test_data_at_the_small_end_of_each_dtypes_range_fit_in_a_dtype_that_holds_th
         scale = 2.0**exponent  # exact in either dtype
         values = (X * scale).astype(dtype)
         if dtype == np.float32:
-            with pytest.warns(Float32RangeWarning, match=r"variances of X's columns reach .* below 7.89e-31"):
+            with pytest.warns(
+                Float32RangeWarning, match=r"variances of X's columns reach .* below 2\*\*-100"
+            ):
                 fitted = _fit(values, covariance_type, reg_covar=1e-3 * scale**2)
             as_float64 = _fit(values.astype(np.float64), covariance_type, reg_covar=1e-3 * scale**2)
             assert fitted.means_.dtype == np.float64
@@ -125,26 +127,37 @@ def test_data_at_the_small_end_of_each_dtypes_range_fit_in_a_dtype_that_holds_th
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_fitted_variances_below_a_dtypes_range_continue_in_float64_or_are_refused(covariance_type):
-    """Where X's columns are within range but the fitted variances are not (an initialisation
-    given in full skips the columns' check; clusters narrower than the data), float32 goes on in
-    float64 from the first M-step and float64 refuses naming the variances."""
+def test_initial_or_fitted_variances_below_a_dtypes_range_continue_in_float64_or_are_refused(covariance_type):
+    """Where the initialisation reads no rows (weights_init, means_init and precisions_init all
+    given), the initial variances decide: float32 starts in float64 (it raised an error about an
+    overflow, or warned of reg_covar). Given at the data's scale, the fit is the float64 fit of the
+    same values; with unit covariances, the first M-step finds the data's variances and the run
+    goes on in float64 from there. Fitted variances below float64's limit are refused."""
     X = _data()
     unit = _fit(X, covariance_type, reg_covar=1e-3)
-    scale = 2.0**-60
-    start = dict(
-        weights_init=unit.weights_,
-        means_init=unit.means_ * scale,
-        precisions_init=unit.precisions_ / scale**2,
-        reg_covar=1e-3 * scale**2,
-    )
+    # 2**-55: the columns' variances (2**-107) are below float32's limit, but their squared
+    # deviations are still float32 numbers, so that a first float32 E-step sums what they are.
+    scale = 2.0**-55
     values = (X * scale).astype(np.float32)
-    with pytest.warns(Float32RangeWarning, match=r"the fitted variances reach .* below 7.89e-31"):
-        fitted = _fit(values, covariance_type, **start)
-    as_float64 = _fit(values.astype(np.float64), covariance_type, **start)
-    assert fitted.means_.dtype == np.float64
-    assert fitted.lower_bound_ == pytest.approx(as_float64.lower_bound_, rel=1e-7)
-    np.testing.assert_allclose(fitted.covariances_, as_float64.covariances_, rtol=1e-5)
+    for covariance_scale, cause in ((scale, "initial"), (1.0, "fitted")):
+        start = dict(
+            weights_init=unit.weights_,
+            means_init=unit.means_ * scale,
+            precisions_init=unit.precisions_ / covariance_scale**2,
+            reg_covar=1e-3 * scale**2,
+            tol=1e-10,  # both to the optimum: they start float32's rounding apart
+            max_iter=1000,
+        )
+        with pytest.warns(Float32RangeWarning, match=rf"the {cause} variances reach .* below 2\*\*-100"):
+            fitted = _fit(values, covariance_type, **start)
+        as_float64 = _fit(values.astype(np.float64), covariance_type, **start)
+        assert fitted.means_.dtype == np.float64
+        if cause == "initial":  # float64 throughout: the float64 fit itself
+            np.testing.assert_array_equal(fitted.covariances_, as_float64.covariances_)
+            assert fitted.lower_bound_ == as_float64.lower_bound_
+        else:  # one E-step in float32 first
+            np.testing.assert_allclose(fitted.covariances_, as_float64.covariances_, rtol=1e-6)
+            assert fitted.lower_bound_ == pytest.approx(as_float64.lower_bound_, rel=1e-10)
     # float64: the columns' variances (12 to 13 * 2**-998) pass, the clusters' (tied: pooled, 1.9) do not.
-    with pytest.raises(ValueError, match=r"the fitted variances reach .* below 1.49e-300.*reg_covar"):
+    with pytest.raises(ValueError, match=r"the fitted variances reach .* below 2\*\*-996 .*reg_covar"):
         _fit(X * 2.0**-499, covariance_type, reg_covar=1e-3 * 2.0**-998)

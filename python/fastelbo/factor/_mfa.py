@@ -571,7 +571,7 @@ def _check_floors_in_range(floor, reg_covar):
         raise ValueError(
             f"X is too small for float64: the noise floors (reg_covar={reg_covar:g} times the "
             f"variance) of feature(s) {np.flatnonzero(small)[:10].tolist()} are as small as "
-            f"{float(floor.min()):.3g}, below {FLOAT64_SMALLEST_FLOOR:.3g}, where the products of "
+            f"{float(floor.min()):.4g}, below 2**-996 ({FLOAT64_SMALLEST_FLOOR:.3g}), where the products of "
             "noise variances leave float64's normal range; rescale X, or raise reg_covar"
         )
 

@@ -95,7 +95,8 @@ def check_variances_finite(variances):
     if overflowed.any():
         raise ValueError(
             "X is too large for float64: the variance of feature(s) "
-            f"{np.flatnonzero(overflowed)[:10].tolist()} overflows; rescale X"
+            f"{np.flatnonzero(overflowed)[:10].tolist()} overflows (or the sum of squared deviations "
+            "it is taken from, over the rows); rescale X"
         )
 
 

@@ -100,15 +100,16 @@ class DiscreteBlockReader:
 def canonical_csr(X):
     """``X`` as CSR with sorted indices, no duplicates and no explicit zeros (copied only where it
     is not so already)."""
-    copied = X.format != "csr"
-    if copied:
-        X = X.tocsr()
+    copied = False
+    if not getattr(X, "has_canonical_format", True) and X.dtype.kind in "iu" and X.dtype.itemsize < 8:
+        # Duplicates summed in X's own dtype (by sum_duplicates, or by tocsr for COO) could wrap
+        # around (uint8: 200 + 100 = 44); their sum is the count they stand for. (bool
+        # duplicates stay a logical or.)
+        X, copied = X.astype(np.int64 if X.dtype.kind == "i" else np.uint64), True
+    if X.format != "csr":
+        X, copied = X.tocsr(), True
     if not X.has_canonical_format:
-        if X.dtype.kind in "iu" and X.dtype.itemsize < 8:
-            # Duplicates summed in X's own dtype could wrap around (uint8: 200 + 100 = 44); the
-            # sum is the count they stand for. (bool duplicates stay a logical or.)
-            X, copied = X.astype(np.int64 if X.dtype.kind == "i" else np.uint64), True
-        elif not copied:
+        if not copied:
             X, copied = X.copy(), True
         X.sum_duplicates()
     if X.nnz and _has_zeros(X.data):

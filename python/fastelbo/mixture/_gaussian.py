@@ -83,8 +83,8 @@ def _too_small_for(dtype, what, smallest):
     if not 0 < smallest < limit:
         return None
     return (
-        f"{what} reach {smallest:.3g}, below {limit:.3g}, where squared deviations leave "
-        f"{np.dtype(dtype).name}'s normal numbers"
+        f"{what} reach {smallest:.4g}, below 2**{int(np.log2(limit))} ({limit:.3g}), where squared "
+        f"deviations leave {np.dtype(dtype).name}'s normal numbers"
     )
 
 
@@ -823,8 +823,9 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
             means = as_float_array(self.means_init, "means_init")
         dtype = X.dtype
         if self.precisions_init is None:
+            dtype = self._initial_dtype(covariances, dtype)
             try:
-                covariances, precisions_cholesky = self._covariances_in(covariances, X.dtype)
+                covariances, precisions_cholesky = self._covariances_in(covariances, dtype)
             except ValueError as error:
                 if str(error) != ILL_DEFINED_COVARIANCE:  # the dtype's range: that names X itself
                     raise
@@ -841,10 +842,25 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
                 as_float_array(self.precisions_init, "precisions_init"), self.covariance_type
             )
             covariances = covariances_from_precisions_cholesky(precisions_cholesky, self.covariance_type)
+            dtype = self._initial_dtype(covariances, dtype)
         self._assign(weights, means, covariances, precisions_cholesky, dtype=dtype)
         if self.n_active is not None:
             # Drawn after the initialisation, which then draws what it draws in exact EM.
             self._em_truncated_seed = random_state.randint(np.iinfo(np.int32).max)
+
+    def _initial_dtype(self, covariances, dtype):
+        """``dtype``, or float64 where it is float32 and the initial (float64) ``covariances`` hold
+        variances float32 cannot (see SMALLEST_VARIANCE): the run then starts in float64, and the
+        warning says why. (Given in full, an initialisation reads no rows whose variances could
+        tell it earlier.)"""
+        if dtype != np.float32:
+            return dtype
+        smallest = _smallest_variance(covariances, self.covariance_type)
+        cause = _too_small_for(np.float32, "the initial variances", smallest)
+        if cause is None:
+            return dtype
+        self._float32_cause, self._float32_rounding_cost = cause, np.inf
+        return np.dtype(np.float64)
 
     def _initialisation_rows_in_range(self, X, column_variance):
         """The initialisation's rows ``X``, in float64 where X's dtype cannot hold the squares of

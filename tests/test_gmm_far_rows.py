@@ -81,3 +81,22 @@ def test_far_rows_in_float32_and_every_covariance_type_go_to_the_component_the_r
         assert np.all(expected.max(axis=1) == 1.0)
         np.testing.assert_array_equal(gmm.predict(X.astype(dtype)), expected.argmax(axis=1))
         np.testing.assert_allclose(gmm.predict_proba(X.astype(dtype)), expected, atol=1e-6)
+
+
+def test_far_rows_among_ordinary_ones_in_one_call_keep_both_exact():
+    """Far rows in the same block as the data: the block's expansion point moves, most rows are
+    re-evaluated without the expansion, near ones whole and far ones relative to their nearest
+    component; both kinds against the references."""
+    gmm = _fitted("tied")
+    rng = np.random.RandomState(2)
+    near = rng.randn(300, 3) * 3
+    far = _far_rows([1e4, 1e8, 1e17, 1e100])
+    X = np.r_[near[:150], far, near[150:]]
+    params = [np.asarray(p, dtype=np.float64) for p in (gmm.weights_, gmm.means_, gmm.covariances_)]
+    expected_near = ref.e_step(near, *params, "tied")
+    proba = gmm.predict_proba(X)
+    is_far = np.zeros(len(X), dtype=bool)
+    is_far[150 : 150 + len(far)] = True
+    np.testing.assert_allclose(proba[~is_far], expected_near["resp"], atol=1e-12)
+    np.testing.assert_allclose(proba[is_far], softmax(_tied_logits(gmm, far), axis=1), atol=1e-12)
+    np.testing.assert_allclose(gmm.score_samples(X)[~is_far], expected_near["log_norm"], rtol=1e-12)

@@ -362,7 +362,14 @@ class TiedGaussians {
         FarExpansion<T> far;
         RowVector<double> whitened_row;  // [D] a refined row x U in float64
         Vector<double> row_offset;       // [B] the part of each row's log-joints common to all (row_offsets)
+        Vector<double> distances;        // [K] a refined row's ||y - m_c||^2
     };
+
+    // The squared norm of a refined row y (whitened about the components' centre) up to which its
+    // log-joints are summed whole (rounding the differences between components by at most eps *
+    // 2**26 = 1.5e-8 nats); beyond it they are taken relative to the nearest component, exactly,
+    // at twice the cost.
+    static constexpr double kRoundedDistanceLimit = 67108864.0;  // 2**26
 
     explicit TiedGaussians(const GaussianMixtureParams<T>& p, RowCentring centring = {})
         : K_(p.n_components),
@@ -385,7 +392,8 @@ class TiedGaussians {
                      RowMatrix<T>(),
                      FarExpansion<T>(K_),
                      RowVector<double>(D_),
-                     Vector<double>(block_rows)};
+                     Vector<double>(block_rows),
+                     Vector<double>(K_)};
         if constexpr (!std::is_same_v<T, double>) {
             ws.first.resize(K_, D_);
             ws.scatter.resize(D_, D_);
@@ -435,14 +443,23 @@ class TiedGaussians {
         for (Index i : ws.far.rows) {
             const auto& y = ws.whitened_row;
             ws.whitened_row.noalias() = (x.row(i).template cast<double>() - whitened_.centre) * chol64_;
-            // Relative to the nearest component r, whose -1/2 ||y - m_r||^2 is the row's offset:
-            // ||y - m_c||^2 - ||y - m_r||^2 = (m_r - m_c).(2y - m_c - m_r), without the rounding of
-            // two squares at the scale of ||y||^2.
+            if (y.squaredNorm() <= kRoundedDistanceLimit) {
+                // Near the components' centre: each log-joint whole (the row's offset 0).
+                for (Index c = 0; c < K_; ++c) {
+                    lj(i, c) = finite_component_constant<T>(
+                        gaussian_log_joint(base_constant_(c), (y - whitened_.means.row(c)).squaredNorm()));
+                }
+                ws.row_offset(i) = 0;
+                continue;
+            }
+            // Far from it: relative to the nearest component r, whose -1/2 ||y - m_r||^2 is the
+            // row's offset, ||y - m_c||^2 - ||y - m_r||^2 as (m_r - m_c).(2y - m_c - m_r), without
+            // the rounding of two squares at the scale of ||y||^2.
+            auto& distances = ws.distances;
             Index nearest = 0;
-            double nearest_distance = std::numeric_limits<double>::infinity();
             for (Index c = 0; c < K_; ++c) {
-                const double distance = (y - whitened_.means.row(c)).squaredNorm();
-                if (distance < nearest_distance) nearest = c, nearest_distance = distance;
+                distances(c) = (y - whitened_.means.row(c)).squaredNorm();
+                if (distances(c) < distances(nearest)) nearest = c;
             }
             const auto m_r = whitened_.means.row(nearest);
             for (Index c = 0; c < K_; ++c) {
@@ -450,7 +467,7 @@ class TiedGaussians {
                 const double excess = (m_r - m_c).dot(2.0 * y - m_c - m_r);
                 lj(i, c) = finite_component_constant<T>(gaussian_log_joint(base_constant_(c), excess));
             }
-            ws.row_offset(i) = -0.5 * nearest_distance;
+            ws.row_offset(i) = -0.5 * distances(nearest);
         }
         return static_cast<Index>(ws.far.rows.size());
     }

@@ -16,7 +16,7 @@ from sklearn.utils.validation import validate_data
 
 from fastelbo._row_chunks import row_chunks
 from fastelbo._validation import as_numpy
-from fastelbo.mixture._exponential_family import FAMILIES, MAX_COUNT
+from fastelbo.mixture._exponential_family import FAMILIES
 
 #: dtypes kept as they are (anything else real is converted to float64 by the validation).
 KEPT_DTYPES = [
@@ -143,12 +143,6 @@ def _invalid(family, values):
     values = np.asarray(values)
     if values.dtype.kind == "b":
         return np.zeros(values.shape, dtype=bool)
-    if values.dtype.kind in "iu":
-        if family.name == "bernoulli":
-            return (values < 0) | (values > 1)
-        if np.iinfo(values.dtype).max > MAX_COUNT:  # int64, uint64: counts float64 cannot hold
-            return (values < 0) | (values > MAX_COUNT)
-        return values < 0
     return family.invalid(values)
 
 

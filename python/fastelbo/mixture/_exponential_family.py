@@ -91,7 +91,8 @@ class ExponentialFamily:
         raise NotImplementedError
 
     def invalid(self, values):
-        """A boolean mask of the values the family cannot hold."""
+        """A boolean mask of the values (an array of any real dtype but bool) the family cannot
+        hold."""
         raise NotImplementedError
 
     def sample(self, rng, means, count):
@@ -152,6 +153,10 @@ class PoissonFeatures(ExponentialFamily):
 
     def invalid(self, values):
         values = np.asarray(values)
+        if values.dtype.kind in "iu":  # compared as integers: 2**53 + 1 has no float64 of its own
+            if np.iinfo(values.dtype).max > MAX_COUNT:
+                return (values < 0) | (values > MAX_COUNT)
+            return values < 0
         with np.errstate(invalid="ignore"):
             counts = np.isfinite(values) & (values >= 0) & (values == np.floor(values))
             if float(np.finfo(values.dtype).max) > MAX_COUNT:  # float16 holds no value beyond it

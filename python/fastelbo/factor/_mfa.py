@@ -21,6 +21,7 @@ from fastelbo._progress import document_progress_parameters
 from fastelbo._row_chunks import row_chunks
 from fastelbo._row_source import RowSource, initialisation_rows, widened_to_float64
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
+from fastelbo._validation import SMALLEST_FIT_VARIANCE
 from fastelbo.entropy import LOG_2PI_E, EntropyDecomposition, categorical_entropy
 from fastelbo.exceptions import Float32RangeWarning, warn_heywood_case
 from fastelbo.factor._mfa_mstep import initial_parameters, mfa_m_step, noise_variance_floor
@@ -54,13 +55,10 @@ DECOMPOSITION_FORMS = ("latent", "collapsed")
 # standard deviation sqrt(reg_covar) times its feature's is then resolved by float32's 6e-8 to
 # about 1e-3 of itself); otherwise in float64 (Float32RangeWarning).
 FLOAT32_LARGEST_DEVIATION = 2.0**60
-FLOAT32_SMALLEST_FLOOR = 2.0**-100
+FLOAT32_SMALLEST_FLOOR = SMALLEST_FIT_VARIANCE[np.dtype(np.float32)]
 FLOAT32_SMALLEST_REG_COVAR = 1e-8
-# float64 fits need every noise floor at or above FLOAT64_SMALLEST_FLOOR, as far above the smallest
-# normal float64 (2**-1022) as float32's is above its own (2**-126): products of noise variances
-# near it go subnormal, which the kernels flush (a fit with floors of 2**-1002 equals the fit at unit
-# scale to 1e-13; floors of 2**-1016 lost 6 digits of the log-likelihood, of 2**-1029 ten).
-FLOAT64_SMALLEST_FLOOR = 2.0**-996
+# float64 fits need every noise floor at or above FLOAT64_SMALLEST_FLOOR (see SMALLEST_FIT_VARIANCE).
+FLOAT64_SMALLEST_FLOOR = SMALLEST_FIT_VARIANCE[np.dtype(np.float64)]
 
 HEYWOOD_NOTE = (
     "Heywood case: noise variances sit at their floor, a boundary of the parameter space where the "
@@ -568,11 +566,12 @@ def _check_floors_in_range(floor, reg_covar):
     """ValueError naming X (and reg_covar) where a noise floor is below FLOAT64_SMALLEST_FLOOR."""
     small = floor < FLOAT64_SMALLEST_FLOOR
     if small.any():
+        limit = f"2**{int(np.log2(FLOAT64_SMALLEST_FLOOR))} ({FLOAT64_SMALLEST_FLOOR:.3g})"
         raise ValueError(
             f"X is too small for float64: the noise floors (reg_covar={reg_covar:g} times the "
             f"variance) of feature(s) {np.flatnonzero(small)[:10].tolist()} are as small as "
-            f"{float(floor.min()):.4g}, below 2**-996 ({FLOAT64_SMALLEST_FLOOR:.3g}), where the products of "
-            "noise variances leave float64's normal range; rescale X, or raise reg_covar"
+            f"{float(floor.min()):.4g}, below {limit}, where the products of noise variances leave "
+            "float64's normal range; rescale X, or raise reg_covar"
         )
 
 

@@ -18,7 +18,7 @@ from fastelbo._mixture_pass import RowOutputs
 from fastelbo._progress import document_progress_parameters
 from fastelbo._row_source import RowSource, describe, initialisation_rows, widened_to_float64
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
-from fastelbo._validation import as_float_array, as_numpy
+from fastelbo._validation import SMALLEST_FIT_VARIANCE, as_float_array, as_numpy
 from fastelbo.entropy import EntropyDecomposition, categorical_entropy, gaussian_entropy
 from fastelbo.exceptions import Float32RangeWarning
 from fastelbo.mixture._covariance import (
@@ -60,26 +60,11 @@ from fastelbo.mixture._truncated import TruncatedSearch, check_truncation, initi
 #: bench/expansion_threshold.py.)
 _MAX_EXPANSION_CONDITION = {np.float32: 1e2, np.float64: 1e5}
 
-#: The smallest variance (of X's columns, and of the fitted covariances) a fit holds in each dtype:
-#: 2**26 above the dtype's smallest normal number, as FastMFA's noise floors. Below it squared
-#: deviations and their products with precisions turn subnormal, which the kernels flush to zero:
-#: float32 X * 1e-19 scored 7 nats per row off its own parameters, float64 X * 1e-156 (full
-#: covariances) 4,307.
-SMALLEST_VARIANCE = {np.dtype(np.float32): 2.0**-100, np.dtype(np.float64): 2.0**-996}
-
-
-def _smallest_variance(covariances, covariance_type):
-    """The smallest variance of one feature in one component (the diagonals of full and tied)."""
-    covariances = np.asarray(covariances)
-    if covariance_type in ("full", "tied"):
-        return float(np.min(np.diagonal(covariances, axis1=-2, axis2=-1)))
-    return float(np.min(covariances))
-
 
 def _too_small_for(dtype, what, smallest):
     """Why ``dtype`` cannot hold a fit whose ``what`` reach ``smallest``, or None if it can (a
     variance of 0 or less is an ill-defined covariance, which the covariance check names)."""
-    limit = SMALLEST_VARIANCE[np.dtype(dtype)]
+    limit = SMALLEST_FIT_VARIANCE[np.dtype(dtype)]
     if not 0 < smallest < limit:
         return None
     return (
@@ -673,11 +658,9 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         """``(covariances, precisions_cholesky, cost)``: float64 ``covariances`` rounded to float32
         and what the rounding changes the M-step's objective by (``rounding_cost``); ``(None, None,
         inf)`` where the rounded matrices are not positive definite. ValueError naming X where they
-        exceed float32's range. Variances float32 cannot hold (see SMALLEST_VARIANCE) give ``(None,
+        exceed float32's range. Variances float32 cannot hold (see SMALLEST_FIT_VARIANCE) give ``(None,
         None, inf)`` too, and say so in ``_float32_cause``."""
-        cause = _too_small_for(
-            np.float32, "the fitted variances", _smallest_variance(covariances, self.covariance_type)
-        )
+        cause = self._variances_too_small(covariances, np.float32, "the fitted variances")
         if cause is not None:
             self._float32_cause = cause
             return None, None, np.inf
@@ -716,27 +699,28 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         return getattr(self, "_float32_rounding_cost", 0.0) > max(self.tol, 1e-4)
 
     def _float64_continuation(self, X, sample_weight):
-        cost = getattr(self, "_float32_rounding_cost", 0.0)
         cause = getattr(self, "_float32_cause", None)
-        effect = (
-            f"moves the mean log-likelihood by about {cost:.2g} (more than tol={self.tol:g})"
-            if np.isfinite(cost)
-            else "leaves a covariance that is not positive definite"
-        )
-        message = (
-            f"FastGMM: float32 cannot hold the fitted covariances to the precision this fit needs: "
-            f"rounding them to float32 {effect}. Some variances sit near reg_covar={self.reg_covar:g} beside "
-            "much larger ones (a duplicated or collinear column, say); float32 rounds them by a "
-            "large fraction. The fit continues in float64 from the last M-step's float64 parameters "
-            "(X is read in float64), and the parameters are float64. Fit float64 data to skip the float32 "
-            "phase, or raise reg_covar to stay in float32."
-        )
         if cause is not None:
             message = (
                 f"FastGMM: float32 cannot hold this fit: {cause}. The fit runs in float64 from there "
                 "(X is read in float64), and the parameters are float64. Pass float64 data to fit in "
                 "float64 without this warning, or rescale X (and reg_covar by the square of the factor) "
                 "to fit in float32."
+            )
+        else:
+            cost = getattr(self, "_float32_rounding_cost", 0.0)
+            effect = (
+                f"moves the mean log-likelihood by about {cost:.2g} (more than tol={self.tol:g})"
+                if np.isfinite(cost)
+                else "leaves a covariance that is not positive definite"
+            )
+            message = (
+                f"FastGMM: float32 cannot hold the fitted covariances to the precision this fit needs: "
+                f"rounding them to float32 {effect}. Some variances sit near reg_covar={self.reg_covar:g} "
+                "beside much larger ones (a duplicated or collinear column, say); float32 rounds them by a "
+                "large fraction. The fit continues in float64 from the last M-step's float64 parameters "
+                "(X is read in float64), and the parameters are float64. Fit float64 data to skip the "
+                "float32 phase, or raise reg_covar to stay in float32."
             )
         warnings.warn(
             message,
@@ -752,9 +736,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         ValueError naming X where the covariances exceed the dtype's range."""
         dtype = np.dtype(dtype)
         if dtype == np.float64:
-            cause = _too_small_for(
-                dtype, "the fitted variances", _smallest_variance(covariances, self.covariance_type)
-            )
+            cause = self._variances_too_small(covariances, dtype, "the fitted variances")
             if cause is not None:
                 raise ValueError(
                     f"FastGMM: {cause}. Rescale X (and reg_covar by the square of the factor), or "
@@ -850,21 +832,32 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
 
     def _initial_dtype(self, covariances, dtype):
         """``dtype``, or float64 where it is float32 and the initial (float64) ``covariances`` hold
-        variances float32 cannot (see SMALLEST_VARIANCE): the run then starts in float64, and the
+        variances float32 cannot (see SMALLEST_FIT_VARIANCE): the run then starts in float64, and the
         warning says why. (Given in full, an initialisation reads no rows whose variances could
         tell it earlier.)"""
         if dtype != np.float32:
             return dtype
-        smallest = _smallest_variance(covariances, self.covariance_type)
-        cause = _too_small_for(np.float32, "the initial variances", smallest)
+        cause = self._variances_too_small(covariances, np.float32, "the initial variances")
         if cause is None:
             return dtype
-        self._float32_cause, self._float32_rounding_cost = cause, np.inf
+        self._start_in_float64(cause)
         return np.dtype(np.float64)
+
+    def _variances_too_small(self, covariances, dtype, what):
+        """Why ``dtype`` cannot hold ``covariances`` (variances below SMALLEST_FIT_VARIANCE; the
+        diagonals of full and tied), or None if it can."""
+        covariances = np.asarray(covariances)
+        if self.covariance_type in ("full", "tied"):
+            covariances = np.diagonal(covariances, axis1=-2, axis2=-1)
+        return _too_small_for(dtype, what, float(np.min(covariances)))
+
+    def _start_in_float64(self, cause):
+        """Have a float32 run start in float64 (see _float64_continuation), saying why."""
+        self._float32_cause, self._float32_rounding_cost = cause, np.inf
 
     def _initialisation_rows_in_range(self, X, column_variance):
         """The initialisation's rows ``X``, in float64 where X's dtype cannot hold the squares of
-        their deviations (columns whose variance is below SMALLEST_VARIANCE): float32 rows then
+        their deviations (columns whose variance is below SMALLEST_FIT_VARIANCE): float32 rows then
         start the fit in float64 (it goes on so, see _float64_continuation); ValueError naming X
         for float64."""
         varying = column_variance[column_variance > 0]
@@ -877,8 +870,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
                 f"FastGMM: X is too small for {X.dtype.name}: {cause}. Rescale X (and reg_covar by "
                 "the square of the factor)."
             )
-        self._float32_cause = cause
-        self._float32_rounding_cost = np.inf
+        self._start_in_float64(cause)
         return np.asarray(X, dtype=np.float64)
 
     def _assign(self, weights, means, covariances, precisions_cholesky, dtype=None):

@@ -589,6 +589,20 @@ def test_a_memmapped_csr_of_complex_values_is_refused_as_an_in_memory_one_is(tmp
         estimator(n_components=2).fit(memmapped_csr(X, tmp_path))
 
 
+@pytest.mark.parametrize("estimator", [FastBernoulliMixture, FastPoissonMixture])
+def test_dask_chunks_that_do_not_hold_the_real_numbers_their_array_declares_are_refused(estimator):
+    # Complex chunks of a float64 graph lost their imaginary parts (a NumPy ComplexWarning only).
+    X = np.eye(40, 3)
+    for chunk, dtype in [
+        (lambda b: b + 0j, "complex128"),
+        (lambda b: sp.csr_matrix(b + 0j), "complex128"),
+        (lambda b: b.astype(str), "<U"),
+    ]:
+        declared_real = da.from_array(X, chunks=(10, 3)).map_blocks(chunk, dtype=np.float64)
+        with pytest.raises(TypeError, match=rf"X must hold real numbers; rows \d+:\d+ hold dtype {dtype}"):
+            estimator(n_components=2).fit(declared_real)
+
+
 @pytest.mark.parametrize(
     ("n_rows", "n_features", "per_row", "expected_block_bytes"),
     [

@@ -346,3 +346,40 @@ def test_dask_arrays_without_features_or_of_sparse_chunks_are_refused_as_in_memo
     sparse_chunks = da.from_array(np.eye(40, 3), chunks=(20, 3)).map_blocks(sp.csr_matrix)
     with pytest.raises(TypeError, match="Sparse data was passed for X, but dense data is required"):
         make().fit(sparse_chunks)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: FastGMM(2),
+        lambda: FastGMM(2, n_active=1),
+        lambda: FastPPCA(1),
+        lambda: FastFactorAnalysis(1),
+        lambda: FastMFA(1, n_factors=1),
+    ],
+)
+def test_chunks_that_do_not_hold_the_real_numbers_their_array_declares_are_refused_naming_the_rows(make):
+    # A chunk computed by user code can hold other than its graph's dtype: complex chunks lost their
+    # imaginary parts (a NumPy ComplexWarning only) and strings were parsed, where the same data
+    # in memory is refused.
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    declared_real = {
+        "complex128": da.from_array(X + 1j, chunks=(50, 3)).map_blocks(lambda b: b, dtype=np.float64),
+        "<U": da.from_array(X, chunks=(50, 3)).map_blocks(lambda b: b.astype(str), dtype=np.float64),
+    }
+    for dtype, chunks in declared_real.items():
+        with pytest.raises(TypeError, match=rf"X must hold real numbers; rows \d+:\d+ hold dtype {dtype}"):
+            make().fit(chunks)
+    with pytest.raises(TypeError, match=r"X must hold real numbers; rows \d+:\d+ hold dtype <U"):
+        make().fit(X).score(declared_real["<U"])
+
+
+def test_a_row_source_of_a_sparse_matrix_in_blocks_is_refused_as_sparse_data():
+    # With block_rows, each block reached NumPy: 'setting an array element with a sequence'.
+    import scipy.sparse as sp
+
+    X = sp.random(60, 4, density=0.5, format="csr", random_state=0)
+    fitted = FastGMM(2, random_state=0).fit(X.toarray())
+    for call in (lambda s: FastGMM(2).fit(s), fitted.score, FastFactorAnalysis(1).fit(X.toarray()).transform):
+        with pytest.raises(TypeError, match="Sparse data was passed for X, but dense data is required"):
+            call(RowSource(X, block_rows=7))

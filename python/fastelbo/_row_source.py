@@ -146,7 +146,7 @@ class RowSource:
                 f"{self.name}: reading rows {start}:{stop} of {describe(self.data)} failed: {error}"
             ) from error
         if self.reader is None:
-            rows = np.ascontiguousarray(rows, dtype=self.dtype)
+            rows = as_working_rows(rows, self.dtype, self.name, start, stop)
         if rows.shape != (stop - start, self.n_features):
             raise ValueError(
                 f"{self.name}: {describe(self.data)} returned {rows.shape} for rows {start}:{stop}; "
@@ -238,6 +238,36 @@ def initialisation_rows(X, sample_weight, random_state, remedy):
     return rows, sample_weight
 
 
+SPARSE_REFUSED = (
+    "Sparse data was passed for {name}, but dense data is required. Use '.toarray()' to convert to a "
+    "dense numpy array."
+)
+
+
+def as_working_rows(rows, dtype, name, start, stop) -> np.ndarray:
+    """A block of rows ``start:stop`` as a pass reads it: C-contiguous in the working ``dtype``.
+
+    A block is checked here as well as its array's declared dtype because a block can hold
+    something else (a Dask chunk computed by user code, a custom row-sliceable object): a sparse
+    block, or values that are not real numbers (complex, strings, objects), raise a TypeError
+    naming the rows, where a cast would drop imaginary parts or parse strings silently.
+    """
+    if sp.issparse(rows):
+        raise TypeError(
+            SPARSE_REFUSED.format(name=name) + f" (rows {start}:{stop} are {type(rows).__name__})"
+        )
+    rows = np.asarray(rows)
+    check_block_holds_real_numbers(rows, name, start, stop)
+    return np.ascontiguousarray(rows, dtype=dtype)
+
+
+def check_block_holds_real_numbers(rows, name, start, stop):
+    """TypeError naming rows ``start:stop`` when the block (dense or sparse) holds other than real
+    numbers."""
+    if rows.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers; rows {start}:{stop} hold dtype {rows.dtype}")
+
+
 def working_dtype(dtype, name="X") -> np.dtype:
     """float32 stays float32, any other real dtype is computed in float64; TypeError otherwise."""
     dtype = np.dtype(dtype)
@@ -264,6 +294,8 @@ def check_shape(X, name="X"):
 
 def check_streamed_input(X, name="X", min_samples=2):
     """Refuse a streamed input that is not a 2-D array of real numbers with enough rows."""
+    if sp.issparse(X):
+        raise TypeError(SPARSE_REFUSED.format(name=name))
     check_shape(X, name)
     shape = X.shape
     working_dtype(X.dtype, name)

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from sklearn.utils.validation import validate_data
 
 from fastelbo._row_chunks import row_chunks
+from fastelbo._row_source import check_block_holds_real_numbers
 from fastelbo._validation import as_numpy
 from fastelbo.mixture._exponential_family import FAMILIES
 
@@ -87,6 +88,7 @@ class DiscreteBlockReader:
     def __call__(self, rows, start, stop):
         if not sp.issparse(rows):
             rows = np.ascontiguousarray(rows)
+        check_block_holds_real_numbers(rows, "X", start, stop)
         if rows.shape[0] != stop - start:
             raise ValueError(f"X: a block of rows {start}:{stop} has {rows.shape[0]} rows")
         rows = checked_rows(rows, self.owner, FAMILIES[self.family_name], start)

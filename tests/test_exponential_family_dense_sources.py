@@ -341,3 +341,24 @@ def test_float16_blocks_fit_as_the_float16_array_in_memory(tmp_path, family):
         streamed = estimator(**params).fit(source)
         assert max_relative_difference(streamed.means_, in_memory.means_) < 1e-10
         assert streamed.lower_bound_ == pytest.approx(in_memory.lower_bound_, rel=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("dtype", [">f8", ">f4", ">i4"])
+def test_big_endian_streamed_sources_fit_and_predict_as_the_native_ones(tmp_path, monkeypatch, family, dtype):
+    # Their blocks reached scipy.sparse in the file's byte order: 'scipy.sparse does not support
+    # dtype >f8'.
+    X = dense_data(family)
+    small_blocks(monkeypatch, 90, X.shape[1])
+    params = dict(n_components=3, tol=0.0, max_iter=4, **start(family, X.shape[1]))
+    native = np.dtype(dtype).newbyteorder("=")
+    reference_source = row_sources.memmap(X.astype(native), tmp_path)
+    reference = ESTIMATORS[family](**params).fit(reference_source)
+    for source in (
+        row_sources.memmap(X.astype(dtype), tmp_path),
+        row_sources.hdf5(X.astype(dtype), tmp_path, 64),
+    ):
+        fitted = ESTIMATORS[family](**params).fit(source)
+        np.testing.assert_array_equal(fitted.means_, reference.means_)
+        np.testing.assert_array_equal(fitted.score_samples(source), reference.score_samples(reference_source))

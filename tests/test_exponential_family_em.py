@@ -303,6 +303,24 @@ def test_warm_start_continues_from_the_fitted_parameters(family):
     assert model.elbo_history_[0] >= first - 1e-12 * abs(first)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("family", ["bernoulli", "poisson"])
+@pytest.mark.parametrize("n_active", [None, 2])
+def test_a_warm_refit_on_bool_integer_or_float32_counts_equals_the_float64_refit(family, n_active):
+    # The fitted means were cast to X's dtype for the warm start: int8 0/1 data rounded them to 0
+    # (an 'overflowed float64' error), bool data raised NumPy's TypeError.
+    X = clustered_data(family, seed=15)
+    dtypes = [np.int8, np.uint8, np.int64, np.float32] + ([bool] if family == "bernoulli" else [])
+    params = dict(n_components=3, random_state=0, max_iter=4, n_active=n_active, warm_start=True)
+    reference = ESTIMATORS[family](**params).fit(X).fit(X)
+    for dtype in dtypes:
+        for second in (X.astype(dtype), sp.csr_matrix(X.astype(dtype))):
+            model = ESTIMATORS[family](**params).fit(X).fit(second)
+            assert model.means_.dtype == np.float64, dtype
+            np.testing.assert_array_equal(model.means_, reference.means_)
+            np.testing.assert_array_equal(model.weights_, reference.weights_)
+
+
 @pytest.mark.parametrize("family", ["bernoulli", "poisson"])
 def test_initial_parameters_are_used_and_floored(family):
     X = clustered_data(family, seed=14)

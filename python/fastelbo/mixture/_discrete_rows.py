@@ -88,6 +88,8 @@ class DiscreteBlockReader:
     def __call__(self, rows, start, stop):
         if not sp.issparse(rows):
             rows = np.ascontiguousarray(rows)
+            if not rows.dtype.isnative:  # a big-endian file's block: scipy.sparse holds native dtypes only
+                rows = rows.astype(rows.dtype.newbyteorder("="))
         check_block_holds_real_numbers(rows, "X", start, stop)
         if rows.shape[0] != stop - start:
             raise ValueError(f"X: a block of rows {start}:{stop} has {rows.shape[0]} rows")

@@ -207,6 +207,11 @@ class ExponentialFamilyMixture(MixtureEstimator):
     def _set_parameters(self, parameters):
         self.weights_, self.means_ = parameters
 
+    def _parameters_in(self, dtype):
+        # float64 whatever X's dtype: the kernels read every block as float64 (bool and integer X
+        # included, whose dtype cannot hold a mean).
+        return self._get_parameters()
+
     def _assign(self, weights, means):
         self.weights_ = np.asarray(weights, dtype=np.float64)
         self.means_ = np.ascontiguousarray(

@@ -236,6 +236,20 @@ def test_factor_analysis_fit_does_not_depend_on_the_weights_scale(factor):
     np.testing.assert_allclose(scaled.elbo_history_, base.elbo_history_, rtol=1e-10)
 
 
+@pytest.mark.parametrize("model", [FastFactorAnalysis, FastPPCA])
+@pytest.mark.parametrize("factor", [1e-45, 1e-50, 1e300])
+def test_float32_data_with_weights_float32_cannot_hold_are_refused_naming_the_weights(model, factor):
+    # Rounded to float32 they flushed to zero ('all weights are zero'), became infinite, or lost
+    # digits: 1e-45 and 3e-45 became a ratio of 2 and the error blamed X ('X is too large').
+    X = _factor_rows(100, 5, 2, seed=6).astype(np.float32)
+    weights = np.where(np.arange(X.shape[0]) % 2 == 0, 1.0, 3.0) * factor
+    with pytest.raises(
+        ValueError, match=r"sample_weight holds positive weights .* beyond the normal range of float32"
+    ):
+        model(2).fit(X, sample_weight=weights)
+    model(2).fit(X.astype(np.float64), sample_weight=weights)  # float64 holds them
+
+
 def test_uniform_weights_of_one_over_n_fit_like_no_weights():
     X = StandardScaler().fit_transform(load_breast_cancer().data)[:, :12]
     plain = _fit_quietly(FastFactorAnalysis(3), X)

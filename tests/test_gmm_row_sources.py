@@ -383,3 +383,34 @@ def test_a_row_source_of_a_sparse_matrix_in_blocks_is_refused_as_sparse_data():
     for call in (lambda s: FastGMM(2).fit(s), fitted.score, FastFactorAnalysis(1).fit(X.toarray()).transform):
         with pytest.raises(TypeError, match="Sparse data was passed for X, but dense data is required"):
             call(RowSource(X, block_rows=7))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: FastGMM(3, covariance_type="tied", random_state=0),
+        lambda: FastGMM(3, n_active=2, random_state=0),
+        lambda: FastPPCA(2),
+        lambda: FastFactorAnalysis(2),
+        lambda: FastMFA(2, n_factors=1, random_state=0),
+    ],
+)
+def test_big_endian_float32_is_fitted_in_float32_as_the_native_array_is(tmp_path, make):
+    # '>f4' was taken for 'any other dtype' and computed in float64 (another fit; FastGMM and
+    # FastMFA returned float64 parameters).
+    X = _clusters().astype(np.float32)
+    reference = make().fit(X)
+    big_endian = X.astype(">f4")
+    sources = {"in memory": big_endian, "dask": da.from_array(big_endian, chunks=(len(X), 4))}
+    sources.update(_stored_sources(big_endian, tmp_path))
+    for name, source in sources.items():
+        fitted = make().fit(source)
+        for attribute in ("means_", "mean_", "components_", "covariances_", "noise_variance_"):
+            if hasattr(reference, attribute):
+                expected = getattr(reference, attribute)
+                assert getattr(fitted, attribute).dtype == expected.dtype, (name, attribute)
+                np.testing.assert_array_equal(
+                    getattr(fitted, attribute), expected, err_msg=f"{name} {attribute}"
+                )
+        np.testing.assert_array_equal(np.asarray(fitted.score_samples(source)), reference.score_samples(X))

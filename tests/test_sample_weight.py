@@ -239,6 +239,20 @@ def test_float32_weighted_fit_stays_float32_and_close_to_float64(blobs, real_wei
     np.testing.assert_allclose(fit32.means_, fit64.means_, rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.parametrize("constant", [1e-45, 1e-300, 1e300])
+def test_float32_data_with_weights_beyond_float32s_range_fit_as_the_weights(blobs, constant):
+    # The weights were rounded to float32 before their scaling: weights 1e-45 and 3e-45 became
+    # float32 1.4e-45 and 2.8e-45 (ratio 2, a silently different fit), 1e-300 'all zero'.
+    weights = np.where(np.arange(len(blobs)) % 2 == 0, 1.0, 3.0)
+    params = dict(covariance_type="diag", random_state=0, max_iter=8, tol=0.0)
+    X = blobs.astype(np.float32)
+    expected = _fit(FastGMM(K, **params), X, weights)
+    fitted = _fit(FastGMM(K, **params), X, weights * constant)
+    # The same fit to float32's round-off (the scaled weights' mantissas differ from 1 and 3).
+    for got, want in ((fitted.means_, expected.means_), (fitted.covariances_, expected.covariances_)):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
+
+
 def test_score_keeps_scikit_learns_signature():
     # scikit-learn's GaussianMixture.score takes no sample_weight; neither does FastGMM.score.
     assert list(inspect.signature(FastGMM.score).parameters) == ["self", "X", "y"]

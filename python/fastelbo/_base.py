@@ -37,7 +37,7 @@ from fastelbo._dask_backend import DaskRowSource, is_dask_array
 from fastelbo._progress import FitProgress
 from fastelbo._row_source import RowSource, check_streamed_input, is_streamed
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
-from fastelbo._validation import as_numpy, check_sample_weight
+from fastelbo._validation import as_numpy, check_sample_weight, in_native_byte_order
 
 # Set on a KeyboardInterrupt after which the estimator kept an interrupted fit's completed work.
 _KEPT_INTERRUPTED_FIT = "_fastelbo_kept_interrupted_fit"
@@ -270,7 +270,7 @@ class EMEstimator(ABC):
             X = source.data  # an in-memory array in one block: validated as any array
         return validate_data(
             self,
-            as_numpy(X, "X"),
+            in_native_byte_order(as_numpy(X, "X")),
             reset=reset,
             dtype=[np.float64, np.float32],
             ensure_min_samples=min_samples,

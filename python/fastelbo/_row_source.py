@@ -269,10 +269,11 @@ def check_block_holds_real_numbers(rows, name, start, stop):
 
 
 def working_dtype(dtype, name="X") -> np.dtype:
-    """float32 stays float32, any other real dtype is computed in float64; TypeError otherwise."""
+    """float32 (of either byte order) is computed in native float32, any other real dtype in
+    float64; TypeError otherwise."""
     dtype = np.dtype(dtype)
-    if dtype == np.float32:
-        return dtype
+    if dtype.kind == "f" and dtype.itemsize == 4:
+        return np.dtype(np.float32)
     if dtype.kind in "biuf":
         return np.dtype(np.float64)
     raise TypeError(f"{name} must hold real numbers; got dtype {dtype}")

@@ -40,17 +40,31 @@ def as_numpy(value, name):
     )
 
 
+def in_native_byte_order(X):
+    """An ndarray of the other byte order converted to the native one (the same values).
+
+    scikit-learn's validation takes big-endian float32 (``'>f4'``) for a dtype it does not keep
+    and computes it in float64; fastelbo computes float32 data in float32 whatever their byte
+    order, as it does when they are read from a file.
+    """
+    if isinstance(X, np.ndarray) and not X.dtype.isnative:
+        return X.astype(X.dtype.newbyteorder("="))
+    return X
+
+
 def check_sample_weight(sample_weight, X, scale_to_unit=False):
     """Validated sample weights, with scikit-learn's ``_check_sample_weight`` semantics.
 
     None stays None (the unweighted path); a number is the weight of every row; an array must have
     shape (n_samples,) and be finite, non-negative and not all zero. The dtype is X's (the kernels
-    read weights in the working precision).
+    read weights in the working precision); the checks and the scaling below run in float64 first,
+    so that rounding to float32 does not change the weights' ratios unseen.
 
     ``scale_to_unit``: for estimators whose every output depends on the weights' ratios only, the
     weights are returned multiplied by a power of two (exactly), the largest in [0.5, 1), so that no
     sum of weights or of their squares leaves float64's range. Otherwise (outputs in the weights'
-    units, such as a total log-likelihood) a total weight beyond float64's normal range is refused.
+    units, such as a total log-likelihood) a total weight beyond float64's normal range is refused,
+    and so are weights that X's dtype cannot hold as normal numbers.
     """
     if sample_weight is None:
         return None
@@ -61,14 +75,14 @@ def check_sample_weight(sample_weight, X, scale_to_unit=False):
     if isinstance(sample_weight, numbers.Number):
         if not isinstance(sample_weight, numbers.Real) or not np.isfinite(sample_weight):
             raise ValueError(f"sample_weight must be a finite real number, got {sample_weight!r}")
-        sample_weight = np.full(n_samples, sample_weight, dtype=X.dtype)
+        sample_weight = np.full(n_samples, sample_weight, dtype=np.float64)
     else:
         try:
             sample_weight = check_array(
                 sample_weight,
                 accept_sparse=False,
                 ensure_2d=False,
-                dtype=X.dtype,
+                dtype=np.float64,
                 order="C",
                 input_name="sample_weight",
             )
@@ -89,8 +103,8 @@ def check_sample_weight(sample_weight, X, scale_to_unit=False):
     if not np.any(sample_weight):
         raise ValueError("sample_weight must contain at least one non-zero number (all weights are zero).")
     if scale_to_unit:
-        return _scaled_by_a_power_of_two(sample_weight)
-    total = float(np.sum(sample_weight, dtype=np.float64))
+        return _scaled_by_a_power_of_two(sample_weight, X.dtype)
+    total = float(np.sum(sample_weight))
     if not np.finfo(np.float64).tiny <= total <= np.finfo(np.float64).max:
         # The fit's averages divide by the total weight: a subnormal or overflowing total would
         # make them round-off or infinite. Scaling every weight by a constant changes nothing.
@@ -98,24 +112,35 @@ def check_sample_weight(sample_weight, X, scale_to_unit=False):
             f"sample_weight sums to {total!r}, beyond float64's normal range; rescale the weights "
             "(multiplying them all by a constant does not change the fit)"
         )
-    return sample_weight
+    info = np.finfo(X.dtype)
+    positive = sample_weight[sample_weight > 0]
+    if positive.min() < info.tiny or positive.max() > info.max:
+        # Rounded to X's dtype they would flush to zero, lose digits (changing their ratios) or
+        # overflow.
+        smallest, largest = float(positive.min()), float(positive.max())
+        raise ValueError(
+            f"sample_weight holds positive weights from {smallest!r} to {largest!r}, "
+            f"beyond the normal range of {X.dtype} (X's dtype); rescale the weights (multiplying "
+            "them all by a constant does not change the fit) or pass float64 X"
+        )
+    return sample_weight.astype(X.dtype, copy=False)
 
 
-def _scaled_by_a_power_of_two(weights):
-    """``weights`` times the power of two that brings the largest into [0.5, 1): exact, so every
-    ratio of weights, and so the fit, is unchanged; but the sums of weights and their squares (the
-    M-steps' sx sx^T / nk) no longer overflow or underflow, as they did for weights of 1e160 or
-    1e-200, or for totals beyond float64's range. Where weights span more than the dtype's range,
-    the smallest positive one is kept a normal number (not flushed to zero) rather than the largest
-    brought to 1."""
+def _scaled_by_a_power_of_two(weights, dtype):
+    """float64 ``weights`` times the power of two that brings the largest into [0.5, 1), in
+    ``dtype``: exact, so every ratio of weights, and so the fit, is unchanged; but the sums of
+    weights and their squares (the M-steps' sx sx^T / nk) no longer overflow or underflow, as they
+    did for weights of 1e160 or 1e-200, or for totals beyond float64's range. Where weights span
+    more than ``dtype``'s range, the smallest positive one is kept a normal number (not flushed to
+    zero) rather than the largest brought to 1."""
     positive = weights[weights > 0]
-    info = np.finfo(weights.dtype)
+    info = np.finfo(dtype)
     _, largest = np.frexp(positive.max())
     _, smallest = np.frexp(positive.min())
     # 2**(smallest - 1 - exponent) >= tiny = 2**minexp keeps the smallest positive weight normal;
     # exponent >= largest - maxexp keeps the largest finite, whatever the span.
     exponent = max(min(int(largest), int(smallest) - 1 - info.minexp), int(largest) - info.maxexp)
-    return np.ldexp(weights, -exponent).astype(weights.dtype, copy=False)
+    return np.ldexp(weights, -exponent).astype(dtype, copy=False)
 
 
 def as_float_array(value, name):

@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from fastelbo._base import check_integer
 from fastelbo._progress import document_progress_parameters
 from fastelbo._threads import single_threaded_blas
+from fastelbo._validation import in_native_byte_order
 from fastelbo.factor._factor_model import LinearGaussianFactorModel
 from fastelbo.factor._linear_gaussian import (
     LOG_2PI,
@@ -506,7 +507,9 @@ class FastPPCA(LinearGaussianFactorModel):
         ndarray of shape (n_samples, n_features)
         """
         check_is_fitted(self)
-        X = check_array(X, dtype=[np.float64, np.float32], ensure_min_features=0, input_name="X")
+        X = check_array(
+            in_native_byte_order(X), dtype=[np.float64, np.float32], ensure_min_features=0, input_name="X"
+        )
         n_components = self.components_.shape[0]
         if X.shape[1] != n_components:
             raise ValueError(

@@ -260,3 +260,42 @@ def test_signal_handlers_run_during_a_kernel_see_the_callers_mode(kernel, n_thre
     assert seen
     assert set(seen) == {(False, True)}
     assert not _core._flushes_subnormals()
+
+
+def _estimators_on_float32_data():
+    """One of every estimator kind, for float32 data."""
+    gmms = [FastGMM(3, covariance_type=c, random_state=0, max_iter=15) for c in COVARIANCE_TYPES]
+    gmms += [FastGMM(3, covariance_type=c, n_active=2, random_state=0, max_iter=15) for c in ("full", "diag")]
+    factor_models = [
+        FastPPCA(2),
+        FastPPCA(2, solver="em", random_state=0),
+        FastFactorAnalysis(2, rotation="varimax"),
+    ]
+    mfas = [
+        FastMFA(2, n_factors=f, noise=n, random_state=0, max_iter=10)
+        for f, n in ((2, "diag"), (1, "spherical"))
+    ]
+    return gmms + factor_models + mfas
+
+
+@pytest.mark.parametrize("estimator", _estimators_on_float32_data(), ids=repr)
+def test_fits_and_outputs_on_float32_data_raise_no_floating_point_error_under_a_callers_errstate(estimator):
+    # Parameters rounded to float32 (means and loadings far below the data's scale) raised
+    # 'FloatingPointError: underflow encountered in cast' under np.errstate(all="raise").
+    from sklearn.datasets import load_digits
+
+    rng = np.random.RandomState(1)
+    centres = np.array([[0, 0, 0, 0], [6, 6, 0, 0], [0, -6, 6, 3]], float)
+    clusters_on_a_grid = np.round((centres[rng.randint(0, 3, 60)] + rng.randn(60, 4)) * 4) / 4
+    for X in (load_digits().data[:400] + 0.01 * np.arange(64), clusters_on_a_grid):
+        X = X.astype(np.float32)
+        with warnings.catch_warnings(), np.errstate(all="raise"):
+            warnings.simplefilter("ignore")
+            estimator.fit(X)
+            estimator.score_samples(X)
+            estimator.entropy_decomposition(X)
+            if hasattr(estimator, "predict_proba"):
+                estimator.predict_proba(X)
+                estimator.sample(5)
+            else:
+                estimator.transform(X)

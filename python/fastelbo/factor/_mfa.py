@@ -519,10 +519,13 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
         noise_variance = np.asarray(noise_variance)
         if self.noise == "spherical":
             noise_variance = noise_variance[:, 0]
-        self.weights_ = np.asarray(weights, dtype=dtype)
-        self.means_ = np.asarray(means, dtype=dtype)
-        self.components_ = np.asarray(components, dtype=dtype)
-        self.noise_variance_ = np.asarray(noise_variance, dtype=dtype)
+        # Rounded to float32, loadings far below the data's scale round to 0 (or subnormals): the
+        # rounding the float32 parameters mean, not an error under the caller's np.errstate.
+        with np.errstate(under="ignore"):
+            self.weights_ = np.asarray(weights, dtype=dtype)
+            self.means_ = np.asarray(means, dtype=dtype)
+            self.components_ = np.asarray(components, dtype=dtype)
+            self.noise_variance_ = np.asarray(noise_variance, dtype=dtype)
 
     def _noise_variance_per_feature(self):
         """``noise_variance_`` as (K, D) (spherical variances repeated over the features)."""

@@ -85,7 +85,8 @@ def about_stored_means(weights, means, covariances, covariance_type, dtype):
     stored parameters an M-step optimum in the variances, so the entropy sum after the M-step is
     still the ELBO of the parameters the next E-step reads. In float64 ``delta`` is 0.
     """
-    stored = np.asarray(means, dtype=dtype).astype(np.float64)
+    with np.errstate(under="ignore"):  # means below float32's range round to 0 (delta keeps them)
+        stored = np.asarray(means, dtype=dtype).astype(np.float64)
     delta = means - stored
     if not np.any(delta):
         return stored, covariances

@@ -188,6 +188,23 @@ def test_decomposition_result_is_frozen_consistent_and_readable(blobs):
     assert "ELBO" in text and "entropy sum" in text and "gap" in text and len(text.splitlines()) >= 8
 
 
+def test_a_term_that_rounds_to_zero_prints_as_plus_zero():
+    # A gap of -1e-14 (round-off at a stationary point) printed as -0.00000000.
+    d = EntropyDecomposition(
+        elbo=-2.0,
+        variational_entropy=1.0 + 1e-14,
+        prior_entropy=1.0,
+        observable_entropy=2.0,
+        data_term=0.0,
+        n_samples=3,
+        model="m",
+    )
+    assert d.gap < 0
+    lines = {line.split()[0]: line for line in repr(d).splitlines()[1:]}
+    assert lines["gap"].split()[4] == "+0.00000000"
+    assert lines["A"].split()[2] == "+1.00000000" and lines["ELBO"].split()[2] == "-2.00000000"
+
+
 def test_entropy_decomposition_before_fit_raises_not_fitted():
     with pytest.raises(NotFittedError):
         FastGMM().entropy_decomposition()

@@ -103,7 +103,9 @@ class EntropyDecomposition:
             ("data term", self.data_term, "non-constant base measures only"),
         ]
         title = f"EntropyDecomposition({self.model}, n_samples={self.n_samples})"
-        lines = [title] + [f"  {name:<18} {value:>+16.8f}   {note}" for name, value, note in rows]
+        # A value that rounds to zero prints as +0 (round(-1e-14, 8) is -0.0, falsy): its sign is
+        # round-off, not information.
+        lines = [title] + [f"  {name:<18} {round(value, 8) or 0.0:>+16.8f}   {note}" for name, value, note in rows]
         if self.note:
             lines.append(f"  note: {self.note}")
         return "\n".join(lines)

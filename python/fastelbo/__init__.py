@@ -62,7 +62,7 @@ def build_info() -> dict:
         ``openmp_max_threads`` (current default pool), ``cuda`` (the CUDA module compiled in),
         ``cuda_available`` (and a GPU usable); with the CUDA module also ``cuda_runtime_version``,
         ``cuda_driver_version``, ``cuda_architectures``, ``cuda_compiler`` and ``cuda_device``
-        (the GPU's name, or why there is none); plus ``numpy`` and ``scikit-learn`` versions.
+        (the GPU's name, or why there is none); plus the ``numpy`` and ``scikit_learn`` versions.
     """
     import numpy
     import sklearn

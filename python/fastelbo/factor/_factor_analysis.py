@@ -79,7 +79,7 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
     variances in log space and a try of falling noise variances below 1e-4 of their feature's
     variance at their floor, each kept only if the likelihood increases (EM alone crawls towards
     such boundary optima for tens of thousands of iterations). Two deterministic starts are run
-    and the better kept (see :attr:`n_init`).
+    and the better kept (the ``n_init`` property says which are run).
 
     Every reported likelihood (``score``, ``score_samples``, ``lower_bound_``, ``loglike_``, the
     histories, the entropy decomposition) and ``get_precision`` are computed in forms that do not
@@ -153,6 +153,9 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         Mean log-likelihood of the returned parameters (``loglike_[-1]`` per sample, or per unit
         of weight).
     lower_bounds_ : list of float
+        ``elbo_history_`` as a list (scikit-learn's mixtures' name): the mean log-likelihood of
+        the parameters *entering* each iteration, so, unlike a mixture's, its last entry is one
+        iteration before ``lower_bound_``.
     elbo_history_ : ndarray
         ``F(q^t, Theta^t)`` per iteration: the mean log-likelihood of the parameters entering it.
     entropy_sum_history_ : ndarray
@@ -168,7 +171,7 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
     >>> from sklearn.preprocessing import StandardScaler
     >>> from fastelbo import FastFactorAnalysis
     >>> X = StandardScaler().fit_transform(load_breast_cancer().data)
-    >>> fa = FastFactorAnalysis(n_components=3, tol=1e-9).fit(X)
+    >>> fa = FastFactorAnalysis(n_components=3, tol=1e-9, max_iter=10_000).fit(X)
     >>> d = fa.entropy_decomposition()
     >>> abs(d.gap) < 1e-6 * abs(d.elbo)  # F = S at convergence
     True

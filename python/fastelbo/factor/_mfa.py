@@ -139,7 +139,7 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
         Number of EM iterations per initialisation.
     n_init : int, default=1
         Number of initialisations; the best by final lower bound is kept.
-    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+    init_params : {'kmeans', 'k-means++', 'afkmc2', 'random', 'random_from_data'}, default='kmeans'
         Initial responsibilities, as :class:`~fastelbo.FastGMM` chooses them (the k-means ones on
         the distinct rows in an order fixed by their values, so the start depends neither on the
         row order nor on integer weights vs repeated rows); every component then starts as the

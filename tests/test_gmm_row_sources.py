@@ -183,6 +183,19 @@ def test_a_large_source_is_initialised_from_a_sample_of_whole_blocks(monkeypatch
     assert abs(fitted.lower_bound_ - in_memory.lower_bound_) < 1e-3  # the same optimum from a sample
 
 
+def test_a_large_source_given_its_start_fits_as_the_array_in_memory(monkeypatch):
+    # What the docs promise beyond INIT_SAMPLE_ROWS: the sample is only the initialisation's.
+    X = _clusters(6000)
+    monkeypatch.setattr(row_source_module, "INIT_SAMPLE_ROWS", 1000)
+    start = dict(weights_init=np.full(3, 1 / 3), means_init=X[:3] + 0.0, precisions_init=np.ones((3, 4)))
+    params = dict(covariance_type="diag", random_state=0, tol=1e-8, **start)
+    in_memory = FastGMM(3, **params).fit(X)
+    for block_rows in (50, 500):
+        fitted = FastGMM(3, **params).fit(RowSource(X, block_rows=block_rows))
+        assert fitted.n_iter_ == in_memory.n_iter_
+        assert max_relative_difference(fitted.means_, in_memory.means_) < 1e-10
+
+
 def test_non_finite_rows_in_a_streamed_block_raise_naming_x_and_leave_the_estimator_unchanged(tmp_path):
     X = _clusters()
     gmm = FastGMM(3, random_state=0).fit(X)

@@ -87,8 +87,11 @@ class RowSource:
     Notes
     -----
     Fits on the same data in different blocks agree to round-off (the blocks' float64 sums are
-    merged in a fixed tree order); for a given ``block_rows`` they are bitwise identical for any
-    number of threads.
+    merged in a fixed tree order) when they start alike; for a given ``block_rows`` they are
+    bitwise identical for any number of threads. A source of more than ``INIT_SAMPLE_ROWS``
+    (262,144) rows is initialised from a sample of runs of ``min(block_rows, 16384)`` rows, where
+    an in-memory array is initialised from every row: give the start (FastGMM's ``weights_init``,
+    ``means_init`` and ``precisions_init``) for the same fit from either.
     """
 
     def __init__(self, data, name="X", block_rows=None, reader=None):

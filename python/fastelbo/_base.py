@@ -223,8 +223,11 @@ class EMEstimator(ABC):
         sample_weight : array-like of shape (n_samples,) or float, default=None
             Non-negative, finite weight of every row (a scalar: the same for all); None: all 1.
             The fit maximises the weighted mean log-likelihood ``(1/W) sum_n w_n log p(x_n)``;
-            integer weights act like repeated rows, zero weights like absent rows. A mixture needs
-            at least ``n_components`` rows with a positive weight.
+            integer weights act like repeated rows, zero weights like absent rows (for truncated
+            EM, ``n_active``, in the model only: each row searches its own set of components, so
+            the copies of a repeated row, or a zero-weight row's draws, take other paths than one
+            weighted row, and the fits differ). A mixture needs at least ``n_components`` rows
+            with a positive weight.
 
         Returns
         -------

@@ -528,7 +528,9 @@ _DOCSTRING = """{summary}
     the workers for Dask), and equals the in-memory truncated fit from the same start to round-off.
 
     ``fit(X, sample_weight=w)`` fits the weighted model: the ELBO, ``lower_bound_`` and the entropy
-    decomposition are weighted averages, and an integer weight acts like repeating the row.
+    decomposition are weighted averages, and an integer weight acts like repeating the row (with
+    ``n_active`` in the model only: each row, and each copy of a repeated row, searches its own set
+    of components, so truncated fits of weighted and of repeated rows differ).
 
     **The entropy decomposition** (docs/theory.rst). After every M-step, with posteriors ``q`` and
     the new parameters, ``F = <H[q_n]> - H[pi] - sum_c qbar_c sum_d H~(mu_cd) + data_term``, where

@@ -123,7 +123,10 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
 
     ``fit(X, sample_weight=w)`` fits the weighted model: the ELBO, ``lower_bound_`` and the entropy
     decomposition are weighted averages ``(1/W) sum_n w_n f_n``, and an
-    integer weight acts like repeating the row that many times (zero: the row is absent).
+    integer weight acts like repeating the row that many times (zero: the row is absent). With
+    ``n_active`` that holds for the model fitted, not the path: each row searches its own set of
+    components (the copies of a repeated row separately, with draws of their own), so truncated
+    fits of weighted and of repeated rows differ.
 
     Input from another array library (scikit-learn's ``array_api_dispatch``) is converted to NumPy
     when it can be (CPU arrays); fitted attributes and results are NumPy arrays.

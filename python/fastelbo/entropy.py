@@ -105,7 +105,9 @@ class EntropyDecomposition:
         title = f"EntropyDecomposition({self.model}, n_samples={self.n_samples})"
         # A value that rounds to zero prints as +0 (round(-1e-14, 8) is -0.0, falsy): its sign is
         # round-off, not information.
-        lines = [title] + [f"  {name:<18} {round(value, 8) or 0.0:>+16.8f}   {note}" for name, value, note in rows]
+        lines = [title] + [
+            f"  {name:<18} {round(value, 8) or 0.0:>+16.8f}   {note}" for name, value, note in rows
+        ]
         if self.note:
             lines.append(f"  note: {self.note}")
         return "\n".join(lines)

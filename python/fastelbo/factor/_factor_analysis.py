@@ -12,6 +12,7 @@ from fastelbo._validation import as_float_array
 from fastelbo.factor._factor_model import LinearGaussianFactorModel
 from fastelbo.factor._linear_gaussian import (
     components_given_noise,
+    factor_gram,
     factor_posterior,
     mean_log_likelihood,
     optimal_components,
@@ -268,8 +269,18 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         else:
             noise = np.maximum(scatter.variances, self._noise_floor)
         self.mean_ = scatter.mean
-        self.components_ = components_given_noise(scatter.factor, noise, self._n_components)
+        self.components_ = components_given_noise(
+            scatter.factor, noise, self._n_components, self._gram(scatter)
+        )
         self.noise_variance_ = noise
+
+    def _gram(self, scatter):
+        """:func:`factor_gram` of the scatter's factor, computed once per factor (the run's
+        scatter is replaced when the fit needs an exact factor)."""
+        kept = getattr(self, "_em_gram", None)
+        if kept is None or kept[0] is not scatter.factor:
+            kept = self._em_gram = (scatter.factor, factor_gram(scatter.factor))
+        return kept[1]
 
     def _m_step(self, statistics):
         # The PX-EM step, then the components that maximise the likelihood for its noise: each
@@ -277,8 +288,10 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         # noise/loading trade-offs that EM alone crawls along.
         previous = np.asarray(self.noise_variance_)
         super()._m_step(statistics)
-        factor = statistics.scatter.factor
-        self.components_ = optimal_components(factor, self.noise_variance_, self._n_components)
+        scatter = statistics.scatter
+        self.components_ = optimal_components(
+            scatter.factor, self.noise_variance_, self._n_components, self._gram(scatter)
+        )
         # Counted across warm starts (a cold start resets them): a warm continuation takes the
         # steps the straight fit would.
         self._steps_taken = getattr(self, "_steps_taken", 0) + 1
@@ -310,7 +323,7 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         found = None
         for multiple in multiples:
             trial = np.maximum(noise * np.exp(multiple * step), self._noise_floor)
-            components = optimal_components(scatter.factor, trial, self._n_components)
+            components = optimal_components(scatter.factor, trial, self._n_components, self._gram(scatter))
             value = mean_log_likelihood(scatter, self.mean_, factor_posterior(components, trial))
             if not value > best:
                 break
@@ -321,7 +334,7 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         heading = (noise < HEYWOOD_THRESHOLD * scatter.variances) & (step < 0) & (noise > self._noise_floor)
         if np.any(heading):
             trial = np.where(heading, self._noise_floor, noise)
-            components = optimal_components(scatter.factor, trial, self._n_components)
+            components = optimal_components(scatter.factor, trial, self._n_components, self._gram(scatter))
             value = mean_log_likelihood(scatter, self.mean_, factor_posterior(components, trial))
             if value > best:
                 found = (components, trial)

@@ -113,8 +113,9 @@ class LinearGaussianFactorModel(
             self._finish_fit()
             self._report_boundary()
         finally:
-            # The scatter belongs to this fit's data; the estimator keeps none.
+            # The scatter (and its Gram matrix) belong to this fit's data; the estimator keeps none.
             vars(self).pop("_em_scatter", None)
+            vars(self).pop("_em_gram", None)
             vars(self).pop("_start_index", None)
 
     def _floored_features(self):

@@ -1,0 +1,69 @@
+"""The leading directions of a wide data set's factor (D >= 256 features), taken from a subset
+eigensolver on the factor's Gram matrix and refined with the factor itself, equal the full SVD's
+where the spread of the kept singular values allows; beyond it (a Heywood case's whitened factor),
+the SVD is used. A factor-analysis fit through them equals the fit through the SVD."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy import linalg
+
+import fastelbo.factor._linear_gaussian as linear_gaussian
+from fastelbo import FastFactorAnalysis, FastPPCA
+
+
+def _svd_directions(factor, n_components):
+    """The reference: squared singular values and sign-fixed right singular vectors of a full SVD."""
+    _, values, vectors = linalg.svd(factor, full_matrices=False, lapack_driver="gesvd")
+    vectors = vectors[:n_components]
+    signs = np.sign(vectors[np.arange(n_components), np.argmax(np.abs(vectors), axis=1)])
+    return values[:n_components] ** 2, vectors * signs[:, None]
+
+
+def _whitened_factor(n_features, n_components, tiny_noise=None, seed=0):
+    """The factor the factor-analysis step decomposes: the QR factor of centred rows of a factor
+    model, divided by the roots of its noise variances (some of them tiny for a Heywood case)."""
+    rng = np.random.default_rng(seed)
+    noise = rng.uniform(0.5, 2.0, n_features)
+    if tiny_noise is not None:
+        noise[:3] = tiny_noise
+    n_rows = 3 * n_features
+    X = rng.normal(size=(n_rows, n_components)) @ rng.normal(size=(n_components, n_features))
+    X += rng.normal(size=(n_rows, n_features)) * np.sqrt(noise)
+    factor = linalg.qr(X - X.mean(axis=0), mode="r")[0][:n_features] / np.sqrt(n_rows)
+    return factor / np.sqrt(noise)[None, :]
+
+
+@pytest.mark.parametrize("n_features, n_components", [(256, 5), (300, 20), (400, 60)])
+def test_the_gram_directions_equal_the_svds(n_features, n_components):
+    factor = _whitened_factor(n_features, n_components)
+    assert linear_gaussian._leading_directions_of_gram(factor, n_components) is not None
+    squares, vectors = linear_gaussian._leading_directions(factor, n_components)
+    expected_squares, expected_vectors = _svd_directions(factor, n_components)
+    np.testing.assert_allclose(squares, expected_squares, rtol=1e-12)
+    np.testing.assert_allclose(vectors, expected_vectors, atol=1e-10)
+
+
+def test_a_heywood_cases_factor_takes_the_svd():
+    factor = _whitened_factor(300, 10, tiny_noise=1e-8)
+    assert linear_gaussian._leading_directions_of_gram(factor, 10) is None
+    squares, vectors = linear_gaussian._leading_directions(factor, 10)
+    expected_squares, expected_vectors = _svd_directions(factor, 10)
+    np.testing.assert_array_equal(squares, expected_squares)
+    np.testing.assert_array_equal(vectors, expected_vectors)
+
+
+@pytest.mark.parametrize("make", [lambda: FastFactorAnalysis(8, tol=1e-8), lambda: FastPPCA(8)])
+def test_a_fit_through_the_gram_directions_equals_the_fit_through_the_svd(monkeypatch, make):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(1500, 8)) @ rng.normal(size=(8, 300)) + rng.normal(size=(1500, 300))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        through_gram = make().fit(X)
+        monkeypatch.setattr(linear_gaussian, "GRAM_DIRECTIONS_MIN_FEATURES", np.inf)
+        through_svd = make().fit(X)
+    assert through_gram.n_iter_ == through_svd.n_iter_
+    np.testing.assert_allclose(through_gram.noise_variance_, through_svd.noise_variance_, rtol=1e-9)
+    np.testing.assert_allclose(through_gram.components_, through_svd.components_, rtol=1e-8, atol=1e-10)
+    assert through_gram.score(X) == pytest.approx(through_svd.score(X), rel=1e-12)

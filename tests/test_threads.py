@@ -11,10 +11,12 @@ import copy
 import functools
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -356,6 +358,43 @@ def test_a_fit_nested_in_another_threads_fit_restores_the_blas_limits():
     assert blas_threads() == [1] * len(original)
     finish(thread, pause)
     assert blas_threads() == original
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+def test_keyboard_interrupts_landing_anywhere_in_calls_leave_the_blas_limits_restored():
+    # A KeyboardInterrupt between the scope's bookkeeping steps (entering, limiting, restoring)
+    # left BLAS at 1 thread for the rest of the process, and a later undisturbed call did not mend
+    # it. Simulated Ctrl-C: a timer every 0.3 ms whose handler raises KeyboardInterrupt while a
+    # short call runs, thousands of times.
+    original = blas_threads()
+    X = _data(np.float64)[:300]
+    gmm = FastGMM(3, random_state=0, n_jobs=1).fit(X)
+    armed = [False]
+
+    def interrupt(signum, frame):
+        if armed[0]:
+            armed[0] = False
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.0003, 0.0003)
+    interrupted, deadline = 0, time.monotonic() + 4.0
+    try:
+        while interrupted < 3000 and time.monotonic() < deadline:
+            try:
+                try:
+                    armed[0] = True
+                    gmm.predict_proba(X)
+                finally:
+                    armed[0] = False
+            except KeyboardInterrupt:
+                interrupted += 1
+            assert blas_threads() == original, f"after {interrupted} interrupted calls"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert interrupted > 100
+    assert not _threads._BLAS_SCOPE._calls
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

@@ -17,6 +17,7 @@ import functools
 import numbers
 import os
 import threading
+import weakref
 
 
 def available_cpus() -> int:
@@ -61,13 +62,29 @@ def resolve_n_threads(n_jobs) -> int:
     return n_threads
 
 
-class _SingleThreadedBlasScope:
-    """Reference-counted, process-wide "BLAS limited to one thread" scope.
+class _Call:
+    """One call inside the scope, and its thread (weakly referenced: see
+    :class:`_SingleThreadedBlasScope`)."""
 
-    The first entrant (in any thread) records the BLAS limits it finds and sets them to 1; later
-    and nested entrants only count themselves in; the last one out restores the recorded limits.
-    A save-and-restore per call would not do: with two overlapping calls the second records the
-    first's limit of 1, and whichever ends last leaves BLAS at 1 for the rest of the process.
+    __slots__ = ("thread", "__weakref__")
+
+    def __init__(self):
+        self.thread = threading.get_ident()
+
+
+class _SingleThreadedBlasScope:
+    """Process-wide "BLAS limited to one thread" scope, shared by every call inside it.
+
+    A call that finds no other call inside (in any thread) records the BLAS libraries' limits and
+    sets them to 1; the last one out restores the recorded limits. A save-and-restore per call
+    would not do: with two overlapping calls the second records the first's limit of 1, and
+    whichever ends last leaves BLAS at 1 for the rest of the process.
+
+    A signal handler's exception (Ctrl-C's KeyboardInterrupt) can land between any two bytecodes,
+    so the bookkeeping heals rather than trusts that every entry is matched by an exit: the calls
+    inside are a weak set of the calls' own objects (a call whose exit never ran leaves it when
+    its frame is gone), the recorded limits are cleared only once restored, and every entry or
+    exit that finds no live call inside restores them first (a restore cut short is completed).
 
     threadpoolctl >= 3.8 lets one thread at a time change the limit of a pthreads OpenBLAS (whose
     pool is process-wide): the first that sets a limit, until it gives control back; changes from
@@ -79,45 +96,53 @@ class _SingleThreadedBlasScope:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._depths = {}  # thread id -> how many scopes that thread is inside
-        self._limiter = None  # threadpoolctl limiter holding the limits found by the first entrant
+        self._calls = weakref.WeakSet()  # the calls inside the scope, in any thread
+        self._recorded = None  # [(BLAS library controller, its limit)] found by the first call in
         self._controller = None
 
-    def enter(self):
-        ident = threading.get_ident()
+    def enter(self, call):
         with self._lock:
-            if not self._depths and not _blas_controlled_by_another_thread():
-                if self._controller is None:
-                    from threadpoolctl import ThreadpoolController
+            if not self._calls:
+                self._restore()  # left by a call whose exit was cut short
+                if not _blas_controlled_by_another_thread():
+                    self._limit()
+            self._calls.add(call)
 
-                    self._controller = ThreadpoolController()
-                with _blas_control():
-                    self._limiter = self._controller.limit(limits=1, user_api="blas")
-            self._depths[ident] = self._depths.get(ident, 0) + 1
-
-    def exit(self):
-        ident = threading.get_ident()
+    def exit(self, call):
         with self._lock:
-            depth = self._depths.pop(ident) - 1
-            if depth:
-                self._depths[ident] = depth
-            elif not self._depths:
+            self._calls.discard(call)
+            if not self._calls:
                 self._restore()
 
+    def _limit(self):
+        if self._controller is None:
+            from threadpoolctl import ThreadpoolController
+
+            self._controller = ThreadpoolController()
+        libraries = self._controller.select(user_api="blas").lib_controllers
+        # Recorded before anything changes, so that a change cut short is still undone.
+        self._recorded = [(library, library.num_threads) for library in libraries]
+        with _blas_control():
+            for library in libraries:
+                library.set_num_threads(1)
+
     def _restore(self):
-        limiter, self._limiter = self._limiter, None
-        if limiter is not None:
-            # Undoing the scope's own change: taken from another thread's control if need be.
-            with _blas_control(take=True):
-                limiter.restore_original_limits()
+        if self._recorded is None:
+            return
+        # Undoing the scope's own change: taken from another thread's control if need be.
+        with _blas_control(take=True):
+            for library, limit in self._recorded:
+                library.set_num_threads(limit)
+        self._recorded = None
 
     def after_fork_in_child(self):
-        # Only the forking thread exists in the child: the others' scopes will never be left, and
-        # one of them may have held the lock at the fork.
+        # Only the forking thread exists in the child: the others' calls will never end, and one
+        # of them may have held the lock at the fork. The forking thread's calls (a fork from
+        # inside a fastelbo call) are still inside.
         self._lock = threading.Lock()
-        ident = threading.get_ident()
-        self._depths = {i: d for i, d in self._depths.items() if i == ident}
-        if not self._depths:
+        forking = threading.get_ident()
+        self._calls = weakref.WeakSet(call for call in self._calls if call.thread == forking)
+        if not self._calls:
             self._restore()
 
 
@@ -168,11 +193,16 @@ def single_threaded_blas(method):
 
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
-        _BLAS_SCOPE.enter()
+        call = _Call()
         try:
+            _BLAS_SCOPE.enter(call)
             return method(*args, **kwargs)
         finally:
-            _BLAS_SCOPE.exit()
+            try:
+                _BLAS_SCOPE.exit(call)
+            except BaseException:
+                _BLAS_SCOPE.exit(call)  # a signal's exception cut it short: complete it (idempotent)
+                raise
 
     return wrapper
 

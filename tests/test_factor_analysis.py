@@ -238,6 +238,25 @@ def test_warm_start_continues_the_iterations():
     np.testing.assert_allclose(warm.noise_variance_, straight.noise_variance_, rtol=1e-10)
 
 
+def test_a_warm_continuation_stops_where_the_straight_fit_does():
+    # lower_bound_ describes the returned parameters, so a warm start measured its first change
+    # from it, saw 0 and stopped after one iteration as converged (4.4e-3 nats per sample short).
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(800, 6)) @ rng.normal(size=(6, 30)) + rng.normal(size=(800, 30)) * rng.uniform(
+        0.7, 1.4, 30
+    )
+    params = dict(n_components=6, tol=1e-8, noise_variance_init=X.var(axis=0))  # one start
+    straight = FastFactorAnalysis(**params, max_iter=1000).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warm = FastFactorAnalysis(**params, max_iter=3, warm_start=True).fit(X)
+    warm.set_params(max_iter=1000).fit(X)
+    assert straight.converged_ and warm.converged_ and straight.n_iter_ > 10
+    assert 3 + warm.n_iter_ == straight.n_iter_
+    np.testing.assert_allclose(warm.components_, straight.components_, rtol=1e-10, atol=1e-14)
+    assert warm.score(X) == pytest.approx(straight.score(X), rel=1e-13)
+
+
 @pytest.mark.parametrize(
     "params, message",
     [

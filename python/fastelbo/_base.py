@@ -364,7 +364,9 @@ class EMEstimator(ABC):
                 progress.init_begin(init)
                 if do_init:
                     self._initialize_parameters(X, random_state, sample_weight)
-                run = _EMRun(-np.inf if do_init else self.lower_bound_, self._get_parameters(), progress)
+                run = _EMRun(
+                    -np.inf if do_init else self._warm_start_lower_bound(), self._get_parameters(), progress
+                )
                 progress.iterations_begin()
                 run.data = (X, sample_weight)
                 if not self._parameters_lost_to_rounding():  # (a start the dtype cannot hold skips it)
@@ -415,6 +417,14 @@ class EMEstimator(ABC):
         self._store_run(done, converged=True)
         self._training_decomposition = decomposition
         return labels
+
+    def _warm_start_lower_bound(self):
+        """The ELBO a warm start's first change is measured from: that of the last iteration's
+        E-step (``elbo_history_[-1]``), as the straight fit would measure it. (A model whose
+        ``lower_bound_`` describes the returned parameters, as factor analysis's does, would
+        otherwise see a change of 0 and stop after one iteration.)"""
+        history = getattr(self, "elbo_history_", ())
+        return float(history[-1]) if len(history) else -np.inf
 
     def _iterate(self, X, run, sample_weight=None):
         for n_iter in range(run.done.n_iter + 1, self.max_iter + 1):

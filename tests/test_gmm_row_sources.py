@@ -387,6 +387,21 @@ def test_chunks_that_do_not_hold_the_real_numbers_their_array_declares_are_refus
         make().fit(X).score(declared_real["<U"])
 
 
+@pytest.mark.parametrize("make", [lambda: FastGMM(2, random_state=0), lambda: FastFactorAnalysis(1)])
+def test_chunks_of_python_numbers_fit_as_the_float64_array_and_other_objects_are_refused(make):
+    # An object chunk (Python floats, ints) is converted as an in-memory object X is; one holding
+    # complex numbers is refused naming its rows.
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    numbers = da.from_array(X, chunks=(50, 3))
+    objects = numbers.map_blocks(lambda b: b.astype(object), dtype=np.float64)
+    np.testing.assert_array_equal(make().fit(objects).score_samples(X), make().fit(numbers).score_samples(X))
+    complex_objects = da.from_array(X, chunks=(50, 3)).map_blocks(
+        lambda b: (b + 1j).astype(object), dtype=np.float64
+    )
+    with pytest.raises(TypeError, match=r"X must hold real numbers; rows \d+:\d+ hold other objects"):
+        make().fit(complex_objects)
+
+
 def test_a_row_source_of_a_sparse_matrix_in_blocks_is_refused_as_sparse_data():
     # With block_rows, each block reached NumPy: 'setting an array element with a sequence'.
     import scipy.sparse as sp

@@ -252,23 +252,30 @@ def as_working_rows(rows, dtype, name, start, stop) -> np.ndarray:
 
     A block is checked here as well as its array's declared dtype because a block can hold
     something else (a Dask chunk computed by user code, a custom row-sliceable object): a sparse
-    block, or values that are not real numbers (complex, strings, objects), raise a TypeError
-    naming the rows, where a cast would drop imaginary parts or parse strings silently.
+    block, or values that are not real numbers (complex, strings), raise a TypeError naming the
+    rows, where a cast would drop imaginary parts or parse strings silently.
     """
     if sp.issparse(rows):
         raise TypeError(
             SPARSE_REFUSED.format(name=name) + f" (rows {start}:{stop} are {type(rows).__name__})"
         )
-    rows = np.asarray(rows)
-    check_block_holds_real_numbers(rows, name, start, stop)
-    return np.ascontiguousarray(rows, dtype=dtype)
+    return np.ascontiguousarray(as_real_block(np.asarray(rows), name, start, stop), dtype=dtype)
 
 
-def check_block_holds_real_numbers(rows, name, start, stop):
-    """TypeError naming rows ``start:stop`` when the block (dense or sparse) holds other than real
-    numbers."""
+def as_real_block(rows, name, start, stop):
+    """A block (dense or sparse) of rows ``start:stop`` whose values are real numbers: as it is,
+    or, for an object array (of Python floats, ints, Decimals, ...), converted to float64 as an
+    in-memory X is; TypeError naming the rows otherwise."""
+    if rows.dtype.kind == "O" and not sp.issparse(rows):
+        try:
+            return rows.astype(np.float64)
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                f"{name} must hold real numbers; rows {start}:{stop} hold other objects ({error})"
+            ) from None
     if rows.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers; rows {start}:{stop} hold dtype {rows.dtype}")
+    return rows
 
 
 def working_dtype(dtype, name="X") -> np.dtype:

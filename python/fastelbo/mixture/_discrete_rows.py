@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from sklearn.utils.validation import validate_data
 
 from fastelbo._row_chunks import row_chunks
-from fastelbo._row_source import check_block_holds_real_numbers
+from fastelbo._row_source import as_real_block
 from fastelbo._validation import as_numpy
 from fastelbo.mixture._exponential_family import FAMILIES
 
@@ -90,7 +90,7 @@ class DiscreteBlockReader:
             rows = np.ascontiguousarray(rows)
             if not rows.dtype.isnative:  # a big-endian file's block: scipy.sparse holds native dtypes only
                 rows = rows.astype(rows.dtype.newbyteorder("="))
-        check_block_holds_real_numbers(rows, "X", start, stop)
+        rows = as_real_block(rows, "X", start, stop)
         if rows.shape[0] != stop - start:
             raise ValueError(f"X: a block of rows {start}:{stop} has {rows.shape[0]} rows")
         rows = checked_rows(rows, self.owner, FAMILIES[self.family_name], start)

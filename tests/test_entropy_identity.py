@@ -203,6 +203,9 @@ def test_a_term_that_rounds_to_zero_prints_as_plus_zero():
     lines = {line.split()[0]: line for line in repr(d).splitlines()[1:]}
     assert lines["gap"].split()[4] == "+0.00000000"
     assert lines["A"].split()[2] == "+1.00000000" and lines["ELBO"].split()[2] == "-2.00000000"
+    huge = dataclasses.replace(d, elbo=-1e308, observable_entropy=float("inf"))
+    lines = {line.split()[0]: line for line in repr(huge).splitlines()[1:]}
+    assert lines["ELBO"].split()[2] == "-1.00000000e+308" and lines["E_qbar"].split()[2] == "+inf"
 
 
 def test_entropy_decomposition_before_fit_raises_not_fitted():

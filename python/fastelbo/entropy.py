@@ -103,11 +103,16 @@ class EntropyDecomposition:
             ("data term", self.data_term, "non-constant base measures only"),
         ]
         title = f"EntropyDecomposition({self.model}, n_samples={self.n_samples})"
-        # A value that rounds to zero prints as +0 (round(-1e-14, 8) is -0.0, falsy): its sign is
-        # round-off, not information.
-        lines = [title] + [
-            f"  {name:<18} {round(value, 8) or 0.0:>+16.8f}   {note}" for name, value, note in rows
-        ]
+        lines = [title] + [f"  {name:<18} {_term(value):>16}   {note}" for name, value, note in rows]
         if self.note:
             lines.append(f"  note: {self.note}")
         return "\n".join(lines)
+
+
+def _term(value) -> str:
+    """A term as the decomposition prints it: 8 decimals, +0 for a value that rounds to zero (its
+    sign is round-off: round(-1e-14, 8) is -0.0, falsy), an exponent from 1e9 on (a term of 1e308
+    would be 310 digits)."""
+    if abs(value) >= 1e9:
+        return f"{value:+.8e}"
+    return f"{round(value, 8) or 0.0:+.8f}"

@@ -339,16 +339,17 @@ def test_a_row_source_of_a_row_source_keeps_its_blocks_unless_given_others():
     assert RowSource(X, block_rows=np.int64(4)).block_rows == 4
 
 
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda: FastGMM(1),
-        lambda: FastGMM(2, n_active=1),
-        lambda: FastPPCA(1),
-        lambda: FastFactorAnalysis(1),
-        lambda: FastMFA(1, n_factors=1),
-    ],
-)
+#: One of every dense model that reads row sources (FastGMM exact and truncated, the factor models).
+DENSE_MODELS = [
+    lambda: FastGMM(2),
+    lambda: FastGMM(2, n_active=1),
+    lambda: FastPPCA(1),
+    lambda: FastFactorAnalysis(1),
+    lambda: FastMFA(1, n_factors=1),
+]
+
+
+@pytest.mark.parametrize("make", DENSE_MODELS)
 def test_dask_arrays_without_features_or_of_sparse_chunks_are_refused_as_in_memory_ones(make):
     # 0 columns reached the kernels (IndexError, 'need K >= 1 and D >= 1', 'n_components must be
     # <= n_features=0'); sparse chunks gave NumPy's 'setting an array element with a sequence'.
@@ -361,16 +362,7 @@ def test_dask_arrays_without_features_or_of_sparse_chunks_are_refused_as_in_memo
         make().fit(sparse_chunks)
 
 
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda: FastGMM(2),
-        lambda: FastGMM(2, n_active=1),
-        lambda: FastPPCA(1),
-        lambda: FastFactorAnalysis(1),
-        lambda: FastMFA(1, n_factors=1),
-    ],
-)
+@pytest.mark.parametrize("make", DENSE_MODELS)
 def test_chunks_that_do_not_hold_the_real_numbers_their_array_declares_are_refused_naming_the_rows(make):
     # A chunk computed by user code can hold other than its graph's dtype: complex chunks lost their
     # imaginary parts (a NumPy ComplexWarning only) and strings were parsed, where the same data

@@ -38,7 +38,7 @@ def _whitened_factor(n_features, n_components, tiny_noise=None, seed=0):
 @pytest.mark.parametrize("n_features, n_components", [(256, 5), (300, 20), (400, 60)])
 def test_the_gram_directions_equal_the_svds(n_features, n_components):
     factor = _whitened_factor(n_features, n_components)
-    assert linear_gaussian._leading_directions_of_gram(factor, n_components) is not None
+    assert linear_gaussian.leading_directions_of_gram(factor, n_components) is not None
     squares, vectors = linear_gaussian._leading_directions(factor, n_components)
     expected_squares, expected_vectors = _svd_directions(factor, n_components)
     np.testing.assert_allclose(squares, expected_squares, rtol=1e-12)
@@ -47,7 +47,7 @@ def test_the_gram_directions_equal_the_svds(n_features, n_components):
 
 def test_a_heywood_cases_factor_takes_the_svd():
     factor = _whitened_factor(300, 10, tiny_noise=1e-8)
-    assert linear_gaussian._leading_directions_of_gram(factor, 10) is None
+    assert linear_gaussian.leading_directions_of_gram(factor, 10) is None
     squares, vectors = linear_gaussian._leading_directions(factor, 10)
     expected_squares, expected_vectors = _svd_directions(factor, 10)
     np.testing.assert_array_equal(squares, expected_squares)
@@ -66,4 +66,21 @@ def test_a_fit_through_the_gram_directions_equals_the_fit_through_the_svd(monkey
     assert through_gram.n_iter_ == through_svd.n_iter_
     np.testing.assert_allclose(through_gram.noise_variance_, through_svd.noise_variance_, rtol=1e-9)
     np.testing.assert_allclose(through_gram.components_, through_svd.components_, rtol=1e-8, atol=1e-10)
+    assert through_gram.score(X) == pytest.approx(through_svd.score(X), rel=1e-12)
+    if isinstance(through_gram, FastPPCA):  # every eigenvalue (the noise is the mean of the rest)
+        np.testing.assert_allclose(
+            through_gram.explained_variance_, through_svd.explained_variance_, rtol=1e-12
+        )
+        np.testing.assert_allclose(through_gram.components_, through_svd.components_, atol=1e-10)
+
+
+@pytest.mark.parametrize("n_components", [0.9, "mle", 299])
+def test_ppcas_dimension_choices_read_the_same_spectrum_from_either_route(monkeypatch, n_components):
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(1500, 8)) @ rng.normal(size=(8, 300)) + rng.normal(size=(1500, 300))
+    through_gram = FastPPCA(n_components).fit(X)
+    monkeypatch.setattr(linear_gaussian, "GRAM_DIRECTIONS_MIN_FEATURES", np.inf)
+    through_svd = FastPPCA(n_components).fit(X)
+    assert through_gram.n_components_ == through_svd.n_components_
+    assert through_gram.noise_variance_ == pytest.approx(through_svd.noise_variance_, rel=1e-12)
     assert through_gram.score(X) == pytest.approx(through_svd.score(X), rel=1e-12)

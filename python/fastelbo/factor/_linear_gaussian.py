@@ -262,7 +262,7 @@ def em_update(factor, posterior, means, floor, noise_type):
 
 
 #: From this many features on, the leading directions of a tall factor (D x D) come from a subset
-#: eigensolver on its Gram matrix where that is accurate (:func:`_leading_directions_of_gram`): a
+#: eigensolver on its Gram matrix where that is accurate (:func:`leading_directions_of_gram`): a
 #: full SVD of the factor costs about 20 D^3 flops per call (2.8 s at D = 1,000 on one core; three
 #: calls per factor-analysis iteration), the Gram and the subset about 3 D^3 (0.16 s).
 GRAM_DIRECTIONS_MIN_FEATURES = 256
@@ -274,16 +274,22 @@ GRAM_DIRECTIONS_MIN_FEATURES = 256
 GRAM_DIRECTIONS_MAX_SPREAD = 1e3
 
 
+def gram_directions_apply(n_rows, n_features, n_components):
+    """Whether the leading directions of an ``n_rows`` x ``n_features`` factor may come from its
+    Gram matrix (:func:`leading_directions_of_gram`): tall, wide enough, fewer directions than
+    features."""
+    return n_rows >= n_features >= GRAM_DIRECTIONS_MIN_FEATURES and n_components < n_features
+
+
 def factor_gram(factor):
     """``factor^T factor`` where :func:`_leading_directions` would use it (a tall factor of at
     least :data:`GRAM_DIRECTIONS_MIN_FEATURES` features), else None. A fit computes it once: the
     Gram of ``factor diag(1/r)`` is then ``diag(1/r) G diag(1/r)``, O(D^2) per call instead of
     O(D^3)."""
-    n_rows, n_features = factor.shape
-    return factor.T @ factor if n_rows >= n_features >= GRAM_DIRECTIONS_MIN_FEATURES else None
+    return factor.T @ factor if gram_directions_apply(*factor.shape, 0) else None
 
 
-def _leading_directions_of_gram(factor, n_components, gram=None):
+def leading_directions_of_gram(factor, n_components, gram=None):
     """``(squares, vectors)`` of :func:`_leading_directions` for a tall factor from the leading
     eigenvectors of its Gram matrix ``factor^T factor`` (``gram``, computed when not given;
     LAPACK's MRRR subset solver), refined by a Rayleigh-Ritz step with the factor itself: the
@@ -311,8 +317,8 @@ def _leading_directions(factor, n_components, gram=None):
     if n_rows == 0:
         return np.zeros(n_components), np.eye(n_features)[:n_components]
     from_gram = None
-    if n_rows >= n_features >= GRAM_DIRECTIONS_MIN_FEATURES and n_components < n_features:
-        from_gram = _leading_directions_of_gram(factor, n_components, gram)
+    if gram_directions_apply(n_rows, n_features, n_components):
+        from_gram = leading_directions_of_gram(factor, n_components, gram)
     if from_gram is not None:
         squares, vectors = from_gram
     elif n_rows < n_features:

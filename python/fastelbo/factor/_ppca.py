@@ -28,6 +28,8 @@ from fastelbo.factor._factor_model import LinearGaussianFactorModel
 from fastelbo.factor._linear_gaussian import (
     LOG_2PI,
     factor_posterior,
+    gram_directions_apply,
+    leading_directions_of_gram,
     mean_log_likelihood,
     optimal_components,
 )
@@ -607,7 +609,7 @@ def _principal_directions(factor, n_components):
         _, values, right = linalg.svd(triangle.T, lapack_driver="gesvd")
         vectors = right @ basis.T
     else:
-        _, values, vectors = linalg.svd(factor, full_matrices=False, lapack_driver="gesvd")
+        values, vectors = _tall_principal_directions(factor, n_components)
     squares = np.concatenate([values**2, np.zeros(n_features - values.shape[0])])
     resolved = values > (values[0] if values.size else 0.0) * n_features * np.finfo(np.float64).eps
     known = min(int(np.count_nonzero(resolved)), n_components)
@@ -617,6 +619,20 @@ def _principal_directions(factor, n_components):
         completion = linalg.qr(candidates, mode="economic")[0].T[known:n_components]
         vectors = np.vstack([vectors, completion])
     return squares, _flip_signs(vectors)
+
+
+def _tall_principal_directions(factor, n_components):
+    """The singular values of a tall factor and (at least) its ``n_components`` leading right
+    singular vectors. Where :func:`gram_directions_apply` (256 features on), the values come from
+    an SVD without vectors and the vectors from the Gram matrix's subset eigensolver where that is
+    accurate (:func:`leading_directions_of_gram`): a full SVD with vectors took 2.0 s at D =
+    1,000, the two together 0.4 s. Otherwise, one SVD with vectors."""
+    if gram_directions_apply(*factor.shape, n_components):
+        from_gram = leading_directions_of_gram(factor, n_components) if n_components else (None, factor[:0])
+        if from_gram is not None:
+            return linalg.svd(factor, compute_uv=False), from_gram[1]
+    _, values, vectors = linalg.svd(factor, full_matrices=False, lapack_driver="gesvd")
+    return values, vectors
 
 
 def _spectrum(factor):

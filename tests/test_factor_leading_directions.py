@@ -84,3 +84,17 @@ def test_ppcas_dimension_choices_read_the_same_spectrum_from_either_route(monkey
     assert through_gram.n_components_ == through_svd.n_components_
     assert through_gram.noise_variance_ == pytest.approx(through_svd.noise_variance_, rel=1e-12)
     assert through_gram.score(X) == pytest.approx(through_svd.score(X), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: FastFactorAnalysis(0), lambda: FastPPCA(0), lambda: FastPPCA(0, solver="em")]
+)
+def test_no_factors_with_many_features_is_the_independent_gaussian_model(make):
+    # FastFactorAnalysis(0) asked the subset eigensolver for no eigenvalues and raised its
+    # 'Requested eigenvalue indices are not valid'.
+    X = np.random.default_rng(5).normal(size=(600, 300)) * np.linspace(0.5, 2.0, 300)
+    model = make().fit(X)
+    expected = -0.5 * np.sum(np.log(2 * np.pi * model.get_covariance().diagonal()) + 1.0)
+    if isinstance(model, FastFactorAnalysis):  # per-feature noise: each feature's own variance
+        assert model.score(X) == pytest.approx(expected, rel=1e-10)
+    np.testing.assert_allclose(model.get_covariance(), np.diag(model.get_covariance().diagonal()))

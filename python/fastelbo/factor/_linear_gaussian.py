@@ -276,9 +276,9 @@ GRAM_DIRECTIONS_MAX_SPREAD = 1e3
 
 def gram_directions_apply(n_rows, n_features, n_components):
     """Whether the leading directions of an ``n_rows`` x ``n_features`` factor may come from its
-    Gram matrix (:func:`leading_directions_of_gram`): tall, wide enough, fewer directions than
-    features."""
-    return n_rows >= n_features >= GRAM_DIRECTIONS_MIN_FEATURES and n_components < n_features
+    Gram matrix (:func:`leading_directions_of_gram`): tall, wide enough, at least one direction
+    and fewer than features."""
+    return n_rows >= n_features >= GRAM_DIRECTIONS_MIN_FEATURES and 0 < n_components < n_features
 
 
 def factor_gram(factor):
@@ -286,7 +286,7 @@ def factor_gram(factor):
     least :data:`GRAM_DIRECTIONS_MIN_FEATURES` features), else None. A fit computes it once: the
     Gram of ``factor diag(1/r)`` is then ``diag(1/r) G diag(1/r)``, O(D^2) per call instead of
     O(D^3)."""
-    return factor.T @ factor if gram_directions_apply(*factor.shape, 0) else None
+    return factor.T @ factor if gram_directions_apply(*factor.shape, 1) else None
 
 
 def leading_directions_of_gram(factor, n_components, gram=None):
@@ -314,7 +314,7 @@ def _leading_directions(factor, n_components, gram=None):
     each with its largest-magnitude entry made positive (a deterministic sign). ``gram``: the
     factor's Gram matrix, if the caller has it."""
     n_rows, n_features = factor.shape
-    if n_rows == 0:
+    if n_rows == 0 or n_components == 0:
         return np.zeros(n_components), np.eye(n_features)[:n_components]
     from_gram = None
     if gram_directions_apply(n_rows, n_features, n_components):

@@ -22,7 +22,14 @@ from __future__ import annotations
 import numpy as np
 
 from fastelbo._block_reduction import merge_tree
-from fastelbo._row_source import RowSource, as_working_rows, sample_spans, stack_rows, working_dtype
+from fastelbo._row_source import (
+    RowSource,
+    as_working_rows,
+    check_finite_block,
+    sample_spans,
+    stack_rows,
+    working_dtype,
+)
 
 
 def is_dask_array(X) -> bool:
@@ -33,10 +40,7 @@ def is_dask_array(X) -> bool:
 
 def _checked_rows(rows, dtype, start, stop, name):
     """A chunk as the block pass reads it: C-contiguous, in the working dtype, finite (on a worker)."""
-    rows = as_working_rows(rows, dtype, name, start, stop)
-    if not np.isfinite(rows.sum(dtype=np.float64)) and not np.all(np.isfinite(rows)):
-        raise ValueError(f"Input {name} contains NaN or infinity (in rows {start}:{stop}).")
-    return rows
+    return check_finite_block(as_working_rows(rows, dtype, name, start, stop), name, start, stop)
 
 
 class ChunkReader:

@@ -157,9 +157,7 @@ class RowSource:
             )
         if self.reader is not None:
             return self.reader(rows, start, stop)
-        if not np.isfinite(rows.sum(dtype=np.float64)) and not np.all(np.isfinite(rows)):
-            raise ValueError(f"Input {self.name} contains NaN or infinity (in rows {start}:{stop}).")
-        return rows
+        return check_finite_block(rows, self.name, start, stop)
 
     def blocks(self):
         """``(start, stop, rows)`` of every block, in order."""
@@ -260,6 +258,14 @@ def as_working_rows(rows, dtype, name, start, stop) -> np.ndarray:
             SPARSE_REFUSED.format(name=name) + f" (rows {start}:{stop} are {type(rows).__name__})"
         )
     return np.ascontiguousarray(as_real_block(np.asarray(rows), name, start, stop), dtype=dtype)
+
+
+def check_finite_block(rows, name, start, stop):
+    """``rows`` (rows ``start:stop``), or ValueError naming them where one is NaN or infinite (one
+    sum decides for the usual finite block; the element-wise test only where it overflows)."""
+    if not np.isfinite(rows.sum(dtype=np.float64)) and not np.all(np.isfinite(rows)):
+        raise ValueError(f"Input {name} contains NaN or infinity (in rows {start}:{stop}).")
+    return rows
 
 
 def as_real_block(rows, name, start, stop):

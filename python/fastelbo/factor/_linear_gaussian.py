@@ -281,12 +281,12 @@ def gram_directions_apply(n_rows, n_features, n_components):
     return n_rows >= n_features >= GRAM_DIRECTIONS_MIN_FEATURES and 0 < n_components < n_features
 
 
-def factor_gram(factor):
-    """``factor^T factor`` where :func:`_leading_directions` would use it (a tall factor of at
-    least :data:`GRAM_DIRECTIONS_MIN_FEATURES` features), else None. A fit computes it once: the
+def factor_gram(factor, n_components):
+    """``factor^T factor`` where :func:`_leading_directions` would use it for ``n_components``
+    directions (:func:`gram_directions_apply`), else None. A fit computes it once: the
     Gram of ``factor diag(1/r)`` is then ``diag(1/r) G diag(1/r)``, O(D^2) per call instead of
     O(D^3)."""
-    return factor.T @ factor if gram_directions_apply(*factor.shape, 1) else None
+    return factor.T @ factor if gram_directions_apply(*factor.shape, n_components) else None
 
 
 def leading_directions_of_gram(factor, n_components, gram=None):

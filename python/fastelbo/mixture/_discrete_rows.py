@@ -16,7 +16,7 @@ from sklearn.utils.validation import validate_data
 
 from fastelbo._row_chunks import row_chunks
 from fastelbo._row_source import as_real_block
-from fastelbo._validation import as_numpy
+from fastelbo._validation import as_numpy, in_native_byte_order
 from fastelbo.mixture._exponential_family import FAMILIES
 
 #: dtypes kept as they are (anything else real is converted to float64 by the validation).
@@ -87,9 +87,8 @@ class DiscreteBlockReader:
 
     def __call__(self, rows, start, stop):
         if not sp.issparse(rows):
-            rows = np.ascontiguousarray(rows)
-            if not rows.dtype.isnative:  # a big-endian file's block: scipy.sparse holds native dtypes only
-                rows = rows.astype(rows.dtype.newbyteorder("="))
+            # A big-endian file's block in native order: scipy.sparse holds native dtypes only.
+            rows = in_native_byte_order(np.ascontiguousarray(rows))
         rows = as_real_block(rows, "X", start, stop)
         if rows.shape[0] != stop - start:
             raise ValueError(f"X: a block of rows {start}:{stop} has {rows.shape[0]} rows")

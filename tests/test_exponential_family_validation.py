@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from fastelbo import FastBernoulliMixture, FastPoissonMixture
+from fastelbo import FastBernoulliMixture, FastPoissonMixture, RowSource
 
 
 def binary(n=20, d=5):
@@ -215,6 +215,12 @@ def test_duplicate_sparse_entries_are_summed_without_wrapping_around(dtype):
         fitted = FastPoissonMixture(n_components=2, random_state=0).fit(matrix)
         np.testing.assert_array_equal(fitted.means_, reference.means_)
         assert fitted.score(matrix) == reference.score(counts)
+        # Also read in blocks: a RowSource of the matrix was converted to CSR in the dtype.
+        streamed = FastPoissonMixture(n_components=2, random_state=0).fit(RowSource(matrix, block_rows=7))
+        np.testing.assert_allclose(streamed.means_, reference.means_, rtol=1e-12)
+        np.testing.assert_allclose(
+            fitted.score_samples(RowSource(matrix, block_rows=7)), reference.score_samples(counts), rtol=1e-12
+        )
 
 
 def test_bernoulli_floor_below_2_to_the_minus_53_is_refused():

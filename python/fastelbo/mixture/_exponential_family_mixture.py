@@ -28,7 +28,7 @@ from fastelbo._sparse_row_source import SparseRowSource, is_streamed_csr
 from fastelbo._threads import resolve_n_threads
 from fastelbo._validation import as_float_array, check_sample_weight
 from fastelbo.entropy import EntropyDecomposition, categorical_entropy
-from fastelbo.mixture._discrete_rows import DiscreteBlockReader, validate_discrete_rows
+from fastelbo.mixture._discrete_rows import DiscreteBlockReader, canonical_csr, validate_discrete_rows
 from fastelbo.mixture._exponential_family import (
     FAMILIES,
     ExponentialFamilyPassParameters,
@@ -135,8 +135,8 @@ class ExponentialFamilyMixture(MixtureEstimator):
         if isinstance(X, RowSource) and not isinstance(X, (SparseRowSource, DaskRowSource)):
             if not X.streamed:
                 X = X.data  # an in-memory array in one block: validated as any array
-            elif sp.issparse(X.data):  # in memory, in blocks: as CSR
-                X = SparseRowSource(X.data.tocsr(), block_rows=X.block_rows)
+            elif sp.issparse(X.data):  # in memory, in blocks: as CSR (duplicates summed in int64)
+                X = SparseRowSource(canonical_csr(X.data), block_rows=X.block_rows)
         if is_dask_array(X):
             source = DaskRowSource(X, reader=reader)
         elif isinstance(X, DaskRowSource):

@@ -109,8 +109,9 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     by ``reg_covar``), the fit continues in float64: at the first M-step whose covariances, rounded
     to float32, change its objective by more than ``tol`` (or are not positive definite), ``fit``
     warns (:class:`~fastelbo.exceptions.Float32RangeWarning`), reads X in float64 (an in-memory
-    array is converted; a streamed one block by block) and continues the run from that M-step's
-    float64 parameters, within the same ``max_iter`` (with ``n_init > 1`` every run does so before
+    array is converted; a streamed one block by block) and redoes that iteration in float64 from
+    the parameters it started from (its float32 statistics hold the near-singular directions no
+    better than the rounding), within the same ``max_iter`` (with ``n_init > 1`` every run does so before
     the runs are compared); the parameters are then float64. The means are stored in the
     parameters' dtype and the covariances are the scatter about the stored means, so a float32
     mean far from the origin (spacing 0.06 at 1e6) costs only what its rounding must.
@@ -336,7 +337,6 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         # The homes (see _e_step) belong to one EM run over this X; the estimator keeps none.
         vars(self).pop("_float32_rounding_cost", None)
         vars(self).pop("_float32_cause", None)
-        vars(self).pop("_m_step_float64", None)
         vars(self).pop("_em_home", None)
         vars(self).pop("_em_truncated", None)
         vars(self).pop("_em_truncated_seed", None)
@@ -614,7 +614,6 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
             getattr(self, "_em_truncated", None),
             getattr(self, "_float32_rounding_cost", 0.0),
             getattr(self, "_float32_cause", None),
-            getattr(self, "_m_step_float64", None),
         )
 
     def _restore_run_state(self, state):
@@ -623,7 +622,6 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
             self._em_truncated,
             self._float32_rounding_cost,
             self._float32_cause,
-            self._m_step_float64,
         ) = state
 
     def _final_pass(self, X, sample_weight=None):
@@ -646,15 +644,14 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         else:
             covariances, precisions_cholesky, cost = self._rounded_to_float32(stored, weights)
             self._float32_rounding_cost = cost
-            if covariances is None:
+            if covariances is None or self._parameters_lost_to_rounding():
                 # Not positive definite once rounded to float32, or even in float64 from float32
-                # statistics: the run goes on in float64 from its current parameters (a float64 fit
-                # that cannot hold them either raises there).
-                self._m_step_float64 = None
+                # statistics; or rounding them costs more than the fit can afford. The step is
+                # not taken, and the run redoes it in float64 from its current parameters (a
+                # float64 fit that cannot hold them either raises there): this M-step's float64
+                # covariances are no better than their rounding, as they carry the float32
+                # statistics' (a duplicated column's variance fell 30% below reg_covar).
                 raise BeyondDtype
-            # Where float32 cannot hold them, the fit continues in float64 from these, not from
-            # their rounding (see _parameters_lost_to_rounding).
-            self._m_step_float64 = (weights, means, exact)
         self._assign(weights, stored_means, covariances, precisions_cholesky)
 
     def _rounded_to_float32(self, covariances, weights):
@@ -683,16 +680,11 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
     def _float64_parameters(self):
         if self.means_.dtype == np.float64:
             return self._get_parameters()
-        m_step = getattr(self, "_m_step_float64", None)
-        if m_step is not None:
-            weights, means, covariances = m_step
-            covariances, precisions_cholesky = self._covariances_in(covariances, np.float64)
-        else:
-            # The model the passes read is the precision factor (positive definite once rounded,
-            # where the rounded covariances may not be): widened, it gives the covariances.
-            weights, means = self.weights_.astype(np.float64), self.means_.astype(np.float64)
-            precisions_cholesky = self.precisions_cholesky_.astype(np.float64)
-            covariances = covariances_from_precisions_cholesky(precisions_cholesky, self.covariance_type)
+        # The model the passes read is the precision factor (positive definite once rounded,
+        # where the rounded covariances may not be): widened, it gives the covariances.
+        weights, means = self.weights_.astype(np.float64), self.means_.astype(np.float64)
+        precisions_cholesky = self.precisions_cholesky_.astype(np.float64)
+        covariances = covariances_from_precisions_cholesky(precisions_cholesky, self.covariance_type)
         return (weights, means, covariances, precisions_cholesky)
 
     def _parameters_lost_to_rounding(self):
@@ -721,8 +713,8 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
                 f"FastGMM: float32 cannot hold the fitted covariances to the precision this fit needs: "
                 f"rounding them to float32 {effect}. Some variances sit near reg_covar={self.reg_covar:g} "
                 "beside much larger ones (a duplicated or collinear column, say); float32 rounds them by a "
-                "large fraction. The fit continues in float64 from the last M-step's float64 parameters "
-                "(X is read in float64), and the parameters are float64. Fit float64 data to skip the "
+                "large fraction. The fit continues in float64, redoing that iteration from the parameters "
+                "it started from (X is read in float64), and the parameters are float64. Fit float64 data to skip the "
                 "float32 phase, or raise reg_covar to stay in float32."
             )
         warnings.warn(

@@ -279,7 +279,7 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         scatter is replaced when the fit needs an exact factor)."""
         kept = getattr(self, "_em_gram", None)
         if kept is None or kept[0] is not scatter.factor:
-            kept = self._em_gram = (scatter.factor, factor_gram(scatter.factor, self._n_components))
+            kept = self._em_gram = (scatter.factor, factor_gram(scatter, self._n_components))
         return kept[1]
 
     def _m_step(self, statistics):

@@ -281,12 +281,16 @@ def gram_directions_apply(n_rows, n_features, n_components):
     return n_rows >= n_features >= GRAM_DIRECTIONS_MIN_FEATURES and 0 < n_components < n_features
 
 
-def factor_gram(factor, n_components):
-    """``factor^T factor`` where :func:`_leading_directions` would use it for ``n_components``
-    directions (:func:`gram_directions_apply`), else None. A fit computes it once: the
-    Gram of ``factor diag(1/r)`` is then ``diag(1/r) G diag(1/r)``, O(D^2) per call instead of
-    O(D^3)."""
-    return factor.T @ factor if gram_directions_apply(*factor.shape, n_components) else None
+def factor_gram(scatter, n_components):
+    """The Gram matrix ``L^T L`` of the scatter's factor where :func:`_leading_directions` would
+    use it for ``n_components`` directions (:func:`gram_directions_apply`), else None: the
+    accumulated covariance of a fast scatter (the matrix the factor was decomposed from), else
+    the product. A fit computes it once: the Gram of ``L diag(1/r)`` is then ``diag(1/r) G
+    diag(1/r)``, O(D^2) per call instead of O(D^3)."""
+    factor = scatter.factor
+    if not gram_directions_apply(*factor.shape, n_components):
+        return None
+    return scatter.covariance if scatter.covariance is not None else factor.T @ factor
 
 
 def leading_directions_of_gram(factor, n_components, gram=None):

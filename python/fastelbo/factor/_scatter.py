@@ -18,7 +18,7 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg
+from scipy.linalg import lapack
 
 from fastelbo._block_reduction import reduce_blocks
 from fastelbo._row_source import RowSource
@@ -61,9 +61,14 @@ class DataScatter:
         noise variance is within ~1e-6 of 0 relative to its feature's variance).
     diagonal : ndarray of shape (n_features,) or None
         The covariance's diagonal as accumulated, for the fast factor (None: ``sum_i L_id^2``).
-        The eigendecomposition blurs the fast factor's columns by ~1e-16 of its norm, which would
+        The factorisation blurs the fast factor's columns by ~1e-16 of its norm, which would
         give a constant feature a variance of round-off instead of 0 (and a noise floor that
         depends on it); the accumulated diagonal is 0 for it, exactly, in any blocks.
+    covariance : ndarray of shape (n_features, n_features) or None
+        The accumulated covariance the fast factor was decomposed from (None for an exact
+        factor): the Gram matrix ``L^T L`` up to the factor's round-off, for the subset
+        eigensolvers that read one (:func:`~fastelbo.factor._linear_gaussian.factor_gram`), so
+        that no D x D product or decomposition of the factor recomputes it.
     """
 
     n_samples: int
@@ -73,6 +78,7 @@ class DataScatter:
     factor: np.ndarray
     exact: bool = True
     diagonal: np.ndarray | None = None
+    covariance: np.ndarray | None = None
 
     @property
     def variances(self):
@@ -137,18 +143,24 @@ def centring_point(X, sample_weight=None):
 
 
 def _covariance_factor(covariance):
-    """``L`` with ``L^T L = covariance`` from its eigendecomposition: rows ``sqrt(lambda_k) u_k^T``
-    for the positive eigenvalues (round-off's negative ones dropped).
+    """``L`` with ``L^T L = covariance``: the rows of its Cholesky factor with complete pivoting
+    (LAPACK's ``pstrf``), stopped where the largest diagonal left falls below its round-off (``D
+    eps`` of the largest), so that a covariance singular to round-off (constant or duplicated
+    features) gets fewer rows than features. A sixth of the cost of the eigendecomposition
+    (``D^3 / 3`` flops), with the same backward error.
 
-    The covariance is first scaled to a unit diagonal by powers of two (exact): the
-    eigendecomposition's round-off is ~1e-16 of the norm of the matrix it decomposes, so without
-    the scaling a feature with a small variance beside one with a large variance (a variable in
-    other units) would get a column of round-off."""
+    The covariance is first scaled to a unit diagonal by powers of two (exact): the factor's
+    round-off is ~1e-16 of the norm of the matrix it decomposes, so without the scaling a feature
+    with a small variance beside one with a large variance (a variable in other units) would get
+    a column of round-off."""
     scale = power_of_two_scales(np.diag(covariance))
-    values, vectors = linalg.eigh(covariance / scale[:, None] / scale[None, :])
-    positive = values > 0
-    scaled = np.sqrt(values[positive])[:, None] * vectors[:, positive].T
-    return (scaled * scale[None, :])[::-1].copy()
+    scaled = covariance / scale[:, None] / scale[None, :]
+    triangle, pivots, rank, info = lapack.dpstrf(scaled, lower=0)
+    if info < 0:
+        raise ValueError(f"the covariance could not be factored (LAPACK dpstrf info {info})")
+    factor = np.zeros((rank, scaled.shape[0]))
+    factor[:, pivots - 1] = np.triu(triangle[:rank])
+    return factor * scale[None, :]
 
 
 def power_of_two_scales(variances):
@@ -161,7 +173,7 @@ def power_of_two_scales(variances):
 def fast_data_scatter(X, sample_weight=None, n_jobs=None):
     """As :func:`data_scatter`, but for tall data from one pass of the C++ kernel
     (``_core.scatter_pass`` on every block, the mean and the D x D covariance, several times
-    faster than the QR; blocks merged by Chan's formula) and the covariance's eigendecomposition:
+    faster than the QR; blocks merged by Chan's formula) and the covariance's pivoted Cholesky factor:
     ``exact`` is False. Wide data get :func:`data_scatter`'s exact rows."""
     source = as_row_source(X)
     n_samples, n_features = source.shape
@@ -176,7 +188,14 @@ def fast_data_scatter(X, sample_weight=None, n_jobs=None):
     check_variances_in_range(np.where(overflowed, np.inf, diagonal), moments.mean, settings.centre)
     n_weighted = float(n_samples) if sample_weight is None else sum_weight / moments.min_positive_weight
     return DataScatter(
-        n_samples, n_weighted, sum_weight, moments.mean, _covariance_factor(covariance), False, diagonal
+        n_samples,
+        n_weighted,
+        sum_weight,
+        moments.mean,
+        _covariance_factor(covariance),
+        False,
+        diagonal,
+        covariance,
     )
 
 

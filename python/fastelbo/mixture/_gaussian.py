@@ -714,8 +714,8 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
                 f"rounding them to float32 {effect}. Some variances sit near reg_covar={self.reg_covar:g} "
                 "beside much larger ones (a duplicated or collinear column, say); float32 rounds them by a "
                 "large fraction. The fit continues in float64, redoing that iteration from the parameters "
-                "it started from (X is read in float64), and the parameters are float64. Fit float64 data to skip the "
-                "float32 phase, or raise reg_covar to stay in float32."
+                "it started from (X is read in float64), and the parameters are float64. Fit float64 data "
+                "to skip the float32 phase, or raise reg_covar to stay in float32."
             )
         warnings.warn(
             message,

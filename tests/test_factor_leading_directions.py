@@ -98,3 +98,44 @@ def test_no_factors_with_many_features_is_the_independent_gaussian_model(make):
     if isinstance(model, FastFactorAnalysis):  # per-feature noise: each feature's own variance
         assert model.score(X) == pytest.approx(expected, rel=1e-10)
     np.testing.assert_allclose(model.get_covariance(), np.diag(model.get_covariance().diagonal()))
+
+
+@pytest.mark.parametrize("noise", [1.0, 0.01])
+@pytest.mark.parametrize("n_components", [1, 20, 298, 299])
+def test_ppcas_closed_form_from_the_covariance_equals_the_datas_svd(n_components, noise):
+    # From 256 features FastPPCA reads its leading eigenpairs off the accumulated covariance and
+    # the noise off the factor's residual (where the leading values spread over less than 1e6,
+    # else the factor's SVD). The reference: the SVD of the centred data, whose squared singular
+    # values are the maximum-likelihood covariance's eigenvalues to round-off of the largest.
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(2000, 12)) @ rng.normal(size=(12, 300)) * 10 + rng.normal(size=(2000, 300)) * noise
+    _, values, vectors = np.linalg.svd((X - X.mean(axis=0)) / np.sqrt(X.shape[0]), full_matrices=False)
+    values = values**2
+    model = FastPPCA(n_components).fit(X)
+    assert model.noise_variance_ == pytest.approx(np.mean(values[n_components:]), rel=1e-11)
+    np.testing.assert_allclose(
+        model.explained_variance_, values[:n_components], rtol=1e-11, atol=1e-14 * values[0]
+    )
+    resolved = min(n_components, 12)  # directions beyond the 12 factors: near-equal values
+    alignment = np.abs(np.sum(model.components_[:resolved] * vectors[:resolved], axis=1))
+    np.testing.assert_allclose(alignment, 1.0, atol=1e-10)
+
+
+def test_the_fast_covariance_factor_drops_the_directions_of_no_variance():
+    # A duplicated and a constant column: the pivoted Cholesky factor of the covariance stops
+    # where what is left is round-off, with one row per direction of variance.
+    from fastelbo.factor._scatter import fast_data_scatter
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(1000, 300)) * np.logspace(-6, 6, 300)
+    X[:, 10] = X[:, 3]
+    X[:, 20] = 5.0
+    scatter = fast_data_scatter(X)
+    assert scatter.factor.shape == (298, 300)
+    covariance = np.cov(X.T, bias=True)
+    scale = np.sqrt(np.maximum(np.diag(covariance), 1e-300))
+    product = scatter.factor.T @ scatter.factor
+    # Relative to each pair of features' scales: columns 1e12 apart in scale keep their digits.
+    np.testing.assert_allclose(
+        product / np.outer(scale, scale), covariance / np.outer(scale, scale), atol=1e-12
+    )

@@ -28,6 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from fastelbo._base import _KEPT_INTERRUPTED_FIT, EMEstimator, check_integer, restores_state_on_error
 from fastelbo._dask_backend import DaskRowSource, is_dask_array, map_rows
+from fastelbo._row_chunks import row_chunks
 from fastelbo._row_source import RowSource
 from fastelbo._threads import single_threaded_blas
 from fastelbo.entropy import LOG_2PI_E, EntropyDecomposition
@@ -215,14 +216,18 @@ class LinearGaussianFactorModel(
 
     def _per_row(self, X, trailing, rows_function):
         """``rows_function`` (rows -> per-row results, a pure function of the fitted parameters'
-        snapshot) over validated X: on an array at once; on a streamed source block by block, the
-        results concatenated; on a dask array lazily, chunk by chunk on the workers (dask-ml's
-        convention: the snapshot, not the estimator, travels)."""
+        snapshot) over validated X: on an array in row chunks of a few MiB (its float64
+        temporaries, the deviations and residuals, were three copies of X at once); on a streamed
+        source block by block, the results concatenated; on a dask array lazily, chunk by chunk on
+        the workers (dask-ml's convention: the snapshot, not the estimator, travels)."""
         if isinstance(X, DaskRowSource):
             return map_rows(X, rows_function, trailing, np.float64)
         if isinstance(X, RowSource):
             return np.concatenate([rows_function(rows) for _, _, rows in X.blocks()])
-        return rows_function(X)
+        results = np.empty((X.shape[0], *trailing))
+        for start, stop in row_chunks(*X.shape):
+            results[start:stop] = rows_function(X[start:stop])
+        return results
 
     def get_covariance(self):
         """Model covariance ``W W^T + diag(noise)``, ``W^T`` the loadings (FastFactorAnalysis's

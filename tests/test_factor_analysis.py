@@ -293,3 +293,39 @@ def test_fit_and_inference_reject_bad_data():
     for method in ("transform", "score", "score_samples"):
         with pytest.raises(ValueError, match="X has 12 features"):
             getattr(fa, method)(X[:, :12])
+
+
+@pytest.mark.parametrize("n_features", [40, 300])
+def test_a_duplicated_column_leaves_the_other_features_unexplained_variances(n_features):
+    """With one duplicated column the covariance is singular and its fast factor has a row fewer
+    than features: the 'unexplained' start gave every feature a variance of 0 (a degenerate start),
+    and the fit, also run from that start only, ended 7 nats per sample below the Heywood optimum
+    it reaches from the residual variances (np.linalg.lstsq of each feature on the others)."""
+    from fastelbo.factor._factor_analysis import unexplained_variances
+    from fastelbo.factor._scatter import fast_data_scatter
+
+    rng = np.random.default_rng(7)
+    n_samples = 5 * n_features
+    X = rng.standard_normal((n_samples, 4)) @ rng.standard_normal((4, n_features))
+    X += rng.standard_normal((n_samples, n_features)) * np.linspace(0.5, 2, n_features)
+    X[:, 10] = X[:, 11]
+    centred = X - X.mean(axis=0)
+    expected = np.empty(n_features)
+    for d in range(n_features):
+        others = np.delete(centred, d, axis=1)
+        residual = centred[:, d] - others @ np.linalg.lstsq(others, centred[:, d], rcond=None)[0]
+        expected[d] = residual @ residual / n_samples
+    factor = fast_data_scatter(X).factor
+    assert factor.shape[0] < n_features  # the case: a singular covariance's factor
+    found = unexplained_variances(factor)
+    kept = np.setdiff1d(np.arange(n_features), [10, 11])
+    np.testing.assert_allclose(found[kept], expected[kept], rtol=1e-8)
+    assert np.all(found[[10, 11]] < 1e-12 * centred[:, 10].var())  # below the noise floor, 1e-10
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = FastFactorAnalysis(1, tol=1e-6, max_iter=300).fit(X)
+        floor = 1e-10 * centred.var(axis=0)
+        started = FastFactorAnalysis(
+            1, tol=1e-6, max_iter=300, noise_variance_init=np.maximum(expected, floor)
+        )
+        assert model.score(X) >= started.fit(X).score(X) - 1e-9

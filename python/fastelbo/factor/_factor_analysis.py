@@ -39,21 +39,35 @@ HEYWOOD_THRESHOLD = 1e-4
 
 def unexplained_variances(factor):
     """``1 / (S^-1)_dd``: the variance of every feature left after its linear regression on the
-    others, from a covariance factor ``L`` (``S = L^T L``); features the others explain exactly
-    (or any, when S is singular, as for N < D) get 0."""
-    n_rows, n_features = factor.shape
-    if n_rows < n_features:
-        return np.zeros(n_features)
-    # (S^-1)_dd = ||row d of R^-T||^2 with L = Q R; a singular R gives 0 through inf. The
-    # columns are first scaled to unit norm by powers of two (exact), so that the singularity
-    # test compares features on one scale, not a small variance with a large one in other units.
+    others, from a covariance factor ``L`` (``S = L^T L``); a feature the others explain exactly
+    (a duplicated or constant column; every feature when N < D) gets a variance of the order of
+    round-off, which the noise floor then replaces.
+
+    The columns are first scaled to unit norm by powers of two (exact), so that the singularity
+    test compares features on one scale, not a small variance with a large one in other units.
+    Where S is singular (a triangle of ``L = Q R`` with a diagonal entry within round-off of 0,
+    or fewer rows than features, as the fast factor of a rank-deficient covariance has), the
+    regression is taken with a ridge of ``eps`` on the unit diagonal: the features that others
+    explain exactly get about that much (below every noise floor), the others their residual
+    variance to about ``eps / fraction unexplained`` relative. (A ridge of round-off's size would
+    let the null directions' round-off, amplified by its inverse, move them by 1e-5; with all of
+    them 0 instead, one duplicated column made the start degenerate, 7 nats per sample short of
+    the fit it led to.)"""
+    n_features = factor.shape[1]
     scale = power_of_two_scales(np.einsum("id,id->d", factor, factor))
-    _, r = linalg.qr(factor / scale[None, :], mode="economic")
-    diagonal = np.abs(np.diag(r))
-    if np.any(diagonal <= np.finfo(np.float64).eps * n_features * diagonal.max(initial=0.0)):
-        return np.zeros(n_features)
-    inverse = linalg.solve_triangular(r, np.eye(n_features))
+    scaled = factor / scale[None, :]
+    triangle = linalg.qr(scaled, mode="r")[0][:n_features] if factor.shape[0] >= n_features else None
+    if triangle is None or _singular(triangle):
+        ridge = np.sqrt(np.finfo(np.float64).eps) * np.eye(n_features)
+        triangle = linalg.qr(np.vstack([scaled, ridge]), mode="r")[0][:n_features]
+    inverse = linalg.solve_triangular(triangle, np.eye(n_features))
     return scale**2 / np.einsum("dk,dk->d", inverse, inverse)
+
+
+def _singular(triangle):
+    """Whether a triangle's diagonal has an entry within round-off (``D eps`` of the largest) of 0."""
+    diagonal = np.abs(np.diag(triangle))
+    return bool(np.any(diagonal <= np.finfo(np.float64).eps * triangle.shape[0] * diagonal.max(initial=0.0)))
 
 
 @document_progress_parameters()
@@ -188,8 +202,10 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         if self.noise_variance_init is not None:
             return 1
         scatter = getattr(self, "_em_scatter", None)
-        if scatter is not None and scatter.factor.shape[0] < scatter.factor.shape[1]:
-            return 1  # fewer data directions than features: every feature is fully "explained"
+        if scatter is not None and scatter.exact and scatter.factor.shape[0] < scatter.factor.shape[1]:
+            # Wide data (their rows are the factor): every feature is fully "explained". (The fast
+            # factor of tall data has fewer rows only where the covariance is singular.)
+            return 1
         return len(STARTS)
 
     def __init__(

@@ -177,8 +177,10 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         distinct rows of positive weight (duplicates merged, their weights summed) in an order
         fixed by the rows' values, so the start does not depend on the order of the rows, and
         integer weights start exactly as the rows repeated, and ``s X + b`` (s > 0) starts from the
-        start of X mapped (the cost: an ``O(N log N)`` sort of the rows' values, read in place);
-        'random' and 'random_from_data' draw in row order. Every start is the exact M-step of its
+        start of X mapped (the cost: an ``O(N log N)`` sort of the rows' values, read in place,
+        and a centred float32 copy of the rows for the k-means++ seeding, as large as a float32 X,
+        half a float64 one: 'afkmc2' and 'random_from_data' make none); 'random' and
+        'random_from_data' draw in row order. Every start is the exact M-step of its
         responsibilities. With one-hot responsibilities ('random_from_data', 'k-means++',
         'afkmc2') and ``covariance_type='tied'`` scikit-learn's start differs: its tied estimator
         sums ``X^T X`` over all rows, as if each row's responsibilities summed to 1, and starts

@@ -45,8 +45,9 @@ _KEPT_INTERRUPTED_FIT = "_fastelbo_kept_interrupted_fit"
 
 class BeyondDtype(Exception):
     """Raised by a model's ``_m_step`` when X's dtype cannot store the parameters it found (a
-    float32 covariance that is not positive definite once rounded); the parameters are left as
-    they were and :meth:`EMEstimator._parameters_lost_to_rounding` is then true."""
+    float32 covariance that is not positive definite once rounded, or whose rounding costs more
+    than the fit can afford); the parameters are left as they were, the iteration is not
+    recorded, and :meth:`EMEstimator._parameters_lost_to_rounding` is then true."""
 
 
 def restores_state_on_error(fit):
@@ -453,8 +454,6 @@ class EMEstimator(ABC):
             ):
                 run.converged = True
                 break
-            if self._parameters_lost_to_rounding():
-                break  # not converged: the run goes on in float64 (see _fit_em)
 
     def _parameters_lost_to_rounding(self):
         """Whether the last M-step's parameters, stored in the data's dtype, lose more than the fit

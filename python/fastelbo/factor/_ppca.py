@@ -374,7 +374,10 @@ class FastPPCA(LinearGaussianFactorModel):
             total = float(np.sum(leading)) + rest
             rest /= scatter.mean.shape[0] - n_components
         else:
-            squares, vectors = _principal_directions(scatter.factor, n_components)
+            # Where the covariance's subset eigensolver was tried and could not resolve the
+            # spread, the factor's Gram matrix (the same matrix) cannot either: the full SVD.
+            tried = scatter.covariance is not None
+            squares, vectors = _principal_directions(scatter.factor, n_components, try_gram=not tried)
             leading, rest = squares[:n_components], squares[n_components:]
             rest = float(np.mean(rest)) if rest.size else 0.0
             # The total variance as n_components=fraction sums it (the same eigenvalues).
@@ -600,7 +603,7 @@ def _flip_signs(vectors):
     return vectors * signs[:, None]
 
 
-def _principal_directions(factor, n_components):
+def _principal_directions(factor, n_components, try_gram=True):
     """All D eigenvalues of ``factor^T factor`` (descending, zeros beyond its rows) and its
     ``n_components`` leading eigenvectors (rows, PCA's sign), from an SVD accurate to round-off
     of the largest singular value (wide factors through a QR of their transpose: O(N^2 D), no
@@ -620,7 +623,7 @@ def _principal_directions(factor, n_components):
         _, values, right = linalg.svd(triangle.T, lapack_driver="gesvd")
         vectors = right @ basis.T
     else:
-        values, vectors = _tall_principal_directions(factor, n_components)
+        values, vectors = _tall_principal_directions(factor, n_components, try_gram)
     squares = np.concatenate([values**2, np.zeros(n_features - values.shape[0])])
     resolved = values > (values[0] if values.size else 0.0) * n_features * np.finfo(np.float64).eps
     known = min(int(np.count_nonzero(resolved)), n_components)
@@ -632,16 +635,17 @@ def _principal_directions(factor, n_components):
     return squares, _flip_signs(vectors)
 
 
-def _tall_principal_directions(factor, n_components):
+def _tall_principal_directions(factor, n_components, try_gram=True):
     """The singular values of a tall factor and (at least) its ``n_components`` leading right
     singular vectors. Where :func:`gram_directions_apply` (256 features on), the values come from
     an SVD without vectors and the vectors from the Gram matrix's subset eigensolver where that is
-    accurate (:func:`leading_directions_of_gram`): a full SVD with vectors took 2.0 s at D =
-    1,000, the two together 0.4 s. Otherwise, one SVD with vectors."""
+    accurate (:func:`leading_directions_of_gram`; not tried again when ``try_gram`` is False): a
+    full SVD with vectors took 2.0 s at D = 1,000, the two together 0.4 s. Otherwise, one SVD with
+    vectors."""
     if gram_directions_apply(*factor.shape, max(n_components, 1)):
         if n_components == 0:  # the values alone
             return linalg.svd(factor, compute_uv=False), factor[:0]
-        from_gram = leading_directions_of_gram(factor, n_components)
+        from_gram = leading_directions_of_gram(factor, n_components) if try_gram else None
         if from_gram is not None:
             return linalg.svd(factor, compute_uv=False), from_gram[1]
     _, values, vectors = linalg.svd(factor, full_matrices=False, lapack_driver="gesvd")

@@ -160,7 +160,7 @@ def test_float32_sources_far_from_the_origin_need_home_labels_and_still_agree():
     )
 
 
-def test_a_large_source_is_initialised_from_a_sample_of_whole_blocks(monkeypatch):
+def test_a_large_source_is_initialised_from_a_sample_of_runs_of_rows(monkeypatch):
     X = _clusters(6000)
     monkeypatch.setattr(row_source_module, "INIT_SAMPLE_ROWS", 1000)
     read = []
@@ -181,6 +181,17 @@ def test_a_large_source_is_initialised_from_a_sample_of_whole_blocks(monkeypatch
     fitted = FastGMM(3, covariance_type="diag", random_state=0).fit(source)
     in_memory = FastGMM(3, covariance_type="diag", random_state=0).fit(X)
     assert abs(fitted.lower_bound_ - in_memory.lower_bound_) < 1e-3  # the same optimum from a sample
+
+
+@pytest.mark.parametrize("seed", [0, np.int64(7), np.random.RandomState(3), None])
+def test_a_sample_takes_a_seed_as_scikit_learn_does(seed):
+    X = _clusters(6000)
+    rows, index = RowSource(X, block_rows=500).sample(1000, seed)
+    np.testing.assert_array_equal(rows, X[index])
+    assert 1000 <= len(index) < 1000 + 1000 // 16 and np.all(np.diff(index) > 0)
+    if isinstance(seed, (int, np.integer)):
+        again = RowSource(X, block_rows=500).sample(1000, np.random.RandomState(seed))[1]
+        np.testing.assert_array_equal(index, again)
 
 
 def test_a_large_source_given_its_start_fits_as_the_array_in_memory(monkeypatch):

@@ -10,7 +10,7 @@ merges the blocks' statistics in block order (:mod:`fastelbo._block_reduction`).
   of about :data:`BLOCK_BYTES` (a fixed number of rows for a given number of features and dtype,
   never dependent on threads), converted to the working dtype and checked for NaN and infinity as
   they are read; X is never copied whole into memory. Initialisations that need random access to
-  rows work on a sample of whole blocks (:meth:`RowSource.sample`). A source may be given a
+  rows work on a sample of runs of rows (:meth:`RowSource.sample`). A source may be given a
   ``reader`` that reads each block instead (a model's own check of the values, naming a bad value's
   row in the whole X, and its own form of the block, such as CSR).
 
@@ -27,14 +27,15 @@ import numbers
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils import check_random_state
 
 #: Bytes of one block of a streamed source (in the working dtype): large enough that a kernel call
 #: amortises its set-up, small enough that a block and its temporaries stay far below the memory a
 #: fit of in-memory data needs.
 BLOCK_BYTES = 32 * 2**20
 
-#: Rows the initialisation of a fit on a streamed source reads (whole blocks, a sample drawn from
-#: ``random_state``; every row when the source has fewer).
+#: Rows the initialisation of a fit on a streamed source reads (about as many, in runs of
+#: consecutive rows drawn with ``random_state``: :func:`sample_spans`; every row when it has fewer).
 INIT_SAMPLE_ROWS = 2**18
 
 _STREAMED_MODULES = ("h5py", "zarr")
@@ -166,8 +167,10 @@ class RowSource:
 
     def sample(self, n_rows: int, random_state):
         """Rows for an initialisation: every row when the source has at most ``n_rows`` (or is in
-        memory), else whole blocks of ``block_rows`` rows (fewer in the last) chosen without
-        replacement by ``random_state`` until ``n_rows`` are reached, read in their order.
+        memory), else about ``n_rows`` rows in runs of ``min(block_rows, n_rows // 16)``
+        consecutive rows (:func:`sample_spans`; fewer rows when the source's last, shorter run is
+        drawn), chosen without replacement by ``random_state`` (an int, None or a
+        ``numpy.random.RandomState``) and read in their order.
 
         Returns ``(rows, index)``: the blocks as read, stacked in memory (:func:`stack_rows`), and
         the rows' positions in the source.
@@ -177,7 +180,7 @@ class RowSource:
         if self.n_samples <= n_rows:
             index = np.arange(self.n_samples)
             return stack_rows([rows for _, _, rows in self.blocks()]), index
-        spans, index = sample_spans(self.n_samples, n_rows, self.block_rows, random_state)
+        spans, index = sample_spans(self.n_samples, n_rows, self.block_rows, check_random_state(random_state))
         return stack_rows([self.read(start, stop) for start, stop in spans]), index
 
     def max_abs(self) -> float:

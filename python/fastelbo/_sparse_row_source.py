@@ -17,7 +17,7 @@ and int32 column), at the matrix's mean number of non-zeros per row, but at leas
 that depends on the data alone, never on threads. Reading rows ``start:stop`` slices
 ``indptr[start:stop + 1]`` and the non-zeros between its ends (views of the maps, no copy of the
 whole), and hands them to the source's reader, which checks the values (naming a bad value's row
-in the whole matrix) and puts the block in canonical form. Initialisations read a sample of whole blocks
+in the whole matrix) and puts the block in canonical form. Initialisations read a sample of runs of rows
 (:meth:`~fastelbo._row_source.RowSource.sample`), as for dense streamed sources.
 """
 

@@ -141,8 +141,9 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         Start the next ``fit`` from the current components and noise variances.
     {progress_parameters}
     n_jobs : int, default=None
-        Accepted for compatibility: the pass over X runs in the calling thread, so results are
-        bitwise identical for any value.
+        Threads of the C++ pass over tall data (N >= D) that reduces X to its covariance
+        (``None``: the OpenMP default; ``-1``: all CPUs); the rest of the fit works on D x D
+        matrices with NumPy/SciPy. Results are bitwise identical for any value.
 
     Attributes
     ----------

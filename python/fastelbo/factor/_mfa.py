@@ -116,8 +116,8 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
     active Dask scheduler; ``score_samples``, ``predict`` and ``predict_proba`` then return lazy
     dask arrays). The blocks' statistics merge in a fixed order, so such a fit agrees with the
     in-memory fit to round-off and is bitwise reproducible for a given blocking. It starts from a
-    sample of whole blocks (every row when there are at most ``2**18``); float32 blocks that float32
-    cannot hold (see Precision) are widened to float64 one at a time.
+    sample of about ``2**18`` rows in runs (every row when there are at most ``2**18``); float32
+    blocks that float32 cannot hold (see Precision) are widened to float64 one at a time.
 
     Parameters
     ----------

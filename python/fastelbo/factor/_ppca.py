@@ -169,8 +169,9 @@ class FastPPCA(LinearGaussianFactorModel):
         ignored; the data must give the same number of components); the mean is always the data's.
     {progress_parameters}
     n_jobs : int, default=None
-        Accepted for compatibility: the pass over X runs in the calling thread, so results are
-        bitwise identical for any value.
+        Threads of the C++ pass over tall data (N >= D) that reduces X to its covariance
+        (``None``: the OpenMP default; ``-1``: all CPUs); the rest of the fit works on D x D
+        matrices with NumPy/SciPy. Results are bitwise identical for any value.
 
     Attributes
     ----------

@@ -365,7 +365,7 @@ class ExponentialFamilyMixture(MixtureEstimator):
         drop). A dense streamed source or a dask array does not store it, and counting would read
         all of X once more: the run uses the non-zeros of the initialisation's sample scaled to N
         rows (exact when the sample is every row, as it is up to ``INIT_SAMPLE_ROWS`` = 262,144
-        rows, so such a fit starts as the in-memory fit; an estimate from whole blocks beyond), and
+        rows, so such a fit starts as the in-memory fit; an estimate from runs of rows beyond), and
         ``N D``, an upper bound, where the run read no sample (``weights_init`` and ``means_init``
         given, or a warm start): an exact pass is then taken only where it is affordable for sure.
         """
@@ -511,21 +511,22 @@ _DOCSTRING = """{summary}
     Results are bitwise identical for any ``n_jobs``.
 
     **Streamed rows.** A CSR matrix or array whose ``data``, ``indices`` or ``indptr`` is a memory
-    map (``np.load(..., mmap_mode='r')``) is read in blocks of rows (a fixed number per block,
-    about 32 MiB of non-zeros at its mean row length), each block's values checked as it is read,
-    never copied whole into memory; the initialisation reads a sample of whole blocks (every row
-    when there are at most 262,144). A ``dask.array`` of CSR (or dense) chunks is fitted on the
-    active Dask scheduler: the E-step runs on the workers, one chunk per task, the statistics are
-    merged in chunk order and the M-step runs on the client; per-row results of dask input are lazy
-    dask arrays. Chunks that split the columns are joined into whole rows. Such fits equal the
-    in-memory fit from the same start to round-off. A dense ``numpy.memmap``, ``h5py.Dataset`` or
-    ``zarr.Array``, or a :class:`~fastelbo.RowSource` of any data (with its ``block_rows``), is read
-    in blocks of rows as :class:`~fastelbo.FastGMM` reads it (about 32 MiB of rows in float64),
-    each block's values checked as it is read (a bad value named with its row and column in the
-    whole X) and converted to CSR, never copied whole into memory; the initialisation reads a sample
-    of whole blocks, and the fit equals the in-memory fit to round-off. Truncated EM
-    (``n_active``) runs on every such source too, one set ``K_n`` per row kept with its block (on
-    the workers for Dask), and equals the in-memory truncated fit from the same start to round-off.
+    map (``np.load(..., mmap_mode='r')``) is read in blocks of rows (a fixed number per block, about
+    32 MiB of non-zeros at its mean row length), each block's values checked as it is read, never
+    copied whole into memory; the initialisation reads a sample of about 262,144 rows in runs of
+    consecutive rows (every row when there are at most 262,144). A ``dask.array`` of CSR (or dense)
+    chunks is fitted on the active Dask scheduler: the E-step runs on the workers, one chunk per
+    task, the statistics are merged in chunk order and the M-step runs on the client; per-row
+    results of dask input are lazy dask arrays. Chunks that split the columns are joined into whole
+    rows. Such fits equal the in-memory fit from the same start to round-off. A dense
+    ``numpy.memmap``, ``h5py.Dataset`` or ``zarr.Array``, or a :class:`~fastelbo.RowSource` of any
+    data (with its ``block_rows``), is read in blocks of rows as :class:`~fastelbo.FastGMM` reads it
+    (about 32 MiB of rows in float64), each block's values checked as it is read (a bad value named
+    with its row and column in the whole X) and converted to CSR, never copied whole into memory;
+    the initialisation reads a sample of runs of rows, and the fit equals the in-memory fit to
+    round-off. Truncated EM (``n_active``) runs on every such source too, one set ``K_n`` per row
+    kept with its block (on the workers for Dask), and equals the in-memory truncated fit from the
+    same start to round-off.
 
     ``fit(X, sample_weight=w)`` fits the weighted model: the ELBO, ``lower_bound_`` and the entropy
     decomposition are weighted averages, and an integer weight acts like repeating the row (with

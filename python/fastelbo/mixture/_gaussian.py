@@ -134,8 +134,8 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
 
     Data larger than memory: a ``numpy.memmap``, an ``h5py`` dataset, a ``zarr`` array or a
     :class:`~fastelbo.RowSource` is read in blocks of rows, never copied whole (exact and truncated
-    EM; the initialisation runs on a sample of whole blocks of at least 2**18 rows drawn with
-    ``random_state``, every row when there are fewer). A ``dask.array`` chunked by rows is fitted
+    EM; the initialisation runs on a sample of about 2**18 rows in runs of consecutive rows drawn
+    with ``random_state``, every row when there are fewer). A ``dask.array`` chunked by rows is fitted
     on the active Dask scheduler: the E-step runs on the workers, one chunk per task, and only
     statistics and parameters travel; per-row results of dask input are lazy dask arrays. Results
     equal the in-memory fit to round-off, and are bitwise identical for a given block size (chunk

@@ -135,3 +135,41 @@ def test_ordinary_fits_take_no_second_pass(monkeypatch):
     for covariance_type in COVARIANCE_TYPES:
         FastGMM(3, covariance_type=covariance_type, random_state=0).fit(X)
     assert len(second_passes) > 20 and not any(second_passes)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("init_params", ["k-means++", "afkmc2", "random_from_data", "kmeans"])
+@pytest.mark.parametrize("spread", [1e6, 1e9])
+def test_a_start_from_seed_rows_far_apart_has_the_exact_initial_covariances(
+    covariance_type, init_params, spread
+):
+    # One seed row per component (or k-means clusters) lies 1e6 or more from the column mean: its
+    # moments about that mean cancel to round-off (1e12 eps, far above reg_covar), which made full
+    # and tied covariances 'ill-defined'. The initial M-step takes them about the new means, as the
+    # exact NumPy M-step of the same one-hot responsibilities does.
+    rng = np.random.RandomState(0)
+    centres = rng.randn(3, 3) * spread
+    labels = np.arange(300) % 3
+    X = centres[labels] + rng.randn(300, 3)
+    gmm = FastGMM(3, covariance_type=covariance_type, init_params=init_params, random_state=0, max_iter=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gmm.fit(X)
+    if init_params == "kmeans":  # the clusters themselves, each one k-means cluster
+        resp = np.eye(3)[[np.argmin(((x - gmm.means_) ** 2).sum(axis=1)) for x in X]]
+        weights, means, covariances = ref.m_step(X, resp, 1e-6, covariance_type)
+        np.testing.assert_allclose(gmm.means_, means, rtol=1e-15)
+        np.testing.assert_allclose(gmm.covariances_, covariances, rtol=1e-9, atol=1e-12)
+    else:  # one row per component: a scatter of 0 (about a new mean within round-off of the row)
+        expected, _ = _unit_parameters(covariance_type, 1e-6)
+        np.testing.assert_allclose(gmm.covariances_, expected, rtol=1e-12, atol=1e-24)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_truncated_em_starts_and_fits_clusters_far_apart(covariance_type):
+    # Truncated EM's default start is AFK-MC2 seeding; from it, the fit equals exact EM's optimum.
+    rng = np.random.RandomState(0)
+    X = (rng.randn(3, 2) * 1e6)[np.arange(600) % 3] + rng.randn(600, 2)
+    exact = FastGMM(3, covariance_type=covariance_type, random_state=0).fit(X)
+    truncated = FastGMM(3, covariance_type=covariance_type, n_active=2, random_state=0).fit(X)
+    np.testing.assert_allclose(truncated.score(X), exact.score(X), rtol=1e-12)

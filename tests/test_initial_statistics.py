@@ -11,7 +11,11 @@ import scipy.sparse as sp
 import fastelbo._row_chunks as row_chunks_module
 import reference as ref
 from fastelbo.mixture._distinct_rows import RowSelection
-from fastelbo.mixture._initialization import column_mean_and_variance, initial_responsibilities
+from fastelbo.mixture._initialization import (
+    RandomResponsibilities,
+    column_mean_and_variance,
+    initial_responsibilities,
+)
 from fastelbo.mixture._statistics import statistics_from_responsibilities
 
 
@@ -73,3 +77,35 @@ def test_the_kmeans_starts_never_copy_X(monkeypatch, init_params):
     finally:
         tracemalloc.stop()
     assert peak < 0.25 * X.nbytes, f"the start allocated {peak / 2**20:.1f} MiB next to X's 20 MB"
+
+
+@pytest.mark.parametrize("covariance_type", ref.COVARIANCE_TYPES)
+@pytest.mark.parametrize("hard", [False, True], ids=["soft", "hard"])
+def test_statistics_about_one_point_per_component_match_reference(covariance_type, hard):
+    rng = np.random.default_rng(3)
+    X, _ = ref.make_blobs_data(400, 3, 4, random_state=2)
+    dense = np.eye(4)[rng.integers(4, size=len(X))] if hard else rng.dirichlet(np.ones(4), size=len(X))
+    resp = sp.csr_matrix(dense) if hard else dense
+    points = rng.normal(size=(4, 3)) * 5
+    sample_weight = rng.uniform(0.5, 2.0, size=len(X))
+    stats = statistics_from_responsibilities(X, resp, points, covariance_type, sample_weight)
+    expected = ref.sufficient_statistics(X, dense, points, covariance_type, sample_weight)
+    np.testing.assert_allclose(stats.nk, expected["nk"], rtol=1e-12)
+    np.testing.assert_allclose(stats.sx, expected["sx"], rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(stats.sxx, expected["sxx"], rtol=1e-10, atol=1e-9)
+    np.testing.assert_array_equal(stats.reference, points)
+
+
+def test_random_responsibilities_restart_from_the_same_draws_without_advancing_the_state():
+    random_state = np.random.RandomState(5)
+    first = RandomResponsibilities(random_state, 10, 3)
+    drawn = np.vstack([first[0:4], first[4:10]])
+    after = random_state.get_state()[1].copy()
+    again = first.restarted()
+    np.testing.assert_array_equal(np.vstack([again[0:7], again[7:10]]), drawn)
+    np.testing.assert_array_equal(random_state.get_state()[1], after)
+    np.testing.assert_array_equal(
+        drawn,
+        np.random.RandomState(5).uniform(size=(10, 3))
+        / np.random.RandomState(5).uniform(size=(10, 3)).sum(axis=1, keepdims=True),
+    )

@@ -50,8 +50,8 @@ from fastelbo.mixture._initialization import (
     INIT_PARAMS,
     column_mean_and_variance,
     initial_responsibilities,
+    initial_statistics,
 )
-from fastelbo.mixture._statistics import statistics_from_responsibilities
 from fastelbo.mixture._truncated import TruncatedSearch, check_truncation, initial_neighbours
 
 #: Largest expansion condition number (see ``FastGMM._needs_homes``) used without home labels:
@@ -791,8 +791,8 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
                 sample_weight,
                 afkmc2_chain_length=self.afkmc2_chain_length,
             )
-            stats = statistics_from_responsibilities(
-                rows, resp, column_mean, self.covariance_type, sample_weight=row_weights
+            stats = initial_statistics(
+                rows, resp, column_mean, self.covariance_type, self.reg_covar, row_weights
             )
             _check_finite(stats, X)
             weights, means, covariances = gaussian_m_step(stats, self.covariance_type, self.reg_covar)

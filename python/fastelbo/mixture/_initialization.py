@@ -47,6 +47,8 @@ from sklearn.exceptions import ConvergenceWarning
 from fastelbo import _core
 from fastelbo._row_chunks import row_chunks
 from fastelbo.mixture._distinct_rows import RowSelection, distinct_rows
+from fastelbo.mixture._gaussian_mstep import moments_lose_precision, new_means
+from fastelbo.mixture._statistics import statistics_from_responsibilities
 
 INIT_PARAMS = ("kmeans", "k-means++", "afkmc2", "random", "random_from_data")
 
@@ -151,7 +153,15 @@ class RandomResponsibilities:
     def __init__(self, random_state, n_samples, n_components):
         self.shape = (n_samples, n_components)
         self._random_state = random_state
+        self._start_state = random_state.get_state()
         self._next_row = 0
+
+    def restarted(self):
+        """The same responsibilities from the first row again, drawn from a copy of the starting
+        state (the random state given is not advanced again)."""
+        copy = np.random.RandomState()
+        copy.set_state(self._start_state)
+        return RandomResponsibilities(copy, *self.shape)
 
     def __getitem__(self, rows: slice):
         start, stop, _ = rows.indices(self.shape[0])
@@ -217,6 +227,23 @@ def initial_responsibilities(
         return rows, _one_hot(np.arange(rows.shape[0]), labels, (rows.shape[0], n_components)), row_weights
     indices = kmeans_plusplus_indices(X, n_components, random_state, n_threads, row_weights, source_rows)
     return _seed_rows(X, indices if source_rows is None else source_rows[indices])
+
+
+def initial_statistics(rows, resp, column_mean, covariance_type, reg_covar, row_weights=None):
+    """The initial M-step's statistics of :func:`initial_responsibilities`' output: moments about
+    the column mean, or, where those cancel against the regularised scatter (components whose
+    rows lie far from the mean for their spread: a seed row of clusters 1e6 apart has a scatter of
+    0 that ``sxx - sx sx^T / nk`` would give as round-off of 1e12 times eps), about each
+    component's new mean, as EM's steps take them (:func:`moments_lose_precision`)."""
+    stats = statistics_from_responsibilities(
+        rows, resp, column_mean, covariance_type, sample_weight=row_weights
+    )
+    if moments_lose_precision(stats, covariance_type, reg_covar):
+        again = resp.restarted() if isinstance(resp, RandomResponsibilities) else resp
+        stats = statistics_from_responsibilities(
+            rows, again, new_means(stats), covariance_type, sample_weight=row_weights
+        )
+    return stats
 
 
 def _seed_rows(X, seeds):

@@ -114,13 +114,21 @@ class MixtureStatistics(MixturePassSums):
 
 
 def statistics_from_responsibilities(X, resp, shift, covariance_type, sample_weight=None):
-    """Moments of X under given responsibilities, about the common reference point ``shift``.
+    """Moments of X under given responsibilities, about the reference points ``shift``: one common
+    point (D,), or one per component (K, D).
 
     ``X`` is an (N, D) array or any object with ``shape`` whose row slices are arrays (a
     ``RowSelection``). ``resp`` is an (N, K) ndarray, a scipy sparse matrix (hard assignments), or
     any object with ``shape`` whose row slices, read in order, are ndarrays. The ELBO sums are not
     defined for arbitrary responsibilities and are left at zero (``sum_weight`` is set).
+
+    A common point is one pass of products; per-component points (the new means, where moments
+    about a common point cancel: :func:`fastelbo.mixture._gaussian_mstep.moments_lose_precision`)
+    take each component's rows about its own point.
     """
+    shift = np.asarray(shift, dtype=np.float64)
+    if shift.ndim == 2:
+        return _statistics_about_points(X, resp, shift, covariance_type, sample_weight)
     n_samples, n_features = X.shape
     n_components = resp.shape[1]
     sparse = sp.issparse(resp)
@@ -161,3 +169,43 @@ def statistics_from_responsibilities(X, resp, shift, covariance_type, sample_wei
     sum_weight = float(n_samples if weights is None else weights.sum())
     reference = np.broadcast_to(np.asarray(shift, dtype=np.float64), (n_components, n_features))
     return MixtureStatistics(n_samples, sum_weight, 0.0, 0.0, nk, sx, sxx, np.array(reference))
+
+
+def _statistics_about_points(X, resp, points, covariance_type, sample_weight=None):
+    """:func:`statistics_from_responsibilities` about one point per component (K, D): component
+    ``c``'s moments over the rows it has responsibility for, about ``points[c]``."""
+    n_samples, n_features = X.shape
+    n_components = resp.shape[1]
+    sparse = sp.issparse(resp)
+    if sparse:
+        resp = sp.csc_matrix(resp, dtype=np.float64)
+    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    nk = np.zeros(n_components)
+    sx = np.zeros((n_components, n_features))
+    sxx = np.zeros(parameter_shape(covariance_type, n_components, n_features))
+    for start, stop in row_chunks(n_samples, n_features):
+        x = np.asarray(X[start:stop], dtype=np.float64)
+        r = resp[start:stop]
+        r = r.tocsc() if sparse else np.asarray(r, dtype=np.float64)
+        w = None if weights is None else weights[start:stop]
+        for c in range(n_components):
+            if sparse:  # hard assignments: the component's own rows only
+                lo, hi = r.indptr[c], r.indptr[c + 1]
+                rows, column = r.indices[lo:hi], r.data[lo:hi]
+            else:
+                rows, column = slice(None), r[:, c]
+            if w is not None:
+                column = column * w[rows]
+            centred = x[rows] - points[c]
+            nk[c] += column.sum()
+            sx[c] += column @ centred
+            if covariance_type == "diag":
+                sxx[c] += column @ (centred * centred)
+            elif covariance_type == "spherical":
+                sxx[c] += column @ np.einsum("ij,ij->i", centred, centred)
+            elif covariance_type == "tied":
+                sxx += (centred * column[:, None]).T @ centred
+            else:
+                sxx[c] += (centred * column[:, None]).T @ centred
+    sum_weight = float(n_samples if weights is None else weights.sum())
+    return MixtureStatistics(n_samples, sum_weight, 0.0, 0.0, nk, sx, sxx, np.array(points))

@@ -398,7 +398,7 @@ def test_a_csv_with_a_byte_order_mark_keeps_every_row_and_its_header(cli, folder
 def test_a_first_row_with_a_missing_value_is_reported_not_dropped(cli):
     assert_error(
         cli("fit", "first-row-missing.csv"),
-        "first-row-missing.csv: 1 missing value (empty, NA or NaN) at line 1, column 3",
+        "first-row-missing.csv: 1 missing value (empty, NA, N/A, #N/A, NaN, null or ?) at line 1, column 3",
         "(is line 1 a header? --header yes)",
     )
 
@@ -406,7 +406,8 @@ def test_a_first_row_with_a_missing_value_is_reported_not_dropped(cli):
 def test_missing_values_are_reported_by_line_and_column(cli):
     assert_error(
         cli("fit", "missing.csv"),
-        "missing.csv: 3 missing values (empty, NA or NaN) at line 4, column 1 ('a'); line 8, column 3 ('c'); "
+        "missing.csv: 3 missing values (empty, NA, N/A, #N/A, NaN, null or ?) at line 4, column 1 ('a'); "
+        "line 8, column 3 ('c'); "
         "line 10, column 3 ('c');",
         "remove or impute them",
     )

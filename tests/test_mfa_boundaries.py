@@ -257,6 +257,37 @@ def test_heywood_case_warns_once_naming_component_features_and_variances():
     assert "Heywood" in decomposition.note and "note:" in repr(decomposition)
 
 
+def _clusters_apart(spread):
+    """Three unit-variance clusters in 4-D whose centres lie ``spread`` apart."""
+    rng = np.random.RandomState(0)
+    centres, noise = rng.randn(3, 4), rng.randn(600, 4)
+    return centres[np.arange(600) % 3] * spread + noise
+
+
+def test_the_kmeans_start_of_clusters_far_apart_is_the_start_of_clusters_near_each_other():
+    # The k-means clusters' moments about the column mean cancel when the clusters lie 1e6 apart
+    # (their covariances lost 7 digits: the start scored -6.6452655 where -6.6452649 is exact); they
+    # are taken about the clusters' means instead. reg_covar is small enough that no floor binds.
+    def start(spread):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            X = _clusters_apart(spread)
+            return FastMFA(3, n_factors=1, reg_covar=1e-16, random_state=0, max_iter=0).fit(X).score(X)
+
+    np.testing.assert_allclose(start(1e6), start(1e3), rtol=1e-11)
+
+
+def test_heywood_warning_of_floors_raised_by_clusters_far_apart_names_reg_covar():
+    X = _clusters_apart(1e4)  # every feature's variance ~1e8: floors of ~100 against a noise of 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        FastMFA(3, n_factors=1, random_state=0).fit(X)
+    message = " ".join(str(w.message) for w in caught if issubclass(w.category, HeywoodCaseWarning))
+    assert "reg_covar=1e-06 times the features' variances over all the data" in message
+    fitted = FastMFA(3, n_factors=1, reg_covar=1e-12, random_state=0).fit(X)  # as the message advises
+    assert not fitted._at_floor().any() and fitted.score(X) > -6.7
+
+
 def test_a_fit_away_from_the_boundary_has_no_heywood_warning_and_no_note():
     rng = np.random.RandomState(1)
     X = rng.randn(500, 2) @ rng.randn(2, 6) + rng.randn(500, 6)

@@ -7,8 +7,9 @@
   differ in scale by orders of magnitude).
 - ``iris``: scikit-learn's iris measurements, as they are (all in centimetres).
 
-:func:`load_dataset` loads one by the name the command line uses (:data:`DATASETS`), and
-:func:`subsample` takes a random subset of the rows of one.
+:func:`~fastelbo.datasets.load_dataset` loads one by the name the command line uses
+(:data:`~fastelbo.datasets.DATASETS`), and :func:`~fastelbo.datasets.subsample` takes a random
+subset of the rows of one.
 """
 
 from __future__ import annotations
@@ -99,8 +100,9 @@ def iris(dtype="float64") -> np.ndarray:
     return load_iris().data.astype(dtype)
 
 
-#: The data sets :func:`load_dataset` knows, by name; ``patches`` is :func:`image_patches` with its
-#: defaults (every overlapping 8 x 8 patch: 531,720 x 64).
+#: The data sets :func:`~fastelbo.datasets.load_dataset` knows, by name; ``patches`` is
+#: :func:`~fastelbo.datasets.image_patches` with its defaults (every overlapping 8 x 8 patch:
+#: 531,720 x 64).
 DATASETS = {
     "digits": digits,
     "wine": wine,
@@ -111,7 +113,7 @@ DATASETS = {
 
 
 def load_dataset(name: str, dtype="float64") -> np.ndarray:
-    """The built-in data set ``name`` (a key of :data:`DATASETS`) as an array of ``dtype``.
+    """The built-in data set ``name`` (a key of :data:`~fastelbo.datasets.DATASETS`) as an array of ``dtype``.
 
     Raises
     ------

@@ -35,9 +35,14 @@ class Float32RangeWarning(UserWarning):
     rounded to float32, change its objective by more than ``tol`` or are not positive definite."""
 
 
-def heywood_case_message(model: str, feature_labels, variances) -> str:
+class DegenerateComponentWarning(UserWarning):
+    """A fitted component of :class:`fastelbo.FastMFA` sits on fewer points than it has factors
+    plus two (also importable from ``fastelbo.factor``)."""
+
+
+def heywood_case_message(model: str, feature_labels, variances, remedy: str = "") -> str:
     """The message of a :class:`HeywoodCaseWarning` naming ``feature_labels`` (at most 10 listed),
-    whose unique variances ``variances`` sit at the floor."""
+    whose unique variances ``variances`` sit at the floor, ending with ``remedy`` if given."""
     labels = [str(label) for label in feature_labels]
     values = np.asarray(variances, dtype=np.float64).ravel()
     pairs = zip(labels[:10], values[:10], strict=False)
@@ -47,16 +52,18 @@ def heywood_case_message(model: str, feature_labels, variances) -> str:
         f"{model}: Heywood case: the unique variance of {len(labels)} feature(s) reached its floor: "
         f"{listed}{more}. The fit is a boundary optimum, not a stationary point; the entropy "
         "decomposition's gap then measures the pull of the boundary rather than unfinished "
-        "convergence."
+        "convergence." + (f" {remedy}" if remedy else "")
     )
 
 
-def warn_heywood_case(model: str, feature_labels, variances, *, features=None, components=None) -> None:
+def warn_heywood_case(
+    model: str, feature_labels, variances, *, features=None, components=None, remedy=""
+) -> None:
     """Issue one :class:`HeywoodCaseWarning` naming the features (``feature_labels``) whose unique
     variances (``variances``, the same length) sit at the floor; ``features`` and ``components``
     (column indices from 0 and FastMFA's components, the same length, or None) are kept on the
-    warning (see :class:`HeywoodCaseWarning`)."""
-    warning = HeywoodCaseWarning(heywood_case_message(model, feature_labels, variances))
+    warning (see :class:`HeywoodCaseWarning`); ``remedy`` ends the message."""
+    warning = HeywoodCaseWarning(heywood_case_message(model, feature_labels, variances, remedy))
     warning.model = model
     warning.variances = np.asarray(variances, dtype=np.float64).ravel().copy()
     warning.features = None if features is None else [int(d) for d in features]

@@ -35,12 +35,12 @@ Fit a model by EM and report its parameters, its ELBO and the ELBO's entropy dec
 
 DATA is a file or a built-in data set. A file is recognised by its content, whatever its name: a
 .npy array, a .npz archive (its one array, or the one --key names), or a text table: comma-, tab-,
-semicolon- or blank-separated (found from the first lines; with a separator other than a comma,
-1,5 is a decimal comma), UTF-8 with or without a byte-order mark, UTF-16, Windows-1252 (when bytes
-0x80-0x9F, such as Excel's euro sign and curly quotes, show it) or Latin-1. Its first line is a
-header when one of its fields is not a number (--header auto); a header of numbers (years,
-wavelengths) needs --header yes. Empty fields, NA and NaN are missing values: an error
-that names their lines and columns. Lines starting with # are skipped. Built-in data sets:
+semicolon-, vertical-bar- or blank-separated (found from the first lines; with a separator other
+than a comma, 1,5 is a decimal comma), UTF-8 with or without a byte-order mark, UTF-16, Windows-1252
+(when bytes 0x80-0x9F, such as Excel's euro sign and curly quotes, show it) or Latin-1. Its first
+line is a header when one of its fields is not a number (--header auto); a header of numbers (years,
+wavelengths) needs --header yes. Empty fields, NA, N/A, #N/A, NaN, null and ? are missing values: an
+error that names their lines and columns. Lines starting with # are skipped. Built-in data sets:
 digits, wine (standardised), breast_cancer (standardised), iris, patches (every 8x8 grey patch of
 scikit-learn's two sample photos, each patch's mean removed: 531720 x 64).
 

@@ -405,7 +405,8 @@ def _raise_missing(display, places, total, first_line=None):
     line's number, when it was read as data and holds one) adds the header hint."""
     header_hint = f" (is line {first_line} a header? --header yes)" if first_line is not None else ""
     raise CommandLineError(
-        f"{display}: {total} missing value{'s' if total > 1 else ''} (empty, NA or NaN) at "
+        f"{display}: {total} missing value{'s' if total > 1 else ''} (empty, NA, N/A, #N/A, NaN, null "
+        f"or ?) at "
         f"{_listed(places, total)}{header_hint}; the models fit complete rows only: remove or impute "
         f"{'them' if total > 1 else 'it'}, or leave the column out with --columns"
     )

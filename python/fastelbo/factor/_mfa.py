@@ -23,7 +23,7 @@ from fastelbo._row_source import RowSource, initialisation_rows, widened_to_floa
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
 from fastelbo._validation import SMALLEST_FIT_VARIANCE
 from fastelbo.entropy import LOG_2PI_E, EntropyDecomposition, categorical_entropy
-from fastelbo.exceptions import Float32RangeWarning, warn_heywood_case
+from fastelbo.exceptions import DegenerateComponentWarning, Float32RangeWarning, warn_heywood_case
 from fastelbo.factor._mfa_mstep import initial_parameters, mfa_m_step, noise_variance_floor
 from fastelbo.factor._mfa_parameters import (
     half_log_det_marginal_covariances,
@@ -42,8 +42,8 @@ from fastelbo.mixture._initialization import (
     INIT_PARAMS,
     column_mean_and_variance,
     initial_responsibilities,
+    initial_statistics,
 )
-from fastelbo.mixture._statistics import statistics_from_responsibilities
 
 NOISE_TYPES = ("diag", "spherical")
 DECOMPOSITION_FORMS = ("latent", "collapsed")
@@ -65,10 +65,6 @@ HEYWOOD_NOTE = (
     "fit is not a stationary point; the gap F - S measures the pull of that boundary, not "
     "unfinished convergence"
 )
-
-
-class DegenerateComponentWarning(UserWarning):
-    """A fitted component sits on fewer points than it has factors plus two."""
 
 
 @document_progress_parameters()
@@ -103,7 +99,8 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
     when float32 can hold it: deviations from the column means of at most ``2**60``, noise floors
     of at least ``2**-100`` and ``reg_covar >= 1e-8`` (float32 then resolves the smallest noise
     standard deviation, ``1e-4`` of its feature's, to about ``1e-3`` of itself). Otherwise it is
-    fitted in float64, with a :class:`Float32RangeWarning`, and the parameters are float64.
+    fitted in float64, with a :class:`~fastelbo.exceptions.Float32RangeWarning`, and the
+    parameters are float64.
     Components are evaluated centred on their means and whitened by their noise, and their
     statistics taken of residuals on the noise's scale, so that float32 stays accurate for
     components far from the origin or elongated (factor variances many times the noise). Any
@@ -303,10 +300,22 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
         at_floor = self._at_floor()
         if not at_floor.any():
             return
+        # The floors scale with each feature's variance over all of X, which between-cluster spread
+        # can make far larger than the noise within a cluster: then every feature of a component sits
+        # at its floor (a collinear column floors one or two).
+        remedy = ""
+        if self.n_components > 1 and at_floor.all(axis=1).any():
+            remedy = (
+                f"The floors are reg_covar={self.reg_covar:g} times the features' variances over all "
+                "the data (spherical noise: their mean): where clusters lie far apart for their "
+                "spread, a smaller reg_covar lowers them."
+            )
         if self.noise == "spherical":  # one variance per component, shared by every feature
             floored = np.flatnonzero(at_floor[:, 0])
             labels = [f"component {c} (spherical, all features)" for c in floored]
-            warn_heywood_case("FastMFA", labels, self.noise_variance_[floored], components=floored)
+            warn_heywood_case(
+                "FastMFA", labels, self.noise_variance_[floored], components=floored, remedy=remedy
+            )
             return
         names = getattr(self, "feature_names_in_", None)
         noise = self._noise_variance_per_feature()
@@ -316,7 +325,12 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
             for c, d in zip(components, features, strict=True)
         ]
         warn_heywood_case(
-            "FastMFA", labels, noise[components, features], features=features, components=components
+            "FastMFA",
+            labels,
+            noise[components, features],
+            features=features,
+            components=components,
+            remedy=remedy,
         )
 
     # -- inference ---------------------------------------------------------------------------
@@ -502,7 +516,11 @@ class FastMFA(MixtureEstimator, DensityMixin, BaseEstimator):
             column_variance,
             sample_weight,
         )
-        stats = statistics_from_responsibilities(rows, resp, column_mean, "full", sample_weight=row_weights)
+        # Moments about the column mean, or about the new means where those cancel (seeds far apart
+        # for their spread); the check's regularisation is the smallest noise floor.
+        stats = initial_statistics(
+            rows, resp, column_mean, "full", float(np.min(self._noise_floor_)), row_weights
+        )
         parameters = initial_parameters(
             stats,
             self.n_factors,

@@ -41,7 +41,7 @@ def test_every_public_name_is_documented():
     exported |= {f"fastelbo.datasets.{name}" for name in datasets.__all__}
     assert set(plotting.__all__) <= set(fastelbo.__all__)  # documented as fastelbo.plot_*
     # Every warning the estimators raise of their own.
-    exported |= {"fastelbo.exceptions.Float32RangeWarning", "fastelbo.factor.DegenerateComponentWarning"}
+    exported |= {"fastelbo.exceptions.Float32RangeWarning", "fastelbo.exceptions.DegenerateComponentWarning"}
     assert exported - documented == set()
 
 

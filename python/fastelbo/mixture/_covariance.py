@@ -59,9 +59,13 @@ def covariances_in_dtype(covariances, covariance_type, dtype):
     them, so the log-densities of the two disagree far beyond float32 round-off. ValueError (a
     ``reg_covar`` hint) when the rounded matrices are not positive definite.
     """
-    rounded = np.asarray(covariances, dtype=dtype)
-    precisions_cholesky = precisions_cholesky_from_covariances(rounded, covariance_type)
-    return rounded, np.asarray(precisions_cholesky, dtype=dtype)
+    # Entries far below the matrices' scale (the round-off off the diagonal of a seed's reg_covar I)
+    # round to float32's subnormals or 0: the rounding the float32 parameters mean, not an error
+    # under the caller's np.errstate.
+    with np.errstate(under="ignore"):
+        rounded = np.asarray(covariances, dtype=dtype)
+        precisions_cholesky = precisions_cholesky_from_covariances(rounded, covariance_type)
+        return rounded, np.asarray(precisions_cholesky, dtype=dtype)
 
 
 def rounding_cost(exact, rounded, covariance_type, weights, reg_covar, n_features):

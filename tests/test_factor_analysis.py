@@ -329,3 +329,23 @@ def test_a_duplicated_column_leaves_the_other_features_unexplained_variances(n_f
             1, tol=1e-6, max_iter=300, noise_variance_init=np.maximum(expected, floor)
         )
         assert model.score(X) >= started.fit(X).score(X) - 1e-9
+
+
+def test_inference_follows_parameters_changed_in_place_and_on_the_estimator():
+    # Inference keeps the posterior of the parameters it last saw; a change of any number (in
+    # place, or a new array) must be seen, and the estimator's __dict__ must not change.
+    X = _wine()
+    fa = FastFactorAnalysis(3).fit(X)
+    before = dict(fa.__dict__)
+    fa.transform(X[:5])
+    fa.score_samples(X[:5])
+    assert fa.__dict__.keys() == before.keys()
+    fa.noise_variance_[4] *= 3.0
+    fa.components_[1, 2] += 0.25
+    expected_means = posterior(X[:5], fa.mean_, fa.components_, fa.noise_variance_)[0]
+    np.testing.assert_allclose(fa.transform(X[:5]), expected_means, rtol=1e-10, atol=1e-12)
+    expected = log_likelihoods(X[:5], fa.mean_, fa.components_, fa.noise_variance_)
+    np.testing.assert_allclose(fa.score_samples(X[:5]), expected, rtol=1e-12)
+    fa.components_ = fa.components_ * 0.5
+    expected = log_likelihoods(X[:5], fa.mean_, fa.components_, fa.noise_variance_)
+    np.testing.assert_allclose(fa.score_samples(X[:5]), expected, rtol=1e-12)

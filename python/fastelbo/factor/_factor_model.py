@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import numbers
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,10 @@ from fastelbo.factor._linear_gaussian import (
     variational_entropy,
 )
 from fastelbo.factor._scatter import DataScatter, data_scatter, fast_data_scatter
+
+#: The last exact posterior of every fitted estimator and the parameters it is of (see
+#: ``LinearGaussianFactorModel._posterior``); an entry goes with its estimator.
+_POSTERIORS = weakref.WeakKeyDictionary()
 
 #: A noise variance below this fraction of its feature's variance (of the mean variance, for a
 #: constant feature) makes the fit switch from the fast covariance factor to the exact one: the
@@ -281,7 +286,19 @@ class LinearGaussianFactorModel(
     # -- EM hooks (see fastelbo._base) -------------------------------------------------------
 
     def _posterior(self):
-        return factor_posterior(self._loadings(), self._noise_vector())
+        """The exact posterior of the current parameters (an SVD of the D x H whitened loadings),
+        reused while the parameters are the same numbers: inference on a few rows would otherwise
+        spend most of its time on it. The cache lives outside the estimator's ``__dict__``
+        (inference must not change it, scikit-learn's ``check_dict_unchanged``), keyed by the
+        estimator, and is compared by value, so parameters changed in place are seen."""
+        loadings, noise = np.asarray(self._loadings()), np.asarray(self._noise_vector())
+        key = (loadings.shape, loadings.dtype.str, loadings.tobytes(), noise.tobytes())
+        cached = _POSTERIORS.get(self)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        posterior = factor_posterior(loadings, noise)
+        _POSTERIORS[self] = (key, posterior)
+        return posterior
 
     def _statistics(self, scatter):
         posterior = self._posterior()
@@ -369,8 +386,8 @@ def _boundary_note(n_floored, shared=False, n_features=None):
 
 
 def _latent_means(posterior, mean, rows):
-    """``E[z | x]`` of every row (in float64)."""
-    return posterior.means(rows.astype(np.float64, copy=False) - mean)
+    """``E[z | x]`` of every row (in float64): one product with the posterior's projection."""
+    return (rows.astype(np.float64, copy=False) - mean) @ posterior.projection.T
 
 
 def _log_likelihoods(posterior, mean, rows):

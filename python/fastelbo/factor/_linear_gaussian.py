@@ -25,6 +25,7 @@ The data enter through a factor ``L`` of their covariance (:class:`~fastelbo.fac
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -129,9 +130,10 @@ class FactorPosterior:
         root = self.covariance_root
         return root.T @ root
 
-    @property
+    @functools.cached_property
     def projection(self):
-        """``G components diag(noise)^-1`` (H, D): the map from ``x - mean`` to the posterior mean."""
+        """``G components diag(noise)^-1`` (H, D): the map from ``x - mean`` to the posterior mean
+        (:meth:`means` in one product; computed once per posterior)."""
         shrink = self.singular_values / (1.0 + self.singular_values**2)
         return (self.right.T * shrink) @ (self.left.T / self.root_noise)
 

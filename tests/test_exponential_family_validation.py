@@ -130,6 +130,16 @@ def test_bad_hyperparameters_are_named(parameters, name):
         FastBernoulliMixture(n_components=parameters.pop("n_components", 2), **parameters).fit(binary())
 
 
+@pytest.mark.parametrize("estimator", [FastBernoulliMixture, FastPoissonMixture])
+def test_float32_initial_weights_are_accepted_as_scikit_learn_accepts_them(estimator):
+    # 0.4 + 0.6 in float32 sums to 1 + 3e-8 in float64: refused, the message saying "got sum 1".
+    weights = np.array([0.4, 0.6], dtype=np.float32)
+    fitted = estimator(n_components=2, weights_init=weights, max_iter=0).fit(binary())
+    np.testing.assert_array_equal(fitted.weights_, weights.astype(np.float64))
+    with pytest.raises(ValueError, match=r"got sum 1\.000001000"):  # float64 keeps 1e-8
+        estimator(n_components=2, weights_init=[0.4, 0.600001]).fit(binary())
+
+
 def test_a_poisson_floor_must_be_a_normal_float64_and_then_holds():
     # The kernels flush subnormal numbers to zero: a subnormal floor would leave means of 0.
     X = np.random.default_rng(3).poisson(0.05, size=(400, 30))

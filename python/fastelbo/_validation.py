@@ -157,6 +157,13 @@ def as_float_array(value, name):
     return array
 
 
+def normalisation_tolerance(value, name):
+    """The absolute tolerance on ``1 - sum(value)`` of initial mixing weights: scikit-learn's 1e-8,
+    or 1e-6 for float32 weights, whose float64 sum is off by float32's rounding (0.4 + 0.6 in
+    float32 sums to 1 + 3e-8)."""
+    return 1e-6 if np.asarray(as_numpy(value, name)).dtype == np.float32 else 1e-8
+
+
 def check_sample_count(n_samples, allow_bool=True):
     """``n_samples`` of ``sample`` as an int, truncating a float as scikit-learn's mixtures do.
 

@@ -26,7 +26,7 @@ from fastelbo._mixture_pass import MixturePassRequest, RowOutputs
 from fastelbo._row_source import RowSource, initialisation_rows, is_streamed
 from fastelbo._sparse_row_source import SparseRowSource, is_streamed_csr
 from fastelbo._threads import resolve_n_threads
-from fastelbo._validation import as_float_array, check_sample_weight
+from fastelbo._validation import as_float_array, check_sample_weight, normalisation_tolerance
 from fastelbo.entropy import EntropyDecomposition, categorical_entropy
 from fastelbo.mixture._discrete_rows import DiscreteBlockReader, canonical_csr, validate_discrete_rows
 from fastelbo.mixture._exponential_family import (
@@ -180,11 +180,16 @@ class ExponentialFamilyMixture(MixtureEstimator):
             if (
                 np.any(weights < 0)
                 or np.any(weights > 1)
-                or not np.isclose(weights.sum(), 1.0, rtol=0, atol=1e-8)
+                or not np.isclose(
+                    weights.sum(),
+                    1.0,
+                    rtol=0,
+                    atol=normalisation_tolerance(self.weights_init, "weights_init"),
+                )
             ):
                 raise ValueError(
                     "weights_init must be probabilities in [0, 1] that sum to 1, got sum "
-                    f"{weights.sum():.6g}, minimum {weights.min():.6g}, maximum {weights.max():.6g}"
+                    f"{float(weights.sum())!r}, minimum {weights.min():.6g}, maximum {weights.max():.6g}"
                 )
         if self.means_init is not None:
             means = as_float_array(self.means_init, "means_init")

@@ -18,7 +18,7 @@ from fastelbo._mixture_pass import RowOutputs
 from fastelbo._progress import document_progress_parameters
 from fastelbo._row_source import RowSource, describe, initialisation_rows, widened_to_float64
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
-from fastelbo._validation import SMALLEST_FIT_VARIANCE, as_float_array, as_numpy
+from fastelbo._validation import SMALLEST_FIT_VARIANCE, as_float_array, normalisation_tolerance
 from fastelbo.entropy import EntropyDecomposition, categorical_entropy, gaussian_entropy
 from fastelbo.exceptions import Float32RangeWarning
 from fastelbo.mixture._covariance import (
@@ -935,9 +935,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
                     "The parameter 'weights' should be in the range [0, 1], but got "
                     f"max value {weights.min():.5f}, min value {weights.max():.5f}"
                 )
-            atol = (
-                1e-6 if np.asarray(as_numpy(self.weights_init, "weights_init")).dtype == np.float32 else 1e-8
-            )
+            atol = normalisation_tolerance(self.weights_init, "weights_init")
             if not np.allclose(abs(1.0 - weights.sum()), 0.0, atol=atol):
                 raise ValueError(
                     "The parameter 'weights' should be normalized, "

@@ -349,3 +349,24 @@ def test_inference_follows_parameters_changed_in_place_and_on_the_estimator():
     fa.components_ = fa.components_ * 0.5
     expected = log_likelihoods(X[:5], fa.mean_, fa.components_, fa.noise_variance_)
     np.testing.assert_allclose(fa.score_samples(X[:5]), expected, rtol=1e-12)
+
+
+def test_inference_serves_subclasses_without_a_hash_and_forgets_collected_estimators():
+    # A subclass that defines __eq__ has no __hash__: a cache keyed by the estimator raised
+    # TypeError in transform. Entries go with their estimators.
+    import gc
+
+    from fastelbo.factor import _factor_model
+
+    class ComparedByParameters(FastFactorAnalysis):
+        def __eq__(self, other):
+            return type(self) is type(other) and self.get_params() == other.get_params()
+
+    X = _wine()
+    fa = ComparedByParameters(2).fit(X)
+    expected = posterior(X[:4], fa.mean_, fa.components_, fa.noise_variance_)[0]
+    np.testing.assert_allclose(fa.transform(X[:4]), expected, rtol=1e-10, atol=1e-12)
+    entries = len(_factor_model._POSTERIORS)
+    del fa
+    gc.collect()
+    assert len(_factor_model._POSTERIORS) == entries - 1

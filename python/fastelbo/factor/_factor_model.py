@@ -46,9 +46,18 @@ from fastelbo.factor._linear_gaussian import (
 )
 from fastelbo.factor._scatter import DataScatter, data_scatter, fast_data_scatter
 
-#: The last exact posterior of every fitted estimator and the parameters it is of (see
-#: ``LinearGaussianFactorModel._posterior``); an entry goes with its estimator.
-_POSTERIORS = weakref.WeakKeyDictionary()
+#: The last exact posterior of every fitted estimator, by the estimator's id: ``(a weak reference
+#: to the estimator, the parameters it is of, the posterior)`` (see
+#: ``LinearGaussianFactorModel._posterior``). Keyed by id, not by the estimator, so that a subclass
+#: without a hash (one that defines ``__eq__``) is served too; an entry goes with its estimator.
+_POSTERIORS = {}
+
+
+def _forget_posterior(estimator_id, _reference):
+    """Drop an estimator's entry of :data:`_POSTERIORS` when it is collected (before its id can
+    be reused)."""
+    _POSTERIORS.pop(estimator_id, None)
+
 
 #: A noise variance below this fraction of its feature's variance (of the mean variance, for a
 #: constant feature) makes the fit switch from the fast covariance factor to the exact one: the
@@ -293,11 +302,12 @@ class LinearGaussianFactorModel(
         estimator, and is compared by value, so parameters changed in place are seen."""
         loadings, noise = np.asarray(self._loadings()), np.asarray(self._noise_vector())
         key = (loadings.shape, loadings.dtype.str, loadings.tobytes(), noise.tobytes())
-        cached = _POSTERIORS.get(self)
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        cached = _POSTERIORS.get(id(self))
+        if cached is not None and cached[0]() is self and cached[1] == key:
+            return cached[2]
         posterior = factor_posterior(loadings, noise)
-        _POSTERIORS[self] = (key, posterior)
+        reference = weakref.ref(self, functools.partial(_forget_posterior, id(self)))
+        _POSTERIORS[id(self)] = (reference, key, posterior)
         return posterior
 
     def _statistics(self, scatter):

@@ -351,6 +351,34 @@ def test_a_fit_inside_the_users_blas_limit_runs_single_threaded_and_restores_the
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_fit_overlapping_another_threads_limited_fit_leaves_the_blas_limits_as_they_were():
+    # Thread T opens threadpool_limits(1) and fits inside it; W's fit starts while T's runs and ends
+    # after T's block has restored the original limits. The first call in recorded T's limit of 1,
+    # and W's end restored it: BLAS stayed at 1 for the rest of the process.
+    original = blas_threads()
+    if original == [1] * len(original):
+        pytest.skip("BLAS already runs one thread: nothing to tell apart")
+    pause = {"entered": threading.Event(), "release": threading.Event(), "errors": []}
+
+    def limited_fit():
+        try:
+            with threadpool_limits(limits=1, user_api="blas"):
+                gmm = PausingGMM(n_components=3, random_state=0, max_iter=5)
+                gmm.pause = pause
+                gmm.fit(_data(np.float64)[:2000])
+        except BaseException as error:
+            pause["errors"].append(error)
+
+    t = threading.Thread(target=limited_fit, daemon=True)
+    t.start()
+    assert pause["entered"].wait(WAIT_S), pause["errors"]
+    w = paused_fit_in_thread()
+    finish(t, pause)  # T's fit ends and T's block restores the original limits; W is still inside
+    finish(*w)
+    assert blas_threads() == original
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_a_fit_nested_in_another_threads_fit_restores_the_blas_limits():
     original = blas_threads()
     thread, pause = paused_fit_in_thread()

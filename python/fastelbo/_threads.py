@@ -129,10 +129,14 @@ class _SingleThreadedBlasScope:
     def _restore(self):
         if self._recorded is None:
             return
-        # Undoing the scope's own change: taken from another thread's control if need be.
+        # Undoing the scope's own change: taken from another thread's control if need be. A library
+        # no longer at the scope's 1 was set since by someone else, who owns its limit now: a
+        # threadpool_limits block in another thread that was open when the first call came in
+        # (whose limit the scope recorded) and has since restored its own start.
         with _blas_control(take=True):
             for library, limit in self._recorded:
-                library.set_num_threads(limit)
+                if library.num_threads == 1:
+                    library.set_num_threads(limit)
         self._recorded = None
 
     def after_fork_in_child(self):

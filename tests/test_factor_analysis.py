@@ -340,6 +340,9 @@ def test_inference_follows_parameters_changed_in_place_and_on_the_estimator():
     fa.transform(X[:5])
     fa.score_samples(X[:5])
     assert fa.__dict__.keys() == before.keys()
+    kept = fa._posterior()  # of copies: a later change in place must not reach into it
+    assert not np.shares_memory(kept.noise, fa.noise_variance_)
+    assert not np.shares_memory(kept.components, fa.components_)
     fa.noise_variance_[4] *= 3.0
     fa.components_[1, 2] += 0.25
     expected_means = posterior(X[:5], fa.mean_, fa.components_, fa.noise_variance_)[0]

@@ -207,7 +207,7 @@ class LinearGaussianFactorModel(
             ``E[z | x] = G components diag(noise)^-1 (x - mean_)`` (a lazy dask array, chunked as
             X's rows, for a dask array X).
         """
-        X = self._validate_for_inference(X)
+        X = self._validate_rows_for_inference(X)
         return self._per_row(
             X, (self.components_.shape[0],), functools.partial(_latent_means, self._posterior(), self.mean_)
         )
@@ -216,7 +216,7 @@ class LinearGaussianFactorModel(
     def score_samples(self, X):
         """Log-likelihood ``log p(x_n)`` of every sample under the fitted model, shape (n_samples,)
         (a lazy dask array for a dask array X)."""
-        X = self._validate_for_inference(X)
+        X = self._validate_rows_for_inference(X)
         return self._per_row(X, (), functools.partial(_log_likelihoods, self._posterior(), self.mean_))
 
     @single_threaded_blas
@@ -305,7 +305,9 @@ class LinearGaussianFactorModel(
         cached = _POSTERIORS.get(id(self))
         if cached is not None and cached[0]() is self and cached[1] == key:
             return cached[2]
-        posterior = factor_posterior(loadings, noise)
+        # From copies: the posterior (and its projection, computed on first use) must not follow
+        # later changes of the arrays in place.
+        posterior = factor_posterior(loadings.copy(), noise.copy())
         reference = weakref.ref(self, functools.partial(_forget_posterior, id(self)))
         _POSTERIORS[id(self)] = (reference, key, posterior)
         return posterior
@@ -376,8 +378,14 @@ class LinearGaussianFactorModel(
 
     def _validate_for_inference(self, X):
         # Arrays are computed on in float64; a row source's blocks are converted as they are read.
-        X = super()._validate_for_inference(X)
+        X = self._validate_rows_for_inference(X)
         return X if isinstance(X, RowSource) else X.astype(np.float64, copy=False)
+
+    def _validate_rows_for_inference(self, X):
+        """New data as :meth:`_validate_for_inference` gives them, but float32 arrays stay float32:
+        for the per-row functions of :meth:`_per_row`, which convert one chunk at a time (a whole
+        float64 copy of a float32 X was twice its size)."""
+        return super()._validate_for_inference(X)
 
 
 def _boundary_note(n_floored, shared=False, n_features=None):

@@ -506,7 +506,7 @@ class FastPPCA(LinearGaussianFactorModel):
         ndarray of shape (n_samples, n_components)
             float64 (a lazy dask array, chunked as X's rows, for a dask array X).
         """
-        X = self._validate_for_inference(X)
+        X = self._validate_rows_for_inference(X)
         scale = self._whitening_scale() if self.whiten else None
         project = functools.partial(_projections, self.components_, self.mean_, scale)
         return self._per_row(X, (self.components_.shape[0],), project)
@@ -546,7 +546,7 @@ class FastPPCA(LinearGaussianFactorModel):
         if getattr(self, "noise_variance_", None) != 0:
             return super().score_samples(X)
         # H = D and no noise: the covariance is components_^T diag(explained_variance_) components_.
-        X = self._validate_for_inference(X)
+        X = self._validate_rows_for_inference(X)
         log_likelihoods = functools.partial(
             _noiseless_log_likelihoods, self.components_, self.explained_variance_, self.mean_
         )

@@ -149,14 +149,7 @@ def statistics_from_responsibilities(X, resp, shift, covariance_type, sample_wei
         rt = r.T
         nk += np.asarray(r.sum(axis=0)).ravel()
         sx += rt @ xc
-        if covariance_type == "diag":
-            sxx += rt @ (xc * xc)
-        elif covariance_type == "spherical":
-            sxx += rt @ np.einsum("ij,ij->i", xc, xc)
-        elif covariance_type == "tied":
-            row_weight = np.asarray(r.sum(axis=1)).ravel()
-            sxx += (xc * row_weight[:, None]).T @ xc
-        elif sparse:
+        if covariance_type == "full" and sparse:
             # Hard assignments: each component's scatter over its own rows only (N D^2, not N K D^2).
             columns = r.tocsc()
             for c in range(n_components):
@@ -164,8 +157,7 @@ def statistics_from_responsibilities(X, resp, shift, covariance_type, sample_wei
                 rows = xc[columns.indices[lo:hi]]
                 sxx[c] += (rows * columns.data[lo:hi, None]).T @ rows
         else:
-            for c in range(n_components):
-                sxx[c] += (xc * r[:, c : c + 1]).T @ xc
+            sxx += _second_moments(covariance_type, xc, rt)
     sum_weight = float(n_samples if weights is None else weights.sum())
     reference = np.broadcast_to(np.asarray(shift, dtype=np.float64), (n_components, n_features))
     return MixtureStatistics(n_samples, sum_weight, 0.0, 0.0, nk, sx, sxx, np.array(reference))
@@ -199,13 +191,24 @@ def _statistics_about_points(X, resp, points, covariance_type, sample_weight=Non
             centred = x[rows] - points[c]
             nk[c] += column.sum()
             sx[c] += column @ centred
-            if covariance_type == "diag":
-                sxx[c] += column @ (centred * centred)
-            elif covariance_type == "spherical":
-                sxx[c] += column @ np.einsum("ij,ij->i", centred, centred)
-            elif covariance_type == "tied":
-                sxx += (centred * column[:, None]).T @ centred
+            moments = _second_moments(covariance_type, centred, column[None, :])
+            if covariance_type == "tied":
+                sxx += moments
             else:
-                sxx[c] += (centred * column[:, None]).T @ centred
+                sxx[c] += moments[0]
     sum_weight = float(n_samples if weights is None else weights.sum())
     return MixtureStatistics(n_samples, sum_weight, 0.0, 0.0, nk, sx, sxx, np.array(points))
+
+
+def _second_moments(covariance_type, centred, weights_t):
+    """Second moments of the rows ``centred`` (n, D) under each row of ``weights_t`` (k, n, dense
+    or sparse), in the covariance type's layout: diag (k, D), spherical (k,), full (k, D, D), tied
+    (D, D) summed over the k."""
+    if covariance_type == "diag":
+        return weights_t @ (centred * centred)
+    if covariance_type == "spherical":
+        return weights_t @ np.einsum("ij,ij->i", centred, centred)
+    if covariance_type == "tied":
+        row_weight = np.asarray(weights_t.sum(axis=0)).ravel()
+        return (centred * row_weight[:, None]).T @ centred
+    return np.stack([(centred * np.asarray(row)[:, None]).T @ centred for row in weights_t])

@@ -378,6 +378,60 @@ def test_a_fit_overlapping_another_threads_limited_fit_leaves_the_blas_limits_as
     assert blas_threads() == original
 
 
+def _set_blas_for_good(limit):
+    """Set every BLAS to ``limit`` as a user would for the whole process (no block, no thread
+    keeping threadpoolctl's OpenBLAS control)."""
+    threadpool_limits(limits=limit, user_api="blas")
+    control = _threads._openblas_control()
+    if control is not None:
+        control[0].clear_controlling_thread(force=True)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_block_raising_the_limit_around_a_fit_another_thread_outlasts_leaves_the_users_limit():
+    # The user runs BLAS at 1; thread A fits inside threadpool_limits(2); B's fit starts later and
+    # ends after A's block. The scope recorded A's 2, and B's end put it back once A's block had
+    # restored the user's 1 (its 1 looked like the scope's own).
+    original = blas_threads()
+    try:
+        _set_blas_for_good(1)
+        pause = {"entered": threading.Event(), "release": threading.Event(), "errors": []}
+
+        def raised_fit():
+            try:
+                with threadpool_limits(limits=2, user_api="blas"):
+                    gmm = PausingGMM(n_components=3, random_state=0, max_iter=5)
+                    gmm.pause = pause
+                    gmm.fit(_data(np.float64)[:2000])
+            except BaseException as error:
+                pause["errors"].append(error)
+
+        a = threading.Thread(target=raised_fit, daemon=True)
+        a.start()
+        assert pause["entered"].wait(WAIT_S), pause["errors"]
+        b = paused_fit_in_thread()
+        finish(a, pause)
+        finish(*b)
+        assert blas_threads() == [1] * len(original)
+    finally:
+        _set_blas_for_good(original[0])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("user_limit", [1, 3])
+def test_a_limit_another_thread_sets_for_good_during_a_fit_is_kept(user_limit):
+    original = blas_threads()
+    try:
+        thread, pause = paused_fit_in_thread()
+        setter = threading.Thread(target=threadpool_limits, kwargs={"limits": user_limit, "user_api": "blas"})
+        setter.start()
+        setter.join(WAIT_S)
+        finish(thread, pause)
+        assert blas_threads() == [user_limit] * len(original)
+    finally:
+        _set_blas_for_good(original[0])
+
+
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_a_fit_nested_in_another_threads_fit_restores_the_blas_limits():
     original = blas_threads()

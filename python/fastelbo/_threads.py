@@ -12,7 +12,6 @@ Process-wide state is changed only in scope and restored exactly (a rule of the 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import numbers
 import os
@@ -88,16 +87,22 @@ class _SingleThreadedBlasScope:
 
     threadpoolctl >= 3.8 lets one thread at a time change the limit of a pthreads OpenBLAS (whose
     pool is process-wide): the first that sets a limit, until it gives control back; changes from
-    other threads are ignored. The scope sets the limit in one thread and may restore it in
-    another, so it gives back the control its own changes take; while another thread holds control
-    (a ``threadpool_limits`` block running there) it leaves the limits alone, but it always undoes
-    a change it made.
+    other threads are ignored. The scope sets and restores limits without taking that control
+    (its own changes are undone by the scope itself, in whichever thread ends last). While another
+    thread holds control (a ``threadpool_limits`` block running there) it leaves the limits alone.
+
+    Limits set by someone else while calls run are theirs, and the last call leaves them: a library
+    no longer at the scope's 1, or every library once OpenBLAS's control has changed hands since
+    the limits were recorded (a ``threadpool_limits`` block that was open when the first call came
+    in, whose limit the scope recorded, has ended and restored its own start; or another thread
+    set a limit for good).
     """
 
     def __init__(self):
         self._lock = threading.Lock()
         self._calls = weakref.WeakSet()  # the calls inside the scope, in any thread
         self._recorded = None  # [(BLAS library controller, its limit)] found by the first call in
+        self._owner = None  # the thread that held OpenBLAS's control when they were recorded
         self._controller = None
 
     def enter(self, call):
@@ -120,23 +125,22 @@ class _SingleThreadedBlasScope:
 
             self._controller = ThreadpoolController()
         libraries = self._controller.select(user_api="blas").lib_controllers
-        # Recorded before anything changes, so that a change cut short is still undone.
+        # Recorded before anything changes, so that a change cut short is still undone; with the
+        # thread holding OpenBLAS's control then (one inside a threadpool_limits block, or None).
+        self._owner = _blas_owner()
         self._recorded = [(library, library.num_threads) for library in libraries]
-        with _blas_control():
-            for library in libraries:
-                library.set_num_threads(1)
+        for library in libraries:
+            _set_limit(library, 1)
 
     def _restore(self):
         if self._recorded is None:
             return
-        # Undoing the scope's own change: taken from another thread's control if need be. A library
-        # no longer at the scope's 1 was set since by someone else, who owns its limit now: a
-        # threadpool_limits block in another thread that was open when the first call came in
-        # (whose limit the scope recorded) and has since restored its own start.
-        with _blas_control(take=True):
-            for library, limit in self._recorded:
-                if library.num_threads == 1:
-                    library.set_num_threads(limit)
+        # Undoing the scope's own change, where no one else changed the limits since (class
+        # docstring).
+        owner_unchanged = _blas_owner() is self._owner
+        for library, limit in self._recorded:
+            if owner_unchanged and library.num_threads == 1:
+                _set_limit(library, limit)
         self._recorded = None
 
     def after_fork_in_child(self):
@@ -160,25 +164,24 @@ def _openblas_control():
         return None
 
 
+def _blas_owner():
+    """The thread recorded as holding OpenBLAS's control (threadpoolctl >= 3.8; also one that has
+    ended: a limit it set for good stays), or None."""
+    control = _openblas_control()
+    return control[1].controlling_thread if control is not None else None
+
+
+def _set_limit(library, limit):
+    """Set a BLAS library's thread limit without taking threadpoolctl's OpenBLAS control (whose
+    holder alone may change the limit; the scope changes it only to undo its own change)."""
+    direct = getattr(library, "_real_set_num_threads", None)
+    (direct if direct is not None else library.set_num_threads)(limit)
+
+
 def _blas_controlled_by_another_thread():
     control = _openblas_control()
     thread = control and control[1].controlling_thread
     return bool(thread) and thread is not threading.current_thread() and thread.is_alive()
-
-
-@contextlib.contextmanager
-def _blas_control(take=False):
-    """Give back, after the block, the OpenBLAS control that the block's limit change took
-    (``take``: take it first from whichever thread holds it)."""
-    control = _openblas_control()
-    had_control = control is not None and control[1].controlling_thread is threading.current_thread()
-    if control is not None and take and not had_control:
-        control[0].clear_controlling_thread(force=True)
-    try:
-        yield
-    finally:
-        if control is not None and not had_control:
-            control[0].clear_controlling_thread()  # clears only if this thread holds control
 
 
 _BLAS_SCOPE = _SingleThreadedBlasScope()

@@ -298,8 +298,8 @@ class LinearGaussianFactorModel(
         """The exact posterior of the current parameters (an SVD of the D x H whitened loadings),
         reused while the parameters are the same numbers: inference on a few rows would otherwise
         spend most of its time on it. The cache lives outside the estimator's ``__dict__``
-        (inference must not change it, scikit-learn's ``check_dict_unchanged``), keyed by the
-        estimator, and is compared by value, so parameters changed in place are seen."""
+        (inference must not change it, scikit-learn's ``check_dict_unchanged``) in
+        :data:`_POSTERIORS`, and is compared by value, so parameters changed in place are seen."""
         loadings, noise = np.asarray(self._loadings()), np.asarray(self._noise_vector())
         key = (loadings.shape, loadings.dtype.str, loadings.tobytes(), noise.tobytes())
         cached = _POSTERIORS.get(id(self))

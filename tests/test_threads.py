@@ -419,17 +419,85 @@ def test_a_block_raising_the_limit_around_a_fit_another_thread_outlasts_leaves_t
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("user_limit", [1, 3])
-def test_a_limit_another_thread_sets_for_good_during_a_fit_is_kept(user_limit):
+def test_a_limit_a_running_thread_sets_for_good_during_a_fit_is_kept(user_limit):
     original = blas_threads()
+    done, fit_ended = threading.Event(), threading.Event()
+
+    def set_for_good_and_go_on():
+        threadpool_limits(limits=user_limit, user_api="blas")
+        done.set()
+        fit_ended.wait(WAIT_S)  # still running when the fit ends
+
     try:
         thread, pause = paused_fit_in_thread()
-        setter = threading.Thread(target=threadpool_limits, kwargs={"limits": user_limit, "user_api": "blas"})
+        setter = threading.Thread(target=set_for_good_and_go_on, daemon=True)
         setter.start()
-        setter.join(WAIT_S)
+        assert done.wait(WAIT_S)
         finish(thread, pause)
         assert blas_threads() == [user_limit] * len(original)
     finally:
+        fit_ended.set()
+        setter.join(WAIT_S)
         _set_blas_for_good(original[0])
+
+
+def _leave_the_control_with_an_ended_thread():
+    """What a thread that once set a limit for good and then ended leaves behind."""
+    limit = blas_threads()[0]
+    setter = threading.Thread(target=threadpool_limits, kwargs={"limits": limit, "user_api": "blas"})
+    setter.start()
+    setter.join(WAIT_S)
+
+
+def _open_and_close_a_block():
+    with threadpool_limits(limits=3, user_api="blas"):
+        pass
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("stale_control", [False, True], ids=["no holder", "ended holder"])
+def test_a_block_opened_and_closed_during_a_fit_leaves_the_limits_restored(stale_control):
+    # The control left with an ended thread, then a block in another thread during the fit: the
+    # block's end cleared it, which the last call took for a change of hands (BLAS stayed at 1).
+    original = blas_threads()
+    try:
+        if stale_control:
+            _leave_the_control_with_an_ended_thread()
+        thread, pause = paused_fit_in_thread()
+        block = threading.Thread(target=_open_and_close_a_block)
+        block.start()
+        block.join(WAIT_S)
+        finish(thread, pause)
+        assert blas_threads() == original
+    finally:
+        _set_blas_for_good(original[0])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_fit_that_starts_after_another_threads_block_ended_runs_single_threaded():
+    # W's fit found T's block open and left the limits alone; a fit started after the block ended
+    # ran with multi-threaded BLAS until W ended.
+    original = blas_threads()
+    if original == [1] * len(original):
+        pytest.skip("BLAS already runs one thread: nothing to tell apart")
+    opened, close = threading.Event(), threading.Event()
+
+    def block():
+        with threadpool_limits(limits=original[0], user_api="blas"):
+            opened.set()
+            close.wait(WAIT_S)
+
+    t = threading.Thread(target=block, daemon=True)
+    t.start()
+    assert opened.wait(WAIT_S)
+    w = paused_fit_in_thread()
+    close.set()
+    t.join(WAIT_S)
+    x = paused_fit_in_thread()
+    assert x[1]["blas_threads"] == [1] * len(original)
+    finish(*x)
+    finish(*w)
+    assert blas_threads() == original
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

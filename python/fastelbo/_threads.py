@@ -92,10 +92,11 @@ class _SingleThreadedBlasScope:
     thread holds control (a ``threadpool_limits`` block running there) it leaves the limits alone.
 
     Limits set by someone else while calls run are theirs, and the last call leaves them: a library
-    no longer at the scope's 1, or every library once OpenBLAS's control has changed hands since
-    the limits were recorded (a ``threadpool_limits`` block that was open when the first call came
-    in, whose limit the scope recorded, has ended and restored its own start; or another thread
-    set a limit for good).
+    no longer at the scope's 1, or every library once OpenBLAS's control has changed hands between
+    live threads since the limits were recorded (a ``threadpool_limits`` block that was open when
+    the limits were recorded has ended and restored its own start; or a running thread set a
+    limit for good). A call that comes in while no limit is in force (the calls inside found
+    another thread's block open, which has since ended) limits BLAS then.
     """
 
     def __init__(self):
@@ -109,8 +110,10 @@ class _SingleThreadedBlasScope:
         with self._lock:
             if not self._calls:
                 self._restore()  # left by a call whose exit was cut short
-                if not _blas_controlled_by_another_thread():
-                    self._limit()
+            # Also a call that comes in after another thread's block has ended, where the calls
+            # inside found it open and left the limits alone.
+            if self._recorded is None and not _blas_controlled_by_another_thread():
+                self._limit()
             self._calls.add(call)
 
     def exit(self, call):
@@ -165,10 +168,11 @@ def _openblas_control():
 
 
 def _blas_owner():
-    """The thread recorded as holding OpenBLAS's control (threadpoolctl >= 3.8; also one that has
-    ended: a limit it set for good stays), or None."""
+    """The live thread holding OpenBLAS's control (threadpoolctl >= 3.8), or None. (A thread that
+    has ended holds nothing: threadpoolctl hands its control to the next thread that sets a limit.)"""
     control = _openblas_control()
-    return control[1].controlling_thread if control is not None else None
+    thread = control[1].controlling_thread if control is not None else None
+    return thread if thread is not None and thread.is_alive() else None
 
 
 def _set_limit(library, limit):

@@ -276,15 +276,20 @@ class PausingGMM(FastGMM):
         return super()._e_step(X, *args, **kwargs)
 
 
-def paused_fit_in_thread():
-    """Start a fit in a thread, wait until it is paused inside fastelbo; return (thread, pause)."""
+def paused_fit_in_thread(blas_limit=None):
+    """Start a fit in a thread (inside a ``threadpool_limits(blas_limit)`` block of that thread
+    if given), wait until it is paused inside fastelbo; return (thread, pause)."""
     pause = {"entered": threading.Event(), "release": threading.Event(), "errors": []}
     gmm = PausingGMM(n_components=3, random_state=0, max_iter=5)
     gmm.pause = pause
 
     def work():
         try:
-            gmm.fit(_data(np.float64)[:2000])
+            if blas_limit is None:
+                gmm.fit(_data(np.float64)[:2000])
+            else:
+                with threadpool_limits(limits=blas_limit, user_api="blas"):
+                    gmm.fit(_data(np.float64)[:2000])
         except BaseException as error:  # reported by the test thread
             pause["errors"].append(error)
 
@@ -358,22 +363,9 @@ def test_a_fit_overlapping_another_threads_limited_fit_leaves_the_blas_limits_as
     original = blas_threads()
     if original == [1] * len(original):
         pytest.skip("BLAS already runs one thread: nothing to tell apart")
-    pause = {"entered": threading.Event(), "release": threading.Event(), "errors": []}
-
-    def limited_fit():
-        try:
-            with threadpool_limits(limits=1, user_api="blas"):
-                gmm = PausingGMM(n_components=3, random_state=0, max_iter=5)
-                gmm.pause = pause
-                gmm.fit(_data(np.float64)[:2000])
-        except BaseException as error:
-            pause["errors"].append(error)
-
-    t = threading.Thread(target=limited_fit, daemon=True)
-    t.start()
-    assert pause["entered"].wait(WAIT_S), pause["errors"]
+    t = paused_fit_in_thread(blas_limit=1)
     w = paused_fit_in_thread()
-    finish(t, pause)  # T's fit ends and T's block restores the original limits; W is still inside
+    finish(*t)  # T's fit ends and T's block restores the original limits; W is still inside
     finish(*w)
     assert blas_threads() == original
 
@@ -395,22 +387,9 @@ def test_a_block_raising_the_limit_around_a_fit_another_thread_outlasts_leaves_t
     original = blas_threads()
     try:
         _set_blas_for_good(1)
-        pause = {"entered": threading.Event(), "release": threading.Event(), "errors": []}
-
-        def raised_fit():
-            try:
-                with threadpool_limits(limits=2, user_api="blas"):
-                    gmm = PausingGMM(n_components=3, random_state=0, max_iter=5)
-                    gmm.pause = pause
-                    gmm.fit(_data(np.float64)[:2000])
-            except BaseException as error:
-                pause["errors"].append(error)
-
-        a = threading.Thread(target=raised_fit, daemon=True)
-        a.start()
-        assert pause["entered"].wait(WAIT_S), pause["errors"]
+        a = paused_fit_in_thread(blas_limit=2)
         b = paused_fit_in_thread()
-        finish(a, pause)
+        finish(*a)
         finish(*b)
         assert blas_threads() == [1] * len(original)
     finally:

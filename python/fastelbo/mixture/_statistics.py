@@ -131,7 +131,7 @@ def statistics_from_responsibilities(X, resp, shift, covariance_type, sample_wei
         return _statistics_about_points(X, resp, shift, covariance_type, sample_weight)
     n_samples, n_features = X.shape
     n_components = resp.shape[1]
-    resp, sparse, weights, (nk, sx, sxx) = _prepared(X, resp, covariance_type, sample_weight, sp.csr_matrix)
+    resp, sparse, weights, (nk, sx, sxx) = _prepared(X, resp, covariance_type, sample_weight)
     for start, stop in row_chunks(n_samples, n_features):
         xc = np.asarray(X[start:stop], dtype=np.float64) - shift
         r = resp[start:stop]
@@ -162,7 +162,7 @@ def _statistics_about_points(X, resp, points, covariance_type, sample_weight=Non
     ``c``'s moments over the rows it has responsibility for, about ``points[c]``."""
     n_samples, n_features = X.shape
     n_components = resp.shape[1]
-    resp, sparse, weights, (nk, sx, sxx) = _prepared(X, resp, covariance_type, sample_weight, sp.csc_matrix)
+    resp, sparse, weights, (nk, sx, sxx) = _prepared(X, resp, covariance_type, sample_weight)
     for start, stop in row_chunks(n_samples, n_features):
         x = np.asarray(X[start:stop], dtype=np.float64)
         r = resp[start:stop]
@@ -202,13 +202,13 @@ def _second_moments(covariance_type, centred, weights_t):
     return np.stack([(centred * np.asarray(row)[:, None]).T @ centred for row in weights_t])
 
 
-def _prepared(X, resp, covariance_type, sample_weight, sparse_format):
-    """``(resp, sparse, weights, (nk, sx, sxx))``: sparse responsibilities in ``sparse_format``
+def _prepared(X, resp, covariance_type, sample_weight):
+    """``(resp, sparse, weights, (nk, sx, sxx))``: sparse responsibilities as CSR (sliced by rows)
     with float64 values, the weights in float64 (or None) and the zero sums to add to."""
     n_components, n_features = resp.shape[1], X.shape[1]
     sparse = sp.issparse(resp)
     if sparse:
-        resp = sparse_format(resp, dtype=np.float64)
+        resp = sp.csr_matrix(resp, dtype=np.float64)
     weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     sums = (
         np.zeros(n_components),

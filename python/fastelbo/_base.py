@@ -37,7 +37,7 @@ from fastelbo._dask_backend import DaskRowSource, is_dask_array
 from fastelbo._progress import FitProgress
 from fastelbo._row_source import RowSource, check_streamed_input, is_streamed
 from fastelbo._threads import resolve_n_threads, single_threaded_blas
-from fastelbo._validation import as_numpy, check_sample_weight, in_native_byte_order
+from fastelbo._validation import as_numpy, check_sample_weight, in_native_byte_order, valid_as_given
 
 # Set on a KeyboardInterrupt after which the estimator kept an interrupted fit's completed work.
 _KEPT_INTERRUPTED_FIT = "_fastelbo_kept_interrupted_fit"
@@ -251,6 +251,8 @@ class EMEstimator(ABC):
         """X validated as scikit-learn validates it (an in-memory float32/float64 C-contiguous
         array), or, for a model that streams, a :class:`~fastelbo._row_source.RowSource` of a
         streamed input whose shape and dtype are checked here and its values block by block."""
+        if not reset and valid_as_given(self, X, min_samples):
+            return X
         if self._accepts_row_sources and is_dask_array(X):
             if sp.issparse(getattr(X, "_meta", None)):  # chunks of scipy.sparse matrices
                 raise TypeError(

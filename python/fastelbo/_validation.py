@@ -6,6 +6,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from sklearn import get_config
 from sklearn.utils.validation import check_array
 
 #: The smallest variance (of data, fitted covariances or noise floors) a mixture fit holds in each
@@ -38,6 +39,31 @@ def as_numpy(value, name):
         f"array ({'; '.join(errors)}). fastelbo computes with NumPy on the CPU: convert {name} to a "
         "NumPy array (e.g. move it to the CPU) first."
     )
+
+
+_KEPT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+def valid_as_given(estimator, X, min_samples):
+    """Whether new rows for a fitted ``estimator`` are valid as they are: a plain C-contiguous
+    ndarray of native float64 or float32, 2-D, with the fitted number of features, at least
+    ``min_samples`` rows and finite values (unless scikit-learn's ``assume_finite``), for an
+    estimator fitted without feature names.
+
+    For such X scikit-learn's ``validate_data`` returns X itself and checks nothing more, at a
+    cost of about 60 microseconds a call, more than the pass over a small batch. Anything else
+    (and any X that fails a check, so that its message is scikit-learn's) goes through it.
+    """
+    if type(X) is not np.ndarray or X.ndim != 2 or X.dtype not in _KEPT_DTYPES or not X.flags.c_contiguous:
+        return False
+    if X.shape[1] != getattr(estimator, "n_features_in_", None) or X.shape[0] < min_samples:
+        return False
+    if getattr(estimator, "feature_names_in_", None) is not None:
+        return False
+    if get_config()["assume_finite"]:
+        return True
+    with np.errstate(over="ignore"):  # as scikit-learn's first check: a sum of finite values may overflow
+        return bool(np.isfinite(np.sum(X)))
 
 
 def in_native_byte_order(X):

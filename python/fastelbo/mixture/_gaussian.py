@@ -497,8 +497,12 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         )
 
     def _inference_pass(self, X, **outputs):
-        """A pass without moments on new data."""
-        stats, out = self._pass(X, moments=False, home=self._homes_for(X), **outputs)
+        """A pass without moments on new data. A single row needs no home: it is its own run
+        either way, so the pass gives the same bits without the labelling pass (about 45 us of a
+        call's 200 on 64 features). (Two rows or more without homes may share a run whose centroid lies
+        far from both, which costs digits: 1e-12 nats in float64 for clusters 1e4 widths apart.)"""
+        home = None if X.shape[0] == 1 else self._homes_for(X)
+        stats, out = self._pass(X, moments=False, home=home, **outputs)
         return _check_finite(stats, X), out
 
     def _homes_for(self, X):

@@ -53,8 +53,15 @@ def image_patches(size: int = 8, stride: int = 1, dtype="float64") -> np.ndarray
     """
     from sklearn.datasets import load_sample_images
 
+    try:
+        images = load_sample_images().images
+    except ImportError:  # scikit-learn reads the JPEG files with Pillow, which it does not require
+        raise ImportError(
+            "image_patches needs Pillow to read scikit-learn's sample photos: pip install pillow "
+            "(or pip install fastelbo[datasets])"
+        ) from None
     rows = []
-    for image in load_sample_images().images:
+    for image in images:
         grey = image @ np.asarray(GREY_WEIGHTS) / 255.0
         windows = np.lib.stride_tricks.sliding_window_view(grey, (size, size))[::stride, ::stride]
         rows.append(windows.reshape(-1, size * size))

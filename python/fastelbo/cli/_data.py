@@ -143,7 +143,10 @@ def load_data(
     items = parse_column_spec(columns) if columns is not None else None
     names, selected, text, row_lines = None, None, {}, ()
     if kind == "builtin":
-        X = load_dataset(source)
+        try:
+            X = load_dataset(source)
+        except ImportError as error:  # a package the data set's reader needs (Pillow for patches)
+            raise CommandLineError(f"{source}: {error}") from None
     elif kind == "npy":
         X = _read_npy(source)
     elif kind == "npz":

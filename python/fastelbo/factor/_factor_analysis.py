@@ -199,7 +199,8 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
     def n_init(self):
         """Deterministic starts tried, the best kept: the features' variances and their
         unexplained variances (:data:`STARTS`); only ``noise_variance_init`` when given, and only
-        the variances for wide data (N < D), where the others explain every feature."""
+        the variances for wide data (N < D), where the others explain every feature. The data
+        are known only during a fit: before and after one, the count for tall data."""
         if self.noise_variance_init is not None:
             return 1
         scatter = getattr(self, "_em_scatter", None)

@@ -35,11 +35,14 @@ def _inputs(X):
     with_nan, with_inf = X[:5].copy(), X[:5].copy()
     with_nan[1, 2], with_inf[0, 0] = np.nan, np.inf
     huge32 = np.full((3, X.shape[1]), 3e38, dtype=np.float32)  # its sum overflows; the values are finite
+    # Partial sums overflow to +inf and -inf: the sum is NaN (a warning, counted once).
+    alternating = np.where(np.arange(4)[:, None] % 2 == 0, 1e308, -1e308) * np.ones((4, X.shape[1]))
     return {
         "float64": X[:5].copy(),
         "float32": X[:5].astype(np.float32),
         "one row": X[:1].copy(),
         "huge float32": huge32,
+        "alternating 1e308": alternating,
         "Fortran": np.asfortranarray(X[:5]),
         "strided": X[:10:2],
         "big-endian": big,
@@ -53,6 +56,17 @@ def _inputs(X):
         "matrix": X[:5].copy().view(np.matrix),
         "memmap-like subclass": X[:5].copy().view(type("Sub", (np.ndarray,), {})),
     }
+
+
+def test_the_shortcut_itself_never_warns_and_wants_a_feature():
+    X = np.random.RandomState(0).standard_normal((40, 6))
+    gmm = _fitted(ESTIMATORS[0], X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # validate_data warns about the NaN sum itself, once
+        for rows in _inputs(X).values():
+            valid_as_given(gmm, rows, 1)
+    gmm.n_features_in_ = 0  # no fit has no features; scikit-learn refuses (n, 0) rows in any case
+    assert not valid_as_given(gmm, np.zeros((3, 0)), 1)
 
 
 def _validated(estimator, X):

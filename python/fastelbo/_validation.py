@@ -46,7 +46,7 @@ _KEPT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
 def valid_as_given(estimator, X, min_samples):
     """Whether new rows for a fitted ``estimator`` are valid as they are: a plain C-contiguous
-    ndarray of native float64 or float32, 2-D, with the fitted number of features, at least
+    ndarray of native float64 or float32, 2-D, with the fitted number of features (at least one), at least
     ``min_samples`` rows and finite values (unless scikit-learn's ``assume_finite``), for an
     estimator fitted without feature names.
 
@@ -56,13 +56,15 @@ def valid_as_given(estimator, X, min_samples):
     """
     if type(X) is not np.ndarray or X.ndim != 2 or X.dtype not in _KEPT_DTYPES or not X.flags.c_contiguous:
         return False
-    if X.shape[1] != getattr(estimator, "n_features_in_", None) or X.shape[0] < min_samples:
+    if X.shape[1] != getattr(estimator, "n_features_in_", None) or X.shape[1] < 1 or X.shape[0] < min_samples:
         return False
     if getattr(estimator, "feature_names_in_", None) is not None:
         return False
     if get_config()["assume_finite"]:
         return True
-    with np.errstate(over="ignore"):  # as scikit-learn's first check: a sum of finite values may overflow
+    # As scikit-learn's first check; a sum of finite values may overflow (to inf, or to NaN from
+    # inf - inf), and then validate_data looks at every value, warning about nothing twice.
+    with np.errstate(over="ignore", invalid="ignore"):
         return bool(np.isfinite(np.sum(X)))
 
 

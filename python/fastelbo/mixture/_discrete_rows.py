@@ -17,6 +17,7 @@ from sklearn.utils.validation import validate_data
 from fastelbo._row_chunks import row_chunks
 from fastelbo._row_source import as_real_block
 from fastelbo._validation import as_numpy, in_native_byte_order
+from fastelbo.mixture._csr_from_dense import csr_from_dense
 from fastelbo.mixture._exponential_family import FAMILIES
 
 #: dtypes kept as they are (anything else real is converted to float64 by the validation).
@@ -97,7 +98,7 @@ class DiscreteBlockReader:
             return rows
         if rows.dtype == np.float16:
             rows = rows.astype(np.float64)  # exact; scipy.sparse has no float16
-        return sp.csr_matrix(rows)
+        return csr_from_dense(rows)
 
 
 def canonical_csr(X):

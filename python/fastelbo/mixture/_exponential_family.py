@@ -47,6 +47,7 @@ from scipy.special import gammaln
 
 from fastelbo import _core
 from fastelbo._mixture_pass import log_mixing_weights
+from fastelbo.mixture._csr_from_dense import csr_from_dense
 from fastelbo.mixture._statistics import NK_FLOOR, MixturePassSums
 
 # What share of a mean the terms left out of its M-step sum may move it by at most (2**-60 is 1/128
@@ -342,7 +343,7 @@ def csr_rows(rows):
     float64 ``data``; the kernel reads nothing else, so dense and sparse rows give bitwise the same
     pass."""
     if not sp.issparse(rows):
-        rows = sp.csr_array(np.asarray(rows))
+        rows = csr_from_dense(rows, np.float64)
     elif rows.format != "csr":
         rows = sp.csr_array(rows)
     indptr = np.ascontiguousarray(rows.indptr, dtype=np.int64)

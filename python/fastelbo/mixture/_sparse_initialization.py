@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 from fastelbo._row_chunks import row_chunks
 from fastelbo._row_source import stack_rows
+from fastelbo.mixture._csr_from_dense import csr_from_dense
 
 INIT_PARAMS = ("k-means++", "random_from_data", "random")
 
@@ -67,7 +68,7 @@ def _csr_rows(X, start, stop):
         return sp.csr_array(X[start:stop], dtype=np.float64)
     return stack_rows(
         [
-            sp.csr_array(np.asarray(X[start + a : start + b], dtype=np.float64))
+            csr_from_dense(X[start + a : start + b], np.float64)
             for a, b in row_chunks(stop - start, X.shape[1])
         ]
     )

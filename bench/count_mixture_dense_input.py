@@ -12,7 +12,6 @@ iteration runs), one thread, best of ``--repeats`` after a warm-up, the forms al
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 import warnings
 
@@ -21,6 +20,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
 from fastelbo import FastBernoulliMixture, FastPoissonMixture
+from report import cpu_identity
 
 
 def mixture_rows(family, n_samples, n_features, n_components, seed=0):
@@ -58,7 +58,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     print(
-        f"CPU: {platform.processor() or platform.machine()}; N={args.n_samples}, D={args.n_features}, "
+        f"CPU: {cpu_identity()['cpu']}; N={args.n_samples}, D={args.n_features}, "
         f"K={args.n_components}, max_iter={args.max_iter}, tol=0, one thread, best of {args.repeats}"
     )
     print("| model | dense float64 s | dense narrow s | CSR s | dense float64 / CSR |")

@@ -54,3 +54,25 @@ def test_the_conversion_is_scipys(dtype, chunk_rows, monkeypatch):
 def test_rows_must_be_a_matrix():
     with pytest.raises(ValueError, match="rows must be 2-D"):
         csr_from_dense(np.ones(3))
+
+
+def test_values_the_cast_makes_zero_are_dropped_as_scipy_drops_them():
+    rows = np.array([[1e-300, 2.0, 0.5], [0.0, 1e-46, 3.0]])
+    for dtype in (np.float32, np.int64, np.bool_):
+        _assert_same_csr(csr_from_dense(rows, dtype), sp.csr_array(rows.astype(dtype)))
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        np.array([[1.0, None]], dtype=object),
+        np.array([["1", ""]]),
+        np.ones((2, 2), dtype=np.float16),
+        np.ones((2, 2), dtype=">f8"),
+        np.ones((2, 2), dtype=np.complex128),
+    ],
+    ids=["object", "str", "float16", "big-endian", "complex"],
+)
+def test_types_scipy_sparse_cannot_hold_are_refused(rows):
+    with pytest.raises(ValueError, match="must convert to bool, integers, float32 or float64"):
+        csr_from_dense(rows)

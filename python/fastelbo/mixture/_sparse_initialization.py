@@ -49,11 +49,17 @@ def _dot(X, vector):
 
 def squared_row_norms(X):
     """``||x_n||^2`` (N,)."""
-    if sp.issparse(X):
-        data = np.asarray(X.data, dtype=np.float64)
-        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
-        return np.bincount(rows, weights=data * data, minlength=X.shape[0])
     out = np.empty(X.shape[0])
+    if sp.issparse(X):
+        # Chunk by chunk of rows: whole, the row numbers and squares were 16 bytes per non-zero,
+        # more than X's CSR form itself. (Each row's sum is bincount's, in the same order.)
+        X = X.tocsr()
+        for start, stop in row_chunks(X.shape[0], X.shape[1]):
+            first, last = X.indptr[start], X.indptr[stop]
+            data = np.asarray(X.data[first:last], dtype=np.float64)
+            rows = np.repeat(np.arange(stop - start), np.diff(X.indptr[start : stop + 1]))
+            out[start:stop] = np.bincount(rows, weights=data * data, minlength=stop - start)
+        return out
     for start, stop in row_chunks(X.shape[0], X.shape[1]):
         block = np.asarray(X[start:stop], dtype=np.float64)
         out[start:stop] = np.einsum("ij,ij->i", block, block)

@@ -19,6 +19,7 @@ from fastelbo.factor._linear_gaussian import (
 )
 from fastelbo.factor._rotation import ROTATIONS, orthomax, with_positive_largest_loadings
 from fastelbo.factor._scatter import power_of_two_scales
+from fastelbo.factor._warm_eigensolver import WarmSolveCredit
 
 SVD_METHODS = ("lapack", "randomized")
 #: The starting noise variances of the runs: the features' variances (scikit-learn's start for
@@ -32,6 +33,13 @@ TIE_MARGIN = 1e-8
 EXTRAPOLATION_STEPS = (1.0, 4.0, 16.0, 64.0)
 #: Steps of a run before extrapolation is tried: EM's first steps are long, a crawl comes later.
 EXTRAPOLATE_AFTER = 10
+#: Relative increase of the mean log-likelihood below which an extrapolation trial counts as a tie
+#: with the current parameters (kept out): 8 ulps, the round-off of comparing two evaluations that
+#: agree in all but their last bits. Without it, a trial on a flat ridge won or lost by one ulp,
+#: and fits whose eigenvectors differ by round-off (LAPACK's and the warm-started solver's) took
+#: noise variances 5e-8 apart at the same likelihood. Real gains of a trial are far larger (1e-13
+#: relative and up on the bench's data; a margin that large changed their fits' noise by 1e-5).
+TRIAL_TIE_MARGIN = 8 * np.finfo(np.float64).eps
 #: A unique variance below this fraction of its feature's variance and still falling is also
 #: tried at its floor.
 HEYWOOD_THRESHOLD = 1e-4
@@ -62,6 +70,12 @@ def unexplained_variances(factor):
         triangle = linalg.qr(np.vstack([scaled, ridge]), mode="r")[0][:n_features]
     inverse = linalg.solve_triangular(triangle, np.eye(n_features))
     return scale**2 / np.einsum("dk,dk->d", inverse, inverse)
+
+
+def _beats(value, best):
+    """Whether a trial's likelihood is higher than ``best`` by more than a tie
+    (:data:`TRIAL_TIE_MARGIN`)."""
+    return value > best + TRIAL_TIE_MARGIN * abs(best)
 
 
 def _singular(triangle):
@@ -278,6 +292,7 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
     def _initialize_parameters(self, X, random_state, sample_weight=None):
         scatter = self._em_scatter
         self._steps_taken, self._last_elbo, self._last_log_step = 0, None, None
+        self._warm_credit = WarmSolveCredit()  # each run pays for its own failed warm solves
         start = getattr(self, "_start_index", 0)
         self._start_index = start + 1
         if self.noise_variance_init is not None:
@@ -300,15 +315,30 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
             kept = self._em_gram = (scatter.factor, factor_gram(scatter, self._n_components))
         return kept[1]
 
+    def _warm_solves(self):
+        """The run's :class:`~fastelbo.factor._warm_eigensolver.WarmSolveCredit` (a warm start
+        continues the last run's)."""
+        credit = getattr(self, "_warm_credit", None)
+        if credit is None:
+            credit = self._warm_credit = WarmSolveCredit()
+        return credit
+
     def _m_step(self, statistics):
         # The PX-EM step, then the components that maximise the likelihood for its noise: each
         # half increases the likelihood, and the second moves along the ridge of equally good
-        # noise/loading trade-offs that EM alone crawls along.
+        # noise/loading trade-offs that EM alone crawls along. The EM step's loadings nearly span
+        # the optimal ones: they start the warm-started eigensolver (state that a warm start
+        # reproduces).
         previous = np.asarray(self.noise_variance_)
         super()._m_step(statistics)
         scatter = statistics.scatter
         self.components_ = optimal_components(
-            scatter.factor, self.noise_variance_, self._n_components, self._gram(scatter)
+            scatter.factor,
+            self.noise_variance_,
+            self._n_components,
+            self._gram(scatter),
+            self.components_,
+            self._warm_solves(),
         )
         # Counted across warm starts (a cold start resets them): a warm continuation takes the
         # steps the straight fit would.
@@ -339,11 +369,20 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
             return
         best = mean_log_likelihood(scatter, self.mean_, factor_posterior(self.components_, noise))
         found = None
+        # Each trial's eigensolver starts from the loadings of the nearest noise already solved.
+        components = self.components_
         for multiple in multiples:
             trial = np.maximum(noise * np.exp(multiple * step), self._noise_floor)
-            components = optimal_components(scatter.factor, trial, self._n_components, self._gram(scatter))
+            components = optimal_components(
+                scatter.factor,
+                trial,
+                self._n_components,
+                self._gram(scatter),
+                components,
+                self._warm_solves(),
+            )
             value = mean_log_likelihood(scatter, self.mean_, factor_posterior(components, trial))
-            if not value > best:
+            if not _beats(value, best):
                 break
             best, found = value, (components, trial)
         # Noise variances far below their feature's variance and still falling: try them at
@@ -352,9 +391,16 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         heading = (noise < HEYWOOD_THRESHOLD * scatter.variances) & (step < 0) & (noise > self._noise_floor)
         if np.any(heading):
             trial = np.where(heading, self._noise_floor, noise)
-            components = optimal_components(scatter.factor, trial, self._n_components, self._gram(scatter))
+            components = optimal_components(
+                scatter.factor,
+                trial,
+                self._n_components,
+                self._gram(scatter),
+                components,
+                self._warm_solves(),
+            )
             value = mean_log_likelihood(scatter, self.mean_, factor_posterior(components, trial))
-            if value > best:
+            if _beats(value, best):
                 found = (components, trial)
         if found is not None:
             self.components_, self.noise_variance_ = found

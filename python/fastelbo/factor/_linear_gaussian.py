@@ -33,6 +33,7 @@ import numpy as np
 from scipy import linalg
 
 from fastelbo.entropy import LOG_2PI_E
+from fastelbo.factor._warm_eigensolver import COLUMN_BUDGET_FRACTION, warm_leading_eigenpairs
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -308,23 +309,77 @@ def leading_directions_of_gram(factor, n_components, gram=None):
     values, vectors = linalg.eigh(
         gram, subset_by_index=[n_features - n_components, n_features - 1], driver="evr"
     )
-    if not values[0] > 0 or values[-1] > GRAM_DIRECTIONS_MAX_SPREAD**2 * values[0]:
+    if not _spread_allows_gram(values[0], values[-1]):
         return None
+    return _refined_by_factor(factor, vectors)
+
+
+def _spread_allows_gram(smallest, largest):
+    """Whether the Gram's eigenvectors are accurate enough for kept eigenvalues from ``smallest``
+    to ``largest`` (:data:`GRAM_DIRECTIONS_MAX_SPREAD`)."""
+    return smallest > 0 and not largest > GRAM_DIRECTIONS_MAX_SPREAD**2 * smallest
+
+
+def _refined_by_factor(factor, vectors):
+    """The Rayleigh-Ritz step with the factor on the span of ``vectors`` (D x H, orthonormal
+    columns): the squared singular values of ``factor @ vectors`` and the directions (rows)."""
     _, singular_values, rotation = linalg.svd(factor @ vectors, full_matrices=False, lapack_driver="gesvd")
     return singular_values**2, rotation @ vectors.T
 
 
-def _leading_directions(factor, n_components, gram=None):
+#: Whether the directions of a factor-analysis step are first sought by the warm-started solver
+#: (:func:`warm_directions_of_gram`) when the caller passes a start; the tests turn it off to
+#: compare with the exact path.
+WARM_START_DIRECTIONS = True
+
+
+def warm_directions_of_gram(whitened_factor, gram, root, start, n_components, credit=None):
+    """``(squares, vectors)`` of :func:`_leading_directions` for ``whitened_factor = factor
+    diag(1/root)`` from the eigenvectors of its Gram matrix ``diag(1/root) gram diag(1/root)``
+    found by the warm-started solver (:mod:`~fastelbo.factor._warm_eigensolver`) from the span of
+    the rows of ``start diag(1/root)`` (the loadings of nearby noise variances), refined as
+    :func:`leading_directions_of_gram` refines LAPACK's. The whitened Gram is never formed: the
+    scaling is applied to the blocks it multiplies (forming it costs as much as several
+    products). None where the solver does not certify its pairs within its budget, or where the
+    spread needs the SVD: the caller then takes the exact path. ``credit``: a
+    :class:`~fastelbo.factor._warm_eigensolver.WarmSolveCredit` told the solver's outcome."""
+    n_features = gram.shape[0]
+    inverse_root = 1.0 / root
+
+    def apply(block):
+        return (gram @ (block * inverse_root[:, None])) * inverse_root[:, None]
+
+    solved = warm_leading_eigenpairs(
+        apply,
+        (start * inverse_root[None, :]).T,
+        n_components,
+        column_budget=COLUMN_BUDGET_FRACTION * n_features,
+    )
+    if credit is not None:
+        credit.record(solved)
+    if not isinstance(solved, tuple):
+        return None
+    values, vectors, _ = solved
+    if not _spread_allows_gram(values[-1], values[0]):
+        return None
+    return _refined_by_factor(whitened_factor, vectors)
+
+
+def _leading_directions(factor, n_components, gram=None, warm=None):
     """The ``n_components`` largest squared singular values of ``factor`` (descending, zeros
     appended where it has fewer) and its ``n_components`` leading right singular vectors (rows),
     each with its largest-magnitude entry made positive (a deterministic sign). ``gram``: the
-    factor's Gram matrix, if the caller has it."""
+    factor's Gram matrix, if the caller has it (a function that computes it, called only when
+    needed). ``warm``: a function returning the directions found by the warm-started solver, or
+    None (tried first where the Gram's directions apply)."""
     n_rows, n_features = factor.shape
     if n_rows == 0 or n_components == 0:
         return np.zeros(n_components), np.eye(n_features)[:n_components]
     from_gram = None
     if gram_directions_apply(n_rows, n_features, n_components):
-        from_gram = leading_directions_of_gram(factor, n_components, gram)
+        from_gram = warm() if warm is not None else None
+        if from_gram is None:
+            from_gram = leading_directions_of_gram(factor, n_components, gram() if callable(gram) else gram)
     if from_gram is not None:
         squares, vectors = from_gram
     elif n_rows < n_features:
@@ -348,35 +403,64 @@ def _leading_directions(factor, n_components, gram=None):
         candidates = np.hstack([vectors.T, np.eye(n_features, min(n_features, n_components + known))])
         basis = linalg.qr(candidates, mode="economic")[0]
         vectors = np.vstack([vectors, basis.T[known:n_components]])
+    return squares, _with_deterministic_signs(vectors)
+
+
+def _with_deterministic_signs(vectors):
+    """``vectors`` (rows) each with its largest-magnitude entry made positive."""
+    n_components = vectors.shape[0]
     signs = np.sign(vectors[np.arange(n_components), np.argmax(np.abs(vectors), axis=1)])
     signs[signs == 0] = 1.0
-    return squares, vectors * signs[:, None]
+    return vectors * signs[:, None]
 
 
-def optimal_components(factor, noise, n_components, gram=None):
+def optimal_components(factor, noise, n_components, gram=None, start=None, credit=None):
     """The components that maximise the likelihood for fixed ``noise`` (Joreskog's profile
     solution, scikit-learn's FactorAnalysis step): with ``(s_h, u_h)`` the leading eigenpairs of
     ``diag(noise)^-1/2 S diag(noise)^-1/2``, rows ``sqrt(max(s_h - 1, 0)) u_h^T diag(noise)^1/2``.
-    ``gram``: :func:`factor_gram` of ``factor``, if the caller keeps it."""
+    ``gram``: :func:`factor_gram` of ``factor``, if the caller keeps it; ``start``: loadings
+    (n_components, D) for nearby noise variances, whose span starts the warm-started solver
+    (:func:`warm_directions_of_gram`; only with ``gram``), as long as ``credit`` (a
+    :class:`~fastelbo.factor._warm_eigensolver.WarmSolveCredit`, or None: always) allows."""
     root = np.sqrt(noise)
-    squares, vectors = _leading_directions(factor / root[None, :], n_components, _whitened_gram(gram, root))
+    squares, vectors = _whitened_directions(factor, root, n_components, gram, start, credit)
     scale = np.sqrt(np.maximum(squares[:n_components] - 1.0, 0.0))
     return scale[:, None] * vectors * root[None, :]
 
 
+def _whitened_directions(factor, root, n_components, gram, start, credit=None):
+    """:func:`_leading_directions` of ``factor diag(1/root)``, first by the warm-started solver
+    where a start and the Gram matrix are given and ``credit`` allows (its outcome recorded)."""
+    whitened = factor / root[None, :]
+    warm = None
+    if (
+        start is not None
+        and gram is not None
+        and WARM_START_DIRECTIONS
+        and (credit is None or credit.allows())
+    ):
+
+        def warm():
+            return warm_directions_of_gram(whitened, gram, root, start, n_components, credit)
+
+    return _leading_directions(whitened, n_components, _whitened_gram(gram, root), warm)
+
+
 def _whitened_gram(gram, root):
-    """The Gram matrix of ``factor diag(1/root)`` from that of ``factor`` (None stays None)."""
-    return None if gram is None else gram / root[:, None] / root[None, :]
+    """A function computing the Gram matrix of ``factor diag(1/root)`` from that of ``factor``
+    (None stays None): formed only where the exact path needs it."""
+    return None if gram is None else lambda: gram / root[:, None] / root[None, :]
 
 
-def components_given_noise(factor, noise, n_components, gram=None):
+def components_given_noise(factor, noise, n_components, gram=None, start=None):
     """The components maximising the likelihood for fixed ``noise``: with ``(s_h, u_h)`` the
     leading eigenpairs of ``diag(noise)^-1/2 S diag(noise)^-1/2`` (from the SVD of ``L
     diag(noise)^-1/2``), rows ``sqrt(max(s_h - 1, 0)) u_h^T diag(noise)^1/2``. A row whose ``s_h
     <= 1`` would be zero, and EM never moves a zero row: it starts at ``sqrt(s_h / 100)``
-    instead (or at a tenth of the noise where the data have no variance left)."""
+    instead (or at a tenth of the noise where the data have no variance left). ``gram``, ``start``:
+    as :func:`optimal_components`'s."""
     root = np.sqrt(noise)
-    squares, vectors = _leading_directions(factor / root[None, :], n_components, _whitened_gram(gram, root))
+    squares, vectors = _whitened_directions(factor, root, n_components, gram, start)
     leading = squares[:n_components]
     scale = np.sqrt(np.maximum(leading - 1.0, 1e-2 * np.maximum(leading, 0.0)))
     scale = np.where(scale > 0, scale, np.sqrt(0.1))

@@ -252,3 +252,34 @@ def test_the_credit_is_spent_by_gapless_solves_and_earned_back_by_certified_ones
         assert credit.allows()
         credit.record(outcome)
     assert not credit.allows()
+
+
+def test_a_continuation_finds_a_stronger_direction_its_loadings_do_not_reach(monkeypatch):
+    # Two blocks of features that the covariance does not couple at all; the first fit's data had
+    # only noise in block B, so its loadings are exactly 0 there, and every Krylov product from
+    # them stays in block A. Continued on data with a strong factor in B, the solver certified
+    # exact eigenpairs of block A that were not the leading ones: the fit stopped 140 nats per
+    # sample short. Random directions in every start reach B.
+    rng = np.random.default_rng(0)
+    n_samples, in_a, in_b, n_components = 1200, 230, 40, 3
+    half = n_samples // 2
+    scales = np.array([1.0, 1.0, 0.14])[:, None]
+    a = rng.standard_normal((half, n_components)) @ (rng.standard_normal((n_components, in_a)) * scales)
+    a += 0.5 * rng.standard_normal((half, in_a))
+    b = rng.standard_normal((n_samples - half, 1)) * 3.0 + 0.05 * rng.standard_normal(
+        (n_samples - half, in_b)
+    )
+    X = np.zeros((n_samples, in_a + in_b))
+    X[:half, :in_a] = a - a.mean(0)
+    X[half:, in_a:] = b - b.mean(0)
+    first = X.copy()
+    first[half:, in_a:] = 0.3 * rng.standard_normal((n_samples - half, in_b))
+    fits = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for warm in (True, False):
+            monkeypatch.setattr(linear_gaussian, "WARM_START_DIRECTIONS", warm)
+            fits[warm] = FastFactorAnalysis(n_components, warm_start=True).fit(first).fit(X)
+    assert fits[True].n_iter_ == fits[False].n_iter_
+    assert fits[True].score(X) == pytest.approx(fits[False].score(X), rel=1e-12)
+    np.testing.assert_allclose(fits[True].noise_variance_, fits[False].noise_variance_, rtol=1e-9)

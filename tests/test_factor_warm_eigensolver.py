@@ -181,8 +181,9 @@ def _bench_like_data(n_samples=3000, n_features=300, n_factors=20, seed=5):
     ) * np.sqrt(noise)
 
 
-def test_a_fit_through_the_warm_solver_equals_the_fit_on_the_exact_path(monkeypatch):
-    X = _bench_like_data()
+def _recording_certified():
+    """``(certified, recorded)``: a list of whether each solve certified, and the solver that
+    appends to it."""
     certified = []
     solve = warm_eigensolver.warm_leading_eigenpairs
 
@@ -191,6 +192,12 @@ def test_a_fit_through_the_warm_solver_equals_the_fit_on_the_exact_path(monkeypa
         certified.append(isinstance(solved, tuple))
         return solved
 
+    return certified, recorded
+
+
+def test_a_fit_through_the_warm_solver_equals_the_fit_on_the_exact_path(monkeypatch):
+    X = _bench_like_data()
+    certified, recorded = _recording_certified()
     monkeypatch.setattr(linear_gaussian, "warm_leading_eigenpairs", recorded)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -221,14 +228,7 @@ def test_a_run_on_a_gapless_spectrum_stops_trying_after_its_credit():
     # the exact one (24x24 image patches took 31% longer before the credit). Each run (one per
     # start) now pays for INITIAL_CREDIT failures, then takes the exact path; the fit is the same.
     X = np.random.default_rng(7).normal(size=(3000, 300))
-    certified = []
-    solve = warm_eigensolver.warm_leading_eigenpairs
-
-    def recorded(*args, **kwargs):
-        solved = solve(*args, **kwargs)
-        certified.append(isinstance(solved, tuple))
-        return solved
-
+    certified, recorded = _recording_certified()
     monkeypatch = pytest.MonkeyPatch()
     with monkeypatch.context() as patch, warnings.catch_warnings():
         warnings.simplefilter("ignore")

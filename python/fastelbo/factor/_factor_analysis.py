@@ -315,6 +315,13 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
             kept = self._em_gram = (scatter.factor, factor_gram(scatter, self._n_components))
         return kept[1]
 
+    def _optimal_components(self, scatter, noise, start):
+        """:func:`optimal_components` for ``noise``, its eigenpairs first sought by the warm-started
+        solver from the loadings ``start`` (state a warm start reproduces)."""
+        return optimal_components(
+            scatter.factor, noise, self._n_components, self._gram(scatter), start, self._warm_solves()
+        )
+
     def _warm_solves(self):
         """The run's :class:`~fastelbo.factor._warm_eigensolver.WarmSolveCredit` (a warm start
         continues the last run's)."""
@@ -332,14 +339,7 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         previous = np.asarray(self.noise_variance_)
         super()._m_step(statistics)
         scatter = statistics.scatter
-        self.components_ = optimal_components(
-            scatter.factor,
-            self.noise_variance_,
-            self._n_components,
-            self._gram(scatter),
-            self.components_,
-            self._warm_solves(),
-        )
+        self.components_ = self._optimal_components(scatter, self.noise_variance_, self.components_)
         # Counted across warm starts (a cold start resets them): a warm continuation takes the
         # steps the straight fit would.
         self._steps_taken = getattr(self, "_steps_taken", 0) + 1
@@ -373,14 +373,7 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         components = self.components_
         for multiple in multiples:
             trial = np.maximum(noise * np.exp(multiple * step), self._noise_floor)
-            components = optimal_components(
-                scatter.factor,
-                trial,
-                self._n_components,
-                self._gram(scatter),
-                components,
-                self._warm_solves(),
-            )
+            components = self._optimal_components(scatter, trial, components)
             value = mean_log_likelihood(scatter, self.mean_, factor_posterior(components, trial))
             if not _beats(value, best):
                 break
@@ -391,14 +384,7 @@ class FastFactorAnalysis(LinearGaussianFactorModel):
         heading = (noise < HEYWOOD_THRESHOLD * scatter.variances) & (step < 0) & (noise > self._noise_floor)
         if np.any(heading):
             trial = np.where(heading, self._noise_floor, noise)
-            components = optimal_components(
-                scatter.factor,
-                trial,
-                self._n_components,
-                self._gram(scatter),
-                components,
-                self._warm_solves(),
-            )
+            components = self._optimal_components(scatter, trial, components)
             value = mean_log_likelihood(scatter, self.mean_, factor_posterior(components, trial))
             if _beats(value, best):
                 found = (components, trial)

@@ -25,7 +25,6 @@ import numpy as np
 import scipy.sparse as sp
 
 from fastelbo._row_chunks import row_chunks
-from fastelbo._row_source import stack_rows
 from fastelbo.mixture._csr_from_dense import csr_from_dense
 
 INIT_PARAMS = ("k-means++", "random_from_data", "random")
@@ -67,17 +66,13 @@ def squared_row_norms(X):
 
 
 def _csr_rows(X, start, stop):
-    """Rows [start, stop) of X as a float64 CSR array. A dense X is converted a few MiB at a time,
-    so that its sums below are SciPy's sparse products, summed in the same order as for its CSR
-    form: dense and CSR input then give bitwise the same start."""
+    """Rows [start, stop) of X as a float64 CSR array. A dense X is converted (a few MiB of
+    temporaries at a time: :func:`csr_from_dense`), so that its sums below are SciPy's sparse
+    products, summed in the same order as for its CSR form: dense and CSR input then give bitwise
+    the same start."""
     if sp.issparse(X):
         return sp.csr_array(X[start:stop], dtype=np.float64)
-    return stack_rows(
-        [
-            csr_from_dense(X[start + a : start + b], np.float64)
-            for a, b in row_chunks(stop - start, X.shape[1])
-        ]
-    )
+    return csr_from_dense(X[start:stop], np.float64)
 
 
 #: Rows per chunk of column_means (a chunk's CSR temporary, for dense X, is its non-zeros).

@@ -50,6 +50,31 @@ def test_a_fast_wrong_answer_fails_the_report(monkeypatch):
     assert report.failed_checks(rows) == [TINY[0].id]
 
 
+@pytest.mark.parametrize(
+    ("system", "error", "fails"),
+    [("numpy", 5e-6, False), ("sklearn", 5e-6, False), ("numpy", 2e-5, True), ("fastelbo", 5e-6, True)],
+)
+def test_float32_cases_hold_fastelbo_to_the_float64_answer_and_competitors_to_their_round_off(
+    monkeypatch, system, error, fails
+):
+    """A float32 competitor's own round-off (1.9e-6 measured) does not fail the report; FastGMM's
+    float32 answer off by as much does, and so does a competitor off by more than round-off."""
+    honest = systems.run_iterations
+
+    def shifted(name, case, X, *args, **kwargs):
+        value = honest(name, case, X, *args, **kwargs)
+        return value * (1 + error) if name == system and X.dtype == np.float32 else value
+
+    monkeypatch.setattr(systems, "run_iterations", shifted)
+    case = TINY[1]
+    rows = report.measure_iterations([case], repeats=1, log=_quiet)
+    assert report.FLOAT64_REFERENCE in rows[0]["log_likelihood"]
+    assert report.failed_checks(rows) == ([case.id] if fails else [])
+    results = {"repeats": 1, "fit_repeats": 1, "iterations": rows, "fits": [], "memory": []}
+    results["thread_scaling"] = {"case": case.id, "seconds_per_iteration": {"1": 0.0, "2": 0.0}}
+    assert "(vs float64) |" in "\n".join(report._gmm_sections(results))
+
+
 @pytest.mark.parametrize("failure", ["raises", "nan"])
 def test_a_fastelbo_failure_fails_the_report(monkeypatch, failure):
     honest = systems.run_iterations

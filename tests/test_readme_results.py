@@ -31,16 +31,20 @@ def _rows(text):
     return [row for row in rows if not row.startswith("| case ") and not set(row) <= set("|- ")]
 
 
+XEON = "### On an Intel Xeon"
+
+
 def test_performance_tables_are_the_reports():
-    report = (RESULTS / "report.md").read_text(encoding="utf-8")
-    rows = _rows(_section("Performance"))
-    assert len(rows) >= 20
-    missing = [row for row in rows if row not in report]
-    assert not missing, "README rows not in bench/results/report.md:\n" + "\n".join(missing)
-    threads = re.search(
-        r"^(sep3-\S+: [0-9.]+ s/iter with `n_jobs=1`.*)$", _section("Performance"), re.MULTILINE
-    )
-    assert threads and threads[1] in report
+    # The AMD EPYC's tables, then the Intel Xeon's subsection, each from its own report.
+    epyc, xeon = _section("Performance").split(XEON)
+    for text, path, least in ((epyc, "report.md", 20), (xeon, "xeon/report.md", 19)):
+        report = (RESULTS / path).read_text(encoding="utf-8")
+        rows = _rows(text)
+        assert len(rows) >= least
+        missing = [row for row in rows if row not in report]
+        assert not missing, f"README rows not in bench/results/{path}:\n" + "\n".join(missing)
+    threads = re.search(r"^(sep3-\S+: [0-9.]+ s/iter with `n_jobs=1`.*)$", epyc, re.MULTILINE)
+    assert threads and threads[1] in (RESULTS / "report.md").read_text(encoding="utf-8")
 
 
 def test_performance_names_the_machine_of_the_report():
@@ -48,10 +52,19 @@ def test_performance_names_the_machine_of_the_report():
     section = _section("Performance")
     assert "CPU target: v4" in report and "AVX512" in report and "2 CPUs" in report
     assert "AMD EPYC" in section and "AVX-512" in section and "`v4` build" in section
+    xeon = (RESULTS / "xeon" / "report.md").read_text(encoding="utf-8")
+    assert "Intel(R) Xeon(R)" in xeon and "CPU target: native" in xeon and "AVX512" in xeon
+    assert "Intel Xeon" in section.split(XEON)[1] and "`-march=native` build" in section
 
 
 #: (what the README says, results file, what the file must say) for the figures quoted in prose.
 QUOTED = [
+    # the Intel Xeon, bench/factor_analysis_speed.py
+    (
+        "0.141 / 0.301 / 0.870 s at D = 300 / 600\n  / 1,000",
+        "xeon/factor_wide_features.md",
+        [f"| FastFactorAnalysis | {seconds} |" for seconds in ("0.141", "0.301", "0.870")],
+    ),
     # truncated EM, bench/report.py --groups truncated
     ("truncated **0.0227 / 0.0298 / 0.0280 s** per iteration", "truncated/report.md", ["| 256 | 0.0227 |"]),
     (

@@ -18,6 +18,10 @@ bool gaussian_mixture_pass(const GaussianMixtureParams<T>& params, const RowCent
             return run_mixture_pass(TiedGaussians<T>(params, centring), layout, K, D, request, statistics);
         case CovarianceType::Diag:
         case CovarianceType::Spherical:
+            // Without moments, direct sums: exact, and cheaper than an expansion kept accurate
+            // (direct_diagonal_gaussians.hpp).
+            if (!request.compute_moments)
+                return run_mixture_pass(DirectDiagonalGaussians<T>(params, centring), layout, K, D, request, statistics);
             return run_mixture_pass(DiagonalGaussians<T>(params, centring), layout, K, D, request, statistics);
     }
     throw std::invalid_argument("gaussian_mixture_pass: unknown covariance type");

@@ -3,6 +3,7 @@
 // src/gaussian_mixture_pass.cpp.
 #pragma once
 
+#include "fastelbo/direct_diagonal_gaussians.hpp"
 #include "fastelbo/gaussian_components.hpp"
 #include "fastelbo/mixture_pass.hpp"
 

@@ -428,13 +428,14 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         about the current means (the statistics' reference points), or about ``reference`` (K, D)
         where given (CPU only). ``home`` (one int64 array of
         labels per block of X, or None; a labelling pass returns them as ``out["homes"]``) names
-        a component near each row: the diag, spherical and
-        tied kernels expand log-joints and moments about the centroid of a run of rows that share a
+        a component near each row: the tied kernel, and the diag and spherical kernels with
+        moments, expand log-joints and moments about the centroid of a run of rows that share a
         home, which keeps them accurate when clusters sit far apart (see :meth:`_needs_homes`).
         Whatever the homes, a row that a component far from its run's centroid may matter to is
         evaluated without the expansion, in float64 (see :meth:`_needs_homes`); ``refine=False``
-        skips that, for a rough labelling only (no moments). ``homes_only``: the labels are wanted
-        as ``out["homes"]`` only, so no (N,) array of them is concatenated.
+        skips that, for a rough labelling only (no moments). Diag and spherical passes without
+        moments sum every log-joint directly in float64 and ignore homes. ``homes_only``: the
+        labels are wanted as ``out["homes"]`` only, so no (N,) array of them is concatenated.
         """
         source = X if isinstance(X, RowSource) else RowSource(X)
         if uses_cuda(self, responsibilities):
@@ -488,7 +489,9 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         parameters = self._pass_parameters(np.result_type(dtype, self.means_.dtype), moments=False)
         # Rows that need homes get them from a labelling pass over their block first, as in
         # _inference_pass.
-        labelling = GaussianPassRequest(labels=True, refine=False) if self._needs_homes(dtype) else None
+        labelling = None
+        if self._inference_needs_homes(dtype):
+            labelling = GaussianPassRequest(labels=True, refine=False)
         return RowOutputs(
             functools.partial(gaussian_block_pass, parameters, GaussianPassRequest(**{output: True})),
             output,
@@ -497,18 +500,25 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
         )
 
     def _inference_pass(self, X, **outputs):
-        """A pass without moments on new data. A single row needs no home: it is its own run
-        either way, so the pass gives the same bits without the labelling pass (about 45 us of a
-        call's 200 on 64 features). (Two rows or more without homes may share a run whose centroid lies
-        far from both, which costs digits: 1e-12 nats in float64 for clusters 1e4 widths apart.)"""
-        home = None if X.shape[0] == 1 else self._homes_for(X)
+        """A pass without moments on new data. Diag and spherical covariances sum each row's
+        log-joints directly and need no homes. Tied ones expand: a single row needs no home (it is its
+        own run either way, so the pass gives the same bits without the labelling pass), but two rows
+        or more without homes may share a run whose centroid lies far from both, which costs digits
+        (1e-12 nats in float64 for clusters 1e4 widths apart)."""
+        home = self._homes_for(X) if X.shape[0] > 1 and self._inference_needs_homes(X.dtype) else None
         stats, out = self._pass(X, moments=False, home=home, **outputs)
         return _check_finite(stats, X), out
+
+    def _inference_needs_homes(self, dtype):
+        """Whether passes without moments need home labels: only tied covariances expand there
+        (diag and spherical ones sum each log-joint directly; full ones expand nothing)."""
+        return self.covariance_type == "tied" and self._needs_homes(dtype)
 
     def _homes_for(self, X):
         """Home labels for rows that have none yet: every row's most probable component, from a
         pass of its own; None where :meth:`_needs_homes` says passes need none. The labels only
-        group rows (a wrong one costs time, not accuracy), so this pass skips the refinement."""
+        group rows (a wrong one costs time, not accuracy), so a tied pass skips the refinement here
+        (diag and spherical ones sum directly and need none)."""
         if not self._needs_homes(X.dtype):
             return None
         return self._pass(X, moments=False, labels=True, refine=False, homes_only=True)[1]["homes"]
@@ -637,7 +647,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
                 X, sample_weight, self._truncated_parameters(), resolve_n_threads(self.n_jobs), moments=False
             )
             return _check_finite(stats, X), search.labels()
-        home = getattr(self, "_em_home", None) if self._needs_homes(X.dtype) else None
+        home = getattr(self, "_em_home", None) if self._inference_needs_homes(X.dtype) else None
         stats, out = self._pass(X, moments=False, labels=True, sample_weight=sample_weight, home=home)
         return _check_finite(stats, X), out["labels"]
 

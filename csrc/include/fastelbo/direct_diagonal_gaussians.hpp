@@ -1,0 +1,148 @@
+// Diag and spherical log-joints summed directly, for passes without moments (inference, labelling,
+// a fit's final pass): log pi_c + log N(x; mu_c, Sigma_c) = constant_c - 1/2 sum_d (u_cd (x_d - mu_cd))^2
+// (u_cd^2 = p_cd, the precision), in float64 for either working precision.
+//
+// Every term of the sum is non-negative, so it keeps its digits however far a row lies from a
+// component (relative error about D float64 epsilons): no expansion point, so no home labels, no
+// far components and no refinement (gaussian_components.hpp, "Accuracy"), and each row's result
+// depends on that row alone, whatever batch it comes in. The expansion family's GEMM is faster per
+// flop but needs all of that machinery to stay accurate; without moments it has nothing else to
+// offer, and a labelling pass plus a refined pass cost more than these sums (3 flops per row,
+// component and feature against the expansion's 4).
+//
+// The sums run over features, vectorised, in float64, four components at a time so that each packet
+// of the row is loaded once for four of them.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include "fastelbo/gaussian_row_maths.hpp"
+#include "fastelbo/mixture_statistics.hpp"
+#include "fastelbo/row_centring.hpp"
+#include "fastelbo/row_maths.hpp"
+#include "fastelbo/types.hpp"
+
+namespace fastelbo {
+
+template <class T>
+class DirectDiagonalGaussians {
+  public:
+    using Statistics = MixtureStatistics;
+    static constexpr bool kGrouped = false;
+
+    struct Workspace {
+        RowVector<double> row;  // [D] the current row in float64
+    };
+
+    DirectDiagonalGaussians(const GaussianMixtureParams<T>& p, RowCentring centring)
+        : DirectDiagonalGaussians(p, gaussian_constants(p, EmptyComponents::Infinite), centring) {}
+
+    Index bytes_per_row() const { return static_cast<Index>(sizeof(T)) * (D_ + 2 * K_); }
+    double flops_per_row() const { return 3.0 * D_ * K_ + 20.0 * K_; }
+
+    Workspace make_workspace(Index) const { return Workspace{RowVector<double>(D_)}; }
+
+    void log_joint(const RowBlock<T>& x, Workspace& ws, WorkBlock<T> lj) const {
+        for (Index i = 0; i < x.rows(); ++i) {
+            ws.row = x.row(i).template cast<double>();
+            const double* row = ws.row.data();
+            T* out = &lj(i, 0);
+            Index c = 0;
+            for (; c + 4 <= K_; c += 4) {
+                double distance[4];
+                squared_distances4(row, c, distance);
+                for (Index j = 0; j < 4; ++j) out[c + j] = log_joint_of(c + j, distance[j]);
+            }
+            for (; c < K_; ++c) out[c] = log_joint_of(c, squared_distance(row, c));
+            // Every log-joint at the floor: the row's log-likelihood is below what T can hold (or
+            // the only components above it are empty). NaN makes the pass report the overflow.
+            const T floor = log_zero_floor<T>();
+            bool representable = false;
+            for (Index k = 0; k < K_; ++k) representable = representable || out[k] > floor;
+            if (!representable) std::fill(out, out + K_, std::numeric_limits<T>::quiet_NaN());
+        }
+    }
+
+    const RowCentring& centring() const { return centring_; }
+
+    // The pass sums moments only when asked to, and this family is chosen only when it is not.
+    void accumulate(const RowBlock<T>&, const WorkBlock<T>&, const T*, Workspace&, Statistics&) const {
+        throw std::logic_error("DirectDiagonalGaussians computes no moments");
+    }
+
+  private:
+    // sum_d (u_cd (x_d - mu_cd))^2 of one row for four components from c0 (u_cd^2 = p_cd: the
+    // precision Cholesky factor, so that a broad component's distance does not overflow where the
+    // distance itself is finite), vectorised over d; each packet of the row is loaded once for the
+    // four components.
+    void squared_distances4(const double* row, Index c0, double* distance) const {
+        const double *m0 = means_.row(c0).data(), *m1 = means_.row(c0 + 1).data(), *m2 = means_.row(c0 + 2).data(),
+                     *m3 = means_.row(c0 + 3).data();
+        const double *u0 = scale_.row(c0).data(), *u1 = scale_.row(c0 + 1).data(), *u2 = scale_.row(c0 + 2).data(),
+                     *u3 = scale_.row(c0 + 3).data();
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        const Index D = D_;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+        for (Index d = 0; d < D; ++d) {
+            const double e0 = (row[d] - m0[d]) * u0[d], e1 = (row[d] - m1[d]) * u1[d],
+                         e2 = (row[d] - m2[d]) * u2[d], e3 = (row[d] - m3[d]) * u3[d];
+            s0 += e0 * e0;
+            s1 += e1 * e1;
+            s2 += e2 * e2;
+            s3 += e3 * e3;
+        }
+        distance[0] = s0;
+        distance[1] = s1;
+        distance[2] = s2;
+        distance[3] = s3;
+    }
+
+    // The same for one component.
+    double squared_distance(const double* row, Index c) const {
+        const double* m = means_.row(c).data();
+        const double* u = scale_.row(c).data();
+        double s = 0;
+        const Index D = D_;
+#pragma omp simd reduction(+ : s)
+        for (Index d = 0; d < D; ++d) {
+            const double e = (row[d] - m[d]) * u[d];
+            s += e * e;
+        }
+        return s;
+    }
+
+    // A component of weight 0 gets T's finite floor for log 0, so that its responsibility is exactly
+    // 0 and 0 * log-joint stays 0. So does a component whose log-joint lies at or below the floor (a
+    // squared distance of 1e307 or more in float64, 1e37 in float32, or one that overflows): it can
+    // only matter to a row whose every log-joint is floored, which log_joint makes NaN.
+    T log_joint_of(Index c, double squared_distance) const {
+        const double value = gaussian_log_joint(base_constant_(c), squared_distance);
+        const T floor = log_zero_floor<T>();
+        return value > static_cast<double>(floor) ? static_cast<T>(value) : floor;
+    }
+
+    DirectDiagonalGaussians(const GaussianMixtureParams<T>& p, GaussianConstants constants, RowCentring centring)
+        : K_(p.n_components),
+          D_(p.n_features),
+          means_(ConstRowMatrixMap<T>(p.means, K_, D_).template cast<double>()),
+          scale_(K_, D_),
+          base_constant_(std::move(constants.base)),
+          centring_(centring) {
+        const bool spherical = p.type == CovarianceType::Spherical;
+        for (Index c = 0; c < K_; ++c) {
+            for (Index d = 0; d < D_; ++d)
+                scale_(c, d) = static_cast<double>(spherical ? p.precisions_cholesky[c] : p.precisions_cholesky[c * D_ + d]);
+        }
+    }
+
+    Index K_, D_;
+    RowMatrix<double> means_;       // [K, D]
+    RowMatrix<double> scale_;       // [K, D] u_cd, the precision Cholesky factor (spherical: u_c in every column)
+    Vector<double> base_constant_;  // [K] log pi_c - D/2 log(2 pi) + log|U_c|
+    RowCentring centring_;
+};
+
+}  // namespace fastelbo

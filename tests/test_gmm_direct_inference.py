@@ -1,0 +1,166 @@
+"""FastGMM's diag and spherical inference (score_samples, predict_proba, predict, score, and a fit's
+final pass) sums every log-joint directly, sum_d p_cd (x_d - mu_cd)^2 in float64, instead of
+expanding it about a point shared by a run of rows. Every term is non-negative, so the sums keep
+float64's digits however far rows lie from components, and a row's result depends on that row
+alone: the same bits in any batch, in any order, with any thread count, and no labelling pass.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+
+from fastelbo import FastGMM
+from independent_evaluation import evaluate_mixture, gmm_parameters
+
+EPS = np.finfo(np.float64).eps
+
+
+def _far_clusters(dtype, offset=0.0, seed=3):
+    """Six clusters 1e4 apart with widths from 0.3 to 3 in four features, shuffled, moved by
+    ``offset``."""
+    rng = np.random.RandomState(seed)
+    centres = rng.standard_normal((6, 4)) * 1e4 + offset
+    widths = np.array([0.3, 1.0, 3.0, 0.5, 2.0, 1.0])
+    labels = rng.randint(6, size=900)
+    return (centres[labels] + rng.standard_normal((900, 4)) * widths[labels, None]).astype(dtype)
+
+
+def _digits(dtype):
+    return load_digits().data.astype(dtype)
+
+
+DATA = {
+    "far_clusters": lambda dtype: _far_clusters(dtype),
+    "far_clusters_at_1e5": lambda dtype: _far_clusters(dtype, offset=1e5),
+    "digits": _digits,  # pixels that never change: precisions near 1 / reg_covar
+}
+
+
+def _fit(X, covariance_type, n_components=6):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return FastGMM(n_components, covariance_type=covariance_type, random_state=0, n_jobs=1).fit(X)
+
+
+@pytest.mark.parametrize("data", sorted(DATA))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_a_row_scores_the_same_bits_in_any_batch(covariance_type, dtype, data):
+    X = DATA[data](dtype)
+    gmm = _fit(X, covariance_type)
+    whole_scores, whole_resp = gmm.score_samples(X), gmm.predict_proba(X)
+    rng = np.random.RandomState(0)
+    order = rng.permutation(len(X))
+    shuffled = gmm.score_samples(X[order])
+    np.testing.assert_array_equal(shuffled, whole_scores[order])
+    for rows in (1, 2, 7, 130):
+        start = int(rng.randint(len(X) - rows))
+        batch = X[start : start + rows]
+        np.testing.assert_array_equal(gmm.score_samples(batch), whole_scores[start : start + rows])
+        np.testing.assert_array_equal(gmm.predict_proba(batch), whole_resp[start : start + rows])
+    gmm.set_params(n_jobs=2)
+    np.testing.assert_array_equal(gmm.score_samples(X), whole_scores)
+
+
+@pytest.mark.parametrize("data", sorted(DATA))
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_float64_scores_hold_float64_digits(covariance_type, data):
+    """Within a few float64 round-offs of the terms summed (D of them, each at most the row's
+    magnitude) of an independent extended-precision evaluation, for every row."""
+    X = DATA[data](np.float64)
+    gmm = _fit(X, covariance_type)
+    evaluation = evaluate_mixture(gmm_parameters(gmm), X)
+    allowed = 4 * X.shape[1] * EPS * (1.0 + evaluation.magnitude) + evaluation.reference_error
+    error = np.abs(gmm.score_samples(X) - evaluation.log_likelihood)
+    assert np.all(error <= allowed), f"worst {np.max(error / allowed):.3g} of the bound"
+    np.testing.assert_allclose(gmm.predict_proba(X), evaluation.responsibilities, rtol=0, atol=1e-13)
+    np.testing.assert_array_equal(gmm.predict(X), np.argmax(evaluation.responsibilities, axis=1))
+
+
+@pytest.mark.parametrize("data", sorted(DATA))
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_float32_scores_are_the_float64_sums_rounded(covariance_type, data):
+    """float32 rows and parameters, summed in float64: the float64 evaluation of the float32
+    parameters, rounded once to float32 (per log-joint), whatever the offset of the data."""
+    X = DATA[data](np.float32)
+    gmm = _fit(X, covariance_type)
+    evaluation = evaluate_mixture(gmm_parameters(gmm), X)
+    scores = gmm.score_samples(X)
+    assert scores.dtype == np.float32
+    magnitude = np.abs(evaluation.log_likelihood) + evaluation.magnitude
+    error = np.abs(scores.astype(np.float64) - evaluation.log_likelihood)
+    assert np.all(error <= 4 * np.finfo(np.float32).eps * (1.0 + magnitude))
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_inference_runs_one_pass_without_labelling(covariance_type, monkeypatch):
+    X = _far_clusters(np.float64)
+    gmm = _fit(X, covariance_type)
+    assert gmm._needs_homes(X.dtype)  # the fit's moment passes expand, and need homes here
+    calls = []
+    monkeypatch.setattr(gmm, "_homes_for", lambda X: calls.append(X) or None)
+    gmm.score_samples(X)
+    gmm.predict(X)
+    assert calls == []
+
+
+def test_tied_inference_still_labels_rows_first():
+    X = _far_clusters(np.float64)
+    gmm = _fit(X, "tied")
+    assert gmm._inference_needs_homes(X.dtype)
+
+
+def _two_clusters(dtype=np.float64):
+    rng = np.random.RandomState(0)
+    return (rng.standard_normal((200, 2)) + rng.randint(2, size=200)[:, None] * 6).astype(dtype)
+
+
+@pytest.mark.parametrize("n_rows", [1, 2, 16, 17, 200])
+@pytest.mark.parametrize("method", ["score_samples", "predict_proba", "predict", "score"])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_rows_whose_distances_overflow_raise_for_any_number_of_rows(covariance_type, method, n_rows):
+    """Squared distances beyond float64 make the row's log-likelihood unrepresentable: a ValueError
+    naming the overflow, however few such rows there are (a floor that hid them raised only once
+    17 of them summed past float64's largest number)."""
+    gmm = _fit(_two_clusters(), covariance_type, n_components=2)
+    far = np.tile([[1e160, 0.0]], (n_rows, 1))
+    with pytest.raises(ValueError, match="overflowed float64"):
+        getattr(gmm, method)(far)
+
+
+def test_a_broad_component_scores_a_row_whose_plain_squares_overflow():
+    """(x - mu)^2 = 1e310 overflows, but with a variance of 1e300 the squared distance is 1e10:
+    the sum runs over (u (x - mu))^2, u the precision Cholesky factor, and stays finite."""
+    gmm = _fit(_two_clusters(), "spherical", n_components=2)
+    variances = np.array([1.0, 1e300])
+    gmm._set_parameters((np.array([0.5, 0.5]), np.zeros((2, 2)), variances, 1 / np.sqrt(variances)))
+    row = np.array([[1e155, 0.0]])
+    expected = np.log(0.5) - np.log(2 * np.pi) - np.log(1e300) - 0.5 * (1e155 / 1e150) ** 2
+    np.testing.assert_allclose(gmm.score_samples(row), [expected], rtol=1e-14)
+    np.testing.assert_array_equal(gmm.predict_proba(row), [[0.0, 1.0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_component_of_weight_zero_never_takes_a_row(dtype):
+    """The empty component's log-joint is a finite floor (so that 0 * log-joint is 0): a row far out
+    for every real component either goes to the nearest real one or, beyond the floor, raises;
+    it never goes to the empty component."""
+    X = (
+        np.random.RandomState(0).standard_normal((300, 2)) + np.repeat(np.arange(3), 100)[:, None] * 6
+    ).astype(dtype)
+    gmm = _fit(X, "diag", n_components=3)
+    weights = gmm.weights_.astype(np.float64)
+    weights[0] = 0.0
+    gmm._set_parameters(
+        ((weights / weights.sum()).astype(dtype), gmm.means_, gmm.covariances_, gmm.precisions_cholesky_)
+    )
+    near_far = np.array([[1e3, 0.0], [-1e3, 5.0]], dtype=dtype)
+    responsibilities = gmm.predict_proba(near_far)
+    assert np.all(responsibilities[:, 0] == 0)
+    np.testing.assert_array_equal(gmm.predict(near_far), np.argmax(responsibilities, axis=1))
+    beyond = np.array([[1e154 if dtype == np.float64 else 1e19, 0.0]], dtype=dtype)
+    with pytest.raises(ValueError, match="overflowed"):
+        gmm.predict(beyond)

@@ -1,8 +1,9 @@
 """FastGMM's diag and spherical inference (score_samples, predict_proba, predict, score, and a fit's
-final pass) sums every log-joint directly, sum_d p_cd (x_d - mu_cd)^2 in float64, instead of
-expanding it about a point shared by a run of rows. Every term is non-negative, so the sums keep
-float64's digits however far rows lie from components, and a row's result depends on that row
-alone: the same bits in any batch, in any order, with any thread count, and no labelling pass.
+final pass) sums every log-joint directly, sum_d (u_cd (x_d - mu_cd))^2 in float64, where expanding
+it about a point shared by a run of rows would need home labels (clusters far apart for their
+widths) and in float32. Every term is non-negative, so the sums keep float64's digits however far
+rows lie from components, and a row's result depends on that row alone: the same bits in any
+batch, in any order, with any thread count, and no labelling pass.
 """
 
 import warnings
@@ -12,7 +13,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 
-from fastelbo import FastGMM
+from fastelbo import FastGMM, _core
 from independent_evaluation import evaluate_mixture, gmm_parameters
 
 EPS = np.finfo(np.float64).eps
@@ -45,12 +46,22 @@ def _fit(X, covariance_type, n_components=6):
         return FastGMM(n_components, covariance_type=covariance_type, random_state=0, n_jobs=1).fit(X)
 
 
-@pytest.mark.parametrize("data", sorted(DATA))
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
-def test_a_row_scores_the_same_bits_in_any_batch(covariance_type, dtype, data):
+# Every case but spherical float64 digits, whose expansion needs no homes: one expanded pass.
+DIRECT_CASES = [
+    (covariance_type, dtype, data)
+    for covariance_type in ("diag", "spherical")
+    for dtype in (np.float64, np.float32)
+    for data in sorted(DATA)
+    if (covariance_type, dtype, data) != ("spherical", np.float64, "digits")
+]
+
+
+@pytest.mark.parametrize("n_components", [6, 35])  # vectorised over features, and over components
+@pytest.mark.parametrize(("covariance_type", "dtype", "data"), DIRECT_CASES)
+def test_a_row_scores_the_same_bits_in_any_batch(covariance_type, dtype, data, n_components):
     X = DATA[data](dtype)
-    gmm = _fit(X, covariance_type)
+    gmm = _fit(X, covariance_type, n_components)
+    assert gmm._sums_directly(X.dtype)
     whole_scores, whole_resp = gmm.score_samples(X), gmm.predict_proba(X)
     rng = np.random.RandomState(0)
     order = rng.permutation(len(X))
@@ -65,13 +76,14 @@ def test_a_row_scores_the_same_bits_in_any_batch(covariance_type, dtype, data):
     np.testing.assert_array_equal(gmm.score_samples(X), whole_scores)
 
 
+@pytest.mark.parametrize("n_components", [6, 32, 71])  # components go in blocks of 32
 @pytest.mark.parametrize("data", sorted(DATA))
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
-def test_float64_scores_hold_float64_digits(covariance_type, data):
+def test_float64_scores_hold_float64_digits(covariance_type, data, n_components):
     """Within a few float64 round-offs of the terms summed (D of them, each at most the row's
     magnitude) of an independent extended-precision evaluation, for every row."""
     X = DATA[data](np.float64)
-    gmm = _fit(X, covariance_type)
+    gmm = _fit(X, covariance_type, n_components)
     evaluation = evaluate_mixture(gmm_parameters(gmm), X)
     allowed = 4 * X.shape[1] * EPS * (1.0 + evaluation.magnitude) + evaluation.reference_error
     error = np.abs(gmm.score_samples(X) - evaluation.log_likelihood)
@@ -80,13 +92,14 @@ def test_float64_scores_hold_float64_digits(covariance_type, data):
     np.testing.assert_array_equal(gmm.predict(X), np.argmax(evaluation.responsibilities, axis=1))
 
 
+@pytest.mark.parametrize("n_components", [6, 40])
 @pytest.mark.parametrize("data", sorted(DATA))
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
-def test_float32_scores_are_the_float64_sums_rounded(covariance_type, data):
+def test_float32_scores_are_the_float64_sums_rounded(covariance_type, data, n_components):
     """float32 rows and parameters, summed in float64: the float64 evaluation of the float32
     parameters, rounded once to float32 (per log-joint), whatever the offset of the data."""
     X = DATA[data](np.float32)
-    gmm = _fit(X, covariance_type)
+    gmm = _fit(X, covariance_type, n_components)
     evaluation = evaluate_mixture(gmm_parameters(gmm), X)
     scores = gmm.score_samples(X)
     assert scores.dtype == np.float32
@@ -131,16 +144,44 @@ def test_rows_whose_distances_overflow_raise_for_any_number_of_rows(covariance_t
         getattr(gmm, method)(far)
 
 
-def test_a_broad_component_scores_a_row_whose_plain_squares_overflow():
+def test_direct_sums_score_a_row_whose_plain_squares_overflow():
     """(x - mu)^2 = 1e310 overflows, but with a variance of 1e300 the squared distance is 1e10:
-    the sum runs over (u (x - mu))^2, u the precision Cholesky factor, and stays finite."""
-    gmm = _fit(_two_clusters(), "spherical", n_components=2)
+    the sum runs over (u (x - mu))^2, u the precision Cholesky factor, and stays finite; the
+    tight component's overflowing distance gives it responsibility 0."""
     variances = np.array([1.0, 1e300])
-    gmm._set_parameters((np.array([0.5, 0.5]), np.zeros((2, 2)), variances, 1 / np.sqrt(variances)))
-    row = np.array([[1e155, 0.0]])
+    out = _core.gaussian_mixture_pass(
+        np.array([[1e155, 0.0]]),
+        None,
+        np.log([0.5, 0.5]),
+        np.zeros((2, 2)),
+        1 / np.sqrt(variances),
+        None,
+        None,
+        "spherical",
+        compute_moments=False,
+        return_log_norm=True,
+        return_responsibilities=True,
+        n_threads=1,
+        direct=True,
+    )
     expected = np.log(0.5) - np.log(2 * np.pi) - np.log(1e300) - 0.5 * (1e155 / 1e150) ** 2
-    np.testing.assert_allclose(gmm.score_samples(row), [expected], rtol=1e-14)
-    np.testing.assert_array_equal(gmm.predict_proba(row), [[0.0, 1.0]])
+    np.testing.assert_allclose(out["log_norm"], [expected], rtol=1e-14)
+    np.testing.assert_array_equal(out["responsibilities"], [[0.0, 1.0]])
+
+
+def test_direct_sums_are_refused_with_moments():
+    with pytest.raises(ValueError, match="without moments"):
+        _core.gaussian_mixture_pass(
+            np.zeros((3, 2)), None, np.log([0.5, 0.5]), np.zeros((2, 2)), np.ones((2, 2)), np.zeros((2, 2)),
+            None, "diag", compute_moments=True, direct=True,
+        )  # fmt: skip
+
+
+def test_float64_models_whose_expansion_needs_no_homes_keep_one_expanded_pass():
+    overlapping = np.random.RandomState(0).standard_normal((500, 3))
+    assert not _fit(overlapping, "diag", n_components=3)._sums_directly(np.float64)
+    assert _fit(overlapping.astype(np.float32), "diag", n_components=3)._sums_directly(np.float32)
+    assert _fit(_far_clusters(np.float64), "diag")._sums_directly(np.float64)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -12,7 +12,7 @@ py::dict gaussian_mixture_pass_typed(const py::array& X_obj, const py::object& s
                                      const py::object& precisions_cholesky_obj, const py::object& reference_obj,
                                      const py::object& home_obj, const std::string& covariance_type,
                                      bool compute_moments, bool return_log_norm, bool return_responsibilities,
-                                     bool return_labels, int n_threads, bool refine) {
+                                     bool return_labels, int n_threads, bool refine, bool direct) {
     const CovarianceType type = parse_covariance_type(covariance_type);
     const auto args = require_mixture_arguments<T>(X_obj, log_weights_obj, means_obj);
     const py::ssize_t N = args.n_rows(), D = args.n_features(), K = args.n_components();
@@ -36,7 +36,7 @@ py::dict gaussian_mixture_pass_typed(const py::array& X_obj, const py::object& s
     const MixtureRowOutputs<T> outputs(request, N, K, return_log_norm, return_responsibilities, return_labels);
 
     MixtureStatistics stats(type, 0, 0, false);
-    run_without_gil([&] { return gaussian_mixture_pass(params, centring, request, stats); });
+    run_without_gil([&] { return gaussian_mixture_pass(params, centring, request, stats, direct); });
 
     py::dict out = mixture_sums_dict(stats, K);
     if (compute_moments) {
@@ -55,24 +55,25 @@ void bind_gaussian_mixture(py::module_& m) {
         [](const py::array& X, const py::object& sample_weight, const py::object& log_weights, const py::object& means,
            const py::object& precisions_cholesky, const py::object& reference, const py::object& home,
            const std::string& covariance_type, bool compute_moments, bool return_log_norm, bool return_responsibilities,
-           bool return_labels, int n_threads, bool refine) {
+           bool return_labels, int n_threads, bool refine, bool direct) {
             return dispatch_float_dtype(X, "X", [&](auto tag) {
                 using T = decltype(tag);
                 return gaussian_mixture_pass_typed<T>(
                     X, sample_weight, log_weights, means, precisions_cholesky, reference, home, covariance_type,
-                    compute_moments, return_log_norm, return_responsibilities, return_labels, n_threads, refine);
+                    compute_moments, return_log_norm, return_responsibilities, return_labels, n_threads, refine, direct);
             });
         },
         py::arg("X"), py::arg("sample_weight"), py::arg("log_weights"), py::arg("means"),
         py::arg("precisions_cholesky"), py::arg("reference"), py::arg("home"), py::arg("covariance_type"),
         py::arg("compute_moments") = true, py::arg("return_log_norm") = false,
         py::arg("return_responsibilities") = false, py::arg("return_labels") = false, py::arg("n_threads") = 0,
-        py::arg("refine") = true,
+        py::arg("refine") = true, py::arg("direct") = false,
         "One E-step pass of a Gaussian mixture over the rows of X: ELBO sums and nk, optional moments "
         "(sx, sxx about the float64 reference points, shape (K, D)) and optional per-row outputs. home "
         "(int64 labels, shape (N,), optional) groups rows that are expanded about a common point. Other "
         "arrays share X's dtype (float32 or float64). refine=False skips the float64 re-evaluation of rows "
-        "that a far component may matter to (only for a rough labelling without moments).");
+        "that a far component may matter to (only for a rough labelling without moments). direct=True sums "
+        "diag/spherical log-joints directly in float64 instead (passes without moments only).");
 }
 
 }  // namespace fastelbo::bindings

@@ -25,6 +25,7 @@ def gaussian_mixture_pass(
     return_labels: bool = False,
     n_threads: int = 0,
     refine: bool = True,
+    direct: bool = False,
 ) -> dict[str, Any]: ...
 def factor_analyser_mixture_pass(
     X: NDArray[np.floating],

@@ -10,8 +10,9 @@
 // offer, and a labelling pass plus a refined pass cost more than these sums (3 flops per row,
 // component and feature against the expansion's 4).
 //
-// The sums run over features, vectorised, in float64, four components at a time so that each packet
-// of the row is loaded once for four of them.
+// The sums are vectorised over components (the parameters also stored feature by feature), blocks
+// of 32 components at a time, each sum taken in order over the features; with fewer than 32
+// components, over features instead, four components at a time.
 #pragma once
 
 #include <algorithm>
@@ -34,7 +35,8 @@ class DirectDiagonalGaussians {
     static constexpr bool kGrouped = false;
 
     struct Workspace {
-        RowVector<double> row;  // [D] the current row in float64
+        RowVector<double> row;       // [D] the current row in float64
+        Vector<double> distance;     // [K] its squared distances
     };
 
     DirectDiagonalGaussians(const GaussianMixtureParams<T>& p, RowCentring centring)
@@ -43,20 +45,23 @@ class DirectDiagonalGaussians {
     Index bytes_per_row() const { return static_cast<Index>(sizeof(T)) * (D_ + 2 * K_); }
     double flops_per_row() const { return 3.0 * D_ * K_ + 20.0 * K_; }
 
-    Workspace make_workspace(Index) const { return Workspace{RowVector<double>(D_)}; }
+    Workspace make_workspace(Index) const { return Workspace{RowVector<double>(D_), Vector<double>(K_)}; }
 
     void log_joint(const RowBlock<T>& x, Workspace& ws, WorkBlock<T> lj) const {
         for (Index i = 0; i < x.rows(); ++i) {
             ws.row = x.row(i).template cast<double>();
             const double* row = ws.row.data();
             T* out = &lj(i, 0);
+            double* distance = ws.distance.data();
             Index c = 0;
-            for (; c + 4 <= K_; c += 4) {
-                double distance[4];
-                squared_distances4(row, c, distance);
-                for (Index j = 0; j < 4; ++j) out[c + j] = log_joint_of(c + j, distance[j]);
+            if (K_ < kBlock) {
+                for (; c + 4 <= K_; c += 4) squared_distances4(row, c, distance + c);
+                for (; c < K_; ++c) distance[c] = squared_distance(row, c);
+            } else {
+                for (; c + kBlock <= K_; c += kBlock) squared_distances<kBlock>(row, c, kBlock, distance + c);
+                if (c < K_) squared_distances<kBlock>(row, c, K_ - c, distance + c);
             }
-            for (; c < K_; ++c) out[c] = log_joint_of(c, squared_distance(row, c));
+            for (Index k = 0; k < K_; ++k) out[k] = log_joint_of(k, distance[k]);
             // Every log-joint at the floor: the row's log-likelihood is below what T can hold (or
             // the only components above it are empty). NaN makes the pass report the overflow.
             const T floor = log_zero_floor<T>();
@@ -74,10 +79,33 @@ class DirectDiagonalGaussians {
     }
 
   private:
-    // sum_d (u_cd (x_d - mu_cd))^2 of one row for four components from c0 (u_cd^2 = p_cd: the
-    // precision Cholesky factor, so that a broad component's distance does not overflow where the
-    // distance itself is finite), vectorised over d; each packet of the row is loaded once for the
-    // four components.
+    // Components per block: the block's sums stay in registers (4 AVX-512 vectors of float64).
+    static constexpr Index kBlock = 32;
+
+    // distance[j] = sum_d (u_cd (x_d - mu_cd))^2 for the n <= kBlock components c = c0 + j of one row
+    // (u_cd^2 = p_cd, the precision Cholesky factor, so that a broad component's distance does not
+    // overflow where the distance itself is finite). The loop over d is outermost and the
+    // components are the vector lanes: each sum is taken in order over d, with no horizontal
+    // reduction, the same for any vector width. `distance` is written only where j < n.
+    template <Index block>
+    void squared_distances(const double* row, Index c0, Index n, double* distance) const {
+        double sum[block] = {};
+        const Index width = n == block ? block : n;  // a constant trip count for whole blocks
+        for (Index d = 0; d < D_; ++d) {
+            const double value = row[d];
+            const double* mean = means_t_.data() + d * K_ + c0;
+            const double* scale = scale_t_.data() + d * K_ + c0;
+#pragma omp simd
+            for (Index j = 0; j < width; ++j) {
+                const double e = (value - mean[j]) * scale[j];
+                sum[j] += e * e;
+            }
+        }
+        for (Index j = 0; j < n; ++j) distance[j] = sum[j];
+    }
+
+    // Few components (K < kBlock): the same sums for four components from c0, vectorised over d
+    // (each packet of the row loaded once for the four), reduced across the lanes at the end.
     void squared_distances4(const double* row, Index c0, double* distance) const {
         const double *m0 = means_.row(c0).data(), *m1 = means_.row(c0 + 1).data(), *m2 = means_.row(c0 + 2).data(),
                      *m3 = means_.row(c0 + 3).data();
@@ -129,6 +157,8 @@ class DirectDiagonalGaussians {
           D_(p.n_features),
           means_(ConstRowMatrixMap<T>(p.means, K_, D_).template cast<double>()),
           scale_(K_, D_),
+          means_t_(means_.transpose()),
+          scale_t_(D_, K_),
           base_constant_(std::move(constants.base)),
           centring_(centring) {
         const bool spherical = p.type == CovarianceType::Spherical;
@@ -136,11 +166,14 @@ class DirectDiagonalGaussians {
             for (Index d = 0; d < D_; ++d)
                 scale_(c, d) = static_cast<double>(spherical ? p.precisions_cholesky[c] : p.precisions_cholesky[c * D_ + d]);
         }
+        scale_t_ = scale_.transpose();
     }
 
     Index K_, D_;
-    RowMatrix<double> means_;       // [K, D]
+    RowMatrix<double> means_;       // [K, D] mu_cd
     RowMatrix<double> scale_;       // [K, D] u_cd, the precision Cholesky factor (spherical: u_c in every column)
+    RowMatrix<double> means_t_;     // [D, K] the same transposed: a feature's values for all components
+    RowMatrix<double> scale_t_;     // [D, K] u_cd, the precision Cholesky factor (spherical: u_c in every row)
     Vector<double> base_constant_;  // [K] log pi_c - D/2 log(2 pi) + log|U_c|
     RowCentring centring_;
 };

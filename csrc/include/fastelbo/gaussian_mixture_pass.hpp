@@ -11,15 +11,17 @@ namespace fastelbo {
 
 // `centring`: the reference points the moments are taken about (required with moments) and each
 // row's home component (optional: rows then run grouped by home, each run expanded about its own
-// centroid). Throws std::invalid_argument on inconsistent arguments (before any work). Returns
-// false if the pass was interrupted through request.interrupt.
+// centroid). `direct`: diag and spherical log-joints summed directly in float64
+// (direct_diagonal_gaussians.hpp) instead of expanded; passes without moments only. Throws
+// std::invalid_argument on inconsistent arguments (before any work). Returns false if the pass was
+// interrupted through request.interrupt.
 template <class T>
 bool gaussian_mixture_pass(const GaussianMixtureParams<T>& params, const RowCentring& centring,
-                           const MixturePassRequest<T>& request, MixtureStatistics& statistics);
+                           const MixturePassRequest<T>& request, MixtureStatistics& statistics, bool direct = false);
 
 extern template bool gaussian_mixture_pass<float>(const GaussianMixtureParams<float>&, const RowCentring&,
-                                                  const MixturePassRequest<float>&, MixtureStatistics&);
+                                                  const MixturePassRequest<float>&, MixtureStatistics&, bool);
 extern template bool gaussian_mixture_pass<double>(const GaussianMixtureParams<double>&, const RowCentring&,
-                                                   const MixturePassRequest<double>&, MixtureStatistics&);
+                                                   const MixturePassRequest<double>&, MixtureStatistics&, bool);
 
 }  // namespace fastelbo

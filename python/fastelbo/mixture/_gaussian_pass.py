@@ -51,6 +51,7 @@ class GaussianPassRequest(MixturePassRequest):
 
     refine: bool = True
     homes_only: bool = False  # labels kept as the blocks' homes only, not returned per row
+    direct: bool = False  # diag/spherical log-joints summed directly (no moments, no homes)
 
     @property
     def names(self):
@@ -81,6 +82,7 @@ def gaussian_block_pass(parameters, request, rows, weights, home):
         return_labels=request.labels,
         n_threads=parameters.n_threads,
         refine=request.refine,
+        direct=request.direct,
     )
     statistics = MixtureStatistics.from_kernel(out, rows.shape[0], parameters.reference)
     outputs = request.pick(out)

@@ -6,9 +6,10 @@
 // component (relative error about D float64 epsilons): no expansion point, so no home labels, no
 // far components and no refinement (gaussian_components.hpp, "Accuracy"), and each row's result
 // depends on that row alone, whatever batch it comes in. The expansion family's GEMM is faster per
-// flop but needs all of that machinery to stay accurate; without moments it has nothing else to
-// offer, and a labelling pass plus a refined pass cost more than these sums (3 flops per row,
-// component and feature against the expansion's 4).
+// flop, and one expanded pass is the faster choice where its expansion needs no homes; where it
+// does (clusters far apart for their widths, and float32 sooner), a labelling pass plus a refined
+// pass cost more than these sums (3 flops per row, component and feature against the expansion's
+// 4). The caller chooses (the `direct` argument of gaussian_mixture_pass; FastGMM._sums_directly).
 //
 // The sums are vectorised over components (the parameters also stored feature by feature), blocks
 // of 32 components at a time, each sum taken in order over the features; with fewer than 32

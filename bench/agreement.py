@@ -39,15 +39,22 @@ def rtol_against_float64(system: str) -> float:
     return AGREEMENT_RTOL if system == "fastelbo" else FLOAT32_COMPETITOR_RTOL
 
 
+def differences_from_float64(log_likelihoods: dict) -> dict:
+    """Each float32 system's absolute relative difference from the float64 reference in
+    ``log_likelihoods`` (system -> value)."""
+    reference = log_likelihoods[FLOAT64_REFERENCE]
+    return {
+        system: abs(relative_difference(value, reference))
+        for system, value in log_likelihoods.items()
+        if system != FLOAT64_REFERENCE
+    }
+
+
 def float32_case_agrees(log_likelihoods: dict) -> bool:
     """Whether every float32 system is within its :func:`rtol_against_float64` of the float64
     reference in ``log_likelihoods`` (system -> value); NaN never is."""
-    reference = log_likelihoods[FLOAT64_REFERENCE]
-    return all(
-        abs(relative_difference(value, reference)) <= rtol_against_float64(system)
-        for system, value in log_likelihoods.items()
-        if system != FLOAT64_REFERENCE
-    )
+    differences = differences_from_float64(log_likelihoods)
+    return all(difference <= rtol_against_float64(system) for system, difference in differences.items())
 
 
 def max_relative_disagreement(values) -> float:

@@ -70,10 +70,10 @@ from agreement import (  # noqa: E402
     AGREEMENT_RTOL,
     FLOAT32_COMPETITOR_RTOL,
     FLOAT64_REFERENCE,
+    differences_from_float64,
     float32_case_agrees,
     float64_reference,
     max_relative_disagreement,
-    relative_difference,
 )
 from timing import (  # noqa: E402
     LONG_RUN_SECONDS,
@@ -402,14 +402,9 @@ def _gmm_sections(results) -> list[str]:
 
 
 def _agreement_cell(log_likelihoods, disagreement) -> str:
-    reference = log_likelihoods.get(FLOAT64_REFERENCE)
-    if reference is None:
+    if FLOAT64_REFERENCE not in log_likelihoods:
         return f"{disagreement:.1e}"
-    differences = {
-        system: abs(relative_difference(value, reference))
-        for system, value in log_likelihoods.items()
-        if system != FLOAT64_REFERENCE
-    }
+    differences = differences_from_float64(log_likelihoods)
     ours = differences.pop("fastelbo", float("nan"))
     others = f"{max(differences.values()):.1e}" if differences else "n/a"
     return f"ours {ours:.1e}, others {others} (vs float64)"

@@ -11,7 +11,7 @@
 // pass cost more than these sums (3 flops per row, component and feature against the expansion's
 // 4). The caller chooses (the `direct` argument of gaussian_mixture_pass; FastGMM._sums_directly).
 //
-// The sums are vectorised over components (the parameters also stored feature by feature), blocks
+// The sums are vectorised over components (the parameters then stored feature by feature), blocks
 // of 32 components at a time, each sum taken in order over the features; with fewer than 32
 // components, over features instead, four components at a time.
 #pragma once
@@ -55,19 +55,21 @@ class DirectDiagonalGaussians {
             T* out = &lj(i, 0);
             double* distance = ws.distance.data();
             Index c = 0;
-            if (K_ < kBlock) {
+            if (!by_component_) {
                 for (; c + 4 <= K_; c += 4) squared_distances4(row, c, distance + c);
                 for (; c < K_; ++c) distance[c] = squared_distance(row, c);
             } else {
                 for (; c + kBlock <= K_; c += kBlock) squared_distances<kBlock>(row, c, kBlock, distance + c);
                 if (c < K_) squared_distances<kBlock>(row, c, K_ - c, distance + c);
             }
-            for (Index k = 0; k < K_; ++k) out[k] = log_joint_of(k, distance[k]);
             // Every log-joint at the floor: the row's log-likelihood is below what T can hold (or
             // the only components above it are empty). NaN makes the pass report the overflow.
             const T floor = log_zero_floor<T>();
             bool representable = false;
-            for (Index k = 0; k < K_; ++k) representable = representable || out[k] > floor;
+            for (Index k = 0; k < K_; ++k) {
+                out[k] = log_joint_of(k, distance[k]);
+                representable = representable || out[k] > floor;
+            }
             if (!representable) std::fill(out, out + K_, std::numeric_limits<T>::quiet_NaN());
         }
     }
@@ -94,8 +96,8 @@ class DirectDiagonalGaussians {
         const Index width = n == block ? block : n;  // a constant trip count for whole blocks
         for (Index d = 0; d < D_; ++d) {
             const double value = row[d];
-            const double* mean = means_t_.data() + d * K_ + c0;
-            const double* scale = scale_t_.data() + d * K_ + c0;
+            const double* mean = means_.data() + d * K_ + c0;
+            const double* scale = scale_.data() + d * K_ + c0;
 #pragma omp simd
             for (Index j = 0; j < width; ++j) {
                 const double e = (value - mean[j]) * scale[j];
@@ -156,25 +158,28 @@ class DirectDiagonalGaussians {
     DirectDiagonalGaussians(const GaussianMixtureParams<T>& p, GaussianConstants constants, RowCentring centring)
         : K_(p.n_components),
           D_(p.n_features),
-          means_(ConstRowMatrixMap<T>(p.means, K_, D_).template cast<double>()),
-          scale_(K_, D_),
-          means_t_(means_.transpose()),
-          scale_t_(D_, K_),
+          by_component_(K_ >= kBlock),
+          means_(by_component_ ? D_ : K_, by_component_ ? K_ : D_),
+          scale_(means_.rows(), means_.cols()),
           base_constant_(std::move(constants.base)),
           centring_(centring) {
         const bool spherical = p.type == CovarianceType::Spherical;
         for (Index c = 0; c < K_; ++c) {
-            for (Index d = 0; d < D_; ++d)
-                scale_(c, d) = static_cast<double>(spherical ? p.precisions_cholesky[c] : p.precisions_cholesky[c * D_ + d]);
+            for (Index d = 0; d < D_; ++d) {
+                double& mean = by_component_ ? means_(d, c) : means_(c, d);
+                double& scale = by_component_ ? scale_(d, c) : scale_(c, d);
+                mean = static_cast<double>(p.means[c * D_ + d]);
+                scale = static_cast<double>(spherical ? p.precisions_cholesky[c] : p.precisions_cholesky[c * D_ + d]);
+            }
         }
-        scale_t_ = scale_.transpose();
     }
 
     Index K_, D_;
-    RowMatrix<double> means_;       // [K, D] mu_cd
-    RowMatrix<double> scale_;       // [K, D] u_cd, the precision Cholesky factor (spherical: u_c in every column)
-    RowMatrix<double> means_t_;     // [D, K] the same transposed: a feature's values for all components
-    RowMatrix<double> scale_t_;     // [D, K] u_cd, the precision Cholesky factor (spherical: u_c in every row)
+    bool by_component_;             // K >= kBlock: the sums are vectorised over components
+    // mu_cd and u_cd (the precision Cholesky factor; spherical: u_c for every d), [K, D], or feature
+    // by feature, [D, K], where the sums are vectorised over components.
+    RowMatrix<double> means_;
+    RowMatrix<double> scale_;
     Vector<double> base_constant_;  // [K] log pi_c - D/2 log(2 pi) + log|U_c|
     RowCentring centring_;
 };

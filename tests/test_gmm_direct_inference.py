@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy.special import logsumexp
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 
@@ -56,7 +57,7 @@ DIRECT_CASES = [
 ]
 
 
-@pytest.mark.parametrize("n_components", [6, 35])  # vectorised over features, and over components
+@pytest.mark.parametrize("n_components", [6, 35])  # one padded block of components, and several
 @pytest.mark.parametrize(("covariance_type", "dtype", "data"), DIRECT_CASES)
 def test_a_row_scores_the_same_bits_in_any_batch(covariance_type, dtype, data, n_components):
     X = DATA[data](dtype)
@@ -76,7 +77,7 @@ def test_a_row_scores_the_same_bits_in_any_batch(covariance_type, dtype, data, n
     np.testing.assert_array_equal(gmm.score_samples(X), whole_scores)
 
 
-@pytest.mark.parametrize("n_components", [6, 32, 71])  # components go in blocks of 32
+@pytest.mark.parametrize("n_components", [6, 32, 71])  # blocks of 8 (AVX2) or 16 (AVX-512) components
 @pytest.mark.parametrize("data", sorted(DATA))
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
 def test_float64_scores_hold_float64_digits(covariance_type, data, n_components):
@@ -169,14 +170,6 @@ def test_direct_sums_score_a_row_whose_plain_squares_overflow():
     np.testing.assert_array_equal(out["responsibilities"], [[0.0, 1.0]])
 
 
-def test_direct_sums_are_refused_with_moments():
-    with pytest.raises(ValueError, match="without moments"):
-        _core.gaussian_mixture_pass(
-            np.zeros((3, 2)), None, np.log([0.5, 0.5]), np.zeros((2, 2)), np.ones((2, 2)), np.zeros((2, 2)),
-            None, "diag", compute_moments=True, direct=True,
-        )  # fmt: skip
-
-
 def test_float64_models_whose_expansion_needs_no_homes_keep_one_expanded_pass():
     overlapping = np.random.RandomState(0).standard_normal((500, 3))
     assert not _fit(overlapping, "diag", n_components=3)._sums_directly(np.float64)
@@ -205,3 +198,35 @@ def test_a_component_of_weight_zero_never_takes_a_row(dtype):
     beyond = np.array([[1e154 if dtype == np.float64 else 1e19, 0.0]], dtype=dtype)
     with pytest.raises(ValueError, match="overflowed"):
         gmm.predict(beyond)
+
+
+@pytest.mark.parametrize("n_components", [1, 7, 8, 9, 16, 17])
+def test_rows_score_alike_at_every_tile_and_block_boundary(n_components):
+    """Rows go four at a time (the rest one by one) and components in padded blocks of 4, 8 or 16
+    lanes: every prefix of nine rows, and every row alone, gets the whole batch's bits, which are
+    the closed form's."""
+    rng = np.random.RandomState(n_components)
+    X = rng.standard_normal((9, 3)) * 3
+    means = rng.standard_normal((n_components, 3)) * 3
+    factor = rng.uniform(0.5, 2.0, size=(n_components, 3))
+    log_weights = np.log(rng.dirichlet(np.ones(n_components)))
+
+    def scores(rows):
+        out = _core.gaussian_mixture_pass(
+            rows, None, log_weights, means, factor, None, None, "diag",
+            compute_moments=False, return_log_norm=True, n_threads=1, direct=True,
+        )  # fmt: skip
+        return out["log_norm"]
+
+    whole = scores(X)
+    log_joints = (
+        log_weights
+        + np.sum(np.log(factor), axis=1)
+        - 1.5 * np.log(2 * np.pi)
+        - 0.5 * np.sum(((X[:, None, :] - means) * factor) ** 2, axis=2)
+    )
+    np.testing.assert_allclose(whole, logsumexp(log_joints, axis=1), rtol=1e-13)
+    for n in range(10):
+        np.testing.assert_array_equal(scores(X[:n]), whole[:n])
+    for i in range(9):
+        np.testing.assert_array_equal(scores(X[i : i + 1]), whole[i : i + 1])

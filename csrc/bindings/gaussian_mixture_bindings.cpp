@@ -73,7 +73,7 @@ void bind_gaussian_mixture(py::module_& m) {
         "(int64 labels, shape (N,), optional) groups rows that are expanded about a common point. Other "
         "arrays share X's dtype (float32 or float64). refine=False skips the float64 re-evaluation of rows "
         "that a far component may matter to (only for a rough labelling without moments). direct=True sums "
-        "diag/spherical log-joints directly in float64 instead (passes without moments only).");
+        "diag/spherical log-joints directly in float64 instead, and their moments about the reference points.");
 }
 
 }  // namespace fastelbo::bindings

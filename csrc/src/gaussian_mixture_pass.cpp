@@ -11,8 +11,8 @@ bool gaussian_mixture_pass(const GaussianMixtureParams<T>& params, const RowCent
     if (!params.log_weights || !params.means || !params.precisions_cholesky)
         throw std::invalid_argument("gaussian_mixture_pass: missing parameter arrays");
     const bool diagonal = params.type == CovarianceType::Diag || params.type == CovarianceType::Spherical;
-    if (direct && (request.compute_moments || !diagonal))
-        throw std::invalid_argument("gaussian_mixture_pass: direct sums are for diag/spherical passes without moments");
+    if (direct && !diagonal)
+        throw std::invalid_argument("gaussian_mixture_pass: direct sums are for diag and spherical covariances");
     const MixtureSumsLayout layout{params.type, K, D};
     switch (params.type) {
         case CovarianceType::Full:

@@ -12,7 +12,8 @@ namespace fastelbo {
 // `centring`: the reference points the moments are taken about (required with moments) and each
 // row's home component (optional: rows then run grouped by home, each run expanded about its own
 // centroid). `direct`: diag and spherical log-joints summed directly in float64
-// (direct_diagonal_gaussians.hpp) instead of expanded; passes without moments only. Throws
+// (direct_diagonal_gaussians.hpp) instead of expanded, and their moments summed directly about the
+// reference points; rows need no homes then. Throws
 // std::invalid_argument on inconsistent arguments (before any work). Returns false if the pass was
 // interrupted through request.interrupt.
 template <class T>

@@ -51,7 +51,7 @@ class GaussianPassRequest(MixturePassRequest):
 
     refine: bool = True
     homes_only: bool = False  # labels kept as the blocks' homes only, not returned per row
-    direct: bool = False  # diag/spherical log-joints summed directly (no moments, no homes)
+    direct: bool = False  # diag/spherical log-joints (and moments) summed directly (no homes)
 
     @property
     def names(self):

@@ -161,11 +161,13 @@ class DirectDiagonalGaussians {
 
     // A component of weight 0 gets T's finite floor for log 0, so that its responsibility is exactly
     // 0 and 0 * log-joint stays 0. So does a component whose log-joint lies at or below the floor (a
-    // squared distance of 1e307 or more in float64, 1e37 in float32, or one that overflows): it can
-    // only matter to a row whose every log-joint is floored, which log_joint makes NaN.
+    // squared distance of 2e307 or more in float64, 4e37 in float32, or one that overflows): it can
+    // only matter to a row whose every log-joint is floored, which log_joint makes NaN. NaN (a NaN
+    // parameter, or an infinite precision factor times a zero difference) stays NaN.
     T log_joint_of(Index c, double squared_distance) const {
         const double value = gaussian_log_joint(base_constant_(c), squared_distance);
         const T floor = log_zero_floor<T>();
+        if (std::isnan(value)) return std::numeric_limits<T>::quiet_NaN();
         return value > static_cast<double>(floor) ? static_cast<T>(value) : floor;
     }
 

@@ -61,6 +61,16 @@ struct MixturePassRequest {
     InterruptPoll interrupt;
 };
 
+// Throws std::invalid_argument unless every home label lies in [0, K).
+inline void check_home_labels(const std::int64_t* home, Index n_rows, Index K) {
+    for (Index n = 0; n < n_rows; ++n) {
+        if (home[n] < 0 || home[n] >= K) {
+            throw std::invalid_argument("home labels must lie in [0, " + std::to_string(K) + "), got " +
+                                        std::to_string(home[n]) + " at row " + std::to_string(n));
+        }
+    }
+}
+
 // The order a pass visits rows in: grouped by home component (stable counting sort) or as given.
 class RowVisitOrder {
   public:
@@ -69,13 +79,8 @@ class RowVisitOrder {
 
     // Rows grouped by `home` (values in [0, K), else std::invalid_argument).
     RowVisitOrder(const std::int64_t* home, Index n_rows, Index K) : n_rows_(n_rows), group_end_(K + 1, 0) {
-        for (Index n = 0; n < n_rows; ++n) {
-            if (home[n] < 0 || home[n] >= K) {
-                throw std::invalid_argument("home labels must lie in [0, " + std::to_string(K) + "), got " +
-                                            std::to_string(home[n]) + " at row " + std::to_string(n));
-            }
-            ++group_end_[home[n] + 1];
-        }
+        check_home_labels(home, n_rows, K);
+        for (Index n = 0; n < n_rows; ++n) ++group_end_[home[n] + 1];
         for (Index g = 0; g < K; ++g) group_end_[g + 1] += group_end_[g];
         std::vector<Index> next(group_end_.begin(), group_end_.end() - 1);
         rows_.resize(n_rows);
@@ -130,6 +135,8 @@ bool run_mixture_pass(const Components& components, const Layout& layout, Index 
     const RowCentring& centring = components.centring();
     if (with_moments && centring.reference == nullptr)
         throw std::invalid_argument("the mixture pass needs reference points to compute moments");
+    // A family that groups nothing ignores the homes, but they are still the caller's labels to check.
+    if (!grouped && centring.home) check_home_labels(centring.home, request.n_rows, K);
     const RowVisitOrder order =
         grouped && centring.home ? RowVisitOrder(centring.home, request.n_rows, K) : RowVisitOrder(request.n_rows);
 

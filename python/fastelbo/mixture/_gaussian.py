@@ -535,15 +535,14 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
 
         With moments (a fit's E-steps), the moments are then summed directly too, per pair of a row
         and a component with q > 0: only in float32 where the expansion needs homes, where the
-        expanded pass would evaluate a quarter of the rows or more again in float64 (a far
-        component reaches them) and rows reach at most three quarters of the components
-        (:func:`posterior_reach`).
-        Measured on 2 cores of an Intel Xeon (``bench/direct_moments.py``): 1.3-1.7x faster on
-        well-separated clusters and on photo patches, where the expanded pass refines most rows,
-        and 2.9x on digits (a third of the rows).
-        Elsewhere the expanded products are faster: 2.2x where rows reach nearly all of 256
-        components, 1.2-1.4x where groups of 4-32 overlapping components lie far apart (no row
-        refined); in float64 by 1.0-1.7x.
+        expanded pass would evaluate rows near a tenth of the means or more again in float64 (a
+        far component reaches them) and rows reach at most three quarters of the components
+        (:func:`posterior_reach`). Measured on 2 cores of an Intel Xeon
+        (``bench/direct_moments.py``), the direct E-step was 1.2-1.7x faster on well-separated
+        clusters and on photo patches, where the expanded pass refines most rows, and 2.5x on
+        digits (a third of the rows). Elsewhere the expanded products were faster: 2.0-2.2x where
+        rows reach nearly all of 256 components, 1.2-1.4x where groups of 4-32 overlapping
+        components lie far apart (no row refined); in float64 by 1.0-1.7x.
         """
         if self.covariance_type not in ("diag", "spherical"):
             return False
@@ -559,7 +558,7 @@ class FastGMM(MixtureEstimator, DensityMixin, BaseEstimator):
             float(np.log(np.finfo(np.float32).tiny)),
             _MAX_EXPANSION_CONDITION[np.float32],
         )
-        return reach.refined >= 0.25 and reach.components <= 0.75 * self.n_components
+        return reach.refined >= 0.1 and reach.components <= 0.75 * self.n_components
 
     def _homes_for(self, X):
         """Home labels for rows that have none yet: every row's most probable component, from a

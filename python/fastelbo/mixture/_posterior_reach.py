@@ -5,8 +5,10 @@ from (``FastGMM._sums_directly``): GEMM products expanded about runs of rows tha
 component, where rows a component far from their run may matter to are evaluated again in
 float64; or log-joints summed directly in float64 (3 flops per row, component and feature, at a
 fraction of the GEMM's rate) with moments summed per pair of a row and a component with q > 0.
-The direct pass wins where the expanded one refines a quarter of the rows or more, unless rows
-reach most components (the moments per reached pair then cost more than the expanded products). The estimates
+The direct pass won wherever the expanded one refined rows near a tenth of the means or more
+(digits, with 10 components, refines rows near 2 of them at the means, a third of all rows),
+unless rows reach most components (the moments per reached pair then cost more than the expanded
+products); it lost where no far component reaches rows. The estimates
 probe the component means themselves, the densest places of the data.
 """
 

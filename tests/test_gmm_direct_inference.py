@@ -230,3 +230,24 @@ def test_rows_score_alike_at_every_tile_and_block_boundary(n_components):
         np.testing.assert_array_equal(scores(X[:n]), whole[:n])
     for i in range(9):
         np.testing.assert_array_equal(scores(X[i : i + 1]), whole[i : i + 1])
+
+
+@pytest.mark.parametrize("offset", [0.0007, 0.0013, 0.0021])
+def test_float32_responsibilities_of_a_row_far_from_every_component_hold_float32_digits(offset):
+    """A row near the middle of two unit-width components 2,000 widths apart: log-joints near -5e5,
+    where float32's spacing is 0.03. Their differences, all the posterior reads, are taken in
+    float64 before rounding (the row's largest log-joint is kept apart)."""
+    gmm = _fit(_two_clusters(np.float32), "diag", n_components=2)
+    gmm._set_parameters(
+        (
+            np.array([0.5, 0.5], dtype=np.float32),
+            np.array([[-1000.0, 0.0], [1000.0, 0.0]], dtype=np.float32),
+            np.ones((2, 2), dtype=np.float32),
+            np.ones((2, 2), dtype=np.float32),
+        )
+    )
+    X = np.array([[offset, 0.0]], dtype=np.float32)
+    evaluation = evaluate_mixture(gmm_parameters(gmm), X)
+    np.testing.assert_allclose(gmm.predict_proba(X), evaluation.responsibilities, rtol=2e-7, atol=0)
+    scores = gmm.score_samples(X).astype(np.float64)
+    np.testing.assert_allclose(scores, evaluation.log_likelihood, rtol=2 * np.finfo(np.float32).eps)

@@ -11,7 +11,7 @@
 // needs homes (clusters far apart for their widths, and float32 sooner), a labelling pass plus a
 // refined pass can cost more than these sums (3 flops per row, component and feature against the
 // expansion's 4). The caller chooses (the `direct` argument of gaussian_mixture_pass;
-// FastGMM._sums_directly, which measures the choice for fits in bench/direct_moments.py).
+// FastGMM._sums_directly; bench/direct_moments.py measures both choices for fits).
 //
 // The sums are vectorised over components, the parameters stored feature by feature (padded to
 // whole blocks of components), each sum taken in order over the features with no horizontal
@@ -42,6 +42,7 @@ class DirectDiagonalGaussians {
     struct Workspace {
         RowMatrix<double> rows;      // [kTileRows, D] the current rows in float64
         RowMatrix<double> distance;  // [kTileRows, padded K] their squared distances
+        Vector<double> row_offset;   // [B] each row's largest log-joint, kept apart (row_offsets)
     };
 
     DirectDiagonalGaussians(const GaussianMixtureParams<T>& p, RowCentring centring)
@@ -50,8 +51,9 @@ class DirectDiagonalGaussians {
     Index bytes_per_row() const { return static_cast<Index>(sizeof(T)) * (D_ + 2 * K_); }
     double flops_per_row() const { return 3.0 * D_ * K_ + 20.0 * K_; }
 
-    Workspace make_workspace(Index) const {
-        return Workspace{RowMatrix<double>(kTileRows, D_), RowMatrix<double>(kTileRows, stride_)};
+    Workspace make_workspace(Index block_rows) const {
+        return Workspace{RowMatrix<double>(kTileRows, D_), RowMatrix<double>(kTileRows, stride_),
+                         Vector<double>(block_rows)};
     }
 
     void log_joint(const RowBlock<T>& x, Workspace& ws, WorkBlock<T> lj) const {
@@ -60,6 +62,10 @@ class DirectDiagonalGaussians {
         for (; i + kTileRows <= n; i += kTileRows) log_joint_rows<kTileRows>(x, i, ws, lj);
         for (; i < n; ++i) log_joint_rows<1>(x, i, ws, lj);
     }
+
+    // The part of each row's log-joints left out of those log_joint writes (its largest); the pass
+    // adds it to the row's log-normaliser.
+    const double* row_offsets(const Workspace& ws) const { return ws.row_offset.data(); }
 
     const RowCentring& centring() const { return centring_; }
 
@@ -115,18 +121,30 @@ class DirectDiagonalGaussians {
     void log_joint_rows(const RowBlock<T>& x, Index i0, Workspace& ws, WorkBlock<T> lj) const {
         for (int r = 0; r < R; ++r) ws.rows.row(r) = x.row(i0 + r).template cast<double>();
         for (Index c0 = 0; c0 < stride_; c0 += kBlock) squared_distances<R>(ws, c0);
-        // Every log-joint at the floor: the row's log-likelihood is below what T can hold (or the
-        // only components above it are empty). NaN makes the pass report the overflow.
-        const T floor = log_zero_floor<T>();
+        // A row's largest log-joint is kept apart (row_offsets): the posterior reads only the
+        // differences, which T then holds to its own precision however far the row lies (rounded
+        // whole, float32 log-joints of -5e5 were 0.03 apart). Every log-joint at the floor: the
+        // row's log-likelihood is below what T can hold (or the only components above it are
+        // empty); NaN makes the pass report the overflow, as it reports a NaN log-joint.
+        const double floor = static_cast<double>(log_zero_floor<T>());
         for (int r = 0; r < R; ++r) {
             T* out = &lj(i0 + r, 0);
-            const double* distance = &ws.distance(r, 0);
-            bool representable = false;
+            double* value = &ws.distance(r, 0);  // the squared distances, overwritten by the log-joints
+            double largest = -std::numeric_limits<double>::infinity();
+            bool nan = false;
             for (Index k = 0; k < K_; ++k) {
-                out[k] = log_joint_of(k, distance[k]);
-                representable = representable || out[k] > floor;
+                value[k] = log_joint_of(k, value[k]);
+                nan = nan || std::isnan(value[k]);
+                largest = std::max(largest, value[k]);
             }
-            if (!representable) std::fill(out, out + K_, std::numeric_limits<T>::quiet_NaN());
+            ws.row_offset(i0 + r) = 0.0;
+            if (nan || !(largest > floor)) {
+                std::fill(out, out + K_, std::numeric_limits<T>::quiet_NaN());
+                continue;
+            }
+            ws.row_offset(i0 + r) = largest;
+            for (Index k = 0; k < K_; ++k)
+                out[k] = static_cast<T>(value[k] > floor ? std::max(value[k] - largest, floor) : floor);
         }
     }
 
@@ -164,11 +182,10 @@ class DirectDiagonalGaussians {
     // squared distance of 2e307 or more in float64, 4e37 in float32, or one that overflows): it can
     // only matter to a row whose every log-joint is floored, which log_joint makes NaN. NaN (a NaN
     // parameter, or an infinite precision factor times a zero difference) stays NaN.
-    T log_joint_of(Index c, double squared_distance) const {
+    double log_joint_of(Index c, double squared_distance) const {
         const double value = gaussian_log_joint(base_constant_(c), squared_distance);
-        const T floor = log_zero_floor<T>();
-        if (std::isnan(value)) return std::numeric_limits<T>::quiet_NaN();
-        return value > static_cast<double>(floor) ? static_cast<T>(value) : floor;
+        const double floor = static_cast<double>(log_zero_floor<T>());
+        return std::isnan(value) || value > floor ? value : floor;
     }
 
     DirectDiagonalGaussians(const GaussianMixtureParams<T>& p, GaussianConstants constants, RowCentring centring)

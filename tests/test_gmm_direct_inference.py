@@ -251,3 +251,21 @@ def test_float32_responsibilities_of_a_row_far_from_every_component_hold_float32
     np.testing.assert_allclose(gmm.predict_proba(X), evaluation.responsibilities, rtol=2e-7, atol=0)
     scores = gmm.score_samples(X).astype(np.float64)
     np.testing.assert_allclose(scores, evaluation.log_likelihood, rtol=2 * np.finfo(np.float32).eps)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_labels_are_the_first_component_of_largest_responsibility_at_near_ties(dtype):
+    """Rows a hair off the middle of two equal components: their log-joints differ (by 2e-8 and
+    2e-9), but float32's responsibilities tie at 0.5, and the label is then the first component,
+    as argmax(predict_proba) says."""
+    gmm = _fit(_two_clusters(dtype), "diag", n_components=2)
+    gmm._set_parameters(
+        (
+            np.array([0.5, 0.5], dtype=dtype),
+            np.array([[-1.0, 0.0], [1.0, 0.0]], dtype=dtype),
+            np.ones((2, 2), dtype=dtype),
+            np.ones((2, 2), dtype=dtype),
+        )
+    )
+    X = np.array([[1e-8, 0.0], [1e-9, 0.0], [0.0, 0.0], [-1e-8, 0.0], [0.5, 0.0]], dtype=dtype)
+    np.testing.assert_array_equal(gmm.predict(X), np.argmax(gmm.predict_proba(X), axis=1))

@@ -30,15 +30,18 @@ template <class T>
 inline RowPosterior posterior_from_log_joint_row(T* row, Index K, T* scratch) {
     Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> l(row, K);
     Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> e(scratch, K);
-    // A vectorised maximum, then the first index holding it (Eigen's indexed maxCoeff is a scalar
-    // loop with a branch per entry, a sixth of a diag pass on AVX2).
     const T max = l.maxCoeff();
-    Index argmax = 0;
-    while (argmax + 1 < K && !(l[argmax] == max)) ++argmax;
     l -= max;
     e = l.exp();
     const T cutoff = underflow_cutoff<T>();
     for (Index c = 0; c < K; ++c) e[c] = kept_exponential(l[c], e[c], cutoff);  // compiles to a vector blend
+    // The label is the first component of largest responsibility, so that it is argmax q even where
+    // log-joints that differ give the same q (a float32 gap below 6e-8 rounds exp to 1): a vectorised
+    // maximum, then the first index holding it (Eigen's indexed maxCoeff is a scalar loop with a
+    // branch per entry, a sixth of a diag pass on AVX2).
+    const T largest = e.maxCoeff();
+    Index argmax = 0;
+    while (argmax + 1 < K && !(e[argmax] == largest)) ++argmax;
     const T s = e.sum();
     const T et = (e * l).sum();
     const T inv_s = T(1) / s;

@@ -18,7 +18,7 @@ from scipy.special import logsumexp, softmax
 from sklearn.exceptions import ConvergenceWarning
 
 import reference as ref
-from fastelbo import FastGMM
+from fastelbo import FastGMM, _core
 
 
 def _fitted(covariance_type, dtype=np.float64, n_active=None):
@@ -100,3 +100,53 @@ def test_far_rows_among_ordinary_ones_in_one_call_keep_both_exact():
     np.testing.assert_allclose(proba[~is_far], expected_near["resp"], atol=1e-12)
     np.testing.assert_allclose(proba[is_far], softmax(_tied_logits(gmm, far), axis=1), atol=1e-12)
     np.testing.assert_allclose(gmm.score_samples(X)[~is_far], expected_near["log_norm"], rtol=1e-12)
+
+
+def _expanded_pass(X, means, factor, covariance_type, home, compute_moments):
+    K = len(means)
+    return _core.gaussian_mixture_pass(
+        X,
+        None,
+        np.log(np.full(K, 1 / K, dtype=X.dtype)),
+        means,
+        factor,
+        means.astype(np.float64),
+        home,
+        covariance_type,
+        compute_moments=compute_moments,
+        return_log_norm=True,
+        return_responsibilities=True,
+        n_threads=1,
+        direct=False,
+    )
+
+
+@pytest.mark.parametrize("compute_moments", [False, True])
+@pytest.mark.parametrize("with_homes", [False, True])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_float32_expanded_pass_keeps_the_differences_of_rows_far_from_every_component(
+    covariance_type, with_homes, compute_moments
+):
+    """Rows near the middle of two unit-width components 2,000 widths apart, among rows of both
+    clusters: their log-joints are near -5e5, where float32's spacing is 0.03. The expanded pass
+    re-evaluates them in float64 (a far component reaches them) and keeps each one's largest
+    log-joint apart, so that float32 rounds only the differences the posterior reads."""
+    rng = np.random.RandomState(5)
+    means = np.array([[-1000.0, 0.0], [1000.0, 0.0]])
+    cluster_rows = rng.standard_normal((40, 2)) + means[np.arange(40) % 2]
+    middle_rows = np.c_[[0.0007, 0.0013, -0.0021, 0.003], [0.0, 0.5, -1.0, 0.0]]
+    X = np.r_[cluster_rows[:20], middle_rows, cluster_rows[20:]].astype(np.float32)
+    factor = np.ones((2, 2) if covariance_type == "diag" else 2)
+    home = (X[:, 0] > 0).astype(np.int64) if with_homes else None
+    out = _expanded_pass(
+        X, means.astype(np.float32), factor.astype(np.float32), covariance_type, home, compute_moments
+    )
+    x = X.astype(np.float64)
+    log_joints = np.log(0.5) - np.log(2 * np.pi) - 0.5 * np.sum((x[:, None, :] - means) ** 2, axis=2)
+    expected = softmax(log_joints, axis=1)
+    middle = slice(20, 24)
+    assert np.all(log_joints[middle].max(axis=1) < -4.9e5)
+    np.testing.assert_allclose(out["responsibilities"][middle], expected[middle], rtol=5e-7, atol=0)
+    np.testing.assert_allclose(out["responsibilities"], expected, atol=2e-7)
+    log_likelihood = logsumexp(log_joints, axis=1)
+    np.testing.assert_allclose(out["log_norm"], log_likelihood, rtol=2 * np.finfo(np.float32).eps)

@@ -27,6 +27,7 @@
 
 #include "fastelbo/gaussian_row_maths.hpp"
 #include "fastelbo/mixture_statistics.hpp"
+#include "fastelbo/posterior_row.hpp"
 #include "fastelbo/row_centring.hpp"
 #include "fastelbo/row_maths.hpp"
 #include "fastelbo/types.hpp"
@@ -121,30 +122,12 @@ class DirectDiagonalGaussians {
     void log_joint_rows(const RowBlock<T>& x, Index i0, Workspace& ws, WorkBlock<T> lj) const {
         for (int r = 0; r < R; ++r) ws.rows.row(r) = x.row(i0 + r).template cast<double>();
         for (Index c0 = 0; c0 < stride_; c0 += kBlock) squared_distances<R>(ws, c0);
-        // A row's largest log-joint is kept apart (row_offsets): the posterior reads only the
-        // differences, which T then holds to its own precision however far the row lies (rounded
-        // whole, float32 log-joints of -5e5 were 0.03 apart). Every log-joint at the floor: the
-        // row's log-likelihood is below what T can hold (or the only components above it are
-        // empty); NaN makes the pass report the overflow, as it reports a NaN log-joint.
-        const double floor = static_cast<double>(log_zero_floor<T>());
+        // Each row's log-joints relative to its largest, which is kept apart (row_offsets; see
+        // round_relative_to_largest).
         for (int r = 0; r < R; ++r) {
-            T* out = &lj(i0 + r, 0);
             double* value = &ws.distance(r, 0);  // the squared distances, overwritten by the log-joints
-            double largest = -std::numeric_limits<double>::infinity();
-            bool nan = false;
-            for (Index k = 0; k < K_; ++k) {
-                value[k] = log_joint_of(k, value[k]);
-                nan = nan || std::isnan(value[k]);
-                largest = std::max(largest, value[k]);
-            }
-            ws.row_offset(i0 + r) = 0.0;
-            if (nan || !(largest > floor)) {
-                std::fill(out, out + K_, std::numeric_limits<T>::quiet_NaN());
-                continue;
-            }
-            ws.row_offset(i0 + r) = largest;
-            for (Index k = 0; k < K_; ++k)
-                out[k] = static_cast<T>(value[k] > floor ? std::max(value[k] - largest, floor) : floor);
+            for (Index k = 0; k < K_; ++k) value[k] = log_joint_of(k, value[k]);
+            ws.row_offset(i0 + r) = round_relative_to_largest(value, K_, &lj(i0 + r, 0));
         }
     }
 

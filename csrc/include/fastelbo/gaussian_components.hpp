@@ -24,7 +24,7 @@
 // for a tight component 1e5 of its widths away. That is harmless where the component's log-joint
 // is far below the row's best (its responsibility is exactly 0 either way), but not where it may
 // matter: such rows (`refine_log_joints`) get all their log-joints re-evaluated in float64 (then
-// rounded to T), and their moments summed in float64 about the run's point (`accumulate_refined`)
+// rounded to T relative to the row's largest), and their moments summed in float64 about the run's point (`accumulate_refined`)
 // instead of in T; the run's flush moves them to the reference points with the others (one shift,
 // so that the M-step's scatter cancels exactly). float64 sums them directly (x - mu_c, no
 // expansion). float32's diag/spherical family expands them in float64 about the same point, with
@@ -127,6 +127,7 @@ class DiagonalGaussians {
         std::vector<Index> beyond64;     // components too far for a float64 expansion: summed directly
         RowMatrix<double> far_features;  // [B, F] z of the refined rows
         RowMatrix<double> far_values;    // [B, K] their log-joints, then their responsibilities
+        Vector<double> row_offset;       // [B] float32: a refined row's largest log-joint (row_offsets), else 0
     };
 
     explicit DiagonalGaussians(const GaussianMixtureParams<T>& p, RowCentring centring = {})
@@ -147,7 +148,8 @@ class DiagonalGaussians {
                      Vector<double>(K_),
                      {},
                      RowMatrix<double>(kFloat64Refine ? block_rows : 0, F_),
-                     RowMatrix<double>(kFloat64Refine ? block_rows : 0, K_)};
+                     RowMatrix<double>(kFloat64Refine ? block_rows : 0, K_),
+                     Vector<double>(kFloat64Refine ? block_rows : 0)};
         // The squared-feature rows of the projection do not depend on the expansion point.
         for (Index c = 0; c < K_; ++c)
             squared_feature_entries(&precision_(c, 0), D_, spherical_, ws.projection64.col(c));
@@ -189,6 +191,14 @@ class DiagonalGaussians {
         }
         lj.noalias() = z * ws.projection;
         lj.rowwise() += ws.constant.transpose();
+        if constexpr (kFloat64Refine) ws.row_offset.head(n).setZero();
+    }
+
+    // float32: each refined row's largest log-joint, left out of the log-joints refine_log_joints
+    // writes (0 for the others); the pass adds it to the row's log-normaliser. float64 writes its
+    // refined log-joints whole.
+    const double* row_offsets(const Workspace& ws) const {
+        return kFloat64Refine ? ws.row_offset.data() : nullptr;
     }
 
     // Sums directly, in float64, the log-joints of the rows of the block that a far component may
@@ -212,7 +222,9 @@ class DiagonalGaussians {
         } else {
             // float32: the listed rows expanded in float64 about the same point (features and one
             // product), which holds ~9 more digits than float32's expansion; components beyond
-            // even float64's reach are summed directly. The features stay for accumulate_refined.
+            // even float64's reach are summed directly. Each row is rounded to float32 relative to
+            // its largest log-joint (round_relative_to_largest), so that far rows keep float32's
+            // digits in the differences. The features stay for accumulate_refined.
             auto features = ws.far_features.topRows(r);
             for (Index k = 0; k < r; ++k) {
                 const auto centred = x.row(ws.far.rows[k]).template cast<double>() - ws.point;
@@ -229,7 +241,7 @@ class DiagonalGaussians {
             for (Index k = 0; k < r; ++k) {
                 const Index i = ws.far.rows[k];
                 for (Index c : ws.beyond64) values(k, c) = direct_log_joint(x, i, c);
-                for (Index c = 0; c < K_; ++c) lj(i, c) = finite_component_constant<T>(values(k, c));
+                ws.row_offset(i) = round_relative_to_largest(&values(k, 0), K_, &lj(i, 0));
             }
         }
         return r;

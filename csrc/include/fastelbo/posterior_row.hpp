@@ -11,6 +11,7 @@
 // 0 a responsibility of ~2^-1024 and inflating the entropy by e_c * t_c.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -24,6 +25,31 @@ struct RowPosterior {
     double entropy;
     Index argmax;
 };
+
+// Rounds a row's log-joints `value` (K, summed in float64) to T in `out` relative to their largest,
+// and returns that largest, which the family keeps apart (row_offsets: the pass adds it to the row's
+// log-normaliser). The posterior reads only the differences, which T then holds to its own
+// precision however far the row lies (rounded whole, float32 log-joints of -5e5 are 0.03 apart).
+// Log-joints at T's floor (empty components) stay there. Every log-joint at the floor (the row's
+// log-likelihood is below what T holds, or the only components above it are empty) or one NaN:
+// the row is written NaN and 0 returned, so that the pass reports it as it reports an overflow.
+template <class T>
+inline double round_relative_to_largest(const double* value, Index K, T* out) {
+    const double floor = static_cast<double>(log_zero_floor<T>());
+    double largest = -std::numeric_limits<double>::infinity();
+    bool nan = false;
+    for (Index k = 0; k < K; ++k) {
+        nan = nan || std::isnan(value[k]);
+        largest = std::max(largest, value[k]);
+    }
+    if (nan || !(largest > floor)) {
+        std::fill(out, out + K, std::numeric_limits<T>::quiet_NaN());
+        return 0.0;
+    }
+    for (Index k = 0; k < K; ++k)
+        out[k] = static_cast<T>(value[k] > floor ? std::max(value[k] - largest, floor) : floor);
+    return largest;
+}
 
 // Overwrites `row` (length K) with the responsibilities. `scratch` holds at least K values.
 template <class T>

@@ -18,21 +18,21 @@
 // reference points r_c when the run ends (`flush`). Full covariances need no expansion; their moments
 // are taken per sub-block about each component's local weighted mean and converted to r_c.
 //
-// Where a run's point cannot hold a component (FarExpansion): a component c whose mean lies
-// m_c = ||mu_c - p||^2_{P_c} > kMaxExpansionCondition<T> from the point, in its own metric, gets
+// Where a run's point cannot hold a component (FarExpansion): a component c whose mean lies m_c =
+// ||mu_c - p||^2_{P_c} > kMaxExpansionCondition<T> from the point, in its own metric, gets
 // log-joints with an error up to about eps * (m_c + ||x~||^2_{P_c}) - thousands of nats in float32
-// for a tight component 1e5 of its widths away. That is harmless where the component's log-joint
-// is far below the row's best (its responsibility is exactly 0 either way), but not where it may
+// for a tight component 1e5 of its widths away. That is harmless where the component's log-joint is
+// far below the row's best (its responsibility is exactly 0 either way), but not where it may
 // matter: such rows (`refine_log_joints`) get all their log-joints re-evaluated in float64 (then
-// rounded to T relative to the row's largest), and their moments summed in float64 about the run's point (`accumulate_refined`)
-// instead of in T; the run's flush moves them to the reference points with the others (one shift,
-// so that the M-step's scatter cancels exactly). float64 sums them directly (x - mu_c, no
-// expansion). float32's diag/spherical family expands them in float64 about the same point, with
-// products (about 9 digits more than float32's expansion, at a fraction of the direct sums' cost
-// where many rows qualify, as with broad starting components), and sums directly only the
-// components beyond float64's own kMaxExpansionCondition. Homes make these rows rare once the
-// components have found their clusters (a row far from its run's point has the wrong home); without
-// them the rule still holds.
+// rounded to T relative to the row's largest), and their moments summed in float64 about the run's
+// point (`accumulate_refined`) instead of in T; the run's flush moves them to the reference points
+// with the others (one shift, so that the M-step's scatter cancels exactly). float64 sums them
+// directly (x - mu_c, no expansion). float32's diag/spherical family expands them in float64 about
+// the same point, with products (about 9 digits more than float32's expansion, at a fraction of the
+// direct sums' cost where many rows qualify, as with broad starting components), and sums directly
+// only the components beyond float64's own kMaxExpansionCondition. Homes make these rows rare once
+// the components have found their clusters (a row far from its run's point has the wrong home);
+// without them the rule still holds.
 #pragma once
 
 #include <cmath>

@@ -11,6 +11,7 @@ component with certainty). The reference drops the common term: a softmax of
 """
 
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,6 +20,11 @@ from sklearn.exceptions import ConvergenceWarning
 
 import reference as ref
 from fastelbo import FastGMM, _core
+from fastelbo.mixture._covariance import (
+    covariances_from_precisions_cholesky,
+    precisions_cholesky_from_covariances,
+)
+from independent_evaluation import component_log_densities, evaluate_mixture, gmm_parameters
 
 
 def _fitted(covariance_type, dtype=np.float64, n_active=None):
@@ -150,3 +156,77 @@ def test_float32_expanded_pass_keeps_the_differences_of_rows_far_from_every_comp
     np.testing.assert_allclose(out["responsibilities"], expected, atol=2e-7)
     log_likelihood = logsumexp(log_joints, axis=1)
     np.testing.assert_allclose(out["log_norm"], log_likelihood, rtol=2 * np.finfo(np.float32).eps)
+
+
+def _parameters_as_used(gmm):
+    """The mixture the kernels evaluate: float32 covariances and their rounded precision factors
+    differ by round-off, which moves log-joints near -5e5 by 0.1; the kernels use the factors."""
+    covariances = covariances_from_precisions_cholesky(
+        gmm.precisions_cholesky_.astype(np.float64), gmm.covariance_type
+    )
+    return gmm_parameters(
+        SimpleNamespace(
+            weights_=gmm.weights_,
+            means_=gmm.means_,
+            covariances_=covariances,
+            covariance_type=gmm.covariance_type,
+        )
+    )
+
+
+def _between_far_clusters(covariance_type, dtype):
+    """A fitted FastGMM moved to two equal-weight components 1,000 of their widths from the
+    origin on either side (widths differing between features and, but for tied, between the
+    components; full: correlated), and rows near where the two log-joints, near -5e5, are equal:
+    on lines across the gap, a few nats either side of the tie (found by bisection in float64)."""
+    gmm = _fitted(covariance_type, dtype)
+    covariances = {
+        "full": np.array([[[4.0, 0.5], [0.5, 0.25]], [[1.0, -0.3], [-0.3, 0.5]]]),
+        "tied": np.array([[4.0, 0.5], [0.5, 0.25]]),
+        "diag": np.array([[4.0, 0.25], [1.0, 0.5]]),
+        "spherical": np.array([4.0, 1.0]),
+    }[covariance_type]
+    means = np.array([[-2000.0, 0.0], [2000.0, 0.0]])
+    gmm.n_features_in_ = 2
+    gmm._set_parameters(
+        (
+            np.array([0.5, 0.5], dtype=dtype),
+            means.astype(dtype),
+            covariances.astype(dtype),
+            precisions_cholesky_from_covariances(covariances, covariance_type).astype(dtype),
+        )
+    )
+    params = _parameters_as_used(gmm)
+
+    def gap(t, y):  # log-joint of component 1 less that of component 0 (equal weights), in float64
+        log_density = component_log_densities(params, np.array([[t, y]])).log_density[0]
+        return log_density[1] - log_density[0]
+
+    rows = []
+    for y in (0.0, 0.5, -1.0):
+        low, high = -2000.0, 2000.0
+        for _ in range(200):
+            middle = 0.5 * (low + high)
+            low, high = (low, middle) if gap(middle, y) > 0 else (middle, high)
+        slope = (gap(high + 1e-3, y) - gap(low - 1e-3, y)) / (high - low + 2e-3)
+        rows += [[low + nats / slope, y] for nats in (0.0, 0.3, -2.0, 4.0)]
+    return gmm, np.array(rows, dtype=dtype)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_float32_responsibilities_of_rows_between_far_clusters_hold_float32_digits(covariance_type):
+    """Rounded whole, float32 log-joints near -5e5 are 0.03 apart: responsibilities were up to
+    0.014 off (full) and 0.004 (tied). Such rows are evaluated in float64 and rounded relative to
+    their largest log-joint, kept apart."""
+    gmm, X = _between_far_clusters(covariance_type, np.float32)
+    evaluation = evaluate_mixture(_parameters_as_used(gmm), X)
+    assert np.all(evaluation.log_likelihood < -1e5)
+    assert np.all(evaluation.responsibilities.min(axis=1) > 1e-3)  # no row goes to one component
+    np.testing.assert_allclose(gmm.predict_proba(X), evaluation.responsibilities, rtol=5e-7, atol=0)
+    labels = gmm.predict(X)
+    np.testing.assert_array_equal(labels, gmm.predict_proba(X).argmax(axis=1))
+    clear = np.abs(np.diff(evaluation.responsibilities, axis=1))[:, 0] > 1e-6  # not a float32 tie
+    np.testing.assert_array_equal(labels[clear], evaluation.responsibilities.argmax(axis=1)[clear])
+    np.testing.assert_allclose(
+        gmm.score_samples(X), evaluation.log_likelihood, rtol=2 * np.finfo(np.float32).eps
+    )

@@ -374,7 +374,7 @@ class TiedGaussians {
         FarExpansion<T> far;
         RowVector<double> whitened_row;  // [D] a refined row x U in float64
         Vector<double> row_offset;       // [B] the part of each row's log-joints common to all (row_offsets)
-        Vector<double> distances;        // [K] a refined row's ||y - m_c||^2
+        Vector<double> distances;        // [K] a refined row's ||y - m_c||^2, then its log-joints
     };
 
     // The squared norm of a refined row y (whitened about the components' centre) up to which its
@@ -455,18 +455,18 @@ class TiedGaussians {
         for (Index i : ws.far.rows) {
             const auto& y = ws.whitened_row;
             ws.whitened_row.noalias() = (x.row(i).template cast<double>() - whitened_.centre) * chol64_;
+            auto& values = ws.distances;
             if (y.squaredNorm() <= kRoundedDistanceLimit) {
-                // Near the components' centre: each log-joint whole (the row's offset 0).
-                for (Index c = 0; c < K_; ++c) {
-                    lj(i, c) = finite_component_constant<T>(
-                        gaussian_log_joint(base_constant_(c), (y - whitened_.means.row(c)).squaredNorm()));
-                }
-                ws.row_offset(i) = 0;
+                // Near the components' centre: each log-joint whole in float64, rounded to T
+                // relative to the row's largest (its offset).
+                for (Index c = 0; c < K_; ++c)
+                    values(c) = gaussian_log_joint(base_constant_(c), (y - whitened_.means.row(c)).squaredNorm());
+                ws.row_offset(i) = round_relative_to_largest(values.data(), K_, &lj(i, 0));
                 continue;
             }
-            // Far from it: relative to the nearest component r, whose -1/2 ||y - m_r||^2 is the
-            // row's offset, ||y - m_c||^2 - ||y - m_r||^2 as (m_r - m_c).(2y - m_c - m_r), without
-            // the rounding of two squares at the scale of ||y||^2.
+            // Far from it: relative to the nearest component r, ||y - m_c||^2 - ||y - m_r||^2 as
+            // (m_r - m_c).(2y - m_c - m_r), without the rounding of two squares at the scale of
+            // ||y||^2; the row's offset is -1/2 ||y - m_r||^2 plus the largest of these log-joints.
             auto& distances = ws.distances;
             Index nearest = 0;
             for (Index c = 0; c < K_; ++c) {
@@ -474,12 +474,12 @@ class TiedGaussians {
                 if (distances(c) < distances(nearest)) nearest = c;
             }
             const auto m_r = whitened_.means.row(nearest);
+            const double nearest_distance = distances(nearest);
             for (Index c = 0; c < K_; ++c) {
                 const auto m_c = whitened_.means.row(c);
-                const double excess = (m_r - m_c).dot(2.0 * y - m_c - m_r);
-                lj(i, c) = finite_component_constant<T>(gaussian_log_joint(base_constant_(c), excess));
+                values(c) = gaussian_log_joint(base_constant_(c), (m_r - m_c).dot(2.0 * y - m_c - m_r));
             }
-            ws.row_offset(i) = -0.5 * distances(nearest);
+            ws.row_offset(i) = -0.5 * nearest_distance + round_relative_to_largest(values.data(), K_, &lj(i, 0));
         }
         return static_cast<Index>(ws.far.rows.size());
     }
@@ -576,11 +576,21 @@ class TiedGaussians {
 };
 
 // One full covariance per component: no expansion, so rows need no home.
+//
+// float32 rounds each log-joint whole, to about eps * its size: a row far from the components that
+// reach it (a row between far clusters, 2,000 widths from both: log-joints near -5e5, 0.03 apart in
+// float32) would get responsibilities 0.01 off. Rows that several components reach (within the
+// posterior's underflow window of the row's largest log-joint, allowing for that round-off), one
+// of them with a log-joint of size beyond kRefinedLogJoint, are evaluated again in float64 and
+// rounded relative to their largest log-joint, which is kept apart (row_offsets), as the diag
+// family's far rows are. Such rows are rare: a row near a cluster has one component in reach, and
+// rows that overlapping components share lie within tens of widths of them.
 template <class T>
 class FullGaussians {
   public:
     using Statistics = MixtureStatistics;
     static constexpr bool kGrouped = false;
+    static constexpr bool kFloat64Refine = !std::is_same_v<T, double>;
 
     // Column-major: the whitening runs as U_c^T (x - mu_c)^T over columns of rows, the faster
     // orientation for Eigen's small triangular products.
@@ -593,6 +603,9 @@ class FullGaussians {
         RowMatrix<T> local_means;                       // [K, D]
         Vector<T> roots;                                // [B] sqrt(q) of the gathered rows
         RowVector<double> first, delta, shifted_first;  // [D] one component's shift to its reference
+        Vector<double> row_offset;                      // [B] float32: a refined row's largest log-joint, else 0
+        Vector<double> values;                          // [K] a refined row's float64 log-joints
+        Vector<double> centred64;                       // [D] a refined row's x - mu_c in float64
     };
 
     explicit FullGaussians(const GaussianMixtureParams<T>& p, RowCentring centring = {})
@@ -611,15 +624,32 @@ class FullGaussians {
                 transposed_chols_[c].template triangularView<Eigen::StrictlyUpper>().toDenseMatrix().isZero(0);
             constant_(c) = finite_component_constant<T>(base(c));
         }
+        if constexpr (kFloat64Refine) base_constant_ = base;
     }
 
     Index bytes_per_row() const { return static_cast<Index>(sizeof(T)) * (2 * D_ + 2 * K_); }
     double flops_per_row() const { return 3.0 * K_ * D_ * D_ + 6.0 * K_ * D_ + 20.0 * K_; }
 
     Workspace make_workspace(Index block_rows) const {
-        return Workspace{ColumnMatrix(D_, block_rows), ColumnMatrix(D_, block_rows), RowMatrix<T>(D_, D_),
-                         RowMatrix<T>(K_, D_),         Vector<T>(block_rows),        RowVector<double>(D_),
-                         RowVector<double>(D_),        RowVector<double>(D_)};
+        const Index refined = kFloat64Refine ? 1 : 0;
+        return Workspace{ColumnMatrix(D_, block_rows),
+                         ColumnMatrix(D_, block_rows),
+                         RowMatrix<T>(D_, D_),
+                         RowMatrix<T>(K_, D_),
+                         Vector<T>(block_rows),
+                         RowVector<double>(D_),
+                         RowVector<double>(D_),
+                         RowVector<double>(D_),
+                         Vector<double>(refined * block_rows),
+                         Vector<double>(refined * K_),
+                         Vector<double>(refined * D_)};
+    }
+
+    // float32: each refined row's largest log-joint, left out of the log-joints log_joint writes (0
+    // for the others); the pass adds it to the row's log-normaliser. float64 rounds nothing whole
+    // that matters (eps * 5e5 is 1e-10) and keeps every log-joint whole.
+    const double* row_offsets(const Workspace& ws) const {
+        return kFloat64Refine ? ws.row_offset.data() : nullptr;
     }
 
     void log_joint(const RowBlock<T>& x, Workspace& ws, WorkBlock<T> lj) const {
@@ -637,6 +667,18 @@ class FullGaussians {
             else
                 whitened.noalias() = transposed_chols_[c] * centred;
             lj.col(c) = gaussian_log_joint(constant_(c), whitened.colwise().squaredNorm().transpose().array()).matrix();
+        }
+        if constexpr (kFloat64Refine) {
+            ws.row_offset.head(n).setZero();
+            // A component in reach lies within the underflow window (87 nats) of the row's largest
+            // log-joint, so only rows whose largest is beyond half of kRefinedLogJoint can qualify:
+            // one vectorised maximum per row spares the others the test (which cost up to 10% of a
+            // float32 pass at K=64).
+            const T candidate = static_cast<T>(kRefinedLogJoint / 2);
+            for (Index i = 0; i < n; ++i) {
+                if (!(std::abs(lj.row(i).maxCoeff()) > candidate)) continue;
+                if (needs_refinement(lj.row(i))) refine_row(x.row(i), ws, &lj(i, 0), ws.row_offset(i));
+            }
         }
     }
 
@@ -689,11 +731,66 @@ class FullGaussians {
     const RowCentring& centring() const { return centring_; }
 
   private:
+    // The size of a float32 log-joint from which rows are refined: rounded whole, it is off by up
+    // to 2**11 * eps / 2 = 1.2e-4 nats (and its sum by a few times that), a relative error of that
+    // size in the responsibilities; rows that far from every component in reach are rare.
+    static constexpr double kRefinedLogJoint = 2048.0;
+
+    // Whether a row's float32 log-joints `l` (finite or NaN) need float64: several components in
+    // reach, one of them with a log-joint beyond kRefinedLogJoint. A component's squared distance is read back from its log-joint, and
+    // its round-off bound e_c = (4 + 2D) eps (|constant_c| + distance_c + 1) widens the reach (as in
+    // FarExpansion).
+    template <class Row>
+    bool needs_refinement(const Row& l) const {
+        const double cutoff = static_cast<double>(underflow_cutoff<T>());
+        const double factor = (4.0 + 2.0 * static_cast<double>(D_)) * std::numeric_limits<T>::epsilon();
+        double largest = -std::numeric_limits<double>::infinity();
+        for (Index c = 0; c < K_; ++c) {
+            const double value = static_cast<double>(l(c));
+            if (std::isnan(value)) return false;  // the pass reports it
+            largest = std::max(largest, value);
+        }
+        Index in_reach = 0;
+        bool far = false;
+        const T floor = log_zero_floor<T>();
+        for (Index c = 0; c < K_; ++c) {
+            if (!(constant_(c) > floor)) continue;  // weight 0: q is exactly 0 either way
+            const double constant = static_cast<double>(constant_(c));
+            const double distance = std::max(2.0 * (constant - static_cast<double>(l(c))), 0.0);
+            const double error = factor * (std::abs(constant) + distance + 1.0);
+            if (static_cast<double>(l(c)) + error < largest + cutoff - error) continue;
+            ++in_reach;
+            far = far || std::abs(static_cast<double>(l(c))) > kRefinedLogJoint;
+        }
+        return in_reach > 1 && far;
+    }
+
+    // A row's log-joints summed in float64 (its whitened difference from each mean, U_c^T (x - mu_c)),
+    // written relative to the largest, which goes to `offset` (round_relative_to_largest).
+    template <class Row>
+    void refine_row(const Row& x, Workspace& ws, T* out, double& offset) const {
+        for (Index c = 0; c < K_; ++c) {
+            for (Index d = 0; d < D_; ++d)
+                ws.centred64(d) = static_cast<double>(x(d)) - static_cast<double>(means_(c, d));
+            const ColumnMatrix& u = transposed_chols_[c];
+            double distance = 0;
+            for (Index r = 0; r < D_; ++r) {
+                double y = 0;
+                for (Index k = 0; k < (lower_triangular_ ? r + 1 : D_); ++k)
+                    y += static_cast<double>(u(r, k)) * ws.centred64(k);
+                distance += y * y;
+            }
+            ws.values(c) = gaussian_log_joint(base_constant_(c), distance);
+        }
+        offset = round_relative_to_largest(ws.values.data(), K_, out);
+    }
+
     Index K_, D_;
     RowMatrix<T> means_;
     std::vector<ColumnMatrix> transposed_chols_;  // U_c^T
     bool lower_triangular_ = true;                // every U_c^T; precisions_cholesky_ set by hand may not be
     Vector<T> constant_;
+    Vector<double> base_constant_;  // float32: the constants in float64, for refined rows
     RowCentring centring_;
 };
 

@@ -737,9 +737,9 @@ class FullGaussians {
     static constexpr double kRefinedLogJoint = 2048.0;
 
     // Whether a row's float32 log-joints `l` (finite or NaN) need float64: several components in
-    // reach, one of them with a log-joint beyond kRefinedLogJoint. A component's squared distance is read back from its log-joint, and
-    // its round-off bound e_c = (4 + 2D) eps (|constant_c| + distance_c + 1) widens the reach (as in
-    // FarExpansion).
+    // reach, one of them with a log-joint beyond kRefinedLogJoint. A component's squared distance
+    // is read back from its log-joint, and its round-off bound e_c = (4 + 2D) eps (|constant_c| +
+    // distance_c + 1) widens the reach (as in FarExpansion).
     template <class Row>
     bool needs_refinement(const Row& l) const {
         const double cutoff = static_cast<double>(underflow_cutoff<T>());

@@ -230,3 +230,47 @@ def test_float32_responsibilities_of_rows_between_far_clusters_hold_float32_digi
     np.testing.assert_allclose(
         gmm.score_samples(X), evaluation.log_likelihood, rtol=2 * np.finfo(np.float32).eps
     )
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_float32_rows_whose_log_joints_lie_below_the_floor_keep_their_float32_values(covariance_type):
+    """A row 7e18 widths from two equal components: log-joints near -2.45e37, which float32 holds
+    but which lie below its floor for log 0 (lowest / 16), where relative rounding stops; the row
+    keeps its whole float32 log-joints (equal: q = 1/2 each)."""
+    gmm = _fitted(covariance_type, np.float32)
+    covariances = {"full": np.stack([np.eye(2)] * 2), "tied": np.eye(2)}[covariance_type]
+    gmm.n_features_in_ = 2
+    gmm._set_parameters(
+        (
+            np.array([0.5, 0.5], dtype=np.float32),
+            np.array([[-1.0, 0.0], [1.0, 0.0]], dtype=np.float32),
+            covariances.astype(np.float32),
+            precisions_cholesky_from_covariances(covariances, covariance_type).astype(np.float32),
+        )
+    )
+    X = np.array([[0.0, 7e18]], dtype=np.float32)
+    np.testing.assert_allclose(gmm.predict_proba(X), [[0.5, 0.5]], rtol=1e-6)
+    expected = -0.5 * (float(X[0, 1]) ** 2 + 1.0) - np.log(2 * np.pi)
+    np.testing.assert_allclose(gmm.score_samples(X), [expected], rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", ["log_weight", "factor"])
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_float32_non_finite_parameters_are_not_empty_components(covariance_type, bad):
+    """A NaN log-weight, or an infinite precision factor, gives non-finite log-normalisers: the
+    pass reports them instead of treating the component as empty (log-weight -inf)."""
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((50, 2)).astype(np.float32)
+    log_weights = np.log(np.full(2, 0.5, dtype=np.float32))
+    factor = np.stack([np.eye(2)] * 2) if covariance_type == "full" else np.eye(2)
+    factor = factor.astype(np.float32)
+    if bad == "log_weight":
+        log_weights[1] = np.nan
+    else:
+        factor.reshape(-1)[0] = np.inf
+    means = np.array([[-1.0, 0.0], [1.0, 0.0]], dtype=np.float32)
+    out = _core.gaussian_mixture_pass(
+        X, None, log_weights, means, factor, means.astype(np.float64), None, covariance_type,
+        compute_moments=False, return_log_norm=True, n_threads=1,
+    )  # fmt: skip
+    assert not np.any(np.isfinite(out["log_norm"]))

@@ -782,6 +782,10 @@ class FullGaussians {
             }
             ws.values(c) = gaussian_log_joint(base_constant_(c), distance);
         }
+        // Beyond what round_relative_to_largest takes (a row whose largest log-joint lies below
+        // T's floor for log 0, 1e19 widths away, which float32 still holds): the float32 values stand.
+        const double largest = ws.values.maxCoeff();
+        if (!(largest > static_cast<double>(log_zero_floor<T>())) || ws.values.hasNaN()) return;
         offset = round_relative_to_largest(ws.values.data(), K_, out);
     }
 

@@ -82,10 +82,12 @@ FASTELBO_HOST_DEVICE inline double gaussian_log_joint_constant(double log_weight
 }
 
 // A log-joint constant in the working precision; log pi_c = -inf (an empty component) becomes a
-// finite floor so that q_c = 0 and 0 * log-joint stays 0.
+// finite floor so that q_c = 0 and 0 * log-joint stays 0. NaN and +inf (a NaN log-weight, an
+// infinite precision factor) stay as they are, so that the pass reports them rather than treating
+// the component as empty.
 template <class T>
 FASTELBO_HOST_DEVICE inline T finite_component_constant(double value) {
-    return std::isfinite(value) ? static_cast<T>(value) : log_zero_floor<T>();
+    return value == -std::numeric_limits<double>::infinity() ? log_zero_floor<T>() : static_cast<T>(value);
 }
 
 }  // namespace fastelbo

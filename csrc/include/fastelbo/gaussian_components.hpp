@@ -676,8 +676,9 @@ class FullGaussians {
             // float32 pass at K=64).
             const T candidate = static_cast<T>(kRefinedLogJoint / 2);
             for (Index i = 0; i < n; ++i) {
-                if (!(std::abs(lj.row(i).maxCoeff()) > candidate)) continue;
-                if (needs_refinement(lj.row(i))) refine_row(x.row(i), ws, &lj(i, 0), ws.row_offset(i));
+                const T largest = lj.row(i).maxCoeff();
+                if (!(std::abs(largest) > candidate)) continue;
+                if (needs_refinement(lj.row(i), largest)) refine_row(x.row(i), ws, &lj(i, 0), ws.row_offset(i));
             }
         }
     }
@@ -736,20 +737,16 @@ class FullGaussians {
     // size in the responsibilities; rows that far from every component in reach are rare.
     static constexpr double kRefinedLogJoint = 2048.0;
 
-    // Whether a row's float32 log-joints `l` (finite or NaN) need float64: several components in
-    // reach, one of them with a log-joint beyond kRefinedLogJoint. A component's squared distance
-    // is read back from its log-joint, and its round-off bound e_c = (4 + 2D) eps (|constant_c| +
-    // distance_c + 1) widens the reach (as in FarExpansion).
+    // Whether a row's float32 log-joints `l` (finite or NaN), whose maximum is `row_largest`, need
+    // float64: several components in reach, one of them with a log-joint beyond kRefinedLogJoint. A
+    // component's squared distance is read back from its log-joint, and its round-off bound e_c =
+    // (4 + 2D) eps (|constant_c| + distance_c + 1) widens the reach (as in FarExpansion).
     template <class Row>
-    bool needs_refinement(const Row& l) const {
+    bool needs_refinement(const Row& l, T row_largest) const {
+        if (l.hasNaN()) return false;  // the pass reports it
         const double cutoff = static_cast<double>(underflow_cutoff<T>());
         const double factor = (4.0 + 2.0 * static_cast<double>(D_)) * std::numeric_limits<T>::epsilon();
-        double largest = -std::numeric_limits<double>::infinity();
-        for (Index c = 0; c < K_; ++c) {
-            const double value = static_cast<double>(l(c));
-            if (std::isnan(value)) return false;  // the pass reports it
-            largest = std::max(largest, value);
-        }
+        const double largest = static_cast<double>(row_largest);
         Index in_reach = 0;
         bool far = false;
         const T floor = log_zero_floor<T>();
@@ -782,11 +779,12 @@ class FullGaussians {
             }
             ws.values(c) = gaussian_log_joint(base_constant_(c), distance);
         }
-        // Beyond what round_relative_to_largest takes (a row whose largest log-joint lies below
-        // T's floor for log 0, 1e19 widths away, which float32 still holds): the float32 values stand.
-        const double largest = ws.values.maxCoeff();
-        if (!(largest > static_cast<double>(log_zero_floor<T>())) || ws.values.hasNaN()) return;
-        offset = round_relative_to_largest(ws.values.data(), K_, out);
+        // Where largest_log_joint refuses the row (a row whose every log-joint lies below T's floor
+        // for log 0, 1e19 widths away, which float32 still holds), the float32 values stand.
+        const double largest = largest_log_joint<T>(ws.values.data(), K_);
+        if (std::isnan(largest)) return;
+        round_relative_to(ws.values.data(), K_, largest, out);
+        offset = largest;
     }
 
     Index K_, D_;

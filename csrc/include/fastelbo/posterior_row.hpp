@@ -26,28 +26,45 @@ struct RowPosterior {
     Index argmax;
 };
 
-// Rounds a row's log-joints `value` (K, summed in float64) to T in `out` relative to their largest,
-// and returns that largest, which the family keeps apart (row_offsets: the pass adds it to the row's
-// log-normaliser). The posterior reads only the differences, which T then holds to its own
-// precision however far the row lies (rounded whole, float32 log-joints of -5e5 are 0.03 apart).
-// Log-joints at T's floor (empty components) stay there. Every log-joint at the floor (the row's
-// log-likelihood is below what T holds, or the only components above it are empty) or one NaN:
-// the row is written NaN and 0 returned, so that the pass reports it as it reports an overflow.
+// The largest of a row's log-joints `value` (K, summed in float64), or NaN where they cannot be
+// rounded relative to it (round_relative_to): one is NaN, or every one lies at or below T's floor
+// for log 0 (the row's log-likelihood is below what that floor lets T tell apart, or the only
+// components above it are empty).
 template <class T>
-inline double round_relative_to_largest(const double* value, Index K, T* out) {
-    const double floor = static_cast<double>(log_zero_floor<T>());
+inline double largest_log_joint(const double* value, Index K) {
     double largest = -std::numeric_limits<double>::infinity();
     bool nan = false;
     for (Index k = 0; k < K; ++k) {
         nan = nan || std::isnan(value[k]);
         largest = std::max(largest, value[k]);
     }
-    if (nan || !(largest > floor)) {
+    return nan || !(largest > static_cast<double>(log_zero_floor<T>())) ? std::numeric_limits<double>::quiet_NaN()
+                                                                       : largest;
+}
+
+// Rounds a row's log-joints `value` to T in `out` relative to their `largest` (largest_log_joint),
+// which the family keeps apart (row_offsets: the pass adds it to the row's log-normaliser). The
+// posterior reads only the differences, which T then holds to its own precision however far the
+// row lies (rounded whole, float32 log-joints of -5e5 are 0.03 apart). Log-joints at T's floor
+// (empty components) stay there.
+template <class T>
+inline void round_relative_to(const double* value, Index K, double largest, T* out) {
+    const double floor = static_cast<double>(log_zero_floor<T>());
+    for (Index k = 0; k < K; ++k)
+        out[k] = static_cast<T>(value[k] > floor ? std::max(value[k] - largest, floor) : floor);
+}
+
+// round_relative_to the row's largest log-joint, which is returned. Where largest_log_joint
+// refuses the row, it is written NaN and 0 returned, so that the pass reports it as it reports an
+// overflow.
+template <class T>
+inline double round_relative_to_largest(const double* value, Index K, T* out) {
+    const double largest = largest_log_joint<T>(value, K);
+    if (std::isnan(largest)) {
         std::fill(out, out + K, std::numeric_limits<T>::quiet_NaN());
         return 0.0;
     }
-    for (Index k = 0; k < K; ++k)
-        out[k] = static_cast<T>(value[k] > floor ? std::max(value[k] - largest, floor) : floor);
+    round_relative_to(value, K, largest, out);
     return largest;
 }
 
